@@ -1,0 +1,91 @@
+// See boundary.hpp for the rule this module enforces.
+#include "boundary.hpp"
+
+extern "C" {
+#include "access/xact.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+}
+
+#include <cstdarg>
+#include <cstring>
+
+namespace pg_ingest {
+
+const char* PgError::what() const noexcept {
+    return m_edata && m_edata->message ? m_edata->message : "PostgreSQL error";
+}
+
+void raise(int sqlerrcode, std::string message, std::string detail, std::string hint) {
+    throw ServerError(sqlerrcode, std::move(message), std::move(detail), std::move(hint));
+}
+
+std::string format(const char* fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    va_list ap2;
+    va_copy(ap2, ap);
+    const int n = std::vsnprintf(nullptr, 0, fmt, ap);
+    va_end(ap);
+    std::string out(n > 0 ? static_cast<size_t>(n) : 0, '\0');
+    if (n > 0) std::vsnprintf(out.data(), out.size() + 1, fmt, ap2);
+    va_end(ap2);
+    return out;
+}
+
+namespace detail {
+
+void capture(Pending& p, int sqlerrcode, const char* message, const char* detail,
+             const char* hint) noexcept {
+    p.sqlerrcode = sqlerrcode;
+    strlcpy(p.message, message ? message : "", sizeof(p.message));
+    strlcpy(p.detail, detail ? detail : "", sizeof(p.detail));
+    strlcpy(p.hint, hint ? hint : "", sizeof(p.hint));
+}
+
+void raise_pending(const Pending& p) {
+    if (p.pg_error) ReThrowError(p.pg_error);
+    ereport(ERROR, (errcode(p.sqlerrcode), errmsg_internal("%s", p.message),
+                    p.detail[0] ? errdetail_internal("%s", p.detail) : 0,
+                    p.hint[0] ? errhint("%s", p.hint) : 0));
+    pg_unreachable();
+}
+
+SubxactState begin_subxact() {
+    SubxactState s{CurrentMemoryContext, CurrentResourceOwner};
+    pg_call([&] {
+        BeginInternalSubTransaction(nullptr);
+        MemoryContextSwitchTo(s.cxt);
+    });
+    return s;
+}
+
+void commit_subxact(const SubxactState& s) {
+    pg_call([&] {
+        ReleaseCurrentSubTransaction();
+        MemoryContextSwitchTo(s.cxt);
+        CurrentResourceOwner = s.owner;
+    });
+}
+
+void rollback_subxact(const SubxactState& s) {
+    pg_call([&] {
+        RollbackAndReleaseCurrentSubTransaction();
+        MemoryContextSwitchTo(s.cxt);
+        CurrentResourceOwner = s.owner;
+    });
+}
+
+}  // namespace detail
+
+std::string text_to_string(const text* t) {
+    // VARDATA_ANY handles short headers; detoasting is the caller's job (PG_GETARG_TEXT_PP).
+    return std::string(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+}
+
+text* string_to_text(const std::string& s) {
+    return pg_call([&] { return cstring_to_text_with_len(s.data(), static_cast<int>(s.size())); });
+}
+
+}  // namespace pg_ingest
