@@ -17,6 +17,11 @@ const char* PgError::what() const noexcept {
     return m_edata && m_edata->message ? m_edata->message : "PostgreSQL error";
 }
 
+void PgError::release() const noexcept {
+    // FreeErrorData only pfrees, which does not ereport.
+    if (m_edata) FreeErrorData(m_edata);
+}
+
 void raise(int sqlerrcode, std::string message, std::string detail, std::string hint) {
     throw ServerError(sqlerrcode, std::move(message), std::move(detail), std::move(hint));
 }

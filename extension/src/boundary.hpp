@@ -23,11 +23,13 @@
 extern "C" {
 #include "postgres.h"
 #include "fmgr.h"
+#include "utils/memutils.h"
 #include "utils/resowner.h"
 }
 
 #include <cstdio>
 #include <exception>
+#include <memory>
 #include <new>
 #include <stdexcept>
 #include <string>
@@ -35,14 +37,16 @@ extern "C" {
 
 namespace pg_ingest {
 
-// A PostgreSQL error caught by pg_call(). The ErrorData is allocated in the memory context that
-// was current when pg_call() was entered; it lives as long as that context.
+// A PostgreSQL error caught by pg_call(). The ErrorData lives in TopTransactionContext (or
+// TopMemoryContext outside a transaction) until the transaction ends; code that swallows many
+// errors (bad-row isolation) frees it with release().
 class PgError : public std::exception {
 public:
     explicit PgError(ErrorData* edata) noexcept : m_edata(edata) {}
     const char* what() const noexcept override;
     int sqlerrcode() const noexcept { return m_edata->sqlerrcode; }
     ErrorData* data() const noexcept { return m_edata; }
+    void release() const noexcept;  // frees the ErrorData; the object must not be used after
 
 private:
     ErrorData* m_edata;
@@ -101,9 +105,12 @@ ErrorData* try_pg(F& f) {
     }
     PG_CATCH();
     {
-        MemoryContextSwitchTo(caller_cxt);
+        // The copy must outlive whatever C++ unwinding deletes (memory contexts of the
+        // failed operation, subtransactions): keep it in the top transaction's context.
+        MemoryContextSwitchTo(TopTransactionContext ? TopTransactionContext : TopMemoryContext);
         edata = CopyErrorData();
         FlushErrorState();
+        MemoryContextSwitchTo(caller_cxt);
     }
     PG_END_TRY();
     return edata;

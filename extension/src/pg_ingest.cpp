@@ -1,5 +1,6 @@
 // Module entry: _PG_init only wires the modules together.
 #include "boundary.hpp"
+#include "copy_hook.hpp"
 #include "guc.hpp"
 
 extern "C" {
@@ -18,6 +19,9 @@ void _PG_init(void) {
                  errmsg("pg_ingest must be loaded via shared_preload_libraries"),
                  errhint("Add pg_ingest to shared_preload_libraries in postgresql.conf and "
                          "restart the server, then run CREATE EXTENSION pg_ingest.")));
-    pg_ingest::guard([] { pg_ingest::guc::init(); });
+    pg_ingest::guard([] {
+        pg_ingest::guc::init();
+        pg_ingest::copy_hook::init();
+    });
 }
 }

@@ -1,0 +1,293 @@
+#include "conflict_target.hpp"
+
+extern "C" {
+#include "access/genam.h"
+#include "access/stratnum.h"
+#include "catalog/index.h"
+#include "catalog/objectaddress.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_index.h"
+#include "catalog/pg_inherits.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/lsyscache.h"
+#include "utils/relcache.h"
+#include "utils/varlena.h"
+}
+
+#include <algorithm>
+#include <set>
+
+namespace pg_ingest {
+
+namespace {
+
+std::string relname(Relation rel) { return RelationGetRelationName(rel); }
+
+std::string attname(Relation rel, AttrNumber attnum) {
+    return NameStr(TupleDescAttr(RelationGetDescr(rel), attnum - 1)->attname);
+}
+
+// The target's live column with this name, or 42703.
+AttrNumber find_column(Relation rel, const std::string& name) {
+    TupleDesc desc = RelationGetDescr(rel);
+    for (int i = 0; i < desc->natts; i++) {
+        Form_pg_attribute att = TupleDescAttr(desc, i);
+        if (!att->attisdropped && name == NameStr(att->attname)) return att->attnum;
+    }
+    raise(ERRCODE_UNDEFINED_COLUMN,
+          format("column \"%s\" of relation \"%s\" does not exist", name.c_str(),
+                 relname(rel).c_str()));
+}
+
+std::string column_list(Relation rel, const std::vector<AttrNumber>& cols) {
+    std::string out;
+    for (AttrNumber a : cols) out += (out.empty() ? "" : ", ") + attname(rel, a);
+    return out;
+}
+
+// A unique index usable as an ON CONFLICT arbiter: plain columns, no predicate, immediate,
+// valid. Fills the key attnums and btree operators when usable.
+bool usable_unique_index(Oid indexoid, ConflictTarget& out) {
+    bool usable = false;
+    // Plain C data only inside pg_call: it may longjmp.
+    struct Raw {
+        bool usable;
+        int nkeys;
+        AttrNumber keys[INDEX_MAX_KEYS];
+        Oid lt[INDEX_MAX_KEYS], eq[INDEX_MAX_KEYS], coll[INDEX_MAX_KEYS];
+        bool nnd;
+        char name[NAMEDATALEN];
+    } raw{};
+    pg_call([&] {
+        Relation idx = index_open(indexoid, AccessShareLock);
+        Form_pg_index form = idx->rd_index;
+        raw.usable = form->indisunique && form->indimmediate && form->indisvalid &&
+                     RelationGetIndexExpressions(idx) == NIL &&
+                     RelationGetIndexPredicate(idx) == NIL;
+        raw.nkeys = form->indnkeyatts;
+        raw.nnd = form->indnullsnotdistinct;
+        strlcpy(raw.name, RelationGetRelationName(idx), NAMEDATALEN);
+        for (int i = 0; raw.usable && i < raw.nkeys; i++) {
+            raw.keys[i] = form->indkey.values[i];
+            if (raw.keys[i] <= 0) raw.usable = false;
+            Oid fam = idx->rd_opfamily[i], typ = idx->rd_opcintype[i];
+            raw.lt[i] = get_opfamily_member(fam, typ, typ, BTLessStrategyNumber);
+            raw.eq[i] = get_opfamily_member(fam, typ, typ, BTEqualStrategyNumber);
+            raw.coll[i] = idx->rd_indcollation[i];
+            if (!OidIsValid(raw.lt[i]) || !OidIsValid(raw.eq[i])) raw.usable = false;
+        }
+        index_close(idx, AccessShareLock);
+    });
+    usable = raw.usable;
+    if (!usable) return false;
+    out = ConflictTarget{};
+    out.index = indexoid;
+    out.index_name = raw.name;
+    out.nulls_not_distinct = raw.nnd;
+    for (int i = 0; i < raw.nkeys; i++) {
+        out.keys.push_back(raw.keys[i]);
+        out.lt_operators.push_back(raw.lt[i]);
+        out.eq_operators.push_back(raw.eq[i]);
+        out.collations.push_back(raw.coll[i]);
+    }
+    return true;
+}
+
+std::vector<Oid> index_oids(Relation rel) {
+    std::vector<Oid> out;
+    List* l = pg_call([&] { return RelationGetIndexList(rel); });
+    ListCell* lc;
+    foreach (lc, l)
+        out.push_back(lfirst_oid(lc));
+    return out;
+}
+
+// For a partitioned target: does some partition have a usable unique index on exactly these
+// columns (by name)? Then the key is unique per partition only.
+bool unique_only_in_partitions(Relation rel, const std::set<std::string>& names) {
+    if (rel->rd_rel->relkind != RELKIND_PARTITIONED_TABLE) return false;
+    List* parts = pg_call([&] { return find_all_inheritors(RelationGetRelid(rel), NoLock, NULL); });
+    ListCell* lc;
+    foreach (lc, parts) {
+        Oid part = lfirst_oid(lc);
+        if (part == RelationGetRelid(rel)) continue;
+        Relation prel = pg_call([&] { return RelationIdGetRelation(part); });
+        if (!prel) continue;
+        bool found = false;
+        try {
+            for (Oid idx : index_oids(prel)) {
+                ConflictTarget t;
+                if (!usable_unique_index(idx, t)) continue;
+                std::set<std::string> cols;
+                for (AttrNumber a : t.keys) cols.insert(attname(prel, a));
+                if (cols == names) found = true;
+            }
+        } catch (...) {
+            pg_call([&] { RelationClose(prel); });
+            throw;
+        }
+        pg_call([&] { RelationClose(prel); });
+        if (found) return true;
+    }
+    return false;
+}
+
+[[noreturn]] void not_enforced_across_partitions(Relation rel, const std::string& cols) {
+    raise(ERRCODE_INVALID_COLUMN_REFERENCE,
+          format("conflict columns (%s) are not unique across the partitions of \"%s\"",
+                 cols.c_str(), relname(rel).c_str()),
+          "A unique index exists on some partitions only, so a key could exist in two "
+          "partitions at once.",
+          "Create the unique index on the partitioned table itself; it must include the "
+          "partition key columns.");
+}
+
+ConflictTarget find_conflict_target(const MergeSpec& spec) {
+    Relation rel = spec.target;
+    std::vector<ConflictTarget> candidates;
+    for (Oid idx : index_oids(rel)) {
+        ConflictTarget t;
+        if (usable_unique_index(idx, t)) candidates.push_back(std::move(t));
+    }
+    if (!spec.conflict_names.empty()) {
+        std::set<AttrNumber> wanted;
+        std::set<std::string> wanted_names;
+        for (const std::string& n : spec.conflict_names) {
+            if (!wanted.insert(find_column(rel, n)).second)
+                raise(ERRCODE_SYNTAX_ERROR,
+                      format("conflict column \"%s\" is named more than once", n.c_str()));
+            wanted_names.insert(n);
+        }
+        for (ConflictTarget& t : candidates)
+            if (std::set<AttrNumber>(t.keys.begin(), t.keys.end()) == wanted) return t;
+        std::string cols;
+        for (const std::string& n : spec.conflict_names) cols += (cols.empty() ? "" : ", ") + n;
+        if (unique_only_in_partitions(rel, wanted_names)) not_enforced_across_partitions(rel, cols);
+        raise(ERRCODE_INVALID_COLUMN_REFERENCE,
+              format("there is no unique index on \"%s\" matching the conflict columns (%s)",
+                     relname(rel).c_str(), cols.c_str()),
+              {},
+              "Name the columns of a primary key or of a non-partial unique index (on plain "
+              "columns) in CONFLICT_COLUMNS.");
+    }
+    const Oid pk = pg_call([&] { return RelationGetPrimaryKeyIndex(rel); });
+    for (ConflictTarget& t : candidates)
+        if (t.index == pk) return t;
+    if (candidates.size() == 1) return candidates.front();
+    if (candidates.empty()) {
+        raise(ERRCODE_INVALID_COLUMN_REFERENCE,
+              format("table \"%s\" has no primary key or unique index to detect conflicts on",
+                     relname(rel).c_str()),
+              rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE
+                  ? "A partitioned table needs the unique index on the table itself, not only "
+                    "on its partitions."
+                  : "",
+              "Add a primary key or a unique index, or load without ON_CONFLICT.");
+    }
+    std::string names;
+    for (ConflictTarget& t : candidates)
+        names += (names.empty() ? "" : ", ") + ("\"" + t.index_name + "\"");
+    raise(ERRCODE_INVALID_COLUMN_REFERENCE,
+          format("table \"%s\" has no primary key and several unique indexes to detect "
+                 "conflicts on",
+                 relname(rel).c_str()),
+          format("Unique indexes: %s.", names.c_str()),
+          "Name the conflict columns with CONFLICT_COLUMNS.");
+}
+
+void check_column_privilege(Relation rel, AttrNumber attnum, AclMode mode) {
+    pg_call([&] {
+        // pg_attribute_aclcheck() looks at column grants only; the table grant covers all.
+        if (pg_class_aclcheck(RelationGetRelid(rel), GetUserId(), mode) != ACLCHECK_OK &&
+            pg_attribute_aclcheck(RelationGetRelid(rel), attnum, GetUserId(), mode) !=
+                ACLCHECK_OK)
+            aclcheck_error_col(ACLCHECK_NO_PRIV, get_relkind_objtype(rel->rd_rel->relkind),
+                               RelationGetRelationName(rel),
+                               NameStr(TupleDescAttr(RelationGetDescr(rel), attnum - 1)->attname));
+    });
+}
+
+}  // namespace
+
+std::vector<std::string> split_identifiers(const std::string& value, const char* option) {
+    std::vector<std::string> out;
+    bool ok = false;
+    List* names = NIL;
+    pg_call([&] {
+        char* copy = pstrdup(value.c_str());
+        ok = SplitIdentifierString(copy, ',', &names);
+    });
+    if (!ok || names == NIL)
+        raise(ERRCODE_INVALID_PARAMETER_VALUE,
+              format("invalid %s value \"%s\"", option, value.c_str()), {},
+              "Give a comma-separated list of column names; quote names that are not lower "
+              "case, as in SQL.");
+    ListCell* lc;
+    foreach (lc, names)
+        out.emplace_back(static_cast<const char*>(lfirst(lc)));
+    return out;
+}
+
+ResolvedMerge resolve_merge(const MergeSpec& spec) {
+    Relation rel = spec.target;
+    ResolvedMerge r;
+    r.target = find_conflict_target(spec);
+
+    // Every key must come from the input: a defaulted key can never conflict.
+    for (AttrNumber k : r.target.keys) {
+        auto it = std::find(spec.columns.begin(), spec.columns.end(), k);
+        if (it == spec.columns.end())
+            raise(ERRCODE_INVALID_COLUMN_REFERENCE,
+                  format("conflict column \"%s\" is not in the %s column list",
+                         attname(rel, k).c_str(), spec.what.c_str()),
+                  {}, "Include every conflict column in the column list.");
+        r.key_positions.push_back(static_cast<int>(it - spec.columns.begin()));
+    }
+    auto is_key = [&](AttrNumber a) {
+        return std::find(r.target.keys.begin(), r.target.keys.end(), a) != r.target.keys.end();
+    };
+
+    const bool updates = spec.mode == ConflictMode::upsert || spec.mode == ConflictMode::update;
+    if (!spec.update_names.empty()) {
+        if (!updates)
+            raise(ERRCODE_SYNTAX_ERROR,
+                  format("UPDATE_COLUMNS cannot be used with ON_CONFLICT '%s'",
+                         conflict_mode_name(spec.mode)),
+                  {}, "UPDATE_COLUMNS applies to the 'upsert' and 'update' modes only.");
+        for (const std::string& n : spec.update_names) {
+            AttrNumber a = find_column(rel, n);
+            if (is_key(a))
+                raise(ERRCODE_INVALID_COLUMN_REFERENCE,
+                      format("column \"%s\" is a conflict column and cannot be updated",
+                             n.c_str()),
+                      {}, "Remove conflict columns from UPDATE_COLUMNS.");
+            if (std::find(spec.columns.begin(), spec.columns.end(), a) == spec.columns.end())
+                raise(ERRCODE_INVALID_COLUMN_REFERENCE,
+                      format("update column \"%s\" is not in the %s column list", n.c_str(),
+                             spec.what.c_str()),
+                      {}, "UPDATE_COLUMNS must be a subset of the loaded columns.");
+            if (std::find(r.update_columns.begin(), r.update_columns.end(), a) !=
+                r.update_columns.end())
+                raise(ERRCODE_SYNTAX_ERROR,
+                      format("update column \"%s\" is named more than once", n.c_str()));
+            r.update_columns.push_back(a);
+        }
+    } else if (updates) {
+        for (AttrNumber a : spec.columns)
+            if (!is_key(a)) r.update_columns.push_back(a);
+    }
+    if (spec.mode == ConflictMode::update && r.update_columns.empty())
+        raise(ERRCODE_INVALID_COLUMN_REFERENCE,
+              format("ON_CONFLICT 'update' needs at least one column besides the conflict "
+                     "columns (%s)",
+                     column_list(rel, r.target.keys).c_str()));
+
+    // The caller's privileges, checked before any input is read: INSERT on every loaded
+    // column, UPDATE on every updated one (the statements re-check them as they run).
+    for (AttrNumber a : spec.columns) check_column_privilege(rel, a, ACL_INSERT);
+    for (AttrNumber a : r.update_columns) check_column_privilege(rel, a, ACL_UPDATE);
+    return r;
+}
+
+}  // namespace pg_ingest

@@ -1,0 +1,315 @@
+// COPY ... FROM ... WITH (ON_CONFLICT 'mode', ...): a ProcessUtility hook that takes over COPY
+// FROM when one of our options is present, parses the input with PostgreSQL's own COPY
+// machinery (BeginCopyFrom / NextCopyFrom, so every ordinary option works) and applies the
+// rows through the merge engine. Every other statement goes straight to the next hook.
+#include "copy_hook.hpp"
+
+#include "conflict_target.hpp"
+#include "merge.hpp"
+#include "session_stats.hpp"
+
+extern "C" {
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_class.h"
+#include "commands/copy.h"
+#include "commands/copyfrom_internal.h"
+#include "commands/defrem.h"
+#include "executor/executor.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "parser/parse_node.h"
+#include "tcop/utility.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/rel.h"
+}
+
+#include <optional>
+
+namespace pg_ingest::copy_hook {
+
+namespace {
+
+ProcessUtility_hook_type prev_hook = nullptr;
+
+bool is_ours(const char* defname) {
+    return strcmp(defname, "on_conflict") == 0 || strcmp(defname, "conflict_columns") == 0 ||
+           strcmp(defname, "update_columns") == 0 || strcmp(defname, "on_error") == 0;
+}
+
+// Plain C on the hot path of every utility statement: no allocation, no exceptions.
+bool wants_us(Node* stmt) {
+    if (!IsA(stmt, CopyStmt)) return false;
+    ListCell* lc;
+    foreach (lc, reinterpret_cast<CopyStmt*>(stmt)->options) {
+        DefElem* d = lfirst_node(DefElem, lc);
+        if (is_ours(d->defname)) return true;
+    }
+    return false;
+}
+
+struct Options {
+    std::optional<std::string> on_conflict, conflict_columns, update_columns, on_error;
+    bool binary = false;
+    bool freeze = false;
+    List* copy_options = NIL;  // the ordinary COPY options, for BeginCopyFrom
+};
+
+Options split_options(ParseState* pstate, CopyStmt* stmt) {
+    Options o;
+    ListCell* lc;
+    foreach (lc, stmt->options) {
+        DefElem* d = lfirst_node(DefElem, lc);
+        if (!is_ours(d->defname)) {
+            o.copy_options = pg_call([&] { return lappend(o.copy_options, d); });
+            if (strcmp(d->defname, "format") == 0) {
+                std::string f = pg_call([&] { return defGetString(d); });
+                o.binary = f == "binary";
+            }
+            if (strcmp(d->defname, "freeze") == 0) o.freeze = pg_call([&] { return defGetBoolean(d); });
+            continue;
+        }
+        std::optional<std::string>* slot = strcmp(d->defname, "on_conflict") == 0 ? &o.on_conflict
+                                           : strcmp(d->defname, "conflict_columns") == 0
+                                               ? &o.conflict_columns
+                                           : strcmp(d->defname, "update_columns") == 0
+                                               ? &o.update_columns
+                                               : &o.on_error;
+        if (slot->has_value()) pg_call([&] { errorConflictingDefElem(d, pstate); });
+        *slot = std::string(pg_call([&] { return defGetString(d); }));
+    }
+    return o;
+}
+
+// Reads rows with PostgreSQL's COPY FROM parser.
+class CopySource : public RowSource {
+public:
+    CopySource(CopyFromState cstate, Relation rel, const std::vector<AttrNumber>& cols,
+               bool ignore_errors, MergeCounts& counts)
+        : m_cstate(cstate), m_cols(cols), m_ignore(ignore_errors), m_counts(counts) {
+        const int natts = RelationGetDescr(rel)->natts;
+        m_all_values.resize(natts);
+        m_all_nulls.reset(new bool[natts]);
+        m_values.resize(cols.size());
+        m_nulls.reset(new bool[cols.size()]);
+        m_econtext = pg_call([] { return CreateStandaloneExprContext(); });
+        // Columns left out of the column list get their defaults from the INSERT, once, as
+        // with INSERT ... ON CONFLICT; COPY must not evaluate them (nextval() twice).
+        m_cstate->num_defaults = 0;
+    }
+
+    bool next(SourceRow& row) override {
+        for (;;) {
+            bool got = false;
+            if (!m_ignore) {
+                got = read_row();
+            } else {
+                try {
+                    with_subtransaction([&] { got = read_row(); });
+                } catch (const PgError& e) {
+                    if (ERRCODE_TO_CATEGORY(e.sqlerrcode()) !=
+                        ERRCODE_TO_CATEGORY(ERRCODE_DATA_EXCEPTION))
+                        throw;
+                    // An error that does not move past its line would repeat forever.
+                    if (m_cstate->cur_lineno == m_last_error_line) throw;
+                    m_last_error_line = m_cstate->cur_lineno;
+                    RejectedRow r;
+                    r.line_number = static_cast<int64_t>(m_cstate->cur_lineno);
+                    if (!m_cstate->opts.binary && m_cstate->line_buf.data)
+                        r.raw_line.assign(m_cstate->line_buf.data, m_cstate->line_buf.len);
+                    r.sqlstate = unpack_sql_state(e.sqlerrcode());
+                    r.message = e.what();
+                    e.release();
+                    m_counts.rejected++;
+                    session::add_reject(std::move(r));
+                    continue;
+                }
+            }
+            if (!got) return false;
+            for (size_t i = 0; i < m_cols.size(); i++) {
+                m_values[i] = m_all_values[m_cols[i] - 1];
+                m_nulls[i] = m_all_nulls[m_cols[i] - 1];
+            }
+            row.values = m_values.data();
+            row.nulls = m_nulls.get();
+            row.line_number = static_cast<int64_t>(m_cstate->cur_lineno);
+            row.raw = m_cstate->opts.binary ? nullptr : m_cstate->line_buf.data;
+            row.raw_len = m_cstate->opts.binary ? 0 : m_cstate->line_buf.len;
+            return true;
+        }
+    }
+
+    void close() {
+        pg_call([&] {
+            EndCopyFrom(m_cstate);
+            FreeExprContext(m_econtext, true);
+        });
+    }
+
+private:
+    bool read_row() {
+        return pg_call([&] {
+            // Errors name the line and column, as plain COPY's do.
+            ErrorContextCallback cb;
+            cb.callback = CopyFromErrorCallback;
+            cb.arg = m_cstate;
+            cb.previous = error_context_stack;
+            error_context_stack = &cb;
+            bool ok = NextCopyFrom(m_cstate, m_econtext, m_all_values.data(), m_all_nulls.get());
+            error_context_stack = cb.previous;
+            return ok;
+        });
+    }
+
+    CopyFromState m_cstate;
+    std::vector<AttrNumber> m_cols;
+    bool m_ignore;
+    MergeCounts& m_counts;
+    ExprContext* m_econtext = nullptr;
+    std::vector<Datum> m_all_values;
+    std::unique_ptr<bool[]> m_all_nulls;
+    std::vector<Datum> m_values;
+    std::unique_ptr<bool[]> m_nulls;
+    uint64 m_last_error_line = 0;
+};
+
+void check_file_access(const CopyStmt* stmt) {
+    if (!stmt->filename) return;
+    pg_call([&] {
+        if (stmt->is_program) {
+            if (!has_privs_of_role(GetUserId(), ROLE_PG_EXECUTE_SERVER_PROGRAM))
+                ereport(ERROR,
+                        (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+                         errmsg("permission denied to COPY from an external program"),
+                         errdetail("Only roles with privileges of the "
+                                   "\"pg_execute_server_program\" role may COPY from a program."),
+                         errhint("Anyone can COPY FROM STDIN.")));
+        } else if (!has_privs_of_role(GetUserId(), ROLE_PG_READ_SERVER_FILES)) {
+            ereport(ERROR,
+                    (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+                     errmsg("permission denied to COPY from a file"),
+                     errdetail("Only roles with privileges of the \"pg_read_server_files\" role "
+                               "may COPY from a file."),
+                     errhint("Anyone can COPY FROM STDIN, e.g. psql's \\copy.")));
+        }
+    });
+}
+
+uint64 copy_on_conflict(PlannedStmt* pstmt, const char* query, bool read_only_tree) {
+    CopyStmt* stmt = reinterpret_cast<CopyStmt*>(pstmt->utilityStmt);
+    if (read_only_tree) stmt = pg_call([&] { return static_cast<CopyStmt*>(copyObjectImpl(stmt)); });
+    ParseState* pstate = pg_call([&] {
+        ParseState* p = make_parsestate(NULL);
+        p->p_sourcetext = query;
+        return p;
+    });
+    Options opts = split_options(pstate, stmt);
+
+    if (!opts.on_conflict)
+        raise(ERRCODE_SYNTAX_ERROR, "CONFLICT_COLUMNS, UPDATE_COLUMNS and ON_ERROR need ON_CONFLICT",
+              {}, "Add ON_CONFLICT 'upsert', 'update', 'ignore' or 'strict'.");
+    if (!stmt->is_from || stmt->query)
+        raise(ERRCODE_FEATURE_NOT_SUPPORTED, "ON_CONFLICT is only valid for COPY FROM", {},
+              "COPY TO exports rows; there is nothing to conflict with.");
+    if (stmt->whereClause)
+        raise(ERRCODE_FEATURE_NOT_SUPPORTED, "COPY FROM ... WHERE cannot be used with ON_CONFLICT",
+              {}, "Filter the rows before loading, or load into a staging table and use "
+                  "ingest.merge().");
+    if (opts.freeze)
+        raise(ERRCODE_FEATURE_NOT_SUPPORTED, "FREEZE cannot be used with ON_CONFLICT", {},
+              "Frozen rows can only be written into a table created or truncated in the same "
+              "transaction, where there is nothing to conflict with.");
+
+    MergeSpec spec;
+    spec.mode = parse_conflict_mode(*opts.on_conflict);
+    if (opts.on_error) {
+        if (pg_strcasecmp(opts.on_error->c_str(), "ignore") == 0)
+            spec.ignore_errors = true;
+        else if (pg_strcasecmp(opts.on_error->c_str(), "stop") != 0)
+            raise(ERRCODE_INVALID_PARAMETER_VALUE,
+                  format("unknown ON_ERROR value \"%s\"", opts.on_error->c_str()), {},
+                  "Use 'stop' (the default) or 'ignore'.");
+    }
+    if (spec.ignore_errors && opts.binary)
+        raise(ERRCODE_FEATURE_NOT_SUPPORTED, "ON_ERROR 'ignore' cannot be used with FORMAT binary",
+              "Binary input cannot find the next row after a bad one.",
+              "Use FORMAT text or csv, or ON_ERROR 'stop'.");
+    if (opts.conflict_columns)
+        spec.conflict_names = split_identifiers(*opts.conflict_columns, "CONFLICT_COLUMNS");
+    if (opts.update_columns)
+        spec.update_names = split_identifiers(*opts.update_columns, "UPDATE_COLUMNS");
+    check_file_access(stmt);
+
+    Relation rel = pg_call([&] {
+        PreventCommandIfParallelMode("COPY FROM");
+        return table_openrv(stmt->relation, RowExclusiveLock);
+    });
+    const char kind = rel->rd_rel->relkind;
+    if (kind != RELKIND_RELATION && kind != RELKIND_PARTITIONED_TABLE)
+        raise(ERRCODE_WRONG_OBJECT_TYPE,
+              format("cannot COPY ON CONFLICT into \"%s\": it is not a table",
+                     RelationGetRelationName(rel)),
+              kind == RELKIND_VIEW || kind == RELKIND_MATVIEW
+                  ? "Views have no unique index to detect conflicts on."
+                  : (kind == RELKIND_FOREIGN_TABLE
+                         ? "Foreign tables have no unique index to detect conflicts on."
+                         : ""),
+              "Load into the underlying table.");
+    if (XactReadOnly && !rel->rd_islocaltemp)
+        pg_call([] { PreventCommandIfReadOnly("COPY FROM"); });
+
+    List* attnums = pg_call([&] {
+        return CopyGetAttnums(RelationGetDescr(rel), rel, stmt->attlist);
+    });
+    ListCell* lc;
+    foreach (lc, attnums)
+        spec.columns.push_back(static_cast<AttrNumber>(lfirst_int(lc)));
+    spec.target = rel;
+    spec.what = "COPY";
+    validate_merge(spec);  // conflict target, columns and privileges before reading input
+
+    session::begin_copy();
+    MergeCounts parse_counts;
+    CopyFromState cstate = pg_call([&] {
+        return BeginCopyFrom(pstate, rel, NULL, stmt->filename, stmt->is_program, NULL,
+                             stmt->attlist, opts.copy_options);
+    });
+    CopySource source(cstate, rel, spec.columns, spec.ignore_errors, parse_counts);
+    MergeCounts counts =
+        run_merge(spec, source, [](RejectedRow&& r) { session::add_reject(std::move(r)); });
+    source.close();
+    counts.rejected += parse_counts.rejected;
+    session::finish_copy(counts);
+    pg_call([&] {
+        table_close(rel, NoLock);
+        free_parsestate(pstate);
+    });
+    return static_cast<uint64>(counts.written());
+}
+
+}  // namespace
+
+void init() {
+    prev_hook = ProcessUtility_hook;
+    ProcessUtility_hook = process_utility;
+}
+
+}  // namespace pg_ingest::copy_hook
+
+extern "C" void pg_ingest::copy_hook::process_utility(
+    PlannedStmt* pstmt, const char* query, bool read_only_tree, ProcessUtilityContext context,
+    ParamListInfo params, QueryEnvironment* query_env, DestReceiver* dest, QueryCompletion* qc) {
+    if (wants_us(pstmt->utilityStmt)) {
+        const uint64 written = pg_ingest::guard(
+            [&] { return copy_on_conflict(pstmt, query, read_only_tree); });
+        if (qc) SetQueryCompletion(qc, CMDTAG_COPY, written);
+        return;
+    }
+    if (prev_hook)
+        prev_hook(pstmt, query, read_only_tree, context, params, query_env, dest, qc);
+    else
+        standard_ProcessUtility(pstmt, query, read_only_tree, context, params, query_env, dest,
+                                qc);
+}

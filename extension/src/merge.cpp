@@ -1,0 +1,670 @@
+// The merge engine (see merge.hpp for the design).
+#include "merge.hpp"
+
+#include "conflict_target.hpp"
+#include "guc.hpp"
+
+extern "C" {
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/pg_collation.h"
+#include "access/stratnum.h"
+#include "catalog/pg_opfamily.h"
+#include "catalog/pg_operator.h"
+#include "catalog/pg_type.h"
+#include "executor/executor.h"
+#include "executor/spi.h"
+#include "executor/tuptable.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/ruleutils.h"
+#include "utils/sortsupport.h"
+#include "utils/syscache.h"
+#include "utils/tuplesort.h"
+#include "utils/tuplestore.h"
+#include "utils/typcache.h"
+#include "catalog/pg_namespace.h"
+}
+
+#include <memory>
+
+namespace pg_ingest {
+
+const char* conflict_mode_name(ConflictMode m) {
+    switch (m) {
+        case ConflictMode::upsert: return "upsert";
+        case ConflictMode::update: return "update";
+        case ConflictMode::ignore: return "ignore";
+        case ConflictMode::strict: return "strict";
+    }
+    return "?";
+}
+
+ConflictMode parse_conflict_mode(const std::string& s) {
+    for (ConflictMode m : {ConflictMode::upsert, ConflictMode::update, ConflictMode::ignore,
+                           ConflictMode::strict})
+        if (pg_strcasecmp(s.c_str(), conflict_mode_name(m)) == 0) return m;
+    raise(ERRCODE_INVALID_PARAMETER_VALUE, format("unknown conflict mode \"%s\"", s.c_str()), {},
+          "Use one of 'upsert', 'update', 'ignore' or 'strict'.");
+}
+
+void validate_merge(const MergeSpec& spec) { (void)resolve_merge(spec); }
+
+namespace {
+
+// Upsert counts the rows that took the DO UPDATE path through ingest._merge_note_conflict().
+int64_t g_conflicts = 0;
+
+class MergeRun;
+std::vector<MergeRun*> g_active;  // merges running in this backend, innermost last
+
+std::string qident(const std::string& s) {
+    return pg_call([&] { return quote_identifier(s.c_str()); });
+}
+
+std::string qualified_name(Relation rel) {
+    return pg_call([&] {
+        return quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+                                          RelationGetRelationName(rel));
+    });
+}
+
+// "OPERATOR(schema.op)" for an operator oid, so no search_path can redirect it.
+std::string operator_sql(Oid opno) {
+    char buf[2 * NAMEDATALEN + 32];
+    pg_call([&] {
+        HeapTuple tup = SearchSysCache1(OPEROID, ObjectIdGetDatum(opno));
+        if (!HeapTupleIsValid(tup)) elog(ERROR, "cache lookup failed for operator %u", opno);
+        Form_pg_operator op = (Form_pg_operator)GETSTRUCT(tup);
+        snprintf(buf, sizeof(buf), "OPERATOR(%s.%s)",
+                 quote_identifier(get_namespace_name(op->oprnamespace)), NameStr(op->oprname));
+        ReleaseSysCache(tup);
+    });
+    return buf;
+}
+
+class MergeRun {
+public:
+    MergeRun(const MergeSpec& spec, ResolvedMerge resolved, const RejectSink& on_reject)
+        : m_spec(spec), m_res(std::move(resolved)), m_on_reject(on_reject) {
+        m_cxt = pg_call([] {
+            return AllocSetContextCreate(CurrentMemoryContext, "pg_ingest merge",
+                                         ALLOCSET_DEFAULT_SIZES);
+        });
+        m_row_cxt = pg_call([&] {
+            return AllocSetContextCreate(m_cxt, "pg_ingest merge row", ALLOCSET_DEFAULT_SIZES);
+        });
+        g_active.push_back(this);
+        m_handle = static_cast<int>(g_active.size() - 1);
+    }
+    ~MergeRun() {
+        g_active.pop_back();
+        // The sort's temp files belong to the resource owner: on success tuplesort_end() in
+        // finish() closed them, on error the transaction abort does. Memory goes with m_cxt
+        // (MemoryContextDelete does not ereport).
+        MemoryContextDelete(m_cxt);
+    }
+    MergeRun(const MergeRun&) = delete;
+    MergeRun& operator=(const MergeRun&) = delete;
+
+    MergeCounts run(RowSource& source) {
+        build_descriptors();
+        load(source);
+        apply_all();
+        pg_call([&] { tuplesort_end(m_sort); });
+        m_sort = nullptr;
+        return m_counts;
+    }
+
+    // ingest._merge_rows(handle): hand the current chunk to the executor.
+    void serve(FunctionCallInfo fcinfo);
+
+private:
+    const MergeSpec& m_spec;
+    ResolvedMerge m_res;
+    const RejectSink& m_on_reject;
+    MemoryContext m_cxt = nullptr;
+    MemoryContext m_row_cxt = nullptr;
+    int m_handle = -1;
+    MergeCounts m_counts;
+
+    TupleDesc m_sort_desc = nullptr;   // source columns, seq int8 [, raw text]
+    TupleDesc m_chunk_desc = nullptr;  // source columns, group size int8
+    Tuplesortstate* m_sort = nullptr;
+    int m_ncols = 0;
+
+    // The chunk being applied: rows for the executor, and (ignore mode) what is needed to
+    // retry row by row and report rejects.
+    Tuplestorestate* m_chunk = nullptr;
+    int64_t m_chunk_groups = 0;
+    int64_t m_chunk_rows = 0;
+    struct Kept {
+        MinimalTuple tuple;
+        int64_t group_rows;
+        int64_t seq;
+        std::string raw;
+    };
+    std::vector<Kept> m_kept;
+    SPIPlanPtr m_plan = nullptr;
+
+    bool dedupes() const { return m_spec.mode != ConflictMode::strict; }
+    bool last_wins() const {
+        return m_spec.mode == ConflictMode::upsert || m_spec.mode == ConflictMode::update;
+    }
+    bool keeps_raw() const { return m_spec.ignore_errors; }
+
+    void build_descriptors();
+    void load(RowSource& source);
+    void apply_all();
+    void prepare_statement();
+    void start_chunk();
+    void add_to_chunk(TupleTableSlot* leader, int64_t group_rows);
+    void flush_chunk();
+    struct ChunkResult {
+        int64_t processed;   // rows the statement wrote (or updated rows' input count)
+        int64_t conflicts;   // upsert: groups that took DO UPDATE
+    };
+    ChunkResult execute_chunk();
+    void count(const ChunkResult& r, int64_t groups, int64_t rows);
+    void retry_rows_one_by_one();
+    void rewrite_context(const PgError& e) const;
+    bool rejectable(const PgError& e) const;
+};
+
+void MergeRun::build_descriptors() {
+    Relation rel = m_spec.target;
+    m_ncols = static_cast<int>(m_spec.columns.size());
+    const int extra = keeps_raw() ? 2 : 1;
+    pg_call([&] {
+        MemoryContext old = MemoryContextSwitchTo(m_cxt);
+        TupleDesc rd = RelationGetDescr(rel);
+        m_sort_desc = CreateTemplateTupleDesc(m_ncols + extra);
+        m_chunk_desc = CreateTemplateTupleDesc(m_ncols + 1);
+        for (int i = 0; i < m_ncols; i++) {
+            Form_pg_attribute att = TupleDescAttr(rd, m_spec.columns[i] - 1);
+            for (TupleDesc d : {m_sort_desc, m_chunk_desc}) {
+                TupleDescInitEntry(d, i + 1, NameStr(att->attname), att->atttypid,
+                                   att->atttypmod, 0);
+                TupleDescInitEntryCollation(d, i + 1, att->attcollation);
+            }
+        }
+        TupleDescInitEntry(m_sort_desc, m_ncols + 1, "seq", INT8OID, -1, 0);
+        if (keeps_raw()) TupleDescInitEntry(m_sort_desc, m_ncols + 2, "raw", TEXTOID, -1, 0);
+        TupleDescInitEntry(m_chunk_desc, m_ncols + 1, "n", INT8OID, -1, 0);
+        MemoryContextSwitchTo(old);
+    });
+}
+
+// Phase 1: every input row into the sort, keyed on (conflict key, input position).
+void MergeRun::load(RowSource& source) {
+    const ConflictTarget& t = m_res.target;
+    const int nkeys = static_cast<int>(t.keys.size()) + 1;
+    std::vector<AttrNumber> attnums;
+    std::vector<Oid> ops, colls;
+    for (size_t i = 0; i < t.keys.size(); i++) {
+        attnums.push_back(static_cast<AttrNumber>(m_res.key_positions[i] + 1));
+        ops.push_back(t.lt_operators[i]);
+        colls.push_back(t.collations[i]);
+    }
+    attnums.push_back(static_cast<AttrNumber>(m_ncols + 1));
+    ops.push_back(pg_call([&] {
+        return get_opfamily_member(INTEGER_BTREE_FAM_OID, INT8OID, INT8OID,
+                                   last_wins() ? BTGreaterStrategyNumber : BTLessStrategyNumber);
+    }));
+    colls.push_back(InvalidOid);
+    std::unique_ptr<bool[]> nf(new bool[nkeys]());
+
+    TupleTableSlot* slot = nullptr;
+    pg_call([&] {
+        MemoryContext old = MemoryContextSwitchTo(m_cxt);
+        m_sort = tuplesort_begin_heap(m_sort_desc, nkeys, attnums.data(), ops.data(),
+                                      colls.data(), nf.get(), work_mem, NULL, TUPLESORT_NONE);
+        slot = MakeSingleTupleTableSlot(m_sort_desc, &TTSOpsVirtual);
+        MemoryContextSwitchTo(old);
+    });
+
+    Datum* values = slot->tts_values;
+    bool* isnull = slot->tts_isnull;
+    SourceRow row;
+    for (;;) {
+        pg_call([&] {
+            MemoryContextReset(m_row_cxt);
+            CHECK_FOR_INTERRUPTS();
+        });
+        MemoryContext old = MemoryContextSwitchTo(m_row_cxt);
+        bool more;
+        try {
+            more = source.next(row);
+        } catch (...) {
+            MemoryContextSwitchTo(old);
+            throw;
+        }
+        MemoryContextSwitchTo(old);
+        if (!more) break;
+        pg_call([&] {
+            MemoryContext o = MemoryContextSwitchTo(m_row_cxt);
+            ExecClearTuple(slot);
+            for (int i = 0; i < m_ncols; i++) {
+                values[i] = row.values[i];
+                isnull[i] = row.nulls[i];
+            }
+            values[m_ncols] = Int64GetDatum(row.line_number);
+            isnull[m_ncols] = false;
+            if (keeps_raw()) {
+                isnull[m_ncols + 1] = row.raw == nullptr;
+                if (row.raw)
+                    values[m_ncols + 1] =
+                        PointerGetDatum(cstring_to_text_with_len(row.raw, row.raw_len));
+            }
+            ExecStoreVirtualTuple(slot);
+            tuplesort_puttupleslot(m_sort, slot);
+            MemoryContextSwitchTo(o);
+        });
+    }
+    pg_call([&] {
+        ExecDropSingleTupleTableSlot(slot);
+        tuplesort_performsort(m_sort);
+    });
+}
+
+// Phase 2 and 3: cut the sorted stream into key groups, apply the winners chunk by chunk.
+void MergeRun::apply_all() {
+    const ConflictTarget& t = m_res.target;
+    const size_t nkeys = t.keys.size();
+    std::vector<SortSupportData> ssup(nkeys);
+    TupleTableSlot* cur = nullptr;
+    TupleTableSlot* leader = nullptr;
+    pg_call([&] {
+        MemoryContext old = MemoryContextSwitchTo(m_cxt);
+        for (size_t i = 0; i < nkeys; i++) {
+            memset(&ssup[i], 0, sizeof(SortSupportData));
+            ssup[i].ssup_cxt = m_cxt;
+            ssup[i].ssup_collation = t.collations[i];
+            ssup[i].ssup_nulls_first = false;
+            PrepareSortSupportFromOrderingOp(t.lt_operators[i], &ssup[i]);
+        }
+        cur = MakeSingleTupleTableSlot(m_sort_desc, &TTSOpsMinimalTuple);
+        leader = MakeSingleTupleTableSlot(m_sort_desc, &TTSOpsMinimalTuple);
+        MemoryContextSwitchTo(old);
+    });
+
+    const int save_nestlevel = pg_call([] { return NewGUCNestLevel(); });
+    if (m_spec.mode == ConflictMode::update) {
+        // Drive the update join from the sorted input so row locks are taken in key order.
+        pg_call([] {
+            for (const char* name : {"enable_hashjoin", "enable_mergejoin", "enable_seqscan"})
+                (void)set_config_option(name, "off", PGC_USERSET, PGC_S_SESSION,
+                                        GUC_ACTION_SAVE, true, 0, false);
+        });
+    }
+    pg_call([] {
+        if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+    });
+    prepare_statement();
+    start_chunk();
+
+    bool have_leader = false;
+    int64_t group_rows = 0;
+    for (;;) {
+        bool more = pg_call([&] {
+            CHECK_FOR_INTERRUPTS();
+            return tuplesort_gettupleslot(m_sort, true, false, cur, NULL);
+        });
+        if (more && have_leader && dedupes()) {
+            // Same key as the group's winner? Key columns that are NULL never match (unless
+            // the index says NULLS NOT DISTINCT), as in the unique index itself.
+            bool same = pg_call([&] {
+                for (size_t i = 0; i < nkeys; i++) {
+                    const AttrNumber pos = static_cast<AttrNumber>(m_res.key_positions[i] + 1);
+                    bool n1, n2;
+                    Datum d1 = slot_getattr(leader, pos, &n1);
+                    Datum d2 = slot_getattr(cur, pos, &n2);
+                    if (n1 || n2) {
+                        if (n1 && n2 && t.nulls_not_distinct) continue;
+                        return false;
+                    }
+                    if (ApplySortComparator(d1, false, d2, false, &ssup[i]) != 0) return false;
+                }
+                return true;
+            });
+            if (same) {
+                group_rows++;
+                continue;
+            }
+        }
+        if (have_leader) add_to_chunk(leader, group_rows);
+        if (!more) break;
+        pg_call([&] { ExecCopySlot(leader, cur); });
+        have_leader = true;
+        group_rows = 1;
+    }
+    flush_chunk();
+
+    pg_call([&] {
+        SPI_finish();
+        AtEOXact_GUC(true, save_nestlevel);
+        ExecDropSingleTupleTableSlot(cur);
+        ExecDropSingleTupleTableSlot(leader);
+    });
+}
+
+void MergeRun::prepare_statement() {
+    Relation rel = m_spec.target;
+    TupleDesc rd = RelationGetDescr(rel);
+    auto col = [&](AttrNumber a) { return qident(NameStr(TupleDescAttr(rd, a - 1)->attname)); };
+    auto src = [&](AttrNumber a) {
+        for (int i = 0; i < m_ncols; i++)
+            if (m_spec.columns[i] == a) return "s.c" + std::to_string(i + 1);
+        return std::string("NULL");
+    };
+    std::string coldefs, cols, srccols;
+    for (int i = 0; i < m_ncols; i++) {
+        Form_pg_attribute att = TupleDescAttr(rd, m_spec.columns[i] - 1);
+        std::string type = pg_call([&] {
+            return format_type_with_typemod(att->atttypid, att->atttypmod);
+        });
+        coldefs += "c" + std::to_string(i + 1) + " " + type;
+        if (OidIsValid(att->attcollation) && att->attcollation != DEFAULT_COLLATION_OID)
+            coldefs += " COLLATE " +
+                       std::string(pg_call([&] { return generate_collation_name(att->attcollation); }));
+        coldefs += ", ";
+        cols += (i ? ", " : "") + col(m_spec.columns[i]);
+        srccols += (i ? ", " : "") + ("s.c" + std::to_string(i + 1));
+    }
+    coldefs += "n bigint";
+    const std::string from = format("ingest._merge_rows(%d) AS s(%s)", m_handle, coldefs.c_str());
+    const std::string target = qualified_name(rel);
+    std::string keys;
+    for (AttrNumber k : m_res.target.keys) keys += (keys.empty() ? "" : ", ") + col(k);
+
+    std::string sql;
+    switch (m_spec.mode) {
+        case ConflictMode::strict:
+            sql = "INSERT INTO " + target + " (" + cols + ") SELECT " + srccols + " FROM " + from;
+            break;
+        case ConflictMode::ignore:
+            sql = "INSERT INTO " + target + " (" + cols + ") SELECT " + srccols + " FROM " + from +
+                  " ON CONFLICT (" + keys + ") DO NOTHING";
+            break;
+        case ConflictMode::upsert: {
+            sql = "INSERT INTO " + target + " (" + cols + ") SELECT " + srccols + " FROM " + from +
+                  " ON CONFLICT (" + keys + ") DO ";
+            if (m_res.update_columns.empty()) {
+                sql += "NOTHING";
+            } else {
+                std::string set;
+                for (AttrNumber a : m_res.update_columns)
+                    set += (set.empty() ? "" : ", ") + col(a) + " = EXCLUDED." + col(a);
+                sql += "UPDATE SET " + set + " WHERE ingest._merge_note_conflict()";
+            }
+            break;
+        }
+        case ConflictMode::update: {
+            std::string set, join;
+            for (AttrNumber a : m_res.update_columns)
+                set += (set.empty() ? "" : ", ") + col(a) + " = " + src(a);
+            for (size_t i = 0; i < m_res.target.keys.size(); i++)
+                join += (i ? " AND " : "") + ("t." + col(m_res.target.keys[i])) + " " +
+                        operator_sql(m_res.target.eq_operators[i]) + " " +
+                        src(m_res.target.keys[i]);
+            const bool only = rel->rd_rel->relkind == RELKIND_RELATION;
+            sql = "WITH u AS (UPDATE " + std::string(only ? "ONLY " : "") + target +
+                  " AS t SET " + set + " FROM " + from + " WHERE " + join +
+                  " RETURNING s.n) SELECT count(*), coalesce(sum(n), 0)::bigint FROM u";
+            break;
+        }
+    }
+    m_plan = pg_call([&] {
+        SPIPlanPtr p = SPI_prepare(sql.c_str(), 0, NULL);
+        if (p == NULL)
+            elog(ERROR, "pg_ingest: could not prepare merge statement: %s",
+                 SPI_result_code_string(SPI_result));
+        return p;
+    });
+}
+
+void MergeRun::start_chunk() {
+    m_chunk = pg_call([&] {
+        MemoryContext old = MemoryContextSwitchTo(m_cxt);
+        Tuplestorestate* ts = tuplestore_begin_heap(false, false, work_mem);
+        MemoryContextSwitchTo(old);
+        return ts;
+    });
+    m_chunk_groups = 0;
+    m_chunk_rows = 0;
+    m_kept.clear();
+}
+
+void MergeRun::add_to_chunk(TupleTableSlot* leader, int64_t group_rows) {
+    int64_t seq = 0;
+    text* raw = nullptr;
+    MinimalTuple kept = nullptr;
+    pg_call([&] {
+        slot_getallattrs(leader);
+        Datum values[MaxTupleAttributeNumber];
+        bool nulls[MaxTupleAttributeNumber];
+        for (int i = 0; i < m_ncols; i++) {
+            values[i] = leader->tts_values[i];
+            nulls[i] = leader->tts_isnull[i];
+        }
+        values[m_ncols] = Int64GetDatum(group_rows);
+        nulls[m_ncols] = false;
+        seq = DatumGetInt64(leader->tts_values[m_ncols]);
+        MemoryContext old = MemoryContextSwitchTo(m_cxt);
+        tuplestore_putvalues(m_chunk, m_chunk_desc, values, nulls);
+        if (keeps_raw()) {
+            kept = heap_form_minimal_tuple(m_chunk_desc, values, nulls);
+            if (!leader->tts_isnull[m_ncols + 1])
+                raw = DatumGetTextPP(leader->tts_values[m_ncols + 1]);
+        }
+        MemoryContextSwitchTo(old);
+    });
+    if (keeps_raw())
+        m_kept.push_back(Kept{kept, group_rows, seq, raw ? text_to_string(raw) : std::string()});
+    m_chunk_groups++;
+    m_chunk_rows += group_rows;
+    if (m_chunk_groups >= guc::merge_chunk_rows) {
+        flush_chunk();
+        start_chunk();
+    }
+}
+
+// Errors from the merge statement name the merge, not our internal SQL: SPI's
+// "SQL statement ..." context line and everything outside it is replaced by one line about the
+// command; lines from deeper (a trigger function, say) stay.
+void MergeRun::rewrite_context(const PgError& e) const {
+    ErrorData* ed = e.data();
+    std::string kept;
+    if (ed->context) {
+        std::string all = ed->context;
+        size_t pos = all.find("SQL statement \"");
+        kept = all.substr(0, pos == std::string::npos ? all.size() : pos);
+    }
+    kept += format("%s into %s, applying rows with ON_CONFLICT '%s'", m_spec.what.c_str(),
+                   RelationGetRelationName(m_spec.target), conflict_mode_name(m_spec.mode));
+    pg_call([&] {
+        MemoryContext old = MemoryContextSwitchTo(GetMemoryChunkContext(ed));
+        if (ed->context) pfree(ed->context);
+        ed->context = pstrdup(kept.c_str());
+        MemoryContextSwitchTo(old);
+    });
+}
+
+MergeRun::ChunkResult MergeRun::execute_chunk() {
+    g_conflicts = 0;
+    ChunkResult r{0, 0};
+    const bool is_update = m_spec.mode == ConflictMode::update;
+    try {
+        pg_call([&] {
+            int rc = SPI_execute_plan(m_plan, NULL, NULL, false, 0);
+            if (rc < 0)
+                elog(ERROR, "pg_ingest: merge statement failed: %s", SPI_result_code_string(rc));
+            if (is_update) {
+                bool isnull;
+                r.processed = DatumGetInt64(
+                    SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+            } else {
+                r.processed = static_cast<int64_t>(SPI_processed);
+            }
+        });
+    } catch (const PgError& e) {
+        rewrite_context(e);
+        throw;
+    }
+    r.conflicts = g_conflicts;
+    // The executor's function scan has taken the chunk and freed it with itself.
+    if (m_chunk) {
+        pg_call([&] { tuplestore_end(m_chunk); });
+        m_chunk = nullptr;
+    }
+    return r;
+}
+
+// Counts as if the rows had been applied one at a time in input order.
+void MergeRun::count(const ChunkResult& r, int64_t groups, int64_t rows) {
+    switch (m_spec.mode) {
+        case ConflictMode::strict:
+            m_counts.inserted += r.processed;
+            break;
+        case ConflictMode::ignore:
+            m_counts.inserted += r.processed;
+            m_counts.skipped += rows - r.processed;
+            break;
+        case ConflictMode::upsert:
+            if (m_res.update_columns.empty()) {
+                m_counts.inserted += r.processed;
+                m_counts.skipped += rows - r.processed;
+            } else {
+                const int64_t inserted = r.processed - r.conflicts;
+                const int64_t untouched = groups - r.processed;  // e.g. a trigger skipped it
+                m_counts.inserted += inserted;
+                m_counts.skipped += untouched;
+                m_counts.updated += rows - inserted - untouched;
+            }
+            break;
+        case ConflictMode::update:
+            m_counts.updated += r.processed;
+            m_counts.skipped += rows - r.processed;
+            break;
+    }
+}
+
+bool MergeRun::rejectable(const PgError& e) const {
+    const int code = e.sqlerrcode();
+    const int cls = ERRCODE_TO_CATEGORY(code);
+    if (cls == ERRCODE_TO_CATEGORY(ERRCODE_DATA_EXCEPTION)) return true;
+    if (cls != ERRCODE_TO_CATEGORY(ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION)) return false;
+    // A violation of the conflict index itself is the conflict, never a bad row.
+    if (code == ERRCODE_UNIQUE_VIOLATION && e.data()->constraint_name &&
+        m_res.target.index_name == e.data()->constraint_name)
+        return false;
+    return true;
+}
+
+void MergeRun::flush_chunk() {
+    if (m_chunk_groups == 0) {
+        if (m_chunk) pg_call([&] { tuplestore_end(m_chunk); });
+        m_chunk = nullptr;
+        return;
+    }
+    if (!m_spec.ignore_errors) {
+        count(execute_chunk(), m_chunk_groups, m_chunk_rows);
+        return;
+    }
+    try {
+        ChunkResult r{0, 0};
+        with_subtransaction([&] { r = execute_chunk(); });
+        count(r, m_chunk_groups, m_chunk_rows);
+    } catch (const PgError& e) {
+        if (!rejectable(e)) throw;
+        e.release();
+        if (m_chunk) pg_call([&] { tuplestore_end(m_chunk); });
+        m_chunk = nullptr;
+        retry_rows_one_by_one();
+    }
+}
+
+// A chunk failed on a bad row: apply its rows one by one, each in a subtransaction, and
+// report the ones that fail.
+void MergeRun::retry_rows_one_by_one() {
+    std::vector<Kept> rows = std::move(m_kept);
+    m_kept.clear();
+    for (Kept& k : rows) {
+        pg_call([&] {
+            MemoryContext old = MemoryContextSwitchTo(m_cxt);
+            m_chunk = tuplestore_begin_heap(false, false, work_mem);
+            tuplestore_puttuple(m_chunk, heap_tuple_from_minimal_tuple(k.tuple));
+            MemoryContextSwitchTo(old);
+        });
+        try {
+            ChunkResult r{0, 0};
+            with_subtransaction([&] { r = execute_chunk(); });
+            count(r, 1, k.group_rows);
+        } catch (const PgError& e) {
+            if (!rejectable(e)) throw;
+            if (m_chunk) pg_call([&] { tuplestore_end(m_chunk); });
+            m_chunk = nullptr;
+            // The winning row failed: the rows it superseded were never applied either.
+            m_counts.rejected += 1;
+            m_counts.skipped += k.group_rows - 1;
+            RejectedRow rej;
+            rej.line_number = k.seq;
+            rej.raw_line = std::move(k.raw);
+            rej.sqlstate = unpack_sql_state(e.sqlerrcode());
+            rej.message = e.what();
+            if (e.data()->detail) rej.message += std::string(" (") + e.data()->detail + ")";
+            e.release();
+            m_on_reject(std::move(rej));
+        }
+    }
+}
+
+void MergeRun::serve(FunctionCallInfo fcinfo) {
+    ReturnSetInfo* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
+    if (!m_chunk)
+        raise(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+              "ingest._merge_rows() has no rows to serve",
+              "It is called only by the statements of a running merge.");
+    TupleDesc expected = rsinfo->expectedDesc;
+    bool matches = expected && expected->natts == m_chunk_desc->natts;
+    for (int i = 0; matches && i < expected->natts; i++)
+        matches = TupleDescAttr(expected, i)->atttypid == TupleDescAttr(m_chunk_desc, i)->atttypid;
+    if (!matches)
+        raise(ERRCODE_DATATYPE_MISMATCH, "ingest._merge_rows() called with a wrong row type");
+    rsinfo->returnMode = SFRM_Materialize;
+    rsinfo->setResult = m_chunk;  // the function scan owns and frees it from now on
+    rsinfo->setDesc = expected;
+    m_chunk = nullptr;
+}
+
+}  // namespace
+
+MergeCounts run_merge(const MergeSpec& spec, RowSource& source, const RejectSink& on_reject) {
+    MergeRun run(spec, resolve_merge(spec), on_reject);
+    return run.run(source);
+}
+
+namespace merge_internal {
+
+bool serve_rows(int handle, FunctionCallInfo fcinfo) {
+    ReturnSetInfo* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
+    if (!rsinfo || !IsA(rsinfo, ReturnSetInfo) || !(rsinfo->allowedModes & SFRM_Materialize))
+        raise(ERRCODE_FEATURE_NOT_SUPPORTED,
+              "set-valued function called in context that cannot accept a set");
+    if (handle < 0 || handle >= static_cast<int>(g_active.size()))
+        raise(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+              format("no running merge with handle %d in this session", handle),
+              "ingest._merge_rows() is internal to COPY ON CONFLICT and ingest.merge().");
+    g_active[handle]->serve(fcinfo);
+    return true;
+}
+
+void note_conflict() { ++g_conflicts; }
+
+}  // namespace merge_internal
+
+}  // namespace pg_ingest
