@@ -162,7 +162,7 @@ private:
     void apply_all();
     void prepare_statement();
     void start_chunk();
-    void add_to_chunk(TupleTableSlot* leader, int64_t group_rows);
+    void add_to_chunk(TupleTableSlot* leader, TupleTableSlot* first, int64_t group_rows);
     void flush_chunk();
     struct ChunkResult {
         int64_t processed;   // rows the statement wrote (or updated rows' input count)
@@ -278,6 +278,10 @@ void MergeRun::apply_all() {
     std::vector<SortSupportData> ssup(nkeys);
     TupleTableSlot* cur = nullptr;
     TupleTableSlot* leader = nullptr;
+    // With last-wins the winner sorts first in its group, and the group's first row in input
+    // order sorts last: the key as stored is that row's (a later duplicate only updates, and
+    // keys are never updated), so "1.0" then "1.00" leaves "1.0".
+    TupleTableSlot* first = nullptr;
     pg_call([&] {
         MemoryContext old = MemoryContextSwitchTo(m_cxt);
         for (size_t i = 0; i < nkeys; i++) {
@@ -289,6 +293,7 @@ void MergeRun::apply_all() {
         }
         cur = MakeSingleTupleTableSlot(m_sort_desc, &TTSOpsMinimalTuple);
         leader = MakeSingleTupleTableSlot(m_sort_desc, &TTSOpsMinimalTuple);
+        first = MakeSingleTupleTableSlot(m_sort_desc, &TTSOpsMinimalTuple);
         MemoryContextSwitchTo(old);
     });
 
@@ -333,10 +338,12 @@ void MergeRun::apply_all() {
             });
             if (same) {
                 group_rows++;
+                if (last_wins()) pg_call([&] { ExecCopySlot(first, cur); });
                 continue;
             }
         }
-        if (have_leader) add_to_chunk(leader, group_rows);
+        if (have_leader) add_to_chunk(leader, group_rows > 1 && last_wins() ? first : nullptr,
+                                      group_rows);
         if (!more) break;
         pg_call([&] { ExecCopySlot(leader, cur); });
         have_leader = true;
@@ -349,6 +356,7 @@ void MergeRun::apply_all() {
         AtEOXact_GUC(true, save_nestlevel);
         ExecDropSingleTupleTableSlot(cur);
         ExecDropSingleTupleTableSlot(leader);
+        ExecDropSingleTupleTableSlot(first);
     });
 }
 
@@ -439,7 +447,7 @@ void MergeRun::start_chunk() {
     m_kept.clear();
 }
 
-void MergeRun::add_to_chunk(TupleTableSlot* leader, int64_t group_rows) {
+void MergeRun::add_to_chunk(TupleTableSlot* leader, TupleTableSlot* first, int64_t group_rows) {
     int64_t seq = 0;
     text* raw = nullptr;
     MinimalTuple kept = nullptr;
@@ -450,6 +458,13 @@ void MergeRun::add_to_chunk(TupleTableSlot* leader, int64_t group_rows) {
         for (int i = 0; i < m_ncols; i++) {
             values[i] = leader->tts_values[i];
             nulls[i] = leader->tts_isnull[i];
+        }
+        if (first) {
+            slot_getallattrs(first);
+            for (int pos : m_res.key_positions) {
+                values[pos] = first->tts_values[pos];
+                nulls[pos] = first->tts_isnull[pos];
+            }
         }
         values[m_ncols] = Int64GetDatum(group_rows);
         nulls[m_ncols] = false;

@@ -5,7 +5,8 @@ SELECT ingest.version() = (SELECT extversion FROM pg_extension WHERE extname = '
 SELECT name, setting, context FROM pg_settings WHERE name LIKE 'ingest.%' ORDER BY name;
 -- typos under the reserved prefix are rejected
 SET ingest.no_such_setting = 1;
--- every function of the extension pins its search_path
+-- every function of the extension pins its search_path, except the per-row conflict counter
+-- _merge_note_conflict (it runs no SQL and resolves no names; a SET clause would cost per row)
 SELECT p.proname, p.proconfig
 FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid AND d.classid = 'pg_proc'::regclass
 JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'pg_ingest'

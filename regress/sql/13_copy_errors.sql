@@ -1,0 +1,131 @@
+-- Bad input gets a clear error with its SQLSTATE, and nothing is loaded; ON_ERROR 'ignore'
+-- skips and records bad rows.
+CREATE EXTENSION IF NOT EXISTS pg_ingest;
+CREATE TABLE e (k int PRIMARY KEY, v text, n int CHECK (n >= 0), u text UNIQUE);
+INSERT INTO e VALUES (1, 'one', 1, 'u1');
+CREATE FUNCTION try(sql text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE st text; msg text; hnt text;
+BEGIN
+    EXECUTE sql;
+    RETURN 'no error';
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, hnt = PG_EXCEPTION_HINT;
+    RETURN st || ': ' || msg || coalesce(' HINT: ' || nullif(hnt, ''), '');
+END $$;
+-- server-side input file for the statements below
+COPY (SELECT 2, 'two', 2, 'u2') TO '/tmp/pg_ingest_regress_e.csv' (FORMAT csv);
+COPY (SELECT 2, 'two', 2, 'u2') TO '/tmp/pg_ingest_regress_e.bin' (FORMAT binary);
+
+SELECT sql, try(sql) FROM (VALUES
+    -- unknown mode, unknown ON_ERROR value
+    ($$COPY e FROM '/tmp/pg_ingest_regress_e.csv' WITH (FORMAT csv, ON_CONFLICT 'merge')$$),
+    ($$COPY e FROM '/tmp/pg_ingest_regress_e.csv' WITH (FORMAT csv, ON_CONFLICT 'upsert', ON_ERROR 'skip')$$),
+    -- an option given twice
+    ($$COPY e FROM '/tmp/pg_ingest_regress_e.csv' WITH (FORMAT csv, ON_CONFLICT 'upsert', ON_CONFLICT 'ignore')$$),
+    -- our options without ON_CONFLICT
+    ($$COPY e FROM '/tmp/pg_ingest_regress_e.csv' WITH (FORMAT csv, CONFLICT_COLUMNS 'k')$$),
+    -- COPY TO
+    ($$COPY e TO '/tmp/pg_ingest_regress_out.csv' WITH (FORMAT csv, ON_CONFLICT 'upsert')$$),
+    ($$COPY (SELECT 1) TO '/tmp/pg_ingest_regress_out.csv' WITH (ON_CONFLICT 'upsert')$$),
+    -- CONFLICT_COLUMNS naming a missing column, or columns with no unique index
+    ($$COPY e FROM '/tmp/pg_ingest_regress_e.csv' WITH (FORMAT csv, ON_CONFLICT 'upsert', CONFLICT_COLUMNS 'nope')$$),
+    ($$COPY e FROM '/tmp/pg_ingest_regress_e.csv' WITH (FORMAT csv, ON_CONFLICT 'upsert', CONFLICT_COLUMNS 'k, v')$$),
+    ($$COPY e FROM '/tmp/pg_ingest_regress_e.csv' WITH (FORMAT csv, ON_CONFLICT 'upsert', CONFLICT_COLUMNS '')$$),
+    -- UPDATE_COLUMNS naming a key column or a missing column, or with ignore/strict
+    ($$COPY e FROM '/tmp/pg_ingest_regress_e.csv' WITH (FORMAT csv, ON_CONFLICT 'upsert', UPDATE_COLUMNS 'k')$$),
+    ($$COPY e FROM '/tmp/pg_ingest_regress_e.csv' WITH (FORMAT csv, ON_CONFLICT 'upsert', UPDATE_COLUMNS 'nope')$$),
+    ($$COPY e (k, v) FROM '/tmp/pg_ingest_regress_e.csv' WITH (FORMAT csv, ON_CONFLICT 'upsert', UPDATE_COLUMNS 'n')$$),
+    ($$COPY e FROM '/tmp/pg_ingest_regress_e.csv' WITH (FORMAT csv, ON_CONFLICT 'ignore', UPDATE_COLUMNS 'v')$$),
+    ($$COPY e FROM '/tmp/pg_ingest_regress_e.csv' WITH (FORMAT csv, ON_CONFLICT 'strict', UPDATE_COLUMNS 'v')$$),
+    -- the key is not in the column list
+    ($$COPY e (v) FROM '/tmp/pg_ingest_regress_e.csv' WITH (FORMAT csv, ON_CONFLICT 'upsert')$$),
+    -- ON_ERROR 'ignore' with binary format
+    ($$COPY e FROM '/tmp/pg_ingest_regress_e.bin' WITH (FORMAT binary, ON_CONFLICT 'upsert', ON_ERROR 'ignore')$$),
+    -- WHERE and FREEZE
+    ($$COPY e FROM '/tmp/pg_ingest_regress_e.csv' WITH (FORMAT csv, ON_CONFLICT 'upsert') WHERE k > 0$$),
+    ($$COPY e FROM '/tmp/pg_ingest_regress_e.csv' WITH (FORMAT csv, FREEZE, ON_CONFLICT 'upsert')$$),
+    -- a bad ordinary COPY option is still reported by COPY
+    ($$COPY e FROM '/tmp/pg_ingest_regress_e.csv' WITH (FORMAT xml, ON_CONFLICT 'upsert')$$)
+) AS t(sql);
+
+-- Targets without a usable unique index, views, foreign tables.
+CREATE TABLE nokey (a int, b text);
+CREATE TABLE twokeys (a int UNIQUE, b int UNIQUE);
+CREATE TABLE partkey (k int, part int, UNIQUE (k, part)) PARTITION BY LIST (part);
+CREATE TABLE partkey_1 PARTITION OF partkey FOR VALUES IN (1);
+CREATE TABLE partonly (k int, part int) PARTITION BY LIST (part);
+CREATE TABLE partonly_1 PARTITION OF partonly FOR VALUES IN (1);
+CREATE UNIQUE INDEX ON partonly_1 (k);
+CREATE VIEW ev AS SELECT * FROM e;
+CREATE FOREIGN DATA WRAPPER dummy_fdw;
+CREATE SERVER dummy_srv FOREIGN DATA WRAPPER dummy_fdw;
+CREATE FOREIGN TABLE ft (k int) SERVER dummy_srv;
+SELECT sql, try(sql) FROM (VALUES
+    ($$COPY nokey FROM '/tmp/pg_ingest_regress_e.csv' WITH (FORMAT csv, ON_CONFLICT 'upsert')$$),
+    ($$COPY twokeys FROM '/tmp/pg_ingest_regress_e.csv' WITH (FORMAT csv, ON_CONFLICT 'upsert')$$),
+    ($$COPY partkey (k, part) FROM '/tmp/pg_ingest_regress_e.csv' WITH (FORMAT csv, ON_CONFLICT 'upsert', CONFLICT_COLUMNS 'k')$$),
+    ($$COPY partonly (k, part) FROM '/tmp/pg_ingest_regress_e.csv' WITH (FORMAT csv, ON_CONFLICT 'upsert', CONFLICT_COLUMNS 'k')$$),
+    ($$COPY ev FROM '/tmp/pg_ingest_regress_e.csv' WITH (FORMAT csv, ON_CONFLICT 'upsert')$$),
+    ($$COPY ft FROM '/tmp/pg_ingest_regress_e.csv' WITH (FORMAT csv, ON_CONFLICT 'upsert')$$)
+) AS t(sql);
+
+-- Malformed rows under ON_ERROR 'stop' (the default): the statement fails, nothing loads.
+COPY e FROM STDIN WITH (FORMAT csv, ON_CONFLICT 'upsert');
+5,five,5,u5
+6,six,not a number,u6
+\.
+COPY e FROM STDIN WITH (FORMAT csv, ON_CONFLICT 'upsert');
+7,seven,7,u7
+8,"unterminated,8,u8
+\.
+SELECT count(*) AS still_one_row FROM e;
+
+-- ON_ERROR 'ignore': bad input and constraint violations other than the conflict are
+-- skipped and recorded with line, raw line, SQLSTATE and message; the rest loads.
+COPY e FROM STDIN WITH (FORMAT csv, ON_CONFLICT 'upsert', ON_ERROR 'ignore');
+1,uno,1,u1
+2,two,2,u2
+3,three,not a number,u3
+4,four,-4,u4
+5,five,5,u2
+6,six,6
+7,seven,7,u7,extra
+8,eight,8,u8
+\.
+SELECT * FROM ingest.last_copy_stats();
+SELECT * FROM ingest.last_copy_rejects() ORDER BY line_number;
+SELECT * FROM e ORDER BY k;
+
+-- the next COPY starts afresh
+COPY e FROM STDIN WITH (FORMAT csv, ON_CONFLICT 'ignore', ON_ERROR 'ignore');
+9,nine,9,u9
+\.
+SELECT * FROM ingest.last_copy_stats();
+SELECT count(*) FROM ingest.last_copy_rejects();
+
+-- strict + ON_ERROR 'ignore': a duplicate key is the conflict itself, never a bad row
+COPY e FROM STDIN WITH (FORMAT csv, ON_CONFLICT 'strict', ON_ERROR 'ignore');
+10,ten,10,u10
+1,dup,1,u100
+\.
+SELECT count(*) AS no_ten FROM e WHERE k = 10;
+
+-- ingest.merge(): the same engine from a table, with its own bad input.
+CREATE TABLE src (k int, v text, n int);
+INSERT INTO src VALUES (1, 'merged', 11), (20, 'new', 20), (20, 'newer', 21);
+SELECT * FROM ingest.merge('src', 'e', 'upsert');
+SELECT k, v, n FROM e WHERE k IN (1, 20) ORDER BY k;
+SELECT * FROM ingest.merge('src', 'e', 'update', update_columns => '{v}');
+CREATE TABLE src_bad (k int, zzz text);
+SELECT try($$SELECT ingest.merge('src_bad', 'e', 'upsert')$$);
+SELECT try($$SELECT ingest.merge('src', 'e', 'nope')$$);
+SELECT try($$SELECT ingest.merge('src', 'ev', 'upsert')$$);
+SELECT try($$SELECT ingest.merge('src', 'e', 'upsert', '{v}')$$);
+SELECT try($$SELECT ingest.merge('src', 'e', 'ignore', NULL, '{v}')$$);
+SELECT try($$SELECT ingest.merge('no_such_table', 'e', 'upsert')$$);
+
+DROP TABLE e, nokey, twokeys, partkey, partonly, src, src_bad CASCADE;
+DROP FOREIGN TABLE ft;
+DROP SERVER dummy_srv;
+DROP FOREIGN DATA WRAPPER dummy_fdw;
+DROP FUNCTION try(text);

@@ -1,0 +1,132 @@
+# Shared helpers for the COPY ON CONFLICT TAP tests (010_differential.pl, 011_concurrency.pl):
+# a node with pg_ingest preloaded, the random seed, identifier/literal quoting and COPY
+# text/csv field encoding.
+package IngestTest;
+
+use strict;
+use warnings;
+use Exporter 'import';
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+our @EXPORT_OK = qw(ingest_node feature_available test_seed qi ql lit
+  copy_text_line copy_csv_line csv_field opt_ident_list shuffle pick);
+
+# A started node with pg_ingest preloaded and the extension created. UTF8 so that the
+# unicode test values are stored as such; C.UTF-8 collation so that text order is bytewise.
+sub ingest_node
+{
+	my ($name, @conf) = @_;
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init(extra => [ '-E', 'UTF8', '--locale=C.UTF-8' ]);
+	$node->append_conf('postgresql.conf',
+		join("\n", "shared_preload_libraries = 'pg_ingest'", @conf));
+	$node->start;
+	$node->safe_psql('postgres', 'CREATE EXTENSION pg_ingest');
+	return $node;
+}
+
+# True when the installed pg_ingest has COPY ON CONFLICT (ingest.last_copy_stats()).
+sub feature_available
+{
+	my ($node) = @_;
+	return $node->safe_psql('postgres',
+		"SELECT to_regprocedure('ingest.last_copy_stats()') IS NOT NULL") eq 't';
+}
+
+# The seed from PG_INGEST_SEED, else time based; always reported so a failure can be replayed.
+sub test_seed
+{
+	my $seed = $ENV{PG_INGEST_SEED};
+	$seed = (time() ^ ($$ << 10)) & 0x7fffffff
+	  unless defined $seed && $seed ne '';
+	diag("PG_INGEST_SEED=$seed (set it in the environment to replay this run)");
+	return $seed;
+}
+
+# SQL identifier, always quoted.
+sub qi
+{
+	my ($s) = @_;
+	$s =~ s/"/""/g;
+	return qq{"$s"};
+}
+
+# SQL string literal (standard_conforming_strings is on) or NULL.
+sub ql
+{
+	my ($s) = @_;
+	return 'NULL' unless defined $s;
+	$s =~ s/'/''/g;
+	return "'$s'";
+}
+
+# Typed literal.
+sub lit
+{
+	my ($v, $type) = @_;
+	return defined $v ? ql($v) . "::$type" : "NULL::$type";
+}
+
+# One line of COPY text format (tab delimited, \N for NULL).
+sub copy_text_line
+{
+	my @f = map {
+		my $v = $_;
+		if (!defined $v) { '\N' }
+		else
+		{
+			$v =~ s/\\/\\\\/g;
+			$v =~ s/\t/\\t/g;
+			$v =~ s/\n/\\n/g;
+			$v =~ s/\r/\\r/g;
+			$v;
+		}
+	} @_;
+	return join("\t", @f) . "\n";
+}
+
+# One CSV field: NULL is the unquoted empty string, so the empty string is always quoted.
+sub csv_field
+{
+	my ($v, $delim) = @_;
+	$delim //= ',';
+	return '' unless defined $v;
+	if ($v eq '' || index($v, $delim) >= 0 || $v =~ /["\r\n]/ || $v =~ /^\\\.$/)
+	{
+		$v =~ s/"/""/g;
+		return qq{"$v"};
+	}
+	return $v;
+}
+
+sub copy_csv_line
+{
+	my ($delim, @vals) = @_;
+	return join($delim, map { csv_field($_, $delim) } @vals) . "\n";
+}
+
+# A column list as a string option value (CONFLICT_COLUMNS / UPDATE_COLUMNS): comma
+# separated identifiers; a name that is not a plain lower-case identifier is double-quoted,
+# like in search_path or any other PostgreSQL identifier list.
+sub opt_ident_list
+{
+	return join(',',
+		map { /^[a-z_][a-z0-9_]*$/ ? $_ : qi($_) } @_);
+}
+
+sub shuffle
+{
+	my @a = @_;
+	for (my $i = $#a; $i > 0; $i--)
+	{
+		my $j = int(rand($i + 1));
+		@a[ $i, $j ] = @a[ $j, $i ];
+	}
+	return @a;
+}
+
+sub pick { return $_[ int(rand(@_)) ]; }
+
+1;
