@@ -17,6 +17,7 @@ extern "C" {
 #include "executor/tuptable.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "portability/instr_time.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
@@ -87,6 +88,17 @@ std::string operator_sql(Oid opno) {
     return buf;
 }
 
+instr_time now() {
+    instr_time t;
+    INSTR_TIME_SET_CURRENT(t);
+    return t;
+}
+
+double elapsed_ms(instr_time a, instr_time b) {
+    INSTR_TIME_SUBTRACT(b, a);
+    return INSTR_TIME_GET_MILLISEC(b);
+}
+
 class MergeRun {
 public:
     MergeRun(const MergeSpec& spec, ResolvedMerge resolved, const RejectSink& on_reject)
@@ -113,8 +125,15 @@ public:
 
     MergeCounts run(RowSource& source) {
         build_descriptors();
+        const instr_time t0 = now();
         load(source);
+        const instr_time t1 = now();
         apply_all();
+        const instr_time t2 = now();
+        pg_call([&] {
+            elog(DEBUG1, "pg_ingest merge into %s: read and sorted in %.1f ms, applied in %.1f ms",
+                 RelationGetRelationName(m_spec.target), elapsed_ms(t0, t1), elapsed_ms(t1, t2));
+        });
         pg_call([&] { tuplesort_end(m_sort); });
         m_sort = nullptr;
         return m_counts;
