@@ -31,6 +31,7 @@ extern "C" {
 #include "catalog/pg_namespace.h"
 }
 
+#include <algorithm>
 #include <memory>
 
 namespace pg_ingest {
@@ -155,6 +156,7 @@ private:
     TupleDesc m_chunk_desc = nullptr;  // source columns, group size int8
     Tuplesortstate* m_sort = nullptr;
     int m_ncols = 0;
+    std::vector<int> m_first_positions;  // source positions not overwritten on conflict
 
     // The chunk being applied: rows for the executor, and (ignore mode) what is needed to
     // retry row by row and report rejects.
@@ -197,6 +199,10 @@ private:
 void MergeRun::build_descriptors() {
     Relation rel = m_spec.target;
     m_ncols = static_cast<int>(m_spec.columns.size());
+    for (int i = 0; i < m_ncols; i++)
+        if (std::find(m_res.update_columns.begin(), m_res.update_columns.end(),
+                      m_spec.columns[i]) == m_res.update_columns.end())
+            m_first_positions.push_back(i);
     const int extra = keeps_raw() ? 2 : 1;
     pg_call([&] {
         MemoryContext old = MemoryContextSwitchTo(m_cxt);
@@ -298,8 +304,9 @@ void MergeRun::apply_all() {
     TupleTableSlot* cur = nullptr;
     TupleTableSlot* leader = nullptr;
     // With last-wins the winner sorts first in its group, and the group's first row in input
-    // order sorts last: the key as stored is that row's (a later duplicate only updates, and
-    // keys are never updated), so "1.0" then "1.00" leaves "1.0".
+    // order sorts last. Applied one at a time, the first row inserts and later ones only
+    // overwrite the update columns, so every other column (keys included: "1.0" then "1.00"
+    // leaves "1.0") keeps the first row's value.
     TupleTableSlot* first = nullptr;
     pg_call([&] {
         MemoryContext old = MemoryContextSwitchTo(m_cxt);
@@ -480,7 +487,7 @@ void MergeRun::add_to_chunk(TupleTableSlot* leader, TupleTableSlot* first, int64
         }
         if (first) {
             slot_getallattrs(first);
-            for (int pos : m_res.key_positions) {
+            for (int pos : m_first_positions) {
                 values[pos] = first->tts_values[pos];
                 nulls[pos] = first->tts_isnull[pos];
             }

@@ -1,0 +1,320 @@
+#include <pg_ingest/connection.hpp>
+
+#include <poll.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstring>
+#include <stdexcept>
+
+#include <libpq-fe.h>
+
+#include "libpq_support.hpp"
+
+namespace pg_ingest {
+
+namespace {
+
+using detail::connection_error;
+using detail::trim_message;
+using std::chrono::milliseconds;
+
+struct ConnDeleter {
+    void operator()(PGconn* conn) const noexcept { PQfinish(conn); }
+};
+struct ResultDeleter {
+    void operator()(PGresult* result) const noexcept { PQclear(result); }
+};
+struct FreememDeleter {
+    void operator()(char* memory) const noexcept { PQfreemem(memory); }
+};
+using ConnPtr = std::unique_ptr<PGconn, ConnDeleter>;
+using ResultPtr = std::unique_ptr<PGresult, ResultDeleter>;
+
+enum class Wait { ready, timed_out, failed };
+
+// Waits for the socket to become readable (or writable) until the deadline. Readiness includes
+// error and hang-up conditions: libpq finds out what happened on its next call.
+Wait wait_socket(int socket, bool for_write, Connection::Clock::time_point deadline) {
+    while (true) {
+        const auto now = Connection::Clock::now();
+        if (now >= deadline) {
+            return Wait::timed_out;
+        }
+        const auto remaining = std::chrono::ceil<milliseconds>(deadline - now).count();
+        pollfd descriptor{socket, static_cast<short>(for_write ? POLLOUT : POLLIN), 0};
+        const int ready =
+            ::poll(&descriptor, 1, static_cast<int>(std::min<long long>(remaining, INT_MAX)));
+        if (ready > 0) {
+            return Wait::ready;
+        }
+        if (ready < 0 && errno != EINTR) {
+            return Wait::failed;
+        }
+    }
+}
+
+long long elapsed_ms(Connection::Clock::time_point start) {
+    return std::chrono::duration_cast<milliseconds>(Connection::Clock::now() - start).count();
+}
+
+// "server at "host", port 5432" for the host libpq is currently trying; never the password.
+std::string describe_target(PGconn* conn) {
+    const char* host = PQhost(conn);
+    const char* port = PQport(conn);
+    std::string target = "server at \"" + std::string(host != nullptr ? host : "") + "\"";
+    if (port != nullptr && *port != '\0') {
+        target += ", port " + std::string(port);
+    }
+    return target;
+}
+
+std::string null_terminated(std::string_view text, std::string_view what) {
+    if (text.find('\0') != std::string_view::npos) {
+        throw Error(std::string(what) + " contains a NUL byte");
+    }
+    return std::string(text);
+}
+
+}  // namespace
+
+struct Connection::Impl {
+    ConnPtr conn;
+    NoticeHandler notice_handler;
+
+    // libpq calls this from inside its own functions; nothing may propagate out of it.
+    static void receive_notice(void* self, const PGresult* notice) noexcept {
+        auto* impl = static_cast<Impl*>(self);
+        if (!impl->notice_handler) {
+            return;
+        }
+        try {
+            impl->notice_handler(trim_message(PQresultErrorMessage(notice)));
+        } catch (...) {  // a throwing handler must not unwind through libpq's C frames
+        }
+    }
+
+    PGconn* require_open() const {
+        if (!conn) {
+            throw connection_error(detail::k_connection_does_not_exist, "connection is closed");
+        }
+        if (PQstatus(conn.get()) != CONNECTION_OK) {
+            throw connection_error(detail::k_connection_does_not_exist,
+                                   "connection to the server was lost earlier");
+        }
+        return conn.get();
+    }
+
+    // Turns a finished libpq result into a Result or an Error.
+    Result finish(ResultPtr result) {
+        PGconn* c = conn.get();
+        if (!result) {
+            throw detail::error_from_result(nullptr, c);
+        }
+        switch (PQresultStatus(result.get())) {
+            case PGRES_TUPLES_OK:
+            case PGRES_COMMAND_OK:
+            case PGRES_EMPTY_QUERY:
+                return detail::result_from_pg(result.get());
+            case PGRES_COPY_IN:
+                // Abort the COPY server-side so the session returns to idle, then report misuse.
+                PQputCopyEnd(c, "COPY FROM STDIN is not supported by Connection::execute");
+                drain();
+                throw Error("Connection::execute cannot run COPY ... FROM STDIN");
+            case PGRES_COPY_OUT: {
+                char* buffer = nullptr;
+                while (PQgetCopyData(c, &buffer, 0) > 0) {
+                    PQfreemem(buffer);
+                }
+                drain();
+                throw Error("Connection::execute cannot run COPY ... TO STDOUT");
+            }
+            case PGRES_COPY_BOTH:
+                conn.reset();  // a replication stream cannot be cancelled in-band
+                throw Error("Connection::execute cannot run a COPY BOTH stream; connection closed",
+                            "", "", "", false);
+            default:
+                throw detail::error_from_result(result.get(), c);
+        }
+    }
+
+    void drain() noexcept {
+        while (PGresult* rest = PQgetResult(conn.get())) {
+            PQclear(rest);
+        }
+    }
+};
+
+Connection::Impl& Connection::checked_impl() const {
+    if (!m_impl) {
+        throw connection_error(detail::k_connection_does_not_exist, "connection is closed");
+    }
+    return *m_impl;
+}
+
+Connection::Connection(std::unique_ptr<Impl> impl) noexcept : m_impl(std::move(impl)) {}
+Connection::Connection(Connection&& other) noexcept = default;
+Connection& Connection::operator=(Connection&& other) noexcept = default;
+Connection::~Connection() = default;
+
+Connection Connection::connect(const ConnectionOptions& options, milliseconds timeout) {
+    if (timeout <= milliseconds::zero()) {
+        throw std::invalid_argument("pg_ingest::Connection::connect: timeout must be positive");
+    }
+    return connect(options, Clock::now() + timeout);
+}
+
+Connection Connection::connect(const ConnectionOptions& options, Clock::time_point deadline) {
+    const auto start = Clock::now();
+    std::vector<const char*> keywords;
+    std::vector<const char*> values;
+    for (const auto& [keyword, value] : options.parameters()) {
+        keywords.push_back(keyword.c_str());
+        values.push_back(value.c_str());
+    }
+    keywords.push_back(nullptr);
+    values.push_back(nullptr);
+
+    // expand_dbname = 0: a dbname is a name, never a nested connection string.
+    ConnPtr conn(PQconnectStartParams(keywords.data(), values.data(), 0));
+    if (!conn) {
+        throw std::bad_alloc();
+    }
+    auto failure = [](const std::string& why) {
+        return connection_error(detail::k_sqlclient_unable_to_establish, why);
+    };
+    // Per libpq's protocol, start as if PQconnectPoll had asked to wait for writability.
+    PostgresPollingStatusType status = PGRES_POLLING_WRITING;
+    while (status != PGRES_POLLING_OK) {
+        if (status == PGRES_POLLING_FAILED || PQstatus(conn.get()) == CONNECTION_BAD) {
+            throw failure(trim_message(PQerrorMessage(conn.get())));
+        }
+        if (status == PGRES_POLLING_READING || status == PGRES_POLLING_WRITING) {
+            const int socket = PQsocket(conn.get());
+            if (socket < 0) {
+                throw failure("could not connect: libpq has no socket");
+            }
+            switch (wait_socket(socket, status == PGRES_POLLING_WRITING, deadline)) {
+                case Wait::ready:
+                    break;
+                case Wait::timed_out:
+                    throw failure("timed out after " + std::to_string(elapsed_ms(start)) +
+                                  " ms connecting to " + describe_target(conn.get()));
+                case Wait::failed: {
+                    const int error = errno;
+                    throw failure("could not wait for the connection: " +
+                                  std::string(std::strerror(error)));
+                }
+            }
+        }
+        status = PQconnectPoll(conn.get());
+    }
+
+    auto impl = std::make_unique<Impl>();
+    impl->conn = std::move(conn);
+    PQsetNoticeReceiver(impl->conn.get(), &Impl::receive_notice, impl.get());
+    return Connection(std::move(impl));
+}
+
+Result Connection::execute(std::string_view sql) {
+    const std::string text = null_terminated(sql, "SQL text");
+    PGconn* conn = checked_impl().require_open();
+    return checked_impl().finish(ResultPtr(PQexec(conn, text.c_str())));
+}
+
+Result Connection::execute_params(std::string_view sql, const Parameters& params) {
+    const std::string text = null_terminated(sql, "SQL text");
+    if (params.size() > 65535) {
+        throw Error("too many parameters: the protocol allows at most 65535");
+    }
+    std::vector<const char*> values;
+    values.reserve(params.size());
+    for (std::size_t i = 0; i < params.size(); ++i) {
+        if (params[i] && params[i]->find('\0') != std::string::npos) {
+            throw Error("parameter $" + std::to_string(i + 1) + " contains a NUL byte");
+        }
+        values.push_back(params[i] ? params[i]->c_str() : nullptr);
+    }
+    PGconn* conn = checked_impl().require_open();
+    return checked_impl().finish(
+        ResultPtr(PQexecParams(conn, text.c_str(), static_cast<int>(values.size()), nullptr,
+                               values.data(), nullptr, nullptr, 0)));
+}
+
+bool Connection::ping(milliseconds timeout) noexcept {
+    if (!is_open() || timeout <= milliseconds::zero()) {
+        return false;
+    }
+    PGconn* conn = m_impl->conn.get();
+    const auto deadline = Clock::now() + timeout;
+    if (PQsendQuery(conn, "") == 0) {
+        return false;
+    }
+    bool answered = false;
+    while (true) {
+        if (PQconsumeInput(conn) == 0) {
+            close();
+            return false;
+        }
+        while (PQisBusy(conn) == 0) {
+            PGresult* result = PQgetResult(conn);
+            if (result == nullptr) {
+                return answered && PQstatus(conn) == CONNECTION_OK;
+            }
+            answered = answered || PQresultStatus(result) == PGRES_EMPTY_QUERY;
+            PQclear(result);
+        }
+        if (wait_socket(PQsocket(conn), false, deadline) != Wait::ready) {
+            close();  // a query is in flight: the session cannot be reused
+            return false;
+        }
+    }
+}
+
+bool Connection::is_open() const noexcept {
+    return m_impl && m_impl->conn && PQstatus(m_impl->conn.get()) == CONNECTION_OK;
+}
+
+void Connection::close() noexcept {
+    if (m_impl) {
+        m_impl->conn.reset();
+    }
+}
+
+int Connection::server_version() const noexcept {
+    return is_open() ? PQserverVersion(m_impl->conn.get()) : 0;
+}
+
+int Connection::backend_pid() const noexcept {
+    return is_open() ? PQbackendPID(m_impl->conn.get()) : 0;
+}
+
+std::string Connection::quote_identifier(std::string_view identifier) const {
+    PGconn* conn = checked_impl().require_open();
+    std::unique_ptr<char, FreememDeleter> quoted(
+        PQescapeIdentifier(conn, identifier.data(), identifier.size()));
+    if (!quoted) {
+        throw Error(trim_message(PQerrorMessage(conn)), "22021", "", "", true);
+    }
+    return quoted.get();
+}
+
+std::string Connection::quote_literal(std::string_view literal) const {
+    PGconn* conn = checked_impl().require_open();
+    std::unique_ptr<char, FreememDeleter> quoted(
+        PQescapeLiteral(conn, literal.data(), literal.size()));
+    if (!quoted) {
+        throw Error(trim_message(PQerrorMessage(conn)), "22021", "", "", true);
+    }
+    return quoted.get();
+}
+
+void Connection::set_notice_handler(NoticeHandler handler) {
+    checked_impl().notice_handler = std::move(handler);
+}
+
+void* Connection::native_handle() const noexcept {
+    return m_impl ? m_impl->conn.get() : nullptr;
+}
+
+}  // namespace pg_ingest

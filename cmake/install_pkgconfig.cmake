@@ -1,0 +1,17 @@
+# Install-time script (see CMakeLists.txt): writes pg_ingest.pc for the real install prefix.
+# Expects PG_INGEST_PC_{TEMPLATE,STAGING,LIBDIR,INCLUDEDIR,VERSION} from a preceding install(CODE).
+foreach(kind LIBDIR INCLUDEDIR)
+    if(IS_ABSOLUTE "${PG_INGEST_PC_${kind}}")
+        set(PG_INGEST_PC_${kind}_PATH "${PG_INGEST_PC_${kind}}")
+    else()
+        set(PG_INGEST_PC_${kind}_PATH "\${prefix}/${PG_INGEST_PC_${kind}}")
+    endif()
+endforeach()
+set(PG_INGEST_PC_PREFIX "${CMAKE_INSTALL_PREFIX}")
+configure_file("${PG_INGEST_PC_TEMPLATE}" "${PG_INGEST_PC_STAGING}" @ONLY)
+if(IS_ABSOLUTE "${PG_INGEST_PC_LIBDIR}")
+    set(pc_destination "${PG_INGEST_PC_LIBDIR}/pkgconfig")
+else()
+    set(pc_destination "${CMAKE_INSTALL_PREFIX}/${PG_INGEST_PC_LIBDIR}/pkgconfig")
+endif()
+file(INSTALL DESTINATION "${pc_destination}" TYPE FILE FILES "${PG_INGEST_PC_STAGING}")

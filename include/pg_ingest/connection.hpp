@@ -1,0 +1,95 @@
+// pg_ingest::Connection — one libpq connection, owned RAII-style.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <pg_ingest/connection_options.hpp>
+#include <pg_ingest/error.hpp>
+#include <pg_ingest/export.hpp>
+#include <pg_ingest/result.hpp>
+
+namespace pg_ingest {
+
+// Owns one server session (a PGconn). Move-only; the destructor closes the session without
+// waiting for the server. Not thread-safe: use one Connection from one thread at a time.
+// A moved-from Connection is closed: is_open() is false, ping() returns false, and statements
+// throw Error 08003. Unless stated otherwise, methods throw pg_ingest::Error and give the basic
+// guarantee (the object stays valid; check is_open() / Error::connection_usable()).
+class PG_INGEST_API Connection {
+  public:
+    using Clock = std::chrono::steady_clock;
+    using Parameters = std::vector<std::optional<std::string>>;
+    // Receives server NOTICE/WARNING text (without the trailing newline). Must not throw.
+    using NoticeHandler = std::function<void(const std::string&)>;
+
+    // Connects without blocking on the network: the attempt (all hosts in the list, TLS and
+    // authentication included) is abandoned at `deadline`, even if a host never answers.
+    // libpq's connect_timeout is not used by this path; the deadline is the bound. Host names are
+    // resolved with the system resolver, which can block; use hostaddr to avoid DNS.
+    // Throws Error, retryable, SQLSTATE 08001, connection_usable() false, on any failure or
+    // timeout; the message names the host as libpq reports it and never contains a password.
+    static Connection connect(const ConnectionOptions& options, Clock::time_point deadline);
+    // Same with a relative timeout; throws std::invalid_argument if timeout is not positive.
+    static Connection connect(const ConnectionOptions& options, std::chrono::milliseconds timeout);
+
+    Connection(const Connection&) = delete;
+    Connection& operator=(const Connection&) = delete;
+    Connection(Connection&& other) noexcept;
+    // Closes this connection's own session first.
+    Connection& operator=(Connection&& other) noexcept;
+    ~Connection();
+
+    // Runs one or more statements with the simple query protocol and returns the last result.
+    // Blocks until the server answers; bound it with statement_timeout on the server.
+    // COPY ... FROM STDIN / TO STDOUT is rejected (the COPY is aborted, the session survives).
+    // Server errors throw Error with SQLSTATE, detail, hint; a lost session throws a retryable
+    // Error with connection_usable() false (SQLSTATE from the server, else 08006).
+    Result execute(std::string_view sql);
+    // One statement with text parameters $1..$n (nullopt is NULL); types are inferred by the
+    // server. Blocks and throws like execute().
+    Result execute_params(std::string_view sql, const Parameters& params);
+
+    // Health check: a round trip with an empty query, bounded by `timeout`. Returns false when
+    // the session is unusable; on timeout the session is closed (a query is in flight and the
+    // protocol cannot be resynchronised). A non-positive timeout returns false without I/O.
+    // Never throws.
+    bool ping(std::chrono::milliseconds timeout = std::chrono::seconds(5)) noexcept;
+
+    // True when a session exists and libpq reports it healthy (no I/O is done).
+    bool is_open() const noexcept;
+    // Closes the session now; idempotent.
+    void close() noexcept;
+
+    // Server version as an integer, e.g. 150004; 0 when not open.
+    int server_version() const noexcept;
+    // Process id of the server backend; 0 when not open.
+    int backend_pid() const noexcept;
+
+    // Quotes an identifier (adds double quotes, doubles embedded ones) for the session's encoding.
+    // Throws Error 08003 when not open, Error 22021 for bytes invalid in the client encoding.
+    std::string quote_identifier(std::string_view identifier) const;
+    // Quotes a literal ('...' or E'...'); throws like quote_identifier().
+    std::string quote_literal(std::string_view literal) const;
+
+    // Replaces the notice handler (by default notices are dropped, never printed to stderr).
+    void set_notice_handler(NoticeHandler handler);
+
+    // The underlying PGconn*, for library internals; nullptr when closed. Ownership stays here.
+    void* native_handle() const noexcept;
+
+  private:
+    struct Impl;
+    explicit Connection(std::unique_ptr<Impl> impl) noexcept;
+    // The implementation, or Error 08003 for a moved-from Connection.
+    Impl& checked_impl() const;
+
+    std::unique_ptr<Impl> m_impl;
+};
+
+}  // namespace pg_ingest

@@ -1,0 +1,164 @@
+#include "test_support.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+
+namespace test {
+
+namespace {
+
+std::string value_or(const std::string& keyword, const std::string& fallback) {
+    const auto value = options().get(keyword);
+    return value && !value->empty() ? *value : fallback;
+}
+
+sockaddr_in loopback(int port) {
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(static_cast<std::uint16_t>(port));
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    return address;
+}
+
+[[noreturn]] void system_error(const std::string& what) {
+    throw std::runtime_error(what + ": " + std::strerror(errno));
+}
+
+int bound_port(int fd) {
+    sockaddr_in address{};
+    socklen_t length = sizeof(address);
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+        system_error("getsockname");
+    }
+    return ntohs(address.sin_port);
+}
+
+// Starts a non-blocking connect to 127.0.0.1:port; returns the socket.
+int start_connect(int port) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+        system_error("socket");
+    }
+    const sockaddr_in address = loopback(port);
+    if (::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof(address)) != 0 &&
+        errno != EINPROGRESS) {
+        ::close(fd);
+        system_error("connect");
+    }
+    return fd;
+}
+
+bool connected_within(int fd, int timeout_ms) {
+    pollfd descriptor{fd, POLLOUT, 0};
+    if (::poll(&descriptor, 1, timeout_ms) <= 0) {
+        return false;
+    }
+    int error = 0;
+    socklen_t length = sizeof(error);
+    ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length);
+    return error == 0;
+}
+
+}  // namespace
+
+std::string dsn() {
+    const char* value = std::getenv("PG_INGEST_TEST_DSN");
+    if (value == nullptr || *value == '\0') {
+        throw std::runtime_error(
+            "PG_INGEST_TEST_DSN is not set: the integration tests need a running PostgreSQL "
+            "server, e.g. PG_INGEST_TEST_DSN=\"host=/tmp/pg port=54329 dbname=postgres "
+            "user=postgres\"");
+    }
+    return value;
+}
+
+pg_ingest::ConnectionOptions options() {
+    return pg_ingest::ConnectionOptions(dsn());
+}
+
+pg_ingest::Connection connect() {
+    return pg_ingest::Connection::connect(options(), std::chrono::seconds(10));
+}
+
+std::string tcp_host() {
+    const std::string host = value_or("host", "");
+    return host.empty() || host.front() == '/' || host.front() == '@' ? "127.0.0.1" : host;
+}
+
+std::string port() {
+    return value_or("port", "5432");
+}
+std::string dbname() {
+    return value_or("dbname", user());
+}
+std::string user() {
+    const char* login = std::getenv("USER");
+    return value_or("user", login != nullptr ? login : "postgres");
+}
+
+int unused_tcp_port() {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) {
+        system_error("socket");
+    }
+    const sockaddr_in address = loopback(0);
+    if (::bind(fd, reinterpret_cast<const sockaddr*>(&address), sizeof(address)) != 0) {
+        ::close(fd);
+        system_error("bind");
+    }
+    const int port = bound_port(fd);
+    ::close(fd);  // nothing listens on it now
+    return port;
+}
+
+SilentListener::SilentListener(Mode mode) {
+    m_fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (m_fd < 0) {
+        system_error("socket");
+    }
+    const sockaddr_in address = loopback(0);
+    const int backlog = mode == Mode::drops_syn ? 0 : 16;
+    if (::bind(m_fd, reinterpret_cast<const sockaddr*>(&address), sizeof(address)) != 0 ||
+        ::listen(m_fd, backlog) != 0) {
+        system_error("bind/listen");
+    }
+    m_port = bound_port(m_fd);
+    if (mode == Mode::completes_handshake) {
+        return;
+    }
+    // Fill the accept queue until a connect stops completing: from then on SYNs are dropped.
+    for (int attempt = 0; attempt < 16; ++attempt) {
+        const int fd = start_connect(m_port);
+        m_fillers.push_back(fd);
+        if (!connected_within(fd, 300)) {
+            return;
+        }
+    }
+    throw std::runtime_error("could not fill the listen backlog: connects keep completing");
+}
+
+SilentListener::~SilentListener() {
+    for (const int fd : m_fillers) {
+        ::close(fd);
+    }
+    if (m_fd >= 0) {
+        ::close(m_fd);
+    }
+}
+
+long long elapsed_ms(std::chrono::steady_clock::time_point start) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                 start)
+        .count();
+}
+
+}  // namespace test
