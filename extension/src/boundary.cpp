@@ -19,7 +19,8 @@ const char* PgError::what() const noexcept {
 
 void PgError::release() const noexcept {
     // FreeErrorData only pfrees, which does not ereport.
-    if (m_edata) FreeErrorData(m_edata);
+    if (m_edata)
+        FreeErrorData(m_edata);
 }
 
 void raise(int sqlerrcode, std::string message, std::string detail, std::string hint) {
@@ -34,7 +35,8 @@ std::string format(const char* fmt, ...) {
     const int n = std::vsnprintf(nullptr, 0, fmt, ap);
     va_end(ap);
     std::string out(n > 0 ? static_cast<size_t>(n) : 0, '\0');
-    if (n > 0) std::vsnprintf(out.data(), out.size() + 1, fmt, ap2);
+    if (n > 0)
+        std::vsnprintf(out.data(), out.size() + 1, fmt, ap2);
     va_end(ap2);
     return out;
 }
@@ -50,7 +52,8 @@ void capture(Pending& p, int sqlerrcode, const char* message, const char* detail
 }
 
 void raise_pending(const Pending& p) {
-    if (p.pg_error) ReThrowError(p.pg_error);
+    if (p.pg_error)
+        ReThrowError(p.pg_error);
     ereport(ERROR, (errcode(p.sqlerrcode), errmsg_internal("%s", p.message),
                     p.detail[0] ? errdetail_internal("%s", p.detail) : 0,
                     p.hint[0] ? errhint("%s", p.hint) : 0));

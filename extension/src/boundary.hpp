@@ -41,22 +41,21 @@ namespace pg_ingest {
 // TopMemoryContext outside a transaction) until the transaction ends; code that swallows many
 // errors (bad-row isolation) frees it with release().
 class PgError : public std::exception {
-public:
+  public:
     explicit PgError(ErrorData* edata) noexcept : m_edata(edata) {}
     const char* what() const noexcept override;
     int sqlerrcode() const noexcept { return m_edata->sqlerrcode; }
     ErrorData* data() const noexcept { return m_edata; }
     void release() const noexcept;  // frees the ErrorData; the object must not be used after
 
-private:
+  private:
     ErrorData* m_edata;
 };
 
 // An error raised by our own C++ code, with the SQLSTATE it must reach the client with.
 class ServerError : public std::runtime_error {
-public:
-    ServerError(int sqlerrcode, std::string message, std::string detail = {},
-                std::string hint = {})
+  public:
+    ServerError(int sqlerrcode, std::string message, std::string detail = {}, std::string hint = {})
         : std::runtime_error(std::move(message)),
           m_sqlerrcode(sqlerrcode),
           m_detail(std::move(detail)),
@@ -65,7 +64,7 @@ public:
     const std::string& detail() const noexcept { return m_detail; }
     const std::string& hint() const noexcept { return m_hint; }
 
-private:
+  private:
     int m_sqlerrcode;
     std::string m_detail;
     std::string m_hint;
@@ -100,9 +99,7 @@ ErrorData* try_pg(F& f) {
     MemoryContext volatile caller_cxt = CurrentMemoryContext;
     ErrorData* volatile edata = nullptr;
     PG_TRY();
-    {
-        f();
-    }
+    { f(); }
     PG_CATCH();
     {
         // The copy must outlive whatever C++ unwinding deletes (memory contexts of the
@@ -149,12 +146,14 @@ auto pg_call(F&& f) -> decltype(f()) {
     using R = decltype(f());
     if constexpr (std::is_void_v<R>) {
         auto run = [&]() { f(); };
-        if (ErrorData* e = detail::try_pg(run)) throw PgError(e);
+        if (ErrorData* e = detail::try_pg(run))
+            throw PgError(e);
     } else {
         static_assert(std::is_trivially_copyable_v<R>, "pg_call returns plain values only");
         R result{};
         auto run = [&]() { result = f(); };
-        if (ErrorData* e = detail::try_pg(run)) throw PgError(e);
+        if (ErrorData* e = detail::try_pg(run))
+            throw PgError(e);
         return result;
     }
 }
@@ -196,12 +195,12 @@ text* string_to_text(const std::string& s);
 
 // Declares an SQL-callable C function `name` that forwards into guard() and the C++
 // implementation `name##_impl(FunctionCallInfo)`.
-#define PGI_FUNCTION(name)                                                                  \
-    static Datum name##_impl(FunctionCallInfo fcinfo);                                      \
-    extern "C" {                                                                            \
-    PG_FUNCTION_INFO_V1(name);                                                              \
-    __attribute__((visibility("default"))) Datum name(PG_FUNCTION_ARGS) {                   \
-        return pg_ingest::guard([&]() -> Datum { return name##_impl(fcinfo); });            \
-    }                                                                                       \
-    }                                                                                       \
+#define PGI_FUNCTION(name)                                                       \
+    static Datum name##_impl(FunctionCallInfo fcinfo);                           \
+    extern "C" {                                                                 \
+    PG_FUNCTION_INFO_V1(name);                                                   \
+    __attribute__((visibility("default"))) Datum name(PG_FUNCTION_ARGS) {        \
+        return pg_ingest::guard([&]() -> Datum { return name##_impl(fcinfo); }); \
+    }                                                                            \
+    }                                                                            \
     static Datum name##_impl(FunctionCallInfo fcinfo)

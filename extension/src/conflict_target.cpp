@@ -22,7 +22,9 @@ namespace pg_ingest {
 
 namespace {
 
-std::string relname(Relation rel) { return RelationGetRelationName(rel); }
+std::string relname(Relation rel) {
+    return RelationGetRelationName(rel);
+}
 
 std::string attname(Relation rel, AttrNumber attnum) {
     return NameStr(TupleDescAttr(RelationGetDescr(rel), attnum - 1)->attname);
@@ -33,16 +35,17 @@ AttrNumber find_column(Relation rel, const std::string& name) {
     TupleDesc desc = RelationGetDescr(rel);
     for (int i = 0; i < desc->natts; i++) {
         Form_pg_attribute att = TupleDescAttr(desc, i);
-        if (!att->attisdropped && name == NameStr(att->attname)) return att->attnum;
+        if (!att->attisdropped && name == NameStr(att->attname))
+            return att->attnum;
     }
-    raise(ERRCODE_UNDEFINED_COLUMN,
-          format("column \"%s\" of relation \"%s\" does not exist", name.c_str(),
-                 relname(rel).c_str()));
+    raise(ERRCODE_UNDEFINED_COLUMN, format("column \"%s\" of relation \"%s\" does not exist",
+                                           name.c_str(), relname(rel).c_str()));
 }
 
 std::string column_list(Relation rel, const std::vector<AttrNumber>& cols) {
     std::string out;
-    for (AttrNumber a : cols) out += (out.empty() ? "" : ", ") + attname(rel, a);
+    for (AttrNumber a : cols)
+        out += (out.empty() ? "" : ", ") + attname(rel, a);
     return out;
 }
 
@@ -70,17 +73,20 @@ bool usable_unique_index(Oid indexoid, ConflictTarget& out) {
         strlcpy(raw.name, RelationGetRelationName(idx), NAMEDATALEN);
         for (int i = 0; raw.usable && i < raw.nkeys; i++) {
             raw.keys[i] = form->indkey.values[i];
-            if (raw.keys[i] <= 0) raw.usable = false;
+            if (raw.keys[i] <= 0)
+                raw.usable = false;
             Oid fam = idx->rd_opfamily[i], typ = idx->rd_opcintype[i];
             raw.lt[i] = get_opfamily_member(fam, typ, typ, BTLessStrategyNumber);
             raw.eq[i] = get_opfamily_member(fam, typ, typ, BTEqualStrategyNumber);
             raw.coll[i] = idx->rd_indcollation[i];
-            if (!OidIsValid(raw.lt[i]) || !OidIsValid(raw.eq[i])) raw.usable = false;
+            if (!OidIsValid(raw.lt[i]) || !OidIsValid(raw.eq[i]))
+                raw.usable = false;
         }
         index_close(idx, AccessShareLock);
     });
     usable = raw.usable;
-    if (!usable) return false;
+    if (!usable)
+        return false;
     out = ConflictTarget{};
     out.index = indexoid;
     out.index_name = raw.name;
@@ -106,29 +112,36 @@ std::vector<Oid> index_oids(Relation rel) {
 // For a partitioned target: does some partition have a usable unique index on exactly these
 // columns (by name)? Then the key is unique per partition only.
 bool unique_only_in_partitions(Relation rel, const std::set<std::string>& names) {
-    if (rel->rd_rel->relkind != RELKIND_PARTITIONED_TABLE) return false;
+    if (rel->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
+        return false;
     List* parts = pg_call([&] { return find_all_inheritors(RelationGetRelid(rel), NoLock, NULL); });
     ListCell* lc;
     foreach (lc, parts) {
         Oid part = lfirst_oid(lc);
-        if (part == RelationGetRelid(rel)) continue;
+        if (part == RelationGetRelid(rel))
+            continue;
         Relation prel = pg_call([&] { return RelationIdGetRelation(part); });
-        if (!prel) continue;
+        if (!prel)
+            continue;
         bool found = false;
         try {
             for (Oid idx : index_oids(prel)) {
                 ConflictTarget t;
-                if (!usable_unique_index(idx, t)) continue;
+                if (!usable_unique_index(idx, t))
+                    continue;
                 std::set<std::string> cols;
-                for (AttrNumber a : t.keys) cols.insert(attname(prel, a));
-                if (cols == names) found = true;
+                for (AttrNumber a : t.keys)
+                    cols.insert(attname(prel, a));
+                if (cols == names)
+                    found = true;
             }
         } catch (...) {
             pg_call([&] { RelationClose(prel); });
             throw;
         }
         pg_call([&] { RelationClose(prel); });
-        if (found) return true;
+        if (found)
+            return true;
     }
     return false;
 }
@@ -148,7 +161,8 @@ ConflictTarget find_conflict_target(const MergeSpec& spec) {
     std::vector<ConflictTarget> candidates;
     for (Oid idx : index_oids(rel)) {
         ConflictTarget t;
-        if (usable_unique_index(idx, t)) candidates.push_back(std::move(t));
+        if (usable_unique_index(idx, t))
+            candidates.push_back(std::move(t));
     }
     if (!spec.conflict_names.empty()) {
         std::set<AttrNumber> wanted;
@@ -160,10 +174,13 @@ ConflictTarget find_conflict_target(const MergeSpec& spec) {
             wanted_names.insert(n);
         }
         for (ConflictTarget& t : candidates)
-            if (std::set<AttrNumber>(t.keys.begin(), t.keys.end()) == wanted) return t;
+            if (std::set<AttrNumber>(t.keys.begin(), t.keys.end()) == wanted)
+                return t;
         std::string cols;
-        for (const std::string& n : spec.conflict_names) cols += (cols.empty() ? "" : ", ") + n;
-        if (unique_only_in_partitions(rel, wanted_names)) not_enforced_across_partitions(rel, cols);
+        for (const std::string& n : spec.conflict_names)
+            cols += (cols.empty() ? "" : ", ") + n;
+        if (unique_only_in_partitions(rel, wanted_names))
+            not_enforced_across_partitions(rel, cols);
         raise(ERRCODE_INVALID_COLUMN_REFERENCE,
               format("there is no unique index on \"%s\" matching the conflict columns (%s)",
                      relname(rel).c_str(), cols.c_str()),
@@ -173,8 +190,10 @@ ConflictTarget find_conflict_target(const MergeSpec& spec) {
     }
     const Oid pk = pg_call([&] { return RelationGetPrimaryKeyIndex(rel); });
     for (ConflictTarget& t : candidates)
-        if (t.index == pk) return t;
-    if (candidates.size() == 1) return candidates.front();
+        if (t.index == pk)
+            return t;
+    if (candidates.size() == 1)
+        return candidates.front();
     if (candidates.empty()) {
         raise(ERRCODE_INVALID_COLUMN_REFERENCE,
               format("table \"%s\" has no primary key or unique index to detect conflicts on",
@@ -200,8 +219,7 @@ void check_column_privilege(Relation rel, AttrNumber attnum, AclMode mode) {
     pg_call([&] {
         // pg_attribute_aclcheck() looks at column grants only; the table grant covers all.
         if (pg_class_aclcheck(RelationGetRelid(rel), GetUserId(), mode) != ACLCHECK_OK &&
-            pg_attribute_aclcheck(RelationGetRelid(rel), attnum, GetUserId(), mode) !=
-                ACLCHECK_OK)
+            pg_attribute_aclcheck(RelationGetRelid(rel), attnum, GetUserId(), mode) != ACLCHECK_OK)
             aclcheck_error_col(ACLCHECK_NO_PRIV, get_relkind_objtype(rel->rd_rel->relkind),
                                RelationGetRelationName(rel),
                                NameStr(TupleDescAttr(RelationGetDescr(rel), attnum - 1)->attname));
@@ -259,8 +277,7 @@ ResolvedMerge resolve_merge(const MergeSpec& spec) {
             AttrNumber a = find_column(rel, n);
             if (is_key(a))
                 raise(ERRCODE_INVALID_COLUMN_REFERENCE,
-                      format("column \"%s\" is a conflict column and cannot be updated",
-                             n.c_str()),
+                      format("column \"%s\" is a conflict column and cannot be updated", n.c_str()),
                       {}, "Remove conflict columns from UPDATE_COLUMNS.");
             if (std::find(spec.columns.begin(), spec.columns.end(), a) == spec.columns.end())
                 raise(ERRCODE_INVALID_COLUMN_REFERENCE,
@@ -275,7 +292,8 @@ ResolvedMerge resolve_merge(const MergeSpec& spec) {
         }
     } else if (updates) {
         for (AttrNumber a : spec.columns)
-            if (!is_key(a)) r.update_columns.push_back(a);
+            if (!is_key(a))
+                r.update_columns.push_back(a);
     }
     if (spec.mode == ConflictMode::update && r.update_columns.empty())
         raise(ERRCODE_INVALID_COLUMN_REFERENCE,
@@ -285,8 +303,10 @@ ResolvedMerge resolve_merge(const MergeSpec& spec) {
 
     // The caller's privileges, checked before any input is read: INSERT on every loaded
     // column, UPDATE on every updated one (the statements re-check them as they run).
-    for (AttrNumber a : spec.columns) check_column_privilege(rel, a, ACL_INSERT);
-    for (AttrNumber a : r.update_columns) check_column_privilege(rel, a, ACL_UPDATE);
+    for (AttrNumber a : spec.columns)
+        check_column_privilege(rel, a, ACL_INSERT);
+    for (AttrNumber a : r.update_columns)
+        check_column_privilege(rel, a, ACL_UPDATE);
     return r;
 }
 

@@ -17,10 +17,10 @@ namespace pg_ingest {
 struct ConflictTarget {
     Oid index = InvalidOid;
     std::string index_name;
-    std::vector<AttrNumber> keys;       // target attnums, in index column order
-    std::vector<Oid> lt_operators;      // btree "<" of the index opfamily, per key
-    std::vector<Oid> eq_operators;      // btree "=" of the index opfamily, per key
-    std::vector<Oid> collations;        // index collations, per key
+    std::vector<AttrNumber> keys;   // target attnums, in index column order
+    std::vector<Oid> lt_operators;  // btree "<" of the index opfamily, per key
+    std::vector<Oid> eq_operators;  // btree "=" of the index opfamily, per key
+    std::vector<Oid> collations;    // index collations, per key
     bool nulls_not_distinct = false;
 };
 

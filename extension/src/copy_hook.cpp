@@ -41,11 +41,13 @@ bool is_ours(const char* defname) {
 
 // Plain C on the hot path of every utility statement: no allocation, no exceptions.
 bool wants_us(Node* stmt) {
-    if (!IsA(stmt, CopyStmt)) return false;
+    if (!IsA(stmt, CopyStmt))
+        return false;
     ListCell* lc;
     foreach (lc, reinterpret_cast<CopyStmt*>(stmt)->options) {
         DefElem* d = lfirst_node(DefElem, lc);
-        if (is_ours(d->defname)) return true;
+        if (is_ours(d->defname))
+            return true;
     }
     return false;
 }
@@ -68,16 +70,17 @@ Options split_options(ParseState* pstate, CopyStmt* stmt) {
                 std::string f = pg_call([&] { return defGetString(d); });
                 o.binary = f == "binary";
             }
-            if (strcmp(d->defname, "freeze") == 0) o.freeze = pg_call([&] { return defGetBoolean(d); });
+            if (strcmp(d->defname, "freeze") == 0)
+                o.freeze = pg_call([&] { return defGetBoolean(d); });
             continue;
         }
-        std::optional<std::string>* slot = strcmp(d->defname, "on_conflict") == 0 ? &o.on_conflict
-                                           : strcmp(d->defname, "conflict_columns") == 0
-                                               ? &o.conflict_columns
-                                           : strcmp(d->defname, "update_columns") == 0
-                                               ? &o.update_columns
-                                               : &o.on_error;
-        if (slot->has_value()) pg_call([&] { errorConflictingDefElem(d, pstate); });
+        std::optional<std::string>* slot =
+            strcmp(d->defname, "on_conflict") == 0        ? &o.on_conflict
+            : strcmp(d->defname, "conflict_columns") == 0 ? &o.conflict_columns
+            : strcmp(d->defname, "update_columns") == 0   ? &o.update_columns
+                                                          : &o.on_error;
+        if (slot->has_value())
+            pg_call([&] { errorConflictingDefElem(d, pstate); });
         *slot = std::string(pg_call([&] { return defGetString(d); }));
     }
     return o;
@@ -85,7 +88,7 @@ Options split_options(ParseState* pstate, CopyStmt* stmt) {
 
 // Reads rows with PostgreSQL's COPY FROM parser.
 class CopySource : public RowSource {
-public:
+  public:
     CopySource(CopyFromState cstate, Relation rel, const std::vector<AttrNumber>& cols,
                bool ignore_errors, MergeCounts& counts)
         : m_cstate(cstate), m_cols(cols), m_ignore(ignore_errors), m_counts(counts) {
@@ -113,7 +116,8 @@ public:
                         ERRCODE_TO_CATEGORY(ERRCODE_DATA_EXCEPTION))
                         throw;
                     // An error that does not move past its line would repeat forever.
-                    if (m_cstate->cur_lineno == m_last_error_line) throw;
+                    if (m_cstate->cur_lineno == m_last_error_line)
+                        throw;
                     m_last_error_line = m_cstate->cur_lineno;
                     RejectedRow r;
                     r.line_number = static_cast<int64_t>(m_cstate->cur_lineno);
@@ -127,7 +131,8 @@ public:
                     continue;
                 }
             }
-            if (!got) return false;
+            if (!got)
+                return false;
             for (size_t i = 0; i < m_cols.size(); i++) {
                 m_values[i] = m_all_values[m_cols[i] - 1];
                 m_nulls[i] = m_all_nulls[m_cols[i] - 1];
@@ -148,7 +153,7 @@ public:
         });
     }
 
-private:
+  private:
     bool read_row() {
         return pg_call([&] {
             // Errors name the line and column, as plain COPY's do.
@@ -176,7 +181,8 @@ private:
 };
 
 void check_file_access(const CopyStmt* stmt) {
-    if (!stmt->filename) return;
+    if (!stmt->filename)
+        return;
     pg_call([&] {
         if (stmt->is_program) {
             if (!has_privs_of_role(GetUserId(), ROLE_PG_EXECUTE_SERVER_PROGRAM))
@@ -199,7 +205,8 @@ void check_file_access(const CopyStmt* stmt) {
 
 uint64 copy_on_conflict(PlannedStmt* pstmt, const char* query, bool read_only_tree) {
     CopyStmt* stmt = reinterpret_cast<CopyStmt*>(pstmt->utilityStmt);
-    if (read_only_tree) stmt = pg_call([&] { return static_cast<CopyStmt*>(copyObjectImpl(stmt)); });
+    if (read_only_tree)
+        stmt = pg_call([&] { return static_cast<CopyStmt*>(copyObjectImpl(stmt)); });
     ParseState* pstate = pg_call([&] {
         ParseState* p = make_parsestate(NULL);
         p->p_sourcetext = query;
@@ -208,15 +215,17 @@ uint64 copy_on_conflict(PlannedStmt* pstmt, const char* query, bool read_only_tr
     Options opts = split_options(pstate, stmt);
 
     if (!opts.on_conflict)
-        raise(ERRCODE_SYNTAX_ERROR, "CONFLICT_COLUMNS, UPDATE_COLUMNS and ON_ERROR need ON_CONFLICT",
-              {}, "Add ON_CONFLICT 'upsert', 'update', 'ignore' or 'strict'.");
+        raise(ERRCODE_SYNTAX_ERROR,
+              "CONFLICT_COLUMNS, UPDATE_COLUMNS and ON_ERROR need ON_CONFLICT", {},
+              "Add ON_CONFLICT 'upsert', 'update', 'ignore' or 'strict'.");
     if (!stmt->is_from || stmt->query)
         raise(ERRCODE_FEATURE_NOT_SUPPORTED, "ON_CONFLICT is only valid for COPY FROM", {},
               "COPY TO exports rows; there is nothing to conflict with.");
     if (stmt->whereClause)
         raise(ERRCODE_FEATURE_NOT_SUPPORTED, "COPY FROM ... WHERE cannot be used with ON_CONFLICT",
-              {}, "Filter the rows before loading, or load into a staging table and use "
-                  "ingest.merge().");
+              {},
+              "Filter the rows before loading, or load into a staging table and use "
+              "ingest.merge().");
     if (opts.freeze)
         raise(ERRCODE_FEATURE_NOT_SUPPORTED, "FREEZE cannot be used with ON_CONFLICT", {},
               "Frozen rows can only be written into a table created or truncated in the same "
@@ -260,9 +269,8 @@ uint64 copy_on_conflict(PlannedStmt* pstmt, const char* query, bool read_only_tr
     if (XactReadOnly && !rel->rd_islocaltemp)
         pg_call([] { PreventCommandIfReadOnly("COPY FROM"); });
 
-    List* attnums = pg_call([&] {
-        return CopyGetAttnums(RelationGetDescr(rel), rel, stmt->attlist);
-    });
+    List* attnums =
+        pg_call([&] { return CopyGetAttnums(RelationGetDescr(rel), rel, stmt->attlist); });
     ListCell* lc;
     foreach (lc, attnums)
         spec.columns.push_back(static_cast<AttrNumber>(lfirst_int(lc)));
@@ -302,14 +310,14 @@ extern "C" void pg_ingest::copy_hook::process_utility(
     PlannedStmt* pstmt, const char* query, bool read_only_tree, ProcessUtilityContext context,
     ParamListInfo params, QueryEnvironment* query_env, DestReceiver* dest, QueryCompletion* qc) {
     if (wants_us(pstmt->utilityStmt)) {
-        const uint64 written = pg_ingest::guard(
-            [&] { return copy_on_conflict(pstmt, query, read_only_tree); });
-        if (qc) SetQueryCompletion(qc, CMDTAG_COPY, written);
+        const uint64 written =
+            pg_ingest::guard([&] { return copy_on_conflict(pstmt, query, read_only_tree); });
+        if (qc)
+            SetQueryCompletion(qc, CMDTAG_COPY, written);
         return;
     }
     if (prev_hook)
         prev_hook(pstmt, query, read_only_tree, context, params, query_env, dest, qc);
     else
-        standard_ProcessUtility(pstmt, query, read_only_tree, context, params, query_env, dest,
-                                qc);
+        standard_ProcessUtility(pstmt, query, read_only_tree, context, params, query_env, dest, qc);
 }

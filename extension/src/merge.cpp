@@ -2,6 +2,7 @@
 #include "merge.hpp"
 
 #include "conflict_target.hpp"
+#include "merge_sql.hpp"
 #include "guc.hpp"
 
 extern "C" {
@@ -38,23 +39,30 @@ namespace pg_ingest {
 
 const char* conflict_mode_name(ConflictMode m) {
     switch (m) {
-        case ConflictMode::upsert: return "upsert";
-        case ConflictMode::update: return "update";
-        case ConflictMode::ignore: return "ignore";
-        case ConflictMode::strict: return "strict";
+        case ConflictMode::upsert:
+            return "upsert";
+        case ConflictMode::update:
+            return "update";
+        case ConflictMode::ignore:
+            return "ignore";
+        case ConflictMode::strict:
+            return "strict";
     }
     return "?";
 }
 
 ConflictMode parse_conflict_mode(const std::string& s) {
-    for (ConflictMode m : {ConflictMode::upsert, ConflictMode::update, ConflictMode::ignore,
-                           ConflictMode::strict})
-        if (pg_strcasecmp(s.c_str(), conflict_mode_name(m)) == 0) return m;
+    for (ConflictMode m :
+         {ConflictMode::upsert, ConflictMode::update, ConflictMode::ignore, ConflictMode::strict})
+        if (pg_strcasecmp(s.c_str(), conflict_mode_name(m)) == 0)
+            return m;
     raise(ERRCODE_INVALID_PARAMETER_VALUE, format("unknown conflict mode \"%s\"", s.c_str()), {},
           "Use one of 'upsert', 'update', 'ignore' or 'strict'.");
 }
 
-void validate_merge(const MergeSpec& spec) { (void)resolve_merge(spec); }
+void validate_merge(const MergeSpec& spec) {
+    (void)resolve_merge(spec);
+}
 
 namespace {
 
@@ -63,31 +71,6 @@ int64_t g_conflicts = 0;
 
 class MergeRun;
 std::vector<MergeRun*> g_active;  // merges running in this backend, innermost last
-
-std::string qident(const std::string& s) {
-    return pg_call([&] { return quote_identifier(s.c_str()); });
-}
-
-std::string qualified_name(Relation rel) {
-    return pg_call([&] {
-        return quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
-                                          RelationGetRelationName(rel));
-    });
-}
-
-// "OPERATOR(schema.op)" for an operator oid, so no search_path can redirect it.
-std::string operator_sql(Oid opno) {
-    char buf[2 * NAMEDATALEN + 32];
-    pg_call([&] {
-        HeapTuple tup = SearchSysCache1(OPEROID, ObjectIdGetDatum(opno));
-        if (!HeapTupleIsValid(tup)) elog(ERROR, "cache lookup failed for operator %u", opno);
-        Form_pg_operator op = (Form_pg_operator)GETSTRUCT(tup);
-        snprintf(buf, sizeof(buf), "OPERATOR(%s.%s)",
-                 quote_identifier(get_namespace_name(op->oprnamespace)), NameStr(op->oprname));
-        ReleaseSysCache(tup);
-    });
-    return buf;
-}
 
 instr_time now() {
     instr_time t;
@@ -101,7 +84,7 @@ double elapsed_ms(instr_time a, instr_time b) {
 }
 
 class MergeRun {
-public:
+  public:
     MergeRun(const MergeSpec& spec, ResolvedMerge resolved, const RejectSink& on_reject)
         : m_spec(spec), m_res(std::move(resolved)), m_on_reject(on_reject) {
         m_cxt = pg_call([] {
@@ -143,7 +126,7 @@ public:
     // ingest._merge_rows(handle): hand the current chunk to the executor.
     void serve(FunctionCallInfo fcinfo);
 
-private:
+  private:
     const MergeSpec& m_spec;
     ResolvedMerge m_res;
     const RejectSink& m_on_reject;
@@ -186,8 +169,8 @@ private:
     void add_to_chunk(TupleTableSlot* leader, TupleTableSlot* first, int64_t group_rows);
     void flush_chunk();
     struct ChunkResult {
-        int64_t processed;   // rows the statement wrote (or updated rows' input count)
-        int64_t conflicts;   // upsert: groups that took DO UPDATE
+        int64_t processed;  // rows the statement wrote (or updated rows' input count)
+        int64_t conflicts;  // upsert: groups that took DO UPDATE
     };
     ChunkResult execute_chunk();
     void count(const ChunkResult& r, int64_t groups, int64_t rows);
@@ -212,13 +195,14 @@ void MergeRun::build_descriptors() {
         for (int i = 0; i < m_ncols; i++) {
             Form_pg_attribute att = TupleDescAttr(rd, m_spec.columns[i] - 1);
             for (TupleDesc d : {m_sort_desc, m_chunk_desc}) {
-                TupleDescInitEntry(d, i + 1, NameStr(att->attname), att->atttypid,
-                                   att->atttypmod, 0);
+                TupleDescInitEntry(d, i + 1, NameStr(att->attname), att->atttypid, att->atttypmod,
+                                   0);
                 TupleDescInitEntryCollation(d, i + 1, att->attcollation);
             }
         }
         TupleDescInitEntry(m_sort_desc, m_ncols + 1, "seq", INT8OID, -1, 0);
-        if (keeps_raw()) TupleDescInitEntry(m_sort_desc, m_ncols + 2, "raw", TEXTOID, -1, 0);
+        if (keeps_raw())
+            TupleDescInitEntry(m_sort_desc, m_ncols + 2, "raw", TEXTOID, -1, 0);
         TupleDescInitEntry(m_chunk_desc, m_ncols + 1, "n", INT8OID, -1, 0);
         MemoryContextSwitchTo(old);
     });
@@ -246,8 +230,8 @@ void MergeRun::load(RowSource& source) {
     TupleTableSlot* slot = nullptr;
     pg_call([&] {
         MemoryContext old = MemoryContextSwitchTo(m_cxt);
-        m_sort = tuplesort_begin_heap(m_sort_desc, nkeys, attnums.data(), ops.data(),
-                                      colls.data(), nf.get(), work_mem, NULL, TUPLESORT_NONE);
+        m_sort = tuplesort_begin_heap(m_sort_desc, nkeys, attnums.data(), ops.data(), colls.data(),
+                                      nf.get(), work_mem, NULL, TUPLESORT_NONE);
         slot = MakeSingleTupleTableSlot(m_sort_desc, &TTSOpsVirtual);
         MemoryContextSwitchTo(old);
     });
@@ -269,7 +253,8 @@ void MergeRun::load(RowSource& source) {
             throw;
         }
         MemoryContextSwitchTo(old);
-        if (!more) break;
+        if (!more)
+            break;
         pg_call([&] {
             MemoryContext o = MemoryContextSwitchTo(m_row_cxt);
             ExecClearTuple(slot);
@@ -328,12 +313,13 @@ void MergeRun::apply_all() {
         // Drive the update join from the sorted input so row locks are taken in key order.
         pg_call([] {
             for (const char* name : {"enable_hashjoin", "enable_mergejoin", "enable_seqscan"})
-                (void)set_config_option(name, "off", PGC_USERSET, PGC_S_SESSION,
-                                        GUC_ACTION_SAVE, true, 0, false);
+                (void)set_config_option(name, "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+                                        true, 0, false);
         });
     }
     pg_call([] {
-        if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+        if (SPI_connect() != SPI_OK_CONNECT)
+            elog(ERROR, "SPI_connect failed");
     });
     prepare_statement();
     start_chunk();
@@ -355,22 +341,26 @@ void MergeRun::apply_all() {
                     Datum d1 = slot_getattr(leader, pos, &n1);
                     Datum d2 = slot_getattr(cur, pos, &n2);
                     if (n1 || n2) {
-                        if (n1 && n2 && t.nulls_not_distinct) continue;
+                        if (n1 && n2 && t.nulls_not_distinct)
+                            continue;
                         return false;
                     }
-                    if (ApplySortComparator(d1, false, d2, false, &ssup[i]) != 0) return false;
+                    if (ApplySortComparator(d1, false, d2, false, &ssup[i]) != 0)
+                        return false;
                 }
                 return true;
             });
             if (same) {
                 group_rows++;
-                if (last_wins()) pg_call([&] { ExecCopySlot(first, cur); });
+                if (last_wins())
+                    pg_call([&] { ExecCopySlot(first, cur); });
                 continue;
             }
         }
-        if (have_leader) add_to_chunk(leader, group_rows > 1 && last_wins() ? first : nullptr,
-                                      group_rows);
-        if (!more) break;
+        if (have_leader)
+            add_to_chunk(leader, group_rows > 1 && last_wins() ? first : nullptr, group_rows);
+        if (!more)
+            break;
         pg_call([&] { ExecCopySlot(leader, cur); });
         have_leader = true;
         group_rows = 1;
@@ -387,71 +377,7 @@ void MergeRun::apply_all() {
 }
 
 void MergeRun::prepare_statement() {
-    Relation rel = m_spec.target;
-    TupleDesc rd = RelationGetDescr(rel);
-    auto col = [&](AttrNumber a) { return qident(NameStr(TupleDescAttr(rd, a - 1)->attname)); };
-    auto src = [&](AttrNumber a) {
-        for (int i = 0; i < m_ncols; i++)
-            if (m_spec.columns[i] == a) return "s.c" + std::to_string(i + 1);
-        return std::string("NULL");
-    };
-    std::string coldefs, cols, srccols;
-    for (int i = 0; i < m_ncols; i++) {
-        Form_pg_attribute att = TupleDescAttr(rd, m_spec.columns[i] - 1);
-        std::string type = pg_call([&] {
-            return format_type_with_typemod(att->atttypid, att->atttypmod);
-        });
-        coldefs += "c" + std::to_string(i + 1) + " " + type;
-        if (OidIsValid(att->attcollation) && att->attcollation != DEFAULT_COLLATION_OID)
-            coldefs += " COLLATE " +
-                       std::string(pg_call([&] { return generate_collation_name(att->attcollation); }));
-        coldefs += ", ";
-        cols += (i ? ", " : "") + col(m_spec.columns[i]);
-        srccols += (i ? ", " : "") + ("s.c" + std::to_string(i + 1));
-    }
-    coldefs += "n bigint";
-    const std::string from = format("ingest._merge_rows(%d) AS s(%s)", m_handle, coldefs.c_str());
-    const std::string target = qualified_name(rel);
-    std::string keys;
-    for (AttrNumber k : m_res.target.keys) keys += (keys.empty() ? "" : ", ") + col(k);
-
-    std::string sql;
-    switch (m_spec.mode) {
-        case ConflictMode::strict:
-            sql = "INSERT INTO " + target + " (" + cols + ") SELECT " + srccols + " FROM " + from;
-            break;
-        case ConflictMode::ignore:
-            sql = "INSERT INTO " + target + " (" + cols + ") SELECT " + srccols + " FROM " + from +
-                  " ON CONFLICT (" + keys + ") DO NOTHING";
-            break;
-        case ConflictMode::upsert: {
-            sql = "INSERT INTO " + target + " (" + cols + ") SELECT " + srccols + " FROM " + from +
-                  " ON CONFLICT (" + keys + ") DO ";
-            if (m_res.update_columns.empty()) {
-                sql += "NOTHING";
-            } else {
-                std::string set;
-                for (AttrNumber a : m_res.update_columns)
-                    set += (set.empty() ? "" : ", ") + col(a) + " = EXCLUDED." + col(a);
-                sql += "UPDATE SET " + set + " WHERE ingest._merge_note_conflict()";
-            }
-            break;
-        }
-        case ConflictMode::update: {
-            std::string set, join;
-            for (AttrNumber a : m_res.update_columns)
-                set += (set.empty() ? "" : ", ") + col(a) + " = " + src(a);
-            for (size_t i = 0; i < m_res.target.keys.size(); i++)
-                join += (i ? " AND " : "") + ("t." + col(m_res.target.keys[i])) + " " +
-                        operator_sql(m_res.target.eq_operators[i]) + " " +
-                        src(m_res.target.keys[i]);
-            const bool only = rel->rd_rel->relkind == RELKIND_RELATION;
-            sql = "WITH u AS (UPDATE " + std::string(only ? "ONLY " : "") + target +
-                  " AS t SET " + set + " FROM " + from + " WHERE " + join +
-                  " RETURNING s.n) SELECT count(*), coalesce(sum(n), 0)::bigint FROM u";
-            break;
-        }
-    }
+    const std::string sql = merge_statement_sql(m_spec, m_res, m_handle);
     m_plan = pg_call([&] {
         SPIPlanPtr p = SPI_prepare(sql.c_str(), 0, NULL);
         if (p == NULL)
@@ -529,7 +455,8 @@ void MergeRun::rewrite_context(const PgError& e) const {
                    RelationGetRelationName(m_spec.target), conflict_mode_name(m_spec.mode));
     pg_call([&] {
         MemoryContext old = MemoryContextSwitchTo(GetMemoryChunkContext(ed));
-        if (ed->context) pfree(ed->context);
+        if (ed->context)
+            pfree(ed->context);
         ed->context = pstrdup(kept.c_str());
         MemoryContextSwitchTo(old);
     });
@@ -597,8 +524,10 @@ void MergeRun::count(const ChunkResult& r, int64_t groups, int64_t rows) {
 bool MergeRun::rejectable(const PgError& e) const {
     const int code = e.sqlerrcode();
     const int cls = ERRCODE_TO_CATEGORY(code);
-    if (cls == ERRCODE_TO_CATEGORY(ERRCODE_DATA_EXCEPTION)) return true;
-    if (cls != ERRCODE_TO_CATEGORY(ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION)) return false;
+    if (cls == ERRCODE_TO_CATEGORY(ERRCODE_DATA_EXCEPTION))
+        return true;
+    if (cls != ERRCODE_TO_CATEGORY(ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION))
+        return false;
     // A violation of the conflict index itself is the conflict, never a bad row.
     if (code == ERRCODE_UNIQUE_VIOLATION && e.data()->constraint_name &&
         m_res.target.index_name == e.data()->constraint_name)
@@ -608,7 +537,8 @@ bool MergeRun::rejectable(const PgError& e) const {
 
 void MergeRun::flush_chunk() {
     if (m_chunk_groups == 0) {
-        if (m_chunk) pg_call([&] { tuplestore_end(m_chunk); });
+        if (m_chunk)
+            pg_call([&] { tuplestore_end(m_chunk); });
         m_chunk = nullptr;
         return;
     }
@@ -621,9 +551,11 @@ void MergeRun::flush_chunk() {
         with_subtransaction([&] { r = execute_chunk(); });
         count(r, m_chunk_groups, m_chunk_rows);
     } catch (const PgError& e) {
-        if (!rejectable(e)) throw;
+        if (!rejectable(e))
+            throw;
         e.release();
-        if (m_chunk) pg_call([&] { tuplestore_end(m_chunk); });
+        if (m_chunk)
+            pg_call([&] { tuplestore_end(m_chunk); });
         m_chunk = nullptr;
         retry_rows_one_by_one();
     }
@@ -646,8 +578,10 @@ void MergeRun::retry_rows_one_by_one() {
             with_subtransaction([&] { r = execute_chunk(); });
             count(r, 1, k.group_rows);
         } catch (const PgError& e) {
-            if (!rejectable(e)) throw;
-            if (m_chunk) pg_call([&] { tuplestore_end(m_chunk); });
+            if (!rejectable(e))
+                throw;
+            if (m_chunk)
+                pg_call([&] { tuplestore_end(m_chunk); });
             m_chunk = nullptr;
             // The winning row failed: the rows it superseded were never applied either.
             m_counts.rejected += 1;
@@ -657,7 +591,8 @@ void MergeRun::retry_rows_one_by_one() {
             rej.raw_line = std::move(k.raw);
             rej.sqlstate = unpack_sql_state(e.sqlerrcode());
             rej.message = e.what();
-            if (e.data()->detail) rej.message += std::string(" (") + e.data()->detail + ")";
+            if (e.data()->detail)
+                rej.message += std::string(" (") + e.data()->detail + ")";
             e.release();
             m_on_reject(std::move(rej));
         }
@@ -667,8 +602,7 @@ void MergeRun::retry_rows_one_by_one() {
 void MergeRun::serve(FunctionCallInfo fcinfo) {
     ReturnSetInfo* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
     if (!m_chunk)
-        raise(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-              "ingest._merge_rows() has no rows to serve",
+        raise(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE, "ingest._merge_rows() has no rows to serve",
               "It is called only by the statements of a running merge.");
     TupleDesc expected = rsinfo->expectedDesc;
     bool matches = expected && expected->natts == m_chunk_desc->natts;
@@ -704,7 +638,9 @@ bool serve_rows(int handle, FunctionCallInfo fcinfo) {
     return true;
 }
 
-void note_conflict() { ++g_conflicts; }
+void note_conflict() {
+    ++g_conflicts;
+}
 
 }  // namespace merge_internal
 

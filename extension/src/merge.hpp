@@ -54,21 +54,21 @@ struct RejectedRow {
 
 // What to merge where. Column numbers are the target's attribute numbers.
 struct MergeSpec {
-    Relation target = nullptr;               // opened and locked by the caller
+    Relation target = nullptr;  // opened and locked by the caller
     ConflictMode mode = ConflictMode::upsert;
-    std::vector<AttrNumber> columns;         // source columns, in source order
-    std::vector<std::string> conflict_names; // CONFLICT_COLUMNS as given (empty: infer)
-    std::vector<std::string> update_names;   // UPDATE_COLUMNS as given (empty: all non-key)
-    bool ignore_errors = false;              // ON_ERROR 'ignore'
-    std::string what = "COPY";               // for messages: the command being run
+    std::vector<AttrNumber> columns;          // source columns, in source order
+    std::vector<std::string> conflict_names;  // CONFLICT_COLUMNS as given (empty: infer)
+    std::vector<std::string> update_names;    // UPDATE_COLUMNS as given (empty: all non-key)
+    bool ignore_errors = false;               // ON_ERROR 'ignore'
+    std::string what = "COPY";                // for messages: the command being run
 };
 
 // One source row, as produced by a RowSource: values for MergeSpec::columns, in order.
 struct SourceRow {
     Datum* values = nullptr;
     bool* nulls = nullptr;
-    int64_t line_number = 0;  // position in the input, 1-based
-    const char* raw = nullptr; // raw input line when known (text/csv), for reject reports
+    int64_t line_number = 0;    // position in the input, 1-based
+    const char* raw = nullptr;  // raw input line when known (text/csv), for reject reports
     int raw_len = 0;
 };
 
@@ -76,7 +76,7 @@ struct SourceRow {
 // recoverable_errors() is true a row error (SQLSTATE class 22) is reported through
 // on_row_error and reading goes on.
 class RowSource {
-public:
+  public:
     virtual ~RowSource() = default;
     virtual bool next(SourceRow& row) = 0;
 };

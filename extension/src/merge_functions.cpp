@@ -29,25 +29,32 @@ void begin_copy() {
     g_counts = MergeCounts{};
     g_rejects.clear();
 }
-void add_reject(RejectedRow&& r) { g_rejects.push_back(std::move(r)); }
-void finish_copy(const MergeCounts& c) { g_counts = c; }
-const MergeCounts& last_counts() { return g_counts; }
-const std::vector<RejectedRow>& last_rejects() { return g_rejects; }
+void add_reject(RejectedRow&& r) {
+    g_rejects.push_back(std::move(r));
+}
+void finish_copy(const MergeCounts& c) {
+    g_counts = c;
+}
+const MergeCounts& last_counts() {
+    return g_counts;
+}
+const std::vector<RejectedRow>& last_rejects() {
+    return g_rejects;
+}
 }  // namespace session
 
 namespace {
 
 // Rows of a table (or anything SELECTable), read as the calling user through a cursor.
 class CursorSource : public RowSource {
-public:
+  public:
     CursorSource(Oid source, const std::vector<std::string>& names) {
         std::string cols;
         for (const std::string& n : names)
             cols += (cols.empty() ? "" : ", ") +
                     std::string(pg_call([&] { return quote_identifier(n.c_str()); }));
         const std::string sql =
-            "SELECT " + cols + " FROM " +
-            pg_call([&] {
+            "SELECT " + cols + " FROM " + pg_call([&] {
                 return quote_qualified_identifier(get_namespace_name(get_rel_namespace(source)),
                                                   get_rel_name(source));
             });
@@ -55,17 +62,21 @@ public:
         m_values.resize(m_ncols);
         m_nulls.reset(new bool[m_ncols]);
         pg_call([&] {
-            if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+            if (SPI_connect() != SPI_OK_CONNECT)
+                elog(ERROR, "SPI_connect failed");
             SPIPlanPtr plan = SPI_prepare(sql.c_str(), 0, NULL);
-            if (!plan) elog(ERROR, "could not read source: %s", SPI_result_code_string(SPI_result));
+            if (!plan)
+                elog(ERROR, "could not read source: %s", SPI_result_code_string(SPI_result));
             m_portal = SPI_cursor_open(NULL, plan, NULL, NULL, true);
         });
     }
     bool next(SourceRow& row) override {
         if (m_pos >= m_count) {
-            if (m_done) return false;
+            if (m_done)
+                return false;
             pg_call([&] {
-                if (SPI_tuptable) SPI_freetuptable(SPI_tuptable);
+                if (SPI_tuptable)
+                    SPI_freetuptable(SPI_tuptable);
                 SPI_cursor_fetch(m_portal, true, 1000);
                 m_count = SPI_processed;
             });
@@ -94,7 +105,7 @@ public:
         });
     }
 
-private:
+  private:
     int m_ncols = 0;
     std::vector<Datum> m_values;
     std::unique_ptr<bool[]> m_nulls;
@@ -106,7 +117,8 @@ private:
 
 std::vector<std::string> text_array(FunctionCallInfo fcinfo, int n) {
     std::vector<std::string> out;
-    if (PG_ARGISNULL(n)) return out;
+    if (PG_ARGISNULL(n))
+        return out;
     Datum* elems = nullptr;
     bool* nulls = nullptr;
     int count = 0;
@@ -117,8 +129,8 @@ std::vector<std::string> text_array(FunctionCallInfo fcinfo, int n) {
     for (int i = 0; i < count; i++) {
         if (nulls[i])
             raise(ERRCODE_NULL_VALUE_NOT_ALLOWED, "column names must not be NULL");
-        out.push_back(text_to_string(reinterpret_cast<text*>(
-            pg_call([&] { return PG_DETOAST_DATUM_PACKED(elems[i]); }))));
+        out.push_back(text_to_string(
+            reinterpret_cast<text*>(pg_call([&] { return PG_DETOAST_DATUM_PACKED(elems[i]); }))));
     }
     return out;
 }
@@ -129,8 +141,8 @@ Datum counts_tuple(FunctionCallInfo fcinfo, const MergeCounts& c) {
         if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
             elog(ERROR, "return type must be a row type");
         desc = BlessTupleDesc(desc);
-        Datum v[4] = {Int64GetDatum(c.inserted), Int64GetDatum(c.updated),
-                      Int64GetDatum(c.skipped), Int64GetDatum(c.rejected)};
+        Datum v[4] = {Int64GetDatum(c.inserted), Int64GetDatum(c.updated), Int64GetDatum(c.skipped),
+                      Int64GetDatum(c.rejected)};
         bool n[4] = {false, false, false, false};
         return HeapTupleGetDatum(heap_form_tuple(desc, v, n));
     });
@@ -150,8 +162,7 @@ PGI_FUNCTION(ingest_merge) {
     const Oid target = PG_GETARG_OID(1);
     MergeSpec spec;
     spec.what = "source";
-    spec.mode = parse_conflict_mode(
-        text_to_string(pg_call([&] { return PG_GETARG_TEXT_PP(2); })));
+    spec.mode = parse_conflict_mode(text_to_string(pg_call([&] { return PG_GETARG_TEXT_PP(2); })));
     spec.conflict_names = text_array(fcinfo, 3);
     spec.update_names = text_array(fcinfo, 4);
 
@@ -170,7 +181,8 @@ PGI_FUNCTION(ingest_merge) {
         TupleDesc d = RelationGetDescr(src);
         for (int i = 0; i < d->natts; i++) {
             Form_pg_attribute att = TupleDescAttr(d, i);
-            if (!att->attisdropped) names.emplace_back(NameStr(att->attname));
+            if (!att->attisdropped)
+                names.emplace_back(NameStr(att->attname));
         }
         relation_close(src, NoLock);
     });
@@ -179,7 +191,8 @@ PGI_FUNCTION(ingest_merge) {
         AttrNumber found = InvalidAttrNumber;
         for (int i = 0; i < td->natts; i++) {
             Form_pg_attribute att = TupleDescAttr(td, i);
-            if (!att->attisdropped && n == NameStr(att->attname)) found = att->attnum;
+            if (!att->attisdropped && n == NameStr(att->attname))
+                found = att->attnum;
         }
         if (found == InvalidAttrNumber)
             raise(ERRCODE_UNDEFINED_COLUMN,
@@ -201,7 +214,9 @@ PGI_FUNCTION(ingest_merge) {
     return counts_tuple(fcinfo, counts);
 }
 
-PGI_FUNCTION(ingest_last_copy_stats) { return counts_tuple(fcinfo, session::last_counts()); }
+PGI_FUNCTION(ingest_last_copy_stats) {
+    return counts_tuple(fcinfo, session::last_counts());
+}
 
 PGI_FUNCTION(ingest_last_copy_rejects) {
     const auto& rejects = session::last_rejects();

@@ -14,11 +14,10 @@ void _PG_init(void) {
     // The COPY hook and (later) background workers must be installed in every backend at
     // start, so loading on first use would leave some sessions without them.
     if (!process_shared_preload_libraries_in_progress)
-        ereport(ERROR,
-                (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-                 errmsg("pg_ingest must be loaded via shared_preload_libraries"),
-                 errhint("Add pg_ingest to shared_preload_libraries in postgresql.conf and "
-                         "restart the server, then run CREATE EXTENSION pg_ingest.")));
+        ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                        errmsg("pg_ingest must be loaded via shared_preload_libraries"),
+                        errhint("Add pg_ingest to shared_preload_libraries in postgresql.conf and "
+                                "restart the server, then run CREATE EXTENSION pg_ingest.")));
     pg_ingest::guard([] {
         pg_ingest::guc::init();
         pg_ingest::copy_hook::init();

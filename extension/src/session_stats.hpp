@@ -8,7 +8,7 @@
 
 namespace pg_ingest::session {
 
-void begin_copy();                      // forget the previous COPY's results
+void begin_copy();  // forget the previous COPY's results
 void add_reject(RejectedRow&& r);
 void finish_copy(const MergeCounts& c);
 const MergeCounts& last_counts();

@@ -42,9 +42,12 @@ PGI_FUNCTION(pgi_test_throw) {
     if (kind == "server_error")
         pg_ingest::raise(ERRCODE_INVALID_PARAMETER_VALUE, "test server error", "test detail",
                          "test hint");
-    if (kind == "bad_alloc") throw std::bad_alloc();
-    if (kind == "runtime_error") throw std::runtime_error("test runtime error");
-    if (kind == "unknown") throw 42;
+    if (kind == "bad_alloc")
+        throw std::bad_alloc();
+    if (kind == "runtime_error")
+        throw std::runtime_error("test runtime error");
+    if (kind == "unknown")
+        throw 42;
     if (kind == "pg_error")
         pg_ingest::pg_call([] {
             ereport(ERROR, (errcode(ERRCODE_DIVISION_BY_ZERO), errmsg("test postgres error"),
@@ -56,7 +59,9 @@ PGI_FUNCTION(pgi_test_throw) {
     PG_RETURN_VOID();
 }
 
-PGI_FUNCTION(pgi_test_destroyed) { PG_RETURN_INT64(destroyed.load()); }
+PGI_FUNCTION(pgi_test_destroyed) {
+    PG_RETURN_INT64(destroyed.load());
+}
 
 // Runs SQL inside C++ code with live objects; its error must come back unchanged.
 PGI_FUNCTION(pgi_test_run_sql) {

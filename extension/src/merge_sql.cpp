@@ -1,0 +1,121 @@
+// The SQL statement that applies one chunk of a merge (see merge.hpp). Identifiers are
+// quoted, operators are schema-qualified, and types come from the target's catalog entry, so
+// neither search_path nor odd names can change what it does.
+#include "merge_sql.hpp"
+
+extern "C" {
+#include "access/htup_details.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_collation.h"
+#include "catalog/pg_operator.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/ruleutils.h"
+#include "utils/syscache.h"
+}
+
+namespace pg_ingest {
+
+namespace {
+
+std::string qident(const std::string& s) {
+    return pg_call([&] { return quote_identifier(s.c_str()); });
+}
+
+std::string qualified_name(Relation rel) {
+    return pg_call([&] {
+        return quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+                                          RelationGetRelationName(rel));
+    });
+}
+
+// "OPERATOR(schema.op)" for an operator oid, so no search_path can redirect it.
+std::string operator_sql(Oid opno) {
+    char buf[2 * NAMEDATALEN + 32];
+    pg_call([&] {
+        HeapTuple tup = SearchSysCache1(OPEROID, ObjectIdGetDatum(opno));
+        if (!HeapTupleIsValid(tup))
+            elog(ERROR, "cache lookup failed for operator %u", opno);
+        Form_pg_operator op = (Form_pg_operator)GETSTRUCT(tup);
+        snprintf(buf, sizeof(buf), "OPERATOR(%s.%s)",
+                 quote_identifier(get_namespace_name(op->oprnamespace)), NameStr(op->oprname));
+        ReleaseSysCache(tup);
+    });
+    return buf;
+}
+
+}  // namespace
+
+std::string merge_statement_sql(const MergeSpec& spec, const ResolvedMerge& res, int handle) {
+    const int ncols = static_cast<int>(spec.columns.size());
+
+    Relation rel = spec.target;
+    TupleDesc rd = RelationGetDescr(rel);
+    auto col = [&](AttrNumber a) { return qident(NameStr(TupleDescAttr(rd, a - 1)->attname)); };
+    auto src = [&](AttrNumber a) {
+        for (int i = 0; i < ncols; i++)
+            if (spec.columns[i] == a)
+                return "s.c" + std::to_string(i + 1);
+        return std::string("NULL");
+    };
+    std::string coldefs, cols, srccols;
+    for (int i = 0; i < ncols; i++) {
+        Form_pg_attribute att = TupleDescAttr(rd, spec.columns[i] - 1);
+        std::string type =
+            pg_call([&] { return format_type_with_typemod(att->atttypid, att->atttypmod); });
+        coldefs += "c" + std::to_string(i + 1) + " " + type;
+        if (OidIsValid(att->attcollation) && att->attcollation != DEFAULT_COLLATION_OID)
+            coldefs +=
+                " COLLATE " +
+                std::string(pg_call([&] { return generate_collation_name(att->attcollation); }));
+        coldefs += ", ";
+        cols += (i ? ", " : "") + col(spec.columns[i]);
+        srccols += (i ? ", " : "") + ("s.c" + std::to_string(i + 1));
+    }
+    coldefs += "n bigint";
+    const std::string from = format("ingest._merge_rows(%d) AS s(%s)", handle, coldefs.c_str());
+    const std::string target = qualified_name(rel);
+    std::string keys;
+    for (AttrNumber k : res.target.keys)
+        keys += (keys.empty() ? "" : ", ") + col(k);
+
+    std::string sql;
+    switch (spec.mode) {
+        case ConflictMode::strict:
+            sql = "INSERT INTO " + target + " (" + cols + ") SELECT " + srccols + " FROM " + from;
+            break;
+        case ConflictMode::ignore:
+            sql = "INSERT INTO " + target + " (" + cols + ") SELECT " + srccols + " FROM " + from +
+                  " ON CONFLICT (" + keys + ") DO NOTHING";
+            break;
+        case ConflictMode::upsert: {
+            sql = "INSERT INTO " + target + " (" + cols + ") SELECT " + srccols + " FROM " + from +
+                  " ON CONFLICT (" + keys + ") DO ";
+            if (res.update_columns.empty()) {
+                sql += "NOTHING";
+            } else {
+                std::string set;
+                for (AttrNumber a : res.update_columns)
+                    set += (set.empty() ? "" : ", ") + col(a) + " = EXCLUDED." + col(a);
+                sql += "UPDATE SET " + set + " WHERE ingest._merge_note_conflict()";
+            }
+            break;
+        }
+        case ConflictMode::update: {
+            std::string set, join;
+            for (AttrNumber a : res.update_columns)
+                set += (set.empty() ? "" : ", ") + col(a) + " = " + src(a);
+            for (size_t i = 0; i < res.target.keys.size(); i++)
+                join += (i ? " AND " : "") + ("t." + col(res.target.keys[i])) + " " +
+                        operator_sql(res.target.eq_operators[i]) + " " + src(res.target.keys[i]);
+            const bool only = rel->rd_rel->relkind == RELKIND_RELATION;
+            sql = "WITH u AS (UPDATE " + std::string(only ? "ONLY " : "") + target + " AS t SET " +
+                  set + " FROM " + from + " WHERE " + join +
+                  " RETURNING s.n) SELECT count(*), coalesce(sum(n), 0)::bigint FROM u";
+            break;
+        }
+    }
+    return sql;
+}
+
+}  // namespace pg_ingest
