@@ -105,9 +105,15 @@ std::string merge_statement_sql(const MergeSpec& spec, const ResolvedMerge& res,
             std::string set, join;
             for (AttrNumber a : res.update_columns)
                 set += (set.empty() ? "" : ", ") + col(a) + " = " + src(a);
-            for (size_t i = 0; i < res.target.keys.size(); i++)
-                join += (i ? " AND " : "") + ("t." + col(res.target.keys[i])) + " " +
-                        operator_sql(res.target.eq_operators[i]) + " " + src(res.target.keys[i]);
+            for (size_t i = 0; i < res.target.keys.size(); i++) {
+                const std::string t = "t." + col(res.target.keys[i]);
+                const std::string v = src(res.target.keys[i]);
+                std::string eq = t + " " + operator_sql(res.target.eq_operators[i]) + " " + v;
+                // Under NULLS NOT DISTINCT a NULL key is a key like any other.
+                if (res.target.nulls_not_distinct)
+                    eq = "(" + eq + " OR (" + t + " IS NULL AND " + v + " IS NULL))";
+                join += (i ? " AND " : "") + eq;
+            }
             const bool only = rel->rd_rel->relkind == RELKIND_RELATION;
             sql = "WITH u AS (UPDATE " + std::string(only ? "ONLY " : "") + target + " AS t SET " +
                   set + " FROM " + from + " WHERE " + join +

@@ -67,6 +67,11 @@ COPY nnd FROM STDIN WITH (FORMAT csv, ON_CONFLICT 'upsert');
 1,,y
 \.
 SELECT * FROM nnd;
+-- update mode finds the NULL key too
+COPY nnd FROM STDIN WITH (FORMAT csv, ON_CONFLICT 'update');
+1,,z
+\.
+SELECT * FROM nnd;
 
 -- Keys compare with the index's own equality: numeric 1.0 and 1.00 are one key (stored as
 -- first written: keys are never updated), and timestamps keep their microseconds.

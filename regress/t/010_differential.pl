@@ -417,6 +417,8 @@ sub gen_data
 		$r->{v}{ $_->{name} } = gen_nonkey($_->{type}) for @{ $s->{vals} };
 		$r;
 	} @universe[ 0 .. $ninit - 1 ];
+	my %iseen;    # a NULL put into a key (NULLS NOT DISTINCT) can make two initial keys equal
+	@initial = grep { !$iseen{ $_->{canon} }++ } @initial;
 	my @bpool = (shuffle(@universe))[ 0 .. int(rand(@universe)) ];
 	my $n = rand() < 0.3 ? 1 + int(rand(10)) : 1 + int(rand(300));
 	my @batch = map {
