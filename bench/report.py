@@ -1,0 +1,299 @@
+#!/usr/bin/env python3
+"""bench/report.py WORKDIR RESULTS.md HISTORY.md|-
+
+Turns the tsv files that bench/run's scenarios wrote into WORKDIR into bench/RESULTS.md
+(overwritten) and, unless HISTORY is '-', appends a dated section with the raw numbers to
+bench/history.md. Standard library only.
+"""
+import os
+import statistics
+import sys
+from collections import OrderedDict, defaultdict
+
+
+def read_tsv(work, name, width):
+    path = os.path.join(work, name)
+    rows = []
+    if not os.path.exists(path):
+        return rows
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.rstrip("\n")
+            if not line:
+                continue
+            parts = line.split("\t")
+            parts += [""] * (width - len(parts))
+            rows.append(parts[:width])
+    return rows
+
+
+def fmt_rate(r):
+    return "—" if r is None else f"{r:,.0f}"
+
+
+def fmt_s(s):
+    return "—" if s is None else f"{s:.3f}"
+
+
+def fmt_ratio(r):
+    return "—" if r is None else f"{r:.2f}×"
+
+
+class Contender:
+    def __init__(self, sc, key, label, how, ref):
+        self.sc, self.key, self.label, self.how, self.ref = sc, key, label, how, ref == "ref"
+        self.runs = []  # (rep, rows, seconds, status, note)
+
+    def ok_times(self):
+        return [s for (_, _, s, st, _) in self.runs if st == "ok" and s is not None]
+
+    def statuses(self):
+        return [st for (_, _, _, st, _) in self.runs]
+
+    @property
+    def rows(self):
+        for (_, rows, _, _, _) in self.runs:
+            if rows:
+                return int(rows)
+        return None
+
+    @property
+    def median(self):
+        t = self.ok_times()
+        return statistics.median(t) if t else None
+
+    @property
+    def rate(self):
+        m = self.median
+        return self.rows / m if m and self.rows else None
+
+    def state(self):
+        sts = self.statuses()
+        if not sts:
+            return "not run"
+        if "n/a" in sts:
+            note = next(n for (_, _, _, st, n) in self.runs if st == "n/a")
+            return note or "not available"
+        parts = []
+        ok = sts.count("ok")
+        if sts.count("wrong"):
+            parts.append(f"WRONG RESULT in {sts.count('wrong')} of {len(sts)} runs")
+        if sts.count("failed"):
+            err = next(n for (_, _, _, st, n) in self.runs if st == "failed")
+            parts.append(f"FAILED in {sts.count('failed')} of {len(sts)} runs: {err}")
+        if not parts:
+            parts.append(f"ok ({ok} runs, results verified)")
+        return "; ".join(parts)
+
+
+def main():
+    work, results_path, history_path = sys.argv[1:4]
+    meta = OrderedDict()
+    settings = defaultdict(OrderedDict)  # cluster -> guc -> value
+    for k, v in read_tsv(work, "meta.tsv", 2):
+        if k.startswith("setting:"):
+            _, cluster, guc = k.split(":", 2)
+            settings[cluster][guc] = v
+        else:
+            meta[k] = v
+    scenarios = OrderedDict((r[0], (r[1], r[2])) for r in read_tsv(work, "scenarios.tsv", 3))
+    contenders = OrderedDict()
+    for sc, key, label, how, ref in read_tsv(work, "contenders.tsv", 5):
+        contenders[(sc, key)] = Contender(sc, key, label, how, ref)
+    for sc, key, rep, rows, secs, status, note in read_tsv(work, "results.tsv", 7):
+        c = contenders.setdefault((sc, key), Contender(sc, key, key, "", ""))
+        c.runs.append((rep, rows, float(secs) if secs else None, status, note))
+    targets = read_tsv(work, "targets.tsv", 5)
+    notes = defaultdict(list)
+    for sc, text in read_tsv(work, "notes.tsv", 2):
+        notes[sc].append(text)
+
+    def ratio(sc, num, den):
+        a, b = contenders.get((sc, num)), contenders.get((sc, den))
+        if not a or not b or a.rate is None or b.rate is None:
+            return None
+        return a.rate / b.rate
+
+    def target_rows():
+        out = []
+        for sc, label, num, den, mn in targets:
+            r = ratio(sc, num, den)
+            a, b = contenders.get((sc, num)), contenders.get((sc, den))
+            bad = any(c and ("wrong" in c.statuses()) for c in (a, b))
+            if r is None:
+                why = [c.label for c in (a, b) if c and c.rate is None]
+                verdict = "NOT MEASURED" + (f" ({', '.join(why)}: see below)" if why else "")
+            elif bad:
+                verdict = "INVALID (a contender produced a wrong end state)"
+            elif not mn:
+                verdict = "(no target)"
+            else:
+                verdict = "PASS" if r >= float(mn) else "SHORT"
+            out.append((sc, label, f"≥ {mn}×" if mn else "—", r, verdict))
+        return out
+
+    status = meta.get("run_status", "?")
+    L = []
+    L.append("# pg_ingest benchmark results")
+    L.append("")
+    L.append("Written by `bench/run` (`make bench`); the previous runs' raw numbers are in "
+             "[history.md](history.md).")
+    L.append("")
+    if status != "complete":
+        L.append(f"**This run did not complete: {status}.** The numbers below are what was "
+                 "measured before it stopped.")
+        L.append("")
+    L.append(f"- Date: {meta.get('date', '?')} ({meta.get('date_local', '')}); "
+             f"run took {int(meta.get('run_seconds', '0')) // 60} min {int(meta.get('run_seconds', '0')) % 60} s")
+    L.append(f"- Parameters: `{meta.get('params', '')}`; scenarios: {meta.get('scenarios', '')}")
+    L.append(f"- Load average (1/5/15 min) before the run: {meta.get('loadavg_start', '?')}; at the end "
+             f"(includes the benchmark itself): {meta.get('loadavg_end', '?')}. Anything else running on "
+             "the machine adds noise.")
+    L.append(f"- Code: git {meta.get('git', '?')}; pg_ingest library {meta.get('pg_ingest_so', '?')}; "
+             f"extension {meta.get('pg_ingest_extension', '?')}")
+    if "pg_ingest_so_changed" in meta:
+        L.append(f"- **Warning: pg_ingest.so was reinstalled during the run** (now {meta['pg_ingest_so_changed']}); "
+                 "clusters started after that (scenario C) may run a different build than A and B.")
+    try:
+        busy = float(meta.get("loadavg_start", "0").split()[0])
+        if busy > 0.5 * int(meta.get("nproc", "1")):
+            L.append(f"- **Warning: the machine was busy with other work** (1-min load average {busy:.2f} "
+                     f"on {meta.get('nproc')} CPUs before the benchmark started); expect noisy numbers — "
+                     "compare the min – max columns.")
+    except ValueError:
+        pass
+    if "probe" in meta:
+        L.append(f"- COPY ON CONFLICT probe: {meta['probe']}")
+    L.append("")
+    L.append("## Machine")
+    L.append("")
+    L.append("| | |")
+    L.append("|---|---|")
+    for k, name in (("cpu", "CPU"), ("nproc", "nproc"), ("memory", "memory"), ("kernel", "kernel"),
+                    ("os", "OS"), ("disk", "disk"), ("host", "host")):
+        L.append(f"| {name} | {meta.get(k, '?')} |")
+    L.append("")
+    L.append("## PostgreSQL")
+    L.append("")
+    clusters = list(settings.keys())
+    if clusters:
+        gucs = list(OrderedDict.fromkeys(g for c in clusters for g in settings[c]))
+        names = {"main": "scenarios A, B", "c_ext": "C, with pg_ingest", "c_noext": "C, without"}
+        L.append("Read with `SHOW` from the running servers (all started by `scripts/pg-tmp --durable`).")
+        L.append("")
+        L.append("| setting | " + " | ".join(names.get(c, c) for c in clusters) + " |")
+        L.append("|---|" + "---|" * len(clusters))
+        for g in gucs:
+            L.append(f"| {g} | " + " | ".join(f"`{settings[c].get(g, '')}`" for c in clusters) + " |")
+        L.append("")
+    L.append(f"Client: {meta.get('psql', '?')}, on the same machine (Unix socket).")
+    L.append("")
+
+    L.append("## Targets")
+    L.append("")
+    L.append("| scenario | ratio (rows/s ÷ rows/s, medians) | target | measured | result |")
+    L.append("|---|---|---|---|---|")
+    trows = target_rows()
+    for sc, label, tgt, r, verdict in trows:
+        L.append(f"| {sc} | {label} | {tgt} | {fmt_ratio(r)} | **{verdict}** |" if verdict in ("SHORT",) or verdict.startswith(("INVALID", "NOT")) else
+                 f"| {sc} | {label} | {tgt} | {fmt_ratio(r)} | {verdict} |")
+    L.append("")
+    short = [t for t in trows if t[4] == "SHORT"]
+    unmeasured = [t for t in trows if t[4].startswith(("NOT", "INVALID"))]
+    if short:
+        L.append("Fell short: " + "; ".join(f"{sc} {label} ({fmt_ratio(r)}, target {tgt})" for sc, label, tgt, r, _ in short) + ".")
+        L.append("")
+    if unmeasured:
+        reasons = OrderedDict()
+        for c in contenders.values():
+            if c.rate is None or "wrong" in c.statuses():
+                reasons.setdefault(c.state(), []).append(f"{c.sc} {c.label}")
+        L.append("Not measured or not valid:")
+        L.append("")
+        for why, who in reasons.items():
+            L.append(f"- {', '.join(who)}: {why}")
+        L.append("")
+
+    for sc, (title, desc) in scenarios.items():
+        L.append(f"## Scenario {sc}: {title}")
+        L.append("")
+        if desc:
+            L.append(desc)
+            L.append("")
+        ref = next((c for c in contenders.values() if c.sc == sc and c.ref), None)
+        L.append("| contender | rows timed | median s | rows/s | vs reference | min – max s | status |")
+        L.append("|---|---:|---:|---:|---:|---:|---|")
+        for c in contenders.values():
+            if c.sc != sc:
+                continue
+            t = c.ok_times()
+            rng = f"{min(t):.3f} – {max(t):.3f}" if t else "—"
+            vs = (c.rate / ref.rate) if (ref and ref.rate and c.rate) else None
+            rows = f"{c.rows:,}" if c.rows and c.rate else "—"
+            L.append(f"| {c.label} | {rows} | {fmt_s(c.median)} | {fmt_rate(c.rate)} | "
+                     f"{'reference' if c.ref else fmt_ratio(vs)} | {rng} | {c.state()} |")
+        L.append("")
+        L.append("How each contender ran:")
+        L.append("")
+        for c in contenders.values():
+            if c.sc == sc and c.how:
+                L.append(f"- *{c.label}*: {c.how}")
+        for n in notes.get(sc, []):
+            L.append(f"- {n}")
+        L.append("")
+
+    L.append("## How measured")
+    L.append("")
+    L.append(
+        "Every number is the wall-clock time (bash `$EPOCHREALTIME`, µs resolution) of one `psql -X -f script` "
+        "process run on the same machine over the Unix socket, so it includes psql start-up and connecting "
+        "(a few ms) and, for COPY, reading and sending the CSV file from the client side (`\\copy`, i.e. "
+        "`COPY ... FROM STDIN`). Before each timed load, untimed: a fresh copy of the pre-filled table "
+        "(`CREATE TABLE target (LIKE base INCLUDING ALL)`, `INSERT ... SELECT`, autovacuum off for it, "
+        "`VACUUM ANALYZE`) and a `CHECKPOINT` (in C on both clusters), so no checkpoint I/O is left over; "
+        "the clusters are durable (fsync and synchronous_commit on). All contenders of a scenario use the "
+        "same generated data (deterministic, from `generate_series` and md5 of the id) in the same row "
+        "order and commit once. Each round runs every contender once, rounds repeat "
+        "(BENCH_REPEAT, in C BENCH_REPEAT_C with the two clusters alternating), after one untimed warm-up "
+        "load; the table reports the median, and rows/s = rows timed / median seconds. After every "
+        "timed load the end state is checked, untimed: row count and an order-independent checksum "
+        "(sum of `hashtextextended(row::text, 0)`) must equal the expected state computed in SQL from the "
+        "base and load tables, which is the same for every upsert contender (1.5N rows); the per-row "
+        "contender loads only the first BENCH_PERROW_ROWS rows of the load (per-row is slow; rows/s "
+        "is comparable, the rows are a random sample of the shuffled load) and is checked against base "
+        "plus those rows; the plain COPY reference against base plus the N new rows (2N rows). A run with a wrong end state is excluded from the median and flagged.")
+    L.append("")
+
+    with open(results_path, "w", encoding="utf-8") as f:
+        f.write("\n".join(L))
+
+    if history_path != "-":
+        H = []
+        H.append(f"## {meta.get('date', '?')} — N={meta.get('params', '').split()[0].split('=')[-1]}, "
+                 f"git {meta.get('git', '?')}, run {status}")
+        H.append("")
+        H.append(f"Machine: {meta.get('cpu', '?')}, nproc {meta.get('nproc', '?')}, {meta.get('memory', '?')}, "
+                 f"{meta.get('kernel', '?')}; {settings.get('main', {}).get('server_version', '')}. "
+                 f"`{meta.get('params', '')}`. Library: {meta.get('pg_ingest_so', '?')}.")
+        H.append("")
+        H.append("| scenario | contender | rows | seconds per run (status) | median s | rows/s |")
+        H.append("|---|---|---:|---|---:|---:|")
+        for c in contenders.values():
+            runs = ", ".join(
+                (f"{s:.3f}" if s is not None else "—") + ("" if st == "ok" else f" ({st})")
+                for (_, _, s, st, _) in c.runs)
+            H.append(f"| {c.sc} | {c.label} | {c.rows or '—'} | {runs or '—'} | {fmt_s(c.median)} | {fmt_rate(c.rate)} |")
+        H.append("")
+        for sc, label, tgt, r, verdict in trows:
+            H.append(f"- {sc} {label}: {fmt_ratio(r)} (target {tgt}) {verdict}")
+        H.append("")
+        new = not os.path.exists(history_path) or os.path.getsize(history_path) == 0
+        with open(history_path, "a", encoding="utf-8") as f:
+            if new:
+                f.write("# pg_ingest benchmark history\n\nOne section per `bench/run`, appended; "
+                        "the latest full report is RESULTS.md.\n\n")
+            f.write("\n".join(H) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,204 @@
+# bench/upsert.sh — the generic "upsert a load into a pre-filled table" scenario (sourced).
+#
+# A dataset is bench/datasets/DS.sql: it creates `base` (N rows, ids 1..N, a one-column integer
+# primary key that is the first column) and `load_src` (LIKE base, plus rn = the load's row
+# order; ids N/2+1 .. N/2+N, so half the keys exist). From it, untimed, we write:
+#   load.csv    the load, in rn order                       (upsert contenders)
+#   fresh.csv   the same rows with ids shifted to N+1..2N    (reference: plain COPY, all new keys)
+#   multi.sql   the load as multi-row INSERT ... ON CONFLICT DO UPDATE, BENCH_BATCH rows each
+#   perrow.sql  PREPARE + one EXECUTE per row for the first BENCH_PERROW_ROWS rows of the load
+# and the expected end states (row count + order-independent checksum of the table's row texts).
+
+main_cluster() {
+    cluster_ensure main --durable "${BENCH_CONF_ARGS[@]+"${BENCH_CONF_ARGS[@]}"}"
+}
+
+# Connection name for database DB on cluster main (libpq: the last dbname= wins).
+main_db() { # DB
+    main_cluster
+    CL_DSN[$1]="${CL_DSN[main]} dbname=$1"
+}
+
+# Stop the main cluster (its databases and cached dataset state go with it; files stay).
+main_stop() {
+    [ -n "${CL_DIR[main]:-}" ] || return 0
+    cluster_stop main
+    local k
+    for k in "${!DS_N[@]}"; do unset "DS_N[$k]"; done
+    UPSERT_PROBED=""
+}
+
+declare -A DS_COLS=() DS_KEY=() DS_SET=() DS_N=() DS_SHIFT=() DS_P=() DS_EXP_UPSERT=() DS_EXP_PLAIN=() DS_EXP_FRESH=() DS_EXP_PERROW=() DS_NCOL=()
+
+dataset_prepare() { # DS
+    local ds=$1 dir=$BENCH_WORK/data/$1 db=ds_$1
+    local n=$BENCH_ROWS h kshift p cols key setl fmt types params fresh_sel nonkey t0
+    [ -n "${DS_N[$ds]:-}" ] && return 0
+    [ -f "$BENCH_DIR/datasets/$ds.sql" ] || die "no dataset bench/datasets/$ds.sql"
+    t0=${EPOCHREALTIME/,/.}
+    mkdir -p "$dir"
+    main_db "$db"
+    q main "CREATE DATABASE $db" >/dev/null
+    # COPY ... ON_CONFLICT needs the extension in the database it runs in; if this fails the
+    # upsert contender fails and says why
+    q "$db" "CREATE EXTENSION IF NOT EXISTS pg_ingest" >/dev/null 2>&1 || true
+    h=$((n / 2))
+    kshift=$((n - h))
+    p=$((BENCH_PERROW_ROWS < n ? BENCH_PERROW_ROWS : n))
+    log "dataset $ds: generating base ($n rows) and load ($n rows, keys $((h + 1))..$((h + n)))"
+    psql_cmd "$db"
+    "${PSQL[@]}" -v N="$n" -v H="$h" -f "$BENCH_DIR/datasets/$ds.sql" >/dev/null
+    q "$db" "VACUUM ANALYZE base" >/dev/null
+    q "$db" "VACUUM ANALYZE load_src" >/dev/null
+
+    local attrs="FROM pg_attribute WHERE attrelid = 'base'::regclass AND attnum > 0 AND NOT attisdropped"
+    key=$(q "$db" "SELECT string_agg(quote_ident(a.attname), ',') FROM pg_index i JOIN pg_attribute a
+                   ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+                   WHERE i.indrelid = 'base'::regclass AND i.indisprimary")
+    [ -n "$key" ] && [[ $key != *,* ]] || die "dataset $ds: base needs a one-column primary key (got '$key')"
+    cols=$(q "$db" "SELECT string_agg(quote_ident(attname), ',' ORDER BY attnum) $attrs")
+    [ "${cols%%,*}" = "$key" ] || die "dataset $ds: the key must be the first column"
+    nonkey=${cols#*,}
+    setl=$(q "$db" "SELECT string_agg(format('%1\$I = EXCLUDED.%1\$I', attname), ', ' ORDER BY attnum) $attrs AND attnum > 1")
+    # numbers as bare literals (as a connector would send them), everything else quoted
+    fmt=$(q "$db" "SELECT string_agg(CASE WHEN atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype,
+                   'numeric'::regtype, 'float4'::regtype, 'float8'::regtype) THEN '%s' ELSE '%L' END, ',' ORDER BY attnum) $attrs")
+    types=$(q "$db" "SELECT string_agg(format_type(atttypid, atttypmod), ', ' ORDER BY attnum) $attrs")
+    params=$(q "$db" "SELECT string_agg('\$' || i, ', ') FROM generate_series(1, (SELECT count(*) $attrs)::int) i")
+    DS_NCOL[$ds]=$(q "$db" "SELECT count(*) $attrs")
+    fresh_sel="$key + $kshift, $nonkey"
+
+    log "dataset $ds: writing load.csv, fresh.csv, multi.sql, perrow.sql"
+    psql_cmd "$db"
+    "${PSQL[@]}" -c "COPY (SELECT $cols FROM load_src ORDER BY rn) TO STDOUT (FORMAT csv)" >"$dir/load.csv"
+    "${PSQL[@]}" -c "COPY (SELECT $fresh_sel FROM load_src ORDER BY rn) TO STDOUT (FORMAT csv)" >"$dir/fresh.csv"
+    "${PSQL[@]}" -At -c "SELECT 'INSERT INTO target ($cols) VALUES '
+            || string_agg(format('($fmt)', $cols), ',' ORDER BY rn)
+            || ' ON CONFLICT ($key) DO UPDATE SET $setl;'
+        FROM load_src GROUP BY (rn - 1) / $BENCH_BATCH ORDER BY (rn - 1) / $BENCH_BATCH" >"$dir/multi.sql"
+    {
+        echo "PREPARE ins($types) AS INSERT INTO target ($cols) VALUES ($params) ON CONFLICT ($key) DO UPDATE SET $setl;"
+        echo "BEGIN;"
+        "${PSQL[@]}" -At -c "SELECT format('EXECUTE ins($fmt);', $cols) FROM load_src WHERE rn <= $p ORDER BY rn"
+        echo "COMMIT;"
+    } >"$dir/perrow.sql"
+    cat >"$dir/plain.sql" <<EOF
+\\copy target FROM '$dir/fresh.csv' WITH (FORMAT csv)
+EOF
+    cat >"$dir/upsert.sql" <<EOF
+\\copy target FROM '$dir/load.csv' WITH (FORMAT csv, ON_CONFLICT 'upsert')
+EOF
+    cat >"$dir/staged.sql" <<EOF
+SET temp_buffers = '$BENCH_TEMP_BUFFERS';
+BEGIN;
+CREATE TEMP TABLE stage (LIKE target INCLUDING DEFAULTS) ON COMMIT DROP;
+\\copy stage FROM '$dir/load.csv' WITH (FORMAT csv)
+INSERT INTO target ($cols) SELECT $cols FROM stage ON CONFLICT ($key) DO UPDATE SET $setl;
+COMMIT;
+EOF
+    local sum="count(*) || ' ' || coalesce(sum(hashtextextended(t::text, 0)), 0)"
+    DS_EXP_UPSERT[$ds]=$(q "$db" "SELECT $sum FROM (SELECT $cols FROM base b WHERE NOT EXISTS
+        (SELECT 1 FROM load_src l WHERE l.$key = b.$key) UNION ALL SELECT $cols FROM load_src) t")
+    # the per-row contender loads only the first $p rows of the load: its own expected end state
+    DS_EXP_PERROW[$ds]=$(q "$db" "SELECT $sum FROM (SELECT $cols FROM base b WHERE NOT EXISTS
+        (SELECT 1 FROM load_src l WHERE l.$key = b.$key AND l.rn <= $p)
+        UNION ALL SELECT $cols FROM load_src WHERE rn <= $p) t")
+    DS_EXP_FRESH[$ds]=$(q "$db" "SELECT $sum FROM (SELECT $fresh_sel FROM load_src) t")
+    DS_EXP_PLAIN[$ds]=$(q "$db" "SELECT $sum FROM (SELECT $cols FROM base UNION ALL SELECT $fresh_sel FROM load_src) t")
+    DS_COLS[$ds]=$cols DS_KEY[$ds]=$key DS_SET[$ds]=$setl DS_N[$ds]=$n DS_SHIFT[$ds]=$kshift DS_P[$ds]=$p
+    local size
+    size=$(du -sh "$dir" | cut -f1)
+    log "dataset $ds ready in $(awk -v a="${EPOCHREALTIME/,/.}" -v b="$t0" 'BEGIN{printf "%.0f", a-b}')s ($size of files; load.csv $(du -h "$dir/load.csv" | cut -f1))"
+    meta "dataset:$ds" "$n base rows, $n load rows ($((n - h)) existing keys, $h new), ${DS_NCOL[$ds]} columns, load.csv $(du -h "$dir/load.csv" | cut -f1)"
+}
+
+table_checksum() { # DB
+    q "$1" "SELECT count(*) || ' ' || coalesce(sum(hashtextextended(t::text, 0)), 0) FROM target t"
+}
+
+# A fresh copy of the pre-filled table, untimed, then CHECKPOINT so no checkpoint I/O is left over.
+fresh_target() { # DB
+    qf "$1" >/dev/null <<'EOF'
+DROP TABLE IF EXISTS target;
+CREATE TABLE target (LIKE base INCLUDING ALL);
+ALTER TABLE target SET (autovacuum_enabled = off);
+INSERT INTO target SELECT * FROM base;
+VACUUM ANALYZE target;
+CHECKPOINT;
+EOF
+}
+
+UPSERT_PROBED="" UPSERT_OK=1 UPSERT_MSG=""
+upsert_available() {
+    if [ -z "$UPSERT_PROBED" ]; then
+        main_cluster
+        UPSERT_PROBED=1
+        if probe_upsert main; then UPSERT_OK=0; else UPSERT_OK=1; fi
+        UPSERT_MSG=$PROBE_MSG
+        log "probe: $UPSERT_MSG"
+        meta "probe" "$UPSERT_MSG"
+    fi
+    return "$UPSERT_OK"
+}
+
+# One timed run of contender KEY (script DIR/KEY.sql) on a fresh pre-filled table, then the check.
+upsert_one() { # SC DS KEY REP
+    local sc=$1 ds=$2 key=$3 rep=$4 db=ds_$2 dir=$BENCH_WORK/data/$2 rows expect got status=ok note=""
+    rows=${DS_N[$ds]}
+    expect=${DS_EXP_UPSERT[$ds]}
+    case "$key" in
+        plain) expect=${DS_EXP_PLAIN[$ds]} ;;
+        perrow) rows=${DS_P[$ds]} expect=${DS_EXP_PERROW[$ds]} ;;
+    esac
+    fresh_target "$db"
+    if ! timed_psql "$db" "$dir/$key.sql"; then
+        record "$sc" "$key" "$rep" "$rows" "$ELAPSED" failed "$TIMED_ERR"
+        wait_ready "$db" || die "cluster does not answer after $key failed"
+        return 0
+    fi
+    got=$(table_checksum "$db")
+    if [ "$got" != "$expect" ]; then
+        status=wrong
+        note="end state (count checksum) '$got', expected '$expect'"
+    fi
+    record "$sc" "$key" "$rep" "$rows" "$ELAPSED" "$status" "$note"
+}
+
+# The whole scenario: contenders 1-5, BENCH_REPEAT rounds, each round runs every contender once.
+run_upsert_scenario() { # SC DS
+    local sc=$1 ds=$2 rep key n p
+    dataset_prepare "$ds"
+    n=${DS_N[$ds]} p=${DS_P[$ds]}
+    contender "$sc" plain "plain COPY (reference)" \
+        "\\copy of $n NEW rows (ids N+1..2N, same payloads and order as the load) into the pre-filled table" ref
+    contender "$sc" upsert "COPY ... ON_CONFLICT 'upsert'" \
+        "\\copy target FROM load.csv WITH (FORMAT csv, ON_CONFLICT 'upsert')"
+    contender "$sc" staged "temp table + INSERT ... ON CONFLICT" \
+        "one transaction: CREATE TEMP TABLE (temp_buffers=$BENCH_TEMP_BUFFERS), \\copy into it, INSERT INTO target SELECT ... ON CONFLICT DO UPDATE"
+    contender "$sc" multi "multi-row INSERT ... ON CONFLICT" \
+        "$BENCH_BATCH-row INSERT ... VALUES ... ON CONFLICT DO UPDATE statements, psql -f, all in one transaction"
+    contender "$sc" perrow "per-row prepared INSERT ... ON CONFLICT" \
+        "psql: PREPARE once, then one EXECUTE per row (one round trip each), one transaction; first $p rows of the load$([ "$p" -lt "$n" ] && echo " (checked against base + those $p rows)")"
+    target "$sc" "upsert vs plain COPY" upsert plain 0.8
+    target "$sc" "upsert vs temp table + INSERT ON CONFLICT" upsert staged 1.5
+    target "$sc" "upsert vs multi-row INSERT ON CONFLICT" upsert multi 5
+    target "$sc" "upsert vs per-row prepared INSERT ON CONFLICT" upsert perrow ""
+
+    local keys=(plain upsert staged multi perrow)
+    if ! upsert_available; then
+        record "$sc" upsert - "$n" "" "n/a" "not available: $UPSERT_MSG"
+        keys=(plain staged multi perrow)
+    fi
+    # warm-up (untimed): WAL segments get created, caches filled, before the first measurement
+    log "$sc: warm-up (plain COPY, untimed)"
+    fresh_target "ds_$ds"
+    timed_psql "ds_$ds" "$BENCH_WORK/data/$ds/plain.sql" || die "$sc warm-up failed: $TIMED_ERR"
+    for ((rep = 1; rep <= BENCH_REPEAT; rep++)); do
+        for key in "${keys[@]}"; do
+            if [ "$key" = perrow ] && [ "$rep" -gt "$BENCH_PERROW_REPEAT" ]; then continue; fi
+            upsert_one "$sc" "$ds" "$key" "$rep"
+        done
+    done
+    q "ds_$ds" "DROP TABLE IF EXISTS target" >/dev/null
+    checkpoint main
+}
