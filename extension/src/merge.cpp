@@ -8,6 +8,8 @@
 extern "C" {
 #include "access/htup_details.h"
 #include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/partition.h"
 #include "catalog/pg_collation.h"
 #include "access/stratnum.h"
 #include "catalog/pg_opfamily.h"
@@ -528,10 +530,19 @@ bool MergeRun::rejectable(const PgError& e) const {
         return true;
     if (cls != ERRCODE_TO_CATEGORY(ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION))
         return false;
-    // A violation of the conflict index itself is the conflict, never a bad row.
-    if (code == ERRCODE_UNIQUE_VIOLATION && e.data()->constraint_name &&
-        m_res.target.index_name == e.data()->constraint_name)
-        return false;
+    // A violation of the conflict index itself (or, on a partitioned target, of a partition's
+    // index attached to it) is the conflict, never a bad row.
+    const ErrorData* ed = e.data();
+    if (code == ERRCODE_UNIQUE_VIOLATION && ed->constraint_name && ed->schema_name) {
+        const Oid arbiter = m_res.target.index;
+        const bool is_arbiter = pg_call([&] {
+            Oid nsp = get_namespace_oid(ed->schema_name, true);
+            Oid idx = OidIsValid(nsp) ? get_relname_relid(ed->constraint_name, nsp) : InvalidOid;
+            if (!OidIsValid(idx)) return false;
+            return idx == arbiter || list_member_oid(get_partition_ancestors(idx), arbiter);
+        });
+        if (is_arbiter) return false;
+    }
     return true;
 }
 

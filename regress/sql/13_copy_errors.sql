@@ -109,6 +109,17 @@ COPY e FROM STDIN WITH (FORMAT csv, ON_CONFLICT 'strict', ON_ERROR 'ignore');
 1,dup,1,u100
 \.
 SELECT count(*) AS no_ten FROM e WHERE k = 10;
+-- ... also on a partitioned table, where the violation names the partition's index
+CREATE TABLE pe (k int PRIMARY KEY, v text) PARTITION BY HASH (k);
+CREATE TABLE pe0 PARTITION OF pe FOR VALUES WITH (MODULUS 2, REMAINDER 0);
+CREATE TABLE pe1 PARTITION OF pe FOR VALUES WITH (MODULUS 2, REMAINDER 1);
+INSERT INTO pe VALUES (1, 'old');
+COPY pe FROM STDIN WITH (FORMAT csv, ON_CONFLICT 'strict', ON_ERROR 'ignore');
+1,dup
+2,new
+\.
+SELECT * FROM pe ORDER BY k;
+DROP TABLE pe;
 
 -- ingest.merge(): the same engine from a table, with its own bad input.
 CREATE TABLE src (k int, v text, n int);

@@ -201,6 +201,17 @@ my %DEFAULTS = (
 	jsonb       => [ q{'{"d": 1}'}, q{'[]'} ],
 	timestamptz => [ q{'2000-01-01 00:00:00+00'} ]);
 
+# Values that fail input conversion (text/csv rows for ON_ERROR).
+my %BAD = (
+	bigint      => [ 'x1', '99999999999999999999' ],
+	int         => [ 'abc', '2147483648' ],
+	numeric     => [ '1.2.3', '--1' ],
+	bool        => [ 'maybe' ],
+	jsonb       => [ '{bad', '[1,' ],
+	timestamp   => [ '2024-13-45 00:00:00', 'yesterday-ish' ],
+	timestamptz => [ '2024-02-30 00:00:00+00' ],
+	uuid        => [ 'not-a-uuid', '1234' ]);
+
 sub gen_nonkey
 {
 	my ($type) = @_;
@@ -282,6 +293,7 @@ sub gen_spec
 
 	# COPY column list: the keys plus some non-key columns, in table or random order.
 	my @sub = rand() < 0.4 ? @vals : grep { rand() < 0.6 } @vals;
+	@sub = (pick(@vals)) if !@sub && rand() < 0.7;    # keys only: now and then
 	my %in = map { $_->{name} => 1 } (@keys, @sub);
 	my @list = grep { $in{ $_->{name} } } @cols;
 	my $all = (@sub == @vals);
@@ -509,12 +521,20 @@ sub oracle_sql
 	return $sql;
 }
 
+# A column list option value: SQL identifiers, so a plain name may also be written in upper
+# case (it folds to lower case), others are double-quoted; commas with or without spaces.
+sub ident_option
+{
+	my $sep = pick(',', ', ', ' , ');
+	return ql(join($sep, map { /^[a-z_][a-z0-9_]*$/ && rand() < 0.3 ? uc($_) : opt_ident_list($_) } @_));
+}
+
 sub copy_options
 {
 	my ($s, $mode, $f) = @_;
 	my @o = ("ON_CONFLICT '$mode'");
-	push @o, 'CONFLICT_COLUMNS ' . ql(opt_ident_list(@{ $s->{conflict_opt} })) if $s->{conflict_opt};
-	push @o, 'UPDATE_COLUMNS ' . ql(opt_ident_list(@{ $s->{update_opt} }))
+	push @o, 'CONFLICT_COLUMNS ' . ident_option(@{ $s->{conflict_opt} }) if $s->{conflict_opt};
+	push @o, 'UPDATE_COLUMNS ' . ident_option(@{ $s->{update_opt} })
 	  if $s->{update_opt} && ($mode eq 'upsert' || $mode eq 'update');
 	push @o, "DELIMITER ';'" if $f->{delim} && $f->{delim} ne ',';
 	push @o, 'HEADER true' if $f->{header};
@@ -561,6 +581,7 @@ sub write_file
 # One round.
 
 my @cleanup;    # SQL that drops the previous round's objects
+my %coverage;   # what the rounds exercised, reported at the end
 
 sub run_round
 {
@@ -575,10 +596,14 @@ sub run_round
 	{
 		my %f = (format => pick('text', 'csv', 'binary'));
 		$f{transport} = rand() < 0.7 ? 'client' : 'server';
-		# ON_ERROR 'ignore' is refused for binary (a bad binary row cannot be skipped), and
-		# with strict it is not pinned down whether a conflict is an error or a rejected row.
-		$f{on_error} = ($f{format} eq 'binary' || $m eq 'strict') ? 'stop' : pick('stop', 'ignore')
+		# ON_ERROR 'ignore' is refused for binary (a bad binary row cannot be skipped). It
+		# never turns the conflict itself into a rejected row: strict still fails with 23505.
+		$f{on_error} = $f{format} eq 'binary' ? 'stop' : pick('stop', 'ignore')
 		  if rand() < 0.2;
+		# Small merge chunks cut key groups' winners into many statements; a tiny work_mem
+		# makes the sort spill.
+		$f{chunk_rows} = pick(1, 2, 3, 7, 50, 10000);
+		$f{work_mem} = rand() < 0.3 ? '64kB' : '4MB';
 		if ($f{format} eq 'csv')
 		{
 			$f{delim}  = rand() < 0.25 ? ';' : ',';
@@ -596,7 +621,47 @@ sub run_round
 		if (@clean) { $bat{strict} = \@clean; $bid{strict} = 2; }
 	}
 
+	# Sometimes text/csv input gets rows that fail input conversion. With ON_ERROR 'ignore'
+	# they are rejected and the rest loads as if they were not there (the oracle applies the
+	# good rows); otherwise the COPY fails and nothing is loaded (the oracle applies nothing).
+	my (%in, %bad);    # mode => input rows; mode => 'ignore' | 'stop'
+	my @typed = grep { $_->{type} ne 'text' } @{ $s->{copycols} };
+	my $with_bad = @typed && rand() < 0.3;
+	for my $m (@MODES)
+	{
+		$in{$m} = $bat{$m};
+		next unless $with_bad && $fmt{$m}{format} ne 'binary' && rand() < 0.6;
+		my @rows = @{ $bat{$m} };
+		for (1 .. 1 + int(rand(3)))
+		{
+			my $src = pick(@{ $bat{$m} });
+			my $c   = pick(@typed);
+			my $b   = { canon => $src->{canon}, v => { %{ $src->{v} } }, bad => 1 };
+			$b->{v}{ $c->{name} } = $b->{badval} = pick(@{ $BAD{ $c->{type} } });
+			splice(@rows, int(rand(@rows + 1)), 0, $b);
+		}
+		$in{$m} = \@rows;
+		if (rand() < 0.7)
+		{
+			$bad{$m} = $fmt{$m}{on_error} = 'ignore';
+		}
+		else
+		{
+			$bad{$m} = 'stop';
+			$fmt{$m}{on_error} = pick(undef, 'stop');
+			$bat{$m} = [];
+		}
+	}
+
 	my $ddl_c = table_ddl($s, tname($s, 'upsert', 'c'));
+	$coverage{"table: key $s->{constraint}" . ($s->{nulls_not_distinct} ? ' nulls not distinct' : '')}++;
+	$coverage{"table: partitioned by $s->{part}{kind}"}++ if $s->{part};
+	$coverage{"table: non-public schema"}++ if $s->{schema} ne 'public';
+	$coverage{"table: generated column"}++ if grep { $_->{gen} } @{ $s->{cols} };
+	$coverage{"table: key of " . scalar(@{ $s->{keys} }) . " columns"}++;
+	$coverage{"COPY: subset of the columns"}++ if @{ $s->{copycols} } < grep { !$_->{gen} } @{ $s->{cols} };
+	$coverage{"COPY: CONFLICT_COLUMNS"}++ if $s->{conflict_opt};
+	$coverage{"COPY: UPDATE_COLUMNS"}++ if $s->{update_opt};
 	my $setup = join('', @cleanup);
 	@cleanup = ();
 	$setup .= 'CREATE SCHEMA IF NOT EXISTS ' . qi($s->{schema}) . ";\n";
@@ -657,7 +722,7 @@ sub run_round
 		else
 		{
 			$file = "$filedir/r${round}_$m.$f->{format}";
-			write_file($file, render_data($s, $f, $bat{$m}));
+			write_file($file, render_data($s, $f, $in{$m}));
 		}
 		my $target = qname($s, tname($s, $m, 'c')) . column_list_sql($s);
 		my $opts   = copy_options($s, $m, $f);
@@ -668,11 +733,14 @@ sub run_round
 		$copy_cmd{$m} = $cmd;
 		# psql does not set ERROR/SQLSTATE for a failed \copy: the SQLSTATE is taken from the
 		# error message between the markers on stderr.
-		$copy_script .= "\\warn BEGIN_MODE $m\n$cmd\n\\warn END_MODE $m\n\\echo RESULT $m :ROW_COUNT\n"
-		  . "SELECT 'STATS', '$m', inserted, updated, skipped, rejected FROM ingest.last_copy_stats();\n";
+		$copy_script .= "SET ingest.merge_chunk_rows = $f->{chunk_rows};\nSET work_mem = '$f->{work_mem}';\n"
+		  . "\\warn BEGIN_MODE $m\n$cmd\n\\warn END_MODE $m\n\\echo RESULT $m :ROW_COUNT\n"
+		  . "SELECT 'STATS', '$m', inserted, updated, skipped, rejected FROM ingest.last_copy_stats();\n"
+		  . "SELECT 'REJ', '$m', line_number, sqlstate, encode(convert_to(raw_line, 'UTF8'), 'hex')"
+		  . " FROM ingest.last_copy_rejects();\n";
 	}
 	my ($cret, $cout, $cerr) = $node->psql('postgres', $copy_script, on_error_stop => 0);
-	my (%cres, %cstats, $cur);
+	my (%cres, %cstats, %crej, $cur);
 	for my $line (split /\n/, $cerr)
 	{
 		if ($line =~ /^BEGIN_MODE (\w+)$/) { $cur = $1; $cres{$cur} = { sqlstate => '00000', stderr => '' }; next; }
@@ -692,6 +760,10 @@ sub run_round
 		{
 			$cstats{$1} = [ $2, $3, $4, $5 ];
 		}
+		elsif ($line =~ /^REJ\|(\w+)\|(\d*)\|(\w*)\|([0-9a-f]*)$/)
+		{
+			push @{ $crej{$1} }, [ $2, $3, pack('H*', $4) ];
+		}
 	}
 
 	# The oracle into the _o tables, one statement a row, counting what each statement did.
@@ -704,10 +776,11 @@ sub run_round
 	$oracle .= oracle_sql($s, 'strict', tname($s, 'strict', 'o'), $bat{strict});
 	$oracle .= "\\echo STRICT_OK\n";
 	my ($oret, $oout, $oerr) = $node->psql('postgres', $oracle);
-	BAIL_OUT("oracle failed unexpectedly in round $round (seed $seed): $oerr")
+	# The oracle failing otherwise is a bug of this test: stop here.
+	die "oracle failed unexpectedly in round $round (seed $seed): $oerr"
 	  unless $oout =~ /^ORACLE_OK$/m;
 	my $strict_ok = $oout =~ /^STRICT_OK$/m;
-	BAIL_OUT("strict oracle failed with something else than 23505 in round $round: $oerr")
+	die "strict oracle failed with something else than 23505 in round $round (seed $seed): $oerr"
 	  if !$strict_ok && $oerr !~ /ERROR:  23505:/;
 
 	my %exp;    # mode => { ins, upd, skip, loose, skip_min }
@@ -719,7 +792,7 @@ sub run_round
 		my $e = $exp{$m};
 		if ($m eq 'upsert')
 		{
-			BAIL_OUT("oracle: upsert of a new key did nothing (round $round)") if !$existed && !$aff;
+			die "oracle: upsert of a new key did nothing (round $round)" if !$existed && !$aff;
 			if    (!$existed) { $e->{ins}++ }
 			elsif ($aff)      { $e->{upd}++ }
 			else              { $e->{skip}++ }
@@ -771,6 +844,13 @@ sub run_round
 			# Nothing to update: a clear error is as good as a no-op (the table is compared
 			# with the oracle's, which is unchanged, either way).
 		}
+		elsif (($bad{$m} // '') eq 'stop')
+		{
+			# A bad row without ON_ERROR 'ignore' fails the COPY (strict may meet a duplicate
+			# key first); nothing is loaded (the oracle applied nothing).
+			push @problems, "COPY with a bad row and ON_ERROR stop returned SQLSTATE $cr->{sqlstate}"
+			  unless $cr->{sqlstate} =~ /^22/ || ($m eq 'strict' && $cr->{sqlstate} eq '23505');
+		}
 		elsif ($m eq 'strict' && !$strict_ok)
 		{
 			push @problems, "oracle failed with 23505 but COPY returned SQLSTATE $cr->{sqlstate}"
@@ -787,10 +867,14 @@ sub run_round
 		push @problems, "$tc_o rows only in COPY table, $to_c only in oracle table (as text)"
 		  if $tc_o || $to_c;
 		my $ok = ok(!@problems, "$name: table equals the oracle's");
+		$coverage{"$m, format $fmt{$m}{format}"}++;
+		$coverage{"$m, COPY failed $cr->{sqlstate}"}++ if $cr->{sqlstate} ne '00000';
+		$coverage{"$m, rows failing conversion, ON_ERROR $bad{$m}"}++ if $bad{$m};
+
 
 		my $stats_ok = 1;
 		my @stat_problems;
-		if ($cr->{sqlstate} eq '00000' && ($m ne 'strict' || $strict_ok))
+		if ($cr->{sqlstate} eq '00000' && ($m ne 'strict' || $strict_ok) && ($bad{$m} // '') ne 'stop')
 		{
 			my $got = $cstats{$m};
 			my $e   = $exp{$m};
@@ -812,7 +896,38 @@ sub run_round
 					push @stat_problems, "inserted/updated/skipped $gi/$gu/$gs, expected $e->{ins}/$e->{upd}/$e->{skip}"
 					  if $gi != $e->{ins} || $gu != $e->{upd} || $gs != $e->{skip};
 				}
-				push @stat_problems, "rejected $gr, expected 0" if $gr != 0;
+				# Rejected rows: the bad ones, with SQLSTATE 22xxx, their raw line holding the bad
+				# value, and their line number as COPY counts lines: the header is line 1, and
+				# (csv) a line break inside a quoted value may count as a line too, so the
+				# number lies between the record's ordinal and that plus such breaks so far.
+				my $hdr = $fmt{$m}{header} ? 1 : 0;
+				my (@want, $breaks);
+				for my $i (0 .. $#{ $in{$m} })
+				{
+					my $r = $in{$m}[$i];
+					$breaks += () = join('', map { $_ // '' } values %{ $r->{v} }) =~ /[\r\n]/g
+					  if $fmt{$m}{format} eq 'csv';
+					push @want, [ $i + 1 + $hdr, $i + 1 + $hdr + ($breaks // 0), $r->{badval} ]
+					  if $r->{bad};
+				}
+				push @stat_problems, "rejected $gr, expected " . scalar(@want) if $gr != @want;
+				my @got_rej = sort { $a->[0] <=> $b->[0] } @{ $crej{$m} // [] };
+				my $rej_ok = @got_rej == @want;
+				for my $j (0 .. $#want)
+				{
+					last unless $rej_ok;
+					my ($lo, $hi, $val) = @{ $want[$j] };
+					my ($line, $state, $raw) = @{ $got_rej[$j] };
+					$rej_ok = $line >= $lo && $line <= $hi && $state =~ /^22/ && index($raw, $val) >= 0;
+				}
+				push @stat_problems,
+				  "last_copy_rejects() gave (line, sqlstate): "
+				  . join(' ', map { "($_->[0], $_->[1])" } @got_rej)
+				  . "; expected lines "
+				  . join(' ', map { $_->[0] == $_->[1] ? $_->[0] : "$_->[0]..$_->[1]" } @want)
+				  . ' with SQLSTATE 22xxx, raw lines holding '
+				  . join(' ', map { "'$_->[2]'" } @want)
+				  unless $rej_ok;
 				push @stat_problems, "command tag COPY $cr->{rows}, but inserted+updated = " . ($gi + $gu)
 				  if $cr->{rows} != $gi + $gu;
 			}
@@ -826,12 +941,14 @@ sub run_round
 		diag("initial rows:\n" . insert_values_sql($s, tname($s, $m, 'c'), $initial));
 		diag("COPY command (format " . $fmt_desc->($fmt{$m}) . "):\n$copy_cmd{$m}");
 		diag("COPY stats (inserted/updated/skipped/rejected): "
-			  . join('/', @{ $cstats{$m} // [] }) . "; oracle: $exp{$m}{ins}/$exp{$m}{upd}/$exp{$m}{skip}/0"
+			  . ($cr->{sqlstate} eq '00000' ? join('/', @{ $cstats{$m} // [] }) : '(COPY failed)')
+			  . "; oracle: $exp{$m}{ins}/$exp{$m}{upd}/$exp{$m}{skip}/0"
 			  . ($exp{$m}{loose} ? ' (updated vs skipped not pinned)' : ''));
 		diag("COPY stderr:\n$cr->{stderr}") if ($cr->{stderr} // '') ne '';
-		diag("batch in input order (csv, columns: "
+		my $i = 0;
+		diag("COPY input rows (as csv; columns: "
 			  . join(', ', map { $_->{name} } @cc) . "):\n"
-			  . render_data($s, { format => 'csv' }, $bat{$m}));
+			  . join('', map { sprintf('%4d%s ', ++$i, $_->{bad} ? ' BAD' : '') . render_data($s, { format => 'csv' }, [$_]) } @{ $in{$m} }));
 		my $c = qname($s, tname($s, $m, 'c'));
 		my $o = qname($s, tname($s, $m, 'o'));
 		diag("differing rows:\n"
@@ -848,7 +965,13 @@ for my $round (1 .. $rounds)
 	srand($round_seeds[ $round - 1 ]);
 	run_round($round);
 }
-note("$rounds rounds in " . (time() - $t0) . " s");
+note("$rounds rounds in " . (time() - $t0) . " s; cases covered:\n"
+	  . join("\n", map { sprintf('%6d  %s', $coverage{$_}, $_) } sort keys %coverage));
+
+my $log = slurp_file($node->logfile);
+unlike($log, qr/terminated by signal|server process .* was terminated/, 'no backend crashed');
+unlike($log, qr/WARNING/, 'no WARNING (e.g. leaked resources) in the server log')
+  or diag(join("\n", grep { /WARNING/ } split /\n/, $log));
 
 $node->stop;
 done_testing();

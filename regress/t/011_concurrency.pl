@@ -1,7 +1,8 @@
 # Concurrent COPY ... WITH (ON_CONFLICT ...) on overlapping keys.
 #
-# For each of upsert, ignore and update, several sessions start at the same moment (they all
-# wait on an advisory lock the test then releases) and each runs several COPY ON CONFLICT
+# For each of upsert, ignore and update (on a plain table with a wide and a narrow key range,
+# and on a hash-partitioned table), several sessions start at the same moment (they all wait
+# on an advisory lock the test then releases) and each runs several COPY ON CONFLICT
 # statements of 2000-20000 rows, keys drawn with repetition from one shared range, every row
 # tagged with its session, COPY and row number. Afterwards:
 #   - no session saw an error (in particular no deadlock 40P01, no duplicate key 23505), and
@@ -43,14 +44,22 @@ if (!ok(feature_available($node), 'pg_ingest provides ingest.last_copy_stats()')
 my $dir = PostgreSQL::Test::Utils::tempdir();
 my $psql = $node->installed_command('psql');
 
-$node->safe_psql('postgres', 'CREATE TABLE t (k bigint PRIMARY KEY, v text, n int)');
+# t, and tp: the same hash-partitioned.
+$node->safe_psql('postgres', q{
+	CREATE TABLE t (k bigint PRIMARY KEY, v text, n int);
+	CREATE TABLE tp (k bigint PRIMARY KEY, v text, n int) PARTITION BY HASH (k);
+	CREATE TABLE tp0 PARTITION OF tp FOR VALUES WITH (MODULUS 3, REMAINDER 0);
+	CREATE TABLE tp1 PARTITION OF tp FOR VALUES WITH (MODULUS 3, REMAINDER 1);
+	CREATE TABLE tp2 PARTITION OF tp FOR VALUES WITH (MODULUS 3, REMAINDER 2);
+});
+my $table;
 my %initial;    # k => 1 for the initial rows (every third key of the range; v 'init', n -1)
 
 sub reset_table
 {
 	%initial = map { $_ => 1 } grep { $_ % 3 == 0 } 1 .. $range;
 	$node->safe_psql('postgres',
-		"TRUNCATE t; INSERT INTO t SELECT k, 'init', -1 FROM generate_series(3, $range, 3) k;");
+		"TRUNCATE $table; INSERT INTO $table SELECT k, 'init', -1 FROM generate_series(3, $range, 3) k;");
 }
 
 # Rows of one COPY: [k, v, n]; v names session, COPY and row, so each is unique.
@@ -91,14 +100,14 @@ sub run_concurrently
 		for my $c (1 .. $copies)
 		{
 			my $format = ($s + $c) % 2 ? 'csv' : 'text';
-			my $file = copy_file("${mode}_${range}_s${s}_c$c", $format, $plan->[$s][$c]);
+			my $file = copy_file("${mode}_${table}_${range}_s${s}_c$c", $format, $plan->[$s][$c]);
 			$script .= "\\warn BEGIN_COPY $s $c\n"
-			  . "\\copy t from '$file' with (format $format, on_conflict '$mode')\n"
+			  . "\\copy $table from '$file' with (format $format, on_conflict '$mode')\n"
 			  . "\\warn END_COPY $s $c\n"
 			  . "\\echo RESULT $s $c :ROW_COUNT\n"
 			  . "SELECT 'STATS', $s, $c, inserted, updated, skipped, rejected FROM ingest.last_copy_stats();\n";
 		}
-		my $sfile = "$dir/${mode}_${range}_s$s.sql";
+		my $sfile = "$dir/${mode}_${table}_${range}_s$s.sql";
 		open(my $fh, '>', $sfile) or die;
 		print $fh $script;
 		close($fh);
@@ -118,7 +127,7 @@ sub run_concurrently
 	$holder->query_safe("SELECT pg_advisory_unlock($lock_id)");
 	my $t0 = time();
 	for my $s (1 .. $sessions) { $h[$s]->finish; }
-	note(sprintf("%s, keys 1..%d: %d sessions done in %.2f s", $mode, $range, $sessions, time() - $t0));
+	note(sprintf("%s, %s, keys 1..%d: %d sessions done in %.2f s", $mode, $table, $range, $sessions, time() - $t0));
 	$holder->quit;
 
 	my %res;    # "s c" => { rows, stats => [i, u, s, r], errors }
@@ -180,12 +189,20 @@ sub serial_order_exists
 	return $done == @nodes;
 }
 
-for my $round ([ upsert => 30000 ], [ ignore => 30000 ], [ update => 30000 ],
-	[ upsert => 4000 ], [ ignore => 4000 ], [ update => 4000 ])
+for my $round (
+	[ upsert => 30000, 't' ],
+	[ ignore => 30000, 't' ],
+	[ update => 30000, 't' ],
+	[ upsert => 4000,  't' ],
+	[ ignore => 4000,  't' ],
+	[ update => 4000,  't' ],
+	[ upsert => 4000,  'tp' ],
+	[ ignore => 4000,  'tp' ],
+	[ update => 4000,  'tp' ])
 {
 	my $mode = $round->[0];
-	$range = $round->[1];
-	my $label = "$mode, keys 1..$range";
+	($range, $table) = @$round[ 1, 2 ];
+	my $label = "$mode, $table, keys 1..$range";
 	reset_table();
 
 	# Plan: per session and COPY, keys with repetition from the shared range.
@@ -224,7 +241,7 @@ for my $round ([ upsert => 30000 ], [ ignore => 30000 ], [ update => 30000 ],
 	check_no_errors($label, $res, $err, $log);
 
 	my %final;
-	for my $line (split /\n/, $node->safe_psql('postgres', 'SELECT k, v, n FROM t'))
+	for my $line (split /\n/, $node->safe_psql('postgres', "SELECT k, v, n FROM $table"))
 	{
 		my ($k, $v, $n) = split /\|/, $line;
 		$final{$k} = [ $v, $n ];
@@ -332,6 +349,7 @@ for my $round ([ upsert => 30000 ], [ ignore => 30000 ], [ update => 30000 ],
 {
 	my $mode = 'strict';
 	$range = 30000;
+	$table = 't';
 	my $label = 'strict, disjoint keys';
 	reset_table();
 	my $plan = [];
@@ -364,11 +382,11 @@ for my $round ([ upsert => 30000 ], [ ignore => 30000 ], [ update => 30000 ],
 	}
 	ok(!@bad, "$label: every COPY inserted all its rows") or diag(join("\n", @bad));
 	my $got = $node->safe_psql('postgres',
-		"SELECT count(*), count(*) FILTER (WHERE v = 'init' AND n = -1) FROM t");
+		"SELECT count(*), count(*) FILTER (WHERE v = 'init' AND n = -1) FROM $table");
 	is($got, (scalar(keys %initial) + $total) . '|' . scalar(keys %initial),
 		"$label: initial rows kept and all new rows present");
 	my @wrong;
-	for my $line (split /\n/, $node->safe_psql('postgres', "SELECT k, v, n FROM t WHERE v <> 'init'"))
+	for my $line (split /\n/, $node->safe_psql('postgres', "SELECT k, v, n FROM $table WHERE v <> 'init'"))
 	{
 		my ($k, $v, $n) = split /\|/, $line;
 		my $w = $want{$k};
@@ -377,6 +395,11 @@ for my $round ([ upsert => 30000 ], [ ignore => 30000 ], [ update => 30000 ],
 	ok(!@wrong, "$label: every loaded row is exactly as written")
 	  or diag(join("\n", @wrong[0 .. ($#wrong > 19 ? 19 : $#wrong)]));
 }
+
+my $log = slurp_file($node->logfile);
+unlike($log, qr/terminated by signal|server process .* was terminated/, 'no backend crashed');
+unlike($log, qr/WARNING/, 'no WARNING (e.g. leaked resources) in the server log')
+  or diag(join("\n", grep { /WARNING/ } split /\n/, $log));
 
 $node->stop;
 done_testing();
