@@ -538,10 +538,12 @@ bool MergeRun::rejectable(const PgError& e) const {
         const bool is_arbiter = pg_call([&] {
             Oid nsp = get_namespace_oid(ed->schema_name, true);
             Oid idx = OidIsValid(nsp) ? get_relname_relid(ed->constraint_name, nsp) : InvalidOid;
-            if (!OidIsValid(idx)) return false;
+            if (!OidIsValid(idx))
+                return false;
             return idx == arbiter || list_member_oid(get_partition_ancestors(idx), arbiter);
         });
-        if (is_arbiter) return false;
+        if (is_arbiter)
+            return false;
     }
     return true;
 }
