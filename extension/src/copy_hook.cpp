@@ -212,6 +212,8 @@ uint64 copy_on_conflict(PlannedStmt* pstmt, const char* query, bool read_only_tr
         p->p_sourcetext = query;
         return p;
     });
+    // From here on this is the session's last COPY ON CONFLICT, even if it fails.
+    session::begin_copy();
     Options opts = split_options(pstate, stmt);
 
     if (!opts.on_conflict)
@@ -278,7 +280,6 @@ uint64 copy_on_conflict(PlannedStmt* pstmt, const char* query, bool read_only_tr
     spec.what = "COPY";
     validate_merge(spec);  // conflict target, columns and privileges before reading input
 
-    session::begin_copy();
     MergeCounts parse_counts;
     CopyFromState cstate = pg_call([&] {
         return BeginCopyFrom(pstate, rel, NULL, stmt->filename, stmt->is_program, NULL,

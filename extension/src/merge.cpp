@@ -96,13 +96,16 @@ class MergeRun {
         m_row_cxt = pg_call([&] {
             return AllocSetContextCreate(m_cxt, "pg_ingest merge row", ALLOCSET_DEFAULT_SIZES);
         });
+        m_chunk_cxt = pg_call([&] {
+            return AllocSetContextCreate(m_cxt, "pg_ingest merge chunk", ALLOCSET_DEFAULT_SIZES);
+        });
         g_active.push_back(this);
         m_handle = static_cast<int>(g_active.size() - 1);
     }
     ~MergeRun() {
         g_active.pop_back();
-        // The sort's temp files belong to the resource owner: on success tuplesort_end() in
-        // finish() closed them, on error the transaction abort does. Memory goes with m_cxt
+        // The sort's temp files belong to the resource owner: on success run() closed them
+        // with tuplesort_end(), on error the transaction abort does. Memory goes with m_cxt
         // (MemoryContextDelete does not ereport).
         MemoryContextDelete(m_cxt);
     }
@@ -134,6 +137,7 @@ class MergeRun {
     const RejectSink& m_on_reject;
     MemoryContext m_cxt = nullptr;
     MemoryContext m_row_cxt = nullptr;
+    MemoryContext m_chunk_cxt = nullptr;  // kept rows of the current chunk (ignore mode)
     int m_handle = -1;
     MergeCounts m_counts;
 
@@ -242,10 +246,6 @@ void MergeRun::load(RowSource& source) {
     bool* isnull = slot->tts_isnull;
     SourceRow row;
     for (;;) {
-        pg_call([&] {
-            MemoryContextReset(m_row_cxt);
-            CHECK_FOR_INTERRUPTS();
-        });
         MemoryContext old = MemoryContextSwitchTo(m_row_cxt);
         bool more;
         try {
@@ -273,8 +273,10 @@ void MergeRun::load(RowSource& source) {
                         PointerGetDatum(cstring_to_text_with_len(row.raw, row.raw_len));
             }
             ExecStoreVirtualTuple(slot);
-            tuplesort_puttupleslot(m_sort, slot);
+            tuplesort_puttupleslot(m_sort, slot);  // copies the row
             MemoryContextSwitchTo(o);
+            MemoryContextReset(m_row_cxt);
+            CHECK_FOR_INTERRUPTS();
         });
     }
     pg_call([&] {
@@ -399,6 +401,7 @@ void MergeRun::start_chunk() {
     m_chunk_groups = 0;
     m_chunk_rows = 0;
     m_kept.clear();
+    pg_call([&] { MemoryContextReset(m_chunk_cxt); });
 }
 
 void MergeRun::add_to_chunk(TupleTableSlot* leader, TupleTableSlot* first, int64_t group_rows) {
@@ -426,6 +429,8 @@ void MergeRun::add_to_chunk(TupleTableSlot* leader, TupleTableSlot* first, int64
         MemoryContext old = MemoryContextSwitchTo(m_cxt);
         tuplestore_putvalues(m_chunk, m_chunk_desc, values, nulls);
         if (keeps_raw()) {
+            // Freed with the chunk: the whole input must never pile up in memory.
+            MemoryContextSwitchTo(m_chunk_cxt);
             kept = heap_form_minimal_tuple(m_chunk_desc, values, nulls);
             if (!leader->tts_isnull[m_ncols + 1])
                 raw = DatumGetTextPP(leader->tts_values[m_ncols + 1]);

@@ -25,7 +25,7 @@ use File::Path qw(make_path);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use IngestTest qw(ingest_node feature_available test_seed qi ql lit
+use IngestTest qw(server_log_is_clean ingest_node feature_available test_seed qi ql lit
   copy_text_line copy_csv_line opt_ident_list shuffle pick);
 
 my @MODES = qw(upsert update ignore strict);
@@ -968,10 +968,7 @@ for my $round (1 .. $rounds)
 note("$rounds rounds in " . (time() - $t0) . " s; cases covered:\n"
 	  . join("\n", map { sprintf('%6d  %s', $coverage{$_}, $_) } sort keys %coverage));
 
-my $log = slurp_file($node->logfile);
-unlike($log, qr/terminated by signal|server process .* was terminated/, 'no backend crashed');
-unlike($log, qr/WARNING/, 'no WARNING (e.g. leaked resources) in the server log')
-  or diag(join("\n", grep { /WARNING/ } split /\n/, $log));
+server_log_is_clean($node);
 
 $node->stop;
 done_testing();

@@ -25,7 +25,7 @@ use Time::HiRes qw(time);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use IngestTest qw(ingest_node feature_available test_seed copy_csv_line copy_text_line shuffle);
+use IngestTest qw(server_log_is_clean ingest_node feature_available test_seed copy_csv_line copy_text_line shuffle);
 
 my $seed     = test_seed();
 my $sessions = $ENV{PG_INGEST_SESSIONS} || 4;
@@ -396,10 +396,7 @@ for my $round (
 	  or diag(join("\n", @wrong[0 .. ($#wrong > 19 ? 19 : $#wrong)]));
 }
 
-my $log = slurp_file($node->logfile);
-unlike($log, qr/terminated by signal|server process .* was terminated/, 'no backend crashed');
-unlike($log, qr/WARNING/, 'no WARNING (e.g. leaked resources) in the server log')
-  or diag(join("\n", grep { /WARNING/ } split /\n/, $log));
+server_log_is_clean($node);
 
 $node->stop;
 done_testing();

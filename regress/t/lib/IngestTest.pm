@@ -10,7 +10,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-our @EXPORT_OK = qw(ingest_node feature_available test_seed qi ql lit
+our @EXPORT_OK = qw(server_log_is_clean ingest_node feature_available test_seed qi ql lit
   copy_text_line copy_csv_line csv_field opt_ident_list shuffle pick);
 
 # A started node with pg_ingest preloaded and the extension created. UTF8 so that the
@@ -128,5 +128,17 @@ sub shuffle
 }
 
 sub pick { return $_[ int(rand(@_)) ]; }
+
+# The server log shows no crashed backend and no WARNING (e.g. leaked resources).
+sub server_log_is_clean
+{
+	my ($node) = @_;
+	my $log = PostgreSQL::Test::Utils::slurp_file($node->logfile);
+	Test::More::unlike($log, qr/terminated by signal|server process .* was terminated/,
+		'no backend crashed');
+	Test::More::unlike($log, qr/WARNING/,
+		'no WARNING (e.g. leaked resources) in the server log')
+	  or Test::More::diag(join("\n", grep { /WARNING/ } split /\n/, $log));
+}
 
 1;
