@@ -250,6 +250,16 @@ std::vector<std::string> split_identifiers(const std::string& value, const char*
 ResolvedMerge resolve_merge(const MergeSpec& spec) {
     Relation rel = spec.target;
     ResolvedMerge r;
+    if (spec.mode == ConflictMode::none) {
+        // A plain append: no conflict target, nothing updated.
+        if (!spec.conflict_names.empty() || !spec.update_names.empty())
+            raise(ERRCODE_SYNTAX_ERROR,
+                  "conflict columns and update columns cannot be used with conflict mode 'none'",
+                  {}, "Conflict mode 'none' appends every row; give a conflict mode to merge.");
+        for (AttrNumber a : spec.columns)
+            check_column_privilege(rel, a, ACL_INSERT);
+        return r;
+    }
     r.target = find_conflict_target(spec);
 
     // Every key must come from the input: a defaulted key can never conflict.

@@ -6,9 +6,14 @@ extern "C" {
 #include "utils/guc.h"
 }
 
+#include <climits>
+
 namespace pg_ingest::guc {
 
 int merge_chunk_rows = 10000;
+int max_workers = 2;
+int job_retention = 7 * 24 * 3600;
+int launcher_naptime = 10;
 
 void init() {
     pg_call([] {
@@ -18,6 +23,22 @@ void init() {
             "holds a bad row; smaller chunks isolate bad rows faster, larger ones cost less per "
             "row.",
             &merge_chunk_rows, 10000, 1, 10000000, PGC_USERSET, 0, nullptr, nullptr, nullptr);
+        DefineCustomIntVariable(
+            "ingest.max_workers", "Async load workers that may run at once, in all databases.",
+            "Each worker is a background worker process, so max_worker_processes must leave room "
+            "for them and the launcher. Takes effect on reload.",
+            &max_workers, 2, 0, max_worker_slots, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+        DefineCustomIntVariable(
+            "ingest.job_retention", "How long ended async load jobs and their rejects are kept.",
+            "Jobs in FINISH, FAIL or CANCEL whose finished_at is older are removed by the "
+            "launcher's periodic pass, with their staging tables.",
+            &job_retention, 7 * 24 * 3600, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_S, nullptr, nullptr,
+            nullptr);
+        DefineCustomIntVariable(
+            "ingest.launcher_naptime", "Time between the async load launcher's periodic passes.",
+            "Submitted jobs wake the launcher at once; the periodic pass "
+            "applies retention and catches anything missed.",
+            &launcher_naptime, 10, 1, 3600, PGC_SIGHUP, GUC_UNIT_S, nullptr, nullptr, nullptr);
         // Nobody else may define ingest.* settings; typos in ingest.* are reported.
         MarkGUCPrefixReserved("ingest");
     });

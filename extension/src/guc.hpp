@@ -6,6 +6,14 @@ namespace pg_ingest::guc {
 // Rows applied per merge statement; with ON_ERROR 'ignore' also the unit that is retried row
 // by row when it contains a bad row.
 extern int merge_chunk_rows;
+// Async load jobs: workers running at once (all databases), seconds an ended job is kept, and
+// seconds between the launcher's periodic passes (retention, jobs whose wake-up was missed).
+extern int max_workers;
+extern int job_retention;
+extern int launcher_naptime;
+
+// Upper bound of max_workers: the worker slots in shared memory.
+constexpr int max_worker_slots = 64;
 
 void init();
 

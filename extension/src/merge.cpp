@@ -49,15 +49,22 @@ const char* conflict_mode_name(ConflictMode m) {
             return "ignore";
         case ConflictMode::strict:
             return "strict";
+        case ConflictMode::none:
+            return "none";
     }
     return "?";
 }
 
-ConflictMode parse_conflict_mode(const std::string& s) {
+ConflictMode parse_conflict_mode(const std::string& s, bool allow_none) {
     for (ConflictMode m :
          {ConflictMode::upsert, ConflictMode::update, ConflictMode::ignore, ConflictMode::strict})
         if (pg_strcasecmp(s.c_str(), conflict_mode_name(m)) == 0)
             return m;
+    if (allow_none && pg_strcasecmp(s.c_str(), "none") == 0)
+        return ConflictMode::none;
+    if (allow_none)
+        raise(ERRCODE_INVALID_PARAMETER_VALUE, format("unknown conflict mode \"%s\"", s.c_str()),
+              {}, "Use one of 'none', 'upsert', 'update', 'ignore' or 'strict'.");
     raise(ERRCODE_INVALID_PARAMETER_VALUE, format("unknown conflict mode \"%s\"", s.c_str()), {},
           "Use one of 'upsert', 'update', 'ignore' or 'strict'.");
 }
@@ -115,6 +122,10 @@ class MergeRun {
     MergeCounts run(RowSource& source) {
         build_descriptors();
         const instr_time t0 = now();
+        if (m_spec.mode == ConflictMode::none) {
+            append_all(source);
+            return m_counts;
+        }
         load(source);
         const instr_time t1 = now();
         apply_all();
@@ -139,6 +150,7 @@ class MergeRun {
     MemoryContext m_row_cxt = nullptr;
     MemoryContext m_chunk_cxt = nullptr;  // kept rows of the current chunk (ignore mode)
     int m_handle = -1;
+    int m_guc_nestlevel = 0;
     MergeCounts m_counts;
 
     TupleDesc m_sort_desc = nullptr;   // source columns, seq int8 [, raw text]
@@ -161,7 +173,9 @@ class MergeRun {
     std::vector<Kept> m_kept;
     SPIPlanPtr m_plan = nullptr;
 
-    bool dedupes() const { return m_spec.mode != ConflictMode::strict; }
+    bool dedupes() const {
+        return m_spec.mode != ConflictMode::strict && m_spec.mode != ConflictMode::none;
+    }
     bool last_wins() const {
         return m_spec.mode == ConflictMode::upsert || m_spec.mode == ConflictMode::update;
     }
@@ -170,6 +184,11 @@ class MergeRun {
     void build_descriptors();
     void load(RowSource& source);
     void apply_all();
+    void append_all(RowSource& source);
+    void begin_apply();
+    void end_apply();
+    void add_row(const Datum* values, const bool* nulls, int64_t group_rows, int64_t seq,
+                 const char* raw, int raw_len);
     void prepare_statement();
     void start_chunk();
     void add_to_chunk(TupleTableSlot* leader, TupleTableSlot* first, int64_t group_rows);
@@ -312,21 +331,7 @@ void MergeRun::apply_all() {
         MemoryContextSwitchTo(old);
     });
 
-    const int save_nestlevel = pg_call([] { return NewGUCNestLevel(); });
-    if (m_spec.mode == ConflictMode::update) {
-        // Drive the update join from the sorted input so row locks are taken in key order.
-        pg_call([] {
-            for (const char* name : {"enable_hashjoin", "enable_mergejoin", "enable_seqscan"})
-                (void)set_config_option(name, "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
-                                        true, 0, false);
-        });
-    }
-    pg_call([] {
-        if (SPI_connect() != SPI_OK_CONNECT)
-            elog(ERROR, "SPI_connect failed");
-    });
-    prepare_statement();
-    start_chunk();
+    begin_apply();
 
     bool have_leader = false;
     int64_t group_rows = 0;
@@ -370,14 +375,65 @@ void MergeRun::apply_all() {
         group_rows = 1;
     }
     flush_chunk();
+    end_apply();
 
     pg_call([&] {
-        SPI_finish();
-        AtEOXact_GUC(true, save_nestlevel);
         ExecDropSingleTupleTableSlot(cur);
         ExecDropSingleTupleTableSlot(leader);
         ExecDropSingleTupleTableSlot(first);
     });
+}
+
+void MergeRun::begin_apply() {
+    m_guc_nestlevel = pg_call([] { return NewGUCNestLevel(); });
+    if (m_spec.mode == ConflictMode::update) {
+        // Drive the update join from the sorted input so row locks are taken in key order.
+        pg_call([] {
+            for (const char* name : {"enable_hashjoin", "enable_mergejoin", "enable_seqscan"})
+                (void)set_config_option(name, "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+                                        true, 0, false);
+        });
+    }
+    pg_call([] {
+        if (SPI_connect() != SPI_OK_CONNECT)
+            elog(ERROR, "SPI_connect failed");
+    });
+    prepare_statement();
+    start_chunk();
+}
+
+void MergeRun::end_apply() {
+    pg_call([&] {
+        SPI_finish();
+        AtEOXact_GUC(true, m_guc_nestlevel);
+    });
+}
+
+// Plain append: no sort and no grouping; rows go to the chunks in input order.
+void MergeRun::append_all(RowSource& source) {
+    begin_apply();
+    SourceRow row;
+    for (;;) {
+        MemoryContext old = MemoryContextSwitchTo(m_row_cxt);
+        bool more;
+        try {
+            more = source.next(row);
+            if (more)
+                add_row(row.values, row.nulls, 1, row.line_number, row.raw, row.raw_len);
+        } catch (...) {
+            MemoryContextSwitchTo(old);
+            throw;
+        }
+        MemoryContextSwitchTo(old);
+        pg_call([&] {
+            MemoryContextReset(m_row_cxt);
+            CHECK_FOR_INTERRUPTS();
+        });
+        if (!more)
+            break;
+    }
+    flush_chunk();
+    end_apply();
 }
 
 void MergeRun::prepare_statement() {
@@ -405,13 +461,12 @@ void MergeRun::start_chunk() {
 }
 
 void MergeRun::add_to_chunk(TupleTableSlot* leader, TupleTableSlot* first, int64_t group_rows) {
+    Datum values[MaxTupleAttributeNumber];
+    bool nulls[MaxTupleAttributeNumber];
     int64_t seq = 0;
     text* raw = nullptr;
-    MinimalTuple kept = nullptr;
     pg_call([&] {
         slot_getallattrs(leader);
-        Datum values[MaxTupleAttributeNumber];
-        bool nulls[MaxTupleAttributeNumber];
         for (int i = 0; i < m_ncols; i++) {
             values[i] = leader->tts_values[i];
             nulls[i] = leader->tts_isnull[i];
@@ -423,22 +478,39 @@ void MergeRun::add_to_chunk(TupleTableSlot* leader, TupleTableSlot* first, int64
                 nulls[pos] = first->tts_isnull[pos];
             }
         }
+        seq = DatumGetInt64(leader->tts_values[m_ncols]);
+        if (keeps_raw() && !leader->tts_isnull[m_ncols + 1])
+            raw = DatumGetTextPP(leader->tts_values[m_ncols + 1]);
+    });
+    add_row(values, nulls, group_rows, seq, raw ? VARDATA_ANY(raw) : nullptr,
+            raw ? static_cast<int>(VARSIZE_ANY_EXHDR(raw)) : 0);
+}
+
+// One winning row into the current chunk (values for the source columns).
+void MergeRun::add_row(const Datum* in_values, const bool* in_nulls, int64_t group_rows,
+                       int64_t seq, const char* raw, int raw_len) {
+    MinimalTuple kept = nullptr;
+    pg_call([&] {
+        Datum values[MaxTupleAttributeNumber];
+        bool nulls[MaxTupleAttributeNumber];
+        for (int i = 0; i < m_ncols; i++) {
+            values[i] = in_values[i];
+            nulls[i] = in_nulls[i];
+        }
         values[m_ncols] = Int64GetDatum(group_rows);
         nulls[m_ncols] = false;
-        seq = DatumGetInt64(leader->tts_values[m_ncols]);
         MemoryContext old = MemoryContextSwitchTo(m_cxt);
         tuplestore_putvalues(m_chunk, m_chunk_desc, values, nulls);
         if (keeps_raw()) {
             // Freed with the chunk: the whole input must never pile up in memory.
             MemoryContextSwitchTo(m_chunk_cxt);
             kept = heap_form_minimal_tuple(m_chunk_desc, values, nulls);
-            if (!leader->tts_isnull[m_ncols + 1])
-                raw = DatumGetTextPP(leader->tts_values[m_ncols + 1]);
         }
         MemoryContextSwitchTo(old);
     });
     if (keeps_raw())
-        m_kept.push_back(Kept{kept, group_rows, seq, raw ? text_to_string(raw) : std::string()});
+        m_kept.push_back(
+            Kept{kept, group_rows, seq, raw ? std::string(raw, raw_len) : std::string()});
     m_chunk_groups++;
     m_chunk_rows += group_rows;
     if (m_chunk_groups >= guc::merge_chunk_rows) {
@@ -503,6 +575,7 @@ MergeRun::ChunkResult MergeRun::execute_chunk() {
 void MergeRun::count(const ChunkResult& r, int64_t groups, int64_t rows) {
     switch (m_spec.mode) {
         case ConflictMode::strict:
+        case ConflictMode::none:
             m_counts.inserted += r.processed;
             break;
         case ConflictMode::ignore:
@@ -526,6 +599,8 @@ void MergeRun::count(const ChunkResult& r, int64_t groups, int64_t rows) {
             m_counts.skipped += rows - r.processed;
             break;
     }
+    if (m_spec.on_progress)
+        m_spec.on_progress(m_counts);
 }
 
 bool MergeRun::rejectable(const PgError& e) const {

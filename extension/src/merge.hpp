@@ -31,11 +31,14 @@ extern "C" {
 
 namespace pg_ingest {
 
-enum class ConflictMode { upsert, update, ignore, strict };
+// none: plain append (async jobs with conflict_mode 'none'); every row is inserted, no
+// conflict target is needed and nothing is deduplicated.
+enum class ConflictMode { upsert, update, ignore, strict, none };
 
 const char* conflict_mode_name(ConflictMode m);
-// Throws ServerError (22023) naming the value when it is not a mode.
-ConflictMode parse_conflict_mode(const std::string& s);
+// Throws ServerError (22023) naming the value when it is not a mode; 'none' only when
+// allow_none (COPY ON CONFLICT has no append mode: that is plain COPY).
+ConflictMode parse_conflict_mode(const std::string& s, bool allow_none = false);
 
 struct MergeCounts {
     int64_t inserted = 0;
@@ -61,6 +64,8 @@ struct MergeSpec {
     std::vector<std::string> update_names;    // UPDATE_COLUMNS as given (empty: all non-key)
     bool ignore_errors = false;               // ON_ERROR 'ignore'
     std::string what = "COPY";                // for messages: the command being run
+    // Called after every applied chunk with the counts so far (live progress of async jobs).
+    std::function<void(const MergeCounts&)> on_progress;
 };
 
 // One source row, as produced by a RowSource: values for MergeSpec::columns, in order.

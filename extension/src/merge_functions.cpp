@@ -1,6 +1,7 @@
 // SQL functions of the merge engine: ingest.merge(), ingest.last_copy_stats(),
 // ingest.last_copy_rejects(), and the internal ingest._merge_rows() /
 // ingest._merge_note_conflict() that the merge statements call.
+#include "cursor_source.hpp"
 #include "merge.hpp"
 #include "session_stats.hpp"
 
@@ -44,76 +45,6 @@ const std::vector<RejectedRow>& last_rejects() {
 }  // namespace session
 
 namespace {
-
-// Rows of a table (or anything SELECTable), read as the calling user through a cursor.
-class CursorSource : public RowSource {
-  public:
-    CursorSource(Oid source, const std::vector<std::string>& names) {
-        std::string cols;
-        for (const std::string& n : names)
-            cols += (cols.empty() ? "" : ", ") +
-                    std::string(pg_call([&] { return quote_identifier(n.c_str()); }));
-        const std::string sql =
-            "SELECT " + cols + " FROM " + pg_call([&] {
-                return quote_qualified_identifier(get_namespace_name(get_rel_namespace(source)),
-                                                  get_rel_name(source));
-            });
-        m_ncols = static_cast<int>(names.size());
-        m_values.resize(m_ncols);
-        m_nulls.reset(new bool[m_ncols]);
-        pg_call([&] {
-            if (SPI_connect() != SPI_OK_CONNECT)
-                elog(ERROR, "SPI_connect failed");
-            SPIPlanPtr plan = SPI_prepare(sql.c_str(), 0, NULL);
-            if (!plan)
-                elog(ERROR, "could not read source: %s", SPI_result_code_string(SPI_result));
-            m_portal = SPI_cursor_open(NULL, plan, NULL, NULL, true);
-        });
-    }
-    bool next(SourceRow& row) override {
-        if (m_pos >= m_count) {
-            if (m_done)
-                return false;
-            pg_call([&] {
-                if (SPI_tuptable)
-                    SPI_freetuptable(SPI_tuptable);
-                SPI_cursor_fetch(m_portal, true, 1000);
-                m_count = SPI_processed;
-            });
-            m_pos = 0;
-            if (m_count == 0) {
-                m_done = true;
-                return false;
-            }
-        }
-        pg_call([&] {
-            HeapTuple tup = SPI_tuptable->vals[m_pos];
-            for (int i = 0; i < m_ncols; i++)
-                m_values[i] = SPI_getbinval(tup, SPI_tuptable->tupdesc, i + 1, &m_nulls[i]);
-        });
-        m_pos++;
-        row.values = m_values.data();
-        row.nulls = m_nulls.get();
-        row.line_number = ++m_line;
-        row.raw = nullptr;
-        return true;
-    }
-    void close() {
-        pg_call([&] {
-            SPI_cursor_close(m_portal);
-            SPI_finish();
-        });
-    }
-
-  private:
-    int m_ncols = 0;
-    std::vector<Datum> m_values;
-    std::unique_ptr<bool[]> m_nulls;
-    Portal m_portal = nullptr;
-    uint64 m_count = 0, m_pos = 0;
-    int64_t m_line = 0;
-    bool m_done = false;
-};
 
 std::vector<std::string> text_array(FunctionCallInfo fcinfo, int n) {
     std::vector<std::string> out;
@@ -175,35 +106,8 @@ PGI_FUNCTION(ingest_merge) {
         raise(ERRCODE_INVALID_PARAMETER_VALUE, "source and target of a merge must differ");
 
     // Source columns are matched to target columns by name; all must exist in the target.
-    std::vector<std::string> names;
-    pg_call([&] {
-        Relation src = relation_open(source, AccessShareLock);
-        TupleDesc d = RelationGetDescr(src);
-        for (int i = 0; i < d->natts; i++) {
-            Form_pg_attribute att = TupleDescAttr(d, i);
-            if (!att->attisdropped)
-                names.emplace_back(NameStr(att->attname));
-        }
-        relation_close(src, NoLock);
-    });
-    TupleDesc td = RelationGetDescr(rel);
-    for (const std::string& n : names) {
-        AttrNumber found = InvalidAttrNumber;
-        for (int i = 0; i < td->natts; i++) {
-            Form_pg_attribute att = TupleDescAttr(td, i);
-            if (!att->attisdropped && n == NameStr(att->attname))
-                found = att->attnum;
-        }
-        if (found == InvalidAttrNumber)
-            raise(ERRCODE_UNDEFINED_COLUMN,
-                  format("source column \"%s\" does not exist in target \"%s\"", n.c_str(),
-                         RelationGetRelationName(rel)),
-                  {}, "The source's columns are matched to the target's by name.");
-        if (TupleDescAttr(td, found - 1)->attgenerated)
-            raise(ERRCODE_GENERATED_ALWAYS,
-                  format("source column \"%s\" is a generated column of the target", n.c_str()));
-        spec.columns.push_back(found);
-    }
+    const std::vector<std::string> names = source_columns(source);
+    spec.columns = match_columns(names, rel);
     spec.target = rel;
     validate_merge(spec);  // before reading anything
 

@@ -82,6 +82,7 @@ std::string merge_statement_sql(const MergeSpec& spec, const ResolvedMerge& res,
     std::string sql;
     switch (spec.mode) {
         case ConflictMode::strict:
+        case ConflictMode::none:
             sql = "INSERT INTO " + target + " (" + cols + ") SELECT " + srccols + " FROM " + from;
             break;
         case ConflictMode::ignore:

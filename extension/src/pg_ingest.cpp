@@ -2,6 +2,8 @@
 #include "boundary.hpp"
 #include "copy_hook.hpp"
 #include "guc.hpp"
+#include "job_shmem.hpp"
+#include "job_worker.hpp"
 
 extern "C" {
 #include "miscadmin.h"
@@ -11,7 +13,7 @@ PG_MODULE_MAGIC;
 void _PG_init(void);
 
 void _PG_init(void) {
-    // The COPY hook and (later) background workers must be installed in every backend at
+    // The COPY hook, shared memory and the background workers must be installed in every backend at
     // start, so loading on first use would leave some sessions without them.
     if (!process_shared_preload_libraries_in_progress)
         ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -21,6 +23,9 @@ void _PG_init(void) {
     pg_ingest::guard([] {
         pg_ingest::guc::init();
         pg_ingest::copy_hook::init();
+        pg_ingest::jobs::install_shmem_hooks();
+        pg_ingest::jobs::install_xact_callback();
+        pg_ingest::jobs::register_launcher();
     });
 }
 }

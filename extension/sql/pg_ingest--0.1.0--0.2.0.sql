@@ -1,0 +1,201 @@
+-- pg_ingest 0.1.0 -> 0.2.0: async load jobs.
+\echo Use "ALTER EXTENSION pg_ingest UPDATE TO '0.2.0'" to load this file. \quit
+
+-- Members see all jobs and may control them (cancel, retry); see the README ("Async load jobs").
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'ingest_admin') THEN
+        CREATE ROLE ingest_admin NOLOGIN;
+    END IF;
+END
+$$;
+
+CREATE TYPE @extschema@.job_state AS ENUM ('INIT', 'READY', 'LOADING', 'FINISH', 'FAIL', 'CANCEL');
+
+-- Staging tables live here, one per job, owned by the extension owner; the job owner gets
+-- INSERT/SELECT/DELETE/TRUNCATE until submit, SELECT afterwards. Nobody else gets anything.
+CREATE SCHEMA ingest_staging;
+REVOKE ALL ON SCHEMA ingest_staging FROM PUBLIC;
+GRANT USAGE ON SCHEMA ingest_staging TO PUBLIC;
+
+CREATE TABLE @extschema@.async_load_job (
+    id                  bigserial PRIMARY KEY,
+    job_key             text,
+    owner               regrole NOT NULL,
+    target              regclass NOT NULL,
+    state               @extschema@.job_state NOT NULL DEFAULT 'INIT',
+    conflict_mode       text NOT NULL
+        CHECK (conflict_mode IN ('none', 'upsert', 'update', 'ignore', 'strict')),
+    conflict_columns    text[],
+    update_columns      text[],
+    overwrite           text NOT NULL DEFAULT 'none'
+        CHECK (overwrite IN ('none', 'table', 'partition')),
+    overwrite_partition regclass,
+    exception_mode      text NOT NULL DEFAULT 'strict'
+        CHECK (exception_mode IN ('strict', 'ignore')),
+    reject_limit        bigint CHECK (reject_limit >= 0),
+    keep_staging        boolean NOT NULL DEFAULT false,
+    staging             regclass,
+    rows_staged         bigint,
+    bytes_staged        bigint,
+    rows_inserted       bigint NOT NULL DEFAULT 0,
+    rows_updated        bigint NOT NULL DEFAULT 0,
+    rows_skipped        bigint NOT NULL DEFAULT 0,
+    rows_rejected       bigint NOT NULL DEFAULT 0,
+    attempts            integer NOT NULL DEFAULT 0,
+    error_sqlstate      text,
+    error_message       text,
+    created_at          timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    submitted_at        timestamptz,
+    started_at          timestamptz,
+    finished_at         timestamptz,
+    worker_pid          integer,
+    -- Position in the apply queue of its target (submission order; a retry queues again).
+    queue_position      bigint,
+    UNIQUE (owner, job_key),
+    CHECK ((overwrite = 'partition') = (overwrite_partition IS NOT NULL))
+);
+CREATE INDEX async_load_job_queue ON @extschema@.async_load_job (queue_position)
+    WHERE state IN ('READY', 'LOADING');
+CREATE INDEX async_load_job_finished ON @extschema@.async_load_job (finished_at);
+COMMENT ON TABLE @extschema@.async_load_job IS
+    'async load jobs; written only by the pg_ingest functions and workers';
+
+CREATE TABLE @extschema@.async_load_reject (
+    job_id      bigint NOT NULL REFERENCES @extschema@.async_load_job (id) ON DELETE CASCADE,
+    row_number  bigint NOT NULL,
+    raw_row     text,
+    sqlstate    text NOT NULL,
+    message     text NOT NULL,
+    PRIMARY KEY (job_id, row_number)
+);
+COMMENT ON TABLE @extschema@.async_load_reject IS
+    'rows of async load jobs rejected under exception_mode ''ignore''';
+
+-- Only the functions (as the extension owner) write; roles read their own jobs.
+REVOKE ALL ON @extschema@.async_load_job, @extschema@.async_load_reject FROM PUBLIC;
+GRANT SELECT ON @extschema@.async_load_job, @extschema@.async_load_reject TO PUBLIC;
+ALTER TABLE @extschema@.async_load_job ENABLE ROW LEVEL SECURITY;
+ALTER TABLE @extschema@.async_load_reject ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own_jobs ON @extschema@.async_load_job FOR SELECT
+    USING (pg_catalog.pg_has_role(owner, 'USAGE')
+           OR pg_catalog.pg_has_role('ingest_admin', 'USAGE'));
+CREATE POLICY own_rejects ON @extschema@.async_load_reject FOR SELECT
+    USING (EXISTS (SELECT FROM @extschema@.async_load_job j WHERE j.id = job_id));
+
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.async_load_job', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.async_load_job_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.async_load_reject', '');
+
+CREATE SEQUENCE @extschema@.async_load_queue_seq;
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.async_load_queue_seq', '');
+
+CREATE FUNCTION @extschema@.begin_async_load(
+    target regclass,
+    conflict_mode text DEFAULT 'upsert',
+    conflict_columns text[] DEFAULT NULL,
+    update_columns text[] DEFAULT NULL,
+    job_key text DEFAULT NULL,
+    overwrite text DEFAULT 'none',
+    overwrite_partition regclass DEFAULT NULL,
+    exception_mode text DEFAULT 'strict',
+    reject_limit bigint DEFAULT NULL,
+    keep_staging boolean DEFAULT false,
+    OUT id bigint, OUT staging regclass, OUT state @extschema@.job_state)
+    RETURNS record
+    LANGUAGE c VOLATILE
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'ingest_begin_async_load';
+COMMENT ON FUNCTION @extschema@.begin_async_load(regclass, text, text[], text[], text, text,
+    regclass, text, bigint, boolean) IS
+    'create an async load job (INIT) and its staging table, or return the job with this job_key';
+
+CREATE FUNCTION @extschema@.submit_async_load(id bigint) RETURNS @extschema@.job_state
+    LANGUAGE c VOLATILE STRICT
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'ingest_submit_async_load';
+COMMENT ON FUNCTION @extschema@.submit_async_load(bigint) IS
+    'hand a staged job to the workers (INIT -> READY)';
+
+CREATE FUNCTION @extschema@.cancel_async_load(id bigint) RETURNS @extschema@.job_state
+    LANGUAGE c VOLATILE STRICT
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'ingest_cancel_async_load';
+COMMENT ON FUNCTION @extschema@.cancel_async_load(bigint) IS
+    'cancel a job that has not ended; a LOADING job is rolled back';
+
+CREATE FUNCTION @extschema@.retry_async_load(id bigint) RETURNS @extschema@.job_state
+    LANGUAGE c VOLATILE STRICT
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'ingest_retry_async_load';
+COMMENT ON FUNCTION @extschema@.retry_async_load(bigint) IS 'queue a failed job again (FAIL -> READY)';
+
+CREATE FUNCTION @extschema@.wait_async_load(id bigint, timeout interval DEFAULT NULL)
+    RETURNS @extschema@.job_state
+    LANGUAGE c VOLATILE
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'ingest_wait_async_load';
+COMMENT ON FUNCTION @extschema@.wait_async_load(bigint, interval) IS
+    'wait until the job ends (or the timeout passes) and return its state';
+
+-- Live progress of a LOADING job (rows applied so far by its worker); NULL when not loading here.
+CREATE FUNCTION @extschema@._job_rows_applied(id bigint) RETURNS bigint
+    LANGUAGE c VOLATILE STRICT
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'ingest_job_rows_applied';
+
+CREATE FUNCTION @extschema@.get_async_load_job()
+    RETURNS TABLE (
+        id bigint, job_key text, owner regrole, target regclass, state @extschema@.job_state,
+        conflict_mode text, conflict_columns text[], update_columns text[], overwrite text,
+        overwrite_partition regclass, exception_mode text, reject_limit bigint,
+        keep_staging boolean, staging regclass, rows_staged bigint, bytes_staged bigint,
+        rows_inserted bigint, rows_updated bigint, rows_skipped bigint, rows_rejected bigint,
+        attempts integer, error_sqlstate text, error_message text, created_at timestamptz,
+        submitted_at timestamptz, started_at timestamptz, finished_at timestamptz,
+        worker_pid integer, rows_applied bigint)
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+        SELECT j.id, j.job_key, j.owner, j.target, j.state, j.conflict_mode, j.conflict_columns,
+               j.update_columns, j.overwrite, j.overwrite_partition, j.exception_mode,
+               j.reject_limit, j.keep_staging, j.staging, j.rows_staged, j.bytes_staged,
+               j.rows_inserted, j.rows_updated, j.rows_skipped, j.rows_rejected, j.attempts,
+               j.error_sqlstate, j.error_message, j.created_at, j.submitted_at, j.started_at,
+               j.finished_at, j.worker_pid,
+               CASE j.state
+                   WHEN 'LOADING' THEN
+                       coalesce(@extschema@._job_rows_applied(j.id), 0)
+                   WHEN 'FINISH' THEN j.rows_inserted OPERATOR(pg_catalog.+) j.rows_updated
+                   ELSE 0
+               END
+        FROM @extschema@.async_load_job j
+        ORDER BY j.id
+    $$;
+COMMENT ON FUNCTION @extschema@.get_async_load_job() IS
+    'the caller''s async load jobs (all jobs for ingest_admin), with live progress';
+
+CREATE FUNCTION @extschema@.get_async_load_job(job_id bigint)
+    RETURNS TABLE (
+        id bigint, job_key text, owner regrole, target regclass, state @extschema@.job_state,
+        conflict_mode text, conflict_columns text[], update_columns text[], overwrite text,
+        overwrite_partition regclass, exception_mode text, reject_limit bigint,
+        keep_staging boolean, staging regclass, rows_staged bigint, bytes_staged bigint,
+        rows_inserted bigint, rows_updated bigint, rows_skipped bigint, rows_rejected bigint,
+        attempts integer, error_sqlstate text, error_message text, created_at timestamptz,
+        submitted_at timestamptz, started_at timestamptz, finished_at timestamptz,
+        worker_pid integer, rows_applied bigint)
+    LANGUAGE plpgsql STABLE STRICT
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    BEGIN
+        RETURN QUERY SELECT * FROM @extschema@.get_async_load_job() g WHERE g.id = job_id;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'async load job % does not exist', job_id
+                USING ERRCODE = 'undefined_object',
+                      HINT = 'ingest.get_async_load_job() lists the jobs you can see.';
+        END IF;
+    END
+    $$;
+COMMENT ON FUNCTION @extschema@.get_async_load_job(bigint) IS
+    'one async load job with live progress; 42704 when it does not exist or is not yours';

@@ -1,0 +1,47 @@
+// Reading a merge source from a table: the rows of any SELECTable relation through an SPI
+// cursor (as the current user, so its privileges and row-level security apply), and matching
+// its columns to a target's by name. Used by ingest.merge() and the async load workers.
+#pragma once
+
+#include "merge.hpp"
+
+extern "C" {
+#include "executor/spi.h"
+}
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace pg_ingest {
+
+// The source's live column names, in column order.
+std::vector<std::string> source_columns(Oid source);
+
+// Target attribute numbers of `names`; 42703 for a name the target lacks, 428C9 for a
+// generated target column.
+std::vector<AttrNumber> match_columns(const std::vector<std::string>& names, Relation target);
+
+// Rows of a table (or anything SELECTable), read through an SPI cursor opened in the
+// constructor. With `with_raw` each row also carries its text form ("(v1,v2,...)", as a
+// record prints) for reject reports.
+class CursorSource : public RowSource {
+  public:
+    CursorSource(Oid source, const std::vector<std::string>& names, bool with_raw = false);
+    bool next(SourceRow& row) override;
+    // Closes the cursor and the SPI connection; call once after the last next().
+    void close();
+
+  private:
+    int m_ncols = 0;
+    bool m_with_raw = false;
+    std::vector<Datum> m_values;
+    std::unique_ptr<bool[]> m_nulls;
+    std::string m_raw;
+    Portal m_portal = nullptr;
+    uint64 m_count = 0, m_pos = 0;
+    int64_t m_line = 0;
+    bool m_done = false;
+};
+
+}  // namespace pg_ingest

@@ -1,0 +1,181 @@
+// Applying one async load job. The apply runs as the job's owner (privileges, row-level
+// security and triggers as if the owner ran it) in one transaction that also records FINISH
+// and the counts, so a job is FINISH if and only if its rows are in the target.
+#include "cursor_source.hpp"
+#include "job_catalog.hpp"
+#include "job_shmem.hpp"
+#include "job_worker.hpp"
+#include "merge.hpp"
+
+extern "C" {
+#include "access/table.h"
+#include "catalog/partition.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_class.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+}
+
+namespace pg_ingest::jobs {
+
+namespace {
+
+std::string qualified(Oid rel) {
+    return pg_call([&] {
+        return quote_qualified_identifier(get_namespace_name(get_rel_namespace(rel)),
+                                          get_rel_name(rel));
+    });
+}
+
+// The apply itself, as the owner. Throws on any error (the caller rolls back).
+void apply(const Job& job, int slot, MergeCounts& counts, std::vector<RejectedRow>& rejects) {
+    if (!pg_call([&] { return SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(job.owner)); }))
+        raise(ERRCODE_UNDEFINED_OBJECT, "the role that owns this job no longer exists");
+    if (!OidIsValid(job.staging) ||
+        !pg_call([&] { return SearchSysCacheExists1(RELOID, ObjectIdGetDatum(job.staging)); }))
+        raise(ERRCODE_UNDEFINED_TABLE, "the staging table of this job no longer exists");
+    if (!pg_call([&] { return SearchSysCacheExists1(RELOID, ObjectIdGetDatum(job.target)); }))
+        raise(ERRCODE_UNDEFINED_TABLE, "the target table of this job no longer exists");
+
+    UserScope as_owner(job.owner, SECURITY_RESTRICTED_OPERATION);
+    Relation target = pg_call([&] { return table_open(job.target, RowExclusiveLock); });
+    Oid dest_oid = job.target;
+    if (job.overwrite == "partition") {
+        const bool still = pg_call([&] {
+            return SearchSysCacheExists1(RELOID, ObjectIdGetDatum(job.overwrite_partition)) &&
+                   get_rel_relispartition(job.overwrite_partition) &&
+                   list_member_oid(get_partition_ancestors(job.overwrite_partition), job.target);
+        });
+        if (!still)
+            raise(ERRCODE_WRONG_OBJECT_TYPE,
+                  "the overwrite partition of this job is no longer a partition of its target");
+        dest_oid = job.overwrite_partition;
+    }
+    Relation dest = dest_oid == job.target
+                        ? target
+                        : pg_call([&] { return table_open(dest_oid, RowExclusiveLock); });
+    const std::string dest_name = qualified(dest_oid);
+    const std::string staging_name = qualified(job.staging);
+
+    spi::Connection c;
+    if (job.overwrite != "none") {
+        // Readers keep seeing the old rows until this transaction commits (MVCC), then the new
+        // ones; DELETE takes only ROW EXCLUSIVE, so they are never blocked.
+        const bool only = dest->rd_rel->relkind == RELKIND_RELATION;
+        spi::exec("DELETE FROM " + std::string(only ? "ONLY " : "") + dest_name);
+    }
+
+    const std::vector<std::string> names = source_columns(job.staging);
+    MergeSpec spec;
+    spec.target = dest;
+    spec.mode = parse_conflict_mode(job.conflict_mode, true);
+    spec.columns = match_columns(names, dest);
+    spec.conflict_names = job.conflict_columns;
+    spec.update_names = job.update_columns;
+    spec.ignore_errors = job.exception_mode == "ignore";
+    spec.what = format("async load job %lld", (long long)job.id);
+    spec.on_progress = [slot](const MergeCounts& c) { set_slot_progress(slot, c.written()); };
+
+    if (spec.mode == ConflictMode::none && !spec.ignore_errors) {
+        // A strict append is one INSERT ... SELECT: the fastest path, and all or nothing.
+        validate_merge(spec);
+        std::string cols;
+        for (const std::string& n : names)
+            cols += (cols.empty() ? "" : ", ") +
+                    std::string(pg_call([&] { return quote_identifier(n.c_str()); }));
+        counts.inserted =
+            static_cast<int64_t>(spi::exec("INSERT INTO " + dest_name + " (" + cols + ") SELECT " +
+                                           cols + " FROM " + staging_name));
+        set_slot_progress(slot, counts.inserted);
+    } else {
+        CursorSource src(job.staging, names, spec.ignore_errors);
+        counts = run_merge(spec, src, [&](RejectedRow&& r) { rejects.push_back(std::move(r)); });
+        src.close();
+    }
+    pg_call([&] {
+        if (dest != target)
+            table_close(dest, NoLock);
+        table_close(target, NoLock);
+    });
+}
+
+void insert_rejects(int64_t id, const std::vector<RejectedRow>& rejects) {
+    spi::exec("DELETE FROM ingest.async_load_reject WHERE job_id = $1", {spi::int8_arg(id)});
+    for (const RejectedRow& r : rejects)
+        spi::exec(
+            "INSERT INTO ingest.async_load_reject (job_id, row_number, raw_row, sqlstate, "
+            "message) VALUES ($1, $2, $3, $4, $5)",
+            {spi::int8_arg(id), spi::int8_arg(r.line_number),
+             r.raw_line.empty() ? spi::text_arg(std::optional<std::string>())
+                                : spi::text_arg(r.raw_line),
+             spi::text_arg(r.sqlstate), spi::text_arg(r.message)});
+}
+
+}  // namespace
+
+void run_job(int slot, int64_t id) {
+    MergeCounts counts;
+    std::vector<RejectedRow> rejects;
+    bool over_limit = false;
+    const std::optional<Failure> failure = try_transaction([&] {
+        spi::Connection c;
+        const std::optional<Job> job = load_job(id);
+        if (!job || job->state != "LOADING")
+            return;  // removed or changed under us: nothing to do
+        apply(*job, slot, counts, rejects);
+        if (job->reject_limit && static_cast<int64_t>(rejects.size()) > *job->reject_limit) {
+            over_limit = true;
+            raise(ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+                  format("async load job %lld rejected %zu rows, more than its reject_limit "
+                         "%lld; nothing was applied",
+                         (long long)id, rejects.size(), (long long)*job->reject_limit));
+        }
+        insert_rejects(id, rejects);
+        spi::exec(
+            "UPDATE ingest.async_load_job SET state = 'FINISH', finished_at = pg_catalog.now(), "
+            "worker_pid = NULL, rows_inserted = $2, rows_updated = $3, rows_skipped = $4, "
+            "rows_rejected = $5, staging = CASE WHEN keep_staging THEN staging END "
+            "WHERE id = $1",
+            {spi::int8_arg(id), spi::int8_arg(counts.inserted), spi::int8_arg(counts.updated),
+             spi::int8_arg(counts.skipped), spi::int8_arg(counts.rejected)});
+        if (!job->keep_staging)
+            drop_staging(id);
+        notify_state(id, "FINISH");
+    });
+    if (!failure)
+        return;
+
+    const bool canceled = cancel_requested(slot, id);
+    const std::optional<Failure> f2 = try_transaction([&] {
+        spi::Connection c;
+        const std::optional<Job> job = load_job(id, true);
+        if (!job || job->state != "LOADING")
+            return;
+        const char* state = canceled ? "CANCEL" : "FAIL";
+        if (over_limit)
+            insert_rejects(id, rejects);
+        spi::exec(
+            "UPDATE ingest.async_load_job SET state = $2::ingest.job_state, finished_at = "
+            "pg_catalog.now(), worker_pid = NULL, error_sqlstate = $3, error_message = $4, "
+            "rows_inserted = 0, rows_updated = 0, rows_skipped = 0, rows_rejected = $5 "
+            "WHERE id = $1",
+            {spi::int8_arg(id), spi::text_arg(std::string(state)),
+             canceled ? spi::text_arg(std::optional<std::string>())
+                      : spi::text_arg(std::string(unpack_sql_state(failure->sqlerrcode))),
+             spi::text_arg(canceled ? std::string("canceled by request") : failure->message),
+             spi::int8_arg(over_limit ? static_cast<int64_t>(rejects.size()) : 0)});
+        if (canceled && !job->keep_staging) {
+            drop_staging(id);
+            spi::exec("UPDATE ingest.async_load_job SET staging = NULL WHERE id = $1",
+                      {spi::int8_arg(id)});
+        }
+        notify_state(id, state);
+    });
+    if (f2)
+        raise(f2->sqlerrcode, f2->message);
+}
+
+}  // namespace pg_ingest::jobs

@@ -1,0 +1,132 @@
+#include "job_catalog.hpp"
+
+extern "C" {
+#include "access/htup_details.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_class.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/syscache.h"
+}
+
+namespace pg_ingest::jobs {
+
+namespace {
+
+std::vector<std::string> text_array_value(uint64 row, int col) {
+    std::vector<std::string> out;
+    bool isnull;
+    Datum d = pg_call([&] {
+        return SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col, &isnull);
+    });
+    if (isnull)
+        return out;
+    Datum* elems = nullptr;
+    bool* nulls = nullptr;
+    int count = 0;
+    pg_call([&] {
+        deconstruct_array(DatumGetArrayTypeP(d), TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls,
+                          &count);
+    });
+    for (int i = 0; i < count; i++)
+        if (!nulls[i])
+            out.push_back(text_to_string(reinterpret_cast<text*>(
+                pg_call([&] { return PG_DETOAST_DATUM_PACKED(elems[i]); }))));
+    return out;
+}
+
+}  // namespace
+
+std::optional<Job> load_job(int64_t id, bool for_update) {
+    std::string sql =
+        "SELECT id, job_key, owner::oid, target::oid, state::text, conflict_mode, "
+        "conflict_columns, update_columns, overwrite, overwrite_partition::oid, exception_mode, "
+        "reject_limit, keep_staging, staging::oid, attempts FROM ingest.async_load_job WHERE id = "
+        "$1";
+    if (for_update)
+        sql += " FOR UPDATE";
+    if (spi::exec(sql, {spi::int8_arg(id)}) == 0)
+        return std::nullopt;
+    Job j;
+    j.id = spi::get_int64(0, 1);
+    j.job_key = spi::get_opt_text(0, 2);
+    j.owner = spi::get_oid(0, 3);
+    j.target = spi::get_oid(0, 4);
+    j.state = spi::get_text(0, 5);
+    j.conflict_mode = spi::get_text(0, 6);
+    j.conflict_columns = text_array_value(0, 7);
+    j.update_columns = text_array_value(0, 8);
+    j.overwrite = spi::get_text(0, 9);
+    j.overwrite_partition = spi::get_oid(0, 10);
+    j.exception_mode = spi::get_text(0, 11);
+    if (!spi::is_null(0, 12))
+        j.reject_limit = spi::get_int64(0, 12);
+    j.keep_staging = spi::get_bool(0, 13);
+    j.staging = spi::get_oid(0, 14);
+    j.attempts = spi::get_int32(0, 15);
+    return j;
+}
+
+Oid service_user() {
+    return pg_call([] {
+        Oid nsp = get_namespace_oid("ingest", false);
+        Oid rel = get_relname_relid("async_load_job", nsp);
+        if (!OidIsValid(rel))
+            ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                            errmsg("async load jobs need pg_ingest 0.2.0 or later"),
+                            errhint("Run ALTER EXTENSION pg_ingest UPDATE.")));
+        HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(rel));
+        if (!HeapTupleIsValid(tup))
+            elog(ERROR, "cache lookup failed for relation %u", rel);
+        Oid owner = ((Form_pg_class)GETSTRUCT(tup))->relowner;
+        ReleaseSysCache(tup);
+        return owner;
+    });
+}
+
+UserScope::UserScope(Oid user, int extra_flags) {
+    GetUserIdAndSecContext(&m_saved_user, &m_saved_sec);
+    SetUserIdAndSecContext(user, m_saved_sec | SECURITY_LOCAL_USERID_CHANGE | extra_flags);
+}
+
+UserScope::~UserScope() {
+    SetUserIdAndSecContext(m_saved_user, m_saved_sec);
+}
+
+std::string staging_name(int64_t id) {
+    return "ingest_staging." + std::string(pg_call([&] {
+               return quote_identifier(psprintf("job_%lld", static_cast<long long>(id)));
+           }));
+}
+
+void drop_staging(int64_t id) {
+    spi::exec("DROP TABLE IF EXISTS " + staging_name(id));
+}
+
+void notify_state(int64_t id, const std::string& state) {
+    spi::exec("SELECT pg_catalog.pg_notify('ingest_async_load', $1)",
+              {spi::text_arg(std::to_string(id) + ":" + state)});
+}
+
+std::string quoted_role(Oid role) {
+    return pg_call([&] { return quote_identifier(GetUserNameFromId(role, false)); });
+}
+
+bool may_control(Oid role, Oid owner) {
+    return pg_call([&] {
+        if (has_privs_of_role(role, owner))
+            return true;
+        Oid admin = get_role_oid("ingest_admin", true);
+        return OidIsValid(admin) && has_privs_of_role(role, admin);
+    });
+}
+
+bool is_terminal(const std::string& state) {
+    return state == "FINISH" || state == "FAIL" || state == "CANCEL";
+}
+
+}  // namespace pg_ingest::jobs

@@ -1,0 +1,69 @@
+// The job catalog (ingest.async_load_job / ingest.async_load_reject): reading and writing jobs,
+// the identities involved, notifications. Writes run as the extension owner, the only role
+// that may write these tables; callers check who may see or control a job first.
+#pragma once
+
+#include "merge.hpp"
+#include "spi.hpp"
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace pg_ingest::jobs {
+
+struct Job {
+    int64_t id = 0;
+    std::optional<std::string> job_key;
+    Oid owner = InvalidOid;
+    Oid target = InvalidOid;
+    std::string state;
+    std::string conflict_mode;
+    std::vector<std::string> conflict_columns;
+    std::vector<std::string> update_columns;
+    std::string overwrite;
+    Oid overwrite_partition = InvalidOid;
+    std::string exception_mode;
+    std::optional<int64_t> reject_limit;
+    bool keep_staging = false;
+    Oid staging = InvalidOid;
+    int attempts = 0;
+};
+
+// Reads a job (inside an spi::Connection). for_update locks the row.
+std::optional<Job> load_job(int64_t id, bool for_update = false);
+
+// The extension owner: owner of the job table.
+Oid service_user();
+
+// Runs the scope as another role (SECURITY_LOCAL_USERID_CHANGE, plus extra flags), restoring
+// the caller's identity on exit, including exceptional exit.
+class UserScope {
+  public:
+    UserScope(Oid user, int extra_flags = 0);
+    ~UserScope();
+    UserScope(const UserScope&) = delete;
+    UserScope& operator=(const UserScope&) = delete;
+
+  private:
+    Oid m_saved_user;
+    int m_saved_sec;
+};
+
+// "ingest_staging.job_<id>", quoted.
+std::string staging_name(int64_t id);
+void drop_staging(int64_t id);  // as the current user; no error when already gone
+
+// NOTIFY ingest_async_load, '<id>:<state>' (delivered at commit).
+void notify_state(int64_t id, const std::string& state);
+
+// The role's name, quoted for SQL.
+std::string quoted_role(Oid role);
+
+// Whether `role` may see and control jobs owned by `owner`: it has the owner's privileges
+// (owner itself, a member, a superuser) or those of ingest_admin.
+bool may_control(Oid role, Oid owner);
+
+bool is_terminal(const std::string& state);
+
+}  // namespace pg_ingest::jobs

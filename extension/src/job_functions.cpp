@@ -1,0 +1,479 @@
+// SQL functions of async load jobs: begin, submit, cancel, retry, wait, and live progress.
+// Each checks the caller (GetUserId() on entry) first, then writes the job catalog as the
+// extension owner. See job_catalog.hpp and the README ("Async load jobs").
+#include "conflict_target.hpp"
+#include "job_catalog.hpp"
+#include "job_shmem.hpp"
+#include "merge.hpp"
+
+extern "C" {
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/partition.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_collation.h"
+#include "catalog/pg_type.h"
+#include "datatype/timestamp.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/latch.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/ruleutils.h"
+#include "utils/timestamp.h"
+}
+
+using namespace pg_ingest;
+using namespace pg_ingest::jobs;
+
+namespace {
+
+std::string text_arg(FunctionCallInfo fcinfo, int n, const char* what) {
+    if (PG_ARGISNULL(n))
+        raise(ERRCODE_NULL_VALUE_NOT_ALLOWED, format("%s must not be NULL", what));
+    return text_to_string(pg_call([&] { return PG_GETARG_TEXT_PP(n); }));
+}
+
+std::vector<std::string> text_array(FunctionCallInfo fcinfo, int n) {
+    std::vector<std::string> out;
+    if (PG_ARGISNULL(n))
+        return out;
+    Datum* elems = nullptr;
+    bool* nulls = nullptr;
+    int count = 0;
+    pg_call([&] {
+        deconstruct_array(PG_GETARG_ARRAYTYPE_P(n), TEXTOID, -1, false, TYPALIGN_INT, &elems,
+                          &nulls, &count);
+    });
+    for (int i = 0; i < count; i++) {
+        if (nulls[i])
+            raise(ERRCODE_NULL_VALUE_NOT_ALLOWED, "column names must not be NULL");
+        out.push_back(text_to_string(
+            reinterpret_cast<text*>(pg_call([&] { return PG_DETOAST_DATUM_PACKED(elems[i]); }))));
+    }
+    return out;
+}
+
+spi::Arg text_array_arg(const std::vector<std::string>& v) {
+    if (v.empty())
+        return spi::Arg{TEXTARRAYOID, Datum(0), true};
+    std::vector<Datum> d;
+    for (const std::string& s : v)
+        d.push_back(PointerGetDatum(string_to_text(s)));
+    return spi::Arg{TEXTARRAYOID, pg_call([&] {
+                        return PointerGetDatum(construct_array(d.data(), static_cast<int>(d.size()),
+                                                               TEXTOID, -1, false, TYPALIGN_INT));
+                    })};
+}
+
+Datum state_datum(Oid enum_type, const std::string& state) {
+    return pg_call([&] {
+        return DirectFunctionCall2(enum_in, CStringGetDatum(state.c_str()),
+                                   ObjectIdGetDatum(enum_type));
+    });
+}
+
+Datum return_state(FunctionCallInfo fcinfo, const std::string& state) {
+    return state_datum(pg_call([&] { return get_fn_expr_rettype(fcinfo->flinfo); }), state);
+}
+
+[[noreturn]] void no_such_job(int64_t id) {
+    raise(ERRCODE_UNDEFINED_OBJECT, format("async load job %lld does not exist", (long long)id), {},
+          "ingest.get_async_load_job() lists the jobs you can see.");
+}
+
+// The job, if the caller may see and control it; else 42704 (another role's job is reported
+// exactly like a missing one).
+Job visible_job(int64_t id, Oid caller, bool for_update = false) {
+    std::optional<Job> job = load_job(id, for_update);
+    if (!job || !may_control(caller, job->owner))
+        no_such_job(id);
+    return *job;
+}
+
+[[noreturn]] void wrong_state(const Job& job, const char* action, const char* expected) {
+    raise(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+          format("cannot %s async load job %lld: it is %s", action, (long long)job.id,
+                 job.state.c_str()),
+          format("Only a job in %s can be %sed.", expected, action),
+          "ingest.get_async_load_job(id) shows the job's state and error.");
+}
+
+// Column definitions of a staging table for `rel`: every live, non-generated column, with the
+// target's names, types and collations; no constraints, so bad rows reach the apply step
+// (which can reject them one by one) instead of failing the staging COPY.
+std::string staging_columns(Relation rel) {
+    std::string defs;
+    TupleDesc d = RelationGetDescr(rel);
+    for (int i = 0; i < d->natts; i++) {
+        Form_pg_attribute att = TupleDescAttr(d, i);
+        if (att->attisdropped || att->attgenerated)
+            continue;
+        const char* name = pg_call([&] { return quote_identifier(NameStr(att->attname)); });
+        const char* type =
+            pg_call([&] { return format_type_with_typemod(att->atttypid, att->atttypmod); });
+        std::string def = std::string(name) + " " + type;
+        if (OidIsValid(att->attcollation) && att->attcollation != DEFAULT_COLLATION_OID)
+            def += std::string(" COLLATE ") +
+                   pg_call([&] { return generate_collation_name(att->attcollation); });
+        defs += (defs.empty() ? "" : ", ") + def;
+    }
+    return defs;
+}
+
+std::vector<AttrNumber> insertable_columns(Relation rel) {
+    std::vector<AttrNumber> out;
+    TupleDesc d = RelationGetDescr(rel);
+    for (int i = 0; i < d->natts; i++) {
+        Form_pg_attribute att = TupleDescAttr(d, i);
+        if (!att->attisdropped && !att->attgenerated)
+            out.push_back(att->attnum);
+    }
+    return out;
+}
+
+Datum begin_result(FunctionCallInfo fcinfo, int64_t id, Oid staging, const std::string& state) {
+    return pg_call([&] {
+        TupleDesc desc;
+        if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+            elog(ERROR, "return type must be a row type");
+        desc = BlessTupleDesc(desc);
+        Datum v[3] = {Int64GetDatum(id), ObjectIdGetDatum(staging),
+                      DirectFunctionCall2(enum_in, CStringGetDatum(state.c_str()),
+                                          ObjectIdGetDatum(TupleDescAttr(desc, 2)->atttypid))};
+        bool n[3] = {false, !OidIsValid(staging), false};
+        return HeapTupleGetDatum(heap_form_tuple(desc, v, n));
+    });
+}
+
+}  // namespace
+
+PGI_FUNCTION(ingest_begin_async_load) {
+    if (PG_ARGISNULL(0))
+        raise(ERRCODE_NULL_VALUE_NOT_ALLOWED, "target must not be NULL");
+    const Oid target = PG_GETARG_OID(0);
+    const std::string mode_name = text_arg(fcinfo, 1, "conflict_mode");
+    const ConflictMode mode = parse_conflict_mode(mode_name, true);
+    const std::vector<std::string> conflict_cols = text_array(fcinfo, 2);
+    const std::vector<std::string> update_cols = text_array(fcinfo, 3);
+    std::optional<std::string> job_key;
+    if (!PG_ARGISNULL(4))
+        job_key = text_arg(fcinfo, 4, "job_key");
+    const std::string overwrite = text_arg(fcinfo, 5, "overwrite");
+    const Oid partition = PG_ARGISNULL(6) ? InvalidOid : PG_GETARG_OID(6);
+    const std::string exception_mode = text_arg(fcinfo, 7, "exception_mode");
+    std::optional<int64_t> reject_limit;
+    if (!PG_ARGISNULL(8))
+        reject_limit = PG_GETARG_INT64(8);
+    const bool keep_staging = !PG_ARGISNULL(9) && PG_GETARG_BOOL(9);
+
+    if (overwrite != "none" && overwrite != "table" && overwrite != "partition")
+        raise(ERRCODE_INVALID_PARAMETER_VALUE,
+              format("unknown overwrite \"%s\"", overwrite.c_str()), {},
+              "Use 'none', 'table' or 'partition'.");
+    if ((overwrite == "partition") != OidIsValid(partition))
+        raise(ERRCODE_INVALID_PARAMETER_VALUE,
+              "overwrite_partition must be given exactly when overwrite is 'partition'");
+    if (exception_mode != "strict" && exception_mode != "ignore")
+        raise(ERRCODE_INVALID_PARAMETER_VALUE,
+              format("unknown exception_mode \"%s\"", exception_mode.c_str()), {},
+              "Use 'strict' (the first bad row fails the job) or 'ignore' (bad rows are "
+              "rejected, the rest load).");
+    if (reject_limit && *reject_limit < 0)
+        raise(ERRCODE_INVALID_PARAMETER_VALUE, "reject_limit must not be negative");
+    if (reject_limit && exception_mode != "ignore")
+        raise(ERRCODE_INVALID_PARAMETER_VALUE,
+              "reject_limit applies to exception_mode 'ignore' only");
+    if (job_key && job_key->empty())
+        raise(ERRCODE_INVALID_PARAMETER_VALUE, "job_key must not be empty");
+
+    const Oid caller = GetUserId();
+    const Oid svc = service_user();
+    spi::Connection spi_conn;
+
+    // A known key returns its job: a restarted loader must never load twice.
+    auto existing = [&]() -> std::optional<Datum> {
+        UserScope as_service(svc);
+        if (spi::exec("SELECT id, staging::oid, state::text, target::oid FROM "
+                      "ingest.async_load_job WHERE owner = $1 AND job_key = $2",
+                      {spi::oid_arg(caller), spi::text_arg(job_key)}) == 0)
+            return std::nullopt;
+        const int64_t id = spi::get_int64(0, 1);
+        if (spi::get_oid(0, 4) != target)
+            raise(ERRCODE_INVALID_PARAMETER_VALUE,
+                  format("job_key \"%s\" already names async load job %lld, for another target",
+                         job_key->c_str(), (long long)id),
+                  {}, "Job keys are unique per role; use a new key for another target.");
+        return begin_result(fcinfo, id, spi::get_oid(0, 2), spi::get_text(0, 3));
+    };
+    if (job_key)
+        if (std::optional<Datum> r = existing())
+            return *r;
+
+    // Validate as the caller, before anything is created.
+    Relation rel = pg_call([&] { return table_open(target, AccessShareLock); });
+    const char kind = rel->rd_rel->relkind;
+    if (kind != RELKIND_RELATION && kind != RELKIND_PARTITIONED_TABLE)
+        raise(ERRCODE_WRONG_OBJECT_TYPE,
+              format("cannot load into \"%s\": it is not a table", RelationGetRelationName(rel)));
+    Relation dest = rel;
+    if (OidIsValid(partition)) {
+        const bool is_partition = pg_call([&] {
+            return get_rel_relispartition(partition) &&
+                   list_member_oid(get_partition_ancestors(partition), target);
+        });
+        if (!is_partition)
+            raise(ERRCODE_WRONG_OBJECT_TYPE,
+                  format("\"%s\" is not a partition of \"%s\"",
+                         pg_call([&] { return get_rel_name(partition); }),
+                         RelationGetRelationName(rel)));
+        dest = pg_call([&] { return table_open(partition, AccessShareLock); });
+    }
+    MergeSpec spec;
+    spec.target = dest;
+    spec.mode = mode;
+    spec.columns = insertable_columns(dest);
+    spec.conflict_names = conflict_cols;
+    spec.update_names = update_cols;
+    spec.what = "async load";
+    validate_merge(spec);
+    if (overwrite != "none")
+        pg_call([&] {
+            AclResult r = pg_class_aclcheck(RelationGetRelid(dest), caller, ACL_DELETE);
+            if (r != ACLCHECK_OK)
+                aclcheck_error(r, OBJECT_TABLE, RelationGetRelationName(dest));
+        });
+    const std::string columns = staging_columns(rel);
+
+    UserScope as_service(svc);
+    const uint64 inserted = spi::exec(
+        "INSERT INTO ingest.async_load_job (job_key, owner, target, conflict_mode, "
+        "conflict_columns, update_columns, overwrite, overwrite_partition, exception_mode, "
+        "reject_limit, keep_staging) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
+        "ON CONFLICT (owner, job_key) DO NOTHING RETURNING id",
+        {spi::text_arg(job_key), spi::oid_arg(caller), spi::oid_arg(target),
+         spi::text_arg(std::string(conflict_mode_name(mode))), text_array_arg(conflict_cols),
+         text_array_arg(update_cols), spi::text_arg(overwrite),
+         OidIsValid(partition) ? spi::oid_arg(partition) : spi::Arg{OIDOID, Datum(0), true},
+         spi::text_arg(exception_mode),
+         reject_limit ? spi::int8_arg(*reject_limit) : spi::Arg{INT8OID, Datum(0), true},
+         spi::bool_arg(keep_staging)});
+    if (inserted == 0) {
+        // A concurrent begin with the same key won; its job is ours.
+        if (std::optional<Datum> r = existing())
+            return *r;
+        raise(ERRCODE_INTERNAL_ERROR, "async load job key conflict could not be resolved");
+    }
+    const int64_t id = spi::get_int64(0, 1);
+    const std::string staging = staging_name(id);
+    spi::exec("CREATE TABLE " + staging + " (" + columns + ")");
+    spi::exec("GRANT SELECT, INSERT, DELETE, TRUNCATE ON " + staging + " TO " +
+              quoted_role(caller));
+    spi::exec("UPDATE ingest.async_load_job SET staging = $2::regclass WHERE id = $1",
+              {spi::int8_arg(id), spi::text_arg(staging)});
+    notify_state(id, "INIT");
+    const Oid staging_oid = pg_call([&] {
+        return get_relname_relid(psprintf("job_%lld", (long long)id),
+                                 get_namespace_oid("ingest_staging", false));
+    });
+    pg_call([&] {
+        if (dest != rel)
+            table_close(dest, NoLock);
+        table_close(rel, NoLock);
+    });
+    return begin_result(fcinfo, id, staging_oid, "INIT");
+}
+
+PGI_FUNCTION(ingest_submit_async_load) {
+    const int64_t id = PG_GETARG_INT64(0);
+    const Oid caller = GetUserId();
+    const Oid svc = service_user();
+    spi::Connection spi_conn;
+    UserScope as_service(svc);
+    const Job job = visible_job(id, caller, true);
+    if (job.state != "INIT")
+        wrong_state(job, "submit", "INIT");
+    if (!OidIsValid(job.staging))
+        raise(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+              format("async load job %lld has no staging table", (long long)id));
+    const std::string staging = staging_name(id);
+    // Waits for transactions still writing to staging, then closes it to the owner: rows
+    // added after submit could never be applied.
+    spi::exec("LOCK TABLE " + staging + " IN SHARE MODE");
+    spi::exec("REVOKE INSERT, DELETE, TRUNCATE ON " + staging + " FROM " + quoted_role(job.owner));
+    spi::exec("SELECT count(*), pg_catalog.pg_total_relation_size('" + staging + "') FROM " +
+              staging);
+    const int64_t rows = spi::get_int64(0, 1);
+    const int64_t bytes = spi::get_int64(0, 2);
+    spi::exec(
+        "UPDATE ingest.async_load_job SET state = 'READY', submitted_at = pg_catalog.now(), "
+        "queue_position = pg_catalog.nextval('ingest.async_load_queue_seq'), rows_staged = $2, "
+        "bytes_staged = $3 WHERE id = $1",
+        {spi::int8_arg(id), spi::int8_arg(rows), spi::int8_arg(bytes)});
+    notify_state(id, "READY");
+    wake_launcher_at_commit();
+    return return_state(fcinfo, "READY");
+}
+
+PGI_FUNCTION(ingest_retry_async_load) {
+    const int64_t id = PG_GETARG_INT64(0);
+    const Oid caller = GetUserId();
+    const Oid svc = service_user();
+    spi::Connection spi_conn;
+    UserScope as_service(svc);
+    const Job job = visible_job(id, caller, true);
+    if (job.state != "FAIL")
+        wrong_state(job, "retry", "FAIL");
+    // Queued again behind the jobs submitted since it failed.
+    spi::exec(
+        "UPDATE ingest.async_load_job SET state = 'READY', error_sqlstate = NULL, "
+        "error_message = NULL, finished_at = NULL, worker_pid = NULL, rows_inserted = 0, "
+        "rows_updated = 0, rows_skipped = 0, rows_rejected = 0, "
+        "queue_position = pg_catalog.nextval('ingest.async_load_queue_seq') WHERE id = $1",
+        {spi::int8_arg(id)});
+    spi::exec("DELETE FROM ingest.async_load_reject WHERE job_id = $1", {spi::int8_arg(id)});
+    notify_state(id, "READY");
+    wake_launcher_at_commit();
+    return return_state(fcinfo, "READY");
+}
+
+PGI_FUNCTION(ingest_cancel_async_load) {
+    const int64_t id = PG_GETARG_INT64(0);
+    const Oid caller = GetUserId();
+    const Oid svc = service_user();
+    spi::Connection spi_conn;
+    UserScope as_service(svc);
+    Job job = visible_job(id, caller);
+    for (int round = 0; round < 3; round++) {
+        if (is_terminal(job.state))
+            raise(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                  format("cannot cancel async load job %lld: it has already ended (%s)",
+                         (long long)id, job.state.c_str()));
+        if (job.state == "INIT" || job.state == "READY") {
+            // No row lock is held while a worker may be loading it (the worker records its
+            // own outcome); the state test makes this race-free against a claim.
+            if (spi::exec("UPDATE ingest.async_load_job SET state = 'CANCEL', finished_at = "
+                          "pg_catalog.now(), staging = CASE WHEN keep_staging THEN staging END "
+                          "WHERE id = $1 AND state IN ('INIT', 'READY') RETURNING keep_staging",
+                          {spi::int8_arg(id)}) == 1) {
+                if (!spi::get_bool(0, 1))
+                    drop_staging(id);
+                notify_state(id, "CANCEL");
+                return return_state(fcinfo, "CANCEL");
+            }
+        } else if (job.state == "LOADING") {
+            if (!request_cancel(id)) {
+                // No live worker runs it (its worker died; recovery has not run yet).
+                if (spi::exec("UPDATE ingest.async_load_job SET state = 'CANCEL', finished_at = "
+                              "pg_catalog.now(), worker_pid = NULL, staging = CASE WHEN "
+                              "keep_staging THEN staging END WHERE id = $1 AND state = "
+                              "'LOADING' RETURNING keep_staging",
+                              {spi::int8_arg(id)}) == 1) {
+                    if (!spi::get_bool(0, 1))
+                        drop_staging(id);
+                    notify_state(id, "CANCEL");
+                    return return_state(fcinfo, "CANCEL");
+                }
+            } else {
+                if (IsolationUsesXactSnapshot())
+                    return return_state(fcinfo, "LOADING");  // cannot watch it from here
+                // The worker rolls the apply back and records CANCEL.
+                const TimestampTz deadline = GetCurrentTimestamp() + 60 * USECS_PER_SEC;
+                while (job.state == "LOADING" && GetCurrentTimestamp() < deadline) {
+                    pg_call([] {
+                        (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+                                        50, PG_WAIT_EXTENSION);
+                        ResetLatch(MyLatch);
+                        CHECK_FOR_INTERRUPTS();
+                    });
+                    job = visible_job(id, caller);
+                }
+                if (job.state == "FINISH")
+                    raise(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                          format("cannot cancel async load job %lld: it finished first",
+                                 (long long)id));
+                return return_state(fcinfo, job.state);
+            }
+        }
+        job = visible_job(id, caller);
+    }
+    return return_state(fcinfo, job.state);
+}
+
+PGI_FUNCTION(ingest_wait_async_load) {
+    if (PG_ARGISNULL(0))
+        raise(ERRCODE_NULL_VALUE_NOT_ALLOWED, "id must not be NULL");
+    const int64_t id = PG_GETARG_INT64(0);
+    std::optional<int64_t> timeout_us;
+    if (!PG_ARGISNULL(1)) {
+        const Interval* iv = PG_GETARG_INTERVAL_P(1);
+        const int64_t us =
+            iv->time + (iv->day + iv->month * int64_t(DAYS_PER_MONTH)) * USECS_PER_DAY;
+        if (us < 0)
+            raise(ERRCODE_INVALID_PARAMETER_VALUE, "timeout must not be negative");
+        timeout_us = us;
+    }
+    if (IsolationUsesXactSnapshot())
+        raise(ERRCODE_INVALID_TRANSACTION_STATE,
+              "ingest.wait_async_load() cannot wait in a REPEATABLE READ or SERIALIZABLE "
+              "transaction",
+              "The job's state could never change in this transaction's snapshot.",
+              "Call it outside a transaction block or in a READ COMMITTED transaction.");
+    const Oid caller = GetUserId();
+    const Oid svc = service_user();
+    spi::Connection spi_conn;
+    UserScope as_service(svc);
+    const TimestampTz start = GetCurrentTimestamp();
+    for (;;) {
+        const Job job = visible_job(id, caller);
+        if (is_terminal(job.state))
+            return return_state(fcinfo, job.state);
+        if (job.state == "INIT" || job.state == "READY") {
+            const bool own = pg_call([] {
+                HeapTupleHeader h = SPI_tuptable->vals[0]->t_data;
+                return TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetRawXmin(h));
+            });
+            if (own)
+                raise(ERRCODE_INVALID_TRANSACTION_STATE,
+                      format("async load job %lld was changed by this transaction, which has not "
+                             "committed",
+                             (long long)id),
+                      "Workers cannot see the job until the transaction commits.",
+                      "Commit the transaction that submitted the job before waiting for it.");
+        }
+        const int64_t waited = GetCurrentTimestamp() - start;
+        if (timeout_us && waited >= *timeout_us)
+            return return_state(fcinfo, job.state);
+        long wait_ms = 100;
+        if (timeout_us)
+            wait_ms = std::min<long>(wait_ms, (*timeout_us - waited) / 1000 + 1);
+        pg_call([&] {
+            (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, wait_ms,
+                            PG_WAIT_EXTENSION);
+            ResetLatch(MyLatch);
+            CHECK_FOR_INTERRUPTS();
+        });
+    }
+}
+
+PGI_FUNCTION(ingest_job_rows_applied) {
+    const int64_t id = PG_GETARG_INT64(0);
+    std::optional<int64_t> rows = rows_applied(id);
+    if (!rows)
+        PG_RETURN_NULL();
+    // Progress is shown only to those who may see the job.
+    const Oid caller = GetUserId();
+    const Oid svc = service_user();
+    spi::Connection spi_conn;
+    UserScope as_service(svc);
+    std::optional<Job> job = load_job(id);
+    if (!job || !may_control(caller, job->owner))
+        PG_RETURN_NULL();
+    PG_RETURN_INT64(*rows);
+}

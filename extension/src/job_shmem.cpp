@@ -1,0 +1,328 @@
+#include "job_shmem.hpp"
+
+#include "guc.hpp"
+
+extern "C" {
+#include "access/xact.h"
+#include "miscadmin.h"
+#include "port/atomics.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+}
+
+#include <csignal>
+
+namespace pg_ingest::jobs {
+
+namespace {
+
+constexpr int max_databases = 64;
+
+struct DbEntry {
+    Oid dboid;
+    bool wanted;         // start a worker there
+    bool has_extension;  // a worker found pg_ingest installed
+};
+
+struct Slot {
+    bool in_use;
+    int pid;  // 0 until the worker attaches
+    Oid dboid;
+    int64_t job_id;
+    pg_atomic_uint64 rows_applied;
+    bool cancel_requested;
+};
+
+struct Shared {
+    LWLock* lock;
+    Latch* launcher_latch;
+    DbEntry dbs[max_databases];
+    Slot slots[guc::max_worker_slots];
+};
+
+Shared* g_shared = nullptr;
+shmem_request_hook_type prev_request_hook = nullptr;
+shmem_startup_hook_type prev_startup_hook = nullptr;
+bool g_wake_at_commit = false;
+
+// Plain C helpers: called with the LWLock held, they must not throw or allocate.
+DbEntry* find_db(Oid dboid, bool create) {
+    DbEntry* free_entry = nullptr;
+    for (DbEntry& e : g_shared->dbs) {
+        if (e.dboid == dboid)
+            return &e;
+        if (!OidIsValid(e.dboid) && !free_entry)
+            free_entry = &e;
+    }
+    if (create && free_entry) {
+        free_entry->dboid = dboid;
+        free_entry->wanted = false;
+        free_entry->has_extension = false;
+        return free_entry;
+    }
+    return nullptr;
+}
+
+void wake_launcher_locked() {
+    if (g_shared->launcher_latch)
+        SetLatch(g_shared->launcher_latch);
+}
+
+Shared& shared() {
+    if (!g_shared)
+        raise(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE, "pg_ingest shared memory is not set up", {},
+              "Add pg_ingest to shared_preload_libraries and restart the server.");
+    return *g_shared;
+}
+
+struct Locked {
+    explicit Locked(LWLockMode mode) { LWLockAcquire(shared().lock, mode); }
+    ~Locked() { LWLockRelease(g_shared->lock); }
+};
+
+void worker_detach(int, Datum arg) {
+    const int slot = DatumGetInt32(arg);
+    LWLockAcquire(g_shared->lock, LW_EXCLUSIVE);
+    Slot& s = g_shared->slots[slot];
+    s.in_use = false;
+    s.pid = 0;
+    s.job_id = 0;
+    s.cancel_requested = false;
+    wake_launcher_locked();
+    LWLockRelease(g_shared->lock);
+}
+
+}  // namespace
+
+extern "C" {
+static void pgi_shmem_request(void) {
+    pg_ingest::guard([] {
+        if (prev_request_hook)
+            prev_request_hook();
+        pg_call([] {
+            RequestAddinShmemSpace(MAXALIGN(sizeof(Shared)));
+            RequestNamedLWLockTranche("pg_ingest", 1);
+        });
+    });
+}
+
+static void pgi_shmem_startup(void) {
+    pg_ingest::guard([] {
+        if (prev_startup_hook)
+            prev_startup_hook();
+        pg_call([] {
+            LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+            bool found = false;
+            g_shared = static_cast<Shared*>(ShmemInitStruct("pg_ingest", sizeof(Shared), &found));
+            if (!found) {
+                memset(g_shared, 0, sizeof(Shared));
+                g_shared->lock = &(GetNamedLWLockTranche("pg_ingest"))->lock;
+                for (Slot& s : g_shared->slots)
+                    pg_atomic_init_u64(&s.rows_applied, 0);
+            }
+            LWLockRelease(AddinShmemInitLock);
+        });
+    });
+}
+
+// Commit of a transaction that submitted or retried a job: now the workers can see it.
+static void pgi_xact_callback(XactEvent event, void*) {
+    if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT)
+        return;
+    const bool wake = g_wake_at_commit && event == XACT_EVENT_COMMIT;
+    g_wake_at_commit = false;
+    if (!wake || !g_shared)
+        return;
+    // Plain C with no allocation: an error after commit cannot be reported anyway.
+    LWLockAcquire(g_shared->lock, LW_EXCLUSIVE);
+    if (DbEntry* e = find_db(MyDatabaseId, true)) {
+        e->wanted = true;
+        e->has_extension = true;
+    }
+    wake_launcher_locked();
+    LWLockRelease(g_shared->lock);
+}
+}
+
+void install_shmem_hooks() {
+    prev_request_hook = shmem_request_hook;
+    shmem_request_hook = pgi_shmem_request;
+    prev_startup_hook = shmem_startup_hook;
+    shmem_startup_hook = pgi_shmem_startup;
+}
+
+void install_xact_callback() {
+    pg_call([] { RegisterXactCallback(pgi_xact_callback, nullptr); });
+}
+
+void launcher_attach() {
+    Locked l(LW_EXCLUSIVE);
+    shared().launcher_latch = MyLatch;
+}
+
+std::vector<Oid> take_wanted_databases() {
+    std::vector<Oid> out;
+    out.reserve(max_databases);
+    Locked l(LW_EXCLUSIVE);
+    for (DbEntry& e : shared().dbs)
+        if (OidIsValid(e.dboid) && e.wanted)
+            out.push_back(e.dboid);
+    return out;
+}
+
+void want_database(Oid dboid, bool only_if_known_extension) {
+    Locked l(LW_EXCLUSIVE);
+    DbEntry* e = find_db(dboid, !only_if_known_extension);
+    if (e && (!only_if_known_extension || e->has_extension))
+        e->wanted = true;
+}
+
+void set_has_extension(Oid dboid, bool has) {
+    Locked l(LW_EXCLUSIVE);
+    if (DbEntry* e = find_db(dboid, true))
+        e->has_extension = has;
+}
+
+std::vector<Oid> databases_with_extension() {
+    std::vector<Oid> out;
+    out.reserve(max_databases);
+    Locked l(LW_SHARED);
+    for (DbEntry& e : shared().dbs)
+        if (OidIsValid(e.dboid) && e.has_extension)
+            out.push_back(e.dboid);
+    return out;
+}
+
+int reserve_slot(Oid dboid) {
+    Locked l(LW_EXCLUSIVE);
+    Shared& sh = shared();
+    int running = 0;
+    for (Slot& s : sh.slots)
+        running += s.in_use ? 1 : 0;
+    if (running >= guc::max_workers)
+        return -1;
+    for (int i = 0; i < guc::max_worker_slots; i++) {
+        Slot& s = sh.slots[i];
+        if (s.in_use)
+            continue;
+        s.in_use = true;
+        s.pid = 0;
+        s.dboid = dboid;
+        s.job_id = 0;
+        s.cancel_requested = false;
+        pg_atomic_write_u64(&s.rows_applied, 0);
+        if (DbEntry* e = find_db(dboid, false))
+            e->wanted = false;
+        return i;
+    }
+    return -1;
+}
+
+void release_slot(int slot) {
+    Locked l(LW_EXCLUSIVE);
+    Slot& s = shared().slots[slot];
+    s.in_use = false;
+    s.pid = 0;
+    // Try again on the next pass.
+    if (DbEntry* e = find_db(s.dboid, false))
+        e->wanted = true;
+}
+
+void release_slot_if_unattached(int slot) {
+    Locked l(LW_EXCLUSIVE);
+    Slot& s = shared().slots[slot];
+    if (s.in_use && s.pid == 0)
+        s.in_use = false;
+}
+
+int running_workers() {
+    Locked l(LW_SHARED);
+    int n = 0;
+    for (Slot& s : shared().slots)
+        n += s.in_use ? 1 : 0;
+    return n;
+}
+
+Oid slot_database(int slot) {
+    Locked l(LW_SHARED);
+    return shared().slots[slot].dboid;
+}
+
+void worker_attach(int slot) {
+    {
+        Locked l(LW_EXCLUSIVE);
+        shared().slots[slot].pid = MyProcPid;
+    }
+    pg_call([&] { before_shmem_exit(worker_detach, Int32GetDatum(slot)); });
+}
+
+void set_slot_job(int slot, int64_t job_id) {
+    Locked l(LW_EXCLUSIVE);
+    Slot& s = shared().slots[slot];
+    s.job_id = job_id;
+    s.cancel_requested = false;
+    pg_atomic_write_u64(&s.rows_applied, 0);
+}
+
+void set_slot_progress(int slot, int64_t rows_applied) {
+    pg_atomic_write_u64(&shared().slots[slot].rows_applied, static_cast<uint64>(rows_applied));
+}
+
+bool cancel_requested(int slot, int64_t job_id) {
+    Locked l(LW_SHARED);
+    const Slot& s = shared().slots[slot];
+    return s.job_id == job_id && s.cancel_requested;
+}
+
+std::vector<int64_t> running_job_ids() {
+    std::vector<int64_t> out;
+    out.reserve(guc::max_worker_slots);
+    Locked l(LW_SHARED);
+    for (Slot& s : shared().slots)
+        if (s.in_use && s.pid != 0 && s.job_id != 0)
+            out.push_back(s.job_id);
+    return out;
+}
+
+void request_worker(Oid dboid) {
+    Locked l(LW_EXCLUSIVE);
+    if (DbEntry* e = find_db(dboid, true))
+        e->wanted = true;
+    wake_launcher_locked();
+}
+
+void wake_launcher_at_commit() {
+    (void)shared();
+    g_wake_at_commit = true;
+}
+
+std::optional<int64_t> rows_applied(int64_t job_id) {
+    Locked l(LW_SHARED);
+    for (Slot& s : shared().slots)
+        if (s.in_use && s.job_id == job_id)
+            return static_cast<int64_t>(pg_atomic_read_u64(&s.rows_applied));
+    return std::nullopt;
+}
+
+bool request_cancel(int64_t job_id) {
+    int pid = 0;
+    {
+        Locked l(LW_EXCLUSIVE);
+        for (Slot& s : shared().slots)
+            if (s.in_use && s.pid != 0 && s.job_id == job_id) {
+                s.cancel_requested = true;
+                pid = s.pid;
+            }
+    }
+    if (pid == 0)
+        return false;
+    // The worker's SIGINT handler is PostgreSQL's statement cancel: the apply fails with
+    // 57014 at its next interrupt check, and the worker records CANCEL.
+    kill(pid, SIGINT);
+    return true;
+}
+
+}  // namespace pg_ingest::jobs

@@ -1,0 +1,50 @@
+// Shared state of the async load launcher and workers: which databases want a worker, the
+// worker slots (which job each worker runs, its live progress, cancel requests), and the
+// launcher's latch. Backends wake the launcher when a transaction that submitted or retried a
+// job commits.
+#pragma once
+
+#include "boundary.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+namespace pg_ingest::jobs {
+
+// Wiring, from _PG_init.
+void install_shmem_hooks();
+void install_xact_callback();
+
+// Launcher side.
+void launcher_attach();                    // records the launcher's latch
+std::vector<Oid> take_wanted_databases();  // databases to start a worker for (clears wants)
+void want_database(Oid dboid, bool only_if_known_extension);
+void set_has_extension(Oid dboid, bool has);
+std::vector<Oid> databases_with_extension();
+// Reserves a free slot for a worker in dboid; -1 when max_workers are running.
+int reserve_slot(Oid dboid);
+void release_slot(int slot);  // a worker that could not be started
+// Frees slots whose worker never attached (its registration failed or it died at start).
+void release_slot_if_unattached(int slot);
+int running_workers();
+
+// Worker side.
+Oid slot_database(int slot);
+void worker_attach(int slot);  // records MyProcPid; detaches on exit
+void set_slot_job(int slot, int64_t job_id);
+void set_slot_progress(int slot, int64_t rows_applied);
+bool cancel_requested(int slot, int64_t job_id);
+// Job ids that live workers are running (for orphan recovery).
+std::vector<int64_t> running_job_ids();
+
+// Marks the database as wanting a worker and wakes the launcher.
+void request_worker(Oid dboid);
+
+// Backend side.
+void wake_launcher_at_commit();  // from submit/retry
+std::optional<int64_t> rows_applied(int64_t job_id);
+// Asks the worker running job_id to cancel it; false when no worker runs it.
+bool request_cancel(int64_t job_id);
+
+}  // namespace pg_ingest::jobs

@@ -1,0 +1,67 @@
+// Async load workers: the launcher (one per cluster, connected to no database) starts a
+// worker in a database when a job there is submitted or retried (woken at commit), at start
+// (every database, to recover jobs a crash left in LOADING), and every ingest.launcher_naptime
+// (retention). A worker recovers orphaned jobs, applies retention, then claims and applies
+// READY jobs until none is left, and exits.
+#pragma once
+
+#include "boundary.hpp"
+
+extern "C" {
+#include "access/xact.h"
+#include "utils/snapmgr.h"
+}
+
+#include <optional>
+#include <string>
+
+namespace pg_ingest::jobs {
+
+void register_launcher();  // from _PG_init
+
+// Applies one claimed job (job_apply.cpp): FINISH with its counts in one transaction, or FAIL
+// / CANCEL with the error in another.
+void run_job(int slot, int64_t id);
+
+struct Failure {
+    int sqlerrcode;
+    std::string message;
+};
+
+// A unit of work in its own transaction (worker processes only). On a PostgreSQL or pg_ingest
+// error the transaction is rolled back and the error returned (code and text copied out
+// first: the rollback frees the error data); success commits.
+template <typename F>
+std::optional<Failure> try_transaction(F&& f) {
+    pg_call([] {
+        SetCurrentStatementStartTimestamp();
+        StartTransactionCommand();
+        PushActiveSnapshot(GetTransactionSnapshot());
+    });
+    std::optional<Failure> failure;
+    try {
+        f();
+    } catch (const PgError& e) {
+        failure = Failure{e.sqlerrcode(), e.what()};
+        if (e.data()->detail)
+            failure->message += std::string(" (") + e.data()->detail + ")";
+    } catch (const ServerError& e) {
+        failure = Failure{e.sqlerrcode(), e.what()};
+    }
+    if (failure) {
+        pg_call([] { AbortCurrentTransaction(); });
+        return failure;
+    }
+    pg_call([] {
+        PopActiveSnapshot();
+        CommitTransactionCommand();
+    });
+    return std::nullopt;
+}
+
+}  // namespace pg_ingest::jobs
+
+extern "C" {
+PGDLLEXPORT void pg_ingest_launcher_main(Datum arg);
+PGDLLEXPORT void pg_ingest_worker_main(Datum arg);
+}
