@@ -97,12 +97,11 @@ Job visible_job(int64_t id, Oid caller, bool for_update = false) {
     return *job;
 }
 
-[[noreturn]] void wrong_state(const Job& job, const char* action, const char* expected) {
+[[noreturn]] void wrong_state(const Job& job, const char* action, const char* detail) {
     raise(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
           format("cannot %s async load job %lld: it is %s", action, (long long)job.id,
                  job.state.c_str()),
-          format("Only a job in %s can be %sed.", expected, action),
-          "ingest.get_async_load_job(id) shows the job's state and error.");
+          detail, "ingest.get_async_load_job(id) shows the job's state and error.");
 }
 
 // Column definitions of a staging table for `rel`: every live, non-generated column, with the
@@ -298,7 +297,7 @@ PGI_FUNCTION(ingest_submit_async_load) {
     UserScope as_service(svc);
     const Job job = visible_job(id, caller, true);
     if (job.state != "INIT")
-        wrong_state(job, "submit", "INIT");
+        wrong_state(job, "submit", "Only a job in INIT can be submitted.");
     if (!OidIsValid(job.staging))
         raise(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
               format("async load job %lld has no staging table", (long long)id));
@@ -329,7 +328,7 @@ PGI_FUNCTION(ingest_retry_async_load) {
     UserScope as_service(svc);
     const Job job = visible_job(id, caller, true);
     if (job.state != "FAIL")
-        wrong_state(job, "retry", "FAIL");
+        wrong_state(job, "retry", "Only a job in FAIL can be retried.");
     // Queued again behind the jobs submitted since it failed.
     spi::exec(
         "UPDATE ingest.async_load_job SET state = 'READY', error_sqlstate = NULL, "
@@ -435,9 +434,11 @@ PGI_FUNCTION(ingest_wait_async_load) {
         if (is_terminal(job.state))
             return return_state(fcinfo, job.state);
         if (job.state == "INIT" || job.state == "READY") {
+            spi::exec("SELECT xmin FROM ingest.async_load_job WHERE id = $1", {spi::int8_arg(id)});
             const bool own = pg_call([] {
-                HeapTupleHeader h = SPI_tuptable->vals[0]->t_data;
-                return TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetRawXmin(h));
+                bool isnull;
+                Datum x = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+                return !isnull && TransactionIdIsCurrentTransactionId(DatumGetTransactionId(x));
             });
             if (own)
                 raise(ERRCODE_INVALID_TRANSACTION_STATE,

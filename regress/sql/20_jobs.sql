@@ -1,0 +1,144 @@
+-- Async load jobs: lifecycle, modes, overwrite, rejects, and every bad input with its SQLSTATE.
+-- Workers run in the background; ingest.wait_async_load() waits for them.
+CREATE EXTENSION IF NOT EXISTS pg_ingest;
+\set VERBOSITY default
+SET client_min_messages = warning;
+
+CREATE TABLE orders (id bigint PRIMARY KEY, qty int CHECK (qty >= 0), note text);
+INSERT INTO orders VALUES (1, 1, 'old'), (2, 2, 'old');
+
+-- upsert: stage from two transactions, submit, wait; the target gets the rows, staging goes
+SELECT id AS j1, staging AS s1 FROM ingest.begin_async_load('orders', job_key => 'ckpt-1') \gset
+SELECT state, staging::text, rows_staged, attempts FROM ingest.get_async_load_job(:j1);
+INSERT INTO :s1 VALUES (2, 20, 'new'), (3, 3, 'new');
+BEGIN;
+INSERT INTO :s1 VALUES (3, 30, 'newer'), (4, 4, 'new');
+COMMIT;
+SELECT ingest.submit_async_load(:j1);
+SELECT ingest.wait_async_load(:j1, '60 s');
+SELECT state, rows_staged, rows_inserted, rows_updated, rows_skipped, rows_rejected, attempts,
+       staging, error_sqlstate, rows_applied
+  FROM ingest.get_async_load_job(:j1);
+SELECT * FROM orders ORDER BY id;
+SELECT to_regclass(:'s1') IS NULL AS staging_dropped;
+-- the same key returns the same job, whatever its state: a restarted loader never loads twice
+SELECT id = :j1 AS same_job, state FROM ingest.begin_async_load('orders', job_key => 'ckpt-1');
+-- filtering by target works as with Relyt
+SELECT count(*) FROM ingest.get_async_load_job() WHERE target::regclass = 'orders'::regclass;
+
+-- plain append (conflict mode none) needs no unique key
+CREATE TABLE events (at int, what text);
+SELECT id AS j2, staging AS s2 FROM ingest.begin_async_load('events', 'none') \gset
+INSERT INTO :s2 VALUES (1, 'a'), (1, 'a'), (2, 'b');
+SELECT ingest.submit_async_load(:j2);
+SELECT ingest.wait_async_load(:j2, '60 s');
+SELECT rows_inserted, rows_updated FROM ingest.get_async_load_job(:j2);
+SELECT * FROM events ORDER BY at, what;
+
+-- exception mode ignore: a CHECK violation is rejected with its row, the rest load
+SELECT id AS j3, staging AS s3
+  FROM ingest.begin_async_load('orders', exception_mode => 'ignore', keep_staging => true) \gset
+INSERT INTO :s3 VALUES (5, 5, 'ok'), (6, -1, 'bad'), (7, 7, 'ok');
+SELECT ingest.submit_async_load(:j3);
+SELECT ingest.wait_async_load(:j3, '60 s');
+SELECT rows_inserted, rows_rejected, staging IS NOT NULL AS kept FROM ingest.get_async_load_job(:j3);
+SELECT row_number, raw_row, sqlstate, message FROM ingest.async_load_reject WHERE job_id = :j3;
+SELECT id FROM orders WHERE id >= 5 ORDER BY id;
+
+-- past reject_limit the job fails and nothing of it is applied; retry after fixing the cause
+SELECT id AS j4, staging AS s4
+  FROM ingest.begin_async_load('orders', exception_mode => 'ignore', reject_limit => 1) \gset
+INSERT INTO :s4 VALUES (8, 8, 'ok'), (9, -1, 'bad'), (10, -2, 'bad');
+SELECT ingest.submit_async_load(:j4);
+SELECT ingest.wait_async_load(:j4, '60 s');
+SELECT state, error_sqlstate, error_message, rows_rejected FROM ingest.get_async_load_job(:j4);
+SELECT count(*) AS rejects_recorded FROM ingest.async_load_reject WHERE job_id = :j4;
+SELECT count(*) AS applied FROM orders WHERE id = 8;
+ALTER TABLE orders DROP CONSTRAINT orders_qty_check;
+SELECT ingest.retry_async_load(:j4);
+SELECT ingest.wait_async_load(:j4, '60 s');
+SELECT state, rows_inserted, rows_rejected, attempts FROM ingest.get_async_load_job(:j4);
+SELECT id, qty FROM orders WHERE id BETWEEN 8 AND 10 ORDER BY id;
+
+-- strict: the first bad row fails the job
+ALTER TABLE orders ADD CONSTRAINT qty_small CHECK (qty < 1000);
+SELECT id AS j5, staging AS s5 FROM ingest.begin_async_load('orders') \gset
+INSERT INTO :s5 VALUES (11, 1, 'ok'), (12, 5000, 'too big');
+SELECT ingest.submit_async_load(:j5);
+SELECT ingest.wait_async_load(:j5, '60 s');
+SELECT state, error_sqlstate, error_message FROM ingest.get_async_load_job(:j5);
+SELECT count(*) FROM orders WHERE id IN (11, 12);
+
+-- overwrite the whole table: readers see old or new rows, never a mix
+CREATE TABLE dim (k int PRIMARY KEY, v text);
+INSERT INTO dim SELECT g, 'old' FROM generate_series(1, 5) g;
+SELECT id AS j6, staging AS s6 FROM ingest.begin_async_load('dim', overwrite => 'table') \gset
+INSERT INTO :s6 VALUES (10, 'new'), (11, 'new');
+SELECT ingest.submit_async_load(:j6);
+SELECT ingest.wait_async_load(:j6, '60 s');
+SELECT * FROM dim ORDER BY k;
+
+-- overwrite one partition; rows outside it fail the job
+CREATE TABLE sales (day date, amount int) PARTITION BY RANGE (day);
+CREATE TABLE sales_jan PARTITION OF sales FOR VALUES FROM ('2026-01-01') TO ('2026-02-01');
+CREATE TABLE sales_feb PARTITION OF sales FOR VALUES FROM ('2026-02-01') TO ('2026-03-01');
+INSERT INTO sales VALUES ('2026-01-05', 1), ('2026-02-05', 2);
+SELECT id AS j7, staging AS s7
+  FROM ingest.begin_async_load('sales', 'none', overwrite => 'partition',
+                               overwrite_partition => 'sales_jan') \gset
+INSERT INTO :s7 VALUES ('2026-01-10', 10), ('2026-01-11', 11);
+SELECT ingest.submit_async_load(:j7);
+SELECT ingest.wait_async_load(:j7, '60 s');
+SELECT * FROM sales ORDER BY day;
+SELECT id AS j8, staging AS s8
+  FROM ingest.begin_async_load('sales', 'none', overwrite => 'partition',
+                               overwrite_partition => 'sales_jan') \gset
+INSERT INTO :s8 VALUES ('2026-02-10', 99);
+SELECT ingest.submit_async_load(:j8);
+SELECT ingest.wait_async_load(:j8, '60 s');
+SELECT state, error_sqlstate FROM ingest.get_async_load_job(:j8);
+SELECT count(*) FROM sales_jan;
+
+-- cancel before loading; cancel of an ended job is an error
+SELECT id AS j9 FROM ingest.begin_async_load('orders') \gset
+SELECT ingest.cancel_async_load(:j9);
+SELECT state, staging FROM ingest.get_async_load_job(:j9);
+SELECT ingest.cancel_async_load(:j9);
+SELECT ingest.cancel_async_load(:j1);
+
+-- state errors
+SELECT ingest.submit_async_load(:j1);
+SELECT ingest.retry_async_load(:j1);
+SELECT id AS j10 FROM ingest.begin_async_load('orders') \gset
+SELECT ingest.retry_async_load(:j10);
+-- waiting in the transaction that submitted can never end
+BEGIN;
+SELECT ingest.submit_async_load(:j10);
+SELECT ingest.wait_async_load(:j10, '1 s');
+ROLLBACK;
+-- a timeout returns the current state
+SELECT ingest.wait_async_load(:j10, '10 ms');
+
+-- bad input
+SELECT ingest.submit_async_load(999999);
+SELECT ingest.get_async_load_job(999999);
+SELECT * FROM ingest.begin_async_load('no_such_table');
+CREATE VIEW orders_v AS SELECT * FROM orders;
+SELECT * FROM ingest.begin_async_load('orders_v');
+SELECT * FROM ingest.begin_async_load('orders', 'merge');
+SELECT * FROM ingest.begin_async_load('orders', conflict_columns => '{nope}');
+SELECT * FROM ingest.begin_async_load('orders', conflict_columns => '{note}');
+SELECT * FROM ingest.begin_async_load('orders', update_columns => '{id}');
+SELECT * FROM ingest.begin_async_load('orders', update_columns => '{nope}');
+SELECT * FROM ingest.begin_async_load('orders', 'ignore', update_columns => '{note}');
+SELECT * FROM ingest.begin_async_load('events');
+SELECT * FROM ingest.begin_async_load('orders', overwrite => 'everything');
+SELECT * FROM ingest.begin_async_load('orders', overwrite => 'partition');
+SELECT * FROM ingest.begin_async_load('sales', 'none', overwrite => 'partition',
+                                      overwrite_partition => 'orders');
+SELECT * FROM ingest.begin_async_load('orders', exception_mode => 'lenient');
+SELECT * FROM ingest.begin_async_load('orders', reject_limit => 3);
+SELECT * FROM ingest.begin_async_load('orders', exception_mode => 'ignore', reject_limit => -1);
+SELECT * FROM ingest.begin_async_load('events', job_key => 'ckpt-1');
+
+-- (security is in 21_jobs_security)

@@ -1,0 +1,71 @@
+-- Async load jobs and roles: a role sees and controls only its own jobs (ingest_admin sees
+-- all), workers apply as the owner with the owner's privileges at apply time, and nobody
+-- reads another role's staging table or writes the job catalog directly.
+CREATE EXTENSION IF NOT EXISTS pg_ingest;
+SET client_min_messages = warning;
+CREATE ROLE pgi_alice;
+CREATE ROLE pgi_bob;
+CREATE ROLE pgi_boss IN ROLE ingest_admin;
+CREATE TABLE sec_t (id int PRIMARY KEY, v text);
+GRANT SELECT, INSERT, UPDATE ON sec_t TO pgi_alice;
+GRANT SELECT ON sec_t TO pgi_bob;
+
+SET ROLE pgi_alice;
+SELECT id AS a1, staging AS as1 FROM ingest.begin_async_load('sec_t', job_key => 'x') \gset
+INSERT INTO :as1 VALUES (1, 'alice');
+
+-- bob sees nothing of alice's and cannot touch her job or its staging
+SET ROLE pgi_bob;
+SELECT count(*) FROM ingest.get_async_load_job();
+SELECT count(*) FROM ingest.async_load_job;
+SELECT ingest.submit_async_load(:a1);
+SELECT ingest.cancel_async_load(:a1);
+SELECT ingest.get_async_load_job(:a1);
+SELECT * FROM :as1;
+INSERT INTO :as1 VALUES (2, 'bob');
+-- the same job key is bob's own namespace; without INSERT on the target he cannot begin
+SELECT * FROM ingest.begin_async_load('sec_t', job_key => 'x');
+-- nobody writes the catalog directly
+INSERT INTO ingest.async_load_job (owner, target, conflict_mode) VALUES ('pgi_bob', 'sec_t', 'none');
+UPDATE ingest.async_load_job SET state = 'READY';
+DELETE FROM ingest.async_load_reject;
+
+-- after submit the owner cannot add to staging (rows added later could never be applied)
+SET ROLE pgi_alice;
+SELECT ingest.submit_async_load(:a1);
+INSERT INTO :as1 VALUES (3, 'late');
+SELECT ingest.wait_async_load(:a1, '60 s');
+SELECT state, rows_inserted FROM ingest.get_async_load_job(:a1);
+
+-- the admin role sees and controls every job
+SET ROLE pgi_boss;
+SELECT count(*) FROM ingest.get_async_load_job() WHERE owner = 'pgi_alice'::regrole;
+RESET ROLE;
+
+-- privileges are checked again when the job runs: revoked after begin -> FAIL with 42501
+SET ROLE pgi_alice;
+SELECT id AS a2, staging AS as2 FROM ingest.begin_async_load('sec_t') \gset
+INSERT INTO :as2 VALUES (1, 'upsert me');
+RESET ROLE;
+REVOKE UPDATE ON sec_t FROM pgi_alice;
+SET ROLE pgi_alice;
+SELECT ingest.submit_async_load(:a2);
+SELECT ingest.wait_async_load(:a2, '60 s');
+SELECT state, error_sqlstate, error_message FROM ingest.get_async_load_job(:a2);
+RESET ROLE;
+
+-- a job writes only where its owner could: row-level security applies to the worker
+ALTER TABLE sec_t ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own_rows ON sec_t TO pgi_alice USING (v = 'alice') WITH CHECK (v = 'alice');
+SET ROLE pgi_alice;
+SELECT id AS a3, staging AS as3 FROM ingest.begin_async_load('sec_t', 'ignore') \gset
+INSERT INTO :as3 VALUES (10, 'alice'), (11, 'mallory');
+SELECT ingest.submit_async_load(:a3);
+SELECT ingest.wait_async_load(:a3, '60 s');
+SELECT state, error_sqlstate FROM ingest.get_async_load_job(:a3);
+RESET ROLE;
+SELECT * FROM sec_t ORDER BY id;
+
+-- a role whose jobs exist can still be dropped once its privileges are gone
+DROP OWNED BY pgi_alice, pgi_bob, pgi_boss;
+DROP ROLE pgi_alice, pgi_bob, pgi_boss;
