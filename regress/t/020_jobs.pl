@@ -1,0 +1,177 @@
+# Async load jobs with a real server: notifications, latch-driven start, reload of
+# ingest.max_workers, submission order on one target, cancel during LOADING, crash safety
+# (kill -9 of the worker, immediate shutdown) and retention.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::RealBin/lib";
+use Time::HiRes qw(time sleep);
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use IngestTest qw(ingest_node);
+
+my $node = ingest_node('jobs', 'ingest.launcher_naptime = 1', "log_min_messages = 'log'",
+	'restart_after_crash = on');
+
+sub sql { return $node->safe_psql('postgres', $_[0]); }
+
+sub job_field
+{
+	my ($id, $field) = @_;
+	return sql("SELECT $field FROM ingest.get_async_load_job($id)");
+}
+
+# A job on t (bigint key, text) with rows 1..$n staged, value $tag.
+sub staged_job
+{
+	my ($n, $tag, %opt) = @_;
+	my $args = join '', map { ", $_ => $opt{$_}" } sort keys %opt;
+	my ($id, $staging) = split /\|/, sql("SELECT id, staging FROM ingest.begin_async_load('t'$args)");
+	sql("INSERT INTO $staging SELECT g, '$tag' FROM generate_series(1, $n) g");
+	return $id;
+}
+
+sub wait_state
+{
+	my ($id, $want, $what) = @_;
+	ok($node->poll_query_until('postgres',
+			"SELECT state = '$want' FROM ingest.get_async_load_job($id)"),
+		$what // "job $id reaches $want");
+}
+
+sql('CREATE TABLE t (k bigint PRIMARY KEY, v text)');
+
+# --- notifications and start latency -------------------------------------------------------
+{
+	my $id = staged_job(3, 'n');
+	my $out = $node->safe_psql('postgres', qq{
+		LISTEN ingest_async_load;
+		SELECT ingest.submit_async_load($id);
+		SELECT ingest.wait_async_load($id, '30 s');
+		SELECT 1;
+	});
+	for my $state (qw(READY LOADING FINISH))
+	{
+		like($out, qr/payload "$id:$state"/, "NOTIFY ingest_async_load '$id:$state'");
+	}
+	my $t0 = time;
+	my $id2 = staged_job(1, 'latency');
+	sql("SELECT ingest.submit_async_load($id2)");
+	is(sql("SELECT ingest.wait_async_load($id2, '30 s')"), 'FINISH', '1-row job finishes');
+	my $elapsed = time - $t0;
+	# Latch-driven: far below the 1 s naptime would be typical; the bound is generous for CI.
+	cmp_ok($elapsed, '<', 5, sprintf('submitted job finished in %.3f s (no polling delay)', $elapsed));
+}
+
+# --- ingest.max_workers takes effect on reload -----------------------------------------------
+{
+	$node->append_conf('postgresql.conf', 'ingest.max_workers = 0');
+	$node->reload;
+	sleep 0.5;
+	my $id = staged_job(5, 'w');
+	sql("SELECT ingest.submit_async_load($id)");
+	sleep 2;
+	is(job_field($id, 'state'), 'READY', 'with max_workers = 0 a submitted job waits');
+	$node->append_conf('postgresql.conf', 'ingest.max_workers = 2');
+	$node->reload;
+	wait_state($id, 'FINISH', 'after reload with max_workers = 2 it runs');
+}
+
+# --- jobs on one target apply in submission order --------------------------------------------
+{
+	my @ids = map { staged_job(200, "order$_") } 1 .. 4;
+	sql("SELECT ingest.submit_async_load($_)") for @ids;
+	wait_state($ids[-1], 'FINISH');
+	wait_state($_, 'FINISH') for @ids;
+	is(sql("SELECT string_agg(DISTINCT v, ',') FROM t WHERE k <= 200"), 'order4',
+		'the last submitted upsert wins');
+	my $starts = sql('SELECT string_agg(id::text, \',\' ORDER BY started_at) FROM ingest.async_load_job WHERE id IN (' . join(',', @ids) . ')');
+	is($starts, join(',', @ids), 'jobs on one target started in submission order');
+}
+
+# Holds an ACCESS EXCLUSIVE lock on t so that a claimed job stays in LOADING.
+sub lock_target
+{
+	my $bg = $node->background_psql('postgres', on_error_stop => 0);
+	$bg->query_safe('BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE;');
+	return $bg;
+}
+
+sub loading_pid
+{
+	my ($id) = @_;
+	ok($node->poll_query_until('postgres',
+			"SELECT state = 'LOADING' AND worker_pid IS NOT NULL FROM ingest.get_async_load_job($id)"),
+		"job $id is LOADING");
+	return job_field($id, 'worker_pid');
+}
+
+# --- cancel during LOADING: CANCEL, target untouched -----------------------------------------
+{
+	sql('TRUNCATE t');
+	my $id = staged_job(1000, 'cancel');
+	my $bg = lock_target();
+	sql("SELECT ingest.submit_async_load($id)");
+	loading_pid($id);
+	is(sql("SELECT ingest.cancel_async_load($id)"), 'CANCEL', 'cancel of a LOADING job returns CANCEL');
+	$bg->query_safe('COMMIT');
+	$bg->quit;
+	is(sql('SELECT count(*) FROM t'), '0', 'the canceled job left the target untouched');
+	is(sql("SELECT staging IS NULL FROM ingest.get_async_load_job($id)"), 't', 'its staging is dropped');
+	my ($rc, $out, $err) = $node->psql('postgres', "SELECT ingest.cancel_async_load($id)");
+	like($err, qr/already ended/, 'a second cancel is an error');
+}
+
+# --- crash safety: kill -9 of the worker, and an immediate shutdown --------------------------
+for my $how ('kill -9 of the worker', 'immediate shutdown')
+{
+	sql('TRUNCATE t');
+	sql("INSERT INTO t SELECT g, 'before' FROM generate_series(1, 500) g");
+	my $id = staged_job(20000, 'after');
+	my $bg = lock_target();
+	sql("SELECT ingest.submit_async_load($id)");
+	my $pid = loading_pid($id);
+	if ($how =~ /kill/)
+	{
+		kill 'KILL', $pid;
+		eval { $bg->quit };
+		# The postmaster restarts every process after a crash.
+		ok($node->poll_query_until('postgres', 'SELECT true'), "$how: server back");
+	}
+	else
+	{
+		$node->stop('immediate');
+		eval { $bg->quit };
+		$node->start;
+	}
+	wait_state($id, 'FINISH', "$how: the job completes after restart");
+	is(job_field($id, 'attempts'), '2', "$how: attempts counts the interrupted run");
+	is(sql("SELECT count(*), count(*) FILTER (WHERE v = 'after') FROM t"), '20000|20000',
+		"$how: the target holds every row exactly once");
+	is(job_field($id, 'rows_inserted') + job_field($id, 'rows_updated'), 20000,
+		"$how: the counts are those of one complete run");
+}
+
+# --- retention --------------------------------------------------------------------------------
+{
+	my $kept = sql('SELECT count(*) FROM ingest.async_load_job');
+	cmp_ok($kept, '>', 0, 'ended jobs are kept under the default retention');
+	$node->append_conf('postgresql.conf', 'ingest.job_retention = 0');
+	$node->reload;
+	# Retention runs in the workers the launcher starts every naptime.
+	ok($node->poll_query_until('postgres',
+			"SELECT count(*) = 0 FROM ingest.async_load_job WHERE state IN ('FINISH', 'FAIL', 'CANCEL')"),
+		'with job_retention = 0 ended jobs are removed');
+	is(sql("SELECT count(*) FROM pg_class WHERE relnamespace = 'ingest_staging'::regnamespace"), '0',
+		'and their staging tables');
+}
+
+# Only the kill -9 above may have crashed anything; no WARNING except the crash notices.
+my $log = slurp_file($node->logfile);
+unlike($log, qr/terminated by signal (?!9)\d+|TRAP:|PANIC/, 'no backend crashed on its own');
+my @warnings = grep { /WARNING/ && !/terminating connection because of crash of another server process/ }
+  split /\n/, $log;
+is(scalar(@warnings), 0, 'no unexpected WARNING in the server log') or diag(join("\n", @warnings));
+$node->stop;
+done_testing();
