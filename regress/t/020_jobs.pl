@@ -11,7 +11,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use IngestTest qw(ingest_node);
 
-my $node = ingest_node('jobs', 'ingest.launcher_naptime = 1', "log_min_messages = 'log'",
+my $node = ingest_node('jobs', 'ingest.launcher_naptime = 1', 'ingest.merge_chunk_rows = 1000', "log_min_messages = 'log'",
 	'restart_after_crash = on');
 
 sub sql { return $node->safe_psql('postgres', $_[0]); }
@@ -88,6 +88,40 @@ sql('CREATE TABLE t (k bigint PRIMARY KEY, v text)');
 		'the last submitted upsert wins');
 	my $starts = sql('SELECT string_agg(id::text, \',\' ORDER BY started_at) FROM ingest.async_load_job WHERE id IN (' . join(',', @ids) . ')');
 	is($starts, join(',', @ids), 'jobs on one target started in submission order');
+}
+
+# --- live progress of a LOADING job ----------------------------------------------------------
+{
+	sql('TRUNCATE t');
+	# A trigger waits on an advisory lock at key 5000, after four 1000-row chunks are applied.
+	sql(q{
+		CREATE FUNCTION stall() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			IF NEW.k = 5000 THEN PERFORM pg_advisory_lock(4242); PERFORM pg_advisory_unlock(4242); END IF;
+			RETURN NEW;
+		END $$;
+		CREATE TRIGGER stall BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION stall();
+	});
+	my $bg = $node->background_psql('postgres');
+	$bg->query_safe('SELECT pg_advisory_lock(4242)');
+	my $id = staged_job(8000, 'progress');
+	sql("SELECT ingest.submit_async_load($id)");
+	ok($node->poll_query_until('postgres',
+			"SELECT state = 'LOADING' AND rows_applied >= 4000 FROM ingest.get_async_load_job($id)"),
+		'a LOADING job shows the rows applied so far');
+	is(sql('SELECT count(*) FROM t'), '0', 'while nothing is visible in the target yet');
+	$bg->query_safe('SELECT pg_advisory_unlock(4242)');
+	$bg->quit;
+	wait_state($id, 'FINISH');
+	is(job_field($id, 'rows_applied'), '8000', 'FINISH shows every row applied');
+	sql('DROP TRIGGER stall ON t');
+}
+
+# --- pg_dump keeps the job catalog ------------------------------------------------------------
+{
+	my $dump = `pg_dump -h @{[$node->host]} -p @{[$node->port]} -d postgres 2>&1`;
+	like($dump, qr/COPY ingest\.async_load_job /, 'pg_dump dumps ingest.async_load_job');
+	like($dump, qr/COPY ingest\.async_load_reject /, 'pg_dump dumps ingest.async_load_reject');
 }
 
 # Holds an ACCESS EXCLUSIVE lock on t so that a claimed job stays in LOADING.
