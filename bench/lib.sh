@@ -13,6 +13,10 @@
 #   record SC KEY REP ROWS SECONDS STATUS [NOTE] store one measurement (STATUS ok|wrong|failed|n/a)
 #   target SC "label" NUM_KEY DEN_KEY MIN        a ratio rows/s(NUM)/rows/s(DEN) that must be >= MIN
 #   scenario_note SC "text"                      a line printed under the scenario in RESULTS.md
+#   compare SC "label" NUM_KEY DEN_SC DEN_KEY    a rows/s ratio against another scenario's contender,
+#                                                printed as a note under SC (no target)
+#   latency_metric SC KEY "label" "how"          declare a latency measured in scenario SC
+#   latency SC KEY RUN SECONDS STATUS [NOTE]     store one latency sample (median, p90 in the report)
 #   log "text"                                   progress line on stderr, with the elapsed time
 # Everything a scenario records lands in $BENCH_WORK/*.tsv; bench/report.py turns it into
 # bench/RESULTS.md and a section of bench/history.md.
@@ -144,6 +148,9 @@ record() {                                           # SC KEY REP ROWS SECONDS S
     log "  $1/$2 rep $3: ${5}s ${rate} [$6]${7:+ $7}"
 }
 meta() { tsv meta.tsv "$@"; }                        # key value
+compare() { tsv compare.tsv "$@"; }                  # SC label NUM_KEY DEN_SC DEN_KEY
+latency_metric() { tsv latency_metrics.tsv "$1" "$2" "$3" "${4:-}"; } # SC KEY label how
+latency() { tsv latency.tsv "$1" "$2" "$3" "$4" "$5" "${6:-}"; } # SC KEY RUN SECONDS STATUS [NOTE] (not logged)
 
 # ---- the feature probe ----------------------------------------------------------------------
 # Sets PROBE_MSG. Returns 0 when COPY ... ON_CONFLICT 'upsert' works on cluster NAME and gives the

@@ -5,6 +5,7 @@ Turns the tsv files that bench/run's scenarios wrote into WORKDIR into bench/RES
 (overwritten) and, unless HISTORY is '-', appends a dated section with the raw numbers to
 bench/history.md. Standard library only.
 """
+import math
 import os
 import statistics
 import sys
@@ -37,6 +38,18 @@ def fmt_s(s):
 
 def fmt_ratio(r):
     return "—" if r is None else f"{r:.2f}×"
+
+
+def fmt_ms(s):
+    return "—" if s is None else f"{s * 1000:.1f}"
+
+
+def p90(values):
+    """Nearest-rank 90th percentile: the smallest value with >= 90% of the values <= it."""
+    if not values:
+        return None
+    v = sorted(values)
+    return v[max(1, math.ceil(0.9 * len(v))) - 1]
 
 
 class Contender:
@@ -104,6 +117,14 @@ def main():
         c = contenders.setdefault((sc, key), Contender(sc, key, key, "", ""))
         c.runs.append((rep, rows, float(secs) if secs else None, status, note))
     targets = read_tsv(work, "targets.tsv", 5)
+    # latencies: declared like contenders (no rows), samples in seconds
+    latencies = OrderedDict()
+    for sc, key, label, how in read_tsv(work, "latency_metrics.tsv", 4):
+        latencies[(sc, key)] = Contender(sc, key, label, how, "")
+    for sc, key, run, secs, status, note in read_tsv(work, "latency.tsv", 6):
+        c = latencies.setdefault((sc, key), Contender(sc, key, key, "", ""))
+        c.runs.append((run, None, float(secs) if secs else None, status, note))
+    compares = read_tsv(work, "compare.tsv", 5)  # SC label NUM_KEY DEN_SC DEN_KEY
     notes = defaultdict(list)
     for sc, text in read_tsv(work, "notes.tsv", 2):
         notes[sc].append(text)
@@ -178,7 +199,7 @@ def main():
     clusters = list(settings.keys())
     if clusters:
         gucs = list(OrderedDict.fromkeys(g for c in clusters for g in settings[c]))
-        names = {"main": "scenarios A, B", "c_ext": "C, with pg_ingest", "c_noext": "C, without"}
+        names = {"main": "scenarios A, B, D", "c_ext": "C, with pg_ingest", "c_noext": "C, without"}
         L.append("Read with `SHOW` from the running servers (all started by `scripts/pg-tmp --durable`).")
         L.append("")
         L.append("| setting | " + " | ".join(names.get(c, c) for c in clusters) + " |")
@@ -233,11 +254,36 @@ def main():
             L.append(f"| {c.label} | {rows} | {fmt_s(c.median)} | {fmt_rate(c.rate)} | "
                      f"{'reference' if c.ref else fmt_ratio(vs)} | {rng} | {c.state()} |")
         L.append("")
+        lats = [c for c in latencies.values() if c.sc == sc]
+        if lats:
+            L.append("Latency (milliseconds; median and p90 = nearest rank, over the verified runs):")
+            L.append("")
+            L.append("| measure | runs | median ms | p90 ms | min – max ms | status |")
+            L.append("|---|---:|---:|---:|---:|---|")
+            for c in lats:
+                t = c.ok_times()
+                rng = f"{min(t) * 1000:.1f} – {max(t) * 1000:.1f}" if t else "—"
+                L.append(f"| {c.label} | {len(t)} | {fmt_ms(c.median)} | {fmt_ms(p90(t))} | {rng} | {c.state()} |")
+            L.append("")
         L.append("How each contender ran:")
         L.append("")
         for c in contenders.values():
             if c.sc == sc and c.how:
                 L.append(f"- *{c.label}*: {c.how}")
+        for c in lats:
+            if c.how:
+                L.append(f"- *{c.label}* (latency): {c.how}")
+        for csc, label, num, dsc, den in compares:
+            if csc != sc:
+                continue
+            a, b = contenders.get((csc, num)), contenders.get((dsc, den))
+            if a and b and a.rate and b.rate:
+                L.append(f"- {label}: {fmt_ratio(a.rate / b.rate)} ({fmt_rate(a.rate)} vs {fmt_rate(b.rate)} rows/s, medians)")
+            else:
+                why = [f"{c.sc} {c.label}: {c.state()}" for c in (a, b) if c and not c.rate]
+                if not b:
+                    why.append(f"scenario {dsc} did not run")
+                L.append(f"- {label}: not measured in this run ({'; '.join(why)})")
         for n in notes.get(sc, []):
             L.append(f"- {n}")
         L.append("")
@@ -263,6 +309,12 @@ def main():
         "is comparable, the rows are a random sample of the shuffled load) and is checked against base "
         "plus those rows; the plain COPY reference against base plus the N new rows (2N rows). A run with a wrong end state is excluded from the median and flagged.")
     L.append("")
+    if latencies:
+        L.append("Contenders made of several client processes (the async load jobs of D) are timed by the "
+                 "harness from before the first to after the last, as described under the scenario. "
+                 "Latencies are taken per run as described under their scenario; a run counts only "
+                 "when its job was verified, and the table gives the median and the nearest-rank p90.")
+        L.append("")
 
     with open(results_path, "w", encoding="utf-8") as f:
         f.write("\n".join(L))
@@ -286,6 +338,10 @@ def main():
         H.append("")
         for sc, label, tgt, r, verdict in trows:
             H.append(f"- {sc} {label}: {fmt_ratio(r)} (target {tgt}) {verdict}")
+        for c in latencies.values():
+            t = c.ok_times()
+            H.append(f"- {c.sc} latency, {c.label}: median {fmt_ms(c.median)} ms, p90 {fmt_ms(p90(t))} ms "
+                     f"({len(t)} verified of {len(c.runs)} runs)")
         H.append("")
         new = not os.path.exists(history_path) or os.path.getsize(history_path) == 0
         with open(history_path, "a", encoding="utf-8") as f:

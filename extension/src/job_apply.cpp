@@ -135,7 +135,8 @@ void run_job(int slot, int64_t id) {
         }
         insert_rejects(id, rejects);
         spi::exec(
-            "UPDATE ingest.async_load_job SET state = 'FINISH', finished_at = pg_catalog.now(), "
+            "UPDATE ingest.async_load_job SET state = 'FINISH', finished_at = "
+            "pg_catalog.clock_timestamp(), "
             "worker_pid = NULL, rows_inserted = $2, rows_updated = $3, rows_skipped = $4, "
             "rows_rejected = $5, staging = CASE WHEN keep_staging THEN staging END "
             "WHERE id = $1",
@@ -145,8 +146,10 @@ void run_job(int slot, int64_t id) {
             drop_staging(id);
         notify_state(id, "FINISH");
     });
-    if (!failure)
+    if (!failure) {
+        wake_waiters(id);
         return;
+    }
 
     const bool canceled = cancel_requested(slot, id);
     const std::optional<Failure> f2 = try_transaction([&] {
@@ -159,7 +162,8 @@ void run_job(int slot, int64_t id) {
             insert_rejects(id, rejects);
         spi::exec(
             "UPDATE ingest.async_load_job SET state = $2::ingest.job_state, finished_at = "
-            "pg_catalog.now(), worker_pid = NULL, error_sqlstate = $3, error_message = $4, "
+            "pg_catalog.clock_timestamp(), worker_pid = NULL, error_sqlstate = $3, error_message = "
+            "$4, "
             "rows_inserted = 0, rows_updated = 0, rows_skipped = 0, rows_rejected = $5 "
             "WHERE id = $1",
             {spi::int8_arg(id), spi::text_arg(std::string(state)),
@@ -176,6 +180,7 @@ void run_job(int slot, int64_t id) {
     });
     if (f2)
         raise(f2->sqlerrcode, f2->message);
+    wake_waiters(id);
 }
 
 }  // namespace pg_ingest::jobs

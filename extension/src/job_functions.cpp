@@ -311,7 +311,8 @@ PGI_FUNCTION(ingest_submit_async_load) {
     const int64_t rows = spi::get_int64(0, 1);
     const int64_t bytes = spi::get_int64(0, 2);
     spi::exec(
-        "UPDATE ingest.async_load_job SET state = 'READY', submitted_at = pg_catalog.now(), "
+        "UPDATE ingest.async_load_job SET state = 'READY', submitted_at = "
+        "pg_catalog.clock_timestamp(), "
         "queue_position = pg_catalog.nextval('ingest.async_load_queue_seq'), rows_staged = $2, "
         "bytes_staged = $3 WHERE id = $1",
         {spi::int8_arg(id), spi::int8_arg(rows), spi::int8_arg(bytes)});
@@ -358,7 +359,8 @@ PGI_FUNCTION(ingest_cancel_async_load) {
             // No row lock is held while a worker may be loading it (the worker records its
             // own outcome); the state test makes this race-free against a claim.
             if (spi::exec("UPDATE ingest.async_load_job SET state = 'CANCEL', finished_at = "
-                          "pg_catalog.now(), staging = CASE WHEN keep_staging THEN staging END "
+                          "pg_catalog.clock_timestamp(), staging = CASE WHEN keep_staging THEN "
+                          "staging END "
                           "WHERE id = $1 AND state IN ('INIT', 'READY') RETURNING keep_staging",
                           {spi::int8_arg(id)}) == 1) {
                 if (!spi::get_bool(0, 1))
@@ -369,11 +371,12 @@ PGI_FUNCTION(ingest_cancel_async_load) {
         } else if (job.state == "LOADING") {
             if (!request_cancel(id)) {
                 // No live worker runs it (its worker died; recovery has not run yet).
-                if (spi::exec("UPDATE ingest.async_load_job SET state = 'CANCEL', finished_at = "
-                              "pg_catalog.now(), worker_pid = NULL, staging = CASE WHEN "
-                              "keep_staging THEN staging END WHERE id = $1 AND state = "
-                              "'LOADING' RETURNING keep_staging",
-                              {spi::int8_arg(id)}) == 1) {
+                if (spi::exec(
+                        "UPDATE ingest.async_load_job SET state = 'CANCEL', finished_at = "
+                        "pg_catalog.clock_timestamp(), worker_pid = NULL, staging = CASE WHEN "
+                        "keep_staging THEN staging END WHERE id = $1 AND state = "
+                        "'LOADING' RETURNING keep_staging",
+                        {spi::int8_arg(id)}) == 1) {
                     if (!spi::get_bool(0, 1))
                         drop_staging(id);
                     notify_state(id, "CANCEL");
@@ -428,6 +431,11 @@ PGI_FUNCTION(ingest_wait_async_load) {
     const Oid svc = service_user();
     spi::Connection spi_conn;
     UserScope as_service(svc);
+    // The worker that ends the job sets our latch; polling remains as a fallback.
+    register_waiter(id);
+    struct Unregister {
+        ~Unregister() { unregister_waiter(); }
+    } unregister;
     const TimestampTz start = GetCurrentTimestamp();
     for (;;) {
         const Job job = visible_job(id, caller);

@@ -36,9 +36,18 @@ struct Slot {
     bool cancel_requested;
 };
 
+constexpr int max_waiters = 128;
+
+struct Waiter {
+    int64_t job_id;  // 0: free
+    int pid;
+    Latch* latch;
+};
+
 struct Shared {
     LWLock* lock;
     Latch* launcher_latch;
+    Waiter waiters[max_waiters];
     DbEntry dbs[max_databases];
     Slot slots[guc::max_worker_slots];
 };
@@ -292,6 +301,36 @@ void request_worker(Oid dboid) {
     if (DbEntry* e = find_db(dboid, true))
         e->wanted = true;
     wake_launcher_locked();
+}
+
+void register_waiter(int64_t job_id) {
+    Locked l(LW_EXCLUSIVE);
+    for (Waiter& w : shared().waiters)
+        if (w.job_id == 0 || w.pid == MyProcPid) {
+            w.job_id = job_id;
+            w.pid = MyProcPid;
+            w.latch = MyLatch;
+            return;
+        }
+}
+
+void unregister_waiter() {
+    if (!g_shared)
+        return;
+    Locked l(LW_EXCLUSIVE);
+    for (Waiter& w : g_shared->waiters)
+        if (w.pid == MyProcPid) {
+            w.job_id = 0;
+            w.pid = 0;
+            w.latch = nullptr;
+        }
+}
+
+void wake_waiters(int64_t job_id) {
+    Locked l(LW_SHARED);
+    for (Waiter& w : shared().waiters)
+        if (w.job_id == job_id && w.latch)
+            SetLatch(w.latch);
 }
 
 void wake_launcher_at_commit() {

@@ -115,7 +115,8 @@ std::optional<int64_t> claim(int slot) {
         // Before commit: recovery in another worker must see that this job has a runner.
         set_slot_job(slot, id);
         spi::exec(
-            "UPDATE ingest.async_load_job SET state = 'LOADING', started_at = pg_catalog.now(), "
+            "UPDATE ingest.async_load_job SET state = 'LOADING', started_at = "
+            "pg_catalog.clock_timestamp(), "
             "worker_pid = $2, attempts = attempts + 1 WHERE id = $1",
             {spi::int8_arg(id), spi::Arg{INT4OID, Int32GetDatum(MyProcPid)}});
         notify_state(id, "LOADING");
