@@ -288,7 +288,7 @@ BOOST_AUTO_TEST_CASE(interval_is_micros_days_months) {
 BOOST_AUTO_TEST_CASE(one_dimensional_arrays_with_nulls) {
     const ColumnType int4_array = column(1007, -1, 23);
     BOOST_TEST(field(Value(Array{{Value(1), Value(), Value(3)}}), int4_array) ==
-               "0000002c"
+               "00000028"
                "00000001"
                "00000001"
                "00000017"
