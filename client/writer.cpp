@@ -26,9 +26,15 @@ Error usage_error(const std::string& message, const char* sqlstate) {
     return Error(message, sqlstate, "", "", true);
 }
 
+bool row_error(const Error& error) {
+    return is_row_error(error);
+}
+
+}  // namespace
+
 // Errors that belong to a row (and would fail the same way when re-sent) rather than to the
 // statement, the session or the server.
-bool row_error(const Error& error) {
+bool is_row_error(const Error& error) noexcept {
     const std::string& state = error.sqlstate();
     if (!error.connection_usable() || error.retryable() || state.size() != 5) {
         return false;
@@ -36,6 +42,8 @@ bool row_error(const Error& error) {
     const std::string cls = state.substr(0, 2);
     return cls == "21" || cls == "22" || cls == "23" || cls == "44" || cls == "P0";
 }
+
+namespace {
 
 void put16(std::string& out, std::uint16_t v) {
     out += static_cast<char>(v >> 8);

@@ -48,6 +48,12 @@ struct PG_INGEST_API WriterMetrics {
 
 enum class LogLevel { debug, info, warning, error };
 
+// The writer's classification of a flush error: true for errors that belong to rows and fail
+// the same way when re-sent (SQLSTATE classes 21, 22, 23, 44, P0 on a usable connection) —
+// these are isolated (exceptionmode=ignore) or named (strict), never retried. Transient errors
+// (is_transient_sqlstate) are retried; anything else is thrown as it is. Never throws.
+PG_INGEST_API bool is_row_error(const Error& error) noexcept;
+
 struct PG_INGEST_API WriterHooks {
     // Called once per rejected row (exceptionmode=ignore), from the thread that flushed (possibly
     // the writer's timer thread), after the batch committed. An exception from it propagates out
