@@ -94,7 +94,8 @@ struct PG_INGEST_API WriterHooks {
 //   exceptionmode=ignore   bad rows are isolated by bisection (savepoints), every good row is
 //                          committed and each bad row is reported once through on_reject.
 // Other server errors (permissions, missing table, ...) are thrown as they are, batch kept.
-// Errors of a timer-triggered flush are thrown by the next write()/flush()/close().
+// Errors of a timer-triggered flush are thrown by the next write()/erase()/flush()/close(),
+// which then does nothing else (a write() that throws such an error did not add its row).
 //
 // Threading: write(), erase(), flush() and close() may be called from several threads; batches
 // are applied in order. Blocking: write()/erase() block while they flush; each flush attempt is
