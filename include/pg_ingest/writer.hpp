@@ -54,6 +54,7 @@ enum class LogLevel { debug, info, warning, error };
 // (is_transient_sqlstate) are retried; anything else is thrown as it is. Never throws.
 PG_INGEST_API bool is_row_error(const Error& error) noexcept;
 
+// Hooks run while the writer holds its flush lock: they must not call back into the writer.
 struct PG_INGEST_API WriterHooks {
     // Called once per rejected row (exceptionmode=ignore), from the thread that flushed (possibly
     // the writer's timer thread), after the batch committed. An exception from it propagates out
