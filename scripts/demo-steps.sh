@@ -1,36 +1,68 @@
 #!/usr/bin/env bash
 # Runs inside `pg-tmp run`: PGHOST/PGPORT/... point at the throwaway cluster.
+# DEMO_ROWS (default 1000000) sets the size of the order feed; CI runs a smaller one.
 set -euo pipefail
+cd "$(dirname "$0")/.."
+ROWS=${DEMO_ROWS:-1000000}
 psql=(psql -X -v ON_ERROR_STOP=1 --no-psqlrc -P pager=off)
+cli=$(command -v pg_ingest || echo "$PWD/build/cli/pg_ingest")
 step() { printf '\n== %s\n' "$*"; }
+work=$PG_TMP_DIR/demo
+mkdir -p "$work"
 
-step "throwaway PostgreSQL cluster: $PG_INGEST_DSN"
+step "throwaway PostgreSQL cluster (pg_ingest preloaded)"
 "${psql[@]}" -Atc "SELECT version()"
-
-step "CREATE EXTENSION pg_ingest"
-"${psql[@]}" -c "CREATE EXTENSION pg_ingest"
-"${psql[@]}" -c "SELECT ingest.version() AS pg_ingest_version"
-
-step "settings"
+"${psql[@]}" -c "CREATE EXTENSION pg_ingest" -c "SELECT ingest.version() AS pg_ingest_version"
 "${psql[@]}" -c "SELECT name, setting, short_desc FROM pg_settings WHERE name LIKE 'ingest.%' ORDER BY name"
-"${psql[@]}" -c "SHOW shared_preload_libraries"
 
-step "COPY ON CONFLICT: an order feed with repeated keys and a malformed line"
-"${psql[@]}" -c "CREATE TABLE orders (order_id bigint PRIMARY KEY, status text NOT NULL, amount numeric(12,2) CHECK (amount >= 0), updated_at timestamptz DEFAULT now())"
+step "an order table with 100000 existing orders"
+"${psql[@]}" -c "CREATE TABLE orders (order_id bigint PRIMARY KEY, status text NOT NULL, amount numeric(12,2) CHECK (amount >= 0), updated_at timestamptz NOT NULL DEFAULT now())"
 "${psql[@]}" -c "INSERT INTO orders (order_id, status, amount) SELECT g, 'new', g FROM generate_series(1, 100000) g"
-# 200k rows: half update existing orders, half are new; order 5 appears twice (last wins);
-# line 3 is malformed and line 4 violates the CHECK constraint.
-{
-    echo "order_id,status,amount"
-    echo "5,paid,5.00"
-    echo "oops,this is not an order,"
-    echo "6,paid,-1"
-    "${psql[@]}" -Atc "COPY (SELECT g, CASE WHEN g % 3 = 0 THEN 'shipped' ELSE 'paid' END, g * 1.5 FROM generate_series(50001, 250000) g) TO STDOUT (FORMAT csv)"
-    echo "5,refunded,0"
-} >"$PG_TMP_DIR/orders.csv"
-# stats and rejects belong to the session, so they are read in the same psql session
-"${psql[@]}" -c "\\timing on" \
-    -c "\\copy orders (order_id, status, amount) FROM '$PG_TMP_DIR/orders.csv' WITH (FORMAT csv, HEADER true, ON_CONFLICT 'upsert', ON_ERROR 'ignore')" \
-    -c "\\timing off" -c "SELECT * FROM ingest.last_copy_stats()" -c "SELECT * FROM ingest.last_copy_rejects()"
-"${psql[@]}" -c "SELECT order_id, status, amount FROM orders WHERE order_id IN (5, 6, 50001, 250000) ORDER BY 1"
-"${psql[@]}" -c "SELECT count(*) AS orders, count(*) FILTER (WHERE status = 'new') AS untouched FROM orders"
+
+step "an order feed: $ROWS rows, keys repeated (status changes), a few malformed lines"
+# Keys 50001.. overlap the existing orders and repeat (every key about twice: the later
+# status wins); every 100000th line is malformed and every 250000th breaks the CHECK.
+awk -v n="$ROWS" 'BEGIN {
+    srand(42); print "order_id,status,amount";
+    split("paid,shipped,delivered,refunded", st, ",");
+    for (i = 1; i <= n; i++) {
+        if (i % 100000 == 7) { print "#" i ",this line is not an order,"; continue }
+        k = 50000 + int(rand() * n / 2) + 1;
+        a = (i % 250000 == 11) ? -1 : sprintf("%.2f", (k % 997) + 0.5);
+        print k "," st[1 + int(rand() * 4)] "," a;
+    } }' >"$work/orders.csv"
+ls -l "$work/orders.csv" | awk '{ printf "%s bytes, ", $5 }'; wc -l <"$work/orders.csv" | awk '{ print $1 " lines" }'
+head -4 "$work/orders.csv"
+
+step "pg_ingest load: upsert in batches over 2 connections, bad rows to a reject file"
+set +e
+"$cli" load --table orders --columns order_id,status,amount --header --conflict upsert \
+    --batch-size 200000 --parallel 2 --reject-file "$work/rejects.csv" "$work/orders.csv"
+rc=$?
+set -e
+echo "exit code $rc (0 loaded, 2 loaded with rejected rows, 1 failed)"
+[ "$rc" -eq 2 ] || { echo "demo: expected exit code 2 (rows were rejected)" >&2; exit 1; }
+
+step "reject report"
+cat "$work/rejects.csv"
+
+step "the result"
+"${psql[@]}" -c "SELECT status, count(*) FROM orders GROUP BY status ORDER BY status"
+"${psql[@]}" -c "SELECT count(*) AS orders, max(order_id) AS highest_order FROM orders"
+
+step "an async load job: stage a day's corrections, let a background worker apply them"
+"${psql[@]}" -Atc "COPY (SELECT g, 'corrected', g % 100 FROM generate_series(1, 50000) g) TO STDOUT (FORMAT csv)" >"$work/corrections.csv"
+"$cli" load --table orders --columns order_id,status,amount --conflict upsert --async \
+    --job-key corrections-day-1 "$work/corrections.csv"
+echo "the same job key again: the job is found FINISH and nothing is loaded twice"
+"$cli" load --table orders --columns order_id,status,amount --conflict upsert --async \
+    --job-key corrections-day-1 "$work/corrections.csv"
+"$cli" jobs
+"${psql[@]}" -c "SELECT count(*) FILTER (WHERE status = 'corrected') AS corrected FROM orders"
+
+step "pg_ingest export: parallel COPY TO split on the key"
+"$cli" export --table orders --split-key order_id --parallel 2 --where "status = 'corrected'" \
+    --output "$work/corrected.csv"
+wc -l <"$work/corrected.csv" | awk '{ print $1 " rows exported" }'
+
+step "done (the cluster is stopped and removed)"
