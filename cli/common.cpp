@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include <pg_ingest/error.hpp>
+#include <pg_ingest/qualified_name.hpp>
 
 namespace pg_ingest::cli {
 
@@ -58,6 +59,35 @@ void print_error(const std::string& command, const std::exception& error) {
         std::fprintf(stderr, "Try 'pg_ingest %s --help'.\n", command.c_str());
     }
     std::fflush(stderr);
+}
+
+std::string parse_identifier(const std::string& text, const std::string& what,
+                             bool case_sensitive) {
+    QualifiedName name;
+    try {
+        name = QualifiedName::parse(text, case_sensitive);
+    } catch (const Error& error) {
+        throw UsageError(what + ": invalid column name '" + text + "'");
+    }
+    if (!name.schema.empty()) {
+        throw UsageError(what + ": '" + text + "' is not a column name");
+    }
+    return name.name;
+}
+
+std::vector<std::string> parse_identifiers(const std::string& text, const std::string& what,
+                                           bool case_sensitive) {
+    std::vector<std::string> names;
+    for (const auto& item : split_list(text, what)) {
+        names.push_back(parse_identifier(item, what, case_sensitive));
+    }
+    return names;
+}
+
+void print_help(const std::string& usage, const std::vector<OptionSpec>& specs,
+                const std::string& examples) {
+    std::printf("%s\nOptions:\n%s\nExamples:\n%s", usage.c_str(), format_options(specs).c_str(),
+                examples.c_str());
 }
 
 bool interrupted() noexcept {

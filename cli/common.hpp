@@ -49,6 +49,18 @@ int guarded(const std::string& command, Body&& body) {
     }
 }
 
+// A column name as typed: unquoted folded to lower case (unless case_sensitive), "Quoted" kept.
+// Throws UsageError naming `what`.
+std::string parse_identifier(const std::string& text, const std::string& what,
+                             bool case_sensitive = false);
+// A comma-separated list of column names (see parse_identifier).
+std::vector<std::string> parse_identifiers(const std::string& text, const std::string& what,
+                                           bool case_sensitive = false);
+
+// Help text: usage, options, examples; printed to stdout.
+void print_help(const std::string& usage, const std::vector<OptionSpec>& specs,
+                const std::string& examples);
+
 // True once SIGINT/SIGTERM arrived (after install_interrupt_handler()).
 bool interrupted() noexcept;
 void install_interrupt_handler();

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <set>
 
+#include "async_job_wait.hpp"
 #include "notification.hpp"
 
 namespace pg_ingest {
@@ -237,6 +238,14 @@ std::vector<AsyncJob> wait_async_load_jobs(Connection& connection,
                                            const std::vector<std::int64_t>& ids,
                                            std::chrono::steady_clock::time_point deadline,
                                            std::chrono::milliseconds poll_interval) {
+    return detail::wait_for_jobs(connection, ids, deadline, poll_interval, 0);
+}
+
+std::vector<AsyncJob> detail::wait_for_jobs(Connection& connection,
+                                            const std::vector<std::int64_t>& ids,
+                                            std::chrono::steady_clock::time_point deadline,
+                                            std::chrono::milliseconds poll_interval,
+                                            std::size_t max_pending) {
     if (ids.empty()) {
         return {};
     }
@@ -260,9 +269,9 @@ std::vector<AsyncJob> wait_async_load_jobs(Connection& connection,
                 }
             }
         }
-        const bool all_ended = std::all_of(jobs.begin(), jobs.end(),
-                                           [](const AsyncJob& job) { return is_ended(job.state); });
-        if (all_ended || std::chrono::steady_clock::now() >= deadline) {
+        const auto pending = static_cast<std::size_t>(std::count_if(
+            jobs.begin(), jobs.end(), [](const AsyncJob& job) { return !is_ended(job.state); }));
+        if (pending <= max_pending || std::chrono::steady_clock::now() >= deadline) {
             return jobs;
         }
         // Sleep until a notification about one of our jobs, the next poll, or the deadline.
