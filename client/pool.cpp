@@ -1,0 +1,173 @@
+#include <pg_ingest/pool.hpp>
+
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <stdexcept>
+
+#include <libpq-fe.h>
+
+namespace pg_ingest {
+
+struct ConnectionPool::Lease::Shared {
+    ConnectionOptions options;
+    Settings settings;
+    mutable std::mutex mutex;
+    std::condition_variable returned;
+    std::deque<std::unique_ptr<Connection>> idle;
+    std::size_t total = 0;  // idle + leased + being opened
+    std::size_t leased = 0;
+
+    // Gives back a slot (and a reusable session, if any).
+    void put_back(std::unique_ptr<Connection> connection) noexcept {
+        std::unique_ptr<Connection> dropped;
+        {
+            std::lock_guard<std::mutex> lock(mutex);
+            --leased;
+            if (connection && reusable(*connection)) {
+                idle.push_back(std::move(connection));
+            } else {
+                dropped = std::move(connection);
+                --total;
+            }
+        }
+        returned.notify_one();
+        // `dropped` closes outside the lock.
+    }
+
+    static bool reusable(const Connection& connection) noexcept {
+        if (!connection.is_open()) {
+            return false;
+        }
+        // Only an idle session may be shared: never one inside a transaction or a COPY.
+        const auto* conn = static_cast<const PGconn*>(connection.native_handle());
+        return PQtransactionStatus(conn) == PQTRANS_IDLE;
+    }
+};
+
+ConnectionPool::Lease::Lease(std::shared_ptr<Shared> shared,
+                             std::unique_ptr<Connection> connection) noexcept
+    : m_shared(std::move(shared)), m_connection(std::move(connection)) {}
+
+ConnectionPool::Lease::Lease(Lease&& other) noexcept = default;
+
+ConnectionPool::Lease& ConnectionPool::Lease::operator=(Lease&& other) noexcept {
+    if (this != &other) {
+        release();
+        m_shared = std::move(other.m_shared);
+        m_connection = std::move(other.m_connection);
+    }
+    return *this;
+}
+
+ConnectionPool::Lease::~Lease() {
+    release();
+}
+
+void ConnectionPool::Lease::discard() noexcept {
+    if (m_connection) {
+        m_connection->close();
+    }
+}
+
+void ConnectionPool::Lease::release() noexcept {
+    if (m_shared) {
+        m_shared->put_back(std::move(m_connection));
+        m_shared.reset();
+    }
+}
+
+ConnectionPool::ConnectionPool(ConnectionOptions options, Settings settings)
+    : m_shared(std::make_shared<Lease::Shared>()) {
+    if (settings.max_active == 0) {
+        throw std::invalid_argument("pg_ingest::ConnectionPool: max_active must be at least 1");
+    }
+    m_shared->options = std::move(options);
+    m_shared->settings = settings;
+}
+
+ConnectionPool::ConnectionPool(ConnectionOptions options)
+    : ConnectionPool(std::move(options), Settings()) {}
+
+ConnectionPool::~ConnectionPool() {
+    clear_idle();
+}
+
+ConnectionPool::Lease ConnectionPool::acquire(Clock::time_point deadline) {
+    Lease::Shared& shared = *m_shared;
+    std::unique_lock<std::mutex> lock(shared.mutex);
+    while (true) {
+        if (!shared.idle.empty()) {
+            std::unique_ptr<Connection> connection = std::move(shared.idle.front());
+            shared.idle.pop_front();
+            ++shared.leased;
+            lock.unlock();
+            const auto remaining =
+                std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+            const auto ping_timeout = std::min(remaining, shared.settings.ping_timeout);
+            if (connection->ping(ping_timeout)) {
+                return Lease(m_shared, std::move(connection));
+            }
+            // Dead (or the deadline is too close to check it): drop it and try again.
+            connection.reset();
+            lock.lock();
+            --shared.leased;
+            --shared.total;
+            if (Clock::now() >= deadline) {
+                break;
+            }
+            continue;
+        }
+        if (shared.total < shared.settings.max_active) {
+            ++shared.total;
+            ++shared.leased;
+            lock.unlock();
+            try {
+                auto connection =
+                    std::make_unique<Connection>(Connection::connect(shared.options, deadline));
+                return Lease(m_shared, std::move(connection));
+            } catch (...) {
+                lock.lock();
+                --shared.total;
+                --shared.leased;
+                lock.unlock();
+                shared.returned.notify_one();
+                throw;
+            }
+        }
+        if (shared.returned.wait_until(lock, deadline) == std::cv_status::timeout &&
+            shared.idle.empty() && shared.total >= shared.settings.max_active) {
+            break;
+        }
+    }
+    throw Error("timed out waiting for a pooled connection (" +
+                    std::to_string(shared.settings.max_active) +
+                    " connections at most, all in use; connectionmaxactive)",
+                "08001", "", "", false);
+}
+
+std::size_t ConnectionPool::leased() const {
+    std::lock_guard<std::mutex> lock(m_shared->mutex);
+    return m_shared->leased;
+}
+
+std::size_t ConnectionPool::idle() const {
+    std::lock_guard<std::mutex> lock(m_shared->mutex);
+    return m_shared->idle.size();
+}
+
+std::size_t ConnectionPool::max_active() const noexcept {
+    return m_shared->settings.max_active;
+}
+
+void ConnectionPool::clear_idle() noexcept {
+    std::deque<std::unique_ptr<Connection>> dropped;
+    {
+        std::lock_guard<std::mutex> lock(m_shared->mutex);
+        dropped.swap(m_shared->idle);
+        m_shared->total -= dropped.size();
+    }
+    m_shared->returned.notify_all();
+}
+
+}  // namespace pg_ingest

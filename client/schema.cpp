@@ -1,0 +1,174 @@
+#include <pg_ingest/schema.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdlib>
+#include <sstream>
+
+#include <pg_ingest/error.hpp>
+
+namespace pg_ingest {
+
+namespace {
+
+std::string fold(std::string_view text) {
+    std::string out(text);
+    std::transform(out.begin(), out.end(), out.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return out;
+}
+
+// Picks the catalog name matching `wanted` among `names`: the exact one, else the only
+// case-insensitive one. Returns the index, npos when none; throws `ambiguous` for several.
+std::size_t match_name(const std::vector<std::string>& names, std::string_view wanted,
+                       bool case_sensitive, const char* sqlstate, const std::string& what) {
+    std::size_t found = std::string::npos;
+    std::size_t folded_matches = 0;
+    for (std::size_t i = 0; i < names.size(); ++i) {
+        if (names[i] == wanted) {
+            return i;
+        }
+        if (!case_sensitive && fold(names[i]) == fold(wanted)) {
+            found = i;
+            ++folded_matches;
+        }
+    }
+    if (folded_matches > 1) {
+        throw Error(what + " \"" + std::string(wanted) +
+                        "\" is ambiguous: several names differ only in case (set casesensitive)",
+                    sqlstate, "", "", true);
+    }
+    return found;
+}
+
+}  // namespace
+
+TableSchema TableSchema::load(Connection& connection, std::string_view table,
+                              std::string_view schema, bool case_sensitive) {
+    std::string schema_name(schema);
+    std::string table_name(table);
+    if (const auto dot = table_name.find('.'); dot != std::string::npos) {
+        schema_name = table_name.substr(0, dot);
+        table_name = table_name.substr(dot + 1);
+    }
+    // Candidates by folded name; the exact choice is made here, with the rules above.
+    const Result candidates = connection.execute_params(
+        "SELECT c.oid::oid::text, n.nspname, c.relname FROM pg_catalog.pg_class c "
+        "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE c.relkind IN ('r', 'p') AND lower(n.nspname) = lower($1) "
+        "AND lower(c.relname) = lower($2) ORDER BY 2, 3",
+        {schema_name, table_name});
+    std::vector<std::string> schemas;
+    for (std::size_t r = 0; r < candidates.rows(); ++r) {
+        schemas.push_back(*candidates.get(r, 1));
+    }
+    std::vector<std::size_t> in_schema;
+    std::vector<std::string> tables;
+    {
+        // Resolve the schema first, then the table inside it.
+        std::vector<std::string> distinct = schemas;
+        distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
+        const std::size_t s =
+            match_name(distinct, schema_name, case_sensitive, "42P09", "schema name");
+        if (s != std::string::npos) {
+            for (std::size_t r = 0; r < candidates.rows(); ++r) {
+                if (schemas[r] == distinct[s]) {
+                    in_schema.push_back(r);
+                    tables.push_back(*candidates.get(r, 2));
+                }
+            }
+        }
+    }
+    const std::size_t t = match_name(tables, table_name, case_sensitive, "42P09", "table name");
+    if (t == std::string::npos) {
+        throw Error("table \"" + schema_name + "\".\"" + table_name + "\" does not exist" +
+                        (case_sensitive ? " (names are matched case-sensitively)" : ""),
+                    "42P01", "", "", true);
+    }
+    const std::size_t row = in_schema[t];
+    TableSchema result;
+    result.m_oid =
+        static_cast<std::uint32_t>(std::strtoul(candidates.get(row, 0)->c_str(), nullptr, 10));
+    result.m_schema = *candidates.get(row, 1);
+    result.m_table = *candidates.get(row, 2);
+
+    const std::string oid = *candidates.get(row, 0);
+    const Result columns = connection.execute_params(
+        "SELECT a.attnum, a.attname, "
+        "  CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE a.atttypid END::oid::text, "
+        "  CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END, "
+        "  format_type(a.atttypid, a.atttypmod), a.attnotnull, a.atthasdef, "
+        "  a.attgenerated <> '', a.attidentity = 'a', "
+        "  (SELECT bt.typelem FROM pg_catalog.pg_type bt WHERE bt.oid = "
+        "     CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE a.atttypid END "
+        "     AND bt.typcategory = 'A')::oid::text "
+        "FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid "
+        "WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+        {oid});
+    for (std::size_t r = 0; r < columns.rows(); ++r) {
+        ColumnInfo info;
+        info.number = std::atoi(columns.get(r, 0)->c_str());
+        info.name = *columns.get(r, 1);
+        info.type_oid =
+            static_cast<std::uint32_t>(std::strtoul(columns.get(r, 2)->c_str(), nullptr, 10));
+        info.typmod = std::atoi(columns.get(r, 3)->c_str());
+        info.type_name = *columns.get(r, 4);
+        info.not_null = *columns.get(r, 5) == "t";
+        info.has_default = *columns.get(r, 6) == "t";
+        info.generated = *columns.get(r, 7) == "t";
+        info.identity_always = *columns.get(r, 8) == "t";
+        const auto element = columns.get(r, 9);
+        ColumnType type;
+        if (ColumnType::from_oid(
+                info.type_oid, info.typmod,
+                element ? static_cast<std::uint32_t>(std::strtoul(element->c_str(), nullptr, 10))
+                        : 0,
+                info.type_name, type)) {
+            info.type = std::move(type);
+        }
+        result.m_columns.push_back(std::move(info));
+    }
+
+    const Result keys = connection.execute_params(
+        "SELECT i.indisprimary, i.indkey::text FROM pg_catalog.pg_index i "
+        "WHERE i.indrelid = $1::oid AND i.indisunique AND i.indisvalid AND i.indpred IS NULL "
+        "AND i.indexprs IS NULL ORDER BY NOT i.indisprimary, i.indexrelid",
+        {oid});
+    for (std::size_t r = 0; r < keys.rows(); ++r) {
+        std::vector<std::string> names;
+        std::istringstream numbers(*keys.get(r, 1));
+        int number = 0;
+        while (numbers >> number) {
+            for (const auto& column : result.m_columns) {
+                if (column.number == number) {
+                    names.push_back(column.name);
+                }
+            }
+        }
+        if (*keys.get(r, 0) == "t") {
+            result.m_primary_key = names;
+        }
+        result.m_unique_keys.push_back(std::move(names));
+    }
+    return result;
+}
+
+std::optional<std::size_t> TableSchema::find_column(std::string_view name,
+                                                    bool case_sensitive) const {
+    std::vector<std::string> names;
+    names.reserve(m_columns.size());
+    for (const auto& column : m_columns) {
+        names.push_back(column.name);
+    }
+    const std::size_t found = match_name(names, name, case_sensitive, "42702", "column name");
+    if (found == std::string::npos) {
+        return std::nullopt;
+    }
+    return found;
+}
+
+std::string TableSchema::qualified_name(const Connection& connection) const {
+    return connection.quote_identifier(m_schema) + "." + connection.quote_identifier(m_table);
+}
+
+}  // namespace pg_ingest

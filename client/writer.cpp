@@ -1,0 +1,1130 @@
+#include <pg_ingest/writer.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <unordered_map>
+
+#include <pg_ingest/copy.hpp>
+
+#include "exec.hpp"
+
+namespace pg_ingest {
+
+namespace {
+
+using Clock = Connection::Clock;
+using detail::BinaryParams;
+
+std::atomic<std::uint64_t> g_writer_ids{0};
+
+Error usage_error(const std::string& message, const char* sqlstate) {
+    return Error(message, sqlstate, "", "", true);
+}
+
+bool row_error(const Error& error) {
+    return is_row_error(error);
+}
+
+}  // namespace
+
+// Errors that belong to a row (and would fail the same way when re-sent) rather than to the
+// statement, the session or the server.
+bool is_row_error(const Error& error) noexcept {
+    const std::string& state = error.sqlstate();
+    if (!error.connection_usable() || error.retryable() || state.size() != 5) {
+        return false;
+    }
+    const std::string cls = state.substr(0, 2);
+    return cls == "21" || cls == "22" || cls == "23" || cls == "44" || cls == "P0";
+}
+
+namespace {
+
+void put16(std::string& out, std::uint16_t v) {
+    out += static_cast<char>(v >> 8);
+    out += static_cast<char>(v & 0xff);
+}
+
+std::int32_t get32(const char* p) {
+    const auto* u = reinterpret_cast<const unsigned char*>(p);
+    return static_cast<std::int32_t>((std::uint32_t{u[0]} << 24) | (std::uint32_t{u[1]} << 16) |
+                                     (std::uint32_t{u[2]} << 8) | std::uint32_t{u[3]});
+}
+
+// Adds the encoded fields (int32 length + bytes each) of `fields` as binary parameters.
+void add_params(BinaryParams& params, const std::string& fields,
+                const std::vector<std::uint32_t>& types) {
+    std::size_t at = 0;
+    for (const std::uint32_t type : types) {
+        const std::int32_t length = get32(fields.data() + at);
+        at += 4;
+        if (length < 0) {
+            params.add(type, nullptr, 0);
+        } else {
+            params.add(type, fields.data() + at, length);
+            at += static_cast<std::size_t>(length);
+        }
+    }
+}
+
+// "$1, $2, ..., $n" grouped in parentheses per row.
+std::string placeholders(std::size_t rows, std::size_t columns, std::size_t first = 1) {
+    std::string text;
+    std::size_t n = first;
+    for (std::size_t r = 0; r < rows; ++r) {
+        text += r == 0 ? "(" : ", (";
+        for (std::size_t c = 0; c < columns; ++c) {
+            text += (c == 0 ? "$" : ", $") + std::to_string(n++);
+        }
+        text += ")";
+    }
+    return text;
+}
+
+std::string join(const std::vector<std::string>& items, const std::string& separator) {
+    std::string out;
+    for (std::size_t i = 0; i < items.size(); ++i) {
+        out += (i == 0 ? "" : separator) + items[i];
+    }
+    return out;
+}
+
+struct Slot {
+    std::string key;         // canonical key bytes (sort and dedupe)
+    bool deleted = false;    // a delete of the key comes first
+    bool has_write = false;  // then this write
+    std::string fields;      // encoded fields of the write, writer column order
+    std::string key_fields;  // encoded key fields, key order
+    std::uint64_t row_number = 0;
+    std::uint64_t delete_row_number = 0;
+    Row values;
+    Row key_values;
+};
+
+struct Batch {
+    std::vector<Slot> slots;
+    std::unordered_map<std::string, std::size_t> index;
+    std::size_t operations = 0;
+    std::size_t bytes = 0;
+    Clock::time_point started;
+};
+
+enum class WriteStatement {
+    copy_extension,
+    copy_plain,
+    copy_stage,
+    insert_plain,
+    insert_conflict,
+    update_values
+};
+
+// Thrown internally when isolation in strict mode found the first bad row.
+struct FoundBadRow {
+    const Slot* slot;
+    bool is_delete;
+    Error error;
+};
+
+}  // namespace
+
+struct Writer::Impl {
+    std::shared_ptr<ConnectionPool> pool;
+    Options options;
+    WriterHooks hooks;
+    TableSchema schema;
+    std::vector<std::string> column_names;
+    std::vector<ColumnType> types;
+    std::vector<std::uint32_t> type_oids;
+    std::vector<bool> not_null;
+    std::vector<std::size_t> key_positions;  // into the writer's columns
+    std::vector<std::string> key_names;
+    std::vector<std::uint32_t> key_oids;
+    bool keyed = false;
+    bool extension = false;
+    WriteStatement statement = WriteStatement::insert_plain;
+
+    // SQL built once at open (identifiers quoted by the server's rules).
+    std::string qualified;
+    std::string column_list;
+    std::string copy_sql;
+    std::string stage_name;
+    std::string stage_create_sql;
+    std::string stage_copy_sql;
+    std::string stage_apply_sql;
+    std::string stage_lock_sql;
+    std::string insert_prefix;
+    std::string conflict_suffix;
+    std::string update_prefix;
+    std::string update_suffix;
+    std::string delete_prefix;
+    std::string key_tuple;
+
+    std::mutex batch_mutex;
+    Batch batch;
+    std::uint64_t row_counter = 0;
+    bool closed = false;
+    std::exception_ptr pending_error;
+
+    std::mutex flush_mutex;
+    std::deque<Batch> failed_batches;  // kept after exhausted retries; sent first
+
+    mutable std::mutex metrics_mutex;
+    WriterMetrics metrics;
+
+    std::thread timer;
+    std::condition_variable timer_wakeup;
+    bool stopping = false;
+
+    void log(LogLevel level, const std::string& message) const noexcept {
+        if (!hooks.on_log ||
+            ((level == LogLevel::info || level == LogLevel::debug) && !options.verbose)) {
+            return;
+        }
+        try {
+            hooks.on_log(level, message);
+        } catch (...) {  // documented as must-not-throw; a logger failure must not fail a load
+        }
+    }
+
+    std::string table_label() const { return schema.schema_name() + "." + schema.table_name(); }
+
+    void open(std::string_view table, std::vector<std::string> requested);
+    void build_sql(const Connection& connection);
+
+    // -- buffering
+    void add_write(Row row);
+    void add_erase(Row key);
+    void rethrow_pending();
+    bool over_limits() const {
+        return batch.operations >= options.batch_size || batch.bytes >= options.batch_bytes;
+    }
+
+    // -- flushing
+    void flush_all();
+    void send(Batch& batch, bool& drop);
+    void run_attempt(Connection& connection, const std::vector<const Slot*>& deletes,
+                     const std::vector<const Slot*>& writes, Clock::time_point deadline,
+                     bool isolate, bool stop_at_first, bool conflict_fallback,
+                     std::vector<RejectedRow>& rejects);
+    void apply_deletes(Connection& connection, const std::vector<const Slot*>& slots,
+                       std::size_t begin, std::size_t end, Clock::time_point deadline);
+    void apply_writes(Connection& connection, const std::vector<const Slot*>& slots,
+                      std::size_t begin, std::size_t end, Clock::time_point deadline,
+                      bool conflict_fallback);
+    void isolate(Connection& connection, const std::vector<const Slot*>& slots, bool deletes,
+                 std::size_t begin, std::size_t end, Clock::time_point deadline, bool stop_at_first,
+                 bool conflict_fallback, std::vector<RejectedRow>& rejects);
+
+    void timer_loop();
+    void stop_timer() noexcept;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Opening
+
+void Writer::Impl::open(std::string_view table, std::vector<std::string> requested) {
+    options.validate();
+    const auto deadline = Clock::now() + options.connect_timeout;
+    auto lease = pool->acquire(deadline);
+    Connection& connection = *lease;
+    schema = TableSchema::load(connection, table, options.target_schema, options.case_sensitive);
+    extension =
+        connection.execute("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_ingest'")
+            .rows() == 1;
+
+    const auto& table_columns = schema.columns();
+    std::vector<std::size_t> chosen;
+    if (requested.empty()) {
+        for (std::size_t i = 0; i < table_columns.size(); ++i) {
+            if (!table_columns[i].generated && !table_columns[i].identity_always) {
+                chosen.push_back(i);
+            }
+        }
+    } else {
+        for (const auto& name : requested) {
+            const auto found = schema.find_column(name, options.case_sensitive);
+            if (!found) {
+                throw usage_error(
+                    "column \"" + name + "\" of table " + table_label() + " does not exist",
+                    "42703");
+            }
+            if (std::find(chosen.begin(), chosen.end(), *found) != chosen.end()) {
+                throw usage_error("column \"" + name + "\" is listed twice", "42701");
+            }
+            chosen.push_back(*found);
+        }
+    }
+    for (const std::size_t i : chosen) {
+        const ColumnInfo& info = table_columns[i];
+        if (info.generated || info.identity_always) {
+            throw usage_error("column \"" + info.name + "\" is generated and cannot be written",
+                              "0A000");
+        }
+        if (!info.type) {
+            throw usage_error("column \"" + info.name + "\" has type " + info.type_name +
+                                  ", which the client cannot encode",
+                              "0A000");
+        }
+        column_names.push_back(info.name);
+        types.push_back(*info.type);
+        type_oids.push_back(info.type->oid);
+        not_null.push_back(info.not_null);
+    }
+
+    // The key.
+    std::vector<std::string> key;
+    if (!options.conflict_columns.empty()) {
+        for (const auto& name : options.conflict_columns) {
+            const auto found = schema.find_column(name, options.case_sensitive);
+            if (!found) {
+                throw usage_error("conflict column \"" + name + "\" does not exist", "42703");
+            }
+            key.push_back(table_columns[*found].name);
+        }
+    } else if (!schema.primary_key().empty()) {
+        key = schema.primary_key();
+    } else if (schema.unique_keys().size() == 1) {
+        key = schema.unique_keys().front();
+    } else if (schema.unique_keys().size() > 1 && options.conflict_mode != ConflictMode::strict) {
+        throw usage_error("table " + table_label() +
+                              " has several unique keys and no primary key: set conflictcolumns",
+                          "42P10");
+    }
+    keyed = !key.empty();
+    for (const auto& name : key) {
+        const auto at = std::find(column_names.begin(), column_names.end(), name);
+        if (at == column_names.end()) {
+            throw usage_error("key column \"" + name + "\" is not among the written columns",
+                              "42P10");
+        }
+        key_positions.push_back(static_cast<std::size_t>(at - column_names.begin()));
+        key_names.push_back(name);
+        key_oids.push_back(types[key_positions.back()].oid);
+    }
+    if (!keyed && options.conflict_mode == ConflictMode::update) {
+        throw usage_error("conflictmode update needs a key: table " + table_label() +
+                              " has no primary or unique key (set conflictcolumns)",
+                          "42P10");
+    }
+    for (const auto& name : options.update_columns) {
+        const auto found = schema.find_column(name, options.case_sensitive);
+        if (!found || std::find(column_names.begin(), column_names.end(),
+                                table_columns[*found].name) == column_names.end()) {
+            throw usage_error("update column \"" + name + "\" is not among the written columns",
+                              "42703");
+        }
+        if (std::find(key_names.begin(), key_names.end(), table_columns[*found].name) !=
+            key_names.end()) {
+            throw usage_error("update column \"" + name + "\" is a key column", "42P10");
+        }
+    }
+
+    switch (options.write_mode) {
+        case WriteMode::copy:
+            statement = !keyed      ? WriteStatement::copy_plain
+                        : extension ? WriteStatement::copy_extension
+                                    : WriteStatement::copy_stage;
+            break;
+        case WriteMode::insert:
+            statement = keyed && options.conflict_mode == ConflictMode::update
+                            ? WriteStatement::update_values
+                            : WriteStatement::insert_plain;
+            break;
+        case WriteMode::upsert:
+            if (!keyed || options.conflict_mode == ConflictMode::strict) {
+                statement = WriteStatement::insert_plain;
+            } else if (options.conflict_mode == ConflictMode::update) {
+                statement = WriteStatement::update_values;
+            } else {
+                statement = WriteStatement::insert_conflict;
+            }
+            break;
+    }
+    build_sql(connection);
+    log(LogLevel::info,
+        "writer opened on " + table_label() + ": " + std::to_string(column_names.size()) +
+            " columns, key (" + join(key_names, ", ") + "), writemode " +
+            to_string(options.write_mode) + ", conflictmode " + to_string(options.conflict_mode) +
+            (extension ? ", COPY ON CONFLICT extension present" : ", extension absent"));
+}
+
+void Writer::Impl::build_sql(const Connection& c) {
+    qualified = schema.qualified_name(c);
+    std::vector<std::string> quoted;
+    for (const auto& name : column_names) {
+        quoted.push_back(c.quote_identifier(name));
+    }
+    column_list = join(quoted, ", ");
+    std::vector<std::string> quoted_keys;
+    for (const auto& name : key_names) {
+        quoted_keys.push_back(c.quote_identifier(name));
+    }
+    const std::string key_list = join(quoted_keys, ", ");
+    std::vector<std::string> update;
+    if (!options.update_columns.empty()) {
+        for (const auto& name : options.update_columns) {
+            update.push_back(c.quote_identifier(
+                schema.columns()[*schema.find_column(name, options.case_sensitive)].name));
+        }
+    } else {
+        for (std::size_t i = 0; i < column_names.size(); ++i) {
+            if (std::find(key_positions.begin(), key_positions.end(), i) == key_positions.end()) {
+                update.push_back(quoted[i]);
+            }
+        }
+    }
+    std::vector<std::string> excluded;
+    std::vector<std::string> from_v;
+    std::vector<std::string> from_s;
+    for (const auto& u : update) {
+        excluded.push_back(u + " = EXCLUDED." + u);
+        from_v.push_back(u + " = v." + u);
+        from_s.push_back(u + " = s." + u);
+    }
+    std::vector<std::string> join_v;
+    std::vector<std::string> join_s;
+    std::vector<std::string> t_keys;
+    for (const auto& k : quoted_keys) {
+        join_v.push_back("t." + k + " = v." + k);
+        join_s.push_back("t." + k + " = s." + k);
+        t_keys.push_back("t." + k);
+    }
+
+    const std::string copy_prefix =
+        "COPY " + qualified + " (" + column_list + ") FROM STDIN WITH (FORMAT binary";
+    if (statement == WriteStatement::copy_extension) {
+        copy_sql = copy_prefix + ", ON_CONFLICT " +
+                   c.quote_literal(to_string(options.conflict_mode)) + ", CONFLICT_COLUMNS " +
+                   c.quote_literal(key_list);
+        if (!options.update_columns.empty()) {
+            copy_sql += ", UPDATE_COLUMNS " + c.quote_literal(join(update, ", "));
+        }
+        copy_sql += ")";
+    } else {
+        copy_sql = copy_prefix + ")";
+    }
+
+    stage_name = "pg_ingest_stage_" + std::to_string(g_writer_ids.fetch_add(1) + 1);
+    const std::string stage = "pg_temp." + c.quote_identifier(stage_name);
+    stage_create_sql = "CREATE TEMP TABLE " + c.quote_identifier(stage_name) +
+                       " ON COMMIT DROP AS SELECT " + column_list + " FROM " + qualified +
+                       " WITH NO DATA";
+    stage_copy_sql = "COPY " + stage + " (" + column_list + ") FROM STDIN WITH (FORMAT binary)";
+    const std::string insert_select = "INSERT INTO " + qualified + " (" + column_list +
+                                      ") SELECT " + column_list + " FROM " + stage;
+    switch (options.conflict_mode) {
+        case ConflictMode::upsert:
+            stage_apply_sql =
+                insert_select + " ON CONFLICT (" + key_list + ") " +
+                (update.empty() ? "DO NOTHING" : "DO UPDATE SET " + join(excluded, ", "));
+            break;
+        case ConflictMode::ignore:
+            stage_apply_sql = insert_select + " ON CONFLICT (" + key_list + ") DO NOTHING";
+            break;
+        case ConflictMode::strict:
+            stage_apply_sql = insert_select;
+            break;
+        case ConflictMode::update:
+            // Lock the targets in key order first so concurrent writers cannot deadlock.
+            stage_lock_sql = "SELECT 1 FROM " + qualified + " t WHERE (" + join(t_keys, ", ") +
+                             ") IN (SELECT " + key_list + " FROM " + stage + ") ORDER BY " +
+                             join(t_keys, ", ") + " FOR UPDATE OF t";
+            stage_apply_sql = update.empty()
+                                  ? std::string("SELECT 1")
+                                  : "UPDATE " + qualified + " t SET " + join(from_s, ", ") +
+                                        " FROM " + stage + " s WHERE " + join(join_s, " AND ");
+            break;
+    }
+    insert_prefix = "INSERT INTO " + qualified + " (" + column_list + ") VALUES ";
+    if (options.conflict_mode == ConflictMode::ignore || update.empty()) {
+        conflict_suffix = " ON CONFLICT (" + key_list + ") DO NOTHING";
+    } else {
+        conflict_suffix = " ON CONFLICT (" + key_list + ") DO UPDATE SET " + join(excluded, ", ");
+    }
+    if (!update.empty()) {
+        update_prefix = "UPDATE " + qualified + " t SET " + join(from_v, ", ") + " FROM (VALUES ";
+        update_suffix = ") AS v(" + column_list + ") WHERE " + join(join_v, " AND ");
+    }
+    delete_prefix = "DELETE FROM " + qualified + " WHERE (" + key_list + ") IN (";
+}
+
+// ---------------------------------------------------------------------------------------------
+// Buffering
+
+void Writer::Impl::rethrow_pending() {
+    if (pending_error) {
+        std::exception_ptr error = pending_error;
+        pending_error = nullptr;
+        std::rethrow_exception(error);
+    }
+}
+
+void Writer::Impl::add_write(Row row) {
+    std::unique_lock<std::mutex> lock(batch_mutex);
+    rethrow_pending();
+    if (closed) {
+        throw usage_error("writer is closed", "55000");
+    }
+    const std::uint64_t number = row_counter + 1;
+    if (row.size() != column_names.size()) {
+        throw usage_error("row " + std::to_string(number) + " has " + std::to_string(row.size()) +
+                              " values; the writer has " + std::to_string(column_names.size()) +
+                              " columns",
+                          "22P04");
+    }
+    Slot slot;
+    for (std::size_t i = 0; i < row.size(); ++i) {
+        const std::string what =
+            "column \"" + column_names[i] + "\", row " + std::to_string(number);
+        if (row[i].is_null() && not_null[i]) {
+            throw usage_error(what + ": NULL in a NOT NULL column", "23502");
+        }
+        encode_field(row[i], types[i], slot.fields, what);
+    }
+    for (const std::size_t k : key_positions) {
+        if (row[k].is_null()) {
+            throw usage_error("column \"" + column_names[k] + "\", row " + std::to_string(number) +
+                                  ": NULL in a key column",
+                              "23502");
+        }
+        append_key_bytes(row[k], types[k], slot.key);
+        encode_field(row[k], types[k], slot.key_fields, "");
+    }
+    ++row_counter;
+    if (!keyed) {
+        slot.key.clear();
+        for (int shift = 56; shift >= 0; shift -= 8) {  // insertion order, as bytes
+            slot.key += static_cast<char>((number >> shift) & 0xff);
+        }
+    }
+    const std::size_t bytes = slot.fields.size();
+    slot.has_write = true;
+    slot.row_number = number;
+    slot.values = std::move(row);
+    std::optional<RejectedRow> duplicate;
+    std::uint64_t deduplicated = 0;
+    const auto found = keyed ? batch.index.find(slot.key) : batch.index.end();
+    if (found == batch.index.end()) {
+        if (keyed) {
+            batch.index.emplace(slot.key, batch.slots.size());
+        }
+        batch.slots.push_back(std::move(slot));
+    } else {
+        Slot& existing = batch.slots[found->second];
+        switch (options.conflict_mode) {
+            case ConflictMode::upsert:
+                deduplicated = existing.has_write ? 1 : 0;
+                existing.fields = std::move(slot.fields);
+                existing.values = std::move(slot.values);
+                existing.row_number = number;
+                existing.has_write = true;
+                break;
+            case ConflictMode::ignore:
+                if (existing.has_write) {
+                    deduplicated = 1;  // first wins
+                } else {
+                    existing.fields = std::move(slot.fields);
+                    existing.values = std::move(slot.values);
+                    existing.row_number = number;
+                    existing.has_write = true;
+                }
+                break;
+            case ConflictMode::update:
+                if (existing.has_write) {
+                    deduplicated = 1;
+                    existing.fields = std::move(slot.fields);
+                    existing.values = std::move(slot.values);
+                    existing.row_number = number;
+                } else {
+                    deduplicated = 1;  // deleted earlier in the batch: nothing left to update
+                }
+                break;
+            case ConflictMode::strict:
+                if (existing.has_write) {
+                    duplicate = RejectedRow{number, false, "23505",
+                                            "duplicate key value: the key was already written "
+                                            "in this batch (conflictmode strict)",
+                                            std::move(slot.values)};
+                } else {
+                    existing.fields = std::move(slot.fields);
+                    existing.values = std::move(slot.values);
+                    existing.row_number = number;
+                    existing.has_write = true;
+                }
+                break;
+        }
+    }
+    if (batch.operations == 0) {
+        batch.started = Clock::now();
+        timer_wakeup.notify_all();
+    }
+    ++batch.operations;
+    batch.bytes += bytes;
+    {
+        std::lock_guard<std::mutex> metrics_lock(metrics_mutex);
+        ++metrics.rows_in;
+        metrics.rows_deduplicated += deduplicated;
+        if (duplicate) {
+            ++metrics.rows_rejected;
+        }
+    }
+    const bool full = over_limits();
+    lock.unlock();
+    if (duplicate) {
+        if (options.exception_mode == ExceptionMode::strict) {
+            throw Error("row " + std::to_string(number) + ": " + duplicate->message, "23505", "",
+                        "", true);
+        }
+        if (hooks.on_reject) {
+            hooks.on_reject(*duplicate);
+        }
+    }
+    if (full) {
+        flush_all();
+    }
+}
+
+void Writer::Impl::add_erase(Row key) {
+    std::unique_lock<std::mutex> lock(batch_mutex);
+    rethrow_pending();
+    if (closed) {
+        throw usage_error("writer is closed", "55000");
+    }
+    if (!keyed) {
+        throw usage_error("erase() needs a key: table " + table_label() + " has none", "0A000");
+    }
+    const std::uint64_t number = row_counter + 1;
+    if (key.size() != key_positions.size()) {
+        throw usage_error("delete " + std::to_string(number) + " has " +
+                              std::to_string(key.size()) + " key values; the key has " +
+                              std::to_string(key_positions.size()) + " columns",
+                          "22P04");
+    }
+    std::string key_bytes;
+    std::string key_fields;
+    for (std::size_t i = 0; i < key.size(); ++i) {
+        const std::size_t k = key_positions[i];
+        const std::string what =
+            "column \"" + column_names[k] + "\", row " + std::to_string(number);
+        if (key[i].is_null()) {
+            throw usage_error(what + ": NULL in a key column", "23502");
+        }
+        encode_field(key[i], types[k], key_fields, what);
+        append_key_bytes(key[i], types[k], key_bytes);
+    }
+    ++row_counter;
+    std::uint64_t deduplicated = 0;
+    const auto found = batch.index.find(key_bytes);
+    Slot* slot = nullptr;
+    if (found == batch.index.end()) {
+        batch.index.emplace(key_bytes, batch.slots.size());
+        batch.slots.emplace_back();
+        slot = &batch.slots.back();
+        slot->key = std::move(key_bytes);
+    } else {
+        slot = &batch.slots[found->second];
+        deduplicated = (slot->has_write ? 1 : 0) + (slot->deleted ? 1 : 0);
+    }
+    slot->deleted = true;
+    slot->has_write = false;
+    slot->fields.clear();
+    slot->values.clear();
+    slot->key_fields = std::move(key_fields);
+    slot->key_values = std::move(key);
+    slot->delete_row_number = number;
+    if (batch.operations == 0) {
+        batch.started = Clock::now();
+        timer_wakeup.notify_all();
+    }
+    ++batch.operations;
+    batch.bytes += slot->key_fields.size();
+    {
+        std::lock_guard<std::mutex> metrics_lock(metrics_mutex);
+        ++metrics.deletes_in;
+        metrics.rows_deduplicated += deduplicated;
+    }
+    const bool full = over_limits();
+    lock.unlock();
+    if (full) {
+        flush_all();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Flushing
+
+void Writer::Impl::flush_all() {
+    std::lock_guard<std::mutex> flush_lock(flush_mutex);
+    // Earlier batches whose retries ran out go first, in order.
+    while (!failed_batches.empty()) {
+        bool drop = false;
+        try {
+            send(failed_batches.front(), drop);
+        } catch (...) {
+            if (drop) {
+                failed_batches.pop_front();
+            }
+            throw;
+        }
+        failed_batches.pop_front();
+    }
+    Batch current;
+    {
+        std::lock_guard<std::mutex> lock(batch_mutex);
+        std::swap(current, batch);
+    }
+    if (current.slots.empty()) {
+        return;
+    }
+    bool drop = false;
+    try {
+        send(current, drop);
+    } catch (...) {
+        if (!drop) {
+            failed_batches.push_back(std::move(current));
+        }
+        throw;
+    }
+}
+
+void Writer::Impl::send(Batch& sending, bool& drop) {
+    drop = false;
+    std::vector<const Slot*> deletes;
+    std::vector<const Slot*> writes;
+    std::size_t bytes = 0;
+    for (const Slot& slot : sending.slots) {
+        if (slot.deleted) {
+            deletes.push_back(&slot);
+            bytes += slot.key_fields.size();
+        }
+        if (slot.has_write) {
+            writes.push_back(&slot);
+            bytes += slot.fields.size();
+        }
+    }
+    const auto by_key = [](const Slot* a, const Slot* b) { return a->key < b->key; };
+    std::sort(deletes.begin(), deletes.end(), by_key);
+    std::sort(writes.begin(), writes.end(), by_key);
+
+    const auto started = Clock::now();
+    bool isolate = false;
+    bool conflict_fallback = false;
+    int attempt = 0;
+    std::vector<RejectedRow> rejects;
+    while (true) {
+        const auto deadline = Clock::now() + options.flush_timeout;
+        try {
+            rejects.clear();
+            ConnectionPool::Lease lease = pool->acquire(deadline);
+            try {
+                run_attempt(*lease, deletes, writes, deadline, isolate, false, conflict_fallback,
+                            rejects);
+            } catch (...) {
+                if (lease->is_open()) {
+                    try {
+                        detail::exec_until(*lease, "ROLLBACK", nullptr, deadline);
+                    } catch (...) {
+                        lease.discard();
+                    }
+                }
+                throw;
+            }
+            break;
+        } catch (const Error& error) {
+            if (error.retryable()) {
+                if (attempt >= options.max_retry_times) {
+                    std::lock_guard<std::mutex> lock(metrics_mutex);
+                    ++metrics.flush_failures;
+                    log(LogLevel::error, "batch of " + std::to_string(sending.operations) +
+                                             " operations on " + table_label() + " failed after " +
+                                             std::to_string(attempt) + " retries: [" +
+                                             error.sqlstate() + "] " + error.what());
+                    throw;
+                }
+                const auto wait = options.retry_wait_time * (1LL << std::min(attempt, 20));
+                ++attempt;
+                {
+                    std::lock_guard<std::mutex> lock(metrics_mutex);
+                    ++metrics.retries;
+                }
+                log(LogLevel::warning, "transient error on " + table_label() + " [" +
+                                           error.sqlstate() + "] " + error.what() + "; retry " +
+                                           std::to_string(attempt) + " of " +
+                                           std::to_string(options.max_retry_times) + " in " +
+                                           std::to_string(wait.count()) + " ms");
+                std::this_thread::sleep_for(wait);
+                continue;
+            }
+            if (options.write_mode == WriteMode::insert && error.sqlstate() == "23505" &&
+                !conflict_fallback && keyed &&
+                (options.conflict_mode == ConflictMode::upsert ||
+                 options.conflict_mode == ConflictMode::ignore)) {
+                log(LogLevel::info, "batch insert hit existing keys; re-sending with ON CONFLICT");
+                conflict_fallback = true;
+                continue;
+            }
+            if (row_error(error) && options.exception_mode == ExceptionMode::ignore && !isolate) {
+                log(LogLevel::info, "data error [" + error.sqlstate() + "] in a batch on " +
+                                        table_label() + "; isolating bad rows");
+                isolate = true;
+                continue;
+            }
+            if (row_error(error) && options.exception_mode == ExceptionMode::strict) {
+                // Find the first bad row in a transaction that is rolled back, then fail.
+                std::optional<FoundBadRow> found;
+                try {
+                    ConnectionPool::Lease lease = pool->acquire(deadline);
+                    std::vector<RejectedRow> ignored;
+                    try {
+                        run_attempt(*lease, deletes, writes, deadline, true, true,
+                                    conflict_fallback, ignored);
+                    } catch (const FoundBadRow& bad) {
+                        found = bad;
+                    }
+                    if (lease->is_open()) {
+                        detail::exec_until(*lease, "ROLLBACK", nullptr, deadline);
+                    }
+                } catch (const Error&) {
+                    found.reset();  // could not pin it down; report the batch error below
+                }
+                drop = true;
+                {
+                    std::lock_guard<std::mutex> lock(metrics_mutex);
+                    ++metrics.flush_failures;
+                    metrics.rows_discarded += sending.operations;
+                }
+                if (found) {
+                    const std::uint64_t number =
+                        found->is_delete ? found->slot->delete_row_number : found->slot->row_number;
+                    throw Error(
+                        "row " + std::to_string(number) + (found->is_delete ? " (delete)" : "") +
+                            " of table " + table_label() + ": " + found->error.what(),
+                        found->error.sqlstate(), found->error.detail(), found->error.hint(), true);
+                }
+                throw Error("batch on " + table_label() + " failed: " + error.what(),
+                            error.sqlstate(), error.detail(), error.hint(), true);
+            }
+            std::lock_guard<std::mutex> lock(metrics_mutex);
+            ++metrics.flush_failures;
+            throw;
+        }
+    }
+    drop = true;  // committed: whatever happens next, it must never be sent again
+    const auto latency =
+        std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started);
+    {
+        std::lock_guard<std::mutex> lock(metrics_mutex);
+        ++metrics.flushes;
+        metrics.rows_out += writes.size();
+        metrics.deletes_out += deletes.size();
+        metrics.bytes_out += bytes;
+        metrics.rows_rejected += rejects.size();
+        metrics.last_flush_latency = latency;
+        metrics.max_flush_latency = std::max(metrics.max_flush_latency, latency);
+        metrics.total_flush_latency += latency;
+    }
+    log(LogLevel::info, "flushed " + std::to_string(writes.size()) + " rows and " +
+                            std::to_string(deletes.size()) + " deletes into " + table_label() +
+                            " in " + std::to_string(latency.count() / 1000) + " ms (" +
+                            std::to_string(rejects.size()) + " rejected, " +
+                            std::to_string(attempt) + " retries)");
+    // Reported once, after the commit: a retried attempt never reports twice.
+    if (hooks.on_reject) {
+        for (const auto& reject : rejects) {
+            hooks.on_reject(reject);
+        }
+    }
+}
+
+void Writer::Impl::run_attempt(Connection& connection, const std::vector<const Slot*>& deletes,
+                               const std::vector<const Slot*>& writes, Clock::time_point deadline,
+                               bool isolating, bool stop_at_first, bool conflict_fallback,
+                               std::vector<RejectedRow>& rejects) {
+    detail::exec_until(connection, "BEGIN", nullptr, deadline);
+    if (statement == WriteStatement::copy_stage && !writes.empty()) {
+        detail::exec_until(connection, stage_create_sql, nullptr, deadline);
+    }
+    if (isolating) {
+        isolate(connection, deletes, true, 0, deletes.size(), deadline, stop_at_first,
+                conflict_fallback, rejects);
+        isolate(connection, writes, false, 0, writes.size(), deadline, stop_at_first,
+                conflict_fallback, rejects);
+    } else {
+        apply_deletes(connection, deletes, 0, deletes.size(), deadline);
+        apply_writes(connection, writes, 0, writes.size(), deadline, conflict_fallback);
+    }
+    if (!stop_at_first) {
+        detail::exec_until(connection, "COMMIT", nullptr, deadline);
+    }
+}
+
+void Writer::Impl::isolate(Connection& connection, const std::vector<const Slot*>& slots,
+                           bool deletes, std::size_t begin, std::size_t end,
+                           Clock::time_point deadline, bool stop_at_first, bool conflict_fallback,
+                           std::vector<RejectedRow>& rejects) {
+    if (begin >= end) {
+        return;
+    }
+    detail::exec_until(connection, "SAVEPOINT pg_ingest_isolate", nullptr, deadline);
+    try {
+        if (deletes) {
+            apply_deletes(connection, slots, begin, end, deadline);
+        } else {
+            apply_writes(connection, slots, begin, end, deadline, conflict_fallback);
+        }
+        detail::exec_until(connection, "RELEASE SAVEPOINT pg_ingest_isolate", nullptr, deadline);
+        return;
+    } catch (const Error& error) {
+        if (!row_error(error)) {
+            throw;
+        }
+        detail::exec_until(connection,
+                           "ROLLBACK TO SAVEPOINT pg_ingest_isolate; "
+                           "RELEASE SAVEPOINT pg_ingest_isolate",
+                           nullptr, deadline);
+        if (end - begin == 1) {
+            const Slot& slot = *slots[begin];
+            if (stop_at_first) {
+                throw FoundBadRow{&slot, deletes, error};
+            }
+            std::string message = error.what();
+            if (!error.detail().empty()) {
+                message += " (" + error.detail() + ")";
+            }
+            rejects.push_back(RejectedRow{deletes ? slot.delete_row_number : slot.row_number,
+                                          deletes, error.sqlstate(), message,
+                                          deletes ? slot.key_values : slot.values});
+            return;
+        }
+    }
+    const std::size_t middle = begin + (end - begin) / 2;
+    isolate(connection, slots, deletes, begin, middle, deadline, stop_at_first, conflict_fallback,
+            rejects);
+    isolate(connection, slots, deletes, middle, end, deadline, stop_at_first, conflict_fallback,
+            rejects);
+}
+
+void Writer::Impl::apply_deletes(Connection& connection, const std::vector<const Slot*>& slots,
+                                 std::size_t begin, std::size_t end, Clock::time_point deadline) {
+    const std::size_t per_statement = std::max<std::size_t>(
+        1, std::min<std::size_t>(1000, 65535 / std::max<std::size_t>(1, key_oids.size())));
+    for (std::size_t at = begin; at < end; at += per_statement) {
+        const std::size_t count = std::min(per_statement, end - at);
+        BinaryParams params;
+        for (std::size_t i = at; i < at + count; ++i) {
+            add_params(params, slots[i]->key_fields, key_oids);
+        }
+        detail::exec_until(connection, delete_prefix + placeholders(count, key_oids.size()) + ")",
+                           &params, deadline);
+    }
+}
+
+void Writer::Impl::apply_writes(Connection& connection, const std::vector<const Slot*>& slots,
+                                std::size_t begin, std::size_t end, Clock::time_point deadline,
+                                bool conflict_fallback) {
+    if (begin >= end) {
+        return;
+    }
+    auto stream = [&](const std::string& sql) {
+        CopyIn copy(connection, sql, deadline);
+        copy.write(binary_copy_header());
+        std::string tuple;
+        for (std::size_t i = begin; i < end; ++i) {
+            tuple.clear();
+            put16(tuple, static_cast<std::uint16_t>(column_names.size()));
+            tuple += slots[i]->fields;
+            copy.write(tuple);
+        }
+        copy.write(binary_copy_trailer());
+        copy.finish();
+    };
+    switch (statement) {
+        case WriteStatement::copy_extension:
+        case WriteStatement::copy_plain:
+            stream(copy_sql);
+            return;
+        case WriteStatement::copy_stage:
+            detail::exec_until(connection,
+                               "TRUNCATE pg_temp." + connection.quote_identifier(stage_name),
+                               nullptr, deadline);
+            stream(stage_copy_sql);
+            if (!stage_lock_sql.empty()) {
+                detail::exec_until(connection, stage_lock_sql, nullptr, deadline);
+            }
+            detail::exec_until(connection, stage_apply_sql, nullptr, deadline);
+            return;
+        default:
+            break;
+    }
+    WriteStatement kind = statement;
+    if (kind == WriteStatement::insert_plain && conflict_fallback) {
+        kind = WriteStatement::insert_conflict;
+    }
+    if (kind == WriteStatement::update_values && update_prefix.empty()) {
+        return;  // only key columns written: an update changes nothing
+    }
+    const std::size_t columns = column_names.size();
+    const std::size_t per_statement =
+        std::max<std::size_t>(1, std::min<std::size_t>(1000, 65535 / columns));
+    for (std::size_t at = begin; at < end; at += per_statement) {
+        const std::size_t count = std::min(per_statement, end - at);
+        BinaryParams params;
+        for (std::size_t i = at; i < at + count; ++i) {
+            add_params(params, slots[i]->fields, type_oids);
+        }
+        std::string sql;
+        if (kind == WriteStatement::update_values) {
+            sql = update_prefix + placeholders(count, columns) + update_suffix;
+        } else {
+            sql = insert_prefix + placeholders(count, columns);
+            if (kind == WriteStatement::insert_conflict) {
+                sql += conflict_suffix;
+            }
+        }
+        detail::exec_until(connection, sql, &params, deadline);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The timer
+
+void Writer::Impl::timer_loop() {
+    std::unique_lock<std::mutex> lock(batch_mutex);
+    while (!stopping) {
+        if (batch.operations == 0) {
+            timer_wakeup.wait(lock);
+            continue;
+        }
+        const auto due = batch.started + options.batch_write_timeout;
+        if (Clock::now() < due) {
+            timer_wakeup.wait_until(lock, due);
+            continue;
+        }
+        lock.unlock();
+        try {
+            flush_all();
+        } catch (...) {
+            lock.lock();
+            pending_error = std::current_exception();
+            // Back off: the batch stays queued; try again after another period.
+            timer_wakeup.wait_for(lock, options.batch_write_timeout);
+            continue;
+        }
+        lock.lock();
+    }
+}
+
+void Writer::Impl::stop_timer() noexcept {
+    {
+        std::lock_guard<std::mutex> lock(batch_mutex);
+        stopping = true;
+    }
+    timer_wakeup.notify_all();
+    if (timer.joinable()) {
+        timer.join();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writer
+
+Writer::Writer(std::shared_ptr<ConnectionPool> pool, std::string_view table,
+               std::vector<std::string> columns, Options options, WriterHooks hooks)
+    : m_impl(std::make_unique<Impl>()) {
+    if (!pool) {
+        throw std::invalid_argument("pg_ingest::Writer: pool is null");
+    }
+    m_impl->pool = std::move(pool);
+    m_impl->options = std::move(options);
+    m_impl->hooks = std::move(hooks);
+    m_impl->open(table, std::move(columns));
+    if (m_impl->options.batch_write_timeout.count() > 0) {
+        m_impl->timer = std::thread([impl = m_impl.get()] { impl->timer_loop(); });
+    }
+}
+
+Writer::Writer(const ConnectionOptions& connection, std::string_view table,
+               std::vector<std::string> columns, Options options, WriterHooks hooks)
+    : Writer(std::make_shared<ConnectionPool>(
+                 connection, ConnectionPool::Settings{options.connection_max_active,
+                                                      std::chrono::milliseconds(5000)}),
+             table, std::move(columns), options, std::move(hooks)) {}
+
+Writer::~Writer() {
+    if (!m_impl) {
+        return;
+    }
+    m_impl->stop_timer();
+    std::uint64_t discarded = m_impl->batch.operations;
+    for (const auto& batch : m_impl->failed_batches) {
+        discarded += batch.operations;
+    }
+    if (discarded > 0) {
+        {
+            std::lock_guard<std::mutex> lock(m_impl->metrics_mutex);
+            m_impl->metrics.rows_discarded += discarded;
+        }
+        m_impl->log(LogLevel::warning, "writer on " + m_impl->table_label() + " destroyed with " +
+                                           std::to_string(discarded) +
+                                           " unflushed operations; they were discarded "
+                                           "(call close() to flush)");
+    }
+}
+
+void Writer::write(Row row) {
+    m_impl->add_write(std::move(row));
+}
+
+void Writer::erase(Row key) {
+    m_impl->add_erase(std::move(key));
+}
+
+void Writer::flush() {
+    {
+        std::lock_guard<std::mutex> lock(m_impl->batch_mutex);
+        m_impl->rethrow_pending();
+    }
+    m_impl->flush_all();
+}
+
+void Writer::close() {
+    {
+        std::lock_guard<std::mutex> lock(m_impl->batch_mutex);
+        if (m_impl->closed) {
+            return;
+        }
+        m_impl->rethrow_pending();
+    }
+    m_impl->flush_all();
+    m_impl->stop_timer();
+    std::lock_guard<std::mutex> lock(m_impl->batch_mutex);
+    m_impl->closed = true;
+}
+
+WriterMetrics Writer::metrics() const {
+    std::lock_guard<std::mutex> lock(m_impl->metrics_mutex);
+    return m_impl->metrics;
+}
+
+const TableSchema& Writer::schema() const noexcept {
+    return m_impl->schema;
+}
+
+const std::vector<std::string>& Writer::columns() const noexcept {
+    return m_impl->column_names;
+}
+
+const std::vector<std::string>& Writer::key_columns() const noexcept {
+    return m_impl->key_names;
+}
+
+bool Writer::uses_extension() const noexcept {
+    return m_impl->statement == WriteStatement::copy_extension;
+}
+
+}  // namespace pg_ingest

@@ -1,0 +1,149 @@
+// pg_ingest::Writer — batched, deduplicated, retried loading of typed rows into one table.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <pg_ingest/connection_options.hpp>
+#include <pg_ingest/error.hpp>
+#include <pg_ingest/export.hpp>
+#include <pg_ingest/options.hpp>
+#include <pg_ingest/pool.hpp>
+#include <pg_ingest/schema.hpp>
+#include <pg_ingest/value.hpp>
+
+namespace pg_ingest {
+
+// A row (or a delete) the server refused, reported once, after its batch committed.
+struct PG_INGEST_API RejectedRow {
+    std::uint64_t row_number = 0;  // 1-based count of write()/erase() calls on this writer
+    bool is_delete = false;
+    std::string sqlstate;
+    std::string message;  // the server's message (and DETAIL, when there is one)
+    Row values;           // the row as written (for a delete: the key)
+};
+
+struct PG_INGEST_API WriterMetrics {
+    std::uint64_t rows_in = 0;            // write() calls accepted
+    std::uint64_t deletes_in = 0;         // erase() calls accepted
+    std::uint64_t rows_deduplicated = 0;  // superseded by a later operation on the same key
+    std::uint64_t rows_out = 0;           // rows sent in committed batches
+    std::uint64_t deletes_out = 0;        // deletes sent in committed batches
+    std::uint64_t bytes_out = 0;          // encoded bytes of committed batches
+    std::uint64_t rows_rejected = 0;      // reported through the reject handler
+    std::uint64_t rows_discarded = 0;     // dropped: failed strict batch, or never flushed
+    std::uint64_t retries = 0;            // batch re-sends after transient errors
+    std::uint64_t flushes = 0;            // committed batches
+    std::uint64_t flush_failures = 0;     // flushes that ended in an Error
+    std::chrono::microseconds last_flush_latency{0};
+    std::chrono::microseconds max_flush_latency{0};
+    std::chrono::microseconds total_flush_latency{0};
+};
+
+enum class LogLevel { debug, info, warning, error };
+
+// The writer's classification of a flush error: true for errors that belong to rows and fail
+// the same way when re-sent (SQLSTATE classes 21, 22, 23, 44, P0 on a usable connection) —
+// these are isolated (exceptionmode=ignore) or named (strict), never retried. Transient errors
+// (is_transient_sqlstate) are retried; anything else is thrown as it is. Never throws.
+PG_INGEST_API bool is_row_error(const Error& error) noexcept;
+
+struct PG_INGEST_API WriterHooks {
+    // Called once per rejected row (exceptionmode=ignore), from the thread that flushed (possibly
+    // the writer's timer thread), after the batch committed. An exception from it propagates out
+    // of that flush (from the timer thread: out of the next write()/flush()/close()).
+    std::function<void(const RejectedRow&)> on_reject;
+    // Log lines. info and debug only when verbose; warnings and errors always. Messages name
+    // tables, counts and SQLSTATEs, never connection secrets. Must not throw.
+    std::function<void(LogLevel, const std::string&)> on_log;
+};
+
+// Writes rows into one table in batches: each batch is one transaction, its keys deduplicated
+// (last operation wins, per conflictmode) and sorted by key bytes so that writers on
+// overlapping keys take row locks in the same order.
+//
+// Modes (Options::write_mode / conflict_mode):
+//   copy   binary COPY ... WITH (ON_CONFLICT '<mode>') through the pg_ingest extension; when
+//          the extension is not installed in the database, binary COPY into a temporary table
+//          and INSERT ... SELECT ... ON CONFLICT (UPDATE ... FROM for update) in the same
+//          transaction. Tables without a key get a plain binary COPY.
+//   insert multi-row INSERT with binary parameters; on a unique violation in upsert/ignore
+//          conflict modes the batch is re-sent as upsert statements (update mode always uses
+//          UPDATE; strict keeps the error).
+//   upsert multi-row INSERT ... ON CONFLICT DO UPDATE / DO NOTHING; UPDATE ... FROM (VALUES)
+//          for update; plain INSERT for strict.
+// Deletes (erase) are sent first, as DELETE ... WHERE (key) IN (...), in the same transaction.
+//
+// Flushes happen when batchsize operations or batchbytes encoded bytes are buffered (inside the
+// write() that crosses the limit), batchwritetimeoutms after the batch's first row (on the
+// writer's timer thread, also when no new rows arrive), on flush() and close().
+//
+// Errors at flush: transient ones (is_transient_sqlstate, lost connection) re-send the whole
+// batch on a fresh transaction, maxretrytimes times, waiting retrywaittime, doubled each time;
+// when they are exhausted the Error is thrown and the batch is KEPT: the next flush sends it
+// first. Row-level data errors (classes 21, 22, 23, 44, P0) are not retried:
+//   exceptionmode=strict   the batch is rolled back, the first bad row is found by bisection
+//                          and an Error with the server's SQLSTATE naming the row number is
+//                          thrown; the batch is dropped (counted in rows_discarded).
+//   exceptionmode=ignore   bad rows are isolated by bisection (savepoints), every good row is
+//                          committed and each bad row is reported once through on_reject.
+// Other server errors (permissions, missing table, ...) are thrown as they are, batch kept.
+// Errors of a timer-triggered flush are thrown by the next write()/erase()/flush()/close(),
+// which then does nothing else (a write() that throws such an error did not add its row).
+//
+// Threading: write(), erase(), flush() and close() may be called from several threads; batches
+// are applied in order. Blocking: write()/erase() block while they flush; each flush attempt is
+// bounded by flushtimeoutms (connection wait included), retries add their back-off.
+class PG_INGEST_API Writer {
+  public:
+    // Opens the writer: reads the schema, resolves `columns` (empty = every writable column)
+    // and the key (conflictcolumns, else the primary key, else the only unique key), checks
+    // that every column's type can be encoded and that the modes fit the table, and detects the
+    // extension. Throws Error: 42P01 no table, 42703 unknown column, 0A000 unsupported column
+    // type or mode, 42P10 no usable key, 22023 invalid options; connection Errors.
+    Writer(std::shared_ptr<ConnectionPool> pool, std::string_view table,
+           std::vector<std::string> columns, Options options, WriterHooks hooks = {});
+    // Same with a private pool of options.connection_max_active connections.
+    Writer(const ConnectionOptions& connection, std::string_view table,
+           std::vector<std::string> columns, Options options, WriterHooks hooks = {});
+
+    Writer(const Writer&) = delete;
+    Writer& operator=(const Writer&) = delete;
+    // Stops the timer thread and DISCARDS unflushed rows (counted in rows_discarded and logged
+    // as a warning): a destructor cannot report errors, so it never sends anything. Call
+    // close() to flush. Never throws.
+    ~Writer();
+
+    // Adds one row (values in the writer's column order). Checks arity (22P04), types and ranges
+    // (see encode_field), NOT NULL columns and NULL keys (23502) now: a bad row throws here and
+    // is not added. Under conflictmode=strict a key repeated inside the batch is refused with
+    // 23505 (thrown in exceptionmode=strict, reported through on_reject otherwise).
+    void write(Row row);
+    // Deletes by key (values of the key columns, in key order). A tombstone: later writes of the
+    // key in the batch come after it. Throws Error 0A000 when the table has no key.
+    void erase(Row key);
+    // Sends everything buffered now and waits for it (see the error rules above).
+    void flush();
+    // Flushes, then stops the timer. Further write()/erase() throw. Idempotent.
+    void close();
+
+    WriterMetrics metrics() const;
+    const TableSchema& schema() const noexcept;
+    // The writer's columns (catalog spelling) and key columns.
+    const std::vector<std::string>& columns() const noexcept;
+    const std::vector<std::string>& key_columns() const noexcept;
+    // True when COPY ON CONFLICT of the pg_ingest extension is used (write_mode copy).
+    bool uses_extension() const noexcept;
+
+  private:
+    struct Impl;
+    std::unique_ptr<Impl> m_impl;
+};
+
+}  // namespace pg_ingest

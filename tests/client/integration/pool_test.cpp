@@ -1,0 +1,171 @@
+// ConnectionPool against a live server: bounds, deadlines, health checks, reuse, threads.
+#include <atomic>
+#include <chrono>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <boost/test/unit_test.hpp>
+
+#include <pg_ingest/pool.hpp>
+#include <pg_ingest/schema.hpp>
+
+#include "test_support.hpp"
+
+using namespace pg_ingest;
+using namespace std::chrono_literals;
+
+namespace {
+
+ConnectionPool::Clock::time_point in(std::chrono::milliseconds delay) {
+    return ConnectionPool::Clock::now() + delay;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(pool)
+
+BOOST_AUTO_TEST_CASE(a_returned_connection_is_reused) {
+    ConnectionPool pool(test::options(), {2, 5s});
+    int pid = 0;
+    {
+        auto lease = pool.acquire(in(5s));
+        pid = lease->backend_pid();
+        BOOST_TEST(pool.leased() == 1u);
+    }
+    BOOST_TEST(pool.leased() == 0u);
+    BOOST_TEST(pool.idle() == 1u);
+    auto lease = pool.acquire(in(5s));
+    BOOST_TEST(lease->backend_pid() == pid);
+}
+
+BOOST_AUTO_TEST_CASE(acquire_waits_for_a_lease_and_times_out_at_the_deadline) {
+    ConnectionPool pool(test::options(), {1, 5s});
+    auto held = pool.acquire(in(5s));
+    const auto start = std::chrono::steady_clock::now();
+    try {
+        pool.acquire(in(300ms));
+        BOOST_FAIL("acquired beyond connectionmaxactive");
+    } catch (const Error& error) {
+        BOOST_TEST(error.sqlstate() == "08001");
+        BOOST_TEST(error.retryable());
+        BOOST_TEST(std::string(error.what()).find("connectionmaxactive") != std::string::npos);
+    }
+    const auto waited = test::elapsed_ms(start);
+    BOOST_TEST(waited >= 250);
+    BOOST_TEST(waited < 2000);
+    // A lease returned while another thread waits is handed over.
+    std::thread releaser([&] {
+        std::this_thread::sleep_for(100ms);
+        ConnectionPool::Lease gone = std::move(held);
+    });
+    auto next = pool.acquire(in(5s));
+    BOOST_TEST(next->is_open());
+    releaser.join();
+}
+
+BOOST_AUTO_TEST_CASE(a_dead_idle_connection_is_replaced_on_acquire) {
+    ConnectionPool pool(test::options(), {1, 5s});
+    int pid = 0;
+    {
+        auto lease = pool.acquire(in(5s));
+        pid = lease->backend_pid();
+    }
+    Connection killer = test::connect();
+    killer.execute_params("SELECT pg_terminate_backend($1::int, 5000)", {std::to_string(pid)});
+    auto lease = pool.acquire(in(5s));
+    BOOST_TEST(lease->is_open());
+    BOOST_TEST(lease->backend_pid() != pid);
+    BOOST_TEST(*lease->execute("SELECT 1").get(0, 0) == "1");
+}
+
+BOOST_AUTO_TEST_CASE(connections_in_a_transaction_or_discarded_are_not_returned) {
+    ConnectionPool pool(test::options(), {2, 5s});
+    {
+        auto lease = pool.acquire(in(5s));
+        lease->execute("BEGIN");
+    }
+    BOOST_TEST(pool.idle() == 0u);
+    {
+        auto lease = pool.acquire(in(5s));
+        lease.discard();
+    }
+    BOOST_TEST(pool.idle() == 0u);
+    BOOST_TEST(pool.leased() == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(many_threads_never_exceed_max_active) {
+    ConnectionPool pool(test::options(), {3, 5s});
+    std::atomic<int> inside{0};
+    std::atomic<int> peak{0};
+    std::atomic<int> failures{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 8; ++t) {
+        threads.emplace_back([&] {
+            for (int i = 0; i < 20; ++i) {
+                try {
+                    auto lease = pool.acquire(in(20s));
+                    const int now = ++inside;
+                    int seen = peak.load();
+                    while (now > seen && !peak.compare_exchange_weak(seen, now)) {
+                    }
+                    lease->execute("SELECT pg_sleep(0.001)");
+                    --inside;
+                } catch (const std::exception&) {
+                    ++failures;
+                }
+            }
+        });
+    }
+    for (auto& thread : threads) {
+        thread.join();
+    }
+    BOOST_TEST(failures.load() == 0);
+    BOOST_TEST(peak.load() <= 3);
+    BOOST_TEST(pool.idle() <= 3u);
+}
+
+BOOST_AUTO_TEST_CASE(a_lease_may_outlive_its_pool) {
+    std::optional<ConnectionPool::Lease> lease;
+    {
+        ConnectionPool pool(test::options(), {1, 5s});
+        lease.emplace(pool.acquire(in(5s)));
+    }
+    BOOST_TEST(*(*lease)->execute("SELECT 2").get(0, 0) == "2");
+    lease.reset();
+}
+
+BOOST_AUTO_TEST_CASE(unreachable_server_fails_acquire_within_the_deadline) {
+    ConnectionOptions nowhere;
+    nowhere.set("host", "127.0.0.1");
+    nowhere.set("port", std::to_string(test::unused_tcp_port()));
+    ConnectionPool pool(nowhere, {2, 5s});
+    BOOST_CHECK_THROW(pool.acquire(in(2s)), Error);
+    BOOST_TEST(pool.leased() == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(schema_reads_columns_types_and_keys) {
+    Connection c = test::connect();
+    c.execute("DROP TABLE IF EXISTS pool_schema");
+    c.execute("DROP DOMAIN IF EXISTS pool_positive");
+    c.execute("CREATE DOMAIN pool_positive AS int CHECK (VALUE > 0)");
+    c.execute(
+        "CREATE TABLE pool_schema (a int, b varchar(7) NOT NULL, c numeric(9,3) DEFAULT 0, "
+        "d pool_positive, e int[], f point, PRIMARY KEY (b, a), UNIQUE (d))");
+    const auto schema = TableSchema::load(c, "POOL_SCHEMA");
+    BOOST_TEST(schema.table_name() == "pool_schema");
+    BOOST_TEST(schema.schema_name() == "public");
+    BOOST_TEST_REQUIRE(schema.columns().size() == 6u);
+    BOOST_TEST(schema.columns()[1].type_name == "character varying(7)");
+    BOOST_TEST(schema.columns()[1].not_null);
+    BOOST_TEST(schema.columns()[2].has_default);
+    BOOST_TEST(schema.columns()[3].type_oid == 23u);  // the domain's base type
+    BOOST_TEST((schema.columns()[4].type->kind == TypeKind::array));
+    BOOST_TEST(!schema.columns()[5].type.has_value());
+    BOOST_TEST(schema.primary_key() == (std::vector<std::string>{"b", "a"}));
+    BOOST_TEST(schema.unique_keys().size() == 2u);
+    BOOST_TEST(schema.qualified_name(c) == "\"public\".\"pool_schema\"");
+    BOOST_CHECK_THROW(TableSchema::load(c, "POOL_SCHEMA", "public", true), Error);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -1,0 +1,732 @@
+// Writer against a live server: every write mode x conflict mode against a row-at-a-time oracle,
+// the extension-less fallback, bad rows, retries after a killed backend, concurrency, timers.
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <ctime>
+#include <map>
+#include <mutex>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <boost/test/unit_test.hpp>
+
+#include <pg_ingest/connection.hpp>
+#include <pg_ingest/pool.hpp>
+#include <pg_ingest/schema.hpp>
+#include <pg_ingest/writer.hpp>
+
+#include "test_support.hpp"
+
+using namespace pg_ingest;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::uint32_t test_seed() {
+    if (const char* fixed = std::getenv("PG_INGEST_TEST_SEED")) {
+        return static_cast<std::uint32_t>(std::strtoul(fixed, nullptr, 10));
+    }
+    return static_cast<std::uint32_t>(std::random_device{}());
+}
+
+std::shared_ptr<ConnectionPool> make_pool(std::size_t size = 2,
+                                          const ConnectionOptions& options = test::options()) {
+    return std::make_shared<ConnectionPool>(
+        options, ConnectionPool::Settings{size, std::chrono::seconds(5)});
+}
+
+// Every row of a table as text, ordered by the first column.
+std::vector<std::string> dump(Connection& connection, const std::string& table) {
+    const auto result = connection.execute("SELECT t::text FROM " + table + " t ORDER BY 1");
+    std::vector<std::string> rows;
+    for (std::size_t r = 0; r < result.rows(); ++r) {
+        rows.push_back(*result.get(r, 0));
+    }
+    return rows;
+}
+
+std::string scalar(Connection& connection, const std::string& sql) {
+    const auto result = connection.execute(sql);
+    return result.get(0, 0) ? *result.get(0, 0) : "<null>";
+}
+
+// The text of the SQLSTATE an expression throws as pg_ingest::Error.
+template <typename F>
+std::string error_state(F&& action, std::string* message = nullptr) {
+    try {
+        action();
+    } catch (const Error& error) {
+        if (message != nullptr) {
+            *message = error.what();
+        }
+        return error.sqlstate();
+    }
+    return "<no error>";
+}
+
+struct Op {
+    bool erase = false;
+    int id = 0;
+    std::optional<std::string> v;
+    int n = 0;
+};
+
+// Applies `ops` one at a time, as the conflict mode defines, on the oracle table; rows the
+// server refuses are skipped (savepoint), like exceptionmode=ignore.
+void apply_oracle(Connection& c, const std::string& table, const std::vector<Op>& ops,
+                  ConflictMode mode) {
+    c.execute("BEGIN");
+    for (const Op& op : ops) {
+        const std::string id = std::to_string(op.id);
+        Connection::Parameters params{id, op.v, std::to_string(op.n)};
+        std::string sql;
+        if (op.erase) {
+            c.execute_params("DELETE FROM " + table + " WHERE id = $1::int", {id});
+            continue;
+        }
+        switch (mode) {
+            case ConflictMode::upsert:
+                sql = "INSERT INTO " + table +
+                      " VALUES ($1::int, $2, $3::int) ON CONFLICT (id) DO UPDATE SET v = "
+                      "EXCLUDED.v, n = EXCLUDED.n";
+                break;
+            case ConflictMode::ignore:
+                sql = "INSERT INTO " + table +
+                      " VALUES ($1::int, $2, $3::int) ON CONFLICT DO NOTHING";
+                break;
+            case ConflictMode::update:
+                sql = "UPDATE " + table + " SET v = $2, n = $3::int WHERE id = $1::int";
+                break;
+            case ConflictMode::strict:
+                sql = "INSERT INTO " + table + " VALUES ($1::int, $2, $3::int)";
+                break;
+        }
+        c.execute("SAVEPOINT s");
+        try {
+            c.execute_params(sql, params);
+            c.execute("RELEASE SAVEPOINT s");
+        } catch (const Error&) {
+            c.execute("ROLLBACK TO SAVEPOINT s");
+        }
+    }
+    c.execute("COMMIT");
+}
+
+// Random operations on keys 0..59: writes and deletes. No CHECK violations here: a refused row
+// that superseded an earlier write of its key in the same batch takes that write with it (the
+// batch keeps only the winner), which a row-at-a-time oracle cannot model; bad rows are tested
+// on their own below. Conflicts in strict mode are rejects the oracle does model.
+std::vector<Op> random_ops(std::mt19937& random, int count) {
+    std::vector<Op> ops;
+    for (int i = 0; i < count; ++i) {
+        Op op;
+        op.id = static_cast<int>(random() % 60);
+        op.erase = random() % 7 == 0;
+        if (!op.erase) {
+            op.n = static_cast<int>(random() % 1000);
+            if (random() % 9 != 0) {
+                op.v = "v" + std::to_string(random() % 100) + (random() % 5 == 0 ? "\t\\é\n" : "");
+            }
+        }
+        ops.push_back(op);
+    }
+    return ops;
+}
+
+void create_pair(Connection& c, const std::string& target, const std::string& oracle) {
+    for (const auto& name : {target, oracle}) {
+        c.execute("DROP TABLE IF EXISTS " + name);
+        c.execute("CREATE TABLE " + name +
+                  " (id int PRIMARY KEY, v text, n int NOT NULL CHECK (n >= 0))");
+        // Existing rows, so that conflicts with the table happen too.
+        c.execute("INSERT INTO " + name +
+                  " SELECT g, 'old' || g, g FROM generate_series(0, 59, 3) g");
+    }
+}
+
+// Runs the ops through a writer (small batches so several flushes happen) and the oracle.
+void check_against_oracle(const ConnectionOptions& where, WriteMode write_mode,
+                          ConflictMode conflict_mode, std::uint32_t seed, const std::string& tag) {
+    Connection c = Connection::connect(where, 10s);
+    const std::string target = "wr_oracle_t_" + tag;
+    const std::string oracle = "wr_oracle_o_" + tag;
+    create_pair(c, target, oracle);
+    std::mt19937 random(seed);
+    const auto ops = random_ops(random, 400);
+    apply_oracle(c, oracle, ops, conflict_mode);
+
+    Options options;
+    options.write_mode = write_mode;
+    options.conflict_mode = conflict_mode;
+    options.exception_mode = ExceptionMode::ignore;
+    options.batch_size = 37;
+    options.batch_write_timeout = 0ms;
+    std::uint64_t rejected = 0;
+    WriterHooks hooks;
+    hooks.on_reject = [&](const RejectedRow& row) {
+        ++rejected;
+        BOOST_TEST(!row.sqlstate.empty());
+    };
+    Writer writer(make_pool(2, where), target, {"id", "v", "n"}, options, hooks);
+    for (const Op& op : ops) {
+        if (op.erase) {
+            writer.erase({op.id});
+        } else {
+            writer.write({op.id, op.v ? Value(*op.v) : Value(), op.n});
+        }
+    }
+    writer.close();
+    BOOST_TEST(dump(c, target) == dump(c, oracle), "mode " << to_string(write_mode) << "/"
+                                                           << to_string(conflict_mode) << " seed "
+                                                           << seed);
+    BOOST_TEST(writer.metrics().rows_rejected == rejected);
+    BOOST_TEST(writer.metrics().flushes >= 10u);
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(writer)
+
+BOOST_AUTO_TEST_CASE(every_write_mode_and_conflict_mode_matches_the_row_at_a_time_oracle) {
+    const std::uint32_t seed = test_seed();
+    BOOST_TEST_MESSAGE("writer oracle seed " << seed << " (PG_INGEST_TEST_SEED to repeat)");
+    for (const WriteMode write_mode : {WriteMode::copy, WriteMode::insert, WriteMode::upsert}) {
+        for (const ConflictMode conflict_mode : {ConflictMode::upsert, ConflictMode::update,
+                                                 ConflictMode::ignore, ConflictMode::strict}) {
+            BOOST_TEST_CONTEXT("writemode " << to_string(write_mode) << ", conflictmode "
+                                            << to_string(conflict_mode) << ", seed " << seed) {
+                check_against_oracle(
+                    test::options(), write_mode, conflict_mode, seed,
+                    std::string(to_string(write_mode)) + "_" + to_string(conflict_mode));
+            }
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(copy_mode_without_the_extension_uses_the_staging_fallback_with_same_result) {
+    Connection admin = test::connect();
+    if (scalar(admin, "SELECT count(*) FROM pg_database WHERE datname = 'wr_noext'") == "0") {
+        admin.execute("CREATE DATABASE wr_noext");
+    }
+    ConnectionOptions noext = test::options();
+    noext.set("dbname", "wr_noext");
+    {
+        Connection c = Connection::connect(noext, 10s);
+        BOOST_TEST_REQUIRE(
+            scalar(c, "SELECT count(*) FROM pg_extension WHERE extname = 'pg_ingest'") == "0");
+        c.execute("CREATE TABLE IF NOT EXISTS probe (id int PRIMARY KEY)");
+        Options options;
+        options.batch_write_timeout = 0ms;
+        Writer writer(make_pool(1, noext), "probe", {}, options);
+        BOOST_TEST(!writer.uses_extension());
+    }
+    const std::uint32_t seed = test_seed();
+    BOOST_TEST_MESSAGE("fallback oracle seed " << seed);
+    for (const ConflictMode conflict_mode :
+         {ConflictMode::upsert, ConflictMode::update, ConflictMode::ignore, ConflictMode::strict}) {
+        BOOST_TEST_CONTEXT("fallback, conflictmode " << to_string(conflict_mode) << ", seed "
+                                                     << seed) {
+            check_against_oracle(noext, WriteMode::copy, conflict_mode, seed,
+                                 std::string("noext_") + to_string(conflict_mode));
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(copy_mode_uses_the_extension_when_it_is_installed) {
+    Connection c = test::connect();
+    c.execute("DROP TABLE IF EXISTS wr_ext; CREATE TABLE wr_ext (id int PRIMARY KEY, v text)");
+    Options options;
+    options.batch_write_timeout = 0ms;
+    Writer writer(make_pool(), "wr_ext", {}, options);
+    BOOST_TEST(writer.uses_extension());
+    BOOST_TEST(writer.key_columns() == std::vector<std::string>{"id"});
+}
+
+BOOST_AUTO_TEST_CASE(every_type_round_trips_through_binary_copy) {
+    Connection c = test::connect();
+    c.execute("DROP TABLE IF EXISTS wr_types");
+    c.execute(
+        "CREATE TABLE wr_types (id int PRIMARY KEY, i2 smallint, i8 bigint, f4 real, "
+        "f8 double precision, num numeric, num52 numeric(5,2), t text, vc varchar(5), ch char(3), "
+        "b boolean, d date, tm time, ts timestamp, tz timestamptz, iv interval, j json, jb jsonb, "
+        "u uuid, by bytea, ai int[], at text[], an numeric[])");
+    const std::string big = "-" + std::string(300, '9') + "." + std::string(200, '1');
+    Options options;
+    options.batch_write_timeout = 0ms;
+    Writer writer(make_pool(), "WR_TYPES", {}, options);  // case-insensitive table name
+    writer.write({1,
+                  -32768,
+                  INT64_MIN,
+                  1.5f,
+                  0.1,
+                  Numeric(big),
+                  Numeric("123.456"),
+                  "tab\there\nnew \\ \"q\" é漢😀",
+                  u8"ééééé",
+                  "ab",
+                  true,
+                  Date::from_ymd(1, 1, 1),
+                  Time::parse("23:59:59.999999"),
+                  Timestamp::parse("2024-02-29 12:34:56.000001"),
+                  TimestampTz::parse("2024-03-10 17:30:00.123456+05:30"),
+                  Interval{1, 2, 3},
+                  Json{"{\"a\": [1, 2]}"},
+                  Json{"{\"b\": null, \"a\": 1}"},
+                  Uuid::parse("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"),
+                  Bytes{std::string("\0\x01\xff", 3)},
+                  Array{{Value(1), Value(), Value(-3)}},
+                  Array{{Value("a,b"), Value("{}"), Value("\"")}},
+                  Array{{Value(Numeric("NaN")), Value(Numeric("1.50"))}}});
+    Row nulls(23);
+    nulls[0] = 2;
+    writer.write(nulls);
+    writer.write({3,
+                  32767,
+                  INT64_MAX,
+                  -0.0f,
+                  -1e308,
+                  Numeric("NaN"),
+                  Numeric("-999.99"),
+                  "",
+                  "",
+                  "",
+                  false,
+                  Date::infinity(),
+                  Time::parse("00:00"),
+                  Timestamp::minus_infinity(),
+                  TimestampTz::infinity(),
+                  Interval{-1, -2, -3},
+                  Json{"[]"},
+                  Json{"\"x\""},
+                  Uuid::parse("00000000000000000000000000000000"),
+                  Bytes{},
+                  Array{},
+                  Array{},
+                  Array{}});
+    writer.close();
+    c.execute("SET timezone = 'UTC'");
+    c.execute("SET extra_float_digits = 1");
+    const auto row1 = c.execute("SELECT * FROM wr_types WHERE id = 1");
+    const std::vector<std::string> expected1 = {"1",
+                                                "-32768",
+                                                "-9223372036854775808",
+                                                "1.5",
+                                                "0.1",
+                                                big,
+                                                "123.46",
+                                                "tab\there\nnew \\ \"q\" é漢😀",
+                                                "ééééé",
+                                                "ab ",
+                                                "t",
+                                                "0001-01-01",
+                                                "23:59:59.999999",
+                                                "2024-02-29 12:34:56.000001",
+                                                "2024-03-10 12:00:00.123456+00",
+                                                "3 mons 2 days 00:00:00.000001",
+                                                "{\"a\": [1, 2]}",
+                                                "{\"a\": 1, \"b\": null}",
+                                                "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+                                                "\\x0001ff",
+                                                "{1,NULL,-3}",
+                                                "{\"a,b\",\"{}\",\"\\\"\"}",
+                                                "{NaN,1.50}"};
+    BOOST_TEST_REQUIRE(row1.columns() == expected1.size());
+    for (std::size_t i = 0; i < expected1.size(); ++i) {
+        BOOST_TEST(row1.get(0, i).value_or("<null>") == expected1[i],
+                   "column " << row1.column_name(i));
+    }
+    const auto row2 = c.execute("SELECT * FROM wr_types WHERE id = 2");
+    for (std::size_t i = 1; i < row2.columns(); ++i) {
+        BOOST_TEST(row2.is_null(0, i), "column " << row2.column_name(i));
+    }
+    const auto row3 = c.execute("SELECT * FROM wr_types WHERE id = 3");
+    const std::vector<std::string> expected3 = {"3",
+                                                "32767",
+                                                "9223372036854775807",
+                                                "-0",
+                                                "-1e+308",
+                                                "NaN",
+                                                "-999.99",
+                                                "",
+                                                "",
+                                                "   ",
+                                                "f",
+                                                "infinity",
+                                                "00:00:00",
+                                                "-infinity",
+                                                "infinity",
+                                                "-3 mons -2 days -00:00:00.000001",
+                                                "[]",
+                                                "\"x\"",
+                                                "00000000-0000-0000-0000-000000000000",
+                                                "\\x",
+                                                "{}",
+                                                "{}",
+                                                "{}"};
+    for (std::size_t i = 0; i < expected3.size(); ++i) {
+        BOOST_TEST(row3.get(0, i).value_or("<null>") == expected3[i],
+                   "column " << row3.column_name(i));
+    }
+}
+
+BOOST_AUTO_TEST_CASE(keys_dedupe_on_typed_bytes_and_microseconds_stay_distinct) {
+    Connection c = test::connect();
+    c.execute("DROP TABLE IF EXISTS wr_dedupe");
+    c.execute("CREATE TABLE wr_dedupe (k timestamptz PRIMARY KEY, v int)");
+    Options options;
+    options.write_mode = WriteMode::upsert;  // a repeated key in one INSERT would fail (21000)
+    options.batch_write_timeout = 0ms;
+    Writer writer(make_pool(), "wr_dedupe", {}, options);
+    const auto base = TimestampTz::parse("2024-01-01 00:00:00Z");
+    writer.write({base, 1});
+    writer.write({TimestampTz{base.microseconds + 1}, 2});
+    writer.write({TimestampTz::parse("2024-01-01 05:00:00+05:00"), 3});  // same instant as base
+    writer.erase({TimestampTz{base.microseconds + 1}});
+    writer.write({TimestampTz{base.microseconds + 2}, 4});
+    writer.flush();
+    const auto metrics = writer.metrics();
+    BOOST_TEST(metrics.rows_deduplicated == 2u);
+    BOOST_TEST(metrics.rows_out == 2u);
+    BOOST_TEST(metrics.deletes_out == 1u);
+    c.execute("SET timezone = 'UTC'");
+    BOOST_TEST(dump(c, "wr_dedupe") ==
+               (std::vector<std::string>{"(\"2024-01-01 00:00:00+00\",3)",
+                                         "(\"2024-01-01 00:00:00.000002+00\",4)"}));
+}
+
+BOOST_AUTO_TEST_CASE(ignore_mode_loads_every_good_row_and_reports_each_bad_row_once) {
+    for (const WriteMode mode : {WriteMode::copy, WriteMode::insert, WriteMode::upsert}) {
+        BOOST_TEST_CONTEXT("writemode " << to_string(mode)) {
+            Connection c = test::connect();
+            c.execute("DROP TABLE IF EXISTS wr_ignore");
+            c.execute("CREATE TABLE wr_ignore (id int PRIMARY KEY, n int CHECK (n >= 0))");
+            Options options;
+            options.write_mode = mode;
+            options.exception_mode = ExceptionMode::ignore;
+            options.batch_write_timeout = 0ms;
+            std::vector<RejectedRow> rejects;
+            WriterHooks hooks;
+            hooks.on_reject = [&](const RejectedRow& row) { rejects.push_back(row); };
+            Writer writer(make_pool(), "wr_ignore", {}, options, hooks);
+            std::set<std::uint64_t> bad_rows;
+            for (int i = 1; i <= 200; ++i) {
+                const bool bad = i % 29 == 0 || i == 1 || i == 200;
+                if (bad) {
+                    bad_rows.insert(static_cast<std::uint64_t>(i));
+                }
+                writer.write({i, bad ? -i : i});
+            }
+            writer.close();
+            BOOST_TEST(scalar(c, "SELECT count(*) FROM wr_ignore") ==
+                       std::to_string(200 - bad_rows.size()));
+            BOOST_TEST(scalar(c, "SELECT count(*) FROM wr_ignore WHERE n < 0") == "0");
+            std::set<std::uint64_t> reported;
+            for (const auto& reject : rejects) {
+                BOOST_TEST(reject.sqlstate == "23514");
+                BOOST_TEST(reject.message.find("check") != std::string::npos, reject.message);
+                BOOST_TEST(reported.insert(reject.row_number).second, "reported twice");
+                BOOST_TEST(reject.values.size() == 2u);
+            }
+            BOOST_TEST(reported == bad_rows);
+            BOOST_TEST(writer.metrics().rows_rejected == bad_rows.size());
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(strict_exception_mode_names_the_bad_row_and_commits_nothing_of_the_batch) {
+    Connection c = test::connect();
+    c.execute("DROP TABLE IF EXISTS wr_strict");
+    c.execute("CREATE TABLE wr_strict (id int PRIMARY KEY, n int CHECK (n >= 0))");
+    Options options;
+    options.exception_mode = ExceptionMode::strict;
+    options.batch_write_timeout = 0ms;
+    Writer writer(make_pool(), "wr_strict", {}, options);
+    for (int i = 1; i <= 50; ++i) {
+        writer.write({i, i == 17 ? -1 : i});
+    }
+    std::string message;
+    BOOST_TEST(error_state([&] { writer.flush(); }, &message) == "23514");
+    BOOST_TEST(message.find("row 17") != std::string::npos, message);
+    BOOST_TEST(scalar(c, "SELECT count(*) FROM wr_strict") == "0");
+    BOOST_TEST(writer.metrics().rows_discarded == 50u);
+    // The writer stays usable for the next batch.
+    writer.write({100, 1});
+    writer.close();
+    BOOST_TEST(scalar(c, "SELECT count(*) FROM wr_strict") == "1");
+}
+
+BOOST_AUTO_TEST_CASE(a_backend_killed_mid_copy_is_retried_to_the_exact_final_state) {
+    Connection c = test::connect();
+    c.execute("DROP TABLE IF EXISTS wr_killed");
+    c.execute("CREATE TABLE wr_killed (id int PRIMARY KEY, v text)");
+    c.execute("INSERT INTO wr_killed SELECT g, 'old' FROM generate_series(0, 999) g");
+    // Holds every load statement for a moment so that the kill lands inside it.
+    c.execute(
+        "CREATE FUNCTION wr_killed_pause() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$BEGIN PERFORM pg_sleep(0.5); RETURN NULL; END$$");
+    c.execute(
+        "CREATE TRIGGER pause BEFORE INSERT ON wr_killed FOR EACH STATEMENT EXECUTE FUNCTION "
+        "wr_killed_pause()");
+    ConnectionOptions victim = test::options();
+    victim.set("application_name", "wr_killed_victim");
+    Options options;
+    options.max_retry_times = 3;
+    options.retry_wait_time = 50ms;
+    options.batch_write_timeout = 0ms;
+    std::vector<std::string> logs;
+    std::mutex log_mutex;
+    WriterHooks hooks;
+    hooks.on_log = [&](LogLevel, const std::string& line) {
+        std::lock_guard<std::mutex> lock(log_mutex);
+        logs.push_back(line);
+    };
+    Writer writer(make_pool(1, victim), "wr_killed", {"id", "v"}, options, hooks);
+    for (int i = 500; i < 3000; ++i) {
+        writer.write({i, "new" + std::to_string(i)});
+    }
+    for (int i = 0; i < 100; ++i) {
+        writer.erase({i});
+    }
+    std::atomic<bool> killed{false};
+    std::thread killer([&] {
+        Connection k = test::connect();
+        const auto until = std::chrono::steady_clock::now() + 20s;
+        while (std::chrono::steady_clock::now() < until) {
+            const auto hit = k.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = "
+                "'wr_killed_victim' AND state = 'active' AND query LIKE 'COPY%'");
+            if (hit.rows() > 0 && hit.get(0, 0) == std::optional<std::string>("t")) {
+                killed = true;
+                return;
+            }
+            std::this_thread::sleep_for(5ms);
+        }
+    });
+    writer.flush();
+    killer.join();
+    BOOST_TEST_REQUIRE(killed.load());
+    BOOST_TEST(writer.metrics().retries >= 1u);
+    BOOST_TEST(scalar(c, "SELECT count(*) FROM wr_killed") == "2900");
+    BOOST_TEST(scalar(c, "SELECT count(*) FROM wr_killed WHERE id < 100") == "0");
+    BOOST_TEST(scalar(c, "SELECT count(*) FROM wr_killed WHERE v = 'old'") == "400");
+    BOOST_TEST(scalar(c, "SELECT count(*) FROM wr_killed WHERE id >= 500 AND v = 'new' || id") ==
+               "2500");
+    bool warned = false;
+    for (const auto& line : logs) {
+        warned = warned || line.find("retry 1") != std::string::npos;
+        BOOST_TEST(line.find("password") == std::string::npos);
+    }
+    BOOST_TEST(warned);
+}
+
+BOOST_AUTO_TEST_CASE(four_writers_upserting_overlapping_keys_never_deadlock_and_match_the_model) {
+    for (const WriteMode mode : {WriteMode::copy, WriteMode::upsert}) {
+        BOOST_TEST_CONTEXT("writemode " << to_string(mode)) {
+            Connection c = test::connect();
+            c.execute("DROP TABLE IF EXISTS wr_parallel");
+            c.execute("CREATE TABLE wr_parallel (id int PRIMARY KEY, v int, who int)");
+            const std::uint32_t seed = test_seed();
+            BOOST_TEST_MESSAGE("parallel seed " << seed);
+            auto pool = make_pool(4);
+            std::vector<std::set<int>> written(4);
+            std::vector<std::string> failures(4);
+            std::vector<std::uint64_t> retries(4);
+            std::vector<std::thread> threads;
+            for (int w = 0; w < 4; ++w) {
+                threads.emplace_back([&, w] {
+                    try {
+                        std::mt19937 random(seed + static_cast<std::uint32_t>(w));
+                        Options options;
+                        options.write_mode = mode;
+                        options.batch_size = 150;
+                        options.batch_write_timeout = 0ms;
+                        options.max_retry_times = 0;  // a deadlock would surface as an error
+                        Writer writer(pool, "wr_parallel", {}, options);
+                        for (int i = 0; i < 3000; ++i) {
+                            const int id = static_cast<int>(random() % 400);
+                            written[static_cast<std::size_t>(w)].insert(id);
+                            writer.write({id, id * 10, w});
+                        }
+                        writer.close();
+                        retries[static_cast<std::size_t>(w)] = writer.metrics().retries;
+                    } catch (const std::exception& error) {
+                        failures[static_cast<std::size_t>(w)] = error.what();
+                    }
+                });
+            }
+            for (auto& thread : threads) {
+                thread.join();
+            }
+            for (int w = 0; w < 4; ++w) {
+                BOOST_TEST(failures[static_cast<std::size_t>(w)].empty(),
+                           "writer " << w << ": " << failures[static_cast<std::size_t>(w)]);
+                BOOST_TEST(retries[static_cast<std::size_t>(w)] == 0u);
+            }
+            std::set<int> all;
+            for (const auto& keys : written) {
+                all.insert(keys.begin(), keys.end());
+            }
+            const auto rows = c.execute("SELECT id, v, who FROM wr_parallel ORDER BY id");
+            BOOST_TEST(rows.rows() == all.size());
+            for (std::size_t r = 0; r < rows.rows(); ++r) {
+                const int id = std::stoi(*rows.get(r, 0));
+                const int who = std::stoi(*rows.get(r, 2));
+                BOOST_TEST(std::stoi(*rows.get(r, 1)) == id * 10);
+                BOOST_TEST(
+                    written[static_cast<std::size_t>(who)].count(id) == 1u,
+                    "key " << id << " attributed to writer " << who << " that never wrote it");
+            }
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(batch_timeout_flushes_in_the_background_without_new_rows) {
+    Connection c = test::connect();
+    c.execute("DROP TABLE IF EXISTS wr_timer; CREATE TABLE wr_timer (id int PRIMARY KEY)");
+    Options options;
+    options.batch_write_timeout = 150ms;
+    Writer writer(make_pool(), "wr_timer", {}, options);
+    writer.write({1});
+    writer.write({2});
+    const auto until = std::chrono::steady_clock::now() + 5s;
+    while (scalar(c, "SELECT count(*) FROM wr_timer") != "2" &&
+           std::chrono::steady_clock::now() < until) {
+        std::this_thread::sleep_for(20ms);
+    }
+    BOOST_TEST(scalar(c, "SELECT count(*) FROM wr_timer") == "2");
+    BOOST_TEST(writer.metrics().flushes == 1u);
+    writer.close();
+}
+
+BOOST_AUTO_TEST_CASE(batchsize_and_byte_budget_trigger_flushes_inside_write) {
+    Connection c = test::connect();
+    c.execute(
+        "DROP TABLE IF EXISTS wr_budget; CREATE TABLE wr_budget (id int PRIMARY KEY, v text)");
+    Options options;
+    options.batch_write_timeout = 0ms;
+    options.batch_size = 10;
+    {
+        Writer writer(make_pool(), "wr_budget", {}, options);
+        for (int i = 0; i < 25; ++i) {
+            writer.write({i, "x"});
+        }
+        BOOST_TEST(writer.metrics().flushes == 2u);
+        BOOST_TEST(scalar(c, "SELECT count(*) FROM wr_budget") == "20");
+        writer.close();
+    }
+    options.batch_size = 1000000;
+    options.batch_bytes = 1000;
+    Writer writer(make_pool(), "wr_budget", {}, options);
+    for (int i = 100; i < 110; ++i) {
+        writer.write({i, std::string(300, 'y')});
+    }
+    BOOST_TEST(writer.metrics().flushes >= 2u);
+    writer.close();
+    BOOST_TEST(scalar(c, "SELECT count(*) FROM wr_budget") == "35");
+}
+
+BOOST_AUTO_TEST_CASE(destructor_discards_unflushed_rows_and_says_so) {
+    Connection c = test::connect();
+    c.execute("DROP TABLE IF EXISTS wr_dtor; CREATE TABLE wr_dtor (id int PRIMARY KEY)");
+    std::vector<std::string> warnings;
+    {
+        Options options;
+        options.batch_write_timeout = 0ms;
+        WriterHooks hooks;
+        hooks.on_log = [&](LogLevel level, const std::string& line) {
+            if (level == LogLevel::warning) {
+                warnings.push_back(line);
+            }
+        };
+        Writer writer(make_pool(), "wr_dtor", {}, options, hooks);
+        writer.write({1});
+        writer.write({2});
+    }
+    BOOST_TEST(scalar(c, "SELECT count(*) FROM wr_dtor") == "0");
+    BOOST_TEST_REQUIRE(warnings.size() == 1u);
+    BOOST_TEST(warnings[0].find("2 unflushed") != std::string::npos, warnings[0]);
+}
+
+BOOST_AUTO_TEST_CASE(bad_input_gets_a_clear_typed_error) {
+    Connection c = test::connect();
+    c.execute("DROP TABLE IF EXISTS wr_bad");
+    c.execute(
+        "CREATE TABLE wr_bad (id int PRIMARY KEY, v varchar(3), g int GENERATED ALWAYS AS (id * 2) "
+        "STORED, p point)");
+    Options options;
+    options.batch_write_timeout = 0ms;
+    auto pool = make_pool();
+    std::string message;
+    BOOST_TEST(error_state(
+                   [&] {
+                       Writer(pool, "wr_bad", {"id", "nope"}, options);
+                   },
+                   &message) == "42703");
+    BOOST_TEST(message.find("nope") != std::string::npos, message);
+    BOOST_TEST(error_state([&] { Writer(pool, "wr_missing", {}, options); }) == "42P01");
+    BOOST_TEST(error_state(
+                   [&] {
+                       Writer(pool, "wr_bad", {"id", "p"}, options);
+                   },
+                   &message) == "0A000");
+    BOOST_TEST(message.find("point") != std::string::npos, message);
+    BOOST_TEST(error_state([&] { Writer(pool, "wr_bad", {"id", "g"}, options); }) == "0A000");
+    BOOST_TEST(error_state([&] { Writer(pool, "wr_bad", {"v"}, options); }) == "42P10");
+
+    Writer writer(pool, "wr_bad", {"id", "v"}, options);
+    BOOST_TEST(error_state([&] { writer.write({1, 2}); }, &message) == "42804");
+    BOOST_TEST(message.find("column \"v\", row 1") != std::string::npos, message);
+    BOOST_TEST(error_state([&] { writer.write({1}); }) == "22P04");
+    BOOST_TEST(error_state([&] { writer.write({Value(), "a"}); }, &message) == "23502");
+    BOOST_TEST(error_state([&] { writer.write({1, "abcd"}); }) == "22001");
+    BOOST_TEST(error_state([&] { writer.write({INT64_C(1) << 40, "a"}); }) == "22003");
+    BOOST_TEST(error_state([&] { writer.erase({Value()}); }) == "23502");
+    BOOST_TEST(error_state([&] { Options().set("writemode", "7"); }) == "22023");
+    writer.write({1, "ok"});
+    writer.close();
+    BOOST_TEST(writer.metrics().rows_in == 1u);
+    BOOST_TEST(scalar(c, "SELECT count(*) FROM wr_bad") == "1");
+    BOOST_TEST(error_state([&] { writer.write({2, "no"}); }) == "55000");
+}
+
+BOOST_AUTO_TEST_CASE(unreachable_server_fails_within_the_connect_deadline) {
+    ConnectionOptions nowhere;
+    nowhere.set("host", "127.0.0.1");
+    test::SilentListener listener(test::SilentListener::Mode::completes_handshake);
+    nowhere.set("port", std::to_string(listener.port()));
+    Options options;
+    options.connect_timeout = 500ms;
+    options.batch_write_timeout = 0ms;
+    const auto start = std::chrono::steady_clock::now();
+    std::string message;
+    BOOST_TEST(error_state([&] { Writer(nowhere, "t", {}, options); }, &message) == "08001");
+    BOOST_TEST(test::elapsed_ms(start) < 2500);
+    BOOST_TEST_MESSAGE("unreachable: " << message);
+}
+
+BOOST_AUTO_TEST_CASE(identifiers_are_quoted_and_matched_by_case_rules) {
+    Connection c = test::connect();
+    c.execute("DROP SCHEMA IF EXISTS \"Wr Schema\" CASCADE; CREATE SCHEMA \"Wr Schema\"");
+    c.execute(
+        "CREATE TABLE \"Wr Schema\".\"Mixed Case\" (\"Id\" int PRIMARY KEY, \"select\" text)");
+    Options options;
+    options.batch_write_timeout = 0ms;
+    options.target_schema = "wr schema";
+    {
+        Writer writer(make_pool(), "mixed case", {"id", "SELECT"}, options);
+        BOOST_TEST(writer.columns() == (std::vector<std::string>{"Id", "select"}));
+        writer.write({1, "x"});
+        writer.close();
+    }
+    BOOST_TEST(scalar(c, "SELECT \"select\" FROM \"Wr Schema\".\"Mixed Case\"") == "x");
+    options.case_sensitive = true;
+    BOOST_TEST(error_state([&] { Writer(make_pool(), "mixed case", {}, options); }) == "42P01");
+    options.target_schema = "Wr Schema";
+    BOOST_TEST(error_state([&] { Writer(make_pool(), "Mixed Case", {"id"}, options); }) == "42703");
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -1,0 +1,336 @@
+// Binary COPY encoding of typed values, checked byte by byte against the server's wire formats.
+#include <cmath>
+#include <limits>
+#include <string>
+
+#include <boost/test/unit_test.hpp>
+
+#include <pg_ingest/error.hpp>
+#include <pg_ingest/value.hpp>
+
+using namespace pg_ingest;
+
+namespace {
+
+ColumnType column(std::uint32_t oid, std::int32_t typmod = -1, std::uint32_t element = 0,
+                  std::string name = "") {
+    ColumnType type;
+    BOOST_REQUIRE(ColumnType::from_oid(oid, typmod, element, std::move(name), type));
+    return type;
+}
+
+std::string hex(const std::string& bytes) {
+    static const char* digits = "0123456789abcdef";
+    std::string out;
+    for (const unsigned char c : bytes) {
+        out += digits[c >> 4];
+        out += digits[c & 15];
+    }
+    return out;
+}
+
+// Hex of the encoded field (length word included).
+std::string field(const Value& value, const ColumnType& type) {
+    std::string out;
+    encode_field(value, type, out, "column \"c\", row 1");
+    return hex(out);
+}
+
+// The SQLSTATE of the Error encode_field throws; the message must name the column and row.
+std::string encode_error(const Value& value, const ColumnType& type) {
+    std::string out;
+    try {
+        encode_field(value, type, out, "column \"c\", row 7");
+    } catch (const Error& error) {
+        const std::string message = error.what();
+        BOOST_TEST(message.find("column \"c\", row 7") != std::string::npos, message);
+        BOOST_TEST(!error.retryable());
+        return error.sqlstate();
+    }
+    BOOST_FAIL("value was accepted");
+    return {};
+}
+
+std::string key(const Value& value, const ColumnType& type) {
+    std::string out;
+    append_key_bytes(value, type, out);
+    return out;
+}
+
+const ColumnType k_int2 = column(21);
+const ColumnType k_int4 = column(23);
+const ColumnType k_int8 = column(20);
+const ColumnType k_float4 = column(700);
+const ColumnType k_float8 = column(701);
+const ColumnType k_numeric = column(1700);
+const ColumnType k_text = column(25);
+const ColumnType k_bool = column(16);
+const ColumnType k_date = column(1082);
+const ColumnType k_time = column(1083);
+const ColumnType k_timestamp = column(1114);
+const ColumnType k_timestamptz = column(1184);
+const ColumnType k_interval = column(1186);
+const ColumnType k_uuid = column(2950);
+const ColumnType k_bytea = column(17);
+const ColumnType k_json = column(114);
+const ColumnType k_jsonb = column(3802);
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(values)
+
+BOOST_AUTO_TEST_CASE(null_is_length_minus_one_for_every_type) {
+    for (const auto& type : {k_int4, k_text, k_numeric, k_timestamptz, k_uuid, k_jsonb}) {
+        BOOST_TEST(field(Value(), type) == "ffffffff");
+    }
+    BOOST_TEST(Value(nullptr).is_null());
+}
+
+BOOST_AUTO_TEST_CASE(integers_are_big_endian_and_range_checked) {
+    BOOST_TEST(field(Value(1), k_int2) == "000000020001");
+    BOOST_TEST(field(Value(-1), k_int2) == "00000002ffff");
+    BOOST_TEST(field(Value(32767), k_int2) == "000000027fff");
+    BOOST_TEST(field(Value(-32768), k_int2) == "000000028000");
+    BOOST_TEST(encode_error(Value(32768), k_int2) == "22003");
+    BOOST_TEST(field(Value(INT32_MIN), k_int4) == "0000000480000000");
+    BOOST_TEST(encode_error(Value(std::int64_t{INT32_MAX} + 1), k_int4) == "22003");
+    BOOST_TEST(field(Value(INT64_MIN), k_int8) == "000000088000000000000000");
+    BOOST_TEST(field(Value(INT64_MAX), k_int8) == "000000087fffffffffffffff");
+    BOOST_TEST(encode_error(Value("12"), k_int4) == "42804");
+    BOOST_TEST(encode_error(Value(1.5), k_int8) == "42804");
+}
+
+BOOST_AUTO_TEST_CASE(floats_are_ieee_big_endian_with_special_values) {
+    BOOST_TEST(field(Value(1.0), k_float8) == "000000083ff0000000000000");
+    BOOST_TEST(field(Value(1.5f), k_float4) == "000000043fc00000");
+    BOOST_TEST(field(Value(std::numeric_limits<double>::infinity()), k_float8) ==
+               "000000087ff0000000000000");
+    BOOST_TEST(field(Value(-std::numeric_limits<double>::infinity()), k_float4) ==
+               "00000004ff800000");
+    BOOST_TEST(field(Value(std::nan("")), k_float8).substr(8, 4) == "7ff8");
+    BOOST_TEST(encode_error(Value(1e300), k_float4) == "22003");
+    BOOST_TEST(field(Value(2), k_float8) == "000000084000000000000000");  // integers widen
+}
+
+BOOST_AUTO_TEST_CASE(numeric_is_base_10000_with_weight_and_display_scale) {
+    // 0: no digits
+    BOOST_TEST(field(Value(Numeric("0")), k_numeric) == "000000080000000000000000");
+    // 12345.678 -> digits 1, 2345, 6780; weight 1; dscale 3
+    BOOST_TEST(field(Value(Numeric("12345.678")), k_numeric) ==
+               "0000000e"
+               "0003"
+               "0001"
+               "0000"
+               "0003"
+               "0001"
+               "0929"
+               "1a7c");
+    // -0.0001 -> one digit 1, weight -1, negative, dscale 4
+    BOOST_TEST(field(Value(Numeric("-0.0001")), k_numeric) ==
+               "0000000a"
+               "0001"
+               "ffff"
+               "4000"
+               "0004"
+               "0001");
+    BOOST_TEST(field(Value(Numeric::nan()), k_numeric) ==
+               "00000008"
+               "0000"
+               "0000"
+               "c000"
+               "0000");
+    BOOST_TEST(field(Value(Numeric("Infinity")), k_numeric) ==
+               "00000008"
+               "0000"
+               "0000"
+               "d000"
+               "0000");
+    BOOST_TEST(field(Value(Numeric("-Infinity")), k_numeric) ==
+               "00000008"
+               "0000"
+               "0000"
+               "f000"
+               "0000");
+    // 10000 -> one digit 1 at weight 1 (trailing zero groups dropped)
+    BOOST_TEST(field(Value(Numeric("1e4")), k_numeric) ==
+               "0000000a"
+               "0001"
+               "0001"
+               "0000"
+               "0000"
+               "0001");
+}
+
+BOOST_AUTO_TEST_CASE(numeric_text_is_canonical_and_from_digits_is_exact) {
+    BOOST_TEST(Numeric("+007.50").text() == "7.50");
+    BOOST_TEST(Numeric("-0.000").text() == "0.000");
+    BOOST_TEST(Numeric("1.5e-3").text() == "0.0015");
+    BOOST_TEST(Numeric("nan").text() == "NaN");
+    BOOST_TEST(Numeric::from_digits("12345", 2).text() == "123.45");
+    BOOST_TEST(Numeric::from_digits("-5", 3).text() == "-0.005");
+    BOOST_TEST(Numeric::from_digits("7", -2).text() == "700");
+    BOOST_CHECK_THROW(Numeric("1.2.3"), Error);
+    BOOST_CHECK_THROW(Numeric(""), Error);
+    BOOST_CHECK_THROW(Numeric::from_digits("12a", 1), Error);
+    const std::string huge = "1" + std::string(999, '0') + "." + std::string(500, '7');
+    BOOST_TEST(Numeric(huge).text() == huge);
+    BOOST_CHECK_NO_THROW(field(Value(Numeric(huge)), k_numeric));
+}
+
+BOOST_AUTO_TEST_CASE(numeric_typmod_rounds_like_the_server_and_rejects_overflow) {
+    const ColumnType money = column(1700, ((5 << 16) | 2) + 4, 0, "numeric(5,2)");
+    // 999.995 rounds to 1000.00: 4 integer digits > 3 allowed
+    BOOST_TEST(encode_error(Value(Numeric("999.995")), money) == "22003");
+    BOOST_CHECK_NO_THROW(field(Value(Numeric("999.994")), money));
+    BOOST_TEST(encode_error(Value(Numeric("Infinity")), money) == "22003");
+    BOOST_TEST(field(Value(Numeric("1.005")), money) == field(Value(Numeric("1.01")), money));
+    // Keys equal as the server would store them
+    BOOST_TEST(key(Value(Numeric("1.001")), money) == key(Value(Numeric("1.00")), money));
+    BOOST_TEST(key(Value(Numeric("1.0")), k_numeric) == key(Value(Numeric("1.000")), k_numeric));
+    BOOST_TEST(key(Value(Numeric("1.0")), k_numeric) != key(Value(Numeric("1.01")), k_numeric));
+    BOOST_TEST(encode_error(Value("abc"), k_numeric) == "22P02");
+    BOOST_TEST(field(Value("2.5"), k_numeric) == field(Value(Numeric("2.5")), k_numeric));
+    BOOST_TEST(field(Value(0.1), k_numeric) == field(Value(Numeric("0.1")), k_numeric));
+}
+
+BOOST_AUTO_TEST_CASE(text_is_raw_utf8_and_special_characters_pass_unchanged) {
+    BOOST_TEST(field(Value("a\tb\nc\\d"), k_text) == "00000007" + hex("a\tb\nc\\d"));
+    BOOST_TEST(field(Value(u8"\u00e9\u6f22\U0001F600"), k_text) ==
+               "00000009" + hex(u8"\u00e9\u6f22\U0001F600"));
+    BOOST_TEST(field(Value(""), k_text) == "00000000");
+}
+
+BOOST_AUTO_TEST_CASE(nul_bytes_and_invalid_utf8_are_rejected_clearly) {
+    BOOST_TEST(encode_error(Value(std::string("a\0b", 3)), k_text) == "22021");
+    BOOST_TEST(encode_error(Value(std::string("\xc3\x28")), k_text) == "22021");
+    BOOST_TEST(encode_error(Value(std::string("\xed\xa0\x80")), k_text) == "22021");  // surrogate
+    BOOST_TEST(encode_error(Value(std::string("\xc0\xaf")), k_text) == "22021");      // overlong
+    BOOST_TEST(encode_error(Value(Json{std::string("{\"a\":\"\0\"}", 9)}), k_jsonb) == "22021");
+}
+
+BOOST_AUTO_TEST_CASE(varchar_and_char_lengths_count_characters) {
+    const ColumnType varchar3 = column(1043, 3 + 4, 0, "character varying(3)");
+    const ColumnType char3 = column(1042, 3 + 4, 0, "character(3)");
+    BOOST_CHECK_NO_THROW(field(Value(u8"\u00e9\u00e9\u00e9"), varchar3));  // 3 chars, 6 bytes
+    BOOST_TEST(encode_error(Value("abcd"), varchar3) == "22001");
+    BOOST_TEST(encode_error(Value("abcd"), char3) == "22001");
+    // Trailing spaces beyond the limit are dropped, as the server does.
+    BOOST_TEST(field(Value("ab   "), varchar3) == "00000003" + hex("ab "));
+    BOOST_TEST(key(Value("ab "), char3) == key(Value("ab"), char3));
+    BOOST_TEST(key(Value("ab "), k_text) != key(Value("ab"), k_text));
+}
+
+BOOST_AUTO_TEST_CASE(bool_bytea_uuid_and_json_encodings) {
+    BOOST_TEST(field(Value(true), k_bool) == "0000000101");
+    BOOST_TEST(field(Value(false), k_bool) == "0000000100");
+    BOOST_TEST(encode_error(Value(1), k_bool) == "42804");
+    BOOST_TEST(field(Value(Bytes{std::string("\0\xff", 2)}), k_bytea) == "0000000200ff");
+    const auto uuid = Uuid::parse("A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11");
+    BOOST_TEST(field(Value(uuid), k_uuid) == "00000010a0eebc999c0b4ef8bb6d6bb9bd380a11");
+    BOOST_TEST(field(Value("{a0eebc999c0b4ef8bb6d6bb9bd380a11}"), k_uuid) ==
+               field(Value(uuid), k_uuid));
+    BOOST_CHECK_THROW(Uuid::parse("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a1"), Error);
+    BOOST_TEST(encode_error(Value("not-a-uuid"), k_uuid) == "22P02");
+    BOOST_TEST(field(Value(Json{"[1]"}), k_json) == "00000003" + hex("[1]"));
+    BOOST_TEST(field(Value(Json{"[1]"}), k_jsonb) == "0000000401" + hex("[1]"));  // version 1
+}
+
+BOOST_AUTO_TEST_CASE(dates_count_days_from_2000_and_check_the_range) {
+    BOOST_TEST(Date::from_ymd(2000, 1, 1).days == 0);
+    BOOST_TEST(Date::from_ymd(1999, 12, 31).days == -1);
+    BOOST_TEST(Date::from_ymd(2024, 2, 29).days == 8825);
+    BOOST_TEST(Date::parse("1970-01-01").days == -10957);
+    BOOST_CHECK_THROW(Date::from_ymd(2023, 2, 29), Error);
+    BOOST_CHECK_THROW(Date::parse("2024-1-01"), Error);
+    BOOST_TEST(field(Value(Date::from_ymd(2000, 1, 2)), k_date) == "0000000400000001");
+    BOOST_TEST(field(Value(Date::infinity()), k_date) == "000000047fffffff");
+    BOOST_TEST(encode_error(Value(Date{-2451546}), k_date) == "22008");
+    BOOST_TEST(encode_error(Value(Timestamp::from_parts(2024, 1, 1)), k_date) == "42804");
+}
+
+BOOST_AUTO_TEST_CASE(times_and_timestamps_keep_microseconds) {
+    BOOST_TEST(Time::parse("23:59:59.999999").microseconds == 86399999999LL);
+    BOOST_TEST(Time::parse("24:00").microseconds == 86400000000LL);
+    BOOST_CHECK_THROW(Time::parse("24:00:01"), Error);
+    BOOST_CHECK_THROW(Time::parse("12:00:00.1234567"), Error);  // no silent truncation
+    const auto t = Timestamp::parse("2000-01-01 00:00:00.000001");
+    BOOST_TEST(t.microseconds == 1);
+    BOOST_TEST(Timestamp::parse("2000-01-01T00:00:01").microseconds == 1000000);
+    BOOST_TEST(Timestamp::from_unix_micros(0).microseconds == -946684800000000LL);
+    BOOST_TEST(field(Value(t), k_timestamp) == "000000080000000000000001");
+    BOOST_TEST(field(Value(Timestamp::infinity()), k_timestamp) == "000000087fffffffffffffff");
+    BOOST_TEST(encode_error(Value(Timestamp{-211813488000000001LL}), k_timestamp) == "22008");
+    // Distinct by one microsecond: distinct keys.
+    BOOST_TEST(key(Value(Timestamp{5}), k_timestamp) != key(Value(Timestamp{6}), k_timestamp));
+}
+
+BOOST_AUTO_TEST_CASE(timestamptz_offsets_resolve_to_one_instant) {
+    const auto utc = TimestampTz::parse("2024-03-10 12:00:00Z");
+    BOOST_TEST(TimestampTz::parse("2024-03-10 17:30:00+05:30").microseconds == utc.microseconds);
+    BOOST_TEST(TimestampTz::parse("2024-03-10T07:00:00-0500").microseconds == utc.microseconds);
+    BOOST_TEST(TimestampTz::parse("2024-03-10 12:00:00").microseconds == utc.microseconds);
+    BOOST_TEST(TimestampTz::from_parts(2024, 3, 10, 13, 0, 0, 0, 3600).microseconds ==
+               utc.microseconds);
+    BOOST_TEST(TimestampTz::parse("2000-01-01 00:00:00.000001+00").microseconds == 1);
+    BOOST_CHECK_THROW(TimestampTz::parse("2024-03-10 12:00:00 Europe/Berlin"), Error);
+    BOOST_TEST(encode_error(Value(Timestamp{0}), k_timestamptz) == "42804");
+}
+
+BOOST_AUTO_TEST_CASE(interval_is_micros_days_months) {
+    BOOST_TEST(field(Value(Interval{1, 2, 3}), k_interval) ==
+               "00000010"
+               "0000000000000001"
+               "00000002"
+               "00000003");
+    BOOST_TEST(field(Value(Interval{-1, 0, 0}), k_interval).substr(8, 16) == "ffffffffffffffff");
+}
+
+BOOST_AUTO_TEST_CASE(one_dimensional_arrays_with_nulls) {
+    const ColumnType int4_array = column(1007, -1, 23);
+    BOOST_TEST(field(Value(Array{{Value(1), Value(), Value(3)}}), int4_array) ==
+               "00000028"
+               "00000001"
+               "00000001"
+               "00000017"
+               "00000003"
+               "00000001"
+               "0000000400000001"
+               "ffffffff"
+               "0000000400000003");
+    BOOST_TEST(field(Value(Array{}), int4_array) ==
+               "0000000c"
+               "00000000"
+               "00000000"
+               "00000017");
+    const std::string nested = encode_error(Value(Array{{Value(Array{{Value(1)}})}}), int4_array);
+    BOOST_TEST(nested == "42804");
+    BOOST_TEST(encode_error(Value(Array{{Value(1), Value("x")}}), int4_array) == "42804");
+    BOOST_TEST(encode_error(Value(Array{{Value(std::int64_t{1} << 40)}}), int4_array) == "22003");
+    const ColumnType varchar_array = column(1015, 2 + 4, 1043);
+    BOOST_TEST(encode_error(Value(Array{{Value("abc")}}), varchar_array) == "22001");
+}
+
+BOOST_AUTO_TEST_CASE(unsupported_types_are_refused_by_from_oid) {
+    ColumnType type;
+    BOOST_TEST(!ColumnType::from_oid(600, -1, 0, "point", type));       // point
+    BOOST_TEST(!ColumnType::from_oid(1017, -1, 600, "point[]", type));  // point[]
+    BOOST_TEST(ColumnType::from_oid(1009, -1, 25, "text[]", type));
+    BOOST_TEST((type.kind == TypeKind::array));
+}
+
+BOOST_AUTO_TEST_CASE(float_keys_treat_signed_zeros_and_nans_as_equal) {
+    BOOST_TEST(key(Value(0.0), k_float8) == key(Value(-0.0), k_float8));
+    BOOST_TEST(key(Value(std::nan("1")), k_float8) == key(Value(-std::nan("2")), k_float8));
+    BOOST_TEST(key(Value(1.0), k_float8) != key(Value(2.0), k_float8));
+    BOOST_TEST(key(Value(), k_int4) != key(Value(0), k_int4));
+}
+
+BOOST_AUTO_TEST_CASE(copy_header_and_trailer_are_the_documented_bytes) {
+    BOOST_TEST(hex(std::string(binary_copy_header())) ==
+               "5047434f50590aff0d0a00"
+               "00000000"
+               "00000000");
+    BOOST_TEST(hex(std::string(binary_copy_trailer())) == "ffff");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
