@@ -1,0 +1,113 @@
+// pg_ingest load: CSV, TSV or text into a table.
+#include <cstdio>
+
+#include <pg_ingest/error.hpp>
+
+#include "commands.hpp"
+#include "common.hpp"
+#include "load.hpp"
+
+namespace pg_ingest::cli {
+
+namespace {
+
+const char* const k_usage =
+    "Usage: pg_ingest load --table TABLE [options] [FILE...]\n"
+    "\n"
+    "Loads CSV, TSV or PostgreSQL text-format files (or stdin when no FILE or '-') into a table.\n"
+    "Mode copy (the default) streams the input through COPY ... FROM STDIN: values are parsed\n"
+    "by the server, conflicts are handled by pg_ingest's COPY ON CONFLICT. Without --batch-size\n"
+    "the whole input is one transaction (all or nothing); with it every batch of N rows commits\n"
+    "on its own (split on record boundaries; quoted line breaks are respected), and --parallel\n"
+    "loads several batches at once (default batch: batchsize, 50000 rows). With\n"
+    "--exception-mode ignore (or --reject-file) bad rows are skipped and reported; that needs a\n"
+    "key on the table (a primary key or unique index) because it runs through ON_CONFLICT.\n"
+    "--async stages the input into async load jobs and waits for the server to apply them;\n"
+    "with --job-key a re-run finds the jobs it already submitted and never loads them twice.\n"
+    "\n"
+    "Exit codes: 0 loaded, 2 loaded with rejected rows, 1 failed (nothing more is loaded;\n"
+    "batches committed earlier stay). The reject file is CSV:\n"
+    "source,line,record,sqlstate,message,raw_row. Progress goes to stderr (a bar on a terminal,\n"
+    "a line every PG_INGEST_PROGRESS_INTERVAL seconds (10) otherwise).\n";
+
+const char* const k_examples =
+    "  pg_ingest load --table sales.orders --header orders.csv\n"
+    "  zcat orders.csv.gz | pg_ingest load --table orders --conflict upsert --batch-size 50000 \\\n"
+    "      --parallel 4 --reject-file rejects.csv\n"
+    "  pg_ingest load --table events --format tsv --columns id,kind,payload events.tsv\n"
+    "  pg_ingest load --table orders --async --job-key nightly-2024-05-01 orders.csv\n"
+    "  pg_ingest load --table orders --option conflictmode=ignore --option batchsize=10000 a.csv\n";
+
+void print_summary(const LoadSettings& s, const LoadTotals& totals, double seconds) {
+    std::fprintf(stderr,
+                 "loaded %llu rows into %s: %llu inserted, %llu updated, %llu skipped, %llu "
+                 "rejected in %.1f s\n",
+                 static_cast<unsigned long long>(totals.rows_read), s.table.quoted().c_str(),
+                 static_cast<unsigned long long>(totals.inserted),
+                 static_cast<unsigned long long>(totals.updated),
+                 static_cast<unsigned long long>(totals.skipped),
+                 static_cast<unsigned long long>(totals.rejected), seconds);
+    for (const auto& note : totals.notes) {
+        std::fprintf(stderr, "%s\n", note.c_str());
+    }
+}
+
+}  // namespace
+
+int run_load(const std::vector<std::string>& argv) {
+    return guarded("load", [&] {
+        const auto specs = with_common_options(load_option_specs());
+        const ParsedArgs args = parse_args(specs, argv);
+        if (args.has("help")) {
+            print_help(k_usage, specs, k_examples);
+            return k_exit_ok;
+        }
+        const LoadSettings settings = load_settings(args);
+        if (settings.mode != "copy") {
+            throw std::runtime_error("--mode " + settings.mode +
+                                     " is not available in this build yet (it needs the typed "
+                                     "Writer); use --mode copy");
+        }
+        const ConnectionOptions connection = connection_options(args);
+        InputReader reader(settings.sources, settings.input_format, settings.quote,
+                           settings.header);
+        RejectSink rejects(settings.reject_file);
+        Progress progress("load", Progress::choose(settings.quiet), reader.total_bytes());
+        LoadTotals totals;
+        try {
+            if (settings.async) {
+                load_async(settings, connection, reader, progress, rejects, totals);
+            } else {
+                load_with_copy(settings, connection, reader, progress, rejects, totals);
+            }
+        } catch (...) {
+            progress.stop();
+            try {
+                rejects.close();
+            } catch (const std::exception&) {  // the load error is the one to report
+            }
+            if (!settings.quiet && !settings.async && settings.batch_size > 0 &&
+                totals.committed_batches > 0) {
+                std::fprintf(stderr,
+                             "pg_ingest load: %llu rows in %llu batch(es) committed before the "
+                             "failure stay loaded\n",
+                             static_cast<unsigned long long>(totals.rows_read),
+                             static_cast<unsigned long long>(totals.committed_batches));
+            }
+            throw;
+        }
+        progress.stop();
+        rejects.close();
+        if (!settings.quiet) {
+            print_summary(settings, totals, progress.elapsed_seconds());
+            if (!settings.reject_file.empty() && totals.rejected > 0) {
+                std::fprintf(stderr, "%llu rejected row(s) written to %s\n",
+                             static_cast<unsigned long long>(rejects.count()),
+                             settings.reject_file.c_str());
+            }
+        }
+        return totals.rejected > 0 ? k_exit_rejected : k_exit_ok;
+    });
+}
+
+}  // namespace pg_ingest::cli

@@ -1,0 +1,102 @@
+#include "common.hpp"
+
+#include <csignal>
+#include <cstdio>
+
+#include <pg_ingest/error.hpp>
+#include <pg_ingest/qualified_name.hpp>
+
+namespace pg_ingest::cli {
+
+namespace {
+
+volatile std::sig_atomic_t g_interrupted = 0;
+
+extern "C" void on_interrupt(int) {
+    g_interrupted = 1;
+}
+
+}  // namespace
+
+std::vector<OptionSpec> with_common_options(std::vector<OptionSpec> specs) {
+    specs.push_back({"dsn", "DSN",
+                     "connection: key=value string, postgresql:// URI or jdbc:postgresql:// URL "
+                     "(default: PGHOST, PGPORT, PGUSER, PGDATABASE, ...)"});
+    specs.push_back({"connect-timeout", "SECONDS", "give up connecting after this long (30)"});
+    specs.push_back({"quiet", "", "no progress and no summary on stderr"});
+    specs.push_back({"help", "", "show this help"});
+    return specs;
+}
+
+ConnectionOptions connection_options(const ParsedArgs& args) {
+    const auto dsn = args.get("dsn");
+    return dsn ? ConnectionOptions(*dsn) : ConnectionOptions();
+}
+
+Connection connect(const ConnectionOptions& options, const ParsedArgs& args) {
+    const double seconds = args.get_seconds("connect-timeout").value_or(30.0);
+    if (seconds <= 0) {
+        throw UsageError("--connect-timeout must be positive");
+    }
+    return Connection::connect(options,
+                               std::chrono::milliseconds(static_cast<long long>(seconds * 1000)));
+}
+
+Connection connect(const ParsedArgs& args) {
+    return connect(connection_options(args), args);
+}
+
+void print_error(const std::string& command, const std::exception& error) {
+    std::fprintf(stderr, "pg_ingest %s: %s\n", command.c_str(), error.what());
+    if (const auto* pg = dynamic_cast<const Error*>(&error)) {
+        if (!pg->detail().empty()) {
+            std::fprintf(stderr, "DETAIL: %s\n", pg->detail().c_str());
+        }
+        if (!pg->hint().empty()) {
+            std::fprintf(stderr, "HINT: %s\n", pg->hint().c_str());
+        }
+    } else if (dynamic_cast<const UsageError*>(&error) != nullptr) {
+        std::fprintf(stderr, "Try 'pg_ingest %s --help'.\n", command.c_str());
+    }
+    std::fflush(stderr);
+}
+
+std::string parse_identifier(const std::string& text, const std::string& what,
+                             bool case_sensitive) {
+    QualifiedName name;
+    try {
+        name = QualifiedName::parse(text, case_sensitive);
+    } catch (const Error& error) {
+        throw UsageError(what + ": invalid column name '" + text + "'");
+    }
+    if (!name.schema.empty()) {
+        throw UsageError(what + ": '" + text + "' is not a column name");
+    }
+    return name.name;
+}
+
+std::vector<std::string> parse_identifiers(const std::string& text, const std::string& what,
+                                           bool case_sensitive) {
+    std::vector<std::string> names;
+    for (const auto& item : split_list(text, what)) {
+        names.push_back(parse_identifier(item, what, case_sensitive));
+    }
+    return names;
+}
+
+void print_help(const std::string& usage, const std::vector<OptionSpec>& specs,
+                const std::string& examples) {
+    std::printf("%s\nOptions:\n%s\nExamples:\n%s", usage.c_str(), format_options(specs).c_str(),
+                examples.c_str());
+}
+
+bool interrupted() noexcept {
+    return g_interrupted != 0;
+}
+
+void install_interrupt_handler() {
+    std::signal(SIGINT, on_interrupt);
+    std::signal(SIGTERM, on_interrupt);
+}
+
+}  // namespace pg_ingest::cli

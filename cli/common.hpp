@@ -1,0 +1,68 @@
+// What every subcommand shares: exit codes, connection options, error reporting.
+#pragma once
+
+#include <chrono>
+#include <exception>
+#include <string>
+#include <vector>
+
+#include <pg_ingest/connection.hpp>
+
+#include "args.hpp"
+
+namespace pg_ingest::cli {
+
+// 0 success, 2 success with rejected rows, 1 failure (including bad arguments).
+constexpr int k_exit_ok = 0;
+constexpr int k_exit_failure = 1;
+constexpr int k_exit_rejected = 2;
+
+// Combines exit codes: failure beats rejected rows beats success.
+inline int worse(int a, int b) {
+    if (a == k_exit_failure || b == k_exit_failure) {
+        return k_exit_failure;
+    }
+    return a == k_exit_rejected || b == k_exit_rejected ? k_exit_rejected : k_exit_ok;
+}
+
+// --dsn, --connect-timeout, --quiet, --help: added to every subcommand's own options.
+std::vector<OptionSpec> with_common_options(std::vector<OptionSpec> specs);
+
+// From --dsn (key=value, postgresql:// URI or jdbc:postgresql:// URL); without it, libpq's
+// defaults and PGHOST/PGPORT/PGUSER/PGDATABASE/PGPASSWORD/... apply. Throws pg_ingest::Error.
+ConnectionOptions connection_options(const ParsedArgs& args);
+// Connects within --connect-timeout seconds (default 30).
+Connection connect(const ParsedArgs& args);
+Connection connect(const ConnectionOptions& options, const ParsedArgs& args);
+
+// Prints "pg_ingest <command>: <message>" (plus DETAIL/HINT of a pg_ingest::Error) to stderr.
+void print_error(const std::string& command, const std::exception& error);
+
+// Runs a subcommand body, turning exceptions into messages and exit code 1.
+template <typename Body>
+int guarded(const std::string& command, Body&& body) {
+    try {
+        return body();
+    } catch (const std::exception& error) {
+        print_error(command, error);
+        return k_exit_failure;
+    }
+}
+
+// A column name as typed: unquoted folded to lower case (unless case_sensitive), "Quoted" kept.
+// Throws UsageError naming `what`.
+std::string parse_identifier(const std::string& text, const std::string& what,
+                             bool case_sensitive = false);
+// A comma-separated list of column names (see parse_identifier).
+std::vector<std::string> parse_identifiers(const std::string& text, const std::string& what,
+                                           bool case_sensitive = false);
+
+// Help text: usage, options, examples; printed to stdout.
+void print_help(const std::string& usage, const std::vector<OptionSpec>& specs,
+                const std::string& examples);
+
+// True once SIGINT/SIGTERM arrived (after install_interrupt_handler()).
+bool interrupted() noexcept;
+void install_interrupt_handler();
+
+}  // namespace pg_ingest::cli

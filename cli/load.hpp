@@ -1,0 +1,41 @@
+// pg_ingest load: the two ways data reaches the table. Both throw pg_ingest::Error (server and
+// connection errors, with the input position when the server named a line) or
+// std::runtime_error (input files).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <pg_ingest/connection_options.hpp>
+
+#include "load_settings.hpp"
+#include "progress.hpp"
+#include "records.hpp"
+#include "rejects.hpp"
+
+namespace pg_ingest::cli {
+
+struct LoadTotals {
+    std::uint64_t rows_read = 0;
+    std::uint64_t inserted = 0;
+    std::uint64_t updated = 0;
+    std::uint64_t skipped = 0;
+    std::uint64_t rejected = 0;
+    std::uint64_t committed_batches = 0;
+    std::vector<std::string> notes;  // printed after the summary (unless --quiet)
+};
+
+// Mode copy: the input text streams through COPY ... FROM STDIN (with ON_CONFLICT / ON_ERROR
+// when asked). One COPY for the whole input, or one per --batch-size batch over --parallel
+// connections (each batch its own transaction). On an error, batches already committed stay;
+// `totals` then holds what was committed.
+void load_with_copy(const LoadSettings& settings, const ConnectionOptions& connection,
+                    InputReader& reader, Progress& progress, RejectSink& rejects,
+                    LoadTotals& totals);
+
+// --async: stages the input into async load jobs (AsyncLoader), submits them and waits.
+void load_async(const LoadSettings& settings, const ConnectionOptions& connection,
+                InputReader& reader, Progress& progress, RejectSink& rejects, LoadTotals& totals);
+
+}  // namespace pg_ingest::cli

@@ -1,0 +1,108 @@
+// pg_ingest load --async: stage into async load jobs, submit, wait.
+#include <pg_ingest/async_loader.hpp>
+#include <pg_ingest/connection.hpp>
+#include <pg_ingest/error.hpp>
+
+#include "load.hpp"
+
+namespace pg_ingest::cli {
+
+namespace {
+
+constexpr std::uint64_t k_chunk_records = 50000;
+constexpr std::size_t k_chunk_bytes = 8u << 20;
+
+}  // namespace
+
+void load_async(const LoadSettings& s, const ConnectionOptions& connection, InputReader& reader,
+                Progress& progress, RejectSink& rejects, LoadTotals& totals) {
+    AsyncLoaderOptions options = AsyncLoaderOptions::from(s.options, s.table);
+    options.job.conflict_mode = s.conflict;
+    options.job.conflict_columns = s.conflict_columns;
+    options.job.update_columns = s.update_columns;
+    options.job.exception_mode = s.ignore_errors ? "ignore" : "strict";
+    options.columns = s.columns;
+    options.format = s.format;
+    options.parallelism = s.parallel;
+    options.connect_timeout = s.connect_timeout;
+    options.poll_interval = std::chrono::milliseconds(500);
+
+    AsyncLoader loader(connection, options);
+    progress.set_status("staging");
+    loader.begin(s.job_key);
+    Batch batch;
+    const std::uint64_t chunk_records = s.batch_size > 0 ? s.batch_size : k_chunk_records;
+    while (reader.next(batch, chunk_records, k_chunk_bytes)) {
+        const std::uint64_t records = batch.records;
+        const std::size_t bytes = batch.data.size();
+        loader.stage(std::move(batch.data), records);
+        progress.add(records, bytes);
+        totals.rows_read += records;
+        batch = Batch();
+    }
+    loader.submit();
+    std::string ids;
+    for (const auto id : loader.job_ids()) {
+        ids += (ids.empty() ? "" : ", ") + std::to_string(id);
+    }
+    progress.set_status("waiting for job" + std::string(loader.job_ids().size() == 1 ? " " : "s ") +
+                        ids);
+    const auto deadline =
+        s.timeout ? Connection::Clock::now() +
+                        std::chrono::milliseconds(static_cast<long long>(*s.timeout * 1000))
+                  : Connection::Clock::time_point::max();
+    const auto jobs = loader.wait(deadline);
+
+    if (loader.chunks_skipped() > 0) {
+        totals.notes.push_back(std::to_string(loader.chunks_skipped()) +
+                               " chunk(s) not staged again: their job was submitted by an earlier "
+                               "run with job key '" +
+                               s.job_key + "'");
+    }
+    std::string problems;
+    std::vector<std::int64_t> with_rejects;
+    for (const auto& job : jobs) {
+        totals.inserted += static_cast<std::uint64_t>(job.rows_inserted);
+        totals.updated += static_cast<std::uint64_t>(job.rows_updated);
+        totals.skipped += static_cast<std::uint64_t>(job.rows_skipped);
+        totals.rejected += static_cast<std::uint64_t>(job.rows_rejected);
+        if (job.rows_rejected > 0) {
+            with_rejects.push_back(job.id);
+        }
+        totals.notes.push_back("job " + std::to_string(job.id) +
+                               (job.job_key.empty() ? "" : " (key " + job.job_key + ")") + ": " +
+                               std::string(to_string(job.state)));
+        if (job.state == JobState::finish) {
+            ++totals.committed_batches;
+            continue;
+        }
+        problems += (problems.empty() ? "" : "; ") +
+                    ("job " + std::to_string(job.id) + " is " + std::string(to_string(job.state)));
+        if (!job.error_message.empty()) {
+            problems += ": " + job.error_sqlstate + " " + job.error_message;
+        }
+    }
+    if (!with_rejects.empty()) {
+        Connection reader_connection = Connection::connect(connection, s.connect_timeout);
+        std::string list = "{";
+        for (std::size_t i = 0; i < with_rejects.size(); ++i) {
+            list += (i == 0 ? "" : ",") + std::to_string(with_rejects[i]);
+        }
+        list += "}";
+        const Result rows = reader_connection.execute_params(
+            "SELECT job_id, row_number, raw_row, sqlstate, message FROM ingest.async_load_reject "
+            "WHERE job_id = ANY($1::bigint[]) ORDER BY job_id, row_number",
+            {list});
+        for (std::size_t r = 0; r < rows.rows(); ++r) {
+            RecordOrigin origin{"job " + rows.get(r, 0).value_or(""), 0,
+                                std::stoull(rows.get(r, 1).value_or("0"))};
+            rejects.add(origin, rows.get(r, 3).value_or(""), rows.get(r, 4).value_or(""),
+                        rows.get(r, 2).value_or(""));
+        }
+    }
+    if (!problems.empty()) {
+        throw std::runtime_error("async load did not finish: " + problems);
+    }
+}
+
+}  // namespace pg_ingest::cli

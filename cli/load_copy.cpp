@@ -1,0 +1,355 @@
+// pg_ingest load --mode copy: input text streamed through COPY, no per-value parsing.
+#include <condition_variable>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include <pg_ingest/connection.hpp>
+#include <pg_ingest/copy.hpp>
+#include <pg_ingest/error.hpp>
+
+#include "load.hpp"
+
+namespace pg_ingest::cli {
+
+namespace {
+
+// Without --batch-size the input still moves in pieces of this size.
+constexpr std::uint64_t k_stream_records = 10000;
+constexpr std::size_t k_stream_bytes = 1 << 20;
+
+std::string copy_statement(const LoadSettings& s) {
+    std::string sql = "COPY " + s.table.quoted();
+    if (!s.columns.empty()) {
+        sql += " (";
+        for (std::size_t i = 0; i < s.columns.size(); ++i) {
+            sql += (i == 0 ? "" : ", ") + quote_identifier(s.columns[i]);
+        }
+        sql += ")";
+    }
+    sql += " FROM STDIN WITH (" + s.format.sql_options();
+    // ON_ERROR needs ON_CONFLICT; 'strict' keeps plain COPY's semantics (a duplicate key fails).
+    const std::string conflict = s.conflict == "none" && s.ignore_errors ? "strict" : s.conflict;
+    if (conflict != "none") {
+        sql += ", ON_CONFLICT " + quote_literal(conflict);
+        auto list = [](const std::vector<std::string>& columns) {
+            std::string text;
+            for (const auto& column : columns) {
+                text += (text.empty() ? "" : ", ") + quote_identifier(column);
+            }
+            return quote_literal(text);
+        };
+        if (!s.conflict_columns.empty()) {
+            sql += ", CONFLICT_COLUMNS " + list(s.conflict_columns);
+        }
+        if (!s.update_columns.empty()) {
+            sql += ", UPDATE_COLUMNS " + list(s.update_columns);
+        }
+    }
+    if (s.ignore_errors) {
+        sql += ", ON_ERROR 'ignore'";
+    }
+    return sql + ")";
+}
+
+bool uses_on_conflict(const LoadSettings& s) {
+    return s.conflict != "none" || s.ignore_errors;
+}
+
+// The records of one COPY (one unit) and where they came from.
+struct Unit {
+    std::vector<Batch> batches;  // data kept only when rejects may need matching
+    std::uint64_t records = 0;
+};
+
+// Maps the line numbers the server reports (CONTEXT "line N", ingest.last_copy_rejects()) to
+// input records. PostgreSQL counts a line per record plus the line breaks inside quoted CSV
+// fields — except inside the first record of the stream, read before it knows the line ending —
+// and reports a record at its last line. Lookups must come in non-decreasing line order.
+class LineLocator {
+  public:
+    LineLocator(const Unit& unit, const std::vector<std::string>& sources)
+        : m_unit(&unit), m_sources(&sources) {}
+
+    RecordOrigin at(std::uint64_t line) {
+        if (line < m_line) {
+            *this = LineLocator(*m_unit, *m_sources);  // out of order: start over
+        }
+        while (m_batch < m_unit->batches.size()) {
+            const Batch& batch = m_unit->batches[m_batch];
+            if (m_record >= batch.records) {
+                ++m_batch;
+                m_record = 0;
+                m_multiline = 0;
+                continue;
+            }
+            const std::uint64_t record_end = m_line + 1 + (m_first ? 0 : inner(batch));
+            if (record_end >= line) {
+                return batch.origin(*m_sources, m_record);
+            }
+            m_line = record_end;
+            m_first = false;
+            if (m_multiline < batch.multiline.size() &&
+                batch.multiline[m_multiline].first == m_record) {
+                ++m_multiline;
+            }
+            ++m_record;
+        }
+        return {m_sources->size() == 1 ? m_sources->front() : "", 0, 0};
+    }
+
+  private:
+    std::uint64_t inner(const Batch& batch) const {
+        return m_multiline < batch.multiline.size() &&
+                       batch.multiline[m_multiline].first == m_record
+                   ? batch.multiline[m_multiline].second
+                   : 0;
+    }
+
+    const Unit* m_unit;
+    const std::vector<std::string>* m_sources;
+    std::size_t m_batch = 0;
+    std::uint64_t m_record = 0;
+    std::size_t m_multiline = 0;
+    std::uint64_t m_line = 0;  // the server's line count at the end of the previous record
+    bool m_first = true;
+};
+
+std::string where(const RecordOrigin& origin) {
+    std::string text = origin.source == "-" ? "stdin" : origin.source;
+    if (origin.line > 0) {
+        text += ", line " + std::to_string(origin.line);
+    }
+    return text;
+}
+
+// Runs one COPY: `next` supplies the batches. Throws Error (with the input position added when
+// the server named a line). `finishing` tells the caller whether the failure came at the end
+// (when a lost connection leaves the commit in doubt).
+void copy_unit(Connection& connection, const std::string& sql, const LoadSettings& s,
+               const std::vector<std::string>& sources, const std::function<bool(Batch&)>& next,
+               bool keep_data, Unit& unit, RejectSink& rejects, LoadTotals& totals,
+               bool& finishing) {
+    finishing = false;
+    CopyIn copy(connection, sql);
+    Result result;
+    try {
+        Batch batch;
+        while (next(batch)) {
+            unit.records += batch.records;
+            unit.batches.push_back(std::move(batch));
+            batch = Batch();
+            Batch& sent = unit.batches.back();
+            copy.write(sent.data);
+            if (!keep_data) {
+                sent.data.clear();
+                sent.data.shrink_to_fit();
+            }
+        }
+        finishing = true;
+        result = copy.finish();
+    } catch (const Error& error) {
+        if (const auto line = copy.failed_line()) {
+            const RecordOrigin origin = LineLocator(unit, sources).at(*line);
+            if (!origin.source.empty()) {
+                throw Error(std::string(error.what()) + " (" + where(origin) + ")",
+                            error.sqlstate(), error.detail(), error.hint(),
+                            error.connection_usable());
+            }
+        }
+        throw;
+    }
+    LoadTotals unit_totals;
+    unit_totals.rows_read = unit.records;
+    if (uses_on_conflict(s)) {
+        const Result stats = connection.execute(
+            "SELECT inserted, updated, skipped, rejected FROM ingest.last_copy_stats()");
+        unit_totals.inserted = std::stoull(stats.get(0, 0).value_or("0"));
+        unit_totals.updated = std::stoull(stats.get(0, 1).value_or("0"));
+        unit_totals.skipped = std::stoull(stats.get(0, 2).value_or("0"));
+        unit_totals.rejected = std::stoull(stats.get(0, 3).value_or("0"));
+    } else {
+        unit_totals.inserted = result.affected_rows();
+    }
+    if (s.ignore_errors && unit_totals.rejected > 0) {
+        const Result rows = connection.execute(
+            "SELECT line_number, raw_line, sqlstate, message FROM ingest.last_copy_rejects() "
+            "ORDER BY line_number");
+        LineLocator locator(unit, sources);
+        for (std::size_t r = 0; r < rows.rows(); ++r) {
+            const RecordOrigin origin = locator.at(std::stoull(rows.get(r, 0).value_or("0")));
+            rejects.add(origin, rows.get(r, 2).value_or(""), rows.get(r, 3).value_or(""),
+                        rows.get(r, 1).value_or(""));
+        }
+    }
+    totals.rows_read += unit_totals.rows_read;
+    totals.inserted += unit_totals.inserted;
+    totals.updated += unit_totals.updated;
+    totals.skipped += unit_totals.skipped;
+    totals.rejected += unit_totals.rejected;
+    ++totals.committed_batches;
+}
+
+// A bounded queue of batches between the reader and the loading threads.
+class BatchQueue {
+  public:
+    explicit BatchQueue(std::size_t capacity) : m_capacity(capacity) {}
+
+    // False when the queue was closed (the load is stopping).
+    bool push(Batch batch) {
+        std::unique_lock<std::mutex> lock(m_mutex);
+        m_changed.wait(lock, [this] { return m_closed || m_items.size() < m_capacity; });
+        if (m_closed) {
+            return false;
+        }
+        m_items.push_back(std::move(batch));
+        m_changed.notify_all();
+        return true;
+    }
+    // False when closed and empty.
+    bool pop(Batch& batch) {
+        std::unique_lock<std::mutex> lock(m_mutex);
+        m_changed.wait(lock, [this] { return m_closed || !m_items.empty(); });
+        if (m_items.empty()) {
+            return false;
+        }
+        batch = std::move(m_items.front());
+        m_items.pop_front();
+        m_changed.notify_all();
+        return true;
+    }
+    // No more pushes; `discard` also drops what is queued (after a failure).
+    void close(bool discard) {
+        std::lock_guard<std::mutex> lock(m_mutex);
+        m_closed = true;
+        if (discard) {
+            m_items.clear();
+        }
+        m_changed.notify_all();
+    }
+
+  private:
+    std::size_t m_capacity;
+    std::mutex m_mutex;
+    std::condition_variable m_changed;
+    std::deque<Batch> m_items;
+    bool m_closed = false;
+};
+
+}  // namespace
+
+void load_with_copy(const LoadSettings& s, const ConnectionOptions& options, InputReader& reader,
+                    Progress& progress, RejectSink& rejects, LoadTotals& totals) {
+    const std::string sql = copy_statement(s);
+    const auto& sources = reader.sources();
+
+    if (s.batch_size == 0) {
+        // One COPY, one transaction, for the whole input.
+        Connection connection = Connection::connect(options, s.connect_timeout);
+        Unit unit;
+        bool finishing = false;
+        copy_unit(
+            connection, sql, s, sources,
+            [&](Batch& batch) {
+                if (!reader.next(batch, k_stream_records, k_stream_bytes)) {
+                    return false;
+                }
+                progress.add(batch.records, batch.data.size());
+                return true;
+            },
+            false, unit, rejects, totals, finishing);
+        return;
+    }
+
+    // Batches, each its own COPY and transaction, over s.parallel connections.
+    BatchQueue queue(2 * s.parallel);
+    std::mutex totals_mutex;
+    std::exception_ptr failure;
+    auto fail = [&](std::exception_ptr error) {
+        std::lock_guard<std::mutex> lock(totals_mutex);
+        if (!failure) {
+            failure = error;
+        }
+    };
+    auto worker = [&] {
+        std::optional<Connection> connection;
+        Batch batch;
+        try {
+            while (queue.pop(batch)) {
+                for (int attempt = 0;; ++attempt) {
+                    Unit unit;
+                    LoadTotals unit_totals;
+                    bool finishing = false;
+                    try {
+                        if (!connection || !connection->is_open()) {
+                            connection.emplace(Connection::connect(options, s.connect_timeout));
+                        }
+                        bool sent = false;
+                        copy_unit(
+                            *connection, sql, s, sources,
+                            [&](Batch& out) {
+                                if (sent) {
+                                    return false;
+                                }
+                                out = batch;  // kept for a retry
+                                sent = true;
+                                return true;
+                            },
+                            false, unit, rejects, unit_totals, finishing);
+                    } catch (const Error& error) {
+                        // Safe to send again unless the connection died while the COPY was
+                        // committing (then it may have committed).
+                        const bool in_doubt = finishing && !error.connection_usable();
+                        if (!error.retryable() || in_doubt ||
+                            attempt >= s.options.max_retry_times) {
+                            throw;
+                        }
+                        connection.reset();
+                        std::this_thread::sleep_for(s.options.retry_wait_time * (1 << attempt));
+                        continue;
+                    }
+                    progress.add(batch.records, batch.data.size());
+                    std::lock_guard<std::mutex> lock(totals_mutex);
+                    totals.rows_read += unit_totals.rows_read;
+                    totals.inserted += unit_totals.inserted;
+                    totals.updated += unit_totals.updated;
+                    totals.skipped += unit_totals.skipped;
+                    totals.rejected += unit_totals.rejected;
+                    totals.committed_batches += unit_totals.committed_batches;
+                    break;
+                }
+            }
+        } catch (...) {
+            fail(std::current_exception());
+            queue.close(true);
+        }
+    };
+    std::vector<std::thread> threads;
+    for (std::size_t i = 0; i < s.parallel; ++i) {
+        threads.emplace_back(worker);
+    }
+    try {
+        Batch batch;
+        while (reader.next(batch, s.batch_size, s.batch_bytes)) {
+            if (!queue.push(std::move(batch))) {
+                break;  // a worker failed
+            }
+            batch = Batch();
+        }
+        queue.close(false);
+    } catch (...) {
+        fail(std::current_exception());
+        queue.close(true);
+    }
+    for (auto& thread : threads) {
+        thread.join();
+    }
+    if (failure) {
+        std::rethrow_exception(failure);
+    }
+}
+
+}  // namespace pg_ingest::cli

@@ -1,0 +1,226 @@
+#include "load_settings.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <set>
+
+#include <pg_ingest/error.hpp>
+
+#include "common.hpp"
+
+namespace pg_ingest::cli {
+
+namespace {
+
+std::string lower(std::string text) {
+    std::transform(text.begin(), text.end(), text.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return text;
+}
+
+// The key as Options knows it: lower case, without a Relyt "sink." prefix.
+std::string option_key(const std::string& key) {
+    std::string normalized = lower(key);
+    if (normalized.rfind("sink.", 0) == 0) {
+        normalized.erase(0, 5);
+    }
+    return normalized;
+}
+
+std::string one_of(const std::string& value, const std::string& what,
+                   const std::vector<std::string>& allowed) {
+    const std::string normalized = lower(value);
+    if (std::find(allowed.begin(), allowed.end(), normalized) == allowed.end()) {
+        std::string list;
+        for (const auto& item : allowed) {
+            list += (list.empty() ? "" : ", ") + item;
+        }
+        throw UsageError(what + " must be one of " + list + ", not '" + value + "'");
+    }
+    return normalized;
+}
+
+std::string single_character(const std::string& value, const std::string& what) {
+    if (value == "\\t" || lower(value) == "tab") {
+        return "\t";
+    }
+    if (value.size() != 1) {
+        throw UsageError(what + " must be a single character (or \\t), not '" + value + "'");
+    }
+    return value;
+}
+
+}  // namespace
+
+std::vector<OptionSpec> load_option_specs() {
+    return {
+        {"table", "TABLE", "target table (schema.table ok; unquoted names fold to lower case)"},
+        {"format", "csv|tsv|text", "input format (csv); tsv is text format with tab separators"},
+        {"header", "", "the first line of each file is a header (skipped)"},
+        {"delimiter", "CHAR", "field separator (csv: ',', text/tsv: tab; '\\t' for tab)"},
+        {"quote", "CHAR", "csv quote character (\")"},
+        {"null", "STRING", "string that means NULL (csv: empty unquoted, text: \\N)"},
+        {"encoding", "NAME", "input encoding, e.g. LATIN1 (default: the client encoding)"},
+        {"columns", "A,B,...", "the input's columns, in order (default: all, in table order)"},
+        {"conflict", "MODE", "none|upsert|update|ignore|strict: on a key that exists (none)"},
+        {"conflict-columns", "A,B", "the key (default: primary key, else the unique index)"},
+        {"update-columns", "A,B", "columns overwritten on conflict (default: all loaded)"},
+        {"mode", "copy|insert|upsert", "how rows are written (copy)"},
+        {"async", "", "load through an async job: stage, submit, wait"},
+        {"job-key", "KEY", "--async: idempotency key; re-running with it never loads twice"},
+        {"timeout", "SECONDS", "--async: stop waiting for the jobs after this long"},
+        {"batch-size", "N", "rows per transaction (default: the whole input in one)"},
+        {"exception-mode", "MODE", "strict (stop at the first bad row) | ignore (skip it)"},
+        {"reject-file", "FILE", "write rejected rows with their errors here (implies ignore)"},
+        {"parallel", "N", "connections loading batches at once (1)"},
+        {"option", "KEY=VALUE", "connector option, e.g. batchsize=50000 (repeatable)", true},
+    };
+}
+
+LoadSettings load_settings(const ParsedArgs& args) {
+    LoadSettings s;
+    s.sources = args.positionals();
+    s.quiet = args.has("quiet");
+    const double connect_seconds = args.get_seconds("connect-timeout").value_or(30.0);
+    if (connect_seconds <= 0) {
+        throw UsageError("--connect-timeout must be positive");
+    }
+    s.connect_timeout = std::chrono::milliseconds(static_cast<long long>(connect_seconds * 1000));
+
+    // Connector options first: explicit flags below override them.
+    std::set<std::string> given;
+    for (const auto& item : args.all("option")) {
+        const auto eq = item.find('=');
+        if (eq == std::string::npos || eq == 0) {
+            throw UsageError("--option expects KEY=VALUE, got '" + item + "'");
+        }
+        const std::string key = item.substr(0, eq);
+        try {
+            s.options.set(key, item.substr(eq + 1));
+        } catch (const Error& error) {
+            throw UsageError(std::string("--option ") + item + ": " + error.what());
+        }
+        given.insert(option_key(key));
+    }
+    const bool case_sensitive = s.options.case_sensitive;
+
+    const auto table = args.get("table");
+    if (!table) {
+        throw UsageError("--table is required");
+    }
+    try {
+        s.table = QualifiedName::parse(*table, case_sensitive);
+    } catch (const Error& error) {
+        throw UsageError(std::string("--table: ") + error.what());
+    }
+    if (s.table.schema.empty() && given.count("targetschema") != 0) {
+        s.table.schema = s.options.target_schema;
+    }
+    if (const auto columns = args.get("columns")) {
+        s.columns = parse_identifiers(*columns, "--columns", case_sensitive);
+    }
+
+    const std::string format =
+        one_of(args.get_or("format", "csv"), "--format", {"csv", "tsv", "text"});
+    s.input_format = format == "csv" ? InputFormat::csv : InputFormat::text;
+    s.format.format = format == "csv" ? "csv" : "text";
+    s.header = args.has("header");
+    if (const auto delimiter = args.get("delimiter")) {
+        s.format.delimiter = single_character(*delimiter, "--delimiter");
+    } else if (format == "tsv") {
+        s.format.delimiter = "\t";
+    }
+    if (const auto quote = args.get("quote")) {
+        if (format != "csv") {
+            throw UsageError("--quote applies to --format csv only");
+        }
+        s.format.quote = single_character(*quote, "--quote");
+        s.quote = (*s.format.quote)[0];
+    }
+    if (const auto null = args.get("null")) {
+        s.format.null_string = *null;
+    }
+    if (const auto encoding = args.get("encoding")) {
+        s.format.encoding = *encoding;
+    }
+
+    const std::vector<std::string> conflicts = {"none", "upsert", "update", "ignore", "strict"};
+    if (const auto conflict = args.get("conflict")) {
+        s.conflict = one_of(*conflict, "--conflict", conflicts);
+    } else if (given.count("conflictmode") != 0) {
+        s.conflict = to_string(s.options.conflict_mode);
+    }
+    if (const auto columns = args.get("conflict-columns")) {
+        s.conflict_columns = parse_identifiers(*columns, "--conflict-columns", case_sensitive);
+    } else {
+        s.conflict_columns = s.options.conflict_columns;
+    }
+    if (const auto columns = args.get("update-columns")) {
+        s.update_columns = parse_identifiers(*columns, "--update-columns", case_sensitive);
+    } else {
+        s.update_columns = s.options.update_columns;
+    }
+    if (s.conflict == "none" && (!s.conflict_columns.empty() || !s.update_columns.empty())) {
+        throw UsageError(
+            "--conflict-columns / --update-columns need --conflict upsert, update, "
+            "ignore or strict");
+    }
+    if (!s.update_columns.empty() && s.conflict != "upsert" && s.conflict != "update") {
+        throw UsageError("--update-columns applies to --conflict upsert or update only");
+    }
+
+    if (const auto mode = args.get("mode")) {
+        s.mode = one_of(*mode, "--mode", {"copy", "insert", "upsert"});
+    } else if (given.count("writemode") != 0 || given.count("usecopy") != 0) {
+        s.mode = to_string(s.options.write_mode);
+    }
+    s.async = args.has("async");
+    s.job_key = args.get_or("job-key", "");
+    if (!s.job_key.empty() && !s.async) {
+        throw UsageError("--job-key applies to --async loads only");
+    }
+    s.timeout = args.get_seconds("timeout");
+    if (s.timeout && !s.async) {
+        throw UsageError("--timeout applies to --async loads only");
+    }
+    if (s.async && s.mode != "copy") {
+        throw UsageError("--async stages with COPY: it cannot be combined with --mode " + s.mode);
+    }
+
+    if (const auto batch = args.get_int("batch-size", 1, std::int64_t(1) << 40)) {
+        s.batch_size = static_cast<std::uint64_t>(*batch);
+    } else if (given.count("batchsize") != 0) {
+        s.batch_size = s.options.batch_size;
+    }
+    s.batch_bytes = s.options.batch_bytes;
+
+    s.reject_file = args.get_or("reject-file", "");
+    if (const auto mode = args.get("exception-mode")) {
+        s.ignore_errors = one_of(*mode, "--exception-mode", {"strict", "ignore"}) == "ignore";
+        if (!s.ignore_errors && !s.reject_file.empty()) {
+            throw UsageError(
+                "--reject-file collects skipped rows: it needs --exception-mode "
+                "ignore, not strict");
+        }
+    } else if (given.count("exceptionmode") != 0) {
+        s.ignore_errors = s.options.exception_mode == ExceptionMode::ignore;
+    }
+    if (!s.reject_file.empty()) {
+        s.ignore_errors = true;
+    }
+
+    if (const auto parallel = args.get_int("parallel", 1, 64)) {
+        s.parallel = static_cast<std::size_t>(*parallel);
+    } else if (s.async && given.count("async_load_parallelism") != 0) {
+        s.parallel = s.options.async_load_parallelism;
+    } else if (given.count("connectionmaxactive") != 0) {
+        s.parallel = s.options.connection_max_active;
+    }
+    if (s.parallel > 1 && s.batch_size == 0 && !s.async) {
+        // Parallel connections need independent units of work.
+        s.batch_size = s.options.batch_size;
+    }
+    return s;
+}
+
+}  // namespace pg_ingest::cli

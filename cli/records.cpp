@@ -1,0 +1,228 @@
+#include "records.hpp"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+namespace pg_ingest::cli {
+
+namespace {
+
+constexpr std::size_t k_read_size = 1 << 20;
+
+}  // namespace
+
+std::size_t RecordScanner::next_end(std::string_view data, std::size_t from) {
+    for (std::size_t i = from; i < data.size(); ++i) {
+        const char c = data[i];
+        if (m_format == InputFormat::csv) {
+            if (c == m_quote) {
+                // A doubled quote inside a field toggles twice: still inside, as it should be.
+                m_in_quotes = !m_in_quotes;
+                continue;
+            }
+        } else if (m_escaped) {
+            m_escaped = false;
+            if (c == '\n') {
+                ++m_inner;
+            }
+            continue;
+        } else if (c == '\\') {
+            m_escaped = true;
+            continue;
+        }
+        if (c == '\n') {
+            if (m_in_quotes) {
+                ++m_inner;
+                continue;
+            }
+            m_last_inner = m_inner;
+            m_inner = 0;
+            return i + 1;
+        }
+    }
+    return std::string_view::npos;
+}
+
+RecordOrigin Batch::origin(const std::vector<std::string>& sources, std::uint64_t index) const {
+    std::uint64_t extra = 0;
+    for (const auto& [at, lines] : multiline) {
+        if (at >= index) {
+            break;
+        }
+        extra += lines;
+    }
+    return {source_index < sources.size() ? sources[source_index] : "?", first_record + index,
+            first_line + index + extra};
+}
+
+InputReader::InputReader(std::vector<std::string> sources, InputFormat format, char quote,
+                         bool header)
+    : m_sources(std::move(sources)), m_format(format), m_quote(quote), m_header(header) {
+    if (m_sources.empty()) {
+        m_sources.push_back("-");
+    }
+    if (std::count(m_sources.begin(), m_sources.end(), "-") > 1) {
+        throw std::runtime_error("standard input ('-') can be read only once");
+    }
+    std::uint64_t total = 0;
+    bool sized = true;
+    for (const auto& source : m_sources) {
+        std::FILE* file = source == "-" ? stdin : std::fopen(source.c_str(), "rb");
+        if (file == nullptr) {
+            const int error = errno;
+            for (std::FILE* opened : m_files) {
+                if (opened != stdin) {
+                    std::fclose(opened);
+                }
+            }
+            throw std::runtime_error("cannot open '" + source + "': " + std::strerror(error));
+        }
+        m_files.push_back(file);
+        struct stat info {};
+        if (::fstat(fileno(file), &info) == 0 && S_ISREG(info.st_mode)) {
+            total += static_cast<std::uint64_t>(info.st_size);
+        } else {
+            sized = false;
+        }
+    }
+    if (sized) {
+        m_total_bytes = total;
+    }
+}
+
+InputReader::~InputReader() {
+    for (std::FILE* file : m_files) {
+        if (file != stdin) {
+            std::fclose(file);
+        }
+    }
+}
+
+bool InputReader::fill() {
+    if (m_eof) {
+        return false;
+    }
+    // Drop what has been consumed before growing the buffer.
+    if (m_pos > 0) {
+        m_buffer.erase(0, m_pos);
+        m_scan -= m_pos;
+        m_pos = 0;
+    }
+    const std::size_t old_size = m_buffer.size();
+    m_buffer.resize(old_size + k_read_size);
+    std::FILE* file = m_files[m_current];
+    const std::size_t got = std::fread(&m_buffer[old_size], 1, k_read_size, file);
+    m_buffer.resize(old_size + got);
+    m_bytes_read += got;
+    if (got == 0) {
+        if (std::ferror(file) != 0) {
+            throw std::runtime_error("error reading '" + m_sources[m_current] +
+                                     "': " + std::strerror(errno));
+        }
+        m_eof = true;
+        return false;
+    }
+    return true;
+}
+
+std::size_t InputReader::find_end() {
+    while (true) {
+        const std::size_t end = m_scanner->next_end(m_buffer, m_scan);
+        if (end != std::string_view::npos) {
+            m_scan = end;
+            return end;
+        }
+        m_scan = m_buffer.size();
+        if (!fill()) {
+            return std::string_view::npos;
+        }
+    }
+}
+
+bool InputReader::next(Batch& batch, std::uint64_t max_records, std::size_t max_bytes) {
+    batch.data.clear();
+    batch.multiline.clear();
+    batch.records = 0;
+    max_records = std::max<std::uint64_t>(max_records, 1);
+    while (m_current < m_sources.size()) {
+        if (!m_started) {
+            m_started = true;
+            m_eof = false;
+            m_buffer.clear();
+            m_pos = 0;
+            m_scan = 0;
+            m_scanner = std::make_unique<RecordScanner>(m_format, m_quote);
+            m_next_record = 1;
+            m_next_line = 1;
+            if (m_header) {
+                const std::size_t end = find_end();
+                m_next_line += 1 + m_scanner->inner_newlines();
+                m_pos = end == std::string_view::npos ? m_buffer.size() : end;
+                m_scan = m_pos;
+            }
+        }
+        batch.source_index = m_current;
+        batch.first_record = m_next_record;
+        batch.first_line = m_next_line;
+        while (batch.records < max_records) {
+            const std::size_t end = find_end();
+            if (end == std::string_view::npos) {
+                if (m_pos < m_buffer.size()) {
+                    // The last record has no newline: complete it, since more records (another
+                    // source, another batch) may follow it in the same COPY stream.
+                    if (m_buffer.back() != '\n') {
+                        m_buffer += '\n';
+                    }
+                    m_scan = m_buffer.size();
+                    const std::uint64_t inner = static_cast<std::uint64_t>(
+                        std::count(m_buffer.begin() + static_cast<std::ptrdiff_t>(m_pos),
+                                   m_buffer.end() - 1, '\n'));
+                    if (batch.records > 0 &&
+                        batch.data.size() + (m_buffer.size() - m_pos) > max_bytes) {
+                        return true;  // this record starts the next batch
+                    }
+                    if (inner > 0) {
+                        batch.multiline.emplace_back(batch.records, inner);
+                    }
+                    batch.data.append(m_buffer, m_pos, std::string::npos);
+                    ++batch.records;
+                    ++m_next_record;
+                    m_next_line += 1 + inner;
+                    m_pos = m_buffer.size();
+                }
+                // End of this source: batches never span two sources.
+                m_started = false;
+                ++m_current;
+                if (batch.records > 0) {
+                    return true;
+                }
+                break;
+            }
+            const std::size_t length = end - m_pos;
+            if (batch.records > 0 && batch.data.size() + length > max_bytes) {
+                m_scan = m_pos;  // rescan this record next time
+                m_scanner = std::make_unique<RecordScanner>(m_format, m_quote);
+                return true;
+            }
+            const std::uint64_t inner = m_scanner->inner_newlines();
+            if (inner > 0) {
+                batch.multiline.emplace_back(batch.records, inner);
+            }
+            batch.data.append(m_buffer, m_pos, length);
+            ++batch.records;
+            ++m_next_record;
+            m_next_line += 1 + inner;
+            m_pos = end;
+        }
+        if (batch.records >= max_records) {
+            return true;
+        }
+    }
+    return batch.records > 0;
+}
+
+}  // namespace pg_ingest::cli

@@ -1,0 +1,111 @@
+// Reading CSV / text input and cutting it into batches on record boundaries, without parsing
+// values: COPY does the parsing on the server; the client only needs to know where records end.
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace pg_ingest::cli {
+
+enum class InputFormat { csv, text };
+
+// Finds record ends: a newline outside a quoted CSV field, or a newline not escaped by a
+// backslash in PostgreSQL's text format (where backslash-newline is data). Byte-oriented: safe
+// for UTF-8 and every server encoding whose multibyte characters never contain the ASCII quote,
+// backslash or newline bytes (not SJIS/BIG5/GBK/UHC/GB18030 with backslash trail bytes).
+class RecordScanner {
+  public:
+    RecordScanner(InputFormat format, char quote) : m_format(format), m_quote(quote) {}
+
+    // Scans data[from..]; returns the offset just past the next record end, or npos when the
+    // data ends inside a record. The quote/escape state carries over to the next call, which
+    // must continue with the bytes that follow (at data.size() of this call).
+    std::size_t next_end(std::string_view data, std::size_t from);
+    // Newlines inside the record just ended (a CSV field with line breaks); 0 for most records.
+    std::uint64_t inner_newlines() const { return m_last_inner; }
+
+  private:
+    InputFormat m_format;
+    char m_quote;
+    bool m_in_quotes = false;
+    bool m_escaped = false;
+    std::uint64_t m_inner = 0;
+    std::uint64_t m_last_inner = 0;
+};
+
+// Where one record came from, for messages and the reject file.
+struct RecordOrigin {
+    std::string source;    // file name, or "-" for stdin
+    std::uint64_t record;  // 1-based data record number in that source (header excluded)
+    std::uint64_t line;    // 1-based line number where the record starts
+};
+
+// A run of complete records from one source, each ending in '\n'.
+struct Batch {
+    std::string data;
+    std::size_t source_index = 0;
+    std::uint64_t first_record = 1;  // RecordOrigin::record of the first record
+    std::uint64_t first_line = 1;    // RecordOrigin::line of the first record
+    std::uint64_t records = 0;
+    // (index in this batch, inner newlines) for records that span several lines.
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> multiline;
+
+    // The origin of record `index` (0-based within the batch).
+    RecordOrigin origin(const std::vector<std::string>& sources, std::uint64_t index) const;
+};
+
+// Reads the sources one after the other ("-" is stdin). Not thread-safe.
+class InputReader {
+  public:
+    // Opens every source now, so that a missing file fails before anything is loaded; throws
+    // std::runtime_error naming the file.
+    InputReader(std::vector<std::string> sources, InputFormat format, char quote, bool header);
+    ~InputReader();
+    InputReader(const InputReader&) = delete;
+    InputReader& operator=(const InputReader&) = delete;
+
+    // Fills `batch` with the next records of the current source: at most `max_records`, and no
+    // more than `max_bytes` unless a single record is bigger. Returns false at the end of input.
+    // Throws std::runtime_error on a read error.
+    bool next(Batch& batch, std::uint64_t max_records, std::size_t max_bytes);
+
+    // Total input size when every source is a regular file (for an ETA), else nullopt.
+    std::optional<std::uint64_t> total_bytes() const { return m_total_bytes; }
+    // Bytes read so far from all sources (header lines included).
+    std::uint64_t bytes_read() const { return m_bytes_read; }
+    const std::vector<std::string>& sources() const { return m_sources; }
+
+  private:
+    // Reads more of the current source into m_buffer (dropping consumed bytes first); false at
+    // its end.
+    bool fill();
+    // The end of the next record in m_buffer, reading more as needed; npos at the end of the
+    // source (an unterminated last record is then m_buffer[m_pos..]).
+    std::size_t find_end();
+
+    std::vector<std::string> m_sources;
+    std::vector<std::FILE*> m_files;
+    InputFormat m_format;
+    char m_quote;
+    bool m_header;
+    std::optional<std::uint64_t> m_total_bytes;
+    std::uint64_t m_bytes_read = 0;
+
+    std::size_t m_current = 0;
+    bool m_started = false;  // the current source's header has been handled
+    bool m_eof = false;      // the current source has no more bytes
+    std::string m_buffer;
+    std::size_t m_pos = 0;   // start of the first unconsumed record in m_buffer
+    std::size_t m_scan = 0;  // where scanning continues (bytes before it are inside a record)
+    std::unique_ptr<RecordScanner> m_scanner;
+    std::uint64_t m_next_record = 1;
+    std::uint64_t m_next_line = 1;
+};
+
+}  // namespace pg_ingest::cli

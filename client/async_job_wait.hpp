@@ -1,0 +1,19 @@
+// Internal: the waiting loop behind wait_async_load_jobs, with a threshold (for back-pressure).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <vector>
+
+#include <pg_ingest/async_job.hpp>
+
+namespace pg_ingest::detail {
+
+// Returns once at most `max_pending` of `ids` have not ended, or at `deadline`, with the jobs
+// as last read. See wait_async_load_jobs for the LISTEN / polling contract.
+std::vector<AsyncJob> wait_for_jobs(Connection& connection, const std::vector<std::int64_t>& ids,
+                                    std::chrono::steady_clock::time_point deadline,
+                                    std::chrono::milliseconds poll_interval,
+                                    std::size_t max_pending);
+
+}  // namespace pg_ingest::detail

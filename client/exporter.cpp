@@ -1,0 +1,312 @@
+#include <pg_ingest/exporter.hpp>
+
+#include <atomic>
+#include <cstdlib>
+#include <exception>
+#include <mutex>
+#include <thread>
+
+#include <pg_ingest/copy.hpp>
+
+namespace pg_ingest {
+
+namespace {
+
+using Clock = Connection::Clock;
+
+// Progress is reported at most this often (in rows) per worker, to keep the callback cheap.
+constexpr std::uint64_t k_progress_rows = 4096;
+// run(std::ostream&) hands rows to the stream in blocks of about this size.
+constexpr std::size_t k_block_bytes = 256 * 1024;
+
+Error invalid(const std::string& message) {
+    return Error(message, "22023", "", "", true);
+}
+
+std::string csv_field(const std::string& text) {
+    if (text.find_first_of(",\"\r\n") == std::string::npos && !text.empty()) {
+        return text;
+    }
+    std::string quoted = "\"";
+    for (const char c : text) {
+        quoted += c;
+        if (c == '"') {
+            quoted += '"';
+        }
+    }
+    return quoted + "\"";
+}
+
+std::string range_predicate(const std::string& key, const KeyRange& range) {
+    std::string lower;
+    std::string upper;
+    if (range.lower) {
+        lower = key + " >= " + std::to_string(*range.lower);
+    }
+    if (range.upper) {
+        upper = key + " < " + std::to_string(*range.upper);
+    }
+    std::string predicate = lower;
+    if (!upper.empty()) {
+        predicate += (predicate.empty() ? "" : " AND ") + upper;
+    }
+    if (range.with_nulls && !predicate.empty()) {
+        predicate = "(" + predicate + " OR " + key + " IS NULL)";
+    }
+    return predicate;
+}
+
+// Everything one run shares between its threads.
+struct RunState {
+    std::atomic<bool> failed{false};
+    std::mutex mutex;
+    std::exception_ptr first_error;
+
+    void fail(std::exception_ptr error) {
+        std::lock_guard<std::mutex> lock(mutex);
+        if (!first_error) {
+            first_error = std::move(error);
+        }
+        failed = true;
+    }
+};
+
+}  // namespace
+
+std::vector<KeyRange> split_key_range(std::int64_t min, std::int64_t max, std::size_t parts) {
+    if (parts == 0) {
+        throw invalid("split_key_range: parts must be at least 1");
+    }
+    if (min > max) {
+        throw invalid("split_key_range: min is greater than max");
+    }
+    // 128-bit arithmetic: max - min + 1 overflows int64 for keys spanning the whole range.
+    const __int128 span = static_cast<__int128>(max) - min + 1;
+    const __int128 count = std::min<__int128>(span, static_cast<__int128>(parts));
+    std::vector<KeyRange> ranges(static_cast<std::size_t>(count));
+    for (std::size_t i = 1; i < ranges.size(); ++i) {
+        const auto boundary =
+            static_cast<std::int64_t>(min + span * static_cast<__int128>(i) / count);
+        ranges[i - 1].upper = boundary;
+        ranges[i].lower = boundary;
+    }
+    ranges.front().with_nulls = true;
+    return ranges;
+}
+
+Exporter::Exporter(ConnectionOptions connection, ExportOptions options)
+    : m_connection(std::move(connection)), m_options(std::move(options)) {
+    if (m_options.table.name.empty()) {
+        throw invalid("export: no table given");
+    }
+    if (m_options.parallelism < 1) {
+        throw invalid("export: parallelism must be at least 1");
+    }
+    if (m_options.format != "csv" && m_options.format != "text") {
+        throw invalid("export: format must be csv or text, not '" + m_options.format + "'");
+    }
+    if (m_options.connect_timeout <= std::chrono::milliseconds::zero()) {
+        throw invalid("export: connect_timeout must be positive");
+    }
+    for (const auto& column : m_options.columns) {
+        if (column.empty()) {
+            throw invalid("export: empty column name");
+        }
+    }
+}
+
+ExportResult Exporter::run(const RowCallback& on_row) {
+    return run_impl(on_row, nullptr);
+}
+
+ExportResult Exporter::run_impl(
+    const RowCallback& on_row,
+    const std::function<void(const std::vector<std::string>&)>& on_columns) {
+    const ExportOptions& o = m_options;
+    const std::string table = o.table.quoted();
+    std::string select_list;
+    for (const auto& column : o.columns) {
+        select_list += (select_list.empty() ? "" : ", ") + quote_identifier(column);
+    }
+    if (select_list.empty()) {
+        select_list = "*";
+    }
+    const std::string filter = o.where.empty() ? "" : "(" + o.where + ")";
+
+    // The coordinator holds the exported snapshot open until every worker has finished.
+    Connection coordinator = Connection::connect(m_connection, o.connect_timeout);
+    coordinator.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    const std::string snapshot = *coordinator.execute("SELECT pg_export_snapshot()").get(0, 0);
+
+    ExportResult result;
+    // Validates table, columns and filter before any worker starts, and names the columns.
+    const Result probe =
+        coordinator.execute("SELECT " + select_list + " FROM " + table +
+                            (filter.empty() ? "" : " WHERE " + filter) + " LIMIT 0");
+    for (std::size_t c = 0; c < probe.columns(); ++c) {
+        result.column_names.push_back(probe.column_name(c));
+    }
+    if (on_columns) {
+        on_columns(result.column_names);
+    }
+
+    std::string key;
+    if (!o.split_key.empty()) {
+        key = quote_identifier(o.split_key);
+        const Result type = coordinator.execute_params(
+            "SELECT t.typname::text FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
+            "WHERE a.attrelid = $1::regclass AND a.attname = $2 AND a.attnum > 0 "
+            "AND NOT a.attisdropped",
+            {table, o.split_key});
+        if (type.rows() == 0) {
+            throw Error(
+                "split key column \"" + o.split_key + "\" of relation " + table + " does not exist",
+                "42703", "", "", true);
+        }
+        const std::string type_name = *type.get(0, 0);
+        if (type_name != "int2" && type_name != "int4" && type_name != "int8") {
+            throw Error("split key \"" + o.split_key + "\" has type " + type_name +
+                            "; it must be smallint, integer or bigint",
+                        "42804", "", "Pick an integer column, such as an integer primary key.",
+                        true);
+        }
+    }
+    if (!key.empty() && o.parallelism > 1) {
+        const Result bounds =
+            coordinator.execute("SELECT min(" + key + ")::text, max(" + key + ")::text FROM " +
+                                table + (filter.empty() ? "" : " WHERE " + filter));
+        const auto& min = bounds.get(0, 0);
+        const auto& max = bounds.get(0, 1);
+        if (min && max) {
+            result.ranges = split_key_range(std::strtoll(min->c_str(), nullptr, 10),
+                                            std::strtoll(max->c_str(), nullptr, 10), o.parallelism);
+        }
+    }
+    if (result.ranges.empty()) {
+        result.ranges.push_back(KeyRange{std::nullopt, std::nullopt, true, 0});
+    }
+
+    RunState state;
+    std::vector<std::uint64_t> bytes(result.ranges.size(), 0);
+    const std::string snapshot_literal = coordinator.quote_literal(snapshot);
+    auto work = [&](std::size_t index) {
+        try {
+            KeyRange& range = result.ranges[index];
+            std::vector<std::string> conditions;
+            if (!key.empty()) {
+                const std::string predicate = range_predicate(key, range);
+                if (!predicate.empty()) {
+                    conditions.push_back(predicate);
+                }
+            }
+            if (!filter.empty()) {
+                conditions.push_back(filter);
+            }
+            std::string query = "SELECT " + select_list + " FROM " + table;
+            for (std::size_t i = 0; i < conditions.size(); ++i) {
+                query += (i == 0 ? " WHERE " : " AND ") + conditions[i];
+            }
+            Connection connection = Connection::connect(m_connection, o.connect_timeout);
+            connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+            connection.execute("SET TRANSACTION SNAPSHOT " + snapshot_literal);
+            CopyOut copy(connection,
+                         "COPY (" + query + ") TO STDOUT WITH (FORMAT " + o.format + ")",
+                         o.deadline);
+            std::string row;
+            std::uint64_t pending_rows = 0;
+            std::uint64_t pending_bytes = 0;
+            while (!state.failed && copy.read(row)) {
+                on_row(index, row);
+                ++range.rows;
+                bytes[index] += row.size();
+                ++pending_rows;
+                pending_bytes += row.size();
+                if (o.on_progress && pending_rows >= k_progress_rows) {
+                    o.on_progress(pending_rows, pending_bytes);
+                    pending_rows = 0;
+                    pending_bytes = 0;
+                }
+            }
+            if (o.on_progress && pending_rows > 0) {
+                o.on_progress(pending_rows, pending_bytes);
+            }
+            if (!copy.active()) {
+                connection.execute("COMMIT");
+            }
+            // else: another worker failed; destroying the stream closes the connection.
+        } catch (...) {
+            state.fail(std::current_exception());
+        }
+    };
+
+    std::vector<std::thread> threads;
+    threads.reserve(result.ranges.size());
+    try {
+        for (std::size_t i = 0; i < result.ranges.size(); ++i) {
+            threads.emplace_back(work, i);
+        }
+    } catch (...) {
+        state.fail(std::current_exception());  // could not start a thread
+    }
+    for (auto& thread : threads) {
+        thread.join();
+    }
+    if (state.first_error) {
+        std::rethrow_exception(state.first_error);
+    }
+    coordinator.execute("COMMIT");
+    for (std::size_t i = 0; i < result.ranges.size(); ++i) {
+        result.rows += result.ranges[i].rows;
+        result.bytes += bytes[i];
+    }
+    return result;
+}
+
+ExportResult Exporter::run(std::ostream& out, bool header) {
+    // Each worker collects complete rows in its own buffer (one per range, and one thread per
+    // range) and appends whole blocks under the lock: rows never interleave, and the lock is
+    // taken once per block, not per row.
+    std::mutex out_mutex;
+    std::vector<std::string> buffers(m_options.parallelism);
+    auto write = [&](const std::string& bytes) {
+        std::lock_guard<std::mutex> lock(out_mutex);
+        out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+        if (!out) {
+            throw Error("export: writing the output failed");
+        }
+    };
+    auto on_columns = [&](const std::vector<std::string>& names) {
+        if (!header) {
+            return;
+        }
+        const bool csv = m_options.format == "csv";
+        std::string line;
+        for (std::size_t c = 0; c < names.size(); ++c) {
+            line += c == 0 ? "" : (csv ? "," : "\t");
+            line += csv ? csv_field(names[c]) : names[c];
+        }
+        write(line + "\n");  // before any worker starts
+    };
+    ExportResult result = run_impl(
+        [&](std::size_t range, std::string_view row) {
+            std::string& buffer = buffers[range];
+            buffer.append(row.data(), row.size());
+            if (buffer.size() >= k_block_bytes) {
+                write(buffer);
+                buffer.clear();
+            }
+        },
+        on_columns);
+    for (const auto& buffer : buffers) {
+        if (!buffer.empty()) {
+            write(buffer);
+        }
+    }
+    out.flush();
+    if (!out) {
+        throw Error("export: writing the output failed");
+    }
+    return result;
+}
+
+}  // namespace pg_ingest

@@ -1,0 +1,104 @@
+// pg_ingest::AsyncLoader — streams data into async load jobs (pg_ingest 0.2.0+): stages it over
+// parallel connections, submits jobs, rolls over to a new job past a staged-bytes budget, holds
+// back while too many jobs are queued, and waits for them. Exactly once with caller job keys.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <pg_ingest/async_job.hpp>
+#include <pg_ingest/connection.hpp>
+#include <pg_ingest/connection_options.hpp>
+#include <pg_ingest/copy_format.hpp>
+#include <pg_ingest/export.hpp>
+#include <pg_ingest/options.hpp>
+
+namespace pg_ingest {
+
+struct AsyncLoaderOptions {
+    // What every job is begun with (job_key is ignored: keys come from begin()).
+    AsyncJobSpec job;
+    // Columns present in the staged data, in order (quoted as given); empty: every staging
+    // column, i.e. the target's insertable columns in table order.
+    std::vector<std::string> columns;
+    // How the staged bytes are written (format csv/text, delimiter, NULL, quote, encoding).
+    // `header` must be false: stage() takes records only.
+    CopyTextFormat format;
+    std::size_t parallelism = 1;  // async_load_parallelism: staging connections
+    std::size_t queue_size = 4;   // async_load_queue_size: submitted, unended jobs before holding
+    std::uint64_t max_temp_file_size = 96u * 1024u * 1024u;  // bytes staged before a new job
+    std::chrono::milliseconds connect_timeout{10000};
+    // Re-read job states this often while waiting even without a NOTIFY.
+    std::chrono::milliseconds poll_interval{1000};
+
+    // The connector vocabulary: async_load_parallelism, async_load_queue_size,
+    // max_temp_file_size, clean_temp_data (keep_staging = !clean_temp_data), conflictmode,
+    // conflictcolumns, updatecolumns, exceptionmode, connecttimeoutms. `target` is set by the
+    // caller.
+    static AsyncLoaderOptions from(const Options& options, QualifiedName target);
+};
+
+// Not thread-safe: call it from one thread. Move-only. Opens 1 + parallelism connections.
+//
+// Keys and exactly-once: begin(key) names a unit of data (e.g. a stream checkpoint); its jobs
+// are keyed `key`, `key#2`, `key#3`, ... as the unit rolls over max_temp_file_size. A loader
+// restarted with the same keys and the same data in the same chunks finds the jobs of the first
+// run: a job already submitted (READY, LOADING, FINISH) or ended (FAIL, CANCEL) is not staged
+// again — its chunks are skipped and the job is reported by wait(); a job still in INIT (a run
+// that stopped while staging) has its staging table emptied and is staged again. Without a key
+// (empty string) jobs have no key and nothing protects against loading twice.
+//
+// Errors: pg_ingest::Error from the server (SQLSTATE kept) or the connections; an error on a
+// staging connection is rethrown by the next stage()/submit()/wait() call, after which the
+// loader is failed (every call throws) and the unit's open job stays INIT (never half-submitted).
+// Construction throws Error 42883 when the database has no async load support.
+class PG_INGEST_API AsyncLoader {
+  public:
+    // Connects the control connection and checks the extension. Staging connections are opened
+    // when first needed.
+    AsyncLoader(ConnectionOptions connection, AsyncLoaderOptions options);
+    AsyncLoader(AsyncLoader&&) noexcept;
+    AsyncLoader& operator=(AsyncLoader&&) = delete;
+    AsyncLoader(const AsyncLoader&) = delete;
+    AsyncLoader& operator=(const AsyncLoader&) = delete;
+    // Stops staging (open COPY streams are aborted), closes the connections. Does not submit:
+    // the open job stays INIT, so a restart with the same key stages it again. Never throws.
+    ~AsyncLoader();
+
+    // Starts unit `key`, submitting the previous unit's open job first (as submit() does).
+    // Blocks while queue_size of this loader's jobs are submitted and not ended.
+    void begin(const std::string& key);
+
+    // Stages `data` — complete records in the configured format — into the unit's open job, on
+    // the next staging connection (round robin). Returns false when the data was skipped
+    // because an earlier run already submitted this job. Blocks while the chosen connection
+    // still has a chunk in hand (at most two chunks per connection are held in memory). After
+    // the chunk, a job past max_temp_file_size is submitted and the next one begun.
+    bool stage(std::string data, std::uint64_t rows);
+
+    // Finishes the staging COPYs of the open job (they commit) and submits it. No-op when
+    // nothing is open.
+    void submit();
+
+    // Submits the open job, then blocks until every job of this loader has ended or `deadline`
+    // passes; returns those jobs as last read (not ended ones: the deadline passed).
+    std::vector<AsyncJob> wait(
+        Connection::Clock::time_point deadline = Connection::Clock::time_point::max());
+
+    // Ids of this loader's jobs so far (submitted or found ended), in order.
+    const std::vector<std::int64_t>& job_ids() const;
+    // Rows and bytes staged by this run (skipped chunks not counted).
+    std::uint64_t rows_staged() const;
+    std::uint64_t bytes_staged() const;
+    // Chunks skipped because their job had been submitted by an earlier run.
+    std::uint64_t chunks_skipped() const;
+
+  private:
+    struct Impl;
+    std::unique_ptr<Impl> m_impl;
+};
+
+}  // namespace pg_ingest

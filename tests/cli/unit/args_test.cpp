@@ -1,0 +1,69 @@
+// Argument parsing of the pg_ingest subcommands.
+#include <boost/test/unit_test.hpp>
+
+#include "args.hpp"
+
+using namespace pg_ingest::cli;
+
+namespace {
+
+const std::vector<OptionSpec> k_specs = {
+    {"table", "TABLE", "t"}, {"header", "", "h"},         {"option", "KEY=VALUE", "o", true},
+    {"parallel", "N", "p"},  {"timeout", "SECONDS", "s"},
+};
+
+std::string usage_error(const std::vector<std::string>& args) {
+    try {
+        parse_args(k_specs, args);
+    } catch (const UsageError& error) {
+        return error.what();
+    }
+    BOOST_FAIL("expected a UsageError");
+    return {};
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(args)
+
+BOOST_AUTO_TEST_CASE(values_flags_positionals_and_double_dash) {
+    const auto parsed =
+        parse_args(k_specs, {"a.csv", "--table", "s.t", "--header", "-", "--option=batchsize=10",
+                             "--option", "x=y", "--", "--not-an-option"});
+    BOOST_TEST(parsed.get("table").value() == "s.t");
+    BOOST_TEST(parsed.has("header"));
+    BOOST_TEST(!parsed.has("parallel"));
+    BOOST_TEST((parsed.all("option") == std::vector<std::string>{"batchsize=10", "x=y"}));
+    BOOST_TEST((parsed.positionals() == std::vector<std::string>{"a.csv", "-", "--not-an-option"}));
+}
+
+BOOST_AUTO_TEST_CASE(bad_arguments_name_the_problem) {
+    BOOST_TEST(usage_error({"--tabel", "t"}).find("unknown option '--tabel'") != std::string::npos);
+    BOOST_TEST(usage_error({"--table"}).find("--table needs a value") != std::string::npos);
+    BOOST_TEST(usage_error({"--header=yes"}).find("takes no value") != std::string::npos);
+    BOOST_TEST(usage_error({"--table", "a", "--table", "b"}).find("more than once") !=
+               std::string::npos);
+    BOOST_TEST(usage_error({"-t", "x"}).find("unknown option '-t'") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(typed_values_are_checked) {
+    BOOST_TEST(parse_args(k_specs, {"--parallel", "4"}).get_int("parallel", 1, 64).value() == 4);
+    BOOST_CHECK_THROW(parse_args(k_specs, {"--parallel", "0"}).get_int("parallel", 1, 64),
+                      UsageError);
+    BOOST_CHECK_THROW(parse_args(k_specs, {"--parallel", "4x"}).get_int("parallel", 1, 64),
+                      UsageError);
+    BOOST_TEST(parse_args(k_specs, {"--timeout", "1.5"}).get_seconds("timeout").value() == 1.5);
+    BOOST_CHECK_THROW(parse_args(k_specs, {"--timeout", "-1"}).get_seconds("timeout"), UsageError);
+}
+
+BOOST_AUTO_TEST_CASE(lists_and_byte_sizes) {
+    BOOST_TEST((split_list(" a, b ,c", "--columns") == std::vector<std::string>{"a", "b", "c"}));
+    BOOST_CHECK_THROW(split_list("a,,b", "--columns"), UsageError);
+    BOOST_TEST(parse_bytes("100663296", "x") == 100663296u);
+    BOOST_TEST(parse_bytes("96MB", "x") == 96u * 1024 * 1024);
+    BOOST_TEST(parse_bytes("1.5k", "x") == 1536u);
+    BOOST_CHECK_THROW(parse_bytes("12 parsecs", "x"), UsageError);
+    BOOST_CHECK_THROW(parse_bytes("0", "x"), UsageError);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

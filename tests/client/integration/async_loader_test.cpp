@@ -1,0 +1,358 @@
+// Async load jobs (pg_ingest 0.2.0) and AsyncLoader against a live server. The tests use their
+// own databases (with and without the extension) so that they do not change the shared one.
+#include <atomic>
+#include <chrono>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <boost/test/unit_test.hpp>
+
+#include <pg_ingest/async_job.hpp>
+#include <pg_ingest/async_loader.hpp>
+#include <pg_ingest/connection.hpp>
+
+#include "test_support.hpp"
+
+using pg_ingest::AsyncJob;
+using pg_ingest::AsyncLoader;
+using pg_ingest::AsyncLoaderOptions;
+using pg_ingest::Connection;
+using pg_ingest::ConnectionOptions;
+using pg_ingest::JobState;
+using pg_ingest::QualifiedName;
+using namespace std::chrono_literals;
+
+namespace {
+
+// Options for database `name`, created on first use (with the extension when `with_extension`).
+ConnectionOptions database(const std::string& name, bool with_extension) {
+    Connection admin = test::connect();
+    if (admin.execute_params("SELECT 1 FROM pg_database WHERE datname = $1", {name}).rows() == 0) {
+        admin.execute("CREATE DATABASE " + admin.quote_identifier(name));
+    }
+    ConnectionOptions options = test::options();
+    options.set("dbname", name);
+    if (with_extension) {
+        Connection connection = Connection::connect(options, 10s);
+        connection.execute("CREATE EXTENSION IF NOT EXISTS pg_ingest");
+    }
+    return options;
+}
+
+ConnectionOptions async_db() {
+    return database("pg_ingest_async_tests", true);
+}
+
+Connection connect_async() {
+    return Connection::connect(async_db(), 10s);
+}
+
+// `rows` CSV records "id,payload" starting at `first`.
+std::string csv_rows(int first, int rows) {
+    std::string data;
+    for (int id = first; id < first + rows; ++id) {
+        data += std::to_string(id) + ",row " + std::to_string(id) + "\n";
+    }
+    return data;
+}
+
+AsyncLoaderOptions loader_options(const std::string& table) {
+    AsyncLoaderOptions options;
+    options.job.target = QualifiedName::parse(table);
+    options.job.conflict_mode = "upsert";
+    options.parallelism = 2;
+    options.queue_size = 2;
+    options.max_temp_file_size = 4000;  // a few chunks per job: many jobs, many rollovers
+    options.poll_interval = 200ms;
+    return options;
+}
+
+void reset_table(Connection& connection, const std::string& table) {
+    connection.execute("DROP TABLE IF EXISTS " + table + "; CREATE TABLE " + table +
+                       " (id int PRIMARY KEY, payload text NOT NULL)");
+}
+
+// count(*), count(DISTINCT id), and whether every payload matches its id.
+std::string table_summary(Connection& connection, const std::string& table) {
+    return *connection
+                .execute(
+                    "SELECT count(*) || '/' || count(DISTINCT id) || '/' || "
+                    "bool_and(payload = 'row ' || id) FROM " +
+                    table)
+                .get(0, 0);
+}
+
+pg_ingest::Error error_of(const std::function<void()>& body) {
+    try {
+        body();
+    } catch (const pg_ingest::Error& error) {
+        return error;
+    }
+    BOOST_FAIL("expected pg_ingest::Error");
+    return pg_ingest::Error("unreachable");
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(async_jobs)
+
+BOOST_AUTO_TEST_CASE(job_lifecycle_wait_and_state_errors) {
+    Connection connection = connect_async();
+    reset_table(connection, "aj_life");
+    pg_ingest::AsyncJobSpec spec;
+    spec.target = QualifiedName::parse("aj_life");
+    spec.job_key = "life-1";
+    const auto job = pg_ingest::begin_async_load(connection, spec);
+    BOOST_TEST(job.id > 0);
+    BOOST_CHECK(job.state == JobState::init);
+    BOOST_TEST(!job.staging.empty());
+    connection.execute("INSERT INTO " + job.staging + " VALUES (1, 'row 1'), (2, 'row 2')");
+
+    // The same key returns the same job.
+    const auto again = pg_ingest::begin_async_load(connection, spec);
+    BOOST_TEST(again.id == job.id);
+
+    BOOST_CHECK(pg_ingest::submit_async_load(connection, job.id) == JobState::ready);
+    const auto jobs = pg_ingest::wait_async_load_jobs(
+        connection, {job.id}, std::chrono::steady_clock::now() + 60s, 200ms);
+    BOOST_TEST_REQUIRE(jobs.size() == 1u);
+    BOOST_CHECK(jobs[0].state == JobState::finish);
+    BOOST_TEST(jobs[0].rows_inserted == 2);
+    BOOST_TEST(jobs[0].job_key == "life-1");
+    BOOST_TEST(table_summary(connection, "aj_life") == "2/2/true");
+
+    const auto listed =
+        pg_ingest::list_async_load_jobs(connection, QualifiedName::parse("aj_life"));
+    BOOST_TEST_REQUIRE(listed.size() == 1u);
+    BOOST_TEST(listed[0].id == job.id);
+    BOOST_TEST(pg_ingest::get_async_load_job(connection, job.id).rows_inserted == 2);
+
+    // Wrong state and unknown id are typed errors.
+    BOOST_TEST(error_of([&] { pg_ingest::submit_async_load(connection, job.id); }).sqlstate() ==
+               "55000");
+    BOOST_TEST(error_of([&] { pg_ingest::retry_async_load(connection, job.id); }).sqlstate() ==
+               "55000");
+    BOOST_TEST(error_of([&] { pg_ingest::get_async_load_job(connection, 987654321); }).sqlstate() ==
+               "42704");
+    BOOST_TEST(error_of([&] {
+                   pg_ingest::wait_async_load_jobs(connection, {987654321},
+                                                   std::chrono::steady_clock::now() + 5s);
+               }).sqlstate() == "42704");
+}
+
+BOOST_AUTO_TEST_CASE(wait_returns_at_the_deadline_with_the_current_state) {
+    Connection connection = connect_async();
+    reset_table(connection, "aj_deadline");
+    pg_ingest::AsyncJobSpec spec;
+    spec.target = QualifiedName::parse("aj_deadline");
+    const auto job = pg_ingest::begin_async_load(connection, spec);
+    const auto start = std::chrono::steady_clock::now();
+    const auto jobs = pg_ingest::wait_async_load_jobs(connection, {job.id}, start + 700ms, 200ms);
+    const auto waited = test::elapsed_ms(start);
+    BOOST_CHECK(jobs.at(0).state == JobState::init);
+    BOOST_TEST(waited >= 650);
+    BOOST_TEST(waited < 5000);
+    BOOST_CHECK(pg_ingest::cancel_async_load(connection, job.id) == JobState::cancel);
+}
+
+BOOST_AUTO_TEST_CASE(failed_job_reports_the_error_and_retry_requeues_it) {
+    Connection connection = connect_async();
+    connection.execute(
+        "DROP TABLE IF EXISTS aj_fail; CREATE TABLE aj_fail (id int PRIMARY KEY, payload text "
+        "NOT NULL CHECK (payload <> 'bad'))");
+    pg_ingest::AsyncJobSpec spec;
+    spec.target = QualifiedName::parse("aj_fail");
+    spec.exception_mode = "strict";
+    const auto job = pg_ingest::begin_async_load(connection, spec);
+    connection.execute("INSERT INTO " + job.staging + " VALUES (1, 'ok'), (2, 'bad')");
+    pg_ingest::submit_async_load(connection, job.id);
+    auto jobs = pg_ingest::wait_async_load_jobs(connection, {job.id},
+                                                std::chrono::steady_clock::now() + 60s, 200ms);
+    BOOST_CHECK(jobs.at(0).state == JobState::fail);
+    BOOST_TEST(jobs.at(0).error_sqlstate == "23514");
+    BOOST_TEST(*connection.execute("SELECT count(*) FROM aj_fail").get(0, 0) == "0");
+    BOOST_CHECK(pg_ingest::retry_async_load(connection, job.id) == JobState::ready);
+    jobs = pg_ingest::wait_async_load_jobs(connection, {job.id},
+                                           std::chrono::steady_clock::now() + 60s, 200ms);
+    BOOST_CHECK(jobs.at(0).state == JobState::fail);
+    BOOST_TEST(jobs.at(0).attempts >= 2);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(async_loader)
+
+BOOST_AUTO_TEST_CASE(queue_two_parallel_two_loads_every_row_exactly_once) {
+    Connection connection = connect_async();
+    reset_table(connection, "al_basic");
+    AsyncLoader loader(async_db(), loader_options("al_basic"));
+    const int rows = 6000;
+    loader.begin("basic-cp1");
+    for (int first = 1; first <= rows; first += 100) {
+        BOOST_TEST(loader.stage(csv_rows(first, 100), 100));
+    }
+    const auto jobs = loader.wait(std::chrono::steady_clock::now() + 120s);
+    BOOST_TEST(jobs.size() > 5u);  // rolled over max_temp_file_size many times
+    for (const auto& job : jobs) {
+        BOOST_TEST_CONTEXT("job " << job.id) {
+            BOOST_CHECK(job.state == JobState::finish);
+            BOOST_TEST(job.job_key.rfind("basic-cp1", 0) == 0u);
+        }
+    }
+    BOOST_TEST(loader.rows_staged() == static_cast<std::uint64_t>(rows));
+    BOOST_TEST(table_summary(connection, "al_basic") == "6000/6000/true");
+}
+
+BOOST_AUTO_TEST_CASE(holds_back_while_queue_size_jobs_are_queued) {
+    Connection connection = connect_async();
+    reset_table(connection, "al_queue");
+    // SHARE conflicts with the workers' inserts but not with beginning jobs: jobs stay queued.
+    Connection blocker = connect_async();
+    blocker.execute("BEGIN; LOCK TABLE al_queue IN SHARE MODE");
+
+    std::atomic<int> chunks{0};
+    std::atomic<bool> done{false};
+    std::exception_ptr error;
+    std::thread producer([&] {
+        try {
+            AsyncLoader loader(async_db(), loader_options("al_queue"));
+            loader.begin("queue-cp");
+            for (int first = 1; first <= 3000; first += 100) {
+                loader.stage(csv_rows(first, 100), 100);
+                ++chunks;
+            }
+            const auto jobs = loader.wait(std::chrono::steady_clock::now() + 120s);
+            for (const auto& job : jobs) {
+                if (job.state != JobState::finish) {
+                    throw std::runtime_error("job " + std::to_string(job.id) + " did not finish");
+                }
+            }
+        } catch (...) {
+            error = std::current_exception();
+        }
+        done = true;
+    });
+    // Wait until the producer stops making progress.
+    int last = -1;
+    for (int i = 0; i < 100 && chunks.load() != last; ++i) {
+        last = chunks.load();
+        std::this_thread::sleep_for(1500ms);
+    }
+    BOOST_TEST(!done.load());
+    BOOST_TEST(chunks.load() < 30);
+    const auto queued = *connection
+                             .execute(
+                                 "SELECT count(*) FILTER (WHERE state IN ('READY','LOADING'))"
+                                 " || '/' || count(*) FROM ingest.get_async_load_job() "
+                                 "WHERE target = 'al_queue'::regclass")
+                             .get(0, 0);
+    BOOST_TEST(queued == "2/2");  // two submitted and waiting; the third not begun
+    blocker.execute("COMMIT");
+    producer.join();
+    if (error) {
+        std::rethrow_exception(error);
+    }
+    BOOST_TEST(chunks.load() == 30);
+    BOOST_TEST(table_summary(connection, "al_queue") == "3000/3000/true");
+}
+
+BOOST_AUTO_TEST_CASE(restart_with_the_same_keys_never_loads_twice) {
+    Connection connection = connect_async();
+    reset_table(connection, "al_restart");
+    // Three checkpoints of 1500 rows in 100-row chunks; with a 4000-byte budget each
+    // checkpoint spans several jobs (cpN, cpN#2, ...).
+    auto chunks_of = [](int checkpoint) {
+        std::vector<std::string> chunks;
+        for (int first = checkpoint * 1500 + 1; first <= checkpoint * 1500 + 1500; first += 100) {
+            chunks.push_back(csv_rows(first, 100));
+        }
+        return chunks;
+    };
+    std::int64_t first_job = 0;
+    {
+        AsyncLoader loader(async_db(), loader_options("al_restart"));
+        loader.begin("restart-cp0");
+        for (const auto& chunk : chunks_of(0)) {
+            loader.stage(chunk, 100);
+        }
+        loader.begin("restart-cp1");  // submits cp0's open job
+        const auto cp1 = chunks_of(1);
+        for (std::size_t i = 0; i < cp1.size() / 2 + 1; ++i) {
+            loader.stage(cp1[i], 100);
+        }
+        first_job = loader.job_ids().at(0);
+        // Destroyed mid-checkpoint: cp1's open job stays INIT with part of its rows staged.
+    }
+    AsyncLoader loader(async_db(), loader_options("al_restart"));
+    int skipped = 0;
+    for (int checkpoint = 0; checkpoint < 3; ++checkpoint) {
+        loader.begin("restart-cp" + std::to_string(checkpoint));
+        for (const auto& chunk : chunks_of(checkpoint)) {
+            skipped += loader.stage(chunk, 100) ? 0 : 1;
+        }
+    }
+    const auto jobs = loader.wait(std::chrono::steady_clock::now() + 120s);
+    BOOST_TEST(skipped >= 15);  // all of cp0 at least
+    BOOST_TEST(loader.job_ids().at(0) == first_job);
+    for (const auto& job : jobs) {
+        BOOST_CHECK(job.state == JobState::finish);
+    }
+    BOOST_TEST(table_summary(connection, "al_restart") == "4500/4500/true");
+    // Plain appends would show any double load as extra rows: check the job keys are unique.
+    BOOST_TEST(*connection
+                    .execute("SELECT count(*) = count(DISTINCT job_key) FROM "
+                             "ingest.get_async_load_job() WHERE target = 'al_restart'::regclass")
+                    .get(0, 0) == "t");
+}
+
+BOOST_AUTO_TEST_CASE(restart_with_append_mode_loads_exactly_once) {
+    // conflict_mode 'none' appends: loading any chunk twice would duplicate rows.
+    Connection connection = connect_async();
+    connection.execute(
+        "DROP TABLE IF EXISTS al_append; CREATE TABLE al_append (id int, payload text)");
+    AsyncLoaderOptions options = loader_options("al_append");
+    options.job.conflict_mode = "none";
+    {
+        AsyncLoader loader(async_db(), options);
+        loader.begin("append-cp0");
+        for (int first = 1; first <= 700; first += 100) {
+            loader.stage(csv_rows(first, 100), 100);
+        }
+    }
+    AsyncLoader loader(async_db(), options);
+    loader.begin("append-cp0");
+    for (int first = 1; first <= 1000; first += 100) {
+        loader.stage(csv_rows(first, 100), 100);
+    }
+    loader.wait(std::chrono::steady_clock::now() + 120s);
+    BOOST_TEST(table_summary(connection, "al_append") == "1000/1000/true");
+}
+
+BOOST_AUTO_TEST_CASE(bad_staged_data_is_a_typed_error_and_nothing_is_submitted) {
+    Connection connection = connect_async();
+    reset_table(connection, "al_bad");
+    AsyncLoader loader(async_db(), loader_options("al_bad"));
+    loader.begin("bad-cp");
+    loader.stage("1,row 1\nnot a number,row x\n", 2);
+    const auto error = error_of([&] { loader.wait(std::chrono::steady_clock::now() + 60s); });
+    BOOST_TEST(error.sqlstate() == "22P02");
+    BOOST_TEST(*connection
+                    .execute("SELECT string_agg(state::text, ',') FROM ingest.get_async_load_job()"
+                             " WHERE target = 'al_bad'::regclass")
+                    .get(0, 0) == "INIT");
+    // The loader stays failed.
+    BOOST_CHECK_THROW(loader.stage("2,row 2\n", 1), pg_ingest::Error);
+}
+
+BOOST_AUTO_TEST_CASE(without_the_extension_a_clear_typed_error) {
+    const ConnectionOptions plain = database("pg_ingest_no_extension", false);
+    const auto error = error_of([&] { AsyncLoader loader(plain, loader_options("t")); });
+    BOOST_TEST(error.sqlstate() == "42883");
+    BOOST_TEST(std::string(error.what()).find("not installed") != std::string::npos);
+    BOOST_TEST(error.hint().find("CREATE EXTENSION pg_ingest") != std::string::npos);
+    Connection connection = Connection::connect(plain, 10s);
+    BOOST_TEST(error_of([&] { pg_ingest::require_async_load(connection); }).sqlstate() == "42883");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
