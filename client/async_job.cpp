@@ -181,6 +181,7 @@ BegunJob begin_async_load(Connection& connection, const AsyncJobSpec& spec) {
         spec.reject_limit ? std::optional<std::string>(std::to_string(*spec.reject_limit))
                           : std::nullopt,
         spec.keep_staging ? "true" : "false",
+        array_literal(spec.columns),
     };
     // Named notation: robust against parameters being added to the function later.
     const Result result = connection.execute_params(
@@ -188,7 +189,8 @@ BegunJob begin_async_load(Connection& connection, const AsyncJobSpec& spec) {
         "target => $1::regclass, conflict_mode => $2::text, conflict_columns => $3::text[], "
         "update_columns => $4::text[], job_key => $5::text, overwrite => $6::text, "
         "overwrite_partition => $7::regclass, exception_mode => $8::text, "
-        "reject_limit => $9::bigint, keep_staging => $10::boolean)",
+        "reject_limit => $9::bigint, keep_staging => $10::boolean, "
+        "columns => $11::text[])",
         params);
     if (result.rows() != 1) {
         throw Error("ingest.begin_async_load returned " + std::to_string(result.rows()) +

@@ -225,6 +225,7 @@ struct AsyncLoader::Impl {
     void open_job() {
         hold_back();
         AsyncJobSpec spec = options.job;
+        spec.columns = options.columns;
         spec.job_key = job_key_for(unit_key, part);
         const BegunJob job = begin_async_load(control, spec);
         open = job;

@@ -91,6 +91,8 @@ CREATE TABLE @extschema@.async_load_job (
         CHECK (exception_mode IN ('strict', 'ignore')),
     reject_limit        bigint CHECK (reject_limit >= 0),
     keep_staging        boolean NOT NULL DEFAULT false,
+    -- the columns staged and loaded (NULL: every insertable column); the rest get defaults
+    columns             text[],
     staging             regclass,
     rows_staged         bigint,
     bytes_staged        bigint,
@@ -157,13 +159,14 @@ CREATE FUNCTION @extschema@.begin_async_load(
     exception_mode text DEFAULT 'strict',
     reject_limit bigint DEFAULT NULL,
     keep_staging boolean DEFAULT false,
+    columns text[] DEFAULT NULL,
     OUT id bigint, OUT staging regclass, OUT state @extschema@.job_state)
     RETURNS record
     LANGUAGE c VOLATILE
     SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 'ingest_begin_async_load';
 COMMENT ON FUNCTION @extschema@.begin_async_load(regclass, text, text[], text[], text, text,
-    regclass, text, bigint, boolean) IS
+    regclass, text, bigint, boolean, text[]) IS
     'create an async load job (INIT) and its staging table, or return the job with this job_key';
 
 CREATE FUNCTION @extschema@.submit_async_load(id bigint) RETURNS @extschema@.job_state
@@ -205,7 +208,7 @@ CREATE FUNCTION @extschema@.get_async_load_job()
         id bigint, job_key text, owner regrole, target regclass, state @extschema@.job_state,
         conflict_mode text, conflict_columns text[], update_columns text[], overwrite text,
         overwrite_partition regclass, exception_mode text, reject_limit bigint,
-        keep_staging boolean, staging regclass, rows_staged bigint, bytes_staged bigint,
+        keep_staging boolean, columns text[], staging regclass, rows_staged bigint, bytes_staged bigint,
         rows_inserted bigint, rows_updated bigint, rows_skipped bigint, rows_rejected bigint,
         attempts integer, error_sqlstate text, error_message text, created_at timestamptz,
         submitted_at timestamptz, started_at timestamptz, finished_at timestamptz,
@@ -215,7 +218,7 @@ CREATE FUNCTION @extschema@.get_async_load_job()
     AS $$
         SELECT j.id, j.job_key, j.owner, j.target, j.state, j.conflict_mode, j.conflict_columns,
                j.update_columns, j.overwrite, j.overwrite_partition, j.exception_mode,
-               j.reject_limit, j.keep_staging, j.staging, j.rows_staged, j.bytes_staged,
+               j.reject_limit, j.keep_staging, j.columns, j.staging, j.rows_staged, j.bytes_staged,
                j.rows_inserted, j.rows_updated, j.rows_skipped, j.rows_rejected, j.attempts,
                j.error_sqlstate, j.error_message, j.created_at, j.submitted_at, j.started_at,
                j.finished_at, j.worker_pid,
@@ -236,7 +239,7 @@ CREATE FUNCTION @extschema@.get_async_load_job(job_id bigint)
         id bigint, job_key text, owner regrole, target regclass, state @extschema@.job_state,
         conflict_mode text, conflict_columns text[], update_columns text[], overwrite text,
         overwrite_partition regclass, exception_mode text, reject_limit bigint,
-        keep_staging boolean, staging regclass, rows_staged bigint, bytes_staged bigint,
+        keep_staging boolean, columns text[], staging regclass, rows_staged bigint, bytes_staged bigint,
         rows_inserted bigint, rows_updated bigint, rows_skipped bigint, rows_rejected bigint,
         attempts integer, error_sqlstate text, error_message text, created_at timestamptz,
         submitted_at timestamptz, started_at timestamptz, finished_at timestamptz,

@@ -2,6 +2,7 @@
 // Each checks the caller (GetUserId() on entry) first, then writes the job catalog as the
 // extension owner. See job_catalog.hpp and the README ("Async load jobs").
 #include "conflict_target.hpp"
+#include "cursor_source.hpp"
 #include "job_catalog.hpp"
 #include "job_shmem.hpp"
 #include "merge.hpp"
@@ -104,16 +105,15 @@ Job visible_job(int64_t id, Oid caller, bool for_update = false) {
           detail, "ingest.get_async_load_job(id) shows the job's state and error.");
 }
 
-// Column definitions of a staging table for `rel`: every live, non-generated column, with the
+// Column definitions of a staging table for `rel`: the loaded columns (given, else every live,
+// non-generated one), with the
 // target's names, types and collations; no constraints, so bad rows reach the apply step
 // (which can reject them one by one) instead of failing the staging COPY.
-std::string staging_columns(Relation rel) {
+std::string staging_columns(Relation rel, const std::vector<AttrNumber>& attnums) {
     std::string defs;
     TupleDesc d = RelationGetDescr(rel);
-    for (int i = 0; i < d->natts; i++) {
-        Form_pg_attribute att = TupleDescAttr(d, i);
-        if (att->attisdropped || att->attgenerated)
-            continue;
+    for (AttrNumber a : attnums) {
+        Form_pg_attribute att = TupleDescAttr(d, a - 1);
         const char* name = pg_call([&] { return quote_identifier(NameStr(att->attname)); });
         const char* type =
             pg_call([&] { return format_type_with_typemod(att->atttypid, att->atttypmod); });
@@ -171,6 +171,7 @@ PGI_FUNCTION(ingest_begin_async_load) {
     if (!PG_ARGISNULL(8))
         reject_limit = PG_GETARG_INT64(8);
     const bool keep_staging = !PG_ARGISNULL(9) && PG_GETARG_BOOL(9);
+    const std::vector<std::string> only_columns = text_array(fcinfo, 10);
 
     if (overwrite != "none" && overwrite != "table" && overwrite != "partition")
         raise(ERRCODE_INVALID_PARAMETER_VALUE,
@@ -237,7 +238,15 @@ PGI_FUNCTION(ingest_begin_async_load) {
     MergeSpec spec;
     spec.target = dest;
     spec.mode = mode;
-    spec.columns = insertable_columns(dest);
+    spec.columns =
+        only_columns.empty() ? insertable_columns(dest) : match_columns(only_columns, dest);
+    for (size_t i = 0; i < spec.columns.size(); i++)
+        for (size_t j = 0; j < i; j++)
+            if (spec.columns[i] == spec.columns[j])
+                raise(ERRCODE_DUPLICATE_COLUMN,
+                      format("column \"%s\" is named more than once in columns",
+                             NameStr(TupleDescAttr(RelationGetDescr(dest), spec.columns[i] - 1)
+                                         ->attname)));
     spec.conflict_names = conflict_cols;
     spec.update_names = update_cols;
     spec.what = "async load";
@@ -248,13 +257,14 @@ PGI_FUNCTION(ingest_begin_async_load) {
             if (r != ACLCHECK_OK)
                 aclcheck_error(r, OBJECT_TABLE, RelationGetRelationName(dest));
         });
-    const std::string columns = staging_columns(rel);
+    const std::string columns = staging_columns(dest, spec.columns);
 
     UserScope as_service(svc);
     const uint64 inserted = spi::exec(
         "INSERT INTO ingest.async_load_job (job_key, owner, target, conflict_mode, "
         "conflict_columns, update_columns, overwrite, overwrite_partition, exception_mode, "
-        "reject_limit, keep_staging) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
+        "reject_limit, keep_staging, columns) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, "
+        "$11, $12) "
         "ON CONFLICT (owner, job_key) DO NOTHING RETURNING id",
         {spi::text_arg(job_key), spi::oid_arg(caller), spi::oid_arg(target),
          spi::text_arg(std::string(conflict_mode_name(mode))), text_array_arg(conflict_cols),
@@ -262,7 +272,7 @@ PGI_FUNCTION(ingest_begin_async_load) {
          OidIsValid(partition) ? spi::oid_arg(partition) : spi::Arg{OIDOID, Datum(0), true},
          spi::text_arg(exception_mode),
          reject_limit ? spi::int8_arg(*reject_limit) : spi::Arg{INT8OID, Datum(0), true},
-         spi::bool_arg(keep_staging)});
+         spi::bool_arg(keep_staging), text_array_arg(only_columns)});
     if (inserted == 0) {
         // A concurrent begin with the same key won; its job is ours.
         if (std::optional<Datum> r = existing())

@@ -40,6 +40,9 @@ struct AsyncJobSpec {
     std::string exception_mode = "strict";  // strict | ignore
     std::optional<std::int64_t> reject_limit;
     bool keep_staging = false;  // the connectors' clean_temp_data=false
+    // The columns that will be staged and loaded, in staging order; empty: every insertable
+    // column. Columns left out get their defaults when the job applies.
+    std::vector<std::string> columns;
 };
 
 // What begin_async_load returns. `staging` is the staging table as regclass text (already

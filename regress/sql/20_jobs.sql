@@ -99,6 +99,18 @@ SELECT ingest.wait_async_load(:j8, '60 s');
 SELECT state, error_sqlstate FROM ingest.get_async_load_job(:j8);
 SELECT count(*) FROM sales_jan;
 
+-- columns: only these are staged and loaded; the others get their defaults
+CREATE TABLE withdef (k int PRIMARY KEY, v text, at text NOT NULL DEFAULT 'default');
+SELECT id AS j11, staging AS s11 FROM ingest.begin_async_load('withdef', columns => '{k,v}') \gset
+SELECT attname FROM pg_attribute WHERE attrelid = :'s11'::regclass AND attnum > 0 ORDER BY attnum;
+INSERT INTO :s11 VALUES (1, 'x');
+SELECT ingest.submit_async_load(:j11);
+SELECT ingest.wait_async_load(:j11, '60 s');
+SELECT * FROM withdef;
+SELECT * FROM ingest.begin_async_load('withdef', columns => '{k,nope}');
+SELECT * FROM ingest.begin_async_load('withdef', columns => '{k,k}');
+SELECT * FROM ingest.begin_async_load('withdef', columns => '{v}');
+
 -- cancel before loading; cancel of an ended job is an error
 SELECT id AS j9 FROM ingest.begin_async_load('orders') \gset
 SELECT ingest.cancel_async_load(:j9);
