@@ -193,7 +193,7 @@ scenario_D() {
     latency_metric "$sc" observed "submit → FINISH, as the client sees it" \
         "clock_timestamp() in the client's session just before SELECT ingest.submit_async_load(id) and just after SELECT ingest.wait_async_load(id) returned FINISH (psql start-up excluded, a Unix-socket round trip included)"
     latency_metric "$sc" server "submitted_at → finished_at (server stamps)" \
-        "finished_at - submitted_at from ingest.get_async_load_job(id): both are now() of the transaction that wrote them"
+        "finished_at - submitted_at from ingest.get_async_load_job(id): both are clock_timestamp() when the worker or submit wrote them"
     latency_metric "$sc" start "submitted_at → started_at (to a worker)" \
         "started_at - submitted_at from ingest.get_async_load_job(id): until a worker claimed the job"
 
