@@ -151,6 +151,21 @@ Datum begin_result(FunctionCallInfo fcinfo, int64_t id, Oid staging, const std::
     });
 }
 
+// Moves the job to CANCEL if `condition` (on its state) still holds; drops its staging unless
+// kept. False when the state changed meanwhile.
+bool cancel_now(int64_t id, const char* condition) {
+    if (spi::exec(std::string("UPDATE ingest.async_load_job SET state = 'CANCEL', finished_at = "
+                              "pg_catalog.clock_timestamp(), worker_pid = NULL, staging = CASE "
+                              "WHEN keep_staging THEN staging END WHERE id = $1 AND ") +
+                      condition + " RETURNING keep_staging",
+                  {spi::int8_arg(id)}) != 1)
+        return false;
+    if (!spi::get_bool(0, 1))
+        drop_staging(id);
+    notify_state(id, "CANCEL");
+    return true;
+}
+
 }  // namespace
 
 PGI_FUNCTION(ingest_begin_async_load) {
@@ -368,30 +383,13 @@ PGI_FUNCTION(ingest_cancel_async_load) {
         if (job.state == "INIT" || job.state == "READY") {
             // No row lock is held while a worker may be loading it (the worker records its
             // own outcome); the state test makes this race-free against a claim.
-            if (spi::exec("UPDATE ingest.async_load_job SET state = 'CANCEL', finished_at = "
-                          "pg_catalog.clock_timestamp(), staging = CASE WHEN keep_staging THEN "
-                          "staging END "
-                          "WHERE id = $1 AND state IN ('INIT', 'READY') RETURNING keep_staging",
-                          {spi::int8_arg(id)}) == 1) {
-                if (!spi::get_bool(0, 1))
-                    drop_staging(id);
-                notify_state(id, "CANCEL");
+            if (cancel_now(id, "state IN ('INIT', 'READY')"))
                 return return_state(fcinfo, "CANCEL");
-            }
         } else if (job.state == "LOADING") {
             if (!request_cancel(id)) {
                 // No live worker runs it (its worker died; recovery has not run yet).
-                if (spi::exec(
-                        "UPDATE ingest.async_load_job SET state = 'CANCEL', finished_at = "
-                        "pg_catalog.clock_timestamp(), worker_pid = NULL, staging = CASE WHEN "
-                        "keep_staging THEN staging END WHERE id = $1 AND state = "
-                        "'LOADING' RETURNING keep_staging",
-                        {spi::int8_arg(id)}) == 1) {
-                    if (!spi::get_bool(0, 1))
-                        drop_staging(id);
-                    notify_state(id, "CANCEL");
+                if (cancel_now(id, "state = 'LOADING'"))
                     return return_state(fcinfo, "CANCEL");
-                }
             } else {
                 if (IsolationUsesXactSnapshot())
                     return return_state(fcinfo, "LOADING");  // cannot watch it from here
