@@ -73,6 +73,16 @@ void await_result(Connection& connection, PGconn* conn, Clock::time_point deadli
     }
 }
 
+// Reads whatever results follow a finished COPY without blocking, so the session is idle.
+void drain_results(PGconn* conn) noexcept {
+    while (PQisBusy(conn) == 0) {
+        PGresult* rest = PQgetResult(conn);
+        if (rest == nullptr)
+            break;
+        PQclear(rest);
+    }
+}
+
 void restore_blocking(Connection& connection) noexcept {
     if (auto* conn = static_cast<PGconn*>(connection.native_handle())) {
         PQsetnonblocking(conn, 0);
@@ -298,14 +308,7 @@ Result CopyIn::finish() {
     if (result && PQresultStatus(result.get()) == PGRES_COMMAND_OK) {
         Result out = detail::result_from_pg(result.get());
         result.reset();
-        // Nothing should follow; drain defensively so the session is idle.
-        while (PQisBusy(conn) == 0) {
-            PGresult* rest = PQgetResult(conn);
-            if (rest == nullptr) {
-                break;
-            }
-            PQclear(rest);
-        }
+        drain_results(conn);  // nothing should follow; leave the session idle
         restore_blocking(*m_connection);
         return out;
     }
@@ -436,13 +439,7 @@ bool CopyOut::read(std::string& chunk) {
         if (result && PQresultStatus(result.get()) == PGRES_COMMAND_OK) {
             m_result = detail::result_from_pg(result.get());
             result.reset();
-            while (PQisBusy(conn) == 0) {
-                PGresult* rest = PQgetResult(conn);
-                if (rest == nullptr) {
-                    break;
-                }
-                PQclear(rest);
-            }
+            drain_results(conn);
             restore_blocking(*m_connection);
             return false;
         }

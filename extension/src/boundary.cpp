@@ -3,6 +3,8 @@
 
 extern "C" {
 #include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
@@ -90,6 +92,24 @@ void rollback_subxact(const SubxactState& s) {
 std::string text_to_string(const text* t) {
     // VARDATA_ANY handles short headers; detoasting is the caller's job (PG_GETARG_TEXT_PP).
     return std::string(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+}
+
+std::vector<std::string> text_array_to_strings(Datum array, const char* what) {
+    Datum* elems = nullptr;
+    bool* nulls = nullptr;
+    int count = 0;
+    pg_call([&] {
+        deconstruct_array(DatumGetArrayTypeP(array), TEXTOID, -1, false, TYPALIGN_INT, &elems,
+                          &nulls, &count);
+    });
+    std::vector<std::string> out;
+    for (int i = 0; i < count; i++) {
+        if (nulls[i])
+            raise(ERRCODE_NULL_VALUE_NOT_ALLOWED, format("%s must not be NULL", what));
+        out.push_back(text_to_string(
+            reinterpret_cast<text*>(pg_call([&] { return PG_DETOAST_DATUM_PACKED(elems[i]); }))));
+    }
+    return out;
 }
 
 text* string_to_text(const std::string& s) {

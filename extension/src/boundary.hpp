@@ -34,6 +34,7 @@ extern "C" {
 #include <stdexcept>
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace pg_ingest {
 
@@ -190,6 +191,8 @@ void with_subtransaction(F&& f) {
 // Text helpers that cross the boundary safely.
 std::string text_to_string(const text* t);
 text* string_to_text(const std::string& s);
+// The elements of a text[] datum; a NULL element is 22004 naming `what` ("column names ...").
+std::vector<std::string> text_array_to_strings(Datum array, const char* what);
 
 }  // namespace pg_ingest
 

@@ -152,6 +152,8 @@ void run_job(int slot, int64_t id) {
     }
 
     const bool canceled = cancel_requested(slot, id);
+    // The outcome is decided; a cancel signal still pending must not abort recording it.
+    QueryCancelPending = false;
     const std::optional<Failure> f2 = try_transaction([&] {
         spi::Connection c;
         const std::optional<Job> job = load_job(id, true);

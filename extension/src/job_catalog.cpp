@@ -18,25 +18,13 @@ namespace pg_ingest::jobs {
 namespace {
 
 std::vector<std::string> text_array_value(uint64 row, int col) {
-    std::vector<std::string> out;
     bool isnull;
     Datum d = pg_call([&] {
         return SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col, &isnull);
     });
     if (isnull)
-        return out;
-    Datum* elems = nullptr;
-    bool* nulls = nullptr;
-    int count = 0;
-    pg_call([&] {
-        deconstruct_array(DatumGetArrayTypeP(d), TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls,
-                          &count);
-    });
-    for (int i = 0; i < count; i++)
-        if (!nulls[i])
-            out.push_back(text_to_string(reinterpret_cast<text*>(
-                pg_call([&] { return PG_DETOAST_DATUM_PACKED(elems[i]); }))));
-    return out;
+        return {};
+    return text_array_to_strings(d, "stored column names");
 }
 
 }  // namespace

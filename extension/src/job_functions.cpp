@@ -42,23 +42,9 @@ std::string text_arg(FunctionCallInfo fcinfo, int n, const char* what) {
 }
 
 std::vector<std::string> text_array(FunctionCallInfo fcinfo, int n) {
-    std::vector<std::string> out;
     if (PG_ARGISNULL(n))
-        return out;
-    Datum* elems = nullptr;
-    bool* nulls = nullptr;
-    int count = 0;
-    pg_call([&] {
-        deconstruct_array(PG_GETARG_ARRAYTYPE_P(n), TEXTOID, -1, false, TYPALIGN_INT, &elems,
-                          &nulls, &count);
-    });
-    for (int i = 0; i < count; i++) {
-        if (nulls[i])
-            raise(ERRCODE_NULL_VALUE_NOT_ALLOWED, "column names must not be NULL");
-        out.push_back(text_to_string(
-            reinterpret_cast<text*>(pg_call([&] { return PG_DETOAST_DATUM_PACKED(elems[i]); }))));
-    }
-    return out;
+        return {};
+    return text_array_to_strings(PG_GETARG_DATUM(n), "column names");
 }
 
 spi::Arg text_array_arg(const std::vector<std::string>& v) {
@@ -299,13 +285,13 @@ PGI_FUNCTION(ingest_begin_async_load) {
     spi::exec("CREATE TABLE " + staging + " (" + columns + ")");
     spi::exec("GRANT SELECT, INSERT, DELETE, TRUNCATE ON " + staging + " TO " +
               quoted_role(caller));
-    spi::exec("UPDATE ingest.async_load_job SET staging = $2::regclass WHERE id = $1",
-              {spi::int8_arg(id), spi::text_arg(staging)});
-    notify_state(id, "INIT");
     const Oid staging_oid = pg_call([&] {
         return get_relname_relid(psprintf("job_%lld", (long long)id),
                                  get_namespace_oid("ingest_staging", false));
     });
+    spi::exec("UPDATE ingest.async_load_job SET staging = $2 WHERE id = $1",
+              {spi::int8_arg(id), spi::oid_arg(staging_oid)});
+    notify_state(id, "INIT");
     pg_call([&] {
         if (dest != rel)
             table_close(dest, NoLock);
@@ -331,8 +317,8 @@ PGI_FUNCTION(ingest_submit_async_load) {
     // added after submit could never be applied.
     spi::exec("LOCK TABLE " + staging + " IN SHARE MODE");
     spi::exec("REVOKE INSERT, DELETE, TRUNCATE ON " + staging + " FROM " + quoted_role(job.owner));
-    spi::exec("SELECT count(*), pg_catalog.pg_total_relation_size('" + staging + "') FROM " +
-              staging);
+    spi::exec("SELECT count(*), pg_catalog.pg_total_relation_size($1) FROM " + staging,
+              {spi::oid_arg(job.staging)});
     const int64_t rows = spi::get_int64(0, 1);
     const int64_t bytes = spi::get_int64(0, 2);
     spi::exec(

@@ -47,23 +47,9 @@ const std::vector<RejectedRow>& last_rejects() {
 namespace {
 
 std::vector<std::string> text_array(FunctionCallInfo fcinfo, int n) {
-    std::vector<std::string> out;
     if (PG_ARGISNULL(n))
-        return out;
-    Datum* elems = nullptr;
-    bool* nulls = nullptr;
-    int count = 0;
-    pg_call([&] {
-        ArrayType* arr = PG_GETARG_ARRAYTYPE_P(n);
-        deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &count);
-    });
-    for (int i = 0; i < count; i++) {
-        if (nulls[i])
-            raise(ERRCODE_NULL_VALUE_NOT_ALLOWED, "column names must not be NULL");
-        out.push_back(text_to_string(
-            reinterpret_cast<text*>(pg_call([&] { return PG_DETOAST_DATUM_PACKED(elems[i]); }))));
-    }
-    return out;
+        return {};
+    return text_array_to_strings(PG_GETARG_DATUM(n), "column names");
 }
 
 Datum counts_tuple(FunctionCallInfo fcinfo, const MergeCounts& c) {
