@@ -2,9 +2,16 @@
 // own databases (with and without the extension) so that they do not change the shared one.
 #include <atomic>
 #include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <boost/test/unit_test.hpp>
 
@@ -327,6 +334,134 @@ BOOST_AUTO_TEST_CASE(restart_with_append_mode_loads_exactly_once) {
     }
     loader.wait(std::chrono::steady_clock::now() + 120s);
     BOOST_TEST(table_summary(connection, "al_append") == "1000/1000/true");
+}
+
+// A loader process (tests/client/tools/async_load_child.cpp) with its stdout on a pipe.
+class LoaderProcess {
+  public:
+    explicit LoaderProcess(const std::vector<std::string>& args) {
+        const std::string program =
+            (std::filesystem::read_symlink("/proc/self/exe").parent_path() / "async_load_child")
+                .string();
+        int fds[2];
+        BOOST_REQUIRE(pipe(fds) == 0);
+        posix_spawn_file_actions_t actions;
+        posix_spawn_file_actions_init(&actions);
+        posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
+        posix_spawn_file_actions_addclose(&actions, fds[0]);
+        std::vector<char*> argv{const_cast<char*>(program.c_str())};
+        for (const auto& arg : args) {
+            argv.push_back(const_cast<char*>(arg.c_str()));
+        }
+        argv.push_back(nullptr);
+        const int rc =
+            posix_spawn(&m_pid, program.c_str(), &actions, nullptr, argv.data(), environ);
+        posix_spawn_file_actions_destroy(&actions);
+        close(fds[1]);
+        BOOST_REQUIRE_MESSAGE(rc == 0, "cannot start " << program);
+        m_out = fdopen(fds[0], "r");
+    }
+    ~LoaderProcess() {
+        if (m_pid > 0) {
+            kill(m_pid, SIGKILL);
+            waitpid(m_pid, nullptr, 0);
+        }
+        if (m_out != nullptr) {
+            fclose(m_out);
+        }
+    }
+    LoaderProcess(const LoaderProcess&) = delete;
+    LoaderProcess& operator=(const LoaderProcess&) = delete;
+
+    // The next line of output without its newline; false at end of output.
+    bool next_line(std::string& line) {
+        char buffer[256];
+        if (fgets(buffer, sizeof buffer, m_out) == nullptr) {
+            return false;
+        }
+        line = buffer;
+        if (!line.empty() && line.back() == '\n') {
+            line.pop_back();
+        }
+        return true;
+    }
+    // Waits for the process; returns its wait status.
+    int wait_status() {
+        int status = 0;
+        waitpid(m_pid, &status, 0);
+        m_pid = -1;
+        return status;
+    }
+    void kill_now() { kill(m_pid, SIGKILL); }
+
+  private:
+    pid_t m_pid = -1;
+    FILE* m_out = nullptr;
+};
+
+BOOST_AUTO_TEST_CASE(killed_loader_restarted_with_the_same_keys_loads_two_million_rows_once) {
+    // Plain appends into a table without a key: a chunk loaded twice shows as extra rows.
+    Connection connection = connect_async();
+    connection.execute(
+        "DROP TABLE IF EXISTS al_kill; CREATE TABLE al_kill (id int NOT NULL, payload text)");
+    const std::string total = "2000000";
+    // 20,000-row chunks, a unit per 200,000 rows, a new job every ~1 MB staged: ~36 jobs.
+    const std::vector<std::string> args{test::dsn() + " dbname=pg_ingest_async_tests",
+                                        "al_kill",
+                                        total,
+                                        "20000",
+                                        "200000",
+                                        "1000000"};
+    std::string line;
+    {
+        LoaderProcess first(args);
+        long long staged = 0;
+        while (staged < 1000000 && first.next_line(line)) {
+            BOOST_REQUIRE_MESSAGE(line.rfind("staged ", 0) == 0, "unexpected: " << line);
+            staged = std::stoll(line.substr(7));
+        }
+        BOOST_REQUIRE_MESSAGE(staged >= 1000000, "the first loader stopped early at " << staged);
+        first.kill_now();
+        const int status = first.wait_status();
+        BOOST_TEST(WIFSIGNALED(status));
+    }
+    const auto before = *connection
+                             .execute(
+                                 "SELECT count(*) FILTER (WHERE state = 'INIT') || '/' || "
+                                 "count(*) FILTER (WHERE state <> 'INIT') FROM "
+                                 "ingest.get_async_load_job() WHERE target = "
+                                 "'al_kill'::regclass")
+                             .get(0, 0);
+    BOOST_TEST_MESSAGE("jobs after the kill (INIT/submitted): " << before);
+    long long skipped = 0;
+    long long last = 0;
+    std::string done;
+    {
+        LoaderProcess second(args);
+        while (second.next_line(line)) {
+            if (line.rfind("skipped ", 0) == 0) {
+                ++skipped;
+                last = std::stoll(line.substr(8));
+            } else if (line.rfind("staged ", 0) == 0) {
+                last = std::stoll(line.substr(7));
+            } else {
+                done = line;
+            }
+        }
+        const int status = second.wait_status();
+        BOOST_TEST(WIFEXITED(status));
+        BOOST_TEST(WEXITSTATUS(status) == 0);
+    }
+    BOOST_TEST(last == 2000000);
+    BOOST_TEST(done.rfind("done ", 0) == 0u);
+    BOOST_TEST(skipped >= 10);  // the submitted jobs of the first run were not staged again
+    BOOST_TEST(table_summary(connection, "al_kill") == total + "/" + total + "/true");
+    BOOST_TEST(*connection
+                    .execute("SELECT count(*) = count(DISTINCT job_key) AND "
+                             "bool_and(state = 'FINISH') FROM ingest.get_async_load_job() "
+                             "WHERE target = 'al_kill'::regclass")
+                    .get(0, 0) == "t");
+    connection.execute("DROP TABLE al_kill");
 }
 
 BOOST_AUTO_TEST_CASE(bad_staged_data_is_a_typed_error_and_nothing_is_submitted) {
