@@ -8,6 +8,7 @@
 #include <optional>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 
 #include <pg_ingest/copy.hpp>
 
@@ -112,6 +113,11 @@ struct Batch {
     std::size_t operations = 0;
     std::size_t bytes = 0;
     Clock::time_point started;
+    // Set when the connection was lost while this batch's COMMIT was in flight and its outcome
+    // could not be read yet: the transaction id to ask txid_status() about before any re-send,
+    // and the rows that attempt rejected (reported only if it turns out committed).
+    std::uint64_t unresolved_xid = 0;
+    std::vector<RejectedRow> unresolved_rejects;
 };
 
 enum class WriteStatement {
@@ -122,6 +128,15 @@ enum class WriteStatement {
     insert_conflict,
     update_values
 };
+
+// Thrown internally when the connection broke while COMMIT was in flight: the transaction may
+// or may not have committed. Re-sending blindly would load an append batch twice.
+struct CommitUnknown {
+    std::uint64_t xid;
+    Error error;
+};
+
+enum class CommitOutcome { committed, aborted, unreachable, unknown };
 
 // Thrown internally when isolation in strict mode found the first bad row.
 struct FoundBadRow {
@@ -207,6 +222,7 @@ struct Writer::Impl {
     // -- flushing
     void flush_all();
     void send(Batch& batch, bool& drop);
+    CommitOutcome resolve_commit(std::uint64_t xid);
     void run_attempt(Connection& connection, const std::vector<const Slot*>& deletes,
                      const std::vector<const Slot*>& writes, Clock::time_point deadline,
                      bool isolate, bool stop_at_first, bool conflict_fallback,
@@ -716,7 +732,89 @@ void Writer::Impl::send(Batch& sending, bool& drop) {
     bool conflict_fallback = false;
     int attempt = 0;
     std::vector<RejectedRow> rejects;
-    while (true) {
+    // Waits before the next attempt after a transient error, or throws it when the retries are
+    // spent (the batch is kept).
+    const auto back_off = [&](const Error& error) {
+        if (attempt >= options.max_retry_times) {
+            std::lock_guard<std::mutex> lock(metrics_mutex);
+            ++metrics.flush_failures;
+            log(LogLevel::error, "batch of " + std::to_string(sending.operations) +
+                                     " operations on " + table_label() + " failed after " +
+                                     std::to_string(attempt) + " retries: [" + error.sqlstate() +
+                                     "] " + error.what());
+            throw error;
+        }
+        const auto wait = options.retry_wait_time * (1LL << std::min(attempt, 20));
+        ++attempt;
+        {
+            std::lock_guard<std::mutex> lock(metrics_mutex);
+            ++metrics.retries;
+        }
+        log(LogLevel::warning, "transient error on " + table_label() + " [" + error.sqlstate() +
+                                   "] " + error.what() + "; retry " + std::to_string(attempt) +
+                                   " of " + std::to_string(options.max_retry_times) + " in " +
+                                   std::to_string(wait.count()) + " ms");
+        std::this_thread::sleep_for(wait);
+    };
+    // The connection was lost with COMMIT in flight (now or in an earlier flush): learn the
+    // outcome before anything is sent again. Returns true when the batch is committed.
+    const auto settle_lost_commit = [&](std::uint64_t xid, const Error& error,
+                                        std::vector<RejectedRow> attempt_rejects) {
+        {
+            std::lock_guard<std::mutex> lock(metrics_mutex);
+            ++metrics.commits_resolved;
+        }
+        const CommitOutcome outcome = resolve_commit(xid);
+        log(LogLevel::warning,
+            "connection lost while committing a batch on " + table_label() + "; transaction " +
+                std::to_string(xid) + " " +
+                (outcome == CommitOutcome::committed ? "committed: not re-sent"
+                 : outcome == CommitOutcome::aborted ? "aborted: re-sending"
+                 : outcome == CommitOutcome::unknown ? "has an unknown outcome"
+                                                     : "could not be checked yet"));
+        switch (outcome) {
+            case CommitOutcome::committed:
+                rejects = std::move(attempt_rejects);
+                return true;
+            case CommitOutcome::aborted:
+                return false;
+            case CommitOutcome::unreachable: {
+                // Kept: the next flush asks again before sending it.
+                sending.unresolved_xid = xid;
+                sending.unresolved_rejects = std::move(attempt_rejects);
+                std::lock_guard<std::mutex> lock(metrics_mutex);
+                ++metrics.flush_failures;
+                throw Error("connection lost while committing a batch of " +
+                                std::to_string(sending.operations) + " operations on " +
+                                table_label() + "; whether it committed is checked before the " +
+                                "next flush (" + error.what() + ")",
+                            "08007", "", "", false);
+            }
+            case CommitOutcome::unknown:
+                break;
+        }
+        // txid_status() no longer knows the transaction (it is older than the commit log the
+        // server keeps): neither re-sending nor dropping is known to be right.
+        drop = true;
+        {
+            std::lock_guard<std::mutex> lock(metrics_mutex);
+            ++metrics.flush_failures;
+            metrics.rows_discarded += sending.operations;
+        }
+        throw Error("the outcome of a batch of " + std::to_string(sending.operations) +
+                        " operations on " + table_label() + " (transaction " + std::to_string(xid) +
+                        ") is unknown; it was not re-sent",
+                    "08007", "", "check the table for the batch's rows", true);
+    };
+    bool committed = false;
+    if (sending.unresolved_xid != 0) {
+        const std::uint64_t xid = std::exchange(sending.unresolved_xid, 0);
+        committed = settle_lost_commit(
+            xid, Error("an earlier flush lost its connection", "08006", "", "", false),
+            std::move(sending.unresolved_rejects));
+        sending.unresolved_rejects.clear();
+    }
+    while (!committed) {
         const auto deadline = Clock::now() + options.flush_timeout;
         try {
             rejects.clear();
@@ -735,29 +833,15 @@ void Writer::Impl::send(Batch& sending, bool& drop) {
                 throw;
             }
             break;
+        } catch (const CommitUnknown& lost) {
+            if (settle_lost_commit(lost.xid, lost.error, rejects)) {
+                break;
+            }
+            back_off(lost.error);  // it rolled back: an ordinary transient failure
+            continue;
         } catch (const Error& error) {
             if (error.retryable()) {
-                if (attempt >= options.max_retry_times) {
-                    std::lock_guard<std::mutex> lock(metrics_mutex);
-                    ++metrics.flush_failures;
-                    log(LogLevel::error, "batch of " + std::to_string(sending.operations) +
-                                             " operations on " + table_label() + " failed after " +
-                                             std::to_string(attempt) + " retries: [" +
-                                             error.sqlstate() + "] " + error.what());
-                    throw;
-                }
-                const auto wait = options.retry_wait_time * (1LL << std::min(attempt, 20));
-                ++attempt;
-                {
-                    std::lock_guard<std::mutex> lock(metrics_mutex);
-                    ++metrics.retries;
-                }
-                log(LogLevel::warning, "transient error on " + table_label() + " [" +
-                                           error.sqlstate() + "] " + error.what() + "; retry " +
-                                           std::to_string(attempt) + " of " +
-                                           std::to_string(options.max_retry_times) + " in " +
-                                           std::to_string(wait.count()) + " ms");
-                std::this_thread::sleep_for(wait);
+                back_off(error);
                 continue;
             }
             if (options.write_mode == WriteMode::insert && error.sqlstate() == "23505" &&
@@ -845,7 +929,11 @@ void Writer::Impl::run_attempt(Connection& connection, const std::vector<const S
                                const std::vector<const Slot*>& writes, Clock::time_point deadline,
                                bool isolating, bool stop_at_first, bool conflict_fallback,
                                std::vector<RejectedRow>& rejects) {
-    detail::exec_until(connection, "BEGIN", nullptr, deadline);
+    // The transaction id up front, so that a COMMIT whose reply is lost can be settled with
+    // txid_status() on another connection instead of being re-sent blindly.
+    const Result begun = detail::exec_until(connection, "BEGIN; SELECT pg_catalog.txid_current()",
+                                            nullptr, deadline);
+    const std::uint64_t xid = std::stoull(begun.get(0, 0).value_or("0"));
     if (statement == WriteStatement::copy_stage && !writes.empty()) {
         detail::exec_until(connection, stage_create_sql, nullptr, deadline);
     }
@@ -859,8 +947,48 @@ void Writer::Impl::run_attempt(Connection& connection, const std::vector<const S
         apply_writes(connection, writes, 0, writes.size(), deadline, conflict_fallback);
     }
     if (!stop_at_first) {
-        detail::exec_until(connection, "COMMIT", nullptr, deadline);
+        try {
+            detail::exec_until(connection, "COMMIT", nullptr, deadline);
+        } catch (const Error& error) {
+            if (error.connection_usable() || xid == 0) {
+                throw;  // the server answered: the transaction did not commit
+            }
+            throw CommitUnknown{xid, error};
+        }
     }
+}
+
+CommitOutcome Writer::Impl::resolve_commit(std::uint64_t xid) {
+    const std::string sql = "SELECT pg_catalog.txid_status(" + std::to_string(xid) + ")";
+    const int attempts = std::max(options.max_retry_times, 3) + 1;
+    for (int attempt = 0; attempt < attempts; ++attempt) {
+        if (attempt > 0) {
+            const auto wait = std::max(options.retry_wait_time, std::chrono::milliseconds(10)) *
+                              (1LL << std::min(attempt - 1, 20));
+            std::this_thread::sleep_for(wait);
+        }
+        const auto deadline = Clock::now() + options.flush_timeout;
+        try {
+            ConnectionPool::Lease lease = pool->acquire(deadline);
+            const Result result = detail::exec_until(*lease, sql, nullptr, deadline);
+            const auto& status = result.get(0, 0);
+            if (!status) {
+                return CommitOutcome::unknown;
+            }
+            if (*status == "committed") {
+                return CommitOutcome::committed;
+            }
+            if (*status == "aborted") {
+                return CommitOutcome::aborted;
+            }
+            // "in progress": the old backend has not finished ending the transaction yet.
+        } catch (const Error& error) {
+            if (!error.retryable() && error.connection_usable()) {
+                throw;
+            }
+        }
+    }
+    return CommitOutcome::unreachable;
 }
 
 void Writer::Impl::isolate(Connection& connection, const std::vector<const Slot*>& slots,

@@ -41,6 +41,7 @@ struct PG_INGEST_API WriterMetrics {
     std::uint64_t retries = 0;            // batch re-sends after transient errors
     std::uint64_t flushes = 0;            // committed batches
     std::uint64_t flush_failures = 0;     // flushes that ended in an Error
+    std::uint64_t commits_resolved = 0;   // COMMITs whose reply was lost, settled by txid_status
     std::chrono::microseconds last_flush_latency{0};
     std::chrono::microseconds max_flush_latency{0};
     std::chrono::microseconds total_flush_latency{0};
@@ -95,6 +96,11 @@ struct PG_INGEST_API WriterHooks {
 //   exceptionmode=ignore   bad rows are isolated by bisection (savepoints), every good row is
 //                          committed and each bad row is reported once through on_reject.
 // Other server errors (permissions, missing table, ...) are thrown as they are, batch kept.
+// A connection lost while COMMIT is in flight leaves the outcome open: the writer asks the
+// server (txid_status of the batch's transaction, on another connection) and re-sends only a
+// batch that did not commit, so an append batch is never loaded twice. When the server cannot
+// be asked, the flush throws Error 08007 and the batch is kept with its question: the next
+// flush asks again before sending anything.
 // Errors of a timer-triggered flush are thrown by the next write()/erase()/flush()/close(),
 // which then does nothing else (a write() that throws such an error did not add its row).
 //

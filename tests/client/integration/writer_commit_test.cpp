@@ -1,0 +1,109 @@
+// Writer when the connection breaks around COMMIT: the outcome is asked of the server
+// (txid_status) and only a batch that did not commit is sent again — never twice.
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include <boost/test/unit_test.hpp>
+
+#include <pg_ingest/connection.hpp>
+#include <pg_ingest/pool.hpp>
+#include <pg_ingest/writer.hpp>
+
+#include "commit_proxy.hpp"
+#include "test_support.hpp"
+
+using namespace pg_ingest;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string count_of(const std::string& table) {
+    Connection c = test::connect();
+    return *c.execute("SELECT count(*) || '/' || count(DISTINCT id) FROM " + table).get(0, 0);
+}
+
+struct Case {
+    const char* name;
+    WriteMode write_mode;
+    ConflictMode conflict_mode;
+    bool keyed;
+};
+
+// Appends into a table without a key, and strict inserts into a keyed one: a second copy of
+// a committed batch would show as extra rows or fail with 23505.
+const Case cases[] = {
+    {"copy append", WriteMode::copy, ConflictMode::upsert, false},
+    {"insert append", WriteMode::insert, ConflictMode::upsert, false},
+    {"copy strict", WriteMode::copy, ConflictMode::strict, true},
+    {"upsert strict", WriteMode::upsert, ConflictMode::strict, true},
+};
+
+// Writes ids [first, first + 1000) and flushes through `proxy`, cut as `cut`.
+WriterMetrics load_through_cut(test::CommitProxy& proxy, const Case& c, const std::string& table,
+                               test::CommitProxy::Cut cut) {
+    Options options;
+    options.write_mode = c.write_mode;
+    options.conflict_mode = c.conflict_mode;
+    options.max_retry_times = 3;
+    options.retry_wait_time = 20ms;
+    options.batch_write_timeout = 0ms;
+    auto pool = std::make_shared<ConnectionPool>(
+        proxy.options(), ConnectionPool::Settings{1, std::chrono::seconds(5)});
+    Writer writer(pool, table, {"id", "v"}, options);
+    for (int id = 0; id < 1000; ++id) {
+        writer.write({id, "v" + std::to_string(id)});
+    }
+    proxy.arm(cut);
+    writer.flush();
+    BOOST_TEST(proxy.cuts() == 1);
+    // The writer goes on normally afterwards.
+    for (int id = 1000; id < 1500; ++id) {
+        writer.write({id, "v" + std::to_string(id)});
+    }
+    writer.close();
+    return writer.metrics();
+}
+
+void reset(const std::string& table, bool keyed) {
+    Connection c = test::connect();
+    c.execute("DROP TABLE IF EXISTS " + table + "; CREATE TABLE " + table + " (id int" +
+              (keyed ? " PRIMARY KEY" : "") + ", v text)");
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(writer_commit_outcome)
+
+BOOST_AUTO_TEST_CASE(a_batch_whose_commit_reply_was_lost_is_not_sent_again) {
+    for (const Case& c : cases) {
+        BOOST_TEST_CONTEXT(c.name) {
+            test::CommitProxy proxy;
+            reset("wc_after", c.keyed);
+            const WriterMetrics metrics =
+                load_through_cut(proxy, c, "wc_after", test::CommitProxy::Cut::after_commit);
+            BOOST_TEST(count_of("wc_after") == "1500/1500");
+            BOOST_TEST(metrics.commits_resolved == 1u);
+            BOOST_TEST(metrics.retries == 0u);
+            BOOST_TEST(metrics.rows_out == 1500u);
+            BOOST_TEST(metrics.flushes == 2u);
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(a_batch_whose_commit_never_reached_the_server_is_sent_again_once) {
+    for (const Case& c : cases) {
+        BOOST_TEST_CONTEXT(c.name) {
+            test::CommitProxy proxy;
+            reset("wc_before", c.keyed);
+            const WriterMetrics metrics =
+                load_through_cut(proxy, c, "wc_before", test::CommitProxy::Cut::before_commit);
+            BOOST_TEST(count_of("wc_before") == "1500/1500");
+            BOOST_TEST(metrics.commits_resolved == 1u);
+            BOOST_TEST(metrics.retries == 1u);
+            BOOST_TEST(metrics.rows_out == 1500u);
+        }
+    }
+}
+
+BOOST_AUTO_TEST_SUITE_END()
