@@ -325,7 +325,13 @@ class WriterWorker {
             number = std::strtoull(message.c_str() + 4, nullptr, 10);
         }
         if (number >= m_first_number && number - m_first_number < m_pending.size()) {
-            return located(error,
+            // "row N of table T: message" -> "table T: message (file, line L)"
+            const auto of = message.find(" of table ");
+            const std::string text = of != std::string::npos && of < message.find(':')
+                                         ? message.substr(of + 4)
+                                         : message;
+            return located(Error(text, error.sqlstate(), error.detail(), error.hint(),
+                                 error.connection_usable()),
                            m_batch->origin(m_sources, m_pending[number - m_first_number].index));
         }
         if (fallback_index) {
