@@ -133,14 +133,17 @@ int run_jobs(const std::vector<std::string>& argv) {
             {"table", "TABLE", "only jobs loading into this table (schema.table ok)"},
             {"watch", "", "redraw the table until interrupted (Ctrl-C)"},
             {"interval", "SECONDS", "refresh period with --watch (2)"},
+            {"count", "N", "--watch: stop after N refreshes (default: until interrupted)"},
         });
         const ParsedArgs args = parse_args(specs, argv);
-        if (help_requested(args,
-                           "Usage: pg_ingest jobs [--table TABLE] [--watch [--interval S]]\n"
-                           "Lists the async load jobs you can see, newest first.\n",
-                           specs,
-                           "  pg_ingest jobs\n"
-                           "  pg_ingest jobs --table sales.orders --watch --interval 1\n")) {
+        if (help_requested(
+                args,
+                "Usage: pg_ingest jobs [--table TABLE] [--watch [--interval S] [--count N]]\n"
+                "Lists the async load jobs you can see, newest first.\n",
+                specs,
+                "  pg_ingest jobs\n"
+                "  pg_ingest jobs --table sales.orders --watch --interval 1\n"
+                "  pg_ingest jobs --watch --interval 5 --count 12   # one minute\n")) {
             return k_exit_ok;
         }
         if (!args.positionals().empty()) {
@@ -149,6 +152,10 @@ int run_jobs(const std::vector<std::string>& argv) {
         const double interval = args.get_seconds("interval").value_or(2.0);
         if (interval <= 0) {
             throw UsageError("--interval must be positive");
+        }
+        const auto count = args.get_int("count", 1, std::int64_t(1) << 40);
+        if (count && !args.has("watch")) {
+            throw UsageError("--count applies to --watch only");
         }
         std::optional<QualifiedName> table;
         if (const auto name = args.get("table")) {
@@ -162,7 +169,7 @@ int run_jobs(const std::vector<std::string>& argv) {
         }
         install_interrupt_handler();
         const bool terminal = ::isatty(STDOUT_FILENO) == 1;
-        while (!interrupted()) {
+        for (std::int64_t refresh = 1; !interrupted(); ++refresh) {
             const auto jobs = list_async_load_jobs(connection, table);
             if (terminal) {
                 std::printf("\033[H\033[2J");
@@ -173,6 +180,9 @@ int run_jobs(const std::vector<std::string>& argv) {
             std::printf("%s  (every %gs, Ctrl-C to stop)\n", stamp, interval);
             print_table(jobs);
             std::fflush(stdout);
+            if (count && refresh >= *count) {
+                break;
+            }
             const auto until = std::chrono::steady_clock::now() +
                                std::chrono::milliseconds(static_cast<long long>(interval * 1000));
             while (!interrupted() && std::chrono::steady_clock::now() < until) {

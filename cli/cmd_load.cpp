@@ -25,6 +25,15 @@ const char* const k_usage =
     "--async stages the input into async load jobs and waits for the server to apply them;\n"
     "with --job-key a re-run finds the jobs it already submitted and never loads them twice.\n"
     "\n"
+    "--mode insert|upsert parses every field on the client (PostgreSQL's text syntax for the\n"
+    "column's type; a bad field is rejected with its line before anything is sent) and writes\n"
+    "typed rows through the client library's Writer: multi-row INSERT (insert) or INSERT ... ON\n"
+    "CONFLICT (upsert; UPDATE for --conflict update), each batch of --batch-size records (default\n"
+    "batchsize, 50000) one transaction, keys repeated inside a batch merged first (--conflict\n"
+    "upsert/update: last wins, ignore: first wins, none/strict: the repeat is rejected, 23505).\n"
+    "--parallel N runs N writers, each on its own connection. timestamptz values without an\n"
+    "offset are read in the server session's TimeZone, as COPY reads them. Input must be UTF-8.\n"
+    "\n"
     "Exit codes: 0 loaded, 2 loaded with rejected rows, 1 failed (nothing more is loaded;\n"
     "batches committed earlier stay). The reject file is CSV:\n"
     "source,line,record,sqlstate,message,raw_row. Progress goes to stderr (a bar on a terminal,\n"
@@ -36,17 +45,28 @@ const char* const k_examples =
     "      --parallel 4 --reject-file rejects.csv\n"
     "  pg_ingest load --table events --format tsv --columns id,kind,payload events.tsv\n"
     "  pg_ingest load --table orders --async --job-key nightly-2024-05-01 orders.csv\n"
-    "  pg_ingest load --table orders --option conflictmode=ignore --option batchsize=10000 a.csv\n";
+    "  pg_ingest load --table orders --option conflictmode=ignore --option batchsize=10000 a.csv\n"
+    "  pg_ingest load --table orders --mode upsert --conflict upsert --reject-file rej.csv a.csv\n";
 
 void print_summary(const LoadSettings& s, const LoadTotals& totals, double seconds) {
-    std::fprintf(stderr,
-                 "loaded %llu rows into %s: %llu inserted, %llu updated, %llu skipped, %llu "
-                 "rejected in %.1f s\n",
-                 static_cast<unsigned long long>(totals.rows_read), s.table.quoted().c_str(),
-                 static_cast<unsigned long long>(totals.inserted),
-                 static_cast<unsigned long long>(totals.updated),
-                 static_cast<unsigned long long>(totals.skipped),
-                 static_cast<unsigned long long>(totals.rejected), seconds);
+    if (totals.typed) {
+        std::fprintf(stderr,
+                     "loaded %llu rows into %s (mode %s): %llu written, %llu superseded by a "
+                     "later row with the same key, %llu rejected in %.1f s\n",
+                     static_cast<unsigned long long>(totals.rows_read), s.table.quoted().c_str(),
+                     s.mode.c_str(), static_cast<unsigned long long>(totals.written),
+                     static_cast<unsigned long long>(totals.deduplicated),
+                     static_cast<unsigned long long>(totals.rejected), seconds);
+    } else {
+        std::fprintf(stderr,
+                     "loaded %llu rows into %s: %llu inserted, %llu updated, %llu skipped, %llu "
+                     "rejected in %.1f s\n",
+                     static_cast<unsigned long long>(totals.rows_read), s.table.quoted().c_str(),
+                     static_cast<unsigned long long>(totals.inserted),
+                     static_cast<unsigned long long>(totals.updated),
+                     static_cast<unsigned long long>(totals.skipped),
+                     static_cast<unsigned long long>(totals.rejected), seconds);
+    }
     for (const auto& note : totals.notes) {
         std::fprintf(stderr, "%s\n", note.c_str());
     }
@@ -63,11 +83,6 @@ int run_load(const std::vector<std::string>& argv) {
             return k_exit_ok;
         }
         const LoadSettings settings = load_settings(args);
-        if (settings.mode != "copy") {
-            throw std::runtime_error("--mode " + settings.mode +
-                                     " is not available in this build yet (it needs the typed "
-                                     "Writer); use --mode copy");
-        }
         const ConnectionOptions connection = connection_options(args);
         InputReader reader(settings.sources, settings.input_format, settings.quote,
                            settings.header);
@@ -77,6 +92,8 @@ int run_load(const std::vector<std::string>& argv) {
         try {
             if (settings.async) {
                 load_async(settings, connection, reader, progress, rejects, totals);
+            } else if (settings.mode != "copy") {
+                load_with_writer(settings, connection, reader, progress, rejects, totals);
             } else {
                 load_with_copy(settings, connection, reader, progress, rejects, totals);
             }
@@ -86,7 +103,8 @@ int run_load(const std::vector<std::string>& argv) {
                 rejects.close();
             } catch (const std::exception&) {  // the load error is the one to report
             }
-            if (!settings.quiet && !settings.async && settings.batch_size > 0 &&
+            if (!settings.quiet && !settings.async &&
+                (settings.batch_size > 0 || settings.mode != "copy") &&
                 totals.committed_batches > 0) {
                 std::fprintf(stderr,
                              "pg_ingest load: %llu rows in %llu batch(es) committed before the "

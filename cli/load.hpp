@@ -23,6 +23,10 @@ struct LoadTotals {
     std::uint64_t skipped = 0;
     std::uint64_t rejected = 0;
     std::uint64_t committed_batches = 0;
+    // --mode insert|upsert: the writer knows rows sent, not how the server applied each one.
+    bool typed = false;
+    std::uint64_t written = 0;       // rows committed (inserted, updated or skipped by conflict)
+    std::uint64_t deduplicated = 0;  // superseded by a later row with the same key in a batch
     std::vector<std::string> notes;  // printed after the summary (unless --quiet)
 };
 
@@ -33,6 +37,15 @@ struct LoadTotals {
 void load_with_copy(const LoadSettings& settings, const ConnectionOptions& connection,
                     InputReader& reader, Progress& progress, RejectSink& rejects,
                     LoadTotals& totals);
+
+// --mode insert|upsert: records are split and parsed on the client (parse_text_value) and
+// written through pg_ingest::Writer, one Writer per --parallel connection; each batch of
+// --batch-size records (default batchsize) is flushed as one transaction. Bad fields and rows
+// the server refuses go to `rejects` (exception mode ignore) or fail the load naming the input
+// line (strict). Batches committed before a failure stay.
+void load_with_writer(const LoadSettings& settings, const ConnectionOptions& connection,
+                      InputReader& reader, Progress& progress, RejectSink& rejects,
+                      LoadTotals& totals);
 
 // --async: stages the input into async load jobs (AsyncLoader), submits them and waits.
 void load_async(const LoadSettings& settings, const ConnectionOptions& connection,

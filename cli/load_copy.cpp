@@ -1,6 +1,4 @@
 // pg_ingest load --mode copy: input text streamed through COPY, no per-value parsing.
-#include <condition_variable>
-#include <deque>
 #include <exception>
 #include <functional>
 #include <mutex>
@@ -11,6 +9,7 @@
 #include <pg_ingest/copy.hpp>
 #include <pg_ingest/error.hpp>
 
+#include "batch_queue.hpp"
 #include "load.hpp"
 
 namespace pg_ingest::cli {
@@ -192,52 +191,6 @@ void copy_unit(Connection& connection, const std::string& sql, const LoadSetting
     totals.rejected += unit_totals.rejected;
     ++totals.committed_batches;
 }
-
-// A bounded queue of batches between the reader and the loading threads.
-class BatchQueue {
-  public:
-    explicit BatchQueue(std::size_t capacity) : m_capacity(capacity) {}
-
-    // False when the queue was closed (the load is stopping).
-    bool push(Batch batch) {
-        std::unique_lock<std::mutex> lock(m_mutex);
-        m_changed.wait(lock, [this] { return m_closed || m_items.size() < m_capacity; });
-        if (m_closed) {
-            return false;
-        }
-        m_items.push_back(std::move(batch));
-        m_changed.notify_all();
-        return true;
-    }
-    // False when closed and empty.
-    bool pop(Batch& batch) {
-        std::unique_lock<std::mutex> lock(m_mutex);
-        m_changed.wait(lock, [this] { return m_closed || !m_items.empty(); });
-        if (m_items.empty()) {
-            return false;
-        }
-        batch = std::move(m_items.front());
-        m_items.pop_front();
-        m_changed.notify_all();
-        return true;
-    }
-    // No more pushes; `discard` also drops what is queued (after a failure).
-    void close(bool discard) {
-        std::lock_guard<std::mutex> lock(m_mutex);
-        m_closed = true;
-        if (discard) {
-            m_items.clear();
-        }
-        m_changed.notify_all();
-    }
-
-  private:
-    std::size_t m_capacity;
-    std::mutex m_mutex;
-    std::condition_variable m_changed;
-    std::deque<Batch> m_items;
-    bool m_closed = false;
-};
 
 }  // namespace
 

@@ -65,11 +65,13 @@ std::vector<OptionSpec> load_option_specs() {
         {"conflict", "MODE", "none|upsert|update|ignore|strict: on a key that exists (none)"},
         {"conflict-columns", "A,B", "the key (default: primary key, else the unique index)"},
         {"update-columns", "A,B", "columns overwritten on conflict (default: all loaded)"},
-        {"mode", "copy|insert|upsert", "how rows are written (copy)"},
+        {"mode", "copy|insert|upsert",
+         "copy: COPY (server parses); insert/upsert: typed rows, INSERT [ON CONFLICT] (copy)"},
         {"async", "", "load through an async job: stage, submit, wait"},
         {"job-key", "KEY", "--async: idempotency key; re-running with it never loads twice"},
         {"timeout", "SECONDS", "--async: stop waiting for the jobs after this long"},
-        {"batch-size", "N", "rows per transaction (default: the whole input in one)"},
+        {"batch-size", "N",
+         "rows per transaction (copy: default the whole input; insert/upsert: batchsize)"},
         {"exception-mode", "MODE", "strict (stop at the first bad row) | ignore (skip it)"},
         {"reject-file", "FILE", "write rejected rows with their errors here (implies ignore)"},
         {"parallel", "N", "connections loading batches at once (1)"},
@@ -185,6 +187,14 @@ LoadSettings load_settings(const ParsedArgs& args) {
     }
     if (s.async && s.mode != "copy") {
         throw UsageError("--async stages with COPY: it cannot be combined with --mode " + s.mode);
+    }
+    if (s.mode != "copy" && s.format.encoding) {
+        const std::string encoding = lower(*s.format.encoding);
+        if (encoding != "utf8" && encoding != "utf-8" && encoding != "unicode") {
+            throw UsageError("--encoding " + *s.format.encoding + ": --mode " + s.mode +
+                             " reads UTF-8 only (the server converts other encodings in --mode "
+                             "copy)");
+        }
     }
 
     if (const auto batch = args.get_int("batch-size", 1, std::int64_t(1) << 40)) {

@@ -9,5 +9,6 @@
 #include <pg_ingest/pool.hpp>
 #include <pg_ingest/result.hpp>
 #include <pg_ingest/schema.hpp>
+#include <pg_ingest/text_value.hpp>
 #include <pg_ingest/value.hpp>
 #include <pg_ingest/writer.hpp>

@@ -80,8 +80,21 @@ run export --table t --parallel 2
 expect_err "export --parallel without --split-key" "--parallel needs --split-key"
 run wait abc
 expect_err "wait with a bad id" "job id must be a positive integer"
-run load --table t --mode insert "$WORK/none.csv"
-expect_rc "--mode insert not available yet: exit 1" 1
+run load --table t --mode insert --async "$WORK/none.csv"
+expect_rc "--mode insert with --async: exit 1" 1
+expect_err "--mode insert with --async: message" "--async stages with COPY: it cannot be combined with --mode insert"
+run load --table t --mode upsert --encoding LATIN1 "$WORK/none.csv"
+expect_rc "--mode upsert with a non-UTF-8 --encoding: exit 1" 1
+expect_err "--mode upsert with --encoding: message" "--mode upsert reads UTF-8 only"
+run load --table t --mode merge "$WORK/none.csv"
+expect_err "bad --mode value named" "--mode must be one of copy, insert, upsert, not 'merge'"
+run load --table t --mode insert --exception-mode strict --reject-file r.csv
+expect_err "--mode insert, --reject-file with strict: message" "needs --exception-mode ignore"
+run load --table nosuchtable --mode insert /dev/null
+expect_rc "--mode insert into a missing table: exit 1" 1
+expect_err "--mode insert into a missing table: message" 'relation "nosuchtable" does not exist'
+run jobs --count 2
+expect_err "jobs --count without --watch" "--count applies to --watch only"
 
 # Secrets are never printed.
 run load --table t --dsn "postgresql://loader:Sekr3tPw@127.0.0.1:1/db" --connect-timeout 2 /dev/null
@@ -185,6 +198,174 @@ expect_eq "batches before the failure stay" "$(sql "SELECT count(*) FROM r")" "1
 expect_err "committed batches reported" "committed before the failure stay loaded"
 
 # ---------------------------------------------------------------------------------------------
+# --mode insert|upsert: client-side parsing through the typed Writer.
+
+# Every supported type, exported by the server (offsets in Asia/Kolkata, including local mean
+# time +05:53:28 for 1850), loaded in each mode: the tables must be equal, row text for row text.
+sql "CREATE TABLE types_src (id int PRIMARY KEY, i2 smallint, i8 bigint, f4 real, f8 double precision,
+    n numeric(12,3), nn numeric, t text, vc varchar(10), ch char(5), b bool, d date, tm time,
+    ts timestamp, tz timestamptz, iv interval, j json, jb jsonb, u uuid, by bytea, ia int[], ta text[])"
+sql "INSERT INTO types_src SELECT g,
+    (g * 37 % 65535 - 32767)::smallint,
+    CASE WHEN g = 1 THEN 9223372036854775807 WHEN g = 2 THEN -9223372036854775808 ELSE g::bigint * 1000003 END,
+    (CASE g % 5 WHEN 0 THEN 'NaN' WHEN 1 THEN 'Infinity' ELSE (g / 7.0)::text END)::real,
+    CASE WHEN g % 11 = 0 THEN NULL WHEN g = 3 THEN 1.7976931348623157e308 WHEN g = 4 THEN 5e-324 ELSE g / 3.0 END,
+    (g * 1.2345)::numeric(12,3),
+    CASE WHEN g % 13 = 0 THEN 'NaN'::numeric ELSE round(g::numeric / 7, 20) END,
+    CASE g % 4 WHEN 0 THEN 'ünïcødé 🐘 ' || g WHEN 1 THEN E'multi\nline, \"quoted\" \\\\ back\ttab' WHEN 2 THEN '' ELSE NULL END,
+    left('v' || g, 10), left('c' || g, 5), g % 2 = 0,
+    CASE WHEN g = 5 THEN 'infinity'::date WHEN g = 6 THEN '-infinity' WHEN g = 7 THEN '0044-03-15 BC' ELSE date '2000-01-01' + g * 17 END,
+    time '00:00' + g * interval '37.123457 seconds',
+    CASE WHEN g = 8 THEN 'infinity'::timestamp WHEN g = 9 THEN '4713-01-01 00:00 BC' ELSE timestamp '1999-12-31 23:00' + g * interval '1 day 3 hours 7.654321 seconds' END,
+    CASE WHEN g = 10 THEN '-infinity'::timestamptz ELSE timestamptz '1850-01-01 00:00+00' + g * interval '29 days 1.5 seconds' END,
+    make_interval(years => g % 3, months => g % 13 - 6, days => g % 40 - 20, secs => g * 1.25 - 100),
+    ('{\"g\": ' || g || ', \"s\": \"\\u00e9 é\\n\", \"a\": [1, 2.5e3, null, true]}')::json,
+    ('{\"g\": ' || g || ', \"s\": \"\\u00e9 é\\n\", \"a\": [1, 2.5e3, null, true]}')::jsonb,
+    md5(g::text)::uuid,
+    decode(md5(g::text), 'hex') || '\\x005c22'::bytea,
+    ARRAY[g, NULL, -g],
+    ARRAY['a b', NULL, 'x\"y', '', 'NULL', E'back\\\\slash', 'ü,{}']
+FROM generate_series(1, 3000) g"
+same_rows() { # TABLE: 1 when TABLE has exactly the rows of types_src (compared as row text)
+    sql "SELECT (SELECT md5(string_agg(t::text, '|' ORDER BY id)) FROM types_src t) =
+                (SELECT md5(string_agg(t::text, '|' ORDER BY id)) FROM $1 t)"
+}
+PGTZ=Asia/Kolkata psql -XAtq -c "\\copy types_src TO '$WORK/types.csv' WITH (FORMAT csv, HEADER)"
+for mode in copy insert upsert; do
+    sql "CREATE TABLE types_$mode (LIKE types_src INCLUDING ALL)"
+    PGTZ=Asia/Kolkata run load --table types_$mode --header --mode $mode --batch-size 700 "$WORK/types.csv"
+    expect_rc "every type, csv, --mode $mode: exit 0" 0
+    expect_eq "every type, csv, --mode $mode: rows equal the source" "$(same_rows types_$mode)" "t"
+done
+expect_err "typed summary" "loaded 3000 rows into \"types_upsert\" (mode upsert): 3000 written, 0 superseded"
+# Text format, ISO 8601 intervals, America/New_York offsets, three writers.
+PGOPTIONS='-c intervalstyle=iso_8601' PGTZ=America/New_York psql -XAtq -c "\\copy types_src TO '$WORK/types.txt'"
+sql "CREATE TABLE types_text (LIKE types_src INCLUDING ALL)"
+PGTZ=America/New_York run load --table types_text --format text --mode upsert --parallel 3 --batch-size 500 "$WORK/types.txt"
+expect_rc "every type, text format, ISO intervals, --parallel 3: exit 0" 0
+expect_eq "every type, text format: rows equal the source" "$(same_rows types_text)" "t"
+# Interval output styles postgres_verbose and sql_standard, read back as COPY reads them.
+for style in postgres_verbose sql_standard; do
+    PGOPTIONS="-c intervalstyle=$style" psql -XAtq -c "\\copy (SELECT id, iv FROM types_src) TO '$WORK/iv.csv' WITH (FORMAT csv)"
+    sql "CREATE TABLE iv_copy_$style (id int PRIMARY KEY, iv interval); CREATE TABLE iv_insert_$style (LIKE iv_copy_$style)"
+    "$BIN" load --quiet --table iv_copy_$style "$WORK/iv.csv" && run load --table iv_insert_$style --mode insert "$WORK/iv.csv"
+    expect_eq "interval style $style: --mode insert reads what COPY reads" \
+        "$rc:$(sql "SELECT count(*) FROM iv_copy_$style c JOIN iv_insert_$style i USING (id) WHERE c.iv::text = i.iv::text")" "0:3000"
+done
+# timestamptz without an offset is read in the session TimeZone (PGTZ), as COPY reads it.
+printf '1,2024-01-15 12:00:00\n2,2024-07-15 12:00:00\n3,1850-06-01 00:00:00\n4,2024-03-10 01:59:59.5\n5,infinity\n6,2024-07-15 12:00:00+02\n7,0044-03-15 12:00:00 BC\n' >"$WORK/tz.csv"
+sql "CREATE TABLE tz_copy (id int PRIMARY KEY, t timestamptz); CREATE TABLE tz_insert (LIKE tz_copy)"
+PGTZ=America/New_York "$BIN" load --quiet --table tz_copy "$WORK/tz.csv"
+PGTZ=America/New_York run load --quiet --table tz_insert --mode insert "$WORK/tz.csv"
+expect_eq "timestamptz without offset in the session zone: same as COPY" \
+    "$rc:$(sql "SELECT count(*) FROM tz_copy c JOIN tz_insert i USING (id) WHERE c.t = i.t"):$(sql "SELECT t FROM tz_insert WHERE id = 2")" \
+    "0:7:2024-07-15 16:00:00+00"
+
+# Every --conflict mode, with keys repeated inside the input and keys that exist: --mode insert
+# and --mode upsert end where --mode copy ends (compared through export), in one batch and in
+# batches of 97 rows.
+awk 'BEGIN { for (i = 1; i <= 1500; i++) printf "%d,v%d,%d\n", (i * 7919) % 700 + 1, i, i }' >"$WORK/kv.csv"
+sql "CREATE TABLE kv (id int PRIMARY KEY, v text, n int)"
+reset_kv() { sql "TRUNCATE kv; INSERT INTO kv SELECT g, 'old' || g, -g FROM generate_series(1, 1000, 3) g"; }
+for conflict in upsert update ignore; do
+    reset_kv
+    "$BIN" load --quiet --table kv --conflict $conflict "$WORK/kv.csv"
+    "$BIN" export --quiet --table kv --split-key id --output "$WORK/kv-copy.csv"
+    for mode in insert upsert; do
+        for batch in 100000 97; do
+            reset_kv
+            run load --table kv --mode $mode --conflict $conflict --batch-size $batch "$WORK/kv.csv"
+            "$BIN" export --quiet --table kv --split-key id --output "$WORK/kv-$mode.csv"
+            if [ "$rc" -eq 0 ] && [ -s "$WORK/kv-copy.csv" ] &&
+                cmp -s <(sort "$WORK/kv-copy.csv") <(sort "$WORK/kv-$mode.csv"); then
+                ok "--mode $mode --conflict $conflict --batch-size $batch: same table as --mode copy"
+            else
+                not_ok "--mode $mode --conflict $conflict --batch-size $batch: same table as --mode copy" "exit $rc" \
+                    "$(diff <(sort "$WORK/kv-copy.csv") <(sort "$WORK/kv-$mode.csv") | head -5)"
+            fi
+        done
+    done
+done
+reset_kv
+run load --table kv --mode upsert --conflict upsert "$WORK/kv.csv"
+expect_err "1500 rows on 700 keys in one batch: 800 superseded" \
+    'loaded 1500 rows into "kv" (mode upsert): 700 written, 800 superseded by a later row with the same key, 0 rejected'
+# --conflict strict / none with new, unique keys: plain inserts, as copy.
+awk 'BEGIN { for (i = 2000; i < 2300; i++) printf "%d,n%d,%d\n", i, i, i }' >"$WORK/kv-new.csv"
+for conflict in strict none; do
+    for mode in copy insert upsert; do
+        reset_kv
+        run load --table kv --mode $mode --conflict $conflict "$WORK/kv-new.csv"
+        expect_eq "--mode $mode --conflict $conflict, new keys: exit 0 and rows" "$rc:$(sql "SELECT count(*) FROM kv WHERE id >= 2000")" "0:300"
+    done
+done
+# --conflict strict with a key that exists: exit 1 naming the line, nothing of the batch loaded.
+printf '2001,a,1\n1,b,2\n' >"$WORK/kv-dup.csv"
+reset_kv
+run load --table kv --mode insert --conflict strict "$WORK/kv-dup.csv"
+expect_rc "--mode insert --conflict strict on an existing key: exit 1" 1
+expect_err "--conflict strict names the line" "kv-dup.csv, line 2)"
+expect_err "--conflict strict names the key" "Key (id)=(1) already exists"
+expect_eq "--conflict strict failure: nothing loaded" "$(sql "SELECT count(*) FROM kv WHERE id = 2001")" "0"
+# ... and with a reject file the existing key is rejected, the rest loads (exit 2).
+run load --table kv --mode upsert --conflict strict --reject-file "$WORK/kv-rej.csv" "$WORK/kv-dup.csv"
+expect_eq "--conflict strict with rejects: exit 2, the new key loaded" "$rc:$(sql "SELECT v FROM kv WHERE id = 2001")" "2:a"
+if grep -qF 'kv-dup.csv,2,2,23505,' "$WORK/kv-rej.csv" && grep -qF '"1,b,2"' "$WORK/kv-rej.csv"; then
+    ok "--conflict strict reject names line, record, 23505 and the raw row"
+else
+    not_ok "--conflict strict reject names line, record, 23505 and the raw row" "$(cat "$WORK/kv-rej.csv")"
+fi
+# A key repeated inside one batch under --conflict none is rejected (23505), the first one stays.
+printf '3001,first,1\n3001,second,2\n' >"$WORK/kv-rep.csv"
+run load --table kv --mode insert --reject-file "$WORK/kv-rep.csv.rej" "$WORK/kv-rep.csv"
+expect_eq "repeated key, --conflict none: exit 2 and the first row" "$rc:$(sql "SELECT v FROM kv WHERE id = 3001")" "2:first"
+expect_eq "repeated key reject row" "$(tail -n +2 "$WORK/kv-rep.csv.rej" | cut -d, -f1-4)" "$WORK/kv-rep.csv,2,2,23505"
+
+# Bad rows: client-side parse errors and server-side constraint errors, exit codes 1 and 2.
+sql "CREATE TABLE rt (id int PRIMARY KEY, qty smallint NOT NULL CHECK (qty >= 0), seen date, tags text[])"
+printf 'id,qty,seen,tags\n1,5,2024-01-01,{a}\n2,x,2024-01-02,{b}\n3,-1,2024-01-03,{}\n4,7,2024-02-30,{c}\n5,99999,2024-01-05,{d}\n6,,2024-01-06,{e}\n7,1,2024-01-07\n8,1,2024-01-08,"{""q,1"",NULL}",extra\n9,2,2024-01-09,"{x,""y z""}"\n' >"$WORK/rt.csv"
+for mode in insert upsert; do
+    sql "TRUNCATE rt"
+    run load --table rt --header --mode $mode "$WORK/rt.csv"
+    expect_rc "--mode $mode strict with a bad field: exit 1" 1
+    expect_err "--mode $mode strict: the column and value are named" 'column "qty": invalid input syntax for type smallint: "x"'
+    expect_err "--mode $mode strict: the line is named" 'rt.csv, line 3)'
+    expect_eq "--mode $mode strict: nothing loaded" "$(sql "SELECT count(*) FROM rt")" "0"
+    run load --table rt --header --mode $mode --reject-file "$WORK/rt-rej.csv" "$WORK/rt.csv"
+    expect_rc "--mode $mode with rejected rows: exit 2" 2
+    expect_eq "--mode $mode: good rows kept" "$(sql "SELECT string_agg(id || ':' || array_to_string(tags, '/', '-'), ' ' ORDER BY id) FROM rt")" "1:a 9:x/y z"
+    expect_eq "--mode $mode: reject file (source,line,record,sqlstate)" \
+        "$(tail -n +2 "$WORK/rt-rej.csv" | cut -d, -f1-4 | sed "s|^$WORK/||" | sort -t, -k2n | tr '\n' ' ')" \
+        "rt.csv,3,2,22P02 rt.csv,4,3,23514 rt.csv,5,4,22008 rt.csv,6,5,22003 rt.csv,7,6,23502 rt.csv,8,7,22P04 rt.csv,9,8,22P04 "
+    if grep -qF '"column ""qty"": invalid input syntax for type smallint: ""x""","2,x,2024-01-02,{b}"' "$WORK/rt-rej.csv" &&
+        grep -qF '"column ""seen"": date/time field value out of range: ""2024-02-30"""' "$WORK/rt-rej.csv" &&
+        grep -qF '"column ""qty"": value ""99999"" is out of range for type smallint"' "$WORK/rt-rej.csv" &&
+        grep -qF 'null value in column ""qty"" of relation ""rt"" violates not-null constraint' "$WORK/rt-rej.csv" &&
+        grep -qF 'missing data for column ""tags""' "$WORK/rt-rej.csv" &&
+        grep -qF 'new row for relation ""rt"" violates check constraint' "$WORK/rt-rej.csv"; then
+        ok "--mode $mode: reject messages name column and value"
+    else
+        not_ok "--mode $mode: reject messages name column and value" "$(cat "$WORK/rt-rej.csv")"
+    fi
+done
+run load --table rt --header --mode insert --option writemode=upsert --option exceptionmode=ignore --option batchsize=2 --quiet "$WORK/rt.csv"
+expect_eq "--option writemode/exceptionmode/batchsize with --mode: exit 2" "$rc" "2"
+# Batches committed before a strict failure stay, and the message says so.
+sql "TRUNCATE rt"
+run load --table rt --header --mode upsert --batch-size 1 "$WORK/rt.csv"
+expect_eq "--mode upsert strict batched: exit 1, first batch stays" "$rc:$(sql "SELECT count(*) FROM rt")" "1:1"
+expect_err "--mode upsert strict batched: committed batches reported" "committed before the failure stay loaded"
+# Text format escapes and the NULL marker, stdin.
+sql "CREATE TABLE esc (id int PRIMARY KEY, t text, b bytea)"
+printf '1\ttab\\there\\\\ and \\x41\\101\t\\\\x00ff\n2\t\\N\t\\N\n3\tnew\\nline\tplain\n' |
+    "$BIN" load --table esc --format text --mode insert --quiet >"$WORK/out" 2>"$WORK/err"
+rc=$?
+expect_eq "text format escapes through --mode insert" \
+    "$rc|$(sql "SELECT string_agg(id || '=' || coalesce(t, 'NULL') || '=' || coalesce(encode(b, 'hex'), 'NULL'), '|' ORDER BY id) FROM esc")" \
+    "0|1=tab	here\\ and AA=00ff|2=NULL=NULL|3=new
+line=706c61696e"
+
+# ---------------------------------------------------------------------------------------------
 # Async load end to end.
 sql "CREATE TABLE a (id int, v text)"
 seq 1 3000 | sed 's/.*/&,v&/' >"$WORK/a.csv"
@@ -258,6 +439,39 @@ if [ "$rc" -eq 0 ] && grep -qE '^load: [0-9]+ rows, .*B/s, [0-9]+%' "$WORK/err";
 else
     not_ok "plain progress lines on a non-terminal" "exit $rc"
 fi
+
+# The progress bar on a terminal (a pty from script(1)): redrawn in place with \r, with rows,
+# rate, percentage and ETA since the file size is known; the line is cleared at the end.
+sql "TRUNCATE big"
+script -qfec "$BIN load --table big --mode insert --batch-size 10000 $WORK/big.csv" /dev/null >"$WORK/pty" 2>&1
+rc=$?
+bars=$(grep -o $'\r''load: \[[#.]*\] [0-9]* rows, [0-9.]* [KMG]*i*B, [0-9.]* [KMG]*i*B/s, [0-9]*%, ETA [0-9:]*' "$WORK/pty" | wc -l)
+if [ "$rc" -eq 0 ] && [ "$bars" -ge 2 ] && grep -q $'\r\033\\[Kloaded 300000 rows' "$WORK/pty"; then
+    ok "progress bar on a terminal: $bars redraws with rows, rate, % and ETA, then cleared"
+else
+    not_ok "progress bar on a terminal" "exit $rc, $bars bar updates" "$(head -c 400 "$WORK/pty" | cat -v)"
+fi
+sql "TRUNCATE big"
+script -qfec "$BIN load --table big --quiet $WORK/big.csv" /dev/null >"$WORK/pty" 2>&1
+rc=$?
+if [ "$rc" -eq 0 ] && [ ! -s "$WORK/pty" ] && [ "$(sql "SELECT count(*) FROM big")" = 300000 ]; then
+    ok "--quiet on a terminal: no bar, no output"
+else
+    not_ok "--quiet on a terminal: no bar, no output" "exit $rc" "$(head -c 300 "$WORK/pty" | cat -v)"
+fi
+
+# jobs --watch: refreshes --count times and shows a job's state change (INIT -> CANCEL).
+sql "CREATE TABLE wj (id int)"
+wjob=$(sql "SELECT id FROM ingest.begin_async_load('wj', 'none')")
+"$BIN" jobs --table wj --watch --interval 0.3 --count 10 >"$WORK/watch" 2>"$WORK/err" &
+watcher=$!
+sleep 1
+sql "SELECT ingest.cancel_async_load($wjob)" >/dev/null
+wait "$watcher"
+rc=$?
+expect_eq "jobs --watch --count 10: exit 0 and 10 tables" "$rc:$(grep -c '^ID  *KEY' "$WORK/watch")" "0:10"
+expect_eq "jobs --watch shows the job going from INIT to CANCEL" \
+    "$(grep -E "^$wjob " "$WORK/watch" | awk '{print $3}' | uniq | tr '\n' ' ')" "INIT CANCEL "
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

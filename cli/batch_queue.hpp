@@ -1,0 +1,59 @@
+// A bounded queue of input batches between the reading thread and the loading threads.
+#pragma once
+
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <mutex>
+
+#include "records.hpp"
+
+namespace pg_ingest::cli {
+
+// A bounded queue of batches between the reader and the loading threads.
+class BatchQueue {
+  public:
+    explicit BatchQueue(std::size_t capacity) : m_capacity(capacity) {}
+
+    // False when the queue was closed (the load is stopping).
+    bool push(Batch batch) {
+        std::unique_lock<std::mutex> lock(m_mutex);
+        m_changed.wait(lock, [this] { return m_closed || m_items.size() < m_capacity; });
+        if (m_closed) {
+            return false;
+        }
+        m_items.push_back(std::move(batch));
+        m_changed.notify_all();
+        return true;
+    }
+    // False when closed and empty.
+    bool pop(Batch& batch) {
+        std::unique_lock<std::mutex> lock(m_mutex);
+        m_changed.wait(lock, [this] { return m_closed || !m_items.empty(); });
+        if (m_items.empty()) {
+            return false;
+        }
+        batch = std::move(m_items.front());
+        m_items.pop_front();
+        m_changed.notify_all();
+        return true;
+    }
+    // No more pushes; `discard` also drops what is queued (after a failure).
+    void close(bool discard) {
+        std::lock_guard<std::mutex> lock(m_mutex);
+        m_closed = true;
+        if (discard) {
+            m_items.clear();
+        }
+        m_changed.notify_all();
+    }
+
+  private:
+    std::size_t m_capacity;
+    std::mutex m_mutex;
+    std::condition_variable m_changed;
+    std::deque<Batch> m_items;
+    bool m_closed = false;
+};
+
+}  // namespace pg_ingest::cli

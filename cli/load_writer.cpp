@@ -1,0 +1,486 @@
+// pg_ingest load --mode insert|upsert: records parsed on the client and written through the
+// typed pg_ingest::Writer (multi-row INSERT, INSERT ... ON CONFLICT).
+#include <atomic>
+#include <cerrno>
+#include <cstdlib>
+#include <ctime>
+#include <exception>
+#include <fstream>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include <pg_ingest/connection.hpp>
+#include <pg_ingest/error.hpp>
+#include <pg_ingest/text_value.hpp>
+#include <pg_ingest/writer.hpp>
+
+#include "batch_queue.hpp"
+#include "fields.hpp"
+#include "load.hpp"
+
+namespace pg_ingest::cli {
+
+namespace {
+
+constexpr std::int64_t k_usecs_per_second = 1000000;
+constexpr std::int64_t k_usecs_per_day = 86400 * k_usecs_per_second;
+constexpr std::int64_t k_pg_epoch_unix_seconds = 946684800;  // 2000-01-01 00:00:00 UTC
+
+std::string where(const RecordOrigin& origin) {
+    std::string text = origin.source == "-" ? "stdin" : origin.source;
+    if (origin.line > 0) {
+        text += ", line " + std::to_string(origin.line);
+    }
+    return text;
+}
+
+Error located(const Error& error, const RecordOrigin& origin) {
+    return Error(std::string(error.what()) + " (" + where(origin) + ")", error.sqlstate(),
+                 error.detail(), error.hint(), error.connection_usable());
+}
+
+bool is_utc_zone(std::string zone) {
+    for (char& c : zone) {
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    }
+    for (const char* utc : {"utc", "etc/utc", "gmt", "etc/gmt", "uct", "etc/uct", "universal",
+                            "etc/universal", "zulu", "etc/zulu", "z", "greenwich", "etc/greenwich",
+                            "gmt0", "etc/gmt0", "gmt+0", "gmt-0"}) {
+        if (zone == utc) {
+            return true;
+        }
+    }
+    return false;
+}
+
+// Year, month, day of a day count since 1970-01-01 (proleptic Gregorian).
+void civil_from_days(std::int64_t z, std::int64_t& year, int& month, int& day) {
+    z += 719468;
+    const std::int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    const std::int64_t doe = z - era * 146097;
+    const std::int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    const std::int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    const std::int64_t mp = (5 * doy + 2) / 153;
+    day = static_cast<int>(doy - (153 * mp + 2) / 5 + 1);
+    month = static_cast<int>(mp < 10 ? mp + 3 : mp - 9);
+    year = yoe + era * 400 + (month <= 2 ? 1 : 0);
+}
+
+// timestamptz input without an offset means the session's TimeZone, as it would for COPY. The
+// zone is resolved with the system's tz database (the one Debian's PostgreSQL uses), through
+// TZ and mktime(): set once here, before any loading thread starts.
+TextValueOptions session_time_zone(Connection& connection) {
+    const Result result = connection.execute("SELECT current_setting('TimeZone')");
+    const std::string zone = result.get(0, 0).value_or("UTC");
+    TextValueOptions options;
+    if (is_utc_zone(zone)) {
+        return options;
+    }
+    const bool known =
+        zone.find("..") == std::string::npos && std::ifstream("/usr/share/zoneinfo/" + zone).good();
+    if (!known) {
+        options.local_to_utc = [zone](std::int64_t) -> std::int64_t {
+            throw Error("timestamptz value without a UTC offset, and the session time zone '" +
+                            zone +
+                            "' is unknown to the client: add offsets to the values or set "
+                            "PGTZ=UTC",
+                        "22023", "", "", true);
+        };
+        return options;
+    }
+    ::setenv("TZ", zone.c_str(), 1);
+    ::tzset();
+    options.local_to_utc = [](std::int64_t local) -> std::int64_t {
+        std::int64_t days = local / k_usecs_per_day;
+        std::int64_t micros = local % k_usecs_per_day;
+        if (micros < 0) {
+            micros += k_usecs_per_day;
+            --days;
+        }
+        std::int64_t year = 0;
+        int month = 0;
+        int day = 0;
+        civil_from_days(days + 10957, year, month, day);
+        std::tm tm{};
+        tm.tm_year = static_cast<int>(year - 1900);
+        tm.tm_mon = month - 1;
+        tm.tm_mday = day;
+        tm.tm_hour = static_cast<int>(micros / (3600 * k_usecs_per_second));
+        tm.tm_min = static_cast<int>(micros / (60 * k_usecs_per_second) % 60);
+        tm.tm_sec = static_cast<int>(micros / k_usecs_per_second % 60);
+        tm.tm_isdst = -1;
+        errno = 0;
+        const std::time_t seconds = std::mktime(&tm);
+        if (seconds == static_cast<std::time_t>(-1) && errno != 0) {
+            throw Error("timestamp out of range for the session time zone", "22008", "", "", true);
+        }
+        return (static_cast<std::int64_t>(seconds) - k_pg_epoch_unix_seconds) * k_usecs_per_second +
+               micros % k_usecs_per_second;
+    };
+    return options;
+}
+
+struct Target {
+    std::string schema;
+    std::string table;
+};
+
+// The table as the server resolves the name (search_path for an unqualified one), so that the
+// writer sees exactly the relation COPY would.
+Target resolve_table(Connection& connection, const QualifiedName& name) {
+    const Result result = connection.execute_params(
+        "SELECT n.nspname, c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
+        "ON n.oid = c.relnamespace WHERE c.oid = pg_catalog.to_regclass($1)",
+        {name.quoted()});
+    if (result.rows() == 0) {
+        throw Error("relation " + name.quoted() + " does not exist", "42P01", "", "", true);
+    }
+    return {result.get(0, 0).value_or(""), result.get(0, 1).value_or("")};
+}
+
+struct BatchResult {
+    std::uint64_t records = 0;
+    std::uint64_t written = 0;
+    std::uint64_t deduplicated = 0;
+    std::uint64_t rejected = 0;
+};
+
+// One Writer (one connection) and the bookkeeping that maps the writer's row numbers back to
+// input records. Used by one thread at a time; the Writer calls back into it (on_reject), so it
+// never moves.
+class WriterWorker {
+  public:
+    WriterWorker(const LoadSettings& s, const ConnectionOptions& connection, const Target& target,
+                 const Options& options, const TextValueOptions& text_options,
+                 const std::vector<std::string>& sources, RejectSink& rejects)
+        : m_settings(s), m_text_options(text_options), m_sources(sources), m_rejects(rejects) {
+        m_syntax = FieldSyntax::defaults(s.input_format);
+        if (s.format.delimiter) {
+            m_syntax.delimiter = (*s.format.delimiter)[0];
+        }
+        m_syntax.quote = s.quote;
+        if (s.format.null_string) {
+            m_syntax.null_string = *s.format.null_string;
+        }
+        WriterHooks hooks;
+        hooks.on_reject = [this](const RejectedRow& row) { rejected_by_writer(row); };
+        // After a failure the writer is destroyed with rows it never sent and says so; the
+        // load's own error already tells what happened, so that warning is left out.
+        hooks.on_log = [this](LogLevel level, const std::string& message) {
+            if (!m_settings.quiet && !m_discarding &&
+                (level == LogLevel::warning || level == LogLevel::error)) {
+                std::fprintf(stderr, "pg_ingest load: %s\n", message.c_str());
+            }
+        };
+        m_writer = std::make_unique<Writer>(connection, target.table, s.columns, options, hooks);
+        m_relation = target.table;
+        const TableSchema& schema = m_writer->schema();
+        for (const auto& name : m_writer->columns()) {
+            const auto index = schema.find_column(name, true);
+            const ColumnInfo& info = schema.columns()[*index];
+            m_names.push_back(name);
+            m_types.push_back(*info.type);
+            m_not_null.push_back(info.not_null);
+            m_whats.push_back("column \"" + name + "\"");
+        }
+    }
+
+    // Parses and writes every record of `batch`, then commits it (one flush).
+    BatchResult load(const Batch& batch) {
+        m_batch = &batch;
+        m_pending.clear();
+        m_first_number = m_accepted + 1;
+        m_rejected = 0;
+        m_rejected_by_writer = 0;
+        m_multiline = 0;
+        std::size_t at = 0;
+        Row row;
+        for (std::uint64_t index = 0; index < batch.records; ++index) {
+            const std::size_t end = record_end(batch, at, index);
+            const std::string_view record(batch.data.data() + at, end - at);
+            at = end;
+            if (is_end_marker(record)) {
+                continue;  // COPY's "\." end-of-data line is not data
+            }
+            row.clear();
+            try {
+                parse_record(record, row);
+            } catch (const Error& error) {
+                bad_record(index, record, error);
+                continue;
+            }
+            m_pending.push_back({index, static_cast<std::size_t>(record.data() - batch.data.data()),
+                                 record.size()});
+            try {
+                m_writer->write(std::move(row));
+                ++m_accepted;
+            } catch (const Error& error) {
+                if (m_writer->metrics().rows_in > m_accepted) {
+                    ++m_accepted;  // taken and then refused (a failed flush): numbered
+                    throw locate(error, index);
+                }
+                m_pending.pop_back();
+                bad_record(index, record, error);
+            }
+        }
+        try {
+            m_writer->flush();
+        } catch (const Error& error) {
+            throw locate(error, std::nullopt);
+        }
+        const WriterMetrics metrics = m_writer->metrics();
+        BatchResult result;
+        result.records = batch.records;
+        // Rows the server refused were sent too (then isolated): count what stayed.
+        result.written = metrics.rows_out - m_last.rows_out - m_rejected_by_writer;
+        result.deduplicated = metrics.rows_deduplicated - m_last.rows_deduplicated;
+        result.rejected = m_rejected;
+        m_last = metrics;
+        m_batch = nullptr;
+        return result;
+    }
+
+    ~WriterWorker() {
+        m_discarding = true;
+        m_writer.reset();
+    }
+    WriterWorker(const WriterWorker&) = delete;
+    WriterWorker& operator=(const WriterWorker&) = delete;
+
+    void close() { m_writer->close(); }
+
+  private:
+    struct Pending {
+        std::uint64_t index;  // record in the batch
+        std::size_t offset;   // the record's bytes in batch.data
+        std::size_t length;
+    };
+
+    // The end of record `index` (which starts at `at`): records are cut at the newlines the
+    // reader found, so count them again, stepping over those inside multi-line records. Called
+    // for index 0, 1, 2, ... in order.
+    std::size_t record_end(const Batch& batch, std::size_t at, std::uint64_t index) {
+        std::uint64_t inner = 0;
+        if (m_multiline < batch.multiline.size() && batch.multiline[m_multiline].first == index) {
+            inner = batch.multiline[m_multiline++].second;
+        }
+        std::size_t end = at;
+        for (std::uint64_t newlines = 0; newlines <= inner; ++newlines) {
+            const std::size_t found = batch.data.find('\n', end);
+            end = found == std::string::npos ? batch.data.size() : found + 1;
+        }
+        return end;
+    }
+
+    void parse_record(std::string_view record, Row& row) {
+        split_record(record, m_syntax, m_fields);
+        if (m_fields.size() > m_names.size()) {
+            throw Error("extra data after last expected column", "22P04", "", "", true);
+        }
+        if (m_fields.size() < m_names.size()) {
+            throw Error("missing data for column \"" + m_names[m_fields.size()] + "\"", "22P04", "",
+                        "", true);
+        }
+        for (std::size_t i = 0; i < m_fields.size(); ++i) {
+            if (!m_fields[i]) {
+                if (m_not_null[i]) {
+                    throw Error("null value in column \"" + m_names[i] + "\" of relation \"" +
+                                    m_relation + "\" violates not-null constraint",
+                                "23502", "", "", true);
+                }
+                row.emplace_back();
+            } else {
+                row.push_back(
+                    parse_text_value(*m_fields[i], m_types[i], m_whats[i], m_text_options));
+            }
+        }
+    }
+
+    static std::string_view without_line_end(std::string_view record) {
+        if (!record.empty() && record.back() == '\n') {
+            record.remove_suffix(1);
+        }
+        if (!record.empty() && record.back() == '\r') {
+            record.remove_suffix(1);
+        }
+        return record;
+    }
+
+    void bad_record(std::uint64_t index, std::string_view record, const Error& error) {
+        const RecordOrigin origin = m_batch->origin(m_sources, index);
+        if (!m_settings.ignore_errors) {
+            throw located(error, origin);
+        }
+        m_rejects.add(origin, error.sqlstate(), error.what(),
+                      std::string(without_line_end(record)));
+        ++m_rejected;
+    }
+
+    // The writer names rows by its own count ("row 17 of table ..."): name the input line.
+    Error locate(const Error& error, std::optional<std::uint64_t> fallback_index) {
+        const std::string message = error.what();
+        std::uint64_t number = 0;
+        if (message.rfind("row ", 0) == 0) {
+            number = std::strtoull(message.c_str() + 4, nullptr, 10);
+        }
+        if (number >= m_first_number && number - m_first_number < m_pending.size()) {
+            // "row N of table T: message" -> "table T: message (file, line L)"
+            const auto of = message.find(" of table ");
+            const std::string text = of != std::string::npos && of < message.find(':')
+                                         ? message.substr(of + 4)
+                                         : message;
+            return located(Error(text, error.sqlstate(), error.detail(), error.hint(),
+                                 error.connection_usable()),
+                           m_batch->origin(m_sources, m_pending[number - m_first_number].index));
+        }
+        if (fallback_index) {
+            return located(error, m_batch->origin(m_sources, *fallback_index));
+        }
+        return error;
+    }
+
+    void rejected_by_writer(const RejectedRow& row) {
+        ++m_rejected;
+        ++m_rejected_by_writer;
+        if (m_batch != nullptr && row.row_number >= m_first_number &&
+            row.row_number - m_first_number < m_pending.size()) {
+            const Pending& pending = m_pending[row.row_number - m_first_number];
+            m_rejects.add(m_batch->origin(m_sources, pending.index), row.sqlstate, row.message,
+                          std::string(without_line_end(std::string_view(
+                              m_batch->data.data() + pending.offset, pending.length))));
+            return;
+        }
+        m_rejects.add({m_sources.size() == 1 ? m_sources.front() : "", 0, 0}, row.sqlstate,
+                      row.message, "");
+    }
+
+    const LoadSettings& m_settings;
+    const TextValueOptions& m_text_options;
+    const std::vector<std::string>& m_sources;
+    RejectSink& m_rejects;
+    FieldSyntax m_syntax;
+    std::unique_ptr<Writer> m_writer;
+    std::string m_relation;
+    std::vector<std::string> m_names;
+    std::vector<ColumnType> m_types;
+    std::vector<bool> m_not_null;
+    std::vector<std::string> m_whats;
+    std::vector<Field> m_fields;
+
+    const Batch* m_batch = nullptr;
+    std::size_t m_multiline = 0;
+    std::vector<Pending> m_pending;  // rows given to the writer since the last flush
+    std::uint64_t m_first_number = 1;
+    std::uint64_t m_accepted = 0;  // the writer's count of write() calls it took
+    std::uint64_t m_rejected = 0;
+    std::uint64_t m_rejected_by_writer = 0;
+    WriterMetrics m_last;
+    std::atomic<bool> m_discarding{false};
+};
+
+}  // namespace
+
+void load_with_writer(const LoadSettings& s, const ConnectionOptions& connection,
+                      InputReader& reader, Progress& progress, RejectSink& rejects,
+                      LoadTotals& totals) {
+    totals.typed = true;
+    Target target;
+    TextValueOptions text_options;
+    {
+        Connection session = Connection::connect(connection, s.connect_timeout);
+        target = resolve_table(session, s.table);
+        text_options = session_time_zone(session);
+    }
+    const std::uint64_t batch_rows = s.batch_size > 0 ? s.batch_size : s.options.batch_size;
+
+    Options options = s.options;
+    options.write_mode = s.mode == "insert" ? WriteMode::insert : WriteMode::upsert;
+    options.conflict_mode = ConflictMode::strict;  // --conflict none: a repeated key fails
+    if (s.conflict != "none") {
+        options.set("conflictmode", s.conflict);
+    }
+    options.exception_mode = s.ignore_errors ? ExceptionMode::ignore : ExceptionMode::strict;
+    options.conflict_columns = s.conflict_columns;
+    options.update_columns = s.update_columns;
+    options.target_schema = target.schema;
+    options.case_sensitive = true;  // names below are exact: resolved or parsed as identifiers
+    // One flush (one transaction) per input batch, sent by load() itself: the writer's own row
+    // limit and timer stay out of the way; its byte limit may split a huge batch.
+    options.batch_size = static_cast<std::size_t>(batch_rows) + 1;
+    options.batch_write_timeout = std::chrono::milliseconds(0);
+    options.connection_max_active = 1;
+    options.connect_timeout = s.connect_timeout;
+
+    const auto& sources = reader.sources();
+    // Open every writer before reading input, so that a bad table or column fails first.
+    std::vector<std::unique_ptr<WriterWorker>> workers;
+    for (std::size_t i = 0; i < s.parallel; ++i) {
+        workers.push_back(std::make_unique<WriterWorker>(s, connection, target, options,
+                                                         text_options, sources, rejects));
+    }
+    std::mutex totals_mutex;
+    auto account = [&](const BatchResult& result, std::uint64_t bytes) {
+        progress.add(result.records, bytes);
+        std::lock_guard<std::mutex> lock(totals_mutex);
+        totals.rows_read += result.records;
+        totals.written += result.written;
+        totals.deduplicated += result.deduplicated;
+        totals.rejected += result.rejected;
+        ++totals.committed_batches;
+    };
+
+    if (s.parallel == 1) {
+        Batch batch;
+        while (reader.next(batch, batch_rows, s.batch_bytes)) {
+            account(workers.front()->load(batch), batch.data.size());
+        }
+        workers.front()->close();
+        return;
+    }
+
+    BatchQueue queue(2 * s.parallel);
+    std::exception_ptr failure;
+    auto fail = [&](std::exception_ptr error) {
+        std::lock_guard<std::mutex> lock(totals_mutex);
+        if (!failure) {
+            failure = error;
+        }
+    };
+    std::vector<std::thread> threads;
+    for (auto& worker : workers) {
+        threads.emplace_back([&, w = worker.get()] {
+            try {
+                Batch batch;
+                while (queue.pop(batch)) {
+                    account(w->load(batch), batch.data.size());
+                }
+                w->close();
+            } catch (...) {
+                fail(std::current_exception());
+                queue.close(true);
+            }
+        });
+    }
+    try {
+        Batch batch;
+        while (reader.next(batch, batch_rows, s.batch_bytes)) {
+            if (!queue.push(std::move(batch))) {
+                break;  // a worker failed
+            }
+            batch = Batch();
+        }
+        queue.close(false);
+    } catch (...) {
+        fail(std::current_exception());
+        queue.close(true);
+    }
+    for (auto& thread : threads) {
+        thread.join();
+    }
+    if (failure) {
+        std::rethrow_exception(failure);
+    }
+}
+
+}  // namespace pg_ingest::cli

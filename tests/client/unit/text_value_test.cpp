@@ -1,0 +1,457 @@
+// parse_text_value: PostgreSQL text-format fields into typed Values, with the server's errors.
+#include <cmath>
+#include <limits>
+#include <ostream>
+#include <string>
+
+#include <boost/test/unit_test.hpp>
+
+#include <pg_ingest/error.hpp>
+#include <pg_ingest/text_value.hpp>
+#include <pg_ingest/value.hpp>
+
+// Printers for failed assertions.
+namespace pg_ingest {
+std::ostream& operator<<(std::ostream& out, Value::Kind kind) {
+    return out << to_string(kind);
+}
+std::ostream& operator<<(std::ostream& out, const Value& value) {
+    out << to_string(value.kind());
+    const auto& s = value.storage();
+    switch (value.kind()) {
+        case Value::Kind::boolean:
+            return out << ' ' << std::get<bool>(s);
+        case Value::Kind::integer:
+            return out << ' ' << std::get<std::int64_t>(s);
+        case Value::Kind::floating:
+            return out << ' ' << std::get<double>(s);
+        case Value::Kind::text:
+            return out << " \"" << std::get<std::string>(s) << '"';
+        case Value::Kind::numeric:
+            return out << ' ' << std::get<Numeric>(s).text();
+        case Value::Kind::date:
+            return out << ' ' << std::get<Date>(s).days;
+        case Value::Kind::time:
+            return out << ' ' << std::get<Time>(s).microseconds;
+        case Value::Kind::timestamp:
+            return out << ' ' << std::get<Timestamp>(s).microseconds;
+        case Value::Kind::timestamptz:
+            return out << ' ' << std::get<TimestampTz>(s).microseconds;
+        case Value::Kind::interval: {
+            const Interval& iv = std::get<Interval>(s);
+            return out << ' ' << iv.months << "m " << iv.days << "d " << iv.microseconds << "us";
+        }
+        case Value::Kind::bytes:
+            return out << ' ' << std::get<Bytes>(s).data.size() << " bytes";
+        case Value::Kind::json:
+            return out << ' ' << std::get<Json>(s).text;
+        case Value::Kind::array: {
+            out << " {";
+            for (const auto& element : std::get<Array>(s).elements) {
+                out << element << ';';
+            }
+            return out << '}';
+        }
+        default:
+            return out;
+    }
+}
+}  // namespace pg_ingest
+
+using namespace pg_ingest;
+using namespace std::string_literals;
+
+namespace {
+
+ColumnType column(std::uint32_t oid, std::int32_t typmod = -1, std::uint32_t element = 0,
+                  std::string name = "") {
+    ColumnType type;
+    BOOST_REQUIRE(ColumnType::from_oid(oid, typmod, element, std::move(name), type));
+    return type;
+}
+
+const ColumnType k_bool = column(16);
+const ColumnType k_bytea = column(17);
+const ColumnType k_int8 = column(20);
+const ColumnType k_int2 = column(21);
+const ColumnType k_int4 = column(23);
+const ColumnType k_text = column(25);
+const ColumnType k_json = column(114);
+const ColumnType k_float4 = column(700);
+const ColumnType k_float8 = column(701);
+const ColumnType k_date = column(1082);
+const ColumnType k_time = column(1083);
+const ColumnType k_timestamp = column(1114);
+const ColumnType k_timestamptz = column(1184);
+const ColumnType k_interval = column(1186);
+const ColumnType k_numeric = column(1700);
+const ColumnType k_uuid = column(2950);
+const ColumnType k_jsonb = column(3802);
+const ColumnType k_int4_array = column(1007, -1, 23, "integer[]");
+const ColumnType k_text_array = column(1009, -1, 25, "text[]");
+
+Value parse(std::string_view text, const ColumnType& type, const TextValueOptions& options = {}) {
+    return parse_text_value(text, type, "column \"c\"", options);
+}
+
+// The SQLSTATE of the Error; the message must name the column and quote the value.
+std::string error_of(std::string_view text, const ColumnType& type,
+                     std::string_view shown_value = {}) {
+    try {
+        parse_text_value(text, type, "column \"c\"");
+    } catch (const Error& error) {
+        const std::string message = error.what();
+        BOOST_TEST(message.rfind("column \"c\"", 0) == 0, message);
+        const std::string quoted =
+            "\"" + std::string(shown_value.empty() ? text : shown_value) + "\"";
+        BOOST_TEST(message.find(quoted) != std::string::npos, message << " lacks " << quoted);
+        BOOST_TEST(!error.retryable());
+        return error.sqlstate();
+    }
+    BOOST_FAIL("accepted: \"" << std::string(text) << "\"");
+    return {};
+}
+
+std::int64_t integer(const Value& value) {
+    BOOST_REQUIRE(value.kind() == Value::Kind::integer);
+    return std::get<std::int64_t>(value.storage());
+}
+
+double floating(const Value& value) {
+    BOOST_REQUIRE(value.kind() == Value::Kind::floating);
+    return std::get<double>(value.storage());
+}
+
+constexpr std::int64_t k_hour = 3600LL * 1000000;
+constexpr std::int64_t k_minute = 60LL * 1000000;
+constexpr std::int64_t k_second = 1000000;
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(text_values)
+
+BOOST_AUTO_TEST_CASE(integers_take_a_sign_and_surrounding_blanks) {
+    BOOST_TEST(integer(parse("42", k_int4)) == 42);
+    BOOST_TEST(integer(parse(" -17 ", k_int4)) == -17);
+    BOOST_TEST(integer(parse("+5", k_int2)) == 5);
+    BOOST_TEST(integer(parse("007", k_int8)) == 7);
+}
+
+BOOST_AUTO_TEST_CASE(integer_extremes_fit_and_one_more_is_out_of_range) {
+    BOOST_TEST(integer(parse("32767", k_int2)) == 32767);
+    BOOST_TEST(integer(parse("-32768", k_int2)) == -32768);
+    BOOST_TEST(error_of("32768", k_int2) == "22003");
+    BOOST_TEST(error_of("-32769", k_int2) == "22003");
+    BOOST_TEST(integer(parse("2147483647", k_int4)) == 2147483647);
+    BOOST_TEST(error_of("2147483648", k_int4) == "22003");
+    BOOST_TEST(integer(parse("9223372036854775807", k_int8)) ==
+               std::numeric_limits<std::int64_t>::max());
+    BOOST_TEST(integer(parse("-9223372036854775808", k_int8)) ==
+               std::numeric_limits<std::int64_t>::min());
+    BOOST_TEST(error_of("9223372036854775808", k_int8) == "22003");
+    BOOST_TEST(error_of("-99999999999999999999999", k_int8) == "22003");
+}
+
+BOOST_AUTO_TEST_CASE(malformed_integers_are_invalid_syntax) {
+    for (const char* bad : {"", " ", "1.0", "12a", "+", "- 1", "1_000", "0x10", "1e3"}) {
+        BOOST_TEST(error_of(bad, k_int4) == "22P02", bad);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(out_of_range_message_names_column_type_and_value) {
+    try {
+        parse_text_value("99999", k_int2, "column \"qty\"");
+        BOOST_FAIL("accepted");
+    } catch (const Error& error) {
+        BOOST_TEST(std::string(error.what()) ==
+                   "column \"qty\": value \"99999\" is out of range for type smallint");
+    }
+}
+
+BOOST_AUTO_TEST_CASE(floats_accept_decimal_exponent_and_special_values) {
+    BOOST_TEST(floating(parse("1.5", k_float8)) == 1.5);
+    BOOST_TEST(floating(parse(" -2.5e-3 ", k_float8)) == -2.5e-3);
+    BOOST_TEST(floating(parse(".5", k_float8)) == 0.5);
+    BOOST_TEST(floating(parse("1.7976931348623157e308", k_float8)) ==
+               std::numeric_limits<double>::max());
+    BOOST_TEST(floating(parse("4.9e-324", k_float8)) > 0.0);  // denormal: accepted
+    BOOST_TEST(std::isnan(floating(parse("NaN", k_float8))));
+    BOOST_TEST(floating(parse("Infinity", k_float8)) == HUGE_VAL);
+    BOOST_TEST(floating(parse("-inf", k_float8)) == -HUGE_VAL);
+    BOOST_TEST(std::signbit(floating(parse("-0", k_float8))));
+}
+
+BOOST_AUTO_TEST_CASE(float_overflow_and_underflow_are_out_of_range) {
+    BOOST_TEST(error_of("1e309", k_float8) == "22003");
+    BOOST_TEST(error_of("1e-400", k_float8) == "22003");
+    BOOST_TEST(error_of("3.5e38", k_float4) == "22003");
+    BOOST_TEST(error_of("abc", k_float8) == "22P02");
+    BOOST_TEST(error_of("1.5x", k_float4) == "22P02");
+    BOOST_TEST(error_of("nan(1)", k_float8) == "22P02");
+}
+
+BOOST_AUTO_TEST_CASE(real_is_rounded_once_to_single_precision) {
+    BOOST_TEST(floating(parse("0.1", k_float4)) == static_cast<double>(0.1f));
+    BOOST_TEST(floating(parse("3.4028234e38", k_float4)) ==
+               static_cast<double>(std::numeric_limits<float>::max()));
+}
+
+BOOST_AUTO_TEST_CASE(numeric_keeps_exact_digits_and_checks_the_typmod) {
+    BOOST_TEST(std::get<Numeric>(parse("12.50", k_numeric).storage()).text() == "12.50");
+    BOOST_TEST(std::get<Numeric>(parse(" -0.000 ", k_numeric).storage()).text() == "0.000");
+    BOOST_TEST(std::get<Numeric>(parse("NaN", k_numeric).storage()).text() == "NaN");
+    BOOST_TEST(std::get<Numeric>(parse("-Infinity", k_numeric).storage()).text() == "-Infinity");
+    const ColumnType numeric_4_2 = column(1700, ((4 << 16) | 2) + 4, 0, "numeric(4,2)");
+    BOOST_TEST(parse("12.345", numeric_4_2).kind() == Value::Kind::numeric);
+    BOOST_TEST(error_of("123.45", numeric_4_2) == "22003");
+    BOOST_TEST(error_of("1.2.3", k_numeric) == "22P02");
+    BOOST_TEST(error_of("", k_numeric) == "22P02");
+}
+
+BOOST_AUTO_TEST_CASE(booleans_accept_every_server_spelling) {
+    for (const char* yes : {"t", "true", "TRUE", "tru", "y", "yes", "on", "ON", "1", " true "}) {
+        BOOST_TEST(parse(yes, k_bool) == Value(true), yes);
+    }
+    for (const char* no : {"f", "false", "fal", "n", "no", "off", "of", "0", "False"}) {
+        BOOST_TEST(parse(no, k_bool) == Value(false), no);
+    }
+    for (const char* bad : {"o", "2", "truex", "yess", "", "10", "-1"}) {
+        BOOST_TEST(error_of(bad, k_bool) == "22P02", bad);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(text_is_kept_byte_for_byte_including_unicode_and_blanks) {
+    BOOST_TEST(parse("  ünïcødé 🐘 \\N ", k_text) == Value("  ünïcødé 🐘 \\N "));
+    BOOST_TEST(parse("", k_text) == Value(""));
+    BOOST_TEST(parse("line\nbreak, \"quoted\"", k_text) == Value("line\nbreak, \"quoted\""));
+}
+
+BOOST_AUTO_TEST_CASE(nul_bytes_are_rejected_for_every_type) {
+    BOOST_TEST(error_of("ab\0c"s, k_text, "ab\\0c") == "22021");
+    BOOST_TEST(error_of("1\0"s, k_int4, "1\\0") == "22021");
+    BOOST_TEST(error_of("{\"a\":\"\0\"}"s, k_json, "{\"a\":\"\\0\"}") == "22021");
+}
+
+BOOST_AUTO_TEST_CASE(invalid_utf8_and_too_long_strings_are_refused) {
+    BOOST_TEST(error_of("ab\xff", k_text) == "22021");
+    const ColumnType varchar3 = column(1043, 3 + 4, 0, "character varying(3)");
+    BOOST_TEST(parse("ab€", varchar3) == Value("ab€"));  // three characters, five bytes
+    BOOST_TEST(error_of("ab€d", varchar3) == "22001");
+    BOOST_TEST(parse("abc   ", varchar3) == Value("abc   "));  // blanks beyond n are dropped later
+    const ColumnType char2 = column(1042, 2 + 4, 0, "character(2)");
+    BOOST_TEST(error_of("xyz", char2) == "22001");
+}
+
+BOOST_AUTO_TEST_CASE(dates_in_iso_form_with_eras_and_special_values) {
+    BOOST_TEST(parse("2024-02-29", k_date) == Value(Date::from_ymd(2024, 2, 29)));
+    BOOST_TEST(parse(" 2000-1-2 ", k_date) == Value(Date::from_ymd(2000, 1, 2)));
+    BOOST_TEST(parse("0044-03-15 BC", k_date) == Value(Date::from_ymd(-43, 3, 15)));
+    BOOST_TEST(parse("2024-05-01 13:14:15", k_date) == Value(Date::from_ymd(2024, 5, 1)));
+    BOOST_TEST(parse("infinity", k_date) == Value(Date::infinity()));
+    BOOST_TEST(parse("-Infinity", k_date) == Value(Date::minus_infinity()));
+    BOOST_TEST(parse("epoch", k_date) == Value(Date::from_ymd(1970, 1, 1)));
+}
+
+BOOST_AUTO_TEST_CASE(date_extremes_and_impossible_days) {
+    BOOST_TEST(parse("4714-11-24 BC", k_date) == Value(Date::from_ymd(-4713, 11, 24)));
+    BOOST_TEST(parse("5874897-12-31", k_date) == Value(Date::from_ymd(5874897, 12, 31)));
+    BOOST_TEST(error_of("4714-11-23 BC", k_date) == "22008");
+    BOOST_TEST(error_of("5874898-01-01", k_date) == "22008");
+    BOOST_TEST(error_of("2023-02-29", k_date) == "22008");
+    BOOST_TEST(error_of("2024-13-01", k_date) == "22008");
+    BOOST_TEST(error_of("0000-01-01", k_date) == "22008");
+    BOOST_TEST(error_of("2024/01/01", k_date) == "22007");
+    BOOST_TEST(error_of("24-01-01", k_date) == "22007");
+    BOOST_TEST(error_of("yesterday", k_date) == "22007");
+}
+
+BOOST_AUTO_TEST_CASE(times_round_fractions_and_allow_midnight_at_the_end) {
+    BOOST_TEST(parse("00:00", k_time) == Value(Time{0}));
+    BOOST_TEST(parse("23:59:59.999999", k_time) == Value(Time::from_hms(23, 59, 59, 999999)));
+    BOOST_TEST(parse("24:00:00", k_time) == Value(Time::from_hms(24, 0, 0)));
+    BOOST_TEST(parse("12:00:00.1234567", k_time) == Value(Time::from_hms(12, 0, 0, 123457)));
+    BOOST_TEST(parse("9:05", k_time) == Value(Time::from_hms(9, 5, 0)));
+    BOOST_TEST(parse("10:00:00+05", k_time) == Value(Time::from_hms(10, 0, 0)));  // ignored
+    BOOST_TEST(error_of("24:00:01", k_time) == "22008");
+    BOOST_TEST(error_of("25:00", k_time) == "22008");
+    BOOST_TEST(error_of("12:60", k_time) == "22008");
+    BOOST_TEST(error_of("12", k_time) == "22007");
+    BOOST_TEST(error_of("noon", k_time) == "22007");
+}
+
+BOOST_AUTO_TEST_CASE(timestamps_with_space_or_t_and_fractions) {
+    BOOST_TEST(parse("2024-03-10 12:34:56.789", k_timestamp) ==
+               Value(Timestamp::from_parts(2024, 3, 10, 12, 34, 56, 789000)));
+    BOOST_TEST(parse("2024-03-10T12:34", k_timestamp) ==
+               Value(Timestamp::from_parts(2024, 3, 10, 12, 34)));
+    BOOST_TEST(parse("2024-03-10", k_timestamp) == Value(Timestamp::from_parts(2024, 3, 10)));
+    // A leap second and a fraction that rounds up both carry into the next day.
+    BOOST_TEST(parse("2024-12-31 23:59:60", k_timestamp) ==
+               Value(Timestamp::from_parts(2025, 1, 1)));
+    BOOST_TEST(parse("2024-12-31 23:59:59.9999996", k_timestamp) ==
+               Value(Timestamp::from_parts(2025, 1, 1)));
+    // timestamp without time zone ignores an offset, as the server does.
+    BOOST_TEST(parse("2024-03-10 12:00:00+05:30", k_timestamp) ==
+               Value(Timestamp::from_parts(2024, 3, 10, 12)));
+    BOOST_TEST(parse("infinity", k_timestamp) == Value(Timestamp::infinity()));
+    BOOST_TEST(parse("-infinity", k_timestamp) == Value(Timestamp::minus_infinity()));
+    BOOST_TEST(error_of("2024-03-10 12:34:56 extra", k_timestamp) == "22007");
+    BOOST_TEST(error_of("2024-03-1012:00", k_timestamp) == "22007");
+}
+
+BOOST_AUTO_TEST_CASE(timestamp_extremes) {
+    BOOST_TEST(parse("294276-12-31 23:59:59.999999", k_timestamp) ==
+               Value(Timestamp::from_parts(294276, 12, 31, 23, 59, 59, 999999)));
+    BOOST_TEST(parse("4714-11-24 00:00:00 BC", k_timestamp) ==
+               Value(Timestamp::from_parts(-4713, 11, 24)));
+    BOOST_TEST(error_of("294277-01-01 00:00:00", k_timestamp) == "22008");
+    BOOST_TEST(error_of("4714-11-23 23:59:59 BC", k_timestamp) == "22008");
+    BOOST_TEST(error_of("5874897-01-01 00:00:00", k_timestamp) == "22008");
+}
+
+BOOST_AUTO_TEST_CASE(timestamptz_offsets_in_every_server_form) {
+    const Value utc_noon = Value(TimestampTz::from_parts(2024, 3, 10, 12, 0, 0, 0, 0));
+    BOOST_TEST(parse("2024-03-10 17:30:00+05:30", k_timestamptz) == utc_noon);
+    BOOST_TEST(parse("2024-03-10 17:30:00+0530", k_timestamptz) == utc_noon);
+    BOOST_TEST(parse("2024-03-10 04:00:00-08", k_timestamptz) == utc_noon);
+    BOOST_TEST(parse("2024-03-10T12:00:00Z", k_timestamptz) == utc_noon);
+    BOOST_TEST(parse("2024-03-10 12:00:00 UTC", k_timestamptz) == utc_noon);
+    BOOST_TEST(parse("2024-03-10 12:00:00+00", k_timestamptz) == utc_noon);
+    // Local mean time offsets have seconds (the server prints them for old dates).
+    BOOST_TEST(parse("1890-01-01 00:53:28+00:53:28", k_timestamptz) ==
+               Value(TimestampTz::from_parts(1890, 1, 1, 0, 0, 0, 0, 0)));
+    BOOST_TEST(parse("0044-03-15 12:00:00+00 BC", k_timestamptz) ==
+               Value(TimestampTz::from_parts(-43, 3, 15, 12, 0, 0, 0, 0)));
+    BOOST_TEST(parse("infinity", k_timestamptz) == Value(TimestampTz::infinity()));
+    BOOST_TEST(parse("-infinity", k_timestamptz) == Value(TimestampTz::minus_infinity()));
+    BOOST_TEST(parse("epoch", k_timestamptz) == Value(TimestampTz::from_unix_micros(0)));
+}
+
+BOOST_AUTO_TEST_CASE(timestamptz_without_offset_uses_the_session_zone_hook) {
+    BOOST_TEST(parse("2024-03-10 12:00:00", k_timestamptz) ==
+               Value(TimestampTz::from_parts(2024, 3, 10, 12, 0, 0, 0, 0)));  // no hook: UTC
+    TextValueOptions options;
+    options.local_to_utc = [](std::int64_t local) { return local - k_hour; };  // UTC+1
+    BOOST_TEST(parse("2024-03-10 13:00:00", k_timestamptz, options) ==
+               Value(TimestampTz::from_parts(2024, 3, 10, 12, 0, 0, 0, 0)));
+    // An explicit offset wins over the hook.
+    BOOST_TEST(parse("2024-03-10 12:00:00Z", k_timestamptz, options) ==
+               Value(TimestampTz::from_parts(2024, 3, 10, 12, 0, 0, 0, 0)));
+}
+
+BOOST_AUTO_TEST_CASE(timestamptz_bad_zones) {
+    BOOST_TEST(error_of("2024-03-10 12:00:00+16:00", k_timestamptz) == "22009");
+    BOOST_TEST(error_of("2024-03-10 12:00:00 Europe/Berlin", k_timestamptz) == "22007");
+    BOOST_TEST(error_of("2024-03-10 12:00:00+5:3", k_timestamptz) == "22007");
+    BOOST_TEST(error_of("2024-03-10 12:00:00+05 +06", k_timestamptz) == "22007");
+}
+
+BOOST_AUTO_TEST_CASE(intervals_in_the_postgres_output_style) {
+    BOOST_TEST(parse("1 year 2 mons 3 days 04:05:06.5", k_interval) ==
+               Value(Interval{4 * k_hour + 5 * k_minute + 6500000, 3, 14}));
+    BOOST_TEST(parse("-1 days +02:00:00", k_interval) == Value(Interval{2 * k_hour, -1, 0}));
+    BOOST_TEST(parse("-00:00:01", k_interval) == Value(Interval{-k_second, 0, 0}));
+    BOOST_TEST(parse("00:00:00", k_interval) == Value(Interval{0, 0, 0}));
+    BOOST_TEST(parse("1000:00:00", k_interval) == Value(Interval{1000 * k_hour, 0, 0}));
+    BOOST_TEST(parse("-178000000 years", k_interval) == Value(Interval{0, 0, -2136000000}));
+}
+
+BOOST_AUTO_TEST_CASE(intervals_in_verbose_iso_and_sql_standard_styles) {
+    const Value expected = Value(Interval{4 * k_hour + 5 * k_minute + 6500000, 3, 14});
+    BOOST_TEST(parse("@ 1 year 2 mons 3 days 4 hours 5 mins 6.5 secs", k_interval) == expected);
+    BOOST_TEST(parse("P1Y2M3DT4H5M6.5S", k_interval) == expected);
+    BOOST_TEST(parse("1-2 3 4:05:06.5", k_interval) == expected);
+    BOOST_TEST(parse("@ 1 hour 2 mins ago", k_interval) ==
+               Value(Interval{-(k_hour + 2 * k_minute), 0, 0}));
+    BOOST_TEST(parse("PT-1.5S", k_interval) == Value(Interval{-1500000, 0, 0}));
+    BOOST_TEST(parse("P1W", k_interval) == Value(Interval{0, 7, 0}));
+}
+
+BOOST_AUTO_TEST_CASE(interval_fractions_spill_into_smaller_units_like_the_server) {
+    BOOST_TEST(parse("1.5 years", k_interval) == Value(Interval{0, 0, 18}));
+    BOOST_TEST(parse("1.5 months", k_interval) == Value(Interval{0, 15, 1}));
+    BOOST_TEST(parse("1.5 days", k_interval) == Value(Interval{12 * k_hour, 1, 0}));
+    BOOST_TEST(parse("0.5 weeks", k_interval) == Value(Interval{12 * k_hour, 3, 0}));
+    BOOST_TEST(parse("2h 30m", k_interval) == Value(Interval{2 * k_hour + 30 * k_minute, 0, 0}));
+    BOOST_TEST(parse("5", k_interval) == Value(Interval{5 * k_second, 0, 0}));
+    BOOST_TEST(parse("1 ms 2 us", k_interval) == Value(Interval{1002, 0, 0}));
+    BOOST_TEST(parse("1 century", k_interval) == Value(Interval{0, 0, 1200}));
+}
+
+BOOST_AUTO_TEST_CASE(bad_intervals) {
+    BOOST_TEST(error_of("1 fortnight", k_interval) == "22007");
+    BOOST_TEST(error_of("abc", k_interval) == "22007");
+    BOOST_TEST(error_of("", k_interval) == "22007");
+    BOOST_TEST(error_of("1 2 3", k_interval) == "22007");
+    BOOST_TEST(error_of("00:60:00", k_interval) == "22015");
+    BOOST_TEST(error_of("2147483648 days", k_interval) == "22008");
+    BOOST_TEST(error_of("178956971 years", k_interval) == "22008");
+    BOOST_TEST(error_of("P1X", k_interval) == "22007");
+}
+
+BOOST_AUTO_TEST_CASE(uuids_in_canonical_and_loose_forms) {
+    const Uuid expected = Uuid::parse("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11");
+    BOOST_TEST(parse("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", k_uuid) == Value(expected));
+    BOOST_TEST(parse("{A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11}", k_uuid) == Value(expected));
+    BOOST_TEST(parse("a0eebc999c0b4ef8bb6d6bb9bd380a11", k_uuid) == Value(expected));
+    BOOST_TEST(error_of("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a1", k_uuid) == "22P02");
+    BOOST_TEST(error_of("not-a-uuid", k_uuid) == "22P02");
+}
+
+BOOST_AUTO_TEST_CASE(bytea_hex_and_escape_formats) {
+    BOOST_TEST(parse("\\x0001ff", k_bytea) == Value(Bytes{"\x00\x01\xff"s}));
+    BOOST_TEST(parse("\\x00 01\nFF", k_bytea) == Value(Bytes{"\x00\x01\xff"s}));
+    BOOST_TEST(parse("\\x", k_bytea) == Value(Bytes{""}));
+    BOOST_TEST(parse("a\\\\b\\000c\\377", k_bytea) == Value(Bytes{"a\\b\0c\xff"s}));
+    BOOST_TEST(parse("plain", k_bytea) == Value(Bytes{"plain"}));
+    BOOST_TEST(error_of("\\x0", k_bytea) == "22023");
+    BOOST_TEST(error_of("\\xzz", k_bytea) == "22023");
+    BOOST_TEST(error_of("\\9", k_bytea) == "22P02");
+    BOOST_TEST(error_of("end\\", k_bytea) == "22P02");
+}
+
+BOOST_AUTO_TEST_CASE(json_is_validated_and_kept_as_written) {
+    const std::string doc = R"({"a": [1, -2.5e3, true, null, "\u00e9\ud83d\udc18"], "b": {}})";
+    BOOST_TEST(parse(doc, k_json) == Value(Json{doc}));
+    BOOST_TEST(parse(doc, k_jsonb) == Value(Json{doc}));
+    BOOST_TEST(parse(" \"ünï\" ", k_json) == Value(Json{" \"ünï\" "}));
+    BOOST_TEST(parse(R"("\u0000")", k_json) == Value(Json{R"("\u0000")"}));
+    BOOST_TEST(error_of(R"("\u0000")", k_jsonb) == "22P05");
+    for (const char* bad : {"{\"a\":}", "[1,]", "01", "1 2", "{'a':1}", "\"\t\"", "tru",
+                            "\"\\udc18\"", "\"\\x\"", "", "[", "nul"}) {
+        BOOST_TEST(error_of(bad, k_json) == "22P02", bad);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(arrays_with_quoting_escapes_and_nulls) {
+    BOOST_TEST(parse("{1,2,NULL,-3}", k_int4_array) ==
+               Value(Array{{Value(1), Value(2), Value::null(), Value(-3)}}));
+    BOOST_TEST(parse(R"({"a b","x\"y",NULL,"NULL",  plain  ,"",a\,b})", k_text_array) ==
+               Value(Array{{Value("a b"), Value("x\"y"), Value::null(), Value("NULL"),
+                            Value("plain"), Value(""), Value("a,b")}}));
+    BOOST_TEST(parse("{}", k_int4_array) == Value(Array{}));
+    BOOST_TEST(parse(" { 1 , 2 } ", k_int4_array) == Value(Array{{Value(1), Value(2)}}));
+    BOOST_TEST(parse("[1:2]={1,2}", k_int4_array) == Value(Array{{Value(1), Value(2)}}));
+    BOOST_TEST(parse("{\"ü\",\"🐘\"}", k_text_array) == Value(Array{{Value("ü"), Value("🐘")}}));
+}
+
+BOOST_AUTO_TEST_CASE(bad_arrays_name_the_problem_and_the_element) {
+    BOOST_TEST(error_of("{{1,2},{3,4}}", k_int4_array) == "0A000");
+    BOOST_TEST(error_of("[0:1]={1,2}", k_int4_array) == "0A000");
+    BOOST_TEST(error_of("{1,2", k_int4_array) == "22P02");
+    BOOST_TEST(error_of("{1,,2}", k_int4_array) == "22P02");
+    BOOST_TEST(error_of("1,2", k_int4_array) == "22P02");
+    BOOST_TEST(error_of("{1} x", k_int4_array) == "22P02");
+    try {
+        parse_text_value("{1,x}", k_int4_array, "column \"ids\"");
+        BOOST_FAIL("accepted");
+    } catch (const Error& error) {
+        BOOST_TEST(error.sqlstate() == "22P02");
+        BOOST_TEST(std::string(error.what()) ==
+                   "column \"ids\", element 2: invalid input syntax for type integer: \"x\"");
+    }
+    const ColumnType varchar2_array = column(1015, 2 + 4, 1043, "character varying(2)[]");
+    BOOST_TEST(error_of("{ab,abc}", varchar2_array, "abc") == "22001");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
