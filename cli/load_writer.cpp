@@ -317,19 +317,25 @@ class WriterWorker {
         ++m_rejected;
     }
 
-    // The writer names rows by its own count ("row 17 of table ..."): name the input line.
+    // The writer names rows by its own count (Error::row_number(), and "row 17 of table ..."
+    // in the text): name the input line instead.
     Error locate(const Error& error, std::optional<std::uint64_t> fallback_index) {
         const std::string message = error.what();
-        std::uint64_t number = 0;
-        if (message.rfind("row ", 0) == 0) {
-            number = std::strtoull(message.c_str() + 4, nullptr, 10);
-        }
-        if (number >= m_first_number && number - m_first_number < m_pending.size()) {
-            // "row N of table T: message" -> "table T: message (file, line L)"
-            const auto of = message.find(" of table ");
-            const std::string text = of != std::string::npos && of < message.find(':')
-                                         ? message.substr(of + 4)
-                                         : message;
+        const std::uint64_t number = error.row_number();
+        if (number != 0 && number >= m_first_number && number - m_first_number < m_pending.size()) {
+            // "row N of table T: message" -> "table T: message (file, line L)";
+            // "row N: message" -> "message (file, line L)"
+            std::string text = message;
+            const std::string prefix = "row " + std::to_string(number);
+            if (message.rfind(prefix, 0) == 0) {
+                const auto of = message.find(" of table ");
+                const auto colon = message.find(": ");
+                if (of != std::string::npos && of < colon) {
+                    text = message.substr(of + 4);
+                } else if (colon != std::string::npos) {
+                    text = message.substr(colon + 2);
+                }
+            }
             return located(Error(text, error.sqlstate(), error.detail(), error.hint(),
                                  error.connection_usable()),
                            m_batch->origin(m_sources, m_pending[number - m_first_number].index));

@@ -311,6 +311,15 @@ void Writer::Impl::open(std::string_view table, std::vector<std::string> request
                               " has several unique keys and no primary key: set conflictcolumns",
                           "42P10");
     }
+    // Strict inserts need no key of their own: the server's unique index refuses duplicates. So
+    // a key the caller does not write (a serial id, say) is not an error there: the table is
+    // written as keyless (no erase(), no in-batch duplicate check).
+    if (options.conflict_mode == ConflictMode::strict && options.conflict_columns.empty() &&
+        std::any_of(key.begin(), key.end(), [&](const std::string& name) {
+            return std::find(column_names.begin(), column_names.end(), name) == column_names.end();
+        })) {
+        key.clear();
+    }
     keyed = !key.empty();
     for (const auto& name : key) {
         const auto at = std::find(column_names.begin(), column_names.end(), name);
@@ -593,8 +602,10 @@ void Writer::Impl::add_write(Row row) {
     lock.unlock();
     if (duplicate) {
         if (options.exception_mode == ExceptionMode::strict) {
-            throw Error("row " + std::to_string(number) + ": " + duplicate->message, "23505", "",
+            Error named("row " + std::to_string(number) + ": " + duplicate->message, "23505", "",
                         "", true);
+            named.set_row_number(number);
+            throw named;
         }
         if (hooks.on_reject) {
             hooks.on_reject(*duplicate);
@@ -885,10 +896,12 @@ void Writer::Impl::send(Batch& sending, bool& drop) {
                 if (found) {
                     const std::uint64_t number =
                         found->is_delete ? found->slot->delete_row_number : found->slot->row_number;
-                    throw Error(
+                    Error named(
                         "row " + std::to_string(number) + (found->is_delete ? " (delete)" : "") +
                             " of table " + table_label() + ": " + found->error.what(),
                         found->error.sqlstate(), found->error.detail(), found->error.hint(), true);
+                    named.set_row_number(number);
+                    throw named;
                 }
                 throw Error("batch on " + table_label() + " failed: " + error.what(),
                             error.sqlstate(), error.detail(), error.hint(), true);

@@ -2,6 +2,7 @@
 // connection-string problems, and the SQLSTATE classification that drives retries.
 #pragma once
 
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -68,6 +69,10 @@ class PG_INGEST_API Error : public std::runtime_error {
     // True when the connection that raised the error can still be used (for a server error, the
     // session survived; the current transaction, if any, is aborted and needs a ROLLBACK).
     bool connection_usable() const noexcept { return m_connection_usable; }
+    // For an error a Writer pins on one row (exceptionmode=strict): that row's 1-based number
+    // among the writer's write()/erase() calls, as in RejectedRow::row_number; 0 otherwise.
+    std::uint64_t row_number() const noexcept { return m_row_number; }
+    void set_row_number(std::uint64_t row_number) noexcept { m_row_number = row_number; }
 
   private:
     std::string m_sqlstate;
@@ -75,6 +80,7 @@ class PG_INGEST_API Error : public std::runtime_error {
     std::string m_hint;
     bool m_retryable = false;
     bool m_connection_usable = true;
+    std::uint64_t m_row_number = 0;
 };
 
 }  // namespace pg_ingest

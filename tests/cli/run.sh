@@ -299,6 +299,17 @@ for conflict in strict none; do
         expect_eq "--mode $mode --conflict $conflict, new keys: exit 0 and rows" "$rc:$(sql "SELECT count(*) FROM kv WHERE id >= 2000")" "0:300"
     done
 done
+# A key filled by the server (serial) and left out of --columns: fine for none/strict in every mode.
+sql "CREATE TABLE ser (id serial PRIMARY KEY, v text, n int)"
+printf 'a,1\nb,2\nc,3\n' >"$WORK/ser.csv"
+for mode in copy insert upsert; do
+    run load --table ser --columns v,n --mode $mode "$WORK/ser.csv"
+    expect_eq "--mode $mode, serial key not loaded: exit 0" "$rc" "0"
+done
+expect_eq "serial key not loaded: 9 rows, 9 ids" "$(sql "SELECT count(*) || '/' || count(DISTINCT id) FROM ser")" "9/9"
+run load --table ser --columns v,n --mode upsert --conflict upsert "$WORK/ser.csv"
+expect_rc "--conflict upsert without the key among --columns: exit 1" 1
+expect_err "--conflict upsert without the key: message names the key" 'key column "id" is not among the written columns'
 # --conflict strict with a key that exists: exit 1 naming the line, nothing of the batch loaded.
 printf '2001,a,1\n1,b,2\n' >"$WORK/kv-dup.csv"
 reset_kv

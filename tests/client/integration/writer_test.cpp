@@ -448,15 +448,48 @@ BOOST_AUTO_TEST_CASE(strict_exception_mode_names_the_bad_row_and_commits_nothing
     for (int i = 1; i <= 50; ++i) {
         writer.write({i, i == 17 ? -1 : i});
     }
-    std::string message;
-    BOOST_TEST(error_state([&] { writer.flush(); }, &message) == "23514");
-    BOOST_TEST(message.find("row 17") != std::string::npos, message);
+    try {
+        writer.flush();
+        BOOST_FAIL("a CHECK violation in strict mode did not throw");
+    } catch (const Error& error) {
+        BOOST_TEST(error.sqlstate() == "23514");
+        BOOST_TEST(error.row_number() == 17u);
+        BOOST_TEST(std::string(error.what()).find("row 17") != std::string::npos, error.what());
+    }
     BOOST_TEST(scalar(c, "SELECT count(*) FROM wr_strict") == "0");
     BOOST_TEST(writer.metrics().rows_discarded == 50u);
     // The writer stays usable for the next batch.
     writer.write({100, 1});
     writer.close();
     BOOST_TEST(scalar(c, "SELECT count(*) FROM wr_strict") == "1");
+}
+
+BOOST_AUTO_TEST_CASE(strict_conflict_mode_writes_a_table_whose_key_it_does_not_write) {
+    // A serial key filled by the server: strict inserts need no key of their own.
+    Connection c = test::connect();
+    c.execute("DROP TABLE IF EXISTS wr_serial");
+    c.execute("CREATE TABLE wr_serial (id serial PRIMARY KEY, v text UNIQUE)");
+    for (const WriteMode mode : {WriteMode::copy, WriteMode::insert, WriteMode::upsert}) {
+        Options options;
+        options.write_mode = mode;
+        options.conflict_mode = ConflictMode::strict;
+        options.batch_write_timeout = 0ms;
+        Writer writer(make_pool(), "wr_serial", {"v"}, options);
+        BOOST_TEST(writer.key_columns().empty());
+        for (int i = 0; i < 100; ++i) {
+            writer.write({"m" + std::to_string(static_cast<int>(mode)) + "-" + std::to_string(i)});
+        }
+        writer.close();
+    }
+    BOOST_TEST(scalar(c, "SELECT count(*) || '/' || count(DISTINCT id) FROM wr_serial") ==
+               "300/300");
+    // Other conflict modes still need the key among the written columns.
+    Options upsert;
+    upsert.conflict_mode = ConflictMode::upsert;
+    std::string message;
+    BOOST_TEST(error_state([&] { Writer w(make_pool(), "wr_serial", {"v"}, upsert); }, &message) ==
+               "42P10");
+    BOOST_TEST(message.find("\"id\"") != std::string::npos, message);
 }
 
 BOOST_AUTO_TEST_CASE(a_backend_killed_mid_copy_is_retried_to_the_exact_final_state) {
