@@ -1,0 +1,333 @@
+// parse_text_value for date, time, timestamp and timestamptz: the ISO forms of the server's
+// date_in/time_in/timestamp_in (DateStyle ISO), UTC offsets, BC, infinity and epoch.
+#include <cmath>
+#include <cstdlib>
+#include <optional>
+#include <string>
+
+#include "text_value_internal.hpp"
+
+namespace pg_ingest::detail::text_input {
+
+namespace {
+
+constexpr const char* k_tz_displacement = "22009";
+
+constexpr std::int64_t k_unix_epoch_days = -10957;  // 1970-01-01 in days since 2000-01-01
+// The server's ranges: dates 4714-11-24 BC .. 5874897-12-31, timestamps 4714-11-24 BC ..
+// 294276-12-31 23:59:59.999999.
+constexpr std::int64_t k_min_date_days = -2451545;
+constexpr std::int64_t k_end_date_days = 2147483494LL - 2451545LL;
+constexpr std::int64_t k_min_timestamp = -211813488000000000LL;
+constexpr std::int64_t k_end_timestamp = 9223371331200000000LL;
+
+bool leap_year(std::int64_t year) {
+    return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+}
+
+int days_in_month(std::int64_t year, int month) {
+    static constexpr int k_days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    return month == 2 && leap_year(year) ? 29 : k_days[month - 1];
+}
+
+// Days since 2000-01-01 of a proleptic Gregorian date (astronomical year numbering).
+std::int64_t days_since_2000(std::int64_t year, int month, int day) {
+    year -= month <= 2 ? 1 : 0;
+    const std::int64_t era = (year >= 0 ? year : year - 399) / 400;
+    const std::int64_t year_of_era = year - era * 400;
+    const std::int64_t month_from_march = month > 2 ? month - 3 : month + 9;
+    const std::int64_t day_of_year = (153 * month_from_march + 2) / 5 + day - 1;
+    const std::int64_t day_of_era =
+        year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    return era * 146097 + day_of_era - 719468 - 10957;
+}
+
+struct DateTime {
+    enum class Special { none, pos_infinity, neg_infinity } special = Special::none;
+    bool has_date = false;
+    bool has_time = false;
+    std::int64_t days = 0;     // since 2000-01-01
+    std::int64_t time_us = 0;  // since midnight, may be 24:00:00 (or more after rounding)
+    std::optional<std::int64_t> offset_seconds;  // east of Greenwich
+};
+
+// HH:MM[:SS[.fraction]] -> microseconds; fractions beyond microseconds are rounded (rint), as
+// the server rounds them. Checks the field ranges (seconds may be 60, a leap second).
+bool scan_time(Scanner& sc, std::int64_t& micros, bool& field_overflow) {
+    std::int64_t hour = 0;
+    std::int64_t minute = 0;
+    std::int64_t second = 0;
+    if (!sc.digits(1, 2, hour) || sc.peek() != ':') {
+        return false;
+    }
+    ++sc.pos;
+    if (!sc.digits(2, 2, minute)) {
+        return false;
+    }
+    std::int64_t fraction_us = 0;
+    if (sc.peek() == ':') {
+        ++sc.pos;
+        if (!sc.digits(2, 2, second)) {
+            return false;
+        }
+        if (sc.peek() == '.') {
+            const std::size_t start = sc.pos;
+            ++sc.pos;
+            while (is_digit(sc.peek())) {
+                ++sc.pos;
+            }
+            const std::string fraction(sc.s.substr(start, sc.pos - start));
+            fraction_us = static_cast<std::int64_t>(
+                std::rint(std::strtod(fraction.c_str(), nullptr) * k_usecs_per_second));
+        }
+    }
+    if (hour > 24 || minute > 59 || second > 60) {
+        field_overflow = true;
+    }
+    micros = ((hour * 60 + minute) * 60 + second) * k_usecs_per_second + fraction_us;
+    if (micros > k_usecs_per_day) {
+        field_overflow = true;
+    }
+    return true;
+}
+
+// +HH, +HHMM, +HH:MM, +HH:MM:SS, +HHMMSS (and '-'); seconds east of Greenwich.
+bool scan_offset(Scanner& sc, std::int64_t& offset, bool& displacement_overflow) {
+    const char sign = sc.peek();
+    if (sign != '+' && sign != '-') {
+        return false;
+    }
+    ++sc.pos;
+    std::int64_t hours = 0;
+    std::int64_t minutes = 0;
+    std::int64_t seconds = 0;
+    std::size_t count = 0;
+    std::int64_t run = 0;
+    if (!sc.digits(1, 6, run, &count)) {
+        return false;
+    }
+    if (count <= 2) {
+        hours = run;
+        if (sc.peek() == ':') {
+            ++sc.pos;
+            if (!sc.digits(2, 2, minutes)) {
+                return false;
+            }
+            if (sc.peek() == ':') {
+                ++sc.pos;
+                if (!sc.digits(2, 2, seconds)) {
+                    return false;
+                }
+            }
+        }
+    } else if (count == 4) {
+        hours = run / 100;
+        minutes = run % 100;
+    } else if (count == 6) {
+        hours = run / 10000;
+        minutes = run / 100 % 100;
+        seconds = run % 100;
+    } else {
+        return false;
+    }
+    if (minutes > 59 || seconds > 59) {
+        return false;
+    }
+    if (hours > 15) {
+        displacement_overflow = true;
+    }
+    offset = (hours * 3600 + minutes * 60 + seconds) * (sign == '-' ? -1 : 1);
+    return true;
+}
+
+// The ISO forms the server prints (DateStyle ISO) and a few spellings around them. `type_name`
+// is used for syntax errors; `want_date` says whether a date part is required.
+DateTime parse_datetime(const Context& cx, const char* type_name, bool want_date) {
+    DateTime dt;
+    const std::string_view s = trimmed(cx.text);
+    const std::string l = lowered(s);
+    if (l == "infinity" || l == "+infinity") {
+        dt.special = DateTime::Special::pos_infinity;
+        return dt;
+    }
+    if (l == "-infinity") {
+        dt.special = DateTime::Special::neg_infinity;
+        return dt;
+    }
+    if (l == "epoch") {
+        dt.has_date = true;
+        dt.days = k_unix_epoch_days;
+        dt.offset_seconds = 0;
+        return dt;
+    }
+    Scanner sc{s};
+    bool field_overflow = false;
+    bool displacement_overflow = false;
+    std::int64_t year = 0;
+    std::int64_t month = 0;
+    std::int64_t day = 0;
+    // A date part is digits followed by '-' (a time part by ':').
+    std::size_t lead = 0;
+    bool iso_t = false;  // "2024-01-01T10:00": the time follows the T directly
+    while (is_digit(sc.peek(lead))) {
+        ++lead;
+    }
+    if (lead > 0 && sc.peek(lead) == '-') {
+        std::size_t year_digits = 0;
+        if (!sc.digits(4, 9, year, &year_digits) || sc.peek() != '-') {
+            cx.syntax(type_name, k_invalid_datetime);
+        }
+        ++sc.pos;
+        if (!sc.digits(1, 2, month) || sc.peek() != '-') {
+            cx.syntax(type_name, k_invalid_datetime);
+        }
+        ++sc.pos;
+        if (!sc.digits(1, 2, day)) {
+            cx.syntax(type_name, k_invalid_datetime);
+        }
+        dt.has_date = true;
+        if (sc.peek() == 'T' || sc.peek() == 't') {
+            ++sc.pos;
+            if (!is_digit(sc.peek())) {
+                cx.syntax(type_name, k_invalid_datetime);
+            }
+            iso_t = true;
+        }
+    } else if (want_date) {
+        cx.syntax(type_name, k_invalid_datetime);
+    }
+    bool bc = false;
+    bool era_given = false;
+    while (true) {
+        const std::size_t before = sc.pos;
+        sc.skip_blanks();
+        if (sc.done()) {
+            break;
+        }
+        const char c = sc.peek();
+        if (is_digit(c) && !dt.has_time) {
+            if (dt.has_date && sc.pos == before && !iso_t) {
+                cx.syntax(type_name, k_invalid_datetime);  // "2024-01-0110:00"
+            }
+            if (!scan_time(sc, dt.time_us, field_overflow)) {
+                cx.syntax(type_name, k_invalid_datetime);
+            }
+            dt.has_time = true;
+        } else if ((c == '+' || c == '-') && !dt.offset_seconds && (dt.has_time || dt.has_date)) {
+            std::int64_t offset = 0;
+            if (!scan_offset(sc, offset, displacement_overflow)) {
+                cx.syntax(type_name, k_invalid_datetime);
+            }
+            dt.offset_seconds = offset;
+        } else if (is_alpha(c)) {
+            std::size_t end = sc.pos;
+            while (end < s.size() && (is_alpha(s[end]) || s[end] == '/' || s[end] == '_')) {
+                ++end;
+            }
+            const std::string word = lowered(s.substr(sc.pos, end - sc.pos));
+            if ((word == "bc" || word == "ad") && !era_given) {
+                era_given = true;
+                bc = word == "bc";
+            } else if ((word == "z" || word == "utc" || word == "gmt" || word == "zulu") &&
+                       !dt.offset_seconds) {
+                dt.offset_seconds = 0;
+            } else if (dt.has_time) {
+                cx.fail_value(std::string("invalid input syntax for type ") + type_name +
+                                  " (time zone names are not resolved by the client: give a "
+                                  "UTC offset such as +02:00)",
+                              k_invalid_datetime);
+            } else {
+                cx.syntax(type_name, k_invalid_datetime);
+            }
+            sc.pos = end;
+        } else {
+            cx.syntax(type_name, k_invalid_datetime);
+        }
+    }
+    if (!dt.has_date && !dt.has_time) {
+        cx.syntax(type_name, k_invalid_datetime);
+    }
+    if (displacement_overflow) {
+        cx.fail_value("time zone displacement out of range", k_tz_displacement);
+    }
+    if (dt.has_date) {
+        if (bc) {
+            if (year == 0) {
+                field_overflow = true;
+            }
+            year = 1 - year;
+        } else if (year == 0) {
+            field_overflow = true;
+        }
+        if (month < 1 || month > 12 || day < 1 ||
+            (month >= 1 && month <= 12 && day > days_in_month(year, static_cast<int>(month)))) {
+            field_overflow = true;
+        }
+        if (!field_overflow) {
+            dt.days = days_since_2000(year, static_cast<int>(month), static_cast<int>(day));
+        }
+    } else if (era_given) {
+        cx.syntax(type_name, k_invalid_datetime);
+    }
+    if (field_overflow) {
+        cx.fail_value("date/time field value out of range", k_datetime_overflow);
+    }
+    return dt;
+}
+
+}  // namespace
+
+Value parse_date(const Context& cx) {
+    const DateTime dt = parse_datetime(cx, "date", true);
+    if (dt.special == DateTime::Special::pos_infinity) {
+        return Value(Date::infinity());
+    }
+    if (dt.special == DateTime::Special::neg_infinity) {
+        return Value(Date::minus_infinity());
+    }
+    if (dt.days < k_min_date_days || dt.days >= k_end_date_days) {
+        cx.fail_value("date out of range", k_datetime_overflow);
+    }
+    return Value(Date{static_cast<std::int32_t>(dt.days)});
+}
+
+Value parse_time(const Context& cx) {
+    const DateTime dt = parse_datetime(cx, "time without time zone", false);
+    if (dt.special != DateTime::Special::none || !dt.has_time) {
+        cx.syntax("time without time zone", k_invalid_datetime);
+    }
+    return Value(Time{dt.time_us});
+}
+
+Value parse_timestamp(const Context& cx, bool with_zone, const TextValueOptions& options) {
+    const char* name = with_zone ? "timestamp with time zone" : "timestamp without time zone";
+    const DateTime dt = parse_datetime(cx, name, true);
+    std::int64_t micros = 0;
+    if (dt.special == DateTime::Special::pos_infinity) {
+        micros = INT64_MAX;
+    } else if (dt.special == DateTime::Special::neg_infinity) {
+        micros = INT64_MIN;
+    } else {
+        // Far outside the range the multiplication could overflow: check the days first.
+        if (dt.days < k_min_date_days - 1 || dt.days > 106751991LL - 2) {
+            cx.fail_value("timestamp out of range", k_datetime_overflow);
+        }
+        micros = dt.days * k_usecs_per_day + dt.time_us;
+        if (with_zone) {
+            if (dt.offset_seconds) {
+                micros -= *dt.offset_seconds * k_usecs_per_second;
+            } else if (options.local_to_utc) {
+                micros = options.local_to_utc(micros);
+            }
+        }
+        if (micros < k_min_timestamp || micros >= k_end_timestamp) {
+            cx.fail_value("timestamp out of range", k_datetime_overflow);
+        }
+    }
+    if (with_zone) {
+        return Value(TimestampTz{micros});
+    }
+    return Value(Timestamp{micros});
+}
+
+}  // namespace pg_ingest::detail::text_input

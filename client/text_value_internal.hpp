@@ -1,0 +1,149 @@
+// Internal: what the parse_text_value modules (text_value*.cpp) share — the parsing context and
+// its error construction, character helpers, a small scanner, and the per-type parsers that
+// parse_text_value dispatches to. Not installed.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include <pg_ingest/error.hpp>
+#include <pg_ingest/text_value.hpp>
+#include <pg_ingest/value.hpp>
+
+// Nested below detail: the generic names here (Context, Scanner, is_blank) would otherwise share
+// a namespace with the library's other internals.
+namespace pg_ingest::detail::text_input {
+
+// SQLSTATEs used by more than one module (the others are private to their module).
+inline constexpr const char* k_invalid_text = "22P02";
+inline constexpr const char* k_invalid_datetime = "22007";
+inline constexpr const char* k_datetime_overflow = "22008";
+inline constexpr const char* k_not_supported = "0A000";
+
+inline constexpr std::int64_t k_usecs_per_second = 1000000;
+inline constexpr std::int64_t k_usecs_per_day = 86400LL * k_usecs_per_second;
+
+// The value as shown in messages: long values cut, NUL bytes made visible.
+std::string shown(std::string_view text);
+
+// Parsing state shared by the helpers: what to prefix messages with and the whole field.
+struct Context {
+    std::string_view what;
+    std::string_view text;
+
+    [[noreturn]] void fail(const std::string& problem, const char* sqlstate,
+                           const std::string& detail = "") const {
+        std::string message(what);
+        if (!message.empty()) {
+            message += ": ";
+        }
+        throw Error(message + problem, sqlstate, detail, "", true);
+    }
+    // "<problem>: "<value>""
+    [[noreturn]] void fail_value(const std::string& problem, const char* sqlstate,
+                                 const std::string& detail = "") const {
+        fail(problem + ": " + shown(text), sqlstate, detail);
+    }
+    [[noreturn]] void syntax(const char* type_name, const char* sqlstate = k_invalid_text) const {
+        fail_value(std::string("invalid input syntax for type ") + type_name, sqlstate);
+    }
+};
+
+inline bool is_blank(char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+inline bool is_digit(char c) {
+    return c >= '0' && c <= '9';
+}
+inline bool is_alpha(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+inline char lower(char c) {
+    return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+}
+inline std::string lowered(std::string_view text) {
+    std::string out(text);
+    for (char& c : out) {
+        c = lower(c);
+    }
+    return out;
+}
+
+inline std::string_view trimmed(std::string_view text) {
+    while (!text.empty() && is_blank(text.front())) {
+        text.remove_prefix(1);
+    }
+    while (!text.empty() && is_blank(text.back())) {
+        text.remove_suffix(1);
+    }
+    return text;
+}
+
+// A cursor over one token or field, for the date/time and interval parsers.
+struct Scanner {
+    std::string_view s;
+    std::size_t pos = 0;
+    bool done() const { return pos >= s.size(); }
+    char peek(std::size_t ahead = 0) const {
+        return pos + ahead < s.size() ? s[pos + ahead] : '\0';
+    }
+    // Up to `max` digits, at least `min`; false (pos unchanged) otherwise.
+    bool digits(std::size_t min, std::size_t max, std::int64_t& out, std::size_t* count = nullptr) {
+        std::size_t n = 0;
+        std::int64_t v = 0;
+        while (n < max && is_digit(peek(n))) {
+            v = v * 10 + (peek(n) - '0');
+            ++n;
+        }
+        if (n < min) {
+            return false;
+        }
+        pos += n;
+        out = v;
+        if (count != nullptr) {
+            *count = n;
+        }
+        return true;
+    }
+    void skip_blanks() {
+        while (!done() && is_blank(s[pos])) {
+            ++pos;
+        }
+    }
+};
+
+// 0-15 for a hex digit, -1 otherwise.
+inline int hex_value(char c) {
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
+
+// The per-type parsers in the other modules; each throws through cx on bad input.
+
+// text_value_datetime.cpp
+Value parse_date(const Context& cx);
+Value parse_time(const Context& cx);
+Value parse_timestamp(const Context& cx, bool with_zone, const TextValueOptions& options);
+
+// text_value_interval.cpp
+Value parse_interval(const Context& cx);
+
+// text_value_bytea.cpp
+Value parse_bytea(const Context& cx);
+
+// text_value_json.cpp: validates only (json/jsonb values are kept as the text given).
+void check_json(const Context& cx, bool jsonb);
+
+// text_value_array.cpp: one-dimensional arrays, elements through parse_text_value.
+Value parse_array(const Context& cx, const ColumnType& type, const TextValueOptions& options);
+
+}  // namespace pg_ingest::detail::text_input
