@@ -2,6 +2,8 @@
 
 #include <pg_ingest/error.hpp>
 
+#include "hex_digit.hpp"
+
 namespace pg_ingest::cli {
 
 namespace {
@@ -20,19 +22,6 @@ std::string_view without_line_end(std::string_view record) {
 
 int octal(char c) {
     return c >= '0' && c <= '7' ? c - '0' : -1;
-}
-
-int hex(char c) {
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
 }
 
 void split_csv(std::string_view line, const FieldSyntax& syntax, std::vector<Field>& fields) {
@@ -106,10 +95,10 @@ void split_text(std::string_view line, const FieldSyntax& syntax, std::vector<Fi
                     v = v * 8 + octal(line[i++]);
                 }
                 value += static_cast<char>(v & 0xff);
-            } else if (e == 'x' && i < line.size() && hex(line[i]) >= 0) {
-                int v = hex(line[i++]);
-                if (i < line.size() && hex(line[i]) >= 0) {
-                    v = v * 16 + hex(line[i++]);
+            } else if (e == 'x' && i < line.size() && detail::hex_value(line[i]) >= 0) {
+                int v = detail::hex_value(line[i++]);
+                if (i < line.size() && detail::hex_value(line[i]) >= 0) {
+                    v = v * 16 + detail::hex_value(line[i++]);
                 }
                 value += static_cast<char>(v);
             } else {

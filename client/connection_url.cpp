@@ -3,23 +3,11 @@
 #include <vector>
 
 #include "connection_string.hpp"
+#include "hex_digit.hpp"
 
 namespace pg_ingest::detail {
 
 namespace {
-
-int hex_value(char c) {
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
 
 std::string join(const std::vector<std::string>& items) {
     std::string joined;

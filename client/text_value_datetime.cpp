@@ -13,35 +13,6 @@ namespace {
 
 constexpr const char* k_tz_displacement = "22009";
 
-constexpr std::int64_t k_unix_epoch_days = -10957;  // 1970-01-01 in days since 2000-01-01
-// The server's ranges: dates 4714-11-24 BC .. 5874897-12-31, timestamps 4714-11-24 BC ..
-// 294276-12-31 23:59:59.999999.
-constexpr std::int64_t k_min_date_days = -2451545;
-constexpr std::int64_t k_end_date_days = 2147483494LL - 2451545LL;
-constexpr std::int64_t k_min_timestamp = -211813488000000000LL;
-constexpr std::int64_t k_end_timestamp = 9223371331200000000LL;
-
-bool leap_year(std::int64_t year) {
-    return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-}
-
-int days_in_month(std::int64_t year, int month) {
-    static constexpr int k_days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    return month == 2 && leap_year(year) ? 29 : k_days[month - 1];
-}
-
-// Days since 2000-01-01 of a proleptic Gregorian date (astronomical year numbering).
-std::int64_t days_since_2000(std::int64_t year, int month, int day) {
-    year -= month <= 2 ? 1 : 0;
-    const std::int64_t era = (year >= 0 ? year : year - 399) / 400;
-    const std::int64_t year_of_era = year - era * 400;
-    const std::int64_t month_from_march = month > 2 ? month - 3 : month + 9;
-    const std::int64_t day_of_year = (153 * month_from_march + 2) / 5 + day - 1;
-    const std::int64_t day_of_era =
-        year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    return era * 146097 + day_of_era - 719468 - 10957;
-}
-
 struct DateTime {
     enum class Special { none, pos_infinity, neg_infinity } special = Special::none;
     bool has_date = false;
@@ -54,37 +25,19 @@ struct DateTime {
 // HH:MM[:SS[.fraction]] -> microseconds; fractions beyond microseconds are rounded (rint), as
 // the server rounds them. Checks the field ranges (seconds may be 60, a leap second).
 bool scan_time(Scanner& sc, std::int64_t& micros, bool& field_overflow) {
-    std::int64_t hour = 0;
-    std::int64_t minute = 0;
-    std::int64_t second = 0;
-    if (!sc.digits(1, 2, hour) || sc.peek() != ':') {
-        return false;
-    }
-    ++sc.pos;
-    if (!sc.digits(2, 2, minute)) {
+    const auto clock = sc.clock(2, 2);
+    if (!clock) {
         return false;
     }
     std::int64_t fraction_us = 0;
-    if (sc.peek() == ':') {
-        ++sc.pos;
-        if (!sc.digits(2, 2, second)) {
-            return false;
-        }
-        if (sc.peek() == '.') {
-            const std::size_t start = sc.pos;
-            ++sc.pos;
-            while (is_digit(sc.peek())) {
-                ++sc.pos;
-            }
-            const std::string fraction(sc.s.substr(start, sc.pos - start));
-            fraction_us = static_cast<std::int64_t>(
-                std::rint(std::strtod(fraction.c_str(), nullptr) * k_usecs_per_second));
-        }
+    if (clock->with_seconds) {  // a fraction only after seconds
+        fraction_us = static_cast<std::int64_t>(std::rint(sc.fraction() * k_usecs_per_second));
     }
-    if (hour > 24 || minute > 59 || second > 60) {
+    if (clock->hours > 24 || clock->minutes > 59 || clock->seconds > 60) {
         field_overflow = true;
     }
-    micros = ((hour * 60 + minute) * 60 + second) * k_usecs_per_second + fraction_us;
+    micros = ((clock->hours * 60 + clock->minutes) * 60 + clock->seconds) * k_usecs_per_second +
+             fraction_us;
     if (micros > k_usecs_per_day) {
         field_overflow = true;
     }
@@ -156,7 +109,7 @@ DateTime parse_datetime(const Context& cx, const char* type_name, bool want_date
     }
     if (l == "epoch") {
         dt.has_date = true;
-        dt.days = k_unix_epoch_days;
+        dt.days = -k_unix_to_pg_days;  // 1970-01-01
         dt.offset_seconds = 0;
         return dt;
     }

@@ -4,12 +4,17 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdlib>
+#include <optional>
 #include <string>
 #include <string_view>
 
 #include <pg_ingest/error.hpp>
 #include <pg_ingest/text_value.hpp>
 #include <pg_ingest/value.hpp>
+
+#include "calendar.hpp"
+#include "hex_digit.hpp"
 
 // Nested below detail: the generic names here (Context, Scanner, is_blank) would otherwise share
 // a namespace with the library's other internals.
@@ -20,9 +25,6 @@ inline constexpr const char* k_invalid_text = "22P02";
 inline constexpr const char* k_invalid_datetime = "22007";
 inline constexpr const char* k_datetime_overflow = "22008";
 inline constexpr const char* k_not_supported = "0A000";
-
-inline constexpr std::int64_t k_usecs_per_second = 1000000;
-inline constexpr std::int64_t k_usecs_per_day = 86400LL * k_usecs_per_second;
 
 // The value as shown in messages: long values cut, NUL bytes made visible.
 std::string shown(std::string_view text);
@@ -80,6 +82,14 @@ inline std::string_view trimmed(std::string_view text) {
     return text;
 }
 
+// The fields of an H:M[:S] reading; seconds 0 when absent.
+struct Clock {
+    std::int64_t hours = 0;
+    std::int64_t minutes = 0;
+    std::int64_t seconds = 0;
+    bool with_seconds = false;
+};
+
 // A cursor over one token or field, for the date/time and interval parsers.
 struct Scanner {
     std::string_view s;
@@ -111,21 +121,40 @@ struct Scanner {
             ++pos;
         }
     }
+    // H:M[:S], the hours of up to `hour_digits` digits, minutes and seconds of `field_digits` to 2;
+    // nullopt when the text does not have that form.
+    std::optional<Clock> clock(std::size_t hour_digits, std::size_t field_digits) {
+        Clock c;
+        if (!digits(1, hour_digits, c.hours) || peek() != ':') {
+            return std::nullopt;
+        }
+        ++pos;
+        if (!digits(field_digits, 2, c.minutes)) {
+            return std::nullopt;
+        }
+        c.with_seconds = peek() == ':';
+        if (c.with_seconds) {
+            ++pos;
+            if (!digits(field_digits, 2, c.seconds)) {
+                return std::nullopt;
+            }
+        }
+        return c;
+    }
+    // At a '.': consumes it and the digits after it, returns their value as a fraction (".5" is
+    // 0.5, a lone "." 0). Elsewhere: 0, nothing consumed.
+    double fraction() {
+        if (peek() != '.') {
+            return 0;
+        }
+        const std::size_t dot = pos;
+        ++pos;
+        while (is_digit(peek())) {
+            ++pos;
+        }
+        return std::strtod(std::string(s.substr(dot, pos - dot)).c_str(), nullptr);
+    }
 };
-
-// 0-15 for a hex digit, -1 otherwise.
-inline int hex_value(char c) {
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
 
 // The per-type parsers in the other modules; each throws through cx on bad input.
 

@@ -103,6 +103,16 @@ std::optional<Unit> unit_of(const std::string& word) {
     return std::nullopt;
 }
 
+// An optional '+' or '-', consumed; true for '-'.
+bool scan_sign(Scanner& sc) {
+    const char c = sc.peek();
+    if (c != '+' && c != '-') {
+        return false;
+    }
+    ++sc.pos;
+    return c == '-';
+}
+
 // A signed decimal number split as the server splits it: integer part and signed fraction.
 struct Number {
     std::int64_t whole = 0;
@@ -111,11 +121,7 @@ struct Number {
 
 bool scan_number(Scanner& sc, Number& out, bool& overflow) {
     const std::size_t start = sc.pos;
-    bool negative = false;
-    if (sc.peek() == '+' || sc.peek() == '-') {
-        negative = sc.peek() == '-';
-        ++sc.pos;
-    }
+    const bool negative = scan_sign(sc);
     std::int64_t whole = 0;
     std::size_t digits = 0;
     while (is_digit(sc.peek())) {
@@ -126,15 +132,10 @@ bool scan_number(Scanner& sc, Number& out, bool& overflow) {
         ++sc.pos;
         ++digits;
     }
-    double fraction = 0;
-    if (sc.peek() == '.') {
-        const std::size_t dot = sc.pos;
-        ++sc.pos;
-        while (is_digit(sc.peek())) {
-            ++sc.pos;
-            ++digits;
-        }
-        fraction = std::strtod(std::string(sc.s.substr(dot, sc.pos - dot)).c_str(), nullptr);
+    const std::size_t dot = sc.pos;
+    const double fraction = sc.fraction();
+    if (sc.pos > dot) {
+        digits += sc.pos - dot - 1;  // the digits after the '.'
     }
     if (digits == 0) {
         sc.pos = start;
@@ -175,24 +176,19 @@ class IntervalBuilder {
     void apply(const Number& n, Unit unit) {
         switch (unit) {
             case Unit::microsecond:
-                add_micros(n.whole);
-                add_fraction_micros(n.fraction, 1);
+                add_time(n, 1);
                 return;
             case Unit::millisecond:
-                add_micros(times(n.whole, 1000));
-                add_fraction_micros(n.fraction, 1000);
+                add_time(n, 1000);
                 return;
             case Unit::second:
-                add_micros(times(n.whole, k_usecs_per_second));
-                add_fraction_micros(n.fraction, k_usecs_per_second);
+                add_time(n, k_usecs_per_second);
                 return;
             case Unit::minute:
-                add_micros(times(n.whole, 60 * k_usecs_per_second));
-                add_fraction_micros(n.fraction, 60.0 * k_usecs_per_second);
+                add_time(n, 60 * k_usecs_per_second);
                 return;
             case Unit::hour:
-                add_micros(times(n.whole, 3600 * k_usecs_per_second));
-                add_fraction_micros(n.fraction, 3600.0 * k_usecs_per_second);
+                add_time(n, 3600 * k_usecs_per_second);
                 return;
             case Unit::day:
                 add_days(n.whole);
@@ -244,6 +240,10 @@ class IntervalBuilder {
     }
 
   private:
+    void add_time(const Number& n, std::int64_t micros_per) {
+        add_micros(times(n.whole, micros_per));
+        add_fraction_micros(n.fraction, static_cast<double>(micros_per));
+    }
     void add_years(const Number& n, std::int64_t months_per) {
         add_months(times(n.whole, months_per));
         const double extra = std::rint(n.fraction * static_cast<double>(months_per));
@@ -265,6 +265,26 @@ class IntervalBuilder {
     const Context& m_cx;
     IntervalSum m_sum;
 };
+
+// The unit of an ISO 8601 designator: Y, M, W, D before the T, H, M, S after it.
+std::optional<Unit> iso_unit(char designator, bool in_time) {
+    struct Designator {
+        bool in_time;
+        char letter;
+        Unit unit;
+    };
+    static constexpr Designator k_designators[] = {
+        {false, 'y', Unit::year},  {false, 'm', Unit::month}, {false, 'w', Unit::week},
+        {false, 'd', Unit::day},   {true, 'h', Unit::hour},   {true, 'm', Unit::minute},
+        {true, 's', Unit::second},
+    };
+    for (const Designator& d : k_designators) {
+        if (d.in_time == in_time && d.letter == designator) {
+            return d.unit;
+        }
+    }
+    return std::nullopt;
+}
 
 // P[nY][nM][nW][nD][T[nH][nM][nS]]
 Interval parse_iso_interval(const Context& cx, const std::string& l) {
@@ -289,38 +309,11 @@ Interval parse_iso_interval(const Context& cx, const std::string& l) {
         }
         const char designator = sc.peek();
         ++sc.pos;
-        if (!in_time) {
-            switch (designator) {
-                case 'y':
-                    b.apply(n, Unit::year);
-                    break;
-                case 'm':
-                    b.apply(n, Unit::month);
-                    break;
-                case 'w':
-                    b.apply(n, Unit::week);
-                    break;
-                case 'd':
-                    b.apply(n, Unit::day);
-                    break;
-                default:
-                    cx.syntax("interval", k_invalid_datetime);
-            }
-        } else {
-            switch (designator) {
-                case 'h':
-                    b.apply(n, Unit::hour);
-                    break;
-                case 'm':
-                    b.apply(n, Unit::minute);
-                    break;
-                case 's':
-                    b.apply(n, Unit::second);
-                    break;
-                default:
-                    cx.syntax("interval", k_invalid_datetime);
-            }
+        const auto unit = iso_unit(designator, in_time);
+        if (!unit) {
+            cx.syntax("interval", k_invalid_datetime);
         }
+        b.apply(n, *unit);
         any = true;
     }
     if (!any) {
@@ -332,46 +325,22 @@ Interval parse_iso_interval(const Context& cx, const std::string& l) {
 // [+-]H+:MM[:SS[.frac]] inside an interval (hours unbounded).
 bool scan_interval_time(const Context& cx, const std::string& token, IntervalBuilder& b) {
     Scanner sc{token};
-    bool negative = false;
-    if (sc.peek() == '+' || sc.peek() == '-') {
-        negative = sc.peek() == '-';
-        ++sc.pos;
-    }
-    std::int64_t hours = 0;
-    std::int64_t minutes = 0;
-    std::int64_t seconds = 0;
-    double fraction = 0;
-    if (!sc.digits(1, 18, hours) || sc.peek() != ':') {
+    const bool negative = scan_sign(sc);
+    const auto clock = sc.clock(18, 1);
+    if (!clock) {
         return false;
     }
-    ++sc.pos;
-    if (!sc.digits(1, 2, minutes)) {
-        return false;
-    }
-    if (sc.peek() == ':') {
-        ++sc.pos;
-        if (!sc.digits(1, 2, seconds)) {
-            return false;
-        }
-    }
-    if (sc.peek() == '.') {
-        const std::size_t dot = sc.pos;
-        ++sc.pos;
-        while (is_digit(sc.peek())) {
-            ++sc.pos;
-        }
-        fraction = std::strtod(std::string(token.substr(dot, sc.pos - dot)).c_str(), nullptr);
-    }
+    const double fraction = sc.fraction();
     if (!sc.done()) {
         return false;
     }
-    if (minutes > 59 || seconds > 59) {
+    if (clock->minutes > 59 || clock->seconds > 59) {
         cx.fail_value("interval field value out of range", k_interval_field_overflow);
     }
     IntervalBuilder part(cx);
-    part.apply(Number{hours, 0}, Unit::hour);
-    part.apply(Number{minutes, 0}, Unit::minute);
-    part.apply(Number{seconds, fraction}, Unit::second);
+    part.apply(Number{clock->hours, 0}, Unit::hour);
+    part.apply(Number{clock->minutes, 0}, Unit::minute);
+    part.apply(Number{clock->seconds, fraction}, Unit::second);
     Interval piece = part.result();
     b.add_micros(negative ? -piece.microseconds : piece.microseconds);
     return true;
@@ -380,11 +349,7 @@ bool scan_interval_time(const Context& cx, const std::string& token, IntervalBui
 // sql_standard year-month field: [+-]Y-M
 bool scan_year_month(const std::string& token, IntervalBuilder& b) {
     Scanner sc{token};
-    bool negative = false;
-    if (sc.peek() == '+' || sc.peek() == '-') {
-        negative = sc.peek() == '-';
-        ++sc.pos;
-    }
+    const bool negative = scan_sign(sc);
     std::int64_t years = 0;
     std::int64_t months = 0;
     if (!sc.digits(1, 9, years) || sc.peek() != '-') {

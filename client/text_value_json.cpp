@@ -55,59 +55,9 @@ class JsonValidator {
             bad("The input string ended unexpectedly.");
         }
         const char c = m_s[m_pos];
-        if (c == '{') {
-            ++m_pos;
-            skip_space();
-            if (peek() == '}') {
-                ++m_pos;
-                return;
-            }
-            while (true) {
-                skip_space();
-                if (peek() != '"') {
-                    bad("Expected string, but found \"" + token_at(m_pos) + "\".");
-                }
-                string();
-                skip_space();
-                if (peek() != ':') {
-                    bad("Expected \":\", but found \"" + token_at(m_pos) + "\".");
-                }
-                ++m_pos;
-                skip_space();
-                value(depth + 1);
-                skip_space();
-                if (peek() == ',') {
-                    ++m_pos;
-                    continue;
-                }
-                if (peek() == '}') {
-                    ++m_pos;
-                    return;
-                }
-                bad("Expected \",\" or \"}\", but found \"" + token_at(m_pos) + "\".");
-            }
-        }
-        if (c == '[') {
-            ++m_pos;
-            skip_space();
-            if (peek() == ']') {
-                ++m_pos;
-                return;
-            }
-            while (true) {
-                skip_space();
-                value(depth + 1);
-                skip_space();
-                if (peek() == ',') {
-                    ++m_pos;
-                    continue;
-                }
-                if (peek() == ']') {
-                    ++m_pos;
-                    return;
-                }
-                bad("Expected \",\" or \"]\", but found \"" + token_at(m_pos) + "\".");
-            }
+        if (c == '{' || c == '[') {
+            items(c == '{' ? '}' : ']', depth);
+            return;
         }
         if (c == '"') {
             string();
@@ -126,6 +76,53 @@ class JsonValidator {
             }
         }
         bad("Token \"" + token_at(m_pos) + "\" is invalid.");
+    }
+
+    // An object's members ("name": value) or an array's elements, from the opening bracket on.
+    void items(char close, int depth) {
+        ++m_pos;
+        skip_space();
+        if (peek() == close) {
+            ++m_pos;
+            return;
+        }
+        do {
+            skip_space();
+            if (close == '}') {
+                member_name();
+            }
+            value(depth + 1);
+        } while (another_item(close));
+    }
+
+    // "name": up to the value
+    void member_name() {
+        if (peek() != '"') {
+            bad("Expected string, but found \"" + token_at(m_pos) + "\".");
+        }
+        string();
+        skip_space();
+        if (peek() != ':') {
+            bad("Expected \":\", but found \"" + token_at(m_pos) + "\".");
+        }
+        ++m_pos;
+        skip_space();
+    }
+
+    // After an object member or array element: true at ',' (consumed), false at `close`
+    // (consumed), an error otherwise.
+    bool another_item(char close) {
+        skip_space();
+        if (peek() == ',') {
+            ++m_pos;
+            return true;
+        }
+        if (peek() == close) {
+            ++m_pos;
+            return false;
+        }
+        bad(std::string("Expected \",\" or \"") + close + "\", but found \"" + token_at(m_pos) +
+            "\".");
     }
 
     void number() {

@@ -8,6 +8,8 @@
 
 #include <pg_ingest/error.hpp>
 
+#include "calendar.hpp"
+
 namespace pg_ingest {
 
 namespace {
@@ -33,35 +35,16 @@ constexpr const char* k_invalid_datetime = "22007";
 
 // Days since 2000-01-01 (the server's epoch) ----------------------------------------------------
 
-constexpr std::int64_t k_unix_to_pg_days = 10957;  // 1970-01-01 -> 2000-01-01
-constexpr std::int64_t k_usecs_per_day = 86400LL * 1000000LL;
+using detail::days_in_month;
+using detail::days_since_2000;
+using detail::k_end_date_days;
+using detail::k_end_timestamp;
+using detail::k_min_date_days;
+using detail::k_min_timestamp;
+using detail::k_unix_to_pg_days;
+using detail::k_usecs_per_day;
+
 constexpr std::int64_t k_unix_to_pg_usecs = k_unix_to_pg_days * k_usecs_per_day;
-// The server's date and timestamp ranges (4713 BC .. 5874897 AD / 294276 AD).
-constexpr std::int64_t k_min_date_days = -2451545;
-constexpr std::int64_t k_end_date_days = 2147483494LL - 2451545LL;
-constexpr std::int64_t k_min_timestamp = -211813488000000000LL;
-constexpr std::int64_t k_end_timestamp = 9223371331200000000LL;
-
-bool leap_year(std::int64_t year) {
-    return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-}
-
-int days_in_month(std::int64_t year, int month) {
-    static constexpr int k_days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    return month == 2 && leap_year(year) ? 29 : k_days[month - 1];
-}
-
-// Days since 1970-01-01 of a proleptic Gregorian date (March-based year arithmetic).
-std::int64_t days_from_civil(std::int64_t year, int month, int day) {
-    year -= month <= 2 ? 1 : 0;
-    const std::int64_t era = (year >= 0 ? year : year - 399) / 400;
-    const std::int64_t year_of_era = year - era * 400;
-    const std::int64_t month_from_march = month > 2 ? month - 3 : month + 9;
-    const std::int64_t day_of_year = (153 * month_from_march + 2) / 5 + day - 1;
-    const std::int64_t day_of_era =
-        year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    return era * 146097 + day_of_era - 719468;
-}
 
 std::int64_t pg_days(int year, int month, int day) {
     if (month < 1 || month > 12 || day < 1 || day > days_in_month(year, month)) {
@@ -70,7 +53,7 @@ std::int64_t pg_days(int year, int month, int day) {
                         std::to_string(day),
                     k_datetime_overflow);
     }
-    return days_from_civil(year, month, day) - k_unix_to_pg_days;
+    return days_since_2000(year, month, day);
 }
 
 std::int64_t time_usecs(int hour, int minute, int second, int microsecond) {
