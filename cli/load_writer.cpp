@@ -232,9 +232,11 @@ class WriterWorker {
         const WriterMetrics metrics = m_writer->metrics();
         BatchResult result;
         result.records = batch.records;
-        // Rows the server refused were sent too (then isolated): count what stayed.
-        result.written = metrics.rows_out - m_last.rows_out - m_rejected_by_writer;
+        // Every row the writer took is superseded, rejected or written. Not rows_out minus the
+        // rejects: a key repeated under conflictmode strict is rejected without being sent.
         result.deduplicated = metrics.rows_deduplicated - m_last.rows_deduplicated;
+        result.written =
+            metrics.rows_in - m_last.rows_in - result.deduplicated - m_rejected_by_writer;
         result.rejected = m_rejected;
         m_last = metrics;
         m_batch = nullptr;

@@ -331,6 +331,14 @@ printf '3001,first,1\n3001,second,2\n' >"$WORK/kv-rep.csv"
 run load --table kv --mode insert --reject-file "$WORK/kv-rep.csv.rej" "$WORK/kv-rep.csv"
 expect_eq "repeated key, --conflict none: exit 2 and the first row" "$rc:$(sql "SELECT v FROM kv WHERE id = 3001")" "2:first"
 expect_eq "repeated key reject row" "$(tail -n +2 "$WORK/kv-rep.csv.rej" | cut -d, -f1-4)" "$WORK/kv-rep.csv,2,2,23505"
+# Rows refused as repeats were never sent: "written" counts the rows that stay, without going
+# below zero when a key repeats more than once.
+expect_err "repeated key: summary counts the first row as written" \
+    'loaded 2 rows into "kv" (mode insert): 1 written, 0 superseded by a later row with the same key, 1 rejected'
+printf '3002,a,1\n3002,b,2\n3002,c,3\n' >"$WORK/kv-rep3.csv"
+run load --table kv --mode insert --exception-mode ignore "$WORK/kv-rep3.csv"
+expect_err "key repeated twice: 1 written, 2 rejected" \
+    'loaded 3 rows into "kv" (mode insert): 1 written, 0 superseded by a later row with the same key, 2 rejected'
 
 # Bad rows: client-side parse errors and server-side constraint errors, exit codes 1 and 2.
 sql "CREATE TABLE rt (id int PRIMARY KEY, qty smallint NOT NULL CHECK (qty >= 0), seen date, tags text[])"
