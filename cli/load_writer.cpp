@@ -6,6 +6,7 @@
 #include <ctime>
 #include <exception>
 #include <fstream>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -414,8 +415,10 @@ void load_with_writer(const LoadSettings& s, const ConnectionOptions& connection
     options.target_schema = target.schema;
     options.case_sensitive = true;  // names below are exact: resolved or parsed as identifiers
     // One flush (one transaction) per input batch, sent by load() itself: the writer's own row
-    // limit and timer stay out of the way; its byte limit may split a huge batch.
+    // and byte limits and its timer stay out of the way (encoded rows may be larger than their
+    // text, which the reader already bounds by batchbytes).
     options.batch_size = static_cast<std::size_t>(batch_rows) + 1;
+    options.batch_bytes = std::numeric_limits<std::size_t>::max();
     options.batch_write_timeout = std::chrono::milliseconds(0);
     options.connection_max_active = 1;
     options.connect_timeout = s.connect_timeout;

@@ -339,6 +339,13 @@ printf '3002,a,1\n3002,b,2\n3002,c,3\n' >"$WORK/kv-rep3.csv"
 run load --table kv --mode insert --exception-mode ignore "$WORK/kv-rep3.csv"
 expect_err "key repeated twice: 1 written, 2 rejected" \
     'loaded 3 rows into "kv" (mode insert): 1 written, 0 superseded by a later row with the same key, 2 rejected'
+# A batch is one transaction even when its encoded rows pass the writer's batchbytes (the reader
+# cuts batches on the same limit, counted in input bytes): a failing row keeps the whole batch out.
+printf '4001,a,1\n1,b,2\n' >"$WORK/kv-bytes.csv"
+reset_kv
+run load --table kv --mode insert --option batchbytes=20 "$WORK/kv-bytes.csv"
+expect_eq "batch over batchbytes encoded, strict failure: exit 1, nothing of the batch loaded" \
+    "$rc:$(sql "SELECT count(*) FROM kv WHERE id = 4001")" "1:0"
 
 # Bad rows: client-side parse errors and server-side constraint errors, exit codes 1 and 2.
 sql "CREATE TABLE rt (id int PRIMARY KEY, qty smallint NOT NULL CHECK (qty >= 0), seen date, tags text[])"
