@@ -1,7 +1,6 @@
 // pg_ingest load --mode insert|upsert: records parsed on the client and written through the
 // typed pg_ingest::Writer (multi-row INSERT, INSERT ... ON CONFLICT).
 #include <atomic>
-#include <cerrno>
 #include <cstdlib>
 #include <ctime>
 #include <exception>
@@ -9,6 +8,7 @@
 #include <limits>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include <pg_ingest/connection.hpp>
@@ -25,7 +25,6 @@ namespace pg_ingest::cli {
 namespace {
 
 constexpr std::int64_t k_usecs_per_second = 1000000;
-constexpr std::int64_t k_usecs_per_day = 86400 * k_usecs_per_second;
 constexpr std::int64_t k_pg_epoch_unix_seconds = 946684800;  // 2000-01-01 00:00:00 UTC
 
 std::string where(const RecordOrigin& origin) {
@@ -55,22 +54,21 @@ bool is_utc_zone(std::string zone) {
     return false;
 }
 
-// Year, month, day of a day count since 1970-01-01 (proleptic Gregorian).
-void civil_from_days(std::int64_t z, std::int64_t& year, int& month, int& day) {
-    z += 719468;
-    const std::int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    const std::int64_t doe = z - era * 146097;
-    const std::int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    const std::int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    const std::int64_t mp = (5 * doy + 2) / 153;
-    day = static_cast<int>(doy - (153 * mp + 2) / 5 + 1);
-    month = static_cast<int>(mp < 10 ? mp + 3 : mp - 9);
-    year = yoe + era * 400 + (month <= 2 ? 1 : 0);
+// The UTC offset (seconds east) in force at `unix_seconds` in the zone TZ names; nullopt when
+// out of the C library's range.
+std::optional<std::int64_t> utc_offset_at(std::int64_t unix_seconds) {
+    const auto t = static_cast<std::time_t>(unix_seconds);
+    std::tm tm{};
+    if (::localtime_r(&t, &tm) == nullptr) {
+        return std::nullopt;
+    }
+    return tm.tm_gmtoff;
 }
 
 // timestamptz input without an offset means the session's TimeZone, as it would for COPY. The
 // zone is resolved with the system's tz database (the one Debian's PostgreSQL uses), through
-// TZ and mktime(): set once here, before any loading thread starts.
+// TZ and localtime_r(): set once here, before any loading thread starts. Not mktime(): it
+// resolves a repeated local time by a hint left from its previous call (shared by all threads).
 TextValueOptions session_time_zone(Connection& connection) {
     const Result result = connection.execute("SELECT current_setting('TimeZone')");
     const std::string zone = result.get(0, 0).value_or("UTC");
@@ -93,31 +91,24 @@ TextValueOptions session_time_zone(Connection& connection) {
     ::setenv("TZ", zone.c_str(), 1);
     ::tzset();
     options.local_to_utc = [](std::int64_t local) -> std::int64_t {
-        std::int64_t days = local / k_usecs_per_day;
-        std::int64_t micros = local % k_usecs_per_day;
+        std::int64_t seconds = local / k_usecs_per_second;
+        std::int64_t micros = local % k_usecs_per_second;
         if (micros < 0) {
-            micros += k_usecs_per_day;
-            --days;
+            micros += k_usecs_per_second;
+            --seconds;
         }
-        std::int64_t year = 0;
-        int month = 0;
-        int day = 0;
-        civil_from_days(days + 10957, year, month, day);
-        std::tm tm{};
-        tm.tm_year = static_cast<int>(year - 1900);
-        tm.tm_mon = month - 1;
-        tm.tm_mday = day;
-        tm.tm_hour = static_cast<int>(micros / (3600 * k_usecs_per_second));
-        tm.tm_min = static_cast<int>(micros / (60 * k_usecs_per_second) % 60);
-        tm.tm_sec = static_cast<int>(micros / k_usecs_per_second % 60);
-        tm.tm_isdst = -1;
-        errno = 0;
-        const std::time_t seconds = std::mktime(&tm);
-        if (seconds == static_cast<std::time_t>(-1) && errno != 0) {
+        const std::int64_t wall = seconds + k_pg_epoch_unix_seconds;  // local clock, Unix scale
+        // The offsets a day before and after (at most one change in between, as the server
+        // assumes too). The server's rule, which this follows: a local time that occurs twice
+        // takes the offset after the change, one that a change skips the offset before it.
+        const auto before = utc_offset_at(wall - 86400);
+        const auto after = utc_offset_at(wall + 86400);
+        if (!before || !after) {
             throw Error("timestamp out of range for the session time zone", "22008", "", "", true);
         }
-        return (static_cast<std::int64_t>(seconds) - k_pg_epoch_unix_seconds) * k_usecs_per_second +
-               micros % k_usecs_per_second;
+        auto fits = [wall](std::int64_t offset) { return utc_offset_at(wall - offset) == offset; };
+        const std::int64_t offset = fits(*after) ? *after : *before;
+        return (wall - offset - k_pg_epoch_unix_seconds) * k_usecs_per_second + micros;
     };
     return options;
 }

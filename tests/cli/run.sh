@@ -260,6 +260,20 @@ PGTZ=America/New_York run load --quiet --table tz_insert --mode insert "$WORK/tz
 expect_eq "timestamptz without offset in the session zone: same as COPY" \
     "$rc:$(sql "SELECT count(*) FROM tz_copy c JOIN tz_insert i USING (id) WHERE c.t = i.t"):$(sql "SELECT t FROM tz_insert WHERE id = 2")" \
     "0:7:2024-07-15 16:00:00+00"
+# ... also the local times a DST change skips or repeats (the server gives a skipped time the offset
+# before the change, a repeated one the offset after it), in any order: every 10 minutes around
+# the 2024 changes of three zones (Lord Howe shifts by 30 minutes), shuffled.
+psql -XAtq -c "\\copy (SELECT row_number() OVER (), t FROM (SELECT t FROM (VALUES (date '2024-03-10'),
+    ('2024-11-03'), ('2024-03-31'), ('2024-10-27'), ('2024-04-07'), ('2024-10-06')) d(day),
+    generate_series((d.day - 1)::timestamp, (d.day + 1)::timestamp, interval '10 minutes') t
+    ORDER BY md5(t::text)) s) TO '$WORK/dst.csv' WITH (FORMAT csv)"
+for zone in America/New_York Europe/Berlin Australia/Lord_Howe; do
+    sql "DROP TABLE IF EXISTS dst_copy, dst_insert; CREATE TABLE dst_copy (id int PRIMARY KEY, t timestamptz); CREATE TABLE dst_insert (LIKE dst_copy)"
+    PGTZ=$zone "$BIN" load --quiet --table dst_copy "$WORK/dst.csv"
+    PGTZ=$zone run load --quiet --table dst_insert --mode insert --parallel 2 --batch-size 100 "$WORK/dst.csv"
+    expect_eq "timestamptz around DST changes in $zone: same as COPY" \
+        "$rc:$(sql "SELECT count(*) FROM dst_copy c JOIN dst_insert i USING (id) WHERE c.t = i.t")" "0:1734"
+done
 
 # Every --conflict mode, with keys repeated inside the input and keys that exist: --mode insert
 # and --mode upsert end where --mode copy ends (compared through export), in one batch and in
