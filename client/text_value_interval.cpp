@@ -21,79 +21,88 @@ struct IntervalSum {
     std::int64_t micros = 0;
 };
 
-enum class Unit {
-    microsecond,
-    millisecond,
-    second,
-    minute,
-    hour,
-    day,
-    week,
-    month,
-    year,
-    decade,
-    century,
-    millennium
+// How a number of one unit adds up, as interval_in adds it: the whole part into one field, the
+// fraction spilled into the same or a smaller one.
+struct Unit {
+    enum class Field { months, days, micros };
+    Field field;
+    std::int64_t per;  // `field` units in one
+    Field spill;
+    double spill_per;  // `spill` units in one
 };
+
+using F = Unit::Field;
+constexpr Unit k_microsecond{F::micros, 1, F::micros, 1};
+constexpr Unit k_millisecond{F::micros, 1000, F::micros, 1000};
+constexpr Unit k_second{F::micros, k_usecs_per_second, F::micros, k_usecs_per_second};
+constexpr Unit k_minute{F::micros, 60 * k_usecs_per_second, F::micros, 60.0 * k_usecs_per_second};
+constexpr Unit k_hour{F::micros, 3600 * k_usecs_per_second, F::micros, 3600.0 * k_usecs_per_second};
+constexpr Unit k_day{F::days, 1, F::micros, static_cast<double>(k_usecs_per_day)};
+constexpr Unit k_week{F::days, 7, F::days, 7};
+constexpr Unit k_month{F::months, 1, F::days, 30};
+constexpr Unit k_year{F::months, 12, F::months, 12};
+constexpr Unit k_decade{F::months, 120, F::months, 120};
+constexpr Unit k_century{F::months, 1200, F::months, 1200};
+constexpr Unit k_millennium{F::months, 12000, F::months, 12000};
 
 std::optional<Unit> unit_of(const std::string& word) {
     static const std::pair<const char*, Unit> k_units[] = {
-        {"microsecond", Unit::microsecond},
-        {"microseconds", Unit::microsecond},
-        {"microsecon", Unit::microsecond},
-        {"us", Unit::microsecond},
-        {"usec", Unit::microsecond},
-        {"usecs", Unit::microsecond},
-        {"useconds", Unit::microsecond},
-        {"millisecond", Unit::millisecond},
-        {"milliseconds", Unit::millisecond},
-        {"millisecon", Unit::millisecond},
-        {"ms", Unit::millisecond},
-        {"msec", Unit::millisecond},
-        {"msecs", Unit::millisecond},
-        {"mseconds", Unit::millisecond},
-        {"second", Unit::second},
-        {"seconds", Unit::second},
-        {"sec", Unit::second},
-        {"secs", Unit::second},
-        {"s", Unit::second},
-        {"minute", Unit::minute},
-        {"minutes", Unit::minute},
-        {"min", Unit::minute},
-        {"mins", Unit::minute},
-        {"m", Unit::minute},
-        {"hour", Unit::hour},
-        {"hours", Unit::hour},
-        {"hr", Unit::hour},
-        {"hrs", Unit::hour},
-        {"h", Unit::hour},
-        {"day", Unit::day},
-        {"days", Unit::day},
-        {"d", Unit::day},
-        {"week", Unit::week},
-        {"weeks", Unit::week},
-        {"w", Unit::week},
-        {"month", Unit::month},
-        {"months", Unit::month},
-        {"mon", Unit::month},
-        {"mons", Unit::month},
-        {"year", Unit::year},
-        {"years", Unit::year},
-        {"yr", Unit::year},
-        {"yrs", Unit::year},
-        {"y", Unit::year},
-        {"decade", Unit::decade},
-        {"decades", Unit::decade},
-        {"dec", Unit::decade},
-        {"decs", Unit::decade},
-        {"century", Unit::century},
-        {"centuries", Unit::century},
-        {"cent", Unit::century},
-        {"c", Unit::century},
-        {"millennium", Unit::millennium},
-        {"millennia", Unit::millennium},
-        {"mil", Unit::millennium},
-        {"mils", Unit::millennium},
+        {"microsecond", k_microsecond},
+        {"microseconds", k_microsecond},
+        {"microsecon", k_microsecond},
+        {"us", k_microsecond},
+        {"usec", k_microsecond},
+        {"usecs", k_microsecond},
+        {"useconds", k_microsecond},
+        {"millisecond", k_millisecond},
+        {"milliseconds", k_millisecond},
+        {"millisecon", k_millisecond},
+        {"ms", k_millisecond},
+        {"msec", k_millisecond},
+        {"msecs", k_millisecond},
+        {"mseconds", k_millisecond},
+        {"second", k_second},
+        {"seconds", k_second},
+        {"sec", k_second},
+        {"secs", k_second},
+        {"s", k_second},
+        {"minute", k_minute},
+        {"minutes", k_minute},
+        {"min", k_minute},
+        {"mins", k_minute},
+        {"m", k_minute},
+        {"hour", k_hour},
+        {"hours", k_hour},
+        {"hr", k_hour},
+        {"hrs", k_hour},
+        {"h", k_hour},
+        {"day", k_day},
+        {"days", k_day},
+        {"d", k_day},
+        {"week", k_week},
+        {"weeks", k_week},
+        {"w", k_week},
+        {"month", k_month},
+        {"months", k_month},
+        {"mon", k_month},
+        {"mons", k_month},
+        {"year", k_year},
+        {"years", k_year},
+        {"yr", k_year},
+        {"yrs", k_year},
+        {"y", k_year},
+        {"decade", k_decade},
+        {"decades", k_decade},
+        {"dec", k_decade},
+        {"decs", k_decade},
+        {"century", k_century},
+        {"centuries", k_century},
+        {"cent", k_century},
+        {"c", k_century},
+        {"millennium", k_millennium},
+        {"millennia", k_millennium},
+        {"mil", k_millennium},
+        {"mils", k_millennium},
     };
     for (const auto& [name, unit] : k_units) {
         if (word == name) {
@@ -146,6 +155,19 @@ bool scan_number(Scanner& sc, Number& out, bool& overflow) {
     return true;
 }
 
+// The number a field must start with (see scan_number); syntax or overflow errors otherwise.
+Number number_at(const Context& cx, Scanner& sc) {
+    Number n;
+    bool overflow = false;
+    if (!scan_number(sc, n, overflow)) {
+        cx.syntax("interval", k_invalid_datetime);
+    }
+    if (overflow) {
+        cx.fail_value("interval field value out of range", k_interval_field_overflow);
+    }
+    return n;
+}
+
 class IntervalBuilder {
   public:
     explicit IntervalBuilder(const Context& cx) : m_cx(cx) {}
@@ -173,46 +195,18 @@ class IntervalBuilder {
         add_fraction_micros(days - whole, static_cast<double>(k_usecs_per_day));
     }
 
-    void apply(const Number& n, Unit unit) {
-        switch (unit) {
-            case Unit::microsecond:
-                add_time(n, 1);
+    // n of `unit`: months from a fraction are rounded, days split into days and microseconds.
+    void apply(const Number& n, const Unit& unit) {
+        add(field(unit.field), times(n.whole, unit.per));
+        switch (unit.spill) {
+            case F::micros:
+                add_fraction_micros(n.fraction, unit.spill_per);
                 return;
-            case Unit::millisecond:
-                add_time(n, 1000);
+            case F::days:
+                add_fraction_days(n.fraction, unit.spill_per);
                 return;
-            case Unit::second:
-                add_time(n, k_usecs_per_second);
-                return;
-            case Unit::minute:
-                add_time(n, 60 * k_usecs_per_second);
-                return;
-            case Unit::hour:
-                add_time(n, 3600 * k_usecs_per_second);
-                return;
-            case Unit::day:
-                add_days(n.whole);
-                add_fraction_micros(n.fraction, static_cast<double>(k_usecs_per_day));
-                return;
-            case Unit::week:
-                add_days(times(n.whole, 7));
-                add_fraction_days(n.fraction, 7);
-                return;
-            case Unit::month:
-                add_months(n.whole);
-                add_fraction_days(n.fraction, 30);
-                return;
-            case Unit::year:
-                add_years(n, 12);
-                return;
-            case Unit::decade:
-                add_years(n, 120);
-                return;
-            case Unit::century:
-                add_years(n, 1200);
-                return;
-            case Unit::millennium:
-                add_years(n, 12000);
+            case F::months:
+                add_months(static_cast<std::int64_t>(std::rint(n.fraction * unit.spill_per)));
                 return;
         }
     }
@@ -240,14 +234,8 @@ class IntervalBuilder {
     }
 
   private:
-    void add_time(const Number& n, std::int64_t micros_per) {
-        add_micros(times(n.whole, micros_per));
-        add_fraction_micros(n.fraction, static_cast<double>(micros_per));
-    }
-    void add_years(const Number& n, std::int64_t months_per) {
-        add_months(times(n.whole, months_per));
-        const double extra = std::rint(n.fraction * static_cast<double>(months_per));
-        add_months(static_cast<std::int64_t>(extra));
+    std::int64_t& field(F f) {
+        return f == F::months ? m_sum.months : f == F::days ? m_sum.days : m_sum.micros;
     }
     std::int64_t times(std::int64_t a, std::int64_t b) const {
         std::int64_t out = 0;
@@ -274,9 +262,8 @@ std::optional<Unit> iso_unit(char designator, bool in_time) {
         Unit unit;
     };
     static constexpr Designator k_designators[] = {
-        {false, 'y', Unit::year},  {false, 'm', Unit::month}, {false, 'w', Unit::week},
-        {false, 'd', Unit::day},   {true, 'h', Unit::hour},   {true, 'm', Unit::minute},
-        {true, 's', Unit::second},
+        {false, 'y', k_year}, {false, 'm', k_month}, {false, 'w', k_week},  {false, 'd', k_day},
+        {true, 'h', k_hour},  {true, 'm', k_minute}, {true, 's', k_second},
     };
     for (const Designator& d : k_designators) {
         if (d.in_time == in_time && d.letter == designator) {
@@ -299,14 +286,7 @@ Interval parse_iso_interval(const Context& cx, const std::string& l) {
             ++sc.pos;
             continue;
         }
-        Number n;
-        bool overflow = false;
-        if (!scan_number(sc, n, overflow)) {
-            cx.syntax("interval", k_invalid_datetime);
-        }
-        if (overflow) {
-            cx.fail_value("interval field value out of range", k_interval_field_overflow);
-        }
+        const Number n = number_at(cx, sc);
         const char designator = sc.peek();
         ++sc.pos;
         const auto unit = iso_unit(designator, in_time);
@@ -338,9 +318,9 @@ bool scan_interval_time(const Context& cx, const std::string& token, IntervalBui
         cx.fail_value("interval field value out of range", k_interval_field_overflow);
     }
     IntervalBuilder part(cx);
-    part.apply(Number{clock->hours, 0}, Unit::hour);
-    part.apply(Number{clock->minutes, 0}, Unit::minute);
-    part.apply(Number{clock->seconds, fraction}, Unit::second);
+    part.apply(Number{clock->hours, 0}, k_hour);
+    part.apply(Number{clock->minutes, 0}, k_minute);
+    part.apply(Number{clock->seconds, fraction}, k_second);
     Interval piece = part.result();
     b.add_micros(negative ? -piece.microseconds : piece.microseconds);
     return true;
@@ -417,14 +397,7 @@ Value parse_interval(const Context& cx) {
             continue;
         }
         Scanner sc{token};
-        Number n;
-        bool overflow = false;
-        if (!scan_number(sc, n, overflow)) {
-            cx.syntax("interval", k_invalid_datetime);
-        }
-        if (overflow) {
-            cx.fail_value("interval field value out of range", k_interval_field_overflow);
-        }
+        const Number n = number_at(cx, sc);
         std::string unit_word(token.substr(sc.pos));
         if (unit_word.empty() && t + 1 < tokens.size() && !tokens[t + 1].empty() &&
             is_alpha(tokens[t + 1][0])) {
@@ -436,7 +409,7 @@ Value parse_interval(const Context& cx) {
             if (!before_time && t + 1 < tokens.size()) {
                 cx.syntax("interval", k_invalid_datetime);
             }
-            b.apply(n, before_time ? Unit::day : Unit::second);
+            b.apply(n, before_time ? k_day : k_second);
             continue;
         }
         const auto unit = unit_of(unit_word);
