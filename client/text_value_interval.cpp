@@ -306,13 +306,20 @@ Interval parse_iso_interval(const Context& cx, const std::string& l) {
 bool scan_interval_time(const Context& cx, const std::string& token, IntervalBuilder& b) {
     Scanner sc{token};
     const bool negative = scan_sign(sc);
-    const auto clock = sc.clock(18, 1);
+    auto clock = sc.clock(18, 1);
     if (!clock) {
         return false;
     }
+    const bool has_fraction = sc.peek() == '.';
     const double fraction = sc.fraction();
     if (!sc.done()) {
         return false;
+    }
+    if (!clock->with_seconds && has_fraction) {
+        // As the server reads it: two fields with a fraction are MM:SS.f, not HH:MM.
+        clock->seconds = clock->minutes;
+        clock->minutes = clock->hours;
+        clock->hours = 0;
     }
     if (clock->minutes > 59 || clock->seconds > 59) {
         cx.fail_value("interval field value out of range", k_interval_field_overflow);

@@ -378,6 +378,14 @@ BOOST_AUTO_TEST_CASE(interval_fractions_spill_into_smaller_units_like_the_server
     BOOST_TEST(parse("1 century", k_interval) == Value(Interval{0, 0, 1200}));
 }
 
+BOOST_AUTO_TEST_CASE(two_clock_fields_with_a_fraction_are_minutes_and_seconds_like_the_server) {
+    // SELECT '1:30.5'::interval is 00:01:30.5; without a fraction '1:30' is 01:30:00.
+    BOOST_TEST(parse("1:30.5", k_interval) == Value(Interval{k_minute + 30500000, 0, 0}));
+    BOOST_TEST(parse("-1:30.5", k_interval) == Value(Interval{-(k_minute + 30500000), 0, 0}));
+    BOOST_TEST(parse("1:30", k_interval) == Value(Interval{k_hour + 30 * k_minute, 0, 0}));
+    BOOST_TEST(error_of("90:30.5", k_interval) == "22015");
+}
+
 BOOST_AUTO_TEST_CASE(bad_intervals) {
     BOOST_TEST(error_of("1 fortnight", k_interval) == "22007");
     BOOST_TEST(error_of("abc", k_interval) == "22007");
