@@ -50,12 +50,15 @@ const char* const k_examples =
 
 void print_summary(const LoadSettings& s, const LoadTotals& totals, double seconds) {
     if (totals.typed) {
+        // ignore keeps the first row of a key; the other modes the last.
+        const char* merged =
+            s.conflict == "ignore" ? "dropped for an earlier row" : "superseded by a later row";
         std::fprintf(stderr,
-                     "loaded %llu rows into %s (mode %s): %llu written, %llu superseded by a "
-                     "later row with the same key, %llu rejected in %.1f s\n",
+                     "loaded %llu rows into %s (mode %s): %llu written, %llu %s with the same "
+                     "key, %llu rejected in %.1f s\n",
                      static_cast<unsigned long long>(totals.rows_read), s.table.quoted().c_str(),
                      s.mode.c_str(), static_cast<unsigned long long>(totals.written),
-                     static_cast<unsigned long long>(totals.deduplicated),
+                     static_cast<unsigned long long>(totals.deduplicated), merged,
                      static_cast<unsigned long long>(totals.rejected), seconds);
     } else {
         std::fprintf(stderr,

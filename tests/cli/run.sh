@@ -304,6 +304,10 @@ reset_kv
 run load --table kv --mode upsert --conflict upsert "$WORK/kv.csv"
 expect_err "1500 rows on 700 keys in one batch: 800 superseded" \
     'loaded 1500 rows into "kv" (mode upsert): 700 written, 800 superseded by a later row with the same key, 0 rejected'
+reset_kv
+run load --table kv --mode insert --conflict ignore "$WORK/kv.csv"
+expect_err "--conflict ignore: the first row of a key wins, the summary says so" \
+    'loaded 1500 rows into "kv" (mode insert): 700 written, 800 dropped for an earlier row with the same key, 0 rejected'
 # --conflict strict / none with new, unique keys: plain inserts, as copy.
 awk 'BEGIN { for (i = 2000; i < 2300; i++) printf "%d,n%d,%d\n", i, i, i }' >"$WORK/kv-new.csv"
 for conflict in strict none; do
