@@ -34,8 +34,9 @@ const char* const k_usage =
     "--parallel N runs N writers, each on its own connection. timestamptz values without an\n"
     "offset are read in the server session's TimeZone, as COPY reads them. Input must be UTF-8.\n"
     "\n"
-    "Exit codes: 0 loaded, 2 loaded with rejected rows, 1 failed (nothing more is loaded;\n"
-    "batches committed earlier stay). The reject file is CSV:\n"
+    "Exit codes: 0 loaded, 2 loaded with rejected rows (or with lines after an end-of-data\n"
+    "marker \\. left unread, with a warning), 1 failed (nothing more is loaded; batches\n"
+    "committed earlier stay). The reject file is CSV:\n"
     "source,line,record,sqlstate,message,raw_row. Progress goes to stderr (a bar on a terminal,\n"
     "a line every PG_INGEST_PROGRESS_INTERVAL seconds (10) otherwise).\n";
 
@@ -119,6 +120,10 @@ int run_load(const std::vector<std::string>& argv) {
         }
         progress.stop();
         rejects.close();
+        // Input left unread is reported even under --quiet, and the exit status says so.
+        for (const auto& warning : reader.warnings()) {
+            std::fprintf(stderr, "pg_ingest load: warning: %s\n", warning.c_str());
+        }
         if (!settings.quiet) {
             print_summary(settings, totals, progress.elapsed_seconds());
             if (!settings.reject_file.empty() && totals.rejected > 0) {
@@ -127,7 +132,7 @@ int run_load(const std::vector<std::string>& argv) {
                              settings.reject_file.c_str());
             }
         }
-        return totals.rejected > 0 ? k_exit_rejected : k_exit_ok;
+        return totals.rejected > 0 || !reader.warnings().empty() ? k_exit_rejected : k_exit_ok;
     });
 }
 

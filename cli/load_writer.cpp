@@ -192,9 +192,6 @@ class WriterWorker {
             const std::size_t end = record_end(batch, at, index);
             const std::string_view record(batch.data.data() + at, end - at);
             at = end;
-            if (is_end_marker(record)) {
-                continue;  // COPY's "\." end-of-data line is not data
-            }
             row.clear();
             try {
                 parse_record(record, row);

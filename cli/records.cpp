@@ -3,9 +3,12 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
+
+#include "fields.hpp"
 
 namespace pg_ingest::cli {
 
@@ -129,6 +132,37 @@ bool InputReader::fill() {
     return true;
 }
 
+// COPY's end-of-data line "\." ends a source: the server would ignore whatever follows it, and
+// in one COPY stream it would also swallow the next sources and batches. So it is never sent,
+// the rest of the source is not read into any batch, and a warning says how much was left.
+void InputReader::end_source_at_marker(std::uint64_t marker_line) {
+    std::uint64_t lines = 0;
+    bool data = false;
+    char last = '\n';
+    const auto count = [&] {
+        for (std::size_t i = m_pos; i < m_buffer.size(); ++i) {
+            const char c = m_buffer[i];
+            lines += c == '\n' ? 1 : 0;
+            data = data || std::isspace(static_cast<unsigned char>(c)) == 0;
+            last = c;
+        }
+        m_pos = m_buffer.size();
+        m_scan = m_pos;
+    };
+    count();
+    while (fill()) {
+        count();
+    }
+    lines += last != '\n' ? 1 : 0;
+    if (data) {
+        m_warnings.push_back(m_sources[m_current] + ", line " + std::to_string(marker_line) +
+                             ": end-of-data marker \\. ends the input there; the " +
+                             std::to_string(lines) + " line(s) after it were not loaded");
+    }
+    m_started = false;
+    ++m_current;
+}
+
 std::size_t InputReader::find_end() {
     while (true) {
         const std::size_t end = m_scanner->next_end(m_buffer, m_scan);
@@ -171,7 +205,11 @@ bool InputReader::next(Batch& batch, std::uint64_t max_records, std::size_t max_
         while (batch.records < max_records) {
             const std::size_t end = find_end();
             if (end == std::string_view::npos) {
-                if (m_pos < m_buffer.size()) {
+                if (m_pos < m_buffer.size() &&
+                    is_end_marker(std::string_view(m_buffer).substr(m_pos))) {
+                    m_pos = m_buffer.size();  // a final "\." without a newline: nothing follows
+                    m_scan = m_pos;
+                } else if (m_pos < m_buffer.size()) {
                     // The last record has no newline: complete it, since more records (another
                     // source, another batch) may follow it in the same COPY stream.
                     if (m_buffer.back() != '\n') {
@@ -203,6 +241,15 @@ bool InputReader::next(Batch& batch, std::uint64_t max_records, std::size_t max_
                 break;
             }
             const std::size_t length = end - m_pos;
+            if (is_end_marker(std::string_view(m_buffer).substr(m_pos, length))) {
+                const std::uint64_t marker_line = m_next_line;
+                m_pos = end;
+                end_source_at_marker(marker_line);
+                if (batch.records > 0) {
+                    return true;
+                }
+                break;
+            }
             if (batch.records > 0 && batch.data.size() + length > max_bytes) {
                 m_scan = m_pos;  // rescan this record next time
                 m_scanner = std::make_unique<RecordScanner>(m_format, m_quote);

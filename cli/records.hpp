@@ -80,6 +80,9 @@ class InputReader {
     // Bytes read so far from all sources (header lines included).
     std::uint64_t bytes_read() const { return m_bytes_read; }
     const std::vector<std::string>& sources() const { return m_sources; }
+    // Input that was not loaded, one message each: the lines after an end-of-data marker
+    // ("\.") in a source, which ends that source.
+    const std::vector<std::string>& warnings() const { return m_warnings; }
 
   private:
     // Reads more of the current source into m_buffer (dropping consumed bytes first); false at
@@ -88,6 +91,7 @@ class InputReader {
     // The end of the next record in m_buffer, reading more as needed; npos at the end of the
     // source (an unterminated last record is then m_buffer[m_pos..]).
     std::size_t find_end();
+    void end_source_at_marker(std::uint64_t marker_line);
 
     std::vector<std::string> m_sources;
     std::vector<std::FILE*> m_files;
@@ -106,6 +110,7 @@ class InputReader {
     std::unique_ptr<RecordScanner> m_scanner;
     std::uint64_t m_next_record = 1;
     std::uint64_t m_next_line = 1;
+    std::vector<std::string> m_warnings;
 };
 
 }  // namespace pg_ingest::cli

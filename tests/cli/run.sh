@@ -317,6 +317,21 @@ for conflict in strict none; do
         expect_eq "--mode $mode --conflict $conflict, new keys: exit 0 and rows" "$rc:$(sql "SELECT count(*) FROM kv WHERE id >= 2000")" "0:300"
     done
 done
+# COPY's end-of-data marker ends its file in every mode; what follows is reported, not loaded.
+printf '9001,a,1\n9002,b,2\n\\.\n9003,c,3\n9004,d,4\n' >"$WORK/marker.csv"
+printf '9005,e,5\n' >"$WORK/marker2.csv"
+for mode in copy insert upsert; do
+    for batch in 0 1; do
+        sql "DELETE FROM kv WHERE id > 9000"
+        args=(load --table kv --mode $mode)
+        [ "$batch" = 1 ] && args+=(--batch-size 1)
+        run "${args[@]}" "$WORK/marker.csv" "$WORK/marker2.csv"
+        expect_eq "--mode $mode batch $batch, end marker: exit 2 and the rows before it plus the next file" \
+            "$rc:$(sql "SELECT string_agg(id::text, ',' ORDER BY id) FROM kv WHERE id > 9000")" "2:9001,9002,9005"
+        expect_err "--mode $mode batch $batch, end marker: warning names the file, line and what was left" \
+            "marker.csv, line 3: end-of-data marker \\. ends the input there; the 2 line(s) after it were not loaded"
+    done
+done
 # A key filled by the server (serial) and left out of --columns: fine for none/strict in every mode.
 sql "CREATE TABLE ser (id serial PRIMARY KEY, v text, n int)"
 printf 'a,1\nb,2\nc,3\n' >"$WORK/ser.csv"
