@@ -236,7 +236,7 @@ bench_build() { # TARGET...
         case "$t" in
             client_bench) BENCH_BIN[$t]=$BENCH_BUILD_DIR/bench/client/client_bench ;;
             pg_ingest_cli) BENCH_BIN[$t]=$BENCH_BUILD_DIR/cli/pg_ingest ;;
-            *) BENCH_BIN[$t]=$(find "$BENCH_BUILD_DIR" -type f -perm -u+x -name "$t" | head -n1) ;;
+            *) BENCH_BIN[$t]=$(find "$BENCH_BUILD_DIR" -type f -perm -u+x -name "$t" -print -quit) ;;
         esac
         [ -x "${BENCH_BIN[$t]}" ] || { log "build of $t produced no program"; unset "BENCH_BIN[$t]"; return 1; }
         meta "program:$t" "${BENCH_BIN[$t]} ($type build of git $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'))"

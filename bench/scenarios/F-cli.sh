@@ -48,7 +48,10 @@ scenario_F() {
     h=$((n - ${DS_SHIFT[$ds]}))
     cli=${BENCH_BIN[pg_ingest_cli]:-}
     local dsn="${CL_DSN[$db]}"
-    command -v pgloader >/dev/null && pgl_version=$(pgloader --version 2>/dev/null | head -n1 | sed 's/^pgloader version //; s/"//g')
+    # sed reads all of it: `head` could end the pipe early and fail it under pipefail
+    if command -v pgloader >/dev/null; then
+        pgl_version=$(pgloader --version 2>/dev/null | sed -n '1{s/^pgloader version //; s/"//g; p}') || pgl_version="?"
+    fi
 
     contender "$sc" copy "psql \\copy (reference)" \
         "\\copy target FROM fresh.csv WITH (FORMAT csv): $n new rows into an empty (LIKE base INCLUDING ALL) table, one transaction" ref
