@@ -36,7 +36,7 @@ demo: deps
 
 bench: deps
 	@$(MAKE) --no-print-directory install
-	@bench/run
+	@BUILD_DIR=$(abspath $(BUILD_DIR)) bench/run
 
 format:
 	@clang-format -i extension/src/*.cpp extension/src/*.hpp $$(find include client tests bench -name '*.hpp' -o -name '*.cpp' 2>/dev/null)

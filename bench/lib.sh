@@ -17,6 +17,11 @@
 #                                                printed as a note under SC (no target)
 #   latency_metric SC KEY "label" "how"          declare a latency measured in scenario SC
 #   latency SC KEY RUN SECONDS STATUS [NOTE]     store one latency sample (median, p90 in the report)
+#   measure_metric SC KEY "label" UNIT "how"     declare another kind of value (e.g. peak memory)
+#   measure SC KEY RUN VALUE STATUS [NOTE]       store one such value (median in the report)
+#   bound SC "label" NUM_KEY DEN_KEY MAX         a ratio measure(NUM)/measure(DEN) that must be <= MAX
+#   how_measured SC "text"                       a line of the report's "How measured" section
+#   bench_build TARGET...                        build CMake targets (client programs), see below
 #   log "text"                                   progress line on stderr, with the elapsed time
 # Everything a scenario records lands in $BENCH_WORK/*.tsv; bench/report.py turns it into
 # bench/RESULTS.md and a section of bench/history.md.
@@ -151,6 +156,13 @@ meta() { tsv meta.tsv "$@"; }                        # key value
 compare() { tsv compare.tsv "$@"; }                  # SC label NUM_KEY DEN_SC DEN_KEY
 latency_metric() { tsv latency_metrics.tsv "$1" "$2" "$3" "${4:-}"; } # SC KEY label how
 latency() { tsv latency.tsv "$1" "$2" "$3" "$4" "$5" "${6:-}"; } # SC KEY RUN SECONDS STATUS [NOTE] (not logged)
+measure_metric() { tsv measure_metrics.tsv "$1" "$2" "$3" "$4" "${5:-}"; } # SC KEY label unit how
+measure() {                                          # SC KEY RUN VALUE STATUS [NOTE]
+    tsv measures.tsv "$1" "$2" "$3" "$4" "$5" "${6:-}"
+    log "  $1/$2 run $3: $4 [$5]${6:+ $6}"
+}
+bound() { tsv bounds.tsv "$@"; }                     # SC label NUM DEN MAX
+how_measured() { tsv how.tsv "$@"; }                 # SC text
 
 # ---- the feature probe ----------------------------------------------------------------------
 # Sets PROBE_MSG. Returns 0 when COPY ... ON_CONFLICT 'upsert' works on cluster NAME and gives the
@@ -194,4 +206,39 @@ record_settings() { # NAME  -> meta rows "setting:NAME:guc value"
 
 median() { # numbers... -> median
     printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END{ if (NR==0) exit; if (NR%2) print a[(NR+1)/2]; else printf "%.6f\n", (a[NR/2]+a[NR/2+1])/2 }'
+}
+
+# ---- client programs ------------------------------------------------------------------------
+# bench_build TARGET...: builds CMake targets of this source tree (incrementally: a no-op when
+# up to date, so a run never measures stale binaries) in BENCH_BUILD_DIR (default $BUILD_DIR,
+# else build/) with the bench programs switched on, and sets BENCH_BIN[TARGET] to the program.
+# A build directory without a build type gets Release (an unoptimised client would be measured
+# otherwise). Returns 1, with the end of the build log on stderr, when the build fails.
+BENCH_BUILD_DIR=${BENCH_BUILD_DIR:-${BUILD_DIR:-$ROOT/build}}
+case "$BENCH_BUILD_DIR" in /*) ;; *) BENCH_BUILD_DIR=$PWD/$BENCH_BUILD_DIR ;; esac
+declare -A BENCH_BIN=()
+bench_build() { # TARGET...
+    local t todo=() cfg type log=$BENCH_WORK/build.log
+    for t in "$@"; do [ -n "${BENCH_BIN[$t]:-}" ] || todo+=("$t"); done
+    [ ${#todo[@]} -gt 0 ] || return 0
+    command -v cmake >/dev/null || { log "cmake not found (run 'make deps')"; return 1; }
+    cfg=(-S "$ROOT" -B "$BENCH_BUILD_DIR" -DPG_INGEST_BUILD_BENCH=ON)
+    type=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$BENCH_BUILD_DIR/CMakeCache.txt" 2>/dev/null || true)
+    [ -n "$type" ] || cfg+=(-DCMAKE_BUILD_TYPE=Release)
+    log "building ${todo[*]} in $BENCH_BUILD_DIR (log: $log)"
+    if ! cmake "${cfg[@]}" >>"$log" 2>&1 ||
+        ! cmake --build "$BENCH_BUILD_DIR" -j "$(nproc)" --target "${todo[@]}" >>"$log" 2>&1; then
+        tail -n 20 "$log" >&2
+        return 1
+    fi
+    type=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$BENCH_BUILD_DIR/CMakeCache.txt")
+    for t in "${todo[@]}"; do
+        case "$t" in
+            client_bench) BENCH_BIN[$t]=$BENCH_BUILD_DIR/bench/client/client_bench ;;
+            pg_ingest_cli) BENCH_BIN[$t]=$BENCH_BUILD_DIR/cli/pg_ingest ;;
+            *) BENCH_BIN[$t]=$(find "$BENCH_BUILD_DIR" -type f -perm -u+x -name "$t" -print -quit) ;;
+        esac
+        [ -x "${BENCH_BIN[$t]}" ] || { log "build of $t produced no program"; unset "BENCH_BIN[$t]"; return 1; }
+        meta "program:$t" "${BENCH_BIN[$t]} ($type build of git $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'))"
+    done
 }

@@ -124,6 +124,17 @@ def main():
     for sc, key, run, secs, status, note in read_tsv(work, "latency.tsv", 6):
         c = latencies.setdefault((sc, key), Contender(sc, key, key, "", ""))
         c.runs.append((run, None, float(secs) if secs else None, status, note))
+    # other measured values (e.g. peak memory in MiB): declared with a unit, median per metric
+    measures = OrderedDict()
+    units = {}
+    for sc, key, label, unit, how in read_tsv(work, "measure_metrics.tsv", 5):
+        measures[(sc, key)] = Contender(sc, key, label, how, "")
+        units[(sc, key)] = unit
+    for sc, key, run, value, status, note in read_tsv(work, "measures.tsv", 6):
+        c = measures.setdefault((sc, key), Contender(sc, key, key, "", ""))
+        c.runs.append((run, None, float(value) if value else None, status, note))
+    bounds = read_tsv(work, "bounds.tsv", 5)  # SC label NUM_KEY DEN_KEY MAX
+    how_lines = read_tsv(work, "how.tsv", 2)  # SC text
     compares = read_tsv(work, "compare.tsv", 5)  # SC label NUM_KEY DEN_SC DEN_KEY
     notes = defaultdict(list)
     for sc, text in read_tsv(work, "notes.tsv", 2):
@@ -151,7 +162,20 @@ def main():
             else:
                 verdict = "PASS" if r >= float(mn) else "SHORT"
             out.append((sc, label, f"≥ {mn}×" if mn else "—", r, verdict))
-        return out
+        # upper bounds on a ratio of two measured values (e.g. peak memory at two sizes)
+        for sc, label, num, den, mx in bounds:
+            a, b = measures.get((sc, num)), measures.get((sc, den))
+            r = a.median / b.median if a and b and a.median and b.median else None
+            if r is None:
+                why = [c.label for c in (a, b) if c and c.median is None]
+                verdict = "NOT MEASURED" + (f" ({', '.join(why)}: see below)" if why else "")
+            elif any("wrong" in c.statuses() for c in (a, b)):
+                verdict = "INVALID (a run produced a wrong end state)"
+            else:
+                verdict = "PASS" if r <= float(mx) else "SHORT"
+            out.append((sc, label, f"≤ {mx}×", r, verdict))
+        order = {sc: i for i, sc in enumerate(scenarios)}
+        return sorted(out, key=lambda t: order.get(t[0], len(order)))  # stable: declared order
 
     status = meta.get("run_status", "?")
     L = []
@@ -199,7 +223,7 @@ def main():
     clusters = list(settings.keys())
     if clusters:
         gucs = list(OrderedDict.fromkeys(g for c in clusters for g in settings[c]))
-        names = {"main": "scenarios A, B, D", "c_ext": "C, with pg_ingest", "c_noext": "C, without"}
+        names = {"main": "scenarios A, B, D, E, F", "c_ext": "C, with pg_ingest", "c_noext": "C, without"}
         L.append("Read with `SHOW` from the running servers (all started by `scripts/pg-tmp --durable`).")
         L.append("")
         L.append("| setting | " + " | ".join(names.get(c, c) for c in clusters) + " |")
@@ -208,11 +232,14 @@ def main():
             L.append(f"| {g} | " + " | ".join(f"`{settings[c].get(g, '')}`" for c in clusters) + " |")
         L.append("")
     L.append(f"Client: {meta.get('psql', '?')}, on the same machine (Unix socket).")
+    for k, v in meta.items():
+        if k.startswith("program:"):
+            L.append(f"Program `{k.split(':', 1)[1]}`: {v}.")
     L.append("")
 
     L.append("## Targets")
     L.append("")
-    L.append("| scenario | ratio (rows/s ÷ rows/s, medians) | target | measured | result |")
+    L.append("| scenario | ratio of medians (rows/s ÷ rows/s; for ≤ targets the measured values) | target | measured | result |")
     L.append("|---|---|---|---|---|")
     trows = target_rows()
     for sc, label, tgt, r, verdict in trows:
@@ -226,8 +253,8 @@ def main():
         L.append("")
     if unmeasured:
         reasons = OrderedDict()
-        for c in contenders.values():
-            if c.rate is None or "wrong" in c.statuses():
+        for c in list(contenders.values()) + list(measures.values()):
+            if c.median is None or "wrong" in c.statuses():
                 reasons.setdefault(c.state(), []).append(f"{c.sc} {c.label}")
         L.append("Not measured or not valid:")
         L.append("")
@@ -265,6 +292,17 @@ def main():
                 rng = f"{min(t) * 1000:.1f} – {max(t) * 1000:.1f}" if t else "—"
                 L.append(f"| {c.label} | {len(t)} | {fmt_ms(c.median)} | {fmt_ms(p90(t))} | {rng} | {c.state()} |")
             L.append("")
+        meas = [c for c in measures.values() if c.sc == sc]
+        if meas:
+            L.append("| measure | runs | median | min – max | status |")
+            L.append("|---|---:|---:|---:|---|")
+            for c in meas:
+                t = c.ok_times()
+                u = units.get((c.sc, c.key), "")
+                rng = f"{min(t):,.1f} – {max(t):,.1f} {u}" if t else "—"
+                med = f"{c.median:,.1f} {u}" if c.median is not None else "—"
+                L.append(f"| {c.label} | {len(t)} | {med} | {rng} | {c.state()} |")
+            L.append("")
         L.append("How each contender ran:")
         L.append("")
         for c in contenders.values():
@@ -273,6 +311,9 @@ def main():
         for c in lats:
             if c.how:
                 L.append(f"- *{c.label}* (latency): {c.how}")
+        for c in meas:
+            if c.how:
+                L.append(f"- *{c.label}*: {c.how}")
         for csc, label, num, dsc, den in compares:
             if csc != sc:
                 continue
@@ -291,7 +332,7 @@ def main():
     L.append("## How measured")
     L.append("")
     L.append(
-        "Every number is the wall-clock time (bash `$EPOCHREALTIME`, µs resolution) of one `psql -X -f script` "
+        "Unless a scenario's line below says otherwise, every number is the wall-clock time (bash `$EPOCHREALTIME`, µs resolution) of one `psql -X -f script` "
         "process run on the same machine over the Unix socket, so it includes psql start-up and connecting "
         "(a few ms) and, for COPY, reading and sending the CSV file from the client side (`\\copy`, i.e. "
         "`COPY ... FROM STDIN`). Before each timed load, untimed: a fresh copy of the pre-filled table "
@@ -309,6 +350,10 @@ def main():
         "is comparable, the rows are a random sample of the shuffled load) and is checked against base "
         "plus those rows; the plain COPY reference against base plus the N new rows (2N rows). A run with a wrong end state is excluded from the median and flagged.")
     L.append("")
+    for sc, text in how_lines:
+        L.append(f"- Scenario {sc}: {text}")
+    if how_lines:
+        L.append("")
     if latencies:
         L.append("Contenders made of several client processes (the async load jobs of D) are timed by the "
                  "harness from before the first to after the last, as described under the scenario. "
@@ -338,6 +383,10 @@ def main():
         H.append("")
         for sc, label, tgt, r, verdict in trows:
             H.append(f"- {sc} {label}: {fmt_ratio(r)} (target {tgt}) {verdict}")
+        for c in measures.values():
+            vals = ", ".join((f"{v:,.1f}" if v is not None else "—") + ("" if st == "ok" else f" ({st})")
+                             for (_, _, v, st, _) in c.runs)
+            H.append(f"- {c.sc} {c.label}: {vals or '—'} {units.get((c.sc, c.key), '')}")
         for c in latencies.values():
             t = c.ok_times()
             H.append(f"- {c.sc} latency, {c.label}: median {fmt_ms(c.median)} ms, p90 {fmt_ms(p90(t))} ms "

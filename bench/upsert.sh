@@ -128,6 +128,16 @@ CHECKPOINT;
 EOF
 }
 
+# An empty copy of base (same columns and primary key), untimed, then CHECKPOINT.
+empty_target() { # DB
+    qf "$1" >/dev/null <<'EOF'
+DROP TABLE IF EXISTS target;
+CREATE TABLE target (LIKE base INCLUDING ALL);
+ALTER TABLE target SET (autovacuum_enabled = off);
+CHECKPOINT;
+EOF
+}
+
 UPSERT_PROBED="" UPSERT_OK=1 UPSERT_MSG=""
 upsert_available() {
     if [ -z "$UPSERT_PROBED" ]; then
