@@ -351,7 +351,11 @@ void Writer::Impl::open(std::string_view table, std::vector<std::string> request
 
     switch (options.write_mode) {
         case WriteMode::copy:
-            statement = !keyed      ? WriteStatement::copy_plain
+            // Strict is an append: a key that exists fails with the unique violation, which
+            // plain binary COPY gives without the merge engine's sort (repeats inside a batch
+            // are refused at write()).
+            statement = !keyed || options.conflict_mode == ConflictMode::strict
+                            ? WriteStatement::copy_plain
                         : extension ? WriteStatement::copy_extension
                                     : WriteStatement::copy_stage;
             break;

@@ -74,7 +74,8 @@ struct PG_INGEST_API WriterHooks {
 //   copy   binary COPY ... WITH (ON_CONFLICT '<mode>') through the pg_ingest extension; when
 //          the extension is not installed in the database, binary COPY into a temporary table
 //          and INSERT ... SELECT ... ON CONFLICT (UPDATE ... FROM for update) in the same
-//          transaction. Tables without a key get a plain binary COPY.
+//          transaction. Tables without a key, and conflictmode=strict (an append: an existing
+//          key fails with 23505), get a plain binary COPY.
 //   insert multi-row INSERT with binary parameters; on a unique violation in upsert/ignore
 //          conflict modes the batch is re-sent as upsert statements (update mode always uses
 //          UPDATE; strict keeps the error).

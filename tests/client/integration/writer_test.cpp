@@ -244,6 +244,19 @@ BOOST_AUTO_TEST_CASE(copy_mode_uses_the_extension_when_it_is_installed) {
     Writer writer(make_pool(), "wr_ext", {}, options);
     BOOST_TEST(writer.uses_extension());
     BOOST_TEST(writer.key_columns() == std::vector<std::string>{"id"});
+    // Strict is an append: plain binary COPY, the key still checked inside a batch.
+    options.conflict_mode = ConflictMode::strict;
+    options.exception_mode = ExceptionMode::strict;
+    Writer append(make_pool(), "wr_ext", {}, options);
+    BOOST_TEST(!append.uses_extension());
+    BOOST_TEST(append.key_columns() == std::vector<std::string>{"id"});
+    append.write({1, "a"});
+    BOOST_TEST(error_state([&] { append.write({1, "b"}); }) == "23505");
+    append.close();
+    Writer again(make_pool(), "wr_ext", {}, options);
+    again.write({1, "c"});
+    BOOST_TEST(error_state([&] { again.flush(); }) == "23505");
+    BOOST_TEST(scalar(c, "SELECT string_agg(v, ',') FROM wr_ext") == "a");
 }
 
 BOOST_AUTO_TEST_CASE(every_type_round_trips_through_binary_copy) {
