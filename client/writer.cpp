@@ -507,22 +507,29 @@ void Writer::Impl::add_write(Row row) {
                           "22P04");
     }
     Slot slot;
+    // The "column, row" prefix of a message is built only when there is an error: this loop
+    // runs for every value written.
+    const auto where = [&](std::size_t i) {
+        return "column \"" + column_names[i] + "\", row " + std::to_string(number);
+    };
     for (std::size_t i = 0; i < row.size(); ++i) {
-        const std::string what =
-            "column \"" + column_names[i] + "\", row " + std::to_string(number);
         if (row[i].is_null() && not_null[i]) {
-            throw usage_error(what + ": NULL in a NOT NULL column", "23502");
+            throw usage_error(where(i) + ": NULL in a NOT NULL column", "23502");
         }
-        encode_field(row[i], types[i], slot.fields, what);
+        try {
+            encode_field(row[i], types[i], slot.fields, "");
+        } catch (const Error& error) {
+            throw Error(where(i) + ": " + error.what(), error.sqlstate(), error.detail(),
+                        error.hint(), true);
+        }
     }
+    // Only the key's comparison bytes: its encoded fields are needed for deletes, which
+    // erase() encodes itself.
     for (const std::size_t k : key_positions) {
         if (row[k].is_null()) {
-            throw usage_error("column \"" + column_names[k] + "\", row " + std::to_string(number) +
-                                  ": NULL in a key column",
-                              "23502");
+            throw usage_error(where(k) + ": NULL in a key column", "23502");
         }
         append_key_bytes(row[k], types[k], slot.key);
-        encode_field(row[k], types[k], slot.key_fields, "");
     }
     ++row_counter;
     if (!keyed) {
@@ -537,6 +544,9 @@ void Writer::Impl::add_write(Row row) {
     slot.values = std::move(row);
     std::optional<RejectedRow> duplicate;
     std::uint64_t deduplicated = 0;
+    if (keyed && batch.operations == 0) {
+        batch.index.reserve(std::min<std::size_t>(options.batch_size, 1u << 16));
+    }
     const auto found = keyed ? batch.index.find(slot.key) : batch.index.end();
     if (found == batch.index.end()) {
         if (keyed) {
