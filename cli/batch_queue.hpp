@@ -3,8 +3,13 @@
 
 #include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <deque>
+#include <exception>
+#include <functional>
 #include <mutex>
+#include <thread>
+#include <vector>
 
 #include "records.hpp"
 
@@ -55,5 +60,33 @@ class BatchQueue {
     std::deque<Batch> m_items;
     bool m_closed = false;
 };
+
+// The reading side of a parallel load: pushes every batch of `reader` into `queue`, closes it,
+// joins the loading `threads`, and rethrows `failure` — the first error, recorded through `fail`
+// by a loader or here by the reader (which also discards what is still queued).
+inline void feed_and_join(InputReader& reader, std::uint64_t batch_rows, std::size_t batch_bytes,
+                          BatchQueue& queue, std::vector<std::thread>& threads,
+                          const std::function<void(std::exception_ptr)>& fail,
+                          const std::exception_ptr& failure) {
+    try {
+        Batch batch;
+        while (reader.next(batch, batch_rows, batch_bytes)) {
+            if (!queue.push(std::move(batch))) {
+                break;  // a loader failed
+            }
+            batch = Batch();
+        }
+        queue.close(false);
+    } catch (...) {
+        fail(std::current_exception());
+        queue.close(true);
+    }
+    for (auto& thread : threads) {
+        thread.join();
+    }
+    if (failure) {
+        std::rethrow_exception(failure);
+    }
+}
 
 }  // namespace pg_ingest::cli

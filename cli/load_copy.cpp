@@ -284,25 +284,7 @@ void load_with_copy(const LoadSettings& s, const ConnectionOptions& options, Inp
     for (std::size_t i = 0; i < s.parallel; ++i) {
         threads.emplace_back(worker);
     }
-    try {
-        Batch batch;
-        while (reader.next(batch, s.batch_size, s.batch_bytes)) {
-            if (!queue.push(std::move(batch))) {
-                break;  // a worker failed
-            }
-            batch = Batch();
-        }
-        queue.close(false);
-    } catch (...) {
-        fail(std::current_exception());
-        queue.close(true);
-    }
-    for (auto& thread : threads) {
-        thread.join();
-    }
-    if (failure) {
-        std::rethrow_exception(failure);
-    }
+    feed_and_join(reader, s.batch_size, s.batch_bytes, queue, threads, fail, failure);
 }
 
 }  // namespace pg_ingest::cli

@@ -461,25 +461,7 @@ void load_with_writer(const LoadSettings& s, const ConnectionOptions& connection
             }
         });
     }
-    try {
-        Batch batch;
-        while (reader.next(batch, batch_rows, s.batch_bytes)) {
-            if (!queue.push(std::move(batch))) {
-                break;  // a worker failed
-            }
-            batch = Batch();
-        }
-        queue.close(false);
-    } catch (...) {
-        fail(std::current_exception());
-        queue.close(true);
-    }
-    for (auto& thread : threads) {
-        thread.join();
-    }
-    if (failure) {
-        std::rethrow_exception(failure);
-    }
+    feed_and_join(reader, batch_rows, s.batch_bytes, queue, threads, fail, failure);
 }
 
 }  // namespace pg_ingest::cli
