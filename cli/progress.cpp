@@ -54,7 +54,9 @@ Progress::Progress(std::string label, Style style, std::optional<std::uint64_t> 
     : m_label(std::move(label)),
       m_style(style),
       m_total(total_bytes),
-      m_start(std::chrono::steady_clock::now()) {
+      m_start(std::chrono::steady_clock::now()),
+      // Read here, not on the progress thread: a load may set TZ (setenv) while that thread runs.
+      m_period(m_style == Style::bar ? std::chrono::milliseconds(200) : line_interval()) {
     if (m_style != Style::none) {
         m_thread = std::thread([this] { run(); });
     }
@@ -134,9 +136,8 @@ std::string Progress::render(bool for_terminal) {
 
 void Progress::run() {
     const bool terminal = m_style == Style::bar;
-    const auto period = terminal ? std::chrono::milliseconds(200) : line_interval();
     std::unique_lock<std::mutex> lock(m_mutex);
-    while (!m_wake.wait_for(lock, period, [this] { return m_stopping; })) {
+    while (!m_wake.wait_for(lock, m_period, [this] { return m_stopping; })) {
         lock.unlock();
         const std::string line = render(terminal);
         if (terminal) {

@@ -53,6 +53,7 @@ class Progress {
     Style m_style;
     std::optional<std::uint64_t> m_total;
     std::chrono::steady_clock::time_point m_start;
+    std::chrono::milliseconds m_period;  // between redraws / lines
     std::atomic<std::uint64_t> m_rows{0};
     std::atomic<std::uint64_t> m_bytes{0};
 
