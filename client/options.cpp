@@ -198,6 +198,8 @@ void Options::set(std::string_view raw_key, std::string_view value) {
         case_sensitive = parse_bool(key, value);
     } else if (key == "verbose") {
         verbose = parse_bool(key, value);
+    } else if (key == "backgroundflush") {
+        background_flush = parse_bool(key, value);
     } else if (key == "conflictcolumns") {
         conflict_columns = parse_list(value);
     } else if (key == "updatecolumns") {

@@ -191,9 +191,16 @@ struct Writer::Impl {
     mutable std::mutex metrics_mutex;
     WriterMetrics metrics;
 
-    std::thread timer;
-    std::condition_variable timer_wakeup;
+    // The writer's own thread: sends a full batch (backgroundflush) and a batch whose
+    // batchwritetimeoutms has passed. State below is guarded by batch_mutex.
+    std::thread flusher;
+    std::condition_variable flusher_wakeup;  // batch full, timer due, error consumed, stopping
+    std::condition_variable batch_space;     // the full batch was taken, or the flusher failed
+    bool flusher_running = false;
     bool stopping = false;
+    // The batch of pending_error is kept (failed_batches) and is re-sent by the next flush: a
+    // later flush that sends it (or fails with a fresh error about it) supersedes the error.
+    bool pending_error_kept = false;
 
     void log(LogLevel level, const std::string& message) const noexcept {
         if (!hooks.on_log ||
@@ -218,9 +225,15 @@ struct Writer::Impl {
     bool over_limits() const {
         return batch.operations >= options.batch_size || batch.bytes >= options.batch_bytes;
     }
+    // A full batch is the flusher's to send (write() does not send it itself).
+    bool hands_off() const { return flusher_running && options.background_flush; }
+    void wait_for_space(std::unique_lock<std::mutex>& lock);
 
     // -- flushing
-    void flush_all();
+    // Sends the kept batches, then the current one. `failure_kept` (if given) tells, when it
+    // throws, whether the failed batch is kept for the next flush.
+    void flush_all(bool* failure_kept = nullptr);
+    void supersede_kept_error();
     void send(Batch& batch, bool& drop);
     CommitOutcome resolve_commit(std::uint64_t xid);
     void run_attempt(Connection& connection, const std::vector<const Slot*>& deletes,
@@ -236,8 +249,8 @@ struct Writer::Impl {
                  std::size_t begin, std::size_t end, Clock::time_point deadline, bool stop_at_first,
                  bool conflict_fallback, std::vector<RejectedRow>& rejects);
 
-    void timer_loop();
-    void stop_timer() noexcept;
+    void flusher_loop();
+    void stop_flusher() noexcept;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -489,16 +502,29 @@ void Writer::Impl::rethrow_pending() {
     if (pending_error) {
         std::exception_ptr error = pending_error;
         pending_error = nullptr;
+        flusher_wakeup.notify_all();  // a full batch may be sent again
         std::rethrow_exception(error);
+    }
+}
+
+// Back-pressure: while the flusher has a full batch to take, write() waits (at most two batches
+// are buffered: the one being sent and the full one). A flusher failure is thrown here.
+void Writer::Impl::wait_for_space(std::unique_lock<std::mutex>& lock) {
+    for (;;) {
+        rethrow_pending();
+        if (closed) {
+            throw usage_error("writer is closed", "55000");
+        }
+        if (!(hands_off() && batch.operations > 0 && over_limits())) {
+            return;
+        }
+        batch_space.wait(lock);
     }
 }
 
 void Writer::Impl::add_write(Row row) {
     std::unique_lock<std::mutex> lock(batch_mutex);
-    rethrow_pending();
-    if (closed) {
-        throw usage_error("writer is closed", "55000");
-    }
+    wait_for_space(lock);
     const std::uint64_t number = row_counter + 1;
     if (row.size() != column_names.size()) {
         throw usage_error("row " + std::to_string(number) + " has " + std::to_string(row.size()) +
@@ -600,7 +626,7 @@ void Writer::Impl::add_write(Row row) {
     }
     if (batch.operations == 0) {
         batch.started = Clock::now();
-        timer_wakeup.notify_all();
+        flusher_wakeup.notify_all();
     }
     ++batch.operations;
     batch.bytes += bytes;
@@ -612,7 +638,10 @@ void Writer::Impl::add_write(Row row) {
             ++metrics.rows_rejected;
         }
     }
-    const bool full = over_limits();
+    const bool full = over_limits() && !hands_off();
+    if (over_limits() && hands_off()) {
+        flusher_wakeup.notify_all();
+    }
     lock.unlock();
     if (duplicate) {
         if (options.exception_mode == ExceptionMode::strict) {
@@ -632,10 +661,7 @@ void Writer::Impl::add_write(Row row) {
 
 void Writer::Impl::add_erase(Row key) {
     std::unique_lock<std::mutex> lock(batch_mutex);
-    rethrow_pending();
-    if (closed) {
-        throw usage_error("writer is closed", "55000");
-    }
+    wait_for_space(lock);
     if (!keyed) {
         throw usage_error("erase() needs a key: table " + table_label() + " has none", "0A000");
     }
@@ -680,7 +706,7 @@ void Writer::Impl::add_erase(Row key) {
     slot->delete_row_number = number;
     if (batch.operations == 0) {
         batch.started = Clock::now();
-        timer_wakeup.notify_all();
+        flusher_wakeup.notify_all();
     }
     ++batch.operations;
     batch.bytes += slot->key_fields.size();
@@ -689,7 +715,10 @@ void Writer::Impl::add_erase(Row key) {
         ++metrics.deletes_in;
         metrics.rows_deduplicated += deduplicated;
     }
-    const bool full = over_limits();
+    const bool full = over_limits() && !hands_off();
+    if (over_limits() && hands_off()) {
+        flusher_wakeup.notify_all();
+    }
     lock.unlock();
     if (full) {
         flush_all();
@@ -699,7 +728,7 @@ void Writer::Impl::add_erase(Row key) {
 // ---------------------------------------------------------------------------------------------
 // Flushing
 
-void Writer::Impl::flush_all() {
+void Writer::Impl::flush_all(bool* failure_kept) {
     std::lock_guard<std::mutex> flush_lock(flush_mutex);
     // Earlier batches whose retries ran out go first, in order.
     while (!failed_batches.empty()) {
@@ -710,6 +739,10 @@ void Writer::Impl::flush_all() {
             if (drop) {
                 failed_batches.pop_front();
             }
+            if (failure_kept) {
+                *failure_kept = !drop;
+            }
+            supersede_kept_error();
             throw;
         }
         failed_batches.pop_front();
@@ -718,8 +751,10 @@ void Writer::Impl::flush_all() {
     {
         std::lock_guard<std::mutex> lock(batch_mutex);
         std::swap(current, batch);
+        batch_space.notify_all();
     }
     if (current.slots.empty()) {
+        supersede_kept_error();
         return;
     }
     bool drop = false;
@@ -729,7 +764,24 @@ void Writer::Impl::flush_all() {
         if (!drop) {
             failed_batches.push_back(std::move(current));
         }
+        if (failure_kept) {
+            *failure_kept = !drop;
+        }
+        supersede_kept_error();
         throw;
+    }
+    supersede_kept_error();
+}
+
+// Every batch kept by an earlier failure has now been sent, or has failed again with an error
+// of its own that is being thrown: a pending error about a kept batch says nothing new. An
+// error whose rows were dropped stays until it is thrown.
+void Writer::Impl::supersede_kept_error() {
+    std::lock_guard<std::mutex> lock(batch_mutex);
+    if (pending_error && pending_error_kept) {
+        pending_error = nullptr;
+        pending_error_kept = false;
+        flusher_wakeup.notify_all();
     }
 }
 
@@ -1146,42 +1198,56 @@ void Writer::Impl::apply_writes(Connection& connection, const std::vector<const 
 }
 
 // ---------------------------------------------------------------------------------------------
-// The timer
+// The flusher thread
 
-void Writer::Impl::timer_loop() {
+void Writer::Impl::flusher_loop() {
     std::unique_lock<std::mutex> lock(batch_mutex);
     while (!stopping) {
-        if (batch.operations == 0) {
-            timer_wakeup.wait(lock);
-            continue;
-        }
-        const auto due = batch.started + options.batch_write_timeout;
-        if (Clock::now() < due) {
-            timer_wakeup.wait_until(lock, due);
-            continue;
+        // A full batch is sent at once, unless its last failure has not been thrown yet (the
+        // next write() throws it, then the batch is tried again).
+        const bool full =
+            options.background_flush && batch.operations > 0 && over_limits() && !pending_error;
+        if (!full) {
+            if (batch.operations == 0 || options.batch_write_timeout.count() == 0) {
+                flusher_wakeup.wait(lock);
+                continue;
+            }
+            const auto due = batch.started + options.batch_write_timeout;
+            if (Clock::now() < due) {
+                flusher_wakeup.wait_until(lock, due);
+                continue;
+            }
         }
         lock.unlock();
+        bool kept = false;
         try {
-            flush_all();
+            flush_all(&kept);
         } catch (...) {
             lock.lock();
             pending_error = std::current_exception();
-            // Back off: the batch stays queued; try again after another period.
-            timer_wakeup.wait_for(lock, options.batch_write_timeout);
+            pending_error_kept = kept;
+            batch_space.notify_all();
+            if (options.batch_write_timeout.count() > 0) {
+                // Back off: the batch stays queued; try again after another period (or as soon
+                // as a write() has thrown the error and a full batch waits).
+                flusher_wakeup.wait_for(lock, options.batch_write_timeout);
+            }
             continue;
         }
         lock.lock();
     }
 }
 
-void Writer::Impl::stop_timer() noexcept {
+void Writer::Impl::stop_flusher() noexcept {
     {
         std::lock_guard<std::mutex> lock(batch_mutex);
         stopping = true;
+        flusher_running = false;
     }
-    timer_wakeup.notify_all();
-    if (timer.joinable()) {
-        timer.join();
+    flusher_wakeup.notify_all();
+    batch_space.notify_all();
+    if (flusher.joinable()) {
+        flusher.join();
     }
 }
 
@@ -1198,8 +1264,9 @@ Writer::Writer(std::shared_ptr<ConnectionPool> pool, std::string_view table,
     m_impl->options = std::move(options);
     m_impl->hooks = std::move(hooks);
     m_impl->open(table, std::move(columns));
-    if (m_impl->options.batch_write_timeout.count() > 0) {
-        m_impl->timer = std::thread([impl = m_impl.get()] { impl->timer_loop(); });
+    if (m_impl->options.batch_write_timeout.count() > 0 || m_impl->options.background_flush) {
+        m_impl->flusher_running = true;
+        m_impl->flusher = std::thread([impl = m_impl.get()] { impl->flusher_loop(); });
     }
 }
 
@@ -1214,7 +1281,7 @@ Writer::~Writer() {
     if (!m_impl) {
         return;
     }
-    m_impl->stop_timer();
+    m_impl->stop_flusher();
     std::uint64_t discarded = m_impl->batch.operations;
     for (const auto& batch : m_impl->failed_batches) {
         discarded += batch.operations;
@@ -1245,6 +1312,9 @@ void Writer::flush() {
         m_impl->rethrow_pending();
     }
     m_impl->flush_all();
+    // A background flush that failed while this one waited for it, dropping its rows.
+    std::lock_guard<std::mutex> lock(m_impl->batch_mutex);
+    m_impl->rethrow_pending();
 }
 
 void Writer::close() {
@@ -1256,7 +1326,11 @@ void Writer::close() {
         m_impl->rethrow_pending();
     }
     m_impl->flush_all();
-    m_impl->stop_timer();
+    {
+        std::lock_guard<std::mutex> lock(m_impl->batch_mutex);
+        m_impl->rethrow_pending();
+    }
+    m_impl->stop_flusher();
     std::lock_guard<std::mutex> lock(m_impl->batch_mutex);
     m_impl->closed = true;
 }

@@ -145,7 +145,8 @@ pg_ingest::Options writer_options(pg_ingest::WriteMode mode, pg_ingest::Conflict
     options.write_mode = mode;
     options.conflict_mode = conflict;
     options.batch_size = batch_size;
-    // Flushes only when a batch is full and at close(): no timer thread, same batches each run.
+    // Flushes only when a batch is full (on the Writer's thread, backgroundflush) and at close():
+    // no timer, same batches each run.
     options.batch_write_timeout = std::chrono::milliseconds(0);
     options.exception_mode = pg_ingest::ExceptionMode::strict;
     return options;

@@ -75,7 +75,7 @@ scenario_E() {
     contender "$sc" copy "psql \\copy (reference)" \
         "\\copy target FROM fresh.csv WITH (FORMAT csv): $n new rows into an empty (LIKE base INCLUDING ALL) table, one transaction; psql process wall time" ref
     contender "$sc" writer "Writer append (copy, conflictmode strict)" \
-        "pg_ingest::Writer, writemode copy, conflictmode strict, exceptionmode strict, batchsize $BENCH_WRITER_BATCH (one transaction per batch, each batch sorted by key), batchwritetimeoutms 0; write() of the same $n rows, then close(). On a table with a key the Writer always sends COPY ... WITH (FORMAT binary, ON_CONFLICT 'strict', CONFLICT_COLUMNS 'id'), i.e. through the extension's merge engine: it has no plain-COPY mode for keyed tables"
+        "pg_ingest::Writer, writemode copy, conflictmode strict, exceptionmode strict, batchsize $BENCH_WRITER_BATCH (one transaction per batch, each batch sorted by key), batchwritetimeoutms 0, backgroundflush on (the default: a full batch is sent by the Writer's thread while write() fills the next); write() of the same $n rows, then close(). With conflictmode strict each batch is a plain COPY target FROM STDIN WITH (FORMAT binary): a key already in the table fails the batch with 23505"
     contender "$sc" binary "library binary COPY, no Writer" \
         "pg_ingest::Connection + CopyIn + encode_field: one COPY target FROM STDIN WITH (FORMAT binary) of the same rows in file order, one transaction (what the Writer's append could cost without COPY ON CONFLICT; no target)"
     contender "$sc" stream_to "libpqxx stream_to" \

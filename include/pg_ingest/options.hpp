@@ -43,6 +43,9 @@ PG_INGEST_API const char* to_string(ExceptionMode mode) noexcept;
 //   targetschema           schema of the target table                            [public]
 //   casesensitive          0|1|true|false: match table/column names exactly      [0]
 //   verbose                0|1|true|false: informational log messages            [0]
+//   backgroundflush        0|1|true|false: a full batch is sent by the writer's
+//                          own thread while write() fills the next one (at most
+//                          two batches buffered); 0 = write() sends it itself    [1]
 //   conflictcolumns        comma-separated key columns (default: primary key,
 //                          else the only unique key)                             []
 //   updatecolumns          comma-separated columns overwritten on conflict
@@ -69,6 +72,7 @@ struct PG_INGEST_API Options {
     std::string target_schema = "public";
     bool case_sensitive = false;
     bool verbose = false;
+    bool background_flush = true;
     std::vector<std::string> conflict_columns;
     std::vector<std::string> update_columns;
     std::chrono::milliseconds flush_timeout{300000};

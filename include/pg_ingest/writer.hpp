@@ -83,9 +83,13 @@ struct PG_INGEST_API WriterHooks {
 //          for update; plain INSERT for strict.
 // Deletes (erase) are sent first, as DELETE ... WHERE (key) IN (...), in the same transaction.
 //
-// Flushes happen when batchsize operations or batchbytes encoded bytes are buffered (inside the
-// write() that crosses the limit), batchwritetimeoutms after the batch's first row (on the
-// writer's timer thread, also when no new rows arrive), on flush() and close().
+// Flushes happen when batchsize operations or batchbytes encoded bytes are buffered,
+// batchwritetimeoutms after the batch's first row (also when no new rows arrive), on flush() and
+// close(). A full batch is sent by the writer's own thread (backgroundflush, the default) while
+// write() fills the next one, so encoding overlaps the server's work; a write() that finds the
+// next batch full as well waits until the first is sent (at most two batches are buffered).
+// With backgroundflush=0 the write() that fills a batch sends it itself. Batches are sent one at
+// a time, in order, on one transaction each.
 //
 // Errors at flush: transient ones (is_transient_sqlstate, lost connection) re-send the whole
 // batch on a fresh transaction, maxretrytimes times, waiting retrywaittime, doubled each time;
@@ -102,12 +106,16 @@ struct PG_INGEST_API WriterHooks {
 // batch that did not commit, so an append batch is never loaded twice. When the server cannot
 // be asked, the flush throws Error 08007 and the batch is kept with its question: the next
 // flush asks again before sending anything.
-// Errors of a timer-triggered flush are thrown by the next write()/erase()/flush()/close(),
-// which then does nothing else (a write() that throws such an error did not add its row).
+// Errors of a flush on the writer's thread (a full batch, or the timer) are thrown by the next
+// write()/erase()/flush()/close(), which then does nothing else (a write() that throws such an
+// error did not add its row); flush() and close() also throw one that happens while they wait.
+// An error whose batch was kept is not thrown once a later flush has sent that batch (or failed
+// on it with an error of its own); an error whose rows were dropped is always thrown.
 //
 // Threading: write(), erase(), flush() and close() may be called from several threads; batches
-// are applied in order. Blocking: write()/erase() block while they flush; each flush attempt is
-// bounded by flushtimeoutms (connection wait included), retries add their back-off.
+// are applied in order. Blocking: write()/erase() block while they flush (backgroundflush=0) or
+// while both buffered batches are full; each flush attempt is bounded by flushtimeoutms
+// (connection wait included), retries add their back-off.
 class PG_INGEST_API Writer {
   public:
     // Opens the writer: reads the schema, resolves `columns` (empty = every writable column)
@@ -123,9 +131,10 @@ class PG_INGEST_API Writer {
 
     Writer(const Writer&) = delete;
     Writer& operator=(const Writer&) = delete;
-    // Stops the timer thread and DISCARDS unflushed rows (counted in rows_discarded and logged
-    // as a warning): a destructor cannot report errors, so it never sends anything. Call
-    // close() to flush. Never throws.
+    // Stops the writer's thread and DISCARDS unflushed rows (counted in rows_discarded and
+    // logged as a warning): a destructor cannot report errors, so it sends nothing new. A batch
+    // the writer's thread is already sending is finished (whole, in its one transaction) before
+    // the destructor returns. Call close() to flush. Never throws.
     ~Writer();
 
     // Adds one row (values in the writer's column order). Checks arity (22P04), types and ranges
@@ -138,7 +147,7 @@ class PG_INGEST_API Writer {
     void erase(Row key);
     // Sends everything buffered now and waits for it (see the error rules above).
     void flush();
-    // Flushes, then stops the timer. Further write()/erase() throw. Idempotent.
+    // Flushes, then stops the writer's thread. Further write()/erase() throw. Idempotent.
     void close();
 
     WriterMetrics metrics() const;

@@ -648,12 +648,13 @@ BOOST_AUTO_TEST_CASE(batch_timeout_flushes_in_the_background_without_new_rows) {
     writer.close();
 }
 
-BOOST_AUTO_TEST_CASE(batchsize_and_byte_budget_trigger_flushes_inside_write) {
+BOOST_AUTO_TEST_CASE(without_backgroundflush_batchsize_and_byte_budget_flush_inside_write) {
     Connection c = test::connect();
     c.execute(
         "DROP TABLE IF EXISTS wr_budget; CREATE TABLE wr_budget (id int PRIMARY KEY, v text)");
     Options options;
     options.batch_write_timeout = 0ms;
+    options.background_flush = false;
     options.batch_size = 10;
     {
         Writer writer(make_pool(), "wr_budget", {}, options);
@@ -673,6 +674,123 @@ BOOST_AUTO_TEST_CASE(batchsize_and_byte_budget_trigger_flushes_inside_write) {
     BOOST_TEST(writer.metrics().flushes >= 2u);
     writer.close();
     BOOST_TEST(scalar(c, "SELECT count(*) FROM wr_budget") == "35");
+}
+
+// Waits until `sql` returns `expected` (bounded), for state another thread produces.
+bool eventually(Connection& c, const std::string& sql, const std::string& expected) {
+    const auto until = std::chrono::steady_clock::now() + 10s;
+    while (std::chrono::steady_clock::now() < until) {
+        if (scalar(c, sql) == expected) {
+            return true;
+        }
+        std::this_thread::sleep_for(10ms);
+    }
+    return false;
+}
+
+BOOST_AUTO_TEST_CASE(a_full_batch_is_sent_while_write_fills_the_next_and_a_third_waits) {
+    Connection c = test::connect();
+    c.execute("DROP TABLE IF EXISTS wr_behind; CREATE TABLE wr_behind (id int PRIMARY KEY)");
+    Options options;
+    options.batch_write_timeout = 0ms;
+    options.batch_size = 10;
+    options.batch_bytes = 1u << 20;
+    Writer writer(make_pool(), "wr_behind", {}, options);
+    // The first batch's COPY waits for this lock: the writer's thread is busy with it.
+    Connection holder = test::connect();
+    holder.execute("BEGIN; LOCK TABLE wr_behind IN ACCESS EXCLUSIVE MODE");
+    for (int i = 0; i < 20; ++i) {
+        writer.write({i});  // batch 1 handed off, batch 2 filled: no write() waits
+    }
+    BOOST_TEST(eventually(c,
+                          "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                          "AND query LIKE 'COPY%wr_behind%'",
+                          "1"));
+    BOOST_TEST(writer.metrics().flushes == 0u);
+    std::atomic<bool> third_done{false};
+    std::thread third([&] {
+        writer.write({20});  // both batches full: waits until batch 1 is sent
+        third_done = true;
+    });
+    std::this_thread::sleep_for(300ms);
+    BOOST_TEST(!third_done.load());
+    holder.execute("COMMIT");
+    third.join();
+    BOOST_TEST(third_done.load());
+    writer.close();
+    BOOST_TEST(writer.metrics().flushes == 3u);
+    BOOST_TEST(writer.metrics().rows_out == 21u);
+    BOOST_TEST(scalar(c, "SELECT count(*) FROM wr_behind") == "21");
+}
+
+BOOST_AUTO_TEST_CASE(a_background_flush_error_naming_a_dropped_row_is_thrown_by_the_next_call) {
+    Connection c = test::connect();
+    c.execute(
+        "DROP TABLE IF EXISTS wr_bg_bad; "
+        "CREATE TABLE wr_bg_bad (id int PRIMARY KEY, n int CHECK (n >= 0))");
+    Options options;
+    options.batch_write_timeout = 0ms;
+    options.batch_size = 10;
+    options.exception_mode = ExceptionMode::strict;
+    Writer writer(make_pool(), "wr_bg_bad", {}, options);
+    for (int i = 1; i <= 10; ++i) {
+        writer.write({i, i == 7 ? -1 : i});  // row 7 breaks the CHECK; the batch goes on its own
+    }
+    const auto until = std::chrono::steady_clock::now() + 10s;
+    while (writer.metrics().flush_failures == 0 && std::chrono::steady_clock::now() < until) {
+        std::this_thread::sleep_for(10ms);
+    }
+    BOOST_TEST_REQUIRE(writer.metrics().flush_failures == 1u);
+    try {
+        writer.write({11, 11});
+        BOOST_FAIL("write() after a failed background flush did not throw");
+    } catch (const Error& error) {
+        BOOST_TEST(error.sqlstate() == "23514");
+        BOOST_TEST(error.row_number() == 7u);
+        BOOST_TEST(std::string(error.what()).find("row 7") != std::string::npos, error.what());
+    }
+    BOOST_TEST(writer.metrics().rows_discarded == 10u);
+    writer.write({12, 12});  // thrown once: the writer goes on
+    writer.close();
+    BOOST_TEST(scalar(c, "SELECT string_agg(id::text, ',') FROM wr_bg_bad") == "12");
+}
+
+BOOST_AUTO_TEST_CASE(a_kept_batch_error_is_not_thrown_once_a_later_flush_has_sent_the_batch) {
+    Connection c = test::connect();
+    c.execute(
+        "DROP TABLE IF EXISTS wr_bg_kept; DROP TABLE IF EXISTS wr_bg_gate; "
+        "CREATE TABLE wr_bg_gate (closed bool); INSERT INTO wr_bg_gate VALUES (true); "
+        "CREATE TABLE wr_bg_kept (id int PRIMARY KEY); "
+        "CREATE FUNCTION wr_bg_gate_check() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "  IF (SELECT closed FROM wr_bg_gate) THEN PERFORM pg_sleep(0.5); "
+        "    RAISE EXCEPTION 'gate closed' USING ERRCODE = '42501'; END IF; RETURN NULL; END $$; "
+        "CREATE TRIGGER gate BEFORE INSERT ON wr_bg_kept "
+        "  FOR EACH STATEMENT EXECUTE FUNCTION wr_bg_gate_check()");
+    Options options;
+    options.batch_write_timeout = 0ms;
+    options.batch_size = 10;
+    options.write_mode = WriteMode::insert;
+    options.conflict_mode = ConflictMode::strict;
+    Writer writer(make_pool(), "wr_bg_kept", {}, options);
+    for (int i = 1; i <= 10; ++i) {
+        writer.write({i});
+    }
+    // The writer's thread is inside the failing attempt; open the gate and flush() meanwhile:
+    // flush() waits for that attempt (42501, batch kept), then sends the kept batch itself.
+    BOOST_TEST_REQUIRE(
+        eventually(c,
+                   "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep' "
+                   "AND query LIKE 'INSERT INTO%wr_bg_kept%'",
+                   "1"));
+    c.execute("UPDATE wr_bg_gate SET closed = false");
+    BOOST_CHECK_NO_THROW(writer.flush());
+    BOOST_TEST(writer.metrics().flush_failures == 1u);
+    BOOST_TEST(writer.metrics().flushes == 1u);
+    BOOST_TEST(scalar(c, "SELECT count(*) FROM wr_bg_kept") == "10");
+    BOOST_CHECK_NO_THROW(writer.write({11}));
+    BOOST_CHECK_NO_THROW(writer.close());
+    BOOST_TEST(scalar(c, "SELECT count(*) FROM wr_bg_kept") == "11");
+    c.execute("DROP TABLE wr_bg_kept; DROP FUNCTION wr_bg_gate_check(); DROP TABLE wr_bg_gate");
 }
 
 BOOST_AUTO_TEST_CASE(destructor_discards_unflushed_rows_and_says_so) {

@@ -45,6 +45,7 @@ BOOST_AUTO_TEST_CASE(defaults_are_the_connector_defaults) {
     BOOST_TEST(options.target_schema == "public");
     BOOST_TEST(!options.case_sensitive);
     BOOST_TEST(!options.verbose);
+    BOOST_TEST(options.background_flush);
     BOOST_TEST(options.max_temp_file_size == 100663296u);
     BOOST_TEST(options.clean_temp_data);
     BOOST_CHECK_NO_THROW(options.validate());
@@ -93,6 +94,21 @@ BOOST_AUTO_TEST_CASE(writemode_numbers_follow_the_seed_and_names_are_accepted) {
     options.set("writemode", "Copy");
     BOOST_TEST((options.write_mode == WriteMode::copy));
     BOOST_TEST(std::string(pg_ingest::to_string(WriteMode::insert)) == "insert");
+}
+
+BOOST_AUTO_TEST_CASE(backgroundflush_is_a_boolean) {
+    Options options;
+    options.set("backgroundflush", "0");
+    BOOST_TEST(!options.background_flush);
+    options.set("BackgroundFlush", "true");
+    BOOST_TEST(options.background_flush);
+    BOOST_CHECK_EXCEPTION(options.set("backgroundflush", "sometimes"), pg_ingest::Error,
+                          [](const pg_ingest::Error& e) {
+                              return e.sqlstate() == "22023" &&
+                                     std::string(e.what()).find("backgroundflush") !=
+                                         std::string::npos;
+                          });
+    BOOST_TEST(options.background_flush);  // unchanged by the refused value
 }
 
 BOOST_AUTO_TEST_CASE(every_conflict_mode_name_is_accepted) {
