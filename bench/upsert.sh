@@ -7,6 +7,10 @@
 #   fresh.csv   the same rows with ids shifted to N+1..2N    (reference: plain COPY, all new keys)
 #   multi.sql   the load as multi-row INSERT ... ON CONFLICT DO UPDATE, BENCH_BATCH rows each
 #   perrow.sql  PREPARE + one EXECUTE per row for the first BENCH_PERROW_ROWS rows of the load
+#   new.csv     the load's rows whose keys are new, in rn order, and table `floor_existing`
+#               (the rows whose keys exist): the floor contender, a lower bound rather than a
+#               loader (COPY of the new half + UPDATE ... FROM of the existing half, whose rows
+#               are already in a table: neither parsed nor sent)
 # and the expected end states (row count + order-independent checksum of the table's row texts).
 
 main_cluster() {
@@ -72,6 +76,9 @@ dataset_prepare() { # DS
     psql_cmd "$db"
     "${PSQL[@]}" -c "COPY (SELECT $cols FROM load_src ORDER BY rn) TO STDOUT (FORMAT csv)" >"$dir/load.csv"
     "${PSQL[@]}" -c "COPY (SELECT $fresh_sel FROM load_src ORDER BY rn) TO STDOUT (FORMAT csv)" >"$dir/fresh.csv"
+    "${PSQL[@]}" -c "COPY (SELECT $cols FROM load_src l WHERE NOT EXISTS (SELECT 1 FROM base b WHERE b.$key = l.$key) ORDER BY rn) TO STDOUT (FORMAT csv)" >"$dir/new.csv"
+    q "$db" "CREATE TABLE floor_existing AS SELECT $cols FROM load_src l WHERE EXISTS (SELECT 1 FROM base b WHERE b.$key = l.$key) ORDER BY rn" >/dev/null
+    q "$db" "VACUUM ANALYZE floor_existing" >/dev/null
     "${PSQL[@]}" -At -c "SELECT 'INSERT INTO target ($cols) VALUES '
             || string_agg(format('($fmt)', $cols), ',' ORDER BY rn)
             || ' ON CONFLICT ($key) DO UPDATE SET $setl;'
@@ -87,6 +94,12 @@ dataset_prepare() { # DS
 EOF
     cat >"$dir/upsert.sql" <<EOF
 \\copy target FROM '$dir/load.csv' WITH (FORMAT csv, ON_CONFLICT 'upsert')
+EOF
+    cat >"$dir/floor.sql" <<EOF
+BEGIN;
+\\copy target FROM '$dir/new.csv' WITH (FORMAT csv)
+UPDATE target t SET ${setl//EXCLUDED./s.} FROM floor_existing s WHERE t.$key = s.$key;
+COMMIT;
 EOF
     cat >"$dir/staged.sql" <<EOF
 SET temp_buffers = '$BENCH_TEMP_BUFFERS';
@@ -192,12 +205,15 @@ run_upsert_scenario() { # SC DS
     target "$sc" "upsert vs plain COPY" upsert plain 0.8
     target "$sc" "upsert vs temp table + INSERT ON CONFLICT" upsert staged 1.5
     target "$sc" "upsert vs multi-row INSERT ON CONFLICT" upsert multi 5
+    contender "$sc" floor "floor: COPY of the new half + UPDATE of the existing half" \
+        "a lower bound, not a loader: one transaction of \\copy target FROM new.csv (the load's $((n - ${DS_SHIFT[$ds]})) new-key rows) and UPDATE target SET (every non-key column) FROM floor_existing WHERE keys match (the ${DS_SHIFT[$ds]} existing-key rows, already in a table: not parsed, not sent). What applying this load costs the server with the cheapest statement for each half, without input parsing or concurrency safety"
     target "$sc" "upsert vs per-row prepared INSERT ON CONFLICT" upsert perrow ""
+    target "$sc" "floor (new-half COPY + existing-half UPDATE) vs plain COPY: the best ratio an upsert built from these statements could reach" floor plain ""
 
-    local keys=(plain upsert staged multi perrow)
+    local keys=(plain upsert staged multi perrow floor)
     if ! upsert_available; then
         record "$sc" upsert - "$n" "" "n/a" "not available: $UPSERT_MSG"
-        keys=(plain staged multi perrow)
+        keys=(plain staged multi perrow floor)
     fi
     # warm-up (untimed): WAL segments get created, caches filled, before the first measurement
     log "$sc: warm-up (plain COPY, untimed)"
