@@ -38,7 +38,7 @@ bool is_transient_sqlstate(std::string_view sqlstate) noexcept {
         return false;
     }
     if (sqlstate.substr(0, 2) == "08") {
-        return true;
+        return sqlstate != "08007";  // transaction_resolution_unknown: it may have committed
     }
     return std::find(k_transient_codes.begin(), k_transient_codes.end(), sqlstate) !=
            k_transient_codes.end();

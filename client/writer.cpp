@@ -865,7 +865,7 @@ void Writer::Impl::send(Batch& sending, bool& drop) {
                                 std::to_string(sending.operations) + " operations on " +
                                 table_label() + "; whether it committed is checked before the " +
                                 "next flush (" + error.what() + ")",
-                            "08007", "", "", false);
+                            "08006", "", "", false);
             }
             case CommitOutcome::unknown:
                 break;

@@ -104,8 +104,10 @@ struct PG_INGEST_API WriterHooks {
 // A connection lost while COMMIT is in flight leaves the outcome open: the writer asks the
 // server (txid_status of the batch's transaction, on another connection) and re-sends only a
 // batch that did not commit, so an append batch is never loaded twice. When the server cannot
-// be asked, the flush throws Error 08007 and the batch is kept with its question: the next
-// flush asks again before sending anything.
+// be asked, the flush throws Error 08006 (retryable) and the batch is kept with its question:
+// the next flush asks again before sending anything. When the server no longer knows the
+// transaction, the batch is dropped (rows_discarded) and Error 08007 is thrown, not retryable:
+// re-sending could load it twice.
 // Errors of a flush on the writer's thread (a full batch, or the timer) are thrown by the next
 // write()/erase()/flush()/close(), which then does nothing else (a write() that throws such an
 // error did not add its row); flush() and close() also throw one that happens while they wait.

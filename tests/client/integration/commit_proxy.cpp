@@ -104,6 +104,10 @@ void CommitProxy::accept_loop() {
         if (client < 0) {
             continue;
         }
+        if (m_refusing) {
+            ::close(client);
+            continue;
+        }
         std::lock_guard<std::mutex> lock(m_mutex);
         m_workers.emplace_back([this, client] { forward(client); });
     }
@@ -153,7 +157,7 @@ void CommitProxy::forward(int client) {
                                 pending.compare(at + 5, size - 5, std::string("COMMIT\0", 7)) == 0;
             int armed = m_armed.load();
             if (commit && armed >= 0 && m_armed.compare_exchange_strong(armed, -1)) {
-                if (static_cast<Cut>(armed) == Cut::after_commit) {
+                if (static_cast<Cut>(armed) != Cut::before_commit) {
                     // Let the server commit, then swallow its reply up to ReadyForQuery.
                     send_all(server, pending.data() + at, size);
                     std::string reply;
@@ -170,6 +174,9 @@ void CommitProxy::forward(int client) {
                             message += 1 + read_be32(reply.data() + message + 1);
                         }
                     }
+                }
+                if (static_cast<Cut>(armed) == Cut::after_commit_then_refuse) {
+                    m_refusing = true;
                 }
                 ++m_cuts;
                 open = false;

@@ -17,6 +17,7 @@ class CommitProxy {
     enum class Cut {
         before_commit,  // the client's COMMIT never reaches the server: the transaction aborts
         after_commit,   // the server commits; its reply is dropped and the connection closed
+        after_commit_then_refuse,  // as after_commit, then new connections are refused too
     };
 
     // Listens on 127.0.0.1 (an ephemeral port) and forwards to the test server's TCP address.
@@ -30,6 +31,8 @@ class CommitProxy {
     void arm(Cut cut);
     // How many cuts happened.
     int cuts() const { return m_cuts.load(); }
+    // While refusing, a new connection is closed as soon as it is accepted.
+    void refuse(bool on) { m_refusing = on; }
     // The test DSN pointed at the proxy (TCP, no SSL/GSS negotiation to parse).
     pg_ingest::ConnectionOptions options() const;
 
@@ -42,6 +45,7 @@ class CommitProxy {
     std::atomic<bool> m_stopping{false};
     std::atomic<int> m_armed{-1};
     std::atomic<int> m_cuts{0};
+    std::atomic<bool> m_refusing{false};
     std::thread m_acceptor;
     std::mutex m_mutex;
     std::vector<std::thread> m_workers;

@@ -106,4 +106,42 @@ BOOST_AUTO_TEST_CASE(a_batch_whose_commit_never_reached_the_server_is_sent_again
     }
 }
 
+BOOST_AUTO_TEST_CASE(
+    an_unanswerable_commit_is_kept_with_its_question_and_settled_by_the_next_flush) {
+    test::CommitProxy proxy;
+    reset("wc_unreachable", false);
+    Options options;
+    options.write_mode = WriteMode::copy;
+    options.max_retry_times = 1;
+    options.retry_wait_time = 10ms;
+    options.batch_write_timeout = 0ms;
+    auto pool = std::make_shared<ConnectionPool>(
+        proxy.options(), ConnectionPool::Settings{1, std::chrono::seconds(5)});
+    Writer writer(pool, "wc_unreachable", {"id", "v"}, options);
+    for (int id = 0; id < 1000; ++id) {
+        writer.write({id, "v" + std::to_string(id)});
+    }
+    proxy.arm(test::CommitProxy::Cut::after_commit_then_refuse);
+    try {
+        writer.flush();
+        BOOST_FAIL("flush() with the outcome unknowable did not throw");
+    } catch (const Error& error) {
+        // A connection failure (retry later: the writer asks first); not 08007, which would say
+        // the outcome is lost for good.
+        BOOST_TEST(error.sqlstate() == "08006");
+        BOOST_TEST(error.retryable());
+        BOOST_TEST(
+            std::string(error.what()).find("checked before the next flush") != std::string::npos,
+            error.what());
+    }
+    BOOST_TEST(count_of("wc_unreachable") == "1000/1000");  // it did commit
+    BOOST_TEST(writer.metrics().rows_discarded == 0u);
+    proxy.refuse(false);
+    writer.flush();  // asks again: committed, so nothing is sent twice
+    writer.close();
+    BOOST_TEST(count_of("wc_unreachable") == "1000/1000");
+    BOOST_TEST(writer.metrics().commits_resolved == 2u);
+    BOOST_TEST(writer.metrics().rows_out == 1000u);
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -12,11 +12,16 @@ using pg_ingest::is_transient_sqlstate;
 BOOST_AUTO_TEST_SUITE(sqlstate_classification)
 
 BOOST_AUTO_TEST_CASE(every_connection_exception_in_class_08_is_transient) {
-    for (const char* code : {"08000", "08001", "08003", "08004", "08006", "08007", "08P01"}) {
+    for (const char* code : {"08000", "08001", "08003", "08004", "08006", "08P01"}) {
         BOOST_TEST_CONTEXT("sqlstate " << code) {
             BOOST_TEST(is_transient_sqlstate(code));
         }
     }
+}
+
+BOOST_AUTO_TEST_CASE(transaction_resolution_unknown_is_not_transient_it_may_have_committed) {
+    BOOST_TEST(!is_transient_sqlstate("08007"));
+    BOOST_TEST(!pg_ingest::Error("outcome unknown", "08007", "", "", false).retryable());
 }
 
 BOOST_AUTO_TEST_CASE(serialization_deadlock_lock_resource_and_shutdown_codes_are_transient) {
