@@ -6,8 +6,8 @@
 #include <deque>
 #include <mutex>
 #include <optional>
+#include <string_view>
 #include <thread>
-#include <unordered_map>
 #include <utility>
 
 #include <pg_ingest/copy.hpp>
@@ -58,7 +58,7 @@ std::int32_t get32(const char* p) {
 }
 
 // Adds the encoded fields (int32 length + bytes each) of `fields` as binary parameters.
-void add_params(BinaryParams& params, const std::string& fields,
+void add_params(BinaryParams& params, std::string_view fields,
                 const std::vector<std::uint32_t>& types) {
     std::size_t at = 0;
     for (const std::uint32_t type : types) {
@@ -99,17 +99,71 @@ struct Slot {
     std::string key;         // canonical key bytes (sort and dedupe)
     bool deleted = false;    // a delete of the key comes first
     bool has_write = false;  // then this write
-    std::string fields;      // encoded fields of the write, writer column order
-    std::string key_fields;  // encoded key fields, key order
+    // The write as a binary COPY tuple (int16 field count, then the encoded fields in writer
+    // column order): bytes [fields_at, fields_at + fields_size) of the batch's buffer; `tuple`
+    // points there while the batch is sent.
+    std::size_t fields_at = 0;
+    std::size_t fields_size = 0;
+    std::string_view tuple;
+    std::string_view fields() const { return tuple.substr(2); }
+    std::string key_fields;  // encoded key fields, key order (deletes)
     std::uint64_t row_number = 0;
     std::uint64_t delete_row_number = 0;
-    Row values;
+    Row values;  // kept only when a reject reports its row (exceptionmode=ignore)
     Row key_values;
+};
+
+// Key bytes -> position in a batch's slots, open addressing over the slots' own keys: no
+// allocation per row (this runs for every row written).
+class KeyIndex {
+  public:
+    static constexpr std::size_t npos = static_cast<std::size_t>(-1);
+
+    // The position of `key`, or npos after recording `position` (the caller's next slot) for it.
+    std::size_t find_or_add(const std::vector<Slot>& slots, std::string_view key,
+                            std::size_t position) {
+        if ((m_used + 1) * 2 > m_buckets.size()) {
+            grow(slots);
+        }
+        const std::size_t mask = m_buckets.size() - 1;
+        for (std::size_t b = std::hash<std::string_view>{}(key)&mask;; b = (b + 1) & mask) {
+            const std::size_t entry = m_buckets[b];
+            if (entry == 0) {
+                m_buckets[b] = position + 1;
+                ++m_used;
+                return npos;
+            }
+            if (slots[entry - 1].key == key) {
+                return entry - 1;
+            }
+        }
+    }
+
+  private:
+    void grow(const std::vector<Slot>& slots) {
+        std::vector<std::size_t> old = std::move(m_buckets);
+        m_buckets.assign(std::max<std::size_t>(1024, old.size() * 2), 0);
+        const std::size_t mask = m_buckets.size() - 1;
+        for (const std::size_t entry : old) {
+            if (entry == 0) {
+                continue;
+            }
+            std::size_t b = std::hash<std::string_view>{}(slots[entry - 1].key) & mask;
+            while (m_buckets[b] != 0) {
+                b = (b + 1) & mask;
+            }
+            m_buckets[b] = entry;
+        }
+    }
+
+    std::vector<std::size_t> m_buckets;  // position + 1; 0 = empty
+    std::size_t m_used = 0;
 };
 
 struct Batch {
     std::vector<Slot> slots;
-    std::unordered_map<std::string, std::size_t> index;
+    std::string data;  // every write's encoded fields, back to back
+    KeyIndex index;
     std::size_t operations = 0;
     std::size_t bytes = 0;
     Clock::time_point started;
@@ -160,6 +214,7 @@ struct Writer::Impl {
     std::vector<std::string> key_names;
     std::vector<std::uint32_t> key_oids;
     bool keyed = false;
+    bool keep_values = false;  // rejects report their rows' values (exceptionmode=ignore)
     bool extension = false;
     WriteStatement statement = WriteStatement::insert_plain;
 
@@ -334,6 +389,7 @@ void Writer::Impl::open(std::string_view table, std::vector<std::string> request
         key.clear();
     }
     keyed = !key.empty();
+    keep_values = options.exception_mode == ExceptionMode::ignore;
     for (const auto& name : key) {
         const auto at = std::find(column_names.begin(), column_names.end(), name);
         if (at == column_names.end()) {
@@ -538,90 +594,92 @@ void Writer::Impl::add_write(Row row) {
     const auto where = [&](std::size_t i) {
         return "column \"" + column_names[i] + "\", row " + std::to_string(number);
     };
-    for (std::size_t i = 0; i < row.size(); ++i) {
-        if (row[i].is_null() && not_null[i]) {
-            throw usage_error(where(i) + ": NULL in a NOT NULL column", "23502");
+    // Encoded straight into the batch's buffer; a refused row leaves nothing there.
+    const std::size_t start = batch.data.size();
+    try {
+        put16(batch.data, static_cast<std::uint16_t>(column_names.size()));
+        for (std::size_t i = 0; i < row.size(); ++i) {
+            if (row[i].is_null() && not_null[i]) {
+                throw usage_error(where(i) + ": NULL in a NOT NULL column", "23502");
+            }
+            try {
+                encode_field(row[i], types[i], batch.data, "");
+            } catch (const Error& error) {
+                throw Error(where(i) + ": " + error.what(), error.sqlstate(), error.detail(),
+                            error.hint(), true);
+            }
         }
-        try {
-            encode_field(row[i], types[i], slot.fields, "");
-        } catch (const Error& error) {
-            throw Error(where(i) + ": " + error.what(), error.sqlstate(), error.detail(),
-                        error.hint(), true);
+        // Only the key's comparison bytes: its encoded fields are needed for deletes, which
+        // erase() encodes itself.
+        for (const std::size_t k : key_positions) {
+            if (row[k].is_null()) {
+                throw usage_error(where(k) + ": NULL in a key column", "23502");
+            }
+            append_key_bytes(row[k], types[k], slot.key);
         }
+    } catch (...) {
+        batch.data.resize(start);
+        throw;
     }
-    // Only the key's comparison bytes: its encoded fields are needed for deletes, which
-    // erase() encodes itself.
-    for (const std::size_t k : key_positions) {
-        if (row[k].is_null()) {
-            throw usage_error(where(k) + ": NULL in a key column", "23502");
-        }
-        append_key_bytes(row[k], types[k], slot.key);
-    }
+    slot.fields_at = start;
+    slot.fields_size = batch.data.size() - start;
     ++row_counter;
-    if (!keyed) {
-        slot.key.clear();
-        for (int shift = 56; shift >= 0; shift -= 8) {  // insertion order, as bytes
-            slot.key += static_cast<char>((number >> shift) & 0xff);
-        }
-    }
-    const std::size_t bytes = slot.fields.size();
+    std::size_t bytes = slot.fields_size;
     slot.has_write = true;
     slot.row_number = number;
-    slot.values = std::move(row);
+    if (keep_values) {
+        slot.values = std::move(row);
+    }
     std::optional<RejectedRow> duplicate;
     std::uint64_t deduplicated = 0;
-    if (keyed && batch.operations == 0) {
-        batch.index.reserve(std::min<std::size_t>(options.batch_size, 1u << 16));
-    }
-    const auto found = keyed ? batch.index.find(slot.key) : batch.index.end();
-    if (found == batch.index.end()) {
-        if (keyed) {
-            batch.index.emplace(slot.key, batch.slots.size());
-        }
+    const std::size_t found =
+        keyed ? batch.index.find_or_add(batch.slots, slot.key, batch.slots.size()) : KeyIndex::npos;
+    if (found == KeyIndex::npos) {
         batch.slots.push_back(std::move(slot));
     } else {
-        Slot& existing = batch.slots[found->second];
+        Slot& existing = batch.slots[found];
+        // The write replaces the slot's fields (the old bytes stay unused in the buffer).
+        const auto replace = [&] {
+            existing.fields_at = slot.fields_at;
+            existing.fields_size = slot.fields_size;
+            existing.values = std::move(slot.values);
+            existing.row_number = number;
+        };
         switch (options.conflict_mode) {
             case ConflictMode::upsert:
                 deduplicated = existing.has_write ? 1 : 0;
-                existing.fields = std::move(slot.fields);
-                existing.values = std::move(slot.values);
-                existing.row_number = number;
+                replace();
                 existing.has_write = true;
                 break;
             case ConflictMode::ignore:
                 if (existing.has_write) {
                     deduplicated = 1;  // first wins
                 } else {
-                    existing.fields = std::move(slot.fields);
-                    existing.values = std::move(slot.values);
-                    existing.row_number = number;
+                    replace();
                     existing.has_write = true;
                 }
                 break;
             case ConflictMode::update:
+                deduplicated = 1;
                 if (existing.has_write) {
-                    deduplicated = 1;
-                    existing.fields = std::move(slot.fields);
-                    existing.values = std::move(slot.values);
-                    existing.row_number = number;
-                } else {
-                    deduplicated = 1;  // deleted earlier in the batch: nothing left to update
-                }
+                    replace();
+                }  // else deleted earlier in the batch: nothing left to update
                 break;
             case ConflictMode::strict:
                 if (existing.has_write) {
                     duplicate = RejectedRow{number, false, "23505",
                                             "duplicate key value: the key was already written "
                                             "in this batch (conflictmode strict)",
-                                            std::move(slot.values)};
+                                            keep_values ? std::move(slot.values) : std::move(row)};
                 } else {
-                    existing.fields = std::move(slot.fields);
-                    existing.values = std::move(slot.values);
-                    existing.row_number = number;
+                    replace();
                     existing.has_write = true;
                 }
                 break;
+        }
+        if (existing.fields_at != start) {  // not taken: nothing refers to the bytes
+            batch.data.resize(start);
+            bytes = 0;
         }
     }
     if (batch.operations == 0) {
@@ -686,20 +744,19 @@ void Writer::Impl::add_erase(Row key) {
     }
     ++row_counter;
     std::uint64_t deduplicated = 0;
-    const auto found = batch.index.find(key_bytes);
+    const std::size_t found = batch.index.find_or_add(batch.slots, key_bytes, batch.slots.size());
     Slot* slot = nullptr;
-    if (found == batch.index.end()) {
-        batch.index.emplace(key_bytes, batch.slots.size());
+    if (found == KeyIndex::npos) {
         batch.slots.emplace_back();
         slot = &batch.slots.back();
         slot->key = std::move(key_bytes);
     } else {
-        slot = &batch.slots[found->second];
+        slot = &batch.slots[found];
         deduplicated = (slot->has_write ? 1 : 0) + (slot->deleted ? 1 : 0);
     }
     slot->deleted = true;
     slot->has_write = false;
-    slot->fields.clear();
+    slot->fields_size = 0;
     slot->values.clear();
     slot->key_fields = std::move(key_fields);
     slot->key_values = std::move(key);
@@ -790,19 +847,23 @@ void Writer::Impl::send(Batch& sending, bool& drop) {
     std::vector<const Slot*> deletes;
     std::vector<const Slot*> writes;
     std::size_t bytes = 0;
-    for (const Slot& slot : sending.slots) {
+    // The buffer no longer grows (this batch was taken from the writer): views into it hold.
+    for (Slot& slot : sending.slots) {
         if (slot.deleted) {
             deletes.push_back(&slot);
             bytes += slot.key_fields.size();
         }
         if (slot.has_write) {
+            slot.tuple = std::string_view(sending.data).substr(slot.fields_at, slot.fields_size);
             writes.push_back(&slot);
-            bytes += slot.fields.size();
+            bytes += slot.fields_size;
         }
     }
-    const auto by_key = [](const Slot* a, const Slot* b) { return a->key < b->key; };
-    std::sort(deletes.begin(), deletes.end(), by_key);
-    std::sort(writes.begin(), writes.end(), by_key);
+    if (keyed) {  // without a key the slots are already in insertion order
+        const auto by_key = [](const Slot* a, const Slot* b) { return a->key < b->key; };
+        std::sort(deletes.begin(), deletes.end(), by_key);
+        std::sort(writes.begin(), writes.end(), by_key);
+    }
 
     const auto started = Clock::now();
     bool isolate = false;
@@ -1140,12 +1201,23 @@ void Writer::Impl::apply_writes(Connection& connection, const std::vector<const 
     auto stream = [&](const std::string& sql) {
         CopyIn copy(connection, sql, deadline);
         copy.write(binary_copy_header());
-        std::string tuple;
+        // Tuples that lie back to back in the buffer (all of them, for a batch in insertion
+        // order without repeats) go out as one piece of up to 1 MiB.
+        std::string_view run;
         for (std::size_t i = begin; i < end; ++i) {
-            tuple.clear();
-            put16(tuple, static_cast<std::uint16_t>(column_names.size()));
-            tuple += slots[i]->fields;
-            copy.write(tuple);
+            const std::string_view tuple = slots[i]->tuple;
+            if (!run.empty() && tuple.data() == run.data() + run.size() &&
+                run.size() < (1u << 20)) {
+                run = std::string_view(run.data(), run.size() + tuple.size());
+                continue;
+            }
+            if (!run.empty()) {
+                copy.write(run);
+            }
+            run = tuple;
+        }
+        if (!run.empty()) {
+            copy.write(run);
         }
         copy.write(binary_copy_trailer());
         copy.finish();
@@ -1182,7 +1254,7 @@ void Writer::Impl::apply_writes(Connection& connection, const std::vector<const 
         const std::size_t count = std::min(per_statement, end - at);
         BinaryParams params;
         for (std::size_t i = at; i < at + count; ++i) {
-            add_params(params, slots[i]->fields, type_oids);
+            add_params(params, slots[i]->fields(), type_oids);
         }
         std::string sql;
         if (kind == WriteStatement::update_values) {
