@@ -126,14 +126,18 @@ class KeyIndex {
             grow(slots);
         }
         const std::size_t mask = m_buckets.size() - 1;
-        for (std::size_t b = std::hash<std::string_view>{}(key)&mask;; b = (b + 1) & mask) {
+        const std::size_t hash = std::hash<std::string_view>{}(key);
+        const auto tag = static_cast<std::uint32_t>(hash >> 32);
+        for (std::size_t b = hash & mask;; b = (b + 1) & mask) {
             const std::size_t entry = m_buckets[b];
             if (entry == 0) {
                 m_buckets[b] = position + 1;
+                m_tags[b] = tag;
                 ++m_used;
                 return npos;
             }
-            if (slots[entry - 1].key == key) {
+            // The tag spares reading another slot's key (a cache miss) on most collisions.
+            if (m_tags[b] == tag && slots[entry - 1].key == key) {
                 return entry - 1;
             }
         }
@@ -143,20 +147,24 @@ class KeyIndex {
     void grow(const std::vector<Slot>& slots) {
         std::vector<std::size_t> old = std::move(m_buckets);
         m_buckets.assign(std::max<std::size_t>(1024, old.size() * 2), 0);
+        m_tags.assign(m_buckets.size(), 0);
         const std::size_t mask = m_buckets.size() - 1;
         for (const std::size_t entry : old) {
             if (entry == 0) {
                 continue;
             }
-            std::size_t b = std::hash<std::string_view>{}(slots[entry - 1].key) & mask;
+            const std::size_t hash = std::hash<std::string_view>{}(slots[entry - 1].key);
+            std::size_t b = hash & mask;
             while (m_buckets[b] != 0) {
                 b = (b + 1) & mask;
             }
             m_buckets[b] = entry;
+            m_tags[b] = static_cast<std::uint32_t>(hash >> 32);
         }
     }
 
     std::vector<std::size_t> m_buckets;  // position + 1; 0 = empty
+    std::vector<std::uint32_t> m_tags;   // high bits of the entry's key hash
     std::size_t m_used = 0;
 };
 
@@ -861,8 +869,11 @@ void Writer::Impl::send(Batch& sending, bool& drop) {
     }
     if (keyed) {  // without a key the slots are already in insertion order
         const auto by_key = [](const Slot* a, const Slot* b) { return a->key < b->key; };
-        std::sort(deletes.begin(), deletes.end(), by_key);
-        std::sort(writes.begin(), writes.end(), by_key);
+        for (auto* list : {&deletes, &writes}) {
+            if (!std::is_sorted(list->begin(), list->end(), by_key)) {  // often written in order
+                std::sort(list->begin(), list->end(), by_key);
+            }
+        }
     }
 
     const auto started = Clock::now();
