@@ -127,7 +127,7 @@ class KeyIndex {
         }
         const std::size_t mask = m_buckets.size() - 1;
         const std::size_t hash = std::hash<std::string_view>{}(key);
-        const auto tag = static_cast<std::uint32_t>(hash >> 32);
+        const auto tag = static_cast<std::uint32_t>(static_cast<std::uint64_t>(hash) >> 32);
         for (std::size_t b = hash & mask;; b = (b + 1) & mask) {
             const std::size_t entry = m_buckets[b];
             if (entry == 0) {
@@ -159,7 +159,7 @@ class KeyIndex {
                 b = (b + 1) & mask;
             }
             m_buckets[b] = entry;
-            m_tags[b] = static_cast<std::uint32_t>(hash >> 32);
+            m_tags[b] = static_cast<std::uint32_t>(static_cast<std::uint64_t>(hash) >> 32);
         }
     }
 
@@ -293,9 +293,11 @@ struct Writer::Impl {
     void wait_for_space(std::unique_lock<std::mutex>& lock);
 
     // -- flushing
-    // Sends the kept batches, then the current one. `failure_kept` (if given) tells, when it
-    // throws, whether the failed batch is kept for the next flush.
-    void flush_all(bool* failure_kept = nullptr);
+    // Sends the kept batches, then the current one, under the flush lock. A failure is thrown;
+    // on the writer's own thread (`background`) it becomes pending_error and false is returned.
+    bool flush_all(bool background = false);
+    // flush_all's work; `failure_kept` tells, when it throws, whether the batch is kept.
+    void send_all(bool& failure_kept);
     void supersede_kept_error();
     void send(Batch& batch, bool& drop);
     CommitOutcome resolve_commit(std::uint64_t xid);
@@ -632,7 +634,7 @@ void Writer::Impl::add_write(Row row) {
     slot.fields_at = start;
     slot.fields_size = batch.data.size() - start;
     ++row_counter;
-    std::size_t bytes = slot.fields_size;
+    std::size_t bytes = slot.fields_size - 2;  // encoded fields, without the tuple's count
     slot.has_write = true;
     slot.row_number = number;
     if (keep_values) {
@@ -646,8 +648,10 @@ void Writer::Impl::add_write(Row row) {
         batch.slots.push_back(std::move(slot));
     } else {
         Slot& existing = batch.slots[found];
+        bool taken = false;
         // The write replaces the slot's fields (the old bytes stay unused in the buffer).
         const auto replace = [&] {
+            taken = true;
             existing.fields_at = slot.fields_at;
             existing.fields_size = slot.fields_size;
             existing.values = std::move(slot.values);
@@ -685,7 +689,7 @@ void Writer::Impl::add_write(Row row) {
                 }
                 break;
         }
-        if (existing.fields_at != start) {  // not taken: nothing refers to the bytes
+        if (!taken) {  // nothing refers to the bytes
             batch.data.resize(start);
             bytes = 0;
         }
@@ -793,8 +797,27 @@ void Writer::Impl::add_erase(Row key) {
 // ---------------------------------------------------------------------------------------------
 // Flushing
 
-void Writer::Impl::flush_all(bool* failure_kept) {
+bool Writer::Impl::flush_all(bool background) {
     std::lock_guard<std::mutex> flush_lock(flush_mutex);
+    bool kept = false;
+    try {
+        send_all(kept);
+    } catch (...) {
+        if (!background) {
+            throw;
+        }
+        // Stored before the flush lock is released: a flush() or close() that waited for this
+        // flush finds it when it gets the lock.
+        std::lock_guard<std::mutex> lock(batch_mutex);
+        pending_error = std::current_exception();
+        pending_error_kept = kept;
+        batch_space.notify_all();
+        return false;
+    }
+    return true;
+}
+
+void Writer::Impl::send_all(bool& failure_kept) {
     // Earlier batches whose retries ran out go first, in order.
     while (!failed_batches.empty()) {
         bool drop = false;
@@ -804,9 +827,7 @@ void Writer::Impl::flush_all(bool* failure_kept) {
             if (drop) {
                 failed_batches.pop_front();
             }
-            if (failure_kept) {
-                *failure_kept = !drop;
-            }
+            failure_kept = !drop;
             supersede_kept_error();
             throw;
         }
@@ -829,9 +850,7 @@ void Writer::Impl::flush_all(bool* failure_kept) {
         if (!drop) {
             failed_batches.push_back(std::move(current));
         }
-        if (failure_kept) {
-            *failure_kept = !drop;
-        }
+        failure_kept = !drop;
         supersede_kept_error();
         throw;
     }
@@ -864,7 +883,7 @@ void Writer::Impl::send(Batch& sending, bool& drop) {
         if (slot.has_write) {
             slot.tuple = std::string_view(sending.data).substr(slot.fields_at, slot.fields_size);
             writes.push_back(&slot);
-            bytes += slot.fields_size;
+            bytes += slot.fields_size - 2;
         }
     }
     if (keyed) {  // without a key the slots are already in insertion order
@@ -1286,10 +1305,13 @@ void Writer::Impl::apply_writes(Connection& connection, const std::vector<const 
 void Writer::Impl::flusher_loop() {
     std::unique_lock<std::mutex> lock(batch_mutex);
     while (!stopping) {
-        // A full batch is sent at once, unless its last failure has not been thrown yet (the
-        // next write() throws it, then the batch is tried again).
-        const bool full =
-            options.background_flush && batch.operations > 0 && over_limits() && !pending_error;
+        // Nothing is sent while a failure has not been thrown yet (the next call throws it, then
+        // flushing resumes): a second failure must never replace it.
+        if (pending_error) {
+            flusher_wakeup.wait(lock);
+            continue;
+        }
+        const bool full = options.background_flush && batch.operations > 0 && over_limits();
         if (!full) {
             if (batch.operations == 0 || options.batch_write_timeout.count() == 0) {
                 flusher_wakeup.wait(lock);
@@ -1302,21 +1324,7 @@ void Writer::Impl::flusher_loop() {
             }
         }
         lock.unlock();
-        bool kept = false;
-        try {
-            flush_all(&kept);
-        } catch (...) {
-            lock.lock();
-            pending_error = std::current_exception();
-            pending_error_kept = kept;
-            batch_space.notify_all();
-            if (options.batch_write_timeout.count() > 0) {
-                // Back off: the batch stays queued; try again after another period (or as soon
-                // as a write() has thrown the error and a full batch waits).
-                flusher_wakeup.wait_for(lock, options.batch_write_timeout);
-            }
-            continue;
-        }
+        flush_all(true);
         lock.lock();
     }
 }
