@@ -294,11 +294,13 @@ struct Writer::Impl {
 
     // -- flushing
     // Sends the kept batches, then the current one, under the flush lock. A failure is thrown;
-    // on the writer's own thread (`background`) it becomes pending_error and false is returned.
-    bool flush_all(bool background = false);
+    // on the writer's own thread (`background`) it becomes pending_error instead.
+    void flush_all(bool background = false);
     // flush_all's work; `failure_kept` tells, when it throws, whether the batch is kept.
     void send_all(bool& failure_kept);
-    void supersede_kept_error();
+    // After adding an operation (batch_mutex held): wakes the flusher for a full batch; true
+    // when the caller has to send the batch itself (no background flush).
+    bool must_flush_here();
     void send(Batch& batch, bool& drop);
     CommitOutcome resolve_commit(std::uint64_t xid);
     void run_attempt(Connection& connection, const std::vector<const Slot*>& deletes,
@@ -708,10 +710,7 @@ void Writer::Impl::add_write(Row row) {
             ++metrics.rows_rejected;
         }
     }
-    const bool full = over_limits() && !hands_off();
-    if (over_limits() && hands_off()) {
-        flusher_wakeup.notify_all();
-    }
+    const bool full = must_flush_here();
     lock.unlock();
     if (duplicate) {
         if (options.exception_mode == ExceptionMode::strict) {
@@ -784,10 +783,7 @@ void Writer::Impl::add_erase(Row key) {
         ++metrics.deletes_in;
         metrics.rows_deduplicated += deduplicated;
     }
-    const bool full = over_limits() && !hands_off();
-    if (over_limits() && hands_off()) {
-        flusher_wakeup.notify_all();
-    }
+    const bool full = must_flush_here();
     lock.unlock();
     if (full) {
         flush_all();
@@ -797,24 +793,46 @@ void Writer::Impl::add_erase(Row key) {
 // ---------------------------------------------------------------------------------------------
 // Flushing
 
-bool Writer::Impl::flush_all(bool background) {
-    std::lock_guard<std::mutex> flush_lock(flush_mutex);
-    bool kept = false;
-    try {
-        send_all(kept);
-    } catch (...) {
-        if (!background) {
-            throw;
-        }
-        // Stored before the flush lock is released: a flush() or close() that waited for this
-        // flush finds it when it gets the lock.
-        std::lock_guard<std::mutex> lock(batch_mutex);
-        pending_error = std::current_exception();
-        pending_error_kept = kept;
-        batch_space.notify_all();
+bool Writer::Impl::must_flush_here() {
+    if (!over_limits()) {
+        return false;
+    }
+    if (hands_off()) {
+        flusher_wakeup.notify_all();
         return false;
     }
     return true;
+}
+
+void Writer::Impl::flush_all(bool background) {
+    std::lock_guard<std::mutex> flush_lock(flush_mutex);
+    bool kept = false;
+    std::exception_ptr failure;
+    try {
+        send_all(kept);
+    } catch (...) {
+        failure = std::current_exception();
+    }
+    std::lock_guard<std::mutex> lock(batch_mutex);
+    // Every batch kept by an earlier failure has now been sent, or has failed again with an
+    // error of its own: a pending error about a kept batch says nothing new. An error whose
+    // rows were dropped stays until it is thrown.
+    if (pending_error && pending_error_kept) {
+        pending_error = nullptr;
+        pending_error_kept = false;
+        flusher_wakeup.notify_all();
+    }
+    if (!failure) {
+        return;
+    }
+    if (!background) {
+        std::rethrow_exception(failure);
+    }
+    // Stored before the flush lock is released: a flush() or close() that waited for this
+    // flush finds it when it gets the lock.
+    pending_error = failure;
+    pending_error_kept = kept;
+    batch_space.notify_all();
 }
 
 void Writer::Impl::send_all(bool& failure_kept) {
@@ -828,7 +846,6 @@ void Writer::Impl::send_all(bool& failure_kept) {
                 failed_batches.pop_front();
             }
             failure_kept = !drop;
-            supersede_kept_error();
             throw;
         }
         failed_batches.pop_front();
@@ -840,7 +857,6 @@ void Writer::Impl::send_all(bool& failure_kept) {
         batch_space.notify_all();
     }
     if (current.slots.empty()) {
-        supersede_kept_error();
         return;
     }
     bool drop = false;
@@ -851,21 +867,7 @@ void Writer::Impl::send_all(bool& failure_kept) {
             failed_batches.push_back(std::move(current));
         }
         failure_kept = !drop;
-        supersede_kept_error();
         throw;
-    }
-    supersede_kept_error();
-}
-
-// Every batch kept by an earlier failure has now been sent, or has failed again with an error
-// of its own that is being thrown: a pending error about a kept batch says nothing new. An
-// error whose rows were dropped stays until it is thrown.
-void Writer::Impl::supersede_kept_error() {
-    std::lock_guard<std::mutex> lock(batch_mutex);
-    if (pending_error && pending_error_kept) {
-        pending_error = nullptr;
-        pending_error_kept = false;
-        flusher_wakeup.notify_all();
     }
 }
 
