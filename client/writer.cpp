@@ -958,7 +958,13 @@ void Writer::Impl::send(Batch& sending, bool& drop) {
                                 std::to_string(sending.operations) + " operations on " +
                                 table_label() + "; whether it committed is checked before the " +
                                 "next flush (" + error.what() + ")",
-                            "08006", "", "", false);
+                            "08006",
+                            "the server could not be asked whether transaction " +
+                                std::to_string(xid) + " committed",
+                            "flush() or close() asks again before sending anything; a writer "
+                            "destroyed before that discards the batch, so check the table for "
+                            "its rows",
+                            false);
             }
             case CommitOutcome::unknown:
                 break;

@@ -133,6 +133,12 @@ BOOST_AUTO_TEST_CASE(
         BOOST_TEST(
             std::string(error.what()).find("checked before the next flush") != std::string::npos,
             error.what());
+        // Someone who cannot flush again (a CLI that exits) is told what to check.
+        BOOST_TEST(
+            error.detail().find("could not be asked whether transaction") != std::string::npos,
+            error.detail());
+        BOOST_TEST(error.hint().find("check the table for its rows") != std::string::npos,
+                   error.hint());
     }
     BOOST_TEST(count_of("wc_unreachable") == "1000/1000");  // it did commit
     BOOST_TEST(writer.metrics().rows_discarded == 0u);
