@@ -2,7 +2,8 @@
 # run, one with shared_preload_libraries = 'pg_ingest' (+ CREATE EXTENSION), one without
 # (pg-tmp --no-preload); identical settings otherwise. Each repetition loads the same N new rows
 # into an empty (id bigint primary key, a bigint, b text, c text) table on each, alternating
-# with/without so drift cancels; both clusters are CHECKPOINTed before every timed load.
+# with/without so drift cancels, and which side goes first in a pair (ABBA) so an order effect
+# does too; both clusters are CHECKPOINTed before every timed load.
 scenario C "Ordinary COPY: pg_ingest preloaded vs not" scenario_C \
     "Plain COPY (no ON_CONFLICT) of N new rows (the fresh.csv of scenario A: ids N+1..2N, shuffled) into an empty (id bigint primary key, a bigint, b text, c text) table, on a cluster with pg_ingest preloaded and one without, both running in this run."
 
@@ -36,8 +37,13 @@ scenario_C() {
         checkpoint c_ext c_noext
         timed_psql "c_$side" "$dir/plain.sql" || die "$sc warm-up failed on c_$side: $TIMED_ERR"
     done
+    local order
     for ((rep = 1; rep <= BENCH_REPEAT_C; rep++)); do
-        for side in ext noext; do
+        # ABBA: which cluster goes first alternates, so an order effect (the second load of a
+        # pair meeting the first one's write-back) does not land on one side
+        order="ext noext"
+        ((rep % 2 == 0)) && order="noext ext"
+        for side in $order; do
             q "c_$side" "$create" >/dev/null
             checkpoint c_ext c_noext
             status=ok note=""
