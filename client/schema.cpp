@@ -130,15 +130,18 @@ TableSchema TableSchema::load(Connection& connection, std::string_view table,
     }
 
     const Result keys = connection.execute_params(
-        "SELECT i.indisprimary, i.indkey::text FROM pg_catalog.pg_index i "
-        "WHERE i.indrelid = $1::oid AND i.indisunique AND i.indisvalid AND i.indpred IS NULL "
-        "AND i.indexprs IS NULL ORDER BY NOT i.indisprimary, i.indexrelid",
+        "SELECT i.indisprimary, i.indkey::text, i.indnkeyatts FROM pg_catalog.pg_index i "
+        "WHERE i.indrelid = $1::oid AND i.indisunique AND i.indisvalid AND i.indimmediate "
+        "AND i.indpred IS NULL AND i.indexprs IS NULL ORDER BY NOT i.indisprimary, i.indexrelid",
         {oid});
+    // Only the first indnkeyatts columns are the key: INCLUDE columns follow them in indkey.
+    // Deferrable unique constraints are left out: ON CONFLICT cannot use them as arbiters.
     for (std::size_t r = 0; r < keys.rows(); ++r) {
         std::vector<std::string> names;
         std::istringstream numbers(*keys.get(r, 1));
+        const int key_count = std::stoi(*keys.get(r, 2));
         int number = 0;
-        while (numbers >> number) {
+        for (int taken = 0; taken < key_count && numbers >> number; ++taken) {
             for (const auto& column : result.m_columns) {
                 if (column.number == number) {
                     names.push_back(column.name);

@@ -902,4 +902,37 @@ BOOST_AUTO_TEST_CASE(identifiers_are_quoted_and_matched_by_case_rules) {
     BOOST_TEST(error_state([&] { Writer(make_pool(), "Mixed Case", {"id"}, options); }) == "42703");
 }
 
+BOOST_AUTO_TEST_CASE(include_columns_of_the_key_index_are_not_key_columns) {
+    Connection c = test::connect();
+    c.execute("DROP TABLE IF EXISTS wr_include");
+    c.execute(
+        "CREATE TABLE wr_include (id int, payload text, v int, PRIMARY KEY (id) INCLUDE "
+        "(payload))");
+    c.execute("INSERT INTO wr_include VALUES (1, 'old', 1), (2, 'old', 2), (3, 'old', 3)");
+    for (auto mode : {WriteMode::copy, WriteMode::insert, WriteMode::upsert}) {
+        Options options;
+        options.batch_write_timeout = 0ms;
+        options.write_mode = mode;
+        options.conflict_mode = ConflictMode::update;
+        Writer writer(make_pool(), "wr_include", {"id", "payload", "v"}, options);
+        BOOST_TEST(writer.key_columns() == std::vector<std::string>{"id"});
+        writer.write({1, "new" + std::to_string(static_cast<int>(mode)), 10});
+        writer.erase({2});
+        writer.close();
+        BOOST_TEST(
+            dump(c, "wr_include") ==
+                (std::vector<std::string>{
+                    "(1,new" + std::to_string(static_cast<int>(mode)) + ",10)", "(3,old,3)"}),
+            "write mode " << static_cast<int>(mode));
+        c.execute("INSERT INTO wr_include VALUES (2, 'old', 2)");
+    }
+    // A deferrable unique constraint cannot be an ON CONFLICT arbiter: not a key (update mode
+    // needs one).
+    c.execute("DROP TABLE IF EXISTS wr_deferrable");
+    c.execute("CREATE TABLE wr_deferrable (id int UNIQUE DEFERRABLE, v int)");
+    Options options;
+    options.conflict_mode = ConflictMode::update;
+    BOOST_TEST(error_state([&] { Writer(make_pool(), "wr_deferrable", {}, options); }) == "42P10");
+}
+
 BOOST_AUTO_TEST_SUITE_END()
