@@ -115,10 +115,11 @@ class CopySource : public RowSource {
                     if (ERRCODE_TO_CATEGORY(e.sqlerrcode()) !=
                         ERRCODE_TO_CATEGORY(ERRCODE_DATA_EXCEPTION))
                         throw;
-                    // An error that does not move past its line would repeat forever.
-                    if (m_cstate->cur_lineno == m_last_error_line)
+                    // Only a line that was read whole can be skipped. An error while reading
+                    // it (a bare carriage return, an invalid byte sequence) leaves the input
+                    // where it was, so it would repeat forever: it fails the COPY.
+                    if (!m_cstate->line_buf_valid)
                         throw;
-                    m_last_error_line = m_cstate->cur_lineno;
                     RejectedRow r;
                     r.line_number = static_cast<int64_t>(m_cstate->cur_lineno);
                     if (!m_cstate->opts.binary && m_cstate->line_buf.data)
@@ -128,6 +129,7 @@ class CopySource : public RowSource {
                     e.release();
                     m_counts.rejected++;
                     session::add_reject(std::move(r));
+                    pg_call([] { CHECK_FOR_INTERRUPTS(); });
                     continue;
                 }
             }
@@ -177,7 +179,6 @@ class CopySource : public RowSource {
     std::unique_ptr<bool[]> m_all_nulls;
     std::vector<Datum> m_values;
     std::unique_ptr<bool[]> m_nulls;
-    uint64 m_last_error_line = 0;
 };
 
 void check_file_access(const CopyStmt* stmt) {

@@ -78,9 +78,13 @@ bool CursorSource::next(SourceRow& row) {
         if (m_done)
             return false;
         pg_call([&] {
-            if (SPI_tuptable)
-                SPI_freetuptable(SPI_tuptable);
+            if (m_table)
+                SPI_freetuptable(m_table);
+            m_table = nullptr;
             SPI_cursor_fetch(m_portal, true, 1000);
+            // Our own pointer: statements run between two next() calls (an append applies its
+            // chunks while reading) replace SPI_tuptable.
+            m_table = SPI_tuptable;
             m_count = SPI_processed;
         });
         m_pos = 0;
@@ -91,11 +95,11 @@ bool CursorSource::next(SourceRow& row) {
     }
     const char* raw = nullptr;
     pg_call([&] {
-        HeapTuple tup = SPI_tuptable->vals[m_pos];
+        HeapTuple tup = m_table->vals[m_pos];
         for (int i = 0; i < m_ncols; i++)
-            m_values[i] = SPI_getbinval(tup, SPI_tuptable->tupdesc, i + 1, &m_nulls[i]);
+            m_values[i] = SPI_getbinval(tup, m_table->tupdesc, i + 1, &m_nulls[i]);
         if (m_with_raw)
-            raw = SPI_getvalue(tup, SPI_tuptable->tupdesc, m_ncols + 1);
+            raw = SPI_getvalue(tup, m_table->tupdesc, m_ncols + 1);
     });
     m_pos++;
     row.values = m_values.data();

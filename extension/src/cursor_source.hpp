@@ -39,6 +39,7 @@ class CursorSource : public RowSource {
     std::unique_ptr<bool[]> m_nulls;
     std::string m_raw;
     Portal m_portal = nullptr;
+    SPITupleTable* m_table = nullptr;  // the last fetch (freed before the next)
     uint64 m_count = 0, m_pos = 0;
     int64_t m_line = 0;
     bool m_done = false;

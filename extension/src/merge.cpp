@@ -703,9 +703,12 @@ void MergeRun::serve(FunctionCallInfo fcinfo) {
         matches = TupleDescAttr(expected, i)->atttypid == TupleDescAttr(m_chunk_desc, i)->atttypid;
     if (!matches)
         raise(ERRCODE_DATATYPE_MISMATCH, "ingest._merge_rows() called with a wrong row type");
+    // A copy: the executor frees a returned descriptor that is not reference-counted, and the
+    // expected one is the scan's own.
+    TupleDesc desc = pg_call([&] { return CreateTupleDescCopy(expected); });
     rsinfo->returnMode = SFRM_Materialize;
     rsinfo->setResult = m_chunk;  // the function scan owns and frees it from now on
-    rsinfo->setDesc = expected;
+    rsinfo->setDesc = desc;
     m_chunk = nullptr;
 }
 

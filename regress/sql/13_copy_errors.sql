@@ -96,6 +96,19 @@ SELECT * FROM ingest.last_copy_stats();
 SELECT * FROM ingest.last_copy_rejects() ORDER BY line_number;
 SELECT * FROM e ORDER BY k;
 
+-- ... but only a line that was read whole can be skipped: a bare carriage return in a
+-- newline-ended file, or an invalid byte sequence, stops the reading of the input itself,
+-- so it fails the COPY (it would otherwise repeat forever) and nothing is loaded
+CREATE TABLE cr (k int PRIMARY KEY, v text);
+SELECT lo_from_bytea(0, convert_to(E'1,a\n2,b\rc\n3,d\n', 'UTF8')) AS cr_lo \gset
+SELECT lo_export(:cr_lo, '/tmp/pg_ingest_regress_cr.csv'), lo_unlink(:cr_lo);
+SELECT try($$COPY cr FROM '/tmp/pg_ingest_regress_cr.csv' WITH (FORMAT csv, ON_CONFLICT 'upsert', ON_ERROR 'ignore')$$);
+SELECT lo_from_bytea(0, '\x312c610a322cff0a332c640a'::bytea) AS cr_lo \gset
+SELECT lo_export(:cr_lo, '/tmp/pg_ingest_regress_cr.csv'), lo_unlink(:cr_lo);
+SELECT try($$COPY cr FROM '/tmp/pg_ingest_regress_cr.csv' WITH (FORMAT csv, ON_CONFLICT 'upsert', ON_ERROR 'ignore')$$);
+SELECT count(*) AS nothing_loaded FROM cr;
+DROP TABLE cr;
+
 -- the next COPY starts afresh
 COPY e FROM STDIN WITH (FORMAT csv, ON_CONFLICT 'ignore', ON_ERROR 'ignore');
 9,nine,9,u9

@@ -34,6 +34,19 @@ SELECT ingest.submit_async_load(:j2);
 SELECT ingest.wait_async_load(:j2, '60 s');
 SELECT rows_inserted, rows_updated FROM ingest.get_async_load_job(:j2);
 SELECT * FROM events ORDER BY at, what;
+-- an append with exception mode ignore applies chunks of ingest.merge_chunk_rows while it
+-- reads the staging table 1000 rows at a time; a chunk size that is not a multiple of that
+-- must not lose the rows read ahead (nor the worker)
+DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET ingest.merge_chunk_rows = 1500', current_database()); END $$;
+CREATE TABLE events_chunked (at int CHECK (at > 0), what text);
+SELECT id AS j2c, staging AS s2c FROM ingest.begin_async_load('events_chunked', 'none', exception_mode => 'ignore') \gset
+INSERT INTO :s2c SELECT i, 'e' || i FROM generate_series(1, 3500) i;
+INSERT INTO :s2c VALUES (-1, 'bad');
+SELECT ingest.submit_async_load(:j2c);
+SELECT ingest.wait_async_load(:j2c, '60 s');
+SELECT state, rows_inserted, rows_rejected FROM ingest.get_async_load_job(:j2c);
+SELECT count(*), count(DISTINCT at), min(at), max(at) FROM events_chunked;
+DO $$ BEGIN EXECUTE format('ALTER DATABASE %I RESET ingest.merge_chunk_rows', current_database()); END $$;
 
 -- exception mode ignore: a CHECK violation is rejected with its row, the rest load
 SELECT id AS j3, staging AS s3
