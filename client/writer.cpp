@@ -246,6 +246,7 @@ struct Writer::Impl {
     Batch batch;
     std::uint64_t row_counter = 0;
     bool closed = false;
+    bool closing = false;  // close() was called: no write()/erase() is taken from then on
     std::exception_ptr pending_error;
 
     std::mutex flush_mutex;
@@ -580,7 +581,7 @@ void Writer::Impl::rethrow_pending() {
 void Writer::Impl::wait_for_space(std::unique_lock<std::mutex>& lock) {
     for (;;) {
         rethrow_pending();
-        if (closed) {
+        if (closed || closing) {
             throw usage_error("writer is closed", "55000");
         }
         if (!(hands_off() && batch.operations > 0 && over_limits())) {
@@ -806,6 +807,14 @@ bool Writer::Impl::must_flush_here() {
 
 void Writer::Impl::flush_all(bool background) {
     std::lock_guard<std::mutex> flush_lock(flush_mutex);
+    {
+        // A failure that dropped a batch is thrown before anything after it is sent: a caller
+        // that replays from its last good point must not find later rows already committed.
+        std::lock_guard<std::mutex> lock(batch_mutex);
+        if (pending_error && !pending_error_kept) {
+            return;
+        }
+    }
     bool kept = false;
     std::exception_ptr failure;
     try {
@@ -1422,6 +1431,9 @@ void Writer::close() {
         if (m_impl->closed) {
             return;
         }
+        // From here on write()/erase() throw: a row taken after the final flush would be
+        // discarded by the destructor.
+        m_impl->closing = true;
         m_impl->rethrow_pending();
     }
     m_impl->flush_all();
@@ -1431,6 +1443,7 @@ void Writer::close() {
     }
     m_impl->stop_flusher();
     std::lock_guard<std::mutex> lock(m_impl->batch_mutex);
+    m_impl->rethrow_pending();  // a flush of the writer's thread that ended meanwhile
     m_impl->closed = true;
 }
 

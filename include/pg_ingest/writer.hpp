@@ -112,7 +112,9 @@ struct PG_INGEST_API WriterHooks {
 // write()/erase()/flush()/close(), which then does nothing else (a write() that throws such an
 // error did not add its row); flush() and close() also throw one that happens while they wait.
 // An error whose batch was kept is not thrown once a later flush has sent that batch (or failed
-// on it with an error of its own); an error whose rows were dropped is always thrown.
+// on it with an error of its own); an error whose rows were dropped is always thrown, and
+// nothing written after those rows is sent before it has been thrown (so a caller that replays
+// from its last good point never finds later rows already committed).
 //
 // Threading: write(), erase(), flush() and close() may be called from several threads; batches
 // are applied in order. Blocking: write()/erase() block while they flush (backgroundflush=0) or
@@ -149,7 +151,9 @@ class PG_INGEST_API Writer {
     void erase(Row key);
     // Sends everything buffered now and waits for it (see the error rules above).
     void flush();
-    // Flushes, then stops the writer's thread. Further write()/erase() throw. Idempotent.
+    // Flushes, then stops the writer's thread. From the moment it is called, write()/erase()
+    // throw 55000 (also when close() itself throws; calling it again retries what was kept).
+    // Idempotent once it has returned normally.
     void close();
 
     WriterMetrics metrics() const;

@@ -747,8 +747,8 @@ BOOST_AUTO_TEST_CASE(a_background_flush_error_naming_a_dropped_row_is_thrown_by_
         writer.write({i, i == 7 ? -1 : i});  // row 7 breaks the CHECK; the batch goes on its own
     }
     writer.write({11, 11});  // the next batch
-    // flush() waits for the writer's thread, finds its failure and throws it (after sending
-    // row 11).
+    // flush() waits for the writer's thread, finds its failure and throws it before sending
+    // row 11: nothing written after dropped rows is committed before the caller has heard.
     try {
         writer.flush();
         BOOST_FAIL("flush() after a failed background flush did not throw");
@@ -759,9 +759,40 @@ BOOST_AUTO_TEST_CASE(a_background_flush_error_naming_a_dropped_row_is_thrown_by_
     }
     BOOST_TEST(writer.metrics().flush_failures == 1u);
     BOOST_TEST(writer.metrics().rows_discarded == 10u);
+    BOOST_TEST(scalar(c, "SELECT count(*) FROM wr_bg_bad") == "0");
     writer.write({12, 12});  // thrown once: the writer goes on
     writer.close();
     BOOST_TEST(scalar(c, "SELECT string_agg(id::text, ',' ORDER BY id) FROM wr_bg_bad") == "11,12");
+}
+
+BOOST_AUTO_TEST_CASE(close_racing_write_loses_no_row_that_write_accepted) {
+    Connection c = test::connect();
+    c.execute("DROP TABLE IF EXISTS wr_close_race; CREATE TABLE wr_close_race (id int)");
+    Options options;
+    options.batch_write_timeout = 0ms;
+    options.batch_size = 100;
+    Writer writer(make_pool(), "wr_close_race", {}, options);
+    std::atomic<int> accepted{0};
+    std::string refused;  // the SQLSTATE of the write() that close() stopped
+    std::thread writing([&] {
+        for (int i = 0;; ++i) {
+            try {
+                writer.write({i});
+                ++accepted;
+            } catch (const Error& error) {
+                refused = error.sqlstate();
+                return;
+            }
+        }
+    });
+    std::this_thread::sleep_for(100ms);
+    writer.close();
+    writing.join();
+    BOOST_TEST(refused == "55000");
+    BOOST_TEST(accepted.load() > 0);
+    // Every row a write() took was flushed by close(): none left for the destructor to drop.
+    BOOST_TEST(scalar(c, "SELECT count(*) FROM wr_close_race") == std::to_string(accepted.load()));
+    BOOST_TEST(writer.metrics().rows_discarded == 0u);
 }
 
 BOOST_AUTO_TEST_CASE(a_kept_batch_error_is_not_thrown_once_a_later_flush_has_sent_the_batch) {
