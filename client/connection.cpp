@@ -169,9 +169,16 @@ Connection Connection::connect(const ConnectionOptions& options, Clock::time_poi
     std::vector<const char*> keywords;
     std::vector<const char*> values;
     for (const auto& [keyword, value] : options.parameters()) {
+        if (keyword == "client_encoding") {
+            continue;
+        }
         keywords.push_back(keyword.c_str());
         values.push_back(value.c_str());
     }
+    // Text goes out and comes back as UTF-8 (values are checked as UTF-8, binary text is
+    // converted from the client encoding): never PGCLIENTENCODING's or the server's choice.
+    keywords.push_back("client_encoding");
+    values.push_back("UTF8");
     keywords.push_back(nullptr);
     values.push_back(nullptr);
 

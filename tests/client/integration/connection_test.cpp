@@ -1,5 +1,6 @@
 // Connection against a live server: queries, errors, quoting, moves, URL forms.
 #include <chrono>
+#include <cstdlib>
 #include <string>
 #include <thread>
 #include <utility>
@@ -42,6 +43,18 @@ BOOST_AUTO_TEST_CASE(connects_and_runs_a_simple_query) {
     BOOST_TEST(result.is_null(0, 1));
     BOOST_TEST(*result.get(0, 2) == "x y");
     BOOST_TEST(result.command_tag() == "SELECT 1");
+}
+
+BOOST_AUTO_TEST_CASE(text_is_always_exchanged_as_utf8_whatever_pgclientencoding_says) {
+    ::setenv("PGCLIENTENCODING", "LATIN1", 1);
+    Connection connection = test::connect();
+    ::unsetenv("PGCLIENTENCODING");
+    BOOST_TEST(*connection.execute("SHOW client_encoding").get(0, 0) == "UTF8");
+    // 'é' as UTF-8 bytes arrives as one character, not as the two LATIN1 ones "Ã©".
+    const auto result =
+        connection.execute_params("SELECT length($1::text), $1::text", {"\xc3\xa9"});
+    BOOST_TEST(*result.get(0, 0) == "1");
+    BOOST_TEST(*result.get(0, 1) == "\xc3\xa9");
 }
 
 BOOST_AUTO_TEST_CASE(execute_params_sends_text_values_and_nulls) {
