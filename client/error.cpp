@@ -38,7 +38,9 @@ bool is_transient_sqlstate(std::string_view sqlstate) noexcept {
         return false;
     }
     if (sqlstate.substr(0, 2) == "08") {
-        return sqlstate != "08007";  // transaction_resolution_unknown: it may have committed
+        // 08007 transaction_resolution_unknown: it may have committed; 08P01 protocol_violation:
+        // the server refused the bytes themselves, which fail the same way when sent again.
+        return sqlstate != "08007" && sqlstate != "08P01";
     }
     return std::find(k_transient_codes.begin(), k_transient_codes.end(), sqlstate) !=
            k_transient_codes.end();

@@ -1125,6 +1125,9 @@ void Writer::Impl::run_attempt(Connection& connection, const std::vector<const S
         detail::exec_until(connection, stage_create_sql, nullptr, deadline);
     }
     if (isolating) {
+        // Deferred constraints are checked per statement here: a violation found only at COMMIT
+        // cannot be pinned on a row, and would fail every attempt again.
+        detail::exec_until(connection, "SET CONSTRAINTS ALL IMMEDIATE", nullptr, deadline);
         isolate(connection, deletes, true, 0, deletes.size(), deadline, stop_at_first,
                 conflict_fallback, rejects);
         isolate(connection, writes, false, 0, writes.size(), deadline, stop_at_first,

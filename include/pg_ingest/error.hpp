@@ -16,7 +16,7 @@ namespace pg_ingest {
 // characters the server sends; anything else, including the empty string, is not transient.
 //
 // Transient: class 08 (connection exceptions, including the 08001/08003/08006 the library itself
-// uses for failed or lost connections) except 08007, 40001 serialization_failure, 40P01
+// uses for failed or lost connections) except 08007 and 08P01, 40001 serialization_failure, 40P01
 // deadlock_detected, 55P03 lock_not_available, 53000 insufficient_resources, 53200 out_of_memory,
 // 53300 too_many_connections, 57P01 admin_shutdown, 57P02 crash_shutdown,
 // 57P03 cannot_connect_now, 57P05 idle_session_timeout and 25P03
@@ -25,6 +25,8 @@ namespace pg_ingest {
 // Deliberately NOT transient:
 //  - 08007 transaction_resolution_unknown: the unit of work may have committed; sending it again
 //    could apply it twice. Whoever knows the transaction must find out first (the Writer does).
+//  - 08P01 protocol_violation: the server refused what it was sent (binary data that does not
+//    fit its column type says "insufficient data left in message"); the same bytes fail again.
 //  - 53100 disk_full: it does not clear within a retry back-off, needs an operator, and re-sending
 //    batches adds WAL and temp-file pressure to a server that is already out of space.
 //  - 57014 query_canceled: raised by statement_timeout or pg_cancel_backend(), both deliberate;

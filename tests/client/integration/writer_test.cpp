@@ -456,6 +456,41 @@ BOOST_AUTO_TEST_CASE(ignore_mode_loads_every_good_row_and_reports_each_bad_row_o
     }
 }
 
+BOOST_AUTO_TEST_CASE(a_deferred_constraint_broken_at_commit_is_pinned_on_its_row) {
+    Connection c = test::connect();
+    c.execute("DROP TABLE IF EXISTS wr_deferred, wr_parent");
+    c.execute("CREATE TABLE wr_parent (id int PRIMARY KEY)");
+    c.execute("INSERT INTO wr_parent SELECT generate_series(1, 10)");
+    c.execute(
+        "CREATE TABLE wr_deferred (id int PRIMARY KEY, parent int REFERENCES wr_parent "
+        "DEFERRABLE INITIALLY DEFERRED)");
+    for (const ExceptionMode mode : {ExceptionMode::ignore, ExceptionMode::strict}) {
+        c.execute("TRUNCATE wr_deferred");
+        Options options;
+        options.exception_mode = mode;
+        options.batch_write_timeout = 0ms;
+        std::vector<RejectedRow> rejects;
+        WriterHooks hooks;
+        hooks.on_reject = [&](const RejectedRow& row) { rejects.push_back(row); };
+        Writer writer(make_pool(), "wr_deferred", {}, options, hooks);
+        for (int i = 1; i <= 10; ++i) {
+            writer.write({i, i == 4 ? 99 : i});  // row 4 names no parent
+        }
+        if (mode == ExceptionMode::ignore) {
+            writer.close();
+            BOOST_TEST(scalar(c, "SELECT count(*) FROM wr_deferred") == "9");
+            BOOST_TEST_REQUIRE(rejects.size() == 1u);
+            BOOST_TEST(rejects[0].row_number == 4u);
+            BOOST_TEST(rejects[0].sqlstate == "23503");
+        } else {
+            std::string message;
+            BOOST_TEST(error_state([&] { writer.flush(); }, &message) == "23503");
+            BOOST_TEST(message.find("row 4") != std::string::npos, message);
+            BOOST_TEST(scalar(c, "SELECT count(*) FROM wr_deferred") == "0");
+        }
+    }
+}
+
 BOOST_AUTO_TEST_CASE(strict_exception_mode_names_the_bad_row_and_commits_nothing_of_the_batch) {
     Connection c = test::connect();
     c.execute("DROP TABLE IF EXISTS wr_strict");

@@ -11,12 +11,18 @@ using pg_ingest::is_transient_sqlstate;
 
 BOOST_AUTO_TEST_SUITE(sqlstate_classification)
 
-BOOST_AUTO_TEST_CASE(every_connection_exception_in_class_08_is_transient) {
-    for (const char* code : {"08000", "08001", "08003", "08004", "08006", "08P01"}) {
+BOOST_AUTO_TEST_CASE(connection_exceptions_in_class_08_are_transient) {
+    for (const char* code : {"08000", "08001", "08003", "08004", "08006"}) {
         BOOST_TEST_CONTEXT("sqlstate " << code) {
             BOOST_TEST(is_transient_sqlstate(code));
         }
     }
+}
+
+BOOST_AUTO_TEST_CASE(a_protocol_violation_is_not_transient_the_same_bytes_fail_again) {
+    BOOST_TEST(!is_transient_sqlstate("08P01"));
+    BOOST_TEST(
+        !pg_ingest::Error("insufficient data left in message", "08P01", "", "", true).retryable());
 }
 
 BOOST_AUTO_TEST_CASE(transaction_resolution_unknown_is_not_transient_it_may_have_committed) {
