@@ -172,6 +172,7 @@ class MergeRun {
     };
     std::vector<Kept> m_kept;
     SPIPlanPtr m_plan = nullptr;
+    UpsertCounting m_counting = UpsertCounting::conflicts;
 
     bool dedupes() const {
         return m_spec.mode != ConflictMode::strict && m_spec.mode != ConflictMode::none;
@@ -197,7 +198,7 @@ class MergeRun {
         int64_t processed;  // rows the statement wrote (or updated rows' input count)
         int64_t conflicts;  // upsert: groups that took DO UPDATE
     };
-    ChunkResult execute_chunk();
+    ChunkResult execute_chunk(int64_t groups);
     void count(const ChunkResult& r, int64_t groups, int64_t rows);
     void retry_rows_one_by_one();
     void rewrite_context(const PgError& e) const;
@@ -437,6 +438,7 @@ void MergeRun::append_all(RowSource& source) {
 }
 
 void MergeRun::prepare_statement() {
+    m_counting = upsert_counting(m_spec, m_res);
     const std::string sql = merge_statement_sql(m_spec, m_res, m_handle);
     m_plan = pg_call([&] {
         SPIPlanPtr p = SPI_prepare(sql.c_str(), 0, NULL);
@@ -541,7 +543,7 @@ void MergeRun::rewrite_context(const PgError& e) const {
     });
 }
 
-MergeRun::ChunkResult MergeRun::execute_chunk() {
+MergeRun::ChunkResult MergeRun::execute_chunk(int64_t groups) {
     g_conflicts = 0;
     ChunkResult r{0, 0};
     const bool is_update = m_spec.mode == ConflictMode::update;
@@ -550,10 +552,16 @@ MergeRun::ChunkResult MergeRun::execute_chunk() {
             int rc = SPI_execute_plan(m_plan, NULL, NULL, false, 0);
             if (rc < 0)
                 elog(ERROR, "pg_ingest: merge statement failed: %s", SPI_result_code_string(rc));
+            bool isnull;
             if (is_update) {
-                bool isnull;
                 r.processed = DatumGetInt64(
                     SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+            } else if (m_counting == UpsertCounting::returning) {
+                r.processed = DatumGetInt64(
+                    SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+                const int64_t inserted = DatumGetInt64(
+                    SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+                g_conflicts = r.processed - inserted;  // updates that were really written
             } else {
                 r.processed = static_cast<int64_t>(SPI_processed);
             }
@@ -563,6 +571,12 @@ MergeRun::ChunkResult MergeRun::execute_chunk() {
         throw;
     }
     r.conflicts = g_conflicts;
+    if (m_counting == UpsertCounting::by_groups) {
+        // Every group either inserted or took the update path; the updates written are the
+        // rows written that did not insert.
+        const int64_t inserted = std::max<int64_t>(0, groups - g_conflicts);
+        r.conflicts = std::max<int64_t>(0, r.processed - inserted);
+    }
     // The executor's function scan has taken the chunk and freed it with itself.
     if (m_chunk) {
         pg_call([&] { tuplestore_end(m_chunk); });
@@ -636,12 +650,12 @@ void MergeRun::flush_chunk() {
         return;
     }
     if (!m_spec.ignore_errors) {
-        count(execute_chunk(), m_chunk_groups, m_chunk_rows);
+        count(execute_chunk(m_chunk_groups), m_chunk_groups, m_chunk_rows);
         return;
     }
     try {
         ChunkResult r{0, 0};
-        with_subtransaction([&] { r = execute_chunk(); });
+        with_subtransaction([&] { r = execute_chunk(m_chunk_groups); });
         count(r, m_chunk_groups, m_chunk_rows);
     } catch (const PgError& e) {
         if (!rejectable(e))
@@ -668,7 +682,7 @@ void MergeRun::retry_rows_one_by_one() {
         });
         try {
             ChunkResult r{0, 0};
-            with_subtransaction([&] { r = execute_chunk(); });
+            with_subtransaction([&] { r = execute_chunk(1); });
             count(r, 1, k.group_rows);
         } catch (const PgError& e) {
             if (!rejectable(e))

@@ -6,6 +6,8 @@
 extern "C" {
 #include "access/htup_details.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_inherits.h"
+#include "access/relation.h"
 #include "catalog/pg_collation.h"
 #include "catalog/pg_operator.h"
 #include "utils/builtins.h"
@@ -44,7 +46,33 @@ std::string operator_sql(Oid opno) {
     return buf;
 }
 
+bool has_before_update_row_trigger(Relation rel) {
+    return rel->trigdesc && rel->trigdesc->trig_update_before_row;
+}
+
 }  // namespace
+
+UpsertCounting upsert_counting(const MergeSpec& spec, const ResolvedMerge& res) {
+    if (spec.mode != ConflictMode::upsert || res.update_columns.empty())
+        return UpsertCounting::conflicts;
+    Relation rel = spec.target;
+    if (rel->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
+        return has_before_update_row_trigger(rel) ? UpsertCounting::returning
+                                                  : UpsertCounting::conflicts;
+    const bool found = pg_call([&] {
+        List* all = find_all_inheritors(RelationGetRelid(rel), AccessShareLock, NULL);
+        ListCell* lc;
+        foreach (lc, all) {
+            Relation part = relation_open(lfirst_oid(lc), NoLock);
+            const bool has = has_before_update_row_trigger(part);
+            relation_close(part, NoLock);
+            if (has)
+                return true;
+        }
+        return false;
+    });
+    return found ? UpsertCounting::by_groups : UpsertCounting::conflicts;
+}
 
 std::string merge_statement_sql(const MergeSpec& spec, const ResolvedMerge& res, int handle) {
     const int ncols = static_cast<int>(spec.columns.size());
@@ -98,7 +126,14 @@ std::string merge_statement_sql(const MergeSpec& spec, const ResolvedMerge& res,
                 std::string set;
                 for (AttrNumber a : res.update_columns)
                     set += (set.empty() ? "" : ", ") + col(a) + " = EXCLUDED." + col(a);
-                sql += "UPDATE SET " + set + " WHERE ingest._merge_note_conflict()";
+                if (upsert_counting(spec, res) == UpsertCounting::returning) {
+                    // An updated row carries our lock in xmax, a new one has none.
+                    sql = "WITH w AS (" + sql + "UPDATE SET " + set +
+                          " RETURNING (xmax OPERATOR(pg_catalog.=) 0) AS ins) SELECT "
+                          "pg_catalog.count(*), pg_catalog.count(*) FILTER (WHERE ins) FROM w";
+                } else {
+                    sql += "UPDATE SET " + set + " WHERE ingest._merge_note_conflict()";
+                }
             }
             break;
         }
@@ -118,7 +153,8 @@ std::string merge_statement_sql(const MergeSpec& spec, const ResolvedMerge& res,
             const bool only = rel->rd_rel->relkind == RELKIND_RELATION;
             sql = "WITH u AS (UPDATE " + std::string(only ? "ONLY " : "") + target + " AS t SET " +
                   set + " FROM " + from + " WHERE " + join +
-                  " RETURNING s.n) SELECT count(*), coalesce(sum(n), 0)::bigint FROM u";
+                  " RETURNING s.n) SELECT pg_catalog.count(*), "
+                  "coalesce(pg_catalog.sum(n), 0)::bigint FROM u";
             break;
         }
     }

@@ -10,4 +10,14 @@ namespace pg_ingest {
 
 std::string merge_statement_sql(const MergeSpec& spec, const ResolvedMerge& res, int handle);
 
+// How an upsert tells the rows it inserted from the ones it updated. The DO UPDATE WHERE clause
+// counts the rows that took the update path (conflicts); a BEFORE UPDATE row trigger may still
+// skip such an update, so where the target or a partition has one:
+//   returning  plain target: the statement returns one row (rows written, rows inserted),
+//              from RETURNING xmax = 0 (an updated row carries our lock in xmax);
+//   by_groups  partitioned target (RETURNING cannot read xmax there): inserted = groups -
+//              conflicts, exact unless a BEFORE INSERT row trigger also skips rows.
+enum class UpsertCounting { conflicts, returning, by_groups };
+UpsertCounting upsert_counting(const MergeSpec& spec, const ResolvedMerge& res);
+
 }  // namespace pg_ingest

@@ -115,3 +115,31 @@ DROP TABLE trg, trg_log, gen, child, parent, tenant_rows, priv;
 DROP FUNCTION trg_note();
 DROP OWNED BY pgi_loader;
 DROP ROLE pgi_loader;
+
+-- a BEFORE UPDATE trigger that skips an update: the row counts as skipped, not updated
+-- (plain target, and a partitioned one whose trigger is on one partition only)
+CREATE TABLE sup (k int PRIMARY KEY, v text);
+CREATE TRIGGER z BEFORE UPDATE ON sup FOR EACH ROW
+    EXECUTE FUNCTION suppress_redundant_updates_trigger();
+INSERT INTO sup VALUES (1, 'a'), (2, 'b');
+COPY sup FROM STDIN WITH (FORMAT csv, ON_CONFLICT 'upsert');
+1,a
+2,changed
+3,c
+\.
+SELECT * FROM ingest.last_copy_stats();
+SELECT * FROM sup ORDER BY k;
+CREATE TABLE psup (k int PRIMARY KEY, v text) PARTITION BY RANGE (k);
+CREATE TABLE psup1 PARTITION OF psup FOR VALUES FROM (0) TO (10);
+CREATE TABLE psup2 PARTITION OF psup FOR VALUES FROM (10) TO (20);
+CREATE TRIGGER z BEFORE UPDATE ON psup1 FOR EACH ROW
+    EXECUTE FUNCTION suppress_redundant_updates_trigger();
+INSERT INTO psup VALUES (1, 'a'), (11, 'a');
+COPY psup FROM STDIN WITH (FORMAT csv, ON_CONFLICT 'upsert');
+1,a
+11,a
+12,b
+\.
+SELECT * FROM ingest.last_copy_stats();
+SELECT * FROM psup ORDER BY k;
+DROP TABLE sup, psup;
