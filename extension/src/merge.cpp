@@ -164,13 +164,23 @@ class MergeRun {
     Tuplestorestate* m_chunk = nullptr;
     int64_t m_chunk_groups = 0;
     int64_t m_chunk_rows = 0;
+    // One input row of a key group, as a chunk row of its own (n = 1).
+    struct Member {
+        MinimalTuple tuple;
+        int64_t seq;
+        std::string raw;
+    };
     struct Kept {
         MinimalTuple tuple;
         int64_t group_rows;
         int64_t seq;
         std::string raw;
+        // Every row of the group when it has several: if the combined row fails, they are
+        // applied one at a time in input order, as the rows would be without grouping.
+        std::vector<Member> members;
     };
     std::vector<Kept> m_kept;
+    std::vector<Member> m_group;  // rows of the group being read (ON_ERROR 'ignore' only)
     SPIPlanPtr m_plan = nullptr;
     UpsertCounting m_counting = UpsertCounting::conflicts;
 
@@ -181,6 +191,10 @@ class MergeRun {
         return m_spec.mode == ConflictMode::upsert || m_spec.mode == ConflictMode::update;
     }
     bool keeps_raw() const { return m_spec.ignore_errors; }
+    bool keeps_groups() const { return m_spec.ignore_errors && dedupes(); }
+    void add_member(TupleTableSlot* row);
+    bool apply_one(MinimalTuple tuple, int64_t group_rows, int64_t seq, const std::string& raw,
+                   bool report);
 
     void build_descriptors();
     void load(RowSource& source);
@@ -364,6 +378,8 @@ void MergeRun::apply_all() {
                 group_rows++;
                 if (last_wins())
                     pg_call([&] { ExecCopySlot(first, cur); });
+                if (keeps_groups())
+                    add_member(cur);
                 continue;
             }
         }
@@ -374,6 +390,9 @@ void MergeRun::apply_all() {
         pg_call([&] { ExecCopySlot(leader, cur); });
         have_leader = true;
         group_rows = 1;
+        m_group.clear();
+        if (keeps_groups())
+            add_member(cur);
     }
     flush_chunk();
     end_apply();
@@ -450,16 +469,43 @@ void MergeRun::prepare_statement() {
 }
 
 void MergeRun::start_chunk() {
+    m_kept.clear();
+    // Everything of the previous chunk goes, including a tuplestore that a failed statement
+    // took and never freed (ON_ERROR 'ignore'): memory stays bounded by one chunk.
+    pg_call([&] { MemoryContextReset(m_chunk_cxt); });
     m_chunk = pg_call([&] {
-        MemoryContext old = MemoryContextSwitchTo(m_cxt);
+        MemoryContext old = MemoryContextSwitchTo(m_chunk_cxt);
         Tuplestorestate* ts = tuplestore_begin_heap(false, false, work_mem);
         MemoryContextSwitchTo(old);
         return ts;
     });
     m_chunk_groups = 0;
     m_chunk_rows = 0;
-    m_kept.clear();
-    pg_call([&] { MemoryContextReset(m_chunk_cxt); });
+}
+
+// A row of the current key group, kept for a one-at-a-time replay (see Kept::members).
+void MergeRun::add_member(TupleTableSlot* row) {
+    Member m{nullptr, 0, {}};
+    pg_call([&] {
+        slot_getallattrs(row);
+        Datum values[MaxTupleAttributeNumber];
+        bool nulls[MaxTupleAttributeNumber];
+        for (int i = 0; i < m_ncols; i++) {
+            values[i] = row->tts_values[i];
+            nulls[i] = row->tts_isnull[i];
+        }
+        values[m_ncols] = Int64GetDatum(1);
+        nulls[m_ncols] = false;
+        MemoryContext old = MemoryContextSwitchTo(m_chunk_cxt);
+        m.tuple = heap_form_minimal_tuple(m_chunk_desc, values, nulls);
+        MemoryContextSwitchTo(old);
+        m.seq = DatumGetInt64(row->tts_values[m_ncols]);
+        if (!row->tts_isnull[m_ncols + 1]) {
+            text* raw = DatumGetTextPP(row->tts_values[m_ncols + 1]);
+            m.raw.assign(VARDATA_ANY(raw), VARSIZE_ANY_EXHDR(raw));
+        }
+    });
+    m_group.push_back(std::move(m));
 }
 
 void MergeRun::add_to_chunk(TupleTableSlot* leader, TupleTableSlot* first, int64_t group_rows) {
@@ -510,9 +556,14 @@ void MergeRun::add_row(const Datum* in_values, const bool* in_nulls, int64_t gro
         }
         MemoryContextSwitchTo(old);
     });
-    if (keeps_raw())
-        m_kept.push_back(
-            Kept{kept, group_rows, seq, raw ? std::string(raw, raw_len) : std::string()});
+    if (keeps_raw()) {
+        std::vector<Member> members;
+        if (group_rows > 1)
+            members = std::move(m_group);
+        m_kept.push_back(Kept{kept, group_rows, seq,
+                              raw ? std::string(raw, raw_len) : std::string(), std::move(members)});
+    }
+    m_group.clear();
     m_chunk_groups++;
     m_chunk_rows += group_rows;
     if (m_chunk_groups >= guc::merge_chunk_rows) {
@@ -669,40 +720,61 @@ void MergeRun::flush_chunk() {
 }
 
 // A chunk failed on a bad row: apply its rows one by one, each in a subtransaction, and
-// report the ones that fail.
+// report the ones that fail. A key group whose combined row fails is applied row by row in
+// input order, so its good rows load as they would one at a time.
 void MergeRun::retry_rows_one_by_one() {
     std::vector<Kept> rows = std::move(m_kept);
     m_kept.clear();
     for (Kept& k : rows) {
-        pg_call([&] {
-            MemoryContext old = MemoryContextSwitchTo(m_cxt);
-            m_chunk = tuplestore_begin_heap(false, false, work_mem);
-            tuplestore_puttuple(m_chunk, heap_tuple_from_minimal_tuple(k.tuple));
-            MemoryContextSwitchTo(old);
-        });
-        try {
-            ChunkResult r{0, 0};
-            with_subtransaction([&] { r = execute_chunk(1); });
-            count(r, 1, k.group_rows);
-        } catch (const PgError& e) {
-            if (!rejectable(e))
-                throw;
-            if (m_chunk)
-                pg_call([&] { tuplestore_end(m_chunk); });
-            m_chunk = nullptr;
-            // The winning row failed: the rows it superseded were never applied either.
-            m_counts.rejected += 1;
-            m_counts.skipped += k.group_rows - 1;
-            RejectedRow rej;
-            rej.line_number = k.seq;
-            rej.raw_line = std::move(k.raw);
-            rej.sqlstate = unpack_sql_state(e.sqlerrcode());
-            rej.message = e.what();
-            if (e.data()->detail)
-                rej.message += std::string(" (") + e.data()->detail + ")";
-            e.release();
-            m_on_reject(std::move(rej));
+        if (k.members.empty()) {
+            // A rejected winner: the rows it superseded were never applied either.
+            if (!apply_one(k.tuple, k.group_rows, k.seq, k.raw, true))
+                m_counts.skipped += k.group_rows - 1;
+            continue;
         }
+        if (apply_one(k.tuple, k.group_rows, k.seq, k.raw, false))
+            continue;
+        std::sort(k.members.begin(), k.members.end(),
+                  [](const Member& a, const Member& b) { return a.seq < b.seq; });
+        for (Member& m : k.members)
+            (void)apply_one(m.tuple, 1, m.seq, m.raw, true);
+    }
+}
+
+// Applies one chunk row in a subtransaction. False when it fails on bad data; then, if
+// `report`, it is counted and reported as a reject.
+bool MergeRun::apply_one(MinimalTuple tuple, int64_t group_rows, int64_t seq,
+                         const std::string& raw, bool report) {
+    pg_call([&] {
+        MemoryContext old = MemoryContextSwitchTo(m_chunk_cxt);
+        m_chunk = tuplestore_begin_heap(false, false, work_mem);
+        tuplestore_puttuple(m_chunk, heap_tuple_from_minimal_tuple(tuple));
+        MemoryContextSwitchTo(old);
+    });
+    try {
+        ChunkResult r{0, 0};
+        with_subtransaction([&] { r = execute_chunk(1); });
+        count(r, 1, group_rows);
+        return true;
+    } catch (const PgError& e) {
+        if (!rejectable(e))
+            throw;
+        m_chunk = nullptr;  // allocated in m_chunk_cxt: freed with the chunk
+        if (!report) {
+            e.release();
+            return false;
+        }
+        m_counts.rejected += 1;
+        RejectedRow rej;
+        rej.line_number = seq;
+        rej.raw_line = raw;
+        rej.sqlstate = unpack_sql_state(e.sqlerrcode());
+        rej.message = e.what();
+        if (e.data()->detail)
+            rej.message += std::string(" (") + e.data()->detail + ")";
+        e.release();
+        m_on_reject(std::move(rej));
+        return false;
     }
 }
 

@@ -96,6 +96,29 @@ SELECT * FROM ingest.last_copy_stats();
 SELECT * FROM ingest.last_copy_rejects() ORDER BY line_number;
 SELECT * FROM e ORDER BY k;
 
+-- a repeated key whose applied row fails: the key's rows are applied one at a time in input
+-- order, so its good rows load (upsert: the last good one; ignore: the first good one)
+CREATE TABLE eg (k int PRIMARY KEY, n int CHECK (n >= 0));
+COPY eg FROM STDIN WITH (FORMAT csv, ON_CONFLICT 'upsert', ON_ERROR 'ignore');
+1,5
+1,-1
+2,3
+2,4
+2,-2
+\.
+SELECT * FROM ingest.last_copy_stats();
+SELECT line_number, raw_line, sqlstate FROM ingest.last_copy_rejects() ORDER BY line_number;
+SELECT * FROM eg ORDER BY k;
+COPY eg FROM STDIN WITH (FORMAT csv, ON_CONFLICT 'ignore', ON_ERROR 'ignore');
+3,-1
+3,7
+3,8
+\.
+SELECT * FROM ingest.last_copy_stats();
+SELECT line_number, raw_line, sqlstate FROM ingest.last_copy_rejects() ORDER BY line_number;
+SELECT * FROM eg ORDER BY k;
+DROP TABLE eg;
+
 -- ... but only a line that was read whole can be skipped: a bare carriage return in a
 -- newline-ended file, or an invalid byte sequence, stops the reading of the input itself,
 -- so it fails the COPY (it would otherwise repeat forever) and nothing is loaded
