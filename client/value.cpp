@@ -1107,6 +1107,25 @@ void encode_field(const Value& value, const ColumnType& type, std::string& out,
     }
 }
 
+bool key_bytes_supported(const ColumnType& type) noexcept {
+    const auto canonical = [](TypeKind kind) {
+        return kind != TypeKind::json && kind != TypeKind::jsonb;
+    };
+    if (type.kind == TypeKind::array) {
+        switch (type.element_kind) {
+            case TypeKind::numeric:
+            case TypeKind::float4:
+            case TypeKind::float8:
+            case TypeKind::interval:
+            case TypeKind::bpchar:
+                return false;  // elements compare like the scalars: their bytes do not
+            default:
+                return canonical(type.element_kind);
+        }
+    }
+    return canonical(type.kind);
+}
+
 void append_key_bytes(const Value& value, const ColumnType& type, std::string& out) {
     std::string part;
     if (value.is_null()) {
@@ -1143,6 +1162,30 @@ void append_key_bytes(const Value& value, const ColumnType& type, std::string& o
                 f = std::numeric_limits<double>::quiet_NaN();
             }
             put64(part, double_bits(f));
+            break;
+        }
+        case TypeKind::interval: {
+            // The server compares intervals by their span, a month being 30 days and a day 24
+            // hours: '1 day' = '24 hours', '1 mon' = '30 days'.
+            std::string payload;
+            encode_payload(value, type, payload, "");
+            const auto be = [&](std::size_t at, int bytes) {
+                std::uint64_t v = 0;
+                for (int i = 0; i < bytes; ++i) {
+                    v = (v << 8) |
+                        static_cast<unsigned char>(payload[at + static_cast<std::size_t>(i)]);
+                }
+                return v;
+            };
+            const auto micros = static_cast<std::int64_t>(be(0, 8));
+            const auto days = static_cast<std::int32_t>(static_cast<std::uint32_t>(be(8, 4)));
+            const auto months = static_cast<std::int32_t>(static_cast<std::uint32_t>(be(12, 4)));
+            const __int128 span =
+                (static_cast<__int128>(months) * 30 + days) * static_cast<__int128>(86400000000LL) +
+                micros;
+            const auto bits = static_cast<unsigned __int128>(span);
+            put64(part, static_cast<std::uint64_t>(bits >> 64));
+            put64(part, static_cast<std::uint64_t>(bits));
             break;
         }
         case TypeKind::bpchar: {

@@ -412,6 +412,15 @@ void Writer::Impl::open(std::string_view table, std::vector<std::string> request
         key_positions.push_back(static_cast<std::size_t>(at - column_names.begin()));
         key_names.push_back(name);
         key_oids.push_back(types[key_positions.back()].oid);
+        if (!key_bytes_supported(types[key_positions.back()])) {
+            // Keys are deduplicated on the client by their bytes; two values the server calls
+            // equal but whose bytes differ would reach one statement and fail it.
+            throw usage_error("key column \"" + name + "\" has type " +
+                                  types[key_positions.back()].name +
+                                  ", whose equality the writer cannot reproduce on the client; "
+                                  "use another key (conflictcolumns)",
+                              "0A000");
+        }
     }
     if (!keyed && options.conflict_mode == ConflictMode::update) {
         throw usage_error("conflictmode update needs a key: table " + table_label() +

@@ -234,8 +234,12 @@ PG_INGEST_API void encode_field(const Value& value, const ColumnType& type, std:
                                 std::string_view what);
 
 // Appends the bytes identifying `value` as a key: equal keys (as the server compares them for
-// the built-in types: 1.0 = 1.00, 'a ' = 'a' for char(n), -0.0 = 0.0) give equal bytes. Must be
-// called with a value that encode_field() accepted for `type`.
+// the built-in types: 1.0 = 1.00, 'a ' = 'a' for char(n), -0.0 = 0.0, '1 day' = '24 hours' for
+// interval) give equal bytes. Must be called with a value that encode_field() accepted for
+// `type`. Types whose equality the client cannot reproduce (json, jsonb, arrays of numeric,
+// floating point, interval, char(n) or json elements) are refused as keys: see
+// key_bytes_supported().
+PG_INGEST_API bool key_bytes_supported(const ColumnType& type) noexcept;
 PG_INGEST_API void append_key_bytes(const Value& value, const ColumnType& type, std::string& out);
 
 // The binary COPY file header and trailer.

@@ -968,6 +968,16 @@ BOOST_AUTO_TEST_CASE(identifiers_are_quoted_and_matched_by_case_rules) {
     BOOST_TEST(error_state([&] { Writer(make_pool(), "Mixed Case", {"id"}, options); }) == "42703");
 }
 
+BOOST_AUTO_TEST_CASE(a_key_the_client_cannot_deduplicate_is_refused_when_the_writer_opens) {
+    Connection c = test::connect();
+    c.execute("DROP TABLE IF EXISTS wr_jsonb_key");
+    c.execute("CREATE TABLE wr_jsonb_key (doc jsonb PRIMARY KEY, v int)");
+    std::string message;
+    BOOST_TEST(error_state([&] { Writer(make_pool(), "wr_jsonb_key", {}, Options{}); }, &message) ==
+               "0A000");
+    BOOST_TEST(message.find("key column \"doc\" has type jsonb") != std::string::npos, message);
+}
+
 BOOST_AUTO_TEST_CASE(include_columns_of_the_key_index_are_not_key_columns) {
     Connection c = test::connect();
     c.execute("DROP TABLE IF EXISTS wr_include");

@@ -325,6 +325,29 @@ BOOST_AUTO_TEST_CASE(float_keys_treat_signed_zeros_and_nans_as_equal) {
     BOOST_TEST(key(Value(), k_int4) != key(Value(0), k_int4));
 }
 
+BOOST_AUTO_TEST_CASE(interval_keys_compare_by_span_as_the_server_does) {
+    const std::int64_t day = 86400000000LL;
+    BOOST_TEST(key(Value(Interval{0, 1, 0}), k_interval) ==
+               key(Value(Interval{day, 0, 0}), k_interval));  // '1 day' = '24 hours'
+    BOOST_TEST(key(Value(Interval{0, 0, 1}), k_interval) ==
+               key(Value(Interval{0, 30, 0}), k_interval));  // '1 mon' = '30 days'
+    BOOST_TEST(key(Value(Interval{0, 1, 0}), k_interval) !=
+               key(Value(Interval{day + 1, 0, 0}), k_interval));
+    BOOST_TEST(key(Value(Interval{-day, 1, 0}), k_interval) ==
+               key(Value(Interval{0, 0, 0}), k_interval));
+}
+
+BOOST_AUTO_TEST_CASE(types_whose_equality_bytes_cannot_show_are_refused_as_keys) {
+    BOOST_TEST(!key_bytes_supported(k_jsonb));
+    BOOST_TEST(!key_bytes_supported(column(1231, -1, 1700, "numeric[]")));
+    BOOST_TEST(!key_bytes_supported(column(1022, -1, 701, "double precision[]")));
+    BOOST_TEST(!key_bytes_supported(column(1187, -1, 1186, "interval[]")));
+    BOOST_TEST(key_bytes_supported(column(1009, -1, 25, "text[]")));
+    BOOST_TEST(key_bytes_supported(k_interval));
+    BOOST_TEST(key_bytes_supported(k_numeric));
+    BOOST_TEST(key_bytes_supported(k_text));
+}
+
 BOOST_AUTO_TEST_CASE(copy_header_and_trailer_are_the_documented_bytes) {
     BOOST_TEST(hex(std::string(binary_copy_header())) ==
                "5047434f50590aff0d0a00"
