@@ -581,8 +581,20 @@ Decimal numeric_of(const Value& value, const ColumnType& type, std::string_view 
             value_error(what, "infinity does not fit " + type.name, k_out_of_range);
         }
         round_decimal(d, scale);
-        const std::int64_t integer_digits = static_cast<std::int64_t>(d.integer.size());
-        if (d.special == Decimal::Special::none && integer_digits > precision - scale) {
+        // Where the most significant nonzero digit sits: 1 for units, 0 for tenths, -1 for
+        // hundredths... The server's rule; it also covers a scale above the precision
+        // (numeric(3,5) takes 0.00123, not 0.0123).
+        const auto first = d.integer.find_first_not_of('0');
+        std::int64_t position = 0;
+        bool nonzero = first != std::string::npos;
+        if (nonzero) {
+            position = static_cast<std::int64_t>(d.integer.size() - first);
+        } else {
+            const auto in_fraction = d.fraction.find_first_not_of('0');
+            nonzero = in_fraction != std::string::npos;
+            position = -static_cast<std::int64_t>(in_fraction);
+        }
+        if (d.special == Decimal::Special::none && nonzero && position > precision - scale) {
             value_error(what, "numeric value " + decimal_text(d) + " overflows " + type.name,
                         k_out_of_range);
         }

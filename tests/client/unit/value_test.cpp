@@ -191,6 +191,13 @@ BOOST_AUTO_TEST_CASE(numeric_typmod_rounds_like_the_server_and_rejects_overflow)
     BOOST_TEST(encode_error(Value("abc"), k_numeric) == "22P02");
     BOOST_TEST(field(Value("2.5"), k_numeric) == field(Value(Numeric("2.5")), k_numeric));
     BOOST_TEST(field(Value(0.1), k_numeric) == field(Value(Numeric("0.1")), k_numeric));
+    // A scale above the precision (PostgreSQL 15): numeric(3,5) holds 0.00123 and 0, not 0.0123
+    const ColumnType tiny = column(1700, ((3 << 16) | 5) + 4, 0, "numeric(3,5)");
+    BOOST_CHECK_NO_THROW(field(Value(Numeric("0.00123")), tiny));
+    BOOST_CHECK_NO_THROW(field(Value(Numeric("0")), tiny));
+    BOOST_CHECK_NO_THROW(field(Value(Numeric("-0.00999")), tiny));
+    BOOST_TEST(encode_error(Value(Numeric("0.0123")), tiny) == "22003");
+    BOOST_TEST(encode_error(Value(Numeric("0.009995")), tiny) == "22003");  // rounds to 0.01000
 }
 
 BOOST_AUTO_TEST_CASE(text_is_raw_utf8_and_special_characters_pass_unchanged) {
