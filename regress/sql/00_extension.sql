@@ -7,6 +7,8 @@ SELECT name, setting, context FROM pg_settings WHERE name LIKE 'ingest.%' ORDER 
 SET ingest.no_such_setting = 1;
 -- every function of the extension pins its search_path, except the per-row conflict counter
 -- _merge_note_conflict (it runs no SQL and resolves no names; a SET clause would cost per row)
+-- and merge (its statement is fully qualified, and the caller's triggers and defaults it fires
+-- must see the caller's search_path)
 SELECT p.proname, p.proconfig
 FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid AND d.classid = 'pg_proc'::regclass
 JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'pg_ingest'

@@ -143,3 +143,19 @@ COPY psup FROM STDIN WITH (FORMAT csv, ON_CONFLICT 'upsert');
 SELECT * FROM ingest.last_copy_stats();
 SELECT * FROM psup ORDER BY k;
 DROP TABLE sup, psup;
+
+-- ingest.merge() fires the target's triggers with the caller's search_path, as COPY ON
+-- CONFLICT and INSERT do: a trigger naming a table without its schema finds it
+CREATE SCHEMA app;
+CREATE TABLE app.audit (k int);
+CREATE TABLE app.items (k int PRIMARY KEY, v text);
+CREATE FUNCTION app.note_item() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN INSERT INTO audit VALUES (NEW.k); RETURN NEW; END $$;
+CREATE TRIGGER a AFTER INSERT ON app.items FOR EACH ROW EXECUTE FUNCTION app.note_item();
+CREATE TABLE app.items_src (k int, v text);
+INSERT INTO app.items_src VALUES (1, 'one'), (2, 'two');
+SET search_path = app, public;
+SELECT * FROM ingest.merge('items_src', 'items', 'upsert');
+RESET search_path;
+SELECT * FROM app.audit ORDER BY k;
+DROP SCHEMA app CASCADE;

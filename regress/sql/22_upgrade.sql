@@ -5,6 +5,9 @@ CREATE EXTENSION pg_ingest VERSION '0.1.0';
 SELECT extversion FROM pg_extension WHERE extname = 'pg_ingest';
 ALTER EXTENSION pg_ingest UPDATE;
 SELECT extversion FROM pg_extension WHERE extname = 'pg_ingest';
+CREATE TEMP TABLE upgraded_functions AS
+    SELECT p.oid::regprocedure::text AS fn, p.proconfig, p.prosecdef, p.provolatile
+    FROM pg_proc p WHERE p.pronamespace = 'ingest'::regnamespace;
 CREATE TEMP TABLE upgraded AS
     SELECT pg_describe_object(classid, objid, objsubid) AS obj
     FROM pg_depend
@@ -23,3 +26,11 @@ UNION ALL
 (SELECT 'only in fresh install', obj FROM fresh EXCEPT SELECT 'only in fresh install', obj FROM upgraded);
 -- the function definitions match too
 SELECT count(*) AS functions FROM pg_proc WHERE pronamespace = 'ingest'::regnamespace;
+-- ... down to their settings (SET search_path), security and volatility
+(SELECT 'only after upgrade' AS diff, * FROM upgraded_functions
+ EXCEPT SELECT 'only after upgrade', p.oid::regprocedure::text, p.proconfig, p.prosecdef, p.provolatile
+ FROM pg_proc p WHERE p.pronamespace = 'ingest'::regnamespace)
+UNION ALL
+(SELECT 'only in fresh install', p.oid::regprocedure::text, p.proconfig, p.prosecdef, p.provolatile
+ FROM pg_proc p WHERE p.pronamespace = 'ingest'::regnamespace
+ EXCEPT SELECT 'only in fresh install', * FROM upgraded_functions);

@@ -1,4 +1,5 @@
--- pg_ingest 0.2.0: source script of the current version (0.1.0 plus pg_ingest--0.1.0--0.2.0.sql).
+-- pg_ingest 0.3.0: source script of the current version (0.1.0 plus the upgrade scripts
+-- pg_ingest--0.1.0--0.2.0.sql and pg_ingest--0.2.0--0.3.0.sql).
 \echo Use "CREATE EXTENSION pg_ingest" to load this file. \quit
 
 -- The schema "ingest" is created by CREATE EXTENSION (control file: schema = ingest).
@@ -18,7 +19,9 @@ CREATE FUNCTION @extschema@.merge(
     OUT inserted bigint, OUT updated bigint, OUT skipped bigint, OUT rejected bigint)
     RETURNS record
     LANGUAGE c VOLATILE
-    SET search_path = pg_catalog, pg_temp
+    -- No SET search_path: the INSERT ... ON CONFLICT it runs fires the caller's triggers,
+    -- defaults and CHECK functions, which must resolve names as they would for the caller (and
+    -- as under COPY ON CONFLICT). Every name in the statement it builds is schema-qualified.
     AS 'MODULE_PATHNAME', 'ingest_merge';
 COMMENT ON FUNCTION @extschema@.merge(regclass, regclass, text, text[], text[]) IS
     'apply the rows of source to target with a conflict mode (upsert, update, ignore, strict)';
