@@ -88,7 +88,10 @@ struct PG_INGEST_API WriterHooks {
 // close(). A full batch is sent by the writer's own thread (backgroundflush, the default) while
 // write() fills the next one, so encoding overlaps the server's work; a write() that finds the
 // next batch full as well waits until the first is sent (at most two batches are buffered).
-// With backgroundflush=0 the write() that fills a batch sends it itself. Batches are sent one at
+// With backgroundflush=0 the write() that fills a batch sends it itself; when that send fails,
+// write() throws with its row already in the batch (kept or dropped by the error rules below),
+// so the row must not be written again. (With backgroundflush=1 a write() that throws never took
+// its row.) Batches are sent one at
 // a time, in order, on one transaction each.
 //
 // Errors at flush: transient ones (is_transient_sqlstate, lost connection) re-send the whole
