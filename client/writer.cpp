@@ -590,7 +590,7 @@ void Writer::Impl::rethrow_pending() {
 void Writer::Impl::wait_for_space(std::unique_lock<std::mutex>& lock) {
     for (;;) {
         rethrow_pending();
-        if (closed || closing) {
+        if (closing) {  // set by close() before anything else, so also when closed
             throw usage_error("writer is closed", "55000");
         }
         if (!(hands_off() && batch.operations > 0 && over_limits())) {

@@ -378,8 +378,11 @@ void MergeRun::apply_all() {
                 group_rows++;
                 if (last_wins())
                     pg_call([&] { ExecCopySlot(first, cur); });
-                if (keeps_groups())
+                if (keeps_groups()) {
+                    if (m_group.empty())
+                        add_member(leader);  // only groups of several rows are kept whole
                     add_member(cur);
+                }
                 continue;
             }
         }
@@ -390,9 +393,6 @@ void MergeRun::apply_all() {
         pg_call([&] { ExecCopySlot(leader, cur); });
         have_leader = true;
         group_rows = 1;
-        m_group.clear();
-        if (keeps_groups())
-            add_member(cur);
     }
     flush_chunk();
     end_apply();
@@ -458,7 +458,7 @@ void MergeRun::append_all(RowSource& source) {
 
 void MergeRun::prepare_statement() {
     m_counting = upsert_counting(m_spec, m_res);
-    const std::string sql = merge_statement_sql(m_spec, m_res, m_handle);
+    const std::string sql = merge_statement_sql(m_spec, m_res, m_handle, m_counting);
     m_plan = pg_call([&] {
         SPIPlanPtr p = SPI_prepare(sql.c_str(), 0, NULL);
         if (p == NULL)
@@ -556,13 +556,9 @@ void MergeRun::add_row(const Datum* in_values, const bool* in_nulls, int64_t gro
         }
         MemoryContextSwitchTo(old);
     });
-    if (keeps_raw()) {
-        std::vector<Member> members;
-        if (group_rows > 1)
-            members = std::move(m_group);
+    if (keeps_raw())
         m_kept.push_back(Kept{kept, group_rows, seq,
-                              raw ? std::string(raw, raw_len) : std::string(), std::move(members)});
-    }
+                              raw ? std::string(raw, raw_len) : std::string(), std::move(m_group)});
     m_group.clear();
     m_chunk_groups++;
     m_chunk_rows += group_rows;
@@ -612,7 +608,7 @@ MergeRun::ChunkResult MergeRun::execute_chunk(int64_t groups) {
                     SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
                 const int64_t inserted = DatumGetInt64(
                     SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-                g_conflicts = r.processed - inserted;  // updates that were really written
+                r.conflicts = r.processed - inserted;  // updates that were really written
             } else {
                 r.processed = static_cast<int64_t>(SPI_processed);
             }
@@ -621,8 +617,9 @@ MergeRun::ChunkResult MergeRun::execute_chunk(int64_t groups) {
         rewrite_context(e);
         throw;
     }
-    r.conflicts = g_conflicts;
-    if (m_counting == UpsertCounting::by_groups) {
+    if (m_counting == UpsertCounting::conflicts) {
+        r.conflicts = g_conflicts;
+    } else if (m_counting == UpsertCounting::by_groups) {
         // Every group either inserted or took the update path; the updates written are the
         // rows written that did not insert.
         const int64_t inserted = std::max<int64_t>(0, groups - g_conflicts);

@@ -74,7 +74,8 @@ UpsertCounting upsert_counting(const MergeSpec& spec, const ResolvedMerge& res) 
     return found ? UpsertCounting::by_groups : UpsertCounting::conflicts;
 }
 
-std::string merge_statement_sql(const MergeSpec& spec, const ResolvedMerge& res, int handle) {
+std::string merge_statement_sql(const MergeSpec& spec, const ResolvedMerge& res, int handle,
+                                UpsertCounting counting) {
     const int ncols = static_cast<int>(spec.columns.size());
 
     Relation rel = spec.target;
@@ -126,7 +127,7 @@ std::string merge_statement_sql(const MergeSpec& spec, const ResolvedMerge& res,
                 std::string set;
                 for (AttrNumber a : res.update_columns)
                     set += (set.empty() ? "" : ", ") + col(a) + " = EXCLUDED." + col(a);
-                if (upsert_counting(spec, res) == UpsertCounting::returning) {
+                if (counting == UpsertCounting::returning) {
                     // An updated row carries our lock in xmax, a new one has none.
                     sql = "WITH w AS (" + sql + "UPDATE SET " + set +
                           " RETURNING (xmax OPERATOR(pg_catalog.=) 0) AS ins) SELECT "

@@ -8,8 +8,6 @@
 
 namespace pg_ingest {
 
-std::string merge_statement_sql(const MergeSpec& spec, const ResolvedMerge& res, int handle);
-
 // How an upsert tells the rows it inserted from the ones it updated. The DO UPDATE WHERE clause
 // counts the rows that took the update path (conflicts); a BEFORE UPDATE row trigger may still
 // skip such an update, so where the target or a partition has one:
@@ -19,5 +17,10 @@ std::string merge_statement_sql(const MergeSpec& spec, const ResolvedMerge& res,
 //              conflicts, exact unless a BEFORE INSERT row trigger also skips rows.
 enum class UpsertCounting { conflicts, returning, by_groups };
 UpsertCounting upsert_counting(const MergeSpec& spec, const ResolvedMerge& res);
+
+// `counting` is upsert_counting()'s answer for the same spec (it opens every partition, so the
+// caller asks once).
+std::string merge_statement_sql(const MergeSpec& spec, const ResolvedMerge& res, int handle,
+                                UpsertCounting counting);
 
 }  // namespace pg_ingest

@@ -236,11 +236,11 @@ PG_INGEST_API void encode_field(const Value& value, const ColumnType& type, std:
 // Appends the bytes identifying `value` as a key: equal keys (as the server compares them for
 // the built-in types: 1.0 = 1.00, 'a ' = 'a' for char(n), -0.0 = 0.0, '1 day' = '24 hours' for
 // interval) give equal bytes. Must be called with a value that encode_field() accepted for
-// `type`. Types whose equality the client cannot reproduce (json, jsonb, arrays of numeric,
-// floating point, interval, char(n) or json elements) are refused as keys: see
-// key_bytes_supported().
-PG_INGEST_API bool key_bytes_supported(const ColumnType& type) noexcept;
+// `type` whose key_bytes_supported() is true.
 PG_INGEST_API void append_key_bytes(const Value& value, const ColumnType& type, std::string& out);
+// False for types whose equality the key bytes cannot reproduce (json, jsonb, arrays of numeric,
+// floating point, interval, char(n) or json elements): the Writer refuses them as keys.
+PG_INGEST_API bool key_bytes_supported(const ColumnType& type) noexcept;
 
 // The binary COPY file header and trailer.
 PG_INGEST_API std::string_view binary_copy_header() noexcept;

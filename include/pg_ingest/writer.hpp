@@ -91,8 +91,7 @@ struct PG_INGEST_API WriterHooks {
 // With backgroundflush=0 the write() that fills a batch sends it itself; when that send fails,
 // write() throws with its row already in the batch (kept or dropped by the error rules below),
 // so the row must not be written again. (With backgroundflush=1 a write() that throws never took
-// its row.) Batches are sent one at
-// a time, in order, on one transaction each.
+// its row.) Batches are sent one at a time, in order, on one transaction each.
 //
 // Errors at flush: transient ones (is_transient_sqlstate, lost connection) re-send the whole
 // batch on a fresh transaction, maxretrytimes times, waiting retrywaittime, doubled each time;
