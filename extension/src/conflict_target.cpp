@@ -226,6 +226,10 @@ void check_column_privilege(Relation rel, AttrNumber attnum, AclMode mode) {
     });
 }
 
+bool identity_always(Relation rel, AttrNumber a) {
+    return TupleDescAttr(RelationGetDescr(rel), a - 1)->attidentity == ATTRIBUTE_IDENTITY_ALWAYS;
+}
+
 }  // namespace
 
 std::vector<std::string> split_identifiers(const std::string& value, const char* option) {
@@ -289,6 +293,12 @@ ResolvedMerge resolve_merge(const MergeSpec& spec) {
                 raise(ERRCODE_INVALID_COLUMN_REFERENCE,
                       format("column \"%s\" is a conflict column and cannot be updated", n.c_str()),
                       {}, "Remove conflict columns from UPDATE_COLUMNS.");
+            if (identity_always(rel, a))
+                raise(ERRCODE_GENERATED_ALWAYS,
+                      format("column \"%s\" is an identity column GENERATED ALWAYS and cannot be "
+                             "updated",
+                             n.c_str()),
+                      {}, "Remove it from UPDATE_COLUMNS; an existing row keeps its value.");
             if (std::find(spec.columns.begin(), spec.columns.end(), a) == spec.columns.end())
                 raise(ERRCODE_INVALID_COLUMN_REFERENCE,
                       format("update column \"%s\" is not in the %s column list", n.c_str(),
@@ -301,8 +311,9 @@ ResolvedMerge resolve_merge(const MergeSpec& spec) {
             r.update_columns.push_back(a);
         }
     } else if (updates) {
+        // As in UPDATE, an identity column GENERATED ALWAYS keeps the value it has.
         for (AttrNumber a : spec.columns)
-            if (!is_key(a))
+            if (!is_key(a) && !identity_always(rel, a))
                 r.update_columns.push_back(a);
     }
     if (spec.mode == ConflictMode::update && r.update_columns.empty())

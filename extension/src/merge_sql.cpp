@@ -46,6 +46,15 @@ std::string operator_sql(Oid opno) {
     return buf;
 }
 
+// COPY writes given values into GENERATED ALWAYS identity columns; INSERT needs this clause to.
+std::string overriding_clause(const MergeSpec& spec) {
+    TupleDesc rd = RelationGetDescr(spec.target);
+    for (AttrNumber a : spec.columns)
+        if (TupleDescAttr(rd, a - 1)->attidentity == ATTRIBUTE_IDENTITY_ALWAYS)
+            return " OVERRIDING SYSTEM VALUE";
+    return "";
+}
+
 bool has_before_update_row_trigger(Relation rel) {
     return rel->trigdesc && rel->trigdesc->trig_update_before_row;
 }
@@ -108,19 +117,19 @@ std::string merge_statement_sql(const MergeSpec& spec, const ResolvedMerge& res,
     for (AttrNumber k : res.target.keys)
         keys += (keys.empty() ? "" : ", ") + col(k);
 
+    const std::string insert = "INSERT INTO " + target + " (" + cols + ")" +
+                               overriding_clause(spec) + " SELECT " + srccols + " FROM " + from;
     std::string sql;
     switch (spec.mode) {
         case ConflictMode::strict:
         case ConflictMode::none:
-            sql = "INSERT INTO " + target + " (" + cols + ") SELECT " + srccols + " FROM " + from;
+            sql = insert;
             break;
         case ConflictMode::ignore:
-            sql = "INSERT INTO " + target + " (" + cols + ") SELECT " + srccols + " FROM " + from +
-                  " ON CONFLICT (" + keys + ") DO NOTHING";
+            sql = insert + " ON CONFLICT (" + keys + ") DO NOTHING";
             break;
         case ConflictMode::upsert: {
-            sql = "INSERT INTO " + target + " (" + cols + ") SELECT " + srccols + " FROM " + from +
-                  " ON CONFLICT (" + keys + ") DO ";
+            sql = insert + " ON CONFLICT (" + keys + ") DO ";
             if (res.update_columns.empty()) {
                 sql += "NOTHING";
             } else {

@@ -39,6 +39,44 @@ COPY gen (k, total) FROM STDIN WITH (FORMAT csv, ON_CONFLICT 'upsert');
 3,3
 \.
 
+-- Identity columns GENERATED ALWAYS take the loaded values, as in plain COPY; an existing row
+-- keeps its identity value (UPDATE cannot change it either).
+CREATE TABLE ident (k int PRIMARY KEY, id bigint GENERATED ALWAYS AS IDENTITY, v text);
+COPY ident FROM STDIN WITH (FORMAT csv, ON_CONFLICT 'upsert');
+1,100,a
+2,200,b
+\.
+COPY ident FROM STDIN WITH (FORMAT csv, ON_CONFLICT 'upsert');
+1,999,a2
+3,300,c
+\.
+-- left out of the column list, it is generated
+COPY ident (k, v) FROM STDIN WITH (FORMAT csv, ON_CONFLICT 'ignore');
+4,d
+\.
+SELECT * FROM ident ORDER BY k;
+-- naming it in UPDATE_COLUMNS is refused before anything is read
+COPY ident FROM STDIN WITH (FORMAT csv, ON_CONFLICT 'upsert', UPDATE_COLUMNS 'id');
+1,5,x
+\.
+-- ingest.merge() and update mode do the same
+CREATE TABLE ident_src (k int, id bigint, v text);
+INSERT INTO ident_src VALUES (2, 7, 'b2'), (5, 500, 'e');
+SELECT * FROM ingest.merge('ident_src', 'ident', 'upsert');
+UPDATE ident_src SET v = v || '!';
+SELECT * FROM ingest.merge('ident_src', 'ident', 'update');
+SELECT * FROM ingest.merge('ident_src', 'ident', 'update', update_columns => '{id}');
+SELECT * FROM ident ORDER BY k;
+-- an identity key: repeated keys, last wins, and the sequence is left alone
+CREATE TABLE ident_key (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, v text);
+COPY ident_key FROM STDIN WITH (FORMAT csv, ON_CONFLICT 'upsert');
+10,a
+10,b
+11,c
+\.
+INSERT INTO ident_key (v) VALUES ('generated');
+SELECT * FROM ident_key ORDER BY id;
+
 -- CHECK, NOT NULL and foreign keys are enforced; with ON_ERROR 'stop' nothing is loaded.
 CREATE TABLE parent (id int PRIMARY KEY);
 INSERT INTO parent VALUES (1);
