@@ -218,6 +218,7 @@ struct Writer::Impl {
     std::vector<ColumnType> types;
     std::vector<std::uint32_t> type_oids;
     std::vector<bool> not_null;
+    std::vector<bool> identity_always;       // GENERATED ALWAYS identity: written, never updated
     std::vector<std::size_t> key_positions;  // into the writer's columns
     std::vector<std::string> key_names;
     std::vector<std::uint32_t> key_oids;
@@ -358,7 +359,7 @@ void Writer::Impl::open(std::string_view table, std::vector<std::string> request
     }
     for (const std::size_t i : chosen) {
         const ColumnInfo& info = table_columns[i];
-        if (info.generated || info.identity_always) {
+        if (info.generated) {
             throw usage_error("column \"" + info.name + "\" is generated and cannot be written",
                               "0A000");
         }
@@ -371,6 +372,7 @@ void Writer::Impl::open(std::string_view table, std::vector<std::string> request
         types.push_back(*info.type);
         type_oids.push_back(info.type->oid);
         not_null.push_back(info.not_null);
+        identity_always.push_back(info.identity_always);
     }
 
     // The key.
@@ -438,6 +440,12 @@ void Writer::Impl::open(std::string_view table, std::vector<std::string> request
             key_names.end()) {
             throw usage_error("update column \"" + name + "\" is a key column", "42P10");
         }
+        if (table_columns[*found].identity_always) {
+            throw usage_error("update column \"" + name +
+                                  "\" is an identity column GENERATED ALWAYS, which an existing "
+                                  "row keeps",
+                              "428C9");
+        }
     }
 
     switch (options.write_mode) {
@@ -493,7 +501,9 @@ void Writer::Impl::build_sql(const Connection& c) {
         }
     } else {
         for (std::size_t i = 0; i < column_names.size(); ++i) {
-            if (std::find(key_positions.begin(), key_positions.end(), i) == key_positions.end()) {
+            // An identity column GENERATED ALWAYS keeps its value, as UPDATE requires.
+            if (std::find(key_positions.begin(), key_positions.end(), i) == key_positions.end() &&
+                !identity_always[i]) {
                 update.push_back(quoted[i]);
             }
         }
@@ -535,8 +545,13 @@ void Writer::Impl::build_sql(const Connection& c) {
                        " ON COMMIT DROP AS SELECT " + column_list + " FROM " + qualified +
                        " WITH NO DATA";
     stage_copy_sql = "COPY " + stage + " (" + column_list + ") FROM STDIN WITH (FORMAT binary)";
-    const std::string insert_select = "INSERT INTO " + qualified + " (" + column_list +
-                                      ") SELECT " + column_list + " FROM " + stage;
+    // Given values go into GENERATED ALWAYS identity columns, as with COPY.
+    const std::string overriding =
+        std::find(identity_always.begin(), identity_always.end(), true) != identity_always.end()
+            ? " OVERRIDING SYSTEM VALUE"
+            : "";
+    const std::string insert_select = "INSERT INTO " + qualified + " (" + column_list + ")" +
+                                      overriding + " SELECT " + column_list + " FROM " + stage;
     switch (options.conflict_mode) {
         case ConflictMode::upsert:
             stage_apply_sql =
@@ -560,7 +575,7 @@ void Writer::Impl::build_sql(const Connection& c) {
                                         " FROM " + stage + " s WHERE " + join(join_s, " AND ");
             break;
     }
-    insert_prefix = "INSERT INTO " + qualified + " (" + column_list + ") VALUES ";
+    insert_prefix = "INSERT INTO " + qualified + " (" + column_list + ")" + overriding + " VALUES ";
     if (options.conflict_mode == ConflictMode::ignore || update.empty()) {
         conflict_suffix = " ON CONFLICT (" + key_list + ") DO NOTHING";
     } else {
@@ -1113,10 +1128,21 @@ void Writer::Impl::send(Batch& sending, bool& drop) {
                             " in " + std::to_string(latency.count() / 1000) + " ms (" +
                             std::to_string(rejects.size()) + " rejected, " +
                             std::to_string(attempt) + " retries)");
-    // Reported once, after the commit: a retried attempt never reports twice.
+    // Reported once, after the commit: a retried attempt never reports twice. A throwing
+    // callback still hears of every row; its first exception is thrown after the last one.
     if (hooks.on_reject) {
+        std::exception_ptr first;
         for (const auto& reject : rejects) {
-            hooks.on_reject(reject);
+            try {
+                hooks.on_reject(reject);
+            } catch (...) {
+                if (!first) {
+                    first = std::current_exception();
+                }
+            }
+        }
+        if (first) {
+            std::rethrow_exception(first);
         }
     }
 }

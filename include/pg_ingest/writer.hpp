@@ -58,8 +58,9 @@ PG_INGEST_API bool is_row_error(const Error& error) noexcept;
 // Hooks run while the writer holds its flush lock: they must not call back into the writer.
 struct PG_INGEST_API WriterHooks {
     // Called once per rejected row (exceptionmode=ignore), from the thread that flushed (possibly
-    // the writer's timer thread), after the batch committed. An exception from it propagates out
-    // of that flush (from the timer thread: out of the next write()/flush()/close()).
+    // the writer's timer thread), after the batch committed. If it throws, the batch's other
+    // rejected rows are still reported, then its first exception propagates out of that flush
+    // (from the timer thread: out of the next write()/flush()/close()); the batch stays committed.
     std::function<void(const RejectedRow&)> on_reject;
     // Log lines. info and debug only when verbose; warnings and errors always. Messages name
     // tables, counts and SQLSTATEs, never connection secrets. Must not throw.
@@ -124,11 +125,13 @@ struct PG_INGEST_API WriterHooks {
 // (connection wait included), retries add their back-off.
 class PG_INGEST_API Writer {
   public:
-    // Opens the writer: reads the schema, resolves `columns` (empty = every writable column)
-    // and the key (conflictcolumns, else the primary key, else the only unique key), checks
-    // that every column's type can be encoded and that the modes fit the table, and detects the
-    // extension. Throws Error: 42P01 no table, 42703 unknown column, 0A000 unsupported column
-    // type or mode, 42P10 no usable key, 22023 invalid options; connection Errors.
+    // Opens the writer: reads the schema, resolves `columns` (empty = every column but generated
+    // and GENERATED ALWAYS identity ones; an identity column named here is written as COPY
+    // writes it, and never updated) and the key (conflictcolumns, else the primary key, else the
+    // only unique key), checks that every column's type can be encoded and that the modes fit the
+    // table, and detects the extension. Throws Error: 42P01 no table, 42703 unknown column, 0A000
+    // unsupported column type or mode, 42P10 no usable key, 22023 invalid options; connection
+    // Errors.
     Writer(std::shared_ptr<ConnectionPool> pool, std::string_view table,
            std::vector<std::string> columns, Options options, WriterHooks hooks = {});
     // Same with a private pool of options.connection_max_active connections.

@@ -1,5 +1,6 @@
 // Writer against a live server: every write mode x conflict mode against a row-at-a-time oracle,
 // the extension-less fallback, bad rows, retries after a killed backend, concurrency, timers.
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
@@ -454,6 +455,38 @@ BOOST_AUTO_TEST_CASE(ignore_mode_loads_every_good_row_and_reports_each_bad_row_o
             BOOST_TEST(writer.metrics().rows_rejected == bad_rows.size());
         }
     }
+}
+
+BOOST_AUTO_TEST_CASE(a_throwing_reject_callback_still_hears_of_every_row_and_the_batch_stays) {
+    Connection c = test::connect();
+    c.execute("DROP TABLE IF EXISTS wr_reject_throw");
+    c.execute("CREATE TABLE wr_reject_throw (id int PRIMARY KEY, n int CHECK (n >= 0))");
+    Options options;
+    options.exception_mode = ExceptionMode::ignore;
+    options.batch_write_timeout = 0ms;
+    std::vector<std::uint64_t> heard;
+    WriterHooks hooks;
+    hooks.on_reject = [&](const RejectedRow& row) {
+        heard.push_back(row.row_number);
+        throw std::runtime_error("callback failed on row " + std::to_string(row.row_number));
+    };
+    Writer writer(make_pool(), "wr_reject_throw", {}, options, hooks);
+    for (int i = 1; i <= 10; ++i) {
+        writer.write({i, i % 3 == 0 ? -1 : i});  // rows 3, 6 and 9 are bad
+    }
+    try {
+        writer.flush();
+        BOOST_FAIL("the callback's exception was swallowed");
+    } catch (const std::runtime_error& error) {
+        BOOST_TEST(std::string(error.what()) == "callback failed on row 3");
+    }
+    std::sort(heard.begin(), heard.end());
+    BOOST_TEST(heard == (std::vector<std::uint64_t>{3, 6, 9}));
+    // Committed once, not re-sent by the next flush.
+    writer.write({11, 11});
+    writer.close();
+    BOOST_TEST(scalar(c, "SELECT count(*) FROM wr_reject_throw") == "8");
+    BOOST_TEST(heard.size() == 3u);
 }
 
 BOOST_AUTO_TEST_CASE(a_deferred_constraint_broken_at_commit_is_pinned_on_its_row) {
@@ -976,6 +1009,58 @@ BOOST_AUTO_TEST_CASE(a_key_the_client_cannot_deduplicate_is_refused_when_the_wri
     BOOST_TEST(error_state([&] { Writer(make_pool(), "wr_jsonb_key", {}, Options{}); }, &message) ==
                "0A000");
     BOOST_TEST(message.find("key column \"doc\" has type jsonb") != std::string::npos, message);
+}
+
+BOOST_AUTO_TEST_CASE(identity_columns_named_by_the_caller_are_written_as_copy_does_and_kept) {
+    Connection admin = test::connect();
+    if (scalar(admin, "SELECT count(*) FROM pg_database WHERE datname = 'wr_noext'") == "0") {
+        admin.execute("CREATE DATABASE wr_noext");
+    }
+    ConnectionOptions noext = test::options();
+    noext.set("dbname", "wr_noext");
+    struct Case {
+        const char* label;
+        ConnectionOptions connection;
+        WriteMode mode;
+    };
+    for (const Case& k : {Case{"copy, extension", test::options(), WriteMode::copy},
+                          Case{"copy, staging fallback", noext, WriteMode::copy},
+                          Case{"insert", test::options(), WriteMode::insert},
+                          Case{"upsert", test::options(), WriteMode::upsert}}) {
+        BOOST_TEST_CONTEXT(k.label) {
+            Connection c = Connection::connect(k.connection, 10s);
+            c.execute("DROP TABLE IF EXISTS wr_ident");
+            c.execute(
+                "CREATE TABLE wr_ident (k int PRIMARY KEY, id bigint GENERATED ALWAYS AS "
+                "IDENTITY, v text)");
+            c.execute("INSERT INTO wr_ident OVERRIDING SYSTEM VALUE VALUES (1, 100, 'old')");
+            Options options;
+            options.batch_write_timeout = 0ms;
+            options.write_mode = k.mode;
+            {
+                // Left to the server unless named.
+                Writer generated(make_pool(1, k.connection), "wr_ident", {}, options);
+                BOOST_TEST(generated.columns() == (std::vector<std::string>{"k", "v"}));
+                generated.write({3, "gen"});
+                generated.close();
+            }
+            Writer writer(make_pool(1, k.connection), "wr_ident", {"k", "id", "v"}, options);
+            writer.write({1, 999, "new"});
+            writer.write({2, 200, "b"});
+            writer.close();
+            BOOST_TEST(dump(c, "wr_ident") ==
+                       (std::vector<std::string>{"(1,100,new)", "(2,200,b)", "(3,1,gen)"}));
+            options.update_columns = {"id"};
+            std::string message;
+            BOOST_TEST(
+                error_state(
+                    [&] {
+                        Writer(make_pool(1, k.connection), "wr_ident", {"k", "id", "v"}, options);
+                    },
+                    &message) == "428C9");
+            BOOST_TEST(message.find("\"id\" is an identity column") != std::string::npos, message);
+        }
+    }
 }
 
 BOOST_AUTO_TEST_CASE(include_columns_of_the_key_index_are_not_key_columns) {
