@@ -2,9 +2,11 @@
 
 #include <poll.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstring>
+#include <sstream>
 #include <stdexcept>
 
 #include <libpq-fe.h>
@@ -164,6 +166,49 @@ Connection Connection::connect(const ConnectionOptions& options, milliseconds ti
     return connect(options, Clock::now() + timeout);
 }
 
+namespace {
+
+bool sqlstate_char(char c) {
+    return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z');
+}
+
+// A failed connection attempt as the server classified it. libpq keeps the server's startup
+// error only as text, so connecting runs with verbose errors, which put the SQLSTATE after the
+// severity ("FATAL:  28P01: password authentication failed ..."): the last such code is the
+// error's, and the text is shown without it and without the LOCATION lines. A wrong password,
+// an unknown database or role is then final (not retryable); a server that was never reached,
+// or that said it is starting up or full, stays transient.
+Error connect_failure(PGconn* conn) {
+    std::string sqlstate(detail::k_sqlclient_unable_to_establish);
+    std::string message;
+    std::istringstream lines(PQerrorMessage(conn));
+    for (std::string line; std::getline(lines, line);) {
+        const auto at = line.find(":  ");
+        if (at == std::string::npos) {
+            message += line + "\n";
+            continue;
+        }
+        const auto code = at + 3;
+        const bool has_code =
+            line.size() >= code + 7 && line.compare(code + 5, 2, ": ") == 0 &&
+            std::all_of(line.begin() + static_cast<std::ptrdiff_t>(code),
+                        line.begin() + static_cast<std::ptrdiff_t>(code + 5), sqlstate_char);
+        if (has_code) {
+            sqlstate = line.substr(code, 5);
+            message += line.substr(0, code) + line.substr(code + 7) + "\n";
+        } else if (line.find(".c:") == std::string::npos) {  // "LOCATION:  func, file.c:N"
+            message += line + "\n";
+        }
+    }
+    // libpq gave up before asking the server: no password to send.
+    if (PQconnectionNeedsPassword(conn)) {
+        sqlstate = "28P01";
+    }
+    return connection_error(sqlstate, trim_message(message.c_str()));
+}
+
+}  // namespace
+
 Connection Connection::connect(const ConnectionOptions& options, Clock::time_point deadline) {
     const auto start = Clock::now();
     std::vector<const char*> keywords;
@@ -187,6 +232,7 @@ Connection Connection::connect(const ConnectionOptions& options, Clock::time_poi
     if (!conn) {
         throw std::bad_alloc();
     }
+    PQsetErrorVerbosity(conn.get(), PQERRORS_VERBOSE);  // for connect_failure(); reset below
     auto failure = [](const std::string& why) {
         return connection_error(detail::k_sqlclient_unable_to_establish, why);
     };
@@ -194,7 +240,7 @@ Connection Connection::connect(const ConnectionOptions& options, Clock::time_poi
     PostgresPollingStatusType status = PGRES_POLLING_WRITING;
     while (status != PGRES_POLLING_OK) {
         if (status == PGRES_POLLING_FAILED || PQstatus(conn.get()) == CONNECTION_BAD) {
-            throw failure(trim_message(PQerrorMessage(conn.get())));
+            throw connect_failure(conn.get());
         }
         if (status == PGRES_POLLING_READING || status == PGRES_POLLING_WRITING) {
             const int socket = PQsocket(conn.get());
@@ -217,6 +263,7 @@ Connection Connection::connect(const ConnectionOptions& options, Clock::time_poi
         status = PQconnectPoll(conn.get());
     }
 
+    PQsetErrorVerbosity(conn.get(), PQERRORS_DEFAULT);
     auto impl = std::make_unique<Impl>();
     impl->conn = std::move(conn);
     PQsetNoticeReceiver(impl->conn.get(), &Impl::receive_notice, impl.get());

@@ -32,8 +32,11 @@ class PG_INGEST_API Connection {
     // authentication included) is abandoned at `deadline`, even if a host never answers.
     // libpq's connect_timeout is not used by this path; the deadline is the bound. Host names are
     // resolved with the system resolver, which can block; use hostaddr to avoid DNS.
-    // Throws Error, retryable, SQLSTATE 08001, connection_usable() false, on any failure or
-    // timeout; the message names the host as libpq reports it and never contains a password.
+    // Throws Error, connection_usable() false, on any failure or timeout; the message names the
+    // host as libpq reports it and never contains a password. Its SQLSTATE is the server's when
+    // the server refused the session (28P01 wrong or missing password, 28000 unknown role or no
+    // pg_hba entry, 3D000 unknown database: not retryable; 53300 too many connections, 57P03
+    // starting up: retryable), else 08001 (unreachable, timed out: retryable).
     static Connection connect(const ConnectionOptions& options, Clock::time_point deadline);
     // Same with a relative timeout; throws std::invalid_argument if timeout is not positive.
     static Connection connect(const ConnectionOptions& options, std::chrono::milliseconds timeout);

@@ -25,12 +25,13 @@ ConnectionOptions tcp_options(int port) {
 // Connects and expects failure; returns the Error after checking what every connect failure
 // must satisfy.
 pg_ingest::Error expect_connect_failure(const ConnectionOptions& options,
-                                        std::chrono::milliseconds timeout) {
+                                        std::chrono::milliseconds timeout,
+                                        const std::string& sqlstate = "08001") {
     try {
         Connection::connect(options, timeout);
     } catch (const pg_ingest::Error& error) {
-        BOOST_TEST(error.sqlstate() == "08001");
-        BOOST_TEST(error.retryable());
+        BOOST_TEST(error.sqlstate() == sqlstate);
+        BOOST_TEST(error.retryable() == (sqlstate == "08001"));
         BOOST_TEST(!error.connection_usable());
         BOOST_TEST(std::string(error.what()).find(k_password) == std::string::npos, error.what());
         return error;
@@ -87,12 +88,38 @@ BOOST_AUTO_TEST_CASE(missing_unix_socket_directory_fails_fast) {
     BOOST_TEST(test::elapsed_ms(start) < 2000);
 }
 
-BOOST_AUTO_TEST_CASE(unknown_database_is_reported_with_its_name) {
+// The server's refusal keeps its SQLSTATE and is final: retrying cannot make a database or a
+// role exist. The text is libpq's usual one, without the verbose code and LOCATION lines.
+BOOST_AUTO_TEST_CASE(unknown_database_is_final_3D000_and_reported_with_its_name) {
     ConnectionOptions options = test::options();
     options.set("dbname", "pg_ingest_no_such_database");
-    const auto error = expect_connect_failure(options, 10s);
-    BOOST_TEST(std::string(error.what()).find("pg_ingest_no_such_database") != std::string::npos,
+    const auto error = expect_connect_failure(options, 10s, "3D000");
+    const std::string what = error.what();
+    BOOST_TEST(
+        what.find("database \"pg_ingest_no_such_database\" does not exist") != std::string::npos,
+        what);
+    BOOST_TEST(what.find("3D000") == std::string::npos, what);
+    BOOST_TEST(what.find(".c:") == std::string::npos, what);
+}
+
+BOOST_AUTO_TEST_CASE(unknown_role_is_final_28000) {
+    ConnectionOptions options = test::options();
+    options.set("user", "pg_ingest_no_such_role");
+    options.set("password", k_password);
+    const auto error = expect_connect_failure(options, 10s, "28000");
+    BOOST_TEST(std::string(error.what()).find("pg_ingest_no_such_role") != std::string::npos,
                error.what());
+}
+
+BOOST_AUTO_TEST_CASE(a_connection_made_after_a_refusal_reports_errors_as_usual) {
+    Connection connection = Connection::connect(test::options(), 10s);
+    try {
+        connection.execute("SELECT 1/0");
+        BOOST_FAIL("division by zero succeeded");
+    } catch (const pg_ingest::Error& error) {
+        BOOST_TEST(error.sqlstate() == "22012");
+        BOOST_TEST(std::string(error.what()) == "division by zero");
+    }
 }
 
 BOOST_AUTO_TEST_CASE(non_positive_timeout_is_a_programming_error) {
