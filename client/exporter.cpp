@@ -8,6 +8,8 @@
 
 #include <pg_ingest/copy.hpp>
 
+#include "exec.hpp"
+
 namespace pg_ingest {
 
 namespace {
@@ -133,16 +135,26 @@ ExportResult Exporter::run_impl(
     }
     const std::string filter = o.where.empty() ? "" : "(" + o.where + ")";
 
+    // Every statement and every connect ends by the export's deadline, not only the COPYs.
+    const auto connect = [&] {
+        const auto now = Connection::Clock::now();
+        const auto by = o.deadline - now > o.connect_timeout ? now + o.connect_timeout : o.deadline;
+        return Connection::connect(m_connection, by);
+    };
+    const auto exec = [&](Connection& connection, const std::string& sql) {
+        return detail::exec_until(connection, sql, nullptr, o.deadline);
+    };
+
     // The coordinator holds the exported snapshot open until every worker has finished.
-    Connection coordinator = Connection::connect(m_connection, o.connect_timeout);
-    coordinator.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-    const std::string snapshot = *coordinator.execute("SELECT pg_export_snapshot()").get(0, 0);
+    Connection coordinator = connect();
+    exec(coordinator, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    const std::string snapshot = *exec(coordinator, "SELECT pg_export_snapshot()").get(0, 0);
 
     ExportResult result;
     // Validates table, columns and filter before any worker starts, and names the columns.
     const Result probe =
-        coordinator.execute("SELECT " + select_list + " FROM " + table +
-                            (filter.empty() ? "" : " WHERE " + filter) + " LIMIT 0");
+        exec(coordinator, "SELECT " + select_list + " FROM " + table +
+                              (filter.empty() ? "" : " WHERE " + filter) + " LIMIT 0");
     for (std::size_t c = 0; c < probe.columns(); ++c) {
         result.column_names.push_back(probe.column_name(c));
     }
@@ -153,11 +165,13 @@ ExportResult Exporter::run_impl(
     std::string key;
     if (!o.split_key.empty()) {
         key = quote_identifier(o.split_key);
-        const Result type = coordinator.execute_params(
-            "SELECT t.typname::text FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
-            "WHERE a.attrelid = $1::regclass AND a.attname = $2 AND a.attnum > 0 "
-            "AND NOT a.attisdropped",
-            {table, o.split_key});
+        const Result type = exec(
+            coordinator,
+            "SELECT t.typname::text FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t "
+            "ON t.oid = a.atttypid WHERE a.attrelid = " +
+                coordinator.quote_literal(table) +
+                "::pg_catalog.regclass AND a.attname = " + coordinator.quote_literal(o.split_key) +
+                " AND a.attnum > 0 AND NOT a.attisdropped");
         if (type.rows() == 0) {
             throw Error(
                 "split key column \"" + o.split_key + "\" of relation " + table + " does not exist",
@@ -173,8 +187,8 @@ ExportResult Exporter::run_impl(
     }
     if (!key.empty() && o.parallelism > 1) {
         const Result bounds =
-            coordinator.execute("SELECT min(" + key + ")::text, max(" + key + ")::text FROM " +
-                                table + (filter.empty() ? "" : " WHERE " + filter));
+            exec(coordinator, "SELECT min(" + key + ")::text, max(" + key + ")::text FROM " +
+                                  table + (filter.empty() ? "" : " WHERE " + filter));
         const auto& min = bounds.get(0, 0);
         const auto& max = bounds.get(0, 1);
         if (min && max) {
@@ -206,9 +220,9 @@ ExportResult Exporter::run_impl(
             for (std::size_t i = 0; i < conditions.size(); ++i) {
                 query += (i == 0 ? " WHERE " : " AND ") + conditions[i];
             }
-            Connection connection = Connection::connect(m_connection, o.connect_timeout);
-            connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-            connection.execute("SET TRANSACTION SNAPSHOT " + snapshot_literal);
+            Connection connection = connect();
+            exec(connection, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+            exec(connection, "SET TRANSACTION SNAPSHOT " + snapshot_literal);
             CopyOut copy(connection,
                          "COPY (" + query + ") TO STDOUT WITH (FORMAT " + o.format + ")",
                          o.deadline);
@@ -231,7 +245,7 @@ ExportResult Exporter::run_impl(
                 o.on_progress(pending_rows, pending_bytes);
             }
             if (!copy.active()) {
-                connection.execute("COMMIT");
+                exec(connection, "COMMIT");
             }
             // else: another worker failed; destroying the stream closes the connection.
         } catch (...) {
@@ -254,7 +268,7 @@ ExportResult Exporter::run_impl(
     if (state.first_error) {
         std::rethrow_exception(state.first_error);
     }
-    coordinator.execute("COMMIT");
+    exec(coordinator, "COMMIT");
     for (std::size_t i = 0; i < result.ranges.size(); ++i) {
         result.rows += result.ranges[i].rows;
         result.bytes += bytes[i];

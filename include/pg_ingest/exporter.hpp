@@ -32,10 +32,11 @@ struct ExportOptions {
     std::size_t parallelism = 4;
     // "csv" or "text" (PostgreSQL's COPY formats).
     std::string format = "csv";
-    // Bound on connecting each connection.
+    // Bound on connecting each connection (never past `deadline`).
     std::chrono::milliseconds connect_timeout{10000};
-    // Bound on the whole export (every wait on the server ends there; the connections are then
-    // closed and an Error 08006 is thrown). max(): no bound.
+    // Bound on the whole export: every connect, statement and COPY ends there (the connections
+    // are then closed and an Error is thrown: 08006, or 08001 while connecting). max(): no
+    // bound.
     Connection::Clock::time_point deadline = Connection::Clock::time_point::max();
     // Called from the worker threads, concurrently, every few thousand rows and at the end of
     // each range, with the rows and bytes since the previous call. Must be thread-safe and must

@@ -255,4 +255,28 @@ BOOST_AUTO_TEST_CASE(a_throwing_callback_stops_the_export_and_propagates) {
     BOOST_TEST(active == "0");
 }
 
+// The deadline bounds the coordinator's own statements too: here the min/max query that
+// splits the key range, which evaluates a slow filter on every row (4 s in all).
+BOOST_AUTO_TEST_CASE(the_deadline_holds_before_any_copy_starts) {
+    auto connection = test::connect();
+    connection.execute(
+        "DROP TABLE IF EXISTS exp_slow; CREATE TABLE exp_slow (id int); "
+        "INSERT INTO exp_slow SELECT generate_series(1, 20)");
+    ExportOptions options = options_for("exp_slow", 2);
+    options.where = "pg_sleep(0.2) IS NOT NULL";
+    const auto start = std::chrono::steady_clock::now();
+    options.deadline = start + std::chrono::milliseconds(800);
+    Collector rows;
+    try {
+        Exporter(test::options(), options).run(rows.callback());
+        BOOST_FAIL("the export outlived its deadline");
+    } catch (const pg_ingest::Error& error) {
+        BOOST_TEST(error.sqlstate() == "08006", error.what());
+    }
+    const long long elapsed = test::elapsed_ms(start);
+    BOOST_TEST(elapsed >= 790);
+    BOOST_TEST(elapsed < 800 + 1500);
+    BOOST_TEST(rows.rows.empty());
+}
+
 BOOST_AUTO_TEST_SUITE_END()
