@@ -27,6 +27,14 @@ Error loader_error(const std::string& message) {
     return Error("AsyncLoader: " + message);
 }
 
+// A call's deadline passed while it waited. The loader stays usable: the state is kept so
+// that repeating the call carries on where it stopped.
+Error deadline_passed(const std::string& what) {
+    return Error("AsyncLoader: deadline passed " + what, "57014", "",
+                 "The loader is still usable: call it again, with a later deadline, to carry on.",
+                 true);
+}
+
 std::string job_key_for(const std::string& key, int part) {
     if (key.empty()) {
         return "";
@@ -68,13 +76,20 @@ class StagingWorker {
         m_changed.notify_all();
     }
 
-    // Blocks until every task given so far has run; rethrows the worker's error.
-    void drain() {
+    // Blocks until every task given so far has run or `deadline` passes (false); rethrows the
+    // worker's error.
+    bool drain(Clock::time_point deadline) {
         std::unique_lock<std::mutex> lock(m_mutex);
-        m_changed.wait(lock, [this] { return m_error || (m_tasks.empty() && !m_running); });
+        const auto done = [this] { return m_error || (m_tasks.empty() && !m_running); };
+        if (deadline == Clock::time_point::max()) {
+            m_changed.wait(lock, done);
+        } else if (!m_changed.wait_until(lock, deadline, done)) {
+            return false;
+        }
         if (m_error) {
             std::rethrow_exception(m_error);
         }
+        return true;
     }
 
   private:
@@ -155,6 +170,9 @@ AsyncLoaderOptions AsyncLoaderOptions::from(const Options& options, QualifiedNam
     options.validate();
     AsyncLoaderOptions loader;
     loader.job.target = std::move(target);
+    if (loader.job.target.schema.empty()) {
+        loader.job.target.schema = options.target_schema;
+    }
     loader.job.conflict_mode = to_string(options.conflict_mode);
     loader.job.conflict_columns = options.conflict_columns;
     loader.job.update_columns = options.update_columns;
@@ -176,6 +194,7 @@ struct AsyncLoader::Impl {
 
     std::string unit_key;
     int part = 0;
+    bool roll_due = false;  // the open job reached max_temp_file_size: submit it, open the next
     std::optional<BegunJob> open;  // the job being staged
     bool skipping = false;         // the open job was submitted by an earlier run
     std::string copy_sql;
@@ -187,6 +206,7 @@ struct AsyncLoader::Impl {
     std::uint64_t bytes = 0;
     std::uint64_t skipped = 0;
     std::exception_ptr failure;
+    bool resumable = false;  // the error being thrown is a passed deadline: state kept
 
     Impl(ConnectionOptions connection, AsyncLoaderOptions loader_options)
         : connection_options(std::move(connection)),
@@ -195,43 +215,93 @@ struct AsyncLoader::Impl {
         require_async_load(control);
     }
 
+    [[noreturn]] void timed_out(const std::string& what) {
+        resumable = true;
+        throw deadline_passed(what);
+    }
+
+    // Runs `body`; any error but a passed deadline (ours, or the statement_timeout that
+    // bounded() set, both of which leave the state as it was) fails the loader for good.
     template <typename Body>
     auto guarded(Body&& body) {
         if (failure) {
             std::rethrow_exception(failure);
         }
+        resumable = false;
         try {
             return body();
         } catch (...) {
-            failure = std::current_exception();
+            if (!resumable) {
+                failure = std::current_exception();
+            }
             throw;
         }
     }
 
-    void hold_back() {
+    // A control statement, bounded by `deadline` through statement_timeout (the server
+    // answering slowly or waiting for a lock; a silent network is not covered).
+    template <typename Body>
+    auto bounded(Clock::time_point deadline, const char* what, Body&& body) {
+        if (deadline == Clock::time_point::max()) {
+            return body();
+        }
+        const auto left =
+            std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()).count();
+        if (left <= 0) {
+            timed_out(what);
+        }
+        control.execute("SET statement_timeout = " + std::to_string(left));
+        struct Reset {
+            Connection& connection;
+            ~Reset() {
+                try {
+                    if (connection.is_open()) {
+                        connection.execute("RESET statement_timeout");
+                    }
+                } catch (...) {  // the next bounded() sets it again; the loader fails otherwise
+                }
+            }
+        } reset{control};
+        try {
+            return body();
+        } catch (const Error& error) {
+            // Our statement_timeout: the statement was rolled back, nothing changed.
+            if (error.sqlstate() == "57014" && control.is_open()) {
+                resumable = true;
+            }
+            throw;
+        }
+    }
+
+    // Holds back while queue_size jobs are submitted and not ended.
+    void hold_back(Clock::time_point deadline) {
         if (pending.size() < options.queue_size) {
             return;
         }
-        const auto jobs = detail::wait_for_jobs(control, pending, Clock::time_point::max(),
-                                                options.poll_interval, options.queue_size - 1);
+        const auto jobs = detail::wait_for_jobs(control, pending, deadline, options.poll_interval,
+                                                options.queue_size - 1);
         pending.clear();
         for (const auto& job : jobs) {
             if (!is_ended(job.state)) {
                 pending.push_back(job.id);
             }
         }
+        if (pending.size() >= options.queue_size) {
+            timed_out("while " + std::to_string(pending.size()) + " jobs were queued");
+        }
     }
 
-    void open_job() {
-        hold_back();
+    void open_job(Clock::time_point deadline) {
+        hold_back(deadline);
         AsyncJobSpec spec = options.job;
         spec.columns = options.columns;
         spec.job_key = job_key_for(unit_key, part);
-        const BegunJob job = begin_async_load(control, spec);
-        open = job;
+        const BegunJob job = bounded(deadline, "while beginning a job",
+                                     [&] { return begin_async_load(control, spec); });
         open_bytes = 0;
         skipping = job.state != JobState::init;
         if (skipping) {
+            open = job;
             // Staged and submitted by an earlier run: never stage it again; report it.
             if (std::find(job_ids.begin(), job_ids.end(), job.id) == job_ids.end()) {
                 job_ids.push_back(job.id);
@@ -246,7 +316,8 @@ struct AsyncLoader::Impl {
                                " is INIT but has no staging table");
         }
         // An INIT job may hold part of an earlier run's data: start it afresh.
-        control.execute("TRUNCATE " + job.staging);
+        bounded(deadline, "while emptying a staging table",
+                [&] { return control.execute("TRUNCATE " + job.staging); });
         std::string columns;
         for (const auto& column : options.columns) {
             columns += (columns.empty() ? " (" : ", ") + quote_identifier(column);
@@ -256,9 +327,12 @@ struct AsyncLoader::Impl {
         }
         copy_sql = "COPY " + job.staging + columns + " FROM STDIN WITH (" +
                    options.format.sql_options() + ")";
+        open = job;  // last: a failed step above leaves no half-opened job
     }
 
-    void submit_open() {
+    // Submits the open job. Repeatable after a passed deadline: finishing a stream that is
+    // already finished is a no-op.
+    void submit_open(Clock::time_point deadline) {
         if (!open) {
             return;
         }
@@ -270,15 +344,36 @@ struct AsyncLoader::Impl {
                 worker->push(std::move(finish));
             }
             for (auto& worker : workers) {
-                worker->drain();
+                if (!worker->drain(deadline)) {
+                    timed_out("while the staging connections finished job " +
+                              std::to_string(open->id));
+                }
             }
-            const JobState state = submit_async_load(control, open->id);
+            const JobState state = bounded(deadline, "while submitting a job",
+                                           [&] { return submit_async_load(control, open->id); });
             job_ids.push_back(open->id);
             if (!is_ended(state)) {
                 pending.push_back(open->id);
             }
         }
         open.reset();
+    }
+
+    // The open job reached max_temp_file_size: submit it and open the unit's next one.
+    void roll_over(Clock::time_point deadline) {
+        submit_open(deadline);
+        if (!roll_due) {
+            return;
+        }
+        ++part;
+        roll_due = false;
+        try {
+            open_job(deadline);
+        } catch (...) {
+            --part;  // opened again by the next call
+            roll_due = true;
+            throw;
+        }
     }
 };
 
@@ -298,24 +393,29 @@ AsyncLoader::AsyncLoader(AsyncLoader&&) noexcept = default;
 
 AsyncLoader::~AsyncLoader() = default;  // workers stop and abort their open COPY streams
 
-void AsyncLoader::begin(const std::string& key) {
+void AsyncLoader::begin(const std::string& key, Connection::Clock::time_point deadline) {
     if (!m_impl) {
         throw loader_error("moved-from loader");
     }
     m_impl->guarded([&] {
-        m_impl->submit_open();
+        m_impl->submit_open(deadline);
+        m_impl->roll_due = false;
         m_impl->unit_key = key;
         m_impl->part = 1;
-        m_impl->open_job();
+        m_impl->open_job(deadline);
     });
 }
 
-bool AsyncLoader::stage(std::string data, std::uint64_t rows) {
+bool AsyncLoader::stage(std::string data, std::uint64_t rows,
+                        Connection::Clock::time_point deadline) {
     if (!m_impl) {
         throw loader_error("moved-from loader");
     }
     Impl& impl = *m_impl;
     return impl.guarded([&] {
+        if (impl.roll_due) {
+            impl.roll_over(deadline);  // before the chunk is taken: a timeout leaves it with us
+        }
         if (!impl.open) {
             throw loader_error("stage() needs begin() first");
         }
@@ -339,19 +439,30 @@ bool AsyncLoader::stage(std::string data, std::uint64_t rows) {
         // Skipped chunks count too, so a restarted run rolls over at the same chunks.
         impl.open_bytes += size;
         if (impl.open_bytes >= impl.options.max_temp_file_size) {
-            impl.submit_open();
-            ++impl.part;
-            impl.open_job();
+            impl.roll_due = true;
+            try {
+                impl.roll_over(deadline);
+            } catch (const Error&) {
+                // The chunk is staged; a passed deadline only delays the roll-over to the
+                // next call.
+                if (!impl.resumable) {
+                    throw;
+                }
+                impl.resumable = false;
+            }
         }
         return staged;
     });
 }
 
-void AsyncLoader::submit() {
+void AsyncLoader::submit(Connection::Clock::time_point deadline) {
     if (!m_impl) {
         throw loader_error("moved-from loader");
     }
-    m_impl->guarded([&] { m_impl->submit_open(); });
+    m_impl->guarded([&] {
+        m_impl->submit_open(deadline);
+        m_impl->roll_due = false;
+    });
 }
 
 std::vector<AsyncJob> AsyncLoader::wait(Connection::Clock::time_point deadline) {
@@ -359,7 +470,8 @@ std::vector<AsyncJob> AsyncLoader::wait(Connection::Clock::time_point deadline) 
         throw loader_error("moved-from loader");
     }
     return m_impl->guarded([&] {
-        m_impl->submit_open();
+        m_impl->submit_open(deadline);
+        m_impl->roll_due = false;
         return wait_async_load_jobs(m_impl->control, m_impl->job_ids, deadline,
                                     m_impl->options.poll_interval);
     });

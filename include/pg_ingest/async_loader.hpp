@@ -37,7 +37,7 @@ struct AsyncLoaderOptions {
     // The connector vocabulary: async_load_parallelism, async_load_queue_size,
     // max_temp_file_size, clean_temp_data (keep_staging = !clean_temp_data), conflictmode,
     // conflictcolumns, updatecolumns, exceptionmode, connecttimeoutms. `target` is set by the
-    // caller.
+    // caller; without a schema it gets targetschema.
     static AsyncLoaderOptions from(const Options& options, QualifiedName target);
 };
 
@@ -70,18 +70,29 @@ class PG_INGEST_API AsyncLoader {
 
     // Starts unit `key`, submitting the previous unit's open job first (as submit() does).
     // Blocks while queue_size of this loader's jobs are submitted and not ended.
-    void begin(const std::string& key);
+    //
+    // Deadlines (begin, stage, submit, wait): waiting for the queue, for the staging streams to
+    // finish and for the control statements (through statement_timeout: a server that answers
+    // slowly or a lock wait; not a silent network) ends at `deadline` with Error 57014, after
+    // which the loader is still usable and the same call, repeated, carries on. Sending one
+    // chunk is bounded by 5 minutes whatever the deadline.
+    void begin(const std::string& key,
+               Connection::Clock::time_point deadline = Connection::Clock::time_point::max());
 
     // Stages `data` — complete records in the configured format — into the unit's open job, on
     // the next staging connection (round robin). Returns false when the data was skipped
     // because an earlier run already submitted this job. Blocks while the chosen connection
     // still has a chunk in hand (at most two chunks per connection are held in memory). After
-    // the chunk, a job past max_temp_file_size is submitted and the next one begun.
-    bool stage(std::string data, std::uint64_t rows);
+    // the chunk, a job past max_temp_file_size is submitted and the next one begun; if the
+    // deadline passes there, the chunk is staged all the same and the next call finishes the
+    // roll-over first. A 57014 thrown by stage() itself comes before the chunk is taken: stage
+    // the same chunk again.
+    bool stage(std::string data, std::uint64_t rows,
+               Connection::Clock::time_point deadline = Connection::Clock::time_point::max());
 
     // Finishes the staging COPYs of the open job (they commit) and submits it. No-op when
     // nothing is open.
-    void submit();
+    void submit(Connection::Clock::time_point deadline = Connection::Clock::time_point::max());
 
     // Submits the open job, then blocks until every job of this loader has ended or `deadline`
     // passes; returns those jobs as last read (not ended ones: the deadline passed).
