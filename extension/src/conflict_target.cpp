@@ -328,6 +328,14 @@ ResolvedMerge resolve_merge(const MergeSpec& spec) {
         check_column_privilege(rel, a, ACL_INSERT);
     for (AttrNumber a : r.update_columns)
         check_column_privilege(rel, a, ACL_UPDATE);
+    // ON CONFLICT (keys), and update mode's join, read the key columns, and upsert's
+    // SET x = EXCLUDED.x reads x: SELECT on them, as the statements need.
+    if (spec.mode != ConflictMode::strict)
+        for (AttrNumber k : r.target.keys)
+            check_column_privilege(rel, k, ACL_SELECT);
+    if (spec.mode == ConflictMode::upsert)
+        for (AttrNumber a : r.update_columns)
+            check_column_privilege(rel, a, ACL_SELECT);
     return r;
 }
 

@@ -15,6 +15,7 @@ extern "C" {
 #include "catalog/pg_class.h"
 #include "commands/copy.h"
 #include "commands/copyfrom_internal.h"
+#include "commands/extension.h"
 #include "commands/defrem.h"
 #include "executor/executor.h"
 #include "miscadmin.h"
@@ -98,6 +99,10 @@ class CopySource : public RowSource {
         m_values.resize(cols.size());
         m_nulls.reset(new bool[cols.size()]);
         m_econtext = pg_call([] { return CreateStandaloneExprContext(); });
+        m_parse_cxt = pg_call([] {
+            return AllocSetContextCreate(CurrentMemoryContext, "pg_ingest COPY row",
+                                         ALLOCSET_DEFAULT_SIZES);
+        });
         // Columns left out of the column list get their defaults from the INSERT, once, as
         // with INSERT ... ON CONFLICT; COPY must not evaluate them (nextval() twice).
         m_cstate->num_defaults = 0;
@@ -112,8 +117,15 @@ class CopySource : public RowSource {
                 try {
                     with_subtransaction([&] { got = read_row(); });
                 } catch (const PgError& e) {
-                    if (ERRCODE_TO_CATEGORY(e.sqlerrcode()) !=
-                        ERRCODE_TO_CATEGORY(ERRCODE_DATA_EXCEPTION))
+                    // Bad data (22), or a domain's CHECK / NOT NULL (23) raised by its input
+                    // function; the conflict index cannot fire while parsing.
+                    const int category = ERRCODE_TO_CATEGORY(e.sqlerrcode());
+                    if (category != ERRCODE_TO_CATEGORY(ERRCODE_DATA_EXCEPTION) &&
+                        category != ERRCODE_TO_CATEGORY(ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION))
+                        throw;
+                    // A HEADER MATCH mismatch is about the whole input, not a row.
+                    if (m_cstate->opts.header_line != COPY_HEADER_FALSE &&
+                        m_cstate->cur_lineno == 1)
                         throw;
                     // Only a line that was read whole can be skipped. An error while reading
                     // it (a bare carriage return, an invalid byte sequence) leaves the input
@@ -127,6 +139,11 @@ class CopySource : public RowSource {
                     r.sqlstate = unpack_sql_state(e.sqlerrcode());
                     r.message = e.what();
                     e.release();
+                    // The parser clears these only after a good field: stale, they would name
+                    // the skipped row's column (in a buffer that may since have moved) in the
+                    // next error's context.
+                    m_cstate->cur_attname = NULL;
+                    m_cstate->cur_attval = NULL;
                     m_counts.rejected++;
                     session::add_reject(std::move(r));
                     pg_call([] { CHECK_FOR_INTERRUPTS(); });
@@ -156,8 +173,12 @@ class CopySource : public RowSource {
     }
 
   private:
+    // The row's values live until the next call: the caller copies them before asking again,
+    // and rows skipped under ON_ERROR 'ignore' leave nothing behind.
     bool read_row() {
         return pg_call([&] {
+            MemoryContextReset(m_parse_cxt);
+            MemoryContext old = MemoryContextSwitchTo(m_parse_cxt);
             // Errors name the line and column, as plain COPY's do.
             ErrorContextCallback cb;
             cb.callback = CopyFromErrorCallback;
@@ -166,11 +187,13 @@ class CopySource : public RowSource {
             error_context_stack = &cb;
             bool ok = NextCopyFrom(m_cstate, m_econtext, m_all_values.data(), m_all_nulls.get());
             error_context_stack = cb.previous;
+            MemoryContextSwitchTo(old);
             return ok;
         });
     }
 
     CopyFromState m_cstate;
+    MemoryContext m_parse_cxt = nullptr;
     std::vector<AttrNumber> m_cols;
     bool m_ignore;
     MergeCounts& m_counts;
@@ -233,6 +256,13 @@ uint64 copy_on_conflict(PlannedStmt* pstmt, const char* query, bool read_only_tr
         raise(ERRCODE_FEATURE_NOT_SUPPORTED, "FREEZE cannot be used with ON_CONFLICT", {},
               "Frozen rows can only be written into a table created or truncated in the same "
               "transaction, where there is nothing to conflict with.");
+
+    // The library is loaded for the whole cluster; the statements it runs need the extension's
+    // objects in this database.
+    if (!OidIsValid(pg_call([] { return get_extension_oid("pg_ingest", true); })))
+        raise(ERRCODE_FEATURE_NOT_SUPPORTED,
+              "COPY ... ON_CONFLICT needs the pg_ingest extension in this database", {},
+              "Run CREATE EXTENSION pg_ingest in this database.");
 
     MergeSpec spec;
     spec.mode = parse_conflict_mode(*opts.on_conflict);

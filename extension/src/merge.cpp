@@ -486,6 +486,8 @@ void MergeRun::start_chunk() {
 // A row of the current key group, kept for a one-at-a-time replay (see Kept::members).
 void MergeRun::add_member(TupleTableSlot* row) {
     Member m{nullptr, 0, {}};
+    const char* raw_data = "";
+    size_t raw_len = 0;
     pg_call([&] {
         slot_getallattrs(row);
         Datum values[MaxTupleAttributeNumber];
@@ -502,9 +504,11 @@ void MergeRun::add_member(TupleTableSlot* row) {
         m.seq = DatumGetInt64(row->tts_values[m_ncols]);
         if (!row->tts_isnull[m_ncols + 1]) {
             text* raw = DatumGetTextPP(row->tts_values[m_ncols + 1]);
-            m.raw.assign(VARDATA_ANY(raw), VARSIZE_ANY_EXHDR(raw));
+            raw_data = VARDATA_ANY(raw);
+            raw_len = VARSIZE_ANY_EXHDR(raw);
         }
     });
+    m.raw.assign(raw_data, raw_len);  // may throw: outside pg_call's PG_TRY
     m_group.push_back(std::move(m));
 }
 

@@ -117,10 +117,10 @@ PGI_FUNCTION(ingest_last_copy_rejects) {
             Datum v[4];
             bool n[4] = {false, false, false, false};
             v[0] = Int64GetDatum(r.line_number);
-            n[1] = r.raw_line.empty();
-            v[1] = n[1] ? Datum(0)
-                        : PointerGetDatum(cstring_to_text_with_len(
-                              r.raw_line.data(), static_cast<int>(r.raw_line.size())));
+            // Every reject comes from a text or csv line (binary input cannot skip rows); an
+            // empty line is an empty string, not NULL.
+            v[1] = PointerGetDatum(
+                cstring_to_text_with_len(r.raw_line.data(), static_cast<int>(r.raw_line.size())));
             v[2] = PointerGetDatum(cstring_to_text(r.sqlstate.c_str()));
             v[3] = PointerGetDatum(cstring_to_text(r.message.c_str()));
             tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, n);

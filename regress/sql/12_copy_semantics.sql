@@ -144,12 +144,46 @@ COPY priv FROM STDIN WITH (FORMAT csv, ON_CONFLICT 'upsert', UPDATE_COLUMNS 'a')
 COPY priv FROM STDIN WITH (FORMAT csv, ON_CONFLICT 'upsert');
 1,new a,new b
 \.
+-- ON CONFLICT (k) reads the key: without SELECT on it, refused as INSERT ... ON CONFLICT is,
+-- before any input is read; strict (a plain insert) does not need it
+RESET ROLE;
+CREATE TABLE priv2 (k int PRIMARY KEY, a text);
+GRANT INSERT, UPDATE ON priv2 TO pgi_loader;
+SET ROLE pgi_loader;
+INSERT INTO priv2 VALUES (1, 'stock') ON CONFLICT (k) DO NOTHING;
+COPY priv2 FROM STDIN WITH (FORMAT csv, ON_CONFLICT 'ignore');
+1,x
+\.
+COPY priv2 FROM STDIN WITH (FORMAT csv, ON_CONFLICT 'strict');
+1,strict
+\.
+RESET ROLE;
+GRANT SELECT (k) ON priv2 TO pgi_loader;
+SET ROLE pgi_loader;
+COPY priv2 FROM STDIN WITH (FORMAT csv, ON_CONFLICT 'ignore');
+2,ignored
+\.
+-- upsert's SET a = EXCLUDED.a reads the updated columns too
+INSERT INTO priv2 VALUES (1, 'stock') ON CONFLICT (k) DO UPDATE SET a = EXCLUDED.a;
+COPY priv2 FROM STDIN WITH (FORMAT csv, ON_CONFLICT 'upsert');
+1,upserted
+\.
+RESET ROLE;
+GRANT SELECT (a) ON priv2 TO pgi_loader;
+SET ROLE pgi_loader;
+COPY priv2 FROM STDIN WITH (FORMAT csv, ON_CONFLICT 'upsert');
+1,upserted
+3,new
+\.
+RESET ROLE;
+SELECT * FROM priv2 ORDER BY k;
+SET ROLE pgi_loader;
 -- reading a server file needs pg_read_server_files, as for plain COPY
 COPY priv FROM '/etc/hostname' WITH (FORMAT csv, ON_CONFLICT 'ignore');
 RESET ROLE;
 SELECT * FROM priv ORDER BY k;
 
-DROP TABLE trg, trg_log, gen, child, parent, tenant_rows, priv;
+DROP TABLE trg, trg_log, gen, child, parent, tenant_rows, priv, priv2;
 DROP FUNCTION trg_note();
 DROP OWNED BY pgi_loader;
 DROP ROLE pgi_loader;

@@ -176,3 +176,55 @@ DROP FOREIGN TABLE ft;
 DROP SERVER dummy_srv;
 DROP FOREIGN DATA WRAPPER dummy_fdw;
 DROP FUNCTION try(text);
+
+-- ON_ERROR 'ignore' skips a value its domain refuses (23514 from the input function)
+CREATE DOMAIN posint AS int CHECK (VALUE > 0);
+CREATE TABLE dom (k int PRIMARY KEY, n posint);
+COPY dom FROM STDIN WITH (FORMAT csv, ON_CONFLICT 'upsert', ON_ERROR 'ignore');
+1,1
+2,-1
+3,3
+\.
+SELECT * FROM dom ORDER BY k;
+SELECT line_number, raw_line, sqlstate FROM ingest.last_copy_rejects();
+
+-- HEADER MATCH: a header that does not match fails the COPY, also under ON_ERROR 'ignore'
+CREATE TABLE hm (k int PRIMARY KEY, a int, b int);
+COPY hm FROM STDIN WITH (FORMAT csv, HEADER match, ON_CONFLICT 'upsert', ON_ERROR 'ignore');
+k,b,a
+1,10,20
+\.
+SELECT count(*) FROM hm;
+COPY hm FROM STDIN WITH (FORMAT csv, HEADER match, ON_CONFLICT 'upsert', ON_ERROR 'ignore');
+k,a,b
+1,10,x
+2,20,30
+\.
+SELECT * FROM hm ORDER BY k;
+SELECT line_number, raw_line, sqlstate FROM ingest.last_copy_rejects();
+
+-- an empty line's raw text is '', and an error after a skipped row names its own line only
+CREATE TABLE el (k int PRIMARY KEY, v int);
+COPY el FROM STDIN WITH (ON_CONFLICT 'upsert', ON_ERROR 'ignore');
+1	1
+
+2	2
+\.
+SELECT line_number, raw_line IS NULL AS null_raw, raw_line, sqlstate FROM ingest.last_copy_rejects();
+SELECT lo_from_bytea(0, convert_to(E'3,x\n4,b\rc\n', 'UTF8')) AS ctx_lo \gset
+SELECT lo_export(:ctx_lo, '/tmp/pg_ingest_regress_ctx.csv'), lo_unlink(:ctx_lo);
+COPY el FROM '/tmp/pg_ingest_regress_ctx.csv' WITH (FORMAT csv, ON_CONFLICT 'upsert', ON_ERROR 'ignore');
+SELECT * FROM el ORDER BY k;
+DROP TABLE dom, hm, el;
+DROP DOMAIN posint;
+
+-- In a database without the extension the option is refused before any input is read
+SELECT current_database() AS regress_db \gset
+CREATE DATABASE pg_ingest_noext;
+\c pg_ingest_noext
+CREATE TABLE t (k int PRIMARY KEY);
+COPY t FROM STDIN WITH (ON_CONFLICT 'upsert');
+1
+\.
+\c :regress_db
+DROP DATABASE pg_ingest_noext;
