@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <condition_variable>
 #include <deque>
+#include <map>
 #include <exception>
 #include <mutex>
 #include <optional>
@@ -202,6 +203,9 @@ struct AsyncLoader::Impl {
 
     std::vector<std::int64_t> job_ids;
     std::vector<std::int64_t> pending;  // submitted, not seen ended
+    // Jobs seen ended, as last read: never read again, so that the server removing them after
+    // ingest.job_retention does not fail a later wait().
+    std::map<std::int64_t, AsyncJob> ended;
     std::uint64_t rows = 0;
     std::uint64_t bytes = 0;
     std::uint64_t skipped = 0;
@@ -470,10 +474,31 @@ std::vector<AsyncJob> AsyncLoader::wait(Connection::Clock::time_point deadline) 
         throw loader_error("moved-from loader");
     }
     return m_impl->guarded([&] {
-        m_impl->submit_open(deadline);
-        m_impl->roll_due = false;
-        return wait_async_load_jobs(m_impl->control, m_impl->job_ids, deadline,
-                                    m_impl->options.poll_interval);
+        Impl& impl = *m_impl;
+        impl.submit_open(deadline);
+        impl.roll_due = false;
+        std::vector<std::int64_t> open_ids;
+        for (const std::int64_t id : impl.job_ids) {
+            if (impl.ended.count(id) == 0) {
+                open_ids.push_back(id);
+            }
+        }
+        std::map<std::int64_t, AsyncJob> fresh;
+        if (!open_ids.empty()) {
+            for (auto& job : wait_async_load_jobs(impl.control, open_ids, deadline,
+                                                  impl.options.poll_interval)) {
+                if (is_ended(job.state)) {
+                    impl.ended[job.id] = job;
+                }
+                fresh[job.id] = std::move(job);
+            }
+        }
+        std::vector<AsyncJob> jobs;
+        for (const std::int64_t id : impl.job_ids) {
+            const auto found = fresh.find(id);
+            jobs.push_back(found != fresh.end() ? found->second : impl.ended.at(id));
+        }
+        return jobs;
     });
 }
 

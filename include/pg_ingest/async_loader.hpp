@@ -49,7 +49,10 @@ struct AsyncLoaderOptions {
 // run: a job already submitted (READY, LOADING, FINISH) or ended (FAIL, CANCEL) is not staged
 // again — its chunks are skipped and the job is reported by wait(); a job still in INIT (a run
 // that stopped while staging) has its staging table emptied and is staged again. Without a key
-// (empty string) jobs have no key and nothing protects against loading twice.
+// (empty string) jobs have no key and nothing protects against loading twice. Keys protect as
+// long as the server keeps the jobs: ended jobs are removed after ingest.job_retention (7 days
+// by default), after which the same key names a new job. wait() reads a job it has seen ended
+// only once, so a removed job does not fail it.
 //
 // Errors: pg_ingest::Error from the server (SQLSTATE kept) or the connections; an error on a
 // staging connection is rethrown by the next stage()/submit()/wait() call, after which the

@@ -311,6 +311,30 @@ BOOST_AUTO_TEST_CASE(deadlines_end_blocked_calls_and_the_repeated_call_carries_o
     BOOST_TEST(table_summary(connection, "al_deadline") == "3000/3000/true");
 }
 
+// The server removes ended jobs after ingest.job_retention; a loader that runs longer must
+// not fail its next wait() on a job it already saw end.
+BOOST_AUTO_TEST_CASE(wait_survives_the_removal_of_a_job_it_saw_end) {
+    Connection connection = connect_async();
+    reset_table(connection, "al_retention");
+    AsyncLoader loader(async_db(), loader_options("al_retention"));
+    loader.begin("retention-cp1");
+    loader.stage(csv_rows(1, 100), 100);
+    auto jobs = loader.wait(std::chrono::steady_clock::now() + 120s);
+    BOOST_TEST_REQUIRE(jobs.size() == 1u);
+    BOOST_CHECK(jobs[0].state == JobState::finish);
+    const std::int64_t first = jobs[0].id;
+    // What the launcher's retention pass does to an old ended job.
+    connection.execute("DELETE FROM ingest.async_load_job WHERE id = " + std::to_string(first));
+    loader.begin("retention-cp2");
+    loader.stage(csv_rows(101, 100), 100);
+    jobs = loader.wait(std::chrono::steady_clock::now() + 120s);
+    BOOST_TEST_REQUIRE(jobs.size() == 2u);
+    BOOST_TEST(jobs[0].id == first);
+    BOOST_CHECK(jobs[0].state == JobState::finish);
+    BOOST_CHECK(jobs[1].state == JobState::finish);
+    BOOST_TEST(table_summary(connection, "al_retention") == "200/200/true");
+}
+
 BOOST_AUTO_TEST_CASE(restart_with_the_same_keys_never_loads_twice) {
     Connection connection = connect_async();
     reset_table(connection, "al_restart");
