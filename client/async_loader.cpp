@@ -5,6 +5,7 @@
 #include <deque>
 #include <map>
 #include <exception>
+#include <limits>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -246,13 +247,16 @@ struct AsyncLoader::Impl {
     // answering slowly or waiting for a lock; a silent network is not covered).
     template <typename Body>
     auto bounded(Clock::time_point deadline, const char* what, Body&& body) {
-        if (deadline == Clock::time_point::max()) {
-            return body();
-        }
         const auto left =
-            std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()).count();
+            deadline == Clock::time_point::max()
+                ? std::numeric_limits<std::int64_t>::max()
+                : std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()).count();
         if (left <= 0) {
             timed_out(what);
+        }
+        // statement_timeout takes at most INT_MAX ms (~24 days); a later deadline bounds nothing.
+        if (left > std::numeric_limits<int>::max()) {
+            return body();
         }
         control.execute("SET statement_timeout = " + std::to_string(left));
         struct Reset {

@@ -313,6 +313,22 @@ BOOST_AUTO_TEST_CASE(deadlines_end_blocked_calls_and_the_repeated_call_carries_o
 
 // The server removes ended jobs after ingest.job_retention; a loader that runs longer must
 // not fail its next wait() on a job it already saw end.
+// statement_timeout holds at most INT_MAX ms (~24.8 days): a deadline further away than that
+// bounds nothing on the server and must not make the SET fail (22023) and fail the loader.
+BOOST_AUTO_TEST_CASE(a_deadline_weeks_away_loads_as_without_one) {
+    Connection connection = connect_async();
+    reset_table(connection, "al_far");
+    AsyncLoader loader(async_db(), loader_options("al_far"));
+    const auto far = std::chrono::steady_clock::now() + std::chrono::hours(24 * 60);
+    loader.begin("far-cp1", far);
+    BOOST_TEST(loader.stage(csv_rows(1, 100), 100, far));
+    loader.submit(far);
+    const auto jobs = loader.wait(far);
+    BOOST_TEST_REQUIRE(jobs.size() == 1u);
+    BOOST_CHECK(jobs[0].state == JobState::finish);
+    BOOST_TEST(table_summary(connection, "al_far") == "100/100/true");
+}
+
 BOOST_AUTO_TEST_CASE(wait_survives_the_removal_of_a_job_it_saw_end) {
     Connection connection = connect_async();
     reset_table(connection, "al_retention");
