@@ -55,7 +55,8 @@ std::vector<Oid> list_databases() {
     return std::vector<Oid>(found, found + n);
 }
 
-BackgroundWorkerHandle* start_worker(int slot) {
+BackgroundWorkerHandle* start_worker(const SlotTicket& ticket) {
+    const int slot = ticket.slot;
     BackgroundWorker w;
     memset(&w, 0, sizeof(w));
     w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
@@ -66,6 +67,8 @@ BackgroundWorkerHandle* start_worker(int slot) {
     snprintf(w.bgw_name, BGW_MAXLEN, "pg_ingest worker %d", slot);
     snprintf(w.bgw_type, BGW_MAXLEN, "pg_ingest worker");
     w.bgw_main_arg = Int32GetDatum(slot);
+    static_assert(sizeof(ticket.generation) <= BGW_EXTRALEN);
+    memcpy(w.bgw_extra, &ticket.generation, sizeof(ticket.generation));
     w.bgw_notify_pid = MyProcPid;
     BackgroundWorkerHandle* handle = nullptr;
     const bool ok = pg_call([&] { return RegisterDynamicBackgroundWorker(&w, &handle); });
@@ -85,7 +88,7 @@ void run_launcher() {
     for (Oid db : list_databases())
         want_database(db, false);
 
-    std::vector<std::pair<int, BackgroundWorkerHandle*>> started;
+    std::vector<std::pair<SlotTicket, BackgroundWorkerHandle*>> started;
     TimestampTz last_pass = GetCurrentTimestamp();
     for (;;) {
         // Slots of workers that stopped without ever attaching.
@@ -101,13 +104,13 @@ void run_launcher() {
             }
         }
         for (Oid db : take_wanted_databases()) {
-            const int slot = reserve_slot(db);
-            if (slot < 0)
+            const std::optional<SlotTicket> ticket = reserve_slot(db);
+            if (!ticket)
                 break;  // max_workers running; an exiting worker wakes us
-            BackgroundWorkerHandle* h = start_worker(slot);
+            BackgroundWorkerHandle* h = start_worker(*ticket);
             if (!h) {
                 // No free background worker slot (max_worker_processes); retry later.
-                release_slot(slot);
+                release_slot(*ticket);
                 pg_call([] {
                     ereport(WARNING,
                             (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
@@ -116,7 +119,7 @@ void run_launcher() {
                 });
                 break;
             }
-            started.emplace_back(slot, h);
+            started.emplace_back(*ticket, h);
         }
 
         const long naptime_ms = guc::launcher_naptime * 1000L;

@@ -29,7 +29,8 @@ struct DbEntry {
 
 struct Slot {
     bool in_use;
-    int pid;  // 0 until the worker attaches
+    uint64_t generation;  // of the reservation that holds (or last held) it
+    int pid;              // 0 until the worker attaches
     Oid dboid;
     int64_t job_id;
     pg_atomic_uint64 rows_applied;
@@ -47,6 +48,7 @@ struct Waiter {
 struct Shared {
     LWLock* lock;
     Latch* launcher_latch;
+    uint64_t last_generation;
     Waiter waiters[max_waiters];
     DbEntry dbs[max_databases];
     Slot slots[guc::max_worker_slots];
@@ -205,19 +207,20 @@ std::vector<Oid> databases_with_extension() {
     return out;
 }
 
-int reserve_slot(Oid dboid) {
+std::optional<SlotTicket> reserve_slot(Oid dboid) {
     Locked l(LW_EXCLUSIVE);
     Shared& sh = shared();
     int running = 0;
     for (Slot& s : sh.slots)
         running += s.in_use ? 1 : 0;
     if (running >= guc::max_workers)
-        return -1;
+        return std::nullopt;
     for (int i = 0; i < guc::max_worker_slots; i++) {
         Slot& s = sh.slots[i];
         if (s.in_use)
             continue;
         s.in_use = true;
+        s.generation = ++sh.last_generation;
         s.pid = 0;
         s.dboid = dboid;
         s.job_id = 0;
@@ -225,14 +228,16 @@ int reserve_slot(Oid dboid) {
         pg_atomic_write_u64(&s.rows_applied, 0);
         if (DbEntry* e = find_db(dboid, false))
             e->wanted = false;
-        return i;
+        return SlotTicket{i, s.generation};
     }
-    return -1;
+    return std::nullopt;
 }
 
-void release_slot(int slot) {
+void release_slot(const SlotTicket& ticket) {
     Locked l(LW_EXCLUSIVE);
-    Slot& s = shared().slots[slot];
+    Slot& s = shared().slots[ticket.slot];
+    if (s.generation != ticket.generation)
+        return;
     s.in_use = false;
     s.pid = 0;
     // Try again on the next pass.
@@ -240,10 +245,10 @@ void release_slot(int slot) {
         e->wanted = true;
 }
 
-void release_slot_if_unattached(int slot) {
+void release_slot_if_unattached(const SlotTicket& ticket) {
     Locked l(LW_EXCLUSIVE);
-    Slot& s = shared().slots[slot];
-    if (s.in_use && s.pid == 0)
+    Slot& s = shared().slots[ticket.slot];
+    if (s.generation == ticket.generation && s.in_use && s.pid == 0)
         s.in_use = false;
 }
 
@@ -260,12 +265,16 @@ Oid slot_database(int slot) {
     return shared().slots[slot].dboid;
 }
 
-void worker_attach(int slot) {
+bool worker_attach(const SlotTicket& ticket) {
     {
         Locked l(LW_EXCLUSIVE);
-        shared().slots[slot].pid = MyProcPid;
+        Slot& s = shared().slots[ticket.slot];
+        if (!s.in_use || s.generation != ticket.generation)
+            return false;
+        s.pid = MyProcPid;
     }
-    pg_call([&] { before_shmem_exit(worker_detach, Int32GetDatum(slot)); });
+    pg_call([&] { before_shmem_exit(worker_detach, Int32GetDatum(ticket.slot)); });
+    return true;
 }
 
 void set_slot_job(int slot, int64_t job_id) {

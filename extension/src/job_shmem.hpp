@@ -22,16 +22,26 @@ std::vector<Oid> take_wanted_databases();  // databases to start a worker for (c
 void want_database(Oid dboid, bool only_if_known_extension);
 void set_has_extension(Oid dboid, bool has);
 std::vector<Oid> databases_with_extension();
-// Reserves a free slot for a worker in dboid; -1 when max_workers are running.
-int reserve_slot(Oid dboid);
-void release_slot(int slot);  // a worker that could not be started
-// Frees slots whose worker never attached (its registration failed or it died at start).
-void release_slot_if_unattached(int slot);
+// A reserved slot. Its generation tells this reservation from later ones of the same slot: a
+// worker that exits frees its slot at once, and the launcher may hand it to the next worker
+// before it sees the first one's handle stopped.
+struct SlotTicket {
+    int slot;
+    uint64_t generation;
+};
+// Reserves a free slot for a worker in dboid; none when max_workers are running.
+std::optional<SlotTicket> reserve_slot(Oid dboid);
+void release_slot(const SlotTicket& ticket);  // a worker that could not be started
+// Frees the slot if this reservation's worker stopped without attaching (its registration
+// failed or it died at start); a later reservation of the slot is left alone.
+void release_slot_if_unattached(const SlotTicket& ticket);
 int running_workers();
 
 // Worker side.
 Oid slot_database(int slot);
-void worker_attach(int slot);  // records MyProcPid; detaches on exit
+// Records MyProcPid in the slot and detaches on exit; false (nothing recorded) when the
+// reservation is no longer the slot's, and the worker must exit.
+bool worker_attach(const SlotTicket& ticket);
 void set_slot_job(int slot, int64_t job_id);
 void set_slot_progress(int slot, int64_t rows_applied);
 bool cancel_requested(int slot, int64_t job_id);

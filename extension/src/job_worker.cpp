@@ -20,6 +20,8 @@ extern "C" {
 #include "utils/lsyscache.h"
 }
 
+#include <cstring>
+
 namespace pg_ingest::jobs {
 
 namespace {
@@ -138,7 +140,10 @@ void run_worker(int slot) {
         pqsignal(SIGTERM, die);
         BackgroundWorkerUnblockSignals();
     });
-    worker_attach(slot);
+    SlotTicket ticket{slot, 0};
+    memcpy(&ticket.generation, MyBgworkerEntry->bgw_extra, sizeof(ticket.generation));
+    if (!worker_attach(ticket))
+        return;  // the launcher gave up on this start and the slot went to another worker
     const Oid dboid = slot_database(slot);
     pg_call([&] {
         BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);

@@ -5,6 +5,7 @@ use strict;
 use warnings;
 use FindBin;
 use lib "$FindBin::RealBin/lib";
+use POSIX ();
 use Time::HiRes qw(time sleep);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
@@ -88,6 +89,59 @@ sql('CREATE TABLE t (k bigint PRIMARY KEY, v text)');
 		'the last submitted upsert wins');
 	my $starts = sql('SELECT string_agg(id::text, \',\' ORDER BY started_at) FROM ingest.async_load_job WHERE id IN (' . join(',', @ids) . ')');
 	is($starts, join(',', @ids), 'jobs on one target started in submission order');
+}
+
+# --- many short jobs, workers starting and exiting: each job runs once ------------------------
+# The launcher once freed a stopped worker's slot after it had already given that slot to a new
+# worker that had not attached yet: the new worker ran unseen, its job looked orphaned to the
+# next worker's recovery and was applied a second time. Appends on three targets, submitted one
+# transaction at a time, keep workers starting and exiting.
+{
+	my $log_offset = -s $node->logfile;
+	sql("CREATE TABLE a$_ (id int, v text)") for 1 .. 3;
+	sql(q{
+		CREATE PROCEDURE submit_many(first int, n int) LANGUAGE plpgsql AS $$
+		DECLARE
+			j record;
+		BEGIN
+			FOR i IN first .. first + n - 1 LOOP
+				SELECT * INTO j FROM ingest.begin_async_load(format('a%s', i % 3 + 1)::regclass, 'none');
+				EXECUTE format('INSERT INTO %s SELECT g, %L FROM generate_series(1, 10) g', j.staging, i);
+				PERFORM ingest.submit_async_load(j.id);
+				COMMIT;
+				PERFORM pg_sleep(0.003 * (i % 4));
+			END LOOP;
+		END $$});
+	# Three sessions at once, so that submits often land while a worker is exiting.
+	my @children;
+	for my $k (0 .. 2)
+	{
+		my $pid = fork();
+		die "fork: $!" unless defined $pid;
+		if ($pid == 0)
+		{
+			my ($rc) = $node->psql('postgres', 'CALL submit_many(' . ($k * 100 + 1) . ', 100)');
+			POSIX::_exit($rc);
+		}
+		push @children, $pid;
+	}
+	my $failed = 0;
+	for my $pid (@children)
+	{
+		waitpid($pid, 0);
+		$failed++ if $? != 0;
+	}
+	is($failed, 0, 'three sessions submit 100 jobs each');
+	my $ours = "target::text IN ('a1', 'a2', 'a3')";
+	ok($node->poll_query_until('postgres',
+			"SELECT count(*) = 300 FROM ingest.async_load_job WHERE $ours AND state = 'FINISH'"),
+		'300 short jobs finish');
+	is(sql('SELECT (SELECT count(*) FROM a1) + (SELECT count(*) FROM a2) + (SELECT count(*) FROM a3)'),
+		'3000', 'their 3000 rows are each loaded once');
+	is(sql("SELECT count(*) FROM ingest.async_load_job WHERE $ours AND attempts <> 1"), '0',
+		'no job was claimed twice');
+	my $log = slurp_file($node->logfile, $log_offset);
+	unlike($log, qr/was interrupted while loading/, 'no running job was taken for an orphan');
 }
 
 # --- live progress of a LOADING job ----------------------------------------------------------

@@ -311,8 +311,6 @@ BOOST_AUTO_TEST_CASE(deadlines_end_blocked_calls_and_the_repeated_call_carries_o
     BOOST_TEST(table_summary(connection, "al_deadline") == "3000/3000/true");
 }
 
-// The server removes ended jobs after ingest.job_retention; a loader that runs longer must
-// not fail its next wait() on a job it already saw end.
 // statement_timeout holds at most INT_MAX ms (~24.8 days): a deadline further away than that
 // bounds nothing on the server and must not make the SET fail (22023) and fail the loader.
 BOOST_AUTO_TEST_CASE(a_deadline_weeks_away_loads_as_without_one) {
@@ -329,6 +327,8 @@ BOOST_AUTO_TEST_CASE(a_deadline_weeks_away_loads_as_without_one) {
     BOOST_TEST(table_summary(connection, "al_far") == "100/100/true");
 }
 
+// The server removes ended jobs after ingest.job_retention; a loader that runs longer must
+// not fail its next wait() on a job it already saw end.
 BOOST_AUTO_TEST_CASE(wait_survives_the_removal_of_a_job_it_saw_end) {
     Connection connection = connect_async();
     reset_table(connection, "al_retention");
