@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <limits>
+#include <map>
 
 #include <pg_ingest/error.hpp>
 
@@ -129,7 +130,20 @@ const char* to_string(ExceptionMode mode) noexcept {
 
 Options Options::from_map(const std::map<std::string, std::string>& settings) {
     Options options;
+    // Keys differing only in case or in a "sink." prefix are one option: given twice, which
+    // value wins would depend on the map's order, so neither does.
+    std::map<std::string, std::string> seen;
     for (const auto& [key, value] : settings) {
+        std::string name = lower(trim(key));
+        if (name.rfind("sink.", 0) == 0) {
+            name.erase(0, 5);
+        }
+        const auto [at, fresh] = seen.emplace(name, key);
+        if (!fresh) {
+            throw Error(
+                "option " + name + " is given twice, as '" + at->second + "' and '" + key + "'",
+                k_invalid_parameter_value, "", "Give each option once.", true);
+        }
         options.set(key, value);
     }
     return options;

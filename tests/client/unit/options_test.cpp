@@ -1,6 +1,8 @@
 // Options: the connector vocabulary, parsed from text and validated.
 #include <map>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <boost/test/unit_test.hpp>
 
@@ -154,6 +156,23 @@ BOOST_AUTO_TEST_CASE(unknown_option_is_named_without_echoing_its_value) {
     BOOST_TEST(message.find("password") != std::string::npos, message);
     BOOST_TEST(message.find("s3cret") == std::string::npos, message);
     BOOST_CHECK_THROW(Options::from_map({{"batchsize", "10"}, {"bogus", "1"}}), pg_ingest::Error);
+}
+
+BOOST_AUTO_TEST_CASE(one_option_given_twice_under_different_spellings_is_an_error) {
+    for (const auto& [first, second] :
+         std::vector<std::pair<std::string, std::string>>{{"batchSize", "batchsize"},
+                                                          {"sink.batchsize", "batchsize"},
+                                                          {"BATCHSIZE ", "Sink.BatchSize"}}) {
+        try {
+            Options::from_map({{first, "10"}, {second, "20"}});
+            BOOST_FAIL("accepted " << first << " and " << second);
+        } catch (const pg_ingest::Error& error) {
+            const std::string message = error.what();
+            BOOST_TEST(error.sqlstate() == "22023");
+            BOOST_TEST(message.find("batchsize is given twice") != std::string::npos, message);
+            BOOST_TEST(message.find("10") == std::string::npos, message);  // values not echoed
+        }
+    }
 }
 
 BOOST_AUTO_TEST_CASE(a_failed_set_leaves_the_options_unchanged) {
