@@ -104,6 +104,13 @@ ConnectionPool::Lease ConnectionPool::acquire(Clock::time_point deadline) {
             lock.unlock();
             const auto remaining =
                 std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+            if (remaining.count() <= 0) {
+                // No time to check it: it stays idle for the next caller, not dropped unchecked.
+                lock.lock();
+                --shared.leased;
+                shared.idle.push_front(std::move(connection));
+                break;
+            }
             const auto ping_timeout = std::min(remaining, shared.settings.ping_timeout);
             if (connection->ping(ping_timeout)) {
                 return Lease(m_shared, std::move(connection));

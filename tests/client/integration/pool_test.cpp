@@ -39,6 +39,20 @@ BOOST_AUTO_TEST_CASE(a_returned_connection_is_reused) {
     BOOST_TEST(lease->backend_pid() == pid);
 }
 
+BOOST_AUTO_TEST_CASE(a_deadline_already_past_times_out_and_keeps_the_idle_connection) {
+    ConnectionPool pool(test::options(), {2, 5s});
+    int pid = 0;
+    {
+        auto lease = pool.acquire(in(5s));
+        pid = lease->backend_pid();
+    }
+    BOOST_CHECK_THROW(pool.acquire(ConnectionPool::Clock::now() - 1s), Error);
+    BOOST_TEST(pool.idle() == 1u);
+    BOOST_TEST(pool.leased() == 0u);
+    auto lease = pool.acquire(in(5s));
+    BOOST_TEST(lease->backend_pid() == pid);
+}
+
 BOOST_AUTO_TEST_CASE(acquire_waits_for_a_lease_and_times_out_at_the_deadline) {
     ConnectionPool pool(test::options(), {1, 5s});
     auto held = pool.acquire(in(5s));
