@@ -30,6 +30,15 @@ struct Restore {
 
 }  // namespace
 
+bool in_transaction(Connection& connection) noexcept {
+    auto* conn = static_cast<PGconn*>(connection.native_handle());
+    if (conn == nullptr) {
+        return false;
+    }
+    const PGTransactionStatusType status = PQtransactionStatus(conn);
+    return status == PQTRANS_INTRANS || status == PQTRANS_INERROR;
+}
+
 Result exec_until(Connection& connection, const std::string& sql, const BinaryParams* params,
                   Connection::Clock::time_point deadline) {
     auto* conn = static_cast<PGconn*>(connection.native_handle());

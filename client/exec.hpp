@@ -25,6 +25,10 @@ struct BinaryParams {
     std::size_t size() const { return values.size(); }
 };
 
+// True while the session is inside a transaction block (open or failed): a ROLLBACK then has
+// something to end. After a failed COMMIT the transaction is already over.
+bool in_transaction(Connection& connection) noexcept;
+
 // Runs one statement (simple protocol when params is null, else extended with binary
 // parameters), waiting at most until `deadline`; then the connection is closed and a retryable
 // Error 08006 is thrown. Server errors throw Error with SQLSTATE. The connection is left in

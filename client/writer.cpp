@@ -1032,7 +1032,7 @@ void Writer::Impl::send(Batch& sending, bool& drop) {
                 run_attempt(*lease, deletes, writes, deadline, isolate, false, conflict_fallback,
                             rejects);
             } catch (...) {
-                if (lease->is_open()) {
+                if (lease->is_open() && detail::in_transaction(*lease)) {
                     try {
                         detail::exec_until(*lease, "ROLLBACK", nullptr, deadline);
                     } catch (...) {
@@ -1079,7 +1079,7 @@ void Writer::Impl::send(Batch& sending, bool& drop) {
                     } catch (const FoundBadRow& bad) {
                         found = bad;
                     }
-                    if (lease->is_open()) {
+                    if (lease->is_open() && detail::in_transaction(*lease)) {
                         detail::exec_until(*lease, "ROLLBACK", nullptr, deadline);
                     }
                 } catch (const Error&) {
