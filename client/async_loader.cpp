@@ -405,6 +405,14 @@ void AsyncLoader::begin(const std::string& key, Connection::Clock::time_point de
     if (!m_impl) {
         throw loader_error("moved-from loader");
     }
+    // '#' marks roll-over jobs: a caller's "cp#2" would name the second job of unit "cp", and
+    // one unit's data would be skipped as the other's already loaded.
+    if (key.find('#') != std::string::npos) {
+        throw Error("AsyncLoader: job key '" + key + "' contains '#'", "22023", "",
+                    "'#' is reserved for the keys of roll-over jobs (key#2, key#3, ...); use "
+                    "another separator.",
+                    true);
+    }
     m_impl->guarded([&] {
         m_impl->submit_open(deadline);
         m_impl->roll_due = false;

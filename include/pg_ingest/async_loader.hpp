@@ -44,7 +44,8 @@ struct AsyncLoaderOptions {
 // Not thread-safe: call it from one thread. Move-only. Opens 1 + parallelism connections.
 //
 // Keys and exactly-once: begin(key) names a unit of data (e.g. a stream checkpoint); its jobs
-// are keyed `key`, `key#2`, `key#3`, ... as the unit rolls over max_temp_file_size. A loader
+// are keyed `key`, `key#2`, `key#3`, ... as the unit rolls over max_temp_file_size (so a key
+// may not contain '#': begin() throws Error 22023 and the loader stays usable). A loader
 // restarted with the same keys and the same data in the same chunks finds the jobs of the first
 // run: a job already submitted (READY, LOADING, FINISH) or ended (FAIL, CANCEL) is not staged
 // again — its chunks are skipped and the job is reported by wait(); a job still in INIT (a run

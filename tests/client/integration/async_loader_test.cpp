@@ -568,6 +568,23 @@ BOOST_AUTO_TEST_CASE(bad_staged_data_is_a_typed_error_and_nothing_is_submitted) 
     BOOST_CHECK_THROW(loader.stage("2,row 2\n", 1), pg_ingest::Error);
 }
 
+// "cp#2" would be the key of unit "cp"'s second job: the two units would skip each other's data.
+BOOST_AUTO_TEST_CASE(a_key_with_the_roll_over_mark_is_refused_and_the_loader_carries_on) {
+    Connection connection = connect_async();
+    reset_table(connection, "al_hash");
+    AsyncLoader loader(async_db(), loader_options("al_hash"));
+    const auto error = error_of([&] { loader.begin("cp#2"); });
+    BOOST_TEST(error.sqlstate() == "22023");
+    BOOST_TEST(std::string(error.what()).find("'cp#2' contains '#'") != std::string::npos,
+               error.what());
+    loader.begin("hash-cp2");
+    loader.stage(csv_rows(1, 10), 10);
+    const auto jobs = loader.wait(std::chrono::steady_clock::now() + 120s);
+    BOOST_TEST_REQUIRE(jobs.size() == 1u);
+    BOOST_CHECK(jobs[0].state == JobState::finish);
+    BOOST_TEST(table_summary(connection, "al_hash") == "10/10/true");
+}
+
 BOOST_AUTO_TEST_CASE(without_the_extension_a_clear_typed_error) {
     const ConnectionOptions plain = database("pg_ingest_no_extension", false);
     const auto error = error_of([&] { AsyncLoader loader(plain, loader_options("t")); });
