@@ -13,6 +13,7 @@
 #include <pg_ingest/copy.hpp>
 
 #include "async_job_wait.hpp"
+#include "exec.hpp"
 
 namespace pg_ingest {
 
@@ -219,6 +220,23 @@ struct AsyncLoader::Impl {
           control(Connection::connect(connection_options, options.connect_timeout)) {
         require_async_load(control);
     }
+
+    // A job without a key that is left open can never be resumed (nothing names it again):
+    // once the staging streams are aborted it is cancelled, which drops its staging table.
+    // Best effort, for at most 5 seconds.
+    ~Impl() {
+        workers.clear();
+        if (open && unit_key.empty() && !skipping && control.is_open()) {
+            try {
+                detail::exec_until(
+                    control, "SELECT ingest.cancel_async_load(" + std::to_string(open->id) + ")",
+                    nullptr, Clock::now() + std::chrono::seconds(5));
+            } catch (...) {  // the job stays INIT; nothing else is at stake
+            }
+        }
+    }
+    Impl(const Impl&) = delete;
+    Impl& operator=(const Impl&) = delete;
 
     [[noreturn]] void timed_out(const std::string& what) {
         resumable = true;

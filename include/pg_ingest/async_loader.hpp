@@ -69,7 +69,9 @@ class PG_INGEST_API AsyncLoader {
     AsyncLoader(const AsyncLoader&) = delete;
     AsyncLoader& operator=(const AsyncLoader&) = delete;
     // Stops staging (open COPY streams are aborted), closes the connections. Does not submit:
-    // the open job stays INIT, so a restart with the same key stages it again. Never throws.
+    // the open job stays INIT, so a restart with the same key stages it again; an open job
+    // without a key cannot be resumed and is cancelled (its staging table dropped; this may
+    // block up to 5 s). Never throws.
     ~AsyncLoader();
 
     // Starts unit `key`, submitting the previous unit's open job first (as submit() does).

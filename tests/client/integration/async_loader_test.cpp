@@ -568,6 +568,25 @@ BOOST_AUTO_TEST_CASE(bad_staged_data_is_a_typed_error_and_nothing_is_submitted) 
     BOOST_CHECK_THROW(loader.stage("2,row 2\n", 1), pg_ingest::Error);
 }
 
+// Without a key nothing can resume an abandoned job: the loader cancels it, so that its staging
+// table does not stay behind.
+BOOST_AUTO_TEST_CASE(a_keyless_job_left_open_is_cancelled_and_its_staging_dropped) {
+    Connection connection = connect_async();
+    reset_table(connection, "al_keyless");
+    {
+        AsyncLoader loader(async_db(), loader_options("al_keyless"));
+        loader.begin("");
+        loader.stage(csv_rows(1, 100), 100);
+    }
+    const auto jobs = connection.execute(
+        "SELECT state::text, staging IS NULL FROM ingest.get_async_load_job() WHERE target = "
+        "'al_keyless'::regclass");
+    BOOST_TEST_REQUIRE(jobs.rows() == 1u);
+    BOOST_TEST(*jobs.get(0, 0) == "CANCEL");
+    BOOST_TEST(*jobs.get(0, 1) == "t");
+    BOOST_TEST(*connection.execute("SELECT count(*) FROM al_keyless").get(0, 0) == "0");
+}
+
 // "cp#2" would be the key of unit "cp"'s second job: the two units would skip each other's data.
 BOOST_AUTO_TEST_CASE(a_key_with_the_roll_over_mark_is_refused_and_the_loader_carries_on) {
     Connection connection = connect_async();
