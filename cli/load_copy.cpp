@@ -133,6 +133,10 @@ void copy_unit(Connection& connection, const std::string& sql, const LoadSetting
                bool keep_data, Unit& unit, RejectSink& rejects, LoadTotals& totals,
                bool& finishing) {
     finishing = false;
+    if (s.ignore_errors) {
+        // Every rejected line goes to the reject file: the server must keep them all.
+        connection.execute("SET ingest.copy_rejects_kept = 2147483647");
+    }
     CopyIn copy(connection, sql);
     Result result;
     try {
@@ -177,6 +181,10 @@ void copy_unit(Connection& connection, const std::string& sql, const LoadSetting
         const Result rows = connection.execute(
             "SELECT line_number, raw_line, sqlstate, message FROM ingest.last_copy_rejects() "
             "ORDER BY line_number");
+        if (rows.rows() != unit_totals.rejected) {
+            throw Error("the server listed " + std::to_string(rows.rows()) + " of the " +
+                        std::to_string(unit_totals.rejected) + " rejected rows");
+        }
         LineLocator locator(unit, sources);
         for (std::size_t r = 0; r < rows.rows(); ++r) {
             const RecordOrigin origin = locator.at(std::stoull(rows.get(r, 0).value_or("0")));

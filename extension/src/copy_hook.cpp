@@ -5,6 +5,7 @@
 #include "copy_hook.hpp"
 
 #include "conflict_target.hpp"
+#include "guc.hpp"
 #include "merge.hpp"
 #include "session_stats.hpp"
 
@@ -322,6 +323,15 @@ uint64 copy_on_conflict(PlannedStmt* pstmt, const char* query, bool read_only_tr
     source.close();
     counts.rejected += parse_counts.rejected;
     session::finish_copy(counts);
+    if (const uint64_t not_kept = session::rejects_not_kept(); not_kept > 0)
+        pg_call([&] {
+            ereport(NOTICE,
+                    (errmsg("%llu of the %llu rejected rows are counted but not listed by "
+                            "ingest.last_copy_rejects()",
+                            (unsigned long long)not_kept, (unsigned long long)counts.rejected),
+                     errhint("Raise ingest.copy_rejects_kept (now %d) to keep more of them.",
+                             guc::copy_rejects_kept)));
+        });
     pg_call([&] {
         table_close(rel, NoLock);
         free_parsestate(pstate);

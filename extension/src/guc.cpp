@@ -14,6 +14,7 @@ int merge_chunk_rows = 10000;
 int max_workers = 2;
 int job_retention = 7 * 24 * 3600;
 int launcher_naptime = 10;
+int copy_rejects_kept = 100000;
 
 void init() {
     pg_call([] {
@@ -39,6 +40,13 @@ void init() {
             "Submitted jobs wake the launcher at once; the periodic pass "
             "applies retention and catches anything missed.",
             &launcher_naptime, 10, 1, 3600, PGC_SIGHUP, GUC_UNIT_S, nullptr, nullptr, nullptr);
+        DefineCustomIntVariable(
+            "ingest.copy_rejects_kept",
+            "Rows rejected by a COPY ON CONFLICT that ingest.last_copy_rejects() keeps.",
+            "They are kept in the session's memory until its next COPY ON CONFLICT. Rows past "
+            "the limit are still counted by ingest.last_copy_stats(), and a NOTICE says how many "
+            "were not kept.",
+            &copy_rejects_kept, 100000, 0, INT_MAX, PGC_USERSET, 0, nullptr, nullptr, nullptr);
         // Nobody else may define ingest.* settings; typos in ingest.* are reported.
         MarkGUCPrefixReserved("ingest");
     });

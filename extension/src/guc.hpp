@@ -11,6 +11,8 @@ extern int merge_chunk_rows;
 extern int max_workers;
 extern int job_retention;
 extern int launcher_naptime;
+// Rejected rows of a COPY ON CONFLICT kept for ingest.last_copy_rejects() (the rest counted).
+extern int copy_rejects_kept;
 
 // Upper bound of max_workers: the worker slots in shared memory.
 constexpr int max_worker_slots = 64;

@@ -3,6 +3,7 @@
 // ingest._merge_note_conflict() that the merge statements call.
 #include "cursor_source.hpp"
 #include "merge.hpp"
+#include "guc.hpp"
 #include "session_stats.hpp"
 
 extern "C" {
@@ -25,13 +26,22 @@ namespace session {
 namespace {
 MergeCounts g_counts;
 std::vector<RejectedRow> g_rejects;
+uint64_t g_not_kept = 0;
 }  // namespace
 void begin_copy() {
     g_counts = MergeCounts{};
     g_rejects.clear();
+    g_rejects.shrink_to_fit();  // a large list from the last COPY is not held any longer
+    g_not_kept = 0;
 }
 void add_reject(RejectedRow&& r) {
-    g_rejects.push_back(std::move(r));
+    if (g_rejects.size() < static_cast<size_t>(guc::copy_rejects_kept))
+        g_rejects.push_back(std::move(r));
+    else
+        g_not_kept++;
+}
+uint64_t rejects_not_kept() {
+    return g_not_kept;
 }
 void finish_copy(const MergeCounts& c) {
     g_counts = c;

@@ -9,7 +9,9 @@
 namespace pg_ingest::session {
 
 void begin_copy();  // forget the previous COPY's results
+// Keeps the row for last_copy_rejects() up to ingest.copy_rejects_kept; counts the rest.
 void add_reject(RejectedRow&& r);
+uint64_t rejects_not_kept();
 void finish_copy(const MergeCounts& c);
 const MergeCounts& last_counts();
 const std::vector<RejectedRow>& last_rejects();

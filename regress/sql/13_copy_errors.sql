@@ -96,6 +96,27 @@ SELECT * FROM ingest.last_copy_stats();
 SELECT * FROM ingest.last_copy_rejects() ORDER BY line_number;
 SELECT * FROM e ORDER BY k;
 
+-- the session keeps at most ingest.copy_rejects_kept rejected rows; the rest are counted, and
+-- a NOTICE says how many were not kept
+CREATE TABLE ek (k int PRIMARY KEY, n int);
+SET ingest.copy_rejects_kept = 2;
+COPY ek FROM STDIN WITH (FORMAT csv, ON_CONFLICT 'upsert', ON_ERROR 'ignore');
+1,x
+2,2
+3,y
+4,z
+\.
+SELECT * FROM ingest.last_copy_stats();
+SELECT line_number, raw_line FROM ingest.last_copy_rejects() ORDER BY line_number;
+SET ingest.copy_rejects_kept = 0;
+COPY ek FROM STDIN WITH (FORMAT csv, ON_CONFLICT 'upsert', ON_ERROR 'ignore');
+5,x
+\.
+SELECT count(*) FROM ingest.last_copy_rejects();
+RESET ingest.copy_rejects_kept;
+SELECT * FROM ek ORDER BY k;
+DROP TABLE ek;
+
 -- a repeated key whose applied row fails: the key's rows are applied one at a time in input
 -- order, so its good rows load (upsert: the last good one; ignore: the first good one)
 CREATE TABLE eg (k int PRIMARY KEY, n int CHECK (n >= 0));
