@@ -11,6 +11,7 @@ extern "C" {
 namespace pg_ingest::guc {
 
 int merge_chunk_rows = 10000;
+bool direct_apply = true;
 int max_workers = 2;
 int job_retention = 7 * 24 * 3600;
 int launcher_naptime = 10;
@@ -19,11 +20,21 @@ int copy_rejects_kept = 100000;
 void init() {
     pg_call([] {
         DefineCustomIntVariable(
-            "ingest.merge_chunk_rows", "Rows applied per merge statement.",
+            "ingest.merge_chunk_rows", "Rows applied per merge chunk (one statement, or one "
+            "subtransaction of the direct path).",
             "With ON_ERROR 'ignore' this is also the unit that is retried row by row when it "
             "holds a bad row; smaller chunks isolate bad rows faster, larger ones cost less per "
-            "row.",
+            "row. The direct path uses larger chunks when the input has more than 48 chunks' "
+            "worth of rows.",
             &merge_chunk_rows, 10000, 1, 10000000, PGC_USERSET, 0, nullptr, nullptr, nullptr);
+        DefineCustomBoolVariable(
+            "ingest.direct_apply",
+            "Lets merges apply rows without an SQL statement per chunk where that is equivalent.",
+            "Used for upsert, update and ignore into plain tables without triggers, rules, "
+            "row-level security or generated columns, under READ COMMITTED and ON_ERROR 'stop'; "
+            "other merges run INSERT ... ON CONFLICT or UPDATE statements. Off: always the "
+            "statements.",
+            &direct_apply, true, PGC_USERSET, 0, nullptr, nullptr, nullptr);
         DefineCustomIntVariable(
             "ingest.max_workers", "Async load workers that may run at once, in all databases.",
             "Each worker is a background worker process, so max_worker_processes must leave room "

@@ -6,6 +6,9 @@ namespace pg_ingest::guc {
 // Rows applied per merge statement; with ON_ERROR 'ignore' also the unit that is retried row
 // by row when it contains a bad row.
 extern int merge_chunk_rows;
+// Whether merges may apply chunks directly (merge_direct.hpp) where that is equivalent to the
+// statement; off forces the statement path everywhere.
+extern bool direct_apply;
 // Async load jobs: workers running at once (all databases), seconds an ended job is kept, and
 // seconds between the launcher's periodic passes (retention, jobs whose wake-up was missed).
 extern int max_workers;

@@ -2,6 +2,7 @@
 #include "merge.hpp"
 
 #include "conflict_target.hpp"
+#include "merge_direct.hpp"
 #include "merge_sql.hpp"
 #include "guc.hpp"
 
@@ -126,13 +127,20 @@ class MergeRun {
             append_all(source);
             return m_counts;
         }
+        if (guc::direct_apply) {
+            const char* refusal = direct_apply_refusal(m_spec, m_res);
+            m_try_direct = refusal == nullptr;
+            m_path = refusal ? std::string("statement: ") + refusal : "direct";
+        }
         load(source);
         const instr_time t1 = now();
         apply_all();
         const instr_time t2 = now();
         pg_call([&] {
-            elog(DEBUG1, "pg_ingest merge into %s: read and sorted in %.1f ms, applied in %.1f ms",
-                 RelationGetRelationName(m_spec.target), elapsed_ms(t0, t1), elapsed_ms(t1, t2));
+            elog(DEBUG1,
+                 "pg_ingest merge into %s: read and sorted in %.1f ms, applied in %.1f ms (%s)",
+                 RelationGetRelationName(m_spec.target), elapsed_ms(t0, t1), elapsed_ms(t1, t2),
+                 m_path.c_str());
         });
         pg_call([&] { tuplesort_end(m_sort); });
         m_sort = nullptr;
@@ -183,6 +191,11 @@ class MergeRun {
     std::vector<Member> m_group;  // rows of the group being read (ON_ERROR 'ignore' only)
     SPIPlanPtr m_plan = nullptr;
     UpsertCounting m_counting = UpsertCounting::conflicts;
+    bool m_try_direct = false;  // direct_apply_refusal() said yes
+    int64_t m_loaded_rows = 0;
+    int64_t m_chunk_limit = 0;              // groups per chunk
+    std::unique_ptr<DirectApply> m_direct;  // set while chunks bypass the statement
+    std::string m_path = "statement";       // how chunks were applied, for DEBUG1
 
     bool dedupes() const {
         return m_spec.mode != ConflictMode::strict && m_spec.mode != ConflictMode::none;
@@ -201,6 +214,8 @@ class MergeRun {
     void apply_all();
     void append_all(RowSource& source);
     void begin_apply();
+    void begin_statement();
+    void flush_direct_chunk();
     void end_apply();
     void add_row(const Datum* values, const bool* nulls, int64_t group_rows, int64_t seq,
                  const char* raw, int raw_len);
@@ -217,6 +232,7 @@ class MergeRun {
     void retry_rows_one_by_one();
     void rewrite_context(const PgError& e) const;
     bool rejectable(const PgError& e) const;
+    bool is_arbiter_violation(const PgError& e) const;
 };
 
 void MergeRun::build_descriptors() {
@@ -308,6 +324,7 @@ void MergeRun::load(RowSource& source) {
             }
             ExecStoreVirtualTuple(slot);
             tuplesort_puttupleslot(m_sort, slot);  // copies the row
+            m_loaded_rows++;
             MemoryContextSwitchTo(o);
             MemoryContextReset(m_row_cxt);
             CHECK_FOR_INTERRUPTS();
@@ -404,7 +421,25 @@ void MergeRun::apply_all() {
     });
 }
 
+// Each direct chunk is a subtransaction (see flush_direct_chunk), and a backend keeps at most
+// 64 subtransaction ids in shared memory before every other backend's snapshots get slower.
+// So direct chunks grow with the input to stay below that, with room for the caller's own.
+constexpr int64_t kMaxDirectChunks = 48;
+
 void MergeRun::begin_apply() {
+    m_chunk_limit = guc::merge_chunk_rows;
+    if (m_try_direct) {
+        m_chunk_limit = std::max<int64_t>(
+            m_chunk_limit, (m_loaded_rows + kMaxDirectChunks - 1) / kMaxDirectChunks);
+        m_direct = std::make_unique<DirectApply>(m_spec, m_res, m_chunk_desc);
+        start_chunk();
+        return;
+    }
+    begin_statement();
+    start_chunk();
+}
+
+void MergeRun::begin_statement() {
     m_guc_nestlevel = pg_call([] { return NewGUCNestLevel(); });
     if (m_spec.mode == ConflictMode::update) {
         // Drive the update join from the sorted input so row locks are taken in key order.
@@ -419,10 +454,14 @@ void MergeRun::begin_apply() {
             elog(ERROR, "SPI_connect failed");
     });
     prepare_statement();
-    start_chunk();
 }
 
 void MergeRun::end_apply() {
+    if (m_direct) {
+        m_direct->close();
+        m_direct.reset();
+        return;
+    }
     pg_call([&] {
         SPI_finish();
         AtEOXact_GUC(true, m_guc_nestlevel);
@@ -566,7 +605,7 @@ void MergeRun::add_row(const Datum* in_values, const bool* in_nulls, int64_t gro
     m_group.clear();
     m_chunk_groups++;
     m_chunk_rows += group_rows;
-    if (m_chunk_groups >= guc::merge_chunk_rows) {
+    if (m_chunk_groups >= m_chunk_limit) {
         flush_chunk();
         start_chunk();
     }
@@ -598,6 +637,16 @@ MergeRun::ChunkResult MergeRun::execute_chunk(int64_t groups) {
     g_conflicts = 0;
     ChunkResult r{0, 0};
     const bool is_update = m_spec.mode == ConflictMode::update;
+    if (m_direct) {
+        const DirectResult d = m_direct->apply(m_chunk);
+        if (is_update)
+            r.processed = d.updated_rows;
+        else
+            r = ChunkResult{d.inserted + d.updated, d.updated};
+        pg_call([&] { tuplestore_end(m_chunk); });
+        m_chunk = nullptr;
+        return r;
+    }
     try {
         pg_call([&] {
             int rc = SPI_execute_plan(m_plan, NULL, NULL, false, 0);
@@ -669,29 +718,30 @@ void MergeRun::count(const ChunkResult& r, int64_t groups, int64_t rows) {
         m_spec.on_progress(m_counts);
 }
 
+// A unique violation of the conflict index itself (or, on a partitioned target, of a
+// partition's index attached to it).
+bool MergeRun::is_arbiter_violation(const PgError& e) const {
+    const ErrorData* ed = e.data();
+    if (e.sqlerrcode() != ERRCODE_UNIQUE_VIOLATION || !ed->constraint_name || !ed->schema_name)
+        return false;
+    const Oid arbiter = m_res.target.index;
+    return pg_call([&] {
+        Oid nsp = get_namespace_oid(ed->schema_name, true);
+        Oid idx = OidIsValid(nsp) ? get_relname_relid(ed->constraint_name, nsp) : InvalidOid;
+        if (!OidIsValid(idx))
+            return false;
+        return idx == arbiter || list_member_oid(get_partition_ancestors(idx), arbiter);
+    });
+}
+
 bool MergeRun::rejectable(const PgError& e) const {
-    const int code = e.sqlerrcode();
-    const int cls = ERRCODE_TO_CATEGORY(code);
+    const int cls = ERRCODE_TO_CATEGORY(e.sqlerrcode());
     if (cls == ERRCODE_TO_CATEGORY(ERRCODE_DATA_EXCEPTION))
         return true;
     if (cls != ERRCODE_TO_CATEGORY(ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION))
         return false;
-    // A violation of the conflict index itself (or, on a partitioned target, of a partition's
-    // index attached to it) is the conflict, never a bad row.
-    const ErrorData* ed = e.data();
-    if (code == ERRCODE_UNIQUE_VIOLATION && ed->constraint_name && ed->schema_name) {
-        const Oid arbiter = m_res.target.index;
-        const bool is_arbiter = pg_call([&] {
-            Oid nsp = get_namespace_oid(ed->schema_name, true);
-            Oid idx = OidIsValid(nsp) ? get_relname_relid(ed->constraint_name, nsp) : InvalidOid;
-            if (!OidIsValid(idx))
-                return false;
-            return idx == arbiter || list_member_oid(get_partition_ancestors(idx), arbiter);
-        });
-        if (is_arbiter)
-            return false;
-    }
-    return true;
+    // A violation of the conflict index is the conflict, never a bad row.
+    return !is_arbiter_violation(e);
 }
 
 void MergeRun::flush_chunk() {
@@ -699,6 +749,10 @@ void MergeRun::flush_chunk() {
         if (m_chunk)
             pg_call([&] { tuplestore_end(m_chunk); });
         m_chunk = nullptr;
+        return;
+    }
+    if (m_direct) {
+        flush_direct_chunk();
         return;
     }
     if (!m_spec.ignore_errors) {
@@ -718,6 +772,30 @@ void MergeRun::flush_chunk() {
         m_chunk = nullptr;
         retry_rows_one_by_one();
     }
+}
+
+// A direct chunk runs in a subtransaction. If another transaction inserted one of its new keys
+// between our probe and our index entry, the arbiter's unique violation rolls the chunk back;
+// it and every later chunk then go through the statement, which takes such races in its
+// stride. Any other error fails the merge as the statement would.
+void MergeRun::flush_direct_chunk() {
+    ChunkResult r{0, 0};
+    try {
+        with_subtransaction([&] { r = execute_chunk(m_chunk_groups); });
+    } catch (const PgError& e) {
+        if (!is_arbiter_violation(e))
+            throw;
+        e.release();
+        m_direct->abandon();
+        m_direct.reset();
+        m_path =
+            "direct, then statement from a chunk where another transaction inserted one "
+            "of its keys";
+        begin_statement();
+        pg_call([&] { tuplestore_rescan(m_chunk); });
+        r = execute_chunk(m_chunk_groups);
+    }
+    count(r, m_chunk_groups, m_chunk_rows);
 }
 
 // A chunk failed on a bad row: apply its rows one by one, each in a subtransaction, and

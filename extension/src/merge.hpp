@@ -12,7 +12,10 @@
 //     ordinary SQL statement run as the calling user (INSERT ... ON CONFLICT, or UPDATE ...
 //     FROM for update mode) whose source is the internal function ingest._merge_rows(). So
 //     privileges, row-level security, triggers, defaults, generated columns, constraints and
-//     partition routing are exactly those of INSERT ... ON CONFLICT.
+//     partition routing are exactly those of INSERT ... ON CONFLICT. Where the target has none
+//     of the features only the statement provides, the chunks are applied directly instead
+//     (merge_direct.hpp), one subtransaction each, and a chunk that meets a concurrent insert
+//     of one of its keys is rolled back and redone by the statement.
 // Lock order: every writer takes row locks in ascending key order (sorted input, and the
 // update join forced to a nested loop driven by the sorted source), so concurrent merges on
 // overlapping keys wait for each other but cannot deadlock.

@@ -604,6 +604,9 @@ sub run_round
 		# makes the sort spill.
 		$f{chunk_rows} = pick(1, 2, 3, 7, 50, 10000);
 		$f{work_mem} = rand() < 0.3 ? '64kB' : '4MB';
+		# Both apply paths of the merge engine: direct where the table allows it, and the
+		# INSERT ... ON CONFLICT / UPDATE statements.
+		$f{direct_apply} = rand() < 0.5 ? 'on' : 'off';
 		if ($f{format} eq 'csv')
 		{
 			$f{delim}  = rand() < 0.25 ? ';' : ',';
@@ -734,6 +737,7 @@ sub run_round
 		# psql does not set ERROR/SQLSTATE for a failed \copy: the SQLSTATE is taken from the
 		# error message between the markers on stderr.
 		$copy_script .= "SET ingest.merge_chunk_rows = $f->{chunk_rows};\nSET work_mem = '$f->{work_mem}';\n"
+		  . "SET ingest.direct_apply = $f->{direct_apply};\n"
 		  . "\\warn BEGIN_MODE $m\n$cmd\n\\warn END_MODE $m\n\\echo RESULT $m :ROW_COUNT\n"
 		  . "SELECT 'STATS', '$m', inserted, updated, skipped, rejected FROM ingest.last_copy_stats();\n"
 		  . "SELECT 'REJ', '$m', line_number, sqlstate, encode(convert_to(raw_line, 'UTF8'), 'hex')"
@@ -868,6 +872,7 @@ sub run_round
 		  if $tc_o || $to_c;
 		my $ok = ok(!@problems, "$name: table equals the oracle's");
 		$coverage{"$m, format $fmt{$m}{format}"}++;
+		$coverage{"$m, ingest.direct_apply $fmt{$m}{direct_apply}"}++;
 		$coverage{"$m, COPY failed $cr->{sqlstate}"}++ if $cr->{sqlstate} ne '00000';
 		$coverage{"$m, rows failing conversion, ON_ERROR $bad{$m}"}++ if $bad{$m};
 

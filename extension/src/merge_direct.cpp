@@ -1,0 +1,373 @@
+// The merge engine's direct apply path (see merge_direct.hpp for what and why).
+#include "merge_direct.hpp"
+
+extern "C" {
+#include "access/heapam.h"
+#include "access/sysattr.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/pg_am_d.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "executor/executor.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "optimizer/optimizer.h"
+#include "rewrite/rewriteHandler.h"
+#include "storage/lmgr.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/rls.h"
+#include "utils/snapmgr.h"
+}
+
+#include <algorithm>
+
+namespace pg_ingest {
+
+namespace {
+// As COPY buffers rows for heap_multi_insert: at most this many rows, or about this many bytes.
+constexpr int kMaxPending = 1000;
+constexpr size_t kMaxPendingBytes = 65535;
+}  // namespace
+
+struct DirectApply::State {
+    MemoryContext cxt;
+    Relation rel;
+    bool inserts;  // upsert and ignore propose a new row; update only changes existing ones
+    bool updates;  // upsert with update columns, and update
+    bool upsert;
+    int ncols;  // source columns
+    int natts;
+    int* source_of;        // per target attribute: source position, or -1
+    ExprState** defaults;  // per target attribute not loaded: its default, or NULL
+    bool* updated;         // per target attribute: in the update columns
+    EState* estate;
+    ResultRelInfo* rri;
+    List* arbiters;
+    TupleTableSlot* src;  // the chunk row
+    TupleTableSlot* ins;  // the proposed row (EXCLUDED)
+    TupleTableSlot* old;  // the existing row
+    TupleTableSlot* upd;  // its new version
+    // New rows waiting for one multi-insert: consecutive rows whose keys were not found.
+    TupleTableSlot* pending[kMaxPending];
+    int npending;
+    size_t pending_bytes;
+    BulkInsertState bistate;
+    char* context_line;
+};
+
+extern "C" {
+// Plain C: adds the line the statement path's errors carry, in place of the outer contexts
+// (apply() hides those, as the statement path drops everything from SPI's line outwards).
+static void direct_apply_context(void* arg) {
+    errcontext("%s", static_cast<const char*>(arg));
+}
+}
+
+const char* direct_apply_refusal(const MergeSpec& spec, const ResolvedMerge& res) {
+    (void)res;
+    Relation rel = spec.target;
+    if (spec.mode != ConflictMode::upsert && spec.mode != ConflictMode::update &&
+        spec.mode != ConflictMode::ignore)
+        return "conflict mode";
+    if (spec.ignore_errors)
+        return "ON_ERROR 'ignore'";
+    if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relispartition)
+        return "partitioned table or partition";
+    if (rel->rd_rel->relam != HEAP_TABLE_AM_OID)
+        return "table access method";
+    if (rel->trigdesc)
+        return "triggers (foreign keys and deferrable constraints included)";
+    if (rel->rd_rules)
+        return "rules";
+    TupleDesc rd = RelationGetDescr(rel);
+    if (rd->constr && rd->constr->has_generated_stored)
+        return "generated columns";
+    return pg_call([&]() -> const char* {
+        if (IsolationUsesXactSnapshot())
+            return "isolation level above READ COMMITTED";
+        if (check_enable_rls(RelationGetRelid(rel), InvalidOid, false) == RLS_ENABLED)
+            return "row-level security";
+        if (spec.mode != ConflictMode::update)
+            for (int i = 0; i < rd->natts; i++) {
+                Form_pg_attribute att = TupleDescAttr(rd, i);
+                if (att->attisdropped)
+                    continue;
+                bool loaded = false;
+                for (AttrNumber a : spec.columns)
+                    loaded = loaded || a == att->attnum;
+                // INSERT checks a domain's constraints on the NULL an omitted column gets.
+                if (!loaded && !att->atthasdef && !att->attidentity &&
+                    get_typtype(att->atttypid) == TYPTYPE_DOMAIN)
+                    return "omitted column of a domain type";
+            }
+        return nullptr;
+    });
+}
+
+DirectApply::DirectApply(const MergeSpec& spec, const ResolvedMerge& res, TupleDesc chunk_desc) {
+    const std::string line =
+        format("%s into %s, applying rows with ON_CONFLICT '%s'", spec.what.c_str(),
+               RelationGetRelationName(spec.target), conflict_mode_name(spec.mode));
+    m_state = pg_call([&] {
+        MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "pg_ingest direct apply",
+                                                  ALLOCSET_DEFAULT_SIZES);
+        MemoryContext old = MemoryContextSwitchTo(cxt);
+        State* s = static_cast<State*>(palloc0(sizeof(State)));
+        s->cxt = cxt;
+        s->rel = spec.target;
+        s->upsert = spec.mode == ConflictMode::upsert;
+        s->inserts = spec.mode != ConflictMode::update;
+        s->updates = spec.mode == ConflictMode::update ||
+                     (spec.mode == ConflictMode::upsert && !res.update_columns.empty());
+        s->ncols = static_cast<int>(spec.columns.size());
+        TupleDesc rd = RelationGetDescr(s->rel);
+        s->natts = rd->natts;
+        s->source_of = static_cast<int*>(palloc(sizeof(int) * s->natts));
+        s->defaults = static_cast<ExprState**>(palloc0(sizeof(ExprState*) * s->natts));
+        s->updated = static_cast<bool*>(palloc0(sizeof(bool) * s->natts));
+        s->context_line = pstrdup(line.c_str());
+
+        // What the statement's range table entry would say: it decides which columns an error's
+        // "Failing row contains" shows and which indexes an update leaves unchanged.
+        RangeTblEntry* rte = makeNode(RangeTblEntry);
+        rte->rtekind = RTE_RELATION;
+        rte->relid = RelationGetRelid(s->rel);
+        rte->relkind = s->rel->rd_rel->relkind;
+        rte->rellockmode = RowExclusiveLock;
+        rte->requiredPerms = (s->inserts ? ACL_INSERT : 0) | (s->updates ? ACL_UPDATE : 0);
+        for (int i = 0; i < s->natts; i++)
+            s->source_of[i] = -1;
+        for (int p = 0; p < s->ncols; p++) {
+            s->source_of[spec.columns[p] - 1] = p;
+            if (s->inserts)
+                rte->insertedCols = bms_add_member(
+                    rte->insertedCols, spec.columns[p] - FirstLowInvalidHeapAttributeNumber);
+        }
+        for (AttrNumber a : res.update_columns) {
+            s->updated[a - 1] = true;
+            rte->updatedCols =
+                bms_add_member(rte->updatedCols, a - FirstLowInvalidHeapAttributeNumber);
+        }
+        for (AttrNumber k : res.target.keys)
+            rte->selectedCols =
+                bms_add_member(rte->selectedCols, k - FirstLowInvalidHeapAttributeNumber);
+
+        s->estate = CreateExecutorState();
+        ExecInitRangeTable(s->estate, list_make1(rte));
+        s->rri = makeNode(ResultRelInfo);
+        InitResultRelInfo(s->rri, s->rel, 1, NULL, 0);
+        if (!s->inserts)
+            CheckCmdReplicaIdentity(s->rel, CMD_UPDATE);  // as UPDATE checks it
+        ExecOpenIndices(s->rri, true);  // true: the arbiter gets its unique-check support
+        s->arbiters = list_make1_oid(res.target.index);
+
+        // Defaults of the columns not loaded, as INSERT evaluates them for every proposed row
+        // (identity columns draw from their sequence even when the row ends as an update).
+        if (s->inserts) {
+            MemoryContext q = MemoryContextSwitchTo(s->estate->es_query_cxt);
+            for (int i = 0; i < s->natts; i++) {
+                Form_pg_attribute att = TupleDescAttr(rd, i);
+                if (att->attisdropped || s->source_of[i] >= 0)
+                    continue;
+                Expr* def = reinterpret_cast<Expr*>(build_column_default(s->rel, i + 1));
+                if (def)
+                    s->defaults[i] = ExecInitExpr(expression_planner(def), NULL);
+            }
+            MemoryContextSwitchTo(q);
+        }
+
+        // Slots on a copy of the descriptor: one that is not reference-counted. Each slot on the
+        // relation's own descriptor would hold a reference in the resource owner, where a
+        // thousand equal entries make every other reference (one per index probe) slow.
+        TupleDesc desc = CreateTupleDescCopy(rd);
+        const TupleTableSlotOps* ops = table_slot_callbacks(s->rel);
+        s->src = MakeSingleTupleTableSlot(chunk_desc, &TTSOpsMinimalTuple);
+        s->ins = MakeSingleTupleTableSlot(desc, &TTSOpsVirtual);
+        s->upd = MakeSingleTupleTableSlot(desc, &TTSOpsVirtual);
+        s->old = MakeSingleTupleTableSlot(desc, ops);
+        for (int i = 0; i < kMaxPending; i++)
+            s->pending[i] = MakeSingleTupleTableSlot(desc, ops);
+        MemoryContextSwitchTo(old);
+        return s;
+    });
+}
+
+namespace {
+
+// The pending new rows into the heap with one multi-insert, then their index entries in key
+// order. The arbiter's entry is checked as unique (UNIQUE_CHECK_YES).
+void flush_pending(DirectApply::State* s, DirectResult* r) {
+    if (s->npending == 0)
+        return;
+    table_multi_insert(s->rel, s->pending, s->npending, s->estate->es_output_cid, 0, s->bistate);
+    for (int i = 0; i < s->npending; i++) {
+        if (s->rri->ri_NumIndices > 0)
+            list_free(
+                ExecInsertIndexTuples(s->rri, s->pending[i], s->estate, false, false, NULL, NIL));
+        ExecClearTuple(s->pending[i]);
+    }
+    r->inserted += s->npending;
+    s->npending = 0;
+    s->pending_bytes = 0;
+}
+
+// One chunk row. Runs inside pg_call: C only, errors longjmp to its PG_TRY.
+void apply_row(DirectApply::State* s, DirectResult* r) {
+    EState* estate = s->estate;
+    Relation rel = s->rel;
+    const CommandId cid = estate->es_output_cid;
+    ResetPerTupleExprContext(estate);
+    ExprContext* econtext = GetPerTupleExprContext(estate);
+    MemoryContext old = MemoryContextSwitchTo(econtext->ecxt_per_tuple_memory);
+
+    slot_getallattrs(s->src);
+    ExecClearTuple(s->ins);
+    TupleDesc rd = RelationGetDescr(rel);
+    for (int i = 0; i < s->natts; i++) {
+        const int p = s->source_of[i];
+        if (p >= 0) {
+            s->ins->tts_values[i] = s->src->tts_values[p];
+            s->ins->tts_isnull[i] = s->src->tts_isnull[p];
+        } else if (s->defaults[i]) {
+            s->ins->tts_values[i] = ExecEvalExpr(s->defaults[i], econtext, &s->ins->tts_isnull[i]);
+        } else {
+            s->ins->tts_values[i] = (Datum)0;
+            s->ins->tts_isnull[i] = true;
+        }
+    }
+    ExecStoreVirtualTuple(s->ins);
+    const int64 group_rows = DatumGetInt64(s->src->tts_values[s->ncols]);
+    // INSERT checks the proposed row before it looks for a conflict.
+    if (s->inserts && rd->constr)
+        ExecConstraints(s->rri, s->ins, estate);
+
+    for (;;) {
+        CHECK_FOR_INTERRUPTS();
+        ItemPointerData conflict;
+        if (ExecCheckIndexConstraints(s->rri, s->ins, estate, &conflict, s->arbiters)) {
+            if (!s->inserts)
+                break;  // update: no row with this key
+            // Kept for one multi-insert with its neighbours. A transaction that inserts the
+            // same key before our index entry exists makes that entry fail with a unique
+            // violation of the arbiter, which sends the whole merge to the statement path
+            // (merge.cpp); speculative insertion would avoid that at a price on every row.
+            TupleTableSlot* p = s->pending[s->npending++];
+            ExecCopySlot(p, s->ins);
+            s->pending_bytes += ExecFetchSlotHeapTuple(p, false, NULL)->t_len;
+            if (s->npending == kMaxPending || s->pending_bytes >= kMaxPendingBytes)
+                flush_pending(s, r);
+            break;
+        }
+        if (!s->updates)
+            break;  // ignore: the existing row stays
+        // Index entries appear in key order, so new rows before this one go in first.
+        flush_pending(s, r);
+        if (!table_tuple_fetch_row_version(rel, &conflict, SnapshotAny, s->old))
+            continue;  // pruned since the probe: look again
+        slot_getallattrs(s->old);
+        ExecClearTuple(s->upd);
+        for (int i = 0; i < s->natts; i++) {
+            TupleTableSlot* from = s->updated[i] ? s->ins : s->old;
+            s->upd->tts_values[i] = from->tts_values[i];
+            s->upd->tts_isnull[i] = from->tts_isnull[i];
+        }
+        ExecStoreVirtualTuple(s->upd);
+        if (rd->constr)
+            ExecConstraints(s->rri, s->upd, estate);
+        TM_FailureData tmfd;
+        LockTupleMode lockmode;
+        bool update_indexes = false;
+        const TM_Result res =
+            table_tuple_update(rel, &conflict, s->upd, cid, estate->es_snapshot, InvalidSnapshot,
+                               true, &tmfd, &lockmode, &update_indexes);
+        ExecClearTuple(s->old);  // drops the buffer pin; upd was materialized by the update
+        if (res == TM_Updated || res == TM_Deleted)
+            continue;  // READ COMMITTED: a concurrent transaction changed it; look again
+        if (res == TM_SelfModified) {
+            if (tmfd.cmax != cid)
+                elog(ERROR, "pg_ingest: row to merge was already modified by this transaction");
+            if (!s->upsert)
+                break;  // as UPDATE: a row this command already changed is left alone
+            ereport(ERROR,
+                    (errcode(ERRCODE_CARDINALITY_VIOLATION),
+                     errmsg("ON CONFLICT DO UPDATE command cannot affect row a second time"),
+                     errhint("Ensure that no rows proposed for insertion within the same command "
+                             "have duplicate constrained values.")));
+        }
+        if (res != TM_Ok)
+            elog(ERROR, "pg_ingest: unexpected result %d updating a merged row", (int)res);
+        if (update_indexes && s->rri->ri_NumIndices > 0)
+            list_free(ExecInsertIndexTuples(s->rri, s->upd, estate, true, false, NULL, NIL));
+        r->updated++;
+        r->updated_rows += group_rows;
+        break;
+    }
+    MemoryContextSwitchTo(old);
+}
+
+}  // namespace
+
+DirectResult DirectApply::apply(Tuplestorestate* chunk) {
+    State* s = m_state;
+    DirectResult r;
+    pg_call([&] {
+        // What SPI does around a statement: a new command and, in READ COMMITTED, a new
+        // snapshot (for defaults and CHECK expressions that read tables).
+        CommandCounterIncrement();
+        PushActiveSnapshot(GetTransactionSnapshot());
+        // Per call: its pinned buffer must not outlive the caller's subtransaction.
+        s->bistate = GetBulkInsertState();
+        s->estate->es_snapshot = GetActiveSnapshot();
+        s->estate->es_output_cid = GetCurrentCommandId(true);
+        ErrorContextCallback cb;
+        cb.callback = direct_apply_context;
+        cb.arg = s->context_line;
+        cb.previous = nullptr;
+        ErrorContextCallback* saved = error_context_stack;  // PG_TRY restores it on error
+        error_context_stack = &cb;
+        while (tuplestore_gettupleslot(chunk, true, false, s->src))
+            apply_row(s, &r);
+        flush_pending(s, &r);
+        FreeBulkInsertState(s->bistate);
+        s->bistate = nullptr;
+        error_context_stack = saved;
+        ExecClearTuple(s->src);
+        PopActiveSnapshot();
+        CommandCounterIncrement();
+    });
+    return r;
+}
+
+void DirectApply::close() {
+    State* s = m_state;
+    m_state = nullptr;
+    if (!s)
+        return;
+    pg_call([&] {
+        ExecDropSingleTupleTableSlot(s->src);
+        ExecDropSingleTupleTableSlot(s->ins);
+        ExecDropSingleTupleTableSlot(s->upd);
+        ExecDropSingleTupleTableSlot(s->old);
+        for (int i = 0; i < kMaxPending; i++)
+            ExecDropSingleTupleTableSlot(s->pending[i]);
+        ExecCloseIndices(s->rri);
+        FreeExecutorState(s->estate);
+        MemoryContextDelete(s->cxt);
+    });
+}
+
+void DirectApply::abandon() {
+    State* s = m_state;
+    m_state = nullptr;
+    if (!s)
+        return;
+    pg_call([&] {
+        ExecCloseIndices(s->rri);
+        FreeExecutorState(s->estate);
+        MemoryContextDelete(s->cxt);
+    });
+}
+
+}  // namespace pg_ingest

@@ -1,0 +1,156 @@
+# The merge engine's direct apply path (extension/src/merge_direct.hpp) when another
+# transaction inserts one of its new keys in the window between the merge's probe and its
+# index entry. The window is opened on purpose: a CHECK constraint whose function waits on an
+# advisory lock at key 51, while the merge holds the new rows 41..50 for one multi-insert.
+# Meanwhile another session inserts key 50, then:
+#   1. commits before the merge goes on: the merge's index entry for 50 meets a unique
+#      violation, the chunk is rolled back and redone by statement;
+#   2. stays open: the merge waits for it, and the other session rolls back: the merge finishes
+#      directly;
+#   3. stays open, and commits while the merge waits: as in 1.
+# Every time the COPY succeeds, the counts are those of INSERT ... ON CONFLICT, and the table
+# holds exactly the COPY's rows (key 50 updated when the other row was committed). The path
+# taken is read from the merge's DEBUG1 line. Also: with ingest.direct_apply off, and for a
+# table the direct path must not touch (a trigger), the statement path is taken.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::RealBin/lib";
+use IPC::Run;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use IngestTest qw(server_log_is_clean ingest_node feature_available);
+
+my $lock_id = 4712;
+my $node = ingest_node('direct_apply', "log_statement = 'none'");
+if (!ok(feature_available($node), 'pg_ingest provides ingest.last_copy_stats()'))
+{
+	done_testing();
+	exit;
+}
+my $dir  = PostgreSQL::Test::Utils::tempdir();
+my $psql = $node->installed_command('psql');
+
+$node->safe_psql('postgres', qq{
+	CREATE FUNCTION gate(k bigint) RETURNS boolean LANGUAGE plpgsql AS \$\$
+	BEGIN
+		IF k = 51 THEN
+			PERFORM pg_advisory_lock_shared($lock_id);
+			PERFORM pg_advisory_unlock_shared($lock_id);
+		END IF;
+		RETURN true;
+	END \$\$;
+	CREATE TABLE r (k bigint PRIMARY KEY, v text, CHECK (gate(k)));
+	CREATE TABLE rt (k bigint PRIMARY KEY, v text);
+	CREATE FUNCTION noop() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END';
+	CREATE TRIGGER noop BEFORE INSERT ON rt FOR EACH ROW EXECUTE FUNCTION noop();
+});
+
+my $file = "$dir/load.csv";
+open(my $fh, '>', $file) or die "cannot write $file: $!";
+print $fh "$_,a$_\n" for 1 .. 100;
+close($fh);
+
+sub reset_table
+{
+	my ($table) = @_;
+	$node->safe_psql('postgres',
+		"TRUNCATE $table; INSERT INTO $table SELECT g, 'old' FROM generate_series(1, 40) g");
+}
+
+# Starts the COPY of keys 1..100 (1..40 exist) in the background.
+sub start_copy
+{
+	my ($table, $settings) = @_;
+	my %run = (out => '', err => '');
+	my $script = "$settings\nSET client_min_messages = debug1;\n"
+	  . "\\copy $table from '$file' with (format csv, on_conflict 'upsert')\n"
+	  . "RESET client_min_messages;\n"
+	  . "SELECT 'STATS', inserted, updated, skipped, rejected FROM ingest.last_copy_stats();\n";
+	my $sfile = "$dir/copy_$table.sql";
+	open(my $sh, '>', $sfile) or die "cannot write $sfile: $!";
+	print $sh $script;
+	close($sh);
+	$run{h} = IPC::Run::start(
+		[ $psql, '-X', '-A', '-t', '-q', '-v', 'ON_ERROR_STOP=1', '-d', $node->connstr('postgres'),
+			'-f', $sfile ],
+		'>', \$run{out}, '2>', \$run{err},
+		IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
+	return \%run;
+}
+
+# Waits for the COPY, then checks its outcome: counts (key 50 updated when the other row was
+# committed, inserted when it was not), the apply path and the table.
+sub check_copy
+{
+	my ($label, $run, $table, $want_stats, $want_path) = @_;
+	ok($run->{h}->finish, "$label: the COPY succeeded") or diag($run->{err});
+	like($run->{out}, qr/^STATS\|\Q$want_stats\E$/m, "$label: counts $want_stats")
+	  or diag($run->{out});
+	my ($line) = $run->{err} =~ /(pg_ingest merge into $table: .*)/;
+	$line //= '(no DEBUG1 line from the merge)';
+	like($line, $want_path, "$label: applied $want_path") or diag($run->{err});
+	is( $node->safe_psql('postgres',
+			"SELECT count(*), count(*) FILTER (WHERE v = 'a' || k) FROM $table"),
+		'100|100', "$label: the table holds exactly the COPY's rows");
+}
+
+my $holder = $node->background_psql('postgres');
+
+sub wait_for
+{
+	my ($what, $query) = @_;
+	$node->poll_query_until('postgres', $query) or die "timed out waiting for $what";
+}
+
+my $at_gate = "SELECT count(*) = 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted";
+my $on_xact = "SELECT count(*) = 1 FROM pg_locks WHERE locktype = 'transactionid' AND NOT granted";
+
+# 1. The other row is committed while the merge holds 41..50 unindexed.
+reset_table('r');
+$holder->query_safe("SELECT pg_advisory_lock($lock_id)");
+my $run = start_copy('r', '');
+wait_for('the COPY to reach key 51', $at_gate);
+$node->safe_psql('postgres', "INSERT INTO r VALUES (50, 'other')");
+$holder->query_safe("SELECT pg_advisory_unlock($lock_id)");
+check_copy('committed first', $run, 'r', '59|41|0|0', qr/\(direct, then statement from a chunk/);
+
+# 2. The other row is still being inserted: the merge waits for it; it rolls back.
+reset_table('r');
+$holder->query_safe("SELECT pg_advisory_lock($lock_id)");
+$run = start_copy('r', '');
+wait_for('the COPY to reach key 51', $at_gate);
+my $other = $node->background_psql('postgres');
+$other->query_safe("BEGIN; INSERT INTO r VALUES (50, 'other')");
+$holder->query_safe("SELECT pg_advisory_unlock($lock_id)");
+wait_for('the COPY to wait for the other transaction', $on_xact);
+$other->query_safe('ROLLBACK');
+check_copy('rolled back while the merge waits', $run, 'r', '60|40|0|0', qr/\(direct\)$/);
+
+# 3. The same, but the other transaction commits.
+reset_table('r');
+$holder->query_safe("SELECT pg_advisory_lock($lock_id)");
+$run = start_copy('r', '');
+wait_for('the COPY to reach key 51', $at_gate);
+$other->query_safe("BEGIN; INSERT INTO r VALUES (50, 'other')");
+$holder->query_safe("SELECT pg_advisory_unlock($lock_id)");
+wait_for('the COPY to wait for the other transaction', $on_xact);
+$other->query_safe('COMMIT');
+check_copy('committed while the merge waits', $run, 'r', '59|41|0|0',
+	qr/\(direct, then statement from a chunk/);
+$other->quit;
+$holder->quit;
+
+# The statement path: switched off, and for a table with a trigger.
+reset_table('r');
+check_copy('ingest.direct_apply off', start_copy('r', 'SET ingest.direct_apply = off;'),
+	'r', '60|40|0|0', qr/\(statement\)$/);
+reset_table('rt');
+check_copy('a table with a trigger', start_copy('rt', ''), 'rt', '60|40|0|0',
+	qr/\(statement: triggers \(foreign keys and deferrable constraints included\)\)$/);
+
+server_log_is_clean($node);
+
+$node->stop;
+done_testing();
