@@ -95,6 +95,10 @@ EOF
     cat >"$dir/upsert.sql" <<EOF
 \\copy target FROM '$dir/load.csv' WITH (FORMAT csv, ON_CONFLICT 'upsert')
 EOF
+    cat >"$dir/upsert_stmt.sql" <<EOF
+SET ingest.direct_apply = off;
+\\copy target FROM '$dir/load.csv' WITH (FORMAT csv, ON_CONFLICT 'upsert')
+EOF
     cat >"$dir/floor.sql" <<EOF
 BEGIN;
 \\copy target FROM '$dir/new.csv' WITH (FORMAT csv)
@@ -196,6 +200,8 @@ run_upsert_scenario() { # SC DS
         "\\copy of $n NEW rows (ids N+1..2N, same payloads and order as the load) into the pre-filled table" ref
     contender "$sc" upsert "COPY ... ON_CONFLICT 'upsert'" \
         "\\copy target FROM load.csv WITH (FORMAT csv, ON_CONFLICT 'upsert')"
+    contender "$sc" upsert_stmt "COPY ... ON_CONFLICT 'upsert', statement path" \
+        "as above with SET ingest.direct_apply = off: one INSERT ... ON CONFLICT per merge chunk instead of the direct apply path (the default for this table)"
     contender "$sc" staged "temp table + INSERT ... ON CONFLICT" \
         "one transaction: CREATE TEMP TABLE (temp_buffers=$BENCH_TEMP_BUFFERS), \\copy into it, INSERT INTO target SELECT ... ON CONFLICT DO UPDATE"
     contender "$sc" multi "multi-row INSERT ... ON CONFLICT" \
@@ -208,11 +214,13 @@ run_upsert_scenario() { # SC DS
     contender "$sc" floor "floor: COPY of the new half + UPDATE of the existing half" \
         "a lower bound, not a loader: one transaction of \\copy target FROM new.csv (the load's $((n - ${DS_SHIFT[$ds]})) new-key rows) and UPDATE target SET (every non-key column) FROM floor_existing WHERE keys match (the ${DS_SHIFT[$ds]} existing-key rows, already in a table: not parsed, not sent). What applying this load costs the server with the cheapest statement for each half, without input parsing or concurrency safety"
     target "$sc" "upsert vs per-row prepared INSERT ON CONFLICT" upsert perrow ""
+    target "$sc" "upsert (direct apply) vs the same through the statement path" upsert upsert_stmt ""
     target "$sc" "floor (new-half COPY + existing-half UPDATE) vs plain COPY: the best ratio an upsert built from these statements could reach" floor plain ""
 
-    local keys=(plain upsert staged multi perrow floor)
+    local keys=(plain upsert upsert_stmt staged multi perrow floor)
     if ! upsert_available; then
         record "$sc" upsert - "$n" "" "n/a" "not available: $UPSERT_MSG"
+        record "$sc" upsert_stmt - "$n" "" "n/a" "not available: $UPSERT_MSG"
         keys=(plain staged multi perrow floor)
     fi
     # warm-up (untimed): WAL segments get created, caches filled, before the first measurement
