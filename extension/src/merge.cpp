@@ -32,6 +32,7 @@ extern "C" {
 #include "utils/tuplesort.h"
 #include "utils/tuplestore.h"
 #include "utils/typcache.h"
+#include "storage/proc.h"
 #include "catalog/pg_namespace.h"
 }
 
@@ -639,10 +640,7 @@ MergeRun::ChunkResult MergeRun::execute_chunk(int64_t groups) {
     const bool is_update = m_spec.mode == ConflictMode::update;
     if (m_direct) {
         const DirectResult d = m_direct->apply(m_chunk);
-        if (is_update)
-            r.processed = d.updated_rows;
-        else
-            r = ChunkResult{d.inserted + d.updated, d.updated};
+        r = ChunkResult{d.inserted + d.updated, d.updated};
         pg_call([&] { tuplestore_end(m_chunk); });
         m_chunk = nullptr;
         return r;
@@ -774,28 +772,46 @@ void MergeRun::flush_chunk() {
     }
 }
 
-// A direct chunk runs in a subtransaction. If another transaction inserted one of its new keys
-// between our probe and our index entry, the arbiter's unique violation rolls the chunk back;
-// it and every later chunk then go through the statement, which takes such races in its
-// stride. Any other error fails the merge as the statement would.
+// A direct chunk runs in a subtransaction. When it fails (a concurrent insert of one of its new
+// keys between probe and index entry, a constraint violation, a row changed under a check, a
+// unique violation of another index found only when its buffered rows were flushed), it is
+// rolled back, and it and every later chunk go through the statement. So what the user gets,
+// rows or error, is always the statement's, with its handling of races and its error order.
+// Cancels, shutdowns, out-of-resource and internal errors are not retried. Neither is a chunk
+// started once this backend's cached subtransaction ids run low (another merge in the same
+// transaction, savepoints of the caller): the rest goes through the statement at once.
 void MergeRun::flush_direct_chunk() {
     ChunkResult r{0, 0};
-    try {
-        with_subtransaction([&] { r = execute_chunk(m_chunk_groups); });
-    } catch (const PgError& e) {
-        if (!is_arbiter_violation(e))
-            throw;
-        e.release();
-        m_direct->abandon();
-        m_direct.reset();
-        m_path =
-            "direct, then statement from a chunk where another transaction inserted one "
-            "of its keys";
-        begin_statement();
-        pg_call([&] { tuplestore_rescan(m_chunk); });
-        r = execute_chunk(m_chunk_groups);
+    const bool room = pg_call([] {
+        return !MyProc->subxidStatus.overflowed &&
+               MyProc->subxidStatus.count < PGPROC_MAX_CACHED_SUBXIDS - 8;
+    });
+    std::string why =
+        "statement from a chunk where this transaction had few subtransaction ids "
+        "left";
+    if (room) {
+        try {
+            with_subtransaction([&] { r = execute_chunk(m_chunk_groups); });
+            count(r, m_chunk_groups, m_chunk_rows);
+            return;
+        } catch (const PgError& e) {
+            const int cls = ERRCODE_TO_CATEGORY(e.sqlerrcode());
+            if (cls == ERRCODE_TO_CATEGORY(ERRCODE_OPERATOR_INTERVENTION) ||
+                cls == ERRCODE_TO_CATEGORY(ERRCODE_INSUFFICIENT_RESOURCES) ||
+                cls == ERRCODE_TO_CATEGORY(ERRCODE_SYSTEM_ERROR) ||
+                cls == ERRCODE_TO_CATEGORY(ERRCODE_INTERNAL_ERROR))
+                throw;
+            why = format("statement from a chunk that failed directly with SQLSTATE %s",
+                         unpack_sql_state(e.sqlerrcode()));
+            e.release();
+        }
     }
-    count(r, m_chunk_groups, m_chunk_rows);
+    m_direct->abandon();
+    m_direct.reset();
+    m_path = "direct, then " + why;
+    begin_statement();
+    pg_call([&] { tuplestore_rescan(m_chunk); });
+    count(execute_chunk(m_chunk_groups), m_chunk_groups, m_chunk_rows);
 }
 
 // A chunk failed on a bad row: apply its rows one by one, each in a subtransaction, and

@@ -34,10 +34,8 @@ constexpr size_t kMaxPendingBytes = 65535;
 struct DirectApply::State {
     MemoryContext cxt;
     Relation rel;
-    bool inserts;  // upsert and ignore propose a new row; update only changes existing ones
-    bool updates;  // upsert with update columns, and update
-    bool upsert;
-    int ncols;  // source columns
+    bool updates;  // upsert with update columns (else DO NOTHING)
+    int ncols;     // source columns
     int natts;
     int* source_of;        // per target attribute: source position, or -1
     ExprState** defaults;  // per target attribute not loaded: its default, or NULL
@@ -68,8 +66,9 @@ static void direct_apply_context(void* arg) {
 const char* direct_apply_refusal(const MergeSpec& spec, const ResolvedMerge& res) {
     (void)res;
     Relation rel = spec.target;
-    if (spec.mode != ConflictMode::upsert && spec.mode != ConflictMode::update &&
-        spec.mode != ConflictMode::ignore)
+    // Not update: UPDATE ... FROM finds rows through its snapshot, where a probe of the index
+    // also sees (and waits for) rows inserted since.
+    if (spec.mode != ConflictMode::upsert && spec.mode != ConflictMode::ignore)
         return "conflict mode";
     if (spec.ignore_errors)
         return "ON_ERROR 'ignore'";
@@ -117,10 +116,7 @@ DirectApply::DirectApply(const MergeSpec& spec, const ResolvedMerge& res, TupleD
         State* s = static_cast<State*>(palloc0(sizeof(State)));
         s->cxt = cxt;
         s->rel = spec.target;
-        s->upsert = spec.mode == ConflictMode::upsert;
-        s->inserts = spec.mode != ConflictMode::update;
-        s->updates = spec.mode == ConflictMode::update ||
-                     (spec.mode == ConflictMode::upsert && !res.update_columns.empty());
+        s->updates = spec.mode == ConflictMode::upsert && !res.update_columns.empty();
         s->ncols = static_cast<int>(spec.columns.size());
         TupleDesc rd = RelationGetDescr(s->rel);
         s->natts = rd->natts;
@@ -136,14 +132,13 @@ DirectApply::DirectApply(const MergeSpec& spec, const ResolvedMerge& res, TupleD
         rte->relid = RelationGetRelid(s->rel);
         rte->relkind = s->rel->rd_rel->relkind;
         rte->rellockmode = RowExclusiveLock;
-        rte->requiredPerms = (s->inserts ? ACL_INSERT : 0) | (s->updates ? ACL_UPDATE : 0);
+        rte->requiredPerms = ACL_INSERT | (s->updates ? ACL_UPDATE : 0);
         for (int i = 0; i < s->natts; i++)
             s->source_of[i] = -1;
         for (int p = 0; p < s->ncols; p++) {
             s->source_of[spec.columns[p] - 1] = p;
-            if (s->inserts)
-                rte->insertedCols = bms_add_member(
-                    rte->insertedCols, spec.columns[p] - FirstLowInvalidHeapAttributeNumber);
+            rte->insertedCols = bms_add_member(
+                rte->insertedCols, spec.columns[p] - FirstLowInvalidHeapAttributeNumber);
         }
         for (AttrNumber a : res.update_columns) {
             s->updated[a - 1] = true;
@@ -158,25 +153,21 @@ DirectApply::DirectApply(const MergeSpec& spec, const ResolvedMerge& res, TupleD
         ExecInitRangeTable(s->estate, list_make1(rte));
         s->rri = makeNode(ResultRelInfo);
         InitResultRelInfo(s->rri, s->rel, 1, NULL, 0);
-        if (!s->inserts)
-            CheckCmdReplicaIdentity(s->rel, CMD_UPDATE);  // as UPDATE checks it
         ExecOpenIndices(s->rri, true);  // true: the arbiter gets its unique-check support
         s->arbiters = list_make1_oid(res.target.index);
 
         // Defaults of the columns not loaded, as INSERT evaluates them for every proposed row
         // (identity columns draw from their sequence even when the row ends as an update).
-        if (s->inserts) {
-            MemoryContext q = MemoryContextSwitchTo(s->estate->es_query_cxt);
-            for (int i = 0; i < s->natts; i++) {
-                Form_pg_attribute att = TupleDescAttr(rd, i);
-                if (att->attisdropped || s->source_of[i] >= 0)
-                    continue;
-                Expr* def = reinterpret_cast<Expr*>(build_column_default(s->rel, i + 1));
-                if (def)
-                    s->defaults[i] = ExecInitExpr(expression_planner(def), NULL);
-            }
-            MemoryContextSwitchTo(q);
+        MemoryContext q = MemoryContextSwitchTo(s->estate->es_query_cxt);
+        for (int i = 0; i < s->natts; i++) {
+            Form_pg_attribute att = TupleDescAttr(rd, i);
+            if (att->attisdropped || s->source_of[i] >= 0)
+                continue;
+            Expr* def = reinterpret_cast<Expr*>(build_column_default(s->rel, i + 1));
+            if (def)
+                s->defaults[i] = ExecInitExpr(expression_planner(def), NULL);
         }
+        MemoryContextSwitchTo(q);
 
         // Slots on a copy of the descriptor: one that is not reference-counted. Each slot on the
         // relation's own descriptor would hold a reference in the resource owner, where a
@@ -238,17 +229,14 @@ void apply_row(DirectApply::State* s, DirectResult* r) {
         }
     }
     ExecStoreVirtualTuple(s->ins);
-    const int64 group_rows = DatumGetInt64(s->src->tts_values[s->ncols]);
     // INSERT checks the proposed row before it looks for a conflict.
-    if (s->inserts && rd->constr)
+    if (rd->constr)
         ExecConstraints(s->rri, s->ins, estate);
 
     for (;;) {
         CHECK_FOR_INTERRUPTS();
         ItemPointerData conflict;
         if (ExecCheckIndexConstraints(s->rri, s->ins, estate, &conflict, s->arbiters)) {
-            if (!s->inserts)
-                break;  // update: no row with this key
             // Kept for one multi-insert with its neighbours. A transaction that inserts the
             // same key before our index entry exists makes that entry fail with a unique
             // violation of the arbiter, which sends the whole merge to the statement path
@@ -288,8 +276,6 @@ void apply_row(DirectApply::State* s, DirectResult* r) {
         if (res == TM_SelfModified) {
             if (tmfd.cmax != cid)
                 elog(ERROR, "pg_ingest: row to merge was already modified by this transaction");
-            if (!s->upsert)
-                break;  // as UPDATE: a row this command already changed is left alone
             ereport(ERROR,
                     (errcode(ERRCODE_CARDINALITY_VIOLATION),
                      errmsg("ON CONFLICT DO UPDATE command cannot affect row a second time"),
@@ -301,7 +287,6 @@ void apply_row(DirectApply::State* s, DirectResult* r) {
         if (update_indexes && s->rri->ri_NumIndices > 0)
             list_free(ExecInsertIndexTuples(s->rri, s->upd, estate, true, false, NULL, NIL));
         r->updated++;
-        r->updated_rows += group_rows;
         break;
     }
     MemoryContextSwitchTo(old);
@@ -329,7 +314,10 @@ DirectResult DirectApply::apply(Tuplestorestate* chunk) {
         error_context_stack = &cb;
         while (tuplestore_gettupleslot(chunk, true, false, s->src))
             apply_row(s, &r);
+        ResetPerTupleExprContext(s->estate);
+        MemoryContext old = MemoryContextSwitchTo(GetPerTupleMemoryContext(s->estate));
         flush_pending(s, &r);
+        MemoryContextSwitchTo(old);
         FreeBulkInsertState(s->bistate);
         s->bistate = nullptr;
         error_context_stack = saved;

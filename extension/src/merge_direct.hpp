@@ -1,20 +1,22 @@
 // The merge engine's direct apply path. A chunk of winning rows is applied with the executor's
 // own building blocks instead of one SQL statement per chunk: the proposed row is checked
-// (ExecConstraints), the arbiter index probed (ExecCheckIndexConstraints, which waits for
-// in-progress inserters), a new key inserted with the speculative-insertion protocol of
-// INSERT ... ON CONFLICT, and an existing row updated with table_tuple_update, re-probing when a
-// concurrent transaction changed it first (READ COMMITTED). Lock order and concurrency are
-// those of the statement path: rows go in key order and a racing insert of the same key is
-// detected by the speculative insertion, never raised as a unique violation.
+// (defaults, ExecConstraints), the arbiter index probed (ExecCheckIndexConstraints, which waits
+// for in-progress inserters), an existing row updated with table_tuple_update (probed again when
+// a concurrent transaction changed it first), and runs of new keys written with one
+// multi-insert, then indexed in key order with the ordinary unique check. Lock order is that of
+// the statement path: every wait is for a key above every key this merge has made visible.
 //
 // Why: the statement path pays per row for the function scan, the projection, the
-// DO UPDATE WHERE clause that counts conflicts, and a tuple lock (with its WAL record) before
-// every update. The direct path does none of that.
+// DO UPDATE WHERE clause that counts conflicts, a tuple lock (and its WAL record) before every
+// update, and speculative insertion instead of a multi-insert.
 //
-// It is used only where it does exactly what the statement would do, so for a plain heap table
-// with no triggers, rules, row-level security or stored generated columns, under READ
-// COMMITTED, for upsert, update and ignore without ON_ERROR 'ignore'. Everything else, and every
-// merge when ingest.direct_apply is off, goes through the statement (merge_sql.hpp).
+// The caller runs each chunk in a subtransaction and, if it fails (a concurrent insert of one
+// of its keys between probe and index entry, or any other error), redoes it through the
+// statement, so races and errors are always the statement's (merge.cpp). It is used only where
+// that statement is INSERT ... ON CONFLICT on a plain heap table with no triggers, rules,
+// row-level security or stored generated columns, under READ COMMITTED, without
+// ON_ERROR 'ignore': upsert and ignore. Everything else, and every merge when
+// ingest.direct_apply is off, goes through the statement (merge_sql.hpp).
 #pragma once
 
 #include "conflict_target.hpp"
@@ -32,8 +34,7 @@ const char* direct_apply_refusal(const MergeSpec& spec, const ResolvedMerge& res
 
 struct DirectResult {
     int64_t inserted = 0;
-    int64_t updated = 0;       // rows updated
-    int64_t updated_rows = 0;  // input rows behind them (sum of group sizes)
+    int64_t updated = 0;
 };
 
 // Executor state for one merge. Constructed after direct_apply_refusal() said yes, outside the

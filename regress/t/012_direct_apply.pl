@@ -150,6 +150,32 @@ reset_table('rt');
 check_copy('a table with a trigger', start_copy('rt', ''), 'rt', '60|40|0|0',
 	qr/\(statement: triggers \(foreign keys and deferrable constraints included\)\)$/);
 
+# An error is the statement's, in the statement's order. Row 45 violates another unique index
+# (found when the direct path flushes its buffered new rows, after row 46's CHECK violation):
+# the statement stops at row 45 with 23505, and so must the COPY.
+$node->safe_psql('postgres', q{
+	CREATE TABLE u (k bigint PRIMARY KEY, nk int UNIQUE, v int CHECK (v > 0));
+	INSERT INTO u VALUES (1000, 45, 1);
+});
+my $ufile = "$dir/u.csv";
+open(my $uh, '>', $ufile) or die "cannot write $ufile: $!";
+print $uh "$_,$_," . ($_ == 46 ? -1 : 1) . "\n" for 41 .. 50;
+close($uh);
+my ($ret, $stdout, $stderr) = $node->psql('postgres',
+	"\\copy u from '$ufile' with (format csv, on_conflict 'upsert')");
+isnt($ret, 0, 'an error in a direct chunk: the COPY fails');
+like($stderr, qr/duplicate key value violates unique constraint "u_nk_key"/,
+	"an error in a direct chunk: it is the statement's first error (row 45), not row 46's CHECK")
+  or diag($stderr);
+is($node->safe_psql('postgres', 'SELECT count(*) FROM u'), '1',
+	'an error in a direct chunk: nothing loaded');
+
+# Update mode always takes the statement (UPDATE ... FROM sees rows through its snapshot).
+($ret, $stdout, $stderr) = $node->psql('postgres',
+	"SET client_min_messages = debug1;\n\\copy r from '$file' with (format csv, on_conflict 'update')");
+like($stderr, qr/pg_ingest merge into r: .*\(statement: conflict mode\)$/m,
+	'update mode: applied by statement');
+
 server_log_is_clean($node);
 
 $node->stop;
