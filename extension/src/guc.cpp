@@ -20,7 +20,8 @@ int copy_rejects_kept = 100000;
 void init() {
     pg_call([] {
         DefineCustomIntVariable(
-            "ingest.merge_chunk_rows", "Rows applied per merge chunk (one statement, or one "
+            "ingest.merge_chunk_rows",
+            "Rows applied per merge chunk (one statement, or one "
             "subtransaction of the direct path).",
             "With ON_ERROR 'ignore' this is also the unit that is retried row by row when it "
             "holds a bad row; smaller chunks isolate bad rows faster, larger ones cost less per "

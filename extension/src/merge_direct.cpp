@@ -88,19 +88,18 @@ const char* direct_apply_refusal(const MergeSpec& spec, const ResolvedMerge& res
             return "isolation level above READ COMMITTED";
         if (check_enable_rls(RelationGetRelid(rel), InvalidOid, false) == RLS_ENABLED)
             return "row-level security";
-        if (spec.mode != ConflictMode::update)
-            for (int i = 0; i < rd->natts; i++) {
-                Form_pg_attribute att = TupleDescAttr(rd, i);
-                if (att->attisdropped)
-                    continue;
-                bool loaded = false;
-                for (AttrNumber a : spec.columns)
-                    loaded = loaded || a == att->attnum;
-                // INSERT checks a domain's constraints on the NULL an omitted column gets.
-                if (!loaded && !att->atthasdef && !att->attidentity &&
-                    get_typtype(att->atttypid) == TYPTYPE_DOMAIN)
-                    return "omitted column of a domain type";
-            }
+        for (int i = 0; i < rd->natts; i++) {
+            Form_pg_attribute att = TupleDescAttr(rd, i);
+            if (att->attisdropped)
+                continue;
+            bool loaded = false;
+            for (AttrNumber a : spec.columns)
+                loaded = loaded || a == att->attnum;
+            // INSERT checks a domain's constraints on the NULL an omitted column gets.
+            if (!loaded && !att->atthasdef && !att->attidentity &&
+                get_typtype(att->atttypid) == TYPTYPE_DOMAIN)
+                return "omitted column of a domain type";
+        }
         return nullptr;
     });
 }
