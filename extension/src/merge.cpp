@@ -129,7 +129,7 @@ class MergeRun {
             return m_counts;
         }
         if (guc::direct_apply) {
-            const char* refusal = direct_apply_refusal(m_spec, m_res);
+            const char* refusal = direct_apply_refusal(m_spec);
             m_try_direct = refusal == nullptr;
             m_path = refusal ? std::string("statement: ") + refusal : "direct";
         }
@@ -782,10 +782,8 @@ void MergeRun::flush_chunk() {
 // transaction, savepoints of the caller): the rest goes through the statement at once.
 void MergeRun::flush_direct_chunk() {
     ChunkResult r{0, 0};
-    const bool room = pg_call([] {
-        return !MyProc->subxidStatus.overflowed &&
-               MyProc->subxidStatus.count < PGPROC_MAX_CACHED_SUBXIDS - 8;
-    });
+    const bool room = !MyProc->subxidStatus.overflowed &&
+                      MyProc->subxidStatus.count < PGPROC_MAX_CACHED_SUBXIDS - 8;
     std::string why =
         "statement from a chunk where this transaction had few subtransaction ids "
         "left";
@@ -806,7 +804,7 @@ void MergeRun::flush_direct_chunk() {
             e.release();
         }
     }
-    m_direct->abandon();
+    m_direct->close();
     m_direct.reset();
     m_path = "direct, then " + why;
     begin_statement();

@@ -63,8 +63,7 @@ static void direct_apply_context(void* arg) {
 }
 }
 
-const char* direct_apply_refusal(const MergeSpec& spec, const ResolvedMerge& res) {
-    (void)res;
+const char* direct_apply_refusal(const MergeSpec& spec) {
     Relation rel = spec.target;
     // Not update: UPDATE ... FROM finds rows through its snapshot, where a probe of the index
     // also sees (and waits for) rows inserted since.
@@ -238,8 +237,8 @@ void apply_row(DirectApply::State* s, DirectResult* r) {
         if (ExecCheckIndexConstraints(s->rri, s->ins, estate, &conflict, s->arbiters)) {
             // Kept for one multi-insert with its neighbours. A transaction that inserts the
             // same key before our index entry exists makes that entry fail with a unique
-            // violation of the arbiter, which sends the whole merge to the statement path
-            // (merge.cpp); speculative insertion would avoid that at a price on every row.
+            // violation of the arbiter, which sends this chunk and the rest to the statement
+            // path (merge.cpp); speculative insertion would avoid that at a price on every row.
             TupleTableSlot* p = s->pending[s->npending++];
             ExecCopySlot(p, s->ins);
             s->pending_bytes += ExecFetchSlotHeapTuple(p, false, NULL)->t_len;
@@ -327,25 +326,10 @@ DirectResult DirectApply::apply(Tuplestorestate* chunk) {
     return r;
 }
 
+// The slots are not dropped one by one: between calls of apply() they hold no buffer pin (a
+// successful call clears them, a rolled-back one took its pins along) and no descriptor
+// reference (their descriptors are not reference-counted), so the memory context takes them.
 void DirectApply::close() {
-    State* s = m_state;
-    m_state = nullptr;
-    if (!s)
-        return;
-    pg_call([&] {
-        ExecDropSingleTupleTableSlot(s->src);
-        ExecDropSingleTupleTableSlot(s->ins);
-        ExecDropSingleTupleTableSlot(s->upd);
-        ExecDropSingleTupleTableSlot(s->old);
-        for (int i = 0; i < kMaxPending; i++)
-            ExecDropSingleTupleTableSlot(s->pending[i]);
-        ExecCloseIndices(s->rri);
-        FreeExecutorState(s->estate);
-        MemoryContextDelete(s->cxt);
-    });
-}
-
-void DirectApply::abandon() {
     State* s = m_state;
     m_state = nullptr;
     if (!s)

@@ -30,7 +30,7 @@ extern "C" {
 namespace pg_ingest {
 
 // Why this merge must use the statement path, or nullptr when the direct path applies.
-const char* direct_apply_refusal(const MergeSpec& spec, const ResolvedMerge& res);
+const char* direct_apply_refusal(const MergeSpec& spec);
 
 struct DirectResult {
     int64_t inserted = 0;
@@ -38,7 +38,7 @@ struct DirectResult {
 };
 
 // Executor state for one merge. Constructed after direct_apply_refusal() said yes, outside the
-// subtransactions of apply(); every method may throw PgError. Call close() or abandon(); after
+// subtransactions of apply(); every method may throw PgError. Call close(); after
 // an error that ends the transaction, its abort releases what is held and the memory goes with
 // the caller's memory context, so the destructor does nothing.
 class DirectApply {
@@ -52,11 +52,9 @@ class DirectApply {
     // "<what> into <table>, applying rows with ON_CONFLICT '<mode>'" as the statement's do.
     // Run it in a subtransaction: it holds nothing (no buffer pin) from one call to the next.
     DirectResult apply(Tuplestorestate* chunk);
-    // After success. Releases everything.
+    // Releases what the subtransactions of apply() did not (open indexes, memory); also after
+    // one of them rolled back.
     void close();
-    // After a subtransaction around apply() rolled back: frees what that rollback did not
-    // (open indexes, memory) without touching slots whose buffer pins went with it.
-    void abandon();
 
     struct State;
 
