@@ -2,11 +2,15 @@
 #include "merge_direct.hpp"
 
 extern "C" {
+#include "access/genam.h"
 #include "access/heapam.h"
+#include "access/nbtree.h"
+#include "access/relscan.h"
 #include "access/sysattr.h"
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/pg_am_d.h"
+#include "catalog/pg_index.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "executor/executor.h"
@@ -19,6 +23,7 @@ extern "C" {
 #include "utils/rel.h"
 #include "utils/rls.h"
 #include "utils/snapmgr.h"
+#include "utils/sortsupport.h"
 }
 
 #include <algorithm>
@@ -29,6 +34,9 @@ namespace {
 // As COPY buffers rows for heap_multi_insert: at most this many rows, or about this many bytes.
 constexpr int kMaxPending = 1000;
 constexpr size_t kMaxPendingBytes = 65535;
+// An ordered probe steps over at most this many index entries to reach the next key before it
+// descends from the root instead: sparse keys cost one descent each, as a per-row probe does.
+constexpr int kMaxStep = 32;
 }  // namespace
 
 struct DirectApply::State {
@@ -53,6 +61,25 @@ struct DirectApply::State {
     size_t pending_bytes;
     BulkInsertState bistate;
     char* context_line;
+
+    // The ordered probe, for a single-column ascending btree arbiter: the chunk's rows come in
+    // the index's order, so one scan of the index per chunk, walked forward in step with them,
+    // finds their rows instead of one descent from the root per row. What the scan read of a
+    // leaf page may be older than a per-row probe's look: a row another transaction inserted
+    // since is then caught by the unique check of our index entry (the chunk is redone by
+    // statement), and a row it updated or deleted since is seen as dead, the same.
+    bool ordered;
+    Relation index;
+    AttrNumber key_att;  // the key's target attribute
+    SortSupportData key_order;
+    RegProcedure key_ge;  // ">=" of the index opfamily, to position the scan
+    Oid key_collation;
+    SnapshotData dirty;      // what the scan sees: committed and in-progress rows, as a probe does
+    MemoryContext scan_cxt;  // the chunk's scan; reset by the next apply()
+    IndexScanDesc scan;
+    bool positioned;  // the scan is at `entry` (or at the end of the index) for the current row
+    bool at_end;
+    Datum entry;  // key of the scan's current index entry
 };
 
 extern "C" {
@@ -102,6 +129,43 @@ const char* direct_apply_refusal(const MergeSpec& spec) {
         return nullptr;
     });
 }
+
+namespace {
+
+// Decides whether rows are found with the ordered probe (see State). Its condition: the merge's
+// sort order is the index's own, which holds for one key column indexed ascending, nulls last
+// (the merge sorts by the index opfamily's "<" and collation, nulls last), and index entries
+// hold the column's own type; NULLS NOT DISTINCT indexes are left to the per-row probe.
+void init_ordered_probe(DirectApply::State* s, const ConflictTarget& t) {
+    s->ordered = false;
+    Relation idx = nullptr;
+    for (int i = 0; i < s->rri->ri_NumIndices; i++)
+        if (RelationGetRelid(s->rri->ri_IndexRelationDescs[i]) == t.index)
+            idx = s->rri->ri_IndexRelationDescs[i];
+    if (!idx || idx->rd_rel->relam != BTREE_AM_OID || t.keys.size() != 1 || t.nulls_not_distinct ||
+        IndexRelationGetNumberOfKeyAttributes(idx) != 1 || idx->rd_indoption[0] != 0 ||
+        TupleDescAttr(RelationGetDescr(idx), 0)->atttypid !=
+            TupleDescAttr(RelationGetDescr(s->rel), t.keys[0] - 1)->atttypid)
+        return;
+    const Oid ge = get_opfamily_member(idx->rd_opfamily[0], idx->rd_opcintype[0],
+                                       idx->rd_opcintype[0], BTGreaterEqualStrategyNumber);
+    if (!OidIsValid(ge))
+        return;
+    s->index = idx;
+    s->key_att = t.keys[0];
+    s->key_ge = get_opcode(ge);
+    s->key_collation = idx->rd_indcollation[0];
+    s->key_order.ssup_cxt = s->cxt;
+    s->key_order.ssup_collation = s->key_collation;
+    s->key_order.ssup_nulls_first = false;
+    s->key_order.ssup_attno = 1;
+    PrepareSortSupportFromIndexRel(idx, BTLessStrategyNumber, &s->key_order);
+    InitDirtySnapshot(s->dirty);
+    s->scan_cxt = AllocSetContextCreate(s->cxt, "pg_ingest ordered probe", ALLOCSET_DEFAULT_SIZES);
+    s->ordered = true;
+}
+
+}  // namespace
 
 DirectApply::DirectApply(const MergeSpec& spec, const ResolvedMerge& res, TupleDesc chunk_desc) {
     const std::string line =
@@ -153,6 +217,7 @@ DirectApply::DirectApply(const MergeSpec& spec, const ResolvedMerge& res, TupleD
         InitResultRelInfo(s->rri, s->rel, 1, NULL, 0);
         ExecOpenIndices(s->rri, true);  // true: the arbiter gets its unique-check support
         s->arbiters = list_make1_oid(res.target.index);
+        init_ordered_probe(s, res.target);
 
         // Defaults of the columns not loaded, as INSERT evaluates them for every proposed row
         // (identity columns draw from their sequence even when the row ends as an update).
@@ -202,6 +267,100 @@ void flush_pending(DirectApply::State* s, DirectResult* r) {
     s->pending_bytes = 0;
 }
 
+// Ordered probe (see State), run inside pg_call like everything below.
+
+void end_scan(DirectApply::State* s) {
+    if (s->scan)
+        index_endscan(s->scan);
+    s->scan = nullptr;
+    s->positioned = false;
+}
+
+// The scan's next index entry, or the end. Index and heap access of the scan runs in its
+// memory context: the btree keeps things it allocates there (the list of dead entries to mark).
+void step(DirectApply::State* s) {
+    MemoryContext old = MemoryContextSwitchTo(s->scan_cxt);
+    const bool more = index_getnext_tid(s->scan, ForwardScanDirection) != nullptr;
+    MemoryContextSwitchTo(old);
+    if (!more) {
+        s->at_end = true;
+        return;
+    }
+    bool isnull;
+    s->entry = index_getattr(s->scan->xs_itup, 1, s->scan->xs_itupdesc, &isnull);
+    Assert(!isnull);  // ">=" passes no NULL
+}
+
+// Descends to the first entry >= key.
+void position(DirectApply::State* s, Datum key) {
+    // The scan keeps what it allocates here (its page copy included) for the chunk.
+    MemoryContext old = MemoryContextSwitchTo(s->scan_cxt);
+    if (!s->scan) {
+        s->scan = index_beginscan(s->rel, s->index, &s->dirty, 1, 0);
+        s->scan->xs_want_itup = true;  // entries' keys, to step over them without the heap
+    }
+    ScanKeyData sk;
+    ScanKeyEntryInitialize(&sk, 0, 1, BTGreaterEqualStrategyNumber, InvalidOid, s->key_collation,
+                           s->key_ge, key);
+    index_rescan(s->scan, &sk, 1, NULL, 0);
+    MemoryContextSwitchTo(old);
+    s->positioned = true;
+    s->at_end = false;
+    step(s);
+}
+
+// Finds the row holding the proposed row's key: true with its version in s->old and its TID in
+// *tid, false when there is none. Waits, as ExecCheckIndexConstraints does, for a transaction
+// that is inserting or deleting one.
+bool probe_ordered(DirectApply::State* s, ItemPointer tid) {
+    bool isnull;
+    const Datum key = slot_getattr(s->ins, s->key_att, &isnull);
+    if (isnull)
+        return false;  // a NULL key never conflicts
+    int stepped = 0;
+    for (;;) {
+        if (!s->positioned)
+            position(s, key);
+        int cmp = 1;
+        while (!s->at_end &&
+               (cmp = ApplySortComparator(s->entry, false, key, false, &s->key_order)) < 0) {
+            if (++stepped > kMaxStep) {
+                s->positioned = false;
+                break;
+            }
+            step(s);
+        }
+        if (!s->positioned) {
+            stepped = 0;
+            continue;
+        }
+        if (s->at_end || cmp > 0)
+            return false;
+        MemoryContext old = MemoryContextSwitchTo(s->scan_cxt);
+        const bool live = index_fetch_heap(s->scan, s->old);
+        MemoryContextSwitchTo(old);
+        if (!live) {
+            step(s);  // no live version behind this entry; a later entry may have one
+            continue;
+        }
+        const TransactionId xwait =
+            TransactionIdIsValid(s->dirty.xmin) ? s->dirty.xmin : s->dirty.xmax;
+        if (TransactionIdIsValid(xwait)) {
+            ItemPointerData ctid = s->old->tts_tid;
+            const uint32 token = s->dirty.speculativeToken;
+            ExecClearTuple(s->old);
+            end_scan(s);  // hold no pin while waiting
+            if (token)
+                SpeculativeInsertionWait(xwait, token);
+            else
+                XactLockTableWait(xwait, s->rel, &ctid, XLTW_InsertIndex);
+            continue;
+        }
+        *tid = s->old->tts_tid;
+        return true;
+    }
+}
+
 // One chunk row. Runs inside pg_call: C only, errors longjmp to its PG_TRY.
 void apply_row(DirectApply::State* s, DirectResult* r) {
     EState* estate = s->estate;
@@ -231,10 +390,18 @@ void apply_row(DirectApply::State* s, DirectResult* r) {
     if (rd->constr)
         ExecConstraints(s->rri, s->ins, estate);
 
+    // The first look is the ordered probe's where it applies; a look again after a concurrent
+    // change is a per-row probe, which sees the index as it is now.
+    bool first = true;
     for (;;) {
         CHECK_FOR_INTERRUPTS();
         ItemPointerData conflict;
-        if (ExecCheckIndexConstraints(s->rri, s->ins, estate, &conflict, s->arbiters)) {
+        const bool ordered = first && s->ordered;
+        first = false;
+        const bool found =
+            ordered ? probe_ordered(s, &conflict)
+                    : !ExecCheckIndexConstraints(s->rri, s->ins, estate, &conflict, s->arbiters);
+        if (!found) {
             // Kept for one multi-insert with its neighbours. A transaction that inserts the
             // same key before our index entry exists makes that entry fail with a unique
             // violation of the arbiter, which sends this chunk and the rest to the statement
@@ -246,11 +413,13 @@ void apply_row(DirectApply::State* s, DirectResult* r) {
                 flush_pending(s, r);
             break;
         }
-        if (!s->updates)
+        if (!s->updates) {
+            ExecClearTuple(s->old);
             break;  // ignore: the existing row stays
+        }
         // Index entries appear in key order, so new rows before this one go in first.
         flush_pending(s, r);
-        if (!table_tuple_fetch_row_version(rel, &conflict, SnapshotAny, s->old))
+        if (!ordered && !table_tuple_fetch_row_version(rel, &conflict, SnapshotAny, s->old))
             continue;  // pruned since the probe: look again
         slot_getallattrs(s->old);
         ExecClearTuple(s->upd);
@@ -304,6 +473,12 @@ DirectResult DirectApply::apply(Tuplestorestate* chunk) {
         s->bistate = GetBulkInsertState();
         s->estate->es_snapshot = GetActiveSnapshot();
         s->estate->es_output_cid = GetCurrentCommandId(true);
+        if (s->ordered) {
+            // A scan left by a rolled-back call went with its subtransaction.
+            s->scan = nullptr;
+            s->positioned = false;
+            MemoryContextReset(s->scan_cxt);
+        }
         ErrorContextCallback cb;
         cb.callback = direct_apply_context;
         cb.arg = s->context_line;
@@ -316,6 +491,7 @@ DirectResult DirectApply::apply(Tuplestorestate* chunk) {
         MemoryContext old = MemoryContextSwitchTo(GetPerTupleMemoryContext(s->estate));
         flush_pending(s, &r);
         MemoryContextSwitchTo(old);
+        end_scan(s);
         FreeBulkInsertState(s->bistate);
         s->bistate = nullptr;
         error_context_stack = saved;

@@ -8,6 +8,10 @@
 #   2. stays open: the merge waits for it, and the other session rolls back: the merge finishes
 #      directly;
 #   3. stays open, and commits while the merge waits: as in 1.
+#   4. a key the merge has not reached yet (60) is inserted and committed: the merge's ordered
+#      scan of the index has read past it, so again its index entry meets the violation;
+#   5. an existing key not reached yet (70) is being updated: the merge waits for the updater
+#      and updates the newest version.
 # Every time the COPY succeeds, the counts are those of INSERT ... ON CONFLICT, and the table
 # holds exactly the COPY's rows (key 50 updated when the other row was committed). The path
 # taken is read from the merge's DEBUG1 line. Also: with ingest.direct_apply off, and for a
@@ -139,6 +143,31 @@ wait_for('the COPY to wait for the other transaction', $on_xact);
 $other->query_safe('COMMIT');
 check_copy('committed while the merge waits', $run, 'r', '59|41|0|0',
 	qr/\(direct, then statement from a chunk/);
+
+# 4. A key past the gate (60) is inserted and committed while the merge waits. The merge finds
+#    rows with one ordered scan of the index, which has read past 60's place already: it does
+#    not see the row, and its own index entry for 60 meets the unique violation: as in 1.
+reset_table('r');
+$holder->query_safe("SELECT pg_advisory_lock($lock_id)");
+$run = start_copy('r', '');
+wait_for('the COPY to reach key 51', $at_gate);
+$node->safe_psql('postgres', "INSERT INTO r VALUES (60, 'other')");
+$holder->query_safe("SELECT pg_advisory_unlock($lock_id)");
+check_copy('a key committed past the ordered scan', $run, 'r', '59|41|0|0',
+	qr/\(direct, then statement from a chunk/);
+
+# 5. An existing key past the gate (70) is being updated by an open transaction: the ordered
+#    scan sees the update in progress and waits for it, then updates the newest version.
+reset_table('r');
+$node->safe_psql('postgres', "INSERT INTO r VALUES (70, 'old')");
+$holder->query_safe("SELECT pg_advisory_lock($lock_id)");
+$run = start_copy('r', '');
+wait_for('the COPY to reach key 51', $at_gate);
+$other->query_safe("BEGIN; UPDATE r SET v = 'other' WHERE k = 70");
+$holder->query_safe("SELECT pg_advisory_unlock($lock_id)");
+wait_for('the COPY to wait for the updating transaction', $on_xact);
+$other->query_safe('COMMIT');
+check_copy('an update in progress past the gate', $run, 'r', '59|41|0|0', qr/\(direct\)$/);
 $other->quit;
 $holder->quit;
 

@@ -1,0 +1,94 @@
+-- The direct apply path finds existing rows with one ordered scan of the conflict index per
+-- chunk (one key column, ascending btree) and with one probe per row otherwise. Either way the
+-- outcome must be the statement path's: the same table and the same counts, here on tables with
+-- dead row versions, sparse and dense keys, a text key under an ICU collation, a descending
+-- index and NULL keys. Every table is built twice by the same statements (dead versions
+-- included), loaded once with ingest.direct_apply on and once off, then compared.
+CREATE EXTENSION IF NOT EXISTS pg_ingest;
+SET ingest.merge_chunk_rows = 1000;
+
+CREATE FUNCTION dp_make(t text, kind text) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    IF kind = 'bigint' THEN
+        -- every 7th key; versions left dead by two updates; some keys deleted
+        EXECUTE format('CREATE TABLE %I (k bigint PRIMARY KEY, v text, w int)', t);
+        EXECUTE format('INSERT INTO %I SELECT g * 7, ''init'', 0 FROM generate_series(0, 30000) g', t);
+        EXECUTE format('UPDATE %I SET w = 1 WHERE k %% 3 = 0', t);
+        EXECUTE format('UPDATE %I SET w = 2 WHERE k %% 5 = 0', t);
+        EXECUTE format('DELETE FROM %I WHERE k %% 11 = 0', t);
+    ELSIF kind = 'text' THEN
+        EXECUTE format('CREATE TABLE %I (k text COLLATE "und-x-icu" UNIQUE, v text)', t);
+        EXECUTE format('INSERT INTO %I SELECT ''Key-'' || g * 3, ''init'' FROM generate_series(0, 20000) g', t);
+        EXECUTE format('UPDATE %I SET v = ''u'' WHERE length(k) %% 2 = 0', t);
+    ELSE
+        EXECUTE format('CREATE TABLE %I (k int, v text)', t);
+        EXECUTE format('CREATE UNIQUE INDEX ON %I (k DESC)', t);
+        EXECUTE format('INSERT INTO %I SELECT g * 2, ''init'' FROM generate_series(0, 5000) g', t);
+    END IF;
+END $$;
+
+CREATE FUNCTION dp_differences(a regclass, b regclass) RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE n bigint;
+BEGIN
+    EXECUTE format('SELECT count(*) FROM ((TABLE %s EXCEPT ALL TABLE %s) UNION ALL (TABLE %s EXCEPT ALL TABLE %s)) d',
+                   a, b, b, a) INTO n;
+    RETURN n;
+END $$;
+
+-- Loads in random order: keys spread thinly over the table (the scan descends again), a dense
+-- run, keys of deleted rows, keys past the last row.
+COPY (SELECT k, 'load ' || k, k % 97 FROM (
+        SELECT generate_series(0, 250000, 1000) AS k
+        UNION SELECT generate_series(70000, 75000)
+        UNION SELECT generate_series(300000, 300050)) s ORDER BY md5(k::text))
+    TO '/tmp/pg_ingest_regress_dp_bigint.csv' (FORMAT csv);
+COPY (SELECT k, 'load ' || k FROM (
+        SELECT 'Key-' || generate_series(0, 60000, 17) AS k
+        UNION SELECT 'key-' || generate_series(0, 1000)
+        UNION SELECT 'KEY-' || generate_series(0, 300)) s ORDER BY md5(k))
+    TO '/tmp/pg_ingest_regress_dp_text.csv' (FORMAT csv);
+COPY (SELECT CASE WHEN g % 500 = 0 THEN NULL ELSE g END, 'load ' || g
+        FROM generate_series(3000, 12000) g ORDER BY md5(g::text))
+    TO '/tmp/pg_ingest_regress_dp_desc.csv' (FORMAT csv);
+
+SELECT dp_make('dp_bigint_upsert_on', 'bigint'), dp_make('dp_bigint_upsert_off', 'bigint'),
+       dp_make('dp_bigint_ignore_on', 'bigint'), dp_make('dp_bigint_ignore_off', 'bigint'),
+       dp_make('dp_text_upsert_on', 'text'), dp_make('dp_text_upsert_off', 'text'),
+       dp_make('dp_text_ignore_on', 'text'), dp_make('dp_text_ignore_off', 'text'),
+       dp_make('dp_desc_upsert_on', 'desc'), dp_make('dp_desc_upsert_off', 'desc');
+
+SET ingest.direct_apply = on;
+COPY dp_bigint_upsert_on FROM '/tmp/pg_ingest_regress_dp_bigint.csv' WITH (FORMAT csv, ON_CONFLICT 'upsert');
+SELECT 'bigint upsert, direct' AS load, * FROM ingest.last_copy_stats();
+COPY dp_bigint_ignore_on FROM '/tmp/pg_ingest_regress_dp_bigint.csv' WITH (FORMAT csv, ON_CONFLICT 'ignore');
+SELECT 'bigint ignore, direct' AS load, * FROM ingest.last_copy_stats();
+COPY dp_text_upsert_on FROM '/tmp/pg_ingest_regress_dp_text.csv' WITH (FORMAT csv, ON_CONFLICT 'upsert');
+SELECT 'text upsert, direct' AS load, * FROM ingest.last_copy_stats();
+COPY dp_text_ignore_on FROM '/tmp/pg_ingest_regress_dp_text.csv' WITH (FORMAT csv, ON_CONFLICT 'ignore');
+SELECT 'text ignore, direct' AS load, * FROM ingest.last_copy_stats();
+COPY dp_desc_upsert_on FROM '/tmp/pg_ingest_regress_dp_desc.csv' WITH (FORMAT csv, ON_CONFLICT 'upsert');
+SELECT 'desc upsert, direct' AS load, * FROM ingest.last_copy_stats();
+
+SET ingest.direct_apply = off;
+COPY dp_bigint_upsert_off FROM '/tmp/pg_ingest_regress_dp_bigint.csv' WITH (FORMAT csv, ON_CONFLICT 'upsert');
+SELECT 'bigint upsert, statement' AS load, * FROM ingest.last_copy_stats();
+COPY dp_bigint_ignore_off FROM '/tmp/pg_ingest_regress_dp_bigint.csv' WITH (FORMAT csv, ON_CONFLICT 'ignore');
+SELECT 'bigint ignore, statement' AS load, * FROM ingest.last_copy_stats();
+COPY dp_text_upsert_off FROM '/tmp/pg_ingest_regress_dp_text.csv' WITH (FORMAT csv, ON_CONFLICT 'upsert');
+SELECT 'text upsert, statement' AS load, * FROM ingest.last_copy_stats();
+COPY dp_text_ignore_off FROM '/tmp/pg_ingest_regress_dp_text.csv' WITH (FORMAT csv, ON_CONFLICT 'ignore');
+SELECT 'text ignore, statement' AS load, * FROM ingest.last_copy_stats();
+COPY dp_desc_upsert_off FROM '/tmp/pg_ingest_regress_dp_desc.csv' WITH (FORMAT csv, ON_CONFLICT 'upsert');
+SELECT 'desc upsert, statement' AS load, * FROM ingest.last_copy_stats();
+RESET ingest.direct_apply;
+
+SELECT t, dp_differences(format('%s_on', t)::regclass, format('%s_off', t)::regclass) AS differences,
+       (SELECT count(*) FROM pg_class WHERE relname = t || '_on') AS built
+FROM unnest(ARRAY['dp_bigint_upsert', 'dp_bigint_ignore', 'dp_text_upsert', 'dp_text_ignore',
+                  'dp_desc_upsert']) t;
+
+DROP TABLE dp_bigint_upsert_on, dp_bigint_upsert_off, dp_bigint_ignore_on, dp_bigint_ignore_off,
+    dp_text_upsert_on, dp_text_upsert_off, dp_text_ignore_on, dp_text_ignore_off,
+    dp_desc_upsert_on, dp_desc_upsert_off;
+DROP FUNCTION dp_make(text, text), dp_differences(regclass, regclass);
+RESET ingest.merge_chunk_rows;
