@@ -19,6 +19,7 @@ extern "C" {
 #include "optimizer/optimizer.h"
 #include "rewrite/rewriteHandler.h"
 #include "storage/lmgr.h"
+#include "utils/datum.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/rls.h"
@@ -34,9 +35,11 @@ namespace {
 // As COPY buffers rows for heap_multi_insert: at most this many rows, or about this many bytes.
 constexpr int kMaxPending = 1000;
 constexpr size_t kMaxPendingBytes = 65535;
-// An ordered probe steps over at most this many index entries to reach the next key before it
-// descends from the root instead: sparse keys cost one descent each, as a per-row probe does.
-constexpr int kMaxStep = 32;
+// An ordered probe reads this many index entries at a time (a leaf page holds a few hundred),
+// adapting to how many of them the rows use: dense keys read more per descent, sparse keys
+// fewer, so that a batch costs about what one per-row probe does.
+constexpr int kMinBatch = 8;
+constexpr int kMaxBatch = 512;
 }  // namespace
 
 struct DirectApply::State {
@@ -63,23 +66,31 @@ struct DirectApply::State {
     char* context_line;
 
     // The ordered probe, for a single-column ascending btree arbiter: the chunk's rows come in
-    // the index's order, so one scan of the index per chunk, walked forward in step with them,
-    // finds their rows instead of one descent from the root per row. What the scan read of a
-    // leaf page may be older than a per-row probe's look: a row another transaction inserted
-    // since is then caught by the unique check of our index entry (the chunk is redone by
-    // statement), and a row it updated or deleted since is seen as dead, the same.
+    // the index's order, so a batch of index entries read from one descent serves the rows
+    // that follow, instead of one descent from the root per row. The batch is a copy (keys and
+    // TIDs): no pin is held from one row to the next, as nothing may be while we wait on other
+    // transactions. So a TID may have been reused by the time we fetch it, and the row found
+    // is checked to hold the key. A row another transaction inserted since the batch was read
+    // is not in it; it is caught by the unique check of our own index entry (the chunk is then
+    // redone by statement), as is the new version of a row updated since (the old one is dead).
     bool ordered;
     Relation index;
     AttrNumber key_att;  // the key's target attribute
     SortSupportData key_order;
     RegProcedure key_ge;  // ">=" of the index opfamily, to position the scan
     Oid key_collation;
-    SnapshotData dirty;      // what the scan sees: committed and in-progress rows, as a probe does
-    MemoryContext scan_cxt;  // the chunk's scan; reset by the next apply()
-    IndexScanDesc scan;
-    bool positioned;  // the scan is at `entry` (or at the end of the index) for the current row
-    bool at_end;
-    Datum entry;  // key of the scan's current index entry
+    bool key_byval;
+    int16 key_len;
+    SnapshotData dirty;         // committed and in-progress rows, as a probe sees them
+    IndexFetchTableData* heap;  // fetches rows by TID; reset (unpinned) after every probe
+    MemoryContext batch_cxt;    // the batch's copies; reset by the next batch
+    Datum* batch_keys;
+    ItemPointerData* batch_tids;
+    int batch_size;  // entries to read next time
+    int batch_len;   // entries read
+    int batch_pos;   // first entry not below the current row's key
+    bool batch_valid;
+    bool batch_to_end;  // the batch reaches the end of the index
 };
 
 extern "C" {
@@ -160,8 +171,13 @@ void init_ordered_probe(DirectApply::State* s, const ConflictTarget& t) {
     s->key_order.ssup_nulls_first = false;
     s->key_order.ssup_attno = 1;
     PrepareSortSupportFromIndexRel(idx, BTLessStrategyNumber, &s->key_order);
+    s->key_byval = TupleDescAttr(RelationGetDescr(idx), 0)->attbyval;
+    s->key_len = TupleDescAttr(RelationGetDescr(idx), 0)->attlen;
     InitDirtySnapshot(s->dirty);
-    s->scan_cxt = AllocSetContextCreate(s->cxt, "pg_ingest ordered probe", ALLOCSET_DEFAULT_SIZES);
+    s->batch_cxt = AllocSetContextCreate(s->cxt, "pg_ingest ordered probe", ALLOCSET_DEFAULT_SIZES);
+    s->batch_keys = static_cast<Datum*>(palloc(sizeof(Datum) * kMaxBatch));
+    s->batch_tids = static_cast<ItemPointerData*>(palloc(sizeof(ItemPointerData) * kMaxBatch));
+    s->batch_size = kMinBatch;
     s->ordered = true;
 }
 
@@ -269,79 +285,98 @@ void flush_pending(DirectApply::State* s, DirectResult* r) {
 
 // Ordered probe (see State), run inside pg_call like everything below.
 
-void end_scan(DirectApply::State* s) {
-    if (s->scan)
-        index_endscan(s->scan);
-    s->scan = nullptr;
-    s->positioned = false;
-}
-
-// The scan's next index entry, or the end. Index and heap access of the scan runs in its
-// memory context: the btree keeps things it allocates there (the list of dead entries to mark).
-void step(DirectApply::State* s) {
-    MemoryContext old = MemoryContextSwitchTo(s->scan_cxt);
-    const bool more = index_getnext_tid(s->scan, ForwardScanDirection) != nullptr;
-    MemoryContextSwitchTo(old);
-    if (!more) {
-        s->at_end = true;
-        return;
+// Reads the batch: up to batch_size entries from the first >= key on. The scan ends here, its
+// pins with it.
+void read_batch(DirectApply::State* s, Datum key) {
+    if (s->batch_valid) {
+        // Adapt: the rows used most of the last batch, or hardly any of it.
+        if (s->batch_pos >= s->batch_len / 2 && s->batch_len == s->batch_size)
+            s->batch_size = std::min(s->batch_size * 2, kMaxBatch);
+        else if (s->batch_pos <= 1)
+            s->batch_size = std::max(s->batch_size / 2, kMinBatch);
     }
-    bool isnull;
-    s->entry = index_getattr(s->scan->xs_itup, 1, s->scan->xs_itupdesc, &isnull);
-    Assert(!isnull);  // ">=" passes no NULL
-}
-
-// Descends to the first entry >= key.
-void position(DirectApply::State* s, Datum key) {
-    // The scan keeps what it allocates here (its page copy included) for the chunk.
-    MemoryContext old = MemoryContextSwitchTo(s->scan_cxt);
-    if (!s->scan) {
-        s->scan = index_beginscan(s->rel, s->index, &s->dirty, 1, 0);
-        s->scan->xs_want_itup = true;  // entries' keys, to step over them without the heap
-    }
+    MemoryContextReset(s->batch_cxt);
+    MemoryContext old = MemoryContextSwitchTo(s->batch_cxt);
     ScanKeyData sk;
     ScanKeyEntryInitialize(&sk, 0, 1, BTGreaterEqualStrategyNumber, InvalidOid, s->key_collation,
                            s->key_ge, key);
-    index_rescan(s->scan, &sk, 1, NULL, 0);
+    IndexScanDesc scan = index_beginscan(s->rel, s->index, &s->dirty, 1, 0);
+    scan->xs_want_itup = true;  // the entries' keys, without the heap
+    index_rescan(scan, &sk, 1, NULL, 0);
+    int n = 0;
+    while (n < s->batch_size && index_getnext_tid(scan, ForwardScanDirection)) {
+        bool isnull;
+        const Datum k = index_getattr(scan->xs_itup, 1, scan->xs_itupdesc, &isnull);
+        Assert(!isnull);  // ">=" passes no NULL
+        s->batch_keys[n] = datumCopy(k, s->key_byval, s->key_len);
+        s->batch_tids[n] = scan->xs_heaptid;
+        n++;
+    }
+    index_endscan(scan);
     MemoryContextSwitchTo(old);
-    s->positioned = true;
-    s->at_end = false;
-    step(s);
+    s->batch_len = n;
+    s->batch_pos = 0;
+    s->batch_to_end = n < s->batch_size;
+    s->batch_valid = true;
+}
+
+enum class Probe { none, found, unsure };
+
+// Looks for a row holding `key` among the batch's entries, reading a new batch when the key
+// lies beyond it. found: the row is in s->old; unsure: too many dead entries with this key to
+// tell from one batch.
+Probe probe_batch(DirectApply::State* s, Datum key) {
+    auto cmp = [&](int i) {
+        return ApplySortComparator(s->batch_keys[i], false, key, false, &s->key_order);
+    };
+    if (!s->batch_valid || (s->batch_len > 0 && cmp(s->batch_len - 1) < 0 && !s->batch_to_end))
+        read_batch(s, key);
+    while (s->batch_pos < s->batch_len && cmp(s->batch_pos) < 0)
+        s->batch_pos++;
+    bool reread = false;
+    for (;;) {
+        for (int i = s->batch_pos; i < s->batch_len && cmp(i) == 0; i++) {
+            bool call_again = false, all_dead = false;
+            if (!table_index_fetch_tuple(s->heap, &s->batch_tids[i], &s->dirty, s->old, &call_again,
+                                         &all_dead))
+                continue;  // no version visible behind this entry; a later entry may have one
+            bool isnull;
+            const Datum held = slot_getattr(s->old, s->key_att, &isnull);
+            if (!isnull && ApplySortComparator(held, false, key, false, &s->key_order) == 0)
+                return Probe::found;
+            ExecClearTuple(s->old);  // the TID was reused by another row since
+        }
+        // The entries with this key may go on past the batch: read from the key on, once.
+        int last = s->batch_len - 1;
+        if (s->batch_to_end || last < s->batch_pos || cmp(last) > 0)
+            return Probe::none;
+        if (reread)
+            return Probe::unsure;
+        reread = true;
+        read_batch(s, key);
+    }
 }
 
 // Finds the row holding the proposed row's key: true with its version in s->old and its TID in
 // *tid, false when there is none. Waits, as ExecCheckIndexConstraints does, for a transaction
-// that is inserting or deleting one.
+// that is inserting or deleting it.
 bool probe_ordered(DirectApply::State* s, ItemPointer tid) {
     bool isnull;
     const Datum key = slot_getattr(s->ins, s->key_att, &isnull);
     if (isnull)
         return false;  // a NULL key never conflicts
-    int stepped = 0;
     for (;;) {
-        if (!s->positioned)
-            position(s, key);
-        int cmp = 1;
-        while (!s->at_end &&
-               (cmp = ApplySortComparator(s->entry, false, key, false, &s->key_order)) < 0) {
-            if (++stepped > kMaxStep) {
-                s->positioned = false;
-                break;
-            }
-            step(s);
-        }
-        if (!s->positioned) {
-            stepped = 0;
-            continue;
-        }
-        if (s->at_end || cmp > 0)
+        const Probe p = probe_batch(s, key);
+        table_index_fetch_reset(s->heap);  // s->old keeps its own pin
+        if (p == Probe::none)
             return false;
-        MemoryContext old = MemoryContextSwitchTo(s->scan_cxt);
-        const bool live = index_fetch_heap(s->scan, s->old);
-        MemoryContextSwitchTo(old);
-        if (!live) {
-            step(s);  // no live version behind this entry; a later entry may have one
-            continue;
+        if (p == Probe::unsure) {
+            s->batch_valid = false;
+            if (ExecCheckIndexConstraints(s->rri, s->ins, s->estate, tid, s->arbiters))
+                return false;
+            if (table_tuple_fetch_row_version(s->rel, tid, SnapshotAny, s->old))
+                return true;
+            continue;  // pruned since the probe: look again
         }
         const TransactionId xwait =
             TransactionIdIsValid(s->dirty.xmin) ? s->dirty.xmin : s->dirty.xmax;
@@ -349,11 +384,11 @@ bool probe_ordered(DirectApply::State* s, ItemPointer tid) {
             ItemPointerData ctid = s->old->tts_tid;
             const uint32 token = s->dirty.speculativeToken;
             ExecClearTuple(s->old);
-            end_scan(s);  // hold no pin while waiting
             if (token)
                 SpeculativeInsertionWait(xwait, token);
             else
                 XactLockTableWait(xwait, s->rel, &ctid, XLTW_InsertIndex);
+            s->batch_valid = false;  // read again what the other transaction left
             continue;
         }
         *tid = s->old->tts_tid;
@@ -474,10 +509,10 @@ DirectResult DirectApply::apply(Tuplestorestate* chunk) {
         s->estate->es_snapshot = GetActiveSnapshot();
         s->estate->es_output_cid = GetCurrentCommandId(true);
         if (s->ordered) {
-            // A scan left by a rolled-back call went with its subtransaction.
-            s->scan = nullptr;
-            s->positioned = false;
-            MemoryContextReset(s->scan_cxt);
+            // Per call: its buffer pin must not outlive the caller's subtransaction, and what a
+            // batch says is only as fresh as the call.
+            s->heap = table_index_fetch_begin(s->rel);
+            s->batch_valid = false;
         }
         ErrorContextCallback cb;
         cb.callback = direct_apply_context;
@@ -491,7 +526,9 @@ DirectResult DirectApply::apply(Tuplestorestate* chunk) {
         MemoryContext old = MemoryContextSwitchTo(GetPerTupleMemoryContext(s->estate));
         flush_pending(s, &r);
         MemoryContextSwitchTo(old);
-        end_scan(s);
+        if (s->heap)
+            table_index_fetch_end(s->heap);
+        s->heap = nullptr;
         FreeBulkInsertState(s->bistate);
         s->bistate = nullptr;
         error_context_stack = saved;

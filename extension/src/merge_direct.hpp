@@ -1,9 +1,10 @@
 // The merge engine's direct apply path. A chunk of winning rows is applied with the executor's
 // own building blocks instead of one SQL statement per chunk: the proposed row is checked
 // (defaults, ExecConstraints), the arbiter index probed (ExecCheckIndexConstraints, which waits
-// for in-progress inserters), an existing row updated with table_tuple_update (probed again when
-// a concurrent transaction changed it first), and runs of new keys written with one
-// multi-insert, then indexed in key order with the ordinary unique check. Lock order is that of
+// for in-progress inserters; for a one-column ascending btree, batches of index entries matched
+// against the sorted rows, with the same waits), an existing row updated with table_tuple_update
+// (probed again when a concurrent transaction changed it first), and runs of new keys written with
+// one multi-insert, then indexed in key order with the ordinary unique check. Lock order is that of
 // the statement path: every wait is for a key above every key this merge has made visible.
 //
 // Why: the statement path pays per row for the function scan, the projection, the

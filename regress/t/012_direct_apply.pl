@@ -8,8 +8,8 @@
 #   2. stays open: the merge waits for it, and the other session rolls back: the merge finishes
 #      directly;
 #   3. stays open, and commits while the merge waits: as in 1.
-#   4. a key the merge has not reached yet (60) is inserted and committed: the merge's ordered
-#      scan of the index has read past it, so again its index entry meets the violation;
+#   4. a key the merge has not reached yet (60) is inserted and committed: the merge's batch of
+#      index entries, read before, does not hold it, so again its index entry meets the violation;
 #   5. an existing key not reached yet (70) is being updated: the merge waits for the updater
 #      and updates the newest version.
 # Every time the COPY succeeds, the counts are those of INSERT ... ON CONFLICT, and the table
@@ -145,7 +145,7 @@ check_copy('committed while the merge waits', $run, 'r', '59|41|0|0',
 	qr/\(direct, then statement from a chunk/);
 
 # 4. A key past the gate (60) is inserted and committed while the merge waits. The merge finds
-#    rows with one ordered scan of the index, which has read past 60's place already: it does
+#    rows in a batch of index entries, read to the end of the index before the gate: it does
 #    not see the row, and its own index entry for 60 meets the unique violation: as in 1.
 reset_table('r');
 $holder->query_safe("SELECT pg_advisory_lock($lock_id)");
@@ -156,8 +156,9 @@ $holder->query_safe("SELECT pg_advisory_unlock($lock_id)");
 check_copy('a key committed past the ordered scan', $run, 'r', '59|41|0|0',
 	qr/\(direct, then statement from a chunk/);
 
-# 5. An existing key past the gate (70) is being updated by an open transaction: the ordered
-#    scan sees the update in progress and waits for it, then updates the newest version.
+# 5. An existing key past the gate (70) is being updated by an open transaction: the
+#    batch's entry leads to the row being updated: the merge waits for the updater, then
+#    updates the newest version.
 reset_table('r');
 $node->safe_psql('postgres', "INSERT INTO r VALUES (70, 'old')");
 $holder->query_safe("SELECT pg_advisory_lock($lock_id)");
@@ -204,6 +205,72 @@ is($node->safe_psql('postgres', 'SELECT count(*) FROM u'), '1',
 	"SET client_min_messages = debug1;\n\\copy r from '$file' with (format csv, on_conflict 'update')");
 like($stderr, qr/pg_ingest merge into r: .*\(statement: conflict mode\)$/m,
 	'update mode: applied by statement');
+
+# The ordered probe must find every existing row by itself: a row it missed would make the
+# chunk fail on the unique check and be redone by statement, which the path in the DEBUG1 line
+# shows. Tables with dead row versions (updates, deletes), loads with keys spread thinly (new
+# descents) and dense runs, over many chunks; a text key under an ICU collation (if the server
+# has one) with work_mem small enough that chunks go to disk; NULL keys of a nullable unique
+# key. Each load is also applied through the statement path, and the two tables compared.
+my $coll = $node->safe_psql('postgres',
+	"SELECT CASE WHEN EXISTS (SELECT FROM pg_collation WHERE collname = 'und-x-icu') THEN '\"und-x-icu\"' ELSE 'default' END");
+my %probe_case = (
+	bigint => {
+		ddl => 'k bigint PRIMARY KEY, v text, w int',
+		fill => q{INSERT INTO %s SELECT g * 7, 'init', 0 FROM generate_series(0, 30000) g;
+			UPDATE %s SET w = 1 WHERE k % 3 = 0; UPDATE %s SET w = 2 WHERE k % 5 = 0;
+			DELETE FROM %s WHERE k % 11 = 0},
+		load => q{SELECT k, 'load ' || k, k % 97 FROM (SELECT generate_series(0, 250000, 1000) AS k
+			UNION SELECT generate_series(70000, 75000) UNION SELECT generate_series(300000, 300050)) s
+			ORDER BY md5(k::text)},
+		settings => 'SET ingest.merge_chunk_rows = 1000;',
+	},
+	text => {
+		ddl => "k text COLLATE $coll UNIQUE, v text",
+		fill => q{INSERT INTO %s SELECT 'Key-' || g * 3, 'init' FROM generate_series(0, 20000) g;
+			UPDATE %s SET v = 'u' WHERE length(k) % 2 = 0},
+		load => q{SELECT k, 'load ' || k FROM (SELECT 'Key-' || generate_series(0, 60000, 17) AS k
+			UNION SELECT 'key-' || generate_series(0, 1000) UNION SELECT 'KEY-' || generate_series(0, 300)) s
+			ORDER BY md5(k)},
+		settings => "SET work_mem = '64kB'; SET ingest.merge_chunk_rows = 2000;",
+	},
+	nullable => {
+		ddl => 'k bigint UNIQUE, v text',
+		fill => q{INSERT INTO %s SELECT CASE WHEN g % 100 = 0 THEN NULL ELSE g * 2 END, 'init'
+			FROM generate_series(0, 20000) g; DELETE FROM %s WHERE k % 6 = 0},
+		load => q{SELECT CASE WHEN g % 50 = 0 THEN NULL ELSE g END, 'load ' || g
+			FROM generate_series(10000, 30000) g ORDER BY md5(g::text)},
+		settings => 'SET ingest.merge_chunk_rows = 1000;',
+	});
+for my $case (sort keys %probe_case)
+{
+	my $c = $probe_case{$case};
+	my $csv = "$dir/probe_$case.csv";
+	$node->safe_psql('postgres', "COPY ($c->{load}) TO '$csv' (FORMAT csv)");
+	my %stats;
+	for my $da ('on', 'off')
+	{
+		my $t = "probe_${case}_$da";
+		my $fill = $c->{fill};
+		$fill =~ s/%s/$t/g;
+		$node->safe_psql('postgres', "CREATE TABLE $t ($c->{ddl}); $fill");
+		my ($ret, $out, $err) = $node->psql('postgres',
+			"$c->{settings} SET ingest.direct_apply = $da; SET client_min_messages = debug1;\n"
+			  . "\\copy $t from '$csv' with (format csv, on_conflict 'upsert')\n"
+			  . "RESET client_min_messages;\n"
+			  . "SELECT inserted, updated FROM ingest.last_copy_stats()");
+		is($ret, 0, "ordered probe, $case, direct_apply $da: the COPY succeeded") or diag($err);
+		my ($line) = $err =~ /(pg_ingest merge into $t: .*)/;
+		like($line // '(no DEBUG1 line)', $da eq 'on' ? qr/\(direct\)$/ : qr/\(statement\)$/,
+			"ordered probe, $case, direct_apply $da: applied " . ($da eq 'on' ? 'directly, no redo' : 'by statement'));
+		$stats{$da} = $out;
+	}
+	is($stats{on}, $stats{off}, "ordered probe, $case: the counts are the statement's ($stats{off})");
+	is( $node->safe_psql('postgres',
+			"SELECT count(*) FROM ((TABLE probe_${case}_on EXCEPT ALL TABLE probe_${case}_off) "
+			  . "UNION ALL (TABLE probe_${case}_off EXCEPT ALL TABLE probe_${case}_on)) d"),
+		'0', "ordered probe, $case: the table is the statement's");
+}
 
 server_log_is_clean($node);
 
