@@ -459,6 +459,7 @@ void MergeRun::begin_statement() {
 
 void MergeRun::end_apply() {
     if (m_direct) {
+        m_path += "; " + m_direct->probe_note();
         m_direct->close();
         m_direct.reset();
         return;

@@ -91,6 +91,8 @@ struct DirectApply::State {
     int batch_pos;   // first entry not below the current row's key
     bool batch_valid;
     bool batch_to_end;  // the batch reaches the end of the index
+    int64 batches;      // for the DEBUG1 line: batches read,
+    int64 per_row;      // and per-row probes all the same (many dead entries, a look again)
 };
 
 extern "C" {
@@ -285,16 +287,17 @@ void flush_pending(DirectApply::State* s, DirectResult* r) {
 
 // Ordered probe (see State), run inside pg_call like everything below.
 
-// Reads the batch: up to batch_size entries from the first >= key on. The scan ends here, its
-// pins with it.
-void read_batch(DirectApply::State* s, Datum key) {
-    if (s->batch_valid) {
+// Reads the batch: up to batch_size entries (or `size`, when given) from the first >= key on.
+// The scan ends here, its pins with it.
+void read_batch(DirectApply::State* s, Datum key, int size = 0) {
+    if (size == 0 && s->batch_valid) {
         // Adapt: the rows used most of the last batch, or hardly any of it.
         if (s->batch_pos >= s->batch_len / 2 && s->batch_len == s->batch_size)
             s->batch_size = std::min(s->batch_size * 2, kMaxBatch);
         else if (s->batch_pos <= 1)
             s->batch_size = std::max(s->batch_size / 2, kMinBatch);
     }
+    s->batches++;
     MemoryContextReset(s->batch_cxt);
     MemoryContext old = MemoryContextSwitchTo(s->batch_cxt);
     ScanKeyData sk;
@@ -304,7 +307,8 @@ void read_batch(DirectApply::State* s, Datum key) {
     scan->xs_want_itup = true;  // the entries' keys, without the heap
     index_rescan(scan, &sk, 1, NULL, 0);
     int n = 0;
-    while (n < s->batch_size && index_getnext_tid(scan, ForwardScanDirection)) {
+    const int want = size > 0 ? size : s->batch_size;
+    while (n < want && index_getnext_tid(scan, ForwardScanDirection)) {
         bool isnull;
         const Datum k = index_getattr(scan->xs_itup, 1, scan->xs_itupdesc, &isnull);
         Assert(!isnull);  // ">=" passes no NULL
@@ -316,7 +320,7 @@ void read_batch(DirectApply::State* s, Datum key) {
     MemoryContextSwitchTo(old);
     s->batch_len = n;
     s->batch_pos = 0;
-    s->batch_to_end = n < s->batch_size;
+    s->batch_to_end = n < want;
     s->batch_valid = true;
 }
 
@@ -350,10 +354,11 @@ Probe probe_batch(DirectApply::State* s, Datum key) {
         int last = s->batch_len - 1;
         if (s->batch_to_end || last < s->batch_pos || cmp(last) > 0)
             return Probe::none;
-        if (reread)
+        // A batch that starts with this key and holds nothing else would only be read again.
+        if (reread || s->batch_pos == 0)
             return Probe::unsure;
         reread = true;
-        read_batch(s, key);
+        read_batch(s, key, kMaxBatch);
     }
 }
 
@@ -372,6 +377,7 @@ bool probe_ordered(DirectApply::State* s, ItemPointer tid) {
             return false;
         if (p == Probe::unsure) {
             s->batch_valid = false;
+            s->per_row++;
             if (ExecCheckIndexConstraints(s->rri, s->ins, s->estate, tid, s->arbiters))
                 return false;
             if (table_tuple_fetch_row_version(s->rel, tid, SnapshotAny, s->old))
@@ -432,6 +438,8 @@ void apply_row(DirectApply::State* s, DirectResult* r) {
         CHECK_FOR_INTERRUPTS();
         ItemPointerData conflict;
         const bool ordered = first && s->ordered;
+        if (s->ordered && !first)
+            s->per_row++;
         first = false;
         const bool found =
             ordered ? probe_ordered(s, &conflict)
@@ -537,6 +545,14 @@ DirectResult DirectApply::apply(Tuplestorestate* chunk) {
         CommandCounterIncrement();
     });
     return r;
+}
+
+std::string DirectApply::probe_note() const {
+    const State* s = m_state;
+    if (!s || !s->ordered)
+        return "per-row probes";
+    return format("ordered probe: %lld batches, %lld per-row", static_cast<long long>(s->batches),
+                  static_cast<long long>(s->per_row));
 }
 
 // The slots are not dropped one by one: between calls of apply() they hold no buffer pin (a

@@ -27,6 +27,7 @@ extern "C" {
 }
 
 #include <cstdint>
+#include <string>
 
 namespace pg_ingest {
 
@@ -56,6 +57,9 @@ class DirectApply {
     // Releases what the subtransactions of apply() did not (open indexes, memory); also after
     // one of them rolled back.
     void close();
+    // How rows were found, for the merge's DEBUG1 line: "per-row probes", or
+    // "ordered probe: <n> batches, <m> per-row".
+    std::string probe_note() const;
 
     struct State;
 

@@ -108,6 +108,9 @@ sub wait_for
 	$node->poll_query_until('postgres', $query) or die "timed out waiting for $what";
 }
 
+# Applied directly from start to end, rows found by the ordered probe.
+my $direct_ordered = qr/\(direct; ordered probe: \d+ batches, \d+ per-row\)$/;
+
 my $at_gate = "SELECT count(*) = 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted";
 my $on_xact = "SELECT count(*) = 1 FROM pg_locks WHERE locktype = 'transactionid' AND NOT granted";
 
@@ -130,7 +133,7 @@ $other->query_safe("BEGIN; INSERT INTO r VALUES (50, 'other')");
 $holder->query_safe("SELECT pg_advisory_unlock($lock_id)");
 wait_for('the COPY to wait for the other transaction', $on_xact);
 $other->query_safe('ROLLBACK');
-check_copy('rolled back while the merge waits', $run, 'r', '60|40|0|0', qr/\(direct\)$/);
+check_copy('rolled back while the merge waits', $run, 'r', '60|40|0|0', $direct_ordered);
 
 # 3. The same, but the other transaction commits.
 reset_table('r');
@@ -168,7 +171,7 @@ $other->query_safe("BEGIN; UPDATE r SET v = 'other' WHERE k = 70");
 $holder->query_safe("SELECT pg_advisory_unlock($lock_id)");
 wait_for('the COPY to wait for the updating transaction', $on_xact);
 $other->query_safe('COMMIT');
-check_copy('an update in progress past the gate', $run, 'r', '59|41|0|0', qr/\(direct\)$/);
+check_copy('an update in progress past the gate', $run, 'r', '59|41|0|0', $direct_ordered);
 $other->quit;
 $holder->quit;
 
@@ -213,7 +216,7 @@ like($stderr, qr/pg_ingest merge into r: .*\(statement: conflict mode\)$/m,
 # has one) with work_mem small enough that chunks go to disk; NULL keys of a nullable unique
 # key. Each load is also applied through the statement path, and the two tables compared.
 my $coll = $node->safe_psql('postgres',
-	"SELECT CASE WHEN EXISTS (SELECT FROM pg_collation WHERE collname = 'und-x-icu') THEN '\"und-x-icu\"' ELSE 'default' END");
+	"SELECT CASE WHEN EXISTS (SELECT FROM pg_collation WHERE collname = 'und-x-icu') THEN '\"und-x-icu\"' ELSE '\"default\"' END");
 my %probe_case = (
 	bigint => {
 		ddl => 'k bigint PRIMARY KEY, v text, w int',
@@ -234,6 +237,17 @@ my %probe_case = (
 			ORDER BY md5(k)},
 		settings => "SET work_mem = '64kB'; SET ingest.merge_chunk_rows = 2000;",
 	},
+	# One key with more dead entries than a batch holds (an old snapshot keeps them): it is
+	# found by a per-row probe.
+	versions => {
+		ddl => 'k bigint PRIMARY KEY, v text, w int',
+		fill => q{INSERT INTO %s SELECT g, 'init', 0 FROM generate_series(1, 2000) g;
+			CREATE INDEX ON %s (w);
+			DO $$ BEGIN FOR i IN 1..600 LOOP UPDATE %s SET w = w + 1 WHERE k = 1000; END LOOP; END $$},
+		load => q{SELECT g, 'load ' || g, g % 7 FROM generate_series(1, 3000) g ORDER BY md5(g::text)},
+		settings => '',
+		path => qr/\(direct; ordered probe: \d+ batches, [1-9]\d* per-row\)$/,
+	},
 	nullable => {
 		ddl => 'k bigint UNIQUE, v text',
 		fill => q{INSERT INTO %s SELECT CASE WHEN g % 100 = 0 THEN NULL ELSE g * 2 END, 'init'
@@ -242,6 +256,8 @@ my %probe_case = (
 			FROM generate_series(10000, 30000) g ORDER BY md5(g::text)},
 		settings => 'SET ingest.merge_chunk_rows = 1000;',
 	});
+my $old_snapshot = $node->background_psql('postgres');
+$old_snapshot->query_safe('BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 1');
 for my $case (sort keys %probe_case)
 {
 	my $c = $probe_case{$case};
@@ -253,7 +269,8 @@ for my $case (sort keys %probe_case)
 		my $t = "probe_${case}_$da";
 		my $fill = $c->{fill};
 		$fill =~ s/%s/$t/g;
-		$node->safe_psql('postgres', "CREATE TABLE $t ($c->{ddl}); $fill");
+		$node->safe_psql('postgres',
+			"CREATE TABLE $t ($c->{ddl}) WITH (autovacuum_enabled = off); $fill");
 		my ($ret, $out, $err) = $node->psql('postgres',
 			"$c->{settings} SET ingest.direct_apply = $da; SET client_min_messages = debug1;\n"
 			  . "\\copy $t from '$csv' with (format csv, on_conflict 'upsert')\n"
@@ -261,7 +278,8 @@ for my $case (sort keys %probe_case)
 			  . "SELECT inserted, updated FROM ingest.last_copy_stats()");
 		is($ret, 0, "ordered probe, $case, direct_apply $da: the COPY succeeded") or diag($err);
 		my ($line) = $err =~ /(pg_ingest merge into $t: .*)/;
-		like($line // '(no DEBUG1 line)', $da eq 'on' ? qr/\(direct\)$/ : qr/\(statement\)$/,
+		like($line // '(no DEBUG1 line)',
+			$da eq 'on' ? ($c->{path} // $direct_ordered) : qr/\(statement\)$/,
 			"ordered probe, $case, direct_apply $da: applied " . ($da eq 'on' ? 'directly, no redo' : 'by statement'));
 		$stats{$da} = $out;
 	}
@@ -271,6 +289,8 @@ for my $case (sort keys %probe_case)
 			  . "UNION ALL (TABLE probe_${case}_off EXCEPT ALL TABLE probe_${case}_on)) d"),
 		'0', "ordered probe, $case: the table is the statement's");
 }
+$old_snapshot->query_safe('COMMIT');
+$old_snapshot->quit;
 
 server_log_is_clean($node);
 
