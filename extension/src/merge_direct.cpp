@@ -362,28 +362,21 @@ Probe probe_batch(DirectApply::State* s, Datum key) {
     }
 }
 
-// Finds the row holding the proposed row's key: true with its version in s->old and its TID in
-// *tid, false when there is none. Waits, as ExecCheckIndexConstraints does, for a transaction
-// that is inserting or deleting it.
-bool probe_ordered(DirectApply::State* s, ItemPointer tid) {
+// Finds the row holding the proposed row's key: found with its version in s->old and its TID in
+// *tid, none when there is none, unsure when the caller must probe per row. Waits, as
+// ExecCheckIndexConstraints does, for a transaction that is inserting or deleting it.
+Probe probe_ordered(DirectApply::State* s, ItemPointer tid) {
     bool isnull;
     const Datum key = slot_getattr(s->ins, s->key_att, &isnull);
     if (isnull)
-        return false;  // a NULL key never conflicts
+        return Probe::none;  // a NULL key never conflicts
     for (;;) {
         const Probe p = probe_batch(s, key);
         table_index_fetch_reset(s->heap);  // s->old keeps its own pin
-        if (p == Probe::none)
-            return false;
-        if (p == Probe::unsure) {
+        if (p == Probe::unsure)
             s->batch_valid = false;
-            s->per_row++;
-            if (ExecCheckIndexConstraints(s->rri, s->ins, s->estate, tid, s->arbiters))
-                return false;
-            if (table_tuple_fetch_row_version(s->rel, tid, SnapshotAny, s->old))
-                return true;
-            continue;  // pruned since the probe: look again
-        }
+        if (p != Probe::found)
+            return p;
         const TransactionId xwait =
             TransactionIdIsValid(s->dirty.xmin) ? s->dirty.xmin : s->dirty.xmax;
         if (TransactionIdIsValid(xwait)) {
@@ -398,7 +391,7 @@ bool probe_ordered(DirectApply::State* s, ItemPointer tid) {
             continue;
         }
         *tid = s->old->tts_tid;
-        return true;
+        return Probe::found;
     }
 }
 
@@ -432,17 +425,18 @@ void apply_row(DirectApply::State* s, DirectResult* r) {
         ExecConstraints(s->rri, s->ins, estate);
 
     // The first look is the ordered probe's where it applies; a look again after a concurrent
-    // change is a per-row probe, which sees the index as it is now.
+    // change, or where the batch cannot tell, is a per-row probe (it sees the index as it is now).
     bool first = true;
     for (;;) {
         CHECK_FOR_INTERRUPTS();
         ItemPointerData conflict;
-        const bool ordered = first && s->ordered;
-        if (s->ordered && !first)
-            s->per_row++;
+        const Probe p = first && s->ordered ? probe_ordered(s, &conflict) : Probe::unsure;
         first = false;
+        const bool ordered = p != Probe::unsure;
+        if (!ordered && s->ordered)
+            s->per_row++;
         const bool found =
-            ordered ? probe_ordered(s, &conflict)
+            ordered ? p == Probe::found
                     : !ExecCheckIndexConstraints(s->rri, s->ins, estate, &conflict, s->arbiters);
         if (!found) {
             // Kept for one multi-insert with its neighbours. A transaction that inserts the
