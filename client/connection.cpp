@@ -6,8 +6,11 @@
 #include <cerrno>
 #include <climits>
 #include <cstring>
+#include <future>
+#include <memory>
 #include <sstream>
 #include <stdexcept>
+#include <thread>
 
 #include <libpq-fe.h>
 
@@ -333,6 +336,40 @@ void Connection::close() noexcept {
     if (m_impl) {
         m_impl->conn.reset();
     }
+}
+
+void Connection::cancel_and_close(milliseconds bound) noexcept {
+    if (!m_impl || !m_impl->conn) {
+        return;
+    }
+    PGconn* conn = m_impl->conn.get();
+    PGcancel* cancel = nullptr;
+    if (bound > milliseconds::zero() && PQstatus(conn) == CONNECTION_OK &&
+        PQtransactionStatus(conn) == PQTRANS_ACTIVE) {
+        cancel = PQgetCancel(conn);
+    }
+    if (cancel != nullptr) {
+        // PQcancel blocks (it connects and waits for the server's reply) with no timeout of its
+        // own in libpq 15; a thread bounds the wait. The thread owns `cancel` once started.
+        bool started = false;
+        try {
+            auto delivered = std::make_shared<std::promise<void>>();
+            std::future<void> done = delivered->get_future();
+            std::thread([cancel, delivered] {
+                char message[256];
+                PQcancel(cancel, message, sizeof message);
+                PQfreeCancel(cancel);
+                delivered->set_value();
+            }).detach();
+            started = true;
+            done.wait_for(bound);
+        } catch (...) {  // no thread: close without the cancel (the server notices later)
+            if (!started) {
+                PQfreeCancel(cancel);
+            }
+        }
+    }
+    close();
 }
 
 int Connection::server_version() const noexcept {

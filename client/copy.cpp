@@ -29,9 +29,9 @@ PGconn* open_conn(Connection& connection) {
     return conn;
 }
 
-// Closes the connection and returns the deadline Error for `what`.
+// Closes the connection (cancelling the server's statement) and returns the deadline Error.
 Error timed_out(Connection& connection, const std::string& what) {
-    connection.close();
+    connection.cancel_and_close();
     return detail::deadline_error(what);
 }
 
@@ -100,7 +100,7 @@ Error collect_error(Connection& connection, PGconn* conn, Clock::time_point dead
     bool timeout = false;
     Error error = detail::drain_error(conn, deadline, timeout);
     if (timeout || PQstatus(conn) != CONNECTION_OK || PQtransactionStatus(conn) == PQTRANS_ACTIVE) {
-        connection.close();
+        connection.cancel_and_close();
     } else {
         restore_blocking(connection);
     }
@@ -151,7 +151,7 @@ void start_copy(Connection& connection, std::string_view sql, Clock::time_point 
             throw Error(std::string("not a ") + direction + " statement");
         case PGRES_COPY_OUT:
         case PGRES_COPY_BOTH:
-            connection.close();  // cannot skip a COPY OUT within a bound; hang up
+            connection.cancel_and_close();  // cannot skip a COPY OUT within a bound; hang up
             throw Error(std::string("not a ") + direction + " statement; the connection was closed",
                         "", "", "", false);
         case PGRES_FATAL_ERROR:
@@ -366,7 +366,7 @@ void CopyIn::abort(std::string_view reason) noexcept {
     if (m_connection->native_handle() != nullptr &&
         PQtransactionStatus(static_cast<PGconn*>(m_connection->native_handle())) ==
             PQTRANS_ACTIVE) {
-        m_connection->close();
+        m_connection->cancel_and_close();
     }
 }
 

@@ -66,7 +66,7 @@ Result exec_until(Connection& connection, const std::string& sql, const BinaryPa
     }
     auto timed_out = [&](const char* what) {
         restore.reset();
-        connection.close();
+        connection.cancel_and_close();
         return deadline_error(what);
     };
     while (true) {
@@ -112,7 +112,7 @@ Result exec_until(Connection& connection, const std::string& sql, const BinaryPa
                    status == PGRES_COPY_BOTH) {
             PQclear(result);
             restore.reset();
-            connection.close();
+            connection.cancel_and_close();
             throw Error("unexpected COPY in a writer statement; connection closed", "", "", "",
                         false);
         } else if (!failure) {

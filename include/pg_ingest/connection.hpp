@@ -68,6 +68,15 @@ class PG_INGEST_API Connection {
     bool is_open() const noexcept;
     // Closes the session now; idempotent.
     void close() noexcept;
+    // Closes the session, first asking the server to cancel the statement it is running, if
+    // any (libpq reports one in flight, a COPY included). Used where a statement is given up at
+    // a deadline: a closed socket alone is not noticed by a server that is waiting on a lock or
+    // computing, so it would run the statement to its end and hold its locks meanwhile. The
+    // cancel request goes over a new connection; this call waits at most `bound` for it to be
+    // delivered (a server that does not answer is left to notice the closed session). Never
+    // throws; idempotent.
+    void cancel_and_close(
+        std::chrono::milliseconds bound = std::chrono::milliseconds(500)) noexcept;
 
     // Server version as an integer, e.g. 150004; 0 when not open.
     int server_version() const noexcept;

@@ -25,8 +25,9 @@ namespace pg_ingest {
 // Bounds: every blocking wait (starting, writing, finishing) ends at the stream's deadline,
 // given to the constructor and movable with set_deadline(); Clock::time_point::max() means no
 // bound (a wait then ends only when the server answers or the OS reports the socket dead). When
-// the deadline passes, the connection is closed (the protocol cannot be resynchronised with a
-// statement in flight) and a retryable Error 08006 with connection_usable() false is thrown. If
+// the deadline passes, the server is asked to cancel the COPY and the connection is closed (the
+// protocol cannot be resynchronised with a statement in flight; Connection::cancel_and_close may
+// add up to 0.5 s), and a retryable Error 08006 with connection_usable() false is thrown. If
 // that happens inside finish() in autocommit mode, the COPY may or may not have committed.
 //
 // Errors: server errors throw pg_ingest::Error with the server's SQLSTATE, detail and hint (the
@@ -102,10 +103,11 @@ class PG_INGEST_API CopyIn {
 // One `COPY ... TO STDOUT` in progress on a borrowed Connection.
 //
 // Ownership and bounds as for CopyIn: the connection must outlive the stream and serve nothing
-// else meanwhile; every wait ends at the deadline (then the connection is closed and a
-// retryable Error 08006, connection_usable() false, is thrown). Server errors throw Error with
-// SQLSTATE. Abandoning an unfinished stream (destroying it before read() returned false) closes
-// the connection: the only bounded way out of a COPY OUT is to read everything or hang up.
+// else meanwhile; every wait ends at the deadline (then the COPY is cancelled, the connection
+// is closed and a retryable Error 08006, connection_usable() false, is thrown). Server errors
+// throw Error with SQLSTATE. Abandoning an unfinished stream (destroying it before read()
+// returned false) closes the connection: the only bounded way out of a COPY OUT is to read
+// everything or hang up.
 class PG_INGEST_API CopyOut {
   public:
     using Clock = Connection::Clock;

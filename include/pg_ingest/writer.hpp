@@ -122,7 +122,9 @@ struct PG_INGEST_API WriterHooks {
 // Threading: write(), erase(), flush() and close() may be called from several threads; batches
 // are applied in order. Blocking: write()/erase() block while they flush (backgroundflush=0) or
 // while both buffered batches are full; each flush attempt is bounded by flushtimeoutms
-// (connection wait included), retries add their back-off.
+// (connection wait included), retries add their back-off. An attempt that times out has its
+// statement cancelled on the server before its connection is closed, so no abandoned backend
+// keeps waiting on locks (or holding them) behind the writer's back.
 class PG_INGEST_API Writer {
   public:
     // Opens the writer: reads the schema, resolves `columns` (empty = every column but generated

@@ -1,6 +1,7 @@
 // CopyIn / CopyOut against a live server: loading, errors, abort, lost connections, deadlines.
 #include <chrono>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <boost/test/unit_test.hpp>
@@ -235,6 +236,42 @@ BOOST_AUTO_TEST_CASE(copy_out_deadline_closes_the_connection_with_a_retryable_er
     }
     BOOST_TEST(test::elapsed_ms(start) < 3000);
     BOOST_TEST(!connection.is_open());
+}
+
+// A COPY given up at its deadline is cancelled on the server too. A backend waiting on a lock
+// does not notice a closed socket: it would wait on (queueing everyone behind it) and then load.
+BOOST_AUTO_TEST_CASE(copy_in_deadline_also_cancels_the_statement_on_the_server) {
+    Connection holder = test::connect();
+    holder.execute(
+        "DROP TABLE IF EXISTS copy_deadline_locked; CREATE TABLE copy_deadline_locked (id int)");
+    holder.execute("BEGIN; LOCK TABLE copy_deadline_locked IN ACCESS EXCLUSIVE MODE");
+    Connection connection = test::connect();
+    const std::string pid = std::to_string(connection.backend_pid());
+    const auto start = std::chrono::steady_clock::now();
+    try {
+        CopyIn copy(connection, "COPY copy_deadline_locked FROM STDIN",
+                    Connection::Clock::now() + 300ms);
+        BOOST_FAIL("COPY started on a table locked by another session");
+    } catch (const pg_ingest::Error& error) {
+        BOOST_TEST(error.sqlstate() == "08006", error.what());
+        BOOST_TEST(!error.connection_usable());
+    }
+    BOOST_TEST(test::elapsed_ms(start) < 3000);
+    BOOST_TEST(!connection.is_open());
+    // The lock is still held: only the cancel can have ended the wait.
+    std::string waiting;
+    for (int attempt = 0; attempt < 100; ++attempt) {
+        waiting =
+            *holder
+                 .execute_params("SELECT count(*) FROM pg_stat_activity WHERE pid = $1::int", {pid})
+                 .get(0, 0);
+        if (waiting == "0") {
+            break;
+        }
+        std::this_thread::sleep_for(50ms);
+    }
+    BOOST_TEST(waiting == "0");
+    holder.execute("ROLLBACK; DROP TABLE copy_deadline_locked");
 }
 
 BOOST_AUTO_TEST_CASE(copy_in_on_a_killed_backend_throws_retryable_unusable_error) {

@@ -801,6 +801,39 @@ BOOST_AUTO_TEST_CASE(a_full_batch_is_sent_while_write_fills_the_next_and_a_third
     BOOST_TEST(scalar(c, "SELECT count(*) FROM wr_behind") == "21");
 }
 
+// A flush attempt that passes flushtimeoutms is cancelled on the server, not only hung up on:
+// otherwise its backend would wait on for the lock and hold up the retry, or anyone else.
+BOOST_AUTO_TEST_CASE(a_flush_past_its_timeout_is_cancelled_on_the_server) {
+    Connection c = test::connect();
+    c.execute("DROP TABLE IF EXISTS wr_timeout; CREATE TABLE wr_timeout (id int PRIMARY KEY)");
+    Options options;
+    options.batch_write_timeout = 3600s;
+    options.write_mode = WriteMode::upsert;
+    options.conflict_mode = ConflictMode::upsert;
+    options.flush_timeout = 500ms;
+    options.max_retry_times = 0;
+    Writer writer(make_pool(), "wr_timeout", {}, options);
+    Connection holder = test::connect();
+    holder.execute("BEGIN; LOCK TABLE wr_timeout IN ACCESS EXCLUSIVE MODE");
+    writer.write({1});
+    const auto start = std::chrono::steady_clock::now();
+    try {
+        writer.flush();
+        BOOST_FAIL("a flush blocked by a lock did not time out");
+    } catch (const Error& error) {
+        BOOST_TEST(error.sqlstate() == "08006", error.what());
+        BOOST_TEST(std::string(error.what()).find("deadline") != std::string::npos, error.what());
+    }
+    BOOST_TEST(test::elapsed_ms(start) < 5000);
+    // The lock is still held: only the cancel can have ended the writer's statement.
+    BOOST_TEST(eventually(c,
+                          "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                          "AND query LIKE 'INSERT INTO%wr_timeout%'",
+                          "0"));
+    holder.execute("ROLLBACK");
+    BOOST_TEST(scalar(c, "SELECT count(*) FROM wr_timeout") == "0");
+}
+
 BOOST_AUTO_TEST_CASE(a_background_flush_error_naming_a_dropped_row_is_thrown_by_the_next_call) {
     Connection c = test::connect();
     c.execute(
