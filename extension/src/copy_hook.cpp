@@ -21,13 +21,19 @@ extern "C" {
 #include "executor/executor.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
+#include "optimizer/optimizer.h"
+#include "parser/parse_coerce.h"
+#include "parser/parse_collate.h"
+#include "parser/parse_expr.h"
 #include "parser/parse_node.h"
+#include "parser/parse_relation.h"
 #include "tcop/utility.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/rel.h"
 }
 
+#include <algorithm>
 #include <optional>
 
 namespace pg_ingest::copy_hook {
@@ -91,10 +97,18 @@ Options split_options(ParseState* pstate, CopyStmt* stmt) {
 // Reads rows with PostgreSQL's COPY FROM parser.
 class CopySource : public RowSource {
   public:
-    CopySource(CopyFromState cstate, Relation rel, const std::vector<AttrNumber>& cols,
+    // `where`: COPY's WHERE condition as an implicit-AND list (NIL: none).
+    CopySource(CopyFromState cstate, Relation rel, const std::vector<AttrNumber>& cols, List* where,
                bool ignore_errors, MergeCounts& counts)
         : m_cstate(cstate), m_cols(cols), m_ignore(ignore_errors), m_counts(counts) {
         const int natts = RelationGetDescr(rel)->natts;
+        if (where != NIL) {
+            pg_call([&] {
+                m_estate = CreateExecutorState();
+                m_where = ExecPrepareQual(where, m_estate);
+                m_where_slot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsVirtual);
+            });
+        }
         m_all_values.resize(natts);
         m_all_nulls.reset(new bool[natts]);
         m_values.resize(cols.size());
@@ -170,12 +184,18 @@ class CopySource : public RowSource {
         pg_call([&] {
             EndCopyFrom(m_cstate);
             FreeExprContext(m_econtext, true);
+            if (m_where_slot)
+                ExecDropSingleTupleTableSlot(m_where_slot);
+            if (m_estate)
+                FreeExecutorState(m_estate);
         });
     }
 
   private:
     // The row's values live until the next call: the caller copies them before asking again,
-    // and rows skipped under ON_ERROR 'ignore' leave nothing behind.
+    // and rows skipped under ON_ERROR 'ignore' leave nothing behind. Rows that COPY's WHERE
+    // filters out are passed over here, as COPY does: not loaded and not counted. A row whose
+    // WHERE fails (say, a division by zero) is a bad row like one that fails conversion.
     bool read_row() {
         return pg_call([&] {
             MemoryContextReset(m_parse_cxt);
@@ -186,11 +206,33 @@ class CopySource : public RowSource {
             cb.arg = m_cstate;
             cb.previous = error_context_stack;
             error_context_stack = &cb;
-            bool ok = NextCopyFrom(m_cstate, m_econtext, m_all_values.data(), m_all_nulls.get());
+            bool ok;
+            for (;;) {
+                ok = NextCopyFrom(m_cstate, m_econtext, m_all_values.data(), m_all_nulls.get());
+                if (!ok || !m_where || passes_where())
+                    break;
+                MemoryContextReset(m_parse_cxt);
+                CHECK_FOR_INTERRUPTS();
+            }
             error_context_stack = cb.previous;
             MemoryContextSwitchTo(old);
             return ok;
         });
+    }
+
+    // Inside pg_call. Columns outside the column list are NULL here (their defaults come
+    // later, from the merge's INSERT): the filter may only name loaded columns.
+    bool passes_where() {
+        const int natts = m_where_slot->tts_tupleDescriptor->natts;
+        ExecClearTuple(m_where_slot);
+        std::copy_n(m_all_values.data(), natts, m_where_slot->tts_values);
+        std::copy_n(m_all_nulls.get(), natts, m_where_slot->tts_isnull);
+        ExecStoreVirtualTuple(m_where_slot);
+        ExprContext* econtext = GetPerTupleExprContext(m_estate);
+        econtext->ecxt_scantuple = m_where_slot;
+        const bool pass = ExecQual(m_where, econtext);
+        ResetExprContext(econtext);
+        return pass;
     }
 
     CopyFromState m_cstate;
@@ -199,6 +241,9 @@ class CopySource : public RowSource {
     bool m_ignore;
     MergeCounts& m_counts;
     ExprContext* m_econtext = nullptr;
+    EState* m_estate = nullptr;  // for the WHERE condition
+    ExprState* m_where = nullptr;
+    TupleTableSlot* m_where_slot = nullptr;
     std::vector<Datum> m_all_values;
     std::unique_ptr<bool[]> m_all_nulls;
     std::vector<Datum> m_values;
@@ -228,6 +273,41 @@ void check_file_access(const CopyStmt* stmt) {
     });
 }
 
+// COPY ... WHERE, prepared as COPY prepares it. The merge's INSERT fills in defaults after the
+// filter, so the condition may refer only to the loaded columns (plain COPY sees defaults).
+List* transform_where(ParseState* pstate, Relation rel, Node* raw, const MergeSpec& spec) {
+    Bitmapset* attrs = nullptr;
+    List* where = pg_call([&] {
+        ParseNamespaceItem* nsitem =
+            addRangeTableEntryForRelation(pstate, rel, RowExclusiveLock, NULL, false, false);
+        addNSItemToQuery(pstate, nsitem, false, true, true);
+        Node* w = transformExpr(pstate, raw, EXPR_KIND_COPY_WHERE);
+        w = coerce_to_boolean(pstate, w, "WHERE");
+        assign_expr_collations(pstate, w);
+        w = eval_const_expressions(NULL, w);
+        w = reinterpret_cast<Node*>(canonicalize_qual(reinterpret_cast<Expr*>(w), false));
+        pull_varattnos(w, 1, &attrs);
+        return make_ands_implicit(reinterpret_cast<Expr*>(w));
+    });
+    int member = -1;
+    while ((member = bms_next_member(attrs, member)) >= 0) {
+        const AttrNumber attnum = member + FirstLowInvalidHeapAttributeNumber;
+        if (attnum <= 0)
+            raise(ERRCODE_FEATURE_NOT_SUPPORTED,
+                  "COPY ... ON_CONFLICT WHERE cannot refer to system columns or the whole row", {},
+                  "Name the loaded columns in the condition.");
+        if (std::find(spec.columns.begin(), spec.columns.end(), attnum) == spec.columns.end())
+            raise(ERRCODE_FEATURE_NOT_SUPPORTED,
+                  format("COPY ... ON_CONFLICT WHERE cannot refer to column \"%s\", which is not "
+                         "loaded",
+                         NameStr(TupleDescAttr(RelationGetDescr(rel), attnum - 1)->attname)),
+                  "Its default (or generated value) is only computed when the row is written, "
+                  "after the filter.",
+                  "Add the column to the COPY column list, or leave it out of WHERE.");
+    }
+    return where;
+}
+
 uint64 copy_on_conflict(PlannedStmt* pstmt, const char* query, bool read_only_tree) {
     CopyStmt* stmt = reinterpret_cast<CopyStmt*>(pstmt->utilityStmt);
     if (read_only_tree)
@@ -248,11 +328,6 @@ uint64 copy_on_conflict(PlannedStmt* pstmt, const char* query, bool read_only_tr
     if (!stmt->is_from || stmt->query)
         raise(ERRCODE_FEATURE_NOT_SUPPORTED, "ON_CONFLICT is only valid for COPY FROM", {},
               "COPY TO exports rows; there is nothing to conflict with.");
-    if (stmt->whereClause)
-        raise(ERRCODE_FEATURE_NOT_SUPPORTED, "COPY FROM ... WHERE cannot be used with ON_CONFLICT",
-              {},
-              "Filter the rows before loading, or load into a staging table and use "
-              "ingest.merge().");
     if (opts.freeze)
         raise(ERRCODE_FEATURE_NOT_SUPPORTED, "FREEZE cannot be used with ON_CONFLICT", {},
               "Frozen rows can only be written into a table created or truncated in the same "
@@ -312,12 +387,15 @@ uint64 copy_on_conflict(PlannedStmt* pstmt, const char* query, bool read_only_tr
     spec.what = "COPY";
     validate_merge(spec);  // conflict target, columns and privileges before reading input
 
+    List* where = stmt->whereClause ? transform_where(pstate, rel, stmt->whereClause, spec) : NIL;
+
     MergeCounts parse_counts;
     CopyFromState cstate = pg_call([&] {
+        // NULL: COPY's own WHERE is applied by CopyFrom(), which the merge does not use.
         return BeginCopyFrom(pstate, rel, NULL, stmt->filename, stmt->is_program, NULL,
                              stmt->attlist, opts.copy_options);
     });
-    CopySource source(cstate, rel, spec.columns, spec.ignore_errors, parse_counts);
+    CopySource source(cstate, rel, spec.columns, where, spec.ignore_errors, parse_counts);
     MergeCounts counts =
         run_merge(spec, source, [](RejectedRow&& r) { session::add_reject(std::move(r)); });
     source.close();

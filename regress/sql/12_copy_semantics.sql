@@ -231,3 +231,53 @@ SELECT * FROM ingest.merge('items_src', 'items', 'upsert');
 RESET search_path;
 SELECT * FROM app.audit ORDER BY k;
 DROP SCHEMA app CASCADE;
+
+-- COPY ... WHERE filters the input as plain COPY does: filtered rows are neither loaded nor
+-- counted, also when their key repeats or exists. A row whose condition fails to evaluate is a
+-- bad row: it stops the COPY, or under ON_ERROR 'ignore' it is rejected and recorded.
+CREATE TABLE wh (k int PRIMARY KEY, v text, n int DEFAULT 7);
+INSERT INTO wh VALUES (1, 'old', 0), (2, 'old', 0);
+COPY wh (k, v) FROM STDIN WITH (FORMAT csv, ON_CONFLICT 'upsert') WHERE v <> 'skip' AND k < 100;
+1,new
+2,skip
+3,new
+3,skip
+4,skip
+100,new
+\.
+SELECT * FROM ingest.last_copy_stats();
+SELECT * FROM wh ORDER BY k;
+-- the last occurrence that passes the filter wins
+COPY wh (k, v) FROM STDIN WITH (FORMAT csv, ON_CONFLICT 'upsert') WHERE v LIKE 'keep%';
+5,keep 1
+5,keep 2
+5,drop 3
+\.
+SELECT * FROM wh WHERE k = 5;
+-- a condition that fails on a row: with ON_ERROR 'stop' nothing is loaded
+COPY wh (k, v) FROM STDIN WITH (FORMAT csv, ON_CONFLICT 'upsert') WHERE 10 / k > 0;
+6,six
+0,zero
+\.
+SELECT count(*) AS no_six FROM wh WHERE k = 6;
+-- ... with ON_ERROR 'ignore' that row is rejected with its line, the rest loads
+COPY wh (k, v) FROM STDIN WITH (FORMAT csv, ON_CONFLICT 'upsert', ON_ERROR 'ignore') WHERE 10 / k > 0;
+6,six
+0,zero
+x,bad
+\.
+SELECT * FROM ingest.last_copy_stats();
+SELECT line_number, raw_line, sqlstate, message FROM ingest.last_copy_rejects();
+SELECT * FROM wh WHERE k IN (0, 6) ORDER BY k;
+-- ignore mode, binary format and a partitioned target
+CREATE TABLE whp (k int PRIMARY KEY, v text) PARTITION BY RANGE (k);
+CREATE TABLE whp1 PARTITION OF whp FOR VALUES FROM (0) TO (10);
+CREATE TABLE whp2 PARTITION OF whp FOR VALUES FROM (10) TO (20);
+INSERT INTO whp VALUES (1, 'old'), (11, 'old');
+COPY (VALUES (1, 'new'), (2, 'new'), (11, 'new'), (12, 'new'), (13, 'no'))
+    TO '/tmp/pg_ingest_regress_whp.bin' WITH (FORMAT binary);
+COPY whp FROM '/tmp/pg_ingest_regress_whp.bin' WITH (FORMAT binary, ON_CONFLICT 'ignore')
+    WHERE v = 'new';
+SELECT * FROM ingest.last_copy_stats();
+SELECT * FROM whp ORDER BY k;
+DROP TABLE wh, whp;

@@ -41,8 +41,13 @@ SELECT sql, try(sql) FROM (VALUES
     ($$COPY e (v) FROM '/tmp/pg_ingest_regress_e.csv' WITH (FORMAT csv, ON_CONFLICT 'upsert')$$),
     -- ON_ERROR 'ignore' with binary format
     ($$COPY e FROM '/tmp/pg_ingest_regress_e.bin' WITH (FORMAT binary, ON_CONFLICT 'upsert', ON_ERROR 'ignore')$$),
-    -- WHERE and FREEZE
-    ($$COPY e FROM '/tmp/pg_ingest_regress_e.csv' WITH (FORMAT csv, ON_CONFLICT 'upsert') WHERE k > 0$$),
+    -- a WHERE naming a column that is not loaded (its default comes after the filter), the
+    -- whole row or a system column; a subquery, refused as plain COPY refuses it
+    ($$COPY e (k, v, n) FROM '/tmp/pg_ingest_regress_e.csv' WITH (FORMAT csv, ON_CONFLICT 'upsert') WHERE u IS NULL$$),
+    ($$COPY e FROM '/tmp/pg_ingest_regress_e.csv' WITH (FORMAT csv, ON_CONFLICT 'upsert') WHERE e IS NOT NULL$$),
+    ($$COPY e FROM '/tmp/pg_ingest_regress_e.csv' WITH (FORMAT csv, ON_CONFLICT 'upsert') WHERE xmin IS NULL$$),
+    ($$COPY e FROM '/tmp/pg_ingest_regress_e.csv' WITH (FORMAT csv, ON_CONFLICT 'upsert') WHERE k IN (SELECT 1)$$),
+    -- FREEZE
     ($$COPY e FROM '/tmp/pg_ingest_regress_e.csv' WITH (FORMAT csv, FREEZE, ON_CONFLICT 'upsert')$$),
     -- a bad ordinary COPY option is still reported by COPY
     ($$COPY e FROM '/tmp/pg_ingest_regress_e.csv' WITH (FORMAT xml, ON_CONFLICT 'upsert')$$)
