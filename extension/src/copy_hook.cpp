@@ -422,6 +422,17 @@ uint64 copy_on_conflict(PlannedStmt* pstmt, const char* query, bool read_only_tr
 void init() {
     prev_hook = ProcessUtility_hook;
     ProcessUtility_hook = process_utility;
+    // COPY ... ON_CONFLICT ends the hook chain here (no hook below could run it). A library
+    // loaded before this one hooks in below us and never sees it; one loaded after sees it.
+    if (prev_hook != nullptr)
+        pg_call([] {
+            ereport(LOG,
+                    (errmsg("pg_ingest is loaded after another library that hooks utility "
+                            "statements, which will not see COPY ... ON_CONFLICT"),
+                     errdetail("Statement statistics or audit logging by that library (for "
+                               "instance pg_stat_statements or pgaudit) leave these COPYs out."),
+                     errhint("List pg_ingest first in shared_preload_libraries.")));
+        });
 }
 
 }  // namespace pg_ingest::copy_hook
