@@ -2,10 +2,15 @@
 
 extern "C" {
 #include "access/relation.h"
+#include "executor/executor.h"
+#include "nodes/makefuncs.h"
+#include "parser/parse_coerce.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 }
+
+#include <algorithm>
 
 namespace pg_ingest {
 
@@ -47,8 +52,57 @@ std::vector<AttrNumber> match_columns(const std::vector<std::string>& names, Rel
     return out;
 }
 
-CursorSource::CursorSource(Oid source, const std::vector<std::string>& names, bool with_raw)
+namespace {
+
+// The conversion INSERT would apply to a source column going into `to`, as an expression over
+// column `column` of the fetched row; nullptr when the value can go in as it is.
+Expr* assignment_cast(Form_pg_attribute from, Form_pg_attribute to, int column) {
+    if (from->atttypid == to->atttypid && from->atttypmod == to->atttypmod)
+        return nullptr;
+    Var* var = makeVar(1, static_cast<AttrNumber>(column), from->atttypid, from->atttypmod,
+                       from->attcollation, 0);
+    Node* cast =
+        coerce_to_target_type(NULL, reinterpret_cast<Node*>(var), from->atttypid, to->atttypid,
+                              to->atttypmod, COERCION_ASSIGNMENT, COERCE_IMPLICIT_CAST, -1);
+    if (cast == nullptr)
+        ereport(ERROR,
+                (errcode(ERRCODE_DATATYPE_MISMATCH),
+                 errmsg("target column \"%s\" is of type %s but source column \"%s\" is of type "
+                        "%s",
+                        NameStr(to->attname), format_type_with_typemod(to->atttypid, to->atttypmod),
+                        NameStr(from->attname),
+                        format_type_with_typemod(from->atttypid, from->atttypmod)),
+                 errhint("Cast the source column, for instance in a view over the source.")));
+    return reinterpret_cast<Expr*>(cast);
+}
+
+}  // namespace
+
+CursorSource::CursorSource(Oid source, const std::vector<std::string>& names, Relation target,
+                           const std::vector<AttrNumber>& attnums, bool with_raw)
     : m_with_raw(with_raw) {
+    // Conversions first, so that a type mismatch is reported before anything is read.
+    pg_call([&] {
+        Relation src = relation_open(source, AccessShareLock);
+        TupleDesc sd = RelationGetDescr(src);
+        std::vector<Expr*> casts;
+        for (size_t i = 0; i < names.size(); i++) {
+            Form_pg_attribute from = nullptr;
+            for (int a = 0; a < sd->natts && from == nullptr; a++) {
+                Form_pg_attribute att = TupleDescAttr(sd, a);
+                if (!att->attisdropped && names[i] == NameStr(att->attname))
+                    from = att;
+            }
+            Form_pg_attribute to = TupleDescAttr(RelationGetDescr(target), attnums[i] - 1);
+            casts.push_back(from ? assignment_cast(from, to, static_cast<int>(i) + 1) : nullptr);
+        }
+        if (std::any_of(casts.begin(), casts.end(), [](Expr* e) { return e != nullptr; })) {
+            m_estate = CreateExecutorState();
+            for (Expr* e : casts)
+                m_casts.push_back(e ? ExecPrepareExpr(e, m_estate) : nullptr);
+        }
+        relation_close(src, NoLock);
+    });
     std::string cols;
     for (const std::string& n : names)
         cols += (cols.empty() ? "" : ", ") +
@@ -100,6 +154,21 @@ bool CursorSource::next(SourceRow& row) {
             m_values[i] = SPI_getbinval(tup, m_table->tupdesc, i + 1, &m_nulls[i]);
         if (m_with_raw)
             raw = SPI_getvalue(tup, m_table->tupdesc, m_ncols + 1);
+        if (m_estate) {
+            // The previous row's converted values are no longer needed: the merge copied them.
+            ExprContext* econtext = GetPerTupleExprContext(m_estate);
+            ResetExprContext(econtext);
+            if (m_slot == nullptr || m_slot->tts_tupleDescriptor != m_table->tupdesc) {
+                if (m_slot)
+                    ExecDropSingleTupleTableSlot(m_slot);
+                m_slot = MakeSingleTupleTableSlot(m_table->tupdesc, &TTSOpsHeapTuple);
+            }
+            ExecStoreHeapTuple(tup, m_slot, false);
+            econtext->ecxt_scantuple = m_slot;
+            for (int i = 0; i < m_ncols; i++)
+                if (m_casts[i])
+                    m_values[i] = ExecEvalExprSwitchContext(m_casts[i], econtext, &m_nulls[i]);
+        }
     });
     m_pos++;
     row.values = m_values.data();
@@ -117,6 +186,12 @@ bool CursorSource::next(SourceRow& row) {
 
 void CursorSource::close() {
     pg_call([&] {
+        if (m_slot)
+            ExecDropSingleTupleTableSlot(m_slot);
+        m_slot = nullptr;
+        if (m_estate)
+            FreeExecutorState(m_estate);
+        m_estate = nullptr;
         SPI_cursor_close(m_portal);
         SPI_finish();
     });

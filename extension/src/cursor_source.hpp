@@ -7,6 +7,8 @@
 
 extern "C" {
 #include "executor/spi.h"
+#include "nodes/execnodes.h"
+#include "utils/relcache.h"
 }
 
 #include <memory>
@@ -23,11 +25,14 @@ std::vector<std::string> source_columns(Oid source);
 std::vector<AttrNumber> match_columns(const std::vector<std::string>& names, Relation target);
 
 // Rows of a table (or anything SELECTable), read through an SPI cursor opened in the
-// constructor. With `with_raw` each row also carries its text form ("(v1,v2,...)", as a
+// constructor, converted to the types of the target columns `attnums` of `target` as INSERT
+// converts them (assignment casts, typmods such as varchar(n), domain checks; 42804 when there
+// is no such cast). With `with_raw` each row also carries its text form ("(v1,v2,...)", as a
 // record prints) for reject reports.
 class CursorSource : public RowSource {
   public:
-    CursorSource(Oid source, const std::vector<std::string>& names, bool with_raw = false);
+    CursorSource(Oid source, const std::vector<std::string>& names, Relation target,
+                 const std::vector<AttrNumber>& attnums, bool with_raw = false);
     bool next(SourceRow& row) override;
     // Closes the cursor and the SPI connection; call once after the last next().
     void close();
@@ -41,6 +46,10 @@ class CursorSource : public RowSource {
     Portal m_portal = nullptr;
     SPITupleTable* m_table = nullptr;  // the last fetch (freed before the next)
     uint64 m_count = 0, m_pos = 0;
+    // Per column, the conversion to the target's type (nullptr: the types are the same).
+    std::vector<ExprState*> m_casts;
+    EState* m_estate = nullptr;
+    TupleTableSlot* m_slot = nullptr;  // the fetched row, for the conversions' Vars
     int64_t m_line = 0;
     bool m_done = false;
 };

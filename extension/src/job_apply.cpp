@@ -91,7 +91,7 @@ void apply(const Job& job, int slot, MergeCounts& counts, std::vector<RejectedRo
                                            cols + " FROM " + staging_name));
         set_slot_progress(slot, counts.inserted);
     } else {
-        CursorSource src(job.staging, names, spec.ignore_errors);
+        CursorSource src(job.staging, names, dest, spec.columns, spec.ignore_errors);
         counts = run_merge(spec, src, [&](RejectedRow&& r) { rejects.push_back(std::move(r)); });
         src.close();
     }

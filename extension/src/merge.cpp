@@ -636,6 +636,12 @@ void MergeRun::rewrite_context(const PgError& e) const {
 }
 
 MergeRun::ChunkResult MergeRun::execute_chunk(int64_t groups) {
+    // A trigger on the target may run a merge of its own inside our statement: it counts from
+    // zero and gives our count back when it ends, however it ends.
+    struct KeepOuterCount {
+        int64_t outer = g_conflicts;
+        ~KeepOuterCount() { g_conflicts = outer; }
+    } keep;
     g_conflicts = 0;
     ChunkResult r{0, 0};
     const bool is_update = m_spec.mode == ConflictMode::update;

@@ -233,6 +233,12 @@ DirectApply::DirectApply(const MergeSpec& spec, const ResolvedMerge& res, TupleD
         ExecInitRangeTable(s->estate, list_make1(rte));
         s->rri = makeNode(ResultRelInfo);
         InitResultRelInfo(s->rri, s->rel, 1, NULL, 0);
+        // What the executor checks before INSERT ... ON CONFLICT: a table that may take
+        // inserts, and for the update path a replica identity when a publication replicates
+        // updates (its row filter and column list included); 55000 otherwise, as INSERT says.
+        CheckValidResultRel(s->rri, CMD_INSERT);
+        if (spec.mode == ConflictMode::upsert)
+            CheckCmdReplicaIdentity(s->rel, CMD_UPDATE);
         ExecOpenIndices(s->rri, true);  // true: the arbiter gets its unique-check support
         s->arbiters = list_make1_oid(res.target.index);
         init_ordered_probe(s, res.target);

@@ -14,6 +14,7 @@ extern "C" {
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "tcop/utility.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -98,6 +99,12 @@ PGI_FUNCTION(ingest_merge) {
     if (kind != RELKIND_RELATION && kind != RELKIND_PARTITIONED_TABLE)
         raise(ERRCODE_WRONG_OBJECT_TYPE,
               format("cannot merge into \"%s\": it is not a table", RelationGetRelationName(rel)));
+    // As COPY FROM and INSERT refuse: the direct path writes without the executor's checks.
+    pg_call([&] {
+        PreventCommandIfParallelMode("ingest.merge()");
+        if (!rel->rd_islocaltemp)
+            PreventCommandIfReadOnly("ingest.merge()");
+    });
     if (source == target)
         raise(ERRCODE_INVALID_PARAMETER_VALUE, "source and target of a merge must differ");
 
@@ -107,7 +114,7 @@ PGI_FUNCTION(ingest_merge) {
     spec.target = rel;
     validate_merge(spec);  // before reading anything
 
-    CursorSource src(source, names);
+    CursorSource src(source, names, rel, spec.columns);
     const MergeCounts counts = run_merge(spec, src, [](RejectedRow&&) {});
     src.close();
     pg_call([&] { table_close(rel, NoLock); });

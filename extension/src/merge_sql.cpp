@@ -154,7 +154,15 @@ std::string merge_statement_sql(const MergeSpec& spec, const ResolvedMerge& res,
             for (size_t i = 0; i < res.target.keys.size(); i++) {
                 const std::string t = "t." + col(res.target.keys[i]);
                 const std::string v = src(res.target.keys[i]);
-                std::string eq = t + " " + operator_sql(res.target.eq_operators[i]) + " " + v;
+                // Keys are equal as the unique index sees them: with its collation, which may
+                // differ from the column's (a nondeterministic one, say).
+                std::string collate;
+                if (OidIsValid(res.target.collations[i]))
+                    collate = " COLLATE " + std::string(pg_call([&] {
+                                  return generate_collation_name(res.target.collations[i]);
+                              }));
+                std::string eq = t + collate + " " + operator_sql(res.target.eq_operators[i]) +
+                                 " " + v + collate;
                 // Under NULLS NOT DISTINCT a NULL key is a key like any other.
                 if (res.target.nulls_not_distinct)
                     eq = "(" + eq + " OR (" + t + " IS NULL AND " + v + " IS NULL))";
