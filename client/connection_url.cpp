@@ -140,6 +140,14 @@ ParsedConnectionString parse_postgres_uri(std::string_view text) {
     const std::string_view authority = rest.substr(0, slash);
     const std::string_view path =
         slash == std::string_view::npos ? std::string_view() : rest.substr(slash + 1);
+    // An unencoded "?" in a password starts the query early: the rest of the password would
+    // then be read (and named in errors) as query parameters.
+    if (authority.find('@') == std::string_view::npos &&
+        query.find('@') != std::string_view::npos) {
+        fail(
+            "\"@\" after \"?\"; percent-encode \"?\", \"@\" and \"/\" in user names and "
+            "passwords (%3F, %40, %2F)");
+    }
     if (path.find('@') != std::string_view::npos) {
         fail(
             "\"@\" after the host list; percent-encode \"@\" and \"/\" in user names and "

@@ -9,6 +9,7 @@
 #include <pg_ingest/error.hpp>
 
 #include "calendar.hpp"
+#include "text_value_internal.hpp"
 
 namespace pg_ingest {
 
@@ -711,10 +712,15 @@ void encode_payload(const Value& value, const ColumnType& type, std::string& out
             } else {
                 mismatch(value, type, what);
             }
+            // NUL bytes and bad UTF-8 first (22021), then the document as the server would
+            // parse it (22P02): a bad one is refused by write(), never later with a batch.
+            const auto checked = checked_text(text, type, what);
+            detail::text_input::check_json(detail::text_input::Context{what, text},
+                                           type.kind == TypeKind::jsonb);
             if (type.kind == TypeKind::jsonb) {
                 out += '\1';  // jsonb binary format version
             }
-            out += checked_text(text, type, what);
+            out += checked;
             return;
         }
         case TypeKind::bytea:

@@ -18,6 +18,17 @@ namespace pg_ingest {
 
 namespace {
 
+// The wait before retry `retry` (0-based): `base` doubled per retry, but never more than
+// max(base, 30 s), so that many retries do not add up to hours (close() waits for them).
+std::chrono::milliseconds back_off_wait(std::chrono::milliseconds base, int retry) {
+    const std::chrono::milliseconds cap = std::max(base, std::chrono::milliseconds(30000));
+    std::chrono::milliseconds wait = base;
+    for (int i = 0; i < retry && wait < cap; ++i) {
+        wait = std::min(cap, wait * 2);
+    }
+    return wait;
+}
+
 using Clock = Connection::Clock;
 using detail::BinaryParams;
 
@@ -210,6 +221,12 @@ struct FoundBadRow {
 }  // namespace
 
 struct Writer::Impl {
+    // Waiting for (or opening) a pooled connection is bounded by connecttimeoutms too, not only
+    // by the flush attempt's deadline.
+    Clock::time_point connect_deadline(Clock::time_point deadline) const {
+        return std::min(deadline, Clock::now() + options.connect_timeout);
+    }
+
     std::shared_ptr<ConnectionPool> pool;
     Options options;
     WriterHooks hooks;
@@ -947,7 +964,7 @@ void Writer::Impl::send(Batch& sending, bool& drop) {
                                      "] " + error.what());
             throw error;
         }
-        const auto wait = options.retry_wait_time * (1LL << std::min(attempt, 20));
+        const auto wait = back_off_wait(options.retry_wait_time, attempt);
         ++attempt;
         {
             std::lock_guard<std::mutex> lock(metrics_mutex);
@@ -1027,7 +1044,7 @@ void Writer::Impl::send(Batch& sending, bool& drop) {
         const auto deadline = Clock::now() + options.flush_timeout;
         try {
             rejects.clear();
-            ConnectionPool::Lease lease = pool->acquire(deadline);
+            ConnectionPool::Lease lease = pool->acquire(connect_deadline(deadline));
             try {
                 run_attempt(*lease, deletes, writes, deadline, isolate, false, conflict_fallback,
                             rejects);
@@ -1071,7 +1088,7 @@ void Writer::Impl::send(Batch& sending, bool& drop) {
                 // Find the first bad row in a transaction that is rolled back, then fail.
                 std::optional<FoundBadRow> found;
                 try {
-                    ConnectionPool::Lease lease = pool->acquire(deadline);
+                    ConnectionPool::Lease lease = pool->acquire(connect_deadline(deadline));
                     std::vector<RejectedRow> ignored;
                     try {
                         run_attempt(*lease, deletes, writes, deadline, true, true,
@@ -1188,13 +1205,13 @@ CommitOutcome Writer::Impl::resolve_commit(std::uint64_t xid) {
     const int attempts = std::max(options.max_retry_times, 3) + 1;
     for (int attempt = 0; attempt < attempts; ++attempt) {
         if (attempt > 0) {
-            const auto wait = std::max(options.retry_wait_time, std::chrono::milliseconds(10)) *
-                              (1LL << std::min(attempt - 1, 20));
+            const auto wait = back_off_wait(
+                std::max(options.retry_wait_time, std::chrono::milliseconds(10)), attempt - 1);
             std::this_thread::sleep_for(wait);
         }
         const auto deadline = Clock::now() + options.flush_timeout;
         try {
-            ConnectionPool::Lease lease = pool->acquire(deadline);
+            ConnectionPool::Lease lease = pool->acquire(connect_deadline(deadline));
             const Result result = detail::exec_until(*lease, sql, nullptr, deadline);
             const auto& status = result.get(0, 0);
             if (!status) {

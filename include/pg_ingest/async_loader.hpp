@@ -43,6 +43,13 @@ struct AsyncLoaderOptions {
 
 // Not thread-safe: call it from one thread. Move-only. Opens 1 + parallelism connections.
 //
+// Order: a job applies its staged rows in the order the server reads them back. With
+// parallelism 1 that is the order they were staged in. With more staging connections, chunks
+// staged on different connections have no order between them, so a key repeated in two chunks
+// of one job may resolve either way in upsert/update (last wins) and ignore (first wins) modes.
+// Use parallelism 1, or stage each key at most once per job (e.g. dedupe per unit), when keys
+// repeat across chunks.
+//
 // Keys and exactly-once: begin(key) names a unit of data (e.g. a stream checkpoint); its jobs
 // are keyed `key`, `key#2`, `key#3`, ... as the unit rolls over max_temp_file_size (so a key
 // may not contain '#': begin() throws Error 22023 and the loader stays usable). A loader

@@ -35,7 +35,8 @@ PG_INGEST_API const char* to_string(ExceptionMode mode) noexcept;
 //   batchwritetimeoutms    flush a non-empty batch this long after its first row
 //                          (0 = only on size/bytes/flush())                      [50000]
 //   maxretrytimes          retries of a batch after a transient error (>= 0)     [3]
-//   retrywaittime          first back-off in ms, doubled per retry (>= 0)        [100]
+//   retrywaittime          first back-off in ms, doubled per retry up to 30 s    [100]
+//                          (or up to itself, when larger) (>= 0)
 //   connectionmaxactive    pool size (>= 1)                                      [5]
 //   conflictmode           upsert | update | ignore | strict                     [upsert]
 //   writemode              0|insert|batch_insert, 1|copy, 2|upsert|batch_upsert  [1 = copy]

@@ -69,6 +69,8 @@ BOOST_AUTO_TEST_CASE(parse_errors_never_contain_the_password) {
         "postgresql://u:Zq9sec%zzret@h/db",
         "postgresql://u:Zq9se/cret@h/db",
         "postgresql://u:Zq9se?cret@h/db",
+        "postgresql://u:Zq9se?Zq9tail=cret@h/db",
+        "postgresql://u:Zq9se?sslmode=cret@h/db",
         "postgresql://h/db?password=Zq9secret&Zq9tail=1",
         "jdbc:postgresql://u:Zq9secret@h/db",
         "jdbc:postgresql://h/db?password=Zq9secret&Zq9tail",

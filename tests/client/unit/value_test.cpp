@@ -240,6 +240,13 @@ BOOST_AUTO_TEST_CASE(bool_bytea_uuid_and_json_encodings) {
     BOOST_TEST(encode_error(Value("not-a-uuid"), k_uuid) == "22P02");
     BOOST_TEST(field(Value(Json{"[1]"}), k_json) == "00000003" + hex("[1]"));
     BOOST_TEST(field(Value(Json{"[1]"}), k_jsonb) == "0000000401" + hex("[1]"));  // version 1
+    // A document the server would refuse is refused when the row is encoded (by write()),
+    // not later by the server with the whole batch: malformed JSON, in a Json or a text value,
+    // and the \u0000 escape that jsonb (not json) refuses.
+    BOOST_TEST(encode_error(Value(Json{"{\"a\": }"}), k_json) == "22P02");
+    BOOST_TEST(encode_error(Value("[1,"), k_jsonb) == "22P02");
+    BOOST_TEST(encode_error(Value(Json{"\"\\u0000\""}), k_jsonb) != "");
+    BOOST_TEST(field(Value(Json{"\"\\u0000\""}), k_json) == "00000008" + hex("\"\\u0000\""));
 }
 
 BOOST_AUTO_TEST_CASE(dates_count_days_from_2000_and_check_the_range) {
