@@ -17,7 +17,7 @@ BOOST_AUTO_TEST_SUITE(classification)
 
 BOOST_AUTO_TEST_CASE(data_and_integrity_errors_are_row_errors) {
     for (const char* state : {"22P02", "22003", "22001", "23505", "23514", "23503", "23502",
-                              "21000", "44000", "P0001"}) {
+                              "21000", "44000", "P0001", "54000"}) {
         BOOST_TEST(is_row_error(server(state)), state);
         BOOST_TEST(!server(state).retryable(), state);
     }
