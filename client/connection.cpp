@@ -3,6 +3,7 @@
 #include <poll.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <climits>
 #include <cstring>
@@ -348,6 +349,13 @@ void Connection::cancel_and_close(milliseconds bound) noexcept {
         PQtransactionStatus(conn) == PQTRANS_ACTIVE) {
         cancel = PQgetCancel(conn);
     }
+    // Against a host that does not answer, each cancel thread waits for the OS to give up on
+    // it; a few in flight at once are enough, so later ones are skipped meanwhile.
+    static std::atomic<int> in_flight{0};
+    if (cancel != nullptr && in_flight.load() >= 4) {
+        PQfreeCancel(cancel);
+        cancel = nullptr;
+    }
     if (cancel != nullptr) {
         // PQcancel blocks (it connects and waits for the server's reply) with no timeout of its
         // own in libpq 15; a thread bounds the wait. The thread owns `cancel` once started.
@@ -355,12 +363,19 @@ void Connection::cancel_and_close(milliseconds bound) noexcept {
         try {
             auto delivered = std::make_shared<std::promise<void>>();
             std::future<void> done = delivered->get_future();
-            std::thread([cancel, delivered] {
-                char message[256];
-                PQcancel(cancel, message, sizeof message);
-                PQfreeCancel(cancel);
-                delivered->set_value();
-            }).detach();
+            ++in_flight;
+            try {
+                std::thread([cancel, delivered] {
+                    char message[256];
+                    PQcancel(cancel, message, sizeof message);
+                    PQfreeCancel(cancel);
+                    --in_flight;
+                    delivered->set_value();
+                }).detach();
+            } catch (...) {
+                --in_flight;
+                throw;
+            }
             started = true;
             done.wait_for(bound);
         } catch (...) {  // no thread: close without the cancel (the server notices later)

@@ -142,8 +142,10 @@ ParsedConnectionString parse_postgres_uri(std::string_view text) {
         slash == std::string_view::npos ? std::string_view() : rest.substr(slash + 1);
     // An unencoded "?" in a password starts the query early: the rest of the password would
     // then be read (and named in errors) as query parameters.
-    if (authority.find('@') == std::string_view::npos &&
-        query.find('@') != std::string_view::npos) {
+    // As libpq reads it: user info runs to the first '@' unless a '/' comes first.
+    const std::size_t userinfo_end = text.find_first_of("@/", text.find("://") + 3);
+    if (userinfo_end != std::string_view::npos && text[userinfo_end] == '@' &&
+        authority.find('@') == std::string_view::npos) {
         fail(
             "\"@\" after \"?\"; percent-encode \"?\", \"@\" and \"/\" in user names and "
             "passwords (%3F, %40, %2F)");

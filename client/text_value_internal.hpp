@@ -170,7 +170,8 @@ Value parse_interval(const Context& cx);
 Value parse_bytea(const Context& cx);
 
 // text_value_json.cpp: validates only (json/jsonb values are kept as the text given).
-void check_json(const Context& cx, bool jsonb);
+// refuse_deep: nesting beyond 6000 levels is an error (54001); else it is left unchecked.
+void check_json(const Context& cx, bool jsonb, bool refuse_deep = true);
 
 // text_value_array.cpp: one-dimensional arrays, elements through parse_text_value.
 Value parse_array(const Context& cx, const ColumnType& type, const TextValueOptions& options);

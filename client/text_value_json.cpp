@@ -13,7 +13,9 @@ constexpr const char* k_untranslatable = "22P05";
 
 class JsonValidator {
   public:
-    JsonValidator(const Context& cx, bool jsonb) : m_cx(cx), m_s(cx.text), m_jsonb(jsonb) {}
+    struct TooDeep {};
+    JsonValidator(const Context& cx, bool jsonb, bool refuse_deep)
+        : m_cx(cx), m_s(cx.text), m_jsonb(jsonb), m_refuse_deep(refuse_deep) {}
 
     void run() {
         skip_space();
@@ -48,7 +50,10 @@ class JsonValidator {
     char peek() const { return m_pos < m_s.size() ? m_s[m_pos] : '\0'; }
 
     void value(int depth) {
-        if (depth > 6000) {
+        if (depth > 6000) {  // the recursion must stop somewhere
+            if (!m_refuse_deep) {
+                throw TooDeep{};
+            }
             m_cx.fail("JSON nesting too deep", "54001");
         }
         if (m_pos >= m_s.size()) {
@@ -250,13 +255,18 @@ class JsonValidator {
     const Context& m_cx;
     std::string_view m_s;
     bool m_jsonb;
+    bool m_refuse_deep;
     std::size_t m_pos = 0;
 };
 
 }  // namespace
 
-void check_json(const Context& cx, bool jsonb) {
-    JsonValidator(cx, jsonb).run();
+void check_json(const Context& cx, bool jsonb, bool refuse_deep) {
+    try {
+        JsonValidator(cx, jsonb, refuse_deep).run();
+    } catch (const JsonValidator::TooDeep&) {
+        // Deeper than we check: the server (whose limit is its stack) decides.
+    }
 }
 
 }  // namespace pg_ingest::detail::text_input

@@ -716,7 +716,7 @@ void encode_payload(const Value& value, const ColumnType& type, std::string& out
             // parse it (22P02): a bad one is refused by write(), never later with a batch.
             const auto checked = checked_text(text, type, what);
             detail::text_input::check_json(detail::text_input::Context{what, text},
-                                           type.kind == TypeKind::jsonb);
+                                           type.kind == TypeKind::jsonb, false);
             if (type.kind == TypeKind::jsonb) {
                 out += '\1';  // jsonb binary format version
             }

@@ -52,9 +52,10 @@ bool is_row_error(const Error& error) noexcept {
         return false;
     }
     const std::string cls = state.substr(0, 2);
-    // 54: a limit one row can exceed on its own (54000 "index row size ... exceeds maximum").
-    // Were it a statement's limit, isolation would still load the rows that fit.
-    return cls == "21" || cls == "22" || cls == "23" || cls == "44" || cls == "54" || cls == "P0";
+    // 54000 is a limit one row can exceed on its own ("index row size ... exceeds maximum");
+    // the rest of class 54 (stack depth, too many columns) belongs to the statement.
+    return cls == "21" || cls == "22" || cls == "23" || cls == "44" || cls == "P0" ||
+           state == "54000";
 }
 
 namespace {

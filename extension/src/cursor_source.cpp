@@ -124,6 +124,14 @@ CursorSource::CursorSource(Oid source, const std::vector<std::string>& names, Re
         if (!plan)
             elog(ERROR, "could not read source: %s", SPI_result_code_string(SPI_result));
         m_portal = SPI_cursor_open(NULL, plan, NULL, NULL, true);
+        if (m_estate) {
+            // For the conversions' Vars: the cursor's row type, for as long as the cursor
+            // (next() runs in a per-row context, so nothing of this may be allocated there).
+            MemoryContext old = MemoryContextSwitchTo(m_estate->es_query_cxt);
+            m_slot =
+                MakeSingleTupleTableSlot(CreateTupleDescCopy(m_portal->tupDesc), &TTSOpsHeapTuple);
+            MemoryContextSwitchTo(old);
+        }
     });
 }
 
@@ -158,11 +166,6 @@ bool CursorSource::next(SourceRow& row) {
             // The previous row's converted values are no longer needed: the merge copied them.
             ExprContext* econtext = GetPerTupleExprContext(m_estate);
             ResetExprContext(econtext);
-            if (m_slot == nullptr || m_slot->tts_tupleDescriptor != m_table->tupdesc) {
-                if (m_slot)
-                    ExecDropSingleTupleTableSlot(m_slot);
-                m_slot = MakeSingleTupleTableSlot(m_table->tupdesc, &TTSOpsHeapTuple);
-            }
             ExecStoreHeapTuple(tup, m_slot, false);
             econtext->ecxt_scantuple = m_slot;
             for (int i = 0; i < m_ncols; i++)

@@ -237,7 +237,7 @@ DirectApply::DirectApply(const MergeSpec& spec, const ResolvedMerge& res, TupleD
         // inserts, and for the update path a replica identity when a publication replicates
         // updates (its row filter and column list included); 55000 otherwise, as INSERT says.
         CheckValidResultRel(s->rri, CMD_INSERT);
-        if (spec.mode == ConflictMode::upsert)
+        if (s->updates)  // an upsert with nothing to update is DO NOTHING
             CheckCmdReplicaIdentity(s->rel, CMD_UPDATE);
         ExecOpenIndices(s->rri, true);  // true: the arbiter gets its unique-check support
         s->arbiters = list_make1_oid(res.target.index);

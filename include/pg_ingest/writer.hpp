@@ -50,8 +50,8 @@ struct PG_INGEST_API WriterMetrics {
 enum class LogLevel { debug, info, warning, error };
 
 // The writer's classification of a flush error: true for errors that belong to rows and fail
-// the same way when re-sent (SQLSTATE classes 21, 22, 23, 44, 54, P0 on a usable connection) —
-// these are isolated (exceptionmode=ignore) or named (strict), never retried. Transient errors
+// the same way when re-sent (SQLSTATE classes 21, 22, 23, 44, P0 and 54000 on a usable connection)
+// — these are isolated (exceptionmode=ignore) or named (strict), never retried. Transient errors
 // (is_transient_sqlstate) are retried; anything else is thrown as it is. Never throws.
 PG_INGEST_API bool is_row_error(const Error& error) noexcept;
 
@@ -97,7 +97,7 @@ struct PG_INGEST_API WriterHooks {
 // Errors at flush: transient ones (is_transient_sqlstate, lost connection) re-send the whole
 // batch on a fresh transaction, maxretrytimes times, waiting retrywaittime, doubled each time;
 // when they are exhausted the Error is thrown and the batch is KEPT: the next flush sends it
-// first. Row-level data errors (classes 21, 22, 23, 44, 54, P0) are not retried:
+// first. Row-level data errors (classes 21, 22, 23, 44, P0, and 54000) are not retried:
 //   exceptionmode=strict   the batch is rolled back, the first bad row is found by bisection
 //                          and an Error with the server's SQLSTATE naming the row number is
 //                          thrown; the batch is dropped (counted in rows_discarded).

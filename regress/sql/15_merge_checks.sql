@@ -31,13 +31,16 @@ SELECT count(*) AS nothing_loaded FROM mt;
 -- narrower key, varchar(5) into varchar(3) when it fits, int into the domain when valid
 CREATE TABLE ms_ok (id numeric, v varchar(5), p int, n smallint);
 INSERT INTO ms_ok VALUES (1.6, 'ab', 4, 7), (3, 'xyz', 1, NULL);
+-- more than one fetch of the source's cursor (1000 rows each), all converted
+INSERT INTO ms_ok SELECT g + 0.4, 'r' || (g % 100), 1 + g % 5, g % 7 FROM generate_series(10, 3009) g;
 SELECT * FROM ingest.merge('ms_ok', 'mt', 'upsert');
-SELECT * FROM mt ORDER BY id;
+SELECT count(*), sum(id), sum(length(v)), sum(p), sum(n) FROM mt;
 SET ingest.direct_apply = off;
 UPDATE ms_ok SET n = 8;
 SELECT * FROM ingest.merge('ms_ok', 'mt', 'upsert');
 RESET ingest.direct_apply;
-SELECT * FROM mt ORDER BY id;
+SELECT count(*), sum(id), sum(n) FROM mt;
+SELECT * FROM mt WHERE id <= 3 ORDER BY id;
 
 -- no writes in a read-only transaction (25006), on either path; a temp target is fine
 BEGIN READ ONLY;
@@ -68,6 +71,22 @@ FROM (VALUES ('on'), ('off')) AS t(direct), set_config('ingest.direct_apply', di
 RESET ingest.direct_apply;
 COPY ri FROM '/tmp/pg_ingest_regress_ri.csv' WITH (FORMAT csv, ON_CONFLICT 'ignore');
 SELECT * FROM ri ORDER BY k;
+-- an upsert with nothing to update is DO NOTHING: no replica identity needed, on either path
+CREATE TABLE ri_key (k int NOT NULL);
+CREATE UNIQUE INDEX ON ri_key (k);
+ALTER PUBLICATION ri_pub ADD TABLE ri_key;
+INSERT INTO ri_key VALUES (1);
+COPY ri_key FROM STDIN WITH (FORMAT csv, ON_CONFLICT 'upsert');
+1
+2
+\.
+SET ingest.direct_apply = off;
+COPY ri_key FROM STDIN WITH (FORMAT csv, ON_CONFLICT 'upsert');
+2
+3
+\.
+RESET ingest.direct_apply;
+SELECT * FROM ri_key ORDER BY k;
 ALTER TABLE ri REPLICA IDENTITY USING INDEX ri_k;
 COPY ri FROM '/tmp/pg_ingest_regress_ri.csv' WITH (FORMAT csv, ON_CONFLICT 'upsert');
 SELECT * FROM ri ORDER BY k;
@@ -103,7 +122,7 @@ SELECT * FROM ingest.last_copy_stats();
 SELECT * FROM nt ORDER BY k;
 SELECT * FROM side ORDER BY k;
 
-DROP TABLE mt, ms_long, ms_dom, ms_big, ms_text, ms_ok, ri, ct, side, side_src, nt;
+DROP TABLE mt, ms_long, ms_dom, ms_big, ms_text, ms_ok, ri, ri_key, ct, side, side_src, nt;
 DROP FUNCTION nt_side(), try(text);
 DROP DOMAIN posint;
 DROP COLLATION ci;

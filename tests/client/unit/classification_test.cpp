@@ -25,7 +25,7 @@ BOOST_AUTO_TEST_CASE(data_and_integrity_errors_are_row_errors) {
 
 BOOST_AUTO_TEST_CASE(transient_and_statement_errors_are_not_row_errors) {
     for (const char* state : {"40001", "40P01", "57P01", "08006", "53300", "42501", "42P01",
-                              "0A000", "XX000", "57014", ""}) {
+                              "0A000", "XX000", "57014", "54001", ""}) {
         BOOST_TEST(!is_row_error(server(state)), state);
     }
     BOOST_TEST(server("40P01").retryable());

@@ -27,6 +27,16 @@ BOOST_AUTO_TEST_CASE(full_uri_maps_every_component_to_its_keyword) {
     BOOST_TEST(value_of(options, "connect_timeout") == "10");
 }
 
+// An '@' in the query is a value like any other once a '/' has ended the authority (Azure's
+// user@server names, e-mail addresses in application_name).
+BOOST_AUTO_TEST_CASE(an_at_sign_in_the_query_after_the_path_is_a_plain_value) {
+    const ConnectionOptions options(
+        "postgresql://srv.example.com/db?user=admin@srv&application_name=me@example.com");
+    BOOST_TEST(value_of(options, "user") == "admin@srv");
+    BOOST_TEST(value_of(options, "application_name") == "me@example.com");
+    BOOST_TEST(value_of(options, "host") == "srv.example.com");
+}
+
 BOOST_AUTO_TEST_CASE(postgres_scheme_is_an_alias) {
     const ConnectionOptions options("postgres://h/db");
     BOOST_TEST(value_of(options, "host") == "h");

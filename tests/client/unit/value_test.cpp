@@ -247,6 +247,11 @@ BOOST_AUTO_TEST_CASE(bool_bytea_uuid_and_json_encodings) {
     BOOST_TEST(encode_error(Value("[1,"), k_jsonb) == "22P02");
     BOOST_TEST(encode_error(Value(Json{"\"\\u0000\""}), k_jsonb) != "");
     BOOST_TEST(field(Value(Json{"\"\\u0000\""}), k_json) == "00000008" + hex("\"\\u0000\""));
+    // Deeper than the client checks (the server's limit is its stack, ~20000 by default): sent
+    const std::string deep = std::string(7000, '[') + std::string(7000, ']');
+    std::string out;
+    BOOST_CHECK_NO_THROW(encode_field(Value(Json{deep}), k_jsonb, out, "column \"c\""));
+    BOOST_TEST(out.size() == 4u + 1u + deep.size());
 }
 
 BOOST_AUTO_TEST_CASE(dates_count_days_from_2000_and_check_the_range) {
