@@ -81,28 +81,6 @@ Expr* assignment_cast(Form_pg_attribute from, Form_pg_attribute to, int column) 
 CursorSource::CursorSource(Oid source, const std::vector<std::string>& names, Relation target,
                            const std::vector<AttrNumber>& attnums, bool with_raw)
     : m_with_raw(with_raw) {
-    // Conversions first, so that a type mismatch is reported before anything is read.
-    pg_call([&] {
-        Relation src = relation_open(source, AccessShareLock);
-        TupleDesc sd = RelationGetDescr(src);
-        std::vector<Expr*> casts;
-        for (size_t i = 0; i < names.size(); i++) {
-            Form_pg_attribute from = nullptr;
-            for (int a = 0; a < sd->natts && from == nullptr; a++) {
-                Form_pg_attribute att = TupleDescAttr(sd, a);
-                if (!att->attisdropped && names[i] == NameStr(att->attname))
-                    from = att;
-            }
-            Form_pg_attribute to = TupleDescAttr(RelationGetDescr(target), attnums[i] - 1);
-            casts.push_back(from ? assignment_cast(from, to, static_cast<int>(i) + 1) : nullptr);
-        }
-        if (std::any_of(casts.begin(), casts.end(), [](Expr* e) { return e != nullptr; })) {
-            m_estate = CreateExecutorState();
-            for (Expr* e : casts)
-                m_casts.push_back(e ? ExecPrepareExpr(e, m_estate) : nullptr);
-        }
-        relation_close(src, NoLock);
-    });
     std::string cols;
     for (const std::string& n : names)
         cols += (cols.empty() ? "" : ", ") +
@@ -124,13 +102,19 @@ CursorSource::CursorSource(Oid source, const std::vector<std::string>& names, Re
         if (!plan)
             elog(ERROR, "could not read source: %s", SPI_result_code_string(SPI_result));
         m_portal = SPI_cursor_open(NULL, plan, NULL, NULL, true);
-        if (m_estate) {
-            // For the conversions' Vars: the cursor's row type, for as long as the cursor
-            // (next() runs in a per-row context, so nothing of this may be allocated there).
-            MemoryContext old = MemoryContextSwitchTo(m_estate->es_query_cxt);
-            m_slot =
-                MakeSingleTupleTableSlot(CreateTupleDescCopy(m_portal->tupDesc), &TTSOpsHeapTuple);
-            MemoryContextSwitchTo(old);
+        // The conversions, from the cursor's row type (the source columns' types and typmods),
+        // before anything is read. They live in SPI's procedure context until close(): next()
+        // runs in a per-row context, so nothing of this may be allocated there.
+        std::vector<Expr*> casts;
+        for (int i = 0; i < m_ncols; i++)
+            casts.push_back(assignment_cast(TupleDescAttr(m_portal->tupDesc, i),
+                                            TupleDescAttr(RelationGetDescr(target), attnums[i] - 1),
+                                            i + 1));
+        if (std::any_of(casts.begin(), casts.end(), [](Expr* e) { return e != nullptr; })) {
+            m_estate = CreateExecutorState();
+            for (Expr* e : casts)
+                m_casts.push_back(e ? ExecPrepareExpr(e, m_estate) : nullptr);
+            m_slot = MakeSingleTupleTableSlot(m_portal->tupDesc, &TTSOpsHeapTuple);
         }
     });
 }
