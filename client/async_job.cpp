@@ -190,7 +190,8 @@ BegunJob begin_async_load(Connection& connection, const AsyncJobSpec& spec) {
         "update_columns => $4::text[], job_key => $5::text, overwrite => $6::text, "
         "overwrite_partition => $7::regclass, exception_mode => $8::text, "
         "reject_limit => $9::bigint, keep_staging => $10::boolean, "
-        "columns => $11::text[])",
+        "columns => $11::text[]" +
+            std::string(spec.ordered ? ", ordered => true" : "") + ")",
         params);
     if (result.rows() != 1) {
         throw Error("ingest.begin_async_load returned " + std::to_string(result.rows()) +

@@ -21,6 +21,10 @@ namespace {
 
 using Clock = Connection::Clock;
 
+// The order columns of an ordered staging table (pg_ingest's job_catalog.hpp).
+constexpr const char* k_order_chunk = "_pg_ingest_chunk";
+constexpr const char* k_order_row = "_pg_ingest_row";
+
 // Chunks a staging connection may hold (one being sent, one waiting): bounds memory.
 constexpr std::size_t k_chunks_per_worker = 2;
 // Bound on sending one chunk or finishing one staging COPY.
@@ -54,6 +58,8 @@ class StagingWorker {
         std::string copy_sql;  // for chunks: the COPY statement of the job's staging table
         std::string data;
         bool finish = false;
+        // Ordered staging: the chunk's number (ingest.stage_chunk), >= 1; 0: unordered.
+        std::int64_t chunk = 0;
     };
 
     StagingWorker(const ConnectionOptions& options, std::chrono::milliseconds connect_timeout)
@@ -125,9 +131,13 @@ class StagingWorker {
             }
         }
         lock.unlock();
-        m_stream.reset();  // CopyIn's destructor aborts an unfinished COPY (rolled back)
+        m_stream.reset();      // CopyIn's destructor aborts an unfinished COPY (rolled back)
+        m_connection.reset();  // an open staging transaction is rolled back with it
     }
 
+    // Unordered, a job's chunks on this connection are one COPY stream (one transaction).
+    // Ordered, each chunk is its own COPY after setting ingest.stage_chunk, inside one
+    // transaction per job: the staging stays all or nothing either way.
     void execute(Task& task) {
         if (task.finish) {
             if (m_stream && m_stream_job == task.job) {
@@ -135,16 +145,36 @@ class StagingWorker {
                 m_stream->finish();
                 m_stream.reset();
             }
+            if (m_in_transaction && m_stream_job == task.job) {
+                detail::exec_until(*m_connection, "COMMIT", nullptr,
+                                   Clock::now() + k_stage_timeout);
+                m_in_transaction = false;
+            }
             return;
         }
-        if (m_stream && m_stream_job != task.job) {
+        if ((m_stream || m_in_transaction) && m_stream_job != task.job) {
             throw loader_error("internal: staging stream of job " + std::to_string(m_stream_job) +
                                " was not finished before job " + std::to_string(task.job));
         }
-        if (!m_stream) {
-            if (!m_connection || !m_connection->is_open()) {
-                m_connection.emplace(Connection::connect(m_options, m_connect_timeout));
+        if (!m_connection || !m_connection->is_open()) {
+            m_connection.emplace(Connection::connect(m_options, m_connect_timeout));
+        }
+        if (task.chunk > 0) {
+            if (!m_in_transaction) {
+                detail::exec_until(*m_connection, "BEGIN", nullptr, Clock::now() + k_stage_timeout);
+                m_in_transaction = true;
+                m_stream_job = task.job;
             }
+            detail::exec_until(*m_connection,
+                               "SELECT pg_catalog.set_config('ingest.stage_chunk', '" +
+                                   std::to_string(task.chunk) + "', true)",
+                               nullptr, Clock::now() + k_stage_timeout);
+            CopyIn stream(*m_connection, task.copy_sql, Clock::now() + k_stage_timeout);
+            stream.write(task.data);
+            stream.finish();
+            return;
+        }
+        if (!m_stream) {
             m_stream.emplace(*m_connection, task.copy_sql, Clock::now() + k_stage_timeout);
             m_stream_job = task.job;
         }
@@ -156,6 +186,7 @@ class StagingWorker {
     std::chrono::milliseconds m_connect_timeout;
     std::optional<Connection> m_connection;
     std::optional<CopyIn> m_stream;
+    bool m_in_transaction = false;  // ordered staging of job m_stream_job in progress
     std::int64_t m_stream_job = 0;
 
     std::mutex m_mutex;
@@ -202,6 +233,13 @@ struct AsyncLoader::Impl {
     bool skipping = false;         // the open job was submitted by an earlier run
     std::string copy_sql;
     std::uint64_t open_bytes = 0;
+    // Whether a job's outcome depends on the order of its rows (not for a strict append), and
+    // whether the server can stage in order (pg_ingest 0.4.0).
+    bool order_matters = false;
+    bool server_orders = false;
+    bool open_ordered = false;     // the open job's staging table is ordered
+    std::size_t open_workers = 1;  // staging connections the open job may use
+    std::int64_t open_chunks = 0;  // chunks of the open job so far (ordered: their numbers)
 
     std::vector<std::int64_t> job_ids;
     std::vector<std::int64_t> pending;  // submitted, not seen ended
@@ -219,6 +257,16 @@ struct AsyncLoader::Impl {
           options(std::move(loader_options)),
           control(Connection::connect(connection_options, options.connect_timeout)) {
         require_async_load(control);
+        order_matters =
+            !(options.job.conflict_mode == "none" && options.job.exception_mode == "strict");
+        server_orders =
+            control
+                .execute(
+                    "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_proc p JOIN "
+                    "pg_catalog.pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = "
+                    "'ingest' AND p.proname = 'begin_async_load' AND 'ordered' = "
+                    "ANY (p.proargnames))")
+                .get(0, 0) == std::optional<std::string>("t");
     }
 
     // A job without a key that is left open can never be resumed (nothing names it again):
@@ -322,6 +370,7 @@ struct AsyncLoader::Impl {
         AsyncJobSpec spec = options.job;
         spec.columns = options.columns;
         spec.job_key = job_key_for(unit_key, part);
+        spec.ordered = order_matters && server_orders && options.parallelism > 1;
         const BegunJob job = bounded(deadline, "while beginning a job",
                                      [&] { return begin_async_load(control, spec); });
         open_bytes = 0;
@@ -344,13 +393,40 @@ struct AsyncLoader::Impl {
         // An INIT job may hold part of an earlier run's data: start it afresh.
         bounded(deadline, "while emptying a staging table",
                 [&] { return control.execute("TRUNCATE " + job.staging); });
+        // The staging table says whether it is ordered: a resumed job keeps what the run that
+        // began it chose. An ordered table needs a column list (its order columns are filled
+        // by their defaults).
+        const Result layout = bounded(deadline, "while reading a staging table", [&] {
+            return control.execute_params(
+                "SELECT a.attname, a.attidentity <> '' FROM pg_catalog.pg_attribute a WHERE "
+                "a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped ORDER BY "
+                "a.attnum",
+                {job.staging});
+        });
+        bool ordered = false;
+        for (std::size_t row = 0; row < layout.rows(); ++row) {
+            ordered = ordered || (layout.get(row, 0) == std::optional<std::string>(k_order_row) &&
+                                  layout.get(row, 1) == std::optional<std::string>("t"));
+        }
+        std::vector<std::string> staged = options.columns;
+        if (ordered && staged.empty()) {
+            for (std::size_t row = 0; row < layout.rows(); ++row) {
+                const std::string name = layout.get(row, 0).value_or("");
+                if (name != k_order_row && name != k_order_chunk) {
+                    staged.push_back(name);
+                }
+            }
+        }
         std::string columns;
-        for (const auto& column : options.columns) {
+        for (const auto& column : staged) {
             columns += (columns.empty() ? " (" : ", ") + quote_identifier(column);
         }
         if (!columns.empty()) {
             columns += ")";
         }
+        open_ordered = ordered;
+        open_workers = ordered || !order_matters ? options.parallelism : 1;
+        open_chunks = 0;
         copy_sql = "COPY " + job.staging + columns + " FROM STDIN WITH (" +
                    options.format.sql_options() + ")";
         open = job;  // last: a failed step above leaves no half-opened job
@@ -456,15 +532,26 @@ bool AsyncLoader::stage(std::string data, std::uint64_t rows,
         const std::uint64_t size = data.size();
         const bool staged = !impl.skipping;
         if (staged) {
-            if (impl.workers.size() < impl.options.parallelism) {
+            if (impl.workers.size() < impl.open_workers) {
                 impl.workers.push_back(std::make_unique<StagingWorker>(
                     impl.connection_options, impl.options.connect_timeout));
+            }
+            if (impl.open_ordered && impl.open_chunks >= std::numeric_limits<int>::max()) {
+                throw Error("AsyncLoader: job " + std::to_string(impl.open->id) + " has " +
+                                std::to_string(impl.open_chunks) +
+                                " chunks, the most ordered staging can number",
+                            "54000", "",
+                            "Stage larger chunks, or lower max_temp_file_size so that units "
+                            "roll over to new jobs sooner.",
+                            false);
             }
             StagingWorker::Task task;
             task.job = impl.open->id;
             task.copy_sql = impl.copy_sql;
             task.data = std::move(data);
-            impl.workers[impl.next_worker++ % impl.workers.size()]->push(std::move(task));
+            task.chunk = impl.open_ordered ? ++impl.open_chunks : 0;
+            impl.workers[impl.next_worker++ % std::min(impl.workers.size(), impl.open_workers)]
+                ->push(std::move(task));
             impl.rows += rows;
             impl.bytes += size;
         } else {

@@ -79,7 +79,8 @@ Expr* assignment_cast(Form_pg_attribute from, Form_pg_attribute to, int column) 
 }  // namespace
 
 CursorSource::CursorSource(Oid source, const std::vector<std::string>& names, Relation target,
-                           const std::vector<AttrNumber>& attnums, bool with_raw)
+                           const std::vector<AttrNumber>& attnums, bool with_raw,
+                           const std::string& order_by)
     : m_with_raw(with_raw) {
     std::string cols;
     for (const std::string& n : names)
@@ -92,6 +93,7 @@ CursorSource::CursorSource(Oid source, const std::vector<std::string>& names, Re
                return quote_qualified_identifier(get_namespace_name(get_rel_namespace(source)),
                                                  get_rel_name(source));
            }));
+    sql += order_by;
     m_ncols = static_cast<int>(names.size());
     m_values.resize(m_ncols);
     m_nulls.reset(new bool[m_ncols]);

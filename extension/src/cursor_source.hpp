@@ -28,11 +28,13 @@ std::vector<AttrNumber> match_columns(const std::vector<std::string>& names, Rel
 // constructor, converted to the types of the target columns `attnums` of `target` as INSERT
 // converts them (assignment casts, typmods such as varchar(n), domain checks; 42804 when there
 // is no such cast). With `with_raw` each row also carries its text form ("(v1,v2,...)", as a
-// record prints) for reject reports.
+// record prints) for reject reports. `order_by` (SQL, " ORDER BY ...") orders the rows; the
+// merge numbers them in the order read.
 class CursorSource : public RowSource {
   public:
     CursorSource(Oid source, const std::vector<std::string>& names, Relation target,
-                 const std::vector<AttrNumber>& attnums, bool with_raw = false);
+                 const std::vector<AttrNumber>& attnums, bool with_raw = false,
+                 const std::string& order_by = "");
     bool next(SourceRow& row) override;
     // Closes the cursor and the SPI connection; call once after the last next().
     void close();

@@ -16,6 +16,7 @@ int max_workers = 2;
 int job_retention = 7 * 24 * 3600;
 int launcher_naptime = 10;
 int copy_rejects_kept = 100000;
+int stage_chunk = 0;
 
 void init() {
     pg_call([] {
@@ -59,6 +60,13 @@ void init() {
             "the limit are still counted by ingest.last_copy_stats(), and a NOTICE says how many "
             "were not kept.",
             &copy_rejects_kept, 100000, 0, INT_MAX, PGC_USERSET, 0, nullptr, nullptr, nullptr);
+        DefineCustomIntVariable(
+            "ingest.stage_chunk",
+            "Chunk number given to rows staged into an ordered async load staging table.",
+            "Set it (SET LOCAL, or set_config(..., true)) before each chunk's COPY: an ordered "
+            "job applies its rows in chunk order, then in the order each session staged them, "
+            "whichever connection staged which chunk.",
+            &stage_chunk, 0, 0, INT_MAX, PGC_USERSET, GUC_NOT_IN_SAMPLE, nullptr, nullptr, nullptr);
         // Nobody else may define ingest.* settings; typos in ingest.* are reported.
         MarkGUCPrefixReserved("ingest");
     });

@@ -16,6 +16,9 @@ extern int job_retention;
 extern int launcher_naptime;
 // Rejected rows of a COPY ON CONFLICT kept for ingest.last_copy_rejects() (the rest counted).
 extern int copy_rejects_kept;
+// The chunk number of rows staged into an ordered staging table (read by the staging
+// table's column default, not by our code).
+extern int stage_chunk;
 
 // Upper bound of max_workers: the worker slots in shared memory.
 constexpr int max_worker_slots = 64;

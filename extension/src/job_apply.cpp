@@ -8,6 +8,7 @@
 #include "merge.hpp"
 
 extern "C" {
+#include "access/relation.h"
 #include "access/table.h"
 #include "catalog/partition.h"
 #include "catalog/pg_authid.h"
@@ -19,6 +20,9 @@ extern "C" {
 #include "utils/syscache.h"
 }
 
+#include <algorithm>
+#include <cstring>
+
 namespace pg_ingest::jobs {
 
 namespace {
@@ -28,6 +32,32 @@ std::string qualified(Oid rel) {
         return quote_qualified_identifier(get_namespace_name(get_rel_namespace(rel)),
                                           get_rel_name(rel));
     });
+}
+
+// The loaded columns of a staging table, and whether it is ordered (job_catalog.hpp).
+std::vector<std::string> staged_columns(Oid staging, bool& ordered) {
+    std::vector<std::string> names;
+    ordered = false;
+    pg_call([&] {
+        Relation rel = relation_open(staging, AccessShareLock);
+        TupleDesc d = RelationGetDescr(rel);
+        for (int i = 0; i < d->natts; i++) {
+            Form_pg_attribute att = TupleDescAttr(d, i);
+            if (!att->attisdropped)
+                names.emplace_back(NameStr(att->attname));
+            if (!att->attisdropped && att->attidentity &&
+                strcmp(NameStr(att->attname), k_order_row) == 0)
+                ordered = true;
+        }
+        relation_close(rel, NoLock);
+    });
+    if (ordered)
+        names.erase(std::remove_if(names.begin(), names.end(),
+                                   [](const std::string& n) {
+                                       return n == k_order_chunk || n == k_order_row;
+                                   }),
+                    names.end());
+    return names;
 }
 
 // The apply itself, as the owner. Throws on any error (the caller rolls back).
@@ -68,7 +98,8 @@ void apply(const Job& job, int slot, MergeCounts& counts, std::vector<RejectedRo
         spi::exec("DELETE FROM " + std::string(only ? "ONLY " : "") + dest_name);
     }
 
-    const std::vector<std::string> names = source_columns(job.staging);
+    bool ordered = false;
+    const std::vector<std::string> names = staged_columns(job.staging, ordered);
     MergeSpec spec;
     spec.target = dest;
     spec.mode = parse_conflict_mode(job.conflict_mode, true);
@@ -91,7 +122,13 @@ void apply(const Job& job, int slot, MergeCounts& counts, std::vector<RejectedRo
                                            cols + " FROM " + staging_name));
         set_slot_progress(slot, counts.inserted);
     } else {
-        CursorSource src(job.staging, names, dest, spec.columns, spec.ignore_errors);
+        // Rows are applied in the order they were staged: that decides which of a key's rows
+        // wins, and numbers the rejects. A staging table written by one session is read in
+        // that order by a plain scan, unless a synchronized scan starts it mid-table.
+        if (!ordered)
+            spi::exec("SELECT pg_catalog.set_config('synchronize_seqscans', 'off', true)");
+        CursorSource src(job.staging, names, dest, spec.columns, spec.ignore_errors,
+                         ordered ? format(" ORDER BY %s, %s", k_order_chunk, k_order_row) : "");
         counts = run_merge(spec, src, [&](RejectedRow&& r) { rejects.push_back(std::move(r)); });
         src.close();
     }

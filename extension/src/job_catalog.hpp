@@ -50,6 +50,14 @@ class UserScope {
     int m_saved_sec;
 };
 
+// The columns an ordered staging table (begin_async_load(ordered => true)) adds after the
+// loaded ones: the chunk number, from the ingest.stage_chunk setting of the session that
+// staged the row, and the row's number within its session, from an identity column. A job
+// applies its rows in (chunk, row) order, so chunks staged over several connections keep the
+// order the loader gave them. The row column being an identity column marks the table ordered.
+constexpr const char* k_order_chunk = "_pg_ingest_chunk";
+constexpr const char* k_order_row = "_pg_ingest_row";
+
 // "ingest_staging.job_<id>", quoted.
 std::string staging_name(int64_t id);
 void drop_staging(int64_t id);  // as the current user; no error when already gone

@@ -43,6 +43,10 @@ struct AsyncJobSpec {
     // The columns that will be staged and loaded, in staging order; empty: every insertable
     // column. Columns left out get their defaults when the job applies.
     std::vector<std::string> columns;
+    // Ordered staging (pg_ingest 0.4.0): the staging table numbers its rows by the session's
+    // ingest.stage_chunk, then by the order each session wrote them, and the job applies them
+    // in that order. COPY into it must name its columns. false: not passed to the server.
+    bool ordered = false;
 };
 
 // What begin_async_load returns. `staging` is the staging table as regclass text (already

@@ -43,12 +43,14 @@ struct AsyncLoaderOptions {
 
 // Not thread-safe: call it from one thread. Move-only. Opens 1 + parallelism connections.
 //
-// Order: a job applies its staged rows in the order the server reads them back. With
-// parallelism 1 that is the order they were staged in. With more staging connections, chunks
-// staged on different connections have no order between them, so a key repeated in two chunks
-// of one job may resolve either way in upsert/update (last wins) and ignore (first wins) modes.
-// Use parallelism 1, or stage each key at most once per job (e.g. dedupe per unit), when keys
-// repeat across chunks.
+// Order: a job applies its rows in the order stage() was given them, whatever the parallelism,
+// so a key repeated within a unit resolves as one connection would resolve it (last wins for
+// upsert/update, first wins for ignore; rejects are numbered in that order). With more than
+// one staging connection the loader begins jobs with ordered staging (ingest.stage_chunk
+// numbers each chunk, which is its own COPY in the staging transaction); a strict append, which
+// order cannot change, streams unordered. A server older than pg_ingest 0.4.0 has no ordered
+// staging: the loader then stages a job that needs order over one connection; so does a run
+// that resumes a job begun unordered.
 //
 // Keys and exactly-once: begin(key) names a unit of data (e.g. a stream checkpoint); its jobs
 // are keyed `key`, `key#2`, `key#3`, ... as the unit rolls over max_temp_file_size (so a key

@@ -614,4 +614,128 @@ BOOST_AUTO_TEST_CASE(without_the_extension_a_clear_typed_error) {
     BOOST_TEST(error_of([&] { pg_ingest::require_async_load(connection); }).sqlstate() == "42883");
 }
 
+// Chunk c holds every key with payload "c<c>"; `keys` keys, `chunks` chunks.
+std::string chunk_of_every_key(int chunk, int keys) {
+    std::string data;
+    for (int id = 1; id <= keys; ++id) {
+        data += std::to_string(id) + ",c" + std::to_string(chunk) + "\n";
+    }
+    return data;
+}
+
+// The payloads of `table` and how many rows carry each: "c5:200" when all 200 rows say c5.
+std::string payload_counts(Connection& connection, const std::string& table) {
+    return *connection
+                .execute(
+                    "SELECT string_agg(payload || ':' || n, ',' ORDER BY payload) FROM "
+                    "(SELECT payload, count(*) AS n FROM " +
+                    table + " GROUP BY payload) p")
+                .get(0, 0);
+}
+
+// Every key is in every chunk, and chunks alternate between 3 staging connections: the job must
+// resolve each key by the order of stage() calls, as one connection would.
+BOOST_AUTO_TEST_CASE(keys_repeated_across_chunks_resolve_in_stage_order_over_parallel_connections) {
+    Connection connection = connect_async();
+    for (const std::string mode : {"upsert", "ignore"}) {
+        BOOST_TEST_CONTEXT("conflict mode " << mode) {
+            reset_table(connection, "al_order");
+            AsyncLoaderOptions options = loader_options("al_order");
+            options.job.conflict_mode = mode;
+            options.parallelism = 3;
+            options.max_temp_file_size = 1u << 30;  // one job
+            AsyncLoader loader(async_db(), options);
+            loader.begin("");
+            const int keys = 300, chunks = 40;
+            for (int chunk = 1; chunk <= chunks; ++chunk) {
+                loader.stage(chunk_of_every_key(chunk, keys), keys);
+            }
+            const auto jobs = loader.wait(std::chrono::steady_clock::now() + 120s);
+            BOOST_TEST_REQUIRE(jobs.size() == 1u);
+            BOOST_CHECK(jobs[0].state == JobState::finish);
+            BOOST_TEST(jobs[0].rows_staged == keys * chunks);
+            // upsert: the last chunk wins; ignore: the first
+            BOOST_TEST(payload_counts(connection, "al_order") ==
+                       (mode == "upsert" ? "c40:300" : "c1:300"));
+        }
+    }
+}
+
+// Rejects are numbered by stage order too: row n of the unit, whichever connection staged it.
+BOOST_AUTO_TEST_CASE(rejects_are_numbered_in_stage_order_over_parallel_connections) {
+    Connection connection = connect_async();
+    reset_table(connection, "al_order_rejects");
+    connection.execute("ALTER TABLE al_order_rejects ADD CHECK (payload <> 'bad')");
+    AsyncLoaderOptions options = loader_options("al_order_rejects");
+    options.job.conflict_mode = "none";
+    options.job.exception_mode = "ignore";
+    options.parallelism = 2;
+    options.max_temp_file_size = 1u << 30;
+    AsyncLoader loader(async_db(), options);
+    loader.begin("");
+    // 10 chunks of 10 rows; the 5th row of every odd chunk is bad: rows 5, 25, 45, 65, 85
+    for (int chunk = 0; chunk < 10; ++chunk) {
+        std::string data;
+        for (int i = 1; i <= 10; ++i) {
+            const int row = chunk * 10 + i;
+            data += std::to_string(row) + "," + (chunk % 2 == 0 && i == 5 ? "bad" : "ok") + "\n";
+        }
+        loader.stage(data, 10);
+    }
+    const auto jobs = loader.wait(std::chrono::steady_clock::now() + 120s);
+    BOOST_TEST_REQUIRE(jobs.size() == 1u);
+    BOOST_CHECK(jobs[0].state == JobState::finish);
+    BOOST_TEST(jobs[0].rows_rejected == 5);
+    const auto rejects = connection.execute_params(
+        "SELECT string_agg(row_number || '=' || raw_row, ' ' ORDER BY row_number) FROM "
+        "ingest.async_load_reject WHERE job_id = $1::bigint",
+        {std::to_string(jobs[0].id)});
+    BOOST_TEST(*rejects.get(0, 0) == "5=(5,bad) 25=(25,bad) 45=(45,bad) 65=(65,bad) 85=(85,bad)");
+}
+
+// A job begun unordered (here by SQL; or by an earlier run with one connection, or on an older
+// server) and resumed by a parallel loader is staged over one connection, so order still holds.
+BOOST_AUTO_TEST_CASE(a_job_begun_unordered_is_resumed_over_one_connection_in_order) {
+    Connection connection = connect_async();
+    reset_table(connection, "al_order_resume");
+    connection.execute(
+        "SELECT ingest.begin_async_load('al_order_resume', job_key => 'order-resume-1')");
+    AsyncLoaderOptions options = loader_options("al_order_resume");
+    options.parallelism = 3;
+    options.max_temp_file_size = 1u << 30;
+    AsyncLoader loader(async_db(), options);
+    loader.begin("order-resume-1");
+    for (int chunk = 1; chunk <= 30; ++chunk) {
+        loader.stage(chunk_of_every_key(chunk, 200), 200);
+    }
+    const auto jobs = loader.wait(std::chrono::steady_clock::now() + 120s);
+    BOOST_TEST_REQUIRE(jobs.size() == 1u);
+    BOOST_CHECK(jobs[0].state == JobState::finish);
+    BOOST_TEST(payload_counts(connection, "al_order_resume") == "c30:200");
+}
+
+// pg_ingest 0.3.0 has no ordered staging: a parallel loader stages over one connection.
+BOOST_AUTO_TEST_CASE(against_pg_ingest_0_3_0_a_parallel_loader_still_keeps_stage_order) {
+    const ConnectionOptions old = database("pg_ingest_async_0_3_0", false);
+    Connection connection = Connection::connect(old, 10s);
+    connection.execute("DROP EXTENSION IF EXISTS pg_ingest CASCADE");
+    connection.execute("CREATE EXTENSION pg_ingest VERSION '0.3.0'");
+    reset_table(connection, "al_order_old");
+    AsyncLoaderOptions options = loader_options("al_order_old");
+    options.parallelism = 3;
+    options.max_temp_file_size = 1u << 30;
+    {
+        AsyncLoader loader(old, options);
+        loader.begin("");
+        for (int chunk = 1; chunk <= 30; ++chunk) {
+            loader.stage(chunk_of_every_key(chunk, 200), 200);
+        }
+        const auto jobs = loader.wait(std::chrono::steady_clock::now() + 120s);
+        BOOST_TEST_REQUIRE(jobs.size() == 1u);
+        BOOST_CHECK(jobs[0].state == JobState::finish);
+    }
+    BOOST_TEST(payload_counts(connection, "al_order_old") == "c30:200");
+    connection.execute("DROP EXTENSION pg_ingest CASCADE");
+}
+
 BOOST_AUTO_TEST_SUITE_END()

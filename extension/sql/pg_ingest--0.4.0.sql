@@ -163,13 +163,14 @@ CREATE FUNCTION @extschema@.begin_async_load(
     reject_limit bigint DEFAULT NULL,
     keep_staging boolean DEFAULT false,
     columns text[] DEFAULT NULL,
+    ordered boolean DEFAULT false,
     OUT id bigint, OUT staging regclass, OUT state @extschema@.job_state)
     RETURNS record
     LANGUAGE c VOLATILE
     SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 'ingest_begin_async_load';
 COMMENT ON FUNCTION @extschema@.begin_async_load(regclass, text, text[], text[], text, text,
-    regclass, text, bigint, boolean, text[]) IS
+    regclass, text, bigint, boolean, text[], boolean) IS
     'create an async load job (INIT) and its staging table, or return the job with this job_key';
 
 CREATE FUNCTION @extschema@.submit_async_load(id bigint) RETURNS @extschema@.job_state

@@ -1,0 +1,30 @@
+-- pg_ingest 0.3.0 -> 0.4.0
+\echo Use "ALTER EXTENSION pg_ingest UPDATE TO '0.4.0'" to load this file. \quit
+
+-- begin_async_load(ordered => true): a staging table that records the order of its rows, so
+-- that chunks staged over several connections are applied in the loader's order. A new
+-- parameter changes the function's signature: replaced, under the same privileges (the
+-- function is for everyone, as before).
+DROP FUNCTION @extschema@.begin_async_load(regclass, text, text[], text[], text, text, regclass,
+    text, bigint, boolean, text[]);
+CREATE FUNCTION @extschema@.begin_async_load(
+    target regclass,
+    conflict_mode text DEFAULT 'upsert',
+    conflict_columns text[] DEFAULT NULL,
+    update_columns text[] DEFAULT NULL,
+    job_key text DEFAULT NULL,
+    overwrite text DEFAULT 'none',
+    overwrite_partition regclass DEFAULT NULL,
+    exception_mode text DEFAULT 'strict',
+    reject_limit bigint DEFAULT NULL,
+    keep_staging boolean DEFAULT false,
+    columns text[] DEFAULT NULL,
+    ordered boolean DEFAULT false,
+    OUT id bigint, OUT staging regclass, OUT state @extschema@.job_state)
+    RETURNS record
+    LANGUAGE c VOLATILE
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'ingest_begin_async_load';
+COMMENT ON FUNCTION @extschema@.begin_async_load(regclass, text, text[], text[], text, text,
+    regclass, text, bigint, boolean, text[], boolean) IS
+    'create an async load job (INIT) and its staging table, or return the job with this job_key';
