@@ -101,7 +101,9 @@ TableSchema TableSchema::load(Connection& connection, std::string_view table,
         "  a.attgenerated <> '', a.attidentity = 'a', "
         "  (SELECT bt.typelem FROM pg_catalog.pg_type bt WHERE bt.oid = "
         "     CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE a.atttypid END "
-        "     AND bt.typcategory = 'A')::oid::text "
+        "     AND bt.typcategory = 'A')::oid::text, "
+        "  coalesce((SELECT c.collisdeterministic FROM pg_catalog.pg_collation c "
+        "     WHERE c.oid = a.attcollation), true) "
         "FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid "
         "WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
         {oid});
@@ -124,6 +126,7 @@ TableSchema TableSchema::load(Connection& connection, std::string_view table,
                 element ? static_cast<std::uint32_t>(std::strtoul(element->c_str(), nullptr, 10))
                         : 0,
                 info.type_name, type)) {
+            type.deterministic_collation = *columns.get(r, 10) == "t";
             info.type = std::move(type);
         }
         result.m_columns.push_back(std::move(info));

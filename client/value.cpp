@@ -1125,10 +1125,49 @@ void encode_field(const Value& value, const ColumnType& type, std::string& out,
     }
 }
 
+namespace {
+
+// interval typmods: the fields restriction in the high half (0x7FFF: none), the precision in
+// the low (0xFFFF: none).
+constexpr std::int32_t k_interval_full_range = 0x7FFF;
+
+bool is_text_kind(TypeKind kind) {
+    return kind == TypeKind::text || kind == TypeKind::varchar || kind == TypeKind::bpchar;
+}
+
+// The server's rounding of a time, timestamp or interval's microseconds to `precision`
+// fractional digits (AdjustTimestampForTypmod: half away from zero); infinities stay.
+std::int64_t rounded_micros(std::int64_t micros, std::int32_t precision) {
+    if (precision < 0 || precision >= 6 || micros == INT64_MAX || micros == INT64_MIN) {
+        return micros;
+    }
+    std::int64_t scale = 1;
+    for (std::int32_t digits = precision; digits < 6; ++digits) {
+        scale *= 10;
+    }
+    const std::int64_t offset = scale / 2;
+    return micros >= 0 ? (micros + offset) / scale * scale : -((-micros + offset) / scale * scale);
+}
+
+std::int32_t interval_precision(std::int32_t typmod) {
+    const std::int32_t precision = typmod < 0 ? 0xFFFF : typmod & 0xFFFF;
+    return precision == 0xFFFF ? -1 : precision;
+}
+
+}  // namespace
+
 bool key_bytes_supported(const ColumnType& type) noexcept {
     const auto canonical = [](TypeKind kind) {
         return kind != TypeKind::json && kind != TypeKind::jsonb;
     };
+    const TypeKind kind = type.kind == TypeKind::array ? type.element_kind : type.kind;
+    if (!type.deterministic_collation && is_text_kind(kind)) {
+        return false;
+    }
+    if (kind == TypeKind::interval && type.typmod >= 0 &&
+        ((type.typmod >> 16) & 0x7FFF) != k_interval_full_range) {
+        return false;  // interval day, interval hour to minute...: fields are truncated
+    }
     if (type.kind == TypeKind::array) {
         switch (type.element_kind) {
             case TypeKind::numeric:
@@ -1137,6 +1176,10 @@ bool key_bytes_supported(const ColumnType& type) noexcept {
             case TypeKind::interval:
             case TypeKind::bpchar:
                 return false;  // elements compare like the scalars: their bytes do not
+            case TypeKind::time:
+            case TypeKind::timestamp:
+            case TypeKind::timestamptz:
+                return type.typmod < 0 || type.typmod >= 6;  // elements rounded by the server
             default:
                 return canonical(type.element_kind);
         }
@@ -1195,7 +1238,8 @@ void append_key_bytes(const Value& value, const ColumnType& type, std::string& o
                 }
                 return v;
             };
-            const auto micros = static_cast<std::int64_t>(be(0, 8));
+            const auto micros = rounded_micros(static_cast<std::int64_t>(be(0, 8)),
+                                               interval_precision(type.typmod));
             const auto days = static_cast<std::int32_t>(static_cast<std::uint32_t>(be(8, 4)));
             const auto months = static_cast<std::int32_t>(static_cast<std::uint32_t>(be(12, 4)));
             const __int128 span =
@@ -1204,6 +1248,20 @@ void append_key_bytes(const Value& value, const ColumnType& type, std::string& o
             const auto bits = static_cast<unsigned __int128>(span);
             put64(part, static_cast<std::uint64_t>(bits >> 64));
             put64(part, static_cast<std::uint64_t>(bits));
+            break;
+        }
+        case TypeKind::time:
+        case TypeKind::timestamp:
+        case TypeKind::timestamptz: {
+            // timestamp(0): the server stores 12:00:00.4 and 12:00:00.3 as 12:00:00, one key.
+            std::string payload;
+            encode_payload(value, type, payload, "");
+            std::uint64_t bits = 0;
+            for (const char byte : payload) {
+                bits = (bits << 8) | static_cast<unsigned char>(byte);
+            }
+            put64(part, static_cast<std::uint64_t>(
+                            rounded_micros(static_cast<std::int64_t>(bits), type.typmod)));
             break;
         }
         case TypeKind::bpchar: {

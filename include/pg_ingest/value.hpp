@@ -213,11 +213,16 @@ enum class TypeKind {
 // A target column's type as the encoder needs it.
 struct PG_INGEST_API ColumnType {
     TypeKind kind = TypeKind::text;
-    std::uint32_t oid = 0;     // the column's type (for arrays, the array type)
-    std::int32_t typmod = -1;  // varchar(n)/char(n): n + 4; numeric(p,s): ((p << 16) | s) + 4
+    std::uint32_t oid = 0;  // the column's type (for arrays, the array type)
+    // varchar(n)/char(n): n + 4; numeric(p,s): ((p << 16) | s) + 4; time(p), timestamp(p): p;
+    // interval: (fields << 16) | p; -1: none.
+    std::int32_t typmod = -1;
     TypeKind element_kind = TypeKind::text;  // arrays only
     std::uint32_t element_oid = 0;           // arrays only
     std::string name;                        // as format_type() prints it, for messages
+    // False when the column's collation is nondeterministic (e.g. case-insensitive ICU): its
+    // equality is not the bytes'.
+    bool deterministic_collation = true;
 
     // The ColumnType for a built-in type oid (element_oid for arrays); false when unsupported.
     static bool from_oid(std::uint32_t oid, std::int32_t typmod, std::uint32_t element_oid,
@@ -235,11 +240,14 @@ PG_INGEST_API void encode_field(const Value& value, const ColumnType& type, std:
 
 // Appends the bytes identifying `value` as a key: equal keys (as the server compares them for
 // the built-in types: 1.0 = 1.00, 'a ' = 'a' for char(n), -0.0 = 0.0, '1 day' = '24 hours' for
-// interval) give equal bytes. Must be called with a value that encode_field() accepted for
-// `type` whose key_bytes_supported() is true.
+// interval, and times, timestamps and intervals rounded to their column's precision as the
+// server rounds them, so 12:00:00.4 = 12:00:00.3 for timestamp(0)) give equal bytes. Must be called
+// with a value that encode_field() accepted for `type` whose key_bytes_supported() is true.
 PG_INGEST_API void append_key_bytes(const Value& value, const ColumnType& type, std::string& out);
 // False for types whose equality the key bytes cannot reproduce (json, jsonb, arrays of numeric,
-// floating point, interval, char(n) or json elements): the Writer refuses them as keys.
+// floating point, interval, char(n) or json elements, arrays of times or timestamps with a
+// precision, intervals restricted to fields (interval day), text in a nondeterministic
+// collation): the Writer refuses them as keys.
 PG_INGEST_API bool key_bytes_supported(const ColumnType& type) noexcept;
 
 // The binary COPY file header and trailer.

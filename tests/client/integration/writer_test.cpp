@@ -418,6 +418,33 @@ BOOST_AUTO_TEST_CASE(keys_dedupe_on_typed_bytes_and_microseconds_stay_distinct) 
                                          "(\"2024-01-01 00:00:00.000002+00\",4)"}));
 }
 
+// timestamp(0) and time(2) keys: the server rounds 10:00:00.4 and 10:00:00.3 to one key, so the
+// batch holds one row for it and the later write wins, in every write mode with keys.
+BOOST_AUTO_TEST_CASE(keys_rounded_by_their_column_precision_dedupe_as_on_the_server) {
+    for (const WriteMode mode : {WriteMode::copy, WriteMode::upsert}) {
+        BOOST_TEST_CONTEXT("writemode " << to_string(mode)) {
+            Connection c = test::connect();
+            c.execute("DROP TABLE IF EXISTS wr_rounded");
+            c.execute(
+                "CREATE TABLE wr_rounded (k timestamp(0), tm time(2), v int, "
+                "PRIMARY KEY (k, tm))");
+            Options options;
+            options.write_mode = mode;
+            options.batch_write_timeout = 0ms;
+            Writer writer(make_pool(), "wr_rounded", {}, options);
+            const auto ten = Timestamp::parse("2024-01-01 10:00:00");
+            writer.write({Timestamp{ten.microseconds + 400000}, Time{1000}, 1});
+            writer.write({Timestamp{ten.microseconds + 300000}, Time{4000}, 2});  // same key
+            writer.write({Timestamp{ten.microseconds + 500000}, Time{1000}, 3});  // 10:00:01
+            writer.flush();
+            BOOST_TEST(writer.metrics().rows_deduplicated == 1u);
+            BOOST_TEST(dump(c, "wr_rounded") ==
+                       (std::vector<std::string>{"(\"2024-01-01 10:00:00\",00:00:00,2)",
+                                                 "(\"2024-01-01 10:00:01\",00:00:00,3)"}));
+        }
+    }
+}
+
 BOOST_AUTO_TEST_CASE(ignore_mode_loads_every_good_row_and_reports_each_bad_row_once) {
     for (const WriteMode mode : {WriteMode::copy, WriteMode::insert, WriteMode::upsert}) {
         BOOST_TEST_CONTEXT("writemode " << to_string(mode)) {
@@ -1077,6 +1104,16 @@ BOOST_AUTO_TEST_CASE(a_key_the_client_cannot_deduplicate_is_refused_when_the_wri
     BOOST_TEST(error_state([&] { Writer(make_pool(), "wr_jsonb_key", {}, Options{}); }, &message) ==
                "0A000");
     BOOST_TEST(message.find("key column \"doc\" has type jsonb") != std::string::npos, message);
+    // a case-insensitive collation: 'A' = 'a' on the server, not in bytes
+    c.execute("DROP TABLE IF EXISTS wr_ci_key");
+    c.execute("DROP COLLATION IF EXISTS wr_ci");
+    c.execute(
+        "CREATE COLLATION wr_ci (provider = icu, locale = 'und-u-ks-level2', "
+        "deterministic = false)");
+    c.execute("CREATE TABLE wr_ci_key (name text COLLATE wr_ci PRIMARY KEY, v int)");
+    BOOST_TEST(error_state([&] { Writer(make_pool(), "wr_ci_key", {}, Options{}); }, &message) ==
+               "0A000");
+    BOOST_TEST(message.find("key column \"name\" has type text") != std::string::npos, message);
 }
 
 BOOST_AUTO_TEST_CASE(identity_columns_named_by_the_caller_are_written_as_copy_does_and_kept) {
