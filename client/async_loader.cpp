@@ -50,7 +50,8 @@ std::string job_key_for(const std::string& key, int part) {
 }
 
 // One staging connection and its thread. Tasks run in order: chunks of a job go into one COPY
-// stream on this connection; a finish task ends (commits) that stream.
+// stream on this connection, or with ordered staging into one COPY each inside one
+// transaction; a finish task ends (commits) that stream or transaction.
 class StagingWorker {
   public:
     struct Task {
@@ -146,9 +147,13 @@ class StagingWorker {
                 m_stream.reset();
             }
             if (m_in_transaction && m_stream_job == task.job) {
-                detail::exec_until(*m_connection, "COMMIT", nullptr,
-                                   Clock::now() + k_stage_timeout);
                 m_in_transaction = false;
+                const Result done = detail::exec_until(*m_connection, "COMMIT", nullptr,
+                                                       Clock::now() + k_stage_timeout);
+                if (done.command_tag() != "COMMIT") {  // ROLLBACK: an error went unnoticed
+                    throw loader_error("staging of job " + std::to_string(task.job) +
+                                       " was rolled back at COMMIT (" + done.command_tag() + ")");
+                }
             }
             return;
         }
@@ -156,8 +161,18 @@ class StagingWorker {
             throw loader_error("internal: staging stream of job " + std::to_string(m_stream_job) +
                                " was not finished before job " + std::to_string(task.job));
         }
+        if (m_in_transaction && (!m_connection || !m_connection->is_open())) {
+            // Never start afresh in autocommit: the earlier chunks went with the connection.
+            throw loader_error("staging connection of job " + std::to_string(m_stream_job) +
+                               " was lost in its transaction");
+        }
         if (!m_connection || !m_connection->is_open()) {
             m_connection.emplace(Connection::connect(m_options, m_connect_timeout));
+            // Between two ordered chunks the connection is idle in its transaction, for as
+            // long as the caller takes to produce the next ones: a server-side limit on that
+            // must not end the staging.
+            detail::exec_until(*m_connection, "SET idle_in_transaction_session_timeout = 0",
+                               nullptr, Clock::now() + k_stage_timeout);
         }
         if (task.chunk > 0) {
             if (!m_in_transaction) {
@@ -257,8 +272,10 @@ struct AsyncLoader::Impl {
           options(std::move(loader_options)),
           control(Connection::connect(connection_options, options.connect_timeout)) {
         require_async_load(control);
+        // A strict job fails on any duplicate key or bad row, in whatever order it meets it.
         order_matters =
-            !(options.job.conflict_mode == "none" && options.job.exception_mode == "strict");
+            !((options.job.conflict_mode == "none" || options.job.conflict_mode == "strict") &&
+              options.job.exception_mode == "strict");
         server_orders =
             control
                 .execute(
@@ -371,8 +388,19 @@ struct AsyncLoader::Impl {
         spec.columns = options.columns;
         spec.job_key = job_key_for(unit_key, part);
         spec.ordered = order_matters && server_orders && options.parallelism > 1;
-        const BegunJob job = bounded(deadline, "while beginning a job",
-                                     [&] { return begin_async_load(control, spec); });
+        const BegunJob job = bounded(deadline, "while beginning a job", [&] {
+            try {
+                return begin_async_load(control, spec);
+            } catch (const Error& error) {
+                // 42701: the target has a loaded column named like an order column; stage it
+                // unordered (over one connection) rather than not at all.
+                if (!spec.ordered || error.sqlstate() != "42701" || !control.is_open()) {
+                    throw;
+                }
+                spec.ordered = false;
+                return begin_async_load(control, spec);
+            }
+        });
         open_bytes = 0;
         skipping = job.state != JobState::init;
         if (skipping) {

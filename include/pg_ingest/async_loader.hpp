@@ -89,13 +89,15 @@ class PG_INGEST_API AsyncLoader {
     // Deadlines (begin, stage, submit, wait): waiting for the queue, for the staging streams to
     // finish and for the control statements (through statement_timeout: a server that answers
     // slowly or a lock wait; not a silent network) ends at `deadline` with Error 57014, after
-    // which the loader is still usable and the same call, repeated, carries on. Sending one
-    // chunk is bounded by 5 minutes whatever the deadline.
+    // which the loader is still usable and the same call, repeated, carries on. Each statement
+    // of a staging connection (a chunk's COPY, and with ordered staging its set_config and the
+    // job's BEGIN and COMMIT) is bounded by 5 minutes whatever the deadline.
     void begin(const std::string& key,
                Connection::Clock::time_point deadline = Connection::Clock::time_point::max());
 
     // Stages `data` — complete records in the configured format — into the unit's open job, on
-    // the next staging connection (round robin). Returns false when the data was skipped
+    // the next staging connection (round robin; a job that needs order but was begun unordered
+    // uses the first connection only). Returns false when the data was skipped
     // because an earlier run already submitted this job. Blocks while the chosen connection
     // still has a chunk in hand (at most two chunks per connection are held in memory). After
     // the chunk, a job past max_temp_file_size is submitted and the next one begun; if the

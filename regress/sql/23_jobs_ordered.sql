@@ -5,6 +5,29 @@ CREATE EXTENSION IF NOT EXISTS pg_ingest;
 \set VERBOSITY default
 SET client_min_messages = warning;
 
+-- the upgrade to 0.4.0 replaces begin_async_load (a new parameter): the privileges a site set
+-- on the old one carry over
+DROP EXTENSION pg_ingest CASCADE;
+CREATE EXTENSION pg_ingest VERSION '0.3.0';
+CREATE ROLE ord_loader;
+CREATE ROLE ord_other;
+REVOKE EXECUTE ON FUNCTION ingest.begin_async_load(regclass, text, text[], text[], text, text,
+    regclass, text, bigint, boolean, text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION ingest.begin_async_load(regclass, text, text[], text[], text, text,
+    regclass, text, bigint, boolean, text[]) TO ord_loader;
+ALTER EXTENSION pg_ingest UPDATE TO '0.4.0';
+SELECT r AS role, has_function_privilege(r, 'ingest.begin_async_load(regclass, text, text[],
+    text[], text, text, regclass, text, bigint, boolean, text[], boolean)', 'EXECUTE')
+  FROM unnest(ARRAY['ord_loader', 'ord_other']) r;
+-- untouched privileges stay the default: everyone
+DROP EXTENSION pg_ingest CASCADE;
+CREATE EXTENSION pg_ingest VERSION '0.3.0';
+ALTER EXTENSION pg_ingest UPDATE TO '0.4.0';
+SELECT has_function_privilege('ord_other', 'ingest.begin_async_load(regclass, text, text[],
+    text[], text, text, regclass, text, bigint, boolean, text[], boolean)', 'EXECUTE');
+DROP EXTENSION pg_ingest CASCADE;
+CREATE EXTENSION pg_ingest;
+
 CREATE TABLE ord (id int PRIMARY KEY, qty int CHECK (qty >= 0), note text);
 SHOW ingest.stage_chunk;
 
@@ -72,6 +95,28 @@ SELECT ingest.submit_async_load(:j5);
 SELECT ingest.wait_async_load(:j5, '60 s');
 SELECT * FROM ord WHERE id = 40;
 
+-- a caller with only the privileges a load needs stages in order too (the order columns'
+-- default and identity need nothing more)
+GRANT SELECT, INSERT, UPDATE ON ord TO ord_loader;
+TRUNCATE ord;
+SET ROLE ord_loader;
+SELECT id AS j7, staging AS s7 FROM ingest.begin_async_load('ord', ordered => true) \gset
+SELECT set_config('ingest.stage_chunk', '2', false);
+INSERT INTO :s7 (id, note) VALUES (50, 'chunk 2');
+SELECT set_config('ingest.stage_chunk', '1', false);
+COPY :s7 (id, note) FROM STDIN;
+50	chunk 1
+\.
+TRUNCATE :s7;
+INSERT INTO :s7 (id, note) VALUES (50, 'chunk 1 again');
+SELECT set_config('ingest.stage_chunk', '2', false);
+INSERT INTO :s7 (id, note) VALUES (50, 'chunk 2 again');
+SELECT ingest.submit_async_load(:j7);
+RESET ROLE;
+SELECT ingest.wait_async_load(:j7, '60 s');
+SELECT * FROM ord ORDER BY id;
+REVOKE ALL ON ord FROM ord_loader;
+
 -- a loaded column with an order column's name is refused for ordered staging only
 CREATE TABLE clash (id int PRIMARY KEY, _pg_ingest_row text);
 SELECT ingest.begin_async_load('clash', ordered => true);
@@ -87,3 +132,4 @@ SELECT * FROM clash;
 SELECT ingest.cancel_async_load(id) FROM ingest.get_async_load_job()
  WHERE state = 'INIT' AND target IN ('ord'::regclass, 'clash'::regclass);
 DROP TABLE ord, clash;
+DROP ROLE ord_loader, ord_other;

@@ -644,6 +644,7 @@ BOOST_AUTO_TEST_CASE(keys_repeated_across_chunks_resolve_in_stage_order_over_par
             options.job.conflict_mode = mode;
             options.parallelism = 3;
             options.max_temp_file_size = 1u << 30;  // one job
+            options.job.keep_staging = true;        // to see that it was staged in order
             AsyncLoader loader(async_db(), options);
             loader.begin("");
             const int keys = 300, chunks = 40;
@@ -657,6 +658,15 @@ BOOST_AUTO_TEST_CASE(keys_repeated_across_chunks_resolve_in_stage_order_over_par
             // upsert: the last chunk wins; ignore: the first
             BOOST_TEST(payload_counts(connection, "al_order") ==
                        (mode == "upsert" ? "c40:300" : "c1:300"));
+            // ordered staging, every chunk numbered
+            BOOST_TEST_REQUIRE(!jobs[0].staging.empty());
+            BOOST_TEST(*connection
+                            .execute("SELECT count(DISTINCT _pg_ingest_chunk) || '/' || "
+                                     "min(_pg_ingest_chunk) || '/' || max(_pg_ingest_chunk) "
+                                     "FROM " +
+                                     jobs[0].staging)
+                            .get(0, 0) == "40/1/40");
+            connection.execute("DROP TABLE " + jobs[0].staging);
         }
     }
 }
@@ -712,6 +722,34 @@ BOOST_AUTO_TEST_CASE(a_job_begun_unordered_is_resumed_over_one_connection_in_ord
     BOOST_TEST_REQUIRE(jobs.size() == 1u);
     BOOST_CHECK(jobs[0].state == JobState::finish);
     BOOST_TEST(payload_counts(connection, "al_order_resume") == "c30:200");
+}
+
+// A loaded column named like an order column rules ordered staging out: the job is begun
+// unordered and staged over one connection.
+BOOST_AUTO_TEST_CASE(a_target_with_an_order_column_name_is_staged_unordered_in_order) {
+    Connection connection = connect_async();
+    connection.execute(
+        "DROP TABLE IF EXISTS al_order_clash; CREATE TABLE al_order_clash (id int "
+        "PRIMARY KEY, payload text NOT NULL, _pg_ingest_chunk int)");
+    AsyncLoaderOptions options = loader_options("al_order_clash");
+    options.parallelism = 3;
+    options.max_temp_file_size = 1u << 30;
+    AsyncLoader loader(async_db(), options);
+    loader.begin("");
+    for (int chunk = 1; chunk <= 30; ++chunk) {
+        std::string data;
+        for (int id = 1; id <= 200; ++id) {
+            data += std::to_string(id) + ",c" + std::to_string(chunk) + "," +
+                    std::to_string(chunk) + "\n";
+        }
+        loader.stage(data, 200);
+    }
+    const auto jobs = loader.wait(std::chrono::steady_clock::now() + 120s);
+    BOOST_TEST_REQUIRE(jobs.size() == 1u);
+    BOOST_CHECK(jobs[0].state == JobState::finish);
+    BOOST_TEST(payload_counts(connection, "al_order_clash") == "c30:200");
+    BOOST_TEST(*connection.execute("SELECT min(_pg_ingest_chunk) FROM al_order_clash").get(0, 0) ==
+               "30");
 }
 
 // pg_ingest 0.3.0 has no ordered staging: a parallel loader stages over one connection.
