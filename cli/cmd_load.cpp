@@ -61,6 +61,20 @@ void print_summary(const LoadSettings& s, const LoadTotals& totals, double secon
                      s.mode.c_str(), static_cast<unsigned long long>(totals.written),
                      static_cast<unsigned long long>(totals.deduplicated), merged,
                      static_cast<unsigned long long>(totals.rejected), seconds);
+        if (totals.skipped > 0) {
+            // ignore, or upsert with nothing to update: the key was there; update: it was not;
+            // otherwise only a BEFORE trigger returning NULL leaves a row out.
+            const char* why =
+                s.conflict == "update"
+                    ? "their key was not in the table, or nothing was to be updated"
+                : s.conflict == "ignore" ? "their key was in the table already"
+                : s.conflict == "upsert"
+                    ? "their key was in the table and nothing was to be updated, or a trigger "
+                      "dropped them"
+                    : "a trigger dropped them";
+            std::fprintf(stderr, "%llu rows changed nothing: %s\n",
+                         static_cast<unsigned long long>(totals.skipped), why);
+        }
     } else {
         std::fprintf(stderr,
                      "loaded %llu rows into %s: %llu inserted, %llu updated, %llu skipped, %llu "

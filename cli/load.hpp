@@ -25,7 +25,7 @@ struct LoadTotals {
     std::uint64_t committed_batches = 0;
     // --mode insert|upsert: the writer knows rows sent, not how the server applied each one.
     bool typed = false;
-    std::uint64_t written = 0;       // rows committed (inserted, updated or skipped by conflict)
+    std::uint64_t written = 0;       // rows committed and inserted or updated (skipped apart)
     std::uint64_t deduplicated = 0;  // superseded by a later row with the same key in a batch
     std::vector<std::string> notes;  // printed after the summary (unless --quiet)
 };

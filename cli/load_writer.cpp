@@ -136,6 +136,7 @@ struct BatchResult {
     std::uint64_t written = 0;
     std::uint64_t deduplicated = 0;
     std::uint64_t rejected = 0;
+    std::uint64_t skipped = 0;  // committed, but the server left them as they were
 };
 
 // One Writer (one connection) and the bookkeeping that maps the writer's row numbers back to
@@ -224,8 +225,9 @@ class WriterWorker {
         // Every row the writer took is superseded, rejected or written. Not rows_out minus the
         // rejects: a key repeated under conflictmode strict is rejected without being sent.
         result.deduplicated = metrics.rows_deduplicated - m_last.rows_deduplicated;
-        result.written =
-            metrics.rows_in - m_last.rows_in - result.deduplicated - m_rejected_by_writer;
+        result.skipped = metrics.rows_skipped - m_last.rows_skipped;
+        result.written = metrics.rows_in - m_last.rows_in - result.deduplicated -
+                         m_rejected_by_writer - result.skipped;
         result.rejected = m_rejected;
         m_last = metrics;
         m_batch = nullptr;
@@ -425,6 +427,7 @@ void load_with_writer(const LoadSettings& s, const ConnectionOptions& connection
         totals.rows_read += result.records;
         totals.written += result.written;
         totals.deduplicated += result.deduplicated;
+        totals.skipped += result.skipped;
         totals.rejected += result.rejected;
         ++totals.committed_batches;
     };

@@ -611,6 +611,25 @@ std::int64_t checked_days(std::int32_t days, std::string_view what) {
     return days;
 }
 
+// The server's rounding of a time, timestamp or interval's microseconds to `precision`
+// fractional digits (AdjustTimestampForTypmod: half away from zero); infinities stay.
+std::int64_t rounded_micros(std::int64_t micros, std::int32_t precision) {
+    if (precision < 0 || precision >= 6 || micros == INT64_MAX || micros == INT64_MIN) {
+        return micros;
+    }
+    std::int64_t scale = 1;
+    for (std::int32_t digits = precision; digits < 6; ++digits) {
+        scale *= 10;
+    }
+    const std::int64_t offset = scale / 2;
+    return micros >= 0 ? (micros + offset) / scale * scale : -((-micros + offset) / scale * scale);
+}
+
+std::int32_t interval_precision(std::int32_t typmod) {
+    const std::int32_t precision = typmod < 0 ? 0xFFFF : typmod & 0xFFFF;
+    return precision == 0xFFFF ? -1 : precision;
+}
+
 std::int64_t checked_timestamp(std::int64_t micros, std::string_view what) {
     if (micros != INT64_MAX && micros != INT64_MIN &&
         (micros < k_min_timestamp || micros >= k_end_timestamp)) {
@@ -744,29 +763,34 @@ void encode_payload(const Value& value, const ColumnType& type, std::string& out
             if (us < 0 || us > k_usecs_per_day) {
                 value_error(what, "time of day out of range", k_datetime_overflow);
             }
-            put64(out, static_cast<std::uint64_t>(us));
+            // Rounded to the column's precision here, as the server rounds what COPY and INSERT
+            // store: statement parameters (DELETE and UPDATE keys) are compared unrounded.
+            put64(out, static_cast<std::uint64_t>(rounded_micros(us, type.typmod)));
             return;
         }
         case TypeKind::timestamp:
             if (value.kind() != Value::Kind::timestamp) {
                 mismatch(value, type, what);
             }
-            put64(out, static_cast<std::uint64_t>(
-                           checked_timestamp(std::get<Timestamp>(storage).microseconds, what)));
+            put64(out, static_cast<std::uint64_t>(checked_timestamp(
+                           rounded_micros(std::get<Timestamp>(storage).microseconds, type.typmod),
+                           what)));
             return;
         case TypeKind::timestamptz:
             if (value.kind() != Value::Kind::timestamptz) {
                 mismatch(value, type, what);
             }
-            put64(out, static_cast<std::uint64_t>(
-                           checked_timestamp(std::get<TimestampTz>(storage).microseconds, what)));
+            put64(out, static_cast<std::uint64_t>(checked_timestamp(
+                           rounded_micros(std::get<TimestampTz>(storage).microseconds, type.typmod),
+                           what)));
             return;
         case TypeKind::interval: {
             if (value.kind() != Value::Kind::interval) {
                 mismatch(value, type, what);
             }
             const Interval& iv = std::get<Interval>(storage);
-            put64(out, static_cast<std::uint64_t>(iv.microseconds));
+            put64(out, static_cast<std::uint64_t>(
+                           rounded_micros(iv.microseconds, interval_precision(type.typmod))));
             put32(out, static_cast<std::uint32_t>(iv.days));
             put32(out, static_cast<std::uint32_t>(iv.months));
             return;
@@ -1133,25 +1157,6 @@ constexpr std::int32_t k_interval_full_range = 0x7FFF;
 
 bool is_text_kind(TypeKind kind) {
     return kind == TypeKind::text || kind == TypeKind::varchar || kind == TypeKind::bpchar;
-}
-
-// The server's rounding of a time, timestamp or interval's microseconds to `precision`
-// fractional digits (AdjustTimestampForTypmod: half away from zero); infinities stay.
-std::int64_t rounded_micros(std::int64_t micros, std::int32_t precision) {
-    if (precision < 0 || precision >= 6 || micros == INT64_MAX || micros == INT64_MIN) {
-        return micros;
-    }
-    std::int64_t scale = 1;
-    for (std::int32_t digits = precision; digits < 6; ++digits) {
-        scale *= 10;
-    }
-    const std::int64_t offset = scale / 2;
-    return micros >= 0 ? (micros + offset) / scale * scale : -((-micros + offset) / scale * scale);
-}
-
-std::int32_t interval_precision(std::int32_t typmod) {
-    const std::int32_t precision = typmod < 0 ? 0xFFFF : typmod & 0xFFFF;
-    return precision == 0xFFFF ? -1 : precision;
 }
 
 }  // namespace

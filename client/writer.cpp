@@ -194,6 +194,7 @@ struct Batch {
     // and the rows that attempt rejected (reported only if it turns out committed).
     std::uint64_t unresolved_xid = 0;
     std::vector<RejectedRow> unresolved_rejects;
+    std::uint64_t unresolved_written = 0;
 };
 
 enum class WriteStatement {
@@ -325,18 +326,22 @@ struct Writer::Impl {
     bool must_flush_here();
     void send(Batch& batch, bool& drop);
     CommitOutcome resolve_commit(std::uint64_t xid);
+    // `written`: rows of `writes` the server inserted or updated (the statements' counts).
     void run_attempt(Connection& connection, const std::vector<const Slot*>& deletes,
                      const std::vector<const Slot*>& writes, Clock::time_point deadline,
                      bool isolate, bool stop_at_first, bool conflict_fallback,
-                     std::vector<RejectedRow>& rejects);
+                     std::vector<RejectedRow>& rejects, std::uint64_t& written);
     void apply_deletes(Connection& connection, const std::vector<const Slot*>& slots,
                        std::size_t begin, std::size_t end, Clock::time_point deadline);
-    void apply_writes(Connection& connection, const std::vector<const Slot*>& slots,
-                      std::size_t begin, std::size_t end, Clock::time_point deadline,
-                      bool conflict_fallback);
-    void isolate(Connection& connection, const std::vector<const Slot*>& slots, bool deletes,
-                 std::size_t begin, std::size_t end, Clock::time_point deadline, bool stop_at_first,
-                 bool conflict_fallback, std::vector<RejectedRow>& rejects);
+    // Returns the rows inserted or updated.
+    std::uint64_t apply_writes(Connection& connection, const std::vector<const Slot*>& slots,
+                               std::size_t begin, std::size_t end, Clock::time_point deadline,
+                               bool conflict_fallback);
+    // Returns the rows inserted or updated by the ranges that were kept.
+    std::uint64_t isolate(Connection& connection, const std::vector<const Slot*>& slots,
+                          bool deletes, std::size_t begin, std::size_t end,
+                          Clock::time_point deadline, bool stop_at_first, bool conflict_fallback,
+                          std::vector<RejectedRow>& rejects);
 
     void flusher_loop();
     void stop_flusher() noexcept;
@@ -955,6 +960,7 @@ void Writer::Impl::send(Batch& sending, bool& drop) {
     bool conflict_fallback = false;
     int attempt = 0;
     std::vector<RejectedRow> rejects;
+    std::uint64_t written = 0;  // of the attempt that committed: rows inserted or updated
     // Waits before the next attempt after a transient error, or throws it when the retries are
     // spent (the batch is kept).
     const auto back_off = [&](const Error& error) {
@@ -982,7 +988,8 @@ void Writer::Impl::send(Batch& sending, bool& drop) {
     // The connection was lost with COMMIT in flight (now or in an earlier flush): learn the
     // outcome before anything is sent again. Returns true when the batch is committed.
     const auto settle_lost_commit = [&](std::uint64_t xid, const Error& error,
-                                        std::vector<RejectedRow> attempt_rejects) {
+                                        std::vector<RejectedRow> attempt_rejects,
+                                        std::uint64_t attempt_written) {
         {
             std::lock_guard<std::mutex> lock(metrics_mutex);
             ++metrics.commits_resolved;
@@ -998,6 +1005,7 @@ void Writer::Impl::send(Batch& sending, bool& drop) {
         switch (outcome) {
             case CommitOutcome::committed:
                 rejects = std::move(attempt_rejects);
+                written = attempt_written;
                 return true;
             case CommitOutcome::aborted:
                 return false;
@@ -1005,6 +1013,7 @@ void Writer::Impl::send(Batch& sending, bool& drop) {
                 // Kept: the next flush asks again before sending it.
                 sending.unresolved_xid = xid;
                 sending.unresolved_rejects = std::move(attempt_rejects);
+                sending.unresolved_written = attempt_written;
                 std::lock_guard<std::mutex> lock(metrics_mutex);
                 ++metrics.flush_failures;
                 throw Error("connection lost while committing a batch of " +
@@ -1040,7 +1049,7 @@ void Writer::Impl::send(Batch& sending, bool& drop) {
         const std::uint64_t xid = std::exchange(sending.unresolved_xid, 0);
         committed = settle_lost_commit(
             xid, Error("an earlier flush lost its connection", "08006", "", "", false),
-            std::move(sending.unresolved_rejects));
+            std::move(sending.unresolved_rejects), sending.unresolved_written);
         sending.unresolved_rejects.clear();
     }
     while (!committed) {
@@ -1050,7 +1059,7 @@ void Writer::Impl::send(Batch& sending, bool& drop) {
             ConnectionPool::Lease lease = pool->acquire(connect_deadline(deadline));
             try {
                 run_attempt(*lease, deletes, writes, deadline, isolate, false, conflict_fallback,
-                            rejects);
+                            rejects, written);
             } catch (...) {
                 if (lease->is_open() && detail::in_transaction(*lease)) {
                     try {
@@ -1063,7 +1072,7 @@ void Writer::Impl::send(Batch& sending, bool& drop) {
             }
             break;
         } catch (const CommitUnknown& lost) {
-            if (settle_lost_commit(lost.xid, lost.error, rejects)) {
+            if (settle_lost_commit(lost.xid, lost.error, rejects, written)) {
                 break;
             }
             back_off(lost.error);  // it rolled back: an ordinary transient failure
@@ -1085,6 +1094,13 @@ void Writer::Impl::send(Batch& sending, bool& drop) {
                 log(LogLevel::info, "data error [" + error.sqlstate() + "] in a batch on " +
                                         table_label() + "; isolating bad rows");
                 isolate = true;
+                // In insert mode the rows of existing keys would fail one by one with 23505
+                // and be rejected: isolate with ON CONFLICT from the start.
+                if (options.write_mode == WriteMode::insert && keyed &&
+                    (options.conflict_mode == ConflictMode::upsert ||
+                     options.conflict_mode == ConflictMode::ignore)) {
+                    conflict_fallback = true;
+                }
                 continue;
             }
             if (row_error(error) && options.exception_mode == ExceptionMode::strict) {
@@ -1093,9 +1109,10 @@ void Writer::Impl::send(Batch& sending, bool& drop) {
                 try {
                     ConnectionPool::Lease lease = pool->acquire(connect_deadline(deadline));
                     std::vector<RejectedRow> ignored;
+                    std::uint64_t ignored_written = 0;
                     try {
                         run_attempt(*lease, deletes, writes, deadline, true, true,
-                                    conflict_fallback, ignored);
+                                    conflict_fallback, ignored, ignored_written);
                     } catch (const FoundBadRow& bad) {
                         found = bad;
                     }
@@ -1139,6 +1156,12 @@ void Writer::Impl::send(Batch& sending, bool& drop) {
         metrics.deletes_out += deletes.size();
         metrics.bytes_out += bytes;
         metrics.rows_rejected += rejects.size();
+        // What the server left as it was: a key present (ignore, or upsert with nothing to
+        // update), a key absent (update), or a row a BEFORE trigger dropped.
+        const std::uint64_t rejected_writes = static_cast<std::uint64_t>(std::count_if(
+            rejects.begin(), rejects.end(), [](const RejectedRow& r) { return !r.is_delete; }));
+        const std::uint64_t applied = written + rejected_writes;
+        metrics.rows_skipped += writes.size() > applied ? writes.size() - applied : 0;
         metrics.last_flush_latency = latency;
         metrics.max_flush_latency = std::max(metrics.max_flush_latency, latency);
         metrics.total_flush_latency += latency;
@@ -1170,7 +1193,8 @@ void Writer::Impl::send(Batch& sending, bool& drop) {
 void Writer::Impl::run_attempt(Connection& connection, const std::vector<const Slot*>& deletes,
                                const std::vector<const Slot*>& writes, Clock::time_point deadline,
                                bool isolating, bool stop_at_first, bool conflict_fallback,
-                               std::vector<RejectedRow>& rejects) {
+                               std::vector<RejectedRow>& rejects, std::uint64_t& written) {
+    written = 0;
     // The transaction id up front, so that a COMMIT whose reply is lost can be settled with
     // txid_status() on another connection instead of being re-sent blindly.
     const Result begun = detail::exec_until(connection, "BEGIN; SELECT pg_catalog.txid_current()",
@@ -1185,11 +1209,11 @@ void Writer::Impl::run_attempt(Connection& connection, const std::vector<const S
         detail::exec_until(connection, "SET CONSTRAINTS ALL IMMEDIATE", nullptr, deadline);
         isolate(connection, deletes, true, 0, deletes.size(), deadline, stop_at_first,
                 conflict_fallback, rejects);
-        isolate(connection, writes, false, 0, writes.size(), deadline, stop_at_first,
-                conflict_fallback, rejects);
+        written = isolate(connection, writes, false, 0, writes.size(), deadline, stop_at_first,
+                          conflict_fallback, rejects);
     } else {
         apply_deletes(connection, deletes, 0, deletes.size(), deadline);
-        apply_writes(connection, writes, 0, writes.size(), deadline, conflict_fallback);
+        written = apply_writes(connection, writes, 0, writes.size(), deadline, conflict_fallback);
     }
     if (!stop_at_first) {
         try {
@@ -1236,22 +1260,23 @@ CommitOutcome Writer::Impl::resolve_commit(std::uint64_t xid) {
     return CommitOutcome::unreachable;
 }
 
-void Writer::Impl::isolate(Connection& connection, const std::vector<const Slot*>& slots,
-                           bool deletes, std::size_t begin, std::size_t end,
-                           Clock::time_point deadline, bool stop_at_first, bool conflict_fallback,
-                           std::vector<RejectedRow>& rejects) {
+std::uint64_t Writer::Impl::isolate(Connection& connection, const std::vector<const Slot*>& slots,
+                                    bool deletes, std::size_t begin, std::size_t end,
+                                    Clock::time_point deadline, bool stop_at_first,
+                                    bool conflict_fallback, std::vector<RejectedRow>& rejects) {
     if (begin >= end) {
-        return;
+        return 0;
     }
     detail::exec_until(connection, "SAVEPOINT pg_ingest_isolate", nullptr, deadline);
     try {
+        std::uint64_t written = 0;
         if (deletes) {
             apply_deletes(connection, slots, begin, end, deadline);
         } else {
-            apply_writes(connection, slots, begin, end, deadline, conflict_fallback);
+            written = apply_writes(connection, slots, begin, end, deadline, conflict_fallback);
         }
         detail::exec_until(connection, "RELEASE SAVEPOINT pg_ingest_isolate", nullptr, deadline);
-        return;
+        return written;
     } catch (const Error& error) {
         if (!row_error(error)) {
             throw;
@@ -1272,14 +1297,14 @@ void Writer::Impl::isolate(Connection& connection, const std::vector<const Slot*
             rejects.push_back(RejectedRow{deletes ? slot.delete_row_number : slot.row_number,
                                           deletes, error.sqlstate(), message,
                                           deletes ? slot.key_values : slot.values});
-            return;
+            return 0;
         }
     }
     const std::size_t middle = begin + (end - begin) / 2;
-    isolate(connection, slots, deletes, begin, middle, deadline, stop_at_first, conflict_fallback,
-            rejects);
-    isolate(connection, slots, deletes, middle, end, deadline, stop_at_first, conflict_fallback,
-            rejects);
+    const std::uint64_t first = isolate(connection, slots, deletes, begin, middle, deadline,
+                                        stop_at_first, conflict_fallback, rejects);
+    return first + isolate(connection, slots, deletes, middle, end, deadline, stop_at_first,
+                           conflict_fallback, rejects);
 }
 
 void Writer::Impl::apply_deletes(Connection& connection, const std::vector<const Slot*>& slots,
@@ -1297,11 +1322,12 @@ void Writer::Impl::apply_deletes(Connection& connection, const std::vector<const
     }
 }
 
-void Writer::Impl::apply_writes(Connection& connection, const std::vector<const Slot*>& slots,
-                                std::size_t begin, std::size_t end, Clock::time_point deadline,
-                                bool conflict_fallback) {
+std::uint64_t Writer::Impl::apply_writes(Connection& connection,
+                                         const std::vector<const Slot*>& slots, std::size_t begin,
+                                         std::size_t end, Clock::time_point deadline,
+                                         bool conflict_fallback) {
     if (begin >= end) {
-        return;
+        return 0;
     }
     auto stream = [&](const std::string& sql) {
         CopyIn copy(connection, sql, deadline);
@@ -1325,13 +1351,12 @@ void Writer::Impl::apply_writes(Connection& connection, const std::vector<const 
             copy.write(run);
         }
         copy.write(binary_copy_trailer());
-        copy.finish();
+        return copy.finish().affected_rows();  // COPY ON CONFLICT counts inserted + updated
     };
     switch (statement) {
         case WriteStatement::copy_extension:
         case WriteStatement::copy_plain:
-            stream(copy_sql);
-            return;
+            return stream(copy_sql);
         case WriteStatement::copy_stage:
             detail::exec_until(connection,
                                "TRUNCATE pg_temp." + connection.quote_identifier(stage_name),
@@ -1340,8 +1365,11 @@ void Writer::Impl::apply_writes(Connection& connection, const std::vector<const 
             if (!stage_lock_sql.empty()) {
                 detail::exec_until(connection, stage_lock_sql, nullptr, deadline);
             }
-            detail::exec_until(connection, stage_apply_sql, nullptr, deadline);
-            return;
+            if (options.conflict_mode == ConflictMode::update && update_prefix.empty()) {
+                return 0;  // "SELECT 1": only key columns written, nothing to update
+            }
+            return detail::exec_until(connection, stage_apply_sql, nullptr, deadline)
+                .affected_rows();
         default:
             break;
     }
@@ -1350,8 +1378,9 @@ void Writer::Impl::apply_writes(Connection& connection, const std::vector<const 
         kind = WriteStatement::insert_conflict;
     }
     if (kind == WriteStatement::update_values && update_prefix.empty()) {
-        return;  // only key columns written: an update changes nothing
+        return 0;  // only key columns written: an update changes nothing
     }
+    std::uint64_t written = 0;
     const std::size_t columns = column_names.size();
     const std::size_t per_statement =
         std::max<std::size_t>(1, std::min<std::size_t>(1000, 65535 / columns));
@@ -1370,8 +1399,9 @@ void Writer::Impl::apply_writes(Connection& connection, const std::vector<const 
                 sql += conflict_suffix;
             }
         }
-        detail::exec_until(connection, sql, &params, deadline);
+        written += detail::exec_until(connection, sql, &params, deadline).affected_rows();
     }
+    return written;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -306,8 +306,22 @@ expect_err "1500 rows on 700 keys in one batch: 800 superseded" \
     'loaded 1500 rows into "kv" (mode upsert): 700 written, 800 superseded by a later row with the same key, 0 rejected'
 reset_kv
 run load --table kv --mode insert --conflict ignore "$WORK/kv.csv"
+# kv.csv holds keys 1..700; reset_kv left 234 of them (1, 4, ..., 700) in the table.
 expect_err "--conflict ignore: the first row of a key wins, the summary says so" \
-    'loaded 1500 rows into "kv" (mode insert): 700 written, 800 dropped for an earlier row with the same key, 0 rejected'
+    'loaded 1500 rows into "kv" (mode insert): 466 written, 800 dropped for an earlier row with the same key, 0 rejected'
+expect_err "--conflict ignore: keys already there are counted apart" \
+    '234 rows changed nothing: their key was in the table already'
+run load --table kv --mode upsert --conflict ignore "$WORK/kv.csv"
+expect_err "--conflict ignore again: every key is there, nothing written" \
+    'loaded 1500 rows into "kv" (mode upsert): 0 written, 800 dropped for an earlier row with the same key, 0 rejected'
+expect_err "--conflict ignore again: the summary says why" \
+    '700 rows changed nothing: their key was in the table already'
+sql "DELETE FROM kv WHERE id % 2 = 0"
+run load --table kv --mode insert --conflict update "$WORK/kv.csv"
+expect_err "--conflict update: the 350 odd keys are updated" \
+    'loaded 1500 rows into "kv" (mode insert): 350 written, 800 superseded by a later row with the same key, 0 rejected'
+expect_err "--conflict update: the 350 even keys, deleted, are counted apart" \
+    '350 rows changed nothing: their key was not in the table, or nothing was to be updated'
 # --conflict strict / none with new, unique keys: plain inserts, as copy.
 awk 'BEGIN { for (i = 2000; i < 2300; i++) printf "%d,n%d,%d\n", i, i, i }' >"$WORK/kv-new.csv"
 for conflict in strict none; do

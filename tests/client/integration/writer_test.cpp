@@ -243,6 +243,70 @@ BOOST_AUTO_TEST_CASE(copy_mode_without_the_extension_uses_the_staging_fallback_w
     }
 }
 
+// 10 rows, 5 of whose keys exist: update leaves the 5 absent ones, ignore the 5 present ones,
+// upsert none; every write path (COPY ON CONFLICT, the staging fallback, INSERT statements,
+// UPDATE ... FROM VALUES, and row isolation under exceptionmode ignore) counts them.
+BOOST_AUTO_TEST_CASE(rows_the_server_leaves_as_they_were_are_counted_as_skipped) {
+    ConnectionOptions noext = test::options();
+    noext.set("dbname", "wr_noext");
+    {
+        Connection admin = test::connect();
+        if (scalar(admin, "SELECT count(*) FROM pg_database WHERE datname = 'wr_noext'") == "0") {
+            admin.execute("CREATE DATABASE wr_noext");
+        }
+    }
+    for (const bool extension : {true, false}) {
+        for (const WriteMode mode : {WriteMode::copy, WriteMode::insert, WriteMode::upsert}) {
+            for (const ConflictMode conflict :
+                 {ConflictMode::update, ConflictMode::ignore, ConflictMode::upsert}) {
+                for (const ExceptionMode exceptions :
+                     {ExceptionMode::strict, ExceptionMode::ignore}) {
+                    if (!extension && mode != WriteMode::copy) {
+                        continue;  // only copy mode differs without the extension
+                    }
+                    BOOST_TEST_CONTEXT(
+                        (extension ? "" : "no extension, ")
+                        << "writemode " << to_string(mode) << ", conflictmode "
+                        << to_string(conflict) << ", exceptionmode "
+                        << (exceptions == ExceptionMode::ignore ? "ignore" : "strict")) {
+                        const ConnectionOptions where = extension ? test::options() : noext;
+                        Connection c = Connection::connect(where, 10s);
+                        c.execute("DROP TABLE IF EXISTS wr_skipped");
+                        c.execute(
+                            "CREATE TABLE wr_skipped (id int PRIMARY KEY, v int CHECK (v >= "
+                            "0)); INSERT INTO wr_skipped SELECT g, 0 FROM "
+                            "generate_series(1, 10) g");
+                        Options options;
+                        options.write_mode = mode;
+                        options.conflict_mode = conflict;
+                        options.exception_mode = exceptions;
+                        options.batch_write_timeout = 0ms;
+                        Writer writer(make_pool(1, where), "wr_skipped", {}, options);
+                        for (int id = 6; id <= 15; ++id) {
+                            writer.write({id, 100});
+                        }
+                        if (exceptions == ExceptionMode::ignore) {
+                            writer.write({0, -1});  // rejected, not skipped; sorts first
+                        }
+                        writer.flush();
+                        const auto metrics = writer.metrics();
+                        const bool bad = exceptions == ExceptionMode::ignore;
+                        BOOST_TEST(metrics.rows_out == (bad ? 11u : 10u));
+                        // update: a bad row whose key is absent is never checked, so skipped
+                        BOOST_TEST(metrics.rows_rejected ==
+                                   (bad && conflict != ConflictMode::update ? 1u : 0u));
+                        BOOST_TEST(metrics.rows_skipped ==
+                                   (conflict == ConflictMode::upsert          ? 0u
+                                    : conflict == ConflictMode::update && bad ? 6u
+                                                                              : 5u));
+                        writer.close();
+                    }
+                }
+            }
+        }
+    }
+}
+
 BOOST_AUTO_TEST_CASE(copy_mode_uses_the_extension_when_it_is_installed) {
     Connection c = test::connect();
     c.execute("DROP TABLE IF EXISTS wr_ext; CREATE TABLE wr_ext (id int PRIMARY KEY, v text)");
@@ -441,6 +505,18 @@ BOOST_AUTO_TEST_CASE(keys_rounded_by_their_column_precision_dedupe_as_on_the_ser
             BOOST_TEST(dump(c, "wr_rounded") ==
                        (std::vector<std::string>{"(\"2024-01-01 10:00:00\",00:00:00,2)",
                                                  "(\"2024-01-01 10:00:01\",00:00:00,3)"}));
+            // Statements compare their parameters unrounded: erase() and an update send the
+            // key rounded, so they find the rows COPY or INSERT stored.
+            Options update = options;
+            update.write_mode = WriteMode::insert;
+            update.conflict_mode = ConflictMode::update;
+            Writer updater(make_pool(), "wr_rounded", {}, update);
+            updater.write({Timestamp{ten.microseconds + 300000}, Time{2000}, 7});
+            updater.erase({Timestamp{ten.microseconds + 1400000}, Time{3000}});
+            updater.flush();
+            BOOST_TEST(updater.metrics().rows_skipped == 0u);
+            BOOST_TEST(dump(c, "wr_rounded") ==
+                       (std::vector<std::string>{"(\"2024-01-01 10:00:00\",00:00:00,7)"}));
         }
     }
 }
@@ -1114,6 +1190,12 @@ BOOST_AUTO_TEST_CASE(a_key_the_client_cannot_deduplicate_is_refused_when_the_wri
     BOOST_TEST(error_state([&] { Writer(make_pool(), "wr_ci_key", {}, Options{}); }, &message) ==
                "0A000");
     BOOST_TEST(message.find("key column \"name\" has type text") != std::string::npos, message);
+    // ... also when only the unique index compares so (ON CONFLICT uses the index's collation)
+    c.execute("DROP TABLE wr_ci_key");
+    c.execute("CREATE TABLE wr_ci_key (name text, v int)");
+    c.execute("CREATE UNIQUE INDEX ON wr_ci_key (name COLLATE wr_ci)");
+    BOOST_TEST(error_state([&] { Writer(make_pool(), "wr_ci_key", {}, Options{}); }, &message) ==
+               "0A000");
 }
 
 BOOST_AUTO_TEST_CASE(identity_columns_named_by_the_caller_are_written_as_copy_does_and_kept) {
