@@ -67,7 +67,8 @@ void print_summary(const LoadSettings& s, const LoadTotals& totals, double secon
             const char* why =
                 s.conflict == "update"
                     ? "their key was not in the table, or nothing was to be updated"
-                : s.conflict == "ignore" ? "their key was in the table already"
+                : s.conflict == "ignore"
+                    ? "their key was in the table already, or a trigger dropped them"
                 : s.conflict == "upsert"
                     ? "their key was in the table and nothing was to be updated, or a trigger "
                       "dropped them"

@@ -107,7 +107,7 @@ TableSchema TableSchema::load(Connection& connection, std::string_view table,
         // ... and in every unique index that has it as a key column (ON CONFLICT compares by
         // the index's collation)
         "  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index i "
-        "     CROSS JOIN LATERAL generate_series(0, i.indnkeyatts - 1) k "
+        "     CROSS JOIN LATERAL pg_catalog.generate_series(0, i.indnkeyatts - 1) k "
         "     JOIN pg_catalog.pg_collation ic ON ic.oid = i.indcollation[k] "
         "     WHERE i.indrelid = a.attrelid AND i.indisunique AND i.indkey[k] = a.attnum "
         "       AND NOT ic.collisdeterministic) "

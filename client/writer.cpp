@@ -244,7 +244,8 @@ struct Writer::Impl {
     std::vector<std::string> key_names;
     std::vector<std::uint32_t> key_oids;
     bool keyed = false;
-    bool keep_values = false;  // rejects report their rows' values (exceptionmode=ignore)
+    bool key_is_arbiter = false;  // a unique index on exactly the key: ON CONFLICT (key) works
+    bool keep_values = false;     // rejects report their rows' values (exceptionmode=ignore)
     bool extension = false;
     WriteStatement statement = WriteStatement::insert_plain;
 
@@ -429,6 +430,17 @@ void Writer::Impl::open(std::string_view table, std::vector<std::string> request
         key.clear();
     }
     keyed = !key.empty();
+    // ON CONFLICT (key) needs a unique index on exactly these columns: the schema's keys are
+    // such indexes (immediate, not partial, no expressions); other conflictcolumns may not be.
+    const auto same_set = [&](std::vector<std::string> a) {
+        std::vector<std::string> b = key;
+        std::sort(a.begin(), a.end());
+        std::sort(b.begin(), b.end());
+        return a == b;
+    };
+    key_is_arbiter =
+        keyed && (same_set(schema.primary_key()) ||
+                  std::any_of(schema.unique_keys().begin(), schema.unique_keys().end(), same_set));
     keep_values = options.exception_mode == ExceptionMode::ignore;
     for (const auto& name : key) {
         const auto at = std::find(column_names.begin(), column_names.end(), name);
@@ -1096,7 +1108,7 @@ void Writer::Impl::send(Batch& sending, bool& drop) {
                 isolate = true;
                 // In insert mode the rows of existing keys would fail one by one with 23505
                 // and be rejected: isolate with ON CONFLICT from the start.
-                if (options.write_mode == WriteMode::insert && keyed &&
+                if (options.write_mode == WriteMode::insert && key_is_arbiter &&
                     (options.conflict_mode == ConflictMode::upsert ||
                      options.conflict_mode == ConflictMode::ignore)) {
                     conflict_fallback = true;

@@ -8,7 +8,7 @@
 DO $upgrade$
 DECLARE
     old_acl aclitem[];
-    role_oid oid;
+    grant_to record;
 BEGIN
     SELECT proacl INTO old_acl FROM pg_catalog.pg_proc
      WHERE oid = '@extschema@.begin_async_load(regclass, text, text[], text[], text, text, '
@@ -39,12 +39,19 @@ BEGIN
     -- NULL: never changed, the default (PUBLIC may execute) that the new function has too.
     IF old_acl IS NOT NULL THEN
         REVOKE ALL ON FUNCTION @extschema@.begin_async_load(regclass, text, text[], text[], text, text, regclass, text, bigint, boolean, text[], boolean) FROM PUBLIC;
-        FOR role_oid IN SELECT DISTINCT a.grantee FROM pg_catalog.aclexplode(old_acl) a
-                        WHERE a.privilege_type = 'EXECUTE' LOOP
-            EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION @extschema@.begin_async_load(regclass, text, text[], text[], text, text, regclass, text, bigint, boolean, text[], boolean) TO %s',
-                CASE WHEN role_oid = 0 THEN 'PUBLIC'
-                     ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(role_oid)) END);
+        FOR grant_to IN SELECT a.grantee, pg_catalog.bool_or(a.is_grantable) AS grantable
+                          FROM pg_catalog.aclexplode(old_acl) a
+                         WHERE a.privilege_type = 'EXECUTE' GROUP BY a.grantee LOOP
+            EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION @extschema@.begin_async_load(regclass, text, text[], text[], text, text, regclass, text, bigint, boolean, text[], boolean) TO %s%s',
+                CASE WHEN grant_to.grantee = 0 THEN 'PUBLIC'
+                     ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(grant_to.grantee)) END,
+                CASE WHEN grant_to.grantable THEN ' WITH GRANT OPTION' ELSE '' END);
         END LOOP;
+        -- Privileges changed inside an extension script are recorded as the extension's own
+        -- initial ones, which pg_dump leaves out: these are the site's, as they were before.
+        DELETE FROM pg_catalog.pg_init_privs
+         WHERE objoid = '@extschema@.begin_async_load(regclass, text, text[], text[], text, text, regclass, text, bigint, boolean, text[], boolean)'::pg_catalog.regprocedure
+           AND classoid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND objsubid = 0;
     END IF;
 END
 $upgrade$;

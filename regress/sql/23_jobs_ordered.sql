@@ -9,21 +9,25 @@ SET client_min_messages = warning;
 -- on the old one carry over
 DROP EXTENSION pg_ingest CASCADE;
 CREATE EXTENSION pg_ingest VERSION '0.3.0';
-CREATE ROLE ord_loader;
-CREATE ROLE ord_other;
+CREATE ROLE regress_ord_loader;
+CREATE ROLE regress_ord_other;
 REVOKE EXECUTE ON FUNCTION ingest.begin_async_load(regclass, text, text[], text[], text, text,
     regclass, text, bigint, boolean, text[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION ingest.begin_async_load(regclass, text, text[], text[], text, text,
-    regclass, text, bigint, boolean, text[]) TO ord_loader;
+    regclass, text, bigint, boolean, text[]) TO regress_ord_loader;
 ALTER EXTENSION pg_ingest UPDATE TO '0.4.0';
 SELECT r AS role, has_function_privilege(r, 'ingest.begin_async_load(regclass, text, text[],
     text[], text, text, regclass, text, bigint, boolean, text[], boolean)', 'EXECUTE')
-  FROM unnest(ARRAY['ord_loader', 'ord_other']) r;
+  FROM unnest(ARRAY['regress_ord_loader', 'regress_ord_other']) r;
+-- they are the site's, not the extension's initial privileges (which pg_dump leaves out)
+SELECT count(*) AS init_privs FROM pg_init_privs
+ WHERE objoid = 'ingest.begin_async_load(regclass, text, text[], text[], text, text, regclass,
+    text, bigint, boolean, text[], boolean)'::regprocedure;
 -- untouched privileges stay the default: everyone
 DROP EXTENSION pg_ingest CASCADE;
 CREATE EXTENSION pg_ingest VERSION '0.3.0';
 ALTER EXTENSION pg_ingest UPDATE TO '0.4.0';
-SELECT has_function_privilege('ord_other', 'ingest.begin_async_load(regclass, text, text[],
+SELECT has_function_privilege('regress_ord_other', 'ingest.begin_async_load(regclass, text, text[],
     text[], text, text, regclass, text, bigint, boolean, text[], boolean)', 'EXECUTE');
 DROP EXTENSION pg_ingest CASCADE;
 CREATE EXTENSION pg_ingest;
@@ -97,9 +101,9 @@ SELECT * FROM ord WHERE id = 40;
 
 -- a caller with only the privileges a load needs stages in order too (the order columns'
 -- default and identity need nothing more)
-GRANT SELECT, INSERT, UPDATE ON ord TO ord_loader;
+GRANT SELECT, INSERT, UPDATE ON ord TO regress_ord_loader;
 TRUNCATE ord;
-SET ROLE ord_loader;
+SET ROLE regress_ord_loader;
 SELECT id AS j7, staging AS s7 FROM ingest.begin_async_load('ord', ordered => true) \gset
 SELECT set_config('ingest.stage_chunk', '2', false);
 INSERT INTO :s7 (id, note) VALUES (50, 'chunk 2');
@@ -115,7 +119,7 @@ SELECT ingest.submit_async_load(:j7);
 RESET ROLE;
 SELECT ingest.wait_async_load(:j7, '60 s');
 SELECT * FROM ord ORDER BY id;
-REVOKE ALL ON ord FROM ord_loader;
+REVOKE ALL ON ord FROM regress_ord_loader;
 
 -- a loaded column with an order column's name is refused for ordered staging only
 CREATE TABLE clash (id int PRIMARY KEY, _pg_ingest_row text);
@@ -132,4 +136,4 @@ SELECT * FROM clash;
 SELECT ingest.cancel_async_load(id) FROM ingest.get_async_load_job()
  WHERE state = 'INIT' AND target IN ('ord'::regclass, 'clash'::regclass);
 DROP TABLE ord, clash;
-DROP ROLE ord_loader, ord_other;
+DROP ROLE regress_ord_loader, regress_ord_other;
