@@ -623,6 +623,18 @@ std::string chunk_of_every_key(int chunk, int keys) {
     return data;
 }
 
+// Stages `chunks` chunks of every key (chunk_of_every_key) as unit `key` and waits for its one
+// job to finish.
+void stage_every_key_and_wait(AsyncLoader& loader, const std::string& key, int chunks, int keys) {
+    loader.begin(key);
+    for (int chunk = 1; chunk <= chunks; ++chunk) {
+        loader.stage(chunk_of_every_key(chunk, keys), keys);
+    }
+    const auto jobs = loader.wait(std::chrono::steady_clock::now() + 120s);
+    BOOST_TEST_REQUIRE(jobs.size() == 1u);
+    BOOST_CHECK(jobs[0].state == JobState::finish);
+}
+
 // The payloads of `table` and how many rows carry each: "c5:200" when all 200 rows say c5.
 std::string payload_counts(Connection& connection, const std::string& table) {
     return *connection
@@ -714,13 +726,7 @@ BOOST_AUTO_TEST_CASE(a_job_begun_unordered_is_resumed_over_one_connection_in_ord
     options.parallelism = 3;
     options.max_temp_file_size = 1u << 30;
     AsyncLoader loader(async_db(), options);
-    loader.begin("order-resume-1");
-    for (int chunk = 1; chunk <= 30; ++chunk) {
-        loader.stage(chunk_of_every_key(chunk, 200), 200);
-    }
-    const auto jobs = loader.wait(std::chrono::steady_clock::now() + 120s);
-    BOOST_TEST_REQUIRE(jobs.size() == 1u);
-    BOOST_CHECK(jobs[0].state == JobState::finish);
+    stage_every_key_and_wait(loader, "order-resume-1", 30, 200);
     BOOST_TEST(payload_counts(connection, "al_order_resume") == "c30:200");
 }
 
@@ -764,13 +770,7 @@ BOOST_AUTO_TEST_CASE(against_pg_ingest_0_3_0_a_parallel_loader_still_keeps_stage
     options.max_temp_file_size = 1u << 30;
     {
         AsyncLoader loader(old, options);
-        loader.begin("");
-        for (int chunk = 1; chunk <= 30; ++chunk) {
-            loader.stage(chunk_of_every_key(chunk, 200), 200);
-        }
-        const auto jobs = loader.wait(std::chrono::steady_clock::now() + 120s);
-        BOOST_TEST_REQUIRE(jobs.size() == 1u);
-        BOOST_CHECK(jobs[0].state == JobState::finish);
+        stage_every_key_and_wait(loader, "", 30, 200);
     }
     BOOST_TEST(payload_counts(connection, "al_order_old") == "c30:200");
     connection.execute("DROP EXTENSION pg_ingest CASCADE");
