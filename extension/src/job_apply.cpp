@@ -8,7 +8,7 @@
 #include "merge.hpp"
 
 extern "C" {
-#include "access/relation.h"
+#include "access/htup_details.h"
 #include "access/table.h"
 #include "catalog/partition.h"
 #include "catalog/pg_authid.h"
@@ -21,7 +21,6 @@ extern "C" {
 }
 
 #include <algorithm>
-#include <cstring>
 
 namespace pg_ingest::jobs {
 
@@ -34,22 +33,17 @@ std::string qualified(Oid rel) {
     });
 }
 
-// The loaded columns of a staging table, and whether it is ordered (job_catalog.hpp).
+// The loaded columns of a staging table (source_columns without the order columns), and
+// whether it is ordered: its row column is an identity (job_catalog.hpp).
 std::vector<std::string> staged_columns(Oid staging, bool& ordered) {
-    std::vector<std::string> names;
-    ordered = false;
-    pg_call([&] {
-        Relation rel = relation_open(staging, AccessShareLock);
-        TupleDesc d = RelationGetDescr(rel);
-        for (int i = 0; i < d->natts; i++) {
-            Form_pg_attribute att = TupleDescAttr(d, i);
-            if (!att->attisdropped)
-                names.emplace_back(NameStr(att->attname));
-            if (!att->attisdropped && att->attidentity &&
-                strcmp(NameStr(att->attname), k_order_row) == 0)
-                ordered = true;
-        }
-        relation_close(rel, NoLock);
+    std::vector<std::string> names = source_columns(staging);
+    ordered = pg_call([&] {
+        HeapTuple tup = SearchSysCacheAttName(staging, k_order_row);
+        if (!HeapTupleIsValid(tup))
+            return false;
+        const bool identity = reinterpret_cast<Form_pg_attribute>(GETSTRUCT(tup))->attidentity;
+        ReleaseSysCache(tup);
+        return identity;
     });
     if (ordered)
         names.erase(std::remove_if(names.begin(), names.end(),
