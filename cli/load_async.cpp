@@ -53,6 +53,11 @@ void load_async(const LoadSettings& s, const ConnectionOptions& connection, Inpu
                   : Connection::Clock::time_point::max();
     const auto jobs = loader.wait(deadline);
 
+    if (loader.retries() > 0) {
+        totals.notes.push_back(std::to_string(loader.retries()) +
+                               " transient failure(s) retried (maxretrytimes): the open job was "
+                               "staged again from its spool");
+    }
     if (loader.chunks_skipped() > 0) {
         totals.notes.push_back(std::to_string(loader.chunks_skipped()) +
                                " chunk(s) not staged again: their job was submitted by an earlier "

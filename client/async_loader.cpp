@@ -1,34 +1,30 @@
 #include <pg_ingest/async_loader.hpp>
 
 #include <algorithm>
-#include <condition_variable>
-#include <deque>
-#include <map>
 #include <exception>
 #include <limits>
-#include <mutex>
+#include <map>
 #include <optional>
 #include <thread>
 
-#include <pg_ingest/copy.hpp>
-
 #include "async_job_wait.hpp"
+#include "chunk_spool.hpp"
 #include "exec.hpp"
+#include "staging_worker.hpp"
 
 namespace pg_ingest {
 
 namespace {
 
 using Clock = Connection::Clock;
+using detail::StagingWorker;
 
 // The order columns of an ordered staging table (pg_ingest's job_catalog.hpp).
 constexpr const char* k_order_chunk = "_pg_ingest_chunk";
 constexpr const char* k_order_row = "_pg_ingest_row";
 
-// Chunks a staging connection may hold (one being sent, one waiting): bounds memory.
-constexpr std::size_t k_chunks_per_worker = 2;
-// Bound on sending one chunk or finishing one staging COPY.
-constexpr std::chrono::minutes k_stage_timeout{5};
+// The longest back-off between two retries (as the Writer's).
+constexpr std::chrono::milliseconds k_max_retry_wait{30000};
 
 Error loader_error(const std::string& message) {
     return Error("AsyncLoader: " + message);
@@ -49,170 +45,6 @@ std::string job_key_for(const std::string& key, int part) {
     return part == 1 ? key : key + "#" + std::to_string(part);
 }
 
-// One staging connection and its thread. Tasks run in order: chunks of a job go into one COPY
-// stream on this connection, or with ordered staging into one COPY each inside one
-// transaction; a finish task ends (commits) that stream or transaction.
-class StagingWorker {
-  public:
-    struct Task {
-        std::int64_t job = 0;
-        std::string copy_sql;  // for chunks: the COPY statement of the job's staging table
-        std::string data;
-        bool finish = false;
-        // Ordered staging: the chunk's number (ingest.stage_chunk), >= 1; 0: unordered.
-        std::int64_t chunk = 0;
-    };
-
-    StagingWorker(const ConnectionOptions& options, std::chrono::milliseconds connect_timeout)
-        : m_options(options), m_connect_timeout(connect_timeout), m_thread([this] { run(); }) {}
-
-    ~StagingWorker() {
-        {
-            std::lock_guard<std::mutex> lock(m_mutex);
-            m_stopping = true;
-        }
-        m_changed.notify_all();
-        m_thread.join();
-    }
-
-    // Blocks while the worker holds k_chunks_per_worker tasks; rethrows the worker's error.
-    void push(Task task) {
-        std::unique_lock<std::mutex> lock(m_mutex);
-        m_changed.wait(lock, [this] { return m_error || m_tasks.size() < k_chunks_per_worker; });
-        if (m_error) {
-            std::rethrow_exception(m_error);
-        }
-        m_tasks.push_back(std::move(task));
-        m_changed.notify_all();
-    }
-
-    // Blocks until every task given so far has run or `deadline` passes (false); rethrows the
-    // worker's error.
-    bool drain(Clock::time_point deadline) {
-        std::unique_lock<std::mutex> lock(m_mutex);
-        const auto done = [this] { return m_error || (m_tasks.empty() && !m_running); };
-        if (deadline == Clock::time_point::max()) {
-            m_changed.wait(lock, done);
-        } else if (!m_changed.wait_until(lock, deadline, done)) {
-            return false;
-        }
-        if (m_error) {
-            std::rethrow_exception(m_error);
-        }
-        return true;
-    }
-
-  private:
-    void run() {
-        std::unique_lock<std::mutex> lock(m_mutex);
-        while (true) {
-            m_changed.wait(lock, [this] { return m_stopping || !m_tasks.empty(); });
-            if (m_stopping) {
-                break;  // pending tasks are dropped; an open stream is aborted below
-            }
-            Task task = std::move(m_tasks.front());
-            m_tasks.pop_front();
-            m_running = true;
-            lock.unlock();
-            std::exception_ptr error;
-            try {
-                execute(task);
-            } catch (...) {
-                error = std::current_exception();
-            }
-            lock.lock();
-            m_running = false;
-            if (error) {
-                m_error = error;
-                m_tasks.clear();
-            }
-            m_changed.notify_all();
-            if (m_error) {
-                break;
-            }
-        }
-        lock.unlock();
-        m_stream.reset();      // CopyIn's destructor aborts an unfinished COPY (rolled back)
-        m_connection.reset();  // an open staging transaction is rolled back with it
-    }
-
-    // Unordered, a job's chunks on this connection are one COPY stream (one transaction).
-    // Ordered, each chunk is its own COPY after setting ingest.stage_chunk, inside one
-    // transaction per job: the staging stays all or nothing either way.
-    void execute(Task& task) {
-        if (task.finish) {
-            if (m_stream && m_stream_job == task.job) {
-                m_stream->set_deadline(Clock::now() + k_stage_timeout);
-                m_stream->finish();
-                m_stream.reset();
-            }
-            if (m_in_transaction && m_stream_job == task.job) {
-                m_in_transaction = false;
-                const Result done = detail::exec_until(*m_connection, "COMMIT", nullptr,
-                                                       Clock::now() + k_stage_timeout);
-                if (done.command_tag() != "COMMIT") {  // ROLLBACK: an error went unnoticed
-                    throw loader_error("staging of job " + std::to_string(task.job) +
-                                       " was rolled back at COMMIT (" + done.command_tag() + ")");
-                }
-            }
-            return;
-        }
-        if ((m_stream || m_in_transaction) && m_stream_job != task.job) {
-            throw loader_error("internal: staging stream of job " + std::to_string(m_stream_job) +
-                               " was not finished before job " + std::to_string(task.job));
-        }
-        if (m_in_transaction && (!m_connection || !m_connection->is_open())) {
-            // Never start afresh in autocommit: the earlier chunks went with the connection.
-            throw loader_error("staging connection of job " + std::to_string(m_stream_job) +
-                               " was lost in its transaction");
-        }
-        if (!m_connection || !m_connection->is_open()) {
-            m_connection.emplace(Connection::connect(m_options, m_connect_timeout));
-            // Between two ordered chunks the connection is idle in its transaction, for as
-            // long as the caller takes to produce the next ones: a server-side limit on that
-            // must not end the staging.
-            detail::exec_until(*m_connection, "SET idle_in_transaction_session_timeout = 0",
-                               nullptr, Clock::now() + k_stage_timeout);
-        }
-        if (task.chunk > 0) {
-            if (!m_in_transaction) {
-                detail::exec_until(*m_connection, "BEGIN", nullptr, Clock::now() + k_stage_timeout);
-                m_in_transaction = true;
-                m_stream_job = task.job;
-            }
-            detail::exec_until(*m_connection,
-                               "SELECT pg_catalog.set_config('ingest.stage_chunk', '" +
-                                   std::to_string(task.chunk) + "', true)",
-                               nullptr, Clock::now() + k_stage_timeout);
-            CopyIn stream(*m_connection, task.copy_sql, Clock::now() + k_stage_timeout);
-            stream.write(task.data);
-            stream.finish();
-            return;
-        }
-        if (!m_stream) {
-            m_stream.emplace(*m_connection, task.copy_sql, Clock::now() + k_stage_timeout);
-            m_stream_job = task.job;
-        }
-        m_stream->set_deadline(Clock::now() + k_stage_timeout);
-        m_stream->write(task.data);
-    }
-
-    const ConnectionOptions& m_options;
-    std::chrono::milliseconds m_connect_timeout;
-    std::optional<Connection> m_connection;
-    std::optional<CopyIn> m_stream;
-    bool m_in_transaction = false;  // ordered staging of job m_stream_job in progress
-    std::int64_t m_stream_job = 0;
-
-    std::mutex m_mutex;
-    std::condition_variable m_changed;
-    std::deque<Task> m_tasks;
-    bool m_running = false;
-    bool m_stopping = false;
-    std::exception_ptr m_error;
-    std::thread m_thread;  // last: starts after every other member is ready
-};
-
 }  // namespace
 
 AsyncLoaderOptions AsyncLoaderOptions::from(const Options& options, QualifiedName target) {
@@ -231,6 +63,8 @@ AsyncLoaderOptions AsyncLoaderOptions::from(const Options& options, QualifiedNam
     loader.queue_size = options.async_load_queue_size;
     loader.max_temp_file_size = options.max_temp_file_size;
     loader.connect_timeout = options.connect_timeout;
+    loader.max_retry_times = options.max_retry_times;
+    loader.retry_wait_time = options.retry_wait_time;
     return loader;
 }
 
@@ -267,6 +101,23 @@ struct AsyncLoader::Impl {
     std::exception_ptr failure;
     bool resumable = false;  // the error being thrown is a passed deadline: state kept
 
+    // Retries (max_retry_times > 0): the open job's chunks are spooled to a local file; after a
+    // transient failure the staging connections are closed (their staging rolled back) and the
+    // job is emptied and staged again from the spool before anything else.
+    detail::ChunkSpool spool;
+    bool replay_due = false;      // the open job must be staged again from the spool
+    bool truncate_due = false;    // ... after emptying its staging table
+    std::size_t replay_next = 0;  // spooled chunks staged again so far
+    bool staging_done = false;    // the open job's staging committed on every connection
+    bool submit_sent = false;     // submit_async_load was sent and may have landed
+    std::vector<int> lost_pids;   // backends of the staging connections closed by recover()
+    // The job a failed open_job() attempt began: the retry goes on with it rather than begin
+    // another (a job without a key would be left behind).
+    std::optional<BegunJob> begun;
+    int retries_left = 0;  // for the open job (or the wait() under way)
+    std::chrono::milliseconds retry_wait{0};
+    std::uint64_t retries = 0;
+
     Impl(ConnectionOptions connection, AsyncLoaderOptions loader_options)
         : connection_options(std::move(connection)),
           options(std::move(loader_options)),
@@ -291,7 +142,7 @@ struct AsyncLoader::Impl {
     // Best effort, for at most 5 seconds.
     ~Impl() {
         workers.clear();
-        if (open && unit_key.empty() && !skipping && control.is_open()) {
+        if (open && unit_key.empty() && !skipping && !submit_sent && control.is_open()) {
             try {
                 detail::exec_until(
                     control, "SELECT ingest.cancel_async_load(" + std::to_string(open->id) + ")",
@@ -341,7 +192,7 @@ struct AsyncLoader::Impl {
         if (left > std::numeric_limits<int>::max()) {
             return body();
         }
-        control.execute("SET statement_timeout = " + std::to_string(left));
+        ctl().execute("SET statement_timeout = " + std::to_string(left));
         struct Reset {
             Connection& connection;
             ~Reset() {
@@ -364,12 +215,132 @@ struct AsyncLoader::Impl {
         }
     }
 
+    // The control connection, connected again when a transient failure closed it.
+    Connection& ctl() {
+        if (!control.is_open()) {
+            control = Connection::connect(connection_options, options.connect_timeout);
+        }
+        return control;
+    }
+
+    void reset_retries() {
+        retries_left = options.max_retry_times;
+        retry_wait = std::min(options.retry_wait_time, k_max_retry_wait);
+    }
+
+    // Runs `body`, and again after each transient failure (Error::retryable()) while retries
+    // are left: recover() first. A passed deadline is never retried (the state is kept for the
+    // repeated call).
+    template <typename Body>
+    auto retrying(Clock::time_point deadline, Body&& body) {
+        while (true) {
+            try {
+                return body();
+            } catch (const Error& error) {
+                if (resumable || !error.retryable() || retries_left <= 0) {
+                    throw;
+                }
+                recover(deadline);
+            }
+        }
+    }
+
+    // Closes the staging connections (what they staged of the open job and did not commit is
+    // rolled back) and marks the open job to be staged again from the spool, unless its staging
+    // had committed everywhere; then backs off.
+    void recover(Clock::time_point deadline) {
+        --retries_left;
+        ++retries;
+        for (const auto& worker : workers) {
+            if (const int pid = worker->backend_pid(); pid != 0) {
+                lost_pids.push_back(pid);
+            }
+        }
+        // Waits for each connection's statement in progress (bounded by the worker's own
+        // 5-minute limit), then closes them: what they staged and did not commit is rolled back.
+        workers.clear();
+        if (open && !skipping && !staging_done) {
+            replay_due = true;
+            truncate_due = true;
+            replay_next = 0;
+        }
+        const auto wait = retry_wait;
+        retry_wait = std::min(retry_wait * 2, k_max_retry_wait);
+        if (deadline != Clock::time_point::max() && Clock::now() + wait >= deadline) {
+            std::this_thread::sleep_until(deadline);
+            timed_out("while backing off after a transient failure");
+        }
+        std::this_thread::sleep_for(wait);
+    }
+
+    // The staging connection for the open job's next chunk (round robin; opened as needed).
+    StagingWorker& next_staging_worker() {
+        if (workers.size() < open_workers) {
+            workers.push_back(
+                std::make_unique<StagingWorker>(connection_options, options.connect_timeout));
+        }
+        return *workers[next_worker++ % std::min(workers.size(), open_workers)];
+    }
+
+    // Stages the open job again from the spool after recover(); resumable after a passed
+    // deadline.
+    void replay(Clock::time_point deadline) {
+        if (!replay_due) {
+            return;
+        }
+        if (truncate_due) {
+            // A closed staging connection whose backend has not noticed (a silent network, or
+            // idle in its transaction) would hold its lock on the staging table until TCP gives
+            // up: end those backends first (the same role may).
+            if (!lost_pids.empty()) {
+                std::string pids;
+                for (const int pid : lost_pids) {
+                    pids += (pids.empty() ? "{" : ",") + std::to_string(pid);
+                }
+                bounded(deadline, "while ending the backends of lost staging connections", [&] {
+                    return ctl().execute_params(
+                        "SELECT pg_catalog.pg_terminate_backend(a.pid) FROM "
+                        "pg_catalog.pg_stat_activity a WHERE a.pid = ANY ($1::int[]) AND "
+                        "a.usename = CURRENT_USER AND a.pid <> pg_catalog.pg_backend_pid()",
+                        {pids + "}"});
+                });
+                lost_pids.clear();
+            }
+            bounded(deadline, "while emptying a staging table to stage it again",
+                    [&] { return ctl().execute("TRUNCATE " + open->staging); });
+            truncate_due = false;
+        }
+        while (replay_next < spool.size()) {
+            detail::ChunkSpool::Chunk chunk = spool.read(replay_next);
+            StagingWorker::Task task;
+            task.job = open->id;
+            task.copy_sql = copy_sql;
+            task.data = std::move(chunk.data);
+            task.chunk = chunk.number;
+            if (!next_staging_worker().push(task, deadline)) {
+                timed_out("while staging job " + std::to_string(open->id) +
+                          " again after a transient failure");
+            }
+            ++replay_next;
+        }
+        replay_due = false;
+    }
+
+    // Forgets the open job's retry state (a new job, or the old one submitted).
+    void close_job() {
+        open.reset();
+        spool.clear();
+        replay_due = truncate_due = staging_done = submit_sent = false;
+        replay_next = 0;
+        lost_pids.clear();
+    }
+
     // Holds back while queue_size jobs are submitted and not ended.
     void hold_back(Clock::time_point deadline) {
         if (pending.size() < options.queue_size) {
             return;
         }
-        const auto jobs = detail::wait_for_jobs(control, pending, deadline, options.poll_interval,
+        const auto jobs = detail::wait_for_jobs(ctl(), pending, deadline, options.poll_interval,
                                                 options.queue_size - 1);
         pending.clear();
         for (const auto& job : jobs) {
@@ -383,24 +354,35 @@ struct AsyncLoader::Impl {
     }
 
     void open_job(Clock::time_point deadline) {
+        close_job();
+        reset_retries();
+        begun.reset();
+        retrying(deadline, [&] { open_job_once(deadline); });
+        begun.reset();
+    }
+
+    void open_job_once(Clock::time_point deadline) {
         hold_back(deadline);
         AsyncJobSpec spec = options.job;
         spec.columns = options.columns;
         spec.job_key = job_key_for(unit_key, part);
         spec.ordered = order_matters && server_orders && options.parallelism > 1;
-        const BegunJob job = bounded(deadline, "while beginning a job", [&] {
-            try {
-                return begin_async_load(control, spec);
-            } catch (const Error& error) {
-                // 42701: the target has a loaded column named like an order column; stage it
-                // unordered (over one connection) rather than not at all.
-                if (!spec.ordered || error.sqlstate() != "42701" || !control.is_open()) {
-                    throw;
+        if (!begun) {
+            begun = bounded(deadline, "while beginning a job", [&] {
+                try {
+                    return begin_async_load(ctl(), spec);
+                } catch (const Error& error) {
+                    // 42701: the target has a loaded column named like an order column; stage it
+                    // unordered (over one connection) rather than not at all.
+                    if (!spec.ordered || error.sqlstate() != "42701" || !control.is_open()) {
+                        throw;
+                    }
+                    spec.ordered = false;
+                    return begin_async_load(ctl(), spec);
                 }
-                spec.ordered = false;
-                return begin_async_load(control, spec);
-            }
-        });
+            });
+        }
+        const BegunJob job = *begun;
         open_bytes = 0;
         skipping = job.state != JobState::init;
         if (skipping) {
@@ -420,12 +402,12 @@ struct AsyncLoader::Impl {
         }
         // An INIT job may hold part of an earlier run's data: start it afresh.
         bounded(deadline, "while emptying a staging table",
-                [&] { return control.execute("TRUNCATE " + job.staging); });
+                [&] { return ctl().execute("TRUNCATE " + job.staging); });
         // The staging table says whether it is ordered: a resumed job keeps what the run that
         // began it chose. An ordered table needs a column list (its order columns are filled
         // by their defaults).
         const Result layout = bounded(deadline, "while reading a staging table", [&] {
-            return control.execute_params(
+            return ctl().execute_params(
                 "SELECT a.attname, a.attidentity <> '' FROM pg_catalog.pg_attribute a WHERE "
                 "a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped ORDER BY "
                 "a.attnum",
@@ -467,26 +449,62 @@ struct AsyncLoader::Impl {
             return;
         }
         if (!skipping) {
-            for (auto& worker : workers) {
-                StagingWorker::Task finish;
-                finish.job = open->id;
-                finish.finish = true;
-                worker->push(std::move(finish));
-            }
-            for (auto& worker : workers) {
-                if (!worker->drain(deadline)) {
-                    timed_out("while the staging connections finished job " +
-                              std::to_string(open->id));
+            const auto landed = [&]() -> std::optional<JobState> {
+                const AsyncJob job = bounded(deadline, "while reading a job's state",
+                                             [&] { return get_async_load_job(ctl(), open->id); });
+                if (job.state == JobState::init) {
+                    return std::nullopt;
                 }
-            }
-            const JobState state = bounded(deadline, "while submitting a job",
-                                           [&] { return submit_async_load(control, open->id); });
+                return job.state;
+            };
+            const JobState state = retrying(deadline, [&] {
+                bool resending = false;
+                if (submit_sent) {
+                    // The answer to an earlier submit was lost: it may have landed, and a
+                    // submitted job's staging must not be touched again.
+                    if (const auto state = landed()) {
+                        return *state;
+                    }
+                    submit_sent = false;
+                    resending = true;
+                }
+                replay(deadline);
+                for (auto& worker : workers) {
+                    StagingWorker::Task finish;
+                    finish.job = open->id;
+                    finish.finish = true;
+                    worker->push(finish);
+                }
+                for (auto& worker : workers) {
+                    if (!worker->drain(deadline)) {
+                        timed_out("while the staging connections finished job " +
+                                  std::to_string(open->id));
+                    }
+                }
+                staging_done = true;
+                try {
+                    return bounded(deadline, "while submitting a job", [&] {
+                        submit_sent = true;
+                        return submit_async_load(ctl(), open->id);
+                    });
+                } catch (const Error& error) {
+                    if (resumable && error.sqlstate() == "57014") {
+                        submit_sent = false;  // cancelled by our statement_timeout: rolled back
+                    } else if (resending && error.sqlstate() == "55000") {
+                        // The lost submit committed after the state was read as INIT.
+                        if (const auto state = landed()) {
+                            return *state;
+                        }
+                    }
+                    throw;
+                }
+            });
             job_ids.push_back(open->id);
             if (!is_ended(state)) {
                 pending.push_back(open->id);
             }
         }
-        open.reset();
+        close_job();
     }
 
     // The open job reached max_temp_file_size: submit it and open the unit's next one.
@@ -511,6 +529,10 @@ AsyncLoader::AsyncLoader(ConnectionOptions connection, AsyncLoaderOptions option
     if (options.parallelism < 1 || options.queue_size < 1 || options.max_temp_file_size < 1) {
         throw Error("AsyncLoader: parallelism, queue_size and max_temp_file_size must be >= 1",
                     "22023", "", "", true);
+    }
+    if (options.max_retry_times < 0 || options.retry_wait_time.count() < 0) {
+        throw Error("AsyncLoader: max_retry_times and retry_wait_time must be >= 0", "22023", "",
+                    "", true);
     }
     if (options.format.header) {
         throw Error("AsyncLoader: staged data must not have a header line", "22023", "", "", true);
@@ -560,10 +582,18 @@ bool AsyncLoader::stage(std::string data, std::uint64_t rows,
         const std::uint64_t size = data.size();
         const bool staged = !impl.skipping;
         if (staged) {
-            if (impl.workers.size() < impl.open_workers) {
-                impl.workers.push_back(std::make_unique<StagingWorker>(
-                    impl.connection_options, impl.options.connect_timeout));
+            if (impl.submit_sent) {
+                impl.resumable = true;  // misuse, not a failure: the loader stays usable
+                throw Error("AsyncLoader: job " + std::to_string(impl.open->id) +
+                                " may have been submitted (the answer to its submit was lost)",
+                            "55000", "",
+                            "Call submit(), wait() or begin() again: they find out whether it "
+                            "was, and submit it if not; then stage the chunk again.",
+                            true);
             }
+            // An earlier call's re-staging comes first; a passed deadline here leaves the chunk
+            // with the caller.
+            impl.retrying(deadline, [&] { impl.replay(deadline); });
             if (impl.open_ordered && impl.open_chunks >= std::numeric_limits<int>::max()) {
                 throw Error("AsyncLoader: job " + std::to_string(impl.open->id) + " has " +
                                 std::to_string(impl.open_chunks) +
@@ -576,10 +606,30 @@ bool AsyncLoader::stage(std::string data, std::uint64_t rows,
             StagingWorker::Task task;
             task.job = impl.open->id;
             task.copy_sql = impl.copy_sql;
+            task.chunk = impl.open_ordered ? impl.open_chunks + 1 : 0;
+            const bool spooled = impl.options.max_retry_times > 0;
+            if (spooled) {
+                impl.spool.append(data, task.chunk);  // from here on the chunk is taken
+            }
+            impl.open_chunks += impl.open_ordered ? 1 : 0;
+            impl.staging_done = false;  // this chunk is in no committed staging yet
             task.data = std::move(data);
-            task.chunk = impl.open_ordered ? ++impl.open_chunks : 0;
-            impl.workers[impl.next_worker++ % std::min(impl.workers.size(), impl.open_workers)]
-                ->push(std::move(task));
+            try {
+                impl.retrying(deadline, [&] {
+                    if (impl.replay_due) {
+                        impl.replay(deadline);  // the spool holds this chunk too
+                    } else {
+                        impl.next_staging_worker().push(task);
+                    }
+                });
+            } catch (const Error&) {
+                // A spooled chunk is taken: a passed deadline only delays its re-staging to
+                // the next call.
+                if (!spooled || !impl.resumable) {
+                    throw;
+                }
+                impl.resumable = false;
+            }
             impl.rows += rows;
             impl.bytes += size;
         } else {
@@ -630,8 +680,12 @@ std::vector<AsyncJob> AsyncLoader::wait(Connection::Clock::time_point deadline) 
         }
         std::map<std::int64_t, AsyncJob> fresh;
         if (!open_ids.empty()) {
-            for (auto& job : wait_async_load_jobs(impl.control, open_ids, deadline,
-                                                  impl.options.poll_interval)) {
+            impl.reset_retries();
+            const auto read = impl.retrying(deadline, [&] {
+                return wait_async_load_jobs(impl.ctl(), open_ids, deadline,
+                                            impl.options.poll_interval);
+            });
+            for (auto job : read) {
                 if (is_ended(job.state)) {
                     impl.ended[job.id] = job;
                 }
@@ -664,6 +718,10 @@ std::uint64_t AsyncLoader::bytes_staged() const {
 
 std::uint64_t AsyncLoader::chunks_skipped() const {
     return m_impl ? m_impl->skipped : 0;
+}
+
+std::uint64_t AsyncLoader::retries() const {
+    return m_impl ? m_impl->retries : 0;
 }
 
 }  // namespace pg_ingest

@@ -33,10 +33,19 @@ struct AsyncLoaderOptions {
     std::chrono::milliseconds connect_timeout{10000};
     // Re-read job states this often while waiting even without a NOTIFY.
     std::chrono::milliseconds poll_interval{1000};
+    // maxretrytimes / retrywaittime: transient failures (Error::retryable()) of the staging or
+    // control connections retried per job (and per wait()), after a back-off that starts at
+    // retry_wait_time and doubles up to 30 s. Above 0 the open job's chunks are also written
+    // to an unlinked temporary file in $TMPDIR (else /tmp), up to max_temp_file_size plus one
+    // chunk, so that the job can be staged again; 0: no spool, and the first failure fails
+    // the loader.
+    int max_retry_times = 3;
+    std::chrono::milliseconds retry_wait_time{100};
 
     // The connector vocabulary: async_load_parallelism, async_load_queue_size,
     // max_temp_file_size, clean_temp_data (keep_staging = !clean_temp_data), conflictmode,
-    // conflictcolumns, updatecolumns, exceptionmode, connecttimeoutms. `target` is set by the
+    // conflictcolumns, updatecolumns, exceptionmode, connecttimeoutms, maxretrytimes,
+    // retrywaittime. `target` is set by the
     // caller; without a schema it gets targetschema.
     static AsyncLoaderOptions from(const Options& options, QualifiedName target);
 };
@@ -64,10 +73,25 @@ struct AsyncLoaderOptions {
 // by default), after which the same key names a new job. wait() reads a job it has seen ended
 // only once, so a removed job does not fail it.
 //
+// Retries: a transient failure (a connection lost or terminated, a serialization failure or
+// deadlock, too many connections, ...; see is_transient_sqlstate()) on a staging connection or
+// the control connection is retried up to max_retry_times times per job, with back-off: the
+// staging connections are closed (what they had staged is rolled back), the control connection
+// is opened again if it was lost, and the open job's staging table is emptied and staged again
+// from the local spool of its chunks, with the same chunk numbers (the backends of the closed
+// staging connections are ended first, so that none holds the table); a submit whose answer
+// was lost is checked before anything is staged again, and while that is unresolved (a
+// deadline passed) stage() throws Error 55000 and leaves the chunk with the caller. retries()
+// counts them. A job begun without a key whose begin_async_load() answer was lost may leave an
+// empty INIT job behind (cancel it); with a key the retry finds the same job.
+//
 // Errors: pg_ingest::Error from the server (SQLSTATE kept) or the connections; an error on a
-// staging connection is rethrown by the next stage()/submit()/wait() call, after which the
-// loader is failed (every call throws) and the unit's open job stays INIT (never half-submitted).
-// Construction throws Error 42883 when the database has no async load support.
+// staging connection is rethrown by the next stage()/submit()/wait() call once it cannot be
+// retried, after which the loader is failed (every call throws) and the unit's open job stays
+// INIT (never half-submitted), unless a submit whose answer was lost had landed (then the job
+// is READY or beyond, with every chunk). A spool that cannot be written (a full disk) throws Error
+// 58030 and fails the loader. Construction throws Error 42883 when the database has no async load
+// support.
 class PG_INGEST_API AsyncLoader {
   public:
     // Connects the control connection and checks the extension. Staging connections are opened
@@ -78,8 +102,9 @@ class PG_INGEST_API AsyncLoader {
     AsyncLoader(const AsyncLoader&) = delete;
     AsyncLoader& operator=(const AsyncLoader&) = delete;
     // Stops staging (open COPY streams are aborted), closes the connections. Does not submit:
-    // the open job stays INIT, so a restart with the same key stages it again; an open job
-    // without a key cannot be resumed and is cancelled (its staging table dropped; this may
+    // the open job stays INIT (unless a submit whose answer was lost had landed), so a restart
+    // with the same key stages it again; an open job without a key cannot be resumed and is
+    // cancelled unless a submit of it may have landed (its staging table dropped; this may
     // block up to 5 s). Never throws.
     ~AsyncLoader();
 
@@ -89,9 +114,11 @@ class PG_INGEST_API AsyncLoader {
     // Deadlines (begin, stage, submit, wait): waiting for the queue, for the staging streams to
     // finish and for the control statements (through statement_timeout: a server that answers
     // slowly or a lock wait; not a silent network) ends at `deadline` with Error 57014, after
-    // which the loader is still usable and the same call, repeated, carries on. Each statement
-    // of a staging connection (a chunk's COPY, and with ordered staging its set_config and the
-    // job's BEGIN and COMMIT) is bounded by 5 minutes whatever the deadline.
+    // which the loader is still usable and the same call, repeated, carries on; so do a retry's
+    // back-off and its re-staging. Each statement of a staging connection (a chunk's COPY, and
+    // with ordered staging its set_config and the job's BEGIN and COMMIT) is bounded by 5
+    // minutes whatever the deadline, and a retry waits for the statements in progress on the
+    // staging connections it closes.
     void begin(const std::string& key,
                Connection::Clock::time_point deadline = Connection::Clock::time_point::max());
 
@@ -123,6 +150,9 @@ class PG_INGEST_API AsyncLoader {
     std::uint64_t bytes_staged() const;
     // Chunks skipped because their job had been submitted by an earlier run.
     std::uint64_t chunks_skipped() const;
+    // Transient failures retried so far (each one re-staged the open job, if it had one that
+    // was not yet committed on every staging connection).
+    std::uint64_t retries() const;
 
   private:
     struct Impl;

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <exception>
 #include <filesystem>
 #include <string>
 #include <thread>
@@ -774,6 +775,319 @@ BOOST_AUTO_TEST_CASE(against_pg_ingest_0_3_0_a_parallel_loader_still_keeps_stage
     }
     BOOST_TEST(payload_counts(connection, "al_order_old") == "c30:200");
     connection.execute("DROP EXTENSION pg_ingest CASCADE");
+}
+
+// Which of a loader's backends terminate_loader_backends() ends.
+enum class Backends {
+    all,      // the control connection too
+    staging,  // those inside a transaction: an ordered job's staging connections
+};
+
+// Terminates the backends with application_name `name`, except the `spared` ones; waits up to
+// 10 s for one to exist. Returns the pids terminated.
+std::vector<int> terminate_loader_backends(Connection& connection, const std::string& name,
+                                           Backends which, const std::vector<int>& spared = {}) {
+    std::string spared_list = "{";
+    for (const int pid : spared) {
+        spared_list += (spared_list.size() > 1 ? "," : "") + std::to_string(pid);
+    }
+    spared_list += "}";
+    const std::string sql =
+        "WITH victims AS MATERIALIZED (SELECT pid FROM pg_catalog.pg_stat_activity WHERE "
+        "application_name = $1 AND pid <> pg_catalog.pg_backend_pid() AND NOT pid = ANY "
+        "($2::int[])" +
+        std::string(which == Backends::all ? "" : " AND xact_start IS NOT NULL") +
+        ") SELECT pid FROM victims WHERE pg_catalog.pg_terminate_backend(pid)";
+    const auto until = std::chrono::steady_clock::now() + 10s;
+    while (true) {
+        const auto killed = connection.execute_params(sql, {name, spared_list});
+        if (killed.rows() > 0 || std::chrono::steady_clock::now() > until) {
+            std::vector<int> pids;
+            for (std::size_t row = 0; row < killed.rows(); ++row) {
+                pids.push_back(std::stoi(*killed.get(row, 0)));
+            }
+            return pids;
+        }
+        std::this_thread::sleep_for(20ms);
+    }
+}
+
+// The pid of the one backend with application_name `name` that is inside a transaction, once
+// there is exactly one (waits up to 10 s; 0 if there never is).
+int the_staging_backend(Connection& connection, const std::string& name) {
+    const auto until = std::chrono::steady_clock::now() + 10s;
+    while (std::chrono::steady_clock::now() < until) {
+        const auto found = connection.execute_params(
+            "SELECT pid FROM pg_catalog.pg_stat_activity WHERE application_name = $1 AND "
+            "xact_start IS NOT NULL",
+            {name});
+        if (found.rows() == 1) {
+            return std::stoi(*found.get(0, 0));
+        }
+        std::this_thread::sleep_for(20ms);
+    }
+    return 0;
+}
+
+// Options whose connections carry application_name `name`, so that a test can find them.
+ConnectionOptions named_async_db(const std::string& name) {
+    ConnectionOptions options = async_db();
+    options.set("application_name", name);
+    return options;
+}
+
+// A staging connection terminated mid-job (pg_terminate_backend): the loader closes the staging
+// connections, empties the job's staging table and stages the spooled chunks again with their
+// numbers; the job loads every row once and keys still resolve in stage order.
+BOOST_AUTO_TEST_CASE(a_staging_connection_terminated_mid_job_is_retried_and_loads_every_row_once) {
+    Connection connection = connect_async();
+    reset_table(connection, "al_retry");
+    AsyncLoaderOptions options = loader_options("al_retry");
+    options.parallelism = 2;
+    options.max_temp_file_size = 1u << 30;  // one job
+    options.retry_wait_time = 10ms;
+    options.job.keep_staging = true;
+    AsyncLoader loader(named_async_db("al_retry_stage"), options);
+    loader.begin("");
+    const int keys = 200, chunks = 20;
+    for (int chunk = 1; chunk <= chunks; ++chunk) {
+        loader.stage(chunk_of_every_key(chunk, keys), keys);
+        if (chunk == 10) {
+            BOOST_TEST_REQUIRE(
+                terminate_loader_backends(connection, "al_retry_stage", Backends::staging).size() >=
+                1u);
+        }
+    }
+    const auto jobs = loader.wait(std::chrono::steady_clock::now() + 120s);
+    BOOST_TEST(loader.retries() >= 1u);
+    BOOST_TEST_REQUIRE(jobs.size() == 1u);
+    BOOST_CHECK(jobs[0].state == JobState::finish);
+    BOOST_TEST(jobs[0].rows_staged == keys * chunks);  // staged once: nothing twice, nothing lost
+    BOOST_TEST(loader.rows_staged() == static_cast<std::uint64_t>(keys * chunks));
+    BOOST_TEST(payload_counts(connection, "al_retry") == "c20:200");
+    BOOST_TEST_REQUIRE(!jobs[0].staging.empty());
+    BOOST_TEST(*connection
+                    .execute("SELECT count(DISTINCT _pg_ingest_chunk) || '/' || count(*) FROM " +
+                             jobs[0].staging)
+                    .get(0, 0) == "20/4000");
+    connection.execute("DROP TABLE " + jobs[0].staging);
+}
+
+// One staging connection lost after the other committed its part of the job (at the submit):
+// the committed part is emptied before the job is staged again, so nothing is staged twice.
+BOOST_AUTO_TEST_CASE(a_staging_connection_lost_after_another_committed_stages_nothing_twice) {
+    Connection connection = connect_async();
+    reset_table(connection, "al_retry_half");
+    AsyncLoaderOptions options = loader_options("al_retry_half");
+    options.parallelism = 2;
+    options.max_temp_file_size = 1u << 30;
+    options.retry_wait_time = 10ms;
+    options.job.keep_staging = true;
+    AsyncLoader loader(named_async_db("al_retry_half"), options);
+    loader.begin("");
+    const int keys = 100, chunks = 10;
+    loader.stage(chunk_of_every_key(1, keys), keys);  // the first staging connection's
+    const int first = the_staging_backend(connection, "al_retry_half");
+    BOOST_TEST_REQUIRE(first != 0);
+    for (int chunk = 2; chunk <= chunks; ++chunk) {
+        loader.stage(chunk_of_every_key(chunk, keys), keys);
+    }
+    // the second staging connection: at the submit the first commits (it is drained first),
+    // then the second fails
+    BOOST_TEST_REQUIRE(
+        terminate_loader_backends(connection, "al_retry_half", Backends::staging, {first}).size() ==
+        1u);
+    const auto jobs = loader.wait(std::chrono::steady_clock::now() + 120s);
+    BOOST_TEST(loader.retries() == 1u);
+    BOOST_TEST_REQUIRE(jobs.size() == 1u);
+    BOOST_CHECK(jobs[0].state == JobState::finish);
+    BOOST_TEST(jobs[0].rows_staged == keys * chunks);
+    BOOST_TEST(payload_counts(connection, "al_retry_half") == "c10:100");
+    BOOST_TEST_REQUIRE(!jobs[0].staging.empty());
+    BOOST_TEST(*connection
+                    .execute("SELECT count(DISTINCT _pg_ingest_chunk) || '/' || count(*) FROM " +
+                             jobs[0].staging)
+                    .get(0, 0) == "10/1000");
+    connection.execute("DROP TABLE " + jobs[0].staging);
+}
+
+// Every connection of the loader terminated, the control connection too, after the last chunk
+// and before the submit; and an unordered append (one COPY stream per staging connection).
+BOOST_AUTO_TEST_CASE(every_loader_connection_terminated_before_the_submit_is_retried) {
+    Connection connection = connect_async();
+    for (const std::string mode : {"upsert", "none"}) {
+        BOOST_TEST_CONTEXT("conflict mode " << mode) {
+            reset_table(connection, "al_retry_all");
+            AsyncLoaderOptions options = loader_options("al_retry_all");
+            options.job.conflict_mode = mode;
+            options.parallelism = 2;
+            options.max_temp_file_size = 1u << 30;
+            options.retry_wait_time = 10ms;
+            AsyncLoader loader(named_async_db("al_retry_all"), options);
+            // a key of its own each run: a job already FINISH would be skipped, not staged
+            loader.begin(
+                "retry-all-" + mode + "-" +
+                std::to_string(std::chrono::system_clock::now().time_since_epoch().count()));
+            for (int chunk = 0; chunk < 10; ++chunk) {
+                loader.stage(csv_rows(chunk * 500 + 1, 500), 500);
+            }
+            BOOST_TEST_REQUIRE(
+                terminate_loader_backends(connection, "al_retry_all", Backends::all).size() >= 2u);
+            const auto jobs = loader.wait(std::chrono::steady_clock::now() + 120s);
+            BOOST_TEST(loader.retries() >= 1u);
+            BOOST_TEST_REQUIRE(jobs.size() == 1u);
+            BOOST_CHECK(jobs[0].state == JobState::finish);
+            BOOST_TEST(jobs[0].rows_staged == 5000);
+            BOOST_TEST(table_summary(connection, "al_retry_all") == "5000/5000/true");
+        }
+    }
+}
+
+// maxretrytimes = 0: no spool and no retry; the failure is a typed, retryable error, the job
+// stays INIT and nothing is loaded.
+BOOST_AUTO_TEST_CASE(without_retries_a_terminated_staging_connection_fails_the_loader) {
+    Connection connection = connect_async();
+    reset_table(connection, "al_retry_none");
+    AsyncLoaderOptions options = loader_options("al_retry_none");
+    options.parallelism = 2;
+    options.max_temp_file_size = 1u << 30;
+    options.max_retry_times = 0;
+    AsyncLoader loader(named_async_db("al_retry_none"), options);
+    loader.begin("retry-none");
+    for (int chunk = 0; chunk < 4; ++chunk) {
+        loader.stage(chunk_of_every_key(chunk + 1, 100), 100);
+    }
+    BOOST_TEST_REQUIRE(
+        terminate_loader_backends(connection, "al_retry_none", Backends::staging).size() >= 1u);
+    const pg_ingest::Error error =
+        error_of([&] { loader.wait(std::chrono::steady_clock::now() + 60s); });
+    BOOST_TEST(error.retryable());
+    BOOST_TEST(loader.retries() == 0u);
+    BOOST_TEST(error_of([&] { loader.submit(); }).what() == std::string(error.what()));
+    BOOST_TEST(*connection
+                    .execute("SELECT state FROM ingest.get_async_load_job() WHERE job_key = "
+                             "'retry-none'")
+                    .get(0, 0) == "INIT");
+    BOOST_TEST(*connection.execute("SELECT count(*) FROM al_retry_none").get(0, 0) == "0");
+}
+
+// maxretrytimes = 1 and two failures: the second fails the loader; the job stays INIT, empty.
+BOOST_AUTO_TEST_CASE(a_failure_past_maxretrytimes_fails_the_loader_and_loads_nothing) {
+    Connection connection = connect_async();
+    reset_table(connection, "al_retry_out");
+    AsyncLoaderOptions options = loader_options("al_retry_out");
+    options.parallelism = 2;
+    options.max_temp_file_size = 1u << 30;
+    options.max_retry_times = 1;
+    options.retry_wait_time = 10ms;
+    AsyncLoader loader(named_async_db("al_retry_out"), options);
+    const std::string key =
+        "retry-out-" + std::to_string(std::chrono::system_clock::now().time_since_epoch().count());
+    loader.begin(key);
+    int chunk = 1;
+    for (; chunk <= 4; ++chunk) {
+        loader.stage(chunk_of_every_key(chunk, 100), 100);
+    }
+    const auto first = terminate_loader_backends(connection, "al_retry_out", Backends::staging);
+    BOOST_TEST_REQUIRE(!first.empty());
+    // stage on until the loader has met the failure and staged the job again
+    for (; loader.retries() == 0 && chunk <= 200; ++chunk) {
+        loader.stage(chunk_of_every_key(chunk, 100), 100);
+    }
+    BOOST_TEST_REQUIRE(loader.retries() == 1u);
+    BOOST_TEST_REQUIRE(
+        !terminate_loader_backends(connection, "al_retry_out", Backends::staging, first).empty());
+    const pg_ingest::Error error =
+        error_of([&] { loader.wait(std::chrono::steady_clock::now() + 60s); });
+    BOOST_TEST(error.retryable());
+    BOOST_TEST(loader.retries() == 1u);
+    BOOST_TEST(*connection
+                    .execute_params("SELECT state FROM ingest.get_async_load_job() WHERE "
+                                    "job_key = $1",
+                                    {key})
+                    .get(0, 0) == "INIT");
+    BOOST_TEST(*connection.execute("SELECT count(*) FROM al_retry_out").get(0, 0) == "0");
+}
+
+// The control connection lost while its submit waits for a lock on the staging table: the
+// loader reads the job's state (still INIT: the submit was rolled back), does not stage again
+// (every staging connection had committed) and submits once more.
+BOOST_AUTO_TEST_CASE(a_submit_lost_before_it_landed_is_sent_again_without_restaging) {
+    Connection connection = connect_async();
+    reset_table(connection, "al_retry_submit");
+    AsyncLoaderOptions options = loader_options("al_retry_submit");
+    options.parallelism = 2;
+    options.max_temp_file_size = 1u << 30;
+    options.retry_wait_time = 10ms;
+    AsyncLoader loader(named_async_db("al_retry_submit"), options);
+    loader.begin("");
+    for (int chunk = 1; chunk <= 6; ++chunk) {
+        loader.stage(chunk_of_every_key(chunk, 100), 100);
+    }
+    const std::string staging =
+        *connection
+             .execute(
+                 "SELECT staging FROM ingest.get_async_load_job() WHERE state = 'INIT' AND "
+                 "target = 'al_retry_submit'::regclass ORDER BY id DESC LIMIT 1")
+             .get(0, 0);
+    Connection locker = connect_async();
+    locker.execute("BEGIN");
+    locker.execute("LOCK TABLE " + staging + " IN ROW EXCLUSIVE MODE");
+    std::exception_ptr failure;
+    std::thread submitter([&] {
+        try {
+            loader.submit(std::chrono::steady_clock::now() + 120s);
+        } catch (...) {
+            failure = std::current_exception();
+        }
+    });
+    // A submit of the loader waiting for the lock, other than `spared`; 0 after 10 s.
+    const auto waiting_submit = [&](int spared) {
+        const auto until = std::chrono::steady_clock::now() + 10s;
+        while (std::chrono::steady_clock::now() < until) {
+            const auto found = connection.execute_params(
+                "SELECT pid FROM pg_catalog.pg_stat_activity WHERE application_name = "
+                "'al_retry_submit' AND wait_event_type = 'Lock' AND query LIKE "
+                "'%submit_async_load%' AND pid <> $1::int",
+                {std::to_string(spared)});
+            if (found.rows() == 1) {
+                return std::stoi(*found.get(0, 0));
+            }
+            std::this_thread::sleep_for(20ms);
+        }
+        return 0;
+    };
+    const int first = waiting_submit(0);
+    const std::string killed_at = *connection.execute("SELECT clock_timestamp()").get(0, 0);
+    if (first != 0) {
+        connection.execute("SELECT pg_catalog.pg_terminate_backend(" + std::to_string(first) + ")");
+    }
+    const int second = first != 0 ? waiting_submit(first) : 0;
+    locker.execute("COMMIT");
+    submitter.join();
+    BOOST_TEST_REQUIRE(first != 0);
+    BOOST_TEST(second != 0);
+    BOOST_TEST_REQUIRE(!failure);
+    BOOST_TEST(loader.retries() == 1u);
+    // connected since: the new control connection only, no staging connection
+    BOOST_TEST(*connection
+                    .execute_params("SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE "
+                                    "application_name = 'al_retry_submit' AND backend_start > "
+                                    "$1::timestamptz",
+                                    {killed_at})
+                    .get(0, 0) == "1");
+    const auto jobs = loader.wait(std::chrono::steady_clock::now() + 120s);
+    BOOST_TEST_REQUIRE(jobs.size() == 1u);
+    BOOST_CHECK(jobs[0].state == JobState::finish);
+    BOOST_TEST(jobs[0].rows_staged == 600);
+    BOOST_TEST(payload_counts(connection, "al_retry_submit") == "c6:100");
+}
+
+// Negative retry settings are refused when the loader is built.
+BOOST_AUTO_TEST_CASE(negative_retry_settings_are_refused) {
+    AsyncLoaderOptions options = loader_options("al_retry_none");
+    options.max_retry_times = -1;
+    BOOST_TEST(error_of([&] { AsyncLoader loader(async_db(), options); }).sqlstate() == "22023");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

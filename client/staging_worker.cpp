@@ -1,0 +1,160 @@
+#include "staging_worker.hpp"
+
+#include <pg_ingest/error.hpp>
+
+#include "exec.hpp"
+
+namespace pg_ingest::detail {
+
+namespace {
+
+// Bound on sending one chunk or finishing one staging COPY.
+constexpr std::chrono::minutes k_stage_timeout{5};
+
+Error staging_error(const std::string& message) {
+    return Error("AsyncLoader: " + message);
+}
+
+}  // namespace
+
+StagingWorker::StagingWorker(const ConnectionOptions& options,
+                             std::chrono::milliseconds connect_timeout)
+    : m_options(options), m_connect_timeout(connect_timeout), m_thread([this] { run(); }) {}
+
+StagingWorker::~StagingWorker() {
+    {
+        std::lock_guard<std::mutex> lock(m_mutex);
+        m_stopping = true;
+    }
+    m_changed.notify_all();
+    m_thread.join();
+}
+
+bool StagingWorker::push(Task& task, Clock::time_point deadline) {
+    std::unique_lock<std::mutex> lock(m_mutex);
+    const auto room = [this] { return m_error || m_tasks.size() < k_chunks; };
+    if (deadline == Clock::time_point::max()) {
+        m_changed.wait(lock, room);
+    } else if (!m_changed.wait_until(lock, deadline, room)) {
+        return false;
+    }
+    if (m_error) {
+        std::rethrow_exception(m_error);
+    }
+    m_tasks.push_back(std::move(task));
+    m_changed.notify_all();
+    return true;
+}
+
+bool StagingWorker::drain(Clock::time_point deadline) {
+    std::unique_lock<std::mutex> lock(m_mutex);
+    const auto done = [this] { return m_error || (m_tasks.empty() && !m_running); };
+    if (deadline == Clock::time_point::max()) {
+        m_changed.wait(lock, done);
+    } else if (!m_changed.wait_until(lock, deadline, done)) {
+        return false;
+    }
+    if (m_error) {
+        std::rethrow_exception(m_error);
+    }
+    return true;
+}
+
+void StagingWorker::run() {
+    std::unique_lock<std::mutex> lock(m_mutex);
+    while (true) {
+        m_changed.wait(lock, [this] { return m_stopping || !m_tasks.empty(); });
+        if (m_stopping) {
+            break;  // pending tasks are dropped; an open stream is aborted below
+        }
+        Task task = std::move(m_tasks.front());
+        m_tasks.pop_front();
+        m_running = true;
+        lock.unlock();
+        std::exception_ptr error;
+        try {
+            execute(task);
+        } catch (...) {
+            error = std::current_exception();
+        }
+        lock.lock();
+        m_running = false;
+        if (error) {
+            m_error = error;
+            m_tasks.clear();
+        }
+        m_changed.notify_all();
+        if (m_error) {
+            break;
+        }
+    }
+    lock.unlock();
+    m_stream.reset();      // CopyIn's destructor aborts an unfinished COPY (rolled back)
+    m_connection.reset();  // an open staging transaction is rolled back with it
+}
+
+// Unordered, a job's chunks on this connection are one COPY stream (one transaction). Ordered,
+// each chunk is its own COPY after setting ingest.stage_chunk, inside one transaction per job:
+// the staging stays all or nothing either way.
+void StagingWorker::execute(Task& task) {
+    if (task.finish) {
+        if (m_stream && m_stream_job == task.job) {
+            m_stream->set_deadline(Clock::now() + k_stage_timeout);
+            m_stream->finish();
+            m_stream.reset();
+        }
+        if (m_in_transaction && m_stream_job == task.job) {
+            m_in_transaction = false;
+            const Result done =
+                exec_until(*m_connection, "COMMIT", nullptr, Clock::now() + k_stage_timeout);
+            if (done.command_tag() != "COMMIT") {  // ROLLBACK: an error went unnoticed
+                throw staging_error("staging of job " + std::to_string(task.job) +
+                                    " was rolled back at COMMIT (" + done.command_tag() + ")");
+            }
+        }
+        return;
+    }
+    if ((m_stream || m_in_transaction) && m_stream_job != task.job) {
+        throw staging_error("internal: staging stream of job " + std::to_string(m_stream_job) +
+                            " was not finished before job " + std::to_string(task.job));
+    }
+    if (m_in_transaction && (!m_connection || !m_connection->is_open())) {
+        // Never start afresh in autocommit: the earlier chunks went with the connection. The
+        // job as a whole may be staged again (retryable).
+        throw Error("AsyncLoader: staging connection of job " + std::to_string(m_stream_job) +
+                        " was lost in its transaction",
+                    "08003", "", "", false);
+    }
+    if (!m_connection || !m_connection->is_open()) {
+        m_connection.emplace(Connection::connect(m_options, m_connect_timeout));
+        m_backend_pid = m_connection->backend_pid();
+        // Between two ordered chunks the connection is idle in its transaction, for as long as
+        // the caller takes to produce the next ones: a server-side limit on that must not end
+        // the staging.
+        exec_until(*m_connection, "SET idle_in_transaction_session_timeout = 0", nullptr,
+                   Clock::now() + k_stage_timeout);
+    }
+    if (task.chunk > 0) {
+        if (!m_in_transaction) {
+            exec_until(*m_connection, "BEGIN", nullptr, Clock::now() + k_stage_timeout);
+            m_in_transaction = true;
+            m_stream_job = task.job;
+        }
+        exec_until(*m_connection,
+                   "SELECT pg_catalog.set_config('ingest.stage_chunk', '" +
+                       std::to_string(task.chunk) + "', true)",
+                   nullptr, Clock::now() + k_stage_timeout);
+        CopyIn stream(*m_connection, task.copy_sql, Clock::now() + k_stage_timeout);
+        stream.write(task.data);
+        stream.finish();
+        return;
+    }
+    if (!m_stream) {
+        m_stream.emplace(*m_connection, task.copy_sql, Clock::now() + k_stage_timeout);
+        m_stream_job = task.job;
+    }
+    m_stream->set_deadline(Clock::now() + k_stage_timeout);
+    m_stream->write(task.data);
+}
+
+}  // namespace pg_ingest::detail

@@ -1,0 +1,80 @@
+// Internal: one AsyncLoader staging connection and its thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include <pg_ingest/connection.hpp>
+#include <pg_ingest/connection_options.hpp>
+#include <pg_ingest/copy.hpp>
+
+namespace pg_ingest::detail {
+
+// Tasks run in order: chunks of a job go into one COPY stream on this connection, or with
+// ordered staging into one COPY each inside one transaction; a finish task ends (commits) that
+// stream or transaction. The first error stops the worker: it is rethrown by every later
+// push() and drain(), and the connection is closed (its staging rolled back).
+class StagingWorker {
+  public:
+    using Clock = Connection::Clock;
+
+    struct Task {
+        std::int64_t job = 0;
+        std::string copy_sql;  // for chunks: the COPY statement of the job's staging table
+        std::string data;
+        bool finish = false;
+        // Ordered staging: the chunk's number (ingest.stage_chunk), >= 1; 0: unordered.
+        std::int64_t chunk = 0;
+    };
+
+    // Chunks a worker may hold (one being sent, one waiting): bounds memory.
+    static constexpr std::size_t k_chunks = 2;
+
+    // `options` must outlive the worker. Connects when the first task runs.
+    StagingWorker(const ConnectionOptions& options, std::chrono::milliseconds connect_timeout);
+    // Drops pending tasks, aborts an open COPY and closes the connection. Never throws.
+    ~StagingWorker();
+    StagingWorker(const StagingWorker&) = delete;
+    StagingWorker& operator=(const StagingWorker&) = delete;
+
+    // Blocks while the worker holds k_chunks tasks, at most until `deadline` (false: the task
+    // was not taken); rethrows the worker's error.
+    bool push(Task& task, Clock::time_point deadline = Clock::time_point::max());
+
+    // Blocks until every task given so far has run or `deadline` passes (false); rethrows the
+    // worker's error.
+    bool drain(Clock::time_point deadline);
+
+    // The server process of the worker's current connection; 0 before it connects.
+    int backend_pid() const noexcept { return m_backend_pid.load(); }
+
+  private:
+    void run();
+    void execute(Task& task);
+
+    const ConnectionOptions& m_options;
+    std::chrono::milliseconds m_connect_timeout;
+    std::optional<Connection> m_connection;
+    std::optional<CopyIn> m_stream;
+    bool m_in_transaction = false;  // ordered staging of job m_stream_job in progress
+    std::int64_t m_stream_job = 0;
+    std::atomic<int> m_backend_pid{0};
+
+    std::mutex m_mutex;
+    std::condition_variable m_changed;
+    std::deque<Task> m_tasks;
+    bool m_running = false;
+    bool m_stopping = false;
+    std::exception_ptr m_error;
+    std::thread m_thread;  // last: starts after every other member is ready
+};
+
+}  // namespace pg_ingest::detail
