@@ -9,6 +9,11 @@
 #   psql_upsert  psql \copy target FROM load.csv WITH (FORMAT csv, ON_CONFLICT 'upsert') into
 #                scenario A's pre-filled table (informational)
 #   cli_upsert   pg_ingest load --conflict upsert load.csv, same table (informational)
+#   cli_async_upsert   pg_ingest load --async --parallel 2 --conflict upsert load.csv: an async
+#                load job staged in order over 2 connections, chunks spooled for retries
+#   cli_async_nospool  the same with --option maxretrytimes=0 (no spool)
+#   cli_async_one      the same with --parallel 1 (one unordered staging stream)
+#                (the three async ones are informational: what ordered staging and the spool cost)
 scenario F "CLI: pg_ingest load vs psql \\copy and pgloader" scenario_F \
     "A CSV file of the narrow dataset (scenario A's files, (id bigint primary key, a bigint, b text, c text)) loaded by command-line tools: N new rows (fresh.csv) into an empty table with pg_ingest load, psql \\copy and pgloader; and, for information, scenario A's load (load.csv, half existing keys) upserted into the pre-filled table with pg_ingest load --conflict upsert and with psql \\copy ... ON_CONFLICT 'upsert'."
 scenario_prepare F scenario_F_prepare
@@ -63,9 +68,18 @@ scenario_F() {
         "\\copy target FROM load.csv WITH (FORMAT csv, ON_CONFLICT 'upsert'): $n rows ($((n - h)) existing keys, $h new) into scenario A's pre-filled table (N rows, fresh copy before every run)"
     contender "$sc" cli_upsert "pg_ingest load --conflict upsert" \
         "pg_ingest load --dsn DSN --table target --format csv --conflict upsert --quiet load.csv: the same load, one COPY ... ON_CONFLICT 'upsert' in one transaction"
+    contender "$sc" cli_async_upsert "pg_ingest load --async --parallel 2 --conflict upsert" \
+        "pg_ingest load --dsn DSN --table target --format csv --conflict upsert --async --parallel 2 --quiet load.csv: the same load through an async load job (AsyncLoader): chunks of 50,000 rows staged in order (ingest.stage_chunk) over 2 connections and spooled to a temporary file for retries (maxretrytimes 3, the default), one job (max_temp_file_size 96 MiB), submitted and waited for until FINISH"
+    contender "$sc" cli_async_nospool "... --option maxretrytimes=0" \
+        "as pg_ingest load --async --parallel 2 --conflict upsert, with --option maxretrytimes=0: no spool file (and no retries)"
+    contender "$sc" cli_async_one "... --parallel 1" \
+        "as pg_ingest load --async --parallel 2 --conflict upsert, with --parallel 1: one staging connection, one COPY stream (no chunk numbers, no sort at apply), spool on"
     target "$sc" "pg_ingest load vs psql \\copy" cli copy 0.9
     target "$sc" "pg_ingest load vs pgloader" cli pgloader 2
     target "$sc" "pg_ingest load --conflict upsert vs psql \\copy ... ON_CONFLICT 'upsert'" cli_upsert psql_upsert ""
+    target "$sc" "pg_ingest load --async (ordered staging, 2 connections, spool) vs pg_ingest load --conflict upsert" cli_async_upsert cli_upsert ""
+    target "$sc" "pg_ingest load --async with the retry spool vs without (maxretrytimes=0)" cli_async_upsert cli_async_nospool ""
+    target "$sc" "pg_ingest load --async, ordered staging over 2 connections vs one connection" cli_async_upsert cli_async_one ""
     how_measured "$sc" "Every contender is one process (psql, pg_ingest, pgloader) timed by the harness with \$EPOCHREALTIME from before it starts to after it exits: start-up (for pgloader the SBCL image, a fraction of a second), connecting and reading the file are included."
 
     cat >"$dir/pgloader.load" <<EOF
@@ -80,11 +94,14 @@ LOAD CSV
 EOF
     mkdir -p "$BENCH_WORK/pgloader"
 
-    local keys=(copy cli pgloader psql_upsert cli_upsert)
+    local keys=(copy cli pgloader psql_upsert cli_upsert cli_async_upsert cli_async_nospool cli_async_one)
     if [ -n "$F_BUILD_ERR" ]; then
         record "$sc" cli - "$n" "" "n/a" "not available: $F_BUILD_ERR"
         record "$sc" cli_upsert - "$n" "" "n/a" "not available: $F_BUILD_ERR"
-        f_drop cli cli_upsert
+        for key in cli_async_upsert cli_async_nospool cli_async_one; do
+            record "$sc" "$key" - "$n" "" "n/a" "not available: $F_BUILD_ERR"
+        done
+        f_drop cli cli_upsert cli_async_upsert cli_async_nospool cli_async_one
     fi
     if [ -z "$pgl_version" ]; then
         record "$sc" pgloader - "$n" "" "n/a" "not available: pgloader is not installed (make deps)"
@@ -112,6 +129,9 @@ EOF
                 psql_upsert) timed_psql "$db" "$dir/upsert.sql" || ok=$? ;;
                 cli) timed_cmd "$cli" load --dsn "$dsn" --table target --format csv --quiet "$dir/fresh.csv" || ok=$? ;;
                 cli_upsert) timed_cmd "$cli" load --dsn "$dsn" --table target --format csv --conflict upsert --quiet "$dir/load.csv" || ok=$? ;;
+                cli_async_upsert) timed_cmd "$cli" load --dsn "$dsn" --table target --format csv --conflict upsert --async --parallel 2 --quiet "$dir/load.csv" || ok=$? ;;
+                cli_async_nospool) timed_cmd "$cli" load --dsn "$dsn" --table target --format csv --conflict upsert --async --parallel 2 --option maxretrytimes=0 --quiet "$dir/load.csv" || ok=$? ;;
+                cli_async_one) timed_cmd "$cli" load --dsn "$dsn" --table target --format csv --conflict upsert --async --parallel 1 --quiet "$dir/load.csv" || ok=$? ;;
                 pgloader) timed_cmd pgloader --root-dir "$BENCH_WORK/pgloader" "$dir/pgloader.load" || ok=$? ;;
             esac
             if [ "$ok" != 0 ]; then
