@@ -109,11 +109,18 @@ struct AsyncLoader::Impl {
     bool truncate_due = false;    // ... after emptying its staging table
     std::size_t replay_next = 0;  // spooled chunks staged again so far
     bool staging_done = false;    // the open job's staging committed on every connection
-    bool submit_sent = false;     // submit_async_load was sent and may have landed
-    std::vector<int> lost_pids;   // backends of the staging connections closed by recover()
+    // A submit_async_load was sent whose outcome is unknown (its answer was lost, or it may
+    // still commit): cleared only when the job is closed, or when our statement_timeout
+    // cancelled the only submit ever sent. submit_pid: the backend that ran the last one.
+    bool submit_sent = false;
+    int submit_pid = 0;
+    std::vector<int> lost_pids;  // backends of the staging connections closed by recover()
     // The job a failed open_job() attempt began: the retry goes on with it rather than begin
     // another (a job without a key would be left behind).
+    // Kept across calls, so that a call repeated after a passed deadline reuses it too; any job
+    // of this loader with the same key (a keyless one is empty and INIT) will do.
     std::optional<BegunJob> begun;
+    std::string begun_key;
     int retries_left = 0;  // for the open job (or the wait() under way)
     std::chrono::milliseconds retry_wait{0};
     std::uint64_t retries = 0;
@@ -142,10 +149,15 @@ struct AsyncLoader::Impl {
     // Best effort, for at most 5 seconds.
     ~Impl() {
         workers.clear();
-        if (open && unit_key.empty() && !skipping && !submit_sent && control.is_open()) {
+        // A keyless job that a failed open_job() began and left empty is cancelled too.
+        const std::optional<BegunJob> orphan =
+            open ? open : (begun && begun_key.empty() ? begun : std::nullopt);
+        const bool keyless = open ? unit_key.empty() : true;
+        if (orphan && keyless && orphan->state == JobState::init && !(open && skipping) &&
+            !submit_sent && control.is_open()) {
             try {
                 detail::exec_until(
-                    control, "SELECT ingest.cancel_async_load(" + std::to_string(open->id) + ")",
+                    control, "SELECT ingest.cancel_async_load(" + std::to_string(orphan->id) + ")",
                     nullptr, Clock::now() + std::chrono::seconds(5));
             } catch (...) {  // the job stays INIT; nothing else is at stake
             }
@@ -251,15 +263,18 @@ struct AsyncLoader::Impl {
     void recover(Clock::time_point deadline) {
         --retries_left;
         ++retries;
+        // Waits for each connection's statement in progress (bounded by the worker's own
+        // 5-minute limit), then closes them: what they staged and did not commit is rolled back.
+        // Stopped first, so that a worker still connecting has its backend recorded.
+        const bool restage = open && !skipping && !staging_done;
         for (const auto& worker : workers) {
-            if (const int pid = worker->backend_pid(); pid != 0) {
+            worker->stop();
+            if (const int pid = worker->backend_pid(); pid != 0 && restage) {
                 lost_pids.push_back(pid);
             }
         }
-        // Waits for each connection's statement in progress (bounded by the worker's own
-        // 5-minute limit), then closes them: what they staged and did not commit is rolled back.
         workers.clear();
-        if (open && !skipping && !staging_done) {
+        if (restage) {
             replay_due = true;
             truncate_due = true;
             replay_next = 0;
@@ -331,6 +346,7 @@ struct AsyncLoader::Impl {
         open.reset();
         spool.clear();
         replay_due = truncate_due = staging_done = submit_sent = false;
+        submit_pid = 0;
         replay_next = 0;
         lost_pids.clear();
     }
@@ -356,7 +372,9 @@ struct AsyncLoader::Impl {
     void open_job(Clock::time_point deadline) {
         close_job();
         reset_retries();
-        begun.reset();
+        if (begun && begun_key != job_key_for(unit_key, part)) {
+            begun.reset();  // a keyed job of another unit: a restart with its key resumes it
+        }
         retrying(deadline, [&] { open_job_once(deadline); });
         begun.reset();
     }
@@ -381,6 +399,7 @@ struct AsyncLoader::Impl {
                     return begin_async_load(ctl(), spec);
                 }
             });
+            begun_key = spec.job_key;
         }
         const BegunJob job = *begun;
         open_bytes = 0;
@@ -450,6 +469,18 @@ struct AsyncLoader::Impl {
         }
         if (!skipping) {
             const auto landed = [&]() -> std::optional<JobState> {
+                // The backend that ran the lost submit may still be running it (a silent
+                // network): end it, waiting up to 10 s, so that the state read is final.
+                if (submit_pid != 0 && submit_pid != control.backend_pid()) {
+                    bounded(deadline, "while ending the backend of a lost submit", [&] {
+                        return ctl().execute_params(
+                            "SELECT pg_catalog.pg_terminate_backend(a.pid, 10000) FROM "
+                            "pg_catalog.pg_stat_activity a WHERE a.pid = $1::int AND a.usename "
+                            "= CURRENT_USER AND a.state = 'active' AND a.query LIKE "
+                            "'%submit_async_load%'",
+                            {std::to_string(submit_pid)});
+                    });
+                }
                 const AsyncJob job = bounded(deadline, "while reading a job's state",
                                              [&] { return get_async_load_job(ctl(), open->id); });
                 if (job.state == JobState::init) {
@@ -465,7 +496,6 @@ struct AsyncLoader::Impl {
                     if (const auto state = landed()) {
                         return *state;
                     }
-                    submit_sent = false;
                     resending = true;
                 }
                 replay(deadline);
@@ -484,12 +514,14 @@ struct AsyncLoader::Impl {
                 staging_done = true;
                 try {
                     return bounded(deadline, "while submitting a job", [&] {
+                        Connection& connection = ctl();
                         submit_sent = true;
-                        return submit_async_load(ctl(), open->id);
+                        submit_pid = connection.backend_pid();
+                        return submit_async_load(connection, open->id);
                     });
                 } catch (const Error& error) {
-                    if (resumable && error.sqlstate() == "57014") {
-                        submit_sent = false;  // cancelled by our statement_timeout: rolled back
+                    if (resumable && error.sqlstate() == "57014" && !resending) {
+                        submit_sent = false;  // our statement_timeout cancelled the only submit
                     } else if (resending && error.sqlstate() == "55000") {
                         // The lost submit committed after the state was read as INIT.
                         if (const auto state = landed()) {

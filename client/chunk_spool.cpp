@@ -61,7 +61,7 @@ void ChunkSpool::append(const std::string& data, std::int64_t number) {
     if (m_fd < 0) {
         m_directory = spool_directory();
         std::string path = m_directory + "/pg_ingest-spool-XXXXXX";
-        const int fd = ::mkstemp(path.data());
+        const int fd = ::mkostemp(path.data(), O_CLOEXEC);
         if (fd < 0) {
             throw spool_error("create", m_directory, errno);
         }

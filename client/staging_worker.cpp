@@ -22,12 +22,18 @@ StagingWorker::StagingWorker(const ConnectionOptions& options,
     : m_options(options), m_connect_timeout(connect_timeout), m_thread([this] { run(); }) {}
 
 StagingWorker::~StagingWorker() {
+    stop();
+}
+
+void StagingWorker::stop() noexcept {
     {
         std::lock_guard<std::mutex> lock(m_mutex);
         m_stopping = true;
     }
     m_changed.notify_all();
-    m_thread.join();
+    if (m_thread.joinable()) {
+        m_thread.join();
+    }
 }
 
 bool StagingWorker::push(Task& task, Clock::time_point deadline) {

@@ -53,7 +53,11 @@ class StagingWorker {
     // worker's error.
     bool drain(Clock::time_point deadline);
 
-    // The server process of the worker's current connection; 0 before it connects.
+    // Drops pending tasks and waits for the task in progress, then closes the connection
+    // (rolling back what it had not committed). push() and drain() must not follow. Idempotent.
+    void stop() noexcept;
+
+    // The server process of the worker's last connection; 0 before it connects.
     int backend_pid() const noexcept { return m_backend_pid.load(); }
 
   private:

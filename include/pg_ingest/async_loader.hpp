@@ -80,8 +80,9 @@ struct AsyncLoaderOptions {
 // is opened again if it was lost, and the open job's staging table is emptied and staged again
 // from the local spool of its chunks, with the same chunk numbers (the backends of the closed
 // staging connections are ended first, so that none holds the table); a submit whose answer
-// was lost is checked before anything is staged again, and while that is unresolved (a
-// deadline passed) stage() throws Error 55000 and leaves the chunk with the caller. retries()
+// was lost is checked before anything is staged again (its backend, if still running it, is
+// ended first), and while that is unresolved (a deadline passed) stage() throws Error 55000
+// and leaves the chunk with the caller: call submit(), wait() or begin() again. retries()
 // counts them. A job begun without a key whose begin_async_load() answer was lost may leave an
 // empty INIT job behind (cancel it); with a key the retry finds the same job.
 //

@@ -829,6 +829,23 @@ int the_staging_backend(Connection& connection, const std::string& name) {
     return 0;
 }
 
+// A backend with application_name `name` running a submit_async_load that waits for a lock,
+// other than `spared`; 0 after 10 s.
+int waiting_submit(Connection& connection, const std::string& name, int spared) {
+    const auto until = std::chrono::steady_clock::now() + 10s;
+    while (std::chrono::steady_clock::now() < until) {
+        const auto found = connection.execute_params(
+            "SELECT pid FROM pg_catalog.pg_stat_activity WHERE application_name = $1 AND "
+            "wait_event_type = 'Lock' AND query LIKE '%submit_async_load%' AND pid <> $2::int",
+            {name, std::to_string(spared)});
+        if (found.rows() == 1) {
+            return std::stoi(*found.get(0, 0));
+        }
+        std::this_thread::sleep_for(20ms);
+    }
+    return 0;
+}
+
 // Options whose connections carry application_name `name`, so that a test can find them.
 ConnectionOptions named_async_db(const std::string& name) {
     ConnectionOptions options = async_db();
@@ -1041,28 +1058,12 @@ BOOST_AUTO_TEST_CASE(a_submit_lost_before_it_landed_is_sent_again_without_restag
             failure = std::current_exception();
         }
     });
-    // A submit of the loader waiting for the lock, other than `spared`; 0 after 10 s.
-    const auto waiting_submit = [&](int spared) {
-        const auto until = std::chrono::steady_clock::now() + 10s;
-        while (std::chrono::steady_clock::now() < until) {
-            const auto found = connection.execute_params(
-                "SELECT pid FROM pg_catalog.pg_stat_activity WHERE application_name = "
-                "'al_retry_submit' AND wait_event_type = 'Lock' AND query LIKE "
-                "'%submit_async_load%' AND pid <> $1::int",
-                {std::to_string(spared)});
-            if (found.rows() == 1) {
-                return std::stoi(*found.get(0, 0));
-            }
-            std::this_thread::sleep_for(20ms);
-        }
-        return 0;
-    };
-    const int first = waiting_submit(0);
+    const int first = waiting_submit(connection, "al_retry_submit", 0);
     const std::string killed_at = *connection.execute("SELECT clock_timestamp()").get(0, 0);
     if (first != 0) {
         connection.execute("SELECT pg_catalog.pg_terminate_backend(" + std::to_string(first) + ")");
     }
-    const int second = first != 0 ? waiting_submit(first) : 0;
+    const int second = first != 0 ? waiting_submit(connection, "al_retry_submit", first) : 0;
     locker.execute("COMMIT");
     submitter.join();
     BOOST_TEST_REQUIRE(first != 0);
@@ -1081,6 +1082,63 @@ BOOST_AUTO_TEST_CASE(a_submit_lost_before_it_landed_is_sent_again_without_restag
     BOOST_CHECK(jobs[0].state == JobState::finish);
     BOOST_TEST(jobs[0].rows_staged == 600);
     BOOST_TEST(payload_counts(connection, "al_retry_submit") == "c6:100");
+}
+
+// A submit lost while it waits for a lock, and the retry's back-off outlasting the deadline:
+// the submit is in doubt, so stage() refuses (55000, the loader usable) rather than stage into
+// a job that may be submitted; the next submit() ends the old backend, reads INIT and submits.
+BOOST_AUTO_TEST_CASE(while_a_lost_submit_is_in_doubt_stage_refuses_and_submit_resolves_it) {
+    Connection connection = connect_async();
+    reset_table(connection, "al_retry_doubt");
+    AsyncLoaderOptions options = loader_options("al_retry_doubt");
+    options.parallelism = 2;
+    options.max_temp_file_size = 1u << 30;
+    options.retry_wait_time = 60s;  // outlasts the deadline below
+    AsyncLoader loader(named_async_db("al_retry_doubt"), options);
+    loader.begin("");
+    for (int chunk = 1; chunk <= 4; ++chunk) {
+        loader.stage(chunk_of_every_key(chunk, 100), 100);
+    }
+    const std::string staging =
+        *connection
+             .execute(
+                 "SELECT staging FROM ingest.get_async_load_job() WHERE state = 'INIT' AND "
+                 "target = 'al_retry_doubt'::regclass ORDER BY id DESC LIMIT 1")
+             .get(0, 0);
+    Connection locker = connect_async();
+    locker.execute("BEGIN");
+    locker.execute("LOCK TABLE " + staging + " IN ROW EXCLUSIVE MODE");
+    std::exception_ptr failure;
+    std::thread submitter([&] {
+        try {
+            loader.submit(std::chrono::steady_clock::now() + 5s);
+        } catch (...) {
+            failure = std::current_exception();
+        }
+    });
+    const int first = waiting_submit(connection, "al_retry_doubt", 0);
+    if (first != 0) {
+        connection.execute("SELECT pg_catalog.pg_terminate_backend(" + std::to_string(first) + ")");
+    }
+    submitter.join();
+    locker.execute("COMMIT");
+    BOOST_TEST_REQUIRE(first != 0);
+    BOOST_TEST_REQUIRE(static_cast<bool>(failure));
+    try {
+        std::rethrow_exception(failure);
+    } catch (const pg_ingest::Error& error) {
+        BOOST_TEST(error.sqlstate() == "57014");
+    }
+    const pg_ingest::Error refused =
+        error_of([&] { loader.stage(chunk_of_every_key(5, 100), 100); });
+    BOOST_TEST(refused.sqlstate() == "55000");
+    loader.submit(std::chrono::steady_clock::now() + 60s);
+    const auto jobs = loader.wait(std::chrono::steady_clock::now() + 120s);
+    BOOST_TEST(loader.retries() == 1u);
+    BOOST_TEST_REQUIRE(jobs.size() == 1u);
+    BOOST_CHECK(jobs[0].state == JobState::finish);
+    BOOST_TEST(jobs[0].rows_staged == 400);
+    BOOST_TEST(payload_counts(connection, "al_retry_doubt") == "c4:100");
 }
 
 // Negative retry settings are refused when the loader is built.
