@@ -829,6 +829,35 @@ int the_staging_backend(Connection& connection, const std::string& name) {
     return 0;
 }
 
+// A connection holding a ROW EXCLUSIVE lock on the staging table of `table`'s newest INIT job,
+// in its open transaction: a submit of that job waits for it until the transaction ends.
+Connection lock_open_staging(Connection& connection, const std::string& table) {
+    const std::string staging =
+        *connection
+             .execute_params(
+                 "SELECT staging FROM ingest.get_async_load_job() WHERE state = "
+                 "'INIT' AND target = $1::regclass ORDER BY id DESC LIMIT 1",
+                 {table})
+             .get(0, 0);
+    Connection locker = connect_async();
+    locker.execute("BEGIN");
+    locker.execute("LOCK TABLE " + staging + " IN ROW EXCLUSIVE MODE");
+    return locker;
+}
+
+// loader.submit() with a deadline `within` from now, on a thread; what it throws goes to
+// `failure`.
+std::thread submit_in_background(AsyncLoader& loader, std::chrono::seconds within,
+                                 std::exception_ptr& failure) {
+    return std::thread([&loader, &failure, within] {
+        try {
+            loader.submit(std::chrono::steady_clock::now() + within);
+        } catch (...) {
+            failure = std::current_exception();
+        }
+    });
+}
+
 // A backend with application_name `name` running a submit_async_load that waits for a lock,
 // other than `spared`; 0 after 10 s.
 int waiting_submit(Connection& connection, const std::string& name, int spared) {
@@ -1041,23 +1070,9 @@ BOOST_AUTO_TEST_CASE(a_submit_lost_before_it_landed_is_sent_again_without_restag
     for (int chunk = 1; chunk <= 6; ++chunk) {
         loader.stage(chunk_of_every_key(chunk, 100), 100);
     }
-    const std::string staging =
-        *connection
-             .execute(
-                 "SELECT staging FROM ingest.get_async_load_job() WHERE state = 'INIT' AND "
-                 "target = 'al_retry_submit'::regclass ORDER BY id DESC LIMIT 1")
-             .get(0, 0);
-    Connection locker = connect_async();
-    locker.execute("BEGIN");
-    locker.execute("LOCK TABLE " + staging + " IN ROW EXCLUSIVE MODE");
+    Connection locker = lock_open_staging(connection, "al_retry_submit");
     std::exception_ptr failure;
-    std::thread submitter([&] {
-        try {
-            loader.submit(std::chrono::steady_clock::now() + 120s);
-        } catch (...) {
-            failure = std::current_exception();
-        }
-    });
+    std::thread submitter = submit_in_background(loader, 120s, failure);
     const int first = waiting_submit(connection, "al_retry_submit", 0);
     const std::string killed_at = *connection.execute("SELECT clock_timestamp()").get(0, 0);
     if (first != 0) {
@@ -1099,23 +1114,9 @@ BOOST_AUTO_TEST_CASE(while_a_lost_submit_is_in_doubt_stage_refuses_and_submit_re
     for (int chunk = 1; chunk <= 4; ++chunk) {
         loader.stage(chunk_of_every_key(chunk, 100), 100);
     }
-    const std::string staging =
-        *connection
-             .execute(
-                 "SELECT staging FROM ingest.get_async_load_job() WHERE state = 'INIT' AND "
-                 "target = 'al_retry_doubt'::regclass ORDER BY id DESC LIMIT 1")
-             .get(0, 0);
-    Connection locker = connect_async();
-    locker.execute("BEGIN");
-    locker.execute("LOCK TABLE " + staging + " IN ROW EXCLUSIVE MODE");
+    Connection locker = lock_open_staging(connection, "al_retry_doubt");
     std::exception_ptr failure;
-    std::thread submitter([&] {
-        try {
-            loader.submit(std::chrono::steady_clock::now() + 5s);
-        } catch (...) {
-            failure = std::current_exception();
-        }
-    });
+    std::thread submitter = submit_in_background(loader, 5s, failure);
     const int first = waiting_submit(connection, "al_retry_doubt", 0);
     if (first != 0) {
         connection.execute("SELECT pg_catalog.pg_terminate_backend(" + std::to_string(first) + ")");
