@@ -88,14 +88,6 @@ std::optional<std::string> array_literal(const std::vector<std::string>& items) 
     return literal;
 }
 
-std::string id_list_literal(const std::vector<std::int64_t>& ids) {
-    std::string literal = "{";
-    for (std::size_t i = 0; i < ids.size(); ++i) {
-        literal += (i == 0 ? "" : ",") + std::to_string(ids[i]);
-    }
-    return literal + "}";
-}
-
 JobState state_call(Connection& connection, std::string_view function, std::int64_t id) {
     const Result result = connection.execute_params(
         "SELECT ingest." + std::string(function) + "($1::bigint)::text", {std::to_string(id)});
@@ -109,6 +101,14 @@ Error no_such_job(std::int64_t id) {
 }
 
 }  // namespace
+
+std::string detail::id_list_literal(const std::vector<std::int64_t>& ids) {
+    std::string literal = "{";
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+        literal += (i == 0 ? "" : ",") + std::to_string(ids[i]);
+    }
+    return literal + "}";
+}
 
 std::string_view to_string(JobState state) noexcept {
     switch (state) {
@@ -261,7 +261,7 @@ std::vector<AsyncJob> detail::wait_for_jobs(Connection& connection,
     const std::string query = "SELECT " + std::string(k_job_columns) +
                               " FROM ingest.get_async_load_job() WHERE id = ANY($1::bigint[])"
                               " ORDER BY id";
-    const std::string id_list = id_list_literal(ids);
+    const std::string id_list = detail::id_list_literal(ids);
     while (true) {
         auto jobs = jobs_from(connection.execute_params(query, {id_list}));
         if (jobs.size() < wanted.size()) {

@@ -3,11 +3,15 @@
 
 #include <chrono>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include <pg_ingest/async_job.hpp>
 
 namespace pg_ingest::detail {
+
+// {1,2,3}: an array literal of `ids`, for a $n::bigint[] or $n::int[] parameter.
+std::string id_list_literal(const std::vector<std::int64_t>& ids);
 
 // Returns once at most `max_pending` of `ids` have not ended, or at `deadline`, with the jobs
 // as last read. See wait_async_load_jobs for the LISTEN / polling contract.

@@ -114,11 +114,11 @@ struct AsyncLoader::Impl {
     // cancelled the only submit ever sent. submit_pid: the backend that ran the last one.
     bool submit_sent = false;
     int submit_pid = 0;
-    std::vector<int> lost_pids;  // backends of the staging connections closed by recover()
-    // The job a failed open_job() attempt began: the retry goes on with it rather than begin
-    // another (a job without a key would be left behind).
-    // Kept across calls, so that a call repeated after a passed deadline reuses it too; any job
-    // of this loader with the same key (a keyless one is empty and INIT) will do.
+    // Backends of the staging connections closed by recover().
+    std::vector<std::int64_t> lost_pids;
+    // The job a failed open_job() attempt began: the retry, or the call repeated after a passed
+    // deadline, goes on with it rather than begin another (a keyless one would be left
+    // behind). Any job of this loader with the same key will do (a keyless one is INIT, empty).
     std::optional<BegunJob> begun;
     std::string begun_key;
     int retries_left = 0;  // for the open job (or the wait() under way)
@@ -308,16 +308,12 @@ struct AsyncLoader::Impl {
             // idle in its transaction) would hold its lock on the staging table until TCP gives
             // up: end those backends first (the same role may).
             if (!lost_pids.empty()) {
-                std::string pids;
-                for (const int pid : lost_pids) {
-                    pids += (pids.empty() ? "{" : ",") + std::to_string(pid);
-                }
                 bounded(deadline, "while ending the backends of lost staging connections", [&] {
                     return ctl().execute_params(
                         "SELECT pg_catalog.pg_terminate_backend(a.pid) FROM "
                         "pg_catalog.pg_stat_activity a WHERE a.pid = ANY ($1::int[]) AND "
                         "a.usename = CURRENT_USER AND a.pid <> pg_catalog.pg_backend_pid()",
-                        {pids + "}"});
+                        {detail::id_list_literal(lost_pids)});
                 });
                 lost_pids.clear();
             }

@@ -104,12 +104,13 @@ TableSchema TableSchema::load(Connection& connection, std::string_view table,
         "     AND bt.typcategory = 'A')::oid::text, "
         "  coalesce((SELECT c.collisdeterministic FROM pg_catalog.pg_collation c "
         "     WHERE c.oid = a.attcollation), true) "
-        // ... and in every unique index that has it as a key column (ON CONFLICT compares by
-        // the index's collation)
+        // ... and in every unique index that can be an arbiter and has it as a key column (ON
+        // CONFLICT compares by the index's collation)
         "  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index i "
         "     CROSS JOIN LATERAL pg_catalog.generate_series(0, i.indnkeyatts - 1) k "
         "     JOIN pg_catalog.pg_collation ic ON ic.oid = i.indcollation[k] "
-        "     WHERE i.indrelid = a.attrelid AND i.indisunique AND i.indkey[k] = a.attnum "
+        "     WHERE i.indrelid = a.attrelid AND i.indisunique AND i.indisvalid "
+        "       AND i.indimmediate AND i.indpred IS NULL AND i.indkey[k] = a.attnum "
         "       AND NOT ic.collisdeterministic) "
         "FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid "
         "WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",

@@ -1243,8 +1243,7 @@ void append_key_bytes(const Value& value, const ColumnType& type, std::string& o
                 }
                 return v;
             };
-            const auto micros = rounded_micros(static_cast<std::int64_t>(be(0, 8)),
-                                               interval_precision(type.typmod));
+            const auto micros = static_cast<std::int64_t>(be(0, 8));  // rounded by the encoder
             const auto days = static_cast<std::int32_t>(static_cast<std::uint32_t>(be(8, 4)));
             const auto months = static_cast<std::int32_t>(static_cast<std::uint32_t>(be(12, 4)));
             const __int128 span =
@@ -1253,20 +1252,6 @@ void append_key_bytes(const Value& value, const ColumnType& type, std::string& o
             const auto bits = static_cast<unsigned __int128>(span);
             put64(part, static_cast<std::uint64_t>(bits >> 64));
             put64(part, static_cast<std::uint64_t>(bits));
-            break;
-        }
-        case TypeKind::time:
-        case TypeKind::timestamp:
-        case TypeKind::timestamptz: {
-            // timestamp(0): the server stores 12:00:00.4 and 12:00:00.3 as 12:00:00, one key.
-            std::string payload;
-            encode_payload(value, type, payload, "");
-            std::uint64_t bits = 0;
-            for (const char byte : payload) {
-                bits = (bits << 8) | static_cast<unsigned char>(byte);
-            }
-            put64(part, static_cast<std::uint64_t>(
-                            rounded_micros(static_cast<std::int64_t>(bits), type.typmod)));
             break;
         }
         case TypeKind::bpchar: {
@@ -1278,6 +1263,8 @@ void append_key_bytes(const Value& value, const ColumnType& type, std::string& o
             break;
         }
         default:
+            // Times and timestamps included: the encoder rounds them to the column's precision
+            // (timestamp(0): 12:00:00.4 and 12:00:00.3 are one key, as the server stores them).
             encode_payload(value, type, part, "");
             break;
     }

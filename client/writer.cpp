@@ -245,7 +245,10 @@ struct Writer::Impl {
     std::vector<std::uint32_t> key_oids;
     bool keyed = false;
     bool key_is_arbiter = false;  // a unique index on exactly the key: ON CONFLICT (key) works
-    bool keep_values = false;     // rejects report their rows' values (exceptionmode=ignore)
+    // writemode insert with upsert/ignore may re-send with ON CONFLICT (key): only with an
+    // arbiter, else every such statement fails with 42P10 and hides the real error.
+    bool insert_may_use_on_conflict = false;
+    bool keep_values = false;  // rejects report their rows' values (exceptionmode=ignore)
     bool extension = false;
     WriteStatement statement = WriteStatement::insert_plain;
 
@@ -441,6 +444,9 @@ void Writer::Impl::open(std::string_view table, std::vector<std::string> request
     key_is_arbiter =
         keyed && (same_set(schema.primary_key()) ||
                   std::any_of(schema.unique_keys().begin(), schema.unique_keys().end(), same_set));
+    insert_may_use_on_conflict = options.write_mode == WriteMode::insert && key_is_arbiter &&
+                                 (options.conflict_mode == ConflictMode::upsert ||
+                                  options.conflict_mode == ConflictMode::ignore);
     keep_values = options.exception_mode == ExceptionMode::ignore;
     for (const auto& name : key) {
         const auto at = std::find(column_names.begin(), column_names.end(), name);
@@ -1094,10 +1100,7 @@ void Writer::Impl::send(Batch& sending, bool& drop) {
                 back_off(error);
                 continue;
             }
-            if (options.write_mode == WriteMode::insert && error.sqlstate() == "23505" &&
-                !conflict_fallback && keyed &&
-                (options.conflict_mode == ConflictMode::upsert ||
-                 options.conflict_mode == ConflictMode::ignore)) {
+            if (error.sqlstate() == "23505" && !conflict_fallback && insert_may_use_on_conflict) {
                 log(LogLevel::info, "batch insert hit existing keys; re-sending with ON CONFLICT");
                 conflict_fallback = true;
                 continue;
@@ -1108,11 +1111,7 @@ void Writer::Impl::send(Batch& sending, bool& drop) {
                 isolate = true;
                 // In insert mode the rows of existing keys would fail one by one with 23505
                 // and be rejected: isolate with ON CONFLICT from the start.
-                if (options.write_mode == WriteMode::insert && key_is_arbiter &&
-                    (options.conflict_mode == ConflictMode::upsert ||
-                     options.conflict_mode == ConflictMode::ignore)) {
-                    conflict_fallback = true;
-                }
+                conflict_fallback = conflict_fallback || insert_may_use_on_conflict;
                 continue;
             }
             if (row_error(error) && options.exception_mode == ExceptionMode::strict) {

@@ -97,6 +97,9 @@ CursorSource::CursorSource(Oid source, const std::vector<std::string>& names, Re
     m_ncols = static_cast<int>(names.size());
     m_values.resize(m_ncols);
     m_nulls.reset(new bool[m_ncols]);
+    // Sized here, in C++: inside pg_call only their elements are set, so an ereport there
+    // never jumps over a C++ allocation or destructor.
+    std::vector<Expr*> casts(static_cast<std::size_t>(m_ncols), nullptr);
     pg_call([&] {
         if (SPI_connect() != SPI_OK_CONNECT)
             elog(ERROR, "SPI_connect failed");
@@ -107,17 +110,19 @@ CursorSource::CursorSource(Oid source, const std::vector<std::string>& names, Re
         // The conversions, from the cursor's row type (the source columns' types and typmods),
         // before anything is read. They live in SPI's procedure context until close(): next()
         // runs in a per-row context, so nothing of this may be allocated there.
-        std::vector<Expr*> casts;
         for (int i = 0; i < m_ncols; i++)
-            casts.push_back(assignment_cast(TupleDescAttr(m_portal->tupDesc, i),
-                                            TupleDescAttr(RelationGetDescr(target), attnums[i] - 1),
-                                            i + 1));
-        if (std::any_of(casts.begin(), casts.end(), [](Expr* e) { return e != nullptr; })) {
-            m_estate = CreateExecutorState();
-            for (Expr* e : casts)
-                m_casts.push_back(e ? ExecPrepareExpr(e, m_estate) : nullptr);
-            m_slot = MakeSingleTupleTableSlot(m_portal->tupDesc, &TTSOpsHeapTuple);
-        }
+            casts[static_cast<std::size_t>(i)] =
+                assignment_cast(TupleDescAttr(m_portal->tupDesc, i),
+                                TupleDescAttr(RelationGetDescr(target), attnums[i] - 1), i + 1);
+    });
+    if (std::none_of(casts.begin(), casts.end(), [](Expr* e) { return e != nullptr; }))
+        return;
+    m_casts.assign(casts.size(), nullptr);
+    pg_call([&] {
+        m_estate = CreateExecutorState();
+        for (std::size_t i = 0; i < casts.size(); i++)
+            m_casts[i] = casts[i] ? ExecPrepareExpr(casts[i], m_estate) : nullptr;
+        m_slot = MakeSingleTupleTableSlot(m_portal->tupDesc, &TTSOpsHeapTuple);
     });
 }
 
