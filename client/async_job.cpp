@@ -6,6 +6,7 @@
 #include <set>
 
 #include "async_job_wait.hpp"
+#include "exec.hpp"
 #include "notification.hpp"
 
 namespace pg_ingest {
@@ -256,6 +257,12 @@ std::vector<AsyncJob> detail::wait_for_jobs(Connection& connection,
         poll_interval = std::chrono::milliseconds(1);
     }
     const std::set<std::int64_t> wanted(ids.begin(), ids.end());
+    // Reads are short: one still unanswered well past the deadline means a silent network.
+    constexpr std::chrono::seconds grace{5};
+    const auto bound = deadline >= std::chrono::steady_clock::time_point::max() - grace
+                           ? std::chrono::steady_clock::time_point::max()
+                           : deadline + grace;
+    detail::DeadlineScope scope(connection, std::min(connection.deadline(), bound));
     // LISTEN before the first read, so that no change between the read and the wait is missed.
     connection.execute("LISTEN " + std::string(k_channel));
     const std::string query = "SELECT " + std::string(k_job_columns) +

@@ -26,6 +26,16 @@ constexpr const char* k_order_row = "_pg_ingest_row";
 // The longest back-off between two retries (as the Writer's).
 constexpr std::chrono::milliseconds k_max_retry_wait{30000};
 
+// How long past a call's deadline the control connection waits for an answer before it is
+// closed. The server's statement_timeout, set to the deadline, normally answers first; this
+// bounds a silent network.
+constexpr std::chrono::seconds k_silence_grace{2};
+
+Clock::time_point with_grace(Clock::time_point deadline) {
+    return deadline >= Clock::time_point::max() - k_silence_grace ? Clock::time_point::max()
+                                                                  : deadline + k_silence_grace;
+}
+
 Error loader_error(const std::string& message) {
     return Error("AsyncLoader: " + message);
 }
@@ -100,6 +110,9 @@ struct AsyncLoader::Impl {
     std::uint64_t skipped = 0;
     std::exception_ptr failure;
     bool resumable = false;  // the error being thrown is a passed deadline: state kept
+    // The last bounded() statement was cancelled by the statement_timeout it set: it had no
+    // effect (unlike one given up on by the client, whose outcome is unknown).
+    bool cancelled_by_server = false;
 
     // Retries (max_retry_times > 0): the open job's chunks are spooled to a local file; after a
     // transient failure the staging connections are closed (their staging rolled back) and the
@@ -129,6 +142,7 @@ struct AsyncLoader::Impl {
         : connection_options(std::move(connection)),
           options(std::move(loader_options)),
           control(Connection::connect(connection_options, options.connect_timeout)) {
+        detail::DeadlineScope bound(control, Clock::now() + options.connect_timeout);
         require_async_load(control);
         // A strict job fails on any duplicate key or bad row, in whatever order it meets it.
         order_matters =
@@ -189,10 +203,29 @@ struct AsyncLoader::Impl {
         }
     }
 
+    // Runs `body`, whose statements on the control connection are given up when the server
+    // has not answered k_silence_grace after `deadline` (a silent network): the connection is
+    // closed and the call ends as a passed deadline. The statement's outcome is then unknown:
+    // each caller's repeat must find out (or be harmless when repeated).
+    template <typename Body>
+    auto watched(Clock::time_point deadline, const std::string& what, Body&& body) {
+        const Clock::time_point bound = with_grace(deadline);
+        detail::DeadlineScope scope(ctl(), bound);
+        try {
+            return body();
+        } catch (const Error& error) {
+            if (bound != Clock::time_point::max() && !control.is_open() && Clock::now() >= bound) {
+                timed_out(what + " (the server did not answer; the control connection was closed)");
+            }
+            throw;
+        }
+    }
+
     // A control statement, bounded by `deadline` through statement_timeout (the server
-    // answering slowly or waiting for a lock; a silent network is not covered).
+    // answering slowly or waiting for a lock) and by watched() (a silent network).
     template <typename Body>
     auto bounded(Clock::time_point deadline, const char* what, Body&& body) {
+        cancelled_by_server = false;
         const auto left =
             deadline == Clock::time_point::max()
                 ? std::numeric_limits<std::int64_t>::max()
@@ -204,27 +237,31 @@ struct AsyncLoader::Impl {
         if (left > std::numeric_limits<int>::max()) {
             return body();
         }
-        ctl().execute("SET statement_timeout = " + std::to_string(left));
-        struct Reset {
-            Connection& connection;
-            ~Reset() {
-                try {
-                    if (connection.is_open()) {
-                        connection.execute("RESET statement_timeout");
+        return watched(deadline, what, [&] {
+            control.execute("SET statement_timeout = " + std::to_string(left));
+            struct Reset {
+                Connection& connection;
+                ~Reset() {
+                    try {
+                        if (connection.is_open()) {
+                            connection.set_deadline(Clock::now() + k_silence_grace);
+                            connection.execute("RESET statement_timeout");
+                        }
+                    } catch (...) {  // the next bounded() sets it again; the loader fails otherwise
                     }
-                } catch (...) {  // the next bounded() sets it again; the loader fails otherwise
                 }
+            } reset{control};
+            try {
+                return body();
+            } catch (const Error& error) {
+                // Our statement_timeout: the statement was rolled back, nothing changed.
+                if (error.sqlstate() == "57014" && control.is_open()) {
+                    resumable = true;
+                    cancelled_by_server = true;
+                }
+                throw;
             }
-        } reset{control};
-        try {
-            return body();
-        } catch (const Error& error) {
-            // Our statement_timeout: the statement was rolled back, nothing changed.
-            if (error.sqlstate() == "57014" && control.is_open()) {
-                resumable = true;
-            }
-            throw;
-        }
+        });
     }
 
     // The control connection, connected again when a transient failure closed it.
@@ -352,8 +389,10 @@ struct AsyncLoader::Impl {
         if (pending.size() < options.queue_size) {
             return;
         }
-        const auto jobs = detail::wait_for_jobs(ctl(), pending, deadline, options.poll_interval,
-                                                options.queue_size - 1);
+        const auto jobs = watched(deadline, "while waiting for a queued job to end", [&] {
+            return detail::wait_for_jobs(ctl(), pending, deadline, options.poll_interval,
+                                         options.queue_size - 1);
+        });
         pending.clear();
         for (const auto& job : jobs) {
             if (!is_ended(job.state)) {
@@ -516,7 +555,7 @@ struct AsyncLoader::Impl {
                         return submit_async_load(connection, open->id);
                     });
                 } catch (const Error& error) {
-                    if (resumable && error.sqlstate() == "57014" && !resending) {
+                    if (cancelled_by_server && !resending) {
                         submit_sent = false;  // our statement_timeout cancelled the only submit
                     } else if (resending && error.sqlstate() == "55000") {
                         // The lost submit committed after the state was read as INIT.
@@ -710,8 +749,10 @@ std::vector<AsyncJob> AsyncLoader::wait(Connection::Clock::time_point deadline) 
         if (!open_ids.empty()) {
             impl.reset_retries();
             const auto read = impl.retrying(deadline, [&] {
-                return wait_async_load_jobs(impl.ctl(), open_ids, deadline,
-                                            impl.options.poll_interval);
+                return impl.watched(deadline, "while waiting for jobs to end", [&] {
+                    return wait_async_load_jobs(impl.ctl(), open_ids, deadline,
+                                                impl.options.poll_interval);
+                });
             });
             for (auto job : read) {
                 if (is_ended(job.state)) {

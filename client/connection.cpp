@@ -15,6 +15,7 @@
 
 #include <libpq-fe.h>
 
+#include "exec.hpp"
 #include "libpq_support.hpp"
 
 namespace pg_ingest {
@@ -87,6 +88,7 @@ std::string null_terminated(std::string_view text, std::string_view what) {
 struct Connection::Impl {
     ConnPtr conn;
     NoticeHandler notice_handler;
+    Clock::time_point deadline = Clock::time_point::max();
 
     // libpq calls this from inside its own functions; nothing may propagate out of it.
     static void receive_notice(void* self, const PGresult* notice) noexcept {
@@ -277,6 +279,9 @@ Connection Connection::connect(const ConnectionOptions& options, Clock::time_poi
 Result Connection::execute(std::string_view sql) {
     const std::string text = null_terminated(sql, "SQL text");
     PGconn* conn = checked_impl().require_open();
+    if (m_impl->deadline != Clock::time_point::max()) {
+        return detail::exec_until(*this, text, nullptr, m_impl->deadline);
+    }
     return checked_impl().finish(ResultPtr(PQexec(conn, text.c_str())));
 }
 
@@ -294,9 +299,22 @@ Result Connection::execute_params(std::string_view sql, const Parameters& params
         values.push_back(params[i] ? params[i]->c_str() : nullptr);
     }
     PGconn* conn = checked_impl().require_open();
+    if (m_impl->deadline != Clock::time_point::max()) {
+        return detail::exec_text_until(*this, text, values, m_impl->deadline);
+    }
     return checked_impl().finish(
         ResultPtr(PQexecParams(conn, text.c_str(), static_cast<int>(values.size()), nullptr,
                                values.data(), nullptr, nullptr, 0)));
+}
+
+void Connection::set_deadline(Clock::time_point deadline) noexcept {
+    if (m_impl) {
+        m_impl->deadline = deadline;
+    }
+}
+
+Connection::Clock::time_point Connection::deadline() const noexcept {
+    return m_impl ? m_impl->deadline : Clock::time_point::max();
 }
 
 bool Connection::ping(milliseconds timeout) noexcept {

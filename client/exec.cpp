@@ -28,19 +28,9 @@ struct Restore {
     throw error;
 }
 
-}  // namespace
-
-bool in_transaction(Connection& connection) noexcept {
-    auto* conn = static_cast<PGconn*>(connection.native_handle());
-    if (conn == nullptr) {
-        return false;
-    }
-    const PGTransactionStatusType status = PQtransactionStatus(conn);
-    return status == PQTRANS_INTRANS || status == PQTRANS_INERROR;
-}
-
-Result exec_until(Connection& connection, const std::string& sql, const BinaryParams* params,
-                  Connection::Clock::time_point deadline) {
+// Sends with `send` (a PQsend* call), then waits for every result until `deadline`.
+template <typename Send>
+Result exec_sent(Connection& connection, Connection::Clock::time_point deadline, Send&& send) {
     auto* conn = static_cast<PGconn*>(connection.native_handle());
     if (conn == nullptr || PQstatus(conn) != CONNECTION_OK) {
         throw connection_error(k_connection_does_not_exist, "connection is closed");
@@ -48,17 +38,12 @@ Result exec_until(Connection& connection, const std::string& sql, const BinaryPa
     if (PQsetnonblocking(conn, 1) != 0) {
         lost(connection, conn);
     }
-    std::optional<Restore> restore(Restore{&connection});
-    int sent = 0;
-    if (params == nullptr) {
-        sent = PQsendQuery(conn, sql.c_str());
-    } else {
-        std::vector<int> formats(params->size(), 1);
-        sent = PQsendQueryParams(conn, sql.c_str(), static_cast<int>(params->size()),
-                                 params->types.data(), params->values.data(),
-                                 params->lengths.data(), formats.data(), 0);
+    if (Connection::Clock::now() >= deadline) {
+        connection.close();  // as if it had been sent: the caller sees one behaviour
+        throw deadline_error("before a statement was sent");
     }
-    if (sent == 0) {
+    std::optional<Restore> restore(Restore{&connection});
+    if (send(conn) == 0) {
         if (PQstatus(conn) != CONNECTION_OK) {
             lost(connection, conn);
         }
@@ -113,8 +98,8 @@ Result exec_until(Connection& connection, const std::string& sql, const BinaryPa
             PQclear(result);
             restore.reset();
             connection.cancel_and_close();
-            throw Error("unexpected COPY in a writer statement; connection closed", "", "", "",
-                        false);
+            throw Error("COPY cannot run through a statement with a deadline; connection closed",
+                        "", "", "", false);
         } else if (!failure) {
             failure = error_from_result(result, conn);
         }
@@ -130,6 +115,39 @@ Result exec_until(Connection& connection, const std::string& sql, const BinaryPa
         lost(connection, conn);
     }
     return last ? std::move(*last) : Result();
+}
+
+}  // namespace
+
+bool in_transaction(Connection& connection) noexcept {
+    auto* conn = static_cast<PGconn*>(connection.native_handle());
+    if (conn == nullptr) {
+        return false;
+    }
+    const PGTransactionStatusType status = PQtransactionStatus(conn);
+    return status == PQTRANS_INTRANS || status == PQTRANS_INERROR;
+}
+
+Result exec_until(Connection& connection, const std::string& sql, const BinaryParams* params,
+                  Connection::Clock::time_point deadline) {
+    return exec_sent(connection, deadline, [&](PGconn* conn) {
+        if (params == nullptr) {
+            return PQsendQuery(conn, sql.c_str());
+        }
+        std::vector<int> formats(params->size(), 1);
+        return PQsendQueryParams(conn, sql.c_str(), static_cast<int>(params->size()),
+                                 params->types.data(), params->values.data(),
+                                 params->lengths.data(), formats.data(), 0);
+    });
+}
+
+Result exec_text_until(Connection& connection, const std::string& sql,
+                       const std::vector<const char*>& params,
+                       Connection::Clock::time_point deadline) {
+    return exec_sent(connection, deadline, [&](PGconn* conn) {
+        return PQsendQueryParams(conn, sql.c_str(), static_cast<int>(params.size()), nullptr,
+                                 params.data(), nullptr, nullptr, 0);
+    });
 }
 
 }  // namespace pg_ingest::detail

@@ -35,5 +35,26 @@ bool in_transaction(Connection& connection) noexcept;
 // blocking mode.
 Result exec_until(Connection& connection, const std::string& sql, const BinaryParams* params,
                   Connection::Clock::time_point deadline);
+// The same with text parameters (nullptr is NULL; types inferred by the server).
+Result exec_text_until(Connection& connection, const std::string& sql,
+                       const std::vector<const char*>& params,
+                       Connection::Clock::time_point deadline);
+
+// Sets a connection's deadline (Connection::set_deadline) for a scope, then restores the one
+// it had. A connection that is replaced meanwhile (moved into) keeps whatever it has.
+class DeadlineScope {
+  public:
+    DeadlineScope(Connection& connection, Connection::Clock::time_point deadline) noexcept
+        : m_connection(connection), m_previous(connection.deadline()) {
+        connection.set_deadline(deadline);
+    }
+    ~DeadlineScope() { m_connection.set_deadline(m_previous); }
+    DeadlineScope(const DeadlineScope&) = delete;
+    DeadlineScope& operator=(const DeadlineScope&) = delete;
+
+  private:
+    Connection& m_connection;
+    Connection::Clock::time_point m_previous;
+};
 
 }  // namespace pg_ingest::detail

@@ -359,6 +359,8 @@ void Writer::Impl::open(std::string_view table, std::vector<std::string> request
     const auto deadline = Clock::now() + options.connect_timeout;
     auto lease = pool->acquire(deadline);
     Connection& connection = *lease;
+    // The catalog reads are bounded as a flush attempt is; the pool gets the lease back without.
+    detail::DeadlineScope bound(connection, Clock::now() + options.flush_timeout);
     schema = TableSchema::load(connection, table, options.target_schema, options.case_sensitive);
     extension =
         connection.execute("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_ingest'")

@@ -404,7 +404,8 @@ uint64 copy_on_conflict(PlannedStmt* pstmt, const char* query, bool read_only_tr
     if (const uint64_t not_kept = session::rejects_not_kept(); not_kept > 0)
         pg_call([&] {
             ereport(NOTICE,
-                    (errmsg("%llu of the %llu rejected rows are counted but not listed by "
+                    (errcode(ERRCODE_WARNING),
+                     errmsg("%llu of the %llu rejected rows are counted but not listed by "
                             "ingest.last_copy_rejects()",
                             (unsigned long long)not_kept, (unsigned long long)counts.rejected),
                      errhint("Raise ingest.copy_rejects_kept (now %d) to keep more of them.",
@@ -427,7 +428,8 @@ void init() {
     if (prev_hook != nullptr)
         pg_call([] {
             ereport(LOG,
-                    (errmsg("pg_ingest is loaded after another library that hooks utility "
+                    (errcode(ERRCODE_WARNING),
+                     errmsg("pg_ingest is loaded after another library that hooks utility "
                             "statements, which will not see COPY ... ON_CONFLICT"),
                      errdetail("Statement statistics or audit logging by that library (for "
                                "instance pg_stat_statements or pgaudit) leave these COPYs out."),

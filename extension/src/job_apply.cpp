@@ -121,8 +121,13 @@ void apply(const Job& job, int slot, MergeCounts& counts, std::vector<RejectedRo
         // that order by a plain scan, unless a synchronized scan starts it mid-table.
         if (!ordered)
             spi::exec("SELECT pg_catalog.set_config('synchronize_seqscans', 'off', true)");
-        CursorSource src(job.staging, names, dest, spec.columns, spec.ignore_errors,
-                         ordered ? format(" ORDER BY %s, %s", k_order_chunk, k_order_row) : "");
+        std::string order;
+        if (ordered)
+            pg_call([&] {
+                order = format(" ORDER BY %s, %s", quote_identifier(k_order_chunk),
+                               quote_identifier(k_order_row));
+            });
+        CursorSource src(job.staging, names, dest, spec.columns, spec.ignore_errors, order);
         counts = run_merge(spec, src, [&](RejectedRow&& r) { rejects.push_back(std::move(r)); });
         src.close();
     }

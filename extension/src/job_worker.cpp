@@ -82,7 +82,8 @@ void recover_orphans() {
         for (int64_t id : ids) {
             notify_state(id, "READY");
             pg_call([&] {
-                ereport(LOG, (errmsg("pg_ingest: async load job %lld was interrupted while "
+                ereport(LOG, (errcode(ERRCODE_WARNING),
+                              errmsg("pg_ingest: async load job %lld was interrupted while "
                                      "loading and is queued again",
                                      (long long)id)));
             });

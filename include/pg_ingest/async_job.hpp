@@ -86,7 +86,8 @@ struct AsyncJob {
 };
 
 // All functions below use the given connection from the calling thread only, block until the
-// server answers (bound them with statement_timeout, or use the deadlines where offered), and
+// server answers or the connection's deadline passes (Connection::set_deadline; bound lock
+// waits with statement_timeout too), and
 // throw pg_ingest::Error with the server's SQLSTATE: 42704 for an unknown id or another role's
 // job, 55000 for a call in the wrong state, 42P01/42703/... for a bad target or column.
 
@@ -114,8 +115,10 @@ PG_INGEST_API std::vector<AsyncJob> list_async_load_jobs(
 // returns the jobs as last read. Wakes on NOTIFY ingest_async_load (the connection LISTENs on
 // it from the first call on) and also re-reads the states every `poll_interval`, so a lost
 // notification costs at most one interval. Between reads it waits on the socket, not in a
-// statement, so the deadline holds to within one query's time. Throws Error 42704 for an unknown
-// id; never throws on timeout (look at the states).
+// statement, so the deadline holds to within one query's time. A read still unanswered 5 s
+// after `deadline` (a silent network) is given up as Connection::set_deadline describes: Error
+// 08006, the connection closed. Throws Error 42704 for an unknown id; never throws on timeout
+// (look at the states).
 PG_INGEST_API std::vector<AsyncJob> wait_async_load_jobs(
     Connection& connection, const std::vector<std::int64_t>& ids,
     std::chrono::steady_clock::time_point deadline,

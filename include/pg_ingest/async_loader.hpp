@@ -114,12 +114,14 @@ class PG_INGEST_API AsyncLoader {
     //
     // Deadlines (begin, stage, submit, wait): waiting for the queue, for the staging streams to
     // finish and for the control statements (through statement_timeout: a server that answers
-    // slowly or a lock wait; not a silent network) ends at `deadline` with Error 57014, after
-    // which the loader is still usable and the same call, repeated, carries on; so do a retry's
-    // back-off and its re-staging. Each statement of a staging connection (a chunk's COPY, and
-    // with ordered staging its set_config and the job's BEGIN and COMMIT) is bounded by 5
-    // minutes whatever the deadline, and a retry waits for the statements in progress on the
-    // staging connections it closes.
+    // slowly or a lock wait) ends at `deadline` with Error 57014, after which the loader is
+    // still usable and the same call, repeated, carries on; so do a retry's back-off and its
+    // re-staging. A control statement still unanswered 2 s after the deadline (a silent
+    // network) is given up the same way, and its connection closed; the repeated call opens a
+    // new one and finds out what the statement did (a submit that landed is not sent again). Each
+    // statement of a staging connection (a chunk's COPY, and with ordered staging its set_config
+    // and the job's BEGIN and COMMIT) is bounded by 5 minutes whatever the deadline, and a retry
+    // waits for the statements in progress on the staging connections it closes.
     void begin(const std::string& key,
                Connection::Clock::time_point deadline = Connection::Clock::time_point::max());
 

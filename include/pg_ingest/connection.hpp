@@ -49,7 +49,7 @@ class PG_INGEST_API Connection {
     ~Connection();
 
     // Runs one or more statements with the simple query protocol and returns the last result.
-    // Blocks until the server answers; bound it with statement_timeout on the server.
+    // Blocks until the server answers or the connection's deadline (set_deadline) passes.
     // COPY ... FROM STDIN / TO STDOUT is rejected (the COPY is aborted, the session survives).
     // Server errors throw Error with SQLSTATE, detail, hint; a lost session throws a retryable
     // Error with connection_usable() false (SQLSTATE from the server, else 08006).
@@ -57,6 +57,17 @@ class PG_INGEST_API Connection {
     // One statement with text parameters $1..$n (nullopt is NULL); types are inferred by the
     // server. Blocks and throws like execute().
     Result execute_params(std::string_view sql, const Parameters& params);
+
+    // Bounds the blocking waits of every later execute() and execute_params(), until changed:
+    // a statement still unanswered at `deadline` is cancelled (a cancel request, as in
+    // cancel_and_close()), the session is closed and Error 08006 is thrown (retryable,
+    // connection_usable() false); whether the statement took effect is then unknown. Unlike
+    // statement_timeout, this also holds when the network goes silent. A statement started
+    // after the deadline fails the same way at once. Clock::time_point::max() (the initial
+    // value) means no bound; a connection that is connected again starts without one.
+    // COPY cannot run under a deadline (use CopyIn/CopyOut, which take their own). Never throws.
+    void set_deadline(Clock::time_point deadline) noexcept;
+    Clock::time_point deadline() const noexcept;
 
     // Health check: a round trip with an empty query, bounded by `timeout`. Returns false when
     // the session is unusable; on timeout the session is closed (a query is in flight and the

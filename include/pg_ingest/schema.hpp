@@ -35,9 +35,9 @@ class PG_INGEST_API TableSchema {
     // Reads table `table` (a plain or partitioned table) in `schema`. `table` may be written
     // "schema.table" (unquoted), which overrides `schema`. Unless `case_sensitive`, names are
     // matched ignoring case; an exact-case match wins over others, and two case-insensitive
-    // matches without an exact one are an error. Blocks on catalog queries (unbounded: bound it
-    // with statement_timeout). Throws pg_ingest::Error 42P01 (no such table), 42P09 (ambiguous),
-    // or a server / connection Error.
+    // matches without an exact one are an error. Blocks on catalog queries (bounded by the
+    // connection's deadline, Connection::set_deadline). Throws pg_ingest::Error 42P01 (no such
+    // table), 42P09 (ambiguous), or a server / connection Error.
     static TableSchema load(Connection& connection, std::string_view table,
                             std::string_view schema = "public", bool case_sensitive = false);
 

@@ -138,7 +138,8 @@ class PG_INGEST_API Writer {
     // only unique key), checks that every column's type can be encoded and that the modes fit the
     // table, and detects the extension. Throws Error: 42P01 no table, 42703 unknown column, 0A000
     // unsupported column type or mode, 42P10 no usable key, 22023 invalid options; connection
-    // Errors.
+    // Errors. Blocks: for a connection up to connecttimeoutms, then for the catalog reads up to
+    // flushtimeoutms.
     Writer(std::shared_ptr<ConnectionPool> pool, std::string_view table,
            std::vector<std::string> columns, Options options, WriterHooks hooks = {});
     // Same with a private pool of options.connection_max_active connections.

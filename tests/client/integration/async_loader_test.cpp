@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <exception>
 #include <filesystem>
+#include <future>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -20,6 +22,7 @@
 #include <pg_ingest/async_loader.hpp>
 #include <pg_ingest/connection.hpp>
 
+#include "fault_proxy.hpp"
 #include "test_support.hpp"
 
 using pg_ingest::AsyncJob;
@@ -1140,6 +1143,98 @@ BOOST_AUTO_TEST_CASE(while_a_lost_submit_is_in_doubt_stage_refuses_and_submit_re
     BOOST_CHECK(jobs[0].state == JobState::finish);
     BOOST_TEST(jobs[0].rows_staged == 400);
     BOOST_TEST(payload_counts(connection, "al_retry_doubt") == "c4:100");
+}
+
+// Runs `body` on another thread and waits at most `limit` for it. A call that hangs (the bound
+// under test broken) fails the test instead of hanging it: the proxy is closed, which ends
+// every connection through it, so the call returns.
+void finishes_within(std::chrono::seconds limit, std::optional<test::FaultProxy>& proxy,
+                     const std::function<void()>& body) {
+    auto done = std::async(std::launch::async, body);
+    if (done.wait_for(limit) != std::future_status::ready) {
+        proxy.reset();
+        done.wait();
+        BOOST_FAIL("the call did not end within " << limit.count() << " s");
+    }
+    done.get();
+}
+
+ConnectionOptions async_db_through(const test::FaultProxy& proxy) {
+    async_db();  // created with the extension
+    ConnectionOptions options = proxy.options();
+    options.set("dbname", "pg_ingest_async_tests");
+    return options;
+}
+
+// The submit reaches the server and commits, but its answer never comes back (a silent network):
+// the call ends at its deadline plus the loader's grace, the loader stays usable, and the next
+// call finds the job submitted rather than submitting it again.
+BOOST_AUTO_TEST_CASE(a_submit_answered_into_silence_is_found_landed_and_not_sent_again) {
+    Connection connection = connect_async();
+    reset_table(connection, "al_silent_submit");
+    std::optional<test::FaultProxy> proxy(std::in_place);
+    AsyncLoaderOptions options = loader_options("al_silent_submit");
+    options.max_temp_file_size = 1u << 30;  // one job
+    AsyncLoader loader(async_db_through(*proxy), options);
+    loader.begin("silent-submit");
+    for (int chunk = 0; chunk < 4; ++chunk) {
+        loader.stage(csv_rows(chunk * 500 + 1, 500), 500);
+    }
+    proxy->count("ingest.submit_async_load(");
+    proxy->arm_silence("ingest.submit_async_load(");
+    const auto start = std::chrono::steady_clock::now();
+    finishes_within(30s, proxy, [&] {
+        const auto error = error_of([&] { loader.submit(start + 2s); });
+        BOOST_TEST(error.sqlstate() == "57014");
+        BOOST_TEST(std::string(error.what()).find("did not answer") != std::string::npos);
+    });
+    const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::steady_clock::now() - start)
+                          .count();
+    BOOST_TEST(took >= 2000);  // the grace past the deadline is for statement_timeout's answer
+    BOOST_TEST(took < 15000);
+    BOOST_TEST_REQUIRE(proxy->cuts() == 1);
+    const auto found =
+        pg_ingest::list_async_load_jobs(connection, QualifiedName::parse("al_silent_submit"));
+    BOOST_TEST_REQUIRE(found.size() == 1u);
+    BOOST_CHECK(found[0].state != JobState::init);  // it landed though the loader never heard
+    std::vector<AsyncJob> jobs;
+    finishes_within(120s, proxy,
+                    [&] { jobs = loader.wait(std::chrono::steady_clock::now() + 100s); });
+    BOOST_TEST_REQUIRE(jobs.size() == 1u);
+    BOOST_CHECK(jobs[0].state == JobState::finish);
+    BOOST_TEST(jobs[0].rows_staged == 2000);
+    BOOST_TEST(table_summary(connection, "al_silent_submit") == "2000/2000/true");
+    BOOST_TEST(proxy->counted() == 1);  // found submitted: not sent again
+    BOOST_TEST(loader.retries() == 0u);
+}
+
+// The wait's read of the jobs gets no answer: wait() ends at its deadline plus the grace with a
+// passed deadline (not hanging until TCP gives up), and the next wait() carries on.
+BOOST_AUTO_TEST_CASE(a_wait_that_hears_nothing_ends_at_its_deadline_and_the_next_carries_on) {
+    Connection connection = connect_async();
+    reset_table(connection, "al_silent_wait");
+    std::optional<test::FaultProxy> proxy(std::in_place);
+    AsyncLoaderOptions options = loader_options("al_silent_wait");
+    options.max_temp_file_size = 1u << 30;
+    AsyncLoader loader(async_db_through(*proxy), options);
+    loader.begin("silent-wait");
+    loader.stage(csv_rows(1, 300), 300);
+    loader.submit();
+    proxy->arm_silence("get_async_load_job() WHERE id = ANY");
+    const auto start = std::chrono::steady_clock::now();
+    finishes_within(30s, proxy, [&] {
+        const auto error = error_of([&] { loader.wait(start + 1s); });
+        BOOST_TEST(error.sqlstate() == "57014");
+        BOOST_TEST(std::string(error.what()).find("did not answer") != std::string::npos);
+    });
+    BOOST_TEST_REQUIRE(proxy->cuts() == 1);
+    std::vector<AsyncJob> jobs;
+    finishes_within(120s, proxy,
+                    [&] { jobs = loader.wait(std::chrono::steady_clock::now() + 100s); });
+    BOOST_TEST_REQUIRE(jobs.size() == 1u);
+    BOOST_CHECK(jobs[0].state == JobState::finish);
+    BOOST_TEST(table_summary(connection, "al_silent_wait") == "300/300/true");
 }
 
 // Negative retry settings are refused when the loader is built.

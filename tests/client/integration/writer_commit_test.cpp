@@ -10,7 +10,7 @@
 #include <pg_ingest/pool.hpp>
 #include <pg_ingest/writer.hpp>
 
-#include "commit_proxy.hpp"
+#include "fault_proxy.hpp"
 #include "test_support.hpp"
 
 using namespace pg_ingest;
@@ -40,8 +40,8 @@ const Case cases[] = {
 };
 
 // Writes ids [first, first + 1000) and flushes through `proxy`, cut as `cut`.
-WriterMetrics load_through_cut(test::CommitProxy& proxy, const Case& c, const std::string& table,
-                               test::CommitProxy::Cut cut) {
+WriterMetrics load_through_cut(test::FaultProxy& proxy, const Case& c, const std::string& table,
+                               test::FaultProxy::Cut cut) {
     Options options;
     options.write_mode = c.write_mode;
     options.conflict_mode = c.conflict_mode;
@@ -78,10 +78,10 @@ BOOST_AUTO_TEST_SUITE(writer_commit_outcome)
 BOOST_AUTO_TEST_CASE(a_batch_whose_commit_reply_was_lost_is_not_sent_again) {
     for (const Case& c : cases) {
         BOOST_TEST_CONTEXT(c.name) {
-            test::CommitProxy proxy;
+            test::FaultProxy proxy;
             reset("wc_after", c.keyed);
             const WriterMetrics metrics =
-                load_through_cut(proxy, c, "wc_after", test::CommitProxy::Cut::after_commit);
+                load_through_cut(proxy, c, "wc_after", test::FaultProxy::Cut::after_commit);
             BOOST_TEST(count_of("wc_after") == "1500/1500");
             BOOST_TEST(metrics.commits_resolved == 1u);
             BOOST_TEST(metrics.retries == 0u);
@@ -94,10 +94,10 @@ BOOST_AUTO_TEST_CASE(a_batch_whose_commit_reply_was_lost_is_not_sent_again) {
 BOOST_AUTO_TEST_CASE(a_batch_whose_commit_never_reached_the_server_is_sent_again_once) {
     for (const Case& c : cases) {
         BOOST_TEST_CONTEXT(c.name) {
-            test::CommitProxy proxy;
+            test::FaultProxy proxy;
             reset("wc_before", c.keyed);
             const WriterMetrics metrics =
-                load_through_cut(proxy, c, "wc_before", test::CommitProxy::Cut::before_commit);
+                load_through_cut(proxy, c, "wc_before", test::FaultProxy::Cut::before_commit);
             BOOST_TEST(count_of("wc_before") == "1500/1500");
             BOOST_TEST(metrics.commits_resolved == 1u);
             BOOST_TEST(metrics.retries == 1u);
@@ -108,7 +108,7 @@ BOOST_AUTO_TEST_CASE(a_batch_whose_commit_never_reached_the_server_is_sent_again
 
 BOOST_AUTO_TEST_CASE(
     an_unanswerable_commit_is_kept_with_its_question_and_settled_by_the_next_flush) {
-    test::CommitProxy proxy;
+    test::FaultProxy proxy;
     reset("wc_unreachable", false);
     Options options;
     options.write_mode = WriteMode::copy;
@@ -121,7 +121,7 @@ BOOST_AUTO_TEST_CASE(
     for (int id = 0; id < 1000; ++id) {
         writer.write({id, "v" + std::to_string(id)});
     }
-    proxy.arm(test::CommitProxy::Cut::after_commit_then_refuse);
+    proxy.arm(test::FaultProxy::Cut::after_commit_then_refuse);
     try {
         writer.flush();
         BOOST_FAIL("flush() with the outcome unknowable did not throw");

@@ -1,5 +1,6 @@
-// A TCP proxy in front of the test server that breaks one connection around a COMMIT, to test
-// what a client does when it cannot know whether its transaction committed.
+// A TCP proxy in front of the test server that breaks one connection: around a COMMIT, to test
+// what a client does when it cannot know whether its transaction committed; or after a chosen
+// statement, which the server runs while the client hears nothing more (a silent network).
 #pragma once
 
 #include <atomic>
@@ -12,7 +13,7 @@
 
 namespace test {
 
-class CommitProxy {
+class FaultProxy {
   public:
     enum class Cut {
         before_commit,  // the client's COMMIT never reaches the server: the transaction aborts
@@ -21,14 +22,21 @@ class CommitProxy {
     };
 
     // Listens on 127.0.0.1 (an ephemeral port) and forwards to the test server's TCP address.
-    CommitProxy();
+    FaultProxy();
     // Closes every connection and joins the forwarding threads.
-    ~CommitProxy();
-    CommitProxy(const CommitProxy&) = delete;
-    CommitProxy& operator=(const CommitProxy&) = delete;
+    ~FaultProxy();
+    FaultProxy(const FaultProxy&) = delete;
+    FaultProxy& operator=(const FaultProxy&) = delete;
 
     // The next simple-protocol "COMMIT" that passes through is cut this way (once).
     void arm(Cut cut);
+    // The next statement (simple Query or Parse message) whose text contains `pattern` is
+    // forwarded, and then its connection goes silent (once): nothing more is forwarded either
+    // way, and the connection stays open until the client closes it. Counts as a cut.
+    void arm_silence(std::string pattern);
+    // Counts the statements (Query or Parse messages) whose text contains `pattern`, from now.
+    void count(std::string pattern);
+    int counted() const { return m_counted.load(); }
     // How many cuts happened.
     int cuts() const { return m_cuts.load(); }
     // While refusing, a new connection is closed as soon as it is accepted.
@@ -46,6 +54,10 @@ class CommitProxy {
     std::atomic<int> m_armed{-1};
     std::atomic<int> m_cuts{0};
     std::atomic<bool> m_refusing{false};
+    std::mutex m_pattern_mutex;  // guards the two patterns
+    std::string m_silence;       // armed when not empty
+    std::string m_count;
+    std::atomic<int> m_counted{0};
     std::thread m_acceptor;
     std::mutex m_mutex;
     std::vector<std::thread> m_workers;

@@ -1,8 +1,9 @@
-#include "commit_proxy.hpp"
+#include "fault_proxy.hpp"
 
 #include <cstdint>
 #include <cstring>
 #include <stdexcept>
+#include <string_view>
 
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -55,7 +56,7 @@ int connect_server() {
 
 }  // namespace
 
-CommitProxy::CommitProxy() {
+FaultProxy::FaultProxy() {
     m_listener = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in address{};
     address.sin_family = AF_INET;
@@ -71,7 +72,7 @@ CommitProxy::CommitProxy() {
     m_acceptor = std::thread([this] { accept_loop(); });
 }
 
-CommitProxy::~CommitProxy() {
+FaultProxy::~FaultProxy() {
     m_stopping = true;
     m_acceptor.join();
     ::close(m_listener);
@@ -81,11 +82,22 @@ CommitProxy::~CommitProxy() {
     }
 }
 
-void CommitProxy::arm(Cut cut) {
+void FaultProxy::arm(Cut cut) {
     m_armed = static_cast<int>(cut);
 }
 
-pg_ingest::ConnectionOptions CommitProxy::options() const {
+void FaultProxy::arm_silence(std::string pattern) {
+    std::lock_guard<std::mutex> lock(m_pattern_mutex);
+    m_silence = std::move(pattern);
+}
+
+void FaultProxy::count(std::string pattern) {
+    std::lock_guard<std::mutex> lock(m_pattern_mutex);
+    m_count = std::move(pattern);
+    m_counted = 0;
+}
+
+pg_ingest::ConnectionOptions FaultProxy::options() const {
     pg_ingest::ConnectionOptions options = test::options();
     options.set("host", "127.0.0.1");
     options.set("port", std::to_string(m_port));
@@ -94,7 +106,7 @@ pg_ingest::ConnectionOptions CommitProxy::options() const {
     return options;
 }
 
-void CommitProxy::accept_loop() {
+void FaultProxy::accept_loop() {
     while (!m_stopping) {
         pollfd p{m_listener, POLLIN, 0};
         if (::poll(&p, 1, 50) <= 0) {
@@ -115,7 +127,7 @@ void CommitProxy::accept_loop() {
 
 // Forwards bytes both ways. The client's stream is cut into protocol messages (the first one,
 // the startup packet, has no type byte) so that a COMMIT can be recognised and cut.
-void CommitProxy::forward(int client) {
+void FaultProxy::forward(int client) {
     const int server = connect_server();
     if (server < 0) {
         ::close(client);
@@ -123,14 +135,20 @@ void CommitProxy::forward(int client) {
     }
     std::string pending;  // client bytes not yet forming a whole message
     bool started = false;
+    bool muted = false;   // arm_silence's statement seen: the server is no longer read
+    bool silent = false;  // ... and it was sent whole: nothing is forwarded any more
     char buffer[65536];
     bool open = true;
     while (open && !m_stopping) {
         pollfd fds[2] = {{client, POLLIN, 0}, {server, POLLIN, 0}};
-        if (::poll(fds, 2, 50) <= 0) {
+        if (::poll(fds, muted ? 1 : 2, 50) <= 0) {
             continue;
         }
-        if ((fds[1].revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
+        if (silent) {
+            open = ::recv(client, buffer, sizeof buffer, 0) > 0;  // dropped
+            continue;
+        }
+        if (!muted && (fds[1].revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
             const ssize_t n = ::recv(server, buffer, sizeof buffer, 0);
             open = n > 0 && send_all(client, buffer, static_cast<std::size_t>(n));
         }
@@ -151,6 +169,33 @@ void CommitProxy::forward(int client) {
             const std::size_t size =
                 (started ? 1 : 0) + read_be32(pending.data() + at + header - 4);
             if (pending.size() - at < size) {
+                break;
+            }
+            const bool statement = started && (pending[at] == 'Q' || pending[at] == 'P');
+            bool silence = false;
+            if (statement) {
+                std::lock_guard<std::mutex> lock(m_pattern_mutex);
+                const auto contains = [&](const std::string& pattern) {
+                    return !pattern.empty() &&
+                           std::string_view(pending.data() + at, size).find(pattern) !=
+                               std::string_view::npos;
+                };
+                m_counted += contains(m_count) ? 1 : 0;
+                silence = contains(m_silence);
+                if (silence) {
+                    m_silence.clear();
+                }
+            }
+            if (silence) {
+                ++m_cuts;
+                muted = true;  // the server's answer is never read
+            }
+            if (muted && started && (pending[at] == 'Q' || pending[at] == 'S')) {
+                // The statement is complete (a Query, or the Sync that ends Parse, Bind,
+                // Execute): forward it, then drop whatever the client sends after it.
+                send_all(server, pending.data() + at, size);
+                silent = true;
+                at = pending.size();
                 break;
             }
             const bool commit = started && pending[at] == 'Q' &&

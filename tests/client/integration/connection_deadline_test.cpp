@@ -1,0 +1,129 @@
+// Connection::set_deadline against a live server, directly and through a proxy that goes silent.
+#include <chrono>
+#include <string>
+#include <thread>
+
+#include <boost/test/unit_test.hpp>
+
+#include <pg_ingest/connection.hpp>
+
+#include "fault_proxy.hpp"
+#include "test_support.hpp"
+
+using pg_ingest::Connection;
+using Clock = pg_ingest::Connection::Clock;
+using namespace std::chrono_literals;
+
+namespace {
+
+pg_ingest::Error error_of(const std::function<void()>& body) {
+    try {
+        body();
+    } catch (const pg_ingest::Error& error) {
+        return error;
+    }
+    BOOST_FAIL("expected pg_ingest::Error");
+    return pg_ingest::Error("unreachable");
+}
+
+void check_given_up(const pg_ingest::Error& error, Connection& connection) {
+    BOOST_TEST(error.sqlstate() == "08006");
+    BOOST_TEST(error.retryable());
+    BOOST_TEST(!error.connection_usable());
+    BOOST_TEST(std::string(error.what()).find("deadline passed") != std::string::npos);
+    BOOST_TEST(!connection.is_open());
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(connection_deadline)
+
+BOOST_AUTO_TEST_CASE(statements_under_a_later_deadline_behave_as_without_one) {
+    Connection connection = test::connect();
+    BOOST_CHECK(connection.deadline() == Clock::time_point::max());
+    const auto deadline = Clock::now() + 60s;
+    connection.set_deadline(deadline);
+    BOOST_CHECK(connection.deadline() == deadline);
+    BOOST_TEST(*connection.execute("SELECT 1; SELECT 2").get(0, 0) == "2");
+    const auto result = connection.execute_params("SELECT $1::text || '!', $2::text IS NULL",
+                                                  {std::string("tab\there"), std::nullopt});
+    BOOST_TEST(*result.get(0, 0) == "tab\there!");
+    BOOST_TEST(*result.get(0, 1) == "t");
+    const auto error = error_of([&] { connection.execute("SELEC 1"); });
+    BOOST_TEST(error.sqlstate() == "42601");
+    BOOST_TEST(connection.is_open());  // a server error is not a deadline: the session stays
+    connection.set_deadline(Clock::time_point::max());
+    BOOST_TEST(*connection.execute("SELECT 3").get(0, 0) == "3");
+}
+
+// The server is busy: at the deadline the statement is cancelled (not left running behind a
+// closed socket) and the session closed.
+BOOST_AUTO_TEST_CASE(a_statement_unanswered_at_the_deadline_is_cancelled_and_the_session_closed) {
+    Connection observer = test::connect();
+    Connection connection = test::connect();
+    const std::string pid = std::to_string(connection.backend_pid());
+    const auto start = Clock::now();
+    connection.set_deadline(start + 300ms);
+    const auto error = error_of([&] { connection.execute("SELECT pg_catalog.pg_sleep(60)"); });
+    const auto took =
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
+    check_given_up(error, connection);
+    BOOST_TEST(took >= 300);
+    BOOST_TEST(took < 10000);
+    bool still_sleeping = true;
+    for (int i = 0; i < 100 && still_sleeping; ++i) {
+        still_sleeping = *observer
+                              .execute_params(
+                                  "SELECT count(*) FROM pg_stat_activity WHERE pid = $1::int AND "
+                                  "state = 'active'",
+                                  {pid})
+                              .get(0, 0) != "0";
+        if (still_sleeping) {
+            std::this_thread::sleep_for(50ms);
+        }
+    }
+    BOOST_TEST(!still_sleeping);
+}
+
+// A network that goes silent after the statement left: statement_timeout cannot help (no answer
+// arrives at all), the connection's deadline does. Both protocols.
+BOOST_AUTO_TEST_CASE(a_silent_network_ends_at_the_connection_deadline) {
+    test::FaultProxy proxy;
+    for (const bool with_params : {false, true}) {
+        Connection connection = Connection::connect(proxy.options(), 10s);
+        BOOST_TEST(*connection.execute("SELECT 'through the proxy'").get(0, 0) ==
+                   "through the proxy");
+        proxy.arm_silence("silence_probe");
+        const auto start = Clock::now();
+        connection.set_deadline(start + 500ms);
+        const auto error = error_of([&] {
+            if (with_params) {
+                connection.execute_params("SELECT $1::text AS silence_probe", {"x"});
+            } else {
+                connection.execute("SELECT 'x' AS silence_probe");
+            }
+        });
+        const auto took =
+            std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
+        check_given_up(error, connection);
+        BOOST_TEST(took >= 500);
+        BOOST_TEST(took < 10000);
+    }
+    BOOST_TEST(proxy.cuts() == 2);
+}
+
+BOOST_AUTO_TEST_CASE(a_deadline_already_passed_sends_nothing) {
+    test::FaultProxy proxy;
+    Connection connection = Connection::connect(proxy.options(), 10s);
+    proxy.count("never_sent_probe");
+    connection.execute("SELECT 'never_sent_probe'");
+    BOOST_TEST(proxy.counted() == 1);  // the probe is seen when it is sent
+    proxy.count("never_sent_probe");
+    connection.set_deadline(Clock::now() - 1ms);
+    const auto error = error_of([&] { connection.execute("SELECT 'never_sent_probe'"); });
+    check_given_up(error, connection);
+    std::this_thread::sleep_for(200ms);
+    BOOST_TEST(proxy.counted() == 0);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
