@@ -259,9 +259,11 @@ std::vector<AsyncJob> detail::wait_for_jobs(Connection& connection,
     const std::set<std::int64_t> wanted(ids.begin(), ids.end());
     // Reads are short: one still unanswered well past the deadline means a silent network.
     constexpr std::chrono::seconds grace{5};
-    const auto bound = deadline >= std::chrono::steady_clock::time_point::max() - grace
+    // A deadline already passed still gets its one read.
+    const auto from = std::max(deadline, std::chrono::steady_clock::now());
+    const auto bound = from >= std::chrono::steady_clock::time_point::max() - grace
                            ? std::chrono::steady_clock::time_point::max()
-                           : deadline + grace;
+                           : from + grace;
     detail::DeadlineScope scope(connection, std::min(connection.deadline(), bound));
     // LISTEN before the first read, so that no change between the read and the wait is missed.
     connection.execute("LISTEN " + std::string(k_channel));

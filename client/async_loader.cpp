@@ -209,12 +209,13 @@ struct AsyncLoader::Impl {
     // each caller's repeat must find out (or be harmless when repeated).
     template <typename Body>
     auto watched(Clock::time_point deadline, const std::string& what, Body&& body) {
-        const Clock::time_point bound = with_grace(deadline);
+        const Clock::time_point bound = with_grace(std::max(deadline, Clock::now()));
         detail::DeadlineScope scope(ctl(), bound);
         try {
             return body();
         } catch (const Error& error) {
-            if (bound != Clock::time_point::max() && !control.is_open() && Clock::now() >= bound) {
+            if (bound != Clock::time_point::max() && error.sqlstate() == "08006" &&
+                !error.connection_usable() && !control.is_open() && Clock::now() >= bound) {
                 timed_out(what + " (the server did not answer; the control connection was closed)");
             }
             throw;

@@ -41,7 +41,8 @@ Result exec_text_until(Connection& connection, const std::string& sql,
                        Connection::Clock::time_point deadline);
 
 // Sets a connection's deadline (Connection::set_deadline) for a scope, then restores the one
-// it had. A connection that is replaced meanwhile (moved into) keeps whatever it has.
+// it had. It holds the Connection object: a session moved into that object meanwhile runs
+// without the bound and gets the old deadline at the end, so do not replace it in the scope.
 class DeadlineScope {
   public:
     DeadlineScope(Connection& connection, Connection::Clock::time_point deadline) noexcept

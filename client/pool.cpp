@@ -25,6 +25,7 @@ struct ConnectionPool::Lease::Shared {
             std::lock_guard<std::mutex> lock(mutex);
             --leased;
             if (connection && reusable(*connection)) {
+                connection->set_deadline(Connection::Clock::time_point::max());  // the lessee's
                 idle.push_back(std::move(connection));
             } else {
                 dropped = std::move(connection);

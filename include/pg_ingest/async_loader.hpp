@@ -95,8 +95,9 @@ struct AsyncLoaderOptions {
 // support.
 class PG_INGEST_API AsyncLoader {
   public:
-    // Connects the control connection and checks the extension. Staging connections are opened
-    // when first needed.
+    // Connects the control connection and checks the extension, each bounded by
+    // options.connect_timeout (a check still unanswered then closes the connection: Error
+    // 08006). Staging connections are opened when first needed.
     AsyncLoader(ConnectionOptions connection, AsyncLoaderOptions options);
     AsyncLoader(AsyncLoader&&) noexcept;
     AsyncLoader& operator=(AsyncLoader&&) = delete;

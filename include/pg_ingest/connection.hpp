@@ -50,7 +50,8 @@ class PG_INGEST_API Connection {
 
     // Runs one or more statements with the simple query protocol and returns the last result.
     // Blocks until the server answers or the connection's deadline (set_deadline) passes.
-    // COPY ... FROM STDIN / TO STDOUT is rejected (the COPY is aborted, the session survives).
+    // COPY ... FROM STDIN / TO STDOUT is rejected (the COPY is aborted and the session survives;
+    // under a deadline the session is closed instead).
     // Server errors throw Error with SQLSTATE, detail, hint; a lost session throws a retryable
     // Error with connection_usable() false (SQLSTATE from the server, else 08006).
     Result execute(std::string_view sql);

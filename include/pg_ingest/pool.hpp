@@ -31,7 +31,8 @@ class PG_INGEST_API ConnectionPool {
         Lease& operator=(Lease&& other) noexcept;
         Lease(const Lease&) = delete;
         Lease& operator=(const Lease&) = delete;
-        // Returns the connection to the pool (or discards it); never throws.
+        // Returns the connection to the pool (or discards it), without the deadline the lessee
+        // may have set on it (Connection::set_deadline); never throws.
         ~Lease();
 
         Connection& operator*() const noexcept { return *m_connection; }

@@ -164,6 +164,10 @@ BOOST_AUTO_TEST_CASE(wait_returns_at_the_deadline_with_the_current_state) {
     BOOST_CHECK(jobs.at(0).state == JobState::init);
     BOOST_TEST(waited >= 650);
     BOOST_TEST(waited < 5000);
+    // A deadline long past still gets one read, and the connection stays open.
+    const auto late = pg_ingest::wait_async_load_jobs(connection, {job.id}, start - 60s);
+    BOOST_CHECK(late.at(0).state == JobState::init);
+    BOOST_TEST(connection.is_open());
     BOOST_CHECK(pg_ingest::cancel_async_load(connection, job.id) == JobState::cancel);
 }
 
@@ -1145,18 +1149,26 @@ BOOST_AUTO_TEST_CASE(while_a_lost_submit_is_in_doubt_stage_refuses_and_submit_re
     BOOST_TEST(payload_counts(connection, "al_retry_doubt") == "c4:100");
 }
 
-// Runs `body` on another thread and waits at most `limit` for it. A call that hangs (the bound
-// under test broken) fails the test instead of hanging it: the proxy is closed, which ends
-// every connection through it, so the call returns.
-void finishes_within(std::chrono::seconds limit, std::optional<test::FaultProxy>& proxy,
-                     const std::function<void()>& body) {
-    auto done = std::async(std::launch::async, body);
+// Runs `body` on another thread, waits at most `limit` for it and returns the Error it threw,
+// if any. A call that hangs (the bound under test broken) fails the test instead of hanging
+// it: the proxy is closed, which ends every connection through it, so the call returns.
+std::optional<pg_ingest::Error> failure_within(std::chrono::seconds limit,
+                                               std::optional<test::FaultProxy>& proxy,
+                                               const std::function<void()>& body) {
+    auto done = std::async(std::launch::async, [&]() -> std::optional<pg_ingest::Error> {
+        try {
+            body();
+        } catch (const pg_ingest::Error& error) {
+            return error;
+        }
+        return std::nullopt;
+    });
     if (done.wait_for(limit) != std::future_status::ready) {
         proxy.reset();
         done.wait();
         BOOST_FAIL("the call did not end within " << limit.count() << " s");
     }
-    done.get();
+    return done.get();
 }
 
 ConnectionOptions async_db_through(const test::FaultProxy& proxy) {
@@ -1183,24 +1195,25 @@ BOOST_AUTO_TEST_CASE(a_submit_answered_into_silence_is_found_landed_and_not_sent
     proxy->count("ingest.submit_async_load(");
     proxy->arm_silence("ingest.submit_async_load(");
     const auto start = std::chrono::steady_clock::now();
-    finishes_within(30s, proxy, [&] {
-        const auto error = error_of([&] { loader.submit(start + 2s); });
-        BOOST_TEST(error.sqlstate() == "57014");
-        BOOST_TEST(std::string(error.what()).find("did not answer") != std::string::npos);
-    });
+    // Time enough for the staging connections to commit and the submit to land (our
+    // statement_timeout must not cancel it first); the loader never hears that it did.
+    const auto error = failure_within(30s, proxy, [&] { loader.submit(start + 5s); });
     const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
                           std::chrono::steady_clock::now() - start)
                           .count();
-    BOOST_TEST(took >= 2000);  // the grace past the deadline is for statement_timeout's answer
-    BOOST_TEST(took < 15000);
+    BOOST_TEST_REQUIRE(error.has_value());
+    BOOST_TEST(error->sqlstate() == "57014");
+    BOOST_TEST(std::string(error->what()).find("did not answer") != std::string::npos);
+    BOOST_TEST(took >= 7000);  // the deadline, then the grace for statement_timeout's answer
+    BOOST_TEST(took < 20000);
     BOOST_TEST_REQUIRE(proxy->cuts() == 1);
     const auto found =
         pg_ingest::list_async_load_jobs(connection, QualifiedName::parse("al_silent_submit"));
     BOOST_TEST_REQUIRE(found.size() == 1u);
     BOOST_CHECK(found[0].state != JobState::init);  // it landed though the loader never heard
     std::vector<AsyncJob> jobs;
-    finishes_within(120s, proxy,
-                    [&] { jobs = loader.wait(std::chrono::steady_clock::now() + 100s); });
+    BOOST_TEST_REQUIRE(!failure_within(
+        120s, proxy, [&] { jobs = loader.wait(std::chrono::steady_clock::now() + 100s); }));
     BOOST_TEST_REQUIRE(jobs.size() == 1u);
     BOOST_CHECK(jobs[0].state == JobState::finish);
     BOOST_TEST(jobs[0].rows_staged == 2000);
@@ -1223,15 +1236,14 @@ BOOST_AUTO_TEST_CASE(a_wait_that_hears_nothing_ends_at_its_deadline_and_the_next
     loader.submit();
     proxy->arm_silence("get_async_load_job() WHERE id = ANY");
     const auto start = std::chrono::steady_clock::now();
-    finishes_within(30s, proxy, [&] {
-        const auto error = error_of([&] { loader.wait(start + 1s); });
-        BOOST_TEST(error.sqlstate() == "57014");
-        BOOST_TEST(std::string(error.what()).find("did not answer") != std::string::npos);
-    });
+    const auto error = failure_within(30s, proxy, [&] { loader.wait(start + 1s); });
+    BOOST_TEST_REQUIRE(error.has_value());
+    BOOST_TEST(error->sqlstate() == "57014");
+    BOOST_TEST(std::string(error->what()).find("did not answer") != std::string::npos);
     BOOST_TEST_REQUIRE(proxy->cuts() == 1);
     std::vector<AsyncJob> jobs;
-    finishes_within(120s, proxy,
-                    [&] { jobs = loader.wait(std::chrono::steady_clock::now() + 100s); });
+    BOOST_TEST_REQUIRE(!failure_within(
+        120s, proxy, [&] { jobs = loader.wait(std::chrono::steady_clock::now() + 100s); }));
     BOOST_TEST_REQUIRE(jobs.size() == 1u);
     BOOST_CHECK(jobs[0].state == JobState::finish);
     BOOST_TEST(table_summary(connection, "al_silent_wait") == "300/300/true");

@@ -39,6 +39,21 @@ BOOST_AUTO_TEST_CASE(a_returned_connection_is_reused) {
     BOOST_TEST(lease->backend_pid() == pid);
 }
 
+// A deadline the lessee set on its connection is not handed to the next lessee.
+BOOST_AUTO_TEST_CASE(a_returned_connection_comes_back_without_the_lessees_deadline) {
+    ConnectionPool pool(test::options(), {1, 5s});
+    int pid = 0;
+    {
+        auto lease = pool.acquire(in(5s));
+        pid = lease->backend_pid();
+        lease->set_deadline(in(-1000ms));
+    }
+    auto lease = pool.acquire(in(5s));
+    BOOST_TEST(lease->backend_pid() == pid);  // the same session
+    BOOST_CHECK(lease->deadline() == pg_ingest::Connection::Clock::time_point::max());
+    BOOST_TEST(*lease->execute("SELECT 'usable'").get(0, 0) == "usable");
+}
+
 BOOST_AUTO_TEST_CASE(a_deadline_already_past_times_out_and_keeps_the_idle_connection) {
     ConnectionPool pool(test::options(), {2, 5s});
     int pid = 0;
