@@ -171,25 +171,29 @@ class MergeRun {
     // The chunk being applied: rows for the executor, and (ignore mode) what is needed to
     // retry row by row and report rejects.
     Tuplestorestate* m_chunk = nullptr;
+    // The chunk the statement's function scan took (serve()), until the statement returns: the
+    // scan frees it when it ends, but not when the statement fails, and a store that spilled
+    // keeps a temp file that a commit would report leaked.
+    Tuplestorestate* m_served = nullptr;
     int64_t m_chunk_groups = 0;
     int64_t m_chunk_rows = 0;
-    // One input row of a key group, as a chunk row of its own (n = 1).
-    struct Member {
-        MinimalTuple tuple;
-        int64_t seq;
-        std::string raw;
-    };
     struct Kept {
         MinimalTuple tuple;
         int64_t group_rows;
         int64_t seq;
         std::string raw;
-        // Every row of the group when it has several: if the combined row fails, they are
-        // applied one at a time in input order, as the rows would be without grouping.
-        std::vector<Member> members;
+        // When the group has several rows: how many, as the next rows of m_members. If the
+        // combined row fails, they are applied one at a time in input order, as the rows
+        // would be without grouping.
+        int64_t members;
     };
     std::vector<Kept> m_kept;
-    std::vector<Member> m_group;  // rows of the group being read (ON_ERROR 'ignore' only)
+    // Every row of the chunk's groups of several rows (ON_ERROR 'ignore' only), as the sort
+    // gave them, group after group: a tuplestore, so that a hot key's rows spill to disk as the
+    // sort's do instead of piling up in memory.
+    Tuplestorestate* m_members = nullptr;
+    int64_t m_group_members = 0;          // rows of the group being read, in m_members
+    MemoryContext m_apply_cxt = nullptr;  // one apply_one() call's rows (in m_chunk_cxt)
     SPIPlanPtr m_plan = nullptr;
     UpsertCounting m_counting = UpsertCounting::conflicts;
     bool m_try_direct = false;  // direct_apply_refusal() said yes
@@ -207,6 +211,19 @@ class MergeRun {
     bool keeps_raw() const { return m_spec.ignore_errors; }
     bool keeps_groups() const { return m_spec.ignore_errors && dedupes(); }
     void add_member(TupleTableSlot* row);
+    void replay_members(int64_t n);
+    // Closes the chunk a failed statement took (see m_served).
+    void end_served() {
+        if (m_served)
+            tuplestore_end(m_served);
+        m_served = nullptr;
+    }
+    // Closes m_members and its temp file, if it spilled (where PostgreSQL may ereport).
+    void end_members() {
+        if (m_members)
+            tuplestore_end(m_members);
+        m_members = nullptr;
+    }
     bool apply_one(MinimalTuple tuple, int64_t group_rows, int64_t seq, const std::string& raw,
                    bool report);
 
@@ -397,7 +414,7 @@ void MergeRun::apply_all() {
                 if (last_wins())
                     pg_call([&] { ExecCopySlot(first, cur); });
                 if (keeps_groups()) {
-                    if (m_group.empty())
+                    if (m_group_members == 0)
                         add_member(leader);  // only groups of several rows are kept whole
                     add_member(cur);
                 }
@@ -458,6 +475,7 @@ void MergeRun::begin_statement() {
 }
 
 void MergeRun::end_apply() {
+    pg_call([&] { end_members(); });  // at commit an open temp file would be reported leaked
     if (m_direct) {
         m_path += "; " + m_direct->probe_note();
         m_direct->close();
@@ -511,12 +529,19 @@ void MergeRun::prepare_statement() {
 
 void MergeRun::start_chunk() {
     m_kept.clear();
+    m_group_members = 0;
     // Everything of the previous chunk goes, including a tuplestore that a failed statement
     // took and never freed (ON_ERROR 'ignore'): memory stays bounded by one chunk.
-    pg_call([&] { MemoryContextReset(m_chunk_cxt); });
+    pg_call([&] {
+        end_members();
+        MemoryContextReset(m_chunk_cxt);
+    });
+    m_apply_cxt = nullptr;  // deleted with its parent
     m_chunk = pg_call([&] {
         MemoryContext old = MemoryContextSwitchTo(m_chunk_cxt);
         Tuplestorestate* ts = tuplestore_begin_heap(false, false, work_mem);
+        if (keeps_groups())
+            m_members = tuplestore_begin_heap(false, false, work_mem);
         MemoryContextSwitchTo(old);
         return ts;
     });
@@ -526,31 +551,8 @@ void MergeRun::start_chunk() {
 
 // A row of the current key group, kept for a one-at-a-time replay (see Kept::members).
 void MergeRun::add_member(TupleTableSlot* row) {
-    Member m{nullptr, 0, {}};
-    const char* raw_data = "";
-    size_t raw_len = 0;
-    pg_call([&] {
-        slot_getallattrs(row);
-        Datum values[MaxTupleAttributeNumber];
-        bool nulls[MaxTupleAttributeNumber];
-        for (int i = 0; i < m_ncols; i++) {
-            values[i] = row->tts_values[i];
-            nulls[i] = row->tts_isnull[i];
-        }
-        values[m_ncols] = Int64GetDatum(1);
-        nulls[m_ncols] = false;
-        MemoryContext old = MemoryContextSwitchTo(m_chunk_cxt);
-        m.tuple = heap_form_minimal_tuple(m_chunk_desc, values, nulls);
-        MemoryContextSwitchTo(old);
-        m.seq = DatumGetInt64(row->tts_values[m_ncols]);
-        if (!row->tts_isnull[m_ncols + 1]) {
-            text* raw = DatumGetTextPP(row->tts_values[m_ncols + 1]);
-            raw_data = VARDATA_ANY(raw);
-            raw_len = VARSIZE_ANY_EXHDR(raw);
-        }
-    });
-    m.raw.assign(raw_data, raw_len);  // may throw: outside pg_call's PG_TRY
-    m_group.push_back(std::move(m));
+    pg_call([&] { tuplestore_puttupleslot(m_members, row); });
+    m_group_members++;
 }
 
 void MergeRun::add_to_chunk(TupleTableSlot* leader, TupleTableSlot* first, int64_t group_rows) {
@@ -603,8 +605,8 @@ void MergeRun::add_row(const Datum* in_values, const bool* in_nulls, int64_t gro
     });
     if (keeps_raw())
         m_kept.push_back(Kept{kept, group_rows, seq,
-                              raw ? std::string(raw, raw_len) : std::string(), std::move(m_group)});
-    m_group.clear();
+                              raw ? std::string(raw, raw_len) : std::string(), m_group_members});
+    m_group_members = 0;
     m_chunk_groups++;
     m_chunk_rows += group_rows;
     if (m_chunk_groups >= m_chunk_limit) {
@@ -655,6 +657,7 @@ MergeRun::ChunkResult MergeRun::execute_chunk(int64_t groups) {
     try {
         pg_call([&] {
             int rc = SPI_execute_plan(m_plan, NULL, NULL, false, 0);
+            m_served = nullptr;  // the statement ended: so did its scan, which freed the chunk
             if (rc < 0)
                 elog(ERROR, "pg_ingest: merge statement failed: %s", SPI_result_code_string(rc));
             bool isnull;
@@ -673,6 +676,7 @@ MergeRun::ChunkResult MergeRun::execute_chunk(int64_t groups) {
         });
     } catch (const PgError& e) {
         rewrite_context(e);
+        pg_call([&] { end_served(); });
         throw;
     }
     if (m_counting == UpsertCounting::conflicts) {
@@ -826,19 +830,88 @@ void MergeRun::retry_rows_one_by_one() {
     std::vector<Kept> rows = std::move(m_kept);
     m_kept.clear();
     for (Kept& k : rows) {
-        if (k.members.empty()) {
+        if (k.members == 0) {
             // A rejected winner: the rows it superseded were never applied either.
             if (!apply_one(k.tuple, k.group_rows, k.seq, k.raw, true))
                 m_counts.skipped += k.group_rows - 1;
             continue;
         }
-        if (apply_one(k.tuple, k.group_rows, k.seq, k.raw, false))
+        if (apply_one(k.tuple, k.group_rows, k.seq, k.raw, false)) {
+            pg_call([&] {
+                if (!tuplestore_skiptuples(m_members, k.members, true))
+                    elog(ERROR, "pg_ingest: the kept rows of a key group are missing");
+            });
             continue;
-        std::sort(k.members.begin(), k.members.end(),
-                  [](const Member& a, const Member& b) { return a.seq < b.seq; });
-        for (Member& m : k.members)
-            (void)apply_one(m.tuple, 1, m.seq, m.raw, true);
+        }
+        replay_members(k.members);
     }
+}
+
+// Applies the next `n` rows of m_members (a group whose combined row failed) one at a time in
+// input order. The sort gave them newest first when the last row wins: a sort by line number
+// (on disk past work_mem, as the group may be large) puts them in input order.
+void MergeRun::replay_members(int64_t n) {
+    TupleTableSlot* member = nullptr;
+    MemoryContext row_cxt = nullptr;
+    Tuplesortstate* by_line = pg_call([&] {
+        MemoryContext old = MemoryContextSwitchTo(m_chunk_cxt);
+        member = MakeSingleTupleTableSlot(m_sort_desc, &TTSOpsMinimalTuple);
+        row_cxt =
+            AllocSetContextCreate(m_chunk_cxt, "pg_ingest merge member", ALLOCSET_DEFAULT_SIZES);
+        AttrNumber seq_col = static_cast<AttrNumber>(m_ncols + 1);
+        Oid lt = Int8LessOperator;
+        Oid collation = InvalidOid;
+        bool nulls_first = false;
+        Tuplesortstate* sort = tuplesort_begin_heap(m_sort_desc, 1, &seq_col, &lt, &collation,
+                                                    &nulls_first, work_mem, NULL, TUPLESORT_NONE);
+        for (int64_t i = 0; i < n; i++) {
+            if (!tuplestore_gettupleslot(m_members, true, false, member))
+                elog(ERROR, "pg_ingest: the kept rows of a key group are missing");
+            tuplesort_puttupleslot(sort, member);
+        }
+        tuplesort_performsort(sort);
+        MemoryContextSwitchTo(old);
+        return sort;
+    });
+    for (;;) {
+        MinimalTuple tuple = nullptr;
+        int64_t seq = 0;
+        const char* raw = nullptr;
+        size_t raw_len = 0;
+        const bool more = pg_call([&] {
+            MemoryContextReset(row_cxt);
+            if (!tuplesort_gettupleslot(by_line, true, false, member, NULL))
+                return false;
+            MemoryContext old = MemoryContextSwitchTo(row_cxt);
+            slot_getallattrs(member);
+            Datum values[MaxTupleAttributeNumber];
+            bool nulls[MaxTupleAttributeNumber];
+            for (int i = 0; i < m_ncols; i++) {
+                values[i] = member->tts_values[i];
+                nulls[i] = member->tts_isnull[i];
+            }
+            values[m_ncols] = Int64GetDatum(1);
+            nulls[m_ncols] = false;
+            tuple = heap_form_minimal_tuple(m_chunk_desc, values, nulls);
+            seq = DatumGetInt64(member->tts_values[m_ncols]);
+            if (!member->tts_isnull[m_ncols + 1]) {
+                text* t = DatumGetTextPP(member->tts_values[m_ncols + 1]);
+                raw = VARDATA_ANY(t);
+                raw_len = VARSIZE_ANY_EXHDR(t);
+            }
+            MemoryContextSwitchTo(old);
+            return true;
+        });
+        if (!more)
+            break;
+        (void)apply_one(tuple, 1, seq, std::string(raw ? raw : "", raw_len), true);
+    }
+    // On an error above the transaction ends, which closes the sort's files.
+    pg_call([&] {
+        tuplesort_end(by_line);
+        ExecDropSingleTupleTableSlot(member);
+        MemoryContextDelete(row_cxt);
+    });
 }
 
 // Applies one chunk row in a subtransaction. False when it fails on bad data; then, if
@@ -846,7 +919,14 @@ void MergeRun::retry_rows_one_by_one() {
 bool MergeRun::apply_one(MinimalTuple tuple, int64_t group_rows, int64_t seq,
                          const std::string& raw, bool report) {
     pg_call([&] {
-        MemoryContext old = MemoryContextSwitchTo(m_chunk_cxt);
+        // What the last call left (a store a failed statement never freed) goes: a group
+        // replayed row by row must not grow memory with its size.
+        if (m_apply_cxt)
+            MemoryContextReset(m_apply_cxt);
+        else
+            m_apply_cxt = AllocSetContextCreate(m_chunk_cxt, "pg_ingest merge apply one",
+                                                ALLOCSET_DEFAULT_SIZES);
+        MemoryContext old = MemoryContextSwitchTo(m_apply_cxt);
         m_chunk = tuplestore_begin_heap(false, false, work_mem);
         tuplestore_puttuple(m_chunk, heap_tuple_from_minimal_tuple(tuple));
         MemoryContextSwitchTo(old);
@@ -859,7 +939,7 @@ bool MergeRun::apply_one(MinimalTuple tuple, int64_t group_rows, int64_t seq,
     } catch (const PgError& e) {
         if (!rejectable(e))
             throw;
-        m_chunk = nullptr;  // allocated in m_chunk_cxt: freed with the chunk
+        m_chunk = nullptr;  // allocated in m_apply_cxt: freed by the next call or the chunk
         if (!report) {
             e.release();
             return false;
@@ -893,8 +973,9 @@ void MergeRun::serve(FunctionCallInfo fcinfo) {
     // expected one is the scan's own.
     TupleDesc desc = pg_call([&] { return CreateTupleDescCopy(expected); });
     rsinfo->returnMode = SFRM_Materialize;
-    rsinfo->setResult = m_chunk;  // the function scan owns and frees it from now on
+    rsinfo->setResult = m_chunk;  // the function scan frees it when it ends
     rsinfo->setDesc = desc;
+    m_served = m_chunk;
     m_chunk = nullptr;
 }
 

@@ -1,0 +1,108 @@
+# COPY ... ON_CONFLICT with ON_ERROR 'ignore' and one key repeated many times (a "hot" key, as
+# a CDC stream of one busy row gives). Every row of such a group is kept until the group is
+# applied, because if the winning row fails, the others are applied one at a time in input
+# order. Those rows must spill to disk like the sort does, not pile up in the backend's memory:
+#   1. 100,000 rows of ~1 kB for one key: the backend's peak resident memory (VmHWM, read from
+#      /proc/self/status in the same session) grows by far less than the group's size;
+#   2. a group whose winner breaks a CHECK, with work_mem so small that its rows spill: the rows
+#      are applied one at a time in input order, the bad ones rejected with their line numbers,
+#      and the table ends as one-at-a-time INSERT ... ON CONFLICT leaves it.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::RealBin/lib";
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use IngestTest qw(server_log_is_clean ingest_node feature_available);
+
+my $node = ingest_node('hot_key_group', "log_statement = 'none'");
+if (!ok(feature_available($node), 'pg_ingest provides ingest.last_copy_stats()'))
+{
+	done_testing();
+	exit;
+}
+my $dir = PostgreSQL::Test::Utils::tempdir();
+$node->safe_psql('postgres',
+	"CREATE TABLE hot (k bigint PRIMARY KEY, v text NOT NULL CHECK (v NOT LIKE 'bad%'))");
+
+my $pad = 'x' x 1000;
+my $rows = 100_000;
+my $big = "$dir/big.csv";
+open(my $fh, '>', $big) or die "cannot write $big: $!";
+print $fh "1,row $_ $pad\n" for 1 .. $rows;
+close($fh);
+
+my $hwm = "(substring(pg_catalog.pg_read_file('/proc/self/status') from 'VmHWM:\\s*(\\d+)'))::bigint";
+
+# 1. Peak memory while one ~100 MB group is read and applied.
+my $out = $node->safe_psql('postgres', qq{
+	SELECT $hwm AS before \\gset
+	COPY hot FROM '$big' WITH (FORMAT csv, ON_CONFLICT 'upsert', ON_ERROR 'ignore');
+	SELECT 'STATS', inserted, updated, skipped, rejected FROM ingest.last_copy_stats();
+	SELECT 'GROWTH_KB', $hwm - :before;
+});
+like($out, qr/^STATS\|1\|99999\|0\|0$/m,
+	'counts as one-at-a-time: one insert, then an update per repeat');
+my ($growth) = $out =~ /^GROWTH_KB\|(-?\d+)$/m;
+ok(defined $growth, 'peak memory read from /proc/self/status') or diag($out);
+$growth //= 1 << 30;
+note("backend peak resident memory grew by $growth kB for a group of about "
+	  . int($rows * 1010 / 1024) . ' kB');
+cmp_ok($growth, '<', 40 * 1024, 'the group is not held in memory (growth under 40 MB)');
+is($node->safe_psql('postgres', 'SELECT count(*), v = ' . "'row $rows $pad'" . ' FROM hot GROUP BY v'),
+	'1|t', 'the last row of the group won');
+
+# 2. The winner (the last row) and one row before it break the CHECK: the chunk fails, the
+# group is applied one row at a time from its spilled rows.
+my $small = "$dir/small.csv";
+open($fh, '>', $small) or die "cannot write $small: $!";
+for my $i (1 .. 3000)
+{
+	my $v = ($i == 1500 || $i == 3000) ? "bad $i" : "row $i $pad";
+	print $fh "2,$v\n";
+	print $fh "3,row $i\n" if $i % 1000 == 0;
+}
+close($fh);
+$out = $node->safe_psql('postgres', qq{
+	SET work_mem = '64kB';
+	COPY hot FROM '$small' WITH (FORMAT csv, ON_CONFLICT 'upsert', ON_ERROR 'ignore');
+	SELECT 'STATS', inserted, updated, skipped, rejected FROM ingest.last_copy_stats();
+	SELECT 'REJECT', line_number, sqlstate, left(raw_line, 10) FROM ingest.last_copy_rejects()
+	  ORDER BY line_number;
+	SELECT 'ROW', k, left(v, 12) FROM hot WHERE k IN (2, 3) ORDER BY k;
+});
+# Lines: key 2 is on every line but 1001, 2002, 3003 (key 3); "bad 1500" is line 1501,
+# "bad 3000" line 3002.
+like($out, qr/^REJECT\|1501\|23514\|2,bad 1500\nREJECT\|3002\|23514\|2,bad 3000$/m,
+	'the two bad rows are rejected with their lines');
+like($out, qr/^ROW\|2\|row 2999 xxx$/m, 'key 2 holds its last good row');
+like($out, qr/^ROW\|3\|row 3000$/m, 'key 3 holds its last row');
+like($out, qr/^STATS\|2\|2999\|0\|2$/m,
+	'counts as one-at-a-time: keys 2 and 3 inserted once, updated by their other good rows')
+  or diag($out);
+
+# 3. A chunk that spilled to disk and failed on a bad row: retried row by row, and its store's
+# temp file is not left behind (at commit a leaked one is a WARNING, which the log check sees).
+my $wide = "$dir/wide.csv";
+open($fh, '>', $wide) or die "cannot write $wide: $!";
+for my $i (1 .. 300)
+{
+	my $k = 100 + $i;
+	print $fh ($i == 150 ? "$k,bad $i\n" : "$k,row $i $pad\n");
+	print $fh "$k,again $i\n" if $i % 100 == 0;    # groups of several rows too
+}
+close($fh);
+$out = $node->safe_psql('postgres', qq{
+	SET work_mem = '64kB';
+	COPY hot FROM '$wide' WITH (FORMAT csv, ON_CONFLICT 'upsert', ON_ERROR 'ignore');
+	SELECT 'STATS', inserted, updated, skipped, rejected FROM ingest.last_copy_stats();
+	SELECT 'KEYS', count(*), count(*) FILTER (WHERE v LIKE 'again%') FROM hot WHERE k > 100;
+});
+like($out, qr/^STATS\|299\|3\|0\|1$/m, 'a spilled chunk with a bad row: 299 keys, 1 rejected')
+  or diag($out);
+like($out, qr/^KEYS\|299\|3$/m, 'every good row loaded');
+
+ok(server_log_is_clean($node), 'no unexpected errors in the server log');
+$node->stop;
+done_testing();
