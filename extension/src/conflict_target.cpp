@@ -254,6 +254,20 @@ std::vector<std::string> split_identifiers(const std::string& value, const char*
 ResolvedMerge resolve_merge(const MergeSpec& spec) {
     Relation rel = spec.target;
     ResolvedMerge r;
+    // The rows are applied by INSERT statements reading ingest._merge_rows() once: a rule
+    // would rewrite them (INSERT ... ON CONFLICT refuses rules, and a DO ALSO rule reads the
+    // rows a second time).
+    for (int i = 0; rel->rd_rules && i < rel->rd_rules->numLocks; i++) {
+        const CmdType event = rel->rd_rules->rules[i]->event;
+        if (event == CMD_INSERT || event == CMD_UPDATE)
+            raise(ERRCODE_FEATURE_NOT_SUPPORTED,
+                  format("cannot load into \"%s\" because it has INSERT or UPDATE rules",
+                         relname(rel).c_str()),
+                  "The rows are applied as INSERT ... ON CONFLICT applies them, which rules cannot "
+                  "rewrite.",
+                  "Drop the rules (a trigger can do what they do), or load with plain COPY, "
+                  "which ignores rules.");
+    }
     if (spec.mode == ConflictMode::none) {
         // A plain append: no conflict target, nothing updated.
         if (!spec.conflict_names.empty() || !spec.update_names.empty())

@@ -55,7 +55,7 @@ std::vector<std::string> staged_columns(Oid staging, bool& ordered) {
 }
 
 // The apply itself, as the owner. Throws on any error (the caller rolls back).
-void apply(const Job& job, int slot, MergeCounts& counts, std::vector<RejectedRow>& rejects) {
+void apply(const Job& job, int slot, MergeCounts& counts, const RejectSink& on_reject) {
     if (!pg_call([&] { return SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(job.owner)); }))
         raise(ERRCODE_UNDEFINED_OBJECT, "the role that owns this job no longer exists");
     if (!OidIsValid(job.staging) ||
@@ -128,7 +128,7 @@ void apply(const Job& job, int slot, MergeCounts& counts, std::vector<RejectedRo
                                quote_identifier(k_order_row));
             });
         CursorSource src(job.staging, names, dest, spec.columns, spec.ignore_errors, order);
-        counts = run_merge(spec, src, [&](RejectedRow&& r) { rejects.push_back(std::move(r)); });
+        counts = run_merge(spec, src, on_reject);
         src.close();
     }
     pg_call([&] {
@@ -138,38 +138,55 @@ void apply(const Job& job, int slot, MergeCounts& counts, std::vector<RejectedRo
     });
 }
 
-void insert_rejects(int64_t id, const std::vector<RejectedRow>& rejects) {
+void forget_rejects(int64_t id) {
     spi::exec("DELETE FROM ingest.async_load_reject WHERE job_id = $1", {spi::int8_arg(id)});
-    for (const RejectedRow& r : rejects)
-        spi::exec(
-            "INSERT INTO ingest.async_load_reject (job_id, row_number, raw_row, sqlstate, "
-            "message) VALUES ($1, $2, $3, $4, $5)",
-            {spi::int8_arg(id), spi::int8_arg(r.line_number),
-             r.raw_line.empty() ? spi::text_arg(std::optional<std::string>())
-                                : spi::text_arg(r.raw_line),
-             spi::text_arg(r.sqlstate), spi::text_arg(r.message)});
 }
+
+void insert_reject(int64_t id, const RejectedRow& r) {
+    spi::exec(
+        "INSERT INTO ingest.async_load_reject (job_id, row_number, raw_row, sqlstate, "
+        "message) VALUES ($1, $2, $3, $4, $5)",
+        {spi::int8_arg(id), spi::int8_arg(r.line_number),
+         r.raw_line.empty() ? spi::text_arg(std::optional<std::string>())
+                            : spi::text_arg(r.raw_line),
+         spi::text_arg(r.sqlstate), spi::text_arg(r.message)});
+}
+
+// Rejects kept in memory for a job with a reject_limit, to be recorded with its failure when
+// it goes past the limit (the job's transaction, which recorded them as they came, rolls back).
+constexpr size_t k_rejects_kept_over_limit = 10000;
 
 }  // namespace
 
 void run_job(int slot, int64_t id) {
     MergeCounts counts;
-    std::vector<RejectedRow> rejects;
+    // Rejects go to ingest.async_load_reject as they come, so that memory stays bounded however
+    // many rows a job rejects; past reject_limit the job stops at once.
+    std::vector<RejectedRow> first_rejects;
+    int64_t rejected = 0;
     bool over_limit = false;
     const std::optional<Failure> failure = try_transaction([&] {
         spi::Connection c;
         const std::optional<Job> job = load_job(id);
         if (!job || job->state != "LOADING")
-            return;  // removed or changed under us: nothing to do
-        apply(*job, slot, counts, rejects);
-        if (job->reject_limit && static_cast<int64_t>(rejects.size()) > *job->reject_limit) {
-            over_limit = true;
-            raise(ERRCODE_PROGRAM_LIMIT_EXCEEDED,
-                  format("async load job %lld rejected %zu rows, more than its reject_limit "
-                         "%lld; nothing was applied",
-                         (long long)id, rejects.size(), (long long)*job->reject_limit));
-        }
-        insert_rejects(id, rejects);
+            return;          // removed or changed under us: nothing to do
+        forget_rejects(id);  // an earlier attempt's
+        apply(*job, slot, counts, [&](RejectedRow&& r) {
+            ++rejected;
+            if (job->reject_limit) {
+                if (first_rejects.size() < k_rejects_kept_over_limit)
+                    first_rejects.push_back(r);
+                if (rejected > *job->reject_limit) {
+                    over_limit = true;
+                    raise(ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+                          format("async load job %lld rejected %lld rows, more than its "
+                                 "reject_limit %lld; nothing was applied",
+                                 (long long)id, (long long)rejected, (long long)*job->reject_limit),
+                          "The job stopped at the first row past the limit.");
+                }
+            }
+            insert_reject(id, r);
+        });
         spi::exec(
             "UPDATE ingest.async_load_job SET state = 'FINISH', finished_at = "
             "pg_catalog.clock_timestamp(), "
@@ -196,8 +213,11 @@ void run_job(int slot, int64_t id) {
         if (!job || job->state != "LOADING")
             return;
         const char* state = canceled ? "CANCEL" : "FAIL";
-        if (over_limit)
-            insert_rejects(id, rejects);
+        if (over_limit) {
+            forget_rejects(id);
+            for (const RejectedRow& r : first_rejects)
+                insert_reject(id, r);
+        }
         spi::exec(
             "UPDATE ingest.async_load_job SET state = $2::ingest.job_state, finished_at = "
             "pg_catalog.clock_timestamp(), worker_pid = NULL, error_sqlstate = $3, error_message = "
@@ -208,7 +228,7 @@ void run_job(int slot, int64_t id) {
              canceled ? spi::text_arg(std::optional<std::string>())
                       : spi::text_arg(std::string(unpack_sql_state(failure->sqlerrcode))),
              spi::text_arg(canceled ? std::string("canceled by request") : failure->message),
-             spi::int8_arg(over_limit ? static_cast<int64_t>(rejects.size()) : 0)});
+             spi::int8_arg(over_limit ? rejected : 0)});
         if (canceled && !job->keep_staging) {
             drop_staging(id);
             spi::exec("UPDATE ingest.async_load_job SET staging = NULL WHERE id = $1",

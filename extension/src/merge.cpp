@@ -94,6 +94,13 @@ double elapsed_ms(instr_time a, instr_time b) {
     return INSTR_TIME_GET_MILLISEC(b);
 }
 
+extern "C" {
+// Plain C, cannot fail: the executor that took a served chunk is shutting down normally.
+static void forget_served(Datum arg) {
+    *reinterpret_cast<Tuplestorestate**>(DatumGetPointer(arg)) = nullptr;
+}
+}
+
 class MergeRun {
   public:
     MergeRun(const MergeSpec& spec, ResolvedMerge resolved, const RejectSink& on_reject)
@@ -939,7 +946,11 @@ bool MergeRun::apply_one(MinimalTuple tuple, int64_t group_rows, int64_t seq,
     } catch (const PgError& e) {
         if (!rejectable(e))
             throw;
-        m_chunk = nullptr;  // allocated in m_apply_cxt: freed by the next call or the chunk
+        // A store the statement never took (it failed first) is closed here: one row bigger
+        // than work_mem spilled to a temp file. Its memory goes with m_apply_cxt.
+        if (m_chunk)
+            pg_call([&] { tuplestore_end(m_chunk); });
+        m_chunk = nullptr;
         if (!report) {
             e.release();
             return false;
@@ -960,9 +971,13 @@ bool MergeRun::apply_one(MinimalTuple tuple, int64_t group_rows, int64_t seq,
 
 void MergeRun::serve(FunctionCallInfo fcinfo) {
     ReturnSetInfo* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
-    if (!m_chunk)
+    if (!m_chunk) {
+        // A second call in one statement (a rule added a statement that reads the rows too):
+        // the first one's store may be freed already.
+        m_served = nullptr;
         raise(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE, "ingest._merge_rows() has no rows to serve",
               "It is called only by the statements of a running merge.");
+    }
     TupleDesc expected = rsinfo->expectedDesc;
     bool matches = expected && expected->natts == m_chunk_desc->natts;
     for (int i = 0; matches && i < expected->natts; i++)
@@ -977,6 +992,11 @@ void MergeRun::serve(FunctionCallInfo fcinfo) {
     rsinfo->setDesc = desc;
     m_served = m_chunk;
     m_chunk = nullptr;
+    // The executor state is freed after the scan freed the store (not on an error): from then
+    // on the store is not ours to close.
+    pg_call([&] {
+        RegisterExprContextCallback(rsinfo->econtext, forget_served, PointerGetDatum(&m_served));
+    });
 }
 
 }  // namespace

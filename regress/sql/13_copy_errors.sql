@@ -74,6 +74,22 @@ SELECT sql, try(sql) FROM (VALUES
     ($$COPY ft FROM '/tmp/pg_ingest_regress_e.csv' WITH (FORMAT csv, ON_CONFLICT 'upsert')$$)
 ) AS t(sql);
 
+-- A target with INSERT or UPDATE rules is refused in every mode, as INSERT ... ON CONFLICT
+-- refuses it (the rows are applied by INSERT statements, which the rules would rewrite).
+CREATE TABLE ruled (k int PRIMARY KEY, v text);
+CREATE TABLE ruled_log (k int, v text);
+CREATE RULE ruled_log AS ON INSERT TO ruled DO ALSO INSERT INTO ruled_log VALUES (NEW.k, NEW.v);
+SELECT sql, try(sql) FROM (VALUES
+    ($$COPY ruled FROM '/tmp/pg_ingest_regress_e.csv' WITH (FORMAT csv, ON_CONFLICT 'strict')$$),
+    ($$COPY ruled FROM '/tmp/pg_ingest_regress_e.csv' WITH (FORMAT csv, ON_CONFLICT 'upsert', ON_ERROR 'ignore')$$)
+) AS t(sql);
+COPY ruled (k, v) FROM STDIN WITH (FORMAT csv, ON_CONFLICT 'ignore');
+1,a
+\.
+SELECT * FROM ingest.merge('ruled_log', 'ruled', 'upsert');
+SELECT (SELECT count(*) FROM ruled) AS loaded, (SELECT count(*) FROM ruled_log) AS logged;
+DROP TABLE ruled, ruled_log;
+
 -- Malformed rows under ON_ERROR 'stop' (the default): the statement fails, nothing loads.
 COPY e FROM STDIN WITH (FORMAT csv, ON_CONFLICT 'upsert');
 5,five,5,u5

@@ -1,0 +1,41 @@
+-- Rejects of async load jobs (exception_mode 'ignore'): recorded in ingest.async_load_reject as
+-- the job meets them (not held until the end), and a job past its reject_limit stops at the
+-- first row past it rather than at the end of its rows.
+CREATE EXTENSION IF NOT EXISTS pg_ingest;
+\set VERBOSITY default
+SET client_min_messages = warning;
+
+CREATE TABLE rj (id int PRIMARY KEY, qty int CHECK (qty > 0), note text);
+
+-- many rejects, no limit: every one recorded, the good rows loaded
+SELECT id AS j1, staging AS s1 FROM ingest.begin_async_load('rj', exception_mode => 'ignore') \gset
+INSERT INTO :s1 SELECT g, CASE WHEN g % 4 = 0 THEN g ELSE -g END, 'n' || g
+  FROM generate_series(1, 4000) g;
+SELECT ingest.submit_async_load(:j1);
+SELECT ingest.wait_async_load(:j1, '120 s');
+SELECT state, rows_inserted, rows_rejected FROM ingest.get_async_load_job(:j1);
+SELECT count(*) AS recorded, count(DISTINCT row_number) AS distinct_rows,
+       bool_and(sqlstate = '23514') AS all_check_violations
+  FROM ingest.async_load_reject WHERE job_id = :j1;
+SELECT count(*) AS loaded, bool_and(qty > 0) AS all_good FROM rj;
+
+-- reject_limit 2 and 50 bad rows: the job fails at its third reject; those three are recorded
+SELECT id AS j2, staging AS s2
+  FROM ingest.begin_async_load('rj', exception_mode => 'ignore', reject_limit => 2) \gset
+INSERT INTO :s2 SELECT 10000 + g, -g, 'bad' FROM generate_series(1, 50) g;
+SELECT ingest.submit_async_load(:j2);
+SELECT ingest.wait_async_load(:j2, '60 s');
+SELECT state, error_sqlstate, regexp_replace(error_message, 'job \d+', 'job N') AS error_message,
+       rows_rejected
+  FROM ingest.get_async_load_job(:j2);
+SELECT row_number, sqlstate FROM ingest.async_load_reject WHERE job_id = :j2 ORDER BY row_number;
+SELECT count(*) AS applied FROM rj WHERE id > 10000;
+
+-- retried with a higher limit: the earlier attempt's rejects are replaced by this one's
+UPDATE ingest.async_load_job SET reject_limit = 100 WHERE id = :j2;
+SELECT ingest.retry_async_load(:j2);
+SELECT ingest.wait_async_load(:j2, '60 s');
+SELECT state, rows_inserted, rows_rejected FROM ingest.get_async_load_job(:j2);
+SELECT count(*) AS recorded FROM ingest.async_load_reject WHERE job_id = :j2;
+
+DROP TABLE rj;
