@@ -184,20 +184,19 @@ class MergeRun {
     Tuplestorestate* m_served = nullptr;
     int64_t m_chunk_groups = 0;
     int64_t m_chunk_rows = 0;
+    // ON_ERROR 'ignore': what a retry row by row needs, kept in tuplestores (rows in the
+    // sort's format: source columns, line number, raw line), which spill to disk past work_mem
+    // as the sort does, so that neither wide rows nor a hot key pile up in memory.
     struct Kept {
-        MinimalTuple tuple;
         int64_t group_rows;
-        int64_t seq;
-        std::string raw;
         // When the group has several rows: how many, as the next rows of m_members. If the
         // combined row fails, they are applied one at a time in input order, as the rows
         // would be without grouping.
         int64_t members;
     };
-    std::vector<Kept> m_kept;
-    // Every row of the chunk's groups of several rows (ON_ERROR 'ignore' only), as the sort
-    // gave them, group after group: a tuplestore, so that a hot key's rows spill to disk as the
-    // sort's do instead of piling up in memory.
+    std::vector<Kept> m_kept;                // per group of the chunk, in chunk order
+    Tuplestorestate* m_kept_rows = nullptr;  // per group, its combined (winning) row
+    // Every row of the chunk's groups of several rows, as the sort gave them, group after group.
     Tuplestorestate* m_members = nullptr;
     int64_t m_group_members = 0;          // rows of the group being read, in m_members
     MemoryContext m_apply_cxt = nullptr;  // one apply_one() call's rows (in m_chunk_cxt)
@@ -225,12 +224,17 @@ class MergeRun {
             tuplestore_end(m_served);
         m_served = nullptr;
     }
-    // Closes m_members and its temp file, if it spilled (where PostgreSQL may ereport).
-    void end_members() {
-        if (m_members)
-            tuplestore_end(m_members);
-        m_members = nullptr;
+    // Closes m_kept_rows and m_members, and their temp files if they spilled (where
+    // PostgreSQL may ereport).
+    void end_kept() {
+        for (Tuplestorestate** ts : {&m_kept_rows, &m_members}) {
+            if (*ts)
+                tuplestore_end(*ts);
+            *ts = nullptr;
+        }
     }
+    void chunk_row_from(TupleTableSlot* row, int64_t group_rows, MemoryContext cxt,
+                        MinimalTuple& tuple, int64_t& seq, const char*& raw, size_t& raw_len);
     bool apply_one(MinimalTuple tuple, int64_t group_rows, int64_t seq, const std::string& raw,
                    bool report);
 
@@ -482,7 +486,7 @@ void MergeRun::begin_statement() {
 }
 
 void MergeRun::end_apply() {
-    pg_call([&] { end_members(); });  // at commit an open temp file would be reported leaked
+    pg_call([&] { end_kept(); });  // at commit an open temp file would be reported leaked
     if (m_direct) {
         m_path += "; " + m_direct->probe_note();
         m_direct->close();
@@ -540,13 +544,15 @@ void MergeRun::start_chunk() {
     // Everything of the previous chunk goes, including a tuplestore that a failed statement
     // took and never freed (ON_ERROR 'ignore'): memory stays bounded by one chunk.
     pg_call([&] {
-        end_members();
+        end_kept();
         MemoryContextReset(m_chunk_cxt);
     });
     m_apply_cxt = nullptr;  // deleted with its parent
     m_chunk = pg_call([&] {
         MemoryContext old = MemoryContextSwitchTo(m_chunk_cxt);
         Tuplestorestate* ts = tuplestore_begin_heap(false, false, work_mem);
+        if (keeps_raw())
+            m_kept_rows = tuplestore_begin_heap(false, false, work_mem);
         if (keeps_groups())
             m_members = tuplestore_begin_heap(false, false, work_mem);
         MemoryContextSwitchTo(old);
@@ -591,7 +597,6 @@ void MergeRun::add_to_chunk(TupleTableSlot* leader, TupleTableSlot* first, int64
 // One winning row into the current chunk (values for the source columns).
 void MergeRun::add_row(const Datum* in_values, const bool* in_nulls, int64_t group_rows,
                        int64_t seq, const char* raw, int raw_len) {
-    MinimalTuple kept = nullptr;
     pg_call([&] {
         Datum values[MaxTupleAttributeNumber];
         bool nulls[MaxTupleAttributeNumber];
@@ -604,15 +609,18 @@ void MergeRun::add_row(const Datum* in_values, const bool* in_nulls, int64_t gro
         MemoryContext old = MemoryContextSwitchTo(m_cxt);
         tuplestore_putvalues(m_chunk, m_chunk_desc, values, nulls);
         if (keeps_raw()) {
-            // Freed with the chunk: the whole input must never pile up in memory.
-            MemoryContextSwitchTo(m_chunk_cxt);
-            kept = heap_form_minimal_tuple(m_chunk_desc, values, nulls);
+            values[m_ncols] = Int64GetDatum(seq);
+            values[m_ncols + 1] =
+                raw ? PointerGetDatum(cstring_to_text_with_len(raw, raw_len)) : (Datum)0;
+            nulls[m_ncols + 1] = raw == nullptr;
+            tuplestore_putvalues(m_kept_rows, m_sort_desc, values, nulls);
+            if (raw)
+                pfree(DatumGetPointer(values[m_ncols + 1]));
         }
         MemoryContextSwitchTo(old);
     });
     if (keeps_raw())
-        m_kept.push_back(Kept{kept, group_rows, seq,
-                              raw ? std::string(raw, raw_len) : std::string(), m_group_members});
+        m_kept.push_back(Kept{group_rows, m_group_members});
     m_group_members = 0;
     m_chunk_groups++;
     m_chunk_rows += group_rows;
@@ -836,14 +844,34 @@ void MergeRun::flush_direct_chunk() {
 void MergeRun::retry_rows_one_by_one() {
     std::vector<Kept> rows = std::move(m_kept);
     m_kept.clear();
-    for (Kept& k : rows) {
+    TupleTableSlot* slot = nullptr;
+    MemoryContext row_cxt = nullptr;
+    pg_call([&] {
+        MemoryContext old = MemoryContextSwitchTo(m_chunk_cxt);
+        slot = MakeSingleTupleTableSlot(m_sort_desc, &TTSOpsMinimalTuple);
+        row_cxt =
+            AllocSetContextCreate(m_chunk_cxt, "pg_ingest merge kept row", ALLOCSET_DEFAULT_SIZES);
+        MemoryContextSwitchTo(old);
+    });
+    for (const Kept& k : rows) {
+        MinimalTuple tuple = nullptr;
+        int64_t seq = 0;
+        const char* raw = nullptr;
+        size_t raw_len = 0;
+        pg_call([&] {
+            MemoryContextReset(row_cxt);
+            if (!tuplestore_gettupleslot(m_kept_rows, true, false, slot))
+                elog(ERROR, "pg_ingest: a kept row of the chunk is missing");
+            chunk_row_from(slot, k.group_rows, row_cxt, tuple, seq, raw, raw_len);
+        });
+        const std::string raw_line(raw ? raw : "", raw_len);
         if (k.members == 0) {
             // A rejected winner: the rows it superseded were never applied either.
-            if (!apply_one(k.tuple, k.group_rows, k.seq, k.raw, true))
+            if (!apply_one(tuple, k.group_rows, seq, raw_line, true))
                 m_counts.skipped += k.group_rows - 1;
             continue;
         }
-        if (apply_one(k.tuple, k.group_rows, k.seq, k.raw, false)) {
+        if (apply_one(tuple, k.group_rows, seq, raw_line, false)) {
             pg_call([&] {
                 if (!tuplestore_skiptuples(m_members, k.members, true))
                     elog(ERROR, "pg_ingest: the kept rows of a key group are missing");
@@ -852,6 +880,37 @@ void MergeRun::retry_rows_one_by_one() {
         }
         replay_members(k.members);
     }
+    pg_call([&] {
+        ExecDropSingleTupleTableSlot(slot);
+        MemoryContextDelete(row_cxt);
+    });
+}
+
+// A row in the sort's format as a chunk row of `group_rows` rows (in `cxt`), with its line
+// number and raw line (pointing into `row` or `cxt`).
+void MergeRun::chunk_row_from(TupleTableSlot* row, int64_t group_rows, MemoryContext cxt,
+                              MinimalTuple& tuple, int64_t& seq, const char*& raw,
+                              size_t& raw_len) {
+    MemoryContext old = MemoryContextSwitchTo(cxt);
+    slot_getallattrs(row);
+    Datum values[MaxTupleAttributeNumber];
+    bool nulls[MaxTupleAttributeNumber];
+    for (int i = 0; i < m_ncols; i++) {
+        values[i] = row->tts_values[i];
+        nulls[i] = row->tts_isnull[i];
+    }
+    values[m_ncols] = Int64GetDatum(group_rows);
+    nulls[m_ncols] = false;
+    tuple = heap_form_minimal_tuple(m_chunk_desc, values, nulls);
+    seq = DatumGetInt64(row->tts_values[m_ncols]);
+    raw = nullptr;
+    raw_len = 0;
+    if (!row->tts_isnull[m_ncols + 1]) {
+        text* t = DatumGetTextPP(row->tts_values[m_ncols + 1]);
+        raw = VARDATA_ANY(t);
+        raw_len = VARSIZE_ANY_EXHDR(t);
+    }
+    MemoryContextSwitchTo(old);
 }
 
 // Applies the next `n` rows of m_members (a group whose combined row failed) one at a time in
@@ -889,24 +948,7 @@ void MergeRun::replay_members(int64_t n) {
             MemoryContextReset(row_cxt);
             if (!tuplesort_gettupleslot(by_line, true, false, member, NULL))
                 return false;
-            MemoryContext old = MemoryContextSwitchTo(row_cxt);
-            slot_getallattrs(member);
-            Datum values[MaxTupleAttributeNumber];
-            bool nulls[MaxTupleAttributeNumber];
-            for (int i = 0; i < m_ncols; i++) {
-                values[i] = member->tts_values[i];
-                nulls[i] = member->tts_isnull[i];
-            }
-            values[m_ncols] = Int64GetDatum(1);
-            nulls[m_ncols] = false;
-            tuple = heap_form_minimal_tuple(m_chunk_desc, values, nulls);
-            seq = DatumGetInt64(member->tts_values[m_ncols]);
-            if (!member->tts_isnull[m_ncols + 1]) {
-                text* t = DatumGetTextPP(member->tts_values[m_ncols + 1]);
-                raw = VARDATA_ANY(t);
-                raw_len = VARSIZE_ANY_EXHDR(t);
-            }
-            MemoryContextSwitchTo(old);
+            chunk_row_from(member, 1, row_cxt, tuple, seq, raw, raw_len);
             return true;
         });
         if (!more)

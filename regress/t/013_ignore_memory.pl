@@ -1,9 +1,12 @@
-# COPY ... ON_CONFLICT with ON_ERROR 'ignore' and one key repeated many times (a "hot" key, as
-# a CDC stream of one busy row gives). Every row of such a group is kept until the group is
-# applied, because if the winning row fails, the others are applied one at a time in input
-# order. Those rows must spill to disk like the sort does, not pile up in the backend's memory:
+# COPY ... ON_CONFLICT with ON_ERROR 'ignore' keeps what a retry row by row needs: each chunk's
+# rows with their raw lines, and every row of a key repeated in the chunk (a "hot" key, as a
+# CDC stream of one busy row gives), because if a group's winning row fails, its other rows are
+# applied one at a time in input order. These must spill to disk as the sort does, not pile up
+# in the backend's memory:
 #   1. 100,000 rows of ~1 kB for one key: the backend's peak resident memory (VmHWM, read from
 #      /proc/self/status in the same session) grows by far less than the group's size;
+#   4. a chunk of 4,000 rows of ~25 kB (one chunk: ingest.merge_chunk_rows is 10,000): the
+#      same, for wide rows;
 #   2. a group whose winner breaks a CHECK, with work_mem so small that its rows spill: the rows
 #      are applied one at a time in input order, the bad ones rejected with their line numbers,
 #      and the table ends as one-at-a-time INSERT ... ON CONFLICT leaves it.
@@ -35,18 +38,26 @@ close($fh);
 
 my $hwm = "(substring(pg_catalog.pg_read_file('/proc/self/status') from 'VmHWM:\\s*(\\d+)'))::bigint";
 
-# 1. Peak memory while one ~100 MB group is read and applied.
-my $out = $node->safe_psql('postgres', qq{
+# Loads `file` (upsert, ON_ERROR 'ignore') in one session; returns the psql output (with a
+# STATS line) and how much the backend's peak resident memory (VmHWM) grew meanwhile, in kB.
+sub load_measured
+{
+	my ($file) = @_;
+	my $out = $node->safe_psql('postgres', qq{
 	SELECT $hwm AS before \\gset
-	COPY hot FROM '$big' WITH (FORMAT csv, ON_CONFLICT 'upsert', ON_ERROR 'ignore');
+	COPY hot FROM '$file' WITH (FORMAT csv, ON_CONFLICT 'upsert', ON_ERROR 'ignore');
 	SELECT 'STATS', inserted, updated, skipped, rejected FROM ingest.last_copy_stats();
 	SELECT 'GROWTH_KB', $hwm - :before;
 });
+	my ($growth) = $out =~ /^GROWTH_KB\|(-?\d+)$/m;
+	ok(defined $growth, 'peak memory read from /proc/self/status') or diag($out);
+	return ($out, $growth // 1 << 30);
+}
+
+# 1. Peak memory while one ~100 MB group is read and applied.
+my ($out, $growth) = load_measured($big);
 like($out, qr/^STATS\|1\|99999\|0\|0$/m,
 	'counts as one-at-a-time: one insert, then an update per repeat');
-my ($growth) = $out =~ /^GROWTH_KB\|(-?\d+)$/m;
-ok(defined $growth, 'peak memory read from /proc/self/status') or diag($out);
-$growth //= 1 << 30;
 note("backend peak resident memory grew by $growth kB for a group of about "
 	  . int($rows * 1010 / 1024) . ' kB');
 cmp_ok($growth, '<', 40 * 1024, 'the group is not held in memory (growth under 40 MB)');
@@ -102,6 +113,18 @@ $out = $node->safe_psql('postgres', qq{
 like($out, qr/^STATS\|299\|3\|0\|1$/m, 'a spilled chunk with a bad row: 299 keys, 1 rejected')
   or diag($out);
 like($out, qr/^KEYS\|299\|3$/m, 'every good row loaded');
+
+# 4. Wide rows: one chunk of 4,000 distinct keys of ~25 kB each, every row kept for a retry.
+my $wide_pad = 'y' x 25_000;
+my $wider = "$dir/wider.csv";
+open($fh, '>', $wider) or die "cannot write $wider: $!";
+print $fh (1000 + $_) . ",row $_ $wide_pad\n" for 1 .. 4000;
+close($fh);
+($out, $growth) = load_measured($wider);
+like($out, qr/^STATS\|4000\|0\|0\|0$/m, 'every wide row inserted');
+note("backend peak resident memory grew by $growth kB for a chunk of about "
+	  . int(4000 * 25_010 / 1024) . ' kB');
+cmp_ok($growth, '<', 40 * 1024, 'the chunk is not held in memory (growth under 40 MB)');
 
 ok(server_log_is_clean($node), 'no unexpected errors in the server log');
 $node->stop;
