@@ -94,16 +94,6 @@ std::string table_summary(Connection& connection, const std::string& table) {
                 .get(0, 0);
 }
 
-pg_ingest::Error error_of(const std::function<void()>& body) {
-    try {
-        body();
-    } catch (const pg_ingest::Error& error) {
-        return error;
-    }
-    BOOST_FAIL("expected pg_ingest::Error");
-    return pg_ingest::Error("unreachable");
-}
-
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(async_jobs)
@@ -140,13 +130,16 @@ BOOST_AUTO_TEST_CASE(job_lifecycle_wait_and_state_errors) {
     BOOST_TEST(pg_ingest::get_async_load_job(connection, job.id).rows_inserted == 2);
 
     // Wrong state and unknown id are typed errors.
-    BOOST_TEST(error_of([&] { pg_ingest::submit_async_load(connection, job.id); }).sqlstate() ==
-               "55000");
-    BOOST_TEST(error_of([&] { pg_ingest::retry_async_load(connection, job.id); }).sqlstate() ==
-               "55000");
-    BOOST_TEST(error_of([&] { pg_ingest::get_async_load_job(connection, 987654321); }).sqlstate() ==
-               "42704");
-    BOOST_TEST(error_of([&] {
+    BOOST_TEST(test::error_of([&] {
+                   pg_ingest::submit_async_load(connection, job.id);
+               }).sqlstate() == "55000");
+    BOOST_TEST(test::error_of([&] {
+                   pg_ingest::retry_async_load(connection, job.id);
+               }).sqlstate() == "55000");
+    BOOST_TEST(test::error_of([&] {
+                   pg_ingest::get_async_load_job(connection, 987654321);
+               }).sqlstate() == "42704");
+    BOOST_TEST(test::error_of([&] {
                    pg_ingest::wait_async_load_jobs(connection, {987654321},
                                                    std::chrono::steady_clock::now() + 5s);
                }).sqlstate() == "42704");
@@ -287,7 +280,7 @@ BOOST_AUTO_TEST_CASE(deadlines_end_blocked_calls_and_the_repeated_call_carries_o
     Connection blocker = connect_async();
     blocker.execute("BEGIN; LOCK TABLE al_deadline IN ACCESS EXCLUSIVE MODE");
     auto start = Clock::now();
-    auto error = error_of([&] { loader.begin("deadline-cp", start + 700ms); });
+    auto error = test::error_of([&] { loader.begin("deadline-cp", start + 700ms); });
     BOOST_TEST(error.sqlstate() == "57014", error.what());
     BOOST_TEST(test::elapsed_ms(start) < 700 + 1500);
     blocker.execute("COMMIT");
@@ -566,7 +559,7 @@ BOOST_AUTO_TEST_CASE(bad_staged_data_is_a_typed_error_and_nothing_is_submitted) 
     AsyncLoader loader(async_db(), loader_options("al_bad"));
     loader.begin("bad-cp");
     loader.stage("1,row 1\nnot a number,row x\n", 2);
-    const auto error = error_of([&] { loader.wait(std::chrono::steady_clock::now() + 60s); });
+    const auto error = test::error_of([&] { loader.wait(std::chrono::steady_clock::now() + 60s); });
     BOOST_TEST(error.sqlstate() == "22P02");
     BOOST_TEST(*connection
                     .execute("SELECT string_agg(state::text, ',') FROM ingest.get_async_load_job()"
@@ -600,7 +593,7 @@ BOOST_AUTO_TEST_CASE(a_key_with_the_roll_over_mark_is_refused_and_the_loader_car
     Connection connection = connect_async();
     reset_table(connection, "al_hash");
     AsyncLoader loader(async_db(), loader_options("al_hash"));
-    const auto error = error_of([&] { loader.begin("cp#2"); });
+    const auto error = test::error_of([&] { loader.begin("cp#2"); });
     BOOST_TEST(error.sqlstate() == "22023");
     BOOST_TEST(std::string(error.what()).find("'cp#2' contains '#'") != std::string::npos,
                error.what());
@@ -614,12 +607,13 @@ BOOST_AUTO_TEST_CASE(a_key_with_the_roll_over_mark_is_refused_and_the_loader_car
 
 BOOST_AUTO_TEST_CASE(without_the_extension_a_clear_typed_error) {
     const ConnectionOptions plain = database("pg_ingest_no_extension", false);
-    const auto error = error_of([&] { AsyncLoader loader(plain, loader_options("t")); });
+    const auto error = test::error_of([&] { AsyncLoader loader(plain, loader_options("t")); });
     BOOST_TEST(error.sqlstate() == "42883");
     BOOST_TEST(std::string(error.what()).find("not installed") != std::string::npos);
     BOOST_TEST(error.hint().find("CREATE EXTENSION pg_ingest") != std::string::npos);
     Connection connection = Connection::connect(plain, 10s);
-    BOOST_TEST(error_of([&] { pg_ingest::require_async_load(connection); }).sqlstate() == "42883");
+    BOOST_TEST(test::error_of([&] { pg_ingest::require_async_load(connection); }).sqlstate() ==
+               "42883");
 }
 
 // Chunk c holds every key with payload "c<c>"; `keys` keys, `chunks` chunks.
@@ -1013,10 +1007,10 @@ BOOST_AUTO_TEST_CASE(without_retries_a_terminated_staging_connection_fails_the_l
     BOOST_TEST_REQUIRE(
         terminate_loader_backends(connection, "al_retry_none", Backends::staging).size() >= 1u);
     const pg_ingest::Error error =
-        error_of([&] { loader.wait(std::chrono::steady_clock::now() + 60s); });
+        test::error_of([&] { loader.wait(std::chrono::steady_clock::now() + 60s); });
     BOOST_TEST(error.retryable());
     BOOST_TEST(loader.retries() == 0u);
-    BOOST_TEST(error_of([&] { loader.submit(); }).what() == std::string(error.what()));
+    BOOST_TEST(test::error_of([&] { loader.submit(); }).what() == std::string(error.what()));
     BOOST_TEST(*connection
                     .execute("SELECT state FROM ingest.get_async_load_job() WHERE job_key = "
                              "'retry-none'")
@@ -1051,7 +1045,7 @@ BOOST_AUTO_TEST_CASE(a_failure_past_maxretrytimes_fails_the_loader_and_loads_not
     BOOST_TEST_REQUIRE(
         !terminate_loader_backends(connection, "al_retry_out", Backends::staging, first).empty());
     const pg_ingest::Error error =
-        error_of([&] { loader.wait(std::chrono::steady_clock::now() + 60s); });
+        test::error_of([&] { loader.wait(std::chrono::steady_clock::now() + 60s); });
     BOOST_TEST(error.retryable());
     BOOST_TEST(loader.retries() == 1u);
     BOOST_TEST(*connection
@@ -1138,7 +1132,7 @@ BOOST_AUTO_TEST_CASE(while_a_lost_submit_is_in_doubt_stage_refuses_and_submit_re
         BOOST_TEST(error.sqlstate() == "57014");
     }
     const pg_ingest::Error refused =
-        error_of([&] { loader.stage(chunk_of_every_key(5, 100), 100); });
+        test::error_of([&] { loader.stage(chunk_of_every_key(5, 100), 100); });
     BOOST_TEST(refused.sqlstate() == "55000");
     loader.submit(std::chrono::steady_clock::now() + 60s);
     const auto jobs = loader.wait(std::chrono::steady_clock::now() + 120s);
@@ -1198,9 +1192,7 @@ BOOST_AUTO_TEST_CASE(a_submit_answered_into_silence_is_found_landed_and_not_sent
     // Time enough for the staging connections to commit and the submit to land (our
     // statement_timeout must not cancel it first); the loader never hears that it did.
     const auto error = failure_within(30s, proxy, [&] { loader.submit(start + 5s); });
-    const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
-                          std::chrono::steady_clock::now() - start)
-                          .count();
+    const auto took = test::elapsed_ms(start);
     BOOST_TEST_REQUIRE(error.has_value());
     BOOST_TEST(error->sqlstate() == "57014");
     BOOST_TEST(std::string(error->what()).find("did not answer") != std::string::npos);
@@ -1253,7 +1245,8 @@ BOOST_AUTO_TEST_CASE(a_wait_that_hears_nothing_ends_at_its_deadline_and_the_next
 BOOST_AUTO_TEST_CASE(negative_retry_settings_are_refused) {
     AsyncLoaderOptions options = loader_options("al_retry_none");
     options.max_retry_times = -1;
-    BOOST_TEST(error_of([&] { AsyncLoader loader(async_db(), options); }).sqlstate() == "22023");
+    BOOST_TEST(test::error_of([&] { AsyncLoader loader(async_db(), options); }).sqlstate() ==
+               "22023");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -16,16 +16,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-pg_ingest::Error error_of(const std::function<void()>& body) {
-    try {
-        body();
-    } catch (const pg_ingest::Error& error) {
-        return error;
-    }
-    BOOST_FAIL("expected pg_ingest::Error");
-    return pg_ingest::Error("unreachable");
-}
-
 void check_given_up(const pg_ingest::Error& error, Connection& connection) {
     BOOST_TEST(error.sqlstate() == "08006");
     BOOST_TEST(error.retryable());
@@ -49,7 +39,7 @@ BOOST_AUTO_TEST_CASE(statements_under_a_later_deadline_behave_as_without_one) {
                                                   {std::string("tab\there"), std::nullopt});
     BOOST_TEST(*result.get(0, 0) == "tab\there!");
     BOOST_TEST(*result.get(0, 1) == "t");
-    const auto error = error_of([&] { connection.execute("SELEC 1"); });
+    const auto error = test::error_of([&] { connection.execute("SELEC 1"); });
     BOOST_TEST(error.sqlstate() == "42601");
     BOOST_TEST(connection.is_open());  // a server error is not a deadline: the session stays
     connection.set_deadline(Clock::time_point::max());
@@ -64,9 +54,9 @@ BOOST_AUTO_TEST_CASE(a_statement_unanswered_at_the_deadline_is_cancelled_and_the
     const std::string pid = std::to_string(connection.backend_pid());
     const auto start = Clock::now();
     connection.set_deadline(start + 300ms);
-    const auto error = error_of([&] { connection.execute("SELECT pg_catalog.pg_sleep(60)"); });
-    const auto took =
-        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
+    const auto error =
+        test::error_of([&] { connection.execute("SELECT pg_catalog.pg_sleep(60)"); });
+    const auto took = test::elapsed_ms(start);
     check_given_up(error, connection);
     BOOST_TEST(took >= 300);
     BOOST_TEST(took < 10000);
@@ -96,15 +86,14 @@ BOOST_AUTO_TEST_CASE(a_silent_network_ends_at_the_connection_deadline) {
         proxy.arm_silence("silence_probe");
         const auto start = Clock::now();
         connection.set_deadline(start + 500ms);
-        const auto error = error_of([&] {
+        const auto error = test::error_of([&] {
             if (with_params) {
                 connection.execute_params("SELECT $1::text AS silence_probe", {"x"});
             } else {
                 connection.execute("SELECT 'x' AS silence_probe");
             }
         });
-        const auto took =
-            std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
+        const auto took = test::elapsed_ms(start);
         check_given_up(error, connection);
         BOOST_TEST(took >= 500);
         BOOST_TEST(took < 10000);
@@ -120,7 +109,7 @@ BOOST_AUTO_TEST_CASE(a_deadline_already_passed_sends_nothing) {
     BOOST_TEST(proxy.counted() == 1);  // the probe is seen when it is sent
     proxy.count("never_sent_probe");
     connection.set_deadline(Clock::now() - 1ms);
-    const auto error = error_of([&] { connection.execute("SELECT 'never_sent_probe'"); });
+    const auto error = test::error_of([&] { connection.execute("SELECT 'never_sent_probe'"); });
     check_given_up(error, connection);
     std::this_thread::sleep_for(200ms);
     BOOST_TEST(proxy.counted() == 0);

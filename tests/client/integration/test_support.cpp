@@ -12,6 +12,8 @@
 #include <cstring>
 #include <stdexcept>
 
+#include <boost/test/unit_test.hpp>
+
 namespace test {
 
 namespace {
@@ -153,6 +155,16 @@ SilentListener::~SilentListener() {
     if (m_fd >= 0) {
         ::close(m_fd);
     }
+}
+
+pg_ingest::Error error_of(const std::function<void()>& body) {
+    try {
+        body();
+    } catch (const pg_ingest::Error& error) {
+        return error;
+    }
+    BOOST_FAIL("expected pg_ingest::Error");
+    return pg_ingest::Error("unreachable");
 }
 
 long long elapsed_ms(std::chrono::steady_clock::time_point start) {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -48,5 +49,8 @@ class SilentListener {
 
 // Milliseconds elapsed since `start`.
 long long elapsed_ms(std::chrono::steady_clock::time_point start);
+
+// The pg_ingest::Error that `body` throws; fails the calling test when it throws none.
+pg_ingest::Error error_of(const std::function<void()>& body);
 
 }  // namespace test
