@@ -217,7 +217,7 @@ class MergeRun {
     bool keeps_raw() const { return m_spec.ignore_errors; }
     bool keeps_groups() const { return m_spec.ignore_errors && dedupes(); }
     void add_member(TupleTableSlot* row);
-    void replay_members(int64_t n);
+    void replay_members(int64_t n, TupleTableSlot* slot, MemoryContext row_cxt);
     // Closes the chunk a failed statement took (see m_served).
     void end_served() {
         if (m_served)
@@ -878,7 +878,7 @@ void MergeRun::retry_rows_one_by_one() {
             });
             continue;
         }
-        replay_members(k.members);
+        replay_members(k.members, slot, row_cxt);
     }
     pg_call([&] {
         ExecDropSingleTupleTableSlot(slot);
@@ -915,15 +915,11 @@ void MergeRun::chunk_row_from(TupleTableSlot* row, int64_t group_rows, MemoryCon
 
 // Applies the next `n` rows of m_members (a group whose combined row failed) one at a time in
 // input order. The sort gave them newest first when the last row wins: a sort by line number
-// (on disk past work_mem, as the group may be large) puts them in input order.
-void MergeRun::replay_members(int64_t n) {
-    TupleTableSlot* member = nullptr;
-    MemoryContext row_cxt = nullptr;
+// (on disk past work_mem, as the group may be large) puts them in input order. `slot` (in the
+// sort's format) and `row_cxt` (reset per row) are the caller's, free to reuse.
+void MergeRun::replay_members(int64_t n, TupleTableSlot* slot, MemoryContext row_cxt) {
     Tuplesortstate* by_line = pg_call([&] {
         MemoryContext old = MemoryContextSwitchTo(m_chunk_cxt);
-        member = MakeSingleTupleTableSlot(m_sort_desc, &TTSOpsMinimalTuple);
-        row_cxt =
-            AllocSetContextCreate(m_chunk_cxt, "pg_ingest merge member", ALLOCSET_DEFAULT_SIZES);
         AttrNumber seq_col = static_cast<AttrNumber>(m_ncols + 1);
         Oid lt = Int8LessOperator;
         Oid collation = InvalidOid;
@@ -931,9 +927,9 @@ void MergeRun::replay_members(int64_t n) {
         Tuplesortstate* sort = tuplesort_begin_heap(m_sort_desc, 1, &seq_col, &lt, &collation,
                                                     &nulls_first, work_mem, NULL, TUPLESORT_NONE);
         for (int64_t i = 0; i < n; i++) {
-            if (!tuplestore_gettupleslot(m_members, true, false, member))
+            if (!tuplestore_gettupleslot(m_members, true, false, slot))
                 elog(ERROR, "pg_ingest: the kept rows of a key group are missing");
-            tuplesort_puttupleslot(sort, member);
+            tuplesort_puttupleslot(sort, slot);
         }
         tuplesort_performsort(sort);
         MemoryContextSwitchTo(old);
@@ -946,9 +942,9 @@ void MergeRun::replay_members(int64_t n) {
         size_t raw_len = 0;
         const bool more = pg_call([&] {
             MemoryContextReset(row_cxt);
-            if (!tuplesort_gettupleslot(by_line, true, false, member, NULL))
+            if (!tuplesort_gettupleslot(by_line, true, false, slot, NULL))
                 return false;
-            chunk_row_from(member, 1, row_cxt, tuple, seq, raw, raw_len);
+            chunk_row_from(slot, 1, row_cxt, tuple, seq, raw, raw_len);
             return true;
         });
         if (!more)
@@ -957,9 +953,8 @@ void MergeRun::replay_members(int64_t n) {
     }
     // On an error above the transaction ends, which closes the sort's files.
     pg_call([&] {
+        ExecClearTuple(slot);  // it may point into the sort's memory
         tuplesort_end(by_line);
-        ExecDropSingleTupleTableSlot(member);
-        MemoryContextDelete(row_cxt);
     });
 }
 
