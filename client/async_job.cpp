@@ -89,9 +89,13 @@ std::optional<std::string> array_literal(const std::vector<std::string>& items) 
     return literal;
 }
 
+std::string state_call_sql(std::string_view function, std::int64_t id) {
+    return "SELECT ingest." + std::string(function) + "(" + std::to_string(id) + "::bigint)::text";
+}
+
+// The id goes into the text (an integer: nothing to escape).
 JobState state_call(Connection& connection, std::string_view function, std::int64_t id) {
-    const Result result = connection.execute_params(
-        "SELECT ingest." + std::string(function) + "($1::bigint)::text", {std::to_string(id)});
+    const Result result = connection.execute(state_call_sql(function, id));
     return parse_job_state(text_at(result, 0, 0));
 }
 
@@ -102,6 +106,10 @@ Error no_such_job(std::int64_t id) {
 }
 
 }  // namespace
+
+std::string detail::submit_statement(std::int64_t id) {
+    return state_call_sql("submit_async_load", id);
+}
 
 std::string detail::id_list_literal(const std::vector<std::int64_t>& ids) {
     std::string literal = "{";

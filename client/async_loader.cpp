@@ -31,6 +31,9 @@ constexpr std::chrono::milliseconds k_max_retry_wait{30000};
 // bounds a silent network.
 constexpr std::chrono::seconds k_silence_grace{2};
 
+// How often a wait on one staging connection looks at the others for an error.
+constexpr std::chrono::milliseconds k_worker_slice{20};
+
 Clock::time_point with_grace(Clock::time_point deadline) {
     return deadline >= Clock::time_point::max() - k_silence_grace ? Clock::time_point::max()
                                                                   : deadline + k_silence_grace;
@@ -127,8 +130,9 @@ struct AsyncLoader::Impl {
     // cancelled the only submit ever sent. submit_pid: the backend that ran the last one.
     bool submit_sent = false;
     int submit_pid = 0;
-    // Backends of the staging connections closed by recover().
-    std::vector<std::int64_t> lost_pids;
+    // Backends of the staging connections closed by recover() (pid and start: a pid alone may
+    // name another session by the time it is ended).
+    std::vector<detail::StagingWorker::Backend> lost_backends;
     // The job a failed open_job() attempt began: the retry, or the call repeated after a passed
     // deadline, goes on with it rather than begin another (a keyless one would be left
     // behind). Any job of this loader with the same key will do (a keyless one is INIT, empty).
@@ -307,8 +311,8 @@ struct AsyncLoader::Impl {
         const bool restage = open && !skipping && !staging_done;
         for (const auto& worker : workers) {
             worker->stop();
-            if (const int pid = worker->backend_pid(); pid != 0 && restage) {
-                lost_pids.push_back(pid);
+            if (auto backend = worker->backend(); !backend.started.empty() && restage) {
+                lost_backends.push_back(std::move(backend));
             }
         }
         workers.clear();
@@ -335,6 +339,33 @@ struct AsyncLoader::Impl {
         return *workers[next_worker++ % std::min(workers.size(), open_workers)];
     }
 
+    // Waits for `ready(until)` (a push or a drain on one staging connection, bounded by
+    // `until`) in short slices, checking every staging connection between them: an error on
+    // any of them (rethrown here, so that a retry starts) ends the wait at once, rather than
+    // after the connection waited for stalls out (a silent network: its 5-minute bound).
+    // False when `deadline` passes first.
+    template <typename Ready>
+    bool wait_for_worker(Clock::time_point deadline, Ready&& ready) {
+        while (true) {
+            for (const auto& worker : workers) {
+                worker->check();
+            }
+            if (ready(std::min(deadline, Clock::now() + k_worker_slice))) {
+                return true;
+            }
+            if (Clock::now() >= deadline) {
+                return false;
+            }
+        }
+    }
+
+    // Gives `task` to the next staging connection (see wait_for_worker()).
+    bool push_next(StagingWorker::Task& task, Clock::time_point deadline) {
+        StagingWorker& worker = next_staging_worker();
+        return wait_for_worker(deadline,
+                               [&](Clock::time_point until) { return worker.push(task, until); });
+    }
+
     // Stages the open job again from the spool after recover(); resumable after a passed
     // deadline.
     void replay(Clock::time_point deadline) {
@@ -345,15 +376,24 @@ struct AsyncLoader::Impl {
             // A closed staging connection whose backend has not noticed (a silent network, or
             // idle in its transaction) would hold its lock on the staging table until TCP gives
             // up: end those backends first (the same role may).
-            if (!lost_pids.empty()) {
+            if (!lost_backends.empty()) {
+                std::vector<std::int64_t> pids;
+                std::string started;
+                for (const auto& backend : lost_backends) {
+                    pids.push_back(backend.pid);
+                    started += (started.empty() ? "{" : ",") + backend.started;
+                }
                 bounded(deadline, "while ending the backends of lost staging connections", [&] {
                     return ctl().execute_params(
                         "SELECT pg_catalog.pg_terminate_backend(a.pid) FROM "
-                        "pg_catalog.pg_stat_activity a WHERE a.pid = ANY ($1::int[]) AND "
-                        "a.usename = CURRENT_USER AND a.pid <> pg_catalog.pg_backend_pid()",
-                        {detail::id_list_literal(lost_pids)});
+                        "pg_catalog.pg_stat_activity a, ROWS FROM "
+                        "(pg_catalog.unnest($1::int[]), pg_catalog.unnest($2::numeric[])) AS "
+                        "l(pid, started) WHERE a.pid = l.pid AND "
+                        "EXTRACT(epoch FROM a.backend_start) = l.started AND a.usename = "
+                        "CURRENT_USER AND a.pid <> pg_catalog.pg_backend_pid()",
+                        {detail::id_list_literal(pids), started + "}"});
                 });
-                lost_pids.clear();
+                lost_backends.clear();
             }
             bounded(deadline, "while emptying a staging table to stage it again",
                     [&] { return ctl().execute("TRUNCATE " + open->staging); });
@@ -366,7 +406,7 @@ struct AsyncLoader::Impl {
             task.copy_sql = copy_sql;
             task.data = std::move(chunk.data);
             task.chunk = chunk.number;
-            if (!next_staging_worker().push(task, deadline)) {
+            if (!push_next(task, deadline)) {
                 timed_out("while staging job " + std::to_string(open->id) +
                           " again after a transient failure");
             }
@@ -382,7 +422,7 @@ struct AsyncLoader::Impl {
         replay_due = truncate_due = staging_done = submit_sent = false;
         submit_pid = 0;
         replay_next = 0;
-        lost_pids.clear();
+        lost_backends.clear();
     }
 
     // Holds back while queue_size jobs are submitted and not ended.
@@ -512,9 +552,8 @@ struct AsyncLoader::Impl {
                         return ctl().execute_params(
                             "SELECT pg_catalog.pg_terminate_backend(a.pid, 10000) FROM "
                             "pg_catalog.pg_stat_activity a WHERE a.pid = $1::int AND a.usename "
-                            "= CURRENT_USER AND a.state = 'active' AND a.query LIKE "
-                            "'%submit_async_load%'",
-                            {std::to_string(submit_pid)});
+                            "= CURRENT_USER AND a.state = 'active' AND a.query = $2",
+                            {std::to_string(submit_pid), detail::submit_statement(open->id)});
                     });
                 }
                 const AsyncJob job = bounded(deadline, "while reading a job's state",
@@ -539,10 +578,17 @@ struct AsyncLoader::Impl {
                     StagingWorker::Task finish;
                     finish.job = open->id;
                     finish.finish = true;
-                    worker->push(finish);
+                    if (!wait_for_worker(deadline, [&](Clock::time_point until) {
+                            return worker->push(finish, until);
+                        })) {
+                        timed_out("while the staging connections finished job " +
+                                  std::to_string(open->id));
+                    }
                 }
                 for (auto& worker : workers) {
-                    if (!worker->drain(deadline)) {
+                    if (!wait_for_worker(deadline, [&](Clock::time_point until) {
+                            return worker->drain(until);
+                        })) {
                         timed_out("while the staging connections finished job " +
                                   std::to_string(open->id));
                     }
@@ -687,7 +733,7 @@ bool AsyncLoader::stage(std::string data, std::uint64_t rows,
                     if (impl.replay_due) {
                         impl.replay(deadline);  // the spool holds this chunk too
                     } else {
-                        impl.next_staging_worker().push(task);
+                        impl.push_next(task, Clock::time_point::max());
                     }
                 });
             } catch (const Error&) {

@@ -1,5 +1,11 @@
 #include "staging_worker.hpp"
 
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+
 #include <pg_ingest/error.hpp>
 
 #include "exec.hpp"
@@ -29,11 +35,35 @@ void StagingWorker::stop() noexcept {
     {
         std::lock_guard<std::mutex> lock(m_mutex);
         m_stopping = true;
+        if (m_socket >= 0) {
+            // The worker's wait on the socket ends (hang-up) and its statement fails.
+            ::shutdown(m_socket, SHUT_RDWR);
+        }
     }
     m_changed.notify_all();
     if (m_thread.joinable()) {
         m_thread.join();
     }
+}
+
+void StagingWorker::forget_socket() noexcept {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    if (m_socket >= 0) {
+        ::close(m_socket);
+        m_socket = -1;
+    }
+}
+
+void StagingWorker::check() const {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    if (m_error) {
+        std::rethrow_exception(m_error);
+    }
+}
+
+StagingWorker::Backend StagingWorker::backend() const {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    return m_backend;
 }
 
 bool StagingWorker::push(Task& task, Clock::time_point deadline) {
@@ -95,6 +125,7 @@ void StagingWorker::run() {
         }
     }
     lock.unlock();
+    forget_socket();
     m_stream.reset();      // CopyIn's destructor aborts an unfinished COPY (rolled back)
     m_connection.reset();  // an open staging transaction is rolled back with it
 }
@@ -132,13 +163,32 @@ void StagingWorker::execute(Task& task) {
                     "08003", "", "", false);
     }
     if (!m_connection || !m_connection->is_open()) {
+        forget_socket();
+        {
+            std::lock_guard<std::mutex> lock(m_mutex);
+            m_backend = Backend{};
+        }
         m_connection.emplace(Connection::connect(m_options, m_connect_timeout));
-        m_backend_pid = m_connection->backend_pid();
+        {
+            std::lock_guard<std::mutex> lock(m_mutex);
+            if (m_stopping) {
+                throw staging_error("stopped");
+            }
+            const int socket = PQsocket(static_cast<PGconn*>(m_connection->native_handle()));
+            // Close-on-exec: a child process must not hold the session open.
+            m_socket = socket >= 0 ? ::fcntl(socket, F_DUPFD_CLOEXEC, 0) : -1;
+        }
         // Between two ordered chunks the connection is idle in its transaction, for as long as
         // the caller takes to produce the next ones: a server-side limit on that must not end
-        // the staging.
-        exec_until(*m_connection, "SET idle_in_transaction_session_timeout = 0", nullptr,
-                   Clock::now() + k_stage_timeout);
+        // the staging. The backend's start names it beside its pid (see backend()).
+        const Result setup = exec_until(
+            *m_connection,
+            "SELECT pg_catalog.set_config('idle_in_transaction_session_timeout', '0', false), "
+            "(SELECT EXTRACT(epoch FROM a.backend_start)::text FROM pg_catalog.pg_stat_activity "
+            "a WHERE a.pid = pg_catalog.pg_backend_pid())",
+            nullptr, Clock::now() + k_stage_timeout);
+        std::lock_guard<std::mutex> lock(m_mutex);
+        m_backend = Backend{m_connection->backend_pid(), setup.get(0, 1).value_or("")};
     }
     if (task.chunk > 0) {
         if (!m_in_transaction) {

@@ -1,7 +1,6 @@
 // Internal: one AsyncLoader staging connection and its thread.
 #pragma once
 
-#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -53,16 +52,28 @@ class StagingWorker {
     // worker's error.
     bool drain(Clock::time_point deadline);
 
-    // Drops pending tasks and waits for the task in progress, then closes the connection
-    // (rolling back what it had not committed). push() and drain() must not follow. Idempotent.
+    // Rethrows the worker's error, if it has one; never blocks.
+    void check() const;
+
+    // Drops pending tasks, breaks off the task in progress (its socket is shut down, so that a
+    // statement waiting on a silent network ends now rather than at its 5-minute bound) and
+    // closes the connection: what it had not committed is rolled back, and a COMMIT broken off
+    // may or may not have committed. push() and drain() must not follow. Idempotent.
     void stop() noexcept;
 
-    // The server process of the worker's last connection; 0 before it connects.
-    int backend_pid() const noexcept { return m_backend_pid.load(); }
+    // The server process of the worker's last connection, named by its pid and its start
+    // (pg_stat_activity.backend_start as epoch seconds, text): a pid alone may have been reused
+    // by another session once that process ended. Empty before the connection is set up.
+    struct Backend {
+        int pid = 0;
+        std::string started;
+    };
+    Backend backend() const;
 
   private:
     void run();
     void execute(Task& task);
+    void forget_socket() noexcept;
 
     const ConnectionOptions& m_options;
     std::chrono::milliseconds m_connect_timeout;
@@ -70,9 +81,13 @@ class StagingWorker {
     std::optional<CopyIn> m_stream;
     bool m_in_transaction = false;  // ordered staging of job m_stream_job in progress
     std::int64_t m_stream_job = 0;
-    std::atomic<int> m_backend_pid{0};
 
-    std::mutex m_mutex;
+    mutable std::mutex m_mutex;
+    Backend m_backend;  // guarded by m_mutex
+    // A duplicate of the connection's socket, for stop() to shut down from its own thread (a
+    // descriptor of our own: libpq's may be closed and its number reused meanwhile). Guarded by
+    // m_mutex; closed with the connection, or the server would not see the session end.
+    int m_socket = -1;
     std::condition_variable m_changed;
     std::deque<Task> m_tasks;
     bool m_running = false;

@@ -1181,11 +1181,9 @@ bool key_bytes_supported(const ColumnType& type) noexcept {
             case TypeKind::interval:
             case TypeKind::bpchar:
                 return false;  // elements compare like the scalars: their bytes do not
-            case TypeKind::time:
-            case TypeKind::timestamp:
-            case TypeKind::timestamptz:
-                return type.typmod < 0 || type.typmod >= 6;  // elements rounded by the server
             default:
+                // Times and timestamps included: the encoder rounds each element to the
+                // column's precision, as the server's array input does.
                 return canonical(type.element_kind);
         }
     }

@@ -76,12 +76,13 @@ struct AsyncLoaderOptions {
 // Retries: a transient failure (a connection lost or terminated, a serialization failure or
 // deadlock, too many connections, ...; see is_transient_sqlstate()) on a staging connection or
 // the control connection is retried up to max_retry_times times per job, with back-off: the
-// staging connections are closed (what they had staged is rolled back), the control connection
-// is opened again if it was lost, and the open job's staging table is emptied and staged again
-// from the local spool of its chunks, with the same chunk numbers (the backends of the closed
-// staging connections are ended first, so that none holds the table); a submit whose answer
-// was lost is checked before anything is staged again (its backend, if still running it, is
-// ended first), and while that is unresolved (a deadline passed) stage() throws Error 55000
+// staging connections are closed at once, a statement in progress broken off (what they had
+// staged is rolled back), the control connection is opened again if it was lost, and the open
+// job's staging table is emptied and staged again from the local spool of its chunks, with the
+// same chunk numbers (the backends of the closed staging connections are ended first, named by
+// pid and start time, so that none holds the table however silent its network); a submit whose
+// answer was lost is checked before anything is staged again (its backend, if still running
+// that job's submit, is ended first), and while that is unresolved (a deadline passed) stage() throws Error 55000
 // and leaves the chunk with the caller: call submit(), wait() or begin() again. retries()
 // counts them. A job begun without a key whose begin_async_load() answer was lost may leave an
 // empty INIT job behind (cancel it); with a key the retry finds the same job.
@@ -121,8 +122,9 @@ class PG_INGEST_API AsyncLoader {
     // network) is given up the same way, and its connection closed; the repeated call opens a
     // new one and finds out what the statement did (a submit that landed is not sent again). Each
     // statement of a staging connection (a chunk's COPY, and with ordered staging its set_config
-    // and the job's BEGIN and COMMIT) is bounded by 5 minutes whatever the deadline, and a retry
-    // waits for the statements in progress on the staging connections it closes.
+    // and the job's BEGIN and COMMIT) is bounded by 5 minutes whatever the deadline: a staging
+    // connection that goes silent is found out by then, or sooner by a failure elsewhere that
+    // starts a retry (which breaks off the statements in progress).
     void begin(const std::string& key,
                Connection::Clock::time_point deadline = Connection::Clock::time_point::max());
 

@@ -245,9 +245,8 @@ PG_INGEST_API void encode_field(const Value& value, const ColumnType& type, std:
 // with a value that encode_field() accepted for `type` whose key_bytes_supported() is true.
 PG_INGEST_API void append_key_bytes(const Value& value, const ColumnType& type, std::string& out);
 // False for types whose equality the key bytes cannot reproduce (json, jsonb, arrays of numeric,
-// floating point, interval, char(n) or json elements, arrays of times or timestamps with a
-// precision, intervals restricted to fields (interval day), text in a nondeterministic
-// collation): the Writer refuses them as keys.
+// floating point, interval, char(n) or json elements, intervals restricted to fields
+// (interval day), text in a nondeterministic collation): the Writer refuses them as keys.
 PG_INGEST_API bool key_bytes_supported(const ColumnType& type) noexcept;
 
 // The binary COPY file header and trailer.

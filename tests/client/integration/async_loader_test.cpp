@@ -1241,6 +1241,76 @@ BOOST_AUTO_TEST_CASE(a_wait_that_hears_nothing_ends_at_its_deadline_and_the_next
     BOOST_TEST(table_summary(connection, "al_silent_wait") == "300/300/true");
 }
 
+// One staging connection goes silent in the middle of its transaction (its backend keeps the
+// staging table locked and never hears of the client again) and the other is terminated: the
+// retry breaks off the silent one at once instead of waiting out its 5-minute bound, ends its
+// backend (named by pid and start), and stages the job again; every row loads once.
+BOOST_AUTO_TEST_CASE(a_silent_staging_connection_is_broken_off_and_its_backend_ended) {
+    Connection connection = connect_async();
+    reset_table(connection, "al_silent_stage");
+    std::optional<test::FaultProxy> proxy(std::in_place);
+    AsyncLoaderOptions options = loader_options("al_silent_stage");
+    options.parallelism = 2;
+    options.max_temp_file_size = 1u << 30;  // one job
+    options.retry_wait_time = 10ms;
+    ConnectionOptions through = async_db_through(*proxy);
+    through.set("application_name", "al_silent_stage");
+    AsyncLoader loader(through, options);
+    loader.begin("silent-stage");
+    // Round robin: chunk 4 is the second staging connection's second chunk, so it is inside
+    // its transaction (chunk 2 copied) when it goes silent.
+    proxy->arm_silence("'ingest.stage_chunk', '4'");
+    const int keys = 100, chunks = 8;
+    for (int chunk = 1; chunk <= chunks; ++chunk) {
+        loader.stage(chunk_of_every_key(chunk, keys), keys);
+    }
+    int silent = 0;
+    const auto until = std::chrono::steady_clock::now() + 10s;
+    while (silent == 0 && std::chrono::steady_clock::now() < until) {
+        const auto found = connection.execute(
+            "SELECT pid FROM pg_catalog.pg_stat_activity WHERE application_name = "
+            "'al_silent_stage' AND state = 'idle in transaction' AND query LIKE "
+            "'%stage_chunk'', ''4''%'");
+        silent = found.rows() == 1 ? std::stoi(*found.get(0, 0)) : 0;
+        std::this_thread::sleep_for(20ms);
+    }
+    BOOST_TEST_REQUIRE(proxy->cuts() == 1);
+    BOOST_TEST_REQUIRE(silent != 0);
+    // The other connection is terminated once idle after its last chunk: its failure then
+    // shows only when it is given the job's finish, while the silent one's queue is full (the
+    // hard case: the finish for the silent one cannot be handed over).
+    std::this_thread::sleep_for(500ms);
+    int other = 0;
+    const auto idle_until = std::chrono::steady_clock::now() + 10s;
+    while (other == 0 && std::chrono::steady_clock::now() < idle_until) {
+        const auto found = connection.execute_params(
+            "SELECT pid FROM pg_catalog.pg_stat_activity WHERE application_name = "
+            "'al_silent_stage' AND state = 'idle in transaction' AND query LIKE 'COPY %' AND "
+            "pid <> $1::int",
+            {std::to_string(silent)});
+        other = found.rows() == 1 ? std::stoi(*found.get(0, 0)) : 0;
+        std::this_thread::sleep_for(20ms);
+    }
+    BOOST_TEST_REQUIRE(other != 0);
+    BOOST_TEST_REQUIRE(terminate_loader_backends(connection, "al_silent_stage", Backends::staging,
+                                                 {silent}) == std::vector<int>{other});
+    const auto start = std::chrono::steady_clock::now();
+    std::vector<AsyncJob> jobs;
+    BOOST_TEST_REQUIRE(!failure_within(
+        60s, proxy, [&] { jobs = loader.wait(std::chrono::steady_clock::now() + 50s); }));
+    BOOST_TEST(test::elapsed_ms(start) < 30000);
+    BOOST_TEST(loader.retries() == 1u);
+    BOOST_TEST_REQUIRE(jobs.size() == 1u);
+    BOOST_CHECK(jobs[0].state == JobState::finish);
+    BOOST_TEST(jobs[0].rows_staged == keys * chunks);  // staged once: nothing twice, nothing lost
+    BOOST_TEST(payload_counts(connection, "al_silent_stage") == "c8:100");
+    BOOST_TEST(*connection
+                    .execute_params("SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE pid = "
+                                    "$1::int",
+                                    {std::to_string(silent)})
+                    .get(0, 0) == "0");
+}
+
 // Negative retry settings are refused when the loader is built.
 BOOST_AUTO_TEST_CASE(negative_retry_settings_are_refused) {
     AsyncLoaderOptions options = loader_options("al_retry_none");

@@ -1,5 +1,6 @@
 #include "fault_proxy.hpp"
 
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <stdexcept>
@@ -146,6 +147,16 @@ void FaultProxy::forward(int client) {
         }
         if (silent) {
             open = ::recv(client, buffer, sizeof buffer, 0) > 0;  // dropped
+            if (!open) {
+                // A partition: the server never hears that the client left. Its side stays
+                // open until the proxy is destroyed.
+                ::close(client);
+                while (!m_stopping) {
+                    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+                }
+                ::close(server);
+                return;
+            }
             continue;
         }
         if (!muted && (fds[1].revents & (POLLIN | POLLHUP | POLLERR)) != 0) {

@@ -32,7 +32,9 @@ class FaultProxy {
     void arm(Cut cut);
     // The next statement (simple Query or Parse message) whose text contains `pattern` is
     // forwarded, and then its connection goes silent (once): nothing more is forwarded either
-    // way, and the connection stays open until the client closes it. Counts as a cut.
+    // way. The client's side stays open until the client closes it, the server's until the
+    // proxy is destroyed (as in a network partition, the server never hears that the client
+    // left). Counts as a cut.
     void arm_silence(std::string pattern);
     // Counts the statements (Query or Parse messages) whose text contains `pattern`, from now.
     void count(std::string pattern);

@@ -505,6 +505,23 @@ BOOST_AUTO_TEST_CASE(keys_rounded_by_their_column_precision_dedupe_as_on_the_ser
             BOOST_TEST(dump(c, "wr_rounded") ==
                        (std::vector<std::string>{"(\"2024-01-01 10:00:00\",00:00:00,2)",
                                                  "(\"2024-01-01 10:00:01\",00:00:00,3)"}));
+            // timestamp(0)[] keys: each element is rounded the same way.
+            c.execute("DROP TABLE IF EXISTS wr_rounded_array");
+            c.execute("CREATE TABLE wr_rounded_array (k timestamp(0)[] PRIMARY KEY, v int)");
+            Writer arrays(make_pool(), "wr_rounded_array", {}, options);
+            const auto at = [&](std::int64_t micros) { return Value(Timestamp{micros}); };
+            arrays.write({Array{{at(ten.microseconds + 400000), Value()}}, 1});
+            arrays.write({Array{{at(ten.microseconds + 300000), Value()}}, 2});  // same key
+            arrays.write({Array{{at(ten.microseconds + 500000), Value()}}, 3});
+            arrays.flush();
+            BOOST_TEST(arrays.metrics().rows_deduplicated == 1u);
+            BOOST_TEST(dump(c, "wr_rounded_array") ==
+                       (std::vector<std::string>{"(\"{\"\"2024-01-01 10:00:00\"\",NULL}\",2)",
+                                                 "(\"{\"\"2024-01-01 10:00:01\"\",NULL}\",3)"}));
+            arrays.erase({Array{{at(ten.microseconds + 1400000), Value()}}});
+            arrays.flush();
+            BOOST_TEST(dump(c, "wr_rounded_array") ==
+                       (std::vector<std::string>{"(\"{\"\"2024-01-01 10:00:00\"\",NULL}\",2)"}));
             // Statements compare their parameters unrounded: erase() and an update send the
             // key rounded, so they find the rows COPY or INSERT stored.
             Options update = options;

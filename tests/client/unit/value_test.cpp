@@ -374,6 +374,12 @@ BOOST_AUTO_TEST_CASE(time_keys_are_rounded_to_their_column_precision_as_the_serv
     const ColumnType time1 = column(1083, 1);
     BOOST_TEST(key(Value(Time{149999}), time1) == key(Value(Time{100000}), time1));
     BOOST_TEST(key(Value(Time{150000}), time1) == key(Value(Time{200000}), time1));
+    // timestamp(0)[]: each element rounded as the server's array input rounds it
+    const ColumnType ts0_array = column(1115, 0, 1114, "timestamp(0) without time zone[]");
+    BOOST_TEST(key(Value(Array{{Value(Timestamp{400000}), Value()}}), ts0_array) ==
+               key(Value(Array{{Value(Timestamp{300000}), Value()}}), ts0_array));
+    BOOST_TEST(key(Value(Array{{Value(Timestamp{400000})}}), ts0_array) !=
+               key(Value(Array{{Value(Timestamp{500000})}}), ts0_array));
     // without a precision, or at 6, every microsecond counts
     BOOST_TEST(key(Value(Timestamp{5}), k_timestamp) != key(Value(Timestamp{6}), k_timestamp));
     BOOST_TEST(key(Value(Timestamp{5}), column(1114, 6)) !=
@@ -391,8 +397,8 @@ BOOST_AUTO_TEST_CASE(types_whose_equality_bytes_cannot_show_are_refused_as_keys)
     BOOST_TEST(
         !key_bytes_supported(column(1186, ((0x0008 | 0x0400 | 0x0800 | 0x1000) << 16) | 0xFFFF)));
     BOOST_TEST(key_bytes_supported(column(1186, (0x7FFF << 16) | 3)));
-    // arrays of timestamp(0): elements rounded
-    BOOST_TEST(!key_bytes_supported(column(1115, 0, 1114, "timestamp(0) without time zone[]")));
+    // arrays of timestamp(0): elements are rounded like the scalars
+    BOOST_TEST(key_bytes_supported(column(1115, 0, 1114, "timestamp(0) without time zone[]")));
     BOOST_TEST(key_bytes_supported(column(1115, -1, 1114, "timestamp without time zone[]")));
     ColumnType ci_text = k_text;
     ci_text.deterministic_collation = false;  // e.g. an ICU collation with strength=secondary
