@@ -125,18 +125,19 @@ std::string where(const RecordOrigin& origin) {
     return text;
 }
 
-// Runs one COPY: `next` supplies the batches. Throws Error (with the input position added when
-// the server named a line). `finishing` tells the caller whether the failure came at the end
-// (when a lost connection leaves the commit in doubt).
+// Runs one COPY in a transaction of its own, with the reads of its counts and rejects, so that
+// a failure anywhere before the COMMIT leaves nothing loaded (and the unit may be sent again):
+// `next` supplies the batches. Throws Error (with the input position added when the server
+// named a line); a COMMIT whose answer is lost with the connection throws Error 08007 (not
+// retryable: it may have committed). Rejects and totals are recorded only once committed.
 void copy_unit(Connection& connection, const std::string& sql, const LoadSettings& s,
                const std::vector<std::string>& sources, const std::function<bool(Batch&)>& next,
-               bool keep_data, Unit& unit, RejectSink& rejects, LoadTotals& totals,
-               bool& finishing) {
-    finishing = false;
+               bool keep_data, Unit& unit, RejectSink& rejects, LoadTotals& totals) {
     if (s.ignore_errors) {
         // Every rejected line goes to the reject file: the server must keep them all.
         connection.execute("SET ingest.copy_rejects_kept = 2147483647");
     }
+    connection.execute("BEGIN");
     CopyIn copy(connection, sql);
     Result result;
     try {
@@ -152,7 +153,6 @@ void copy_unit(Connection& connection, const std::string& sql, const LoadSetting
                 sent.data.shrink_to_fit();
             }
         }
-        finishing = true;
         result = copy.finish();
     } catch (const Error& error) {
         if (const auto line = copy.failed_line()) {
@@ -177,19 +177,43 @@ void copy_unit(Connection& connection, const std::string& sql, const LoadSetting
     } else {
         unit_totals.inserted = result.affected_rows();
     }
+    std::optional<Result> rejected;
     if (s.ignore_errors && unit_totals.rejected > 0) {
-        const Result rows = connection.execute(
+        rejected = connection.execute(
             "SELECT line_number, raw_line, sqlstate, message FROM ingest.last_copy_rejects() "
             "ORDER BY line_number");
-        if (rows.rows() != unit_totals.rejected) {
-            throw Error("the server listed " + std::to_string(rows.rows()) + " of the " +
-                        std::to_string(unit_totals.rejected) + " rejected rows");
+        if (rejected->rows() != unit_totals.rejected) {
+            throw Error("the server listed " + std::to_string(rejected->rows()) + " of the " +
+                        std::to_string(unit_totals.rejected) +
+                        " rejected rows; nothing of this COPY was committed");
         }
+    }
+    try {
+        const Result done = connection.execute("COMMIT");
+        if (done.command_tag() != "COMMIT") {
+            throw Error("the COPY's transaction was rolled back at COMMIT (" + done.command_tag() +
+                            "); nothing of it was committed",
+                        "40000", "", "", false);
+        }
+    } catch (const Error& error) {
+        if (error.connection_usable()) {
+            throw;  // the server answered: not committed
+        }
+        throw Error(
+            "the connection was lost while the COPY committed: it may or may not have "
+            "committed (" +
+                std::string(error.what()) + ")",
+            "08007", "",
+            "Check the target for these rows before loading them again; a COPY ON "
+            "CONFLICT upsert or ignore can be run again safely.",
+            false);
+    }
+    if (rejected) {
         LineLocator locator(unit, sources);
-        for (std::size_t r = 0; r < rows.rows(); ++r) {
-            const RecordOrigin origin = locator.at(std::stoull(rows.get(r, 0).value_or("0")));
-            rejects.add(origin, rows.get(r, 2).value_or(""), rows.get(r, 3).value_or(""),
-                        rows.get(r, 1).value_or(""));
+        for (std::size_t r = 0; r < rejected->rows(); ++r) {
+            const RecordOrigin origin = locator.at(std::stoull(rejected->get(r, 0).value_or("0")));
+            rejects.add(origin, rejected->get(r, 2).value_or(""), rejected->get(r, 3).value_or(""),
+                        rejected->get(r, 1).value_or(""));
         }
     }
     totals.rows_read += unit_totals.rows_read;
@@ -211,7 +235,6 @@ void load_with_copy(const LoadSettings& s, const ConnectionOptions& options, Inp
         // One COPY, one transaction, for the whole input.
         Connection connection = Connection::connect(options, s.connect_timeout);
         Unit unit;
-        bool finishing = false;
         copy_unit(
             connection, sql, s, sources,
             [&](Batch& batch) {
@@ -221,7 +244,7 @@ void load_with_copy(const LoadSettings& s, const ConnectionOptions& options, Inp
                 progress.add(batch.records, batch.data.size());
                 return true;
             },
-            false, unit, rejects, totals, finishing);
+            false, unit, rejects, totals);
         return;
     }
 
@@ -243,7 +266,6 @@ void load_with_copy(const LoadSettings& s, const ConnectionOptions& options, Inp
                 for (int attempt = 0;; ++attempt) {
                     Unit unit;
                     LoadTotals unit_totals;
-                    bool finishing = false;
                     try {
                         if (!connection || !connection->is_open()) {
                             connection.emplace(Connection::connect(options, s.connect_timeout));
@@ -259,13 +281,11 @@ void load_with_copy(const LoadSettings& s, const ConnectionOptions& options, Inp
                                 sent = true;
                                 return true;
                             },
-                            false, unit, rejects, unit_totals, finishing);
+                            false, unit, rejects, unit_totals);
                     } catch (const Error& error) {
-                        // Safe to send again unless the connection died while the COPY was
-                        // committing (then it may have committed).
-                        const bool in_doubt = finishing && !error.connection_usable();
-                        if (!error.retryable() || in_doubt ||
-                            attempt >= s.options.max_retry_times) {
+                        // Safe to send again: nothing of it committed (a lost COMMIT is 08007,
+                        // not retryable).
+                        if (!error.retryable() || attempt >= s.options.max_retry_times) {
                             throw;
                         }
                         connection.reset();

@@ -305,9 +305,9 @@ struct AsyncLoader::Impl {
     void recover(Clock::time_point deadline) {
         --retries_left;
         ++retries;
-        // Waits for each connection's statement in progress (bounded by the worker's own
-        // 5-minute limit), then closes them: what they staged and did not commit is rolled back.
-        // Stopped first, so that a worker still connecting has its backend recorded.
+        // Closes the staging connections, breaking off a statement in progress: what they
+        // staged and did not commit is rolled back. Stopped first, so that each backend read
+        // is final (a worker stopped before its setup query records none: it holds no lock).
         const bool restage = open && !skipping && !staging_done;
         for (const auto& worker : workers) {
             worker->stop();
@@ -574,16 +574,27 @@ struct AsyncLoader::Impl {
                     resending = true;
                 }
                 replay(deadline);
-                for (auto& worker : workers) {
-                    StagingWorker::Task finish;
-                    finish.job = open->id;
-                    finish.finish = true;
-                    if (!wait_for_worker(deadline, [&](Clock::time_point until) {
-                            return worker->push(finish, until);
-                        })) {
-                        timed_out("while the staging connections finished job " +
-                                  std::to_string(open->id));
-                    }
+                // Handed out in rounds: a connection whose queue is stalled must not keep a
+                // later one from getting its finish (and showing its error).
+                std::vector<bool> given(workers.size(), false);
+                if (!wait_for_worker(deadline, [&](Clock::time_point until) {
+                        bool all = true;
+                        for (std::size_t i = 0; i < workers.size(); ++i) {
+                            if (!given[i]) {
+                                StagingWorker::Task finish;
+                                finish.job = open->id;
+                                finish.finish = true;
+                                given[i] = workers[i]->push(finish, Clock::now());
+                                all = all && given[i];
+                            }
+                        }
+                        if (!all) {
+                            std::this_thread::sleep_until(until);
+                        }
+                        return all;
+                    })) {
+                    timed_out("while the staging connections finished job " +
+                              std::to_string(open->id));
                 }
                 for (auto& worker : workers) {
                     if (!wait_for_worker(deadline, [&](Clock::time_point until) {

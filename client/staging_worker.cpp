@@ -1,5 +1,7 @@
 #include "staging_worker.hpp"
 
+#include <cstdlib>
+
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -35,8 +37,9 @@ void StagingWorker::stop() noexcept {
     {
         std::lock_guard<std::mutex> lock(m_mutex);
         m_stopping = true;
-        if (m_socket >= 0) {
-            // The worker's wait on the socket ends (hang-up) and its statement fails.
+        if (m_socket >= 0 && m_running) {
+            // The worker's wait on the socket ends (hang-up) and its statement fails. An idle
+            // connection is closed the ordinary way below.
             ::shutdown(m_socket, SHUT_RDWR);
         }
     }
@@ -177,6 +180,9 @@ void StagingWorker::execute(Task& task) {
             const int socket = PQsocket(static_cast<PGconn*>(m_connection->native_handle()));
             // Close-on-exec: a child process must not hold the session open.
             m_socket = socket >= 0 ? ::fcntl(socket, F_DUPFD_CLOEXEC, 0) : -1;
+            if (m_socket < 0) {
+                throw staging_error("could not duplicate the staging connection's socket");
+            }
         }
         // Between two ordered chunks the connection is idle in its transaction, for as long as
         // the caller takes to produce the next ones: a server-side limit on that must not end
@@ -184,11 +190,15 @@ void StagingWorker::execute(Task& task) {
         const Result setup = exec_until(
             *m_connection,
             "SELECT pg_catalog.set_config('idle_in_transaction_session_timeout', '0', false), "
-            "(SELECT EXTRACT(epoch FROM a.backend_start)::text FROM pg_catalog.pg_stat_activity "
-            "a WHERE a.pid = pg_catalog.pg_backend_pid())",
+            "a.pid, EXTRACT(epoch FROM a.backend_start)::text FROM pg_catalog.pg_stat_activity "
+            "a WHERE a.pid = pg_catalog.pg_backend_pid()",
             nullptr, Clock::now() + k_stage_timeout);
+        // The server's own pid (behind a pooler, libpq's may name another process).
         std::lock_guard<std::mutex> lock(m_mutex);
-        m_backend = Backend{m_connection->backend_pid(), setup.get(0, 1).value_or("")};
+        if (setup.rows() == 1) {
+            m_backend = Backend{std::atoi(setup.get(0, 1).value_or("0").c_str()),
+                                setup.get(0, 2).value_or("")};
+        }
     }
     if (task.chunk > 0) {
         if (!m_in_transaction) {

@@ -300,6 +300,25 @@ for conflict in upsert update ignore; do
         done
     done
 done
+# A failure after a COPY went through but before its counts were read (here: the role may not
+# call ingest.last_copy_stats()) leaves nothing of it loaded, batched or not: the COPY and the
+# reads of its counts and rejects commit together.
+sql "CREATE ROLE cli_nostats LOGIN; CREATE TABLE nostats (id int PRIMARY KEY, v text); GRANT SELECT, INSERT, UPDATE ON nostats TO cli_nostats; REVOKE EXECUTE ON FUNCTION ingest.last_copy_stats() FROM PUBLIC"
+printf 'id,v\n1,a\n2,b\n3,c\n' >"$WORK/nostats.csv"
+for batch in 0 2; do
+    args=()
+    [ "$batch" = 0 ] || args=(--batch-size "$batch")
+    PGUSER=cli_nostats run load --table nostats --header --conflict upsert "${args[@]}" "$WORK/nostats.csv"
+    expect_rc "counts unreadable after the COPY (batch size $batch): exit 1" 1
+    expect_err "counts unreadable after the COPY (batch size $batch): the error says why" "last_copy_stats"
+    expect_eq "counts unreadable after the COPY (batch size $batch): nothing loaded" "$(sql "SELECT count(*) FROM nostats")" 0
+done
+sql "GRANT EXECUTE ON FUNCTION ingest.last_copy_stats() TO PUBLIC"
+PGUSER=cli_nostats run load --table nostats --header --conflict upsert --batch-size 2 "$WORK/nostats.csv"
+expect_rc "with the counts readable again the same load commits: exit 0" 0
+expect_eq "with the counts readable again the same load commits: 3 rows" "$(sql "SELECT count(*) FROM nostats")" 3
+sql "DROP TABLE nostats; DROP ROLE cli_nostats"
+
 reset_kv
 run load --table kv --mode upsert --conflict upsert "$WORK/kv.csv"
 expect_err "1500 rows on 700 keys in one batch: 800 superseded" \
