@@ -2,6 +2,7 @@
 
 extern "C" {
 #include "access/genam.h"
+#include "access/htup_details.h"
 #include "access/stratnum.h"
 #include "catalog/index.h"
 #include "catalog/objectaddress.h"
@@ -12,6 +13,7 @@ extern "C" {
 #include "utils/acl.h"
 #include "utils/lsyscache.h"
 #include "utils/relcache.h"
+#include "utils/syscache.h"
 #include "utils/varlena.h"
 }
 
@@ -185,13 +187,35 @@ ConflictTarget find_conflict_target(const MergeSpec& spec) {
               format("there is no unique index on \"%s\" matching the conflict columns (%s)",
                      relname(rel).c_str(), cols.c_str()),
               {},
-              "Name the columns of a primary key or of a non-partial unique index (on plain "
-              "columns) in CONFLICT_COLUMNS.");
+              "Name the columns of a primary key or of a non-partial, non-deferrable unique "
+              "index (on plain columns) in CONFLICT_COLUMNS.");
     }
-    const Oid pk = pg_call([&] { return RelationGetPrimaryKeyIndex(rel); });
+    // The primary key, found in pg_index: a deferrable one is no conflict target (ON CONFLICT
+    // refuses it), and another unique index must not silently stand in for it (its key
+    // columns would then be updated).
+    Oid pk = InvalidOid;
+    for (Oid idx : index_oids(rel)) {
+        const bool primary = pg_call([&] {
+            HeapTuple tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(idx));
+            if (!HeapTupleIsValid(tup))
+                return false;
+            const bool is_pk = reinterpret_cast<Form_pg_index>(GETSTRUCT(tup))->indisprimary;
+            ReleaseSysCache(tup);
+            return is_pk;
+        });
+        if (primary)
+            pk = idx;
+    }
     for (ConflictTarget& t : candidates)
         if (t.index == pk)
             return t;
+    if (OidIsValid(pk))
+        raise(ERRCODE_INVALID_COLUMN_REFERENCE,
+              format("the primary key of table \"%s\" cannot detect conflicts: it is deferrable",
+                     relname(rel).c_str()),
+              {},
+              "Name the conflict columns of a non-deferrable unique index with "
+              "CONFLICT_COLUMNS, or make the primary key NOT DEFERRABLE.");
     if (candidates.size() == 1)
         return candidates.front();
     if (candidates.empty()) {

@@ -15,6 +15,7 @@ extern "C" {
 #include "catalog/pg_class.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
@@ -65,6 +66,11 @@ void apply(const Job& job, int slot, MergeCounts& counts, const RejectSink& on_r
         raise(ERRCODE_UNDEFINED_TABLE, "the target table of this job no longer exists");
 
     UserScope as_owner(job.owner, SECURITY_RESTRICTED_OPERATION);
+    // The owner's code (triggers, defaults, checks) runs with the database's default
+    // search_path, as in a session of the owner's, and whatever it sets is discarded after.
+    const char* reset_path = pg_call([] { return GetConfigOptionResetString("search_path"); });
+    const std::string owner_path = reset_path ? reset_path : "";
+    GucScope owner_settings(owner_path.c_str());
     Relation target = pg_call([&] { return table_open(job.target, RowExclusiveLock); });
     Oid dest_oid = job.target;
     if (job.overwrite == "partition") {
@@ -85,6 +91,10 @@ void apply(const Job& job, int slot, MergeCounts& counts, const RejectSink& on_r
     const std::string staging_name = qualified(job.staging);
 
     spi::Connection c;
+    // Deferred constraints are checked at the end of each statement: the apply is a
+    // security-restricted operation, which may not leave trigger events for COMMIT (PostgreSQL
+    // refuses with "cannot fire deferred trigger within security-restricted operation").
+    spi::exec("SET CONSTRAINTS ALL IMMEDIATE");
     if (job.overwrite != "none") {
         // Readers keep seeing the old rows until this transaction commits (MVCC), then the new
         // ones; DELETE takes only ROW EXCLUSIVE, so they are never blocked.
@@ -159,6 +169,7 @@ constexpr size_t k_rejects_kept_over_limit = 10000;
 }  // namespace
 
 void run_job(int slot, int64_t id) {
+    const Oid service = pg_call([] { return GetUserId(); });
     MergeCounts counts;
     // Rejects go to ingest.async_load_reject as they come, so that memory stays bounded however
     // many rows a job rejects; past reject_limit the job stops at once.
@@ -185,6 +196,10 @@ void run_job(int slot, int64_t id) {
                           "The job stopped at the first row past the limit.");
                 }
             }
+            // Called during the apply, as the owner: the reject table is written as the
+            // extension owner (the job's owner may only read it), on the worker's search_path.
+            UserScope as_service(service);
+            GucScope service_path(k_service_search_path);
             insert_reject(id, r);
         });
         spi::exec(
@@ -205,8 +220,10 @@ void run_job(int slot, int64_t id) {
     }
 
     const bool canceled = cancel_requested(slot, id);
-    // The outcome is decided; a cancel signal still pending must not abort recording it.
+    // The outcome is decided; a cancel signal, pending or still to come, must not abort
+    // recording it (the job would stay LOADING and run again).
     QueryCancelPending = false;
+    HOLD_CANCEL_INTERRUPTS();
     const std::optional<Failure> f2 = try_transaction([&] {
         spi::Connection c;
         const std::optional<Job> job = load_job(id, true);
@@ -236,6 +253,7 @@ void run_job(int slot, int64_t id) {
         }
         notify_state(id, state);
     });
+    RESUME_CANCEL_INTERRUPTS();
     if (f2)
         raise(f2->sqlerrcode, f2->message);
     wake_waiters(id);

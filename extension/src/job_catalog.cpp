@@ -9,9 +9,12 @@ extern "C" {
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
 }
+
+#include <exception>
 
 namespace pg_ingest::jobs {
 
@@ -83,6 +86,26 @@ UserScope::UserScope(Oid user, int extra_flags) {
 
 UserScope::~UserScope() {
     SetUserIdAndSecContext(m_saved_user, m_saved_sec);
+}
+
+GucScope::GucScope(const char* search_path) {
+    m_level = pg_call([&] {
+        const int level = NewGUCNestLevel();
+        if (search_path)
+            (void)set_config_option("search_path", search_path, PGC_USERSET, PGC_S_SESSION,
+                                    GUC_ACTION_SAVE, true, 0, false);
+        return level;
+    });
+}
+
+GucScope::~GucScope() {
+    if (std::uncaught_exceptions() > 0)
+        return;  // the transaction's abort pops the level (AtEOXact_GUC at abort)
+    try {
+        pg_call([&] { AtEOXact_GUC(false, m_level); });
+    } catch (...) {
+        // Not reached in practice (AtEOXact_GUC reports no errors); never throw from here.
+    }
 }
 
 std::string staging_name(int64_t id) {

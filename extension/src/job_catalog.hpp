@@ -50,6 +50,25 @@ class UserScope {
     int m_saved_sec;
 };
 
+// Runs the scope at a GUC nest level of its own, optionally with `search_path` set, and
+// discards every setting made inside it on exit (user code's set_config(..., false) too): code
+// run as a job's owner must not leave settings behind for the worker's own statements, which
+// run as the extension owner. Exit by exception leaves the level to the transaction's abort.
+class GucScope {
+  public:
+    explicit GucScope(const char* search_path);
+    ~GucScope();
+    GucScope(const GucScope&) = delete;
+    GucScope& operator=(const GucScope&) = delete;
+
+  private:
+    int m_level;
+};
+
+// The search_path of the worker's own statements (as the extension owner): nothing a job's
+// owner, or the database's owner, can put objects in.
+constexpr const char* k_service_search_path = "pg_catalog, pg_temp";
+
 // The columns an ordered staging table (begin_async_load(ordered => true)) adds after the
 // loaded ones: the chunk number, from the ingest.stage_chunk setting of the session that
 // staged the row, and the row's number within its session, from an identity column. A job

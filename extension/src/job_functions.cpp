@@ -445,8 +445,6 @@ PGI_FUNCTION(ingest_wait_async_load) {
               "Call it outside a transaction block or in a READ COMMITTED transaction.");
     const Oid caller = GetUserId();
     const Oid svc = service_user();
-    spi::Connection spi_conn;
-    UserScope as_service(svc);
     // The worker that ends the job sets our latch; polling remains as a fallback.
     register_waiter(id);
     struct Unregister {
@@ -454,24 +452,33 @@ PGI_FUNCTION(ingest_wait_async_load) {
     } unregister;
     const TimestampTz start = GetCurrentTimestamp();
     for (;;) {
-        const Job job = visible_job(id, caller);
+        // One SPI connection per poll: what a poll's statements allocate is freed with it, so
+        // a long wait does not grow the backend.
+        Job job;
+        {
+            spi::Connection spi_conn;
+            UserScope as_service(svc);
+            job = visible_job(id, caller);
+            if (job.state == "INIT" || job.state == "READY") {
+                spi::exec("SELECT xmin FROM ingest.async_load_job WHERE id = $1",
+                          {spi::int8_arg(id)});
+                const bool own = pg_call([] {
+                    bool isnull;
+                    Datum x =
+                        SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+                    return !isnull && TransactionIdIsCurrentTransactionId(DatumGetTransactionId(x));
+                });
+                if (own)
+                    raise(ERRCODE_INVALID_TRANSACTION_STATE,
+                          format("async load job %lld was changed by this transaction, which has "
+                                 "not committed",
+                                 (long long)id),
+                          "Workers cannot see the job until the transaction commits.",
+                          "Commit the transaction that submitted the job before waiting for it.");
+            }
+        }
         if (is_terminal(job.state))
             return return_state(fcinfo, job.state);
-        if (job.state == "INIT" || job.state == "READY") {
-            spi::exec("SELECT xmin FROM ingest.async_load_job WHERE id = $1", {spi::int8_arg(id)});
-            const bool own = pg_call([] {
-                bool isnull;
-                Datum x = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-                return !isnull && TransactionIdIsCurrentTransactionId(DatumGetTransactionId(x));
-            });
-            if (own)
-                raise(ERRCODE_INVALID_TRANSACTION_STATE,
-                      format("async load job %lld was changed by this transaction, which has not "
-                             "committed",
-                             (long long)id),
-                      "Workers cannot see the job until the transaction commits.",
-                      "Commit the transaction that submitted the job before waiting for it.");
-        }
         const int64_t waited = GetCurrentTimestamp() - start;
         if (timeout_us && waited >= *timeout_us)
             return return_state(fcinfo, job.state);

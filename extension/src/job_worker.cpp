@@ -150,6 +150,14 @@ void run_worker(int slot) {
         BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
         pgstat_report_appname("pg_ingest worker");
     });
+    // The worker's own statements run as the extension owner: on a search_path nobody else can
+    // put an operator or function in (ALTER DATABASE ... SET search_path included).
+    check_failure(try_transaction([] {
+        pg_call([] {
+            (void)set_config_option("search_path", k_service_search_path, PGC_USERSET,
+                                    PGC_S_SESSION, GUC_ACTION_SET, true, 0, false);
+        });
+    }));
     const bool installed = extension_installed();
     set_has_extension(dboid, installed);
     if (!installed)
@@ -158,13 +166,14 @@ void run_worker(int slot) {
     apply_retention();
     for (;;) {
         pg_call([] {
+            // A cancel aimed at the previous job must neither hit the next one nor end the
+            // worker here.
+            QueryCancelPending = false;
             CHECK_FOR_INTERRUPTS();
             if (ConfigReloadPending) {
                 ConfigReloadPending = false;
                 ProcessConfigFile(PGC_SIGHUP);
             }
-            // A cancel aimed at the previous job must not hit the next one.
-            QueryCancelPending = false;
         });
         const std::optional<int64_t> id = claim(slot);
         if (!id)

@@ -12,6 +12,8 @@ extern "C" {
 #include "utils/snapmgr.h"
 }
 
+#include <exception>
+#include <new>
 #include <optional>
 #include <string>
 
@@ -28,9 +30,10 @@ struct Failure {
     std::string message;
 };
 
-// A unit of work in its own transaction (worker processes only). On a PostgreSQL or pg_ingest
-// error the transaction is rolled back and the error returned (code and text copied out
-// first: the rollback frees the error data); success commits.
+// A unit of work in its own transaction (worker processes only). On an error, in the work or
+// in its COMMIT (a deferred constraint, a serialization failure), the transaction is rolled
+// back and the error returned (code and text copied out first: the rollback frees the error
+// data); success commits.
 template <typename F>
 std::optional<Failure> try_transaction(F&& f) {
     pg_call([] {
@@ -41,22 +44,24 @@ std::optional<Failure> try_transaction(F&& f) {
     std::optional<Failure> failure;
     try {
         f();
+        pg_call([] {
+            PopActiveSnapshot();
+            CommitTransactionCommand();
+        });
+        return std::nullopt;
     } catch (const PgError& e) {
         failure = Failure{e.sqlerrcode(), e.what()};
         if (e.data()->detail)
             failure->message += std::string(" (") + e.data()->detail + ")";
     } catch (const ServerError& e) {
         failure = Failure{e.sqlerrcode(), e.what()};
+    } catch (const std::bad_alloc&) {
+        failure = Failure{ERRCODE_OUT_OF_MEMORY, "out of memory"};
+    } catch (const std::exception& e) {
+        failure = Failure{ERRCODE_INTERNAL_ERROR, e.what()};
     }
-    if (failure) {
-        pg_call([] { AbortCurrentTransaction(); });
-        return failure;
-    }
-    pg_call([] {
-        PopActiveSnapshot();
-        CommitTransactionCommand();
-    });
-    return std::nullopt;
+    pg_call([] { AbortCurrentTransaction(); });
+    return failure;
 }
 
 }  // namespace pg_ingest::jobs

@@ -10,6 +10,8 @@ extern "C" {
 #include "access/relation.h"
 #include "catalog/pg_collation.h"
 #include "catalog/pg_operator.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/ruleutils.h"
@@ -65,9 +67,16 @@ UpsertCounting upsert_counting(const MergeSpec& spec, const ResolvedMerge& res) 
     if (spec.mode != ConflictMode::upsert || res.update_columns.empty())
         return UpsertCounting::conflicts;
     Relation rel = spec.target;
-    if (rel->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
-        return has_before_update_row_trigger(rel) ? UpsertCounting::returning
-                                                  : UpsertCounting::conflicts;
+    if (rel->rd_rel->relkind != RELKIND_PARTITIONED_TABLE) {
+        if (!has_before_update_row_trigger(rel))
+            return UpsertCounting::conflicts;
+        // RETURNING xmax reads a system column, which needs SELECT on the whole table (column
+        // grants do not cover it): without it, count by groups, as for a partitioned target.
+        const bool may_select = pg_call([&] {
+            return pg_class_aclcheck(RelationGetRelid(rel), GetUserId(), ACL_SELECT) == ACLCHECK_OK;
+        });
+        return may_select ? UpsertCounting::returning : UpsertCounting::by_groups;
+    }
     const bool found = pg_call([&] {
         List* all = find_all_inheritors(RelationGetRelid(rel), AccessShareLock, NULL);
         ListCell* lc;

@@ -13,8 +13,9 @@ namespace pg_ingest {
 // skip such an update, so where the target or a partition has one:
 //   returning  plain target: the statement returns one row (rows written, rows inserted),
 //              from RETURNING xmax = 0 (an updated row carries our lock in xmax);
-//   by_groups  partitioned target (RETURNING cannot read xmax there): inserted = groups -
-//              conflicts, exact unless a BEFORE INSERT row trigger also skips rows.
+//   by_groups  partitioned target (RETURNING cannot read xmax there), or a caller without
+//              SELECT on the whole table (xmax needs it): inserted = groups - conflicts,
+//              exact unless a BEFORE INSERT row trigger also skips rows.
 enum class UpsertCounting { conflicts, returning, by_groups };
 UpsertCounting upsert_counting(const MergeSpec& spec, const ResolvedMerge& res);
 

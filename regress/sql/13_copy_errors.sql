@@ -270,3 +270,19 @@ COPY t FROM STDIN WITH (ON_CONFLICT 'upsert');
 \.
 \c :regress_db
 DROP DATABASE pg_ingest_noext;
+
+-- a deferrable primary key cannot detect conflicts, and another unique index does not stand in
+-- for it (the key would be updated): a clear error, nothing loaded; naming that index works
+CREATE TABLE dpk (id int PRIMARY KEY DEFERRABLE, email text UNIQUE, name text);
+INSERT INTO dpk VALUES (1, 'a@x', 'old');
+COPY dpk FROM STDIN WITH (FORMAT csv, ON_CONFLICT 'upsert');
+2,a@x,new
+\.
+COPY dpk FROM STDIN WITH (FORMAT csv, ON_CONFLICT 'upsert', CONFLICT_COLUMNS 'id');
+2,a@x,new
+\.
+COPY dpk FROM STDIN WITH (FORMAT csv, ON_CONFLICT 'upsert', CONFLICT_COLUMNS 'email');
+1,a@x,new
+\.
+SELECT * FROM dpk;
+DROP TABLE dpk;

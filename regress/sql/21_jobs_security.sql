@@ -66,6 +66,48 @@ SELECT state, error_sqlstate FROM ingest.get_async_load_job(:a3);
 RESET ROLE;
 SELECT * FROM sec_t ORDER BY id;
 
+-- a job of a role that is not a superuser records its rejects (as the extension owner: the
+-- job's owner may only read them)
+CREATE TABLE sec_r (id bigint PRIMARY KEY, n int CHECK (n > 0));
+GRANT SELECT, INSERT, UPDATE, TRIGGER ON sec_r TO pgi_alice;
+SET ROLE pgi_alice;
+SELECT id AS a4, staging AS as4 FROM ingest.begin_async_load('sec_r', exception_mode => 'ignore') \gset
+INSERT INTO :as4 VALUES (1, 1), (2, -2), (3, 3);
+SELECT ingest.submit_async_load(:a4);
+SELECT ingest.wait_async_load(:a4, '60 s');
+SELECT state, rows_inserted, rows_rejected, error_message FROM ingest.get_async_load_job(:a4);
+SELECT row_number, sqlstate FROM ingest.async_load_reject WHERE job_id = :a4;
+RESET ROLE;
+
+-- the owner's code cannot steer the worker's own statements: a trigger that points
+-- search_path at a schema holding its own bigint = operator reaches only code run as the owner
+CREATE SCHEMA pgi_evil AUTHORIZATION pgi_alice;
+CREATE TABLE pgi_evil_log (who text);
+GRANT INSERT ON pgi_evil_log TO PUBLIC;
+SET ROLE pgi_alice;
+CREATE FUNCTION pgi_evil.eq(bigint, bigint) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO public.pgi_evil_log VALUES (current_user);
+    RETURN $1 OPERATOR(pg_catalog.=) $2;
+END $$;
+CREATE OPERATOR pgi_evil.= (LEFTARG = bigint, RIGHTARG = bigint, FUNCTION = pgi_evil.eq);
+CREATE FUNCTION pgi_evil.steer() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_catalog.set_config('search_path', 'pgi_evil, pg_catalog', false);
+    RETURN NEW;
+END $$;
+CREATE TRIGGER steer BEFORE INSERT ON sec_r FOR EACH ROW EXECUTE FUNCTION pgi_evil.steer();
+SELECT id AS a5, staging AS as5 FROM ingest.begin_async_load('sec_r', exception_mode => 'ignore') \gset
+INSERT INTO :as5 VALUES (4, 4), (5, -5), (6, 6);
+SELECT ingest.submit_async_load(:a5);
+SELECT ingest.wait_async_load(:a5, '60 s');
+SELECT state, rows_inserted, rows_rejected FROM ingest.get_async_load_job(:a5);
+RESET ROLE;
+SELECT count(*) AS not_as_owner FROM pgi_evil_log WHERE who <> 'pgi_alice';
+SELECT id, n FROM sec_r ORDER BY id;
+DROP TABLE sec_r, pgi_evil_log;
+DROP SCHEMA pgi_evil CASCADE;
+
 -- a role whose jobs exist can still be dropped once its privileges are gone
 DROP OWNED BY pgi_alice, pgi_bob, pgi_boss;
 DROP ROLE pgi_alice, pgi_bob, pgi_boss;

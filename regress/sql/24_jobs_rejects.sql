@@ -39,3 +39,22 @@ SELECT state, rows_inserted, rows_rejected FROM ingest.get_async_load_job(:j2);
 SELECT count(*) AS recorded FROM ingest.async_load_reject WHERE job_id = :j2;
 
 DROP TABLE rj;
+
+-- a deferred constraint is checked within the apply (a job's apply may not leave trigger
+-- events to its COMMIT): rows that satisfy it load; a violation fails the job once with its
+-- error, nothing applied, not queued again
+CREATE TABLE rj_parent (id int PRIMARY KEY);
+INSERT INTO rj_parent VALUES (7);
+CREATE TABLE rj_child (id int PRIMARY KEY,
+    parent int REFERENCES rj_parent DEFERRABLE INITIALLY DEFERRED);
+SELECT id AS d0, staging AS ds0 FROM ingest.begin_async_load('rj_child', 'none') \gset
+INSERT INTO :ds0 VALUES (1, 7);
+SELECT ingest.submit_async_load(:d0);
+SELECT ingest.wait_async_load(:d0, '60 s');
+SELECT id AS d1, staging AS ds1 FROM ingest.begin_async_load('rj_child', 'none') \gset
+INSERT INTO :ds1 VALUES (2, 7), (3, 42);
+SELECT ingest.submit_async_load(:d1);
+SELECT ingest.wait_async_load(:d1, '60 s');
+SELECT state, error_sqlstate, attempts FROM ingest.get_async_load_job(:d1);
+SELECT * FROM rj_child;
+DROP TABLE rj_child, rj_parent;
