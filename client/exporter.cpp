@@ -1,10 +1,17 @@
 #include <pg_ingest/exporter.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <exception>
 #include <mutex>
 #include <thread>
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
 
 #include <pg_ingest/copy.hpp>
 
@@ -59,18 +66,79 @@ std::string range_predicate(const std::string& key, const KeyRange& range) {
 }
 
 // Everything one run shares between its threads.
+// A worker's connection as fail() reaches it: a close-on-exec duplicate of its socket (libpq's
+// own descriptor may be closed and its number reused meanwhile) and its cancel handle.
+struct Reachable {
+    int socket = -1;
+    PGcancel* cancel = nullptr;
+
+    // Cancels the statement on the server (a COPY whose filter finds nothing sends nothing, so
+    // a closed socket alone would not stop it) and ends the client's wait on the socket.
+    void break_off() const {
+        if (cancel) {
+            char message[256];
+            (void)PQcancel(cancel, message, sizeof message);
+        }
+        ::shutdown(socket, SHUT_RDWR);
+    }
+};
+
+// The first error ends the export: it is kept, and the other connections are broken off, so
+// that a COPY still scanning on the server, or waiting on a silent network, ends now instead of
+// running to its end.
 struct RunState {
     std::atomic<bool> failed{false};
     std::mutex mutex;
     std::exception_ptr first_error;
+    std::vector<Reachable> workers;
 
     void fail(std::exception_ptr error) {
         std::lock_guard<std::mutex> lock(mutex);
         if (!first_error) {
             first_error = std::move(error);
         }
-        failed = true;
+        if (!failed.exchange(true)) {
+            for (const Reachable& worker : workers) {
+                worker.break_off();
+            }
+        }
     }
+};
+
+// A worker's connection, registered with the run for fail() to break off.
+class Registered {
+  public:
+    Registered(RunState& state, Connection& connection) : m_state(state) {
+        PGconn* conn = static_cast<PGconn*>(connection.native_handle());
+        const int socket = PQsocket(conn);
+        m_reach.socket = socket >= 0 ? ::fcntl(socket, F_DUPFD_CLOEXEC, 0) : -1;
+        if (m_reach.socket < 0) {
+            throw Error("export: could not duplicate a connection's socket");
+        }
+        m_reach.cancel = PQgetCancel(conn);
+        std::lock_guard<std::mutex> lock(m_state.mutex);
+        if (m_state.failed) {
+            m_reach.break_off();
+        }
+        m_state.workers.push_back(m_reach);
+    }
+    // Before the connection closes: the session must not outlive it through our descriptor.
+    ~Registered() {
+        std::lock_guard<std::mutex> lock(m_state.mutex);
+        auto& workers = m_state.workers;
+        workers.erase(std::find_if(workers.begin(), workers.end(),
+                                   [&](const Reachable& r) { return r.socket == m_reach.socket; }));
+        ::close(m_reach.socket);
+        if (m_reach.cancel) {
+            PQfreeCancel(m_reach.cancel);
+        }
+    }
+    Registered(const Registered&) = delete;
+    Registered& operator=(const Registered&) = delete;
+
+  private:
+    RunState& m_state;
+    Reachable m_reach;
 };
 
 }  // namespace
@@ -221,6 +289,7 @@ ExportResult Exporter::run_impl(
                 query += (i == 0 ? " WHERE " : " AND ") + conditions[i];
             }
             Connection connection = connect();
+            const Registered registered(state, connection);
             exec(connection, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
             exec(connection, "SET TRANSACTION SNAPSHOT " + snapshot_literal);
             CopyOut copy(connection,

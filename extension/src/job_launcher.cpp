@@ -30,11 +30,9 @@ namespace pg_ingest::jobs {
 
 namespace {
 
-constexpr int max_listed_databases = 64;
-
 // Databases that accept connections (templates excluded), read from the shared catalog.
 std::vector<Oid> list_databases() {
-    Oid found[max_listed_databases];
+    Oid* found = nullptr;
     int n = 0;
     pg_call([&] {
         StartTransactionCommand();
@@ -42,17 +40,27 @@ std::vector<Oid> list_databases() {
         Relation rel = table_open(DatabaseRelationId, AccessShareLock);
         TableScanDesc scan = table_beginscan_catalog(rel, 0, NULL);
         HeapTuple tup;
-        while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL &&
-               n < max_listed_databases) {
+        int room = 64;
+        // Plain palloc'd C data inside pg_call (it may longjmp); the launcher's long-lived
+        // context holds it until it is copied out below.
+        found = static_cast<Oid*>(MemoryContextAlloc(TopMemoryContext, room * sizeof(Oid)));
+        while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL) {
             Form_pg_database db = (Form_pg_database)GETSTRUCT(tup);
-            if (db->datallowconn && !db->datistemplate)
-                found[n++] = db->oid;
+            if (!db->datallowconn || db->datistemplate)
+                continue;
+            if (n == room) {
+                room *= 2;
+                found = static_cast<Oid*>(repalloc(found, room * sizeof(Oid)));
+            }
+            found[n++] = db->oid;
         }
         table_endscan(scan);
         table_close(rel, AccessShareLock);
         CommitTransactionCommand();
     });
-    return std::vector<Oid>(found, found + n);
+    std::vector<Oid> out(found, found + n);
+    pg_call([&] { pfree(found); });
+    return out;
 }
 
 BackgroundWorkerHandle* start_worker(const SlotTicket& ticket) {
@@ -135,6 +143,7 @@ void run_launcher() {
             }
         });
         if (GetCurrentTimestamp() - last_pass >= naptime_ms * 1000L) {
+            forget_databases_except(list_databases());  // dropped ones
             for (Oid db : databases_with_extension())
                 want_database(db, true);
             last_pass = GetCurrentTimestamp();

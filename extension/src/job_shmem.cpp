@@ -13,13 +13,16 @@ extern "C" {
 #include "storage/shmem.h"
 }
 
+#include <algorithm>
 #include <csignal>
 
 namespace pg_ingest::jobs {
 
 namespace {
 
-constexpr int max_databases = 64;
+// Databases known to the launcher: those with pg_ingest, and those waiting for a first look.
+// Entries are freed when a worker finds no pg_ingest and when a database is dropped.
+constexpr int max_databases = 512;
 
 struct DbEntry {
     Oid dboid;
@@ -193,8 +196,21 @@ void want_database(Oid dboid, bool only_if_known_extension) {
 
 void set_has_extension(Oid dboid, bool has) {
     Locked l(LW_EXCLUSIVE);
-    if (DbEntry* e = find_db(dboid, true))
-        e->has_extension = has;
+    DbEntry* e = find_db(dboid, has);
+    if (!e)
+        return;
+    if (has || e->wanted)
+        e->has_extension = has;  // wanted: a job was submitted there since the worker looked
+    else
+        e->dboid = InvalidOid;  // nothing to do there until a job is submitted
+}
+
+void forget_databases_except(const std::vector<Oid>& existing) {
+    Locked l(LW_EXCLUSIVE);
+    for (DbEntry& e : shared().dbs)
+        if (OidIsValid(e.dboid) &&
+            std::find(existing.begin(), existing.end(), e.dboid) == existing.end())
+            e.dboid = InvalidOid;
 }
 
 std::vector<Oid> databases_with_extension() {
@@ -300,7 +316,7 @@ std::vector<int64_t> running_job_ids() {
     out.reserve(guc::max_worker_slots);
     Locked l(LW_SHARED);
     for (Slot& s : shared().slots)
-        if (s.in_use && s.pid != 0 && s.job_id != 0)
+        if (s.in_use && s.pid != 0 && s.job_id != 0 && s.dboid == MyDatabaseId)
             out.push_back(s.job_id);
     return out;
 }
@@ -350,7 +366,7 @@ void wake_launcher_at_commit() {
 std::optional<int64_t> rows_applied(int64_t job_id) {
     Locked l(LW_SHARED);
     for (Slot& s : shared().slots)
-        if (s.in_use && s.job_id == job_id)
+        if (s.in_use && s.job_id == job_id && s.dboid == MyDatabaseId)
             return static_cast<int64_t>(pg_atomic_read_u64(&s.rows_applied));
     return std::nullopt;
 }
@@ -360,7 +376,7 @@ bool request_cancel(int64_t job_id) {
     {
         Locked l(LW_EXCLUSIVE);
         for (Slot& s : shared().slots)
-            if (s.in_use && s.pid != 0 && s.job_id == job_id) {
+            if (s.in_use && s.pid != 0 && s.job_id == job_id && s.dboid == MyDatabaseId) {
                 s.cancel_requested = true;
                 pid = s.pid;
             }

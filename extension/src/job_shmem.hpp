@@ -20,7 +20,10 @@ void install_xact_callback();
 void launcher_attach();                    // records the launcher's latch
 std::vector<Oid> take_wanted_databases();  // databases to start a worker for (clears wants)
 void want_database(Oid dboid, bool only_if_known_extension);
+// A database without pg_ingest (and no job submitted since) is forgotten until one is.
 void set_has_extension(Oid dboid, bool has);
+// Forgets the databases not in `existing` (dropped ones).
+void forget_databases_except(const std::vector<Oid>& existing);
 std::vector<Oid> databases_with_extension();
 // A reserved slot. Its generation tells this reservation from later ones of the same slot: a
 // worker that exits frees its slot at once, and the launcher may hand it to the next worker
@@ -45,6 +48,7 @@ bool worker_attach(const SlotTicket& ticket);
 void set_slot_job(int slot, int64_t job_id);
 void set_slot_progress(int slot, int64_t rows_applied);
 bool cancel_requested(int slot, int64_t job_id);
+// Job ids are per database: the lookups below by job id match only the current database's.
 // Job ids that live workers are running (for orphan recovery).
 std::vector<int64_t> running_job_ids();
 

@@ -255,6 +255,41 @@ BOOST_AUTO_TEST_CASE(a_throwing_callback_stops_the_export_and_propagates) {
     BOOST_TEST(active == "0");
 }
 
+// A range whose COPY finds nothing for a long while (a selective, slow filter) is broken off
+// when another range fails: the export ends at once, not when that scan finishes (10 s here),
+// and the server stops the scan (a cancel request: it sends nothing, so it would not notice a
+// closed socket).
+BOOST_AUTO_TEST_CASE(a_failure_breaks_off_the_ranges_still_scanning) {
+    auto connection = test::connect();
+    connection.execute(
+        "DROP TABLE IF EXISTS exp_stall; CREATE TABLE exp_stall (id int PRIMARY KEY); "
+        "INSERT INTO exp_stall SELECT generate_series(1, 4000)");
+    ExportOptions options = options_for("exp_stall", 2);
+    // The first range (1..2000) passes at once and its consumer fails; the second
+    // (2001..4000) takes 5 ms a row and passes only 4000, its last. The index finds min and
+    // max without the sleeps.
+    options.where = "id <= 2000 OR id = 4000 OR pg_sleep(0.005) IS NULL";
+    const auto start = std::chrono::steady_clock::now();
+    BOOST_CHECK_THROW(Exporter(test::options(), options).run([](std::size_t, std::string_view) {
+        throw std::runtime_error("consumer full");
+    }),
+                      std::runtime_error);
+    BOOST_TEST(test::elapsed_ms(start) < 4000);
+    std::string active;
+    for (int attempt = 0; attempt < 60; ++attempt) {
+        active = *connection
+                      .execute(
+                          "SELECT count(*) FROM pg_stat_activity WHERE query LIKE "
+                          "'COPY (SELECT%exp_stall%' AND pid <> pg_backend_pid()")
+                      .get(0, 0);
+        if (active == "0") {
+            break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    BOOST_TEST(active == "0");
+}
+
 // The deadline bounds the coordinator's own statements too: here the min/max query that
 // splits the key range, which evaluates a slow filter on every row (4 s in all).
 BOOST_AUTO_TEST_CASE(the_deadline_holds_before_any_copy_starts) {
