@@ -73,6 +73,12 @@ std::optional<double> ParsedArgs::get_seconds(const std::string& name) const {
     if (value->empty() || *end != '\0' || !std::isfinite(seconds) || seconds < 0) {
         throw UsageError("--" + name + " expects a number of seconds, got '" + *value + "'");
     }
+    // Deadlines are steady_clock time points (nanoseconds): far beyond this they overflow.
+    constexpr double k_max_seconds = 1e8;  // about three years
+    if (seconds > k_max_seconds) {
+        throw UsageError("--" + name + " expects at most 100000000 seconds, got '" + *value +
+                         "'; leave it out for no limit");
+    }
     return seconds;
 }
 

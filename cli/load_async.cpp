@@ -99,8 +99,9 @@ void load_async(const LoadSettings& s, const ConnectionOptions& connection, Inpu
             "WHERE job_id = ANY($1::bigint[]) ORDER BY job_id, row_number",
             {list});
         for (std::size_t r = 0; r < rows.rows(); ++r) {
-            RecordOrigin origin{"job " + rows.get(r, 0).value_or(""), 0,
-                                std::stoull(rows.get(r, 1).value_or("0"))};
+            // The job numbers its rows as staged (records); their input lines are not known.
+            RecordOrigin origin{"job " + rows.get(r, 0).value_or(""),
+                                std::stoull(rows.get(r, 1).value_or("0")), 0};
             rejects.add(origin, rows.get(r, 3).value_or(""), rows.get(r, 4).value_or(""),
                         rows.get(r, 2).value_or(""));
         }

@@ -1,4 +1,6 @@
 // pg_ingest load --mode copy: input text streamed through COPY, no per-value parsing.
+#include <algorithm>
+#include <chrono>
 #include <exception>
 #include <functional>
 #include <mutex>
@@ -289,7 +291,11 @@ void load_with_copy(const LoadSettings& s, const ConnectionOptions& options, Inp
                             throw;
                         }
                         connection.reset();
-                        std::this_thread::sleep_for(s.options.retry_wait_time * (1 << attempt));
+                        // Doubling from retrywaittime, at most 30 s (maxretrytimes may be large).
+                        const auto wait =
+                            s.options.retry_wait_time * (1LL << std::min(attempt, 16));
+                        std::this_thread::sleep_for(
+                            std::min<std::chrono::milliseconds>(wait, std::chrono::seconds(30)));
                         continue;
                     }
                     progress.add(batch.records, batch.data.size());

@@ -4,6 +4,8 @@
 #include <atomic>
 #include <cstdlib>
 #include <exception>
+#include <future>
+#include <memory>
 #include <mutex>
 #include <thread>
 
@@ -67,25 +69,44 @@ std::string range_predicate(const std::string& key, const KeyRange& range) {
 
 // Everything one run shares between its threads.
 // A worker's connection as fail() reaches it: a close-on-exec duplicate of its socket (libpq's
-// own descriptor may be closed and its number reused meanwhile) and its cancel handle.
+// own descriptor may be closed and its number reused meanwhile) and its cancel handle (shared:
+// a cancel in flight keeps it alive after the worker is gone).
 struct Reachable {
     int socket = -1;
-    PGcancel* cancel = nullptr;
-
-    // Cancels the statement on the server (a COPY whose filter finds nothing sends nothing, so
-    // a closed socket alone would not stop it) and ends the client's wait on the socket.
-    void break_off() const {
-        if (cancel) {
-            char message[256];
-            (void)PQcancel(cancel, message, sizeof message);
-        }
-        ::shutdown(socket, SHUT_RDWR);
-    }
+    std::shared_ptr<PGcancel> cancel;
 };
 
-// The first error ends the export: it is kept, and the other connections are broken off, so
-// that a COPY still scanning on the server, or waiting on a silent network, ends now instead of
-// running to its end.
+// How long fail() waits for its cancel requests to be delivered.
+constexpr std::chrono::milliseconds k_cancel_bound{500};
+
+// Sends the cancel requests, each from a thread of its own (PQcancel has no timeout in libpq
+// 15: against a host that does not answer it waits for the OS), and waits for them at most
+// k_cancel_bound; a request not yet delivered then goes on alone.
+void send_cancels(const std::vector<std::shared_ptr<PGcancel>>& cancels) {
+    std::vector<std::future<void>> delivered;
+    for (const auto& cancel : cancels) {
+        try {
+            auto done = std::make_shared<std::promise<void>>();
+            delivered.push_back(done->get_future());
+            std::thread([cancel, done] {
+                char message[256];
+                (void)PQcancel(cancel.get(), message, sizeof message);
+                done->set_value();
+            }).detach();
+        } catch (...) {  // no thread: the server notices the closed socket when it next sends
+        }
+    }
+    const auto until = std::chrono::steady_clock::now() + k_cancel_bound;
+    for (auto& done : delivered) {
+        done.wait_until(until);
+    }
+}
+
+// The first error ends the export: it is kept, and every connection is broken off (the
+// failing worker's too), so that a COPY still scanning on the server, or waiting on a silent
+// network, ends now instead of running to its end: the sockets are shut down at once, under the
+// lock, and the servers are asked to cancel (a COPY whose filter finds nothing sends nothing,
+// so a closed socket alone would not stop it) after it.
 struct RunState {
     std::atomic<bool> failed{false};
     std::mutex mutex;
@@ -93,15 +114,21 @@ struct RunState {
     std::vector<Reachable> workers;
 
     void fail(std::exception_ptr error) {
-        std::lock_guard<std::mutex> lock(mutex);
-        if (!first_error) {
-            first_error = std::move(error);
-        }
-        if (!failed.exchange(true)) {
+        std::vector<std::shared_ptr<PGcancel>> cancels;
+        {
+            std::lock_guard<std::mutex> lock(mutex);
+            if (!first_error) {
+                first_error = std::move(error);
+            }
+            if (failed.exchange(true)) {
+                return;
+            }
             for (const Reachable& worker : workers) {
-                worker.break_off();
+                ::shutdown(worker.socket, SHUT_RDWR);
+                cancels.push_back(worker.cancel);
             }
         }
+        send_cancels(cancels);
     }
 };
 
@@ -115,10 +142,12 @@ class Registered {
         if (m_reach.socket < 0) {
             throw Error("export: could not duplicate a connection's socket");
         }
-        m_reach.cancel = PQgetCancel(conn);
+        if (PGcancel* cancel = PQgetCancel(conn)) {
+            m_reach.cancel.reset(cancel, PQfreeCancel);
+        }
         std::lock_guard<std::mutex> lock(m_state.mutex);
         if (m_state.failed) {
-            m_reach.break_off();
+            ::shutdown(m_reach.socket, SHUT_RDWR);  // nothing runs yet: no cancel needed
         }
         m_state.workers.push_back(m_reach);
     }
@@ -129,9 +158,6 @@ class Registered {
         workers.erase(std::find_if(workers.begin(), workers.end(),
                                    [&](const Reachable& r) { return r.socket == m_reach.socket; }));
         ::close(m_reach.socket);
-        if (m_reach.cancel) {
-            PQfreeCancel(m_reach.cancel);
-        }
     }
     Registered(const Registered&) = delete;
     Registered& operator=(const Registered&) = delete;
@@ -290,33 +316,38 @@ ExportResult Exporter::run_impl(
             }
             Connection connection = connect();
             const Registered registered(state, connection);
-            exec(connection, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-            exec(connection, "SET TRANSACTION SNAPSHOT " + snapshot_literal);
-            CopyOut copy(connection,
-                         "COPY (" + query + ") TO STDOUT WITH (FORMAT " + o.format + ")",
-                         o.deadline);
-            std::string row;
-            std::uint64_t pending_rows = 0;
-            std::uint64_t pending_bytes = 0;
-            while (!state.failed && copy.read(row)) {
-                on_row(index, row);
-                ++range.rows;
-                bytes[index] += row.size();
-                ++pending_rows;
-                pending_bytes += row.size();
-                if (o.on_progress && pending_rows >= k_progress_rows) {
-                    o.on_progress(pending_rows, pending_bytes);
-                    pending_rows = 0;
-                    pending_bytes = 0;
+            // Failing while registered breaks off this worker's own COPY too.
+            try {
+                exec(connection, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+                exec(connection, "SET TRANSACTION SNAPSHOT " + snapshot_literal);
+                CopyOut copy(connection,
+                             "COPY (" + query + ") TO STDOUT WITH (FORMAT " + o.format + ")",
+                             o.deadline);
+                std::string row;
+                std::uint64_t pending_rows = 0;
+                std::uint64_t pending_bytes = 0;
+                while (!state.failed && copy.read(row)) {
+                    on_row(index, row);
+                    ++range.rows;
+                    bytes[index] += row.size();
+                    ++pending_rows;
+                    pending_bytes += row.size();
+                    if (o.on_progress && pending_rows >= k_progress_rows) {
+                        o.on_progress(pending_rows, pending_bytes);
+                        pending_rows = 0;
+                        pending_bytes = 0;
+                    }
                 }
+                if (o.on_progress && pending_rows > 0) {
+                    o.on_progress(pending_rows, pending_bytes);
+                }
+                if (!copy.active()) {
+                    exec(connection, "COMMIT");
+                }
+                // else: another worker failed; destroying the stream closes the connection.
+            } catch (...) {
+                state.fail(std::current_exception());
             }
-            if (o.on_progress && pending_rows > 0) {
-                o.on_progress(pending_rows, pending_bytes);
-            }
-            if (!copy.active()) {
-                exec(connection, "COMMIT");
-            }
-            // else: another worker failed; destroying the stream closes the connection.
         } catch (...) {
             state.fail(std::current_exception());
         }

@@ -37,9 +37,10 @@ void StagingWorker::stop() noexcept {
     {
         std::lock_guard<std::mutex> lock(m_mutex);
         m_stopping = true;
-        if (m_socket >= 0 && m_running) {
-            // The worker's wait on the socket ends (hang-up) and its statement fails. An idle
-            // connection is closed the ordinary way below.
+        if (m_socket >= 0) {
+            // The worker's wait on the socket ends (hang-up) and its statement fails; an idle
+            // COPY stream or transaction is not finished politely either (CopyFail and its
+            // answer would wait on a silent network): the server rolls back at the hang-up.
             ::shutdown(m_socket, SHUT_RDWR);
         }
     }
@@ -190,12 +191,12 @@ void StagingWorker::execute(Task& task) {
         const Result setup = exec_until(
             *m_connection,
             "SELECT pg_catalog.set_config('idle_in_transaction_session_timeout', '0', false), "
-            "a.pid, EXTRACT(epoch FROM a.backend_start)::text FROM pg_catalog.pg_stat_activity "
-            "a WHERE a.pid = pg_catalog.pg_backend_pid()",
+            "a.pid, EXTRACT(epoch FROM a.backend_start)::text FROM (SELECT) AS one LEFT JOIN "
+            "pg_catalog.pg_stat_activity a ON a.pid = pg_catalog.pg_backend_pid()",
             nullptr, Clock::now() + k_stage_timeout);
         // The server's own pid (behind a pooler, libpq's may name another process).
         std::lock_guard<std::mutex> lock(m_mutex);
-        if (setup.rows() == 1) {
+        if (setup.rows() == 1 && setup.get(0, 1)) {
             m_backend = Backend{std::atoi(setup.get(0, 1).value_or("0").c_str()),
                                 setup.get(0, 2).value_or("")};
         }

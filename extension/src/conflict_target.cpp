@@ -18,6 +18,7 @@ extern "C" {
 }
 
 #include <algorithm>
+#include <map>
 #include <set>
 
 namespace pg_ingest {
@@ -51,12 +52,14 @@ std::string column_list(Relation rel, const std::vector<AttrNumber>& cols) {
     return out;
 }
 
-// A unique index usable as an ON CONFLICT arbiter: plain columns, no predicate, immediate,
-// valid. Fills the key attnums and btree operators when usable.
-bool usable_unique_index(Oid indexoid, ConflictTarget& out) {
+// A unique index of an arbiter's shape: plain columns, no predicate, valid. Fills the key
+// attnums and btree operators when it is; `immediate` tells whether ON CONFLICT can use it
+// (a deferrable one it refuses).
+bool arbiter_shaped_index(Oid indexoid, ConflictTarget& out, bool& immediate) {
     bool usable = false;
     // Plain C data only inside pg_call: it may longjmp.
     struct Raw {
+        bool immediate;
         bool usable;
         int nkeys;
         AttrNumber keys[INDEX_MAX_KEYS];
@@ -67,7 +70,8 @@ bool usable_unique_index(Oid indexoid, ConflictTarget& out) {
     pg_call([&] {
         Relation idx = index_open(indexoid, AccessShareLock);
         Form_pg_index form = idx->rd_index;
-        raw.usable = form->indisunique && form->indimmediate && form->indisvalid &&
+        raw.immediate = form->indimmediate;
+        raw.usable = form->indisunique && form->indisvalid &&
                      RelationGetIndexExpressions(idx) == NIL &&
                      RelationGetIndexPredicate(idx) == NIL;
         raw.nkeys = form->indnkeyatts;
@@ -87,6 +91,7 @@ bool usable_unique_index(Oid indexoid, ConflictTarget& out) {
         index_close(idx, AccessShareLock);
     });
     usable = raw.usable;
+    immediate = raw.immediate;
     if (!usable)
         return false;
     out = ConflictTarget{};
@@ -100,6 +105,66 @@ bool usable_unique_index(Oid indexoid, ConflictTarget& out) {
         out.collations.push_back(raw.coll[i]);
     }
     return true;
+}
+
+// A unique index usable as an ON CONFLICT arbiter: arbiter-shaped and immediate.
+bool usable_unique_index(Oid indexoid, ConflictTarget& out) {
+    bool immediate = false;
+    return arbiter_shaped_index(indexoid, out, immediate) && immediate;
+}
+
+std::vector<Oid> index_oids(Relation rel);
+
+// INSERT ... ON CONFLICT (keys) takes every unique index on exactly those columns as an
+// arbiter, whatever its collation or operator class. Another one that ON CONFLICT refuses
+// (deferrable), or that compares the keys differently (rows the chosen index finds distinct
+// could then collide in it: "cannot affect row a second time", or a unique violation on the
+// direct path), is refused before any input is read.
+void check_sibling_arbiters(Relation rel, const ConflictTarget& chosen) {
+    std::map<AttrNumber, std::pair<Oid, Oid>> compare;  // attnum -> (=, collation)
+    for (size_t i = 0; i < chosen.keys.size(); i++)
+        compare[chosen.keys[i]] = {chosen.eq_operators[i], chosen.collations[i]};
+    for (Oid idx : index_oids(rel)) {
+        if (idx == chosen.index)
+            continue;
+        ConflictTarget other;
+        bool immediate = false;
+        if (!arbiter_shaped_index(idx, other, immediate) ||
+            std::set<AttrNumber>(other.keys.begin(), other.keys.end()) !=
+                std::set<AttrNumber>(chosen.keys.begin(), chosen.keys.end()))
+            continue;
+        if (!immediate)
+            raise(ERRCODE_FEATURE_NOT_SUPPORTED,
+                  format("unique index \"%s\" on the conflict columns (%s) of \"%s\" is "
+                         "deferrable, which ON CONFLICT does not support",
+                         other.index_name.c_str(), column_list(rel, chosen.keys).c_str(),
+                         relname(rel).c_str()),
+                  "ON CONFLICT takes every unique index on the conflict columns as an arbiter.",
+                  "Make the index NOT DEFERRABLE, or drop it.");
+        // Equal under both: the same "=", and collations that are the same or both
+        // deterministic (those all compare equality byte-wise).
+        const auto deterministic = [](Oid coll) {
+            return !OidIsValid(coll) ||
+                   pg_call([&] { return get_collation_isdeterministic(coll); });
+        };
+        bool same = other.nulls_not_distinct == chosen.nulls_not_distinct;
+        for (size_t i = 0; same && i < other.keys.size(); i++) {
+            const auto& [eq, coll] = compare[other.keys[i]];
+            same = eq == other.eq_operators[i] &&
+                   (coll == other.collations[i] ||
+                    (deterministic(coll) && deterministic(other.collations[i])));
+        }
+        if (!same)
+            raise(ERRCODE_INVALID_COLUMN_REFERENCE,
+                  format("unique indexes \"%s\" and \"%s\" on the conflict columns (%s) of "
+                         "\"%s\" compare keys differently",
+                         chosen.index_name.c_str(), other.index_name.c_str(),
+                         column_list(rel, chosen.keys).c_str(), relname(rel).c_str()),
+                  "Their collations, operator classes or NULLS NOT DISTINCT differ; ON CONFLICT "
+                  "takes both as arbiters, and rows one finds distinct could collide in the "
+                  "other.",
+                  "Drop one of them, or load without ON_CONFLICT.");
+    }
 }
 
 std::vector<Oid> index_oids(Relation rel) {
@@ -183,6 +248,17 @@ ConflictTarget find_conflict_target(const MergeSpec& spec) {
             cols += (cols.empty() ? "" : ", ") + n;
         if (unique_only_in_partitions(rel, wanted_names))
             not_enforced_across_partitions(rel, cols);
+        for (Oid idx : index_oids(rel)) {
+            ConflictTarget t;
+            bool immediate = true;
+            if (arbiter_shaped_index(idx, t, immediate) && !immediate &&
+                std::set<AttrNumber>(t.keys.begin(), t.keys.end()) == wanted)
+                raise(ERRCODE_INVALID_COLUMN_REFERENCE,
+                      format("unique index \"%s\" on the conflict columns (%s) of \"%s\" is "
+                             "deferrable, which ON CONFLICT does not support",
+                             t.index_name.c_str(), cols.c_str(), relname(rel).c_str()),
+                      {}, "Make it NOT DEFERRABLE, or name the columns of another unique index.");
+        }
         raise(ERRCODE_INVALID_COLUMN_REFERENCE,
               format("there is no unique index on \"%s\" matching the conflict columns (%s)",
                      relname(rel).c_str(), cols.c_str()),
@@ -303,6 +379,8 @@ ResolvedMerge resolve_merge(const MergeSpec& spec) {
         return r;
     }
     r.target = find_conflict_target(spec);
+    if (spec.mode == ConflictMode::upsert || spec.mode == ConflictMode::ignore)
+        check_sibling_arbiters(rel, r.target);
 
     // Every key must come from the input: a defaulted key can never conflict.
     for (AttrNumber k : r.target.keys) {

@@ -66,8 +66,9 @@ void apply(const Job& job, int slot, MergeCounts& counts, const RejectSink& on_r
         raise(ERRCODE_UNDEFINED_TABLE, "the target table of this job no longer exists");
 
     UserScope as_owner(job.owner, SECURITY_RESTRICTED_OPERATION);
-    // The owner's code (triggers, defaults, checks) runs with the database's default
-    // search_path, as in a session of the owner's, and whatever it sets is discarded after.
+    // The owner's code (triggers, defaults, checks) runs with the worker's reset search_path
+    // (the database's default; a role setting of the owner's is not applied), and whatever it
+    // sets is discarded after.
     const char* reset_path = pg_call([] { return GetConfigOptionResetString("search_path"); });
     const std::string owner_path = reset_path ? reset_path : "";
     GucScope owner_settings(owner_path.c_str());
@@ -196,8 +197,9 @@ void run_job(int slot, int64_t id) {
                           "The job stopped at the first row past the limit.");
                 }
             }
-            // Called during the apply, as the owner: the reject table is written as the
-            // extension owner (the job's owner may only read it), on the worker's search_path.
+            // Called during the apply, as the owner: the reject table is written with the
+            // worker's own identity (the superuser background workers connect as; the job's
+            // owner may only read it), on the worker's search_path.
             UserScope as_service(service);
             GucScope service_path(k_service_search_path);
             insert_reject(id, r);
@@ -223,7 +225,10 @@ void run_job(int slot, int64_t id) {
     // The outcome is decided; a cancel signal, pending or still to come, must not abort
     // recording it (the job would stay LOADING and run again).
     QueryCancelPending = false;
-    HOLD_CANCEL_INTERRUPTS();
+    // Held off by hand: an error in the recording resets the holdoff count (errfinish), so a
+    // RESUME afterwards would underflow it.
+    const uint32 cancel_holdoff = QueryCancelHoldoffCount;
+    QueryCancelHoldoffCount = cancel_holdoff + 1;
     const std::optional<Failure> f2 = try_transaction([&] {
         spi::Connection c;
         const std::optional<Job> job = load_job(id, true);
@@ -253,7 +258,7 @@ void run_job(int slot, int64_t id) {
         }
         notify_state(id, state);
     });
-    RESUME_CANCEL_INTERRUPTS();
+    QueryCancelHoldoffCount = cancel_holdoff;
     if (f2)
         raise(f2->sqlerrcode, f2->message);
     wake_waiters(id);

@@ -88,7 +88,7 @@ UserScope::~UserScope() {
     SetUserIdAndSecContext(m_saved_user, m_saved_sec);
 }
 
-GucScope::GucScope(const char* search_path) {
+GucScope::GucScope(const char* search_path) : m_uncaught(std::uncaught_exceptions()) {
     m_level = pg_call([&] {
         const int level = NewGUCNestLevel();
         if (search_path)
@@ -99,7 +99,7 @@ GucScope::GucScope(const char* search_path) {
 }
 
 GucScope::~GucScope() {
-    if (std::uncaught_exceptions() > 0)
+    if (std::uncaught_exceptions() > m_uncaught)
         return;  // the transaction's abort pops the level (AtEOXact_GUC at abort)
     try {
         pg_call([&] { AtEOXact_GUC(false, m_level); });

@@ -53,7 +53,7 @@ class UserScope {
 // Runs the scope at a GUC nest level of its own, optionally with `search_path` set, and
 // discards every setting made inside it on exit (user code's set_config(..., false) too): code
 // run as a job's owner must not leave settings behind for the worker's own statements, which
-// run as the extension owner. Exit by exception leaves the level to the transaction's abort.
+// run as a superuser. Exit by exception leaves the level to the transaction's abort.
 class GucScope {
   public:
     explicit GucScope(const char* search_path);
@@ -63,10 +63,11 @@ class GucScope {
 
   private:
     int m_level;
+    int m_uncaught;  // std::uncaught_exceptions() when the scope began
 };
 
-// The search_path of the worker's own statements (as the extension owner): nothing a job's
-// owner, or the database's owner, can put objects in.
+// The search_path of the worker's own statements (run as the superuser background workers
+// connect as): nothing a job's owner, or the database's owner, can put objects in.
 constexpr const char* k_service_search_path = "pg_catalog, pg_temp";
 
 // The columns an ordered staging table (begin_async_load(ordered => true)) adds after the

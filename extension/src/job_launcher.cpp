@@ -30,8 +30,9 @@ namespace pg_ingest::jobs {
 
 namespace {
 
-// Databases that accept connections (templates excluded), read from the shared catalog.
-std::vector<Oid> list_databases() {
+// Databases that accept connections (templates excluded, unless `all`: then every database),
+// read from the shared catalog.
+std::vector<Oid> list_databases(bool all = false) {
     Oid* found = nullptr;
     int n = 0;
     pg_call([&] {
@@ -46,7 +47,7 @@ std::vector<Oid> list_databases() {
         found = static_cast<Oid*>(MemoryContextAlloc(TopMemoryContext, room * sizeof(Oid)));
         while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL) {
             Form_pg_database db = (Form_pg_database)GETSTRUCT(tup);
-            if (!db->datallowconn || db->datistemplate)
+            if (!all && (!db->datallowconn || db->datistemplate))
                 continue;
             if (n == room) {
                 room *= 2;
@@ -143,7 +144,16 @@ void run_launcher() {
             }
         });
         if (GetCurrentTimestamp() - last_pass >= naptime_ms * 1000L) {
-            forget_databases_except(list_databases());  // dropped ones
+            forget_databases_except(list_databases(true));  // dropped ones
+            if (take_database_table_full())
+                pg_call([] {
+                    ereport(WARNING,
+                            (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+                             errmsg("pg_ingest knows of too many databases to track them all"),
+                             errdetail("Jobs submitted in the databases left out wait until a "
+                                       "worker there is started by a later submit or restart."),
+                             errhint("Drop databases that are no longer used.")));
+                });
             for (Oid db : databases_with_extension())
                 want_database(db, true);
             last_pass = GetCurrentTimestamp();

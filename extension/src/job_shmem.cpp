@@ -54,6 +54,7 @@ struct Shared {
     uint64_t last_generation;
     Waiter waiters[max_waiters];
     DbEntry dbs[max_databases];
+    bool db_table_full;  // an entry could not be made since the launcher last looked
     Slot slots[guc::max_worker_slots];
 };
 
@@ -77,6 +78,8 @@ DbEntry* find_db(Oid dboid, bool create) {
         free_entry->has_extension = false;
         return free_entry;
     }
+    if (create)
+        g_shared->db_table_full = true;  // reported by the launcher
     return nullptr;
 }
 
@@ -208,9 +211,16 @@ void set_has_extension(Oid dboid, bool has) {
 void forget_databases_except(const std::vector<Oid>& existing) {
     Locked l(LW_EXCLUSIVE);
     for (DbEntry& e : shared().dbs)
-        if (OidIsValid(e.dboid) &&
+        if (OidIsValid(e.dboid) && !e.wanted &&
             std::find(existing.begin(), existing.end(), e.dboid) == existing.end())
             e.dboid = InvalidOid;
+}
+
+bool take_database_table_full() {
+    Locked l(LW_EXCLUSIVE);
+    const bool full = shared().db_table_full;
+    shared().db_table_full = false;
+    return full;
 }
 
 std::vector<Oid> databases_with_extension() {
@@ -372,21 +382,18 @@ std::optional<int64_t> rows_applied(int64_t job_id) {
 }
 
 bool request_cancel(int64_t job_id) {
-    int pid = 0;
-    {
-        Locked l(LW_EXCLUSIVE);
-        for (Slot& s : shared().slots)
-            if (s.in_use && s.pid != 0 && s.job_id == job_id && s.dboid == MyDatabaseId) {
-                s.cancel_requested = true;
-                pid = s.pid;
-            }
-    }
-    if (pid == 0)
-        return false;
-    // The worker's SIGINT handler is PostgreSQL's statement cancel: the apply fails with
-    // 57014 at its next interrupt check, and the worker records CANCEL.
-    kill(pid, SIGINT);
-    return true;
+    bool sent = false;
+    Locked l(LW_EXCLUSIVE);
+    for (Slot& s : shared().slots)
+        if (s.in_use && s.pid != 0 && s.job_id == job_id && s.dboid == MyDatabaseId) {
+            s.cancel_requested = true;
+            // The worker's SIGINT handler is PostgreSQL's statement cancel: the apply fails
+            // with 57014 at its next interrupt check, and the worker records CANCEL. Sent under
+            // the lock: the worker cannot move on to another job (set_slot_job) meanwhile.
+            kill(s.pid, SIGINT);
+            sent = true;
+        }
+    return sent;
 }
 
 }  // namespace pg_ingest::jobs

@@ -22,8 +22,10 @@ std::vector<Oid> take_wanted_databases();  // databases to start a worker for (c
 void want_database(Oid dboid, bool only_if_known_extension);
 // A database without pg_ingest (and no job submitted since) is forgotten until one is.
 void set_has_extension(Oid dboid, bool has);
-// Forgets the databases not in `existing` (dropped ones).
+// Forgets the databases not in `existing` (dropped ones), unless a worker is wanted there.
 void forget_databases_except(const std::vector<Oid>& existing);
+// Whether an entry could not be made (the table was full) since the last call.
+bool take_database_table_full();
 std::vector<Oid> databases_with_extension();
 // A reserved slot. Its generation tells this reservation from later ones of the same slot: a
 // worker that exits frees its slot at once, and the launcher may hand it to the next worker

@@ -286,3 +286,31 @@ COPY dpk FROM STDIN WITH (FORMAT csv, ON_CONFLICT 'upsert', CONFLICT_COLUMNS 'em
 \.
 SELECT * FROM dpk;
 DROP TABLE dpk;
+
+-- another unique index on the conflict columns that ON CONFLICT would also take as an arbiter:
+-- deferrable, or comparing the keys differently, is refused before anything is read
+CREATE TABLE sib (k text NOT NULL, v text);
+CREATE UNIQUE INDEX sib_c ON sib (k COLLATE "C");
+ALTER TABLE sib ADD CONSTRAINT sib_d UNIQUE (k) DEFERRABLE;
+COPY sib FROM STDIN WITH (FORMAT csv, ON_CONFLICT 'upsert', CONFLICT_COLUMNS 'k');
+a,1
+\.
+ALTER TABLE sib DROP CONSTRAINT sib_d;
+CREATE COLLATION sib_ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+CREATE UNIQUE INDEX sib_nd ON sib (k COLLATE sib_ci);
+COPY sib FROM STDIN WITH (FORMAT csv, ON_CONFLICT 'ignore', CONFLICT_COLUMNS 'k');
+a,1
+\.
+-- the same equality twice is fine: a duplicate index, another deterministic collation, an
+-- operator class with the same "="
+DROP INDEX sib_nd;
+DROP COLLATION sib_ci;
+CREATE UNIQUE INDEX sib_c2 ON sib (k COLLATE "C");
+CREATE UNIQUE INDEX sib_default ON sib (k);
+CREATE UNIQUE INDEX sib_pattern ON sib (k text_pattern_ops);
+COPY sib FROM STDIN WITH (FORMAT csv, ON_CONFLICT 'upsert', CONFLICT_COLUMNS 'k');
+a,1
+a,2
+\.
+SELECT * FROM sib;
+DROP TABLE sib;

@@ -66,8 +66,8 @@ SELECT state, error_sqlstate FROM ingest.get_async_load_job(:a3);
 RESET ROLE;
 SELECT * FROM sec_t ORDER BY id;
 
--- a job of a role that is not a superuser records its rejects (as the extension owner: the
--- job's owner may only read them)
+-- a job of a role that is not a superuser records its rejects (with the worker's own identity:
+-- the job's owner may only read them)
 CREATE TABLE sec_r (id bigint PRIMARY KEY, n int CHECK (n > 0));
 GRANT SELECT, INSERT, UPDATE, TRIGGER ON sec_r TO pgi_alice;
 SET ROLE pgi_alice;
