@@ -214,6 +214,11 @@ LoadSettings load_settings(const ParsedArgs& args) {
         }
     } else if (given.count("exceptionmode") != 0) {
         s.ignore_errors = s.options.exception_mode == ExceptionMode::ignore;
+        if (!s.ignore_errors && !s.reject_file.empty()) {
+            throw UsageError(
+                "--reject-file collects skipped rows: it needs exceptionmode=ignore, not "
+                "strict");
+        }
     }
     if (!s.reject_file.empty()) {
         s.ignore_errors = true;

@@ -252,10 +252,6 @@ ExportResult Exporter::run_impl(
     for (std::size_t c = 0; c < probe.columns(); ++c) {
         result.column_names.push_back(probe.column_name(c));
     }
-    if (on_columns) {
-        on_columns(result.column_names);
-    }
-
     std::string key;
     if (!o.split_key.empty()) {
         key = quote_identifier(o.split_key);
@@ -292,6 +288,12 @@ ExportResult Exporter::run_impl(
     }
     if (result.ranges.empty()) {
         result.ranges.push_back(KeyRange{std::nullopt, std::nullopt, true, 0});
+    }
+
+    // Only now, when every check has passed (the split key, the filter in the bounds query): a
+    // header must not be written for an export that then fails before its first row.
+    if (on_columns) {
+        on_columns(result.column_names);
     }
 
     RunState state;

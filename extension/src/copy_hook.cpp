@@ -89,6 +89,15 @@ Options split_options(ParseState* pstate, CopyStmt* stmt) {
                                                           : &o.on_error;
         if (slot->has_value())
             pg_call([&] { errorConflictingDefElem(d, pstate); });
+        // COPY's grammar also takes a parenthesised list or a number as an option value; ours
+        // are strings (a list would read as "a.b").
+        if (d->arg == nullptr || !IsA(d->arg, String))
+            raise(ERRCODE_SYNTAX_ERROR,
+                  format("COPY option \"%s\" takes a string value", d->defname), {},
+                  strcmp(d->defname, "conflict_columns") == 0 ||
+                          strcmp(d->defname, "update_columns") == 0
+                      ? "Give the columns as one string: CONFLICT_COLUMNS 'a, b'."
+                      : "Quote the value, as in ON_CONFLICT 'upsert'.");
         *slot = std::string(pg_call([&] { return defGetString(d); }));
     }
     return o;

@@ -31,6 +31,8 @@ SELECT sql, try(sql) FROM (VALUES
     ($$COPY e FROM '/tmp/pg_ingest_regress_e.csv' WITH (FORMAT csv, ON_CONFLICT 'upsert', CONFLICT_COLUMNS 'nope')$$),
     ($$COPY e FROM '/tmp/pg_ingest_regress_e.csv' WITH (FORMAT csv, ON_CONFLICT 'upsert', CONFLICT_COLUMNS 'k, v')$$),
     ($$COPY e FROM '/tmp/pg_ingest_regress_e.csv' WITH (FORMAT csv, ON_CONFLICT 'upsert', CONFLICT_COLUMNS '')$$),
+    ($$COPY e FROM '/tmp/pg_ingest_regress_e.csv' WITH (FORMAT csv, ON_CONFLICT 'upsert', CONFLICT_COLUMNS (k, v))$$),
+    ($$COPY e FROM '/tmp/pg_ingest_regress_e.csv' WITH (FORMAT csv, ON_CONFLICT 1)$$),
     -- UPDATE_COLUMNS naming a key column or a missing column, or with ignore/strict
     ($$COPY e FROM '/tmp/pg_ingest_regress_e.csv' WITH (FORMAT csv, ON_CONFLICT 'upsert', UPDATE_COLUMNS 'k')$$),
     ($$COPY e FROM '/tmp/pg_ingest_regress_e.csv' WITH (FORMAT csv, ON_CONFLICT 'upsert', UPDATE_COLUMNS 'nope')$$),

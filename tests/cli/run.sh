@@ -83,6 +83,9 @@ expect_err "wait with a bad id" "job id must be a positive integer"
 run wait 1 --timeout 1e10
 expect_rc "wait --timeout past three years: a usage error" 1
 expect_err "wait --timeout past three years: named" "--timeout expects at most 100000000 seconds"
+run load --table t --option exceptionmode=strict --reject-file "$WORK/never.csv" "$WORK/none.csv"
+expect_rc "--option exceptionmode=strict with --reject-file: exit 1" 1
+expect_err "--option exceptionmode=strict with --reject-file: named" "it needs exceptionmode=ignore, not strict"
 run load --table t --mode insert --async "$WORK/none.csv"
 expect_rc "--mode insert with --async: exit 1" 1
 expect_err "--mode insert with --async: message" "--async stages with COPY: it cannot be combined with --mode insert"
@@ -135,8 +138,9 @@ expect_eq "export --columns --where to stdout" "$(sort "$WORK/out" | tr '\n' ' '
 run export --table dst --columns id,nope
 expect_rc "export of a bad column: exit 1" 1
 expect_err "export of a bad column: message" 'column "nope" does not exist'
-run export --table dst --split-key name --parallel 2
+run export --table dst --split-key name --parallel 2 --header
 expect_err "export with a text split key" "it must be smallint, integer or bigint"
+expect_eq "export with a text split key: nothing written, not even the header" "$(wc -c <"$WORK/out")" 0
 
 # stdin, one transaction, --quiet prints nothing.
 sql "CREATE TABLE q (id int PRIMARY KEY, v text)"
