@@ -82,10 +82,10 @@ struct AsyncLoaderOptions {
 // same chunk numbers (the backends of the closed staging connections are ended first, named by
 // pid and start time, so that none holds the table however silent its network); a submit whose
 // answer was lost is checked before anything is staged again (its backend, if still running
-// that job's submit, is ended first), and while that is unresolved (a deadline passed) stage() throws Error 55000
-// and leaves the chunk with the caller: call submit(), wait() or begin() again. retries()
-// counts them. A job begun without a key whose begin_async_load() answer was lost may leave an
-// empty INIT job behind (cancel it); with a key the retry finds the same job.
+// that job's submit, is ended first), and while that is unresolved (a deadline passed) stage()
+// throws Error 55000 and leaves the chunk with the caller: call submit(), wait() or begin() again.
+// retries() counts them. A job begun without a key whose begin_async_load() answer was lost may
+// leave an empty INIT job behind (cancel it); with a key the retry finds the same job.
 //
 // Errors: pg_ingest::Error from the server (SQLSTATE kept) or the connections; an error on a
 // staging connection is rethrown by the next stage()/submit()/wait() call once it cannot be

@@ -813,21 +813,28 @@ std::vector<int> terminate_loader_backends(Connection& connection, const std::st
     }
 }
 
-// The pid of the one backend with application_name `name` that is inside a transaction, once
-// there is exactly one (waits up to 10 s; 0 if there never is).
-int the_staging_backend(Connection& connection, const std::string& name) {
+// The pid that `sql` (a query of pg_stat_activity) returns once it returns exactly one row
+// (waits up to 10 s; 0 if it never does).
+int the_one_backend(Connection& connection, const std::string& sql,
+                    const Connection::Parameters& params) {
     const auto until = std::chrono::steady_clock::now() + 10s;
     while (std::chrono::steady_clock::now() < until) {
-        const auto found = connection.execute_params(
-            "SELECT pid FROM pg_catalog.pg_stat_activity WHERE application_name = $1 AND "
-            "xact_start IS NOT NULL",
-            {name});
+        const auto found = connection.execute_params(sql, params);
         if (found.rows() == 1) {
             return std::stoi(*found.get(0, 0));
         }
         std::this_thread::sleep_for(20ms);
     }
     return 0;
+}
+
+// The pid of the one backend with application_name `name` that is inside a transaction, once
+// there is exactly one (waits up to 10 s; 0 if there never is).
+int the_staging_backend(Connection& connection, const std::string& name) {
+    return the_one_backend(connection,
+                           "SELECT pid FROM pg_catalog.pg_stat_activity WHERE application_name = "
+                           "$1 AND xact_start IS NOT NULL",
+                           {name});
 }
 
 // A connection holding a ROW EXCLUSIVE lock on the staging table of `table`'s newest INIT job,
@@ -1263,34 +1270,24 @@ void silent_staging_case(int silent_chunk) {
     for (int chunk = 1; chunk <= chunks; ++chunk) {
         loader.stage(chunk_of_every_key(chunk, keys), keys);
     }
-    int silent = 0;
-    const auto until = std::chrono::steady_clock::now() + 10s;
-    while (silent == 0 && std::chrono::steady_clock::now() < until) {
-        const auto found = connection.execute_params(
-            "SELECT pid FROM pg_catalog.pg_stat_activity WHERE application_name = "
-            "'al_silent_stage' AND state = 'idle in transaction' AND query LIKE "
-            "'%stage_chunk'', ' || $1 || '%'",
-            {chunk_text});
-        silent = found.rows() == 1 ? std::stoi(*found.get(0, 0)) : 0;
-        std::this_thread::sleep_for(20ms);
-    }
+    const int silent =
+        the_one_backend(connection,
+                        "SELECT pid FROM pg_catalog.pg_stat_activity WHERE application_name = "
+                        "'al_silent_stage' AND state = 'idle in transaction' AND query LIKE "
+                        "'%stage_chunk'', ' || $1 || '%'",
+                        {chunk_text});
     BOOST_TEST_REQUIRE(proxy->cuts() == 1);
     BOOST_TEST_REQUIRE(silent != 0);
     // The other connection is terminated once idle after its last chunk: its failure then
     // shows only when it is given the job's finish, while the silent one's queue is full (the
     // hard case: the finish for the silent one cannot be handed over, and it may come first).
     std::this_thread::sleep_for(500ms);
-    int other = 0;
-    const auto idle_until = std::chrono::steady_clock::now() + 10s;
-    while (other == 0 && std::chrono::steady_clock::now() < idle_until) {
-        const auto found = connection.execute_params(
-            "SELECT pid FROM pg_catalog.pg_stat_activity WHERE application_name = "
-            "'al_silent_stage' AND state = 'idle in transaction' AND query LIKE 'COPY %' AND "
-            "pid <> $1::int",
-            {std::to_string(silent)});
-        other = found.rows() == 1 ? std::stoi(*found.get(0, 0)) : 0;
-        std::this_thread::sleep_for(20ms);
-    }
+    const int other = the_one_backend(
+        connection,
+        "SELECT pid FROM pg_catalog.pg_stat_activity WHERE application_name = "
+        "'al_silent_stage' AND state = 'idle in transaction' AND query LIKE 'COPY %' AND pid "
+        "<> $1::int",
+        {std::to_string(silent)});
     BOOST_TEST_REQUIRE(other != 0);
     BOOST_TEST_REQUIRE(terminate_loader_backends(connection, "al_silent_stage", Backends::staging,
                                                  {silent}) == std::vector<int>{other});
