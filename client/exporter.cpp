@@ -79,26 +79,26 @@ struct Reachable {
 // How long fail() waits for its cancel requests to be delivered.
 constexpr std::chrono::milliseconds k_cancel_bound{500};
 
-// Sends the cancel requests, each from a thread of its own (PQcancel has no timeout in libpq
-// 15: against a host that does not answer it waits for the OS), and waits for them at most
-// k_cancel_bound; a request not yet delivered then goes on alone.
-void send_cancels(const std::vector<std::shared_ptr<PGcancel>>& cancels) {
-    std::vector<std::future<void>> delivered;
-    for (const auto& cancel : cancels) {
-        try {
-            auto done = std::make_shared<std::promise<void>>();
-            delivered.push_back(done->get_future());
-            std::thread([cancel, done] {
+// Sends the cancel requests from one thread (PQcancel has no timeout in libpq 15: against a
+// host that does not answer it waits for the OS; one thread per failed export keeps that
+// bounded) and waits for them at most k_cancel_bound; requests not yet delivered then go on
+// alone.
+void send_cancels(std::vector<std::shared_ptr<PGcancel>> cancels) {
+    if (cancels.empty()) {
+        return;
+    }
+    try {
+        auto done = std::make_shared<std::promise<void>>();
+        std::future<void> delivered = done->get_future();
+        std::thread([cancels = std::move(cancels), done] {
+            for (const auto& cancel : cancels) {
                 char message[256];
                 (void)PQcancel(cancel.get(), message, sizeof message);
-                done->set_value();
-            }).detach();
-        } catch (...) {  // no thread: the server notices the closed socket when it next sends
-        }
-    }
-    const auto until = std::chrono::steady_clock::now() + k_cancel_bound;
-    for (auto& done : delivered) {
-        done.wait_until(until);
+            }
+            done->set_value();
+        }).detach();
+        delivered.wait_for(k_cancel_bound);
+    } catch (...) {  // no thread: each server notices the closed socket when it next sends
     }
 }
 
@@ -125,10 +125,17 @@ struct RunState {
             }
             for (const Reachable& worker : workers) {
                 ::shutdown(worker.socket, SHUT_RDWR);
-                cancels.push_back(worker.cancel);
+            }
+            try {
+                for (const Reachable& worker : workers) {
+                    if (worker.cancel) {
+                        cancels.push_back(worker.cancel);
+                    }
+                }
+            } catch (...) {  // out of memory: the sockets are shut down, which is what counts
             }
         }
-        send_cancels(cancels);
+        send_cancels(std::move(cancels));
     }
 };
 
@@ -149,7 +156,12 @@ class Registered {
         if (m_state.failed) {
             ::shutdown(m_reach.socket, SHUT_RDWR);  // nothing runs yet: no cancel needed
         }
-        m_state.workers.push_back(m_reach);
+        try {
+            m_state.workers.push_back(m_reach);
+        } catch (...) {
+            ::close(m_reach.socket);
+            throw;
+        }
     }
     // Before the connection closes: the session must not outlive it through our descriptor.
     ~Registered() {
@@ -290,8 +302,8 @@ ExportResult Exporter::run_impl(
         result.ranges.push_back(KeyRange{std::nullopt, std::nullopt, true, 0});
     }
 
-    // Only now, when every check has passed (the split key, the filter in the bounds query): a
-    // header must not be written for an export that then fails before its first row.
+    // Only after the checks (the split key, the filter in the bounds query), so that a bad
+    // request writes nothing; a range that fails later may still leave a header alone.
     if (on_columns) {
         on_columns(result.column_names);
     }

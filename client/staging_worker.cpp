@@ -37,10 +37,11 @@ void StagingWorker::stop() noexcept {
     {
         std::lock_guard<std::mutex> lock(m_mutex);
         m_stopping = true;
-        if (m_socket >= 0) {
+        if (m_socket >= 0 && (m_running || m_open)) {
             // The worker's wait on the socket ends (hang-up) and its statement fails; an idle
-            // COPY stream or transaction is not finished politely either (CopyFail and its
-            // answer would wait on a silent network): the server rolls back at the hang-up.
+            // COPY stream is not finished politely either (CopyFail and its answer would wait
+            // on a silent network): the server rolls back at the hang-up. An idle connection
+            // with nothing open is closed the ordinary way (Terminate).
             ::shutdown(m_socket, SHUT_RDWR);
         }
     }
@@ -48,6 +49,11 @@ void StagingWorker::stop() noexcept {
     if (m_thread.joinable()) {
         m_thread.join();
     }
+}
+
+void StagingWorker::set_open(bool open) {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    m_open = open;
 }
 
 void StagingWorker::forget_socket() noexcept {
@@ -143,6 +149,7 @@ void StagingWorker::execute(Task& task) {
             m_stream->set_deadline(Clock::now() + k_stage_timeout);
             m_stream->finish();
             m_stream.reset();
+            set_open(m_in_transaction);
         }
         if (m_in_transaction && m_stream_job == task.job) {
             m_in_transaction = false;
@@ -152,6 +159,7 @@ void StagingWorker::execute(Task& task) {
                 throw staging_error("staging of job " + std::to_string(task.job) +
                                     " was rolled back at COMMIT (" + done.command_tag() + ")");
             }
+            set_open(false);
         }
         return;
     }
@@ -203,6 +211,7 @@ void StagingWorker::execute(Task& task) {
     }
     if (task.chunk > 0) {
         if (!m_in_transaction) {
+            set_open(true);
             exec_until(*m_connection, "BEGIN", nullptr, Clock::now() + k_stage_timeout);
             m_in_transaction = true;
             m_stream_job = task.job;
@@ -217,6 +226,7 @@ void StagingWorker::execute(Task& task) {
         return;
     }
     if (!m_stream) {
+        set_open(true);
         m_stream.emplace(*m_connection, task.copy_sql, Clock::now() + k_stage_timeout);
         m_stream_job = task.job;
     }

@@ -74,6 +74,7 @@ class StagingWorker {
     void run();
     void execute(Task& task);
     void forget_socket() noexcept;
+    void set_open(bool open);
 
     const ConnectionOptions& m_options;
     std::chrono::milliseconds m_connect_timeout;
@@ -91,6 +92,7 @@ class StagingWorker {
     std::condition_variable m_changed;
     std::deque<Task> m_tasks;
     bool m_running = false;
+    bool m_open = false;  // a COPY stream or a staging transaction is open (set by the worker)
     bool m_stopping = false;
     std::exception_ptr m_error;
     std::thread m_thread;  // last: starts after every other member is ready

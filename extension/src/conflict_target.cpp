@@ -134,7 +134,7 @@ void check_sibling_arbiters(Relation rel, const ConflictTarget& chosen) {
                 std::set<AttrNumber>(chosen.keys.begin(), chosen.keys.end()))
             continue;
         if (!immediate)
-            raise(ERRCODE_FEATURE_NOT_SUPPORTED,
+            raise(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
                   format("unique index \"%s\" on the conflict columns (%s) of \"%s\" is "
                          "deferrable, which ON CONFLICT does not support",
                          other.index_name.c_str(), column_list(rel, chosen.keys).c_str(),
@@ -147,7 +147,11 @@ void check_sibling_arbiters(Relation rel, const ConflictTarget& chosen) {
             return !OidIsValid(coll) ||
                    pg_call([&] { return get_collation_isdeterministic(coll); });
         };
-        bool same = other.nulls_not_distinct == chosen.nulls_not_distinct;
+        // NULLS NOT DISTINCT matters only where a key column can be NULL.
+        bool nullable = false;
+        for (AttrNumber a : chosen.keys)
+            nullable = nullable || !TupleDescAttr(RelationGetDescr(rel), a - 1)->attnotnull;
+        bool same = !nullable || other.nulls_not_distinct == chosen.nulls_not_distinct;
         for (size_t i = 0; same && i < other.keys.size(); i++) {
             const auto& [eq, coll] = compare[other.keys[i]];
             same = eq == other.eq_operators[i] &&
@@ -253,7 +257,7 @@ ConflictTarget find_conflict_target(const MergeSpec& spec) {
             bool immediate = true;
             if (arbiter_shaped_index(idx, t, immediate) && !immediate &&
                 std::set<AttrNumber>(t.keys.begin(), t.keys.end()) == wanted)
-                raise(ERRCODE_INVALID_COLUMN_REFERENCE,
+                raise(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
                       format("unique index \"%s\" on the conflict columns (%s) of \"%s\" is "
                              "deferrable, which ON CONFLICT does not support",
                              t.index_name.c_str(), cols.c_str(), relname(rel).c_str()),
@@ -286,7 +290,7 @@ ConflictTarget find_conflict_target(const MergeSpec& spec) {
         if (t.index == pk)
             return t;
     if (OidIsValid(pk))
-        raise(ERRCODE_INVALID_COLUMN_REFERENCE,
+        raise(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
               format("the primary key of table \"%s\" cannot detect conflicts: it is deferrable",
                      relname(rel).c_str()),
               {},

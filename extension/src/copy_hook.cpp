@@ -96,8 +96,8 @@ Options split_options(ParseState* pstate, CopyStmt* stmt) {
                   format("COPY option \"%s\" takes a string value", d->defname), {},
                   strcmp(d->defname, "conflict_columns") == 0 ||
                           strcmp(d->defname, "update_columns") == 0
-                      ? "Give the columns as one string: CONFLICT_COLUMNS 'a, b'."
-                      : "Quote the value, as in ON_CONFLICT 'upsert'.");
+                      ? "Give the columns as one string, as in 'a, b'."
+                      : "Quote the value, as in 'upsert' or 'ignore'.");
         *slot = std::string(pg_call([&] { return defGetString(d); }));
     }
     return o;

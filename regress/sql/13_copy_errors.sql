@@ -316,3 +316,12 @@ a,2
 \.
 SELECT * FROM sib;
 DROP TABLE sib;
+-- NULLS NOT DISTINCT makes no difference on a column that cannot be NULL
+CREATE TABLE nnd (k int PRIMARY KEY, v text);
+CREATE UNIQUE INDEX nnd_k ON nnd (k) NULLS NOT DISTINCT;
+COPY nnd FROM STDIN WITH (FORMAT csv, ON_CONFLICT 'upsert');
+1,a
+1,b
+\.
+SELECT * FROM nnd;
+DROP TABLE nnd;
