@@ -16,10 +16,13 @@ extern "C" {
 #include "miscadmin.h"
 #include "tcop/utility.h"
 #include "utils/array.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 }
+
+#include <utility>
 
 namespace pg_ingest {
 
@@ -94,6 +97,17 @@ PGI_FUNCTION(ingest_merge) {
     spec.conflict_names = text_array(fcinfo, 3);
     spec.update_names = text_array(fcinfo, 4);
 
+    // Some privilege first, then locks: a role with no right on a table must not take (or
+    // queue for) a lock on it through this function. The full checks follow once locked.
+    for (const auto& [rel_oid, mode] :
+         {std::pair{target, ACL_INSERT}, std::pair{source, ACL_SELECT}})
+        pg_call([&] {
+            const Oid user = GetUserId();
+            if (pg_class_aclcheck(rel_oid, user, mode) != ACLCHECK_OK &&
+                pg_attribute_aclcheck_all(rel_oid, user, mode, ACLMASK_ANY) != ACLCHECK_OK)
+                aclcheck_error(ACLCHECK_NO_PRIV, get_relkind_objtype(get_rel_relkind(rel_oid)),
+                               get_rel_name(rel_oid));
+        });
     Relation rel = pg_call([&] { return table_open(target, RowExclusiveLock); });
     const char kind = rel->rd_rel->relkind;
     if (kind != RELKIND_RELATION && kind != RELKIND_PARTITIONED_TABLE)
