@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
+#include <optional>
 #include <set>
 
 #include <pg_ingest/error.hpp>
@@ -77,6 +79,44 @@ std::vector<OptionSpec> load_option_specs() {
         {"parallel", "N", "connections loading batches at once (1)"},
         {"option", "KEY=VALUE", "connector option, e.g. batchsize=50000 (repeatable)", true},
     };
+}
+
+// Encodings whose multibyte characters may contain a byte in 0x40..0x7E (PostgreSQL's
+// client-only encodings, by their normalized names and aliases): a backslash (text format) or
+// an ASCII quote character there is not what the record scanner takes it for.
+static bool has_ascii_trail_bytes(const std::string& name) {
+    std::string key;
+    for (const char c : name) {
+        if (std::isalnum(static_cast<unsigned char>(c))) {
+            key += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        }
+    }
+    static const std::set<std::string> unsafe = {
+        "sjis", "mskanji", "shiftjis",   "win932",  "windows932", "shiftjis2004",
+        "big5", "win950",  "windows950", "gbk",     "win936",     "windows936",
+        "uhc",  "win949",  "windows949", "gb18030", "johab"};
+    return unsafe.count(key) != 0;
+}
+
+// Cutting input into batches relies on finding record ends byte by byte; in those encodings a
+// cut could fall inside a record. One unbatched COPY does not depend on the cuts.
+static void refuse_unsplittable_encoding(const LoadSettings& s) {
+    std::optional<std::string> encoding = s.format.encoding;
+    if (!encoding) {
+        if (const char* env = std::getenv("PGCLIENTENCODING")) {
+            encoding = std::string(env);
+        }
+    }
+    const bool quote_in_range = static_cast<unsigned char>(s.quote) >= 0x40;
+    if (!encoding || !has_ascii_trail_bytes(*encoding) ||
+        (s.input_format == InputFormat::csv && !quote_in_range) ||
+        (s.batch_size == 0 && !s.async)) {
+        return;
+    }
+    throw UsageError("input in " + *encoding +
+                     " cannot be cut into batches safely (a multibyte character may end in the "
+                     "byte of a backslash or quote); load it as one COPY (no --batch-size, "
+                     "--parallel or --async), or convert it to UTF-8 first");
 }
 
 LoadSettings load_settings(const ParsedArgs& args) {
@@ -235,6 +275,7 @@ LoadSettings load_settings(const ParsedArgs& args) {
         // Parallel connections need independent units of work.
         s.batch_size = s.options.batch_size;
     }
+    refuse_unsplittable_encoding(s);
     return s;
 }
 

@@ -86,6 +86,11 @@ expect_err "wait --timeout past three years: named" "--timeout expects at most 1
 run load --table t --option exceptionmode=strict --reject-file "$WORK/never.csv" "$WORK/none.csv"
 expect_rc "--option exceptionmode=strict with --reject-file: exit 1" 1
 expect_err "--option exceptionmode=strict with --reject-file: named" "it needs exceptionmode=ignore, not strict"
+run load --table t --format text --encoding SJIS --batch-size 10 "$WORK/none.csv"
+expect_rc "--encoding SJIS with --batch-size: exit 1" 1
+expect_err "--encoding SJIS with --batch-size: says why" "cannot be cut into batches safely"
+PGCLIENTENCODING=BIG5 run load --table t --format text --parallel 2 "$WORK/none.csv"
+expect_err "PGCLIENTENCODING=BIG5 with --parallel: refused too" "input in BIG5 cannot be cut into batches safely"
 run load --table t --mode insert --async "$WORK/none.csv"
 expect_rc "--mode insert with --async: exit 1" 1
 expect_err "--mode insert with --async: message" "--async stages with COPY: it cannot be combined with --mode insert"
