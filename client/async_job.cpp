@@ -265,14 +265,10 @@ std::vector<AsyncJob> detail::wait_for_jobs(Connection& connection,
         poll_interval = std::chrono::milliseconds(1);
     }
     const std::set<std::int64_t> wanted(ids.begin(), ids.end());
-    // Reads are short: one still unanswered well past the deadline means a silent network.
-    constexpr std::chrono::seconds grace{5};
-    // A deadline already passed still gets its one read.
-    const auto from = std::max(deadline, std::chrono::steady_clock::now());
-    const auto bound = from >= std::chrono::steady_clock::time_point::max() - grace
-                           ? std::chrono::steady_clock::time_point::max()
-                           : from + grace;
-    detail::DeadlineScope scope(connection, std::min(connection.deadline(), bound));
+    // Reads are short: one still unanswered 5 s past the deadline means a silent network.
+    detail::DeadlineScope scope(
+        connection,
+        std::min(connection.deadline(), detail::grace_after(deadline, std::chrono::seconds(5))));
     // LISTEN before the first read, so that no change between the read and the wait is missed.
     connection.execute("LISTEN " + std::string(k_channel));
     const std::string query = "SELECT " + std::string(k_job_columns) +

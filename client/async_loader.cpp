@@ -34,11 +34,6 @@ constexpr std::chrono::seconds k_silence_grace{2};
 // How often a wait on one staging connection looks at the others for an error.
 constexpr std::chrono::milliseconds k_worker_slice{20};
 
-Clock::time_point with_grace(Clock::time_point deadline) {
-    return deadline >= Clock::time_point::max() - k_silence_grace ? Clock::time_point::max()
-                                                                  : deadline + k_silence_grace;
-}
-
 Error loader_error(const std::string& message) {
     return Error("AsyncLoader: " + message);
 }
@@ -213,7 +208,7 @@ struct AsyncLoader::Impl {
     // each caller's repeat must find out (or be harmless when repeated).
     template <typename Body>
     auto watched(Clock::time_point deadline, const std::string& what, Body&& body) {
-        const Clock::time_point bound = with_grace(std::max(deadline, Clock::now()));
+        const Clock::time_point bound = detail::grace_after(deadline, k_silence_grace);
         detail::DeadlineScope scope(ctl(), bound);
         try {
             return body();

@@ -1,6 +1,7 @@
 // Internal: statements with binary parameters and a deadline, for the writer.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -39,6 +40,16 @@ Result exec_until(Connection& connection, const std::string& sql, const BinaryPa
 Result exec_text_until(Connection& connection, const std::string& sql,
                        const std::vector<const char*>& params,
                        Connection::Clock::time_point deadline);
+
+// `grace` past `deadline`, or past now if that is later (a deadline already passed still gets
+// its one statement); time_point::max() stays unbounded.
+inline Connection::Clock::time_point grace_after(Connection::Clock::time_point deadline,
+                                                 Connection::Clock::duration grace) {
+    const auto from = std::max(deadline, Connection::Clock::now());
+    return from >= Connection::Clock::time_point::max() - grace
+               ? Connection::Clock::time_point::max()
+               : from + grace;
+}
 
 // Sets a connection's deadline (Connection::set_deadline) for a scope, then restores the one
 // it had. It holds the Connection object: a session moved into that object meanwhile runs

@@ -9,15 +9,12 @@
 #include <mutex>
 #include <thread>
 
-#include <fcntl.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <libpq-fe.h>
 
 #include <pg_ingest/copy.hpp>
 
 #include "exec.hpp"
+#include "socket_breaker.hpp"
 
 namespace pg_ingest {
 
@@ -67,12 +64,11 @@ std::string range_predicate(const std::string& key, const KeyRange& range) {
     return predicate;
 }
 
-// Everything one run shares between its threads.
-// A worker's connection as fail() reaches it: a close-on-exec duplicate of its socket (libpq's
-// own descriptor may be closed and its number reused meanwhile) and its cancel handle (shared:
-// a cancel in flight keeps it alive after the worker is gone).
+// A worker's connection as fail() reaches it: its socket breaker (owned by the worker's
+// Registered) and its cancel handle (shared: a cancel in flight keeps it alive after the worker
+// is gone).
 struct Reachable {
-    int socket = -1;
+    const detail::SocketBreaker* socket = nullptr;
     std::shared_ptr<PGcancel> cancel;
 };
 
@@ -102,6 +98,7 @@ void send_cancels(std::vector<std::shared_ptr<PGcancel>> cancels) {
     }
 }
 
+// Everything one run shares between its threads.
 // The first error ends the export: it is kept, and every connection is broken off (the
 // failing worker's too), so that a COPY still scanning on the server, or waiting on a silent
 // network, ends now instead of running to its end: the sockets are shut down at once, under the
@@ -124,7 +121,7 @@ struct RunState {
                 return;
             }
             for (const Reachable& worker : workers) {
-                ::shutdown(worker.socket, SHUT_RDWR);
+                worker.socket->break_off();
             }
             try {
                 for (const Reachable& worker : workers) {
@@ -142,41 +139,31 @@ struct RunState {
 // A worker's connection, registered with the run for fail() to break off.
 class Registered {
   public:
-    Registered(RunState& state, Connection& connection) : m_state(state) {
-        PGconn* conn = static_cast<PGconn*>(connection.native_handle());
-        const int socket = PQsocket(conn);
-        m_reach.socket = socket >= 0 ? ::fcntl(socket, F_DUPFD_CLOEXEC, 0) : -1;
-        if (m_reach.socket < 0) {
-            throw Error("export: could not duplicate a connection's socket");
-        }
-        if (PGcancel* cancel = PQgetCancel(conn)) {
-            m_reach.cancel.reset(cancel, PQfreeCancel);
+    Registered(RunState& state, Connection& connection) : m_state(state), m_socket(connection) {
+        Reachable reach{&m_socket, nullptr};
+        if (PGcancel* cancel = PQgetCancel(static_cast<PGconn*>(connection.native_handle()))) {
+            reach.cancel.reset(cancel, PQfreeCancel);
         }
         std::lock_guard<std::mutex> lock(m_state.mutex);
         if (m_state.failed) {
-            ::shutdown(m_reach.socket, SHUT_RDWR);  // nothing runs yet: no cancel needed
+            m_socket.break_off();  // nothing runs yet: no cancel needed
         }
-        try {
-            m_state.workers.push_back(m_reach);
-        } catch (...) {
-            ::close(m_reach.socket);
-            throw;
-        }
+        m_state.workers.push_back(std::move(reach));
     }
-    // Before the connection closes: the session must not outlive it through our descriptor.
+    // Before the connection closes (the breaker goes with this object): the session must not
+    // outlive it through our descriptor.
     ~Registered() {
         std::lock_guard<std::mutex> lock(m_state.mutex);
         auto& workers = m_state.workers;
         workers.erase(std::find_if(workers.begin(), workers.end(),
-                                   [&](const Reachable& r) { return r.socket == m_reach.socket; }));
-        ::close(m_reach.socket);
+                                   [&](const Reachable& r) { return r.socket == &m_socket; }));
     }
     Registered(const Registered&) = delete;
     Registered& operator=(const Registered&) = delete;
 
   private:
     RunState& m_state;
-    Reachable m_reach;
+    detail::SocketBreaker m_socket;
 };
 
 }  // namespace

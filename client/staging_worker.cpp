@@ -2,12 +2,6 @@
 
 #include <cstdlib>
 
-#include <fcntl.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
-#include <libpq-fe.h>
-
 #include <pg_ingest/error.hpp>
 
 #include "exec.hpp"
@@ -37,12 +31,12 @@ void StagingWorker::stop() noexcept {
     {
         std::lock_guard<std::mutex> lock(m_mutex);
         m_stopping = true;
-        if (m_socket >= 0 && (m_running || m_open)) {
+        if (m_socket && (m_running || m_open)) {
             // The worker's wait on the socket ends (hang-up) and its statement fails; an idle
             // COPY stream is not finished politely either (CopyFail and its answer would wait
             // on a silent network): the server rolls back at the hang-up. An idle connection
             // with nothing open is closed the ordinary way (Terminate).
-            ::shutdown(m_socket, SHUT_RDWR);
+            m_socket->break_off();
         }
     }
     m_changed.notify_all();
@@ -58,10 +52,7 @@ void StagingWorker::set_open(bool open) {
 
 void StagingWorker::forget_socket() noexcept {
     std::lock_guard<std::mutex> lock(m_mutex);
-    if (m_socket >= 0) {
-        ::close(m_socket);
-        m_socket = -1;
-    }
+    m_socket.reset();
 }
 
 void StagingWorker::check() const {
@@ -76,25 +67,10 @@ StagingWorker::Backend StagingWorker::backend() const {
     return m_backend;
 }
 
-bool StagingWorker::push(Task& task, Clock::time_point deadline) {
-    std::unique_lock<std::mutex> lock(m_mutex);
-    const auto room = [this] { return m_error || m_tasks.size() < k_chunks; };
-    if (deadline == Clock::time_point::max()) {
-        m_changed.wait(lock, room);
-    } else if (!m_changed.wait_until(lock, deadline, room)) {
-        return false;
-    }
-    if (m_error) {
-        std::rethrow_exception(m_error);
-    }
-    m_tasks.push_back(std::move(task));
-    m_changed.notify_all();
-    return true;
-}
-
-bool StagingWorker::drain(Clock::time_point deadline) {
-    std::unique_lock<std::mutex> lock(m_mutex);
-    const auto done = [this] { return m_error || (m_tasks.empty() && !m_running); };
+template <typename Ready>
+bool StagingWorker::wait_ready(std::unique_lock<std::mutex>& lock, Clock::time_point deadline,
+                               Ready ready) {
+    const auto done = [&] { return m_error || ready(); };
     if (deadline == Clock::time_point::max()) {
         m_changed.wait(lock, done);
     } else if (!m_changed.wait_until(lock, deadline, done)) {
@@ -104,6 +80,21 @@ bool StagingWorker::drain(Clock::time_point deadline) {
         std::rethrow_exception(m_error);
     }
     return true;
+}
+
+bool StagingWorker::push(Task& task, Clock::time_point deadline) {
+    std::unique_lock<std::mutex> lock(m_mutex);
+    if (!wait_ready(lock, deadline, [this] { return m_tasks.size() < k_chunks; })) {
+        return false;
+    }
+    m_tasks.push_back(std::move(task));
+    m_changed.notify_all();
+    return true;
+}
+
+bool StagingWorker::drain(Clock::time_point deadline) {
+    std::unique_lock<std::mutex> lock(m_mutex);
+    return wait_ready(lock, deadline, [this] { return m_tasks.empty() && !m_running; });
 }
 
 void StagingWorker::run() {
@@ -186,12 +177,7 @@ void StagingWorker::execute(Task& task) {
             if (m_stopping) {
                 throw staging_error("stopped");
             }
-            const int socket = PQsocket(static_cast<PGconn*>(m_connection->native_handle()));
-            // Close-on-exec: a child process must not hold the session open.
-            m_socket = socket >= 0 ? ::fcntl(socket, F_DUPFD_CLOEXEC, 0) : -1;
-            if (m_socket < 0) {
-                throw staging_error("could not duplicate the staging connection's socket");
-            }
+            m_socket.emplace(*m_connection);
         }
         // Between two ordered chunks the connection is idle in its transaction, for as long as
         // the caller takes to produce the next ones: a server-side limit on that must not end

@@ -15,6 +15,8 @@
 #include <pg_ingest/connection_options.hpp>
 #include <pg_ingest/copy.hpp>
 
+#include "socket_breaker.hpp"
+
 namespace pg_ingest::detail {
 
 // Tasks run in order: chunks of a job go into one COPY stream on this connection, or with
@@ -75,6 +77,10 @@ class StagingWorker {
     void execute(Task& task);
     void forget_socket() noexcept;
     void set_open(bool open);
+    // Waits (m_mutex held by `lock`) until `ready()` or the worker's error, at most until
+    // `deadline` (false); rethrows the error.
+    template <typename Ready>
+    bool wait_ready(std::unique_lock<std::mutex>& lock, Clock::time_point deadline, Ready ready);
 
     const ConnectionOptions& m_options;
     std::chrono::milliseconds m_connect_timeout;
@@ -88,7 +94,7 @@ class StagingWorker {
     // A duplicate of the connection's socket, for stop() to shut down from its own thread (a
     // descriptor of our own: libpq's may be closed and its number reused meanwhile). Guarded by
     // m_mutex; closed with the connection, or the server would not see the session end.
-    int m_socket = -1;
+    std::optional<SocketBreaker> m_socket;
     std::condition_variable m_changed;
     std::deque<Task> m_tasks;
     bool m_running = false;

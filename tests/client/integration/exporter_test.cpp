@@ -75,6 +75,25 @@ pg_ingest::Error export_error(const ExportOptions& options) {
     return pg_ingest::Error("unreachable");
 }
 
+// How many export COPYs of `table` still run on the server, once none does or `within` passed.
+std::string copies_left(pg_ingest::Connection& connection, const std::string& table,
+                        std::chrono::milliseconds within) {
+    const auto until = std::chrono::steady_clock::now() + within;
+    while (true) {
+        const std::string active =
+            *connection
+                 .execute_params(
+                     "SELECT count(*) FROM pg_stat_activity WHERE query LIKE "
+                     "'COPY (SELECT%' || $1 || '%' AND pid <> pg_backend_pid()",
+                     {table})
+                 .get(0, 0);
+        if (active == "0" || std::chrono::steady_clock::now() >= until) {
+            return active;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(exporter)
@@ -240,19 +259,7 @@ BOOST_AUTO_TEST_CASE(a_throwing_callback_stops_the_export_and_propagates) {
     BOOST_TEST(calls.load() < 50000);
     // The export sessions end (their connections were closed): the server notices within
     // moments, when its next send fails.
-    std::string active;
-    for (int attempt = 0; attempt < 100; ++attempt) {
-        active = *connection
-                      .execute(
-                          "SELECT count(*) FROM pg_stat_activity WHERE query LIKE "
-                          "'COPY (SELECT%exp_throw%' AND pid <> pg_backend_pid()")
-                      .get(0, 0);
-        if (active == "0") {
-            break;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    BOOST_TEST(active == "0");
+    BOOST_TEST(copies_left(connection, "exp_throw", std::chrono::seconds(5)) == "0");
 }
 
 // A range whose COPY finds nothing for a long while (a selective, slow filter) is broken off
@@ -275,19 +282,7 @@ BOOST_AUTO_TEST_CASE(a_failure_breaks_off_the_ranges_still_scanning) {
     }),
                       std::runtime_error);
     BOOST_TEST(test::elapsed_ms(start) < 4000);
-    std::string active;
-    for (int attempt = 0; attempt < 60; ++attempt) {
-        active = *connection
-                      .execute(
-                          "SELECT count(*) FROM pg_stat_activity WHERE query LIKE "
-                          "'COPY (SELECT%exp_stall%' AND pid <> pg_backend_pid()")
-                      .get(0, 0);
-        if (active == "0") {
-            break;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    BOOST_TEST(active == "0");
+    BOOST_TEST(copies_left(connection, "exp_stall", std::chrono::seconds(3)) == "0");
 }
 
 // The deadline bounds the coordinator's own statements too: here the min/max query that
