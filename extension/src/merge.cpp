@@ -4,6 +4,7 @@
 #include "conflict_target.hpp"
 #include "merge_direct.hpp"
 #include "merge_sql.hpp"
+#include "merge_superseded.hpp"
 #include "guc.hpp"
 
 extern "C" {
@@ -193,12 +194,18 @@ class MergeRun {
         // combined row fails, they are applied one at a time in input order, as the rows
         // would be without grouping.
         int64_t members;
+        // A superseded row of the group failed its checks (SupersededCheck): the group is
+        // applied one row at a time, whatever its winner does.
+        bool replay = false;
     };
     std::vector<Kept> m_kept;                // per group of the chunk, in chunk order
     Tuplestorestate* m_kept_rows = nullptr;  // per group, its combined (winning) row
     // Every row of the chunk's groups of several rows, as the sort gave them, group after group.
     Tuplestorestate* m_members = nullptr;
-    int64_t m_group_members = 0;          // rows of the group being read, in m_members
+    int64_t m_group_members = 0;  // rows of the group being read, in m_members
+    bool m_group_replay = false;  // the group being read must be replayed (Kept::replay)
+    bool m_chunk_replay = false;  // some group of the chunk must be
+    std::unique_ptr<SupersededCheck> m_superseded;
     MemoryContext m_apply_cxt = nullptr;  // one apply_one() call's rows (in m_chunk_cxt)
     SPIPlanPtr m_plan = nullptr;
     UpsertCounting m_counting = UpsertCounting::conflicts;
@@ -259,6 +266,9 @@ class MergeRun {
     ChunkResult execute_chunk(int64_t groups);
     void count(const ChunkResult& r, int64_t groups, int64_t rows);
     void retry_rows_one_by_one();
+    // Checks a row that loses to another row of its key (SupersededCheck): throws with
+    // ON_ERROR 'stop'; with 'ignore' marks its group for a one-row-at-a-time replay.
+    void check_superseded(TupleTableSlot* row);
     void rewrite_context(const PgError& e) const;
     bool rejectable(const PgError& e) const;
     bool is_arbiter_violation(const PgError& e) const;
@@ -392,6 +402,7 @@ void MergeRun::apply_all() {
         MemoryContextSwitchTo(old);
     });
 
+    m_superseded = std::make_unique<SupersededCheck>(m_spec, m_cxt);
     begin_apply();
 
     bool have_leader = false;
@@ -421,6 +432,8 @@ void MergeRun::apply_all() {
                 return true;
             });
             if (same) {
+                if (m_superseded->active())
+                    check_superseded(cur);
                 group_rows++;
                 if (last_wins())
                     pg_call([&] { ExecCopySlot(first, cur); });
@@ -457,7 +470,9 @@ constexpr int64_t kMaxDirectChunks = 48;
 
 void MergeRun::begin_apply() {
     m_chunk_limit = guc::merge_chunk_rows;
-    if (m_try_direct) {
+    // Without rows the statement is prepared and never run: nothing of the direct path's set-up
+    // (which checks what only writing needs, e.g. a replica identity) may fail an empty merge.
+    if (m_try_direct && m_loaded_rows > 0) {
         m_chunk_limit = std::max<int64_t>(
             m_chunk_limit, (m_loaded_rows + kMaxDirectChunks - 1) / kMaxDirectChunks);
         m_direct = std::make_unique<DirectApply>(m_spec, m_res, m_chunk_desc);
@@ -620,7 +635,9 @@ void MergeRun::add_row(const Datum* in_values, const bool* in_nulls, int64_t gro
         MemoryContextSwitchTo(old);
     });
     if (keeps_raw())
-        m_kept.push_back(Kept{group_rows, m_group_members});
+        m_kept.push_back(Kept{group_rows, m_group_members, m_group_replay});
+    m_chunk_replay = m_chunk_replay || m_group_replay;
+    m_group_replay = false;
     m_group_members = 0;
     m_chunk_groups++;
     m_chunk_rows += group_rows;
@@ -783,6 +800,15 @@ void MergeRun::flush_chunk() {
         count(execute_chunk(m_chunk_groups), m_chunk_groups, m_chunk_rows);
         return;
     }
+    if (m_chunk_replay) {
+        // A superseded row failed: the chunk goes one row (or group) at a time instead.
+        m_chunk_replay = false;
+        if (m_chunk)
+            pg_call([&] { tuplestore_end(m_chunk); });
+        m_chunk = nullptr;
+        retry_rows_one_by_one();
+        return;
+    }
     try {
         ChunkResult r{0, 0};
         with_subtransaction([&] { r = execute_chunk(m_chunk_groups); });
@@ -841,6 +867,28 @@ void MergeRun::flush_direct_chunk() {
 // A chunk failed on a bad row: apply its rows one by one, each in a subtransaction, and
 // report the ones that fail. A key group whose combined row fails is applied row by row in
 // input order, so its good rows load as they would one at a time.
+void MergeRun::check_superseded(TupleTableSlot* row) {
+    const int64_t line = pg_call([&] {
+        bool isnull;
+        return DatumGetInt64(slot_getattr(row, static_cast<AttrNumber>(m_ncols + 1), &isnull));
+    });
+    if (!m_spec.ignore_errors) {
+        m_superseded->check(row, line);
+        return;
+    }
+    if (m_group_replay)
+        return;  // the replay checks every row of the group anyway
+    try {
+        // No write in it, so no subtransaction id is used up.
+        with_subtransaction([&] { m_superseded->check(row, line); });
+    } catch (const PgError& e) {
+        if (!rejectable(e))
+            throw;
+        e.release();
+        m_group_replay = true;
+    }
+}
+
 void MergeRun::retry_rows_one_by_one() {
     std::vector<Kept> rows = std::move(m_kept);
     m_kept.clear();
@@ -865,6 +913,10 @@ void MergeRun::retry_rows_one_by_one() {
             chunk_row_from(slot, k.group_rows, row_cxt, tuple, seq, raw, raw_len);
         });
         const std::string raw_line(raw ? raw : "", raw_len);
+        if (k.replay) {
+            replay_members(k.members, slot, row_cxt);
+            continue;
+        }
         if (k.members == 0) {
             // A rejected winner: the rows it superseded were never applied either.
             if (!apply_one(tuple, k.group_rows, seq, raw_line, true))

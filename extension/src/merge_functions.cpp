@@ -107,6 +107,12 @@ PGI_FUNCTION(ingest_merge) {
                 pg_attribute_aclcheck_all(rel_oid, user, mode, ACLMASK_ANY) != ACLCHECK_OK)
                 aclcheck_error(ACLCHECK_NO_PRIV, get_relkind_objtype(get_rel_relkind(rel_oid)),
                                get_rel_name(rel_oid));
+            // A name would be looked up with a USAGE check on its schema; an OID is not, and the
+            // direct path writes without parsing one (INSERT INTO hidden.t would say 42501).
+            const Oid nsp = get_rel_namespace(rel_oid);
+            const AclResult usage = pg_namespace_aclcheck(nsp, user, ACL_USAGE);
+            if (usage != ACLCHECK_OK)
+                aclcheck_error(usage, OBJECT_SCHEMA, get_namespace_name(nsp));
         });
     Relation rel = pg_call([&] { return table_open(target, RowExclusiveLock); });
     const char kind = rel->rd_rel->relkind;

@@ -325,3 +325,54 @@ COPY nnd FROM STDIN WITH (FORMAT csv, ON_CONFLICT 'upsert');
 \.
 SELECT * FROM nnd;
 DROP TABLE nnd;
+
+-- A row superseded by a later (upsert) or earlier (ignore) row of its key is checked as INSERT
+-- checks a proposed row before it looks for a conflict (NOT NULL, CHECK, with defaults): with
+-- ON_ERROR 'stop' it fails the COPY, with 'ignore' it is rejected and its key applied one row
+-- at a time, as a row-at-a-time load would. On both paths.
+CREATE TABLE sup (k int PRIMARY KEY, v int CHECK (v > 0), w int NOT NULL DEFAULT 1,
+                  x int CHECK (x IS NULL OR x < w));
+INSERT INTO sup VALUES (9, 9, 1, NULL);
+COPY sup (k, v) FROM STDIN WITH (FORMAT csv, ON_CONFLICT 'upsert');
+1,-1
+1,7
+\.
+COPY sup (k, v) FROM STDIN WITH (FORMAT csv, ON_CONFLICT 'ignore');
+9,5
+9,-1
+\.
+COPY sup (k, v, x) FROM STDIN WITH (FORMAT csv, ON_CONFLICT 'upsert');
+2,1,5
+2,1,
+\.
+SELECT count(*) AS rows_after_failures FROM sup;
+COPY sup (k, v) FROM STDIN WITH (FORMAT csv, ON_CONFLICT 'upsert', ON_ERROR 'ignore');
+1,5
+1,-1
+1,7
+2,3
+9,
+9,-9
+\.
+SELECT * FROM ingest.last_copy_stats();
+SELECT line_number, raw_line, sqlstate FROM ingest.last_copy_rejects();
+COPY sup (k, v) FROM STDIN WITH (FORMAT csv, ON_CONFLICT 'ignore', ON_ERROR 'ignore');
+3,5
+3,-1
+4,1
+\.
+SELECT * FROM ingest.last_copy_stats();
+SELECT line_number, raw_line, sqlstate FROM ingest.last_copy_rejects();
+SET ingest.direct_apply = off;
+COPY sup (k, v) FROM STDIN WITH (FORMAT csv, ON_CONFLICT 'upsert');
+5,-1
+5,7
+\.
+COPY sup (k, v) FROM STDIN WITH (FORMAT csv, ON_CONFLICT 'upsert');
+5,1
+5,7
+\.
+RESET ingest.direct_apply;
+SELECT * FROM ingest.last_copy_stats();
+SELECT * FROM sup ORDER BY k;
+DROP TABLE sup;

@@ -126,3 +126,27 @@ DROP TABLE mt, ms_long, ms_dom, ms_big, ms_text, ms_ok, ri, ri_key, ct, side, si
 DROP FUNCTION nt_side(), try(text);
 DROP DOMAIN posint;
 DROP COLLATION ci;
+
+-- A target given by OID in a schema the caller may not use: refused as INSERT INTO hidden.t
+-- would be, on the direct path too (it parses no name, so nothing else checks USAGE).
+CREATE SCHEMA hidden;
+CREATE TABLE hidden.t (k int PRIMARY KEY, v text);
+INSERT INTO hidden.t VALUES (1, 'old');
+CREATE TABLE hid_src (k int, v text);
+INSERT INTO hid_src VALUES (1, 'new'), (2, 'new');
+CREATE ROLE pgi_nousage;
+GRANT USAGE ON SCHEMA ingest TO pgi_nousage;
+GRANT SELECT, INSERT, UPDATE ON hidden.t TO pgi_nousage;
+GRANT SELECT ON hid_src TO pgi_nousage;
+SELECT 'hidden.t'::regclass::oid AS hidden_oid \gset
+SET ROLE pgi_nousage;
+SELECT * FROM ingest.merge('hid_src', :hidden_oid, 'upsert');
+SET ingest.direct_apply = off;
+SELECT * FROM ingest.merge('hid_src', :hidden_oid, 'upsert');
+RESET ingest.direct_apply;
+RESET ROLE;
+SELECT * FROM hidden.t ORDER BY k;
+DROP TABLE hidden.t, hid_src;
+DROP SCHEMA hidden;
+DROP OWNED BY pgi_nousage;
+DROP ROLE pgi_nousage;
