@@ -13,6 +13,7 @@
 
 #include <pg_ingest/connection.hpp>
 #include <pg_ingest/error.hpp>
+#include <pg_ingest/qualified_name.hpp>
 #include <pg_ingest/text_value.hpp>
 #include <pg_ingest/writer.hpp>
 
@@ -166,7 +167,9 @@ class WriterWorker {
                 std::fprintf(stderr, "pg_ingest load: %s\n", message.c_str());
             }
         };
-        m_writer = std::make_unique<Writer>(connection, target.table, s.columns, options, hooks);
+        // Quoted: the resolved name is exact and may contain a dot (TableSchema::load).
+        m_writer = std::make_unique<Writer>(connection, pg_ingest::quote_identifier(target.table),
+                                            s.columns, options, hooks);
         m_relation = target.table;
         const TableSchema& schema = m_writer->schema();
         for (const auto& name : m_writer->columns()) {

@@ -6,12 +6,16 @@
 #include <atomic>
 #include <cerrno>
 #include <climits>
+#include <cstdlib>
 #include <cstring>
 #include <future>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include <libpq-fe.h>
 
@@ -25,6 +29,9 @@ namespace {
 using detail::connection_error;
 using detail::trim_message;
 using std::chrono::milliseconds;
+
+// Timeouts at or past a year are saturated, so that now() + timeout cannot overflow the clock.
+constexpr std::int64_t k_max_timeout_ms = 365LL * 24 * 3600 * 1000;
 
 struct ConnDeleter {
     void operator()(PGconn* conn) const noexcept { PQfinish(conn); }
@@ -169,7 +176,9 @@ Connection Connection::connect(const ConnectionOptions& options, milliseconds ti
     if (timeout <= milliseconds::zero()) {
         throw std::invalid_argument("pg_ingest::Connection::connect: timeout must be positive");
     }
-    return connect(options, Clock::now() + timeout);
+    // Saturated: "no practical limit" (milliseconds::max()) must not overflow the clock.
+    return connect(options, timeout >= milliseconds(k_max_timeout_ms) ? Clock::time_point::max()
+                                                                      : Clock::now() + timeout);
 }
 
 namespace {
@@ -215,14 +224,45 @@ Error connect_failure(PGconn* conn) {
 
 }  // namespace
 
-Connection Connection::connect(const ConnectionOptions& options, Clock::time_point deadline) {
-    const auto start = Clock::now();
+namespace {
+
+// A comma-separated libpq list ("a,b" -> {"a", "b"}; "" -> {""}).
+std::vector<std::string> split_list(const std::string& text) {
+    std::vector<std::string> items;
+    std::size_t from = 0;
+    while (true) {
+        const auto comma = text.find(',', from);
+        items.push_back(text.substr(from, comma == std::string::npos ? comma : comma - from));
+        if (comma == std::string::npos) {
+            return items;
+        }
+        from = comma + 1;
+    }
+}
+
+// One connection attempt with `overrides` replacing keywords of `options`, abandoned at
+// `deadline`. Throws Error (connect_failure or 08001).
+ConnPtr connect_attempt(const ConnectionOptions& options,
+                        const std::vector<std::pair<std::string, std::string>>& overrides,
+                        Connection::Clock::time_point deadline) {
+    const auto start = Connection::Clock::now();
     std::vector<const char*> keywords;
     std::vector<const char*> values;
-    for (const auto& [keyword, value] : options.parameters()) {
-        if (keyword == "client_encoding") {
-            continue;
+    auto add = [&](const std::string& keyword, const std::string& value) {
+        for (const auto& [k, v] : overrides) {
+            if (k == keyword) {
+                return;  // added below
+            }
         }
+        keywords.push_back(keyword.c_str());
+        values.push_back(value.c_str());
+    };
+    for (const auto& [keyword, value] : options.parameters()) {
+        if (keyword != "client_encoding") {
+            add(keyword, value);
+        }
+    }
+    for (const auto& [keyword, value] : overrides) {
         keywords.push_back(keyword.c_str());
         values.push_back(value.c_str());
     }
@@ -268,8 +308,89 @@ Connection Connection::connect(const ConnectionOptions& options, Clock::time_poi
         }
         status = PQconnectPoll(conn.get());
     }
-
     PQsetErrorVerbosity(conn.get(), PQERRORS_DEFAULT);
+    return conn;
+}
+
+// connect_timeout in ms (libpq: whole seconds, at least 2; 0 or less is no limit), if set.
+std::optional<milliseconds> connect_timeout_of(const ConnectionOptions& options) {
+    const auto text = options.get("connect_timeout");
+    if (!text || text->empty()) {
+        return std::nullopt;
+    }
+    char* end = nullptr;
+    const long seconds = std::strtol(text->c_str(), &end, 10);
+    if (end == text->c_str() || seconds <= 0) {
+        return std::nullopt;
+    }
+    return milliseconds(std::max<long>(seconds, 2) * 1000);
+}
+
+}  // namespace
+
+Connection Connection::connect(const ConnectionOptions& options, Clock::time_point deadline) {
+    // libpq applies connect_timeout to each host only when it blocks; this path does not block,
+    // so the hosts are tried here one at a time, each bounded by it (a first host that accepts
+    // and never answers must not use up the whole deadline). Without a host list in the options
+    // (PGHOST, a service file) or with prefer-standby (two passes over the list), libpq walks
+    // the list itself and connect_timeout bounds the whole attempt.
+    const auto per_host = connect_timeout_of(options);
+    const auto bound = [&](Clock::time_point attempt_start) {
+        return per_host && deadline - attempt_start > *per_host ? attempt_start + *per_host
+                                                                : deadline;
+    };
+    std::vector<std::vector<std::pair<std::string, std::string>>> attempts;
+    const auto host = options.get("host");
+    const auto hostaddr = options.get("hostaddr");
+    const auto attrs = options.get("target_session_attrs");
+    if (per_host && (host || hostaddr) && !(attrs && *attrs == "prefer-standby")) {
+        const auto hosts = host ? split_list(*host) : std::vector<std::string>();
+        const auto addrs = hostaddr ? split_list(*hostaddr) : std::vector<std::string>();
+        const auto port = options.get("port");
+        const auto ports = port ? split_list(*port) : std::vector<std::string>();
+        const std::size_t n = std::max(hosts.size(), addrs.size());
+        // Lists of other lengths are libpq's to refuse, with its own message.
+        if (n > 1 && (hosts.empty() || hosts.size() == n) && (addrs.empty() || addrs.size() == n) &&
+            (ports.size() <= 1 || ports.size() == n)) {
+            for (std::size_t i = 0; i < n; ++i) {
+                std::vector<std::pair<std::string, std::string>> one;
+                if (!hosts.empty()) {
+                    one.emplace_back("host", hosts[i]);
+                }
+                if (!addrs.empty()) {
+                    one.emplace_back("hostaddr", addrs[i]);
+                }
+                if (ports.size() == n) {
+                    one.emplace_back("port", ports[i]);
+                }
+                attempts.push_back(std::move(one));
+            }
+        }
+    }
+    ConnPtr conn;
+    if (attempts.empty()) {
+        conn = connect_attempt(options, {}, bound(Clock::now()));
+    } else {
+        std::string failures;
+        for (std::size_t i = 0; i < attempts.size() && !conn; ++i) {
+            try {
+                conn = connect_attempt(options, attempts[i], bound(Clock::now()));
+            } catch (const Error& error) {
+                // As libpq: a server that refused the session (password, database, role) ends
+                // the attempt; an unreachable or silent host passes on to the next one.
+                if (error.sqlstate() != detail::k_sqlclient_unable_to_establish) {
+                    throw;
+                }
+                failures += std::string(failures.empty() ? "" : "; ") + error.what();
+                if (Clock::now() >= deadline) {
+                    break;
+                }
+            }
+        }
+        if (!conn) {
+            throw connection_error(detail::k_sqlclient_unable_to_establish, failures);
+        }
+    }
     auto impl = std::make_unique<Impl>();
     impl->conn = std::move(conn);
     PQsetNoticeReceiver(impl->conn.get(), &Impl::receive_notice, impl.get());
@@ -318,15 +439,28 @@ Connection::Clock::time_point Connection::deadline() const noexcept {
 }
 
 bool Connection::ping(milliseconds timeout) noexcept {
+    return round_trip("", timeout);
+}
+
+bool Connection::reset_session(milliseconds timeout) noexcept {
+    return round_trip("DISCARD ALL", timeout);
+}
+
+bool Connection::round_trip(const char* sql, milliseconds timeout) noexcept {
     if (!is_open() || timeout <= milliseconds::zero()) {
         return false;
     }
     PGconn* conn = m_impl->conn.get();
-    const auto deadline = Clock::now() + timeout;
-    if (PQsendQuery(conn, "") == 0) {
+    const auto deadline = timeout >= milliseconds(k_max_timeout_ms)
+                              ? Clock::now() + milliseconds(k_max_timeout_ms)
+                              : Clock::now() + timeout;
+    if (PQsendQuery(conn, sql) == 0) {
         return false;
     }
+    // An empty query answers PGRES_EMPTY_QUERY, a statement PGRES_COMMAND_OK; an error fails.
+    const ExecStatusType expected = *sql == '\0' ? PGRES_EMPTY_QUERY : PGRES_COMMAND_OK;
     bool answered = false;
+    bool failed = false;
     while (true) {
         if (PQconsumeInput(conn) == 0) {
             close();
@@ -335,9 +469,13 @@ bool Connection::ping(milliseconds timeout) noexcept {
         while (PQisBusy(conn) == 0) {
             PGresult* result = PQgetResult(conn);
             if (result == nullptr) {
-                return answered && PQstatus(conn) == CONNECTION_OK;
+                return answered && !failed && PQstatus(conn) == CONNECTION_OK;
             }
-            answered = answered || PQresultStatus(result) == PGRES_EMPTY_QUERY;
+            if (PQresultStatus(result) == expected) {
+                answered = true;
+            } else {
+                failed = true;
+            }
             PQclear(result);
         }
         if (wait_socket(PQsocket(conn), false, deadline) != Wait::ready) {

@@ -80,7 +80,12 @@ Result exec_sent(Connection& connection, Connection::Clock::time_point deadline,
             }
             if (ready == IoReady::failed || PQconsumeInput(conn) == 0) {
                 if (failure) {
-                    throw *failure;
+                    // The error came before the end of the session (a FATAL such as 57P01):
+                    // thrown with the session's real state, which was open when it was read.
+                    const Error error(failure->what(), failure->sqlstate(), failure->detail(),
+                                      failure->hint(), false);
+                    connection.close();
+                    throw error;
                 }
                 lost(connection, conn);
             }
@@ -106,8 +111,10 @@ Result exec_sent(Connection& connection, Connection::Clock::time_point deadline,
         PQclear(result);
     }
     if (failure) {
-        if (!failure->connection_usable()) {
+        if (!failure->connection_usable() || PQstatus(conn) != CONNECTION_OK) {
             connection.close();
+            throw Error(failure->what(), failure->sqlstate(), failure->detail(), failure->hint(),
+                        false);
         }
         throw *failure;
     }

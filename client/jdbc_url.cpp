@@ -133,7 +133,8 @@ ParsedConnectionString parse_jdbc_url(std::string_view text) {
     std::optional<std::string> sslmode;
     std::optional<bool> ssl;
     std::optional<unsigned long> timeout;
-    std::string options;
+    std::string options;       // derived from other properties
+    std::string user_options;  // the "options" property: given twice, the last one wins (pgjdbc)
     std::string previous;
     for (const std::string_view token : split(query, '&')) {
         if (token.empty()) {
@@ -168,7 +169,7 @@ ParsedConnectionString parse_jdbc_url(std::string_view text) {
                 timeout = seconds;
             }
         } else if (key == "options") {
-            options = value + options;
+            user_options = value;
         } else if (key == "currentschema") {
             options += " -c search_path=" + escape_option_value(value);
         } else if (key == "readonly") {
@@ -201,6 +202,8 @@ ParsedConnectionString parse_jdbc_url(std::string_view text) {
     if (timeout) {
         parsed.parameters.emplace_back("connect_timeout", std::to_string(*timeout));
     }
+    // The user's options first, so that currentSchema and readOnly (set after) take precedence.
+    options = user_options + options;
     const std::size_t first = options.find_first_not_of(' ');
     if (first != std::string::npos) {
         parsed.parameters.emplace_back("options", options.substr(first));

@@ -68,30 +68,65 @@ bool parse_bool(std::string_view key, std::string_view value) {
     bad_value(key, value, "0, 1, true or false");
 }
 
-std::vector<std::string> parse_list(std::string_view value) {
+// Splits a comma-separated list of names. A name may be written in double quotes to contain a
+// comma ("" inside is one quote); it is then matched like any other name (casesensitive).
+// Empty items ("a,,b") are skipped; an empty quoted name, an unbalanced quote or a quote inside
+// an unquoted name is an error.
+std::vector<std::string> parse_list(std::string_view key, std::string_view value) {
     std::vector<std::string> items;
-    std::string current;
-    bool quoted = false;
-    // Split on commas outside double quotes; quotes are kept out and make the name exact.
-    for (std::size_t i = 0; i < value.size(); ++i) {
-        const char c = value[i];
-        if (c == '"') {
-            if (quoted && i + 1 < value.size() && value[i + 1] == '"') {
-                current += '"';
-                ++i;
-            } else {
-                quoted = !quoted;
-            }
-        } else if (c == ',' && !quoted) {
-            items.push_back(trim(current));
-            current.clear();
-        } else {
-            current += c;
-        }
+    if (trim(value).empty()) {
+        return items;
     }
-    items.push_back(trim(current));
-    items.erase(std::remove(items.begin(), items.end(), std::string()), items.end());
-    return items;
+    const auto bad = [&] { bad_value(key, value, "a comma-separated list of column names"); };
+    std::size_t i = 0;
+    while (true) {
+        while (i < value.size() && (value[i] == ' ' || value[i] == '\t')) {
+            ++i;
+        }
+        std::string name;
+        const bool quoted = i < value.size() && value[i] == '"';
+        if (quoted) {
+            for (++i;; ++i) {
+                if (i >= value.size()) {
+                    bad();  // unterminated quote
+                }
+                if (value[i] == '"') {
+                    if (i + 1 < value.size() && value[i + 1] == '"') {
+                        name += '"';
+                        ++i;
+                    } else {
+                        ++i;
+                        break;
+                    }
+                } else {
+                    name += value[i];
+                }
+            }
+            while (i < value.size() && (value[i] == ' ' || value[i] == '\t')) {
+                ++i;
+            }
+            if (i < value.size() && value[i] != ',') {
+                bad();  // text after the closing quote
+            }
+        } else {
+            const std::size_t end = std::min(value.find(',', i), value.size());
+            name = trim(value.substr(i, end - i));
+            if (name.find('"') != std::string::npos) {
+                bad();  // a quote inside an unquoted name
+            }
+            i = end;
+        }
+        if (quoted && name.empty()) {
+            bad();
+        }
+        if (!name.empty()) {
+            items.push_back(std::move(name));
+        }
+        if (i >= value.size()) {
+            return items;
+        }
+        ++i;  // the comma
+    }
 }
 
 constexpr std::uint64_t k_max_ms = 365ull * 24 * 3600 * 1000;  // a year: beyond is a typo
@@ -215,9 +250,9 @@ void Options::set(std::string_view raw_key, std::string_view value) {
     } else if (key == "backgroundflush") {
         background_flush = parse_bool(key, value);
     } else if (key == "conflictcolumns") {
-        conflict_columns = parse_list(value);
+        conflict_columns = parse_list("conflictcolumns", value);
     } else if (key == "updatecolumns") {
-        update_columns = parse_list(value);
+        update_columns = parse_list("updatecolumns", value);
     } else if (key == "flushtimeoutms") {
         flush_timeout =
             std::chrono::milliseconds(parse_unsigned(key, value, 1, k_max_ms, "positive ms"));
@@ -267,10 +302,20 @@ void Options::validate() const {
     if (connection_max_active < 1) {
         fail("connectionmaxactive", std::to_string(connection_max_active));
     }
-    if (flush_timeout.count() <= 0) {
+    // Beyond a year (the limit of set()) a deadline computed from now could overflow the clock.
+    const auto over_a_year = [](std::chrono::milliseconds value) {
+        return static_cast<std::uint64_t>(value.count()) > k_max_ms;
+    };
+    if (over_a_year(batch_write_timeout)) {
+        fail("batchwritetimeoutms", std::to_string(batch_write_timeout.count()));
+    }
+    if (over_a_year(retry_wait_time)) {
+        fail("retrywaittime", std::to_string(retry_wait_time.count()));
+    }
+    if (flush_timeout.count() <= 0 || over_a_year(flush_timeout)) {
         fail("flushtimeoutms", std::to_string(flush_timeout.count()));
     }
-    if (connect_timeout.count() <= 0) {
+    if (connect_timeout.count() <= 0 || over_a_year(connect_timeout)) {
         fail("connecttimeoutms", std::to_string(connect_timeout.count()));
     }
     if (target_schema.empty()) {

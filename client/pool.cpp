@@ -26,6 +26,11 @@ struct ConnectionPool::Lease::Shared {
             --leased;
             if (connection && reusable(*connection)) {
                 connection->set_deadline(Connection::Clock::time_point::max());  // the lessee's
+                try {
+                    // The lessee's handler may refer to objects that die with its lease.
+                    connection->set_notice_handler({});
+                } catch (...) {
+                }
                 idle.push_back(std::move(connection));
             } else {
                 dropped = std::move(connection);
@@ -113,7 +118,9 @@ ConnectionPool::Lease ConnectionPool::acquire(Clock::time_point deadline) {
                 break;
             }
             const auto ping_timeout = std::min(remaining, shared.settings.ping_timeout);
-            if (connection->ping(ping_timeout)) {
+            // The next lessee gets the session as it was at connect, whatever the last one SET
+            // (role, search_path, timeouts) or left behind (temporary tables, LISTENs).
+            if (connection->reset_session(ping_timeout)) {
                 return Lease(m_shared, std::move(connection));
             }
             // Dead (or the deadline is too close to check it): drop it and try again.

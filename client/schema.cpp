@@ -47,9 +47,30 @@ TableSchema TableSchema::load(Connection& connection, std::string_view table,
                               std::string_view schema, bool case_sensitive) {
     std::string schema_name(schema);
     std::string table_name(table);
-    if (const auto dot = table_name.find('.'); dot != std::string::npos) {
+    bool exact_table = case_sensitive;
+    if (table_name.size() >= 2 && table_name.front() == '"' && table_name.back() == '"') {
+        // A quoted name is the table's own name, dots and case included: never "schema.table".
+        std::string literal;
+        for (std::size_t i = 1; i + 1 < table_name.size(); ++i) {
+            if (table_name[i] == '"') {
+                if (i + 2 < table_name.size() && table_name[i + 1] == '"') {
+                    ++i;
+                } else {
+                    throw Error(
+                        "invalid table name " + table_name + ": a quote inside it must be doubled",
+                        "42602", "", "", true);
+                }
+            }
+            literal += table_name[i];
+        }
+        table_name = std::move(literal);
+        exact_table = true;
+    } else if (const auto dot = table_name.find('.'); dot != std::string::npos) {
         schema_name = table_name.substr(0, dot);
         table_name = table_name.substr(dot + 1);
+    }
+    if (table_name.empty()) {
+        throw Error("invalid table name: it is empty", "42602", "", "", true);
     }
     // Candidates by folded name; the exact choice is made here, with the rules above.
     const Result candidates = connection.execute_params(
@@ -79,10 +100,10 @@ TableSchema TableSchema::load(Connection& connection, std::string_view table,
             }
         }
     }
-    const std::size_t t = match_name(tables, table_name, case_sensitive, "42P09", "table name");
+    const std::size_t t = match_name(tables, table_name, exact_table, "42P09", "table name");
     if (t == std::string::npos) {
         throw Error("table \"" + schema_name + "\".\"" + table_name + "\" does not exist" +
-                        (case_sensitive ? " (names are matched case-sensitively)" : ""),
+                        (exact_table ? " (names are matched case-sensitively)" : ""),
                     "42P01", "", "", true);
     }
     const std::size_t row = in_schema[t];

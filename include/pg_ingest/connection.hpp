@@ -30,8 +30,10 @@ class PG_INGEST_API Connection {
 
     // Connects without blocking on the network: the attempt (all hosts in the list, TLS and
     // authentication included) is abandoned at `deadline`, even if a host never answers.
-    // libpq's connect_timeout is not used by this path; the deadline is the bound. Host names are
-    // resolved with the system resolver, which can block; use hostaddr to avoid DNS.
+    // connect_timeout (JDBC connectTimeout) bounds each host of a host list, as in libpq: a host
+    // that does not answer in time is left for the next one (with prefer-standby, or hosts from
+    // the environment, it bounds the whole attempt). Host names are resolved with the system
+    // resolver, which can block; use hostaddr to avoid DNS.
     // Throws Error, connection_usable() false, on any failure or timeout; the message names the
     // host as libpq reports it and never contains a password. Its SQLSTATE is the server's when
     // the server refused the session (28P01 wrong or missing password, 28000 unknown role or no
@@ -75,6 +77,12 @@ class PG_INGEST_API Connection {
     // protocol cannot be resynchronised). A non-positive timeout returns false without I/O.
     // Never throws.
     bool ping(std::chrono::milliseconds timeout = std::chrono::seconds(5)) noexcept;
+    // Health check that also returns the session to its state at connect: DISCARD ALL (settings,
+    // role and session authorization, prepared statements, temporary tables, LISTENs, advisory
+    // locks), bounded by `timeout`. Returns false, like ping(), when the session is unusable or
+    // the statement fails (e.g. inside a transaction block). Used by ConnectionPool before a
+    // session is leased again. Never throws.
+    bool reset_session(std::chrono::milliseconds timeout = std::chrono::seconds(5)) noexcept;
 
     // True when a session exists and libpq reports it healthy (no I/O is done).
     bool is_open() const noexcept;
@@ -112,6 +120,9 @@ class PG_INGEST_API Connection {
     explicit Connection(std::unique_ptr<Impl> impl) noexcept;
     // The implementation, or Error 08003 for a moved-from Connection.
     Impl& checked_impl() const;
+    // Sends `sql` (empty: an empty query) and reads its answers within `timeout`; true when it
+    // succeeded and the session is healthy. Closes the session when the wait times out.
+    bool round_trip(const char* sql, std::chrono::milliseconds timeout) noexcept;
 
     std::unique_ptr<Impl> m_impl;
 };

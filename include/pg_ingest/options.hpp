@@ -51,6 +51,8 @@ PG_INGEST_API const char* to_string(ExceptionMode mode) noexcept;
 //                          else the only unique key)                             []
 //   updatecolumns          comma-separated columns overwritten on conflict
 //                          (default: every written non-key column)               []
+//                          (in both lists a name in double quotes may contain a
+//                          comma; a stray quote is an error)
 //   flushtimeoutms         bound on one flush attempt (connect, send, commit)    [300000]
 //   connecttimeoutms       bound on connecting / waiting for a pooled connection [10000]
 //   async_load_parallelism parallel connections of an async loader (>= 1)        [1]

@@ -13,7 +13,9 @@ namespace pg_ingest {
 
 // At most `max_active` sessions exist at once (leased + idle). Leases are RAII: returning one
 // puts a healthy, idle session back; a closed or still-in-transaction session is discarded.
-// Idle sessions are pinged when acquired; a dead one is dropped and replaced. Thread-safe. The
+// An idle session is reset (Connection::reset_session: DISCARD ALL, which also checks its health)
+// when acquired, so every lease starts from the session state at connect; a session that fails
+// the reset is dropped and replaced. A lease's notice handler ends with the lease. Thread-safe. The
 // pool's state is shared with its leases, so a Lease may outlive the ConnectionPool object.
 class PG_INGEST_API ConnectionPool {
   public:
@@ -21,7 +23,7 @@ class PG_INGEST_API ConnectionPool {
 
     struct Settings {
         std::size_t max_active = 5;                    // connectionmaxactive
-        std::chrono::milliseconds ping_timeout{5000};  // health check of an idle session
+        std::chrono::milliseconds ping_timeout{5000};  // reset / health check of an idle session
     };
 
     // Move-only ownership of one pooled Connection.

@@ -33,11 +33,14 @@ struct PG_INGEST_API ColumnInfo {
 class PG_INGEST_API TableSchema {
   public:
     // Reads table `table` (a plain or partitioned table) in `schema`. `table` may be written
-    // "schema.table" (unquoted), which overrides `schema`. Unless `case_sensitive`, names are
+    // schema.table (unquoted, split at the first dot), which overrides `schema`. A `table` in
+    // double quotes ("ev.log", embedded quotes doubled) is the table's exact name in `schema`,
+    // never split and matched case-sensitively. Unless `case_sensitive`, other names are
     // matched ignoring case; an exact-case match wins over others, and two case-insensitive
     // matches without an exact one are an error. Blocks on catalog queries (bounded by the
     // connection's deadline, Connection::set_deadline). Throws pg_ingest::Error 42P01 (no such
-    // table), 42P09 (ambiguous), or a server / connection Error.
+    // table), 42P09 (ambiguous), 42602 (a malformed quoted or empty name), or a server /
+    // connection Error.
     static TableSchema load(Connection& connection, std::string_view table,
                             std::string_view schema = "public", bool case_sensitive = false);
 

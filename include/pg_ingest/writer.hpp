@@ -132,14 +132,15 @@ struct PG_INGEST_API WriterHooks {
 // keeps waiting on locks (or holding them) behind the writer's back.
 class PG_INGEST_API Writer {
   public:
-    // Opens the writer: reads the schema, resolves `columns` (empty = every column but generated
-    // and GENERATED ALWAYS identity ones; an identity column named here is written as COPY
-    // writes it, and never updated) and the key (conflictcolumns, else the primary key, else the
-    // only unique key), checks that every column's type can be encoded and that the modes fit the
-    // table, and detects the extension. Throws Error: 42P01 no table, 42703 unknown column, 0A000
-    // unsupported column type or mode, 42P10 no usable key, 22023 invalid options; connection
-    // Errors. Blocks: for a connection up to connecttimeoutms, then for the catalog reads up to
-    // flushtimeoutms.
+    // Opens the writer: reads the schema (`table` and targetschema as TableSchema::load reads
+    // them: schema.table is split, a name in double quotes is exact), resolves `columns` (empty =
+    // every column but generated and GENERATED ALWAYS identity ones; an identity column named here
+    // is written as COPY writes it, and never updated) and the key (conflictcolumns, else the
+    // primary key, else the only unique key), checks that every column's type can be encoded and
+    // that the modes fit the table, and detects the extension. Throws Error: 42P01 no table, 42703
+    // unknown column, 0A000 unsupported column type or mode, 42P10 no usable key, 22023 invalid
+    // options; connection Errors. Blocks: for a connection up to connecttimeoutms, then for the
+    // catalog reads up to flushtimeoutms.
     Writer(std::shared_ptr<ConnectionPool> pool, std::string_view table,
            std::vector<std::string> columns, Options options, WriterHooks hooks = {});
     // Same with a private pool of options.connection_max_active connections.

@@ -250,6 +250,19 @@ for mode in copy insert upsert; do
     expect_eq "every type, csv, --mode $mode: rows equal the source" "$(same_rows types_$mode)" "t"
 done
 expect_err "typed summary" "loaded 3000 rows into \"types_upsert\" (mode upsert): 3000 written, 0 superseded"
+# A table whose name has a dot, next to schema.table of the same spelling: the quoted name is
+# the table, never split into schema and table.
+sql "CREATE SCHEMA ev; CREATE TABLE ev.log (id int PRIMARY KEY, v text);
+     CREATE TABLE public.\"ev.log\" (id int PRIMARY KEY, v text)"
+printf '1,a\n2,b\n' >"$WORK/dotted.csv"
+for mode in upsert insert; do
+    run load --table '"ev.log"' --mode $mode "$WORK/dotted.csv"
+    expect_rc "dotted table name, --mode $mode: exit 0" 0
+    expect_eq "dotted table name, --mode $mode: rows in public.\"ev.log\", none in ev.log" \
+        "$(sql "SELECT (SELECT count(*) FROM public.\"ev.log\"), (SELECT count(*) FROM ev.log)")" "2|0"
+    sql "TRUNCATE public.\"ev.log\""
+done
+sql "DROP SCHEMA ev CASCADE; DROP TABLE public.\"ev.log\""
 # Text format, ISO 8601 intervals, America/New_York offsets, three writers.
 PGOPTIONS='-c intervalstyle=iso_8601' PGTZ=America/New_York psql -XAtq -c "\\copy types_src TO '$WORK/types.txt'"
 sql "CREATE TABLE types_text (LIKE types_src INCLUDING ALL)"

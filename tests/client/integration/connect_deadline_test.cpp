@@ -136,4 +136,34 @@ BOOST_AUTO_TEST_CASE(second_host_is_tried_when_the_first_refuses) {
     BOOST_TEST(*connection.execute("SELECT 1").get(0, 0) == "1");
 }
 
+BOOST_AUTO_TEST_CASE(connect_timeout_passes_a_silent_first_host_on_to_the_next) {
+    const test::SilentListener listener(test::SilentListener::Mode::completes_handshake);
+    const std::string hosts = "127.0.0.1:" + std::to_string(listener.port()) + "," +
+                              test::tcp_host() + ":" + test::port();
+    // libpq's keyword in a URI, and the JDBC property that maps to it.
+    for (const std::string& url : {"postgresql://" + test::user() + "@" + hosts + "/" +
+                                       test::dbname() + "?connect_timeout=2",
+                                   "jdbc:postgresql://" + hosts + "/" + test::dbname() +
+                                       "?user=" + test::user() + "&connectTimeout=2"}) {
+        BOOST_TEST_CONTEXT(url) {
+            const auto start = std::chrono::steady_clock::now();
+            Connection connection = Connection::connect(ConnectionOptions(url), 20s);
+            const long long elapsed = test::elapsed_ms(start);
+            BOOST_TEST(*connection.execute("SELECT 1").get(0, 0) == "1");
+            BOOST_TEST(elapsed >= 1900);  // the silent host had its 2 s
+            BOOST_TEST(elapsed < 2000 + 3000);
+        }
+    }
+    // Every host silent: each has its bound, and the error names them all.
+    const test::SilentListener other(test::SilentListener::Mode::completes_handshake);
+    const ConnectionOptions both(
+        "host=127.0.0.1,127.0.0.1 port=" + std::to_string(listener.port()) + "," +
+        std::to_string(other.port()) + " dbname=postgres user=nobody connect_timeout=2");
+    const auto start = std::chrono::steady_clock::now();
+    const auto error = expect_connect_failure(both, 20s);
+    BOOST_TEST(test::elapsed_ms(start) < 2 * 2000 + 2000);
+    BOOST_TEST(std::string(error.what()).find(std::to_string(other.port())) != std::string::npos,
+               error.what());
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -115,4 +115,22 @@ BOOST_AUTO_TEST_CASE(a_deadline_already_passed_sends_nothing) {
     BOOST_TEST(proxy.counted() == 0);
 }
 
+BOOST_AUTO_TEST_CASE(a_session_ended_under_a_deadline_is_reported_unusable) {
+    Connection victim = test::connect();
+    Connection admin = test::connect();
+    const int pid = victim.backend_pid();
+    victim.set_deadline(Clock::now() + 30s);
+    std::thread killer([&] {
+        std::this_thread::sleep_for(300ms);
+        admin.execute("SELECT pg_terminate_backend(" + std::to_string(pid) + ")");
+    });
+    const auto error = test::error_of([&] { victim.execute("SELECT pg_sleep(10)"); });
+    killer.join();
+    // The FATAL (57P01) is read while the socket is still open; the session is gone all the same.
+    BOOST_TEST(error.sqlstate() == "57P01");
+    BOOST_TEST(error.retryable());
+    BOOST_TEST(!error.connection_usable());
+    BOOST_TEST(!victim.is_open());
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -1,5 +1,6 @@
 // ConnectionPool against a live server: bounds, deadlines, health checks, reuse, threads.
 #include <atomic>
+#include <memory>
 #include <chrono>
 #include <string>
 #include <thread>
@@ -40,6 +41,32 @@ BOOST_AUTO_TEST_CASE(a_returned_connection_is_reused) {
 }
 
 // A deadline the lessee set on its connection is not handed to the next lessee.
+BOOST_AUTO_TEST_CASE(a_reused_connection_comes_back_without_the_last_lessees_session_state) {
+    ConnectionPool pool(test::options(), {1, 5s});
+    auto notices = std::make_shared<std::vector<std::string>>();
+    int pid = 0;
+    {
+        auto lease = pool.acquire(in(5s));
+        pid = lease->backend_pid();
+        lease->set_notice_handler([notices](const std::string& text) { notices->push_back(text); });
+        lease->execute(
+            "SET search_path = nowhere; SET statement_timeout = 123456; "
+            "SET ROLE pg_read_all_data; CREATE TEMP TABLE pool_left_behind (i int)");
+    }
+    auto lease = pool.acquire(in(5s));
+    BOOST_TEST(lease->backend_pid() == pid);  // the same session, reset
+    const Result r = lease->execute(
+        "SELECT current_setting('search_path'), current_setting('statement_timeout'), "
+        "current_user = session_user, to_regclass('pg_temp.pool_left_behind') IS NULL");
+    BOOST_TEST(*r.get(0, 0) == "\"$user\", public");
+    BOOST_TEST(*r.get(0, 1) == "0");
+    BOOST_TEST(*r.get(0, 2) == "t");
+    BOOST_TEST(*r.get(0, 3) == "t");
+    // The first lessee's notice handler went with its lease.
+    lease->execute("DO $$ BEGIN RAISE NOTICE 'for the second lessee'; END $$");
+    BOOST_TEST(notices->empty());
+}
+
 BOOST_AUTO_TEST_CASE(a_returned_connection_comes_back_without_the_lessees_deadline) {
     ConnectionPool pool(test::options(), {1, 5s});
     int pid = 0;
@@ -195,6 +222,25 @@ BOOST_AUTO_TEST_CASE(schema_reads_columns_types_and_keys) {
     BOOST_TEST(schema.unique_keys().size() == 2u);
     BOOST_TEST(schema.qualified_name(c) == "\"public\".\"pool_schema\"");
     BOOST_CHECK_THROW(TableSchema::load(c, "POOL_SCHEMA", "public", true), Error);
+}
+
+BOOST_AUTO_TEST_CASE(a_quoted_table_name_with_a_dot_is_the_table_not_schema_and_table) {
+    Connection c = test::connect();
+    c.execute(
+        "DROP SCHEMA IF EXISTS pool_ev CASCADE; DROP TABLE IF EXISTS public.\"pool_ev.log\"; "
+        "CREATE SCHEMA pool_ev; CREATE TABLE pool_ev.log (a int, b int); "
+        "CREATE TABLE public.\"pool_ev.log\" (only_here int)");
+    const auto literal = TableSchema::load(c, "\"pool_ev.log\"", "public");
+    BOOST_TEST(literal.schema_name() == "public");
+    BOOST_TEST(literal.table_name() == "pool_ev.log");
+    BOOST_TEST(literal.columns().size() == 1u);
+    const auto split = TableSchema::load(c, "pool_ev.log", "public");
+    BOOST_TEST(split.schema_name() == "pool_ev");
+    BOOST_TEST(split.columns().size() == 2u);
+    // Quoted means exact: the case must match.
+    BOOST_CHECK_THROW(TableSchema::load(c, "\"POOL_EV.LOG\"", "public"), Error);
+    BOOST_CHECK_THROW(TableSchema::load(c, "\"a\"b\"", "public"), Error);
+    c.execute("DROP SCHEMA pool_ev CASCADE; DROP TABLE public.\"pool_ev.log\"");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -122,6 +122,12 @@ BOOST_AUTO_TEST_CASE(options_current_schema_and_read_only_are_combined) {
                "-c work_mem=64MB -c search_path=s -c default_transaction_read_only=on");
 }
 
+BOOST_AUTO_TEST_CASE(options_given_twice_keeps_the_last_one_as_pgjdbc_does) {
+    const ConnectionOptions options(
+        "jdbc:postgresql://h/db?options=-c%20a%3D1&currentSchema=s&options=-c%20b%3D2");
+    BOOST_TEST(value_of(options, "options") == "-c b=2 -c search_path=s");
+}
+
 BOOST_AUTO_TEST_CASE(target_server_type_and_keepalive_are_translated) {
     BOOST_TEST(value_of(ConnectionOptions("jdbc:postgresql://a,b/db?targetServerType=master"),
                         "target_session_attrs") == "primary");

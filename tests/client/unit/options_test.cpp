@@ -1,4 +1,5 @@
 // Options: the connector vocabulary, parsed from text and validated.
+#include <chrono>
 #include <map>
 #include <string>
 #include <utility>
@@ -133,6 +134,34 @@ BOOST_AUTO_TEST_CASE(column_lists_split_on_commas_and_keep_quoted_names) {
     BOOST_TEST(options.conflict_columns[1] == "Tenant, Id");
     options.set("updatecolumns", "a,b,,c");
     BOOST_TEST(options.update_columns.size() == 3u);
+}
+
+BOOST_AUTO_TEST_CASE(a_column_list_with_a_stray_quote_is_refused) {
+    for (const char* value : {"\"id,name", "id,\"name", "a\"b\"c", "\"\"", "\"a\"b", "\"a\" b"}) {
+        BOOST_TEST_CONTEXT(value) {
+            BOOST_TEST(set_error("conflictcolumns", value).find("conflictcolumns") !=
+                       std::string::npos);
+            BOOST_TEST(set_error("updatecolumns", value).find("updatecolumns") !=
+                       std::string::npos);
+        }
+    }
+    Options options;
+    options.set("conflictcolumns", "\"a\"\"b\" , c");
+    BOOST_TEST_REQUIRE(options.conflict_columns.size() == 2u);
+    BOOST_TEST(options.conflict_columns[0] == "a\"b");
+    options.set("conflictcolumns", "  ");
+    BOOST_TEST(options.conflict_columns.empty());
+}
+
+BOOST_AUTO_TEST_CASE(validate_rejects_times_beyond_a_year) {
+    for (auto field : {&Options::batch_write_timeout, &Options::retry_wait_time,
+                       &Options::flush_timeout, &Options::connect_timeout}) {
+        Options options;
+        options.*field = std::chrono::milliseconds::max();
+        BOOST_CHECK_THROW(options.validate(), pg_ingest::Error);
+        options.*field = std::chrono::hours(24 * 365);
+        BOOST_CHECK_NO_THROW(options.validate());
+    }
 }
 
 BOOST_AUTO_TEST_CASE(bad_values_name_the_option_and_the_value) {
