@@ -393,6 +393,16 @@ void load_with_writer(const LoadSettings& s, const ConnectionOptions& connection
         Connection session = Connection::connect(connection, s.connect_timeout);
         target = resolve_table(session, s.table);
         text_options = session_time_zone(session);
+        // Interval text is read as the session that COPY would run in reads it: the sign of a
+        // leading '-' differs under sql_standard.
+        const auto style = session.execute("SELECT current_setting('IntervalStyle')").get(0, 0);
+        if (style && *style == "sql_standard") {
+            text_options.interval_style = pg_ingest::IntervalStyle::sql_standard;
+        } else if (style && *style == "postgres_verbose") {
+            text_options.interval_style = pg_ingest::IntervalStyle::postgres_verbose;
+        } else if (style && *style == "iso_8601") {
+            text_options.interval_style = pg_ingest::IntervalStyle::iso_8601;
+        }
     }
     const std::uint64_t batch_rows = s.batch_size > 0 ? s.batch_size : s.options.batch_size;
 

@@ -13,6 +13,8 @@
 #include <cstdlib>
 #include <string>
 
+#include <locale.h>
+
 #include <pg_ingest/error.hpp>
 
 #include "text_value_internal.hpp"
@@ -42,6 +44,31 @@ std::string shown(std::string_view text) {
         out += "...";
     }
     return "\"" + out + "\"";
+}
+
+namespace {
+
+// The C locale, made once for the whole process (newlocale rather than setlocale: other threads'
+// locales are left alone).
+locale_t c_locale() {
+    static const locale_t locale = [] {
+        const locale_t made = ::newlocale(LC_ALL_MASK, "C", static_cast<locale_t>(0));
+        if (made == static_cast<locale_t>(0)) {
+            throw Error("cannot create the C locale for number parsing");
+        }
+        return made;
+    }();
+    return locale;
+}
+
+}  // namespace
+
+double c_strtod(const char* text, char** end) {
+    return ::strtod_l(text, end, c_locale());
+}
+
+float c_strtof(const char* text, char** end) {
+    return ::strtof_l(text, end, c_locale());
 }
 
 namespace {
@@ -91,40 +118,36 @@ Value parse_integer(const Context& cx, std::int64_t min, std::int64_t max, const
 
 Value parse_floating(const Context& cx, bool single) {
     const char* name = single ? "real" : "double precision";
-    const std::string s(trimmed(cx.text));
-    if (s.empty()) {
-        cx.syntax(name);
+    // As float8in/float4in: blanks around, then whatever strtod/strtof take in the C locale
+    // (decimal, exponent and hex notation, inf, infinity, nan and nan(...), any case).
+    const std::string s(cx.text);
+    const char* start = s.c_str();
+    while (is_blank(*start)) {
+        ++start;
     }
-    const std::string l = lowered(s);
-    if (l == "nan") {
-        return Value(std::nan(""));
-    }
-    if (l == "infinity" || l == "+infinity" || l == "inf" || l == "+inf") {
-        return Value(HUGE_VAL);
-    }
-    if (l == "-infinity" || l == "-inf") {
-        return Value(-HUGE_VAL);
-    }
-    // strtod/strtof would also take "nan(...)" and "infinity" spellings handled above; anything
-    // starting with a letter is refused here as the server's float8in refuses it.
-    const char first = s[0] == '+' || s[0] == '-' ? (s.size() > 1 ? s[1] : '\0') : s[0];
-    if (!is_digit(first) && first != '.') {
+    if (*start == '\0') {
         cx.syntax(name);
     }
     errno = 0;
     char* end = nullptr;
     double value = 0;
     if (single) {
-        value = static_cast<double>(std::strtof(s.c_str(), &end));
+        value = static_cast<double>(c_strtof(start, &end));
     } else {
-        value = std::strtod(s.c_str(), &end);
+        value = c_strtod(start, &end);
     }
-    if (end == s.c_str() || *end != '\0') {
+    if (end == start) {
         cx.syntax(name);
     }
     // ERANGE on a denormal result is fine (as on the server); true underflow and overflow are not.
     if (errno == ERANGE && (value == 0.0 || std::isinf(value))) {
         cx.fail(shown(cx.text) + " is out of range for type " + name, k_out_of_range);
+    }
+    while (is_blank(*end)) {
+        ++end;
+    }
+    if (*end != '\0') {
+        cx.syntax(name);
     }
     return Value(value);
 }
@@ -229,7 +252,7 @@ Value parse_by_kind(const Context& cx, const ColumnType& type, const TextValueOp
         case TypeKind::timestamptz:
             return parse_timestamp(cx, true, options);
         case TypeKind::interval:
-            return parse_interval(cx);
+            return parse_interval(cx, type.typmod, options.interval_style);
         case TypeKind::array:
             return parse_array(cx, type, options);
     }

@@ -44,53 +44,73 @@ bool scan_time(Scanner& sc, std::int64_t& micros, bool& field_overflow) {
     return true;
 }
 
-// +HH, +HHMM, +HH:MM, +HH:MM:SS, +HHMMSS (and '-'); seconds east of Greenwich.
-bool scan_offset(Scanner& sc, std::int64_t& offset, bool& displacement_overflow) {
-    const char sign = sc.peek();
-    if (sign != '+' && sign != '-') {
-        return false;
+// A number in a UTC offset, read as strtol reads one (the server's strtoint): an optional '-'
+// and the digits after it, none read when there are no digits. Saturates; `overflow` then.
+std::int64_t offset_number(std::string_view field, std::size_t& i, bool& overflow) {
+    std::size_t at = i;
+    const bool negative = at < field.size() && field[at] == '-';
+    if (negative) {
+        ++at;
     }
-    ++sc.pos;
-    std::int64_t hours = 0;
+    if (at >= field.size() || !is_digit(field[at])) {
+        return 0;
+    }
+    std::int64_t value = 0;
+    for (; at < field.size() && is_digit(field[at]); ++at) {
+        value = value * 10 + (field[at] - '0');
+        if (value > INT32_MAX) {
+            overflow = true;
+            value = INT32_MAX;
+        }
+    }
+    i = at;
+    return negative ? -value : value;
+}
+
+enum class Offset { ok, bad_syntax, out_of_range };
+
+// A numeric UTC offset as the server reads one (ParseDateTime, then DecodeTimezone): the sign,
+// blanks allowed after it, then the run of digits, ':', '.' and '-' that makes its field. That
+// is hours, then :minutes and :seconds (any number of digits each), or three or more digits
+// with nothing after them as H[H]MM ("+530" is +05:30; "+053000" is 530 hours). Hours above 15,
+// minutes or seconds outside 0..59: out_of_range (22009, checked first); anything left over in
+// the field: bad_syntax. `offset` in seconds east of Greenwich.
+Offset scan_offset(Scanner& sc, std::int64_t& offset) {
+    const bool west = sc.peek() == '-';
+    ++sc.pos;  // the sign
+    sc.skip_blanks();
+    if (!is_digit(sc.peek())) {
+        return Offset::bad_syntax;
+    }
+    const std::size_t start = sc.pos;
+    while (is_digit(sc.peek()) || sc.peek() == ':' || sc.peek() == '.' || sc.peek() == '-') {
+        ++sc.pos;
+    }
+    const std::string_view field = sc.s.substr(start, sc.pos - start);
+    std::size_t i = 0;
+    bool overflow = false;
+    std::int64_t hours = offset_number(field, i, overflow);
     std::int64_t minutes = 0;
     std::int64_t seconds = 0;
-    std::size_t count = 0;
-    std::int64_t run = 0;
-    if (!sc.digits(1, 6, run, &count)) {
-        return false;
-    }
-    if (count <= 2) {
-        hours = run;
-        if (sc.peek() == ':') {
-            ++sc.pos;
-            if (!sc.digits(2, 2, minutes)) {
-                return false;
-            }
-            if (sc.peek() == ':') {
-                ++sc.pos;
-                if (!sc.digits(2, 2, seconds)) {
-                    return false;
-                }
-            }
+    if (i < field.size() && field[i] == ':') {
+        ++i;
+        minutes = offset_number(field, i, overflow);
+        if (i < field.size() && field[i] == ':') {
+            ++i;
+            seconds = offset_number(field, i, overflow);
         }
-    } else if (count == 4) {
-        hours = run / 100;
-        minutes = run % 100;
-    } else if (count == 6) {
-        hours = run / 10000;
-        minutes = run / 100 % 100;
-        seconds = run % 100;
-    } else {
-        return false;
+    } else if (i == field.size() && field.size() >= 3) {
+        minutes = hours % 100;
+        hours /= 100;
     }
-    if (minutes > 59 || seconds > 59) {
-        return false;
+    if (overflow || hours > 15 || minutes < 0 || minutes > 59 || seconds < 0 || seconds > 59) {
+        return Offset::out_of_range;
     }
-    if (hours > 15) {
-        displacement_overflow = true;
+    if (i != field.size()) {
+        return Offset::bad_syntax;
     }
-    offset = (hours * 3600 + minutes * 60 + seconds) * (sign == '-' ? -1 : 1);
-    return true;
+    offset = (hours * 3600 + minutes * 60 + seconds) * (west ? -1 : 1);
+    return Offset::ok;
 }
 
 // The ISO forms the server prints (DateStyle ISO) and a few spellings around them. `type_name`
@@ -115,7 +135,6 @@ DateTime parse_datetime(const Context& cx, const char* type_name, bool want_date
     }
     Scanner sc{s};
     bool field_overflow = false;
-    bool displacement_overflow = false;
     std::int64_t year = 0;
     std::int64_t month = 0;
     std::int64_t day = 0;
@@ -167,9 +186,17 @@ DateTime parse_datetime(const Context& cx, const char* type_name, bool want_date
             }
             dt.has_time = true;
         } else if ((c == '+' || c == '-') && !dt.offset_seconds && (dt.has_time || dt.has_date)) {
+            if (c == '-' && !dt.has_time && sc.pos == before) {
+                cx.syntax(type_name, k_invalid_datetime);  // "2024-01-01-05": one date field
+            }
             std::int64_t offset = 0;
-            if (!scan_offset(sc, offset, displacement_overflow)) {
-                cx.syntax(type_name, k_invalid_datetime);
+            switch (scan_offset(sc, offset)) {
+                case Offset::ok:
+                    break;
+                case Offset::bad_syntax:
+                    cx.syntax(type_name, k_invalid_datetime);
+                case Offset::out_of_range:  // at once, as the server stops at this field
+                    cx.fail_value("time zone displacement out of range", k_tz_displacement);
             }
             dt.offset_seconds = offset;
         } else if (is_alpha(c)) {
@@ -199,9 +226,6 @@ DateTime parse_datetime(const Context& cx, const char* type_name, bool want_date
     }
     if (!dt.has_date && !dt.has_time) {
         cx.syntax(type_name, k_invalid_datetime);
-    }
-    if (displacement_overflow) {
-        cx.fail_value("time zone displacement out of range", k_tz_displacement);
     }
     if (dt.has_date) {
         if (bc) {

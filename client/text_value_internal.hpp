@@ -72,6 +72,11 @@ inline std::string lowered(std::string_view text) {
     return out;
 }
 
+// strtod/strtof in the C locale, as the server's float8in/float4in and date/time fractions read
+// numbers (its LC_NUMERIC is always C): the process locale may use a decimal comma.
+double c_strtod(const char* text, char** end);
+float c_strtof(const char* text, char** end);
+
 inline std::string_view trimmed(std::string_view text) {
     while (!text.empty() && is_blank(text.front())) {
         text.remove_prefix(1);
@@ -142,17 +147,29 @@ struct Scanner {
         return c;
     }
     // At a '.': consumes it and the digits after it, returns their value as a fraction (".5" is
-    // 0.5, a lone "." 0). Elsewhere: 0, nothing consumed.
+    // 0.5, a lone "." 0). Elsewhere, or should the digits not read as a number: 0, nothing
+    // consumed (the caller then finds the '.' where it expects an end).
     double fraction() {
         if (peek() != '.') {
             return 0;
         }
         const std::size_t dot = pos;
-        ++pos;
-        while (is_digit(peek())) {
-            ++pos;
+        std::size_t end = dot + 1;
+        while (end < s.size() && is_digit(s[end])) {
+            ++end;
         }
-        return std::strtod(std::string(s.substr(dot, pos - dot)).c_str(), nullptr);
+        if (end == dot + 1) {
+            pos = end;
+            return 0;
+        }
+        const std::string digits(s.substr(dot, end - dot));
+        char* stop = nullptr;
+        const double value = c_strtod(digits.c_str(), &stop);
+        if (stop != digits.c_str() + digits.size()) {
+            return 0;
+        }
+        pos = end;
+        return value;
     }
 };
 
@@ -163,14 +180,16 @@ Value parse_date(const Context& cx);
 Value parse_time(const Context& cx);
 Value parse_timestamp(const Context& cx, bool with_zone, const TextValueOptions& options);
 
-// text_value_interval.cpp
-Value parse_interval(const Context& cx);
+// text_value_interval.cpp: `typmod` is the column's (its fields decide what a bare number is).
+Value parse_interval(const Context& cx, std::int32_t typmod, IntervalStyle style);
 
 // text_value_bytea.cpp
 Value parse_bytea(const Context& cx);
 
 // text_value_json.cpp: validates only (json/jsonb values are kept as the text given).
-// refuse_deep: nesting beyond 6000 levels is an error (54001); else it is left unchecked.
+// refuse_deep: nesting beyond 6000 levels is an error (54001), so that a loader rejects the one
+// field rather than have the server fail the whole statement (the server's limit follows its
+// max_stack_depth: about 14500 levels at the default 2MB); else it is left unchecked.
 void check_json(const Context& cx, bool jsonb, bool refuse_deep = true);
 
 // text_value_array.cpp: one-dimensional arrays, elements through parse_text_value.

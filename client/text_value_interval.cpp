@@ -1,5 +1,8 @@
 // parse_text_value for interval: the server's output styles postgres, postgres_verbose,
-// iso_8601 and sql_standard, with fractional units distributed as interval_in does.
+// iso_8601 and sql_standard, with fractional units distributed as interval_in does. Fields are
+// read right to left as DecodeInterval reads them: a bare number takes its unit from the field
+// to its right, and a unit given twice is an error.
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <optional>
@@ -21,6 +24,23 @@ struct IntervalSum {
     std::int64_t micros = 0;
 };
 
+// The fields DecodeInterval tracks (its fmask): each may be given once.
+constexpr unsigned k_bit_microsecond = 1U << 0;
+constexpr unsigned k_bit_millisecond = 1U << 1;
+constexpr unsigned k_bit_second = 1U << 2;
+constexpr unsigned k_bit_minute = 1U << 3;
+constexpr unsigned k_bit_hour = 1U << 4;
+constexpr unsigned k_bit_day = 1U << 5;
+constexpr unsigned k_bit_week = 1U << 6;
+constexpr unsigned k_bit_month = 1U << 7;
+constexpr unsigned k_bit_year = 1U << 8;
+constexpr unsigned k_bit_decade = 1U << 9;
+constexpr unsigned k_bit_century = 1U << 10;
+constexpr unsigned k_bit_millennium = 1U << 11;
+// Seconds with a fraction count as milli- and microseconds too; a clock field as all of these.
+constexpr unsigned k_bits_all_seconds = k_bit_second | k_bit_millisecond | k_bit_microsecond;
+constexpr unsigned k_bits_clock = k_bit_hour | k_bit_minute | k_bits_all_seconds;
+
 // How a number of one unit adds up, as interval_in adds it: the whole part into one field, the
 // fraction spilled into the same or a smaller one.
 struct Unit {
@@ -29,21 +49,24 @@ struct Unit {
     std::int64_t per;  // `field` units in one
     Field spill;
     double spill_per;  // `spill` units in one
+    unsigned bit;      // the field it fills, of those that may be given once
 };
 
 using F = Unit::Field;
-constexpr Unit k_microsecond{F::micros, 1, F::micros, 1};
-constexpr Unit k_millisecond{F::micros, 1000, F::micros, 1000};
-constexpr Unit k_second{F::micros, k_usecs_per_second, F::micros, k_usecs_per_second};
-constexpr Unit k_minute{F::micros, 60 * k_usecs_per_second, F::micros, 60.0 * k_usecs_per_second};
-constexpr Unit k_hour{F::micros, 3600 * k_usecs_per_second, F::micros, 3600.0 * k_usecs_per_second};
-constexpr Unit k_day{F::days, 1, F::micros, static_cast<double>(k_usecs_per_day)};
-constexpr Unit k_week{F::days, 7, F::days, 7};
-constexpr Unit k_month{F::months, 1, F::days, 30};
-constexpr Unit k_year{F::months, 12, F::months, 12};
-constexpr Unit k_decade{F::months, 120, F::months, 120};
-constexpr Unit k_century{F::months, 1200, F::months, 1200};
-constexpr Unit k_millennium{F::months, 12000, F::months, 12000};
+constexpr Unit k_microsecond{F::micros, 1, F::micros, 1, k_bit_microsecond};
+constexpr Unit k_millisecond{F::micros, 1000, F::micros, 1000, k_bit_millisecond};
+constexpr Unit k_second{F::micros, k_usecs_per_second, F::micros, k_usecs_per_second, k_bit_second};
+constexpr Unit k_minute{F::micros, 60 * k_usecs_per_second, F::micros, 60.0 * k_usecs_per_second,
+                        k_bit_minute};
+constexpr Unit k_hour{F::micros, 3600 * k_usecs_per_second, F::micros, 3600.0 * k_usecs_per_second,
+                      k_bit_hour};
+constexpr Unit k_day{F::days, 1, F::micros, static_cast<double>(k_usecs_per_day), k_bit_day};
+constexpr Unit k_week{F::days, 7, F::days, 7, k_bit_week};
+constexpr Unit k_month{F::months, 1, F::days, 30, k_bit_month};
+constexpr Unit k_year{F::months, 12, F::months, 12, k_bit_year};
+constexpr Unit k_decade{F::months, 120, F::months, 120, k_bit_decade};
+constexpr Unit k_century{F::months, 1200, F::months, 1200, k_bit_century};
+constexpr Unit k_millennium{F::months, 12000, F::months, 12000, k_bit_millennium};
 
 std::optional<Unit> unit_of(const std::string& word) {
     static const std::pair<const char*, Unit> k_units[] = {
@@ -175,6 +198,7 @@ class IntervalBuilder {
     void add_months(std::int64_t months) { add(m_sum.months, months); }
     void add_days(std::int64_t days) { add(m_sum.days, days); }
     void add_micros(std::int64_t micros) { add(m_sum.micros, micros); }
+    void set_micros(std::int64_t micros) { m_sum.micros = micros; }
 
     // fraction * scale microseconds, rounded
     void add_fraction_micros(double fraction, double scale) {
@@ -254,7 +278,8 @@ class IntervalBuilder {
     IntervalSum m_sum;
 };
 
-// The unit of an ISO 8601 designator: Y, M, W, D before the T, H, M, S after it.
+// The unit of an ISO 8601 designator: Y, M, W, D before the T, H, M, S after it (upper case
+// only, as the server takes them).
 std::optional<Unit> iso_unit(char designator, bool in_time) {
     struct Designator {
         bool in_time;
@@ -262,8 +287,8 @@ std::optional<Unit> iso_unit(char designator, bool in_time) {
         Unit unit;
     };
     static constexpr Designator k_designators[] = {
-        {false, 'y', k_year}, {false, 'm', k_month}, {false, 'w', k_week},  {false, 'd', k_day},
-        {true, 'h', k_hour},  {true, 'm', k_minute}, {true, 's', k_second},
+        {false, 'Y', k_year}, {false, 'M', k_month}, {false, 'W', k_week},  {false, 'D', k_day},
+        {true, 'H', k_hour},  {true, 'M', k_minute}, {true, 'S', k_second},
     };
     for (const Designator& d : k_designators) {
         if (d.in_time == in_time && d.letter == designator) {
@@ -273,18 +298,24 @@ std::optional<Unit> iso_unit(char designator, bool in_time) {
     return std::nullopt;
 }
 
-// P[nY][nM][nW][nD][T[nH][nM][nS]]
-Interval parse_iso_interval(const Context& cx, const std::string& l) {
+// P[nY][nM][nW][nD][T[nH][nM][nS]], exactly as given: the server reads this form only from an
+// upper-case P at the very start, without blanks, and its numbers never with a '+'.
+Interval parse_iso_interval(const Context& cx) {
     IntervalBuilder b(cx);
-    Scanner sc{l};
-    sc.pos = 1;  // 'p'
+    Scanner sc{cx.text};
+    sc.pos = 1;  // 'P'
+    if (sc.done()) {
+        cx.syntax("interval", k_invalid_datetime);
+    }
     bool in_time = false;
-    bool any = false;
     while (!sc.done()) {
-        if (sc.peek() == 't' && !in_time) {
+        if (sc.peek() == 'T' && !in_time) {
             in_time = true;
             ++sc.pos;
             continue;
+        }
+        if (sc.peek() == '+') {
+            cx.syntax("interval", k_invalid_datetime);
         }
         const Number n = number_at(cx, sc);
         const char designator = sc.peek();
@@ -294,29 +325,27 @@ Interval parse_iso_interval(const Context& cx, const std::string& l) {
             cx.syntax("interval", k_invalid_datetime);
         }
         b.apply(n, *unit);
-        any = true;
-    }
-    if (!any) {
-        cx.syntax("interval", k_invalid_datetime);
     }
     return b.result();
 }
 
-// [+-]H+:MM[:SS[.frac]] inside an interval (hours unbounded).
-bool scan_interval_time(const Context& cx, const std::string& token, IntervalBuilder& b) {
+// [+-]H+:MM[:SS[.frac]] inside an interval (hours unbounded), signed microseconds; nullopt when
+// the token has another form. Two fields are MM:SS when a fraction follows (as the server
+// reads them) or the column is interval minute to second, else HH:MM.
+std::optional<std::int64_t> clock_micros(const Context& cx, const std::string& token,
+                                         bool minutes_seconds) {
     Scanner sc{token};
     const bool negative = scan_sign(sc);
     auto clock = sc.clock(18, 1);
     if (!clock) {
-        return false;
+        return std::nullopt;
     }
     const bool has_fraction = sc.peek() == '.';
     const double fraction = sc.fraction();
     if (!sc.done()) {
-        return false;
+        return std::nullopt;
     }
-    if (!clock->with_seconds && has_fraction) {
-        // As the server reads it: two fields with a fraction are MM:SS.f, not HH:MM.
+    if (!clock->with_seconds && (has_fraction || minutes_seconds)) {
         clock->seconds = clock->minutes;
         clock->minutes = clock->hours;
         clock->hours = 0;
@@ -328,102 +357,222 @@ bool scan_interval_time(const Context& cx, const std::string& token, IntervalBui
     part.apply(Number{clock->hours, 0}, k_hour);
     part.apply(Number{clock->minutes, 0}, k_minute);
     part.apply(Number{clock->seconds, fraction}, k_second);
-    Interval piece = part.result();
-    b.add_micros(negative ? -piece.microseconds : piece.microseconds);
-    return true;
+    const std::int64_t micros = part.result().microseconds;
+    return negative ? -micros : micros;
 }
 
-// sql_standard year-month field: [+-]Y-M
-bool scan_year_month(const std::string& token, IntervalBuilder& b) {
+// sql_standard year-month field: [+-]Y-M, in months; nullopt when the token has another form.
+// More than 11 months: `out_of_range`.
+std::optional<std::int64_t> year_month(const std::string& token, bool& out_of_range) {
     Scanner sc{token};
     const bool negative = scan_sign(sc);
     std::int64_t years = 0;
     std::int64_t months = 0;
     if (!sc.digits(1, 9, years) || sc.peek() != '-') {
-        return false;
+        return std::nullopt;
     }
     ++sc.pos;
-    if (!sc.digits(1, 2, months) || !sc.done() || months > 11) {
-        return false;
+    if (!sc.digits(1, 18, months) || !sc.done()) {
+        return std::nullopt;
     }
+    out_of_range = months > 11;
     const std::int64_t total = years * 12 + months;
-    b.add_months(negative ? -total : total);
-    return true;
+    return negative ? -total : total;
+}
+
+// interval(typmod) fields, as the server's INTERVAL_MASK bits of INTERVAL_RANGE(typmod).
+constexpr unsigned k_range_month = 1U << 1;
+constexpr unsigned k_range_year = 1U << 2;
+constexpr unsigned k_range_day = 1U << 3;
+constexpr unsigned k_range_hour = 1U << 10;
+constexpr unsigned k_range_minute = 1U << 11;
+constexpr unsigned k_range_second = 1U << 12;
+
+unsigned range_of(std::int32_t typmod) {
+    return typmod < 0 ? 0x7FFFU : (static_cast<unsigned>(typmod) >> 16) & 0x7FFFU;
+}
+
+// The unit of the rightmost number when no unit follows it: the column's smallest field
+// ('5' is 5 years in an interval year column), seconds for a plain interval.
+Unit bare_number_unit(unsigned range) {
+    switch (range) {
+        case k_range_year:
+            return k_year;
+        case k_range_month:
+        case k_range_year | k_range_month:
+            return k_month;
+        case k_range_day:
+            return k_day;
+        case k_range_hour:
+        case k_range_day | k_range_hour:
+            return k_hour;
+        case k_range_minute:
+        case k_range_hour | k_range_minute:
+        case k_range_day | k_range_hour | k_range_minute:
+            return k_minute;
+        default:
+            return k_second;
+    }
+}
+
+// One field of postgres-style input, as the server's ParseDateTime splits it ("2h" is two).
+struct Field {
+    enum class Kind { number, year_month, clock, unit, ago };
+    Kind kind = Kind::number;
+    bool out_of_range = false;  // number or year_month: 22015 once read (right to left)
+    bool signed_field = false;  // starts with '+' or '-'
+    bool negative = false;      // starts with '-'
+    Number number;              // number; year_month: the months in `whole`
+    Unit unit{};                // unit
+    std::string text;           // clock
+};
+
+std::vector<Field> fields_of(const Context& cx, const std::string& l) {
+    std::vector<std::string> tokens;
+    std::size_t i = l[0] == '@' ? 1 : 0;
+    while (i < l.size()) {
+        while (i < l.size() && is_blank(l[i])) {
+            ++i;
+        }
+        const std::size_t start = i;
+        while (i < l.size() && !is_blank(l[i])) {
+            ++i;
+        }
+        if (i > start) {
+            tokens.push_back(l.substr(start, i - start));
+        }
+    }
+    std::vector<Field> fields;
+    for (const std::string& token : tokens) {
+        Field f;
+        f.signed_field = token[0] == '+' || token[0] == '-';
+        f.negative = token[0] == '-';
+        if (token == "ago") {
+            f.kind = Field::Kind::ago;
+        } else if (token.find(':') != std::string::npos) {
+            f.kind = Field::Kind::clock;
+            f.text = token;
+        } else if (const auto months = year_month(token, f.out_of_range)) {
+            f.kind = Field::Kind::year_month;
+            f.number.whole = *months;
+        } else if (is_alpha(token[0])) {
+            const auto unit = unit_of(token);
+            if (!unit) {
+                cx.syntax("interval", k_invalid_datetime);
+            }
+            f.kind = Field::Kind::unit;
+            f.unit = *unit;
+        } else {
+            Scanner sc{token};
+            if (!scan_number(sc, f.number, f.out_of_range)) {
+                cx.syntax("interval", k_invalid_datetime);
+            }
+            fields.push_back(f);
+            if (sc.done()) {
+                continue;
+            }
+            const auto unit = unit_of(token.substr(sc.pos));  // "2h", "1.5days"
+            if (!unit) {
+                cx.syntax("interval", k_invalid_datetime);
+            }
+            f = Field{};
+            f.kind = Field::Kind::unit;
+            f.unit = *unit;
+        }
+        fields.push_back(f);
+    }
+    return fields;
 }
 
 }  // namespace
 
-Value parse_interval(const Context& cx) {
+Value parse_interval(const Context& cx, std::int32_t typmod, IntervalStyle style) {
+    if (!cx.text.empty() && cx.text[0] == 'P') {
+        return Value(parse_iso_interval(cx));
+    }
     const std::string l = lowered(trimmed(cx.text));
     if (l.empty()) {
         cx.syntax("interval", k_invalid_datetime);
     }
-    if (l[0] == 'p') {
-        return Value(parse_iso_interval(cx, l));
-    }
-    std::vector<std::string> tokens;
-    {
-        std::size_t i = 0;
-        if (l[0] == '@') {
-            i = 1;
-        }
-        while (i < l.size()) {
-            while (i < l.size() && is_blank(l[i])) {
-                ++i;
-            }
-            const std::size_t start = i;
-            while (i < l.size() && !is_blank(l[i])) {
-                ++i;
-            }
-            if (i > start) {
-                tokens.push_back(l.substr(start, i - start));
-            }
-        }
-    }
-    bool ago = false;
-    if (!tokens.empty() && tokens.back() == "ago") {
-        ago = true;
-        tokens.pop_back();
-    }
-    if (tokens.empty()) {
-        cx.syntax("interval", k_invalid_datetime);
-    }
+    const std::vector<Field> fields = fields_of(cx, l);
+    auto bad = [&] { cx.syntax("interval", k_invalid_datetime); };
+    // sql_standard: "-1 2:00:00" is -(1 day 2 hours) when no field but the first has a sign.
+    const bool force_negative = style == IntervalStyle::sql_standard && !fields.empty() &&
+                                fields[0].negative &&
+                                std::none_of(fields.begin() + 1, fields.end(),
+                                             [](const Field& f) { return f.signed_field; });
+    const unsigned range = range_of(typmod);
     IntervalBuilder b(cx);
-    auto is_time_token = [](const std::string& token) {
-        return token.find(':') != std::string::npos;
-    };
-    for (std::size_t t = 0; t < tokens.size(); ++t) {
-        const std::string& token = tokens[t];
-        if (is_time_token(token)) {
-            if (!scan_interval_time(cx, token, b)) {
-                cx.syntax("interval", k_invalid_datetime);
+    unsigned seen = 0;
+    std::optional<Unit> unit_to_the_right;
+    bool ago = false;
+    for (std::size_t i = fields.size(); i-- > 0;) {
+        const Field& f = fields[i];
+        if (f.out_of_range) {
+            cx.fail_value("interval field value out of range", k_interval_field_overflow);
+        }
+        unsigned bits = 0;
+        switch (f.kind) {
+            case Field::Kind::ago:
+                if (i + 1 != fields.size()) {
+                    bad();
+                }
+                ago = true;
+                continue;
+            case Field::Kind::unit:
+                // Stricter than the server, which lets a unit without a number stand (or be
+                // skipped): here a unit always follows its number.
+                if (i == 0 || fields[i - 1].kind != Field::Kind::number) {
+                    bad();
+                }
+                unit_to_the_right = f.unit;
+                continue;
+            case Field::Kind::clock: {
+                auto micros = clock_micros(cx, f.text, range == (k_range_minute | k_range_second));
+                if (!micros) {
+                    bad();
+                }
+                if (force_negative && *micros > 0) {
+                    *micros = -*micros;
+                }
+                // Replaces, not adds to, what the fields to its right put in the time part (the
+                // spill of "1.5 days"): the server assigns it so ("4:05 1.5 days" is 1 day 04:05).
+                b.set_micros(*micros);
+                bits = k_bits_clock;
+                unit_to_the_right = k_day;  // "3 4:05:06": the number before a clock is days
+                break;
             }
-            continue;
-        }
-        if (scan_year_month(token, b)) {
-            continue;
-        }
-        Scanner sc{token};
-        const Number n = number_at(cx, sc);
-        std::string unit_word(token.substr(sc.pos));
-        if (unit_word.empty() && t + 1 < tokens.size() && !tokens[t + 1].empty() &&
-            is_alpha(tokens[t + 1][0])) {
-            unit_word = tokens[++t];
-        }
-        if (unit_word.empty()) {
-            // A bare number: days before a time field (sql_standard "3 4:05:06"), else seconds.
-            const bool before_time = t + 1 < tokens.size() && is_time_token(tokens[t + 1]);
-            if (!before_time && t + 1 < tokens.size()) {
-                cx.syntax("interval", k_invalid_datetime);
+            case Field::Kind::year_month: {
+                const std::int64_t months = f.number.whole;
+                b.add_months(force_negative && months > 0 ? -months : months);
+                bits = k_bit_month;
+                unit_to_the_right = k_month;
+                break;
             }
-            b.apply(n, before_time ? k_day : k_second);
-            continue;
+            case Field::Kind::number: {
+                if (i + 1 < fields.size() && fields[i + 1].kind == Field::Kind::ago) {
+                    bad();  // "5 ago": no unit
+                }
+                const Unit unit = unit_to_the_right.value_or(bare_number_unit(range));
+                Number n = f.number;
+                if (force_negative) {
+                    n.whole = n.whole > 0 ? -n.whole : n.whole;
+                    n.fraction = n.fraction > 0 ? -n.fraction : n.fraction;
+                }
+                b.apply(n, unit);
+                bits = unit.bit == k_bit_second && n.fraction != 0 ? k_bits_all_seconds : unit.bit;
+                // "1 2 hours" is 1 day 2 hours; after any other unit a second number repeats it.
+                unit_to_the_right = unit.bit == k_bit_hour ? k_day : unit;
+                break;
+            }
         }
-        const auto unit = unit_of(unit_word);
-        if (!unit) {
-            cx.syntax("interval", k_invalid_datetime);
+        if ((bits & seen) != 0) {
+            bad();
         }
-        b.apply(n, *unit);
+        seen |= bits;
+    }
+    if (seen == 0) {
+        bad();
     }
     if (ago) {
         b.negate();

@@ -1,5 +1,6 @@
 // parse_text_value for json and jsonb: validation of RFC 8259 text with json_in's messages (the
-// value itself is kept as given).
+// value itself is kept as given); \u escapes are checked as far as each type's input function
+// checks them.
 #include <algorithm>
 #include <string>
 
@@ -224,6 +225,11 @@ class JsonValidator {
                             "unsupported Unicode escape sequence (\\u0000 cannot be "
                             "converted to text)",
                             k_untranslatable);
+                    }
+                    if (!m_jsonb) {
+                        // json_in checks only the four hex digits: it keeps the text and never
+                        // decodes it, so an unpaired surrogate is accepted (jsonb refuses one).
+                        break;
                     }
                     if (code >= 0xDC00 && code <= 0xDFFF) {
                         bad("Unicode low surrogate must follow a high surrogate.");

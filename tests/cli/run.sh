@@ -277,6 +277,14 @@ for style in postgres_verbose sql_standard; do
     expect_eq "interval style $style: --mode insert reads what COPY reads" \
         "$rc:$(sql "SELECT count(*) FROM iv_copy_$style c JOIN iv_insert_$style i USING (id) WHERE c.iv::text = i.iv::text")" "0:3000"
 done
+# In a sql_standard session a leading '-' negates every field: --mode insert reads the
+# sql_standard text as that session's COPY does, and both give back the source values.
+PGOPTIONS="-c intervalstyle=sql_standard" psql -XAtq -c "\\copy (SELECT id, iv FROM types_src) TO '$WORK/iv.csv' WITH (FORMAT csv)"
+sql "CREATE TABLE iv_ss_copy (id int PRIMARY KEY, iv interval); CREATE TABLE iv_ss_insert (LIKE iv_ss_copy)"
+PGOPTIONS="-c intervalstyle=sql_standard" "$BIN" load --quiet --table iv_ss_copy "$WORK/iv.csv" &&
+    PGOPTIONS="-c intervalstyle=sql_standard" run load --table iv_ss_insert --mode insert "$WORK/iv.csv"
+expect_eq "sql_standard session: --mode insert and COPY both give the source intervals" \
+    "$rc:$(sql "SELECT count(*) FROM types_src s JOIN iv_ss_copy c USING (id) JOIN iv_ss_insert i USING (id) WHERE s.iv = c.iv AND s.iv = i.iv AND s.iv::text = i.iv::text")" "0:3000"
 # timestamptz without an offset is read in the session TimeZone (PGTZ), as COPY reads it.
 printf '1,2024-01-15 12:00:00\n2,2024-07-15 12:00:00\n3,1850-06-01 00:00:00\n4,2024-03-10 01:59:59.5\n5,infinity\n6,2024-07-15 12:00:00+02\n7,0044-03-15 12:00:00 BC\n' >"$WORK/tz.csv"
 sql "CREATE TABLE tz_copy (id int PRIMARY KEY, t timestamptz); CREATE TABLE tz_insert (LIKE tz_copy)"
