@@ -44,6 +44,7 @@ using detail::k_min_date_days;
 using detail::k_min_timestamp;
 using detail::k_unix_to_pg_days;
 using detail::k_usecs_per_day;
+using detail::k_usecs_per_second;
 
 constexpr std::int64_t k_unix_to_pg_usecs = k_unix_to_pg_days * k_usecs_per_day;
 
@@ -55,6 +56,35 @@ std::int64_t pg_days(int year, int month, int day) {
                     k_datetime_overflow);
     }
     return days_since_2000(year, month, day);
+}
+
+// `days` as a date value, or Error 22008 past the server's date range.
+std::int32_t checked_date_days(std::int64_t days, std::string_view text) {
+    if (days < k_min_date_days || days >= k_end_date_days) {
+        value_error("", "date out of range: \"" + std::string(text) + "\"", k_datetime_overflow);
+    }
+    return static_cast<std::int32_t>(days);
+}
+
+// Microseconds since 2000-01-01 00:00 of `days` + `time_us` - `offset_seconds`, or Error 22008
+// past the server's timestamp range (as the server checks, the instant, after the offset). Summed
+// in seconds first: |days| is at most ~8e11 (an int year), so nothing here can overflow, where
+// days * k_usecs_per_day would for years past 294276.
+std::int64_t checked_timestamp_micros(std::int64_t days, std::int64_t time_us,
+                                      std::int64_t offset_seconds, std::string_view text) {
+    const std::int64_t seconds = days * 86400 + time_us / k_usecs_per_second - offset_seconds;
+    if (seconds < k_min_timestamp / k_usecs_per_second ||
+        seconds >= k_end_timestamp / k_usecs_per_second) {
+        value_error("", "timestamp out of range: \"" + std::string(text) + "\"",
+                    k_datetime_overflow);
+    }
+    return seconds * k_usecs_per_second + time_us % k_usecs_per_second;
+}
+
+// "586542-01-01" for messages (astronomical years: 0 is 1 BC).
+std::string ymd_text(int year, int month, int day) {
+    const auto two = [](int n) { return (n >= 0 && n < 10 ? "0" : "") + std::to_string(n); };
+    return std::to_string(year) + "-" + two(month) + "-" + two(day);
 }
 
 std::int64_t time_usecs(int hour, int minute, int second, int microsecond) {
@@ -879,7 +909,7 @@ Numeric Numeric::from_digits(std::string_view unscaled_digits, int scale) {
 }
 
 Date Date::from_ymd(int year, int month, int day) {
-    return Date{static_cast<std::int32_t>(pg_days(year, month, day))};
+    return Date{checked_date_days(pg_days(year, month, day), ymd_text(year, month, day))};
 }
 
 Date Date::parse(std::string_view text) {
@@ -888,7 +918,7 @@ Date Date::parse(std::string_view text) {
     if (!c.done()) {
         bad_datetime("date", text);
     }
-    return Date{static_cast<std::int32_t>(days)};
+    return Date{checked_date_days(days, text)};
 }
 
 Time Time::from_hms(int hour, int minute, int second, int microsecond) {
@@ -906,12 +936,24 @@ Time Time::parse(std::string_view text) {
 
 Timestamp Timestamp::from_parts(int year, int month, int day, int hour, int minute, int second,
                                 int microsecond) {
-    return Timestamp{pg_days(year, month, day) * k_usecs_per_day +
-                     time_usecs(hour, minute, second, microsecond)};
+    return Timestamp{checked_timestamp_micros(pg_days(year, month, day),
+                                              time_usecs(hour, minute, second, microsecond), 0,
+                                              ymd_text(year, month, day))};
 }
 
+namespace {
+// Unix microseconds to the server's epoch; below the range the subtraction would overflow.
+std::int64_t from_unix(std::int64_t micros) {
+    if (micros < k_min_timestamp + k_unix_to_pg_usecs) {
+        value_error("", "timestamp out of range: " + std::to_string(micros) + " us since 1970",
+                    k_datetime_overflow);
+    }
+    return micros - k_unix_to_pg_usecs;
+}
+}  // namespace
+
 Timestamp Timestamp::from_unix_micros(std::int64_t micros) {
-    return Timestamp{micros - k_unix_to_pg_usecs};
+    return Timestamp{from_unix(micros)};
 }
 
 namespace {
@@ -921,7 +963,8 @@ std::int64_t parse_timestamp_text(std::string_view text, std::string_view kind, 
     if (!c.accept(' ') && !c.accept('T')) {
         bad_datetime(kind, text);
     }
-    std::int64_t micros = days * k_usecs_per_day + parse_time_part(c, kind);
+    const std::int64_t time_us = parse_time_part(c, kind);
+    std::int64_t offset_seconds = 0;
     if (with_zone && !c.done()) {
         if (c.accept('Z') || c.accept('z')) {
             // UTC
@@ -943,14 +986,14 @@ std::int64_t parse_timestamp_text(std::string_view text, std::string_view kind, 
             if (hours > 15 || minutes > 59) {
                 bad_datetime(kind, text);
             }
-            const std::int64_t offset = (hours * 3600 + minutes * 60) * 1000000;
-            micros -= sign == '+' ? offset : -offset;  // local = UTC + offset
+            const std::int64_t offset = hours * 3600 + minutes * 60;
+            offset_seconds = sign == '+' ? offset : -offset;  // local = UTC + offset
         }
     }
     if (!c.done()) {
         bad_datetime(kind, text);
     }
-    return micros;
+    return checked_timestamp_micros(days, time_us, offset_seconds, text);
 }
 }  // namespace
 
@@ -960,13 +1003,13 @@ Timestamp Timestamp::parse(std::string_view text) {
 
 TimestampTz TimestampTz::from_parts(int year, int month, int day, int hour, int minute, int second,
                                     int microsecond, int utc_offset_seconds) {
-    return TimestampTz{pg_days(year, month, day) * k_usecs_per_day +
-                       time_usecs(hour, minute, second, microsecond) -
-                       static_cast<std::int64_t>(utc_offset_seconds) * 1000000};
+    return TimestampTz{checked_timestamp_micros(pg_days(year, month, day),
+                                                time_usecs(hour, minute, second, microsecond),
+                                                utc_offset_seconds, ymd_text(year, month, day))};
 }
 
 TimestampTz TimestampTz::from_unix_micros(std::int64_t micros) {
-    return TimestampTz{micros - k_unix_to_pg_usecs};
+    return TimestampTz{from_unix(micros)};
 }
 
 TimestampTz TimestampTz::parse(std::string_view text) {

@@ -4,8 +4,10 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <exception>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <thread>
 #include <utility>
@@ -40,6 +42,24 @@ Error usage_error(const std::string& message, const char* sqlstate) {
 
 bool row_error(const Error& error) {
     return is_row_error(error);
+}
+
+// "SQLSTATE 23514, row 7": what a log line may say of an error. Not its message, which can quote
+// the row's values.
+std::string error_summary(const std::exception_ptr& error) {
+    try {
+        std::rethrow_exception(error);
+    } catch (const Error& e) {
+        std::string text = "SQLSTATE " + (e.sqlstate().empty() ? "none" : e.sqlstate());
+        if (e.row_number() != 0) {
+            text += ", row " + std::to_string(e.row_number());
+        }
+        return text;
+    } catch (const std::exception&) {
+        return "an exception that is no pg_ingest::Error (thrown by a hook)";
+    } catch (...) {
+        return "an exception of unknown type (thrown by a hook)";
+    }
 }
 
 }  // namespace
@@ -291,6 +311,11 @@ struct Writer::Impl {
     // The batch of pending_error is kept (failed_batches) and is re-sent by the next flush: a
     // later flush that sends it (or fails with a fresh error about it) supersedes the error.
     bool pending_error_kept = false;
+    // failed_batches is not empty (as the last flush left it). The writer's thread sends them
+    // again at retry_due, which moves further off (the retry back-off) each time they fail.
+    bool have_kept = false;
+    Clock::time_point retry_due;
+    int kept_rounds = 0;  // failed flushes since kept batches were last all sent
 
     void log(LogLevel level, const std::string& message) const noexcept {
         if (!hooks.on_log ||
@@ -312,6 +337,13 @@ struct Writer::Impl {
     void add_write(Row row);
     void add_erase(Row key);
     void rethrow_pending();
+    // Throws pending_error when it dropped rows (batch_mutex held). A kept batch's error is left
+    // to the flush that sends that batch again.
+    void rethrow_dropped() {
+        if (pending_error && !pending_error_kept) {
+            rethrow_pending();
+        }
+    }
     bool over_limits() const {
         return batch.operations >= options.batch_size || batch.bytes >= options.batch_bytes;
     }
@@ -323,13 +355,21 @@ struct Writer::Impl {
     // Sends the kept batches, then the current one, under the flush lock. A failure is thrown;
     // on the writer's own thread (`background`) it becomes pending_error instead.
     void flush_all(bool background = false);
-    // flush_all's work; `failure_kept` tells, when it throws, whether the batch is kept.
-    void send_all(bool& failure_kept);
+    // flush_all's work; `failure_kept` tells, when it throws, whether the batch is kept. On the
+    // writer's thread it stops between batches once the writer is being destroyed.
+    void send_all(bool& failure_kept, bool background);
+    // The wait before the writer's thread sends kept batches again: the retry back-off, continued
+    // past the retries each flush makes itself, and never so short that it spins.
+    std::chrono::milliseconds kept_retry_wait() const {
+        return back_off_wait(std::max(options.retry_wait_time, std::chrono::milliseconds(100)),
+                             options.max_retry_times + kept_rounds);
+    }
     // After adding an operation (batch_mutex held): wakes the flusher for a full batch; true
     // when the caller has to send the batch itself (no background flush).
     bool must_flush_here();
     void send(Batch& batch, bool& drop);
-    CommitOutcome resolve_commit(std::uint64_t xid);
+    // `why`: what kept the question open (for the error's detail).
+    CommitOutcome resolve_commit(std::uint64_t xid, std::string& why);
     // `written`: rows of `writes` the server inserted or updated (the statements' counts).
     void run_attempt(Connection& connection, const std::vector<const Slot*>& deletes,
                      const std::vector<const Slot*>& writes, Clock::time_point deadline,
@@ -517,6 +557,27 @@ void Writer::Impl::open(std::string_view table, std::vector<std::string> request
                 statement = WriteStatement::insert_conflict;
             }
             break;
+    }
+    // ON CONFLICT (key), and COPY ON CONFLICT, need a unique index on exactly the key. Without
+    // one every flush fails with 42P10, which is no row error: the batch would be kept and sent
+    // again at every flush, forever. UPDATE ... FROM (conflictmode update but through the
+    // extension) and plain INSERT need none (writemode insert falls back to ON CONFLICT only
+    // with an arbiter: insert_may_use_on_conflict).
+    const bool uses_on_conflict = statement == WriteStatement::copy_extension ||
+                                  statement == WriteStatement::insert_conflict ||
+                                  (statement == WriteStatement::copy_stage &&
+                                   options.conflict_mode != ConflictMode::update) ||
+                                  insert_may_use_on_conflict;
+    if (keyed && !key_is_arbiter && uses_on_conflict) {
+        throw Error("conflictcolumns (" + join(key_names, ", ") + ") of table " + table_label() +
+                        " match no unique index, which writemode " + to_string(options.write_mode) +
+                        " with conflictmode " + to_string(options.conflict_mode) +
+                        " needs to detect conflicts",
+                    "42P10", "",
+                    "Name the columns of the primary key or of a unique index (not partial, not "
+                    "deferrable, on plain columns), or create one; conflictmode update in "
+                    "writemode upsert or insert needs none.",
+                    true);
     }
     build_sql(connection);
     log(LogLevel::info,
@@ -887,7 +948,7 @@ void Writer::Impl::flush_all(bool background) {
     bool kept = false;
     std::exception_ptr failure;
     try {
-        send_all(kept);
+        send_all(kept, background);
     } catch (...) {
         failure = std::current_exception();
     }
@@ -898,6 +959,16 @@ void Writer::Impl::flush_all(bool background) {
     if (pending_error && pending_error_kept) {
         pending_error = nullptr;
         pending_error_kept = false;
+        flusher_wakeup.notify_all();
+    }
+    // Batches still kept are the writer's thread's to send again after the back-off (also when
+    // no call comes: a quiet producer may never make one).
+    have_kept = !failed_batches.empty();
+    if (!have_kept) {
+        kept_rounds = 0;
+    } else if (failure) {
+        retry_due = Clock::now() + kept_retry_wait();
+        kept_rounds = std::min(kept_rounds + 1, 64);
         flusher_wakeup.notify_all();
     }
     if (!failure) {
@@ -913,7 +984,13 @@ void Writer::Impl::flush_all(bool background) {
     batch_space.notify_all();
 }
 
-void Writer::Impl::send_all(bool& failure_kept) {
+void Writer::Impl::send_all(bool& failure_kept, bool background) {
+    // The destructor waits for the batch the writer's thread is sending, then discards the rest:
+    // it never sends anything new.
+    const auto destroying = [&] {
+        std::lock_guard<std::mutex> lock(batch_mutex);
+        return background && stopping;
+    };
     // Earlier batches whose retries ran out go first, in order.
     while (!failed_batches.empty()) {
         bool drop = false;
@@ -927,10 +1004,16 @@ void Writer::Impl::send_all(bool& failure_kept) {
             throw;
         }
         failed_batches.pop_front();
+        if (destroying()) {
+            return;
+        }
     }
     Batch current;
     {
         std::lock_guard<std::mutex> lock(batch_mutex);
+        if (background && stopping) {
+            return;
+        }
         std::swap(current, batch);
         batch_space.notify_all();
     }
@@ -985,8 +1068,10 @@ void Writer::Impl::send(Batch& sending, bool& drop) {
     // spent (the batch is kept).
     const auto back_off = [&](const Error& error) {
         if (attempt >= options.max_retry_times) {
-            std::lock_guard<std::mutex> lock(metrics_mutex);
-            ++metrics.flush_failures;
+            {
+                std::lock_guard<std::mutex> lock(metrics_mutex);
+                ++metrics.flush_failures;
+            }
             log(LogLevel::error, "batch of " + std::to_string(sending.operations) +
                                      " operations on " + table_label() + " failed after " +
                                      std::to_string(attempt) + " retries: [" + error.sqlstate() +
@@ -1006,7 +1091,9 @@ void Writer::Impl::send(Batch& sending, bool& drop) {
         std::this_thread::sleep_for(wait);
     };
     // The connection was lost with COMMIT in flight (now or in an earlier flush): learn the
-    // outcome before anything is sent again. Returns true when the batch is committed.
+    // outcome before anything is sent again. Returns true when the batch is committed. The batch
+    // keeps its question (unresolved_xid) until the server has answered it: a batch kept without
+    // it would be sent again, and an append batch could load twice.
     const auto settle_lost_commit = [&](std::uint64_t xid, const Error& error,
                                         std::vector<RejectedRow> attempt_rejects,
                                         std::uint64_t attempt_written) {
@@ -1014,35 +1101,42 @@ void Writer::Impl::send(Batch& sending, bool& drop) {
             std::lock_guard<std::mutex> lock(metrics_mutex);
             ++metrics.commits_resolved;
         }
-        const CommitOutcome outcome = resolve_commit(xid);
+        std::string why;
+        const CommitOutcome outcome = resolve_commit(xid, why);
         log(LogLevel::warning,
             "connection lost while committing a batch on " + table_label() + "; transaction " +
                 std::to_string(xid) + " " +
                 (outcome == CommitOutcome::committed ? "committed: not re-sent"
                  : outcome == CommitOutcome::aborted ? "aborted: re-sending"
                  : outcome == CommitOutcome::unknown ? "has an unknown outcome"
-                                                     : "could not be checked yet"));
+                                                     : "could not be checked yet (" + why + ")"));
         switch (outcome) {
             case CommitOutcome::committed:
+                sending.unresolved_xid = 0;
+                sending.unresolved_rejects.clear();
                 rejects = std::move(attempt_rejects);
                 written = attempt_written;
                 return true;
             case CommitOutcome::aborted:
+                sending.unresolved_xid = 0;
+                sending.unresolved_rejects.clear();
                 return false;
             case CommitOutcome::unreachable: {
                 // Kept: the next flush asks again before sending it.
                 sending.unresolved_xid = xid;
                 sending.unresolved_rejects = std::move(attempt_rejects);
                 sending.unresolved_written = attempt_written;
-                std::lock_guard<std::mutex> lock(metrics_mutex);
-                ++metrics.flush_failures;
+                {
+                    std::lock_guard<std::mutex> lock(metrics_mutex);
+                    ++metrics.flush_failures;
+                }
                 throw Error("connection lost while committing a batch of " +
                                 std::to_string(sending.operations) + " operations on " +
                                 table_label() + "; whether it committed is checked before the " +
                                 "next flush (" + error.what() + ")",
                             "08006",
                             "the server could not be asked whether transaction " +
-                                std::to_string(xid) + " committed",
+                                std::to_string(xid) + " committed: " + why,
                             "flush() or close() asks again before sending anything; a writer "
                             "destroyed before that discards the batch, so check the table for "
                             "its rows",
@@ -1059,6 +1153,10 @@ void Writer::Impl::send(Batch& sending, bool& drop) {
             ++metrics.flush_failures;
             metrics.rows_discarded += sending.operations;
         }
+        log(LogLevel::error, "batch of " + std::to_string(sending.operations) + " operations on " +
+                                 table_label() + " dropped: the outcome of its transaction " +
+                                 std::to_string(xid) +
+                                 " is unknown (SQLSTATE 08007); check the table for its rows");
         throw Error("the outcome of a batch of " + std::to_string(sending.operations) +
                         " operations on " + table_label() + " (transaction " + std::to_string(xid) +
                         ") is unknown; it was not re-sent",
@@ -1066,11 +1164,10 @@ void Writer::Impl::send(Batch& sending, bool& drop) {
     };
     bool committed = false;
     if (sending.unresolved_xid != 0) {
-        const std::uint64_t xid = std::exchange(sending.unresolved_xid, 0);
         committed = settle_lost_commit(
-            xid, Error("an earlier flush lost its connection", "08006", "", "", false),
-            std::move(sending.unresolved_rejects), sending.unresolved_written);
-        sending.unresolved_rejects.clear();
+            sending.unresolved_xid,
+            Error("an earlier flush lost its connection", "08006", "", "", false),
+            sending.unresolved_rejects, sending.unresolved_written);
     }
     while (!committed) {
         const auto deadline = Clock::now() + options.flush_timeout;
@@ -1141,9 +1238,16 @@ void Writer::Impl::send(Batch& sending, bool& drop) {
                     ++metrics.flush_failures;
                     metrics.rows_discarded += sending.operations;
                 }
+                const std::string dropped = "batch of " + std::to_string(sending.operations) +
+                                            " operations on " + table_label() +
+                                            " dropped (exceptionmode strict): ";
                 if (found) {
                     const std::uint64_t number =
                         found->is_delete ? found->slot->delete_row_number : found->slot->row_number;
+                    log(LogLevel::error, dropped + "row " + std::to_string(number) +
+                                             (found->is_delete ? " (delete)" : "") +
+                                             " failed with SQLSTATE " + found->error.sqlstate() +
+                                             "; nothing of the batch was committed");
                     Error named(
                         "row " + std::to_string(number) + (found->is_delete ? " (delete)" : "") +
                             " of table " + table_label() + ": " + found->error.what(),
@@ -1151,11 +1255,23 @@ void Writer::Impl::send(Batch& sending, bool& drop) {
                     named.set_row_number(number);
                     throw named;
                 }
+                log(LogLevel::error, dropped + "it failed with SQLSTATE " + error.sqlstate() +
+                                         " (the row could not be found); nothing of the batch "
+                                         "was committed");
                 throw Error("batch on " + table_label() + " failed: " + error.what(),
                             error.sqlstate(), error.detail(), error.hint(), true);
             }
-            std::lock_guard<std::mutex> lock(metrics_mutex);
-            ++metrics.flush_failures;
+            {
+                std::lock_guard<std::mutex> lock(metrics_mutex);
+                ++metrics.flush_failures;
+            }
+            // Kept: logged here too, as a later flush that sends the batch supersedes the error.
+            // A row error (one isolation could not place) may quote values: its SQLSTATE only.
+            log(LogLevel::error, "batch of " + std::to_string(sending.operations) +
+                                     " operations on " + table_label() + " failed: [" +
+                                     error.sqlstate() + "] " +
+                                     (row_error(error) ? "a row error" : error.what()) +
+                                     "; it is kept and sent again first by the next flush");
             throw;
         }
     }
@@ -1240,8 +1356,9 @@ void Writer::Impl::run_attempt(Connection& connection, const std::vector<const S
     }
 }
 
-CommitOutcome Writer::Impl::resolve_commit(std::uint64_t xid) {
+CommitOutcome Writer::Impl::resolve_commit(std::uint64_t xid, std::string& why) {
     const std::string sql = "SELECT pg_catalog.txid_status(" + std::to_string(xid) + ")";
+    why = "no answer";
     const int attempts = std::max(options.max_retry_times, 3) + 1;
     for (int attempt = 0; attempt < attempts; ++attempt) {
         if (attempt > 0) {
@@ -1264,10 +1381,18 @@ CommitOutcome Writer::Impl::resolve_commit(std::uint64_t xid) {
                 return CommitOutcome::aborted;
             }
             // "in progress": the old backend has not finished ending the transaction yet.
+            why = "transaction " + std::to_string(xid) + " was still in progress";
         } catch (const Error& error) {
+            // Whatever fails, the question stays open (the batch is kept with it): an error is no
+            // answer. One the server gives on a working connection (no privilege on
+            // txid_status(), a statement_timeout: 57014) comes again if asked at once.
+            why = (error.sqlstate().empty() ? "" : "[" + error.sqlstate() + "] ") + error.what();
             if (!error.retryable() && error.connection_usable()) {
-                throw;
+                return CommitOutcome::unreachable;
             }
+        } catch (const std::exception& error) {
+            why = error.what();
+            return CommitOutcome::unreachable;
         }
     }
     return CommitOutcome::unreachable;
@@ -1423,10 +1548,24 @@ std::uint64_t Writer::Impl::apply_writes(Connection& connection,
 void Writer::Impl::flusher_loop() {
     std::unique_lock<std::mutex> lock(batch_mutex);
     while (!stopping) {
-        // Nothing is sent while a failure has not been thrown yet (the next call throws it, then
-        // flushing resumes): a second failure must never replace it.
-        if (pending_error) {
+        // Nothing is sent while a failure that dropped rows has not been thrown yet (the next
+        // call throws it, then flushing resumes): nothing written after those rows may commit
+        // before the caller has heard, and a second failure must never replace it.
+        if (pending_error && !pending_error_kept) {
             flusher_wakeup.wait(lock);
+            continue;
+        }
+        if (have_kept) {
+            // Kept batches are sent again at retry_due (the retry back-off, so never in a loop),
+            // with the current batch after them, until they go through: a batch kept through a
+            // short outage does not wait for a call that a quiet producer may never make.
+            if (Clock::now() < retry_due) {
+                flusher_wakeup.wait_until(lock, retry_due);
+                continue;
+            }
+            lock.unlock();
+            flush_all(true);
+            lock.lock();
             continue;
         }
         const bool full = options.background_flush && batch.operations > 0 && over_limits();
@@ -1491,6 +1630,21 @@ Writer::~Writer() {
         return;
     }
     m_impl->stop_flusher();
+    // An error of the writer's thread that no call has thrown: nobody else will ever hear of it.
+    std::exception_ptr unthrown;
+    bool unthrown_kept = false;
+    {
+        std::lock_guard<std::mutex> lock(m_impl->batch_mutex);
+        unthrown = std::exchange(m_impl->pending_error, nullptr);
+        unthrown_kept = m_impl->pending_error_kept;
+    }
+    if (unthrown) {
+        m_impl->log(
+            LogLevel::error,
+            "writer on " + m_impl->table_label() +
+                " destroyed with an error of its flushes never thrown: " + error_summary(unthrown) +
+                (unthrown_kept ? " (its batch was kept, and is discarded now)" : ""));
+    }
     std::uint64_t discarded = m_impl->batch.operations;
     for (const auto& batch : m_impl->failed_batches) {
         discarded += batch.operations;
@@ -1516,14 +1670,16 @@ void Writer::erase(Row key) {
 }
 
 void Writer::flush() {
+    // An error of the writer's thread whose batch is kept is not thrown: this flush sends that
+    // batch again, and throws its own error if it fails again.
     {
         std::lock_guard<std::mutex> lock(m_impl->batch_mutex);
-        m_impl->rethrow_pending();
+        m_impl->rethrow_dropped();
     }
     m_impl->flush_all();
     // A background flush that failed while this one waited for it, dropping its rows.
     std::lock_guard<std::mutex> lock(m_impl->batch_mutex);
-    m_impl->rethrow_pending();
+    m_impl->rethrow_dropped();
 }
 
 void Writer::close() {
@@ -1535,12 +1691,12 @@ void Writer::close() {
         // From here on write()/erase() throw: a row taken after the final flush would be
         // discarded by the destructor.
         m_impl->closing = true;
-        m_impl->rethrow_pending();
+        m_impl->rethrow_dropped();  // a kept batch is sent again below
     }
     m_impl->flush_all();
     {
         std::lock_guard<std::mutex> lock(m_impl->batch_mutex);
-        m_impl->rethrow_pending();
+        m_impl->rethrow_dropped();
     }
     m_impl->stop_flusher();
     std::lock_guard<std::mutex> lock(m_impl->batch_mutex);

@@ -34,9 +34,11 @@ class PG_INGEST_API Numeric {
 // A calendar date, stored as days since 2000-01-01 (the server's epoch). Infinity allowed.
 struct PG_INGEST_API Date {
     std::int32_t days = 0;
-    // Proleptic Gregorian; year 0 is 1 BC. Throws Error 22008 for an invalid day.
+    // Proleptic Gregorian; year 0 is 1 BC. Throws Error 22008 for an invalid day or a date
+    // outside the server's range, 4714-11-24 BC (-4713-11-24) .. 5874897-12-31.
     static Date from_ymd(int year, int month, int day);
-    // "YYYY-MM-DD"; throws Error 22007 when malformed.
+    // "YYYY-MM-DD" (4 to 7 digit years); throws Error 22007 when malformed, 22008 when out of
+    // range.
     static Date parse(std::string_view text);
     static Date infinity() { return Date{INT32_MAX}; }
     static Date minus_infinity() { return Date{INT32_MIN}; }
@@ -53,6 +55,9 @@ struct PG_INGEST_API Time {
 };
 
 // timestamp without time zone: microseconds since 2000-01-01 00:00:00 (a wall-clock reading).
+// Built values lie in the server's range, 4714-11-24 00:00:00 BC .. 294276-12-31
+// 23:59:59.999999: from_parts(), from_unix_micros() and parse() throw Error 22008 past it (and
+// 22008 for an invalid day or time of day). infinity() and minus_infinity() are outside it.
 struct PG_INGEST_API Timestamp {
     std::int64_t microseconds = 0;
     static Timestamp from_parts(int year, int month, int day, int hour = 0, int minute = 0,
@@ -66,7 +71,9 @@ struct PG_INGEST_API Timestamp {
     bool operator==(const Timestamp& other) const { return microseconds == other.microseconds; }
 };
 
-// timestamp with time zone: an instant, microseconds since 2000-01-01 00:00:00 UTC.
+// timestamp with time zone: an instant, microseconds since 2000-01-01 00:00:00 UTC. The range
+// is Timestamp's, for the instant in UTC (as on the server): a reading at an offset may lie past
+// it, Error 22008 when the instant does.
 struct PG_INGEST_API TimestampTz {
     std::int64_t microseconds = 0;
     // A wall-clock reading at a fixed UTC offset (seconds east of Greenwich, e.g. +19800 for

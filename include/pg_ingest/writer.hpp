@@ -102,27 +102,36 @@ struct PG_INGEST_API WriterHooks {
 // Errors at flush: transient ones (is_transient_sqlstate, lost connection) re-send the whole
 // batch on a fresh transaction, maxretrytimes times, waiting retrywaittime, doubled each time;
 // when they are exhausted the Error is thrown and the batch is KEPT: the next flush sends it
-// first. Row-level data errors (classes 21, 22, 23, 44, P0, and 54000) are not retried:
+// first. The writer's own thread (when there is one: batchwritetimeoutms > 0 or
+// backgroundflush) also sends kept batches again by itself, with the back-off going on
+// doubling (at least 100 ms, at most max(retrywaittime, 30 s)) while they keep failing, so a
+// batch kept through an outage goes out once the server is back, also when no call comes.
+// Row-level data errors (classes 21, 22, 23, 44, P0, and 54000) are not retried:
 //   exceptionmode=strict   the batch is rolled back, the first bad row is found by bisection
 //                          and an Error with the server's SQLSTATE naming the row number is
-//                          thrown; the batch is dropped (counted in rows_discarded).
+//                          thrown; the batch is dropped (counted in rows_discarded, and logged
+//                          at error level with the SQLSTATE and row number, never values).
 //   exceptionmode=ignore   bad rows are isolated by bisection (savepoints), every good row is
 //                          committed and each bad row is reported once through on_reject.
 // Other server errors (permissions, missing table, ...) are thrown as they are, batch kept.
 // A connection lost while COMMIT is in flight leaves the outcome open: the writer asks the
 // server (txid_status of the batch's transaction, on another connection) and re-sends only a
 // batch that did not commit, so an append batch is never loaded twice. When the server cannot
-// be asked, the flush throws Error 08006 (retryable) and the batch is kept with its question:
-// the next flush asks again before sending anything. When the server no longer knows the
-// transaction, the batch is dropped (rows_discarded) and Error 08007 is thrown, not retryable:
+// be asked (unreachable, or asking fails: no privilege on txid_status(), a statement_timeout),
+// the flush throws Error 08006 (retryable, the reason in its detail) and the batch is kept with
+// its question: the next flush asks again before sending anything. When the server no longer knows
+// the transaction, the batch is dropped (rows_discarded) and Error 08007 is thrown, not retryable:
 // re-sending could load it twice.
-// Errors of a flush on the writer's thread (a full batch, or the timer) are thrown by the next
-// write()/erase()/flush()/close(), which then does nothing else (a write() that throws such an
-// error did not add its row); flush() and close() also throw one that happens while they wait.
-// An error whose batch was kept is not thrown once a later flush has sent that batch (or failed
-// on it with an error of its own); an error whose rows were dropped is always thrown, and
-// nothing written after those rows is sent before it has been thrown (so a caller that replays
-// from its last good point never finds later rows already committed).
+// Errors of a flush on the writer's thread (a full batch, the timer, a kept batch sent again)
+// are thrown by the next write()/erase(), which then does nothing else (a write() that throws
+// such an error did not add its row). flush() and close() throw such an error, also one that
+// happens while they wait, when it dropped rows; when its batch was kept they send that batch
+// again instead, and throw only their own error if it fails again. An error whose batch was
+// kept is not thrown once a later flush has sent that batch (or failed on it with an error of
+// its own); every such failure is logged at error level when it happens. An error whose rows
+// were dropped is always thrown, and nothing written after those rows is sent before it has
+// been thrown (so a caller that replays from its last good point never finds later rows
+// already committed).
 //
 // Threading: write(), erase(), flush() and close() may be called from several threads; batches
 // are applied in order. Blocking: write()/erase() block while they flush (backgroundflush=0) or
@@ -138,9 +147,11 @@ class PG_INGEST_API Writer {
     // is written as COPY writes it, and never updated) and the key (conflictcolumns, else the
     // primary key, else the only unique key), checks that every column's type can be encoded and
     // that the modes fit the table, and detects the extension. Throws Error: 42P01 no table, 42703
-    // unknown column, 0A000 unsupported column type or mode, 42P10 no usable key, 22023 invalid
-    // options; connection Errors. Blocks: for a connection up to connecttimeoutms, then for the
-    // catalog reads up to flushtimeoutms.
+    // unknown column, 0A000 unsupported column type or mode, 42P10 no usable key (also
+    // conflictcolumns that match no unique index where the statements need one: writemode copy
+    // but conflictmode strict, or update without the extension; writemode upsert with
+    // conflictmode upsert or ignore), 22023 invalid options; connection Errors. Blocks: for a
+    // connection up to connecttimeoutms, then for the catalog reads up to flushtimeoutms.
     Writer(std::shared_ptr<ConnectionPool> pool, std::string_view table,
            std::vector<std::string> columns, Options options, WriterHooks hooks = {});
     // Same with a private pool of options.connection_max_active connections.
@@ -152,7 +163,8 @@ class PG_INGEST_API Writer {
     // Stops the writer's thread and DISCARDS unflushed rows (counted in rows_discarded and
     // logged as a warning): a destructor cannot report errors, so it sends nothing new. A batch
     // the writer's thread is already sending is finished (whole, in its one transaction) before
-    // the destructor returns. Call close() to flush. Never throws.
+    // the destructor returns. An error of the writer's thread that no call has thrown is logged
+    // at error level (SQLSTATE and row number). Call close() to flush. Never throws.
     ~Writer();
 
     // Adds one row (values in the writer's column order). Checks arity (22P04), types and ranges

@@ -115,6 +115,7 @@ BOOST_AUTO_TEST_CASE(
     options.max_retry_times = 1;
     options.retry_wait_time = 10ms;
     options.batch_write_timeout = 0ms;
+    options.background_flush = false;  // only the flushes below ask (commits_resolved counts them)
     auto pool = std::make_shared<ConnectionPool>(
         proxy.options(), ConnectionPool::Settings{1, std::chrono::seconds(5)});
     Writer writer(pool, "wc_unreachable", {"id", "v"}, options);
@@ -148,6 +149,55 @@ BOOST_AUTO_TEST_CASE(
     BOOST_TEST(count_of("wc_unreachable") == "1000/1000");
     BOOST_TEST(writer.metrics().commits_resolved == 2u);
     BOOST_TEST(writer.metrics().rows_out == 1000u);
+}
+
+// The question itself can fail with a server error on a working connection (here 42501: the
+// writer's role may not call txid_status(); a statement_timeout would give 57014). That is no
+// answer: the batch is kept with its question, never sent again blindly (it committed).
+BOOST_AUTO_TEST_CASE(a_lost_commit_whose_question_fails_keeps_the_question_and_is_not_sent_again) {
+    test::FaultProxy proxy;
+    reset("wc_unasked", false);
+    Connection admin = test::connect();
+    admin.execute(
+        "DROP ROLE IF EXISTS wc_asker; CREATE ROLE wc_asker LOGIN; "
+        "GRANT ALL ON wc_unasked TO wc_asker");
+    admin.execute("REVOKE EXECUTE ON FUNCTION pg_catalog.txid_status(bigint) FROM PUBLIC");
+    struct Restore {
+        Connection& admin;
+        ~Restore() {
+            try {
+                admin.execute("GRANT EXECUTE ON FUNCTION pg_catalog.txid_status(bigint) TO PUBLIC");
+            } catch (const Error& error) {
+                BOOST_ERROR("txid_status() could not be granted back: " << error.what());
+            }
+        }
+    } restore{admin};
+    Options options;
+    options.write_mode = WriteMode::copy;
+    options.max_retry_times = 1;
+    options.retry_wait_time = 10ms;
+    options.batch_write_timeout = 0ms;
+    options.background_flush = false;  // only the flushes below send
+    ConnectionOptions as_asker = proxy.options();
+    as_asker.set("user", "wc_asker");
+    auto pool = std::make_shared<ConnectionPool>(
+        as_asker, ConnectionPool::Settings{1, std::chrono::seconds(5)});
+    Writer writer(pool, "wc_unasked", {"id", "v"}, options);
+    for (int id = 0; id < 1000; ++id) {
+        writer.write({id, "v" + std::to_string(id)});
+    }
+    proxy.arm(test::FaultProxy::Cut::after_commit);
+    const Error error = test::error_of([&] { writer.flush(); });
+    BOOST_TEST(error.sqlstate() == "08006", error.what());
+    BOOST_TEST(error.detail().find("42501") != std::string::npos, error.detail());
+    BOOST_TEST(count_of("wc_unasked") == "1000/1000");  // it did commit
+    admin.execute("GRANT EXECUTE ON FUNCTION pg_catalog.txid_status(bigint) TO PUBLIC");
+    writer.flush();  // asks again: committed, so nothing is sent twice
+    writer.close();
+    BOOST_TEST(count_of("wc_unasked") == "1000/1000");
+    BOOST_TEST(writer.metrics().rows_out == 1000u);
+    BOOST_TEST(writer.metrics().rows_discarded == 0u);
+    admin.execute("DROP TABLE wc_unasked; DROP ROLE wc_asker");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

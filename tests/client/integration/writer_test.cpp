@@ -962,7 +962,8 @@ BOOST_AUTO_TEST_CASE(a_flush_past_its_timeout_is_cancelled_on_the_server) {
     Connection c = test::connect();
     c.execute("DROP TABLE IF EXISTS wr_timeout; CREATE TABLE wr_timeout (id int PRIMARY KEY)");
     Options options;
-    options.batch_write_timeout = 3600s;
+    options.batch_write_timeout = 0ms;
+    options.background_flush = false;  // no writer's thread to send the kept row again meanwhile
     options.write_mode = WriteMode::upsert;
     options.conflict_mode = ConflictMode::upsert;
     options.flush_timeout = 500ms;
@@ -1298,6 +1299,222 @@ BOOST_AUTO_TEST_CASE(include_columns_of_the_key_index_are_not_key_columns) {
     Options options;
     options.conflict_mode = ConflictMode::update;
     BOOST_TEST(error_state([&] { Writer(make_pool(), "wr_deferrable", {}, options); }) == "42P10");
+}
+
+// ON CONFLICT (key) needs a unique index on exactly the key. Without one every flush would fail
+// with 42P10, which is no row error: the batch would be kept and sent again at every flush.
+BOOST_AUTO_TEST_CASE(conflict_columns_without_a_unique_index_are_refused_when_the_writer_opens) {
+    Connection admin = test::connect();
+    if (scalar(admin, "SELECT count(*) FROM pg_database WHERE datname = 'wr_noext'") == "0") {
+        admin.execute("CREATE DATABASE wr_noext");
+    }
+    ConnectionOptions noext = test::options();
+    noext.set("dbname", "wr_noext");
+    const ConnectionOptions with_extension = test::options();
+    for (const ConnectionOptions& where : {with_extension, noext}) {
+        Connection c = Connection::connect(where, 10s);
+        c.execute("DROP TABLE IF EXISTS wr_no_arbiter");
+        c.execute("CREATE TABLE wr_no_arbiter (id int PRIMARY KEY, email text, v int)");
+        c.execute("INSERT INTO wr_no_arbiter VALUES (1, 'a@x', 1)");
+    }
+    Options options;
+    options.batch_write_timeout = 0ms;
+    options.conflict_columns = {"email"};
+    struct Case {
+        const char* label;
+        ConnectionOptions where;
+        WriteMode write_mode;
+        ConflictMode conflict_mode;
+    };
+    for (const Case& k :
+         {Case{"copy, extension, upsert", with_extension, WriteMode::copy, ConflictMode::upsert},
+          Case{"copy, extension, update", with_extension, WriteMode::copy, ConflictMode::update},
+          Case{"copy, staging fallback, ignore", noext, WriteMode::copy, ConflictMode::ignore},
+          Case{"upsert, upsert", with_extension, WriteMode::upsert, ConflictMode::upsert},
+          Case{"upsert, ignore", with_extension, WriteMode::upsert, ConflictMode::ignore}}) {
+        BOOST_TEST_CONTEXT(k.label) {
+            options.write_mode = k.write_mode;
+            options.conflict_mode = k.conflict_mode;
+            const Error error = test::error_of(
+                [&] { Writer(make_pool(1, k.where), "wr_no_arbiter", {}, options); });
+            BOOST_TEST(error.sqlstate() == "42P10");
+            const std::string message = error.what();
+            BOOST_TEST(message.find("(email)") != std::string::npos, message);
+            BOOST_TEST(message.find("wr_no_arbiter") != std::string::npos, message);
+            BOOST_TEST(!error.hint().empty());
+        }
+    }
+    // What needs no arbiter still works: UPDATE ... FROM by the key, and plain INSERT.
+    options.write_mode = WriteMode::upsert;
+    options.conflict_mode = ConflictMode::update;
+    {
+        Writer writer(make_pool(), "wr_no_arbiter", {"email", "v"}, options);
+        writer.write({"a@x", 10});
+        writer.close();
+    }
+    options.write_mode = WriteMode::insert;
+    options.conflict_mode = ConflictMode::upsert;
+    {
+        Writer writer(make_pool(), "wr_no_arbiter", {}, options);
+        writer.write({2, "b@x", 2});
+        writer.close();
+    }
+    options.write_mode = WriteMode::copy;
+    options.conflict_mode = ConflictMode::update;
+    {
+        Writer writer(make_pool(1, noext), "wr_no_arbiter", {"email", "v"}, options);
+        writer.write({"a@x", 11});
+        writer.close();
+    }
+    BOOST_TEST(dump(admin, "wr_no_arbiter") ==
+               (std::vector<std::string>{"(1,a@x,10)", "(2,b@x,2)"}));
+    Connection other = Connection::connect(noext, 10s);
+    BOOST_TEST(dump(other, "wr_no_arbiter") == (std::vector<std::string>{"(1,a@x,11)"}));
+}
+
+namespace {
+
+// A table whose row trigger fails with 40001 (transient) while wr_<name>_flag says so.
+void create_failing_table(Connection& c, const std::string& name) {
+    c.execute("DROP TABLE IF EXISTS " + name + "; DROP TABLE IF EXISTS " + name +
+              "_flag; DROP FUNCTION IF EXISTS " + name + "_fail()");
+    c.execute("CREATE TABLE " + name + "_flag (failing bool); INSERT INTO " + name +
+              "_flag VALUES (true)");
+    c.execute("CREATE TABLE " + name + " (id int PRIMARY KEY, v int)");
+    c.execute("CREATE FUNCTION " + name +
+              "_fail() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF (SELECT failing FROM " +
+              name +
+              "_flag) THEN RAISE EXCEPTION 'simulated' USING ERRCODE = '40001'; END IF; "
+              "RETURN NEW; END $$");
+    c.execute("CREATE TRIGGER fail BEFORE INSERT OR UPDATE ON " + name +
+              " FOR EACH ROW EXECUTE FUNCTION " + name + "_fail()");
+}
+
+// Waits (bounded) until `ready` holds.
+template <typename F>
+bool eventually_true(F&& ready) {
+    const auto until = std::chrono::steady_clock::now() + 10s;
+    while (std::chrono::steady_clock::now() < until) {
+        if (ready()) {
+            return true;
+        }
+        std::this_thread::sleep_for(10ms);
+    }
+    return false;
+}
+
+}  // namespace
+
+// batchwritetimeoutms flushes "also when no new rows arrive": a batch kept after a short outage
+// is sent by the writer's thread once the server is back, without another call (a quiet CDC
+// producer may never make one).
+BOOST_AUTO_TEST_CASE(a_kept_batch_is_sent_by_the_writers_thread_once_the_server_is_back) {
+    Connection c = test::connect();
+    create_failing_table(c, "wr_dormant");
+    Options options;
+    options.write_mode = WriteMode::upsert;
+    options.batch_write_timeout = 100ms;
+    options.max_retry_times = 1;
+    options.retry_wait_time = 20ms;
+    std::mutex log_mutex;
+    std::vector<std::string> errors;
+    WriterHooks hooks;
+    hooks.on_log = [&](LogLevel level, const std::string& line) {
+        if (level == LogLevel::error) {
+            std::lock_guard<std::mutex> lock(log_mutex);
+            errors.push_back(line);
+        }
+    };
+    Writer writer(make_pool(), "wr_dormant", {}, options, hooks);
+    writer.write({1, 1});
+    writer.write({2, 2});
+    BOOST_TEST_REQUIRE(eventually_true([&] { return writer.metrics().flush_failures >= 1; }));
+    // While the server fails, the kept batch is tried again on the retry back-off, not in a loop.
+    std::this_thread::sleep_for(1s);
+    BOOST_TEST(writer.metrics().retries < 20u);
+    BOOST_TEST(scalar(c, "SELECT count(*) FROM wr_dormant") == "0");
+    c.execute("UPDATE wr_dormant_flag SET failing = false");
+    BOOST_TEST(eventually(c, "SELECT count(*) FROM wr_dormant", "2"));
+    BOOST_TEST(writer.metrics().flushes == 1u);
+    {
+        std::lock_guard<std::mutex> lock(log_mutex);
+        BOOST_TEST_REQUIRE(!errors.empty());  // the failures were logged, not swallowed
+        BOOST_TEST(errors.front().find("40001") != std::string::npos, errors.front());
+    }
+    // The error was about a batch that has since been sent: nothing is left to throw.
+    BOOST_CHECK_NO_THROW(writer.close());
+    BOOST_TEST(writer.metrics().rows_out == 2u);
+}
+
+// flush() sends a kept batch again at once rather than throwing the stale error of the writer's
+// thread (which would wait for its retry back-off).
+BOOST_AUTO_TEST_CASE(flush_sends_a_kept_batch_again_instead_of_throwing_its_stale_error) {
+    Connection c = test::connect();
+    create_failing_table(c, "wr_stale");
+    Options options;
+    options.write_mode = WriteMode::upsert;
+    options.batch_write_timeout = 100ms;
+    options.max_retry_times = 0;
+    options.retry_wait_time = 10s;  // the writer's thread would try again only after this
+    Writer writer(make_pool(), "wr_stale", {}, options);
+    writer.write({1, 1});
+    BOOST_TEST_REQUIRE(eventually_true([&] { return writer.metrics().flush_failures == 1; }));
+    c.execute("UPDATE wr_stale_flag SET failing = false");
+    const auto start = std::chrono::steady_clock::now();
+    BOOST_CHECK_NO_THROW(writer.flush());
+    BOOST_TEST(test::elapsed_ms(start) < 5000);
+    BOOST_TEST(scalar(c, "SELECT count(*) FROM wr_stale") == "1");
+    BOOST_CHECK_NO_THROW(writer.close());
+    BOOST_TEST(writer.metrics().flushes == 1u);
+}
+
+// A batch dropped by the writer's thread (exceptionmode strict) is logged when it is dropped, and
+// its error, never thrown, when the writer is destroyed: it does not vanish without a trace.
+BOOST_AUTO_TEST_CASE(a_dropped_batch_and_its_unthrown_error_are_logged_without_values) {
+    Connection c = test::connect();
+    c.execute(
+        "DROP TABLE IF EXISTS wr_drop_log; "
+        "CREATE TABLE wr_drop_log (id int PRIMARY KEY, v int CHECK (v < 400000))");
+    std::mutex log_mutex;
+    std::vector<std::string> lines;
+    std::vector<std::string> errors;
+    WriterHooks hooks;
+    hooks.on_log = [&](LogLevel level, const std::string& line) {
+        std::lock_guard<std::mutex> lock(log_mutex);
+        lines.push_back(line);
+        if (level == LogLevel::error) {
+            errors.push_back(line);
+        }
+    };
+    const auto error_count = [&] {
+        std::lock_guard<std::mutex> lock(log_mutex);
+        return errors.size();
+    };
+    {
+        Options options;
+        options.batch_size = 2;
+        options.batch_write_timeout = 0ms;
+        options.exception_mode = ExceptionMode::strict;
+        options.write_mode = WriteMode::upsert;
+        options.verbose = true;
+        Writer writer(make_pool(), "wr_drop_log", {}, options, hooks);
+        writer.write({1, 1});
+        writer.write({2, 424242});  // a full batch: the writer's thread sends it, row 2 fails
+        BOOST_TEST_REQUIRE(eventually_true([&] { return error_count() >= 1; }));
+        BOOST_TEST(writer.metrics().rows_discarded == 2u);
+        std::lock_guard<std::mutex> lock(log_mutex);
+        BOOST_TEST(errors[0].find("23514") != std::string::npos, errors[0]);
+        BOOST_TEST(errors[0].find("row 2") != std::string::npos, errors[0]);
+        BOOST_TEST(errors[0].find("dropped") != std::string::npos, errors[0]);
+    }  // destroyed without close(): the error was never thrown
+    BOOST_TEST_REQUIRE(errors.size() == 2u);
+    BOOST_TEST(errors[1].find("23514") != std::string::npos, errors[1]);
+    BOOST_TEST(errors[1].find("row 2") != std::string::npos, errors[1]);
+    BOOST_TEST(errors[1].find("never thrown") != std::string::npos, errors[1]);
+    for (const std::string& line : lines) {
+        BOOST_TEST(line.find("424242") == std::string::npos, line);
+    }
+    BOOST_TEST(scalar(c, "SELECT count(*) FROM wr_drop_log") == "0");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

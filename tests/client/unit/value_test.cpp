@@ -51,6 +51,20 @@ std::string encode_error(const Value& value, const ColumnType& type) {
     return {};
 }
 
+// The SQLSTATE of the Error that building a value throws ("<none>" when it throws none).
+template <typename F>
+std::string build_error(F&& build) {
+    try {
+        build();
+    } catch (const Error& error) {
+        BOOST_TEST(std::string(error.what()).find("out of range") != std::string::npos,
+                   error.what());
+        BOOST_TEST(!error.retryable());
+        return error.sqlstate();
+    }
+    return "<none>";
+}
+
 std::string key(const Value& value, const ColumnType& type) {
     std::string out;
     append_key_bytes(value, type, out);
@@ -265,6 +279,72 @@ BOOST_AUTO_TEST_CASE(dates_count_days_from_2000_and_check_the_range) {
     BOOST_TEST(field(Value(Date::infinity()), k_date) == "000000047fffffff");
     BOOST_TEST(encode_error(Value(Date{-2451546}), k_date) == "22008");
     BOOST_TEST(encode_error(Value(Timestamp::from_parts(2024, 1, 1)), k_date) == "42804");
+}
+
+// The server's ranges: dates 4714-11-24 BC .. 5874897-12-31, timestamps 4714-11-24 BC ..
+// 294276-12-31 23:59:59.999999. A value past them is refused when it is built: the arithmetic
+// would overflow into a plausible wrong date ("586542-01-01" came out as 1987-12-14).
+BOOST_AUTO_TEST_CASE(dates_past_the_server_range_are_refused_when_built) {
+    BOOST_TEST(Date::from_ymd(-4713, 11, 24).days == -2451545);
+    BOOST_TEST(Date::from_ymd(5874897, 12, 31).days == 2145031948);
+    BOOST_TEST(Date::parse("5874897-12-31").days == 2145031948);
+    BOOST_TEST(field(Value(Date::from_ymd(5874897, 12, 31)), k_date) == "000000047fda970c");
+    BOOST_TEST(build_error([] { Date::from_ymd(-4713, 11, 23); }) == "22008");
+    BOOST_TEST(build_error([] { Date::from_ymd(5874898, 1, 1); }) == "22008");
+    BOOST_TEST(build_error([] { Date::parse("5874898-01-01"); }) == "22008");
+    BOOST_TEST(build_error([] { Date::parse("9999999-12-31"); }) == "22008");
+    BOOST_TEST(build_error([] { Date::from_ymd(11761191, 1, 1); }) == "22008");
+    BOOST_TEST(build_error([] { Date::from_ymd(INT32_MAX, 12, 31); }) == "22008");
+    BOOST_TEST(build_error([] { Date::from_ymd(INT32_MIN, 1, 1); }) == "22008");
+}
+
+BOOST_AUTO_TEST_CASE(timestamps_past_the_server_range_are_refused_when_built) {
+    const std::int64_t first = -211813488000000000LL;  // 4714-11-24 00:00:00 BC
+    const std::int64_t last = 9223371331199999999LL;   // 294276-12-31 23:59:59.999999
+    BOOST_TEST(Timestamp::from_parts(-4713, 11, 24).microseconds == first);
+    BOOST_TEST(Timestamp::from_parts(294276, 12, 31, 23, 59, 59, 999999).microseconds == last);
+    BOOST_TEST(Timestamp::parse("294276-12-31 23:59:59.999999").microseconds == last);
+    BOOST_TEST(field(Value(Timestamp{last}), k_timestamp) == "000000087fffff5bb3b29fff");
+    BOOST_TEST(build_error([] { Timestamp::from_parts(-4713, 11, 23, 23, 59, 59, 999999); }) ==
+               "22008");
+    BOOST_TEST(build_error([] { Timestamp::from_parts(294277, 1, 1); }) == "22008");
+    BOOST_TEST(build_error([] { Timestamp::from_parts(294276, 12, 31, 24); }) == "22008");
+    BOOST_TEST(build_error([] { Timestamp::from_parts(586542, 1, 1); }) == "22008");
+    BOOST_TEST(build_error([] { Timestamp::from_parts(INT32_MAX, 12, 31); }) == "22008");
+    BOOST_TEST(build_error([] { Timestamp::from_parts(INT32_MIN, 1, 1); }) == "22008");
+    BOOST_TEST(build_error([] { Timestamp::parse("294277-01-01 00:00:00"); }) == "22008");
+    BOOST_TEST(build_error([] { Timestamp::parse("586542-01-01 00:00:00"); }) == "22008");
+    BOOST_TEST(build_error([] { Timestamp::parse("9999999-12-31 23:59:59"); }) == "22008");
+    // 1970-01-01 lies 946684800 s before the epoch: the first instant in Unix microseconds.
+    const std::int64_t unix_first = first + 946684800000000LL;
+    BOOST_TEST(Timestamp::from_unix_micros(unix_first).microseconds == first);
+    BOOST_TEST(build_error([&] { Timestamp::from_unix_micros(unix_first - 1); }) == "22008");
+    BOOST_TEST(build_error([] { Timestamp::from_unix_micros(INT64_MIN); }) == "22008");
+    BOOST_TEST(build_error([] { TimestampTz::from_unix_micros(INT64_MIN); }) == "22008");
+    // Infinities are not dates: they stay as they are.
+    BOOST_TEST(field(Value(Timestamp::minus_infinity()), k_timestamp) ==
+               "000000088000000000000000");
+}
+
+// timestamptz: the instant (UTC) must be in range, as on the server; a reading at an offset
+// may lie past the last day.
+BOOST_AUTO_TEST_CASE(timestamptz_past_the_server_range_is_refused_when_built) {
+    const std::int64_t first = -211813488000000000LL;
+    const std::int64_t last = 9223371331199999999LL;
+    BOOST_TEST(TimestampTz::parse("294276-12-31 23:59:59.999999Z").microseconds == last);
+    BOOST_TEST(TimestampTz::parse("294277-01-01 00:30:00+01").microseconds ==
+               last + 1 - 1800000000LL);
+    BOOST_TEST(TimestampTz::from_parts(-4713, 11, 24, 1, 0, 0, 0, 3600).microseconds == first);
+    BOOST_TEST(TimestampTz::from_parts(294276, 12, 31, 23, 59, 59, 999999, 0).microseconds == last);
+    BOOST_TEST(build_error([] { TimestampTz::parse("294276-12-31 23:30:00-01"); }) == "22008");
+    BOOST_TEST(build_error([] { TimestampTz::parse("586542-01-01 00:00:00Z"); }) == "22008");
+    BOOST_TEST(build_error([] { TimestampTz::from_parts(-4713, 11, 24, 0, 0, 0, 0, 3600); }) ==
+               "22008");
+    BOOST_TEST(build_error([] { TimestampTz::from_parts(294277, 1, 1, 0, 0, 0, 0, 0); }) ==
+               "22008");
+    BOOST_TEST(build_error([] {
+                   TimestampTz::from_parts(INT32_MAX, 1, 1, 0, 0, 0, 0, INT32_MIN);
+               }) == "22008");
 }
 
 BOOST_AUTO_TEST_CASE(times_and_timestamps_keep_microseconds) {
