@@ -140,4 +140,36 @@ bool is_terminal(const std::string& state) {
     return state == "FINISH" || state == "FAIL" || state == "CANCEL";
 }
 
+bool has_installations() {
+    return pg_call([] {
+        const Oid nsp = get_namespace_oid("ingest", true);
+        return OidIsValid(nsp) && OidIsValid(get_relname_relid("installation", nsp));
+    });
+}
+
+std::string of_this_installation(const char* alias) {
+    if (!has_installations())
+        return "true";
+    return std::string(alias) +
+           ".installation OPERATOR(pg_catalog.=) (SELECT i.id FROM ingest.installation i)";
+}
+
+std::optional<std::string> this_installation() {
+    if (!has_installations())
+        return std::nullopt;
+    if (spi::exec("SELECT FROM ingest.installation") != 1)
+        raise(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+              "ingest.installation does not hold exactly one installation id",
+              "Async load jobs cannot be begun or queued without it.",
+              "A superuser can give it a new one (DELETE FROM ingest.installation; INSERT INTO "
+              "ingest.installation VALUES (pg_catalog.gen_random_uuid())); the jobs begun "
+              "before are then taken over with ingest.resume_restored_jobs().");
+    return std::string("(SELECT i.id FROM ingest.installation i)");
+}
+
+std::string adopt_clause() {
+    const std::optional<std::string> id = this_installation();
+    return id ? ", installation = " + *id : std::string();
+}
+
 }  // namespace pg_ingest::jobs

@@ -94,4 +94,24 @@ bool may_control(Oid role, Oid owner);
 
 bool is_terminal(const std::string& state);
 
+// Installations (0.5.0). ingest.installation holds one random id, made by CREATE EXTENSION and
+// never dumped; each job records the installation it was begun (or submitted, retried,
+// canceled, resumed) in. A job of another installation was restored from a dump: workers
+// neither claim it, nor recover it, nor remove it by retention (the restore may not be
+// complete) until ingest.resume_restored_jobs() adopts it.
+
+// Whether the catalog has installations (0.5.0 or later; a library newer than the catalog
+// serves an older one until ALTER EXTENSION UPDATE, where every job is this installation's).
+bool has_installations();
+
+// SQL: true when job `alias` belongs to this installation ("true" before 0.5.0).
+std::string of_this_installation(const char* alias);
+
+// SQL for this installation's id, for a job that it begins or takes over; none before 0.5.0.
+// Inside an spi::Connection; raises 55000 when ingest.installation does not hold one row.
+std::optional<std::string> this_installation();
+
+// The same as an item of the SET list of an UPDATE: ", installation = ..." ("" before 0.5.0).
+std::string adopt_clause();
+
 }  // namespace pg_ingest::jobs

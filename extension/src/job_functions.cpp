@@ -139,11 +139,13 @@ Datum begin_result(FunctionCallInfo fcinfo, int64_t id, Oid staging, const std::
 
 // Moves the job to CANCEL if `condition` (on its state) still holds; drops its staging unless
 // kept. False when the state changed meanwhile.
+// A job restored from a dump becomes this installation's (retention applies to it again).
 bool cancel_now(int64_t id, const char* condition) {
     if (spi::exec(std::string("UPDATE ingest.async_load_job SET state = 'CANCEL', finished_at = "
                               "pg_catalog.clock_timestamp(), worker_pid = NULL, staging = CASE "
-                              "WHEN keep_staging THEN staging END WHERE id = $1 AND ") +
-                      condition + " RETURNING keep_staging",
+                              "WHEN keep_staging THEN staging END") +
+                      adopt_clause() + " WHERE id = $1 AND " + condition +
+                      " RETURNING keep_staging",
                   {spi::int8_arg(id)}) != 1)
         return false;
     if (!spi::get_bool(0, 1))
@@ -283,12 +285,16 @@ PGI_FUNCTION(ingest_begin_async_load) {
     }
 
     UserScope as_service(svc);
+    // The job is this installation's (none before 0.5.0): a restore of it is told apart.
+    const std::optional<std::string> installation = this_installation();
     const uint64 inserted = spi::exec(
         "INSERT INTO ingest.async_load_job (job_key, owner, target, conflict_mode, "
         "conflict_columns, update_columns, overwrite, overwrite_partition, exception_mode, "
-        "reject_limit, keep_staging, columns) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, "
-        "$11, $12) "
-        "ON CONFLICT (owner, job_key) DO NOTHING RETURNING id",
+        "reject_limit, keep_staging, columns" +
+            std::string(installation ? ", installation" : "") +
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12" +
+            (installation ? ", " + *installation : std::string()) +
+            ") ON CONFLICT (owner, job_key) DO NOTHING RETURNING id",
         {spi::text_arg(job_key), spi::oid_arg(caller), spi::oid_arg(target),
          spi::text_arg(std::string(conflict_mode_name(mode))), text_array_arg(conflict_cols),
          text_array_arg(update_cols), spi::text_arg(overwrite),
@@ -343,11 +349,13 @@ PGI_FUNCTION(ingest_submit_async_load) {
               {spi::oid_arg(job.staging)});
     const int64_t rows = spi::get_int64(0, 1);
     const int64_t bytes = spi::get_int64(0, 2);
+    // A job restored from a dump in INIT is queued here: it becomes this installation's.
     spi::exec(
         "UPDATE ingest.async_load_job SET state = 'READY', submitted_at = "
         "pg_catalog.clock_timestamp(), "
         "queue_position = pg_catalog.nextval('ingest.async_load_queue_seq'), rows_staged = $2, "
-        "bytes_staged = $3 WHERE id = $1",
+        "bytes_staged = $3" +
+            adopt_clause() + " WHERE id = $1",
         {spi::int8_arg(id), spi::int8_arg(rows), spi::int8_arg(bytes)});
     notify_state(id, "READY");
     wake_launcher_at_commit();
@@ -363,12 +371,14 @@ PGI_FUNCTION(ingest_retry_async_load) {
     const Job job = visible_job(id, caller, true);
     if (job.state != "FAIL")
         wrong_state(job, "retry", "Only a job in FAIL can be retried.");
-    // Queued again behind the jobs submitted since it failed.
+    // Queued again behind the jobs submitted since it failed (a job restored from a dump
+    // becomes this installation's).
     spi::exec(
         "UPDATE ingest.async_load_job SET state = 'READY', error_sqlstate = NULL, "
         "error_message = NULL, finished_at = NULL, worker_pid = NULL, rows_inserted = 0, "
         "rows_updated = 0, rows_skipped = 0, rows_rejected = 0, "
-        "queue_position = pg_catalog.nextval('ingest.async_load_queue_seq') WHERE id = $1",
+        "queue_position = pg_catalog.nextval('ingest.async_load_queue_seq')" +
+            adopt_clause() + " WHERE id = $1",
         {spi::int8_arg(id)});
     spi::exec("DELETE FROM ingest.async_load_reject WHERE job_id = $1", {spi::int8_arg(id)});
     notify_state(id, "READY");
@@ -508,4 +518,58 @@ PGI_FUNCTION(ingest_job_rows_applied) {
     if (!job || !may_control(caller, job->owner))
         PG_RETURN_NULL();
     PG_RETURN_INT64(*rows);
+}
+
+// Adopts the caller's jobs restored from a dump (every one for ingest_admin) into this
+// installation: a READY job is queued in its old position, a LOADING one (dumped while it was
+// applied, which rolled back) is READY again like an orphan, the others are this
+// installation's again (retention). Returns how many were adopted.
+PGI_FUNCTION(ingest_resume_restored_jobs) {
+    const Oid caller = GetUserId();
+    const Oid svc = service_user();
+    spi::Connection spi_conn;
+    UserScope as_service(svc);
+    const std::optional<std::string> installation = this_installation();
+    if (!installation)
+        raise(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+              "jobs restored from a dump need pg_ingest 0.5.0 or later", {},
+              "Run ALTER EXTENSION pg_ingest UPDATE.");
+    // NULL: a job dumped before 0.5.0, restored into this installation.
+    const std::string restored = "NOT coalesce(" + of_this_installation("j") + ", false)";
+    const uint64 n = spi::exec("SELECT j.id, j.owner::oid FROM ingest.async_load_job j WHERE " +
+                               restored + " ORDER BY j.id");
+    std::vector<int64_t> ids;
+    for (uint64 i = 0; i < n; i++)
+        if (may_control(caller, spi::get_oid(i, 2)))
+            ids.push_back(spi::get_int64(i, 1));
+    int64_t adopted = 0;
+    bool queued = false;
+    for (int64_t id : ids) {
+        // Locked and read again: a concurrent resume or cancel may have taken it meanwhile.
+        if (spi::exec("SELECT j.state::text FROM ingest.async_load_job j WHERE j.id = $1 AND " +
+                          restored + " FOR UPDATE",
+                      {spi::int8_arg(id)}) == 0)
+            continue;
+        const std::string state = spi::get_text(0, 1);
+        const bool loading = state == "LOADING";
+        spi::exec("UPDATE ingest.async_load_job SET " +
+                      std::string(loading ? "state = 'READY', worker_pid = NULL, " : "") +
+                      "installation = " + *installation + " WHERE id = $1",
+                  {spi::int8_arg(id)});
+        if (loading)
+            notify_state(id, "READY");
+        queued = queued || loading || state == "READY";
+        adopted++;
+    }
+    if (queued)
+        wake_launcher_at_commit();  // also makes the database known to the launcher
+    PG_RETURN_INT64(adopted);
+}
+
+// From the extension scripts: the launcher learns at commit that this database has pg_ingest
+// and starts a worker there (which reports jobs restored from a dump, applies retention and
+// runs this installation's jobs), instead of waiting for a first submit.
+PGI_FUNCTION(ingest_watch_database) {
+    wake_launcher_at_commit();
+    PG_RETURN_VOID();
 }

@@ -26,8 +26,9 @@ constexpr int max_databases = 512;
 
 struct DbEntry {
     Oid dboid;
-    bool wanted;         // start a worker there
-    bool has_extension;  // a worker found pg_ingest installed
+    bool wanted;                  // start a worker there
+    bool has_extension;           // a worker found pg_ingest installed
+    uint64_t restored_signature;  // of the restored jobs a worker last reported (0: none)
 };
 
 struct Slot {
@@ -76,6 +77,7 @@ DbEntry* find_db(Oid dboid, bool create) {
         free_entry->dboid = dboid;
         free_entry->wanted = false;
         free_entry->has_extension = false;
+        free_entry->restored_signature = 0;
         return free_entry;
     }
     if (create)
@@ -319,6 +321,16 @@ bool cancel_requested(int slot, int64_t job_id) {
     Locked l(LW_SHARED);
     const Slot& s = shared().slots[slot];
     return s.job_id == job_id && s.cancel_requested;
+}
+
+bool note_restored_jobs(Oid dboid, uint64_t signature) {
+    Locked l(LW_EXCLUSIVE);
+    DbEntry* e = find_db(dboid, false);
+    if (!e)
+        return signature != 0;  // not tracked: report every time rather than never
+    const bool changed = e->restored_signature != signature;
+    e->restored_signature = signature;
+    return changed;
 }
 
 std::vector<int64_t> running_job_ids() {

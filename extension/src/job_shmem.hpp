@@ -50,6 +50,10 @@ bool worker_attach(const SlotTicket& ticket);
 void set_slot_job(int slot, int64_t job_id);
 void set_slot_progress(int slot, int64_t rows_applied);
 bool cancel_requested(int slot, int64_t job_id);
+// Records `signature` (of the database's jobs restored from a dump; 0: none) and says whether
+// it differs from the one recorded before: workers visit every naptime, and report the restored
+// jobs they find only when these change (or after a restart).
+bool note_restored_jobs(Oid dboid, uint64_t signature);
 // Job ids are per database: the lookups below by job id match only the current database's.
 // Job ids that live workers are running (for orphan recovery).
 std::vector<int64_t> running_job_ids();

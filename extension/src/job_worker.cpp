@@ -8,6 +8,7 @@
 
 extern "C" {
 #include "catalog/namespace.h"
+#include "commands/dbcommands.h"
 #include "commands/extension.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -29,16 +30,21 @@ namespace {
 // Serialises claims and recovery within a database ("pgingest" in ASCII).
 constexpr int64_t claim_lock_key = 0x7067696e67657374LL;
 
-// READY jobs whose turn it is: jobs on one target apply in queue order, except that plain
-// appends (no conflict mode, no overwrite) may run beside each other.
-const char* const eligible_sql =
-    "SELECT j.id FROM ingest.async_load_job j WHERE j.state = 'READY' AND NOT EXISTS ("
-    " SELECT FROM ingest.async_load_job p WHERE p.target::oid = j.target::oid AND p.id <> j.id"
-    " AND p.state IN ('READY', 'LOADING')"
-    " AND (p.state = 'LOADING' OR p.queue_position < j.queue_position)"
-    " AND (p.conflict_mode <> 'none' OR j.conflict_mode <> 'none' OR p.overwrite <> 'none'"
-    "      OR j.overwrite <> 'none'))"
-    " ORDER BY j.queue_position";
+// READY jobs of this installation whose turn it is: jobs on one target apply in queue order,
+// except that plain appends (no conflict mode, no overwrite) may run beside each other. Jobs
+// restored from a dump are never claimed, but keep their place in their target's queue: a
+// later job on the target waits for them to be resumed (or canceled).
+std::string eligible_sql() {
+    return "SELECT j.id FROM ingest.async_load_job j WHERE j.state = 'READY' AND " +
+           of_this_installation("j") +
+           " AND NOT EXISTS ("
+           " SELECT FROM ingest.async_load_job p WHERE p.target::oid = j.target::oid"
+           " AND p.id <> j.id AND p.state IN ('READY', 'LOADING')"
+           " AND (p.state = 'LOADING' OR p.queue_position < j.queue_position)"
+           " AND (p.conflict_mode <> 'none' OR j.conflict_mode <> 'none' OR p.overwrite <> 'none'"
+           "      OR j.overwrite <> 'none'))"
+           " ORDER BY j.queue_position";
+}
 
 void lock_claims() {
     spi::exec("SELECT pg_catalog.pg_advisory_xact_lock($1)", {spi::int8_arg(claim_lock_key)});
@@ -62,8 +68,9 @@ bool extension_installed() {
     return installed;
 }
 
-// Jobs in LOADING that no live worker runs (their worker died, or the server crashed) go
-// back to READY in their old queue position; their partial work was rolled back.
+// Jobs of this installation in LOADING that no live worker runs (their worker died, or the
+// server crashed) go back to READY in their old queue position; their partial work was rolled
+// back. A LOADING job restored from a dump waits for ingest.resume_restored_jobs().
 void recover_orphans() {
     check_failure(try_transaction([&] {
         spi::Connection c;
@@ -73,8 +80,9 @@ void recover_orphans() {
             running += (running.size() > 1 ? "," : "") + std::to_string(id);
         running += "}";
         const uint64 n = spi::exec(
-            "UPDATE ingest.async_load_job SET state = 'READY', worker_pid = NULL "
-            "WHERE state = 'LOADING' AND id <> ALL($1::bigint[]) RETURNING id",
+            "UPDATE ingest.async_load_job j SET state = 'READY', worker_pid = NULL "
+            "WHERE j.state = 'LOADING' AND j.id <> ALL($1::bigint[]) AND " +
+                of_this_installation("j") + " RETURNING j.id",
             {spi::text_arg(running)});
         std::vector<int64_t> ids;
         for (uint64 i = 0; i < n; i++)
@@ -91,12 +99,15 @@ void recover_orphans() {
     }));
 }
 
+// Ended jobs past ingest.job_retention go, with their rejects and staging tables: this
+// installation's only (a restore may be loading a restored job's rejects or staging rows).
 void apply_retention() {
     check_failure(try_transaction([&] {
         spi::Connection c;
         const uint64 n = spi::exec(
-            "DELETE FROM ingest.async_load_job WHERE state IN ('FINISH', 'FAIL', 'CANCEL') "
-            "AND finished_at < pg_catalog.now() - $1 * interval '1 second' RETURNING id",
+            "DELETE FROM ingest.async_load_job j WHERE j.state IN ('FINISH', 'FAIL', 'CANCEL') "
+            "AND j.finished_at < pg_catalog.now() - $1 * interval '1 second' AND " +
+                of_this_installation("j") + " RETURNING j.id",
             {spi::int8_arg(guc::job_retention)});
         std::vector<int64_t> ids;
         for (uint64 i = 0; i < n; i++)
@@ -106,13 +117,58 @@ void apply_retention() {
     }));
 }
 
+// Jobs restored from a dump (of another installation, or dumped before 0.5.0) are left alone
+// until ingest.resume_restored_jobs(); they are reported once when found, and again when they
+// change.
+void report_restored() {
+    check_failure(try_transaction([&] {
+        if (!has_installations())
+            return;
+        spi::Connection c;
+        spi::exec(
+            "SELECT count(*), count(*) FILTER (WHERE j.state IN ('READY', 'LOADING')), "
+            "coalesce(min(j.id), 0), coalesce(max(j.id), 0), "
+            "coalesce(sum(pg_catalog.hashtext(j.id::text || ':' || j.state::text)), 0) "
+            "FROM ingest.async_load_job j WHERE NOT coalesce(" +
+            of_this_installation("j") + ", false)");
+        const int64_t restored = spi::get_int64(0, 1);
+        const int64_t waiting = spi::get_int64(0, 2);
+        uint64_t signature = 0;
+        if (restored > 0)
+            for (int col = 1; col <= 5; col++)
+                signature = signature * 1000003u ^ static_cast<uint64_t>(spi::get_int64(0, col));
+        if (!note_restored_jobs(MyDatabaseId, signature) || restored == 0)
+            return;
+        pg_call([&] {
+            ereport(WARNING,
+                    (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                     errmsg_plural("pg_ingest: database \"%s\" has %lld async load job "
+                                   "restored from a dump (%lld READY or LOADING), which workers "
+                                   "leave alone",
+                                   "pg_ingest: database \"%s\" has %lld async load jobs "
+                                   "restored from a dump (%lld of them READY or LOADING), which "
+                                   "workers leave alone",
+                                   static_cast<unsigned long>(restored),
+                                   get_database_name(MyDatabaseId), (long long)restored,
+                                   (long long)waiting),
+                     errdetail("A restore writes the job table before the targets' rows, keys "
+                               "and privileges and before the staging tables' rows, so restored "
+                               "jobs are not applied, recovered or removed until they are "
+                               "resumed."),
+                     errhint("Once the restore is complete, run SELECT "
+                             "ingest.resume_restored_jobs(); as the jobs' owners or a member of "
+                             "ingest_admin, or cancel jobs with ingest.cancel_async_load(id).")));
+        });
+    }));
+}
+
 std::optional<int64_t> claim(int slot) {
     std::optional<int64_t> claimed;
     bool more = false;
     const std::optional<Failure> f = try_transaction([&] {
         spi::Connection c;
         lock_claims();
-        if (spi::exec(std::string(eligible_sql) + " LIMIT 1 FOR UPDATE OF j") == 0)
+        if (spi::exec(eligible_sql() + " LIMIT 1 FOR UPDATE OF j") == 0)
             return;
         const int64_t id = spi::get_int64(0, 1);
         // Before commit: recovery in another worker must see that this job has a runner.
@@ -123,7 +179,7 @@ std::optional<int64_t> claim(int slot) {
             "worker_pid = $2, attempts = attempts + 1 WHERE id = $1",
             {spi::int8_arg(id), spi::Arg{INT4OID, Int32GetDatum(MyProcPid)}});
         notify_state(id, "LOADING");
-        more = spi::exec(std::string(eligible_sql) + " LIMIT 1") > 0;
+        more = spi::exec(eligible_sql() + " LIMIT 1") > 0;
         claimed = id;
     });
     if (f) {
@@ -133,6 +189,22 @@ std::optional<int64_t> claim(int slot) {
     if (more)
         request_worker(MyDatabaseId);  // another job can run beside this one
     return claimed;
+}
+
+// Runs one of the worker's own steps (each its own transaction); false when it failed because
+// pg_ingest was dropped meanwhile (DROP EXTENSION, pg_restore --clean): no error of the
+// worker's, which then ends quietly.
+template <typename F>
+bool step(Oid dboid, F&& f) {
+    try {
+        f();
+        return true;
+    } catch (const ServerError&) {
+        if (extension_installed())
+            throw;
+        set_has_extension(dboid, false);
+        return false;
+    }
 }
 
 void run_worker(int slot) {
@@ -162,8 +234,9 @@ void run_worker(int slot) {
     set_has_extension(dboid, installed);
     if (!installed)
         return;
-    recover_orphans();
-    apply_retention();
+    if (!step(dboid, recover_orphans) || !step(dboid, apply_retention) ||
+        !step(dboid, report_restored))
+        return;
     for (;;) {
         pg_call([] {
             // A cancel aimed at the previous job must neither hit the next one nor end the
@@ -175,8 +248,8 @@ void run_worker(int slot) {
                 ProcessConfigFile(PGC_SIGHUP);
             }
         });
-        const std::optional<int64_t> id = claim(slot);
-        if (!id)
+        std::optional<int64_t> id;
+        if (!step(dboid, [&] { id = claim(slot); }) || !id)
             break;
         pg_call([&] {
             pgstat_report_activity(STATE_RUNNING,

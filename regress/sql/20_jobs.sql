@@ -166,4 +166,51 @@ SELECT * FROM ingest.begin_async_load('orders', reject_limit => 3);
 SELECT * FROM ingest.begin_async_load('orders', exception_mode => 'ignore', reject_limit => -1);
 SELECT * FROM ingest.begin_async_load('events', job_key => 'ckpt-1');
 
+-- jobs restored from a dump were begun in another installation of pg_ingest (the restore's
+-- CREATE EXTENSION made a new installation id; a dump of 0.4.0 has none): the workers leave
+-- them alone, not claimed, not recovered as orphans, until ingest.resume_restored_jobs().
+-- Here jobs are made to look restored by hand.
+SELECT restored FROM ingest.get_async_load_job(:j1);
+CREATE TABLE restored_t (id int PRIMARY KEY, v text);
+CREATE TABLE restored_other (id int PRIMARY KEY);
+SELECT id AS r1, staging AS rs1 FROM ingest.begin_async_load('restored_t') \gset
+INSERT INTO :rs1 VALUES (1, 'r1'), (2, 'r1');
+SELECT id AS r2, staging AS rs2 FROM ingest.begin_async_load('restored_t') \gset
+INSERT INTO :rs2 VALUES (2, 'r2'), (3, 'r2');
+SELECT id AS r3 FROM ingest.begin_async_load('restored_t') \gset
+SELECT id AS r4, staging AS rs4 FROM ingest.begin_async_load('restored_other') \gset
+INSERT INTO :rs4 VALUES (4);
+-- r1 READY of another installation, r2 LOADING from a dump of 0.4.0, r3 and r4 INIT
+UPDATE ingest.async_load_job SET state = 'READY', submitted_at = now(),
+       queue_position = nextval('ingest.async_load_queue_seq'), installation = gen_random_uuid()
+ WHERE id = :r1;
+UPDATE ingest.async_load_job SET state = 'LOADING', submitted_at = now(), started_at = now(),
+       queue_position = nextval('ingest.async_load_queue_seq'), attempts = 1, worker_pid = 1,
+       installation = NULL
+ WHERE id = :r2;
+UPDATE ingest.async_load_job SET installation = gen_random_uuid() WHERE id IN (:r3, :r4);
+SELECT state, restored, attempts FROM ingest.get_async_load_job() WHERE id IN (:r1, :r2, :r3, :r4)
+ ORDER BY id;
+-- a submit is the owner's own act: the job becomes this installation's and runs; the worker
+-- that applies it neither claims r1 (first in the queue) nor recovers r2
+SELECT ingest.submit_async_load(:r4);
+SELECT ingest.wait_async_load(:r4, '60 s');
+SELECT state, restored, attempts FROM ingest.get_async_load_job() WHERE id IN (:r1, :r2, :r3, :r4)
+ ORDER BY id;
+SELECT count(*) FROM restored_t;
+-- they keep their place in their target's queue: a later job there waits for them
+SELECT id AS r5, staging AS rs5 FROM ingest.begin_async_load('restored_t') \gset
+INSERT INTO :rs5 VALUES (3, 'r5'), (5, 'r5');
+SELECT ingest.submit_async_load(:r5);
+SELECT ingest.wait_async_load(:r5, '1 s');
+-- resumed (a superuser: every job), they apply in their order; r2 counts its interrupted run
+SELECT ingest.resume_restored_jobs();
+SELECT ingest.wait_async_load(:r1, '60 s'), ingest.wait_async_load(:r2, '60 s'),
+       ingest.wait_async_load(:r5, '60 s');
+SELECT state, restored, attempts FROM ingest.get_async_load_job() WHERE id IN (:r1, :r2, :r3, :r5)
+ ORDER BY id;
+SELECT * FROM restored_t ORDER BY id;
+SELECT ingest.resume_restored_jobs();
+SELECT ingest.cancel_async_load(:r3);
+
 -- (security is in 21_jobs_security)

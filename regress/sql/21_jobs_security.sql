@@ -79,6 +79,49 @@ SELECT state, rows_inserted, rows_rejected, error_message FROM ingest.get_async_
 SELECT row_number, sqlstate FROM ingest.async_load_reject WHERE job_id = :a4;
 RESET ROLE;
 
+-- ingest_admin is a cluster-wide role and may be dropped: the job catalog stays readable to
+-- everyone (its policy named the role, which failed once it was gone), and a role created again
+-- under that name sees all jobs. In a transaction rolled back: the cluster keeps its role.
+BEGIN;
+DROP ROLE ingest_admin;
+SET ROLE pgi_alice;
+SELECT count(*) > 0 AS sees_hers FROM ingest.async_load_job;
+SELECT count(*) > 0 AS sees_hers FROM ingest.get_async_load_job();
+SELECT ingest.wait_async_load(:a4, '0');
+SELECT row_number FROM ingest.async_load_reject WHERE job_id = :a4;
+SET ROLE pgi_bob;
+SELECT count(*) FROM ingest.async_load_job;
+SELECT count(*) FROM ingest.async_load_reject;
+RESET ROLE;
+CREATE ROLE ingest_admin NOLOGIN;
+GRANT ingest_admin TO pgi_bob;
+SET ROLE pgi_bob;
+SELECT count(*) > 0 AS sees_alices FROM ingest.async_load_job WHERE owner = 'pgi_alice'::regrole;
+SELECT count(*) AS rejects FROM ingest.async_load_reject WHERE job_id = :a4;
+RESET ROLE;
+ROLLBACK;
+
+-- jobs restored from a dump (made to look so by hand: another installation's id) are resumed
+-- by their owner, or by ingest_admin; nobody else sees or resumes them
+SET ROLE pgi_alice;
+SELECT id AS a6 FROM ingest.begin_async_load('sec_r') \gset
+RESET ROLE;
+SELECT id AS s6 FROM ingest.begin_async_load('sec_r') \gset
+UPDATE ingest.async_load_job SET installation = gen_random_uuid() WHERE id IN (:a6, :s6);
+SET ROLE pgi_bob;
+SELECT ingest.resume_restored_jobs();
+SET ROLE pgi_alice;
+SELECT restored FROM ingest.get_async_load_job(:a6);
+SELECT ingest.resume_restored_jobs();
+SELECT restored FROM ingest.get_async_load_job(:a6);
+SELECT count(*) FROM ingest.get_async_load_job() WHERE restored;
+SET ROLE pgi_boss;
+SELECT count(*) FROM ingest.get_async_load_job() WHERE restored;
+SELECT ingest.resume_restored_jobs();
+RESET ROLE;
+SELECT count(*) FROM ingest.get_async_load_job() WHERE restored;
+SELECT ingest.cancel_async_load(:a6), ingest.cancel_async_load(:s6);
+
 -- the owner's code cannot steer the worker's own statements: a trigger that points
 -- search_path at a schema holding its own bigint = operator reaches only code run as the owner
 CREATE SCHEMA pgi_evil AUTHORIZATION pgi_alice;

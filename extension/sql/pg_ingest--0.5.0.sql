@@ -1,5 +1,6 @@
--- pg_ingest 0.3.0: source script of the current version (0.1.0 plus the upgrade scripts
--- pg_ingest--0.1.0--0.2.0.sql and pg_ingest--0.2.0--0.3.0.sql).
+-- pg_ingest 0.5.0: source script of the current version (0.1.0 plus the upgrade scripts
+-- pg_ingest--0.1.0--0.2.0.sql, pg_ingest--0.2.0--0.3.0.sql, pg_ingest--0.3.0--0.4.0.sql and
+-- pg_ingest--0.4.0--0.5.0.sql; regress 22_upgrade checks that both give the same catalog).
 \echo Use "CREATE EXTENSION pg_ingest" to load this file. \quit
 
 -- The schema "ingest" is created by CREATE EXTENSION (control file: schema = ingest).
@@ -113,6 +114,11 @@ CREATE TABLE @extschema@.async_load_job (
     worker_pid          integer,
     -- Position in the apply queue of its target (submission order; a retry queues again).
     queue_position      bigint,
+    -- The installation (ingest.installation) the job was begun, submitted or resumed in. A job
+    -- of another one was restored from a dump: workers leave it alone until
+    -- ingest.resume_restored_jobs(). No default: a dump of 0.4.0 or earlier has no such column,
+    -- and its jobs must not become this installation's by themselves either.
+    installation        uuid,
     UNIQUE (owner, job_key),
     CHECK ((overwrite = 'partition') = (overwrite_partition IS NOT NULL))
 );
@@ -138,9 +144,14 @@ REVOKE ALL ON @extschema@.async_load_job, @extschema@.async_load_reject FROM PUB
 GRANT SELECT ON @extschema@.async_load_job, @extschema@.async_load_reject TO PUBLIC;
 ALTER TABLE @extschema@.async_load_job ENABLE ROW LEVEL SECURITY;
 ALTER TABLE @extschema@.async_load_reject ENABLE ROW LEVEL SECURITY;
+-- ingest_admin is looked up by name in pg_roles, never cast: the role is cluster-wide and may
+-- be dropped, which must not make the table unreadable (pg_has_role('ingest_admin', ...)
+-- fails when the role does not exist).
 CREATE POLICY own_jobs ON @extschema@.async_load_job FOR SELECT
     USING (pg_catalog.pg_has_role(owner, 'USAGE')
-           OR pg_catalog.pg_has_role('ingest_admin', 'USAGE'));
+           OR EXISTS (SELECT FROM pg_catalog.pg_roles r
+                       WHERE r.rolname OPERATOR(pg_catalog.=) 'ingest_admin'
+                         AND pg_catalog.pg_has_role(r.oid, 'USAGE')));
 CREATE POLICY own_rejects ON @extschema@.async_load_reject FOR SELECT
     USING (EXISTS (SELECT FROM @extschema@.async_load_job j WHERE j.id = job_id));
 
@@ -150,6 +161,19 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.async_load_reject', '');
 
 CREATE SEQUENCE @extschema@.async_load_queue_seq;
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.async_load_queue_seq', '');
+
+-- This installation of pg_ingest: one row, a random id made by CREATE EXTENSION. Deliberately
+-- not registered with pg_extension_config_dump, so pg_dump leaves it out and a restore gets a
+-- new id from its own CREATE EXTENSION, while the job table keeps the id each job was begun
+-- under: restored jobs are told from this installation's, and workers leave them alone (a
+-- restore loads the job table before the targets' data, keys and privileges, and before the
+-- staging tables' rows) until ingest.resume_restored_jobs().
+CREATE TABLE @extschema@.installation (id uuid PRIMARY KEY);
+INSERT INTO @extschema@.installation VALUES (pg_catalog.gen_random_uuid());
+COMMENT ON TABLE @extschema@.installation IS
+    'the id of this installation of pg_ingest (not dumped: a restore makes a new one)';
+REVOKE ALL ON @extschema@.installation FROM PUBLIC;
+GRANT SELECT ON @extschema@.installation TO PUBLIC;
 
 CREATE FUNCTION @extschema@.begin_async_load(
     target regclass,
@@ -216,7 +240,7 @@ CREATE FUNCTION @extschema@.get_async_load_job()
         rows_inserted bigint, rows_updated bigint, rows_skipped bigint, rows_rejected bigint,
         attempts integer, error_sqlstate text, error_message text, created_at timestamptz,
         submitted_at timestamptz, started_at timestamptz, finished_at timestamptz,
-        worker_pid integer, rows_applied bigint)
+        worker_pid integer, rows_applied bigint, restored boolean)
     LANGUAGE sql STABLE
     SET search_path = pg_catalog, pg_temp
     AS $$
@@ -231,7 +255,10 @@ CREATE FUNCTION @extschema@.get_async_load_job()
                        coalesce(@extschema@._job_rows_applied(j.id), 0)
                    WHEN 'FINISH' THEN j.rows_inserted OPERATOR(pg_catalog.+) j.rows_updated
                    ELSE 0
-               END
+               END,
+               -- restored: begun in another installation (NULL: dumped before 0.5.0)
+               NOT coalesce(j.installation OPERATOR(pg_catalog.=)
+                            (SELECT i.id FROM @extschema@.installation i), false)
         FROM @extschema@.async_load_job j
         ORDER BY j.id
     $$;
@@ -247,7 +274,7 @@ CREATE FUNCTION @extschema@.get_async_load_job(job_id bigint)
         rows_inserted bigint, rows_updated bigint, rows_skipped bigint, rows_rejected bigint,
         attempts integer, error_sqlstate text, error_message text, created_at timestamptz,
         submitted_at timestamptz, started_at timestamptz, finished_at timestamptz,
-        worker_pid integer, rows_applied bigint)
+        worker_pid integer, rows_applied bigint, restored boolean)
     LANGUAGE plpgsql STABLE STRICT
     SET search_path = pg_catalog, pg_temp
     AS $$
@@ -262,3 +289,21 @@ CREATE FUNCTION @extschema@.get_async_load_job(job_id bigint)
     $$;
 COMMENT ON FUNCTION @extschema@.get_async_load_job(bigint) IS
     'one async load job with live progress; 42704 when it does not exist or is not yours';
+
+CREATE FUNCTION @extschema@.resume_restored_jobs() RETURNS bigint
+    LANGUAGE c VOLATILE
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'ingest_resume_restored_jobs';
+COMMENT ON FUNCTION @extschema@.resume_restored_jobs() IS
+    'hand the caller''s jobs restored from a dump (every one for ingest_admin) to this '
+    'installation''s workers; returns how many';
+
+-- Internal: tells the async load launcher, when the transaction commits, that this database has
+-- pg_ingest, so that its workers visit it (and report jobs restored from a dump) without
+-- waiting for a first submit.
+CREATE FUNCTION @extschema@._watch_database() RETURNS void
+    LANGUAGE c VOLATILE
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'ingest_watch_database';
+REVOKE ALL ON FUNCTION @extschema@._watch_database() FROM PUBLIC;
+SELECT @extschema@._watch_database();
