@@ -402,7 +402,7 @@ void MergeRun::apply_all() {
         MemoryContextSwitchTo(old);
     });
 
-    m_superseded = std::make_unique<SupersededCheck>(m_spec, m_cxt);
+    m_superseded = std::make_unique<SupersededCheck>(m_spec, t.keys, m_cxt);
     begin_apply();
 
     bool have_leader = false;

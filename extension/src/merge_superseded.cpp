@@ -4,7 +4,9 @@
 #include "boundary.hpp"
 
 extern "C" {
+#include "access/table.h"
 #include "access/tupdesc.h"
+#include "catalog/pg_inherits.h"
 #include "executor/executor.h"
 #include "executor/nodeModifyTable.h"
 #include "nodes/makefuncs.h"
@@ -26,31 +28,95 @@ struct SupersededCheck::State {
     ResultRelInfo* rri;
     TupleTableSlot* proposed;  // the target's layout
     int natts;
-    int* source_of;        // per target attribute: its source column, or -1
-    ExprState** defaults;  // per target attribute not loaded: its default, or nullptr
-    const char* what;      // "COPY", for the context line
-    int64_t line;          // of the row being checked
+    int* source_of;       // per target attribute: its source column, or -1
+    bool* must_not_null;  // per target attribute: loaded, NOT NULL and not a key column
+    ExprState** needed;   // per attribute not loaded: its default, when a CHECK needs it
+    ExprState** all;      // per attribute not loaded: its default (for the error only), or null
+    bool all_built;
+    int ncheck;
+    ExprState** checks;  // the CHECK constraints, prepared at the first use, all or none
+    const char* what;    // "COPY", for the context line
+    int64_t line;        // of the row being checked
 };
 
 namespace {
 
 void context_callback(void* arg) {
     const auto* s = static_cast<const SupersededCheck::State*>(arg);
-    errcontext(
-        "%s into %s, line %lld: a row superseded by another row of its key, checked as "
-        "INSERT checks it",
-        s->what, RelationGetRelationName(s->rel), static_cast<long long>(s->line));
+    errcontext("%s into %s, line %lld (a row superseded by another row of its key)", s->what,
+               RelationGetRelationName(s->rel), static_cast<long long>(s->line));
+}
+
+bool has_before_insert_row_trigger(Relation rel) {
+    return rel->trigdesc && rel->trigdesc->trig_insert_before_row;
+}
+
+// INSERT runs BEFORE ROW INSERT triggers before its checks, and they may fill a column the
+// check would find NULL: with such a trigger on the target or a partition, nothing is checked.
+bool any_before_insert_trigger(Relation rel) {
+    if (has_before_insert_row_trigger(rel))
+        return true;
+    if (rel->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
+        return false;
+    List* all = find_all_inheritors(RelationGetRelid(rel), AccessShareLock, NULL);
+    ListCell* lc;
+    foreach (lc, all) {
+        Relation part = table_open(lfirst_oid(lc), NoLock);
+        const bool has = has_before_insert_row_trigger(part);
+        table_close(part, NoLock);
+        if (has)
+            return true;
+    }
+    return false;
+}
+
+ExprState* default_of(Relation rel, int attnum) {
+    Expr* def = reinterpret_cast<Expr*>(build_column_default(rel, attnum));
+    return def ? ExecInitExpr(expression_planner(def), NULL) : nullptr;
+}
+
+// The proposed row: loaded values, and the defaults in `defaults` (NULL where there is none).
+void fill(SupersededCheck::State* s, TupleTableSlot* row, ExprState** defaults) {
+    ExprContext* econtext = GetPerTupleExprContext(s->estate);
+    TupleTableSlot* p = s->proposed;
+    ExecClearTuple(p);
+    for (int i = 0; i < s->natts; i++) {
+        const int src = s->source_of[i];
+        if (src >= 0) {
+            p->tts_values[i] = row->tts_values[src];
+            p->tts_isnull[i] = row->tts_isnull[src];
+        } else if (defaults[i]) {
+            p->tts_values[i] = ExecEvalExpr(defaults[i], econtext, &p->tts_isnull[i]);
+        } else {
+            p->tts_values[i] = (Datum)0;
+            p->tts_isnull[i] = true;
+        }
+    }
+    ExecStoreVirtualTuple(p);
+    if (RelationGetDescr(s->rel)->constr->has_generated_stored)
+        ExecComputeStoredGenerated(s->rri, s->estate, p, CMD_INSERT);
 }
 
 }  // namespace
 
-SupersededCheck::SupersededCheck(const MergeSpec& spec, MemoryContext parent) {
+SupersededCheck::SupersededCheck(const MergeSpec& spec, const std::vector<AttrNumber>& keys,
+                                 MemoryContext parent) {
     if (spec.mode != ConflictMode::upsert && spec.mode != ConflictMode::ignore)
         return;
     TupleDesc rd = RelationGetDescr(spec.target);
-    if (!rd->constr || (!rd->constr->has_not_null && rd->constr->num_check == 0))
+    if (!rd->constr)
         return;
-    m_state = pg_call([&] {
+    m_state = pg_call([&]() -> State* {
+        // NOT NULL on a key column cannot fail for a row that matched another row's key.
+        bool any_not_null = false;
+        for (AttrNumber a : spec.columns) {
+            bool key = false;
+            for (AttrNumber k : keys)
+                key = key || k == a;
+            any_not_null = any_not_null || (!key && TupleDescAttr(rd, a - 1)->attnotnull);
+        }
+        if ((!any_not_null && rd->constr->num_check == 0) || any_before_insert_trigger(spec.target))
+            return nullptr;
         MemoryContext cxt =
             AllocSetContextCreate(parent, "pg_ingest superseded", ALLOCSET_DEFAULT_SIZES);
         MemoryContext old = MemoryContextSwitchTo(cxt);
@@ -58,9 +124,12 @@ SupersededCheck::SupersededCheck(const MergeSpec& spec, MemoryContext parent) {
         s->cxt = cxt;
         s->rel = spec.target;
         s->natts = rd->natts;
+        s->ncheck = rd->constr->num_check;
         s->what = pstrdup(spec.what.c_str());
         s->source_of = static_cast<int*>(palloc(sizeof(int) * s->natts));
-        s->defaults = static_cast<ExprState**>(palloc0(sizeof(ExprState*) * s->natts));
+        s->must_not_null = static_cast<bool*>(palloc0(sizeof(bool) * s->natts));
+        s->needed = static_cast<ExprState**>(palloc0(sizeof(ExprState*) * s->natts));
+        s->all = static_cast<ExprState**>(palloc0(sizeof(ExprState*) * s->natts));
 
         // As the statement's range table entry says: which columns "Failing row contains" shows.
         RangeTblEntry* rte = makeNode(RangeTblEntry);
@@ -72,25 +141,42 @@ SupersededCheck::SupersededCheck(const MergeSpec& spec, MemoryContext parent) {
         for (int i = 0; i < s->natts; i++)
             s->source_of[i] = -1;
         for (size_t p = 0; p < spec.columns.size(); p++) {
-            s->source_of[spec.columns[p] - 1] = static_cast<int>(p);
-            rte->insertedCols = bms_add_member(
-                rte->insertedCols, spec.columns[p] - FirstLowInvalidHeapAttributeNumber);
+            const AttrNumber a = spec.columns[p];
+            s->source_of[a - 1] = static_cast<int>(p);
+            rte->insertedCols =
+                bms_add_member(rte->insertedCols, a - FirstLowInvalidHeapAttributeNumber);
+            bool key = false;
+            for (AttrNumber k : keys)
+                key = key || k == a;
+            s->must_not_null[a - 1] = !key && TupleDescAttr(rd, a - 1)->attnotnull;
         }
         s->estate = CreateExecutorState();
         ExecInitRangeTable(s->estate, list_make1(rte));
         s->rri = makeNode(ResultRelInfo);
         InitResultRelInfo(s->rri, s->rel, 1, NULL, 0);
 
-        MemoryContext q = MemoryContextSwitchTo(s->estate->es_query_cxt);
-        for (int i = 0; i < s->natts; i++) {
-            Form_pg_attribute att = TupleDescAttr(rd, i);
-            if (att->attisdropped || att->attgenerated || s->source_of[i] >= 0)
-                continue;
-            Expr* def = reinterpret_cast<Expr*>(build_column_default(s->rel, i + 1));
-            if (def)
-                s->defaults[i] = ExecInitExpr(expression_planner(def), NULL);
+        // Defaults only of the columns a CHECK (or a generated column it may read) refers to:
+        // evaluating others would draw from sequences (identity, serial) for rows that never
+        // reach the table, and shift the values the applied rows get.
+        if (s->ncheck > 0) {
+            Bitmapset* refs = NULL;
+            for (int c = 0; c < s->ncheck; c++)
+                pull_varattnos(static_cast<Node*>(stringToNode(rd->constr->check[c].ccbin)), 1,
+                               &refs);
+            if (rd->constr->has_generated_stored)
+                for (int i = 0; i < s->natts; i++)
+                    if (TupleDescAttr(rd, i)->attgenerated)
+                        pull_varattnos(build_column_default(s->rel, i + 1), 1, &refs);
+            MemoryContext q = MemoryContextSwitchTo(s->estate->es_query_cxt);
+            for (int i = 0; i < s->natts; i++) {
+                Form_pg_attribute att = TupleDescAttr(rd, i);
+                if (att->attisdropped || att->attgenerated || s->source_of[i] >= 0 ||
+                    !bms_is_member(i + 1 - FirstLowInvalidHeapAttributeNumber, refs))
+                    continue;
+                s->needed[i] = default_of(s->rel, i + 1);
+            }
+            MemoryContextSwitchTo(q);
         }
-        MemoryContextSwitchTo(q);
         s->proposed = MakeSingleTupleTableSlot(CreateTupleDescCopy(rd), &TTSOpsVirtual);
         MemoryContextSwitchTo(old);
         return s;
@@ -101,39 +187,69 @@ void SupersededCheck::check(TupleTableSlot* row, int64_t line) {
     State* s = m_state;
     if (!s)
         return;
-    pg_call([&] {
-        ErrorContextCallback cb;
-        s->line = line;
-        cb.callback = context_callback;
-        cb.arg = s;
-        cb.previous = error_context_stack;
-        error_context_stack = &cb;
-
-        ExprContext* econtext = GetPerTupleExprContext(s->estate);
-        MemoryContext old = MemoryContextSwitchTo(GetPerTupleMemoryContext(s->estate));
-        slot_getallattrs(row);
-        TupleTableSlot* p = s->proposed;
-        ExecClearTuple(p);
-        for (int i = 0; i < s->natts; i++) {
-            const int src = s->source_of[i];
-            if (src >= 0) {
-                p->tts_values[i] = row->tts_values[src];
-                p->tts_isnull[i] = row->tts_isnull[src];
-            } else if (s->defaults[i]) {
-                p->tts_values[i] = ExecEvalExpr(s->defaults[i], econtext, &p->tts_isnull[i]);
-            } else {
-                p->tts_values[i] = (Datum)0;
-                p->tts_isnull[i] = true;
+    try {
+        pg_call([&] {
+            // Reset first: a failed check leaves its memory (the error's row text, defaults).
+            ResetPerTupleExprContext(s->estate);
+            ErrorContextCallback cb;
+            s->line = line;
+            cb.callback = context_callback;
+            cb.arg = s;
+            cb.previous = error_context_stack;
+            error_context_stack = &cb;
+            ExprContext* econtext = GetPerTupleExprContext(s->estate);
+            MemoryContext old = MemoryContextSwitchTo(GetPerTupleMemoryContext(s->estate));
+            slot_getallattrs(row);
+            bool ok = true;
+            for (int i = 0; ok && i < s->natts; i++) {
+                const int src = s->source_of[i];
+                ok = !(s->must_not_null[i] && row->tts_isnull[src]);
             }
-        }
-        ExecStoreVirtualTuple(p);
-        if (RelationGetDescr(s->rel)->constr->has_generated_stored)
-            ExecComputeStoredGenerated(s->rri, s->estate, p, CMD_INSERT);
-        ExecConstraints(s->rri, p, s->estate);
-        MemoryContextSwitchTo(old);
-        ResetPerTupleExprContext(s->estate);
-        error_context_stack = cb.previous;
-    });
+            if (ok && s->ncheck > 0) {
+                fill(s, row, s->needed);
+                if (!s->checks) {
+                    // All or none: an error while preparing one leaves nothing half built.
+                    MemoryContext q = MemoryContextSwitchTo(s->estate->es_query_cxt);
+                    ConstrCheck* cc = RelationGetDescr(s->rel)->constr->check;
+                    auto** checks =
+                        static_cast<ExprState**>(palloc0(sizeof(ExprState*) * s->ncheck));
+                    for (int c = 0; c < s->ncheck; c++)
+                        checks[c] = ExecPrepareExpr(static_cast<Expr*>(stringToNode(cc[c].ccbin)),
+                                                    s->estate);
+                    MemoryContextSwitchTo(q);
+                    s->checks = checks;
+                }
+                econtext->ecxt_scantuple = s->proposed;
+                for (int c = 0; ok && c < s->ncheck; c++)
+                    ok = ExecCheck(s->checks[c], econtext);
+            }
+            if (!ok) {
+                // The error as INSERT raises it, on the row with every default it would get.
+                if (!s->all_built) {
+                    MemoryContext q = MemoryContextSwitchTo(s->estate->es_query_cxt);
+                    TupleDesc rd = RelationGetDescr(s->rel);
+                    for (int i = 0; i < s->natts; i++) {
+                        Form_pg_attribute att = TupleDescAttr(rd, i);
+                        if (!att->attisdropped && !att->attgenerated && s->source_of[i] < 0)
+                            s->all[i] = s->needed[i] ? s->needed[i] : default_of(s->rel, i + 1);
+                    }
+                    MemoryContextSwitchTo(q);
+                    s->all_built = true;
+                }
+                fill(s, row, s->all);
+                ExecConstraints(s->rri, s->proposed, s->estate);
+            }
+            MemoryContextSwitchTo(old);
+            error_context_stack = cb.previous;
+        });
+    } catch (...) {
+        // Expressions the executor prepares on first use and stores before they are complete
+        // (generated columns, ExecConstraints' checks) are prepared again next time.
+        s->rri->ri_GeneratedExprs = nullptr;
+        s->rri->ri_NumGeneratedNeeded = 0;
+        s->rri->ri_ConstraintExprs = nullptr;
+        throw;
+    }
 }
 
 }  // namespace pg_ingest

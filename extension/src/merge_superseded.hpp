@@ -8,10 +8,17 @@
 //
 // Not checked, because a superseded row never reaches the table: foreign keys, triggers,
 // row-level security policies, a partition's own CHECK constraints, and the row an UPDATE
-// would make of it. Update mode checks nothing here (its UPDATE checks only existing keys).
+// would make of it. Update mode checks nothing here (its UPDATE checks only existing keys), nor
+// does a target with a BEFORE ROW INSERT trigger (on it or a partition), which INSERT runs
+// before its checks and which may fill what they test. Defaults are evaluated only for the
+// columns a CHECK refers to (others could draw from sequences for rows that are never written).
+// Rows are checked in key order, so with several bad rows the first one named is not always
+// the first in the input.
 #pragma once
 
 #include "merge.hpp"
+
+#include <vector>
 
 extern "C" {
 #include "executor/tuptable.h"
@@ -25,7 +32,8 @@ class SupersededCheck {
     // Builds nothing when the target has no NOT NULL or CHECK constraint. Everything it builds
     // lives in a child of `parent` and holds no resource between checks, so it goes with that
     // context (also after an error); the destructor does nothing.
-    SupersededCheck(const MergeSpec& spec, MemoryContext parent);
+    SupersededCheck(const MergeSpec& spec, const std::vector<AttrNumber>& keys,
+                    MemoryContext parent);
     SupersededCheck(const SupersededCheck&) = delete;
     SupersededCheck& operator=(const SupersededCheck&) = delete;
 
