@@ -377,8 +377,10 @@ Connection Connection::connect(const ConnectionOptions& options, Clock::time_poi
                 conn = connect_attempt(options, attempts[i], bound(Clock::now()));
             } catch (const Error& error) {
                 // As libpq: a server that refused the session (password, database, role) ends
-                // the attempt; an unreachable or silent host passes on to the next one.
-                if (error.sqlstate() != detail::k_sqlclient_unable_to_establish) {
+                // the attempt; an unreachable or silent host, or one still starting up (57P03,
+                // a standby first in the list), passes on to the next one.
+                if (error.sqlstate() != detail::k_sqlclient_unable_to_establish &&
+                    error.sqlstate() != "57P03") {
                     throw;
                 }
                 failures += std::string(failures.empty() ? "" : "; ") + error.what();

@@ -4,6 +4,8 @@
 #include <cctype>
 #include <cstdlib>
 #include <sstream>
+#include <utility>
+#include <vector>
 
 #include <pg_ingest/error.hpp>
 
@@ -47,24 +49,61 @@ TableSchema TableSchema::load(Connection& connection, std::string_view table,
                               std::string_view schema, bool case_sensitive) {
     std::string schema_name(schema);
     std::string table_name(table);
+    bool exact_schema = case_sensitive;
     bool exact_table = case_sensitive;
-    if (table_name.size() >= 2 && table_name.front() == '"' && table_name.back() == '"') {
-        // A quoted name is the table's own name, dots and case included: never "schema.table".
-        std::string literal;
-        for (std::size_t i = 1; i + 1 < table_name.size(); ++i) {
-            if (table_name[i] == '"') {
-                if (i + 2 < table_name.size() && table_name[i + 1] == '"') {
-                    ++i;
-                } else {
-                    throw Error(
-                        "invalid table name " + table_name + ": a quote inside it must be doubled",
-                        "42602", "", "", true);
+    if (table_name.find('"') != std::string::npos) {
+        // SQL-like: [schema.]table, where a part in double quotes ("" for a quote) is exact,
+        // dots and case included, and an unquoted part is matched as any other name.
+        const std::string text = table_name;
+        const auto bad = [&](const char* why) {
+            return Error("invalid table name " + text + ": " + why, "42602", "", "", true);
+        };
+        std::vector<std::pair<std::string, bool>> parts;  // name, quoted
+        std::size_t i = 0;
+        while (true) {
+            std::string part;
+            const bool quoted = i < text.size() && text[i] == '"';
+            if (quoted) {
+                for (++i;; ++i) {
+                    if (i >= text.size()) {
+                        throw bad("a quote is not closed");
+                    }
+                    if (text[i] == '"') {
+                        if (i + 1 < text.size() && text[i + 1] == '"') {
+                            ++i;
+                        } else {
+                            ++i;
+                            break;
+                        }
+                    }
+                    part += text[i];
+                }
+            } else {
+                while (i < text.size() && text[i] != '.' && text[i] != '"') {
+                    part += text[i++];
                 }
             }
-            literal += table_name[i];
+            if (part.empty()) {
+                throw bad("a part of it is empty");
+            }
+            parts.emplace_back(std::move(part), quoted);
+            if (i >= text.size()) {
+                break;
+            }
+            if (text[i] != '.') {
+                throw bad("a quote must enclose a whole part (\"\" is a quote inside one)");
+            }
+            ++i;
         }
-        table_name = std::move(literal);
-        exact_table = true;
+        if (parts.size() > 2) {
+            throw bad("it has more than two parts (schema.table)");
+        }
+        if (parts.size() == 2) {
+            schema_name = parts[0].first;
+            exact_schema = exact_schema || parts[0].second;
+        }
+        table_name = parts.back().first;
+        exact_table = exact_table || parts.back().second;
     } else if (const auto dot = table_name.find('.'); dot != std::string::npos) {
         schema_name = table_name.substr(0, dot);
         table_name = table_name.substr(dot + 1);
@@ -90,7 +129,7 @@ TableSchema TableSchema::load(Connection& connection, std::string_view table,
         std::vector<std::string> distinct = schemas;
         distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
         const std::size_t s =
-            match_name(distinct, schema_name, case_sensitive, "42P09", "schema name");
+            match_name(distinct, schema_name, exact_schema, "42P09", "schema name");
         if (s != std::string::npos) {
             for (std::size_t r = 0; r < candidates.rows(); ++r) {
                 if (schemas[r] == distinct[s]) {

@@ -233,7 +233,9 @@ struct CommitUnknown {
     Error error;
 };
 
-enum class CommitOutcome { committed, aborted, unreachable, unknown };
+// refused: the server answered the question with an error (no privilege on txid_status(), a
+// statement_timeout), which asking again at once would not change.
+enum class CommitOutcome { committed, aborted, unreachable, refused, unknown };
 
 // Thrown internally when isolation in strict mode found the first bad row.
 struct FoundBadRow {
@@ -307,6 +309,7 @@ struct Writer::Impl {
     std::condition_variable flusher_wakeup;  // batch full, timer due, error consumed, stopping
     std::condition_variable batch_space;     // the full batch was taken, or the flusher failed
     bool flusher_running = false;
+    std::thread::id flusher_id;  // the writer's thread, once it runs (under batch_mutex)
     bool stopping = false;
     // The batch of pending_error is kept (failed_batches) and is re-sent by the next flush: a
     // later flush that sends it (or fails with a fresh error about it) supersedes the error.
@@ -1088,7 +1091,15 @@ void Writer::Impl::send(Batch& sending, bool& drop) {
                                    "] " + error.what() + "; retry " + std::to_string(attempt) +
                                    " of " + std::to_string(options.max_retry_times) + " in " +
                                    std::to_string(wait.count()) + " ms");
-        std::this_thread::sleep_for(wait);
+        // The destructor (or a failed close()) stops the writer's thread: it gives up its
+        // back-off then, the batch kept, instead of making the caller wait out its retries.
+        std::unique_lock<std::mutex> lock(batch_mutex);
+        if (std::this_thread::get_id() != flusher_id) {
+            lock.unlock();
+            std::this_thread::sleep_for(wait);
+        } else if (flusher_wakeup.wait_for(lock, wait, [&] { return stopping; })) {
+            throw error;
+        }
     };
     // The connection was lost with COMMIT in flight (now or in an earlier flush): learn the
     // outcome before anything is sent again. Returns true when the batch is committed. The batch
@@ -1121,7 +1132,8 @@ void Writer::Impl::send(Batch& sending, bool& drop) {
                 sending.unresolved_xid = 0;
                 sending.unresolved_rejects.clear();
                 return false;
-            case CommitOutcome::unreachable: {
+            case CommitOutcome::unreachable:
+            case CommitOutcome::refused: {
                 // Kept: the next flush asks again before sending it.
                 sending.unresolved_xid = xid;
                 sending.unresolved_rejects = std::move(attempt_rejects);
@@ -1130,11 +1142,13 @@ void Writer::Impl::send(Batch& sending, bool& drop) {
                     std::lock_guard<std::mutex> lock(metrics_mutex);
                     ++metrics.flush_failures;
                 }
+                // Refused, the question is the caller's to fix (e.g. GRANT EXECUTE ON
+                // txid_status()): 08007, not retryable, so a retry loop does not spin on it.
                 throw Error("connection lost while committing a batch of " +
                                 std::to_string(sending.operations) + " operations on " +
                                 table_label() + "; whether it committed is checked before the " +
                                 "next flush (" + error.what() + ")",
-                            "08006",
+                            outcome == CommitOutcome::refused ? "08007" : "08006",
                             "the server could not be asked whether transaction " +
                                 std::to_string(xid) + " committed: " + why,
                             "flush() or close() asks again before sending anything; a writer "
@@ -1388,7 +1402,7 @@ CommitOutcome Writer::Impl::resolve_commit(std::uint64_t xid, std::string& why) 
             // txid_status(), a statement_timeout: 57014) comes again if asked at once.
             why = (error.sqlstate().empty() ? "" : "[" + error.sqlstate() + "] ") + error.what();
             if (!error.retryable() && error.connection_usable()) {
-                return CommitOutcome::unreachable;
+                return CommitOutcome::refused;
             }
         } catch (const std::exception& error) {
             why = error.what();
@@ -1547,6 +1561,7 @@ std::uint64_t Writer::Impl::apply_writes(Connection& connection,
 
 void Writer::Impl::flusher_loop() {
     std::unique_lock<std::mutex> lock(batch_mutex);
+    flusher_id = std::this_thread::get_id();
     while (!stopping) {
         // Nothing is sent while a failure that dropped rows has not been thrown yet (the next
         // call throws it, then flushing resumes): nothing written after those rows may commit
@@ -1693,7 +1708,14 @@ void Writer::close() {
         m_impl->closing = true;
         m_impl->rethrow_dropped();  // a kept batch is sent again below
     }
-    m_impl->flush_all();
+    try {
+        m_impl->flush_all();
+    } catch (...) {
+        // Nothing more goes out behind the caller's back once close() has failed: a caller that
+        // takes the failure as "not loaded" may load the rows again. Another close() retries.
+        m_impl->stop_flusher();
+        throw;
+    }
     {
         std::lock_guard<std::mutex> lock(m_impl->batch_mutex);
         m_impl->rethrow_dropped();

@@ -33,9 +33,10 @@ struct PG_INGEST_API ColumnInfo {
 class PG_INGEST_API TableSchema {
   public:
     // Reads table `table` (a plain or partitioned table) in `schema`. `table` may be written
-    // schema.table (unquoted, split at the first dot), which overrides `schema`. A `table` in
-    // double quotes ("ev.log", embedded quotes doubled) is the table's exact name in `schema`,
-    // never split and matched case-sensitively. Unless `case_sensitive`, other names are
+    // schema.table (split at the first dot), which overrides `schema`. With double quotes it is
+    // read as SQL names are: a quoted part ("ev.log", "Sales"."Orders", sales."Order Lines";
+    // "" is a quote inside one) is exact, dots and case included, and is never split. Unless
+    // `case_sensitive`, unquoted names are
     // matched ignoring case; an exact-case match wins over others, and two case-insensitive
     // matches without an exact one are an error. Blocks on catalog queries (bounded by the
     // connection's deadline, Connection::set_deadline). Throws pg_ingest::Error 42P01 (no such

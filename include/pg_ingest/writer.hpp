@@ -117,21 +117,21 @@ struct PG_INGEST_API WriterHooks {
 // A connection lost while COMMIT is in flight leaves the outcome open: the writer asks the
 // server (txid_status of the batch's transaction, on another connection) and re-sends only a
 // batch that did not commit, so an append batch is never loaded twice. When the server cannot
-// be asked (unreachable, or asking fails: no privilege on txid_status(), a statement_timeout),
-// the flush throws Error 08006 (retryable, the reason in its detail) and the batch is kept with
-// its question: the next flush asks again before sending anything. When the server no longer knows
-// the transaction, the batch is dropped (rows_discarded) and Error 08007 is thrown, not retryable:
-// re-sending could load it twice.
-// Errors of a flush on the writer's thread (a full batch, the timer, a kept batch sent again)
-// are thrown by the next write()/erase(), which then does nothing else (a write() that throws
-// such an error did not add its row). flush() and close() throw such an error, also one that
-// happens while they wait, when it dropped rows; when its batch was kept they send that batch
-// again instead, and throw only their own error if it fails again. An error whose batch was
-// kept is not thrown once a later flush has sent that batch (or failed on it with an error of
-// its own); every such failure is logged at error level when it happens. An error whose rows
-// were dropped is always thrown, and nothing written after those rows is sent before it has
-// been thrown (so a caller that replays from its last good point never finds later rows
-// already committed).
+// be asked, the flush throws Error 08006 (retryable) when it was unreachable, or 08007 (not
+// retryable: it needs fixing first) when it answered with an error (no privilege on
+// txid_status(), a statement_timeout), the reason in its detail; the batch is kept with its
+// question either way: the next flush asks again before sending anything. When the server no longer
+// knows the transaction, the batch is dropped (rows_discarded) and Error 08007 is thrown, not
+// retryable: re-sending could load it twice. Errors of a flush on the writer's thread (a full
+// batch, the timer, a kept batch sent again) are thrown by the next write()/erase(), which then
+// does nothing else (a write() that throws such an error did not add its row). flush() and close()
+// throw such an error, also one that happens while they wait, when it dropped rows; when its batch
+// was kept they send that batch again instead, and throw only their own error if it fails again. An
+// error whose batch was kept is not thrown once a later flush has sent that batch (or failed on it
+// with an error of its own); every such failure is logged at error level when it happens. An error
+// whose rows were dropped is always thrown, and nothing written after those rows is sent before it
+// has been thrown (so a caller that replays from its last good point never finds later rows already
+// committed).
 //
 // Threading: write(), erase(), flush() and close() may be called from several threads; batches
 // are applied in order. Blocking: write()/erase() block while they flush (backgroundflush=0) or
@@ -163,7 +163,8 @@ class PG_INGEST_API Writer {
     // Stops the writer's thread and DISCARDS unflushed rows (counted in rows_discarded and
     // logged as a warning): a destructor cannot report errors, so it sends nothing new. A batch
     // the writer's thread is already sending is finished (whole, in its one transaction) before
-    // the destructor returns. An error of the writer's thread that no call has thrown is logged
+    // the destructor returns (the writer's thread gives up the back-off of a retry then). An
+    // error of the writer's thread that no call has thrown is logged
     // at error level (SQLSTATE and row number). Call close() to flush. Never throws.
     ~Writer();
 
@@ -179,7 +180,8 @@ class PG_INGEST_API Writer {
     void flush();
     // Flushes, then stops the writer's thread. From the moment it is called, write()/erase()
     // throw 55000 (also when close() itself throws; calling it again retries what was kept).
-    // Idempotent once it has returned normally.
+    // When close() throws, the writer's thread is stopped first: nothing kept is sent behind the
+    // caller's back afterwards. Idempotent once it has returned normally.
     void close();
 
     WriterMetrics metrics() const;

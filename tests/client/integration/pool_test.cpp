@@ -240,6 +240,12 @@ BOOST_AUTO_TEST_CASE(a_quoted_table_name_with_a_dot_is_the_table_not_schema_and_
     // Quoted means exact: the case must match.
     BOOST_CHECK_THROW(TableSchema::load(c, "\"POOL_EV.LOG\"", "public"), Error);
     BOOST_CHECK_THROW(TableSchema::load(c, "\"a\"b\"", "public"), Error);
+    // Qualified quoted forms: each part read as SQL reads it.
+    BOOST_TEST(TableSchema::load(c, "public.\"pool_ev.log\"", "other").columns().size() == 1u);
+    BOOST_TEST(TableSchema::load(c, "\"pool_ev\".\"log\"", "public").columns().size() == 2u);
+    BOOST_TEST(TableSchema::load(c, "\"pool_ev\".LOG", "public").columns().size() == 2u);
+    BOOST_CHECK_THROW(TableSchema::load(c, "\"POOL_EV\".log", "public"), Error);
+    BOOST_CHECK_THROW(TableSchema::load(c, "a.b.\"c\"", "public"), Error);
     c.execute("DROP SCHEMA pool_ev CASCADE; DROP TABLE public.\"pool_ev.log\"");
 }
 

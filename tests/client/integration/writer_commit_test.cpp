@@ -188,7 +188,9 @@ BOOST_AUTO_TEST_CASE(a_lost_commit_whose_question_fails_keeps_the_question_and_i
     }
     proxy.arm(test::FaultProxy::Cut::after_commit);
     const Error error = test::error_of([&] { writer.flush(); });
-    BOOST_TEST(error.sqlstate() == "08006", error.what());
+    // Refused (not unreachable): not retryable, so a caller's retry loop does not spin on it.
+    BOOST_TEST(error.sqlstate() == "08007", error.what());
+    BOOST_TEST(!error.retryable());
     BOOST_TEST(error.detail().find("42501") != std::string::npos, error.detail());
     BOOST_TEST(count_of("wc_unasked") == "1000/1000");  // it did commit
     admin.execute("GRANT EXECUTE ON FUNCTION pg_catalog.txid_status(bigint) TO PUBLIC");

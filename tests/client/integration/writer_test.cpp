@@ -1446,6 +1446,39 @@ BOOST_AUTO_TEST_CASE(a_kept_batch_is_sent_by_the_writers_thread_once_the_server_
     BOOST_TEST(writer.metrics().rows_out == 2u);
 }
 
+// Once close() has thrown, nothing kept is sent behind the caller's back (a caller that takes
+// the failure as "not loaded" may load the rows again); another close() sends it. And the
+// destructor does not wait out the back-off of a retry the writer's thread is in.
+BOOST_AUTO_TEST_CASE(after_a_failed_close_nothing_is_sent_until_the_caller_asks) {
+    Connection c = test::connect();
+    create_failing_table(c, "wr_closed");
+    Options options;
+    options.write_mode = WriteMode::upsert;
+    options.batch_write_timeout = 100ms;
+    options.max_retry_times = 1;
+    options.retry_wait_time = 20ms;
+    Writer writer(make_pool(), "wr_closed", {}, options);
+    writer.write({1, 1});
+    writer.write({2, 2});
+    BOOST_CHECK_THROW(writer.close(), Error);
+    c.execute("UPDATE wr_closed_flag SET failing = false");
+    std::this_thread::sleep_for(1500ms);
+    BOOST_TEST(scalar(c, "SELECT count(*) FROM wr_closed") == "0");
+    BOOST_CHECK_NO_THROW(writer.close());
+    BOOST_TEST(scalar(c, "SELECT count(*) FROM wr_closed") == "2");
+
+    create_failing_table(c, "wr_dtor");
+    options.max_retry_times = 3;
+    options.retry_wait_time = 2s;
+    auto doomed =
+        std::make_unique<Writer>(make_pool(), "wr_dtor", std::vector<std::string>{}, options);
+    doomed->write({1, 1});
+    BOOST_TEST_REQUIRE(eventually_true([&] { return doomed->metrics().retries >= 1; }));
+    const auto start = std::chrono::steady_clock::now();
+    doomed.reset();  // the writer's thread is in a 2 s (then 4 s) back-off
+    BOOST_TEST(test::elapsed_ms(start) < 1500);
+}
+
 // flush() sends a kept batch again at once rather than throwing the stale error of the writer's
 // thread (which would wait for its retry back-off).
 BOOST_AUTO_TEST_CASE(flush_sends_a_kept_batch_again_instead_of_throwing_its_stale_error) {
