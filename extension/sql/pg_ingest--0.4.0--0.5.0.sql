@@ -21,7 +21,12 @@ COMMENT ON TABLE @extschema@.installation IS
 REVOKE ALL ON @extschema@.installation FROM PUBLIC;
 GRANT SELECT ON @extschema@.installation TO PUBLIC;
 ALTER TABLE @extschema@.async_load_job ADD COLUMN installation uuid;
-UPDATE @extschema@.async_load_job SET installation = (SELECT i.id FROM @extschema@.installation i);
+-- The id a job records is the installation's made particular to this database (see
+-- job_catalog.cpp): databases copied from one template share ingest.installation's row.
+UPDATE @extschema@.async_load_job
+   SET installation = (SELECT pg_catalog.md5(pg_catalog.concat(i.id, ':', d.oid))::pg_catalog.uuid
+                         FROM @extschema@.installation i, pg_catalog.pg_database d
+                        WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database());
 
 -- get_async_load_job() returns one more column, restored, so both forms are replaced: the
 -- privileges a site gave or took on them are carried over, grant options and grantors included.
@@ -102,7 +107,9 @@ CREATE FUNCTION @extschema@.get_async_load_job()
                END,
                -- restored: begun in another installation (NULL: dumped before 0.5.0)
                NOT coalesce(j.installation OPERATOR(pg_catalog.=)
-                            (SELECT i.id FROM @extschema@.installation i), false)
+                            (SELECT pg_catalog.md5(pg_catalog.concat(i.id, ':', d.oid))::pg_catalog.uuid
+                             FROM @extschema@.installation i, pg_catalog.pg_database d
+                            WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database()), false)
         FROM @extschema@.async_load_job j
         ORDER BY j.id
     $$;

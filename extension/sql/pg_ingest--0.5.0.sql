@@ -258,7 +258,9 @@ CREATE FUNCTION @extschema@.get_async_load_job()
                END,
                -- restored: begun in another installation (NULL: dumped before 0.5.0)
                NOT coalesce(j.installation OPERATOR(pg_catalog.=)
-                            (SELECT i.id FROM @extschema@.installation i), false)
+                            (SELECT pg_catalog.md5(pg_catalog.concat(i.id, ':', d.oid))::pg_catalog.uuid
+                             FROM @extschema@.installation i, pg_catalog.pg_database d
+                            WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database()), false)
         FROM @extschema@.async_load_job j
         ORDER BY j.id
     $$;

@@ -147,11 +147,24 @@ bool has_installations() {
     });
 }
 
+namespace {
+
+// The id jobs record: ingest.installation's random id made particular to this database (a hash
+// with its OID), since databases copied from a template that has pg_ingest share that table's
+// row, and a dump of one restored into another must still be told apart. pg_upgrade keeps
+// database OIDs (PostgreSQL 15), so the id survives it; a copy made with CREATE DATABASE ...
+// TEMPLATE of a database with jobs has them as restored ones.
+constexpr const char* k_installation_id =
+    "(SELECT pg_catalog.md5(pg_catalog.concat(i.id, ':', d.oid))::pg_catalog.uuid "
+    "FROM ingest.installation i, pg_catalog.pg_database d "
+    "WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())";
+
+}  // namespace
+
 std::string of_this_installation(const char* alias) {
     if (!has_installations())
         return "true";
-    return std::string(alias) +
-           ".installation OPERATOR(pg_catalog.=) (SELECT i.id FROM ingest.installation i)";
+    return std::string(alias) + ".installation OPERATOR(pg_catalog.=) " + k_installation_id;
 }
 
 std::optional<std::string> this_installation() {
@@ -164,7 +177,7 @@ std::optional<std::string> this_installation() {
               "A superuser can give it a new one (DELETE FROM ingest.installation; INSERT INTO "
               "ingest.installation VALUES (pg_catalog.gen_random_uuid())); the jobs begun "
               "before are then taken over with ingest.resume_restored_jobs().");
-    return std::string("(SELECT i.id FROM ingest.installation i)");
+    return std::string(k_installation_id);
 }
 
 std::string adopt_clause() {

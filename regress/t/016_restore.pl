@@ -210,6 +210,36 @@ sub untouched
 	set_conf('RESET ingest.job_retention');
 }
 
+# --- databases made from one template share ingest.installation's row ---------------------
+# A job restored from one into the other is still told apart (the id a job records is made
+# particular to its database).
+{
+	sql('postgres', 'CREATE DATABASE tmpl');
+	sql('tmpl', 'CREATE EXTENSION pg_ingest');
+	sql('postgres', 'CREATE DATABASE tsrc TEMPLATE tmpl');
+	sql('postgres', 'CREATE DATABASE tdst TEMPLATE tmpl');
+	is(sql('tsrc', 'SELECT id FROM ingest.installation'),
+		sql('tdst', 'SELECT id FROM ingest.installation'), 'both copies have the same row');
+	sql('tsrc', 'CREATE TABLE tt (id int PRIMARY KEY, v text)');
+	my $job = sql('tsrc', "SELECT id FROM ingest.begin_async_load('tt', 'upsert')");
+	is(sql('tsrc', "SELECT restored FROM ingest.get_async_load_job($job)"), 'f',
+		'the job is its own database\'s');
+	my $tdump = PostgreSQL::Test::Utils::tempdir() . '/tsrc.dump';
+	my ($out, $err) = ('', '');
+	ok( IPC::Run::run(
+			[ 'pg_dump', '-h', $node->host, '-p', $node->port, '-U', 'postgres', '-Fc', '-f',
+				$tdump, 'tsrc' ], '>', \$out, '2>', \$err),
+		'pg_dump of a template copy') or diag($err);
+	# Into a database that has the extension already: "schema ingest already exists" is the one
+	# error pg_restore reports (and goes on).
+	IPC::Run::run [ 'pg_restore', '-h', $node->host, '-p', $node->port, '-U', 'postgres', '-d',
+		'tdst', $tdump ], '>', \$out, '2>', \$err;
+	my @errors = grep { /ERROR/ && !/schema "ingest" already exists/ } split /\n/, $err;
+	is(scalar(@errors), 0, 'pg_restore into the other copy') or diag($err);
+	is(sql('tdst', "SELECT state, restored FROM ingest.get_async_load_job($job)"), 'INIT|t',
+		'the job restored into the other copy is a restored one');
+}
+
 my $log = slurp_file($node->logfile);
 unlike($log, qr/terminated by signal|TRAP:|PANIC/, 'no backend crashed');
 my @warnings = grep { /WARNING/ && !/restored from a dump/ } split /\n/, $log;
