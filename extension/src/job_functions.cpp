@@ -30,6 +30,9 @@ extern "C" {
 #include "utils/timestamp.h"
 }
 
+#include <algorithm>
+#include <vector>
+
 using namespace pg_ingest;
 using namespace pg_ingest::jobs;
 
@@ -552,6 +555,13 @@ PGI_FUNCTION(ingest_resume_restored_jobs) {
             continue;
         const std::string state = spi::get_text(0, 1);
         const bool loading = state == "LOADING";
+        // A LOADING job that a live worker of this database runs (possible only once the
+        // installation id was replaced by hand) is left to it: made READY it would run twice.
+        if (loading) {
+            const std::vector<int64_t> running = running_job_ids();
+            if (std::find(running.begin(), running.end(), id) != running.end())
+                continue;
+        }
         spi::exec("UPDATE ingest.async_load_job SET " +
                       std::string(loading ? "state = 'READY', worker_pid = NULL, " : "") +
                       "installation = " + *installation + " WHERE id = $1",

@@ -4,10 +4,11 @@ DROP EXTENSION IF EXISTS pg_ingest CASCADE;
 
 -- Every catalog fact of the extension that the server, pg_dump or a user acts on, as (kind,
 -- object, detail), by name (never by OID): members, functions (settings, security, volatility,
--- body, defaults, ACL, comment), relations (ACL, row-level security, comment), columns (type,
--- NOT NULL, default, ACL), constraints, indexes, row-level security policies with their
--- expressions, sequences, types, schemas (ACL), the tables pg_dump dumps (extconfig), the
--- initial privileges pg_dump leaves out (pg_init_privs) and dependencies.
+-- argument and result types with OUT columns, body, defaults, ACL, comment), relations (ACL,
+-- row-level security, comment), columns (type, NOT NULL, default, ACL), constraints, indexes,
+-- row-level security policies with their expressions, sequences, types, schemas (ACL), the
+-- tables pg_dump dumps (extconfig), the initial privileges pg_dump leaves out (pg_init_privs)
+-- and dependencies.
 CREATE TEMP VIEW extension_catalog AS
 SELECT 'member' AS kind, pg_describe_object(d.classid, d.objid, d.objsubid) AS obj, '' AS detail
   FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid
@@ -16,6 +17,7 @@ UNION ALL
 SELECT 'function', p.oid::regprocedure::text,
        ROW(p.prokind, p.prosecdef, p.proleakproof, p.proisstrict, p.proretset, p.provolatile,
            p.proparallel, p.prorettype::regtype, p.proargnames, p.proargmodes,
+           pg_get_function_arguments(p.oid), pg_get_function_result(p.oid),
            pg_get_expr(p.proargdefaults, 0), p.proconfig, p.proacl, p.procost, p.prorows,
            p.prosrc, p.probin, pg_get_userbyid(p.proowner),
            obj_description(p.oid, 'pg_proc'))::text
