@@ -19,6 +19,7 @@
 
 #include <libpq-fe.h>
 
+#include "connection_string.hpp"
 #include "exec.hpp"
 #include "libpq_support.hpp"
 
@@ -226,20 +227,6 @@ Error connect_failure(PGconn* conn) {
 
 namespace {
 
-// A comma-separated libpq list ("a,b" -> {"a", "b"}; "" -> {""}).
-std::vector<std::string> split_list(const std::string& text) {
-    std::vector<std::string> items;
-    std::size_t from = 0;
-    while (true) {
-        const auto comma = text.find(',', from);
-        items.push_back(text.substr(from, comma == std::string::npos ? comma : comma - from));
-        if (comma == std::string::npos) {
-            return items;
-        }
-        from = comma + 1;
-    }
-}
-
 // One connection attempt with `overrides` replacing keywords of `options`, abandoned at
 // `deadline`. Throws Error (connect_failure or 08001).
 ConnPtr connect_attempt(const ConnectionOptions& options,
@@ -344,10 +331,11 @@ Connection Connection::connect(const ConnectionOptions& options, Clock::time_poi
     const auto hostaddr = options.get("hostaddr");
     const auto attrs = options.get("target_session_attrs");
     if (per_host && (host || hostaddr) && !(attrs && *attrs == "prefer-standby")) {
-        const auto hosts = host ? split_list(*host) : std::vector<std::string>();
-        const auto addrs = hostaddr ? split_list(*hostaddr) : std::vector<std::string>();
+        using List = std::vector<std::string_view>;  // views into the optionals above
         const auto port = options.get("port");
-        const auto ports = port ? split_list(*port) : std::vector<std::string>();
+        const List hosts = host ? detail::split(*host, ',') : List();
+        const List addrs = hostaddr ? detail::split(*hostaddr, ',') : List();
+        const List ports = port ? detail::split(*port, ',') : List();
         const std::size_t n = std::max(hosts.size(), addrs.size());
         // Lists of other lengths are libpq's to refuse, with its own message.
         if (n > 1 && (hosts.empty() || hosts.size() == n) && (addrs.empty() || addrs.size() == n) &&
@@ -355,13 +343,13 @@ Connection Connection::connect(const ConnectionOptions& options, Clock::time_poi
             for (std::size_t i = 0; i < n; ++i) {
                 std::vector<std::pair<std::string, std::string>> one;
                 if (!hosts.empty()) {
-                    one.emplace_back("host", hosts[i]);
+                    one.emplace_back("host", std::string(hosts[i]));
                 }
                 if (!addrs.empty()) {
-                    one.emplace_back("hostaddr", addrs[i]);
+                    one.emplace_back("hostaddr", std::string(addrs[i]));
                 }
                 if (ports.size() == n) {
-                    one.emplace_back("port", ports[i]);
+                    one.emplace_back("port", std::string(ports[i]));
                 }
                 attempts.push_back(std::move(one));
             }

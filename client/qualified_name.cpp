@@ -4,6 +4,8 @@
 
 #include <pg_ingest/error.hpp>
 
+#include "name_parts.hpp"
+
 namespace pg_ingest {
 
 namespace {
@@ -15,63 +17,76 @@ char fold(char c) {
 
 }  // namespace
 
-QualifiedName QualifiedName::parse(std::string_view text, bool case_sensitive) {
+namespace detail {
+
+std::vector<NamePart> parse_name_parts(std::string_view text) {
     if (text.find('\0') != std::string_view::npos) {
         throw Error("table name contains a NUL byte");
     }
-    std::vector<std::string> parts(1);
-    bool quoted_part = false;  // the current part was (or is being) written in quotes
+    std::vector<NamePart> parts(1);
     bool in_quotes = false;
     for (std::size_t i = 0; i < text.size(); ++i) {
         const char c = text[i];
+        NamePart& part = parts.back();
         if (in_quotes) {
             if (c == '"') {
                 if (i + 1 < text.size() && text[i + 1] == '"') {
-                    parts.back() += '"';
+                    part.name += '"';
                     ++i;
                 } else {
                     in_quotes = false;
                 }
             } else {
-                parts.back() += c;
+                part.name += c;
             }
         } else if (c == '"') {
-            if (!parts.back().empty() || quoted_part) {
+            if (!part.name.empty() || part.quoted) {
                 throw Error("invalid table name '" + std::string(text) +
                             "': a quote may only start a name part");
             }
             in_quotes = true;
-            quoted_part = true;
+            part.quoted = true;
         } else if (c == '.') {
-            if (parts.back().empty()) {
+            if (part.name.empty()) {
                 throw Error("invalid table name '" + std::string(text) + "': empty name part");
             }
             parts.emplace_back();
-            quoted_part = false;
         } else {
-            if (quoted_part) {
+            if (part.quoted) {
                 throw Error("invalid table name '" + std::string(text) +
                             "': text after a closing quote");
             }
-            parts.back() += case_sensitive ? c : fold(c);
+            part.name += c;
         }
     }
     if (in_quotes) {
         throw Error("invalid table name '" + std::string(text) + "': unterminated quote");
     }
-    if (parts.back().empty()) {
+    if (parts.back().name.empty()) {
         throw Error("invalid table name '" + std::string(text) + "': empty name part");
     }
     if (parts.size() > 2) {
         throw Error("invalid table name '" + std::string(text) + "': expected name or schema.name");
     }
+    return parts;
+}
+
+}  // namespace detail
+
+QualifiedName QualifiedName::parse(std::string_view text, bool case_sensitive) {
+    std::vector<detail::NamePart> parts = detail::parse_name_parts(text);
+    for (detail::NamePart& part : parts) {
+        if (!part.quoted && !case_sensitive) {
+            for (char& c : part.name) {
+                c = fold(c);
+            }
+        }
+    }
     QualifiedName result;
     if (parts.size() == 2) {
-        result.schema = std::move(parts[0]);
-        result.name = std::move(parts[1]);
-    } else {
-        result.name = std::move(parts[0]);
+        result.schema = std::move(parts[0].name);
     }
+    result.name = std::move(parts.back().name);
     return result;
 }
 

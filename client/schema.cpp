@@ -9,6 +9,8 @@
 
 #include <pg_ingest/error.hpp>
 
+#include "name_parts.hpp"
+
 namespace pg_ingest {
 
 namespace {
@@ -54,56 +56,18 @@ TableSchema TableSchema::load(Connection& connection, std::string_view table,
     if (table_name.find('"') != std::string::npos) {
         // SQL-like: [schema.]table, where a part in double quotes ("" for a quote) is exact,
         // dots and case included, and an unquoted part is matched as any other name.
-        const std::string text = table_name;
-        const auto bad = [&](const char* why) {
-            return Error("invalid table name " + text + ": " + why, "42602", "", "", true);
-        };
-        std::vector<std::pair<std::string, bool>> parts;  // name, quoted
-        std::size_t i = 0;
-        while (true) {
-            std::string part;
-            const bool quoted = i < text.size() && text[i] == '"';
-            if (quoted) {
-                for (++i;; ++i) {
-                    if (i >= text.size()) {
-                        throw bad("a quote is not closed");
-                    }
-                    if (text[i] == '"') {
-                        if (i + 1 < text.size() && text[i + 1] == '"') {
-                            ++i;
-                        } else {
-                            ++i;
-                            break;
-                        }
-                    }
-                    part += text[i];
-                }
-            } else {
-                while (i < text.size() && text[i] != '.' && text[i] != '"') {
-                    part += text[i++];
-                }
-            }
-            if (part.empty()) {
-                throw bad("a part of it is empty");
-            }
-            parts.emplace_back(std::move(part), quoted);
-            if (i >= text.size()) {
-                break;
-            }
-            if (text[i] != '.') {
-                throw bad("a quote must enclose a whole part (\"\" is a quote inside one)");
-            }
-            ++i;
-        }
-        if (parts.size() > 2) {
-            throw bad("it has more than two parts (schema.table)");
+        std::vector<detail::NamePart> parts;
+        try {
+            parts = detail::parse_name_parts(table_name);
+        } catch (const Error& error) {
+            throw Error(error.what(), "42602", "", "", true);
         }
         if (parts.size() == 2) {
-            schema_name = parts[0].first;
-            exact_schema = exact_schema || parts[0].second;
+            schema_name = parts[0].name;
+            exact_schema = exact_schema || parts[0].quoted;
         }
-        table_name = parts.back().first;
-        exact_table = exact_table || parts.back().second;
+        table_name = parts.back().name;
+        exact_table = exact_table || parts.back().quoted;
     } else if (const auto dot = table_name.find('.'); dot != std::string::npos) {
         schema_name = table_name.substr(0, dot);
         table_name = table_name.substr(dot + 1);

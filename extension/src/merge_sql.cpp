@@ -63,6 +63,25 @@ bool has_before_update_row_trigger(Relation rel) {
 
 }  // namespace
 
+bool any_in_tree(Relation rel, bool (*has)(Relation)) {
+    if (has(rel))
+        return true;
+    if (rel->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
+        return false;
+    return pg_call([&] {
+        List* all = find_all_inheritors(RelationGetRelid(rel), AccessShareLock, NULL);
+        ListCell* lc;
+        foreach (lc, all) {
+            Relation part = relation_open(lfirst_oid(lc), NoLock);
+            const bool found = has(part);
+            relation_close(part, NoLock);
+            if (found)
+                return true;
+        }
+        return false;
+    });
+}
+
 UpsertCounting upsert_counting(const MergeSpec& spec, const ResolvedMerge& res) {
     if (spec.mode != ConflictMode::upsert || res.update_columns.empty())
         return UpsertCounting::conflicts;
@@ -77,19 +96,8 @@ UpsertCounting upsert_counting(const MergeSpec& spec, const ResolvedMerge& res) 
         });
         return may_select ? UpsertCounting::returning : UpsertCounting::by_groups;
     }
-    const bool found = pg_call([&] {
-        List* all = find_all_inheritors(RelationGetRelid(rel), AccessShareLock, NULL);
-        ListCell* lc;
-        foreach (lc, all) {
-            Relation part = relation_open(lfirst_oid(lc), NoLock);
-            const bool has = has_before_update_row_trigger(part);
-            relation_close(part, NoLock);
-            if (has)
-                return true;
-        }
-        return false;
-    });
-    return found ? UpsertCounting::by_groups : UpsertCounting::conflicts;
+    return any_in_tree(rel, has_before_update_row_trigger) ? UpsertCounting::by_groups
+                                                           : UpsertCounting::conflicts;
 }
 
 std::string merge_statement_sql(const MergeSpec& spec, const ResolvedMerge& res, int handle,

@@ -17,6 +17,10 @@ namespace pg_ingest {
 //              SELECT on the whole table (xmax needs it): inserted = groups - conflicts,
 //              exact unless a BEFORE INSERT row trigger also skips rows.
 enum class UpsertCounting { conflicts, returning, by_groups };
+
+// Whether `has` holds for `rel` or, for a partitioned table, any of its partitions at every
+// level (which it locks in AccessShareLock to read them). `has` must not ereport.
+bool any_in_tree(Relation rel, bool (*has)(Relation));
 UpsertCounting upsert_counting(const MergeSpec& spec, const ResolvedMerge& res);
 
 // `counting` is upsert_counting()'s answer for the same spec (it opens every partition, so the

@@ -2,11 +2,10 @@
 #include "merge_superseded.hpp"
 
 #include "boundary.hpp"
+#include "merge_sql.hpp"
 
 extern "C" {
-#include "access/table.h"
 #include "access/tupdesc.h"
-#include "catalog/pg_inherits.h"
 #include "executor/executor.h"
 #include "executor/nodeModifyTable.h"
 #include "nodes/makefuncs.h"
@@ -17,6 +16,7 @@ extern "C" {
 #include "utils/rel.h"
 }
 
+#include <algorithm>
 #include <string>
 
 namespace pg_ingest {
@@ -49,25 +49,6 @@ void context_callback(void* arg) {
 
 bool has_before_insert_row_trigger(Relation rel) {
     return rel->trigdesc && rel->trigdesc->trig_insert_before_row;
-}
-
-// INSERT runs BEFORE ROW INSERT triggers before its checks, and they may fill a column the
-// check would find NULL: with such a trigger on the target or a partition, nothing is checked.
-bool any_before_insert_trigger(Relation rel) {
-    if (has_before_insert_row_trigger(rel))
-        return true;
-    if (rel->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
-        return false;
-    List* all = find_all_inheritors(RelationGetRelid(rel), AccessShareLock, NULL);
-    ListCell* lc;
-    foreach (lc, all) {
-        Relation part = table_open(lfirst_oid(lc), NoLock);
-        const bool has = has_before_insert_row_trigger(part);
-        table_close(part, NoLock);
-        if (has)
-            return true;
-    }
-    return false;
 }
 
 ExprState* default_of(Relation rel, int attnum) {
@@ -106,17 +87,19 @@ SupersededCheck::SupersededCheck(const MergeSpec& spec, const std::vector<AttrNu
     TupleDesc rd = RelationGetDescr(spec.target);
     if (!rd->constr)
         return;
+    // NOT NULL on a key column cannot fail for a row that matched another row's key.
+    const auto must_not_null = [&](AttrNumber a) {
+        return TupleDescAttr(rd, a - 1)->attnotnull &&
+               std::find(keys.begin(), keys.end(), a) == keys.end();
+    };
+    if (rd->constr->num_check == 0 &&
+        std::none_of(spec.columns.begin(), spec.columns.end(), must_not_null))
+        return;
+    // INSERT runs BEFORE ROW INSERT triggers before its checks, and they may fill a column the
+    // check would find NULL: with such a trigger on the target or a partition, nothing is checked.
+    if (any_in_tree(spec.target, has_before_insert_row_trigger))
+        return;
     m_state = pg_call([&]() -> State* {
-        // NOT NULL on a key column cannot fail for a row that matched another row's key.
-        bool any_not_null = false;
-        for (AttrNumber a : spec.columns) {
-            bool key = false;
-            for (AttrNumber k : keys)
-                key = key || k == a;
-            any_not_null = any_not_null || (!key && TupleDescAttr(rd, a - 1)->attnotnull);
-        }
-        if ((!any_not_null && rd->constr->num_check == 0) || any_before_insert_trigger(spec.target))
-            return nullptr;
         MemoryContext cxt =
             AllocSetContextCreate(parent, "pg_ingest superseded", ALLOCSET_DEFAULT_SIZES);
         MemoryContext old = MemoryContextSwitchTo(cxt);
@@ -145,10 +128,7 @@ SupersededCheck::SupersededCheck(const MergeSpec& spec, const std::vector<AttrNu
             s->source_of[a - 1] = static_cast<int>(p);
             rte->insertedCols =
                 bms_add_member(rte->insertedCols, a - FirstLowInvalidHeapAttributeNumber);
-            bool key = false;
-            for (AttrNumber k : keys)
-                key = key || k == a;
-            s->must_not_null[a - 1] = !key && TupleDescAttr(rd, a - 1)->attnotnull;
+            s->must_not_null[a - 1] = must_not_null(a);
         }
         s->estate = CreateExecutorState();
         ExecInitRangeTable(s->estate, list_make1(rte));
