@@ -171,7 +171,7 @@ class MergeRun {
     MergeCounts m_counts;
 
     TupleDesc m_sort_desc = nullptr;   // source columns, seq int8 [, raw text]
-    TupleDesc m_chunk_desc = nullptr;  // source columns, group size int8
+    TupleDesc m_chunk_desc = nullptr;  // source columns, group size int8, seq int8
     Tuplesortstate* m_sort = nullptr;
     int m_ncols = 0;
     std::vector<int> m_first_positions;  // source positions not overwritten on conflict
@@ -213,7 +213,15 @@ class MergeRun {
     int64_t m_loaded_rows = 0;
     int64_t m_chunk_limit = 0;              // groups per chunk
     std::unique_ptr<DirectApply> m_direct;  // set while chunks bypass the statement
-    std::string m_path = "statement";       // how chunks were applied, for DEBUG1
+    // The row error a direct chunk failed with (its line, SQLSTATE, message and detail): the
+    // statement that redoes the chunk names that line when it fails with the same error, as
+    // the statement itself cannot tell which of its rows failed.
+    struct DirectFailure {
+        int64_t line = 0;
+        int sqlerrcode = 0;
+        std::string message, detail;
+    } m_direct_failure;
+    std::string m_path = "statement";  // how chunks were applied, for DEBUG1
 
     bool dedupes() const {
         return m_spec.mode != ConflictMode::strict && m_spec.mode != ConflictMode::none;
@@ -286,7 +294,7 @@ void MergeRun::build_descriptors() {
         MemoryContext old = MemoryContextSwitchTo(m_cxt);
         TupleDesc rd = RelationGetDescr(rel);
         m_sort_desc = CreateTemplateTupleDesc(m_ncols + extra);
-        m_chunk_desc = CreateTemplateTupleDesc(m_ncols + 1);
+        m_chunk_desc = CreateTemplateTupleDesc(m_ncols + 2);
         for (int i = 0; i < m_ncols; i++) {
             Form_pg_attribute att = TupleDescAttr(rd, m_spec.columns[i] - 1);
             for (TupleDesc d : {m_sort_desc, m_chunk_desc}) {
@@ -299,6 +307,8 @@ void MergeRun::build_descriptors() {
         if (keeps_raw())
             TupleDescInitEntry(m_sort_desc, m_ncols + 2, "raw", TEXTOID, -1, 0);
         TupleDescInitEntry(m_chunk_desc, m_ncols + 1, "n", INT8OID, -1, 0);
+        // The winner's line, for the line an error while applying the row names.
+        TupleDescInitEntry(m_chunk_desc, m_ncols + 2, "seq", INT8OID, -1, 0);
         MemoryContextSwitchTo(old);
     });
 }
@@ -621,6 +631,8 @@ void MergeRun::add_row(const Datum* in_values, const bool* in_nulls, int64_t gro
         }
         values[m_ncols] = Int64GetDatum(group_rows);
         nulls[m_ncols] = false;
+        values[m_ncols + 1] = Int64GetDatum(seq);
+        nulls[m_ncols + 1] = false;
         MemoryContext old = MemoryContextSwitchTo(m_cxt);
         tuplestore_putvalues(m_chunk, m_chunk_desc, values, nulls);
         if (keeps_raw()) {
@@ -658,8 +670,14 @@ void MergeRun::rewrite_context(const PgError& e) const {
         size_t pos = all.find("SQL statement \"");
         kept = all.substr(0, pos == std::string::npos ? all.size() : pos);
     }
-    kept += format("%s into %s, applying rows with ON_CONFLICT '%s'", m_spec.what.c_str(),
-                   RelationGetRelationName(m_spec.target), conflict_mode_name(m_spec.mode));
+    const DirectFailure& f = m_direct_failure;
+    const bool same = f.line > 0 && f.sqlerrcode == ed->sqlerrcode &&
+                      f.message == (ed->message ? ed->message : "") &&
+                      f.detail == (ed->detail ? ed->detail : "");
+    kept += format("%s into %s", m_spec.what.c_str(), RelationGetRelationName(m_spec.target));
+    if (same)
+        kept += format(", line %lld", static_cast<long long>(f.line));
+    kept += format(", applying rows with ON_CONFLICT '%s'", conflict_mode_name(m_spec.mode));
     pg_call([&] {
         MemoryContext old = MemoryContextSwitchTo(GetMemoryChunkContext(ed));
         if (ed->context)
@@ -853,6 +871,10 @@ void MergeRun::flush_direct_chunk() {
                 throw;
             why = format("statement from a chunk that failed directly with SQLSTATE %s",
                          unpack_sql_state(e.sqlerrcode()));
+            const ErrorData* ed = e.data();
+            m_direct_failure =
+                DirectFailure{m_direct->failed_line(), ed->sqlerrcode,
+                              ed->message ? ed->message : "", ed->detail ? ed->detail : ""};
             e.release();
         }
     }
@@ -951,10 +973,12 @@ void MergeRun::chunk_row_from(TupleTableSlot* row, int64_t group_rows, MemoryCon
         values[i] = row->tts_values[i];
         nulls[i] = row->tts_isnull[i];
     }
+    seq = DatumGetInt64(row->tts_values[m_ncols]);
     values[m_ncols] = Int64GetDatum(group_rows);
     nulls[m_ncols] = false;
+    values[m_ncols + 1] = Int64GetDatum(seq);
+    nulls[m_ncols + 1] = false;
     tuple = heap_form_minimal_tuple(m_chunk_desc, values, nulls);
-    seq = DatumGetInt64(row->tts_values[m_ncols]);
     raw = nullptr;
     raw_len = 0;
     if (!row->tts_isnull[m_ncols + 1]) {

@@ -62,8 +62,13 @@ struct DirectApply::State {
     TupleTableSlot* pending[kMaxPending];
     int npending;
     size_t pending_bytes;
+    int64 pending_lines[kMaxPending];
     BulkInsertState bistate;
-    char* context_line;
+    // The context line of errors: "<what> into <table>" and "applying rows with ...", with the
+    // line of the row being applied between them when there is one.
+    char* context_into;
+    char* context_applying;
+    int64 line;  // the winning row's line, 0 while no one row is being applied
 
     // The ordered probe, for a single-column ascending btree arbiter: the chunk's rows come in
     // the index's order, so a batch of index entries read from one descent serves the rows
@@ -97,9 +102,15 @@ struct DirectApply::State {
 
 extern "C" {
 // Plain C: adds the line the statement path's errors carry, in place of the outer contexts
-// (apply() hides those, as the statement path drops everything from SPI's line outwards).
+// (apply() hides those, as the statement path drops everything from SPI's line outwards), and
+// the input line of the row that failed, as plain COPY names it.
 static void direct_apply_context(void* arg) {
-    errcontext("%s", static_cast<const char*>(arg));
+    const auto* s = static_cast<const pg_ingest::DirectApply::State*>(arg);
+    if (s->line > 0)
+        errcontext("%s, line %lld, %s", s->context_into, static_cast<long long>(s->line),
+                   s->context_applying);
+    else
+        errcontext("%s, %s", s->context_into, s->context_applying);
 }
 }
 
@@ -186,9 +197,10 @@ void init_ordered_probe(DirectApply::State* s, const ConflictTarget& t) {
 }  // namespace
 
 DirectApply::DirectApply(const MergeSpec& spec, const ResolvedMerge& res, TupleDesc chunk_desc) {
-    const std::string line =
-        format("%s into %s, applying rows with ON_CONFLICT '%s'", spec.what.c_str(),
-               RelationGetRelationName(spec.target), conflict_mode_name(spec.mode));
+    const std::string into =
+        format("%s into %s", spec.what.c_str(), RelationGetRelationName(spec.target));
+    const std::string applying =
+        format("applying rows with ON_CONFLICT '%s'", conflict_mode_name(spec.mode));
     m_state = pg_call([&] {
         MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "pg_ingest direct apply",
                                                   ALLOCSET_DEFAULT_SIZES);
@@ -203,7 +215,8 @@ DirectApply::DirectApply(const MergeSpec& spec, const ResolvedMerge& res, TupleD
         s->source_of = static_cast<int*>(palloc(sizeof(int) * s->natts));
         s->defaults = static_cast<ExprState**>(palloc0(sizeof(ExprState*) * s->natts));
         s->updated = static_cast<bool*>(palloc0(sizeof(bool) * s->natts));
-        s->context_line = pstrdup(line.c_str());
+        s->context_into = pstrdup(into.c_str());
+        s->context_applying = pstrdup(applying.c_str());
 
         // What the statement's range table entry would say: it decides which columns an error's
         // "Failing row contains" shows and which indexes an update leaves unchanged.
@@ -279,8 +292,11 @@ namespace {
 void flush_pending(DirectApply::State* s, DirectResult* r) {
     if (s->npending == 0)
         return;
+    const int64 line = s->line;
+    s->line = 0;
     table_multi_insert(s->rel, s->pending, s->npending, s->estate->es_output_cid, 0, s->bistate);
     for (int i = 0; i < s->npending; i++) {
+        s->line = s->pending_lines[i];
         if (s->rri->ri_NumIndices > 0)
             list_free(
                 ExecInsertIndexTuples(s->rri, s->pending[i], s->estate, false, false, NULL, NIL));
@@ -289,6 +305,7 @@ void flush_pending(DirectApply::State* s, DirectResult* r) {
     r->inserted += s->npending;
     s->npending = 0;
     s->pending_bytes = 0;
+    s->line = line;
 }
 
 // Ordered probe (see State), run inside pg_call like everything below.
@@ -411,6 +428,7 @@ void apply_row(DirectApply::State* s, DirectResult* r) {
     MemoryContext old = MemoryContextSwitchTo(econtext->ecxt_per_tuple_memory);
 
     slot_getallattrs(s->src);
+    s->line = DatumGetInt64(s->src->tts_values[s->ncols + 1]);
     ExecClearTuple(s->ins);
     TupleDesc rd = RelationGetDescr(rel);
     for (int i = 0; i < s->natts; i++) {
@@ -449,6 +467,7 @@ void apply_row(DirectApply::State* s, DirectResult* r) {
             // same key before our index entry exists makes that entry fail with a unique
             // violation of the arbiter, which sends this chunk and the rest to the statement
             // path (merge.cpp); speculative insertion would avoid that at a price on every row.
+            s->pending_lines[s->npending] = s->line;
             TupleTableSlot* p = s->pending[s->npending++];
             ExecCopySlot(p, s->ins);
             s->pending_bytes += ExecFetchSlotHeapTuple(p, false, NULL)->t_len;
@@ -524,12 +543,13 @@ DirectResult DirectApply::apply(Tuplestorestate* chunk) {
         }
         ErrorContextCallback cb;
         cb.callback = direct_apply_context;
-        cb.arg = s->context_line;
+        cb.arg = s;
         cb.previous = nullptr;
         ErrorContextCallback* saved = error_context_stack;  // PG_TRY restores it on error
         error_context_stack = &cb;
         while (tuplestore_gettupleslot(chunk, true, false, s->src))
             apply_row(s, &r);
+        s->line = 0;
         ResetPerTupleExprContext(s->estate);
         MemoryContext old = MemoryContextSwitchTo(GetPerTupleMemoryContext(s->estate));
         flush_pending(s, &r);
@@ -553,6 +573,10 @@ std::string DirectApply::probe_note() const {
         return "per-row probes";
     return format("ordered probe: %lld batches, %lld per-row", static_cast<long long>(s->batches),
                   static_cast<long long>(s->per_row));
+}
+
+int64_t DirectApply::failed_line() const {
+    return m_state ? m_state->line : 0;
 }
 
 // The slots are not dropped one by one: between calls of apply() they hold no buffer pin (a

@@ -45,13 +45,15 @@ struct DirectResult {
 // the caller's memory context, so the destructor does nothing.
 class DirectApply {
   public:
-    // `chunk_desc`: the chunk rows' descriptor, the source columns then the group size (int8).
+    // `chunk_desc`: the chunk rows' descriptor, the source columns then the group size and the
+    // winning row's line (int8).
     DirectApply(const MergeSpec& spec, const ResolvedMerge& res, TupleDesc chunk_desc);
     DirectApply(const DirectApply&) = delete;
     DirectApply& operator=(const DirectApply&) = delete;
 
     // Applies every row of `chunk`, in its order, as one command. Errors carry the context line
-    // "<what> into <table>, applying rows with ON_CONFLICT '<mode>'" as the statement's do.
+    // "<what> into <table>, applying rows with ON_CONFLICT '<mode>'" as the statement's do, with
+    // ", line <n>" after the table when a row failed (the input line of the key's winning row).
     // Run it in a subtransaction: it holds nothing (no buffer pin) from one call to the next.
     DirectResult apply(Tuplestorestate* chunk);
     // Releases what the subtransactions of apply() did not (open indexes, memory); also after
@@ -60,6 +62,9 @@ class DirectApply {
     // How rows were found, for the merge's DEBUG1 line: "per-row probes", or
     // "ordered probe: <n> batches, <m> per-row".
     std::string probe_note() const;
+    // After apply() failed: the line of the row it was applying (0 when it was none, e.g. in
+    // the multi-insert of new rows).
+    int64_t failed_line() const;
 
     struct State;
 

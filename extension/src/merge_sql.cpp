@@ -127,7 +127,7 @@ std::string merge_statement_sql(const MergeSpec& spec, const ResolvedMerge& res,
         cols += (i ? ", " : "") + col(spec.columns[i]);
         srccols += (i ? ", " : "") + ("s.c" + std::to_string(i + 1));
     }
-    coldefs += "n bigint";
+    coldefs += "n bigint, seq bigint";
     const std::string from = format("ingest._merge_rows(%d) AS s(%s)", handle, coldefs.c_str());
     const std::string target = qualified_name(rel);
     std::string keys;

@@ -115,3 +115,40 @@ COPY dp_pub FROM STDIN WITH (FORMAT csv, ON_CONFLICT 'upsert');
 \.
 DROP PUBLICATION dp_pub_p;
 DROP TABLE dp_pub;
+
+-- A row that fails with ON_ERROR 'stop': the error names its input line, as plain COPY's do
+-- (the line of the key's winning row; rows are applied in key order). The direct path finds
+-- the line, and the statement that redoes the chunk names it when it fails the same way; a
+-- target only the statement applies (here a partitioned one) names no line.
+\set VERBOSITY default
+CREATE TABLE dp_line (k int PRIMARY KEY, v int CHECK (v > 0), u int UNIQUE);
+INSERT INTO dp_line VALUES (1, 1, 1);
+COPY dp_line (k, v) FROM STDIN WITH (FORMAT csv, ON_CONFLICT 'upsert');
+3,3
+1,-1
+2,2
+\.
+COPY dp_line FROM STDIN WITH (FORMAT csv, ON_CONFLICT 'upsert');
+5,5,5
+4,4,4
+6,6,5
+\.
+COPY dp_line FROM STDIN WITH (FORMAT csv, ON_CONFLICT 'ignore');
+7,7,7
+8,8,1
+\.
+SET ingest.direct_apply = off;
+COPY dp_line (k, v) FROM STDIN WITH (FORMAT csv, ON_CONFLICT 'upsert');
+3,3
+1,-1
+\.
+RESET ingest.direct_apply;
+CREATE TABLE dp_line_p (k int PRIMARY KEY, v int NOT NULL) PARTITION BY RANGE (k);
+CREATE TABLE dp_line_p1 PARTITION OF dp_line_p FOR VALUES FROM (0) TO (100);
+COPY dp_line_p FROM STDIN WITH (FORMAT csv, ON_CONFLICT 'upsert');
+1,1
+2,
+\.
+SELECT * FROM dp_line ORDER BY k;
+\set VERBOSITY terse
+DROP TABLE dp_line, dp_line_p;
