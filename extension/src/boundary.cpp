@@ -20,9 +20,9 @@ const char* PgError::what() const noexcept {
 }
 
 void PgError::release() const noexcept {
-    // FreeErrorData only pfrees, which does not ereport.
+    // The ErrorData's own context (see try_pg); deleting a context does not ereport.
     if (m_edata)
-        FreeErrorData(m_edata);
+        MemoryContextDelete(GetMemoryChunkContext(m_edata));
 }
 
 void raise(int sqlerrcode, std::string message, std::string detail, std::string hint) {

@@ -38,9 +38,11 @@ extern "C" {
 
 namespace pg_ingest {
 
-// A PostgreSQL error caught by pg_call(). The ErrorData lives in TopTransactionContext (or
-// TopMemoryContext outside a transaction) until the transaction ends; code that swallows many
-// errors (bad-row isolation) frees it with release().
+// A PostgreSQL error caught by pg_call(). The ErrorData lives in a memory context of its own
+// under TopTransactionContext (or TopMemoryContext outside a transaction) until the transaction
+// ends; code that swallows many errors (bad-row isolation) frees it with release(), which
+// deletes that context (FreeErrorData would leave some of the copied fields behind, about 200
+// bytes per error).
 class PgError : public std::exception {
   public:
     explicit PgError(ErrorData* edata) noexcept : m_edata(edata) {}
@@ -104,8 +106,11 @@ ErrorData* try_pg(F& f) {
     PG_CATCH();
     {
         // The copy must outlive whatever C++ unwinding deletes (memory contexts of the
-        // failed operation, subtransactions): keep it in the top transaction's context.
-        MemoryContextSwitchTo(TopTransactionContext ? TopTransactionContext : TopMemoryContext);
+        // failed operation, subtransactions): keep it under the top transaction's context, in
+        // a context of its own that PgError::release() deletes whole.
+        MemoryContextSwitchTo(
+            AllocSetContextCreate(TopTransactionContext ? TopTransactionContext : TopMemoryContext,
+                                  "pg_ingest error", ALLOCSET_SMALL_SIZES));
         edata = CopyErrorData();
         FlushErrorState();
         MemoryContextSwitchTo(caller_cxt);

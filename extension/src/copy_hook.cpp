@@ -317,7 +317,7 @@ List* transform_where(ParseState* pstate, Relation rel, Node* raw, const MergeSp
     return where;
 }
 
-uint64 copy_on_conflict(PlannedStmt* pstmt, const char* query, bool read_only_tree) {
+uint64 run_copy_on_conflict(PlannedStmt* pstmt, const char* query, bool read_only_tree) {
     CopyStmt* stmt = reinterpret_cast<CopyStmt*>(pstmt->utilityStmt);
     if (read_only_tree)
         stmt = pg_call([&] { return static_cast<CopyStmt*>(copyObjectImpl(stmt)); });
@@ -326,7 +326,6 @@ uint64 copy_on_conflict(PlannedStmt* pstmt, const char* query, bool read_only_tr
         p->p_sourcetext = query;
         return p;
     });
-    // From here on this is the session's last COPY ON CONFLICT, even if it fails.
     session::begin_copy();
     Options opts = split_options(pstate, stmt);
 
@@ -444,6 +443,17 @@ void init() {
                                "instance pg_stat_statements or pgaudit) leave these COPYs out."),
                      errhint("List pg_ingest first in shared_preload_libraries.")));
         });
+}
+
+// From its start on this is the session's last COPY ON CONFLICT. One that fails leaves no
+// results: neither counts nor the rows it rejected before it failed (nothing of it is loaded).
+static uint64 copy_on_conflict(PlannedStmt* pstmt, const char* query, bool read_only_tree) {
+    try {
+        return run_copy_on_conflict(pstmt, query, read_only_tree);
+    } catch (...) {
+        session::begin_copy();
+        throw;
+    }
 }
 
 }  // namespace pg_ingest::copy_hook

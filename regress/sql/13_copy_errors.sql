@@ -411,3 +411,19 @@ COPY sup_cz (k, v) FROM STDIN WITH (FORMAT csv, ON_CONFLICT 'upsert', ON_ERROR '
 SELECT * FROM ingest.last_copy_stats();
 DROP TABLE sup_trg, sup_id, sup_cz;
 DROP FUNCTION sup_fill(), sup_bad();
+-- A COPY that fails leaves no results: its counts and the rows it rejected before it failed
+-- both go (the rejects used to stay, next to counts of zero).
+CREATE TABLE fail_res (k int PRIMARY KEY, n int);
+INSERT INTO fail_res VALUES (1, 1);
+COPY fail_res FROM STDIN WITH (FORMAT csv, ON_CONFLICT 'ignore', ON_ERROR 'ignore');
+2,x
+\.
+SELECT * FROM ingest.last_copy_stats();
+SELECT count(*) FROM ingest.last_copy_rejects();
+COPY fail_res FROM STDIN WITH (FORMAT csv, ON_CONFLICT 'strict', ON_ERROR 'ignore');
+3,y
+1,1
+\.
+SELECT * FROM ingest.last_copy_stats();
+SELECT count(*) FROM ingest.last_copy_rejects();
+DROP TABLE fail_res;

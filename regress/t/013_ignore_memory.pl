@@ -7,6 +7,7 @@
 #      /proc/self/status in the same session) grows by far less than the group's size;
 #   4. a chunk of 4,000 rows of ~25 kB (one chunk: ingest.merge_chunk_rows is 10,000): the
 #      same, for wide rows;
+#   5. 80,000 rejected rows in one transaction: its memory stays flat;
 #   2. a group whose winner breaks a CHECK, with work_mem so small that its rows spill: the rows
 #      are applied one at a time in input order, the bad ones rejected with their line numbers,
 #      and the table ends as one-at-a-time INSERT ... ON CONFLICT leaves it.
@@ -125,6 +126,34 @@ like($out, qr/^STATS\|4000\|0\|0\|0$/m, 'every wide row inserted');
 note("backend peak resident memory grew by $growth kB for a chunk of about "
 	  . int(4000 * 25_010 / 1024) . ' kB');
 cmp_ok($growth, '<', 40 * 1024, 'the chunk is not held in memory (growth under 40 MB)');
+
+# 5. Rejected rows do not pile up in the transaction's memory: 40,000 rows that fail their
+# type's input and 40,000 that fail the CHECK when applied, in one transaction. Each caught
+# error's copy was kept in TopTransactionContext until the commit (about 200 bytes a row, 16 MB
+# here), beyond ingest.copy_rejects_kept, which is what bounds memory spent on rejects.
+my $bad = "$dir/bad.csv";
+open($fh, '>', $bad) or die "cannot write $bad: $!";
+for my $i (1 .. 40_000)
+{
+	print $fh "x$i,row $i\n";
+	print $fh (100_000 + $i) . ",bad $i\n";
+}
+close($fh);
+$out = $node->safe_psql('postgres', qq{
+	SET ingest.copy_rejects_kept = 100;
+	SET client_min_messages = warning;
+	BEGIN;
+	COPY hot FROM '$bad' WITH (FORMAT csv, ON_CONFLICT 'upsert', ON_ERROR 'ignore');
+	SELECT 'STATS', inserted, updated, skipped, rejected FROM ingest.last_copy_stats();
+	SELECT 'TXN_KB', (sum(total_bytes) / 1024)::bigint FROM pg_backend_memory_contexts
+	  WHERE name IN ('TopTransactionContext', 'pg_ingest error');
+	COMMIT;
+});
+like($out, qr/^STATS\|0\|0\|0\|80000$/m, 'every bad row rejected') or diag($out);
+my ($txn_kb) = $out =~ /^TXN_KB\|(\d+)$/m;
+ok(defined $txn_kb, 'transaction memory read from pg_backend_memory_contexts') or diag($out);
+note("TopTransactionContext and its children hold $txn_kb kB after 80,000 rejects");
+cmp_ok($txn_kb // 1 << 30, '<', 2048, 'rejects do not pile up in transaction memory (under 2 MB)');
 
 ok(server_log_is_clean($node), 'no unexpected errors in the server log');
 $node->stop;
