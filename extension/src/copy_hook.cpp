@@ -326,7 +326,7 @@ uint64 run_copy_on_conflict(PlannedStmt* pstmt, const char* query, bool read_onl
         p->p_sourcetext = query;
         return p;
     });
-    session::begin_copy();
+    session::begin_copy(GetUserId());
     Options opts = split_options(pstate, stmt);
 
     if (!opts.on_conflict)
@@ -451,7 +451,7 @@ static uint64 copy_on_conflict(PlannedStmt* pstmt, const char* query, bool read_
     try {
         return run_copy_on_conflict(pstmt, query, read_only_tree);
     } catch (...) {
-        session::begin_copy();
+        session::begin_copy(GetUserId());
         throw;
     }
 }
@@ -468,6 +468,9 @@ extern "C" void pg_ingest::copy_hook::process_utility(
             SetQueryCompletion(qc, CMDTAG_COPY, written);
         return;
     }
+    if (IsA(pstmt->utilityStmt, DiscardStmt) &&
+        reinterpret_cast<DiscardStmt*>(pstmt->utilityStmt)->target == DISCARD_ALL)
+        pg_ingest::guard([] { pg_ingest::session::forget(); });
     if (prev_hook)
         prev_hook(pstmt, query, read_only_tree, context, params, query_env, dest, qc);
     else

@@ -30,13 +30,19 @@ namespace session {
 namespace {
 MergeCounts g_counts;
 std::vector<RejectedRow> g_rejects;
+const std::vector<RejectedRow> g_none;
 uint64_t g_not_kept = 0;
+Oid g_owner = InvalidOid;
 }  // namespace
-void begin_copy() {
+void begin_copy(Oid owner) {
     g_counts = MergeCounts{};
     g_rejects.clear();
     g_rejects.shrink_to_fit();  // a large list from the last COPY is not held any longer
     g_not_kept = 0;
+    g_owner = owner;
+}
+void forget() {
+    begin_copy(InvalidOid);
 }
 void add_reject(RejectedRow&& r) {
     if (g_rejects.size() < static_cast<size_t>(guc::copy_rejects_kept))
@@ -50,11 +56,11 @@ uint64_t rejects_not_kept() {
 void finish_copy(const MergeCounts& c) {
     g_counts = c;
 }
-const MergeCounts& last_counts() {
-    return g_counts;
+MergeCounts last_counts(Oid reader) {
+    return reader == g_owner ? g_counts : MergeCounts{};
 }
-const std::vector<RejectedRow>& last_rejects() {
-    return g_rejects;
+const std::vector<RejectedRow>& last_rejects(Oid reader) {
+    return reader == g_owner ? g_rejects : g_none;
 }
 }  // namespace session
 
@@ -142,11 +148,11 @@ PGI_FUNCTION(ingest_merge) {
 }
 
 PGI_FUNCTION(ingest_last_copy_stats) {
-    return counts_tuple(fcinfo, session::last_counts());
+    return counts_tuple(fcinfo, session::last_counts(GetUserId()));
 }
 
 PGI_FUNCTION(ingest_last_copy_rejects) {
-    const auto& rejects = session::last_rejects();
+    const auto& rejects = session::last_rejects(GetUserId());
     pg_call([&] {
         InitMaterializedSRF(fcinfo, 0);
         ReturnSetInfo* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);

@@ -8,12 +8,16 @@
 
 namespace pg_ingest::session {
 
-void begin_copy();  // forget the previous COPY's results
+// Forgets the previous COPY's results; the new ones are `owner`'s: another role (after SET ROLE,
+// say) reads none of them, as rejected rows hold raw input.
+void begin_copy(Oid owner);
+void forget();  // DISCARD ALL: the session's next client sees no results of this one
 // Keeps the row for last_copy_rejects() up to ingest.copy_rejects_kept; counts the rest.
 void add_reject(RejectedRow&& r);
 uint64_t rejects_not_kept();
 void finish_copy(const MergeCounts& c);
-const MergeCounts& last_counts();
-const std::vector<RejectedRow>& last_rejects();
+// The results, when `reader` ran the last COPY ON CONFLICT; else none.
+MergeCounts last_counts(Oid reader);
+const std::vector<RejectedRow>& last_rejects(Oid reader);
 
 }  // namespace pg_ingest::session

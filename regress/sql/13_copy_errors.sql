@@ -427,3 +427,22 @@ COPY fail_res FROM STDIN WITH (FORMAT csv, ON_CONFLICT 'strict', ON_ERROR 'ignor
 SELECT * FROM ingest.last_copy_stats();
 SELECT count(*) FROM ingest.last_copy_rejects();
 DROP TABLE fail_res;
+-- The results are the role's that ran the COPY (rejected rows hold raw input): after SET ROLE
+-- another role reads none, and DISCARD ALL (a pooler handing the session on) forgets them.
+CREATE TABLE res_owner (k int PRIMARY KEY, n int);
+CREATE ROLE res_other;
+COPY res_owner FROM STDIN WITH (FORMAT csv, ON_CONFLICT 'upsert', ON_ERROR 'ignore');
+1,1
+2,secret
+\.
+SET ROLE res_other;
+SELECT * FROM ingest.last_copy_stats();
+SELECT count(*) FROM ingest.last_copy_rejects();
+RESET ROLE;
+SELECT * FROM ingest.last_copy_stats();
+SELECT raw_line FROM ingest.last_copy_rejects();
+DISCARD ALL;
+SELECT * FROM ingest.last_copy_stats();
+SELECT count(*) FROM ingest.last_copy_rejects();
+DROP TABLE res_owner;
+DROP ROLE res_other;
