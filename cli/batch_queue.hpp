@@ -8,9 +8,11 @@
 #include <exception>
 #include <functional>
 #include <mutex>
+#include <stdexcept>
 #include <thread>
 #include <vector>
 
+#include "common.hpp"
 #include "records.hpp"
 
 namespace pg_ingest::cli {
@@ -63,20 +65,22 @@ class BatchQueue {
 
 // The reading side of a parallel load: pushes every batch of `reader` into `queue`, closes it,
 // joins the loading `threads`, and rethrows `failure` — the first error, recorded through `fail`
-// by a loader or here by the reader (which also discards what is still queued).
+// by a loader or here by the reader (which also discards what is still queued). On SIGINT or
+// SIGTERM no further batch is started (loaders check interrupted() too): the ones in flight
+// commit or roll back, then this throws.
 inline void feed_and_join(InputReader& reader, std::uint64_t batch_rows, std::size_t batch_bytes,
                           BatchQueue& queue, std::vector<std::thread>& threads,
                           const std::function<void(std::exception_ptr)>& fail,
                           const std::exception_ptr& failure) {
     try {
         Batch batch;
-        while (reader.next(batch, batch_rows, batch_bytes)) {
+        while (!interrupted() && reader.next(batch, batch_rows, batch_bytes)) {
             if (!queue.push(std::move(batch))) {
-                break;  // a loader failed
+                break;  // a loader failed or saw the interrupt
             }
             batch = Batch();
         }
-        queue.close(false);
+        queue.close(interrupted());
     } catch (...) {
         fail(std::current_exception());
         queue.close(true);
@@ -86,6 +90,11 @@ inline void feed_and_join(InputReader& reader, std::uint64_t batch_rows, std::si
     }
     if (failure) {
         std::rethrow_exception(failure);
+    }
+    if (interrupted()) {
+        throw std::runtime_error(
+            "interrupted by a signal: no further batch was started; the batches in flight "
+            "committed or were rolled back");
     }
 }
 

@@ -32,13 +32,19 @@ const char* const k_usage =
     "batchsize, 50000) one transaction, keys repeated inside a batch merged first (--conflict\n"
     "upsert/update: last wins, ignore: first wins, none/strict: the repeat is rejected, 23505).\n"
     "--parallel N runs N writers, each on its own connection. timestamptz values without an\n"
-    "offset are read in the server session's TimeZone, as COPY reads them. Input must be UTF-8.\n"
+    "offset are read in the server session's TimeZone, as COPY reads them. Input must be UTF-8\n"
+    "(a non-UTF-8 --encoding or PGCLIENTENCODING is refused).\n"
     "\n"
     "Exit codes: 0 loaded, 2 loaded with rejected rows (or with lines after an end-of-data\n"
     "marker \\. left unread, with a warning), 1 failed (nothing more is loaded; batches\n"
-    "committed earlier stay). The reject file is CSV:\n"
-    "source,line,record,sqlstate,message,raw_row. Progress goes to stderr (a bar on a terminal,\n"
-    "a line every PG_INGEST_PROGRESS_INTERVAL seconds (10) otherwise).\n";
+    "committed earlier stay), 3 --async stopped waiting (--timeout, Ctrl-C) while its jobs go on\n"
+    "loading (they are named; see pg_ingest wait / cancel). Ctrl-C or SIGTERM starts no further\n"
+    "batch: the ones in flight commit or roll back, then the load stops (exit 1); a second one\n"
+    "ends it at once. In text format a \\. inside a line is refused (exit 1): a backslash in\n"
+    "data is written \\\\. The reject file is CSV: source,line,record,sqlstate,message,raw_row;\n"
+    "it holds the rejects of every committed batch; a run that fails before committing anything\n"
+    "leaves an earlier file as it was. Progress goes to stderr (a bar on a terminal, a line every\n"
+    "PG_INGEST_PROGRESS_INTERVAL seconds (10) otherwise).\n";
 
 const char* const k_examples =
     "  pg_ingest load --table sales.orders --header orders.csv\n"
@@ -103,9 +109,13 @@ int run_load(const std::vector<std::string>& argv) {
         }
         const LoadSettings settings = load_settings(args);
         const ConnectionOptions connection = connection_options(args);
-        InputReader reader(settings.sources, settings.input_format, settings.quote,
-                           settings.header);
-        RejectSink rejects(settings.reject_file);
+        // In encodings whose characters may end in a backslash byte, a byte-wise "\." is not
+        // necessarily one.
+        InputReader reader(settings.sources, settings.input_format, settings.quote, settings.header,
+                           !settings.ascii_trail_bytes);
+        RejectSink rejects(settings.reject_file, reader);
+        // Ctrl-C / SIGTERM: stop between units, so that what committed is whole and reported.
+        install_interrupt_handler();
         Progress progress("load", Progress::choose(settings.quiet), reader.total_bytes());
         LoadTotals totals;
         try {
@@ -119,7 +129,8 @@ int run_load(const std::vector<std::string>& argv) {
         } catch (...) {
             progress.stop();
             try {
-                rejects.close();
+                // Nothing committed: a previous reject file stays as it was.
+                rejects.close(totals.committed_batches > 0);
             } catch (const std::exception&) {  // the load error is the one to report
             }
             if (!settings.quiet && !settings.async &&
@@ -146,6 +157,18 @@ int run_load(const std::vector<std::string>& argv) {
                              static_cast<unsigned long long>(rejects.count()),
                              settings.reject_file.c_str());
             }
+        }
+        if (!totals.still_running.empty()) {
+            // Not a failure: the jobs are loading, and may still fail.
+            std::string ids;
+            for (const auto id : totals.still_running) {
+                ids += (ids.empty() ? "" : " ") + std::to_string(id);
+            }
+            std::fprintf(stderr,
+                         "pg_ingest load: stopped waiting (%s); job(s) %s continue on the server: "
+                         "'pg_ingest wait %s' waits for them, 'pg_ingest cancel ID' cancels one\n",
+                         interrupted() ? "interrupted" : "--timeout", ids.c_str(), ids.c_str());
+            return k_exit_still_running;
         }
         return totals.rejected > 0 || !reader.warnings().empty() ? k_exit_rejected : k_exit_ok;
     });

@@ -1,5 +1,7 @@
 #include "common.hpp"
 
+#include <signal.h>
+
 #include <csignal>
 #include <cstdio>
 
@@ -95,8 +97,14 @@ bool interrupted() noexcept {
 }
 
 void install_interrupt_handler() {
-    std::signal(SIGINT, on_interrupt);
-    std::signal(SIGTERM, on_interrupt);
+    // SA_RESETHAND: a second Ctrl-C still stops a run stuck in a long statement. SA_RESTART:
+    // reads and waits carry on rather than fail with EINTR; the flag is checked between units.
+    struct sigaction action {};
+    action.sa_handler = on_interrupt;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = SA_RESETHAND | SA_RESTART;
+    ::sigaction(SIGINT, &action, nullptr);
+    ::sigaction(SIGTERM, &action, nullptr);
 }
 
 }  // namespace pg_ingest::cli

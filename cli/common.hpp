@@ -12,10 +12,12 @@
 
 namespace pg_ingest::cli {
 
-// 0 success, 2 success with rejected rows, 1 failure (including bad arguments).
+// 0 success, 2 success with rejected rows, 1 failure (including bad arguments), 3 load --async
+// stopped waiting (--timeout, a signal) while its jobs go on loading.
 constexpr int k_exit_ok = 0;
 constexpr int k_exit_failure = 1;
 constexpr int k_exit_rejected = 2;
+constexpr int k_exit_still_running = 3;
 
 // Combines exit codes: failure beats rejected rows beats success.
 inline int worse(int a, int b) {
@@ -61,7 +63,8 @@ std::vector<std::string> parse_identifiers(const std::string& text, const std::s
 void print_help(const std::string& usage, const std::vector<OptionSpec>& specs,
                 const std::string& examples);
 
-// True once SIGINT/SIGTERM arrived (after install_interrupt_handler()).
+// True once SIGINT/SIGTERM arrived (after install_interrupt_handler()). The first signal only
+// sets the flag; a second one has its default effect (ends the process at once).
 bool interrupted() noexcept;
 void install_interrupt_handler();
 

@@ -28,6 +28,8 @@ struct LoadTotals {
     std::uint64_t written = 0;       // rows committed and inserted or updated (skipped apart)
     std::uint64_t deduplicated = 0;  // superseded by a later row with the same key in a batch
     std::vector<std::string> notes;  // printed after the summary (unless --quiet)
+    // --async: jobs still running when waiting stopped (--timeout, or a signal).
+    std::vector<std::int64_t> still_running;
 };
 
 // Mode copy: the input text streams through COPY ... FROM STDIN (with ON_CONFLICT / ON_ERROR
@@ -47,7 +49,8 @@ void load_with_writer(const LoadSettings& settings, const ConnectionOptions& con
                       InputReader& reader, Progress& progress, RejectSink& rejects,
                       LoadTotals& totals);
 
-// --async: stages the input into async load jobs (AsyncLoader), submits them and waits.
+// --async: stages the input into async load jobs (AsyncLoader), submits them and waits, until
+// --timeout or SIGINT/SIGTERM: jobs not ended then are listed in totals.still_running.
 void load_async(const LoadSettings& settings, const ConnectionOptions& connection,
                 InputReader& reader, Progress& progress, RejectSink& rejects, LoadTotals& totals);
 

@@ -1,8 +1,13 @@
 // pg_ingest load --async: stage into async load jobs, submit, wait.
+#include <algorithm>
+#include <stdexcept>
+
+#include <pg_ingest/async_job.hpp>
 #include <pg_ingest/async_loader.hpp>
 #include <pg_ingest/connection.hpp>
 #include <pg_ingest/error.hpp>
 
+#include "common.hpp"
 #include "load.hpp"
 
 namespace pg_ingest::cli {
@@ -33,6 +38,14 @@ void load_async(const LoadSettings& s, const ConnectionOptions& connection, Inpu
     Batch batch;
     const std::uint64_t chunk_records = s.batch_size > 0 ? s.batch_size : k_chunk_records;
     while (reader.next(batch, chunk_records, k_chunk_bytes)) {
+        if (interrupted()) {
+            // ~AsyncLoader leaves the open job INIT (a re-run with --job-key stages it again).
+            throw std::runtime_error(
+                "interrupted by a signal while staging: the open job was not submitted" +
+                std::string(loader.job_ids().empty()
+                                ? ""
+                                : " (jobs submitted before it continue; see pg_ingest jobs)"));
+        }
         const std::uint64_t records = batch.records;
         const std::size_t bytes = batch.data.size();
         loader.stage(std::move(batch.data), records);
@@ -51,7 +64,16 @@ void load_async(const LoadSettings& s, const ConnectionOptions& connection, Inpu
         s.timeout ? Connection::Clock::now() +
                         std::chrono::milliseconds(static_cast<long long>(*s.timeout * 1000))
                   : Connection::Clock::time_point::max();
-    const auto jobs = loader.wait(deadline);
+    // Waited in slices so that SIGINT/SIGTERM stops the waiting (not the jobs) soon.
+    std::vector<AsyncJob> jobs;
+    while (true) {
+        jobs = loader.wait(std::min(deadline, Connection::Clock::now() + std::chrono::seconds(1)));
+        const bool ended = std::all_of(jobs.begin(), jobs.end(),
+                                       [](const AsyncJob& job) { return is_ended(job.state); });
+        if (ended || interrupted() || Connection::Clock::now() >= deadline) {
+            break;
+        }
+    }
 
     if (loader.retries() > 0) {
         totals.notes.push_back(std::to_string(loader.retries()) +
@@ -67,6 +89,10 @@ void load_async(const LoadSettings& s, const ConnectionOptions& connection, Inpu
     std::string problems;
     std::vector<std::int64_t> with_rejects;
     for (const auto& job : jobs) {
+        if (!is_ended(job.state)) {
+            totals.still_running.push_back(job.id);  // waiting stopped: the job goes on
+            continue;
+        }
         totals.inserted += static_cast<std::uint64_t>(job.rows_inserted);
         totals.updated += static_cast<std::uint64_t>(job.rows_updated);
         totals.skipped += static_cast<std::uint64_t>(job.rows_skipped);
@@ -81,6 +107,7 @@ void load_async(const LoadSettings& s, const ConnectionOptions& connection, Inpu
             ++totals.committed_batches;
             continue;
         }
+
         problems += (problems.empty() ? "" : "; ") +
                     ("job " + std::to_string(job.id) + " is " + std::string(to_string(job.state)));
         if (!job.error_message.empty()) {
@@ -105,6 +132,7 @@ void load_async(const LoadSettings& s, const ConnectionOptions& connection, Inpu
             rejects.add(origin, rows.get(r, 3).value_or(""), rows.get(r, 4).value_or(""),
                         rows.get(r, 2).value_or(""));
         }
+        rejects.flush();
     }
     if (!problems.empty()) {
         throw std::runtime_error("async load did not finish: " + problems);

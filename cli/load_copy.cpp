@@ -5,6 +5,7 @@
 #include <functional>
 #include <mutex>
 #include <optional>
+#include <stdexcept>
 #include <thread>
 
 #include <pg_ingest/connection.hpp>
@@ -12,6 +13,7 @@
 #include <pg_ingest/error.hpp>
 
 #include "batch_queue.hpp"
+#include "common.hpp"
 #include "load.hpp"
 
 namespace pg_ingest::cli {
@@ -67,17 +69,25 @@ struct Unit {
 };
 
 // Maps the line numbers the server reports (CONTEXT "line N", ingest.last_copy_rejects()) to
-// input records. PostgreSQL counts a line per record plus the line breaks inside quoted CSV
-// fields — except inside the first record of the stream, read before it knows the line ending —
-// and reports a record at its last line. Lookups must come in non-decreasing line order.
+// input records. PostgreSQL (CopyReadLineText) counts a line per record plus, in CSV only, the
+// line breaks inside quotes of one kind: '\n' in a stream with LF line ends, '\r' with CRLF
+// ones and inside the first record (the line end is not known yet). It reports a record at its
+// last line. Lookups must come in non-decreasing line order.
 class LineLocator {
   public:
-    LineLocator(const Unit& unit, const std::vector<std::string>& sources)
-        : m_unit(&unit), m_sources(&sources) {}
+    LineLocator(const Unit& unit, const std::vector<std::string>& sources, bool csv)
+        : m_unit(&unit), m_sources(&sources), m_csv(csv) {
+        for (const Batch& batch : unit.batches) {
+            if (batch.records > 0) {
+                m_crlf = batch.first_crlf;
+                break;
+            }
+        }
+    }
 
     RecordOrigin at(std::uint64_t line) {
         if (line < m_line) {
-            *this = LineLocator(*m_unit, *m_sources);  // out of order: start over
+            *this = LineLocator(*m_unit, *m_sources, m_csv);  // out of order: start over
         }
         while (m_batch < m_unit->batches.size()) {
             const Batch& batch = m_unit->batches[m_batch];
@@ -87,7 +97,7 @@ class LineLocator {
                 m_multiline = 0;
                 continue;
             }
-            const std::uint64_t record_end = m_line + 1 + (m_first ? 0 : inner(batch));
+            const std::uint64_t record_end = m_line + 1 + counted(batch);
             if (record_end >= line) {
                 return batch.origin(*m_sources, m_record);
             }
@@ -103,15 +113,20 @@ class LineLocator {
     }
 
   private:
-    std::uint64_t inner(const Batch& batch) const {
-        return m_multiline < batch.multiline.size() &&
-                       batch.multiline[m_multiline].first == m_record
-                   ? batch.multiline[m_multiline].second
-                   : 0;
+    // The line breaks the server counts inside the current record.
+    std::uint64_t counted(const Batch& batch) const {
+        if (!m_csv || m_multiline >= batch.multiline.size() ||
+            batch.multiline[m_multiline].first != m_record) {
+            return 0;
+        }
+        const RecordShape& shape = batch.multiline[m_multiline].second;
+        return m_first || m_crlf ? shape.quoted_cr : shape.newlines;
     }
 
     const Unit* m_unit;
     const std::vector<std::string>* m_sources;
+    bool m_csv;
+    bool m_crlf = false;  // the stream's line ends, from its first record
     std::size_t m_batch = 0;
     std::uint64_t m_record = 0;
     std::size_t m_multiline = 0;
@@ -135,6 +150,7 @@ std::string where(const RecordOrigin& origin) {
 void copy_unit(Connection& connection, const std::string& sql, const LoadSettings& s,
                const std::vector<std::string>& sources, const std::function<bool(Batch&)>& next,
                bool keep_data, Unit& unit, RejectSink& rejects, LoadTotals& totals) {
+    const bool csv = s.input_format == InputFormat::csv;
     if (s.ignore_errors) {
         // Every rejected line goes to the reject file: the server must keep them all.
         connection.execute("SET ingest.copy_rejects_kept = 2147483647");
@@ -158,7 +174,7 @@ void copy_unit(Connection& connection, const std::string& sql, const LoadSetting
         result = copy.finish();
     } catch (const Error& error) {
         if (const auto line = copy.failed_line()) {
-            const RecordOrigin origin = LineLocator(unit, sources).at(*line);
+            const RecordOrigin origin = LineLocator(unit, sources, csv).at(*line);
             if (!origin.source.empty()) {
                 throw Error(std::string(error.what()) + " (" + where(origin) + ")",
                             error.sqlstate(), error.detail(), error.hint(),
@@ -176,6 +192,16 @@ void copy_unit(Connection& connection, const std::string& sql, const LoadSetting
         unit_totals.updated = std::stoull(stats.get(0, 1).value_or("0"));
         unit_totals.skipped = std::stoull(stats.get(0, 2).value_or("0"));
         unit_totals.rejected = std::stoull(stats.get(0, 3).value_or("0"));
+        // ON_CONFLICT accounts for every row it read: fewer means the server stopped reading
+        // early (an end-of-data marker the reader did not catch) and rows were dropped.
+        const std::uint64_t applied =
+            unit_totals.inserted + unit_totals.updated + unit_totals.skipped + unit_totals.rejected;
+        if (applied < unit.records) {
+            throw Error("the server accounted for " + std::to_string(applied) + " of the " +
+                        std::to_string(unit.records) +
+                        " rows sent (it stopped reading early); nothing of this COPY was "
+                        "committed");
+        }
     } else {
         unit_totals.inserted = result.affected_rows();
     }
@@ -211,13 +237,14 @@ void copy_unit(Connection& connection, const std::string& sql, const LoadSetting
             false);
     }
     if (rejected) {
-        LineLocator locator(unit, sources);
+        LineLocator locator(unit, sources, csv);
         for (std::size_t r = 0; r < rejected->rows(); ++r) {
             const RecordOrigin origin = locator.at(std::stoull(rejected->get(r, 0).value_or("0")));
             rejects.add(origin, rejected->get(r, 2).value_or(""), rejected->get(r, 3).value_or(""),
                         rejected->get(r, 1).value_or(""));
         }
     }
+    rejects.flush();  // committed: its rejects must survive whatever happens next
     totals.rows_read += unit_totals.rows_read;
     totals.inserted += unit_totals.inserted;
     totals.updated += unit_totals.updated;
@@ -240,6 +267,11 @@ void load_with_copy(const LoadSettings& s, const ConnectionOptions& options, Inp
         copy_unit(
             connection, sql, s, sources,
             [&](Batch& batch) {
+                if (interrupted()) {
+                    // Thrown inside the COPY: it is aborted and its transaction rolled back.
+                    throw std::runtime_error(
+                        "interrupted by a signal: the COPY was rolled back, nothing was loaded");
+                }
                 if (!reader.next(batch, k_stream_records, k_stream_bytes)) {
                     return false;
                 }
@@ -265,6 +297,10 @@ void load_with_copy(const LoadSettings& s, const ConnectionOptions& options, Inp
         Batch batch;
         try {
             while (queue.pop(batch)) {
+                if (interrupted()) {
+                    queue.close(true);  // not started: dropped (feed_and_join reports it)
+                    break;
+                }
                 for (int attempt = 0;; ++attempt) {
                     Unit unit;
                     LoadTotals unit_totals;
@@ -287,7 +323,8 @@ void load_with_copy(const LoadSettings& s, const ConnectionOptions& options, Inp
                     } catch (const Error& error) {
                         // Safe to send again: nothing of it committed (a lost COMMIT is 08007,
                         // not retryable).
-                        if (!error.retryable() || attempt >= s.options.max_retry_times) {
+                        if (!error.retryable() || attempt >= s.options.max_retry_times ||
+                            interrupted()) {
                             throw;
                         }
                         connection.reset();

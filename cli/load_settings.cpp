@@ -62,7 +62,7 @@ std::vector<OptionSpec> load_option_specs() {
         {"delimiter", "CHAR", "field separator (csv: ',', text/tsv: tab; '\\t' for tab)"},
         {"quote", "CHAR", "csv quote character (\")"},
         {"null", "STRING", "string that means NULL (csv: empty unquoted, text: \\N)"},
-        {"encoding", "NAME", "input encoding, e.g. LATIN1 (default: the client encoding)"},
+        {"encoding", "NAME", "input encoding, e.g. LATIN1 (default: PGCLIENTENCODING, else UTF8)"},
         {"columns", "A,B,...", "the input's columns, in order (default: all, in table order)"},
         {"conflict", "MODE", "none|upsert|update|ignore|strict: on a key that exists (none)"},
         {"conflict-columns", "A,B", "the key (default: primary key, else the unique index)"},
@@ -101,19 +101,12 @@ static bool has_ascii_trail_bytes(const std::string& name) {
 // Cutting input into batches relies on finding record ends byte by byte; in those encodings a
 // cut could fall inside a record. One unbatched COPY does not depend on the cuts.
 static void refuse_unsplittable_encoding(const LoadSettings& s) {
-    std::optional<std::string> encoding = s.format.encoding;
-    if (!encoding) {
-        if (const char* env = std::getenv("PGCLIENTENCODING")) {
-            encoding = std::string(env);
-        }
-    }
     const bool quote_in_range = static_cast<unsigned char>(s.quote) >= 0x40;
-    if (!encoding || !has_ascii_trail_bytes(*encoding) ||
-        (s.input_format == InputFormat::csv && !quote_in_range) ||
+    if (!s.ascii_trail_bytes || (s.input_format == InputFormat::csv && !quote_in_range) ||
         (s.batch_size == 0 && !s.async)) {
         return;
     }
-    throw UsageError("input in " + *encoding +
+    throw UsageError("input in " + *s.format.encoding +
                      " cannot be cut into batches safely (a multibyte character may end in the "
                      "byte of a backslash or quote); load it as one COPY (no --batch-size, "
                      "--parallel or --async), or convert it to UTF-8 first");
@@ -228,14 +221,24 @@ LoadSettings load_settings(const ParsedArgs& args) {
     if (s.async && s.mode != "copy") {
         throw UsageError("--async stages with COPY: it cannot be combined with --mode " + s.mode);
     }
+    // The library's sessions are UTF8 whatever PGCLIENTENCODING says: in copy mode it becomes
+    // the COPY's ENCODING, as the input's encoding it names.
+    const char* client_encoding = std::getenv("PGCLIENTENCODING");
+    const bool from_environment =
+        !s.format.encoding && client_encoding != nullptr && *client_encoding != '\0';
+    if (from_environment) {
+        s.format.encoding = std::string(client_encoding);
+    }
     if (s.mode != "copy" && s.format.encoding) {
         const std::string encoding = lower(*s.format.encoding);
         if (encoding != "utf8" && encoding != "utf-8" && encoding != "unicode") {
-            throw UsageError("--encoding " + *s.format.encoding + ": --mode " + s.mode +
+            throw UsageError(std::string(from_environment ? "PGCLIENTENCODING=" : "--encoding ") +
+                             *s.format.encoding + ": --mode " + s.mode +
                              " reads UTF-8 only (the server converts other encodings in --mode "
                              "copy)");
         }
     }
+    s.ascii_trail_bytes = s.format.encoding && has_ascii_trail_bytes(*s.format.encoding);
 
     if (const auto batch = args.get_int("batch-size", 1, std::int64_t(1) << 40)) {
         s.batch_size = static_cast<std::uint64_t>(*batch);
@@ -270,6 +273,14 @@ LoadSettings load_settings(const ParsedArgs& args) {
         s.parallel = s.options.async_load_parallelism;
     } else if (given.count("connectionmaxactive") != 0) {
         s.parallel = s.options.connection_max_active;
+    }
+    // --option sets what --parallel sets: the same bound on connections.
+    if (s.parallel > 64) {
+        throw UsageError(
+            std::string("--option ") +
+            (s.async && given.count("async_load_parallelism") != 0 ? "async_load_parallelism"
+                                                                   : "connectionmaxactive") +
+            "=" + std::to_string(s.parallel) + ": at most 64 connections, as --parallel");
     }
     if (s.parallel > 1 && s.batch_size == 0 && !s.async) {
         // Parallel connections need independent units of work.

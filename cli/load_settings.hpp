@@ -23,6 +23,8 @@ struct LoadSettings {
     InputFormat input_format = InputFormat::csv;
     CopyTextFormat format;  // header stays false: the header line is skipped client-side
     bool header = false;
+    // The input encoding's multibyte characters may end in an ASCII byte (SJIS, BIG5, ...).
+    bool ascii_trail_bytes = false;
     char quote = '"';
     std::string conflict = "none";  // none | upsert | update | ignore | strict
     std::vector<std::string> conflict_columns;

@@ -9,6 +9,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <stdexcept>
 #include <thread>
 
 #include <pg_ingest/connection.hpp>
@@ -18,6 +19,7 @@
 #include <pg_ingest/writer.hpp>
 
 #include "batch_queue.hpp"
+#include "common.hpp"
 #include "fields.hpp"
 #include "load.hpp"
 
@@ -190,6 +192,7 @@ class WriterWorker {
         m_rejected = 0;
         m_rejected_by_writer = 0;
         m_multiline = 0;
+        m_batch_rejects.clear();
         std::size_t at = 0;
         Row row;
         for (std::uint64_t index = 0; index < batch.records; ++index) {
@@ -222,6 +225,12 @@ class WriterWorker {
         } catch (const Error& error) {
             throw locate(error, std::nullopt);
         }
+        // Committed: only now do its rejects belong in the reject file.
+        for (const auto& reject : m_batch_rejects) {
+            m_rejects.add(reject.origin, reject.sqlstate, reject.message, reject.raw_row);
+        }
+        m_rejects.flush();
+        m_batch_rejects.clear();
         const WriterMetrics metrics = m_writer->metrics();
         BatchResult result;
         result.records = batch.records;
@@ -247,6 +256,13 @@ class WriterWorker {
     void close() { m_writer->close(); }
 
   private:
+    struct PendingReject {
+        RecordOrigin origin;
+        std::string sqlstate;
+        std::string message;
+        std::string raw_row;
+    };
+
     struct Pending {
         std::uint64_t index;  // record in the batch
         std::size_t offset;   // the record's bytes in batch.data
@@ -259,7 +275,7 @@ class WriterWorker {
     std::size_t record_end(const Batch& batch, std::size_t at, std::uint64_t index) {
         std::uint64_t inner = 0;
         if (m_multiline < batch.multiline.size() && batch.multiline[m_multiline].first == index) {
-            inner = batch.multiline[m_multiline++].second;
+            inner = batch.multiline[m_multiline++].second.newlines;
         }
         std::size_t end = at;
         for (std::uint64_t newlines = 0; newlines <= inner; ++newlines) {
@@ -308,8 +324,8 @@ class WriterWorker {
         if (!m_settings.ignore_errors) {
             throw located(error, origin);
         }
-        m_rejects.add(origin, error.sqlstate(), error.what(),
-                      std::string(without_line_end(record)));
+        m_batch_rejects.push_back(
+            {origin, error.sqlstate(), error.what(), std::string(without_line_end(record))});
         ++m_rejected;
     }
 
@@ -348,13 +364,16 @@ class WriterWorker {
         if (m_batch != nullptr && row.row_number >= m_first_number &&
             row.row_number - m_first_number < m_pending.size()) {
             const Pending& pending = m_pending[row.row_number - m_first_number];
-            m_rejects.add(m_batch->origin(m_sources, pending.index), row.sqlstate, row.message,
-                          std::string(without_line_end(std::string_view(
-                              m_batch->data.data() + pending.offset, pending.length))));
+            m_batch_rejects.push_back(
+                {m_batch->origin(m_sources, pending.index), row.sqlstate, row.message,
+                 std::string(without_line_end(
+                     std::string_view(m_batch->data.data() + pending.offset, pending.length)))});
             return;
         }
-        m_rejects.add({m_sources.size() == 1 ? m_sources.front() : "", 0, 0}, row.sqlstate,
-                      row.message, "");
+        m_batch_rejects.push_back({{m_sources.size() == 1 ? m_sources.front() : "", 0, 0},
+                                   row.sqlstate,
+                                   row.message,
+                                   ""});
     }
 
     const LoadSettings& m_settings;
@@ -372,7 +391,8 @@ class WriterWorker {
 
     const Batch* m_batch = nullptr;
     std::size_t m_multiline = 0;
-    std::vector<Pending> m_pending;  // rows given to the writer since the last flush
+    std::vector<Pending> m_pending;              // rows given to the writer since the last flush
+    std::vector<PendingReject> m_batch_rejects;  // written once the batch has committed
     std::uint64_t m_first_number = 1;
     std::uint64_t m_accepted = 0;  // the writer's count of write() calls it took
     std::uint64_t m_rejected = 0;
@@ -448,6 +468,11 @@ void load_with_writer(const LoadSettings& s, const ConnectionOptions& connection
     if (s.parallel == 1) {
         Batch batch;
         while (reader.next(batch, batch_rows, s.batch_bytes)) {
+            if (interrupted()) {
+                throw std::runtime_error(
+                    "interrupted by a signal: no further batch was started; the batches before "
+                    "committed");
+            }
             account(workers.front()->load(batch), batch.data.size());
         }
         workers.front()->close();
@@ -468,6 +493,10 @@ void load_with_writer(const LoadSettings& s, const ConnectionOptions& connection
             try {
                 Batch batch;
                 while (queue.pop(batch)) {
+                    if (interrupted()) {
+                        queue.close(true);  // not started: dropped (feed_and_join reports it)
+                        return;
+                    }
                     account(w->load(batch), batch.data.size());
                 }
                 w->close();

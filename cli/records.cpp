@@ -27,10 +27,15 @@ std::size_t RecordScanner::next_end(std::string_view data, std::size_t from) {
                 m_in_quotes = !m_in_quotes;
                 continue;
             }
+            if (c == '\r' && m_in_quotes) {
+                ++m_current.quoted_cr;
+            }
         } else if (m_escaped) {
             m_escaped = false;
             if (c == '\n') {
-                ++m_inner;
+                ++m_current.newlines;
+            } else if (c == '.') {
+                m_current.backslash_dot = true;
             }
             continue;
         } else if (c == '\\') {
@@ -39,11 +44,11 @@ std::size_t RecordScanner::next_end(std::string_view data, std::size_t from) {
         }
         if (c == '\n') {
             if (m_in_quotes) {
-                ++m_inner;
+                ++m_current.newlines;
                 continue;
             }
-            m_last_inner = m_inner;
-            m_inner = 0;
+            m_last = m_current;
+            m_current = RecordShape();
             return i + 1;
         }
     }
@@ -56,15 +61,19 @@ RecordOrigin Batch::origin(const std::vector<std::string>& sources, std::uint64_
         if (at >= index) {
             break;
         }
-        extra += lines;
+        extra += lines.newlines;
     }
     return {source_index < sources.size() ? sources[source_index] : "?", first_record + index,
             first_line + index + extra};
 }
 
 InputReader::InputReader(std::vector<std::string> sources, InputFormat format, char quote,
-                         bool header)
-    : m_sources(std::move(sources)), m_format(format), m_quote(quote), m_header(header) {
+                         bool header, bool refuse_backslash_dot)
+    : m_sources(std::move(sources)),
+      m_format(format),
+      m_quote(quote),
+      m_header(header),
+      m_refuse_backslash_dot(refuse_backslash_dot) {
     if (m_sources.empty()) {
         m_sources.push_back("-");
     }
@@ -86,7 +95,10 @@ InputReader::InputReader(std::vector<std::string> sources, InputFormat format, c
         }
         m_files.push_back(file);
         struct stat info {};
-        if (::fstat(fileno(file), &info) == 0 && S_ISREG(info.st_mode)) {
+        const bool known = ::fstat(fileno(file), &info) == 0;
+        m_identities.emplace_back(known ? static_cast<std::uint64_t>(info.st_dev) : 0,
+                                  known ? static_cast<std::uint64_t>(info.st_ino) : 0);
+        if (known && S_ISREG(info.st_mode)) {
             total += static_cast<std::uint64_t>(info.st_size);
         } else {
             sized = false;
@@ -103,6 +115,15 @@ InputReader::~InputReader() {
             std::fclose(file);
         }
     }
+}
+
+std::optional<std::string> InputReader::source_of(std::uint64_t dev, std::uint64_t ino) const {
+    for (std::size_t i = 0; i < m_identities.size(); ++i) {
+        if (m_identities[i] == std::make_pair(dev, ino)) {
+            return m_sources[i] == "-" ? "stdin" : m_sources[i];
+        }
+    }
+    return std::nullopt;
 }
 
 bool InputReader::fill() {
@@ -177,10 +198,35 @@ std::size_t InputReader::find_end() {
     }
 }
 
+void InputReader::take(Batch& batch, std::size_t end, const RecordShape& shape) {
+    // PostgreSQL's text format has no data "\." (a backslash is written "\\"): the server
+    // takes it for the end-of-data marker, ends the data there and drops the rest of the
+    // stream (or fails when no line end follows), so a record holding one is never sent.
+    if (shape.backslash_dot && m_format == InputFormat::text && m_refuse_backslash_dot) {
+        const std::string& source = m_sources[m_current];
+        throw std::runtime_error((source == "-" ? "stdin" : source) + ", line " +
+                                 std::to_string(m_next_line) +
+                                 ": \\. inside a record: in text format it is the end-of-data "
+                                 "marker, not data (write a backslash in data as \\\\)");
+    }
+    if (shape.newlines > 0 || shape.quoted_cr > 0) {
+        batch.multiline.emplace_back(batch.records, shape);
+    }
+    batch.data.append(m_buffer, m_pos, end - m_pos);
+    if (batch.records == 0) {
+        batch.first_crlf = batch.data.size() >= 2 && batch.data[batch.data.size() - 2] == '\r';
+    }
+    ++batch.records;
+    ++m_next_record;
+    m_next_line += 1 + shape.newlines;
+    m_pos = end;
+}
+
 bool InputReader::next(Batch& batch, std::uint64_t max_records, std::size_t max_bytes) {
     batch.data.clear();
     batch.multiline.clear();
     batch.records = 0;
+    batch.first_crlf = false;
     max_records = std::max<std::uint64_t>(max_records, 1);
     while (m_current < m_sources.size()) {
         if (!m_started) {
@@ -212,25 +258,16 @@ bool InputReader::next(Batch& batch, std::uint64_t max_records, std::size_t max_
                 } else if (m_pos < m_buffer.size()) {
                     // The last record has no newline: complete it, since more records (another
                     // source, another batch) may follow it in the same COPY stream.
+                    const RecordShape shape = m_scanner->pending();
                     if (m_buffer.back() != '\n') {
                         m_buffer += '\n';
                     }
                     m_scan = m_buffer.size();
-                    const std::uint64_t inner = static_cast<std::uint64_t>(
-                        std::count(m_buffer.begin() + static_cast<std::ptrdiff_t>(m_pos),
-                                   m_buffer.end() - 1, '\n'));
                     if (batch.records > 0 &&
                         batch.data.size() + (m_buffer.size() - m_pos) > max_bytes) {
                         return true;  // this record starts the next batch
                     }
-                    if (inner > 0) {
-                        batch.multiline.emplace_back(batch.records, inner);
-                    }
-                    batch.data.append(m_buffer, m_pos, std::string::npos);
-                    ++batch.records;
-                    ++m_next_record;
-                    m_next_line += 1 + inner;
-                    m_pos = m_buffer.size();
+                    take(batch, m_buffer.size(), shape);
                 }
                 // End of this source: batches never span two sources.
                 m_started = false;
@@ -255,15 +292,7 @@ bool InputReader::next(Batch& batch, std::uint64_t max_records, std::size_t max_
                 m_scanner = std::make_unique<RecordScanner>(m_format, m_quote);
                 return true;
             }
-            const std::uint64_t inner = m_scanner->inner_newlines();
-            if (inner > 0) {
-                batch.multiline.emplace_back(batch.records, inner);
-            }
-            batch.data.append(m_buffer, m_pos, length);
-            ++batch.records;
-            ++m_next_record;
-            m_next_line += 1 + inner;
-            m_pos = end;
+            take(batch, end, m_scanner->shape());
         }
         if (batch.records >= max_records) {
             return true;

@@ -15,6 +15,13 @@ namespace pg_ingest::cli {
 
 enum class InputFormat { csv, text };
 
+// What a record holds besides data, as RecordScanner saw it.
+struct RecordShape {
+    std::uint64_t newlines = 0;   // line feeds inside the record (its physical lines - 1)
+    std::uint64_t quoted_cr = 0;  // csv: carriage returns inside quotes
+    bool backslash_dot = false;   // text: an unescaped backslash followed by a dot
+};
+
 // Finds record ends: a newline outside a quoted CSV field, or a newline not escaped by a
 // backslash in PostgreSQL's text format (where backslash-newline is data). Byte-oriented: safe
 // for UTF-8 and every server encoding whose multibyte characters never contain the ASCII quote,
@@ -28,15 +35,18 @@ class RecordScanner {
     // must continue with the bytes that follow (at data.size() of this call).
     std::size_t next_end(std::string_view data, std::size_t from);
     // Newlines inside the record just ended (a CSV field with line breaks); 0 for most records.
-    std::uint64_t inner_newlines() const { return m_last_inner; }
+    std::uint64_t inner_newlines() const { return m_last.newlines; }
+    // The record just ended, and the one the data ended inside (after npos).
+    const RecordShape& shape() const { return m_last; }
+    const RecordShape& pending() const { return m_current; }
 
   private:
     InputFormat m_format;
     char m_quote;
     bool m_in_quotes = false;
     bool m_escaped = false;
-    std::uint64_t m_inner = 0;
-    std::uint64_t m_last_inner = 0;
+    RecordShape m_current;
+    RecordShape m_last;
 };
 
 // Where one record came from, for messages and the reject file.
@@ -53,8 +63,10 @@ struct Batch {
     std::uint64_t first_record = 1;  // RecordOrigin::record of the first record
     std::uint64_t first_line = 1;    // RecordOrigin::line of the first record
     std::uint64_t records = 0;
-    // (index in this batch, inner newlines) for records that span several lines.
-    std::vector<std::pair<std::uint64_t, std::uint64_t>> multiline;
+    // (index in this batch, shape) for records with line breaks inside.
+    std::vector<std::pair<std::uint64_t, RecordShape>> multiline;
+    // The first record ends in "\r\n": a COPY stream starting with it has CRLF line ends.
+    bool first_crlf = false;
 
     // The origin of record `index` (0-based within the batch).
     RecordOrigin origin(const std::vector<std::string>& sources, std::uint64_t index) const;
@@ -64,15 +76,17 @@ struct Batch {
 class InputReader {
   public:
     // Opens every source now, so that a missing file fails before anything is loaded; throws
-    // std::runtime_error naming the file.
-    InputReader(std::vector<std::string> sources, InputFormat format, char quote, bool header);
+    // std::runtime_error naming the file. `refuse_backslash_dot`: text format only, see next().
+    InputReader(std::vector<std::string> sources, InputFormat format, char quote, bool header,
+                bool refuse_backslash_dot = true);
     ~InputReader();
     InputReader(const InputReader&) = delete;
     InputReader& operator=(const InputReader&) = delete;
 
     // Fills `batch` with the next records of the current source: at most `max_records`, and no
     // more than `max_bytes` unless a single record is bigger. Returns false at the end of input.
-    // Throws std::runtime_error on a read error.
+    // Throws std::runtime_error on a read error, and in text format on a record holding an
+    // unescaped "\." (unless refused off): the server would end the data there (or fail).
     bool next(Batch& batch, std::uint64_t max_records, std::size_t max_bytes);
 
     // Total input size when every source is a regular file (for an ETA), else nullopt.
@@ -83,6 +97,8 @@ class InputReader {
     // Input that was not loaded, one message each: the lines after an end-of-data marker
     // ("\.") in a source, which ends that source.
     const std::vector<std::string>& warnings() const { return m_warnings; }
+    // The source that is the file `dev`/`ino` (opened for reading), if any.
+    std::optional<std::string> source_of(std::uint64_t dev, std::uint64_t ino) const;
 
   private:
     // Reads more of the current source into m_buffer (dropping consumed bytes first); false at
@@ -92,12 +108,16 @@ class InputReader {
     // source (an unterminated last record is then m_buffer[m_pos..]).
     std::size_t find_end();
     void end_source_at_marker(std::uint64_t marker_line);
+    // Adds record m_buffer[m_pos, end) with `shape` to `batch`.
+    void take(Batch& batch, std::size_t end, const RecordShape& shape);
 
     std::vector<std::string> m_sources;
     std::vector<std::FILE*> m_files;
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> m_identities;  // st_dev, st_ino
     InputFormat m_format;
     char m_quote;
     bool m_header;
+    bool m_refuse_backslash_dot;
     std::optional<std::uint64_t> m_total_bytes;
     std::uint64_t m_bytes_read = 0;
 

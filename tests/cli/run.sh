@@ -106,6 +106,14 @@ expect_rc "--mode insert into a missing table: exit 1" 1
 expect_err "--mode insert into a missing table: message" 'relation "nosuchtable" does not exist'
 run jobs --count 2
 expect_err "jobs --count without --watch" "--count applies to --watch only"
+run load --table t --option connectionmaxactive=1000 "$WORK/none.csv"
+expect_rc "--option connectionmaxactive above 64: exit 1" 1
+expect_err "--option connectionmaxactive above 64: bounded as --parallel" \
+    "--option connectionmaxactive=1000: at most 64 connections, as --parallel"
+PGCLIENTENCODING=LATIN1 run load --table t --mode insert "$WORK/none.csv"
+expect_rc "PGCLIENTENCODING=LATIN1 with --mode insert: exit 1" 1
+expect_err "PGCLIENTENCODING=LATIN1 with --mode insert: refused, naming it" \
+    "PGCLIENTENCODING=LATIN1: --mode insert reads UTF-8 only"
 
 # Secrets are never printed.
 run load --table t --dsn "postgresql://loader:Sekr3tPw@127.0.0.1:1/db" --connect-timeout 2 /dev/null
@@ -164,6 +172,11 @@ expect_eq "upsert result" "$(sql "SELECT string_agg(id || v, ' ' ORDER BY id) FR
 printf '3,x\n4,d\n' >"$WORK/ign.csv"
 run load --table q --option conflictmode=ignore "$WORK/ign.csv"
 expect_err "--option conflictmode=ignore" "1 inserted, 0 updated, 1 skipped"
+# PGCLIENTENCODING names the input's encoding in copy mode (the library's sessions are UTF8).
+sql "CREATE TABLE enc (id int PRIMARY KEY, v text)"
+printf '1,caf\xe9\n' >"$WORK/latin1.csv"
+PGCLIENTENCODING=LATIN1 run load --table enc "$WORK/latin1.csv"
+expect_eq "PGCLIENTENCODING=LATIN1, --mode copy: the input read as LATIN1" "$rc:$(sql "SELECT v FROM enc")" "0:café"
 
 # TSV, column subset, NULL marker.
 sql "CREATE TABLE tsv (id int PRIMARY KEY, a text, b text DEFAULT 'dflt')"
@@ -208,6 +221,74 @@ run load --table r --header --batch-size 1 "$WORK/r.csv"
 expect_rc "strict batched load: exit 1" 1
 expect_eq "batches before the failure stay" "$(sql "SELECT count(*) FROM r")" "1"
 expect_err "committed batches reported" "committed before the failure stay loaded"
+# Reject lines and records where the server counts lines differently from the file: it counts
+# one per record plus, in CSV only, the line breaks inside quotes of the stream's kind (CR in a
+# CRLF stream and in its first record, LF otherwise); text format's backslash-newline is not
+# counted. The reject file's line stays the physical line where the record starts.
+printf '0\t1\tz\n1\t5\ta\\\nb\\\nc\n2\tx\tbad\n3\t1\tok\n4\ty\tbad2\n' >"$WORK/bs.txt"
+printf '0,1,z\r\n1,5,"a\nb\nc"\r\n2,x,bad\r\n3,1,ok\r\n4,y,bad2\r\n' >"$WORK/crlf-lf.csv"
+printf '0,1,z\r\n1,5,"a\r\nb"\r\n2,x,bad\r\n3,1,ok\r\n4,y,bad2\r\n' >"$WORK/crlf.csv"
+printf 'id,qty,note\r\n1,5,"a\r\nb"\r\n2,x,bad\r\n3,1,ok\r\n4,y,bad2\r\n' >"$WORK/crlf-first.csv"
+for batch in 0 2; do
+    for input in "bs.txt --format text" "crlf-lf.csv" "crlf.csv" "crlf-first.csv --header"; do
+        read -r file opts <<<"$input"
+        read -ra args <<<"$opts"
+        [ "$batch" = 0 ] || args+=(--batch-size "$batch")
+        sql "TRUNCATE r"
+        run load --table r "${args[@]}" --reject-file "$WORK/lines-rej.csv" "$WORK/$file"
+        case $file in
+            crlf-first.csv) expected="2:4,2 6,4 " ;;
+            crlf.csv) expected="2:4,3 6,5 " ;;
+            *) expected="2:5,3 7,5 " ;;
+        esac
+        expect_eq "$file, batch size $batch: reject lines and records" \
+            "$rc:$(tail -n +2 "$WORK/lines-rej.csv" | cut -d, -f2,3 | tr '\n' ' ')" "$expected"
+    done
+done
+sql "TRUNCATE r"
+run load --table r --format text "$WORK/bs.txt"
+expect_err "text format, strict: the error names the record's first line" "bs.txt, line 5)"
+run load --table r --header "$WORK/crlf-first.csv"
+expect_err "CRLF CSV, strict: the error names the record's first line" "crlf-first.csv, line 4)"
+
+# The reject file: never one of the inputs, and a run that fails before committing anything
+# leaves the previous one as it was.
+sql "TRUNCATE r"
+cp "$WORK/r.csv" "$WORK/r-copy.csv"
+run load --table r --header --reject-file "$WORK/r-copy.csv" "$WORK/r.csv" "$WORK/r-copy.csv"
+expect_rc "--reject-file naming an input file: exit 1" 1
+expect_err "--reject-file naming an input file: message" "is the input file"
+expect_eq "--reject-file naming an input file: the input is intact, nothing loaded" \
+    "$(cmp -s "$WORK/r.csv" "$WORK/r-copy.csv" && echo same):$(sql "SELECT count(*) FROM r")" "same:0"
+cp "$WORK/rejects.csv" "$WORK/rejects-kept.csv"
+run load --table nosuchtable --reject-file "$WORK/rejects.csv" "$WORK/r.csv"
+expect_eq "failed run: exit 1, the previous reject file kept" \
+    "$rc:$(cmp -s "$WORK/rejects.csv" "$WORK/rejects-kept.csv" && echo kept)" "1:kept"
+run load --table r --header --batch-size 1 --reject-file "$WORK/rejects.csv" "$WORK/r.csv"
+expect_eq "a later successful run replaces it" "$rc:$(grep -c ',23514,' "$WORK/rejects.csv")" "2:1"
+ls -a "$WORK" | grep -q '^\.rejects' && not_ok "no temporary reject file left" || ok "no temporary reject file left"
+
+# SIGINT during a batched load: no further batch starts, the reject file holds exactly the
+# rejects of the committed batches (2 per batch of 100 here), whole lines, exit 1.
+sql "TRUNCATE r"
+awk 'BEGIN { for (i = 1; i <= 200000; i++) printf "%d,%s,n%d\n", i, (i % 50 == 0 ? "x" : "1"), i }' >"$WORK/int.csv"
+"$BIN" load --table r --batch-size 100 --reject-file "$WORK/int-rej.csv" "$WORK/int.csv" >"$WORK/out" 2>"$WORK/err" &
+loader=$!
+for _ in $(seq 100); do
+    [ "$(sql "SELECT count(*) > 1000 FROM r")" = t ] && break
+    sleep 0.1
+done
+kill -INT "$loader"
+wait "$loader"
+rc=$?
+loaded=$(sql "SELECT count(*) FROM r")
+expect_eq "SIGINT mid-load: exit 1, some but not all batches committed" \
+    "$rc:$([ "$loaded" -gt 0 ] && [ "$loaded" -lt 196000 ] && echo partial)" "1:partial"
+expect_err "SIGINT mid-load: says so" "interrupted by a signal: no further batch was started"
+expect_err "SIGINT mid-load: reports what committed" "committed before the failure stay loaded"
+expect_eq "SIGINT mid-load: one reject per 49 loaded rows, the file ends with a whole line" \
+    "$(($(wc -l <"$WORK/int-rej.csv") - 1)):$(tail -c 1 "$WORK/int-rej.csv" | od -An -c | tr -d ' ')" \
+    "$((loaded / 49)):\n"
 
 # ---------------------------------------------------------------------------------------------
 # --mode insert|upsert: client-side parsing through the typed Writer.
@@ -398,6 +479,37 @@ for mode in copy insert upsert; do
             "marker.csv, line 3: end-of-data marker \\. ends the input there; the 2 line(s) after it were not loaded"
     done
 done
+# In text format "\." inside a record is no data: the server would end the input there and drop
+# the rest (or fail). Refused in every mode, naming the line; nothing after it is loaded.
+printf '9001\ta\t1\n9002\tb\\.\t2\n9003\tc\t3\n' >"$WORK/bdot.txt"
+printf '9001\ta\t1\n9002\tb\t2\\.\n9003\tc\t3\n' >"$WORK/bdot-eol.txt"
+for mode in copy insert upsert async; do
+    for batch in 0 1; do
+        for file in bdot.txt bdot-eol.txt; do
+            sql "DELETE FROM kv WHERE id > 9000"
+            args=(load --table kv --format text)
+            if [ "$mode" = async ]; then args+=(--async); else args+=(--mode $mode); fi
+            [ "$batch" = 1 ] && args+=(--batch-size 1)
+            run "${args[@]}" "$WORK/$file"
+            expect_eq "$mode batch $batch, \\. inside a record of $file: exit 1, nothing from it on loaded" \
+                "$rc:$(sql "SELECT count(*) FROM kv WHERE id > 9001")" "1:0"
+            expect_err "$mode batch $batch, \\. inside a record of $file: the error names file and line" \
+                "$file, line 2: \\. inside a record: in text format it is the end-of-data marker"
+        done
+    done
+done
+sql "DELETE FROM kv WHERE id > 9000"
+printf '9001\ta\\\\.b\t1\n' >"$WORK/bslash.txt"
+run load --table kv --format text "$WORK/bslash.txt"
+expect_eq "an escaped backslash before a dot is data" "$rc:$(sql "SELECT v FROM kv WHERE id = 9001")" '0:a\.b'
+# Where the reader does not look for it (SJIS input, whose characters may end in a backslash
+# byte), COPY ON CONFLICT's counts catch rows the server never read: nothing commits.
+sql "DELETE FROM kv WHERE id > 9000"
+run load --table kv --format text --encoding SJIS --conflict upsert "$WORK/bdot-eol.txt"
+expect_eq "SJIS, \\. inside a record under ON_CONFLICT: exit 1, nothing committed" \
+    "$rc:$(sql "SELECT count(*) FROM kv WHERE id > 9000")" "1:0"
+expect_err "SJIS, \\. inside a record under ON_CONFLICT: the counts are named" \
+    "the server accounted for 2 of the 3 rows sent"
 # A key filled by the server (serial) and left out of --columns: fine for none/strict in every mode.
 sql "CREATE TABLE ser (id serial PRIMARY KEY, v text, n int)"
 printf 'a,1\nb,2\nc,3\n' >"$WORK/ser.csv"
@@ -545,6 +657,21 @@ if grep -qE '^job [0-9]+,,2,23514,' "$WORK/arej.csv" && grep -qF '"(2,-1)"' "$WO
 else
     not_ok "async reject file lists the row" "$(cat "$WORK/arej.csv")"
 fi
+
+# --async --timeout stops waiting, not the jobs: exit 3, the jobs named with how to follow them.
+sql "CREATE TABLE at (id int PRIMARY KEY, v text)"
+printf '1,a\n2,b\n' >"$WORK/at.csv"
+psql -XAtq -c "BEGIN" -c "LOCK TABLE at IN SHARE MODE" -c "SELECT pg_sleep(4)" -c "COMMIT" >/dev/null &
+locker=$!
+sleep 0.5
+run load --table at --async --timeout 1 "$WORK/at.csv"
+tjob=$(sql "SELECT max(id) FROM ingest.get_async_load_job() WHERE target = 'at'::regclass")
+expect_rc "async --timeout with the job still running: exit 3" 3
+expect_err "async --timeout: the job continues and how to wait for it" \
+    "stopped waiting (--timeout); job(s) $tjob continue on the server: 'pg_ingest wait $tjob' waits for them"
+wait "$locker"
+run wait "$tjob" --timeout 60
+expect_eq "async --timeout: the job finishes all the same" "$rc:$(sql "SELECT count(*) FROM at")" "0:2"
 
 # Async without the extension: clear error.
 psql -q -d postgres -c "DROP DATABASE IF EXISTS pg_ingest_cli_noext" -c "CREATE DATABASE pg_ingest_cli_noext" >/dev/null
