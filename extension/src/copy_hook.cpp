@@ -17,6 +17,7 @@ extern "C" {
 #include "commands/copy.h"
 #include "commands/copyfrom_internal.h"
 #include "commands/extension.h"
+#include "commands/progress.h"
 #include "commands/defrem.h"
 #include "executor/executor.h"
 #include "miscadmin.h"
@@ -29,6 +30,7 @@ extern "C" {
 #include "parser/parse_relation.h"
 #include "tcop/utility.h"
 #include "utils/acl.h"
+#include "utils/backend_progress.h"
 #include "utils/builtins.h"
 #include "utils/rel.h"
 }
@@ -205,6 +207,8 @@ class CopySource : public RowSource {
     // and rows skipped under ON_ERROR 'ignore' leave nothing behind. Rows that COPY's WHERE
     // filters out are passed over here, as COPY does: not loaded and not counted. A row whose
     // WHERE fails (say, a division by zero) is a bad row like one that fails conversion.
+    int64 m_processed = 0;  // rows read, and filtered out by WHERE, for pg_stat_progress_copy
+    int64 m_excluded = 0;
     bool read_row() {
         return pg_call([&] {
             MemoryContextReset(m_parse_cxt);
@@ -220,9 +224,14 @@ class CopySource : public RowSource {
                 ok = NextCopyFrom(m_cstate, m_econtext, m_all_values.data(), m_all_nulls.get());
                 if (!ok || !m_where || passes_where())
                     break;
+                // pg_stat_progress_copy, as plain COPY reports it (rows read here: they are
+                // applied after the whole input is read).
+                pgstat_progress_update_param(PROGRESS_COPY_TUPLES_EXCLUDED, ++m_excluded);
                 MemoryContextReset(m_parse_cxt);
                 CHECK_FOR_INTERRUPTS();
             }
+            if (ok)
+                pgstat_progress_update_param(PROGRESS_COPY_TUPLES_PROCESSED, ++m_processed);
             error_context_stack = cb.previous;
             MemoryContextSwitchTo(old);
             return ok;
