@@ -122,9 +122,17 @@ void apply(const Job& job, int slot, MergeCounts& counts, const RejectSink& on_r
         for (const std::string& n : names)
             cols += (cols.empty() ? "" : ", ") +
                     std::string(pg_call([&] { return quote_identifier(n.c_str()); }));
+        // A loaded GENERATED ALWAYS identity column takes the staged value, as in the other
+        // modes (whose inserts override it too).
+        bool identity_always = false;
+        for (AttrNumber a : spec.columns)
+            if (TupleDescAttr(RelationGetDescr(dest), a - 1)->attidentity ==
+                ATTRIBUTE_IDENTITY_ALWAYS)
+                identity_always = true;
         counts.inserted =
-            static_cast<int64_t>(spi::exec("INSERT INTO " + dest_name + " (" + cols + ") SELECT " +
-                                           cols + " FROM " + staging_name));
+            static_cast<int64_t>(spi::exec("INSERT INTO " + dest_name + " (" + cols + ")" +
+                                           (identity_always ? " OVERRIDING SYSTEM VALUE" : "") +
+                                           " SELECT " + cols + " FROM " + staging_name));
         set_slot_progress(slot, counts.inserted);
     } else {
         // Rows are applied in the order they were staged: that decides which of a key's rows

@@ -11,6 +11,7 @@ extern "C" {
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/xact.h"
+#include "catalog/dependency.h"
 #include "catalog/namespace.h"
 #include "catalog/partition.h"
 #include "catalog/pg_class.h"
@@ -21,10 +22,12 @@ extern "C" {
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "storage/latch.h"
+#include "utils/fmgrprotos.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/syscache.h"
 #include "utils/rel.h"
 #include "utils/ruleutils.h"
 #include "utils/timestamp.h"
@@ -140,6 +143,70 @@ Datum begin_result(FunctionCallInfo fcinfo, int64_t id, Oid staging, const std::
     });
 }
 
+// The roles other than its owner that hold a privilege on relation `rel` (ACL_ID_PUBLIC for
+// PUBLIC), once each.
+std::vector<Oid> other_grantees(Oid rel) {
+    int n = 0;
+    const Oid* oids = pg_call([&] {
+        HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(rel));
+        if (!HeapTupleIsValid(tup))
+            elog(ERROR, "cache lookup failed for relation %u", rel);
+        const Oid owner = ((Form_pg_class)GETSTRUCT(tup))->relowner;
+        bool isnull;
+        const Datum d = SysCacheGetAttr(RELOID, tup, Anum_pg_class_relacl, &isnull);
+        Oid* out = nullptr;
+        if (!isnull) {
+            Acl* acl = DatumGetAclPCopy(d);
+            const AclItem* items = ACL_DAT(acl);
+            out = static_cast<Oid*>(palloc(sizeof(Oid) * (ACL_NUM(acl) + 1)));
+            for (int i = 0; i < ACL_NUM(acl); i++)
+                if (items[i].ai_grantee != owner)
+                    out[n++] = items[i].ai_grantee;
+        }
+        ReleaseSysCache(tup);
+        return out;
+    });
+    std::vector<Oid> roles(oids, oids + n);
+    std::sort(roles.begin(), roles.end());
+    roles.erase(std::unique(roles.begin(), roles.end()), roles.end());
+    return roles;
+}
+
+// Revokes `privileges` on `rel` (`kind` TABLE or SEQUENCE, SQL name `name`) from every role but
+// its owner and `keep` (a role; InvalidOid: none), PUBLIC included.
+void revoke_from_others(Oid rel, const char* kind, const std::string& name, const char* privileges,
+                        Oid keep = InvalidOid) {
+    std::string roles;
+    for (Oid role : other_grantees(rel))
+        if (role == ACL_ID_PUBLIC || role != keep)
+            roles += (roles.empty() ? "" : ", ") +
+                     (role == ACL_ID_PUBLIC ? std::string("PUBLIC") : quoted_role(role));
+    if (!roles.empty())
+        spi::exec(format("REVOKE %s ON %s ", privileges, kind) + name + " FROM " + roles +
+                  " CASCADE");
+}
+
+// Whether the live process `pid` waits for a lock that this backend holds (pg_blocking_pids).
+// What the lookup allocates goes with `cxt`, which is reset.
+bool blocked_by_this_backend(int pid, MemoryContext cxt) {
+    return pg_call([&] {
+        const MemoryContext old = MemoryContextSwitchTo(cxt);
+        ArrayType* pids =
+            DatumGetArrayTypeP(DirectFunctionCall1(pg_blocking_pids, Int32GetDatum(pid)));
+        Datum* elems;
+        bool* nulls;
+        int n;
+        deconstruct_array(pids, INT4OID, sizeof(int32), true, TYPALIGN_INT, &elems, &nulls, &n);
+        bool found = false;
+        for (int i = 0; i < n; i++)
+            if (!nulls[i] && DatumGetInt32(elems[i]) == MyProcPid)
+                found = true;
+        MemoryContextSwitchTo(old);
+        MemoryContextReset(cxt);
+        return found;
+    });
+}
+
 // Moves the job to CANCEL if `condition` (on its state) still holds; drops its staging unless
 // kept. False when the state changed meanwhile.
 // A job restored from a dump becomes this installation's (retention applies to it again).
@@ -229,6 +296,14 @@ PGI_FUNCTION(ingest_begin_async_load) {
     if (kind != RELKIND_RELATION && kind != RELKIND_PARTITIONED_TABLE)
         raise(ERRCODE_WRONG_OBJECT_TYPE,
               format("cannot load into \"%s\": it is not a table", RelationGetRelationName(rel)));
+    if (rel->rd_rel->relpersistence == RELPERSISTENCE_TEMP)
+        raise(ERRCODE_FEATURE_NOT_SUPPORTED,
+              format("cannot load into temporary table \"%s\" with an async load job",
+                     RelationGetRelationName(rel)),
+              "Workers apply jobs in sessions of their own, which cannot see a session's "
+              "temporary tables.",
+              "Load it in this session with COPY ... WITH (ON_CONFLICT ...), or use an ordinary "
+              "table as the target.");
     Relation dest = rel;
     if (OidIsValid(partition)) {
         const bool is_partition = pg_call([&] {
@@ -314,12 +389,25 @@ PGI_FUNCTION(ingest_begin_async_load) {
     const int64_t id = spi::get_int64(0, 1);
     const std::string staging = staging_name(id);
     spi::exec("CREATE TABLE " + staging + " (" + columns + ")");
-    spi::exec("GRANT SELECT, INSERT, DELETE, TRUNCATE ON " + staging + " TO " +
-              quoted_role(caller));
     const Oid staging_oid = pg_call([&] {
         return get_relname_relid(psprintf("job_%lld", (long long)id),
                                  get_namespace_oid("ingest_staging", false));
     });
+    // Default privileges (ALTER DEFAULT PRIVILEGES of the extension owner, or in the staging
+    // schema) may have granted the new table, and the identity sequence of ordered staging, to
+    // other roles: only the job's owner may use them, with exactly the rights granted here.
+    revoke_from_others(staging_oid, "TABLE", staging, "ALL");
+    List* sequences = pg_call([&] { return getOwnedSequences(staging_oid); });
+    for (int i = 0; i < list_length(sequences); i++) {
+        const Oid seq = list_nth_oid(sequences, i);
+        const std::string seq_name = pg_call([&] {
+            return quote_qualified_identifier(get_namespace_name(get_rel_namespace(seq)),
+                                              get_rel_name(seq));
+        });
+        revoke_from_others(seq, "SEQUENCE", seq_name, "ALL");
+    }
+    spi::exec("GRANT SELECT, INSERT, DELETE, TRUNCATE ON " + staging + " TO " +
+              quoted_role(caller));
     spi::exec("UPDATE ingest.async_load_job SET staging = $2 WHERE id = $1",
               {spi::int8_arg(id), spi::oid_arg(staging_oid)});
     notify_state(id, "INIT");
@@ -347,7 +435,11 @@ PGI_FUNCTION(ingest_submit_async_load) {
     // Waits for transactions still writing to staging, then closes it to the owner: rows
     // added after submit could never be applied.
     spi::exec("LOCK TABLE " + staging + " IN SHARE MODE");
-    spi::exec("REVOKE INSERT, DELETE, TRUNCATE ON " + staging + " FROM " + quoted_role(job.owner));
+    spi::exec("REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON " + staging + " FROM " +
+              quoted_role(job.owner));
+    // Nobody else may write or read it either: a grant made since begin, or one that default
+    // privileges made on a staging table created before begin removed them.
+    revoke_from_others(job.staging, "TABLE", staging, "ALL", job.owner);
     spi::exec("SELECT count(*), pg_catalog.pg_total_relation_size($1) FROM " + staging,
               {spi::oid_arg(job.staging)});
     const int64_t rows = spi::get_int64(0, 1);
@@ -464,6 +556,15 @@ PGI_FUNCTION(ingest_wait_async_load) {
         ~Unregister() { unregister_waiter(); }
     } unregister;
     const TimestampTz start = GetCurrentTimestamp();
+    // The deadlock detector cannot see this wait: about once a second, a LOADING job's worker
+    // is checked for waiting on a lock that this transaction holds (it read the staging table,
+    // which the worker drops, or locked rows of the target). Then neither could ever go on, and
+    // the wait fails as a deadlock would.
+    TimestampTz last_check = 0;
+    const MemoryContext check_cxt = pg_call([] {
+        return AllocSetContextCreate(CurrentMemoryContext, "pg_ingest wait check",
+                                     ALLOCSET_SMALL_SIZES);
+    });
     for (;;) {
         // One SPI connection per poll: what a poll's statements allocate is freed with it, so
         // a long wait does not grow the backend.
@@ -492,7 +593,22 @@ PGI_FUNCTION(ingest_wait_async_load) {
         }
         if (is_terminal(job.state))
             return return_state(fcinfo, job.state);
-        const int64_t waited = GetCurrentTimestamp() - start;
+        const TimestampTz now = GetCurrentTimestamp();
+        if (job.state == "LOADING" && now - last_check >= USECS_PER_SEC) {
+            last_check = now;
+            const int worker = job_worker_pid(id);
+            if (worker != 0 && blocked_by_this_backend(worker, check_cxt))
+                raise(ERRCODE_T_R_DEADLOCK_DETECTED,
+                      format("async load job %lld cannot finish while this transaction waits for "
+                             "it",
+                             (long long)id),
+                      format("The worker applying async load job %lld waits for a lock that "
+                             "this transaction holds.",
+                             (long long)id),
+                      "Commit or roll back the transaction (which read the job's staging table "
+                      "or wrote its target) before waiting for the job.");
+        }
+        const int64_t waited = now - start;
         if (timeout_us && waited >= *timeout_us)
             return return_state(fcinfo, job.state);
         long wait_ms = 100;

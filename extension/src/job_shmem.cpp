@@ -164,6 +164,22 @@ static void pgi_xact_callback(XactEvent event, void*) {
     wake_launcher_locked();
     LWLockRelease(g_shared->lock);
 }
+
+// A backend that exits while it waits for a job (pg_terminate_backend: the FATAL skips the C++
+// destructor that unregisters it) frees its waiter entry here, or the entry would stay taken.
+// Plain C with no allocation.
+static void pgi_waiter_exit(int, Datum) {
+    if (!g_shared || LWLockHeldByMe(g_shared->lock))
+        return;
+    LWLockAcquire(g_shared->lock, LW_EXCLUSIVE);
+    for (Waiter& w : g_shared->waiters)
+        if (w.pid == MyProcPid) {
+            w.job_id = 0;
+            w.pid = 0;
+            w.latch = nullptr;
+        }
+    LWLockRelease(g_shared->lock);
+}
 }
 
 void install_shmem_hooks() {
@@ -351,6 +367,11 @@ void request_worker(Oid dboid) {
 }
 
 void register_waiter(int64_t job_id) {
+    static bool exit_callback_registered = false;
+    if (!exit_callback_registered) {
+        pg_call([] { before_shmem_exit(pgi_waiter_exit, 0); });
+        exit_callback_registered = true;
+    }
     Locked l(LW_EXCLUSIVE);
     for (Waiter& w : shared().waiters)
         if (w.job_id == 0 || w.pid == MyProcPid) {
@@ -383,6 +404,14 @@ void wake_waiters(int64_t job_id) {
 void wake_launcher_at_commit() {
     (void)shared();
     g_wake_at_commit = true;
+}
+
+int job_worker_pid(int64_t job_id) {
+    Locked l(LW_SHARED);
+    for (Slot& s : shared().slots)
+        if (s.in_use && s.pid != 0 && s.job_id == job_id && s.dboid == MyDatabaseId)
+            return s.pid;
+    return 0;
 }
 
 std::optional<int64_t> rows_applied(int64_t job_id) {

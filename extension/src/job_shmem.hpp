@@ -64,12 +64,15 @@ void request_worker(Oid dboid);
 // Backend side.
 // A session waiting for job_id registers its latch; the worker that ends the job sets it.
 // Registration is best effort (a full table means polling only); unregister_waiter() is
-// idempotent, and a stale entry left by a process that died only causes a spurious wake-up.
+// idempotent, and runs at backend exit too (a FATAL during the wait skips the caller's
+// cleanup); a stale entry left by a process that crashed only causes a spurious wake-up.
 void register_waiter(int64_t job_id);
 void unregister_waiter();
 void wake_waiters(int64_t job_id);
 void wake_launcher_at_commit();  // from submit/retry
 std::optional<int64_t> rows_applied(int64_t job_id);
+// The PID of the live worker running job_id in this database; 0 when none.
+int job_worker_pid(int64_t job_id);
 // Asks the worker running job_id to cancel it; false when no worker runs it.
 bool request_cancel(int64_t job_id);
 

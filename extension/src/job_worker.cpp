@@ -8,6 +8,7 @@
 
 extern "C" {
 #include "catalog/namespace.h"
+#include "catalog/pg_extension.h"
 #include "commands/dbcommands.h"
 #include "commands/extension.h"
 #include "miscadmin.h"
@@ -15,6 +16,7 @@ extern "C" {
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
+#include "storage/lmgr.h"
 #include "tcop/tcopprot.h"
 #include "utils/backend_status.h"
 #include "utils/guc.h"
@@ -27,18 +29,34 @@ namespace pg_ingest::jobs {
 
 namespace {
 
-// Serialises claims and recovery within a database ("pgingest" in ASCII).
-constexpr int64_t claim_lock_key = 0x7067696e67657374LL;
+// Serialises claims and recovery within a database: a transaction-scoped lock on a
+// sub-object of the pg_ingest extension that no SQL command names (extensions have no
+// sub-objects; ALTER/DROP/COMMENT lock sub-object 0), so no role can take and hold it to stall
+// the workers, as it could an advisory lock.
+constexpr int32 claim_lock_subid = 0x7067;
 
 // READY jobs of this installation whose turn it is: jobs on one target apply in queue order,
 // except that plain appends (no conflict mode, no overwrite) may run beside each other. Jobs
 // restored from a dump are never claimed, but keep their place in their target's queue: a
 // later job on the target waits for them to be resumed (or canceled).
+// "One target" is one partition tree branch: a job writes its overwrite partition, else its
+// target, and the partitions below; two jobs whose relations are the same or one is a
+// partition (at any depth) of the other apply in queue order. The partition ancestors are
+// looked up only for the few unfinished jobs the other conditions leave.
 std::string eligible_sql() {
+    const std::string j_rel = "coalesce(j.overwrite_partition, j.target)::oid";
+    const std::string p_rel = "coalesce(p.overwrite_partition, p.target)::oid";
+    auto ancestors = [](const std::string& rel) {
+        return "ARRAY(SELECT a::oid FROM pg_catalog.pg_partition_ancestors(" + rel + ") a)";
+    };
+    const std::string overlap = "(" + p_rel + " = " + j_rel + " OR " + p_rel + " = ANY (" +
+                                ancestors(j_rel) + ") OR " + j_rel + " = ANY (" + ancestors(p_rel) +
+                                "))";
     return "SELECT j.id FROM ingest.async_load_job j WHERE j.state = 'READY' AND " +
            of_this_installation("j") +
            " AND NOT EXISTS ("
-           " SELECT FROM ingest.async_load_job p WHERE p.target::oid = j.target::oid"
+           " SELECT FROM ingest.async_load_job p WHERE " +
+           overlap +
            " AND p.id <> j.id AND p.state IN ('READY', 'LOADING')"
            " AND (p.state = 'LOADING' OR p.queue_position < j.queue_position)"
            " AND (p.conflict_mode <> 'none' OR j.conflict_mode <> 'none' OR p.overwrite <> 'none'"
@@ -47,7 +65,10 @@ std::string eligible_sql() {
 }
 
 void lock_claims() {
-    spi::exec("SELECT pg_catalog.pg_advisory_xact_lock($1)", {spi::int8_arg(claim_lock_key)});
+    pg_call([] {
+        LockDatabaseObject(ExtensionRelationId, get_extension_oid("pg_ingest", false),
+                           claim_lock_subid, ExclusiveLock);
+    });
 }
 
 void check_failure(const std::optional<Failure>& f) {

@@ -214,3 +214,69 @@ SELECT ingest.resume_restored_jobs();
 SELECT ingest.cancel_async_load(:r3);
 
 -- (security is in 21_jobs_security)
+
+-- a strict append loads a GENERATED ALWAYS identity column's staged values, as the other modes do
+CREATE TABLE idt (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, v text);
+SELECT id AS i1, staging AS is1 FROM ingest.begin_async_load('idt', 'none') \gset
+INSERT INTO :is1 VALUES (100, 'strict append');
+SELECT ingest.submit_async_load(:i1);
+SELECT ingest.wait_async_load(:i1, '60 s');
+SELECT state, error_sqlstate, rows_inserted FROM ingest.get_async_load_job(:i1);
+SELECT * FROM idt;
+
+-- a temporary table cannot be a target: the workers' sessions cannot see it
+CREATE TEMP TABLE tmp_target (k int PRIMARY KEY);
+SELECT * FROM ingest.begin_async_load('tmp_target');
+
+-- workers serialise their claims with a lock that no role can take: a session holding the
+-- advisory lock they once used does not stall them
+SELECT pg_advisory_lock(8099558377751147380);
+SELECT id AS l1, staging AS ls1 FROM ingest.begin_async_load('orders') \gset
+INSERT INTO :ls1 VALUES (40, 4, 'claimed');
+SELECT ingest.submit_async_load(:l1);
+SELECT ingest.wait_async_load(:l1, '30 s');
+SELECT pg_advisory_unlock(8099558377751147380);
+
+-- Jobs held up while this session holds an advisory lock: their rows with v = 'hold' wait for
+-- it in a trigger.
+CREATE FUNCTION hold_trg() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.v = 'hold' THEN PERFORM pg_advisory_xact_lock(7067001); END IF;
+    RETURN NEW;
+END $$;
+
+-- a wait that the job waits for cannot end: a transaction that read the job's staging table
+-- (dropped when the job finishes) gets a deadlock error instead of waiting forever
+CREATE TABLE held (id int PRIMARY KEY, v text);
+CREATE TRIGGER hold BEFORE INSERT ON held FOR EACH ROW EXECUTE FUNCTION hold_trg();
+SELECT pg_advisory_lock(7067001);
+SELECT id AS h1, staging AS hs1 FROM ingest.begin_async_load('held') \gset
+INSERT INTO :hs1 VALUES (1, 'hold');
+SELECT id AS h2, staging AS hs2 FROM ingest.begin_async_load('held') \gset
+INSERT INTO :hs2 VALUES (2, 'after');
+SELECT ingest.submit_async_load(:h1), ingest.submit_async_load(:h2);
+BEGIN;
+SELECT count(*) FROM :hs2;
+SELECT pg_advisory_unlock(7067001);
+SELECT ingest.wait_async_load(:h2, '30 s');
+ROLLBACK;
+SELECT ingest.wait_async_load(:h1, '60 s'), ingest.wait_async_load(:h2, '60 s');
+SELECT * FROM held ORDER BY id;
+
+-- jobs on one partition tree apply in queue order: an overwrite of partition pt1 (through its
+-- parent) waits for an earlier upsert aimed at pt1 itself
+CREATE TABLE pt (k int PRIMARY KEY, v text) PARTITION BY RANGE (k);
+CREATE TABLE pt1 PARTITION OF pt FOR VALUES FROM (0) TO (1000);
+CREATE TRIGGER hold BEFORE INSERT ON pt1 FOR EACH ROW EXECUTE FUNCTION hold_trg();
+INSERT INTO pt VALUES (1, 'old');
+SELECT pg_advisory_lock(7067001);
+SELECT id AS p1, staging AS ps1 FROM ingest.begin_async_load('pt1') \gset
+INSERT INTO :ps1 VALUES (2, 'hold');
+SELECT id AS p2, staging AS ps2 FROM ingest.begin_async_load('pt', 'none', overwrite => 'partition',
+                                                            overwrite_partition => 'pt1') \gset
+INSERT INTO :ps2 VALUES (3, 'overwrite');
+SELECT ingest.submit_async_load(:p1), ingest.submit_async_load(:p2);
+SELECT ingest.wait_async_load(:p2, '2 s');
+SELECT pg_advisory_unlock(7067001);
+SELECT ingest.wait_async_load(:p1, '60 s'), ingest.wait_async_load(:p2, '60 s');
+SELECT * FROM pt ORDER BY k;

@@ -151,6 +151,38 @@ SELECT id, n FROM sec_r ORDER BY id;
 DROP TABLE sec_r, pgi_evil_log;
 DROP SCHEMA pgi_evil CASCADE;
 
+-- default privileges of the extension owner (here the role running these tests) do not reach
+-- staging tables: only the job's owner has rights on one (nobody on an ordered one's sequence),
+-- and after submit only to read it
+ALTER DEFAULT PRIVILEGES GRANT SELECT, INSERT, UPDATE ON TABLES TO pgi_bob, PUBLIC;
+ALTER DEFAULT PRIVILEGES GRANT USAGE, UPDATE ON SEQUENCES TO pgi_bob;
+SET ROLE pgi_alice;
+SELECT id AS a7, staging AS as7 FROM ingest.begin_async_load('sec_t', 'ignore', ordered => true) \gset
+INSERT INTO :as7 (id, v, _pg_ingest_chunk) VALUES (20, 'alice', 1);
+SET ROLE pgi_bob;
+SELECT count(*) FROM :as7;
+INSERT INTO :as7 (id, v, _pg_ingest_chunk) VALUES (21, 'bob', 1);
+RESET ROLE;
+SELECT r AS role, has_table_privilege(r, :'as7', 'SELECT') AS sel,
+       has_table_privilege(r, :'as7', 'INSERT') AS ins,
+       has_table_privilege(r, :'as7', 'UPDATE') AS upd,
+       has_sequence_privilege(r, pg_get_serial_sequence(:'as7', '_pg_ingest_row'),
+                              'USAGE, UPDATE') AS seq
+  FROM unnest('{pgi_alice,pgi_bob,pgi_boss}'::text[]) r;
+-- a grant made since begin goes at submit
+GRANT SELECT, INSERT ON :as7 TO pgi_bob;
+SET ROLE pgi_alice;
+SELECT ingest.submit_async_load(:a7);
+RESET ROLE;
+SELECT r AS role, has_table_privilege(r, :'as7', 'SELECT') AS sel,
+       has_table_privilege(r, :'as7', 'INSERT') AS ins
+  FROM unnest('{pgi_alice,pgi_bob}'::text[]) r;
+SELECT ingest.wait_async_load(:a7, '60 s');
+SELECT state, error_sqlstate, error_message FROM ingest.get_async_load_job(:a7);
+SELECT id, v FROM sec_t WHERE id = 20;
+ALTER DEFAULT PRIVILEGES REVOKE ALL ON TABLES FROM pgi_bob, PUBLIC;
+ALTER DEFAULT PRIVILEGES REVOKE ALL ON SEQUENCES FROM pgi_bob;
+
 -- a role whose jobs exist can still be dropped once its privileges are gone
 DROP OWNED BY pgi_alice, pgi_bob, pgi_boss;
 DROP ROLE pgi_alice, pgi_bob, pgi_boss;
