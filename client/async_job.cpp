@@ -147,7 +147,11 @@ JobState parse_job_state(std::string_view text) {
             return state;
         }
     }
-    throw Error("unknown async load job state '" + std::string(text) + "'");
+    // A state this client does not know: the server said something it cannot act on.
+    throw Error("unknown async load job state '" + std::string(text) + "'", "XX000", "",
+                "The pg_ingest extension may be newer than this client library: update the "
+                "client.",
+                true);
 }
 
 bool is_ended(JobState state) noexcept {
@@ -204,7 +208,8 @@ BegunJob begin_async_load(Connection& connection, const AsyncJobSpec& spec) {
         params);
     if (result.rows() != 1) {
         throw Error("ingest.begin_async_load returned " + std::to_string(result.rows()) +
-                    " rows, expected 1");
+                        " rows, expected 1",
+                    "XX000", "", "", true);
     }
     BegunJob job;
     job.id = int_at(result, 0, 0);
@@ -253,11 +258,21 @@ std::vector<AsyncJob> wait_async_load_jobs(Connection& connection,
     return detail::wait_for_jobs(connection, ids, deadline, poll_interval, 0);
 }
 
+std::chrono::steady_clock::time_point detail::next_poll_at(
+    std::chrono::steady_clock::time_point deadline, std::chrono::milliseconds poll_interval) {
+    // As Connection::connect saturates its timeout: a year is "no practical limit", and
+    // grace_after() saturates at time_point::max() (milliseconds::max() in nanoseconds would
+    // overflow before that).
+    constexpr std::chrono::milliseconds k_max_interval = std::chrono::hours(24 * 365);
+    const auto interval = std::min(poll_interval, k_max_interval);
+    return std::min(deadline, detail::grace_after(std::chrono::steady_clock::now(), interval));
+}
+
 std::vector<AsyncJob> detail::wait_for_jobs(Connection& connection,
                                             const std::vector<std::int64_t>& ids,
                                             std::chrono::steady_clock::time_point deadline,
                                             std::chrono::milliseconds poll_interval,
-                                            std::size_t max_pending) {
+                                            std::size_t max_pending, bool missing_ended) {
     if (ids.empty()) {
         return {};
     }
@@ -277,7 +292,7 @@ std::vector<AsyncJob> detail::wait_for_jobs(Connection& connection,
     const std::string id_list = detail::id_list_literal(ids);
     while (true) {
         auto jobs = jobs_from(connection.execute_params(query, {id_list}));
-        if (jobs.size() < wanted.size()) {
+        if (jobs.size() < wanted.size() && !missing_ended) {
             for (const auto id : wanted) {
                 if (std::none_of(jobs.begin(), jobs.end(),
                                  [id](const AsyncJob& job) { return job.id == id; })) {
@@ -291,7 +306,7 @@ std::vector<AsyncJob> detail::wait_for_jobs(Connection& connection,
             return jobs;
         }
         // Sleep until a notification about one of our jobs, the next poll, or the deadline.
-        const auto next_poll = std::min(deadline, std::chrono::steady_clock::now() + poll_interval);
+        const auto next_poll = detail::next_poll_at(deadline, poll_interval);
         bool relevant = false;
         while (!relevant && std::chrono::steady_clock::now() < next_poll) {
             for (const auto& note : detail::wait_for_notifications(connection, next_poll)) {

@@ -209,7 +209,7 @@ struct AsyncLoader::Impl {
     template <typename Body>
     auto watched(Clock::time_point deadline, const std::string& what, Body&& body) {
         const Clock::time_point bound = detail::grace_after(deadline, k_silence_grace);
-        detail::DeadlineScope scope(ctl(), bound);
+        detail::DeadlineScope scope(ctl(bound), bound);
         try {
             return body();
         } catch (const Error& error) {
@@ -264,10 +264,23 @@ struct AsyncLoader::Impl {
         });
     }
 
-    // The control connection, connected again when a transient failure closed it.
-    Connection& ctl() {
+    // The control connection, connected again when a transient failure closed it: given up at
+    // `deadline` (watched() passes the call's deadline plus k_silence_grace) or after
+    // connect_timeout, whichever comes first. Given up at the deadline, the call ends as a
+    // passed deadline (the repeated call connects again).
+    Connection& ctl(Clock::time_point deadline = Clock::time_point::max()) {
         if (!control.is_open()) {
-            control = Connection::connect(connection_options, options.connect_timeout);
+            const Clock::time_point by =
+                detail::connect_deadline(deadline, options.connect_timeout);
+            try {
+                control = Connection::connect(connection_options, by);
+            } catch (const Error& error) {
+                if (by == deadline && deadline != Clock::time_point::max() && error.retryable() &&
+                    Clock::now() >= by) {
+                    timed_out("while connecting the control connection again");
+                }
+                throw;
+            }
         }
         return control;
     }
@@ -326,13 +339,16 @@ struct AsyncLoader::Impl {
     }
 
     // The staging connection for the open job's next chunk (round robin; opened as needed).
+    // The turn passes on only when that connection takes a chunk (advance_worker()).
     StagingWorker& next_staging_worker() {
         if (workers.size() < open_workers) {
             workers.push_back(
                 std::make_unique<StagingWorker>(connection_options, options.connect_timeout));
         }
-        return *workers[next_worker++ % std::min(workers.size(), open_workers)];
+        return *workers[next_worker % std::min(workers.size(), open_workers)];
     }
+
+    void advance_worker() { ++next_worker; }
 
     // Waits for `ready(until)` (a push or a drain on one staging connection, bounded by
     // `until`) in short slices, checking every staging connection between them: an error on
@@ -354,11 +370,27 @@ struct AsyncLoader::Impl {
         }
     }
 
-    // Gives `task` to the next staging connection (see wait_for_worker()).
-    bool push_next(StagingWorker::Task& task, Clock::time_point deadline) {
+    // Gives `task` to the next staging connection (see wait_for_worker()); false when
+    // `deadline` passed first (the task was not taken). A connection the task opens is given
+    // up at `call_deadline` plus k_silence_grace.
+    bool push_next(StagingWorker::Task& task, Clock::time_point deadline,
+                   Clock::time_point call_deadline) {
+        task.connect_by = detail::grace_after(call_deadline, k_silence_grace);
+        StagingWorker& worker = next_staging_worker();
+        if (!wait_for_worker(deadline,
+                             [&](Clock::time_point until) { return worker.push(task, until); })) {
+            return false;
+        }
+        advance_worker();
+        return true;
+    }
+
+    // Waits until the next staging connection can take a chunk without blocking; false when
+    // `deadline` passes first.
+    bool room_for_next(Clock::time_point deadline) {
         StagingWorker& worker = next_staging_worker();
         return wait_for_worker(deadline,
-                               [&](Clock::time_point until) { return worker.push(task, until); });
+                               [&](Clock::time_point until) { return worker.wait_room(until); });
     }
 
     // Stages the open job again from the spool after recover(); resumable after a passed
@@ -401,7 +433,7 @@ struct AsyncLoader::Impl {
             task.copy_sql = copy_sql;
             task.data = std::move(chunk.data);
             task.chunk = chunk.number;
-            if (!push_next(task, deadline)) {
+            if (!push_next(task, deadline, deadline)) {
                 timed_out("while staging job " + std::to_string(open->id) +
                           " again after a transient failure");
             }
@@ -420,18 +452,31 @@ struct AsyncLoader::Impl {
         lost_backends.clear();
     }
 
+    // Takes the jobs seen ended (by wait() or hold_back()) out of `pending`: they are never
+    // read again (the server may have removed them).
+    void forget_ended() {
+        pending.erase(std::remove_if(pending.begin(), pending.end(),
+                                     [&](std::int64_t id) { return ended.count(id) != 0; }),
+                      pending.end());
+    }
+
     // Holds back while queue_size jobs are submitted and not ended.
     void hold_back(Clock::time_point deadline) {
+        forget_ended();
         if (pending.size() < options.queue_size) {
             return;
         }
+        // A pending job the server no longer has was removed after ingest.job_retention (only
+        // ended jobs are): it counts as ended, and is left out of `jobs`.
         const auto jobs = watched(deadline, "while waiting for a queued job to end", [&] {
             return detail::wait_for_jobs(ctl(), pending, deadline, options.poll_interval,
-                                         options.queue_size - 1);
+                                         options.queue_size - 1, true);
         });
         pending.clear();
         for (const auto& job : jobs) {
-            if (!is_ended(job.state)) {
+            if (is_ended(job.state)) {
+                ended[job.id] = job;  // as last read, for wait()
+            } else {
                 pending.push_back(job.id);
             }
         }
@@ -487,8 +532,12 @@ struct AsyncLoader::Impl {
             return;
         }
         if (job.staging.empty()) {
-            throw loader_error("job " + std::to_string(job.id) +
-                               " is INIT but has no staging table");
+            throw Error(
+                "AsyncLoader: job " + std::to_string(job.id) + " is INIT but has no staging table",
+                "55000", "",
+                "The job cannot be staged: cancel it (ingest.cancel_async_load) or use "
+                "another key.",
+                true);
         }
         // An INIT job may hold part of an earlier run's data: start it afresh.
         bounded(deadline, "while emptying a staging table",
@@ -697,7 +746,9 @@ bool AsyncLoader::stage(std::string data, std::uint64_t rows,
             impl.roll_over(deadline);  // before the chunk is taken: a timeout leaves it with us
         }
         if (!impl.open) {
-            throw loader_error("stage() needs begin() first");
+            impl.resumable = true;  // misuse, not a failure: the loader stays usable
+            throw Error("AsyncLoader: stage() needs begin() first", "55000", "",
+                        "Call begin() with the unit's key, then stage its chunks.", true);
         }
         const std::uint64_t size = data.size();
         const bool staged = !impl.skipping;
@@ -711,9 +762,15 @@ bool AsyncLoader::stage(std::string data, std::uint64_t rows,
                             "was, and submit it if not; then stage the chunk again.",
                             true);
             }
-            // An earlier call's re-staging comes first; a passed deadline here leaves the chunk
-            // with the caller.
-            impl.retrying(deadline, [&] { impl.replay(deadline); });
+            // An earlier call's re-staging comes first, then room on the staging connection
+            // that takes the chunk: a passed deadline here leaves the chunk with the caller.
+            if (!impl.retrying(deadline, [&] {
+                    impl.replay(deadline);
+                    return impl.room_for_next(deadline);
+                })) {
+                impl.timed_out("while the staging connection for the chunk still had " +
+                               std::to_string(StagingWorker::k_chunks) + " chunks in hand");
+            }
             if (impl.open_ordered && impl.open_chunks >= std::numeric_limits<int>::max()) {
                 throw Error("AsyncLoader: job " + std::to_string(impl.open->id) + " has " +
                                 std::to_string(impl.open_chunks) +
@@ -739,7 +796,8 @@ bool AsyncLoader::stage(std::string data, std::uint64_t rows,
                     if (impl.replay_due) {
                         impl.replay(deadline);  // the spool holds this chunk too
                     } else {
-                        impl.push_next(task, Clock::time_point::max());
+                        // Never blocks: room_for_next() found room, and only we push.
+                        impl.push_next(task, Clock::time_point::max(), deadline);
                     }
                 });
             } catch (const Error&) {
@@ -813,6 +871,7 @@ std::vector<AsyncJob> AsyncLoader::wait(Connection::Clock::time_point deadline) 
                 }
                 fresh[job.id] = std::move(job);
             }
+            impl.forget_ended();  // hold_back() must not read them again either
         }
         std::vector<AsyncJob> jobs;
         for (const std::int64_t id : impl.job_ids) {

@@ -31,6 +31,12 @@ Error invalid(const std::string& message) {
     return Error(message, "22023", "", "", true);
 }
 
+// The caller's output stream refused the bytes (a full disk, a closed pipe): 58030 io_error,
+// not retryable (the rows already written cannot be taken back).
+Error output_error() {
+    return Error("export: writing the output failed", "58030", "", "", true);
+}
+
 std::string csv_field(const std::string& text) {
     if (text.find_first_of(",\"\r\n") == std::string::npos && !text.empty()) {
         return text;
@@ -387,7 +393,7 @@ ExportResult Exporter::run(std::ostream& out, bool header) {
         std::lock_guard<std::mutex> lock(out_mutex);
         out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
         if (!out) {
-            throw Error("export: writing the output failed");
+            throw output_error();
         }
     };
     auto on_columns = [&](const std::vector<std::string>& names) {
@@ -419,7 +425,7 @@ ExportResult Exporter::run(std::ostream& out, bool header) {
     }
     out.flush();
     if (!out) {
-        throw Error("export: writing the output failed");
+        throw output_error();
     }
     return result;
 }

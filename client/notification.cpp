@@ -46,7 +46,11 @@ std::vector<Notification> wait_for_notifications(Connection& connection,
             if (errno == EINTR) {
                 continue;
             }
-            throw Error(std::string("could not wait for notifications: ") + std::strerror(errno));
+            // poll() itself failed (the session is untouched): a system error, transient only
+            // when the kernel was out of memory.
+            const int error = errno;
+            throw Error(std::string("could not wait for notifications: ") + std::strerror(error),
+                        error == ENOMEM ? "53200" : "58000", "", "", true);
         }
         if (ready > 0) {
             if (PQconsumeInput(conn) == 0) {

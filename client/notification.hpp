@@ -17,7 +17,8 @@ struct Notification {
 // Returns the notifications libpq has already queued, or else waits on the socket until one
 // arrives or `until` passes (then returns an empty list). The connection must be idle (no
 // statement running) and have LISTENed already. Throws Error 08006 (connection_usable() false)
-// when the session is lost while waiting, 08003 when it is closed.
+// when the session is lost while waiting, 08003 when it is closed, 58000 (53200 when out of
+// memory, retryable) when poll() fails.
 std::vector<Notification> wait_for_notifications(Connection& connection,
                                                  Connection::Clock::time_point until);
 

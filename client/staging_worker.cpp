@@ -4,6 +4,7 @@
 
 #include <pg_ingest/error.hpp>
 
+#include "async_job_wait.hpp"
 #include "exec.hpp"
 
 namespace pg_ingest::detail {
@@ -13,8 +14,9 @@ namespace {
 // Bound on sending one chunk or finishing one staging COPY.
 constexpr std::chrono::minutes k_stage_timeout{5};
 
-Error staging_error(const std::string& message) {
-    return Error("AsyncLoader: " + message);
+// A failure the loader cannot retry, with its SQLSTATE.
+Error staging_error(const std::string& message, const char* sqlstate) {
+    return Error("AsyncLoader: " + message, sqlstate, "", "", true);
 }
 
 }  // namespace
@@ -92,6 +94,11 @@ bool StagingWorker::push(Task& task, Clock::time_point deadline) {
     return true;
 }
 
+bool StagingWorker::wait_room(Clock::time_point deadline) {
+    std::unique_lock<std::mutex> lock(m_mutex);
+    return wait_ready(lock, deadline, [this] { return m_tasks.size() < k_chunks; });
+}
+
 bool StagingWorker::drain(Clock::time_point deadline) {
     std::unique_lock<std::mutex> lock(m_mutex);
     return wait_ready(lock, deadline, [this] { return m_tasks.empty() && !m_running; });
@@ -147,8 +154,10 @@ void StagingWorker::execute(Task& task) {
             const Result done =
                 exec_until(*m_connection, "COMMIT", nullptr, Clock::now() + k_stage_timeout);
             if (done.command_tag() != "COMMIT") {  // ROLLBACK: an error went unnoticed
+                // 40000 transaction_rollback: the staging is gone, as after a failed COMMIT.
                 throw staging_error("staging of job " + std::to_string(task.job) +
-                                    " was rolled back at COMMIT (" + done.command_tag() + ")");
+                                        " was rolled back at COMMIT (" + done.command_tag() + ")",
+                                    "40000");
             }
             set_open(false);
         }
@@ -156,7 +165,8 @@ void StagingWorker::execute(Task& task) {
     }
     if ((m_stream || m_in_transaction) && m_stream_job != task.job) {
         throw staging_error("internal: staging stream of job " + std::to_string(m_stream_job) +
-                            " was not finished before job " + std::to_string(task.job));
+                                " was not finished before job " + std::to_string(task.job),
+                            "XX000");
     }
     if (m_in_transaction && (!m_connection || !m_connection->is_open())) {
         // Never start afresh in autocommit: the earlier chunks went with the connection. The
@@ -171,11 +181,14 @@ void StagingWorker::execute(Task& task) {
             std::lock_guard<std::mutex> lock(m_mutex);
             m_backend = Backend{};
         }
-        m_connection.emplace(Connection::connect(m_options, m_connect_timeout));
+        // Bounded by the deadline of the call that gave the task (plus its grace), as the
+        // control connection's connect is, and by connect_timeout.
+        m_connection.emplace(
+            Connection::connect(m_options, connect_deadline(task.connect_by, m_connect_timeout)));
         {
             std::lock_guard<std::mutex> lock(m_mutex);
             if (m_stopping) {
-                throw staging_error("stopped");
+                throw staging_error("stopped", "57014");
             }
             m_socket.emplace(*m_connection);
         }

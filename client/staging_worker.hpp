@@ -34,6 +34,9 @@ class StagingWorker {
         bool finish = false;
         // Ordered staging: the chunk's number (ingest.stage_chunk), >= 1; 0: unordered.
         std::int64_t chunk = 0;
+        // A connection this task opens is given up by then (or after connect_timeout, if that
+        // comes first): the deadline of the call that gave the task, plus its grace.
+        Clock::time_point connect_by = Clock::time_point::max();
     };
 
     // Chunks a worker may hold (one being sent, one waiting): bounds memory.
@@ -49,6 +52,11 @@ class StagingWorker {
     // Blocks while the worker holds k_chunks tasks, at most until `deadline` (false: the task
     // was not taken); rethrows the worker's error.
     bool push(Task& task, Clock::time_point deadline = Clock::time_point::max());
+
+    // Blocks while the worker holds k_chunks tasks, at most until `deadline` (false); rethrows
+    // the worker's error. True: the next push() takes its task without waiting (only the
+    // caller's thread pushes).
+    bool wait_room(Clock::time_point deadline);
 
     // Blocks until every task given so far has run or `deadline` passes (false); rethrows the
     // worker's error.

@@ -136,7 +136,8 @@ class PG_INGEST_API AsyncLoader {
     // the chunk, a job past max_temp_file_size is submitted and the next one begun; if the
     // deadline passes there, the chunk is staged all the same and the next call finishes the
     // roll-over first. A 57014 thrown by stage() itself comes before the chunk is taken: stage
-    // the same chunk again.
+    // the same chunk again. Without an open unit (no begin() yet) it throws Error 55000 and the
+    // loader stays usable.
     bool stage(std::string data, std::uint64_t rows,
                Connection::Clock::time_point deadline = Connection::Clock::time_point::max());
 

@@ -85,7 +85,7 @@ class PG_INGEST_API Exporter {
 
     // Runs the export into `out`: rows are written whole, one writer at a time, in blocks of
     // complete rows (never a partial row, never two rows interleaved). With `header`, one CSV
-    // header line (the column names) comes first. Throws Error when `out` fails.
+    // header line (the column names) comes first. Throws Error 58030 when `out` fails.
     ExportResult run(std::ostream& out, bool header = false);
 
   private:

@@ -7,12 +7,19 @@
 #include <exception>
 #include <filesystem>
 #include <future>
+#include <mutex>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <spawn.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -350,6 +357,49 @@ BOOST_AUTO_TEST_CASE(wait_survives_the_removal_of_a_job_it_saw_end) {
     BOOST_CHECK(jobs[0].state == JobState::finish);
     BOOST_CHECK(jobs[1].state == JobState::finish);
     BOOST_TEST(table_summary(connection, "al_retention") == "200/200/true");
+    // Back-pressure (queue_size 2, two jobs so far) must not read the removed job either.
+    loader.begin("retention-cp3");
+    loader.stage(csv_rows(201, 100), 100);
+    jobs = loader.wait(std::chrono::steady_clock::now() + 120s);
+    BOOST_TEST_REQUIRE(jobs.size() == 3u);
+    BOOST_TEST(jobs[0].id == first);
+    BOOST_CHECK(jobs[2].state == JobState::finish);
+    BOOST_TEST(table_summary(connection, "al_retention") == "300/300/true");
+}
+
+// A submitted job that ends and is removed before the loader read it again: back-pressure
+// counts it as ended (only ended jobs are removed) instead of failing the loader with 42704.
+BOOST_AUTO_TEST_CASE(back_pressure_counts_a_removed_queued_job_as_ended) {
+    Connection connection = connect_async();
+    reset_table(connection, "al_removed");
+    AsyncLoaderOptions options = loader_options("al_removed");
+    options.queue_size = 2;
+    AsyncLoader loader(async_db(), options);
+    loader.begin("removed-cp1");
+    loader.stage(csv_rows(1, 100), 100);
+    loader.submit();
+    BOOST_TEST_REQUIRE(loader.job_ids().size() == 1u);
+    const std::int64_t first = loader.job_ids()[0];
+    // Ended, as read by another session (the loader never read it again).
+    const auto ended = pg_ingest::wait_async_load_jobs(
+        connection, {first}, std::chrono::steady_clock::now() + 120s, 200ms);
+    BOOST_TEST_REQUIRE(ended.size() == 1u);
+    BOOST_REQUIRE(ended[0].state == JobState::finish);
+    connection.execute("DELETE FROM ingest.async_load_job WHERE id = " + std::to_string(first));
+    loader.begin("removed-cp2");
+    loader.stage(csv_rows(101, 100), 100);
+    loader.begin("removed-cp3");  // two submitted jobs, one of them removed
+    loader.stage(csv_rows(201, 100), 100);
+    loader.submit();
+    BOOST_TEST_REQUIRE(loader.job_ids().size() == 3u);
+    // The loader cannot report a job it never saw end: the rest is read by another session.
+    const auto rest =
+        pg_ingest::wait_async_load_jobs(connection, {loader.job_ids()[1], loader.job_ids()[2]},
+                                        std::chrono::steady_clock::now() + 120s, 200ms);
+    for (const auto& job : rest) {
+        BOOST_CHECK(job.state == JobState::finish);
+    }
+    BOOST_TEST(table_summary(connection, "al_removed") == "300/300/true");
 }
 
 BOOST_AUTO_TEST_CASE(restart_with_the_same_keys_never_loads_twice) {
@@ -1316,6 +1366,294 @@ BOOST_AUTO_TEST_CASE(a_silent_staging_connection_is_broken_off_and_its_backend_e
             silent_staging_case(silent_chunk);
         }
     }
+}
+
+// stage() with a staging connection that cannot take its chunk (its COPY waits for a lock, and
+// it holds two more) ends at its deadline with 57014 before taking the chunk, with or without
+// the retry spool; staged again, every row loads once (an append into a keyed table: a chunk
+// staged twice would fail the job with 23505).
+BOOST_AUTO_TEST_CASE(
+    stage_behind_a_stalled_staging_connection_ends_at_its_deadline_and_keeps_the_chunk) {
+    using Clock = std::chrono::steady_clock;
+    for (const int max_retry_times : {3, 0}) {
+        BOOST_TEST_CONTEXT("max_retry_times " << max_retry_times) {
+            Connection connection = connect_async();
+            reset_table(connection, "al_stalled");
+            AsyncLoaderOptions options = loader_options("al_stalled");
+            options.job.conflict_mode = "none";
+            options.parallelism = 1;
+            options.max_temp_file_size = 1u << 30;  // one job
+            options.max_retry_times = max_retry_times;
+            AsyncLoader loader(async_db(), options);
+            const std::string key = "stalled-" + std::to_string(max_retry_times);
+            loader.begin(key);
+            const auto staging =
+                connection
+                    .execute_params(
+                        "SELECT staging::text FROM ingest.get_async_load_job() WHERE "
+                        "job_key = $1 AND target = 'al_stalled'::regclass",
+                        {key})
+                    .get(0, 0);
+            BOOST_TEST_REQUIRE(staging.has_value());
+            Connection blocker = connect_async();
+            blocker.execute("BEGIN; LOCK TABLE " + *staging + " IN ACCESS EXCLUSIVE MODE");
+            bool locked = true;
+            int timeouts = 0;
+            int first = 1;
+            while (first <= 1000) {
+                const auto start = Clock::now();
+                auto call =
+                    std::async(std::launch::async, [&]() -> std::optional<pg_ingest::Error> {
+                        try {
+                            loader.stage(csv_rows(first, 100), 100, start + 500ms);
+                        } catch (const pg_ingest::Error& error) {
+                            return error;
+                        }
+                        return std::nullopt;
+                    });
+                if (call.wait_for(10s) != std::future_status::ready) {
+                    blocker.execute("COMMIT");  // lets the stalled call end
+                    call.wait();
+                    BOOST_FAIL("stage() did not end at its deadline");
+                }
+                const auto error = call.get();
+                if (!error) {
+                    first += 100;
+                    continue;
+                }
+                BOOST_TEST_REQUIRE(error->sqlstate() == "57014", error->what());
+                BOOST_TEST(test::elapsed_ms(start) < 500 + 1500);
+                if (++timeouts == 2 && locked) {
+                    blocker.execute("COMMIT");
+                    locked = false;
+                }
+            }
+            BOOST_TEST(timeouts == 2);
+            const auto jobs = loader.wait(Clock::now() + 120s);
+            BOOST_TEST_REQUIRE(jobs.size() == 1u);
+            BOOST_CHECK(jobs[0].state == JobState::finish);
+            BOOST_TEST(loader.rows_staged() == 1000u);
+            BOOST_TEST(table_summary(connection, "al_stalled") == "1000/1000/true");
+        }
+    }
+}
+
+// stage() before begin() is a usage error (55000) that leaves the loader usable.
+BOOST_AUTO_TEST_CASE(stage_before_begin_is_a_usage_error_and_the_loader_carries_on) {
+    Connection connection = connect_async();
+    reset_table(connection, "al_misuse");
+    AsyncLoader loader(async_db(), loader_options("al_misuse"));
+    const auto error = test::error_of([&] { loader.stage(csv_rows(1, 100), 100); });
+    BOOST_TEST(error.sqlstate() == "55000");
+    BOOST_TEST(!error.retryable());
+    loader.begin("misuse-cp1");
+    BOOST_TEST(loader.stage(csv_rows(1, 100), 100));
+    const auto jobs = loader.wait(std::chrono::steady_clock::now() + 120s);
+    BOOST_TEST_REQUIRE(jobs.size() == 1u);
+    BOOST_CHECK(jobs[0].state == JobState::finish);
+    BOOST_TEST(table_summary(connection, "al_misuse") == "100/100/true");
+}
+
+// A TCP forwarder to the test server that, while closed, accepts new connections and never
+// answers them (a server gone silent): a connect through it hangs until its bound. Connections
+// made while open are forwarded. Destroying it closes every connection.
+class GatedProxy {
+  public:
+    GatedProxy() {
+        m_listener = ::socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in address{};
+        address.sin_family = AF_INET;
+        address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        socklen_t length = sizeof(address);
+        if (m_listener < 0 ||
+            ::bind(m_listener, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0 ||
+            ::listen(m_listener, 16) != 0 ||
+            ::getsockname(m_listener, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+            throw std::runtime_error("gated proxy: cannot listen");
+        }
+        m_port = ntohs(address.sin_port);
+        m_acceptor = std::thread([this] { accept_loop(); });
+    }
+    ~GatedProxy() {
+        m_stopping = true;
+        m_acceptor.join();
+        ::close(m_listener);
+        std::lock_guard<std::mutex> lock(m_mutex);
+        for (auto& forwarder : m_forwarders) {
+            forwarder.join();
+        }
+        for (const int fd : m_held) {
+            ::close(fd);
+        }
+    }
+    GatedProxy(const GatedProxy&) = delete;
+    GatedProxy& operator=(const GatedProxy&) = delete;
+
+    void close_gate(bool closed) { m_closed = closed; }
+
+    ConnectionOptions options(const std::string& application_name) const {
+        async_db();  // created with the extension
+        ConnectionOptions options = test::options();
+        options.set("host", "127.0.0.1");
+        options.set("port", std::to_string(m_port));
+        options.set("sslmode", "disable");
+        options.set("gssencmode", "disable");
+        options.set("dbname", "pg_ingest_async_tests");
+        options.set("application_name", application_name);
+        return options;
+    }
+
+  private:
+    void accept_loop() {
+        while (!m_stopping) {
+            pollfd p{m_listener, POLLIN, 0};
+            if (::poll(&p, 1, 50) <= 0) {
+                continue;
+            }
+            const int client = ::accept(m_listener, nullptr, nullptr);
+            if (client < 0) {
+                continue;
+            }
+            std::lock_guard<std::mutex> lock(m_mutex);
+            if (m_closed) {
+                m_held.push_back(client);
+            } else {
+                m_forwarders.emplace_back([this, client] { forward(client); });
+            }
+        }
+    }
+
+    void forward(int client) {
+        addrinfo hints{};
+        hints.ai_family = AF_INET;
+        hints.ai_socktype = SOCK_STREAM;
+        addrinfo* found = nullptr;
+        int server = -1;
+        if (::getaddrinfo(test::tcp_host().c_str(), test::port().c_str(), &hints, &found) == 0) {
+            server = ::socket(AF_INET, SOCK_STREAM, 0);
+            if (server >= 0 && ::connect(server, found->ai_addr, found->ai_addrlen) != 0) {
+                ::close(server);
+                server = -1;
+            }
+            ::freeaddrinfo(found);
+        }
+        char buffer[65536];
+        while (server >= 0 && !m_stopping) {
+            pollfd fds[2] = {{client, POLLIN, 0}, {server, POLLIN, 0}};
+            if (::poll(fds, 2, 50) <= 0) {
+                continue;
+            }
+            bool done = false;
+            for (int i = 0; i < 2 && !done; ++i) {
+                if (fds[i].revents == 0) {
+                    continue;
+                }
+                const ssize_t n = ::recv(fds[i].fd, buffer, sizeof(buffer), 0);
+                const int to = i == 0 ? server : client;
+                done = n <= 0 || ::send(to, buffer, static_cast<std::size_t>(n), MSG_NOSIGNAL) != n;
+            }
+            if (done) {
+                break;
+            }
+        }
+        if (server >= 0) {
+            ::close(server);
+        }
+        ::close(client);
+    }
+
+    int m_listener = -1;
+    int m_port = 0;
+    std::atomic<bool> m_stopping{false};
+    std::atomic<bool> m_closed{false};
+    std::thread m_acceptor;
+    std::mutex m_mutex;
+    std::vector<std::thread> m_forwarders;
+    std::vector<int> m_held;
+};
+
+// The control connection is lost and the server no longer answers new connections: the call
+// that connects it again ends at its deadline (plus the loader's 2 s grace) with 57014, not at
+// connect_timeout, and the loader carries on once the server answers again.
+BOOST_AUTO_TEST_CASE(reconnecting_the_control_connection_ends_at_the_calls_deadline) {
+    Connection connection = connect_async();
+    reset_table(connection, "al_reconnect");
+    AsyncLoaderOptions options = loader_options("al_reconnect");
+    options.max_temp_file_size = 1u << 30;
+    options.connect_timeout = 60s;
+    std::optional<GatedProxy> proxy(std::in_place);
+    AsyncLoader loader(proxy->options("al_reconnect"), options);
+    loader.begin("reconnect-cp1");
+    loader.stage(csv_rows(1, 300), 300);
+    loader.submit();
+    BOOST_TEST_REQUIRE(
+        !terminate_loader_backends(connection, "al_reconnect", Backends::all).empty());
+    proxy->close_gate(true);
+    const auto start = std::chrono::steady_clock::now();
+    auto call = std::async(std::launch::async, [&]() -> std::optional<pg_ingest::Error> {
+        try {
+            loader.wait(start + 1s);
+        } catch (const pg_ingest::Error& error) {
+            return error;
+        }
+        return std::nullopt;
+    });
+    if (call.wait_for(20s) != std::future_status::ready) {
+        proxy.reset();  // ends the connect
+        call.wait();
+        BOOST_FAIL("wait() did not end at its deadline while connecting");
+    }
+    const auto error = call.get();
+    BOOST_TEST_REQUIRE(error.has_value());
+    BOOST_TEST(error->sqlstate() == "57014", error->what());
+    BOOST_TEST(test::elapsed_ms(start) < 1000 + 2000 + 1500);
+    proxy->close_gate(false);
+    const auto jobs = loader.wait(std::chrono::steady_clock::now() + 60s);
+    BOOST_TEST_REQUIRE(jobs.size() == 1u);
+    BOOST_CHECK(jobs[0].state == JobState::finish);
+    BOOST_TEST(table_summary(connection, "al_reconnect") == "300/300/true");
+}
+
+// A staging connection's connect that hangs (the server answers no new connection) is given
+// up at the deadline of the stage() that started it (plus the grace), not at connect_timeout:
+// once the server answers again, the retry stages the job on a new connection.
+BOOST_AUTO_TEST_CASE(a_staging_connect_that_hangs_is_given_up_at_the_calls_deadline) {
+    Connection connection = connect_async();
+    reset_table(connection, "al_stage_connect");
+    AsyncLoaderOptions options = loader_options("al_stage_connect");
+    options.parallelism = 1;
+    options.max_temp_file_size = 1u << 30;
+    options.connect_timeout = 60s;
+    options.retry_wait_time = 10ms;
+    std::optional<GatedProxy> proxy(std::in_place);
+    AsyncLoader loader(proxy->options("al_stage_connect"), options);
+    loader.begin("stage-connect-cp1");
+    proxy->close_gate(true);
+    const auto start = std::chrono::steady_clock::now();
+    loader.stage(csv_rows(1, 300), 300, start + 1s);  // taken; its connection opens meanwhile
+    BOOST_TEST(test::elapsed_ms(start) < 1000);
+    std::this_thread::sleep_until(start + 1s + 2s + 1s);  // the connect was given up by now
+    proxy->close_gate(false);
+    auto call = std::async(std::launch::async, [&]() -> std::optional<pg_ingest::Error> {
+        try {
+            loader.submit(std::chrono::steady_clock::now() + 20s);
+        } catch (const pg_ingest::Error& error) {
+            return error;
+        }
+        return std::nullopt;
+    });
+    if (call.wait_for(40s) != std::future_status::ready) {
+        proxy.reset();
+        call.wait();
+        BOOST_FAIL("submit() did not end");
+    }
+    const auto error = call.get();
+    BOOST_TEST_REQUIRE(!error.has_value(), (error ? error->what() : ""));
+    BOOST_TEST(loader.retries() == 1u);
+    const auto jobs = loader.wait(std::chrono::steady_clock::now() + 60s);
+    BOOST_TEST_REQUIRE(jobs.size() == 1u);
+    BOOST_CHECK(jobs[0].state == JobState::finish);
+    BOOST_TEST(table_summary(connection, "al_stage_connect") == "300/300/true");
 }
 
 // Negative retry settings are refused when the loader is built.

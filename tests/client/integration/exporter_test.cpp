@@ -219,6 +219,25 @@ BOOST_AUTO_TEST_CASE(csv_stream_has_one_header_and_whole_rows) {
         std::all_of(seen.begin(), seen.end(), [](const auto& kv) { return kv.second == 1; }));
 }
 
+// An output stream that refuses the bytes (a full disk, a closed pipe) is an I/O error, 58030,
+// not retried, whether it fails at the header or at the rows.
+BOOST_AUTO_TEST_CASE(an_output_that_refuses_the_rows_is_an_io_error) {
+    auto connection = test::connect();
+    connection.execute(
+        "DROP TABLE IF EXISTS exp_refused; CREATE TABLE exp_refused (id int, note text);"
+        "INSERT INTO exp_refused SELECT g, 'n' || g FROM generate_series(1, 1000) g");
+    for (const bool header : {false, true}) {
+        BOOST_TEST_CONTEXT("header " << header) {
+            std::ostream refused(nullptr);  // no buffer: every write fails
+            const auto error = test::error_of([&] {
+                Exporter(test::options(), options_for("exp_refused", 2)).run(refused, header);
+            });
+            BOOST_TEST(error.sqlstate() == "58030");
+            BOOST_TEST(!error.retryable());
+        }
+    }
+}
+
 BOOST_AUTO_TEST_CASE(bad_inputs_are_typed_errors) {
     auto connection = test::connect();
     connection.execute(
