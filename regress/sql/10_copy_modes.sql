@@ -13,7 +13,14 @@ CREATE VIEW m.batch AS
     SELECT * FROM (VALUES (1, 2, 'x', 20), (2, 3, 'y', 30), (3, 2, 'z', 21), (4, 3, 'w', 31),
                           (5, 4, 'q', 40)) AS b(ord, k, v, n);
 
-CREATE FUNCTION m.run(mode text, tab text, fmt text) RETURNS void LANGUAGE plpgsql AS $$
+-- Strict mode also loads: only new keys, and a key repeated inside the batch (23505).
+CREATE VIEW m.fresh AS
+    SELECT * FROM (VALUES (1, 5, 'x', 50), (2, 3, 'y', 30), (3, 4, 'z', 40)) AS b(ord, k, v, n);
+CREATE VIEW m.repeated AS
+    SELECT * FROM (VALUES (1, 5, 'x', 50), (2, 3, 'y', 30), (3, 5, 'z', 51)) AS b(ord, k, v, n);
+
+CREATE FUNCTION m.run(mode text, tab text, fmt text, batch text DEFAULT 'batch')
+RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     f text := current_setting('data_directory') || '/pgi_batch.' || fmt;
     outcome text := 'ok';
@@ -21,7 +28,7 @@ DECLARE
 BEGIN
     EXECUTE format('TRUNCATE m.%I', tab);
     EXECUTE format('INSERT INTO m.%I VALUES (1, %L, 1), (2, %L, 2)', tab, 'a', 'b');
-    EXECUTE format('COPY (SELECT k, v, n FROM m.batch ORDER BY ord) TO %L (FORMAT %s)', f, fmt);
+    EXECUTE format('COPY (SELECT k, v, n FROM m.%I ORDER BY ord) TO %L (FORMAT %s)', batch, f, fmt);
     BEGIN
         EXECUTE format('COPY m.%I (k, v, n) FROM %L WITH (FORMAT %s, ON_CONFLICT %L)',
                        tab, f, fmt, mode);
@@ -29,7 +36,8 @@ BEGIN
         outcome := 'unique_violation ' || SQLSTATE;
     END;
     SELECT * INTO st FROM ingest.last_copy_stats();
-    INSERT INTO m.result SELECT mode, tab, fmt, outcome,
+    INSERT INTO m.result SELECT mode || CASE batch WHEN 'batch' THEN '' ELSE ' ' || batch END,
+        tab, fmt, outcome,
         format('ins=%s upd=%s skip=%s rej=%s', st.inserted, st.updated, st.skipped, st.rejected),
         CASE tab WHEN 'plain' THEN
             (SELECT string_agg(format('%s:%s:%s', k, v, n), ' ' ORDER BY k) FROM m.plain)
@@ -40,6 +48,10 @@ SELECT m.run(mode, tab, fmt)
 FROM unnest('{upsert,update,ignore,strict}'::text[]) AS mode,
      unnest('{plain,parted}'::text[]) AS tab,
      unnest('{text,csv,binary}'::text[]) AS fmt;
+SELECT m.run('strict', tab, fmt, batch)
+FROM unnest('{plain,parted}'::text[]) AS tab,
+     unnest('{text,csv,binary}'::text[]) AS fmt,
+     unnest('{fresh,repeated}'::text[]) AS batch;
 
 -- One line per mode: every table kind and format must give the same result.
 SELECT mode, count(*) AS runs, count(DISTINCT (outcome, stats, contents)) AS distinct_results,
