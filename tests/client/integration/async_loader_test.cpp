@@ -91,6 +91,14 @@ void reset_table(Connection& connection, const std::string& table) {
                        " (id int PRIMARY KEY, payload text NOT NULL)");
 }
 
+// A keyless job on `table`, made afresh.
+pg_ingest::BegunJob begin_fresh_job(Connection& connection, const std::string& table) {
+    reset_table(connection, table);
+    pg_ingest::AsyncJobSpec spec;
+    spec.target = QualifiedName::parse(table);
+    return pg_ingest::begin_async_load(connection, spec);
+}
+
 // count(*), count(DISTINCT id), and whether every payload matches its id.
 std::string table_summary(Connection& connection, const std::string& table) {
     return *connection
@@ -152,12 +160,39 @@ BOOST_AUTO_TEST_CASE(job_lifecycle_wait_and_state_errors) {
                }).sqlstate() == "42704");
 }
 
+BOOST_AUTO_TEST_CASE(wait_is_woken_by_the_jobs_notification_not_by_its_poll_interval) {
+    Connection connection = connect_async();
+    const auto job = begin_fresh_job(connection, "aj_notify");
+    connection.execute("INSERT INTO " + job.staging + " VALUES (1, 'row 1')");
+    // The job cannot finish before wait() starts: another session holds the target.
+    Connection blocker = connect_async();
+    blocker.execute("BEGIN; LOCK TABLE aj_notify IN ACCESS EXCLUSIVE MODE");
+    BOOST_CHECK(pg_ingest::submit_async_load(connection, job.id) == JobState::ready);
+    // A poll interval far beyond the deadline: only the job's NOTIFY can end the wait in time.
+    auto waiting = std::async(std::launch::async, [&] {
+        return pg_ingest::wait_async_load_jobs(connection, {job.id},
+                                               std::chrono::steady_clock::now() + 30s, 60s);
+    });
+    BOOST_TEST_REQUIRE((waiting.wait_for(1s) == std::future_status::timeout),
+                       "wait() returned while the job could not run");
+    blocker.execute("COMMIT");
+    const auto released = std::chrono::steady_clock::now();
+    BOOST_TEST_REQUIRE((waiting.wait_for(10s) == std::future_status::ready),
+                       "wait() did not end within 10 s of the job's end (poll interval 60 s)");
+    const auto jobs = waiting.get();
+    const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - released);
+    BOOST_TEST_MESSAGE("wait() returned " << took.count() << " ms after the target was released");
+    BOOST_TEST_REQUIRE(jobs.size() == 1u);
+    BOOST_CHECK_MESSAGE(jobs[0].state == JobState::finish,
+                        "job ended " << to_string(jobs[0].state) << ": " << jobs[0].error_sqlstate
+                                     << " " << jobs[0].error_message);
+    BOOST_TEST(table_summary(connection, "aj_notify") == "1/1/true");
+}
+
 BOOST_AUTO_TEST_CASE(wait_returns_at_the_deadline_with_the_current_state) {
     Connection connection = connect_async();
-    reset_table(connection, "aj_deadline");
-    pg_ingest::AsyncJobSpec spec;
-    spec.target = QualifiedName::parse("aj_deadline");
-    const auto job = pg_ingest::begin_async_load(connection, spec);
+    const auto job = begin_fresh_job(connection, "aj_deadline");
     const auto start = std::chrono::steady_clock::now();
     const auto jobs = pg_ingest::wait_async_load_jobs(connection, {job.id}, start + 700ms, 200ms);
     const auto waited = test::elapsed_ms(start);

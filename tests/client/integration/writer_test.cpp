@@ -457,6 +457,53 @@ BOOST_AUTO_TEST_CASE(every_type_round_trips_through_binary_copy) {
     }
 }
 
+BOOST_AUTO_TEST_CASE(arrays_of_every_scalar_type_round_trip_through_binary_copy) {
+    Connection c = test::connect();
+    c.execute("DROP TABLE IF EXISTS wr_arrays");
+    c.execute(
+        "CREATE TABLE wr_arrays (id int PRIMARY KEY, i2 smallint[], i8 bigint[], f4 real[], "
+        "f8 double precision[], vc varchar(5)[], ch char(3)[], b boolean[], d date[], "
+        "tm time[], ts timestamp[], tz timestamptz[], iv interval[], j json[], jb jsonb[], "
+        "u uuid[], by bytea[])");
+    Options options;
+    options.batch_write_timeout = 0ms;
+    Writer writer(make_pool(), "wr_arrays", {}, options);
+    writer.write({1, Array{{Value(1), Value(), Value(-32768)}},
+                  Array{{Value(INT64_MIN), Value(std::int64_t{0})}},
+                  Array{{Value(1.5f), Value(-0.0f)}}, Array{{Value(0.1), Value(-1e308), Value()}},
+                  Array{{Value("ab"), Value(u8"ééééé")}}, Array{{Value("ab"), Value("")}},
+                  Array{{Value(true), Value(false), Value()}},
+                  Array{{Value(Date::from_ymd(2024, 2, 29)), Value(Date::infinity())}},
+                  Array{{Value(Time::parse("23:59:59.999999"))}},
+                  Array{{Value(Timestamp::parse("2024-02-29 12:34:56.000001")),
+                         Value(Timestamp::minus_infinity())}},
+                  Array{{Value(TimestampTz::parse("2024-03-10 17:30:00.123456+05:30"))}},
+                  Array{{Value(Interval{1, 2, 3}), Value(Interval{-1, -2, -3})}},
+                  Array{{Value(Json{"{\"a\": [1, 2]}"}), Value()}},
+                  Array{{Value(Json{"{\"b\": null, \"a\": 1}"})}},
+                  Array{{Value(Uuid::parse("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"))}},
+                  Array{{Value(Bytes{std::string("\0\x01\xff", 3)}), Value(Bytes{})}}});
+    writer.close();
+    // The same values written by the server from literals: every column must read back alike.
+    c.execute(
+        "INSERT INTO wr_arrays VALUES (2, '{1,NULL,-32768}', '{-9223372036854775808,0}', "
+        "'{1.5,-0}', '{0.1,-1e308,NULL}', '{ab,ééééé}', '{ab,\"\"}', '{t,f,NULL}', "
+        "'{2024-02-29,infinity}', '{23:59:59.999999}', "
+        "'{\"2024-02-29 12:34:56.000001\",-infinity}', "
+        "ARRAY['2024-03-10 17:30:00.123456+05:30'::timestamptz], "
+        "ARRAY['3 mons 2 days 00:00:00.000001'::interval, '-3 mons -2 days -00:00:00.000001'], "
+        "ARRAY['{\"a\": [1, 2]}'::json, NULL], ARRAY['{\"b\": null, \"a\": 1}'::jsonb], "
+        "'{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11}', ARRAY['\\x0001ff'::bytea, '\\x'])");
+    c.execute("SET extra_float_digits = 1");
+    const auto written = c.execute("SELECT * FROM wr_arrays WHERE id = 1");
+    const auto literal = c.execute("SELECT * FROM wr_arrays WHERE id = 2");
+    BOOST_TEST_REQUIRE(written.columns() == 17u);
+    for (std::size_t i = 1; i < written.columns(); ++i) {
+        BOOST_TEST(written.get(0, i).value_or("<null>") == literal.get(0, i).value_or("<null>"),
+                   "column " << written.column_name(i));
+    }
+}
+
 BOOST_AUTO_TEST_CASE(keys_dedupe_on_typed_bytes_and_microseconds_stay_distinct) {
     Connection c = test::connect();
     c.execute("DROP TABLE IF EXISTS wr_dedupe");
