@@ -13,6 +13,7 @@
 #include <optional>
 #include <sstream>
 #include <stdexcept>
+#include <chrono>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -513,10 +514,19 @@ void Connection::cancel_and_close(milliseconds bound) noexcept {
             try {
                 std::thread([cancel, delivered] {
                     char message[256];
-                    PQcancel(cancel, message, sizeof message);
+                    const int sent = PQcancel(cancel, message, sizeof message);
+                    delivered->set_value();
+                    // A cancel that reaches the backend before it starts the statement (still
+                    // reading it, on a busy server) is ignored, and the statement then runs on:
+                    // blocked on a lock, it would wait (and queue others) until the lock is
+                    // free. A second cancel a moment later stops it; one to a backend that has
+                    // ended since is ignored by the server (the key names that backend only).
+                    if (sent) {
+                        std::this_thread::sleep_for(std::chrono::milliseconds(300));
+                        PQcancel(cancel, message, sizeof message);
+                    }
                     PQfreeCancel(cancel);
                     --in_flight;
-                    delivered->set_value();
                 }).detach();
             } catch (...) {
                 --in_flight;
