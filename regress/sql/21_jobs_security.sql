@@ -41,6 +41,18 @@ SELECT state, rows_inserted FROM ingest.get_async_load_job(:a1);
 SET ROLE pgi_boss;
 SELECT count(*) FROM ingest.get_async_load_job() WHERE owner = 'pgi_alice'::regrole;
 RESET ROLE;
+-- ... it cancels alice's job, which bob cannot (42704, as for an id that does not exist)
+SET ROLE pgi_alice;
+SELECT id AS a8 FROM ingest.begin_async_load('sec_t') \gset
+SET ROLE pgi_bob;
+\set VERBOSITY sqlstate
+SELECT ingest.cancel_async_load(:a8);
+\set VERBOSITY default
+SET ROLE pgi_boss;
+SELECT ingest.cancel_async_load(:a8);
+SET ROLE pgi_alice;
+SELECT state, staging IS NULL AS staging_dropped FROM ingest.get_async_load_job(:a8);
+RESET ROLE;
 
 -- privileges are checked again when the job runs: revoked after begin -> FAIL with 42501
 SET ROLE pgi_alice;
@@ -52,6 +64,31 @@ SET ROLE pgi_alice;
 SELECT ingest.submit_async_load(:a2);
 SELECT ingest.wait_async_load(:a2, '60 s');
 SELECT state, error_sqlstate, error_message FROM ingest.get_async_load_job(:a2);
+-- without UPDATE on the target alice cannot begin an upsert job (42501); an 'ignore' one needs
+-- only INSERT
+\set VERBOSITY sqlstate
+SELECT * FROM ingest.begin_async_load('sec_t');
+SELECT * FROM ingest.begin_async_load('sec_t', 'update');
+\set VERBOSITY default
+BEGIN;
+SELECT state FROM ingest.begin_async_load('sec_t', 'ignore');
+ROLLBACK;
+-- another ordinary role can neither retry nor wait on her failed job: 42704, the same as for an
+-- id that does not exist
+SET ROLE pgi_bob;
+\set VERBOSITY sqlstate
+SELECT ingest.retry_async_load(:a2);
+SELECT ingest.wait_async_load(:a2, '0');
+SELECT ingest.wait_async_load(:a1);
+SELECT ingest.retry_async_load(-1);
+SELECT ingest.wait_async_load(-1, '0');
+\set VERBOSITY default
+-- the admin role retries it and waits for it (it fails again: alice still lacks UPDATE)
+SET ROLE pgi_boss;
+SELECT ingest.retry_async_load(:a2);
+SELECT ingest.wait_async_load(:a2, '60 s');
+SET ROLE pgi_alice;
+SELECT state, attempts, error_sqlstate FROM ingest.get_async_load_job(:a2);
 RESET ROLE;
 
 -- a job writes only where its owner could: row-level security applies to the worker

@@ -11,7 +11,8 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 
 our @EXPORT_OK = qw(server_log_is_clean ingest_node feature_available test_seed qi ql lit
-  copy_text_line copy_csv_line csv_field opt_ident_list shuffle pick);
+  copy_text_line copy_csv_line csv_field opt_ident_list shuffle pick add_stall_trigger
+  wait_stalled);
 
 # A started node with pg_ingest preloaded and the extension created. UTF8 so that the
 # unicode test values are stored as such; C.UTF-8 collation so that text order is bytewise.
@@ -139,6 +140,41 @@ sub server_log_is_clean
 	Test::More::unlike($log, qr/WARNING/,
 		'no WARNING (e.g. leaked resources) in the server log')
 	  or Test::More::diag(join("\n", grep { /WARNING/ } split /\n/, $log));
+}
+
+# A BEFORE INSERT trigger on $table that, on the row whose $column is $value, waits until the
+# advisory lock $key is free. While another session holds that lock (pg_advisory_lock($key)),
+# an async load job that reaches the row stops there mid-apply, with the rows it applied before
+# it already written in its transaction. On a partitioned table the trigger is cloned to every
+# partition.
+sub add_stall_trigger
+{
+	my ($node, $table, $column, $value, $key) = @_;
+	$node->safe_psql('postgres', qq{
+		CREATE OR REPLACE FUNCTION public.pgi_stall() RETURNS trigger LANGUAGE plpgsql AS \$\$
+		BEGIN
+			IF pg_catalog.to_jsonb(NEW) ->> TG_ARGV[0] = TG_ARGV[1] THEN
+				PERFORM pg_catalog.pg_advisory_lock(TG_ARGV[2]::bigint);
+				PERFORM pg_catalog.pg_advisory_unlock(TG_ARGV[2]::bigint);
+			END IF;
+			RETURN NEW;
+		END \$\$;
+		CREATE TRIGGER pgi_stall BEFORE INSERT ON $table FOR EACH ROW
+			EXECUTE FUNCTION public.pgi_stall('$column', '$value', '$key');
+	});
+}
+
+# Polls until the worker applying job $id waits for an advisory lock (a stall trigger fired);
+# true if it did in time. $extra: further SQL conditions on the job (alias j), e.g.
+# "j.rows_applied >= 2000".
+sub wait_stalled
+{
+	my ($node, $id, $extra) = @_;
+	my $and = defined $extra ? " AND $extra" : '';
+	return $node->poll_query_until('postgres', qq{
+		SELECT EXISTS (SELECT FROM ingest.get_async_load_job($id) j, pg_catalog.pg_locks l
+		                WHERE j.state = 'LOADING' AND l.pid = j.worker_pid
+		                  AND l.locktype = 'advisory' AND NOT l.granted$and)});
 }
 
 1;
