@@ -303,6 +303,11 @@ std::vector<AsyncJob> detail::wait_for_jobs(Connection& connection,
         const auto pending = static_cast<std::size_t>(std::count_if(
             jobs.begin(), jobs.end(), [](const AsyncJob& job) { return !is_ended(job.state); }));
         if (pending <= max_pending || std::chrono::steady_clock::now() >= deadline) {
+            // Not listening between waits: libpq would keep every job notification of the
+            // database (all roles') in the connection until the next wait, and a caller that
+            // seldom waits would grow without bound. The next wait listens again first.
+            connection.execute("UNLISTEN " + std::string(k_channel));
+            detail::drop_notifications(connection);
             return jobs;
         }
         // Sleep until a notification about one of our jobs, the next poll, or the deadline.

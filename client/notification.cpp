@@ -25,6 +25,16 @@ void drain(PGconn* conn, std::vector<Notification>& out) {
 
 }  // namespace
 
+void drop_notifications(Connection& connection) noexcept {
+    auto* conn = static_cast<PGconn*>(connection.native_handle());
+    if (conn == nullptr) {
+        return;
+    }
+    while (PGnotify* notify = PQnotifies(conn)) {
+        PQfreemem(notify);
+    }
+}
+
 std::vector<Notification> wait_for_notifications(Connection& connection,
                                                  Connection::Clock::time_point until) {
     auto* conn = static_cast<PGconn*>(connection.native_handle());

@@ -19,6 +19,9 @@ struct Notification {
 // statement running) and have LISTENed already. Throws Error 08006 (connection_usable() false)
 // when the session is lost while waiting, 08003 when it is closed, 58000 (53200 when out of
 // memory, retryable) when poll() fails.
+// Frees the notifications libpq holds for `connection` (received along with other results).
+void drop_notifications(Connection& connection) noexcept;
+
 std::vector<Notification> wait_for_notifications(Connection& connection,
                                                  Connection::Clock::time_point until);
 

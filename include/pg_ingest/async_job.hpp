@@ -113,12 +113,12 @@ PG_INGEST_API std::vector<AsyncJob> list_async_load_jobs(
 
 // Blocks until every job in `ids` has ended (FINISH/FAIL/CANCEL) or `deadline` passes, and
 // returns the jobs as last read. Wakes on NOTIFY ingest_async_load (the connection LISTENs on
-// it from the first call on) and also re-reads the states every `poll_interval`, so a lost
-// notification costs at most one interval. Between reads it waits on the socket, not in a
-// statement, so the deadline holds to within one query's time. A read still unanswered 5 s
-// after `deadline` (or after the call, when the deadline had passed; a silent network) is given up
-// as Connection::set_deadline describes: Error 08006, the connection closed. Throws Error 42704 for
-// an unknown id; never throws on timeout (look at the states).
+// it during the call only and drops what it received when it returns) and also re-reads the
+// states every `poll_interval`, so a lost notification costs at most one interval. Between reads it
+// waits on the socket, not in a statement, so the deadline holds to within one query's time. A read
+// still unanswered 5 s after `deadline` (or after the call, when the deadline had passed; a silent
+// network) is given up as Connection::set_deadline describes: Error 08006, the connection closed.
+// Throws Error 42704 for an unknown id; never throws on timeout (look at the states).
 PG_INGEST_API std::vector<AsyncJob> wait_async_load_jobs(
     Connection& connection, const std::vector<std::int64_t>& ids,
     std::chrono::steady_clock::time_point deadline,

@@ -188,6 +188,9 @@ BOOST_AUTO_TEST_CASE(wait_is_woken_by_the_jobs_notification_not_by_its_poll_inte
                         "job ended " << to_string(jobs[0].state) << ": " << jobs[0].error_sqlstate
                                      << " " << jobs[0].error_message);
     BOOST_TEST(table_summary(connection, "aj_notify") == "1/1/true");
+    // Between waits the connection does not listen: every job's notifications would pile up.
+    BOOST_TEST(*connection.execute("SELECT count(*) FROM pg_listening_channels()").get(0, 0) ==
+               "0");
 }
 
 BOOST_AUTO_TEST_CASE(wait_returns_at_the_deadline_with_the_current_state) {
