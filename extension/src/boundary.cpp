@@ -54,8 +54,20 @@ void capture(Pending& p, int sqlerrcode, const char* message, const char* detail
 }
 
 void raise_pending(const Pending& p) {
-    if (p.pg_error)
-        ReThrowError(p.pg_error);
+    if (p.pg_error) {
+        // ReThrowError copies the error into ErrorContext before it throws; the copy's own
+        // context (see try_pg) then goes, or each error a caller catches (PL/pgSQL EXCEPTION)
+        // would hold it until the transaction ends.
+        MemoryContext own = GetMemoryChunkContext(p.pg_error);
+        PG_TRY();
+        { ReThrowError(p.pg_error); }
+        PG_CATCH();
+        {
+            MemoryContextDelete(own);
+            PG_RE_THROW();
+        }
+        PG_END_TRY();
+    }
     ereport(ERROR, (errcode(p.sqlerrcode), errmsg_internal("%s", p.message),
                     p.detail[0] ? errdetail_internal("%s", p.detail) : 0,
                     p.hint[0] ? errhint("%s", p.hint) : 0));

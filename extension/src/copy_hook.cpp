@@ -477,11 +477,13 @@ extern "C" void pg_ingest::copy_hook::process_utility(
             SetQueryCompletion(qc, CMDTAG_COPY, written);
         return;
     }
-    if (IsA(pstmt->utilityStmt, DiscardStmt) &&
-        reinterpret_cast<DiscardStmt*>(pstmt->utilityStmt)->target == DISCARD_ALL)
-        pg_ingest::guard([] { pg_ingest::session::forget(); });
     if (prev_hook)
         prev_hook(pstmt, query, read_only_tree, context, params, query_env, dest, qc);
     else
         standard_ProcessUtility(pstmt, query, read_only_tree, context, params, query_env, dest, qc);
+    // After it ran: a DISCARD ALL that PostgreSQL refused (in a transaction block, in a
+    // function) changes nothing.
+    if (IsA(pstmt->utilityStmt, DiscardStmt) &&
+        reinterpret_cast<DiscardStmt*>(pstmt->utilityStmt)->target == DISCARD_ALL)
+        pg_ingest::guard([] { pg_ingest::session::forget(); });
 }

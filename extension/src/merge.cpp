@@ -884,6 +884,7 @@ void MergeRun::flush_direct_chunk() {
     begin_statement();
     pg_call([&] { tuplestore_rescan(m_chunk); });
     count(execute_chunk(m_chunk_groups), m_chunk_groups, m_chunk_rows);
+    m_direct_failure = DirectFailure{};  // the statement applied that chunk: nothing to name
 }
 
 // A chunk failed on a bad row: apply its rows one by one, each in a subtransaction, and

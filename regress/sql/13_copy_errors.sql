@@ -446,3 +446,32 @@ SELECT * FROM ingest.last_copy_stats();
 SELECT count(*) FROM ingest.last_copy_rejects();
 DROP TABLE res_owner;
 DROP ROLE res_other;
+-- A DISCARD ALL that PostgreSQL refuses (in a transaction block) forgets nothing.
+CREATE TABLE res_keep (k int PRIMARY KEY, n int);
+COPY res_keep FROM STDIN WITH (FORMAT csv, ON_CONFLICT 'upsert', ON_ERROR 'ignore');
+1,1
+2,x
+\.
+BEGIN;
+DISCARD ALL;
+ROLLBACK;
+SELECT * FROM ingest.last_copy_stats();
+-- An error of ours that the caller catches (PL/pgSQL EXCEPTION) leaves no memory behind in
+-- the transaction (each held a small memory context until the commit).
+CREATE TABLE res_src (k int, n int);
+INSERT INTO res_src VALUES (1, -1);
+ALTER TABLE res_keep ADD CHECK (n > 0);
+BEGIN;
+DO $$
+BEGIN
+    FOR i IN 1..200 LOOP
+        BEGIN
+            PERFORM ingest.merge('res_src', 'res_keep', 'upsert');
+        EXCEPTION WHEN check_violation THEN NULL;
+        END;
+    END LOOP;
+END $$;
+SELECT count(*) AS error_contexts_left FROM pg_backend_memory_contexts
+WHERE name = 'pg_ingest error';
+COMMIT;
+DROP TABLE res_keep, res_src;
