@@ -67,7 +67,18 @@ void load_async(const LoadSettings& s, const ConnectionOptions& connection, Inpu
     // Waited in slices so that SIGINT/SIGTERM stops the waiting (not the jobs) soon.
     std::vector<AsyncJob> jobs;
     while (true) {
-        jobs = loader.wait(std::min(deadline, Connection::Clock::now() + std::chrono::seconds(1)));
+        try {
+            jobs =
+                loader.wait(std::min(deadline, Connection::Clock::now() + std::chrono::seconds(1)));
+        } catch (const Error& error) {
+            // A slice that ended while the loader was reconnecting after a transient failure:
+            // the repeated call carries on (the loader keeps its jobs).
+            if (error.sqlstate() == "57014" && !interrupted() &&
+                Connection::Clock::now() < deadline) {
+                continue;
+            }
+            throw;
+        }
         const bool ended = std::all_of(jobs.begin(), jobs.end(),
                                        [](const AsyncJob& job) { return is_ended(job.state); });
         if (ended || interrupted() || Connection::Clock::now() >= deadline) {

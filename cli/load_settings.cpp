@@ -224,8 +224,10 @@ LoadSettings load_settings(const ParsedArgs& args) {
     // The library's sessions are UTF8 whatever PGCLIENTENCODING says: in copy mode it becomes
     // the COPY's ENCODING, as the input's encoding it names.
     const char* client_encoding = std::getenv("PGCLIENTENCODING");
-    const bool from_environment =
-        !s.format.encoding && client_encoding != nullptr && *client_encoding != '\0';
+    // "auto" (libpq: take it from the locale) names no encoding of its own: the input is read
+    // as UTF-8, as without PGCLIENTENCODING.
+    const bool from_environment = !s.format.encoding && client_encoding != nullptr &&
+                                  *client_encoding != '\0' && lower(client_encoding) != "auto";
     if (from_environment) {
         s.format.encoding = std::string(client_encoding);
     }

@@ -12,16 +12,15 @@ namespace pg_ingest::cli {
 
 // CSV with a header: source,line,record,sqlstate,message,raw_row. Thread-safe.
 //
-// A regular file (or a new one) is written as a temporary next to it and renamed over `path` by
-// close(keep = true): a run that fails before loading anything leaves the previous file as it
-// was. Other files (a device, a pipe) are written directly.
+// The file is opened (truncated in place: its mode, owner and links stay) only when the first
+// unit has committed, or by close(true): a run that fails before loading anything leaves the
+// previous file as it was.
 class RejectSink {
   public:
-    // Creates the temporary now, so that an unwritable directory fails before loading; an empty
-    // path only counts. Refuses a path that is one of `inputs`' sources. Throws
+    // Checks now that the file can be written, so that a bad path fails before loading; an
+    // empty path only counts. Refuses a path that is one of `inputs`' sources. Throws
     // std::runtime_error.
     RejectSink(const std::string& path, const InputReader& inputs);
-    // Removes the temporary unless close(true) renamed it.
     ~RejectSink();
     RejectSink(const RejectSink&) = delete;
     RejectSink& operator=(const RejectSink&) = delete;
@@ -31,18 +30,17 @@ class RejectSink {
              const std::string& raw_row);
     // Writes the rows added so far, whole lines only: called when their unit has committed, so
     // that a run that stops (a signal, a later failure) leaves every committed unit's rejects.
+    // Throws std::runtime_error when the file cannot be opened.
     void flush();
-    // Flushes and closes; `keep`: put the file in place (else a temporary is removed and an
-    // existing file stays). Throws std::runtime_error on a write error.
+    // Flushes and closes; `keep`: write the file even when nothing committed (else a file not
+    // opened yet is left as it was). Throws std::runtime_error on a write error.
     void close(bool keep = true);
     std::uint64_t count() const;
 
   private:
-    void write_pending();  // with m_mutex held
+    void write_pending();  // with m_mutex held; opens the file first
 
     std::string m_path;
-    std::string m_temp;  // empty: written at m_path directly
-    std::string m_final;
     std::FILE* m_file = nullptr;
     std::string m_pending;
     bool m_failed = false;

@@ -285,6 +285,29 @@ std::vector<AsyncJob> detail::wait_for_jobs(Connection& connection,
         connection,
         std::min(connection.deadline(), detail::grace_after(deadline, std::chrono::seconds(5))));
     // LISTEN before the first read, so that no change between the read and the wait is missed.
+    // Not listening between waits: libpq would keep every job notification of the database
+    // (all roles') in the connection until the next wait, and a caller that seldom waits would
+    // grow without bound. So UNLISTEN on the way out, also when a read failed (best effort: the
+    // session may be gone); the next wait listens again first.
+    struct Unlisten {
+        Connection& connection;
+        bool done = false;
+        void now() {
+            connection.execute("UNLISTEN " + std::string(k_channel));
+            detail::drop_notifications(connection);
+            done = true;
+        }
+        ~Unlisten() {
+            if (done) {
+                return;
+            }
+            try {
+                connection.execute("UNLISTEN " + std::string(k_channel));
+            } catch (...) {  // NOLINT(bugprone-empty-catch): the error on its way out says more
+            }
+            detail::drop_notifications(connection);
+        }
+    } unlisten{connection};
     connection.execute("LISTEN " + std::string(k_channel));
     const std::string query = "SELECT " + std::string(k_job_columns) +
                               " FROM ingest.get_async_load_job() WHERE id = ANY($1::bigint[])"
@@ -303,11 +326,7 @@ std::vector<AsyncJob> detail::wait_for_jobs(Connection& connection,
         const auto pending = static_cast<std::size_t>(std::count_if(
             jobs.begin(), jobs.end(), [](const AsyncJob& job) { return !is_ended(job.state); }));
         if (pending <= max_pending || std::chrono::steady_clock::now() >= deadline) {
-            // Not listening between waits: libpq would keep every job notification of the
-            // database (all roles') in the connection until the next wait, and a caller that
-            // seldom waits would grow without bound. The next wait listens again first.
-            connection.execute("UNLISTEN " + std::string(k_channel));
-            detail::drop_notifications(connection);
+            unlisten.now();
             return jobs;
         }
         // Sleep until a notification about one of our jobs, the next poll, or the deadline.

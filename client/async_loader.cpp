@@ -340,12 +340,14 @@ struct AsyncLoader::Impl {
 
     // The staging connection for the open job's next chunk (round robin; opened as needed).
     // The turn passes on only when that connection takes a chunk (advance_worker()).
+    // Asked twice for one turn (room, then the push) it gives the same connection.
     StagingWorker& next_staging_worker() {
-        if (workers.size() < open_workers) {
+        const std::size_t turn = next_worker % std::max<std::size_t>(open_workers, 1);
+        while (workers.size() <= turn) {
             workers.push_back(
                 std::make_unique<StagingWorker>(connection_options, options.connect_timeout));
         }
-        return *workers[next_worker % std::min(workers.size(), open_workers)];
+        return *workers[turn];
     }
 
     void advance_worker() { ++next_worker; }

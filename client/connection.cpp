@@ -515,6 +515,7 @@ void Connection::cancel_and_close(milliseconds bound) noexcept {
                 std::thread([cancel, delivered] {
                     char message[256];
                     const int sent = PQcancel(cancel, message, sizeof message);
+                    --in_flight;  // the bound is on cancels waiting for a host, not the retry
                     delivered->set_value();
                     // A cancel that reaches the backend before it starts the statement (still
                     // reading it, on a busy server) is ignored, and the statement then runs on:
@@ -526,7 +527,6 @@ void Connection::cancel_and_close(milliseconds bound) noexcept {
                         PQcancel(cancel, message, sizeof message);
                     }
                     PQfreeCancel(cancel);
-                    --in_flight;
                 }).detach();
             } catch (...) {
                 --in_flight;

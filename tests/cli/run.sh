@@ -267,6 +267,26 @@ expect_eq "failed run: exit 1, the previous reject file kept" \
 run load --table r --header --batch-size 1 --reject-file "$WORK/rejects.csv" "$WORK/r.csv"
 expect_eq "a later successful run replaces it" "$rc:$(grep -c ',23514,' "$WORK/rejects.csv")" "2:1"
 ls -a "$WORK" | grep -q '^\.rejects' && not_ok "no temporary reject file left" || ok "no temporary reject file left"
+# Written in place: a private reject file stays private (rejected rows hold data).
+chmod 600 "$WORK/rejects.csv"
+sql "TRUNCATE r"
+run load --table r --header --batch-size 1 --reject-file "$WORK/rejects.csv" "$WORK/r.csv"
+expect_eq "the reject file keeps its mode" "$rc:$(stat -c %a "$WORK/rejects.csv")" "2:600"
+# A BEFORE INSERT trigger that skips rows: loaded as by plain COPY, under every conflict mode.
+sql "CREATE TABLE trg (id int PRIMARY KEY, v text)"
+sql "CREATE FUNCTION trg_odd() RETURNS trigger LANGUAGE plpgsql AS \$\$BEGIN IF NEW.id % 2 = 1 THEN RETURN NULL; END IF; RETURN NEW; END\$\$"
+sql "CREATE TRIGGER trg_odd BEFORE INSERT ON trg FOR EACH ROW EXECUTE FUNCTION trg_odd()"
+printf '1,a\n2,b\n3,c\n4,d\n' >"$WORK/trg.csv"
+for conflict in none strict upsert; do
+    sql "TRUNCATE trg"
+    run load --table trg --conflict $conflict "$WORK/trg.csv"
+    expect_eq "--conflict $conflict, a trigger skipping odd rows: exit 0, the even rows" \
+        "$rc:$(sql "SELECT string_agg(id::text, ',' ORDER BY id) FROM trg")" "0:2,4"
+done
+# PGCLIENTENCODING=auto (libpq: from the locale) names no input encoding.
+sql "TRUNCATE trg"
+PGCLIENTENCODING=auto run load --table trg "$WORK/trg.csv"
+expect_eq "PGCLIENTENCODING=auto: loads" "$rc:$(sql "SELECT count(*) FROM trg")" "0:2"
 
 # SIGINT during a batched load: no further batch starts, the reject file holds exactly the
 # rejects of the committed batches (2 per batch of 100 here), whole lines, exit 1.
