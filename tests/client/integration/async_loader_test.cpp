@@ -1492,123 +1492,14 @@ BOOST_AUTO_TEST_CASE(stage_before_begin_is_a_usage_error_and_the_loader_carries_
     BOOST_TEST(table_summary(connection, "al_misuse") == "100/100/true");
 }
 
-// A TCP forwarder to the test server that, while closed, accepts new connections and never
-// answers them (a server gone silent): a connect through it hangs until its bound. Connections
-// made while open are forwarded. Destroying it closes every connection.
-class GatedProxy {
-  public:
-    GatedProxy() {
-        m_listener = ::socket(AF_INET, SOCK_STREAM, 0);
-        sockaddr_in address{};
-        address.sin_family = AF_INET;
-        address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        socklen_t length = sizeof(address);
-        if (m_listener < 0 ||
-            ::bind(m_listener, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0 ||
-            ::listen(m_listener, 16) != 0 ||
-            ::getsockname(m_listener, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
-            throw std::runtime_error("gated proxy: cannot listen");
-        }
-        m_port = ntohs(address.sin_port);
-        m_acceptor = std::thread([this] { accept_loop(); });
-    }
-    ~GatedProxy() {
-        m_stopping = true;
-        m_acceptor.join();
-        ::close(m_listener);
-        std::lock_guard<std::mutex> lock(m_mutex);
-        for (auto& forwarder : m_forwarders) {
-            forwarder.join();
-        }
-        for (const int fd : m_held) {
-            ::close(fd);
-        }
-    }
-    GatedProxy(const GatedProxy&) = delete;
-    GatedProxy& operator=(const GatedProxy&) = delete;
-
-    void close_gate(bool closed) { m_closed = closed; }
-
-    ConnectionOptions options(const std::string& application_name) const {
-        async_db();  // created with the extension
-        ConnectionOptions options = test::options();
-        options.set("host", "127.0.0.1");
-        options.set("port", std::to_string(m_port));
-        options.set("sslmode", "disable");
-        options.set("gssencmode", "disable");
-        options.set("dbname", "pg_ingest_async_tests");
-        options.set("application_name", application_name);
-        return options;
-    }
-
-  private:
-    void accept_loop() {
-        while (!m_stopping) {
-            pollfd p{m_listener, POLLIN, 0};
-            if (::poll(&p, 1, 50) <= 0) {
-                continue;
-            }
-            const int client = ::accept(m_listener, nullptr, nullptr);
-            if (client < 0) {
-                continue;
-            }
-            std::lock_guard<std::mutex> lock(m_mutex);
-            if (m_closed) {
-                m_held.push_back(client);
-            } else {
-                m_forwarders.emplace_back([this, client] { forward(client); });
-            }
-        }
-    }
-
-    void forward(int client) {
-        addrinfo hints{};
-        hints.ai_family = AF_INET;
-        hints.ai_socktype = SOCK_STREAM;
-        addrinfo* found = nullptr;
-        int server = -1;
-        if (::getaddrinfo(test::tcp_host().c_str(), test::port().c_str(), &hints, &found) == 0) {
-            server = ::socket(AF_INET, SOCK_STREAM, 0);
-            if (server >= 0 && ::connect(server, found->ai_addr, found->ai_addrlen) != 0) {
-                ::close(server);
-                server = -1;
-            }
-            ::freeaddrinfo(found);
-        }
-        char buffer[65536];
-        while (server >= 0 && !m_stopping) {
-            pollfd fds[2] = {{client, POLLIN, 0}, {server, POLLIN, 0}};
-            if (::poll(fds, 2, 50) <= 0) {
-                continue;
-            }
-            bool done = false;
-            for (int i = 0; i < 2 && !done; ++i) {
-                if (fds[i].revents == 0) {
-                    continue;
-                }
-                const ssize_t n = ::recv(fds[i].fd, buffer, sizeof(buffer), 0);
-                const int to = i == 0 ? server : client;
-                done = n <= 0 || ::send(to, buffer, static_cast<std::size_t>(n), MSG_NOSIGNAL) != n;
-            }
-            if (done) {
-                break;
-            }
-        }
-        if (server >= 0) {
-            ::close(server);
-        }
-        ::close(client);
-    }
-
-    int m_listener = -1;
-    int m_port = 0;
-    std::atomic<bool> m_stopping{false};
-    std::atomic<bool> m_closed{false};
-    std::thread m_acceptor;
-    std::mutex m_mutex;
-    std::vector<std::thread> m_forwarders;
-    std::vector<int> m_held;
-};
+// The async tests' database through `proxy`, with an application name to find its backends.
+ConnectionOptions through(const test::FaultProxy& proxy, const std::string& application_name) {
+    async_db();  // created with the extension
+    ConnectionOptions options = proxy.options();
+    options.set("dbname", "pg_ingest_async_tests");
+    options.set("application_name", application_name);
+    return options;
+}
 
 // The control connection is lost and the server no longer answers new connections: the call
 // that connects it again ends at its deadline (plus the loader's 2 s grace) with 57014, not at
@@ -1619,14 +1510,14 @@ BOOST_AUTO_TEST_CASE(reconnecting_the_control_connection_ends_at_the_calls_deadl
     AsyncLoaderOptions options = loader_options("al_reconnect");
     options.max_temp_file_size = 1u << 30;
     options.connect_timeout = 60s;
-    std::optional<GatedProxy> proxy(std::in_place);
-    AsyncLoader loader(proxy->options("al_reconnect"), options);
+    std::optional<test::FaultProxy> proxy(std::in_place);
+    AsyncLoader loader(through(*proxy, "al_reconnect"), options);
     loader.begin("reconnect-cp1");
     loader.stage(csv_rows(1, 300), 300);
     loader.submit();
     BOOST_TEST_REQUIRE(
         !terminate_loader_backends(connection, "al_reconnect", Backends::all).empty());
-    proxy->close_gate(true);
+    proxy->hold(true);
     const auto start = std::chrono::steady_clock::now();
     auto call = std::async(std::launch::async, [&]() -> std::optional<pg_ingest::Error> {
         try {
@@ -1645,7 +1536,7 @@ BOOST_AUTO_TEST_CASE(reconnecting_the_control_connection_ends_at_the_calls_deadl
     BOOST_TEST_REQUIRE(error.has_value());
     BOOST_TEST(error->sqlstate() == "57014", error->what());
     BOOST_TEST(test::elapsed_ms(start) < 1000 + 2000 + 1500);
-    proxy->close_gate(false);
+    proxy->hold(false);
     const auto jobs = loader.wait(std::chrono::steady_clock::now() + 60s);
     BOOST_TEST_REQUIRE(jobs.size() == 1u);
     BOOST_CHECK(jobs[0].state == JobState::finish);
@@ -1663,15 +1554,15 @@ BOOST_AUTO_TEST_CASE(a_staging_connect_that_hangs_is_given_up_at_the_calls_deadl
     options.max_temp_file_size = 1u << 30;
     options.connect_timeout = 60s;
     options.retry_wait_time = 10ms;
-    std::optional<GatedProxy> proxy(std::in_place);
-    AsyncLoader loader(proxy->options("al_stage_connect"), options);
+    std::optional<test::FaultProxy> proxy(std::in_place);
+    AsyncLoader loader(through(*proxy, "al_stage_connect"), options);
     loader.begin("stage-connect-cp1");
-    proxy->close_gate(true);
+    proxy->hold(true);
     const auto start = std::chrono::steady_clock::now();
     loader.stage(csv_rows(1, 300), 300, start + 1s);  // taken; its connection opens meanwhile
     BOOST_TEST(test::elapsed_ms(start) < 1000);
     std::this_thread::sleep_until(start + 1s + 2s + 1s);  // the connect was given up by now
-    proxy->close_gate(false);
+    proxy->hold(false);
     auto call = std::async(std::launch::async, [&]() -> std::optional<pg_ingest::Error> {
         try {
             loader.submit(std::chrono::steady_clock::now() + 20s);

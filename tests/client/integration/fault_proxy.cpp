@@ -81,6 +81,9 @@ FaultProxy::~FaultProxy() {
     for (auto& worker : m_workers) {
         worker.join();
     }
+    for (const int fd : m_held) {
+        ::close(fd);
+    }
 }
 
 void FaultProxy::arm(Cut cut) {
@@ -122,6 +125,10 @@ void FaultProxy::accept_loop() {
             continue;
         }
         std::lock_guard<std::mutex> lock(m_mutex);
+        if (m_holding) {
+            m_held.push_back(client);
+            continue;
+        }
         m_workers.emplace_back([this, client] { forward(client); });
     }
 }

@@ -43,6 +43,9 @@ class FaultProxy {
     int cuts() const { return m_cuts.load(); }
     // While refusing, a new connection is closed as soon as it is accepted.
     void refuse(bool on) { m_refusing = on; }
+    // While holding, a new connection is accepted and never answered (a server gone silent):
+    // a connect through the proxy hangs until its own bound, or until the proxy is destroyed.
+    void hold(bool on) { m_holding = on; }
     // The test DSN pointed at the proxy (TCP, no SSL/GSS negotiation to parse).
     pg_ingest::ConnectionOptions options() const;
 
@@ -56,6 +59,7 @@ class FaultProxy {
     std::atomic<int> m_armed{-1};
     std::atomic<int> m_cuts{0};
     std::atomic<bool> m_refusing{false};
+    std::atomic<bool> m_holding{false};
     std::mutex m_pattern_mutex;  // guards the two patterns
     std::string m_silence;       // armed when not empty
     std::string m_count;
@@ -63,6 +67,7 @@ class FaultProxy {
     std::thread m_acceptor;
     std::mutex m_mutex;
     std::vector<std::thread> m_workers;
+    std::vector<int> m_held;  // connections accepted while holding (guarded by m_mutex)
 };
 
 }  // namespace test
