@@ -113,6 +113,7 @@ void apply(const Job& job, int slot, MergeCounts& counts, const RejectSink& on_r
     spec.update_names = job.update_columns;
     spec.ignore_errors = job.exception_mode == "ignore";
     spec.what = format("async load job %lld", (long long)job.id);
+    spec.position = "row";  // the staged row's number, as async_load_reject.row_number has it
     spec.on_progress = [slot](const MergeCounts& c) { set_slot_progress(slot, c.written()); };
 
     if (spec.mode == ConflictMode::none && !spec.ignore_errors) {

@@ -76,6 +76,17 @@ void validate_merge(const MergeSpec& spec) {
     (void)resolve_merge(spec);
 }
 
+std::string context_into(const MergeSpec& spec) {
+    return format("%s into %s", (spec.context.empty() ? spec.what : spec.context).c_str(),
+                  RelationGetRelationName(spec.target));
+}
+
+std::string context_position(const MergeSpec& spec, int64_t number) {
+    if (number <= 0 || spec.position.empty())
+        return {};
+    return format(", %s %lld", spec.position.c_str(), static_cast<long long>(number));
+}
+
 namespace {
 
 // Upsert counts the rows that took the DO UPDATE path through ingest._merge_note_conflict().
@@ -674,9 +685,9 @@ void MergeRun::rewrite_context(const PgError& e) const {
     const bool same = f.line > 0 && f.sqlerrcode == ed->sqlerrcode &&
                       f.message == (ed->message ? ed->message : "") &&
                       f.detail == (ed->detail ? ed->detail : "");
-    kept += format("%s into %s", m_spec.what.c_str(), RelationGetRelationName(m_spec.target));
+    kept += context_into(m_spec);
     if (same)
-        kept += format(", line %lld", static_cast<long long>(f.line));
+        kept += context_position(m_spec, f.line);
     kept += format(", applying rows with ON_CONFLICT '%s'", conflict_mode_name(m_spec.mode));
     pg_call([&] {
         MemoryContext old = MemoryContextSwitchTo(GetMemoryChunkContext(ed));

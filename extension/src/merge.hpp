@@ -67,6 +67,12 @@ struct MergeSpec {
     std::vector<std::string> update_names;    // UPDATE_COLUMNS as given (empty: all non-key)
     bool ignore_errors = false;               // ON_ERROR 'ignore'
     std::string what = "COPY";                // for messages: the command being run
+    // The CONTEXT line of errors while rows are applied: "<context> into <target>, <position>
+    // N, ...". `context` empty: `what`. `position` names what a row's number counts ("line" of
+    // COPY input, "row" of a job's staging); empty when the number means nothing (ingest.merge()
+    // reads its source in no set order), and the number is left out.
+    std::string context;
+    std::string position = "line";
     // Called after every applied chunk with the counts so far (live progress of async jobs).
     std::function<void(const MergeCounts&)> on_progress;
 };
@@ -90,6 +96,13 @@ class RowSource {
 };
 
 using RejectSink = std::function<void(RejectedRow&&)>;
+
+// "<context> into <target>", the start of the CONTEXT line of errors while applying rows.
+std::string context_into(const MergeSpec& spec);
+
+// ", <position> N" to follow context_into() when a row is known and the spec numbers rows;
+// empty otherwise.
+std::string context_position(const MergeSpec& spec, int64_t number);
 
 // Validates the spec against the target (conflict target, update columns, privileges) and
 // runs the merge. Throws on any error; nothing is applied unless it returns.

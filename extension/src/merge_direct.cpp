@@ -65,8 +65,9 @@ struct DirectApply::State {
     int64 pending_lines[kMaxPending];
     BulkInsertState bistate;
     // The context line of errors: "<what> into <table>" and "applying rows with ...", with the
-    // line of the row being applied between them when there is one.
+    // line of the row being applied between them when there is one and rows are numbered.
     char* context_into;
+    char* context_position;  // MergeSpec::position, or null
     char* context_applying;
     int64 line;  // the winning row's line, 0 while no one row is being applied
 
@@ -106,9 +107,9 @@ extern "C" {
 // the input line of the row that failed, as plain COPY names it.
 static void direct_apply_context(void* arg) {
     const auto* s = static_cast<const pg_ingest::DirectApply::State*>(arg);
-    if (s->line > 0)
-        errcontext("%s, line %lld, %s", s->context_into, static_cast<long long>(s->line),
-                   s->context_applying);
+    if (s->line > 0 && s->context_position)
+        errcontext("%s, %s %lld, %s", s->context_into, s->context_position,
+                   static_cast<long long>(s->line), s->context_applying);
     else
         errcontext("%s, %s", s->context_into, s->context_applying);
 }
@@ -197,8 +198,7 @@ void init_ordered_probe(DirectApply::State* s, const ConflictTarget& t) {
 }  // namespace
 
 DirectApply::DirectApply(const MergeSpec& spec, const ResolvedMerge& res, TupleDesc chunk_desc) {
-    const std::string into =
-        format("%s into %s", spec.what.c_str(), RelationGetRelationName(spec.target));
+    const std::string into = context_into(spec);
     const std::string applying =
         format("applying rows with ON_CONFLICT '%s'", conflict_mode_name(spec.mode));
     m_state = pg_call([&] {
@@ -216,6 +216,7 @@ DirectApply::DirectApply(const MergeSpec& spec, const ResolvedMerge& res, TupleD
         s->defaults = static_cast<ExprState**>(palloc0(sizeof(ExprState*) * s->natts));
         s->updated = static_cast<bool*>(palloc0(sizeof(bool) * s->natts));
         s->context_into = pstrdup(into.c_str());
+        s->context_position = spec.position.empty() ? nullptr : pstrdup(spec.position.c_str());
         s->context_applying = pstrdup(applying.c_str());
 
         // What the statement's range table entry would say: it decides which columns an error's

@@ -99,6 +99,8 @@ PGI_FUNCTION(ingest_merge) {
     const Oid target = PG_GETARG_OID(1);
     MergeSpec spec;
     spec.what = "source";
+    // The source is read in no set order: a row's number there would identify nothing.
+    spec.position.clear();
     spec.mode = parse_conflict_mode(text_to_string(pg_call([&] { return PG_GETARG_TEXT_PP(2); })));
     spec.conflict_names = text_array(fcinfo, 3);
     spec.update_names = text_array(fcinfo, 4);
@@ -121,6 +123,7 @@ PGI_FUNCTION(ingest_merge) {
                 aclcheck_error(usage, OBJECT_SCHEMA, get_namespace_name(nsp));
         });
     Relation rel = pg_call([&] { return table_open(target, RowExclusiveLock); });
+    spec.context = format("ingest.merge() from %s", pg_call([&] { return get_rel_name(source); }));
     const char kind = rel->rd_rel->relkind;
     if (kind != RELKIND_RELATION && kind != RELKIND_PARTITIONED_TABLE)
         raise(ERRCODE_WRONG_OBJECT_TYPE,

@@ -34,17 +34,21 @@ struct SupersededCheck::State {
     ExprState** all;      // per attribute not loaded: its default (for the error only), or null
     bool all_built;
     int ncheck;
-    ExprState** checks;  // the CHECK constraints, prepared at the first use, all or none
-    const char* what;    // "COPY", for the context line
-    int64_t line;        // of the row being checked
+    ExprState** checks;        // the CHECK constraints, prepared at the first use, all or none
+    const char* context_into;  // for the context line: see MergeSpec::context
+    const char* position;      // MergeSpec::position, or null when rows are not numbered
+    int64_t line;              // of the row being checked
 };
 
 namespace {
 
 void context_callback(void* arg) {
     const auto* s = static_cast<const SupersededCheck::State*>(arg);
-    errcontext("%s into %s, line %lld (a row superseded by another row of its key)", s->what,
-               RelationGetRelationName(s->rel), static_cast<long long>(s->line));
+    if (s->position && s->line > 0)
+        errcontext("%s, %s %lld (a row superseded by another row of its key)", s->context_into,
+                   s->position, static_cast<long long>(s->line));
+    else
+        errcontext("%s (a row superseded by another row of its key)", s->context_into);
 }
 
 bool has_before_insert_row_trigger(Relation rel) {
@@ -108,7 +112,8 @@ SupersededCheck::SupersededCheck(const MergeSpec& spec, const std::vector<AttrNu
         s->rel = spec.target;
         s->natts = rd->natts;
         s->ncheck = rd->constr->num_check;
-        s->what = pstrdup(spec.what.c_str());
+        s->context_into = pstrdup(context_into(spec).c_str());
+        s->position = spec.position.empty() ? nullptr : pstrdup(spec.position.c_str());
         s->source_of = static_cast<int*>(palloc(sizeof(int) * s->natts));
         s->must_not_null = static_cast<bool*>(palloc0(sizeof(bool) * s->natts));
         s->needed = static_cast<ExprState**>(palloc0(sizeof(ExprState*) * s->natts));

@@ -150,5 +150,17 @@ COPY dp_line_p FROM STDIN WITH (FORMAT csv, ON_CONFLICT 'upsert');
 2,
 \.
 SELECT * FROM dp_line ORDER BY k;
+-- ingest.merge() reads its source table in no set order, so its errors name the merge and no
+-- row number: directly, through the statement path, and for a superseded row
+CREATE TABLE dp_line_src (k int, v int);
+INSERT INTO dp_line_src VALUES (3, 3), (1, -1);
+SELECT * FROM ingest.merge('dp_line_src', 'dp_line', 'upsert');
+SET ingest.direct_apply = off;
+SELECT * FROM ingest.merge('dp_line_src', 'dp_line', 'upsert');
+RESET ingest.direct_apply;
+TRUNCATE dp_line_src;
+INSERT INTO dp_line_src VALUES (20, -1), (20, 2);
+SELECT * FROM ingest.merge('dp_line_src', 'dp_line', 'upsert');
+SELECT * FROM dp_line ORDER BY k;
 \set VERBOSITY terse
-DROP TABLE dp_line, dp_line_p;
+DROP TABLE dp_line, dp_line_p, dp_line_src;
