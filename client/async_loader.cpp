@@ -38,6 +38,19 @@ Error loader_error(const std::string& message) {
     return Error("AsyncLoader: " + message);
 }
 
+// A job of this loader that the server no longer has: only ended jobs are removed (after
+// ingest.job_retention), and this loader never saw how it ended, so it cannot say.
+Error removed_unseen(std::int64_t id) {
+    return Error("AsyncLoader: async load job " + std::to_string(id) +
+                     " was removed by the server before this loader saw it end",
+                 "42704",
+                 "The server removes ended jobs after ingest.job_retention; whether this one "
+                 "finished or failed is not known.",
+                 "Check the target table for the job's rows, and keep ingest.job_retention "
+                 "longer than a loader runs.",
+                 true);
+}
+
 // A call's deadline passed while it waited. The loader stays usable: the state is kept so
 // that repeating the call carries on where it stopped.
 Error deadline_passed(const std::string& what) {
@@ -863,8 +876,8 @@ std::vector<AsyncJob> AsyncLoader::wait(Connection::Clock::time_point deadline) 
             impl.reset_retries();
             const auto read = impl.retrying(deadline, [&] {
                 return impl.watched(deadline, "while waiting for jobs to end", [&] {
-                    return wait_async_load_jobs(impl.ctl(), open_ids, deadline,
-                                                impl.options.poll_interval);
+                    return detail::wait_for_jobs(impl.ctl(), open_ids, deadline,
+                                                 impl.options.poll_interval, 0, true);
                 });
             });
             for (auto job : read) {
@@ -874,6 +887,11 @@ std::vector<AsyncJob> AsyncLoader::wait(Connection::Clock::time_point deadline) 
                 fresh[job.id] = std::move(job);
             }
             impl.forget_ended();  // hold_back() must not read them again either
+            for (const std::int64_t id : open_ids) {
+                if (fresh.count(id) == 0) {
+                    throw removed_unseen(id);
+                }
+            }
         }
         std::vector<AsyncJob> jobs;
         for (const std::int64_t id : impl.job_ids) {

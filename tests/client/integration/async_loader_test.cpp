@@ -405,6 +405,39 @@ BOOST_AUTO_TEST_CASE(wait_survives_the_removal_of_a_job_it_saw_end) {
     BOOST_TEST(table_summary(connection, "al_retention") == "300/300/true");
 }
 
+// A job removed before the loader ever saw it end: wait() cannot tell how it ended, and says so
+// (42704 naming the job and ingest.job_retention) instead of "does not exist or belongs to
+// another role", also when asked again.
+BOOST_AUTO_TEST_CASE(wait_reports_a_job_removed_before_it_saw_it_end) {
+    Connection connection = connect_async();
+    reset_table(connection, "al_removed");
+    AsyncLoader loader(async_db(), loader_options("al_removed"));
+    loader.begin("removed-cp1");
+    loader.stage(csv_rows(1, 100), 100);
+    loader.submit(std::chrono::steady_clock::now() + 60s);
+    BOOST_TEST_REQUIRE(loader.job_ids().size() == 1u);
+    const std::string id = std::to_string(loader.job_ids()[0]);
+    const auto until = std::chrono::steady_clock::now() + 120s;
+    while (connection.execute("SELECT state FROM ingest.async_load_job WHERE id = " + id)
+               .get(0, 0)
+               .value_or("") != "FINISH") {
+        BOOST_TEST_REQUIRE((std::chrono::steady_clock::now() < until), "job " << id << " ended");
+        std::this_thread::sleep_for(20ms);
+    }
+    connection.execute("DELETE FROM ingest.async_load_job WHERE id = " + id);
+    for (int call = 0; call < 2; ++call) {
+        try {
+            loader.wait(std::chrono::steady_clock::now() + 60s);
+            BOOST_FAIL("wait() returned for a job it cannot know the end of");
+        } catch (const pg_ingest::Error& e) {
+            BOOST_TEST(e.sqlstate() == "42704");
+            BOOST_TEST(std::string(e.what()).find("job " + id + " was removed by the server") !=
+                       std::string::npos);
+            BOOST_TEST(e.detail().find("ingest.job_retention") != std::string::npos);
+        }
+    }
+}
+
 // A submitted job that ends and is removed before the loader read it again: back-pressure
 // counts it as ended (only ended jobs are removed) instead of failing the loader with 42704.
 BOOST_AUTO_TEST_CASE(back_pressure_counts_a_removed_queued_job_as_ended) {
