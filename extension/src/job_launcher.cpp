@@ -64,26 +64,6 @@ std::vector<Oid> list_databases(bool all = false) {
     return out;
 }
 
-BackgroundWorkerHandle* start_worker(const SlotTicket& ticket) {
-    const int slot = ticket.slot;
-    BackgroundWorker w;
-    memset(&w, 0, sizeof(w));
-    w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-    w.bgw_start_time = BgWorkerStart_RecoveryFinished;
-    w.bgw_restart_time = BGW_NEVER_RESTART;
-    snprintf(w.bgw_library_name, BGW_MAXLEN, "pg_ingest");
-    snprintf(w.bgw_function_name, BGW_MAXLEN, "pg_ingest_worker_main");
-    snprintf(w.bgw_name, BGW_MAXLEN, "pg_ingest worker %d", slot);
-    snprintf(w.bgw_type, BGW_MAXLEN, "pg_ingest worker");
-    w.bgw_main_arg = Int32GetDatum(slot);
-    static_assert(sizeof(ticket.generation) <= BGW_EXTRALEN);
-    memcpy(w.bgw_extra, &ticket.generation, sizeof(ticket.generation));
-    w.bgw_notify_pid = MyProcPid;
-    BackgroundWorkerHandle* handle = nullptr;
-    const bool ok = pg_call([&] { return RegisterDynamicBackgroundWorker(&w, &handle); });
-    return ok ? handle : nullptr;
-}
-
 void run_launcher() {
     pg_call([] {
         pqsignal(SIGHUP, SignalHandlerForConfigReload);
@@ -92,6 +72,17 @@ void run_launcher() {
         BackgroundWorkerInitializeConnection(NULL, NULL, 0);
     });
     launcher_attach();
+    // A previous run that died (terminated, or an error) took the handles of the workers it
+    // had started but not seen attach: their slots would stay in use until a server restart.
+    if (const int freed = release_unattached_slots(); freed > 0)
+        pg_call([&] {
+            ereport(LOG, (errcode(ERRCODE_WARNING),
+                          errmsg_plural("pg_ingest launcher freed %d worker slot that its "
+                                        "previous run reserved for a worker that did not attach",
+                                        "pg_ingest launcher freed %d worker slots that its "
+                                        "previous run reserved for workers that did not attach",
+                                        static_cast<unsigned long>(freed), freed)));
+        });
     // After a start or a crash every database gets one worker: it recovers jobs left in
     // LOADING, or finds no pg_ingest and is not asked again until a job is submitted there.
     for (Oid db : list_databases())
@@ -162,6 +153,26 @@ void run_launcher() {
 }
 
 }  // namespace
+
+BackgroundWorkerHandle* start_worker(const SlotTicket& ticket) {
+    const int slot = ticket.slot;
+    BackgroundWorker w;
+    memset(&w, 0, sizeof(w));
+    w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+    w.bgw_start_time = BgWorkerStart_RecoveryFinished;
+    w.bgw_restart_time = BGW_NEVER_RESTART;
+    snprintf(w.bgw_library_name, BGW_MAXLEN, "pg_ingest");
+    snprintf(w.bgw_function_name, BGW_MAXLEN, "pg_ingest_worker_main");
+    snprintf(w.bgw_name, BGW_MAXLEN, "pg_ingest worker %d", slot);
+    snprintf(w.bgw_type, BGW_MAXLEN, "pg_ingest worker");
+    w.bgw_main_arg = Int32GetDatum(slot);
+    static_assert(sizeof(ticket.generation) <= BGW_EXTRALEN);
+    memcpy(w.bgw_extra, &ticket.generation, sizeof(ticket.generation));
+    w.bgw_notify_pid = MyProcPid;
+    BackgroundWorkerHandle* handle = nullptr;
+    const bool ok = pg_call([&] { return RegisterDynamicBackgroundWorker(&w, &handle); });
+    return ok ? handle : nullptr;
+}
 
 void register_launcher() {
     BackgroundWorker w;

@@ -198,6 +198,22 @@ void launcher_attach() {
     shared().launcher_latch = MyLatch;
 }
 
+int release_unattached_slots() {
+    Locked l(LW_EXCLUSIVE);
+    int n = 0;
+    for (Slot& s : shared().slots) {
+        if (!s.in_use || s.pid != 0)
+            continue;
+        // The generation stays: a late worker of this reservation finds the slot free, or
+        // reserved again under a newer generation, and exits without running a job.
+        s.in_use = false;
+        if (DbEntry* e = find_db(s.dboid, true))
+            e->wanted = true;
+        n++;
+    }
+    return n;
+}
+
 std::vector<Oid> take_wanted_databases() {
     std::vector<Oid> out;
     out.reserve(max_databases);

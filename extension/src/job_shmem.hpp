@@ -6,6 +6,10 @@
 
 #include "boundary.hpp"
 
+extern "C" {
+#include "postmaster/bgworker.h"
+}
+
 #include <cstdint>
 #include <optional>
 #include <vector>
@@ -40,7 +44,15 @@ void release_slot(const SlotTicket& ticket);  // a worker that could not be star
 // Frees the slot if this reservation's worker stopped without attaching (its registration
 // failed or it died at start); a later reservation of the slot is left alone.
 void release_slot_if_unattached(const SlotTicket& ticket);
+// Frees the slots that a previous run of the launcher reserved and whose worker has not
+// attached (it died between the two, or while its worker started): only that run could free
+// them, from its worker handles. A worker that attaches later is refused (worker_attach); the
+// slots' databases are wanted again. Returns how many were freed.
+int release_unattached_slots();
 int running_workers();
+// Starts the worker of a reserved slot (job_launcher.cpp), notifying the calling process of its
+// exit; nullptr when PostgreSQL has no free background worker slot.
+BackgroundWorkerHandle* start_worker(const SlotTicket& ticket);
 
 // Worker side.
 Oid slot_database(int slot);

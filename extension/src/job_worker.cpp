@@ -237,7 +237,7 @@ void run_worker(int slot) {
     SlotTicket ticket{slot, 0};
     memcpy(&ticket.generation, MyBgworkerEntry->bgw_extra, sizeof(ticket.generation));
     if (!worker_attach(ticket))
-        return;  // the launcher gave up on this start and the slot went to another worker
+        return;  // the launcher gave up on this start (or died, and its next run freed the slot)
     const Oid dboid = slot_database(slot);
     pg_call([&] {
         BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);

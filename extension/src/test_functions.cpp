@@ -1,14 +1,19 @@
-// Test-only functions for the error boundary. They are not part of the user API: the
-// extension script does not create them; regress/sql/boundary.sql declares them in a
-// scratch schema with CREATE FUNCTION ... AS 'pg_ingest', 'pgi_test_...'.
+// Test-only functions for the error boundary and the async load worker slots. They are not
+// part of the user API: the extension script does not create them; the tests that use them
+// (regress/sql/01_boundary.sql, regress/t/019_launcher_slots.pl) declare them with
+// CREATE FUNCTION ... AS 'pg_ingest', 'pgi_test_...'.
 #include "boundary.hpp"
+#include "guc.hpp"
+#include "job_shmem.hpp"
 
 extern "C" {
 #include "executor/spi.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 }
 
 #include <atomic>
+#include <optional>
 #include <string>
 
 namespace {
@@ -84,4 +89,39 @@ PGI_FUNCTION(pgi_test_recover) {
         outcome = std::string(unpack_sql_state(e.sqlerrcode())) + ": " + e.what();
     }
     return PointerGetDatum(pg_ingest::string_to_text(outcome));
+}
+
+// Async load worker slots (regress/t/019_launcher_slots.pl).
+
+// Reserves a worker slot for the current database the way the launcher does, without starting
+// a worker: what a launcher that dies right after reserving leaves behind. Returns
+// "slot:generation", or NULL when max_workers slots are in use.
+PGI_FUNCTION(pgi_test_reserve_worker_slot) {
+    const std::optional<pg_ingest::jobs::SlotTicket> t =
+        pg_ingest::jobs::reserve_slot(MyDatabaseId);
+    if (!t)
+        PG_RETURN_NULL();
+    const std::string s = std::to_string(t->slot) + ":" + std::to_string(t->generation);
+    return PointerGetDatum(pg_ingest::string_to_text(s));
+}
+
+// The worker slots in use (reserved or attached), all databases.
+PGI_FUNCTION(pgi_test_worker_slots_in_use) {
+    PG_RETURN_INT32(pg_ingest::jobs::running_workers());
+}
+
+// Starts a worker for a reservation made earlier (a worker that a dead launcher started and
+// that attaches late) and waits until it has exited. Returns false when it could not be
+// started.
+PGI_FUNCTION(pgi_test_start_worker) {
+    const int32 slot = pg_ingest::pg_call([&] { return PG_GETARG_INT32(0); });
+    const int64 generation = pg_ingest::pg_call([&] { return PG_GETARG_INT64(1); });
+    if (slot < 0 || slot >= pg_ingest::guc::max_worker_slots)
+        pg_ingest::raise(ERRCODE_INVALID_PARAMETER_VALUE, "slot out of range");
+    BackgroundWorkerHandle* h =
+        pg_ingest::jobs::start_worker({slot, static_cast<uint64_t>(generation)});
+    if (!h)
+        PG_RETURN_BOOL(false);
+    pg_ingest::pg_call([&] { (void)WaitForBackgroundWorkerShutdown(h); });
+    PG_RETURN_BOOL(true);
 }
