@@ -288,6 +288,9 @@ struct Writer::Impl {
     std::string update_prefix;
     std::string update_suffix;
     std::string delete_prefix;
+    // SELECT ... FOR UPDATE of a batch's keys in the server's key order, around a VALUES list
+    // (see lock_keys).
+    std::string lock_prefix, lock_suffix;
     std::string key_tuple;
 
     std::mutex batch_mutex;
@@ -380,6 +383,12 @@ struct Writer::Impl {
                      std::vector<RejectedRow>& rejects, std::uint64_t& written);
     void apply_deletes(Connection& connection, const std::vector<const Slot*>& slots,
                        std::size_t begin, std::size_t end, Clock::time_point deadline);
+    // Locks the existing rows of every key of the batch, in the server's key order, before its
+    // deletes and writes (see run_attempt).
+    void lock_keys(Connection& connection, const std::vector<const Slot*>& deletes,
+                   const std::vector<const Slot*>& writes, Clock::time_point deadline);
+    // The encoded key fields (key order) of a write's tuple, as Slot::key_fields has them.
+    std::string key_fields_of(std::string_view fields) const;
     // Returns the rows inserted or updated.
     std::uint64_t apply_writes(Connection& connection, const std::vector<const Slot*>& slots,
                                std::size_t begin, std::size_t end, Clock::time_point deadline,
@@ -695,6 +704,8 @@ void Writer::Impl::build_sql(const Connection& c) {
         update_suffix = ") AS v(" + column_list + ") WHERE " + join(join_v, " AND ");
     }
     delete_prefix = "DELETE FROM " + qualified + " WHERE (" + key_list + ") IN (";
+    lock_prefix = "SELECT 1 FROM " + qualified + " WHERE (" + key_list + ") IN (VALUES ";
+    lock_suffix = ") ORDER BY " + key_list + " FOR UPDATE";
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1350,11 +1361,13 @@ void Writer::Impl::run_attempt(Connection& connection, const std::vector<const S
         // Deferred constraints are checked per statement here: a violation found only at COMMIT
         // cannot be pinned on a row, and would fail every attempt again.
         detail::exec_until(connection, "SET CONSTRAINTS ALL IMMEDIATE", nullptr, deadline);
+        lock_keys(connection, deletes, writes, deadline);
         isolate(connection, deletes, true, 0, deletes.size(), deadline, stop_at_first,
                 conflict_fallback, rejects);
         written = isolate(connection, writes, false, 0, writes.size(), deadline, stop_at_first,
                           conflict_fallback, rejects);
     } else {
+        lock_keys(connection, deletes, writes, deadline);
         apply_deletes(connection, deletes, 0, deletes.size(), deadline);
         written = apply_writes(connection, writes, 0, writes.size(), deadline, conflict_fallback);
     }
@@ -1472,6 +1485,65 @@ void Writer::Impl::apply_deletes(Connection& connection, const std::vector<const
         detail::exec_until(connection, delete_prefix + placeholders(count, key_oids.size()) + ")",
                            &params, deadline);
     }
+}
+
+// A batch's deletes and its writes are two statements, each in key order: alone, a writer could
+// delete key 5, then wait in its writes for key 3, which another writer deleted before waiting
+// for key 5 in its own writes (a deadlock, seen often with four writers mixing erase() and
+// write()). So a batch with both first locks the existing rows of all its keys in one order, the
+// server's (ORDER BY with FOR UPDATE locks rows as they come out of the sort); its statements
+// then wait mostly for new keys, which every writer inserts in the same order. A row that
+// appears (another transaction inserts it and commits) after the lock can still close a cycle;
+// the 40P01 is retried. One statement per 65535 parameters: a batch of more keys is locked in
+// pieces. Only where the writes update (upsert, update): FOR UPDATE needs the UPDATE privilege.
+void Writer::Impl::lock_keys(Connection& connection, const std::vector<const Slot*>& deletes,
+                             const std::vector<const Slot*>& writes, Clock::time_point deadline) {
+    if (deletes.empty() || writes.empty() || !keyed ||
+        (options.conflict_mode != ConflictMode::upsert &&
+         options.conflict_mode != ConflictMode::update)) {
+        return;
+    }
+    std::vector<std::string> keys;
+    keys.reserve(deletes.size() + writes.size());
+    for (const Slot* slot : deletes) {
+        keys.push_back(slot->key_fields);
+    }
+    for (const Slot* slot : writes) {
+        if (!slot->deleted) {  // a key deleted and then written is there already
+            keys.push_back(key_fields_of(slot->fields()));
+        }
+    }
+    const std::size_t per_statement =
+        std::max<std::size_t>(1, 65535 / std::max<std::size_t>(1, key_oids.size()));
+    for (std::size_t at = 0; at < keys.size(); at += per_statement) {
+        const std::size_t count = std::min(per_statement, keys.size() - at);
+        BinaryParams params;
+        for (std::size_t i = at; i < at + count; ++i) {
+            add_params(params, keys[i], key_oids);
+        }
+        detail::exec_until(connection,
+                           lock_prefix + placeholders(count, key_oids.size()) + lock_suffix,
+                           &params, deadline);
+    }
+}
+
+std::string Writer::Impl::key_fields_of(std::string_view fields) const {
+    // Where each column's field starts (its length word), then the key's in key order.
+    std::vector<std::size_t> starts;
+    starts.reserve(column_names.size());
+    std::size_t at = 0;
+    for (std::size_t c = 0; c < column_names.size(); ++c) {
+        starts.push_back(at);
+        const std::int32_t length = get32(fields.data() + at);
+        at += 4 + (length < 0 ? 0 : static_cast<std::size_t>(length));
+    }
+    std::string out;
+    for (const std::size_t k : key_positions) {
+        const std::int32_t length = get32(fields.data() + starts[k]);
+        out.append(
+            fields.substr(starts[k], 4 + (length < 0 ? 0 : static_cast<std::size_t>(length))));
+    }
+    return out;
 }
 
 std::uint64_t Writer::Impl::apply_writes(Connection& connection,

@@ -87,7 +87,10 @@ struct PG_INGEST_API WriterHooks {
 //          UPDATE; strict keeps the error).
 //   upsert multi-row INSERT ... ON CONFLICT DO UPDATE / DO NOTHING; UPDATE ... FROM (VALUES)
 //          for update; plain INSERT for strict.
-// Deletes (erase) are sent first, as DELETE ... WHERE (key) IN (...), in the same transaction.
+// Deletes (erase) are sent first, as DELETE ... WHERE (key) IN (...), in the same transaction;
+// in upsert/update conflict modes a batch with deletes and writes first locks the existing rows
+// of all its keys in key order (SELECT ... FOR UPDATE), which keeps writers that mix erase() and
+// write() from deadlocking on each other's deletes.
 //
 // Flushes happen when batchsize operations or batchbytes encoded bytes are buffered,
 // batchwritetimeoutms after the batch's first row (also when no new rows arrive), on flush() and

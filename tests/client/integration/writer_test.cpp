@@ -845,72 +845,120 @@ BOOST_AUTO_TEST_CASE(a_backend_killed_mid_copy_is_retried_to_the_exact_final_sta
     BOOST_TEST(warned);
 }
 
+// Four writers over 400 keys, 3000 operations each, in batches of 150; with `erase_one_in` > 0
+// about one operation in that many is an erase() (CDC delete). No retries are allowed, so a
+// deadlock fails the writer. Every key must end as the last operation of one writer that
+// touched it: within a writer a batch keeps the last operation of a key and batches commit in
+// order; between writers any order.
+static std::uint64_t run_four_writers(WriteMode mode, int erase_one_in, int max_retries) {
+    Connection c = test::connect();
+    c.execute("DROP TABLE IF EXISTS wr_parallel");
+    c.execute("CREATE TABLE wr_parallel (id int PRIMARY KEY, v int, who int)");
+    const std::uint32_t seed = test_seed();
+    BOOST_TEST_MESSAGE("parallel seed " << seed);
+    auto pool = make_pool(4);
+    // Per writer: key -> the sequence number of its last operation on the key (v of a write), or
+    // -1 when that was an erase.
+    std::vector<std::map<int, int>> last_op(4);
+    std::vector<std::string> failures(4);
+    std::vector<std::uint64_t> retries(4);
+    std::vector<std::thread> threads;
+    for (int w = 0; w < 4; ++w) {
+        threads.emplace_back([&, w] {
+            try {
+                std::mt19937 random(seed + static_cast<std::uint32_t>(w));
+                Options options;
+                options.write_mode = mode;
+                options.batch_size = 150;
+                options.batch_write_timeout = 0ms;
+                options.max_retry_times = max_retries;
+                options.retry_wait_time = 10ms;
+                Writer writer(pool, "wr_parallel", {}, options);
+                for (int i = 0; i < 3000; ++i) {
+                    const int id = static_cast<int>(random() % 400);
+                    if (erase_one_in > 0 && static_cast<int>(random() % erase_one_in) == 0) {
+                        last_op[static_cast<std::size_t>(w)][id] = -1;
+                        writer.erase({id});
+                    } else {
+                        last_op[static_cast<std::size_t>(w)][id] = i;
+                        writer.write({id, i, w});
+                    }
+                }
+                writer.close();
+                retries[static_cast<std::size_t>(w)] = writer.metrics().retries;
+            } catch (const pg_ingest::Error& error) {
+                failures[static_cast<std::size_t>(w)] = std::string(error.what()) +
+                                                        (error.detail().empty() ? "" : ": ") +
+                                                        error.detail();
+            } catch (const std::exception& error) {
+                failures[static_cast<std::size_t>(w)] = error.what();
+            }
+        });
+    }
+    for (auto& thread : threads) {
+        thread.join();
+    }
+    for (int w = 0; w < 4; ++w) {
+        BOOST_TEST(failures[static_cast<std::size_t>(w)].empty(),
+                   "writer " << w << ": " << failures[static_cast<std::size_t>(w)]);
+        if (max_retries == 0) {
+            BOOST_TEST(retries[static_cast<std::size_t>(w)] == 0u);
+        }
+    }
+    std::map<int, std::vector<int>> touched;  // key -> each writer's last operation on it
+    for (const auto& ops : last_op) {
+        for (const auto& [id, last] : ops) {
+            touched[id].push_back(last);
+        }
+    }
+    const auto rows = c.execute("SELECT id, v, who FROM wr_parallel ORDER BY id");
+    std::set<int> present;
+    for (std::size_t r = 0; r < rows.rows(); ++r) {
+        const int id = std::stoi(*rows.get(r, 0));
+        const int who = std::stoi(*rows.get(r, 2));
+        present.insert(id);
+        BOOST_REQUIRE(who >= 0 && who < 4);
+        const auto& mine = last_op[static_cast<std::size_t>(who)];
+        const auto last = mine.find(id);
+        BOOST_TEST_REQUIRE((last != mine.end()), "key " << id << " attributed to writer " << who
+                                                        << " that never wrote it");
+        BOOST_TEST(std::stoi(*rows.get(r, 1)) == last->second,
+                   "key " << id << " holds write " << *rows.get(r, 1) << " of writer " << who
+                          << ", whose last operation on it was " << last->second);
+    }
+    for (const auto& [id, lasts] : touched) {
+        if (present.count(id) == 0) {
+            BOOST_TEST((std::find(lasts.begin(), lasts.end(), -1) != lasts.end()),
+                       "key " << id << " is missing, but no writer's last operation erased it");
+        }
+    }
+    if (erase_one_in > 0) {
+        BOOST_TEST(present.size() < touched.size());  // some erase took effect
+    }
+    std::uint64_t total = 0;
+    for (const std::uint64_t r : retries) {
+        total += r;
+    }
+    return total;
+}
+
 BOOST_AUTO_TEST_CASE(four_writers_upserting_overlapping_keys_never_deadlock_and_match_the_model) {
     for (const WriteMode mode : {WriteMode::copy, WriteMode::upsert}) {
         BOOST_TEST_CONTEXT("writemode " << to_string(mode)) {
-            Connection c = test::connect();
-            c.execute("DROP TABLE IF EXISTS wr_parallel");
-            c.execute("CREATE TABLE wr_parallel (id int PRIMARY KEY, v int, who int)");
-            const std::uint32_t seed = test_seed();
-            BOOST_TEST_MESSAGE("parallel seed " << seed);
-            auto pool = make_pool(4);
-            // Per writer: key -> the sequence number of its last write of the key (v). A key
-            // must end holding the last write of one writer that wrote it: within a writer, a
-            // batch keeps the last row of a key and batches commit in order.
-            std::vector<std::map<int, int>> written(4);
-            std::vector<std::string> failures(4);
-            std::vector<std::uint64_t> retries(4);
-            std::vector<std::thread> threads;
-            for (int w = 0; w < 4; ++w) {
-                threads.emplace_back([&, w] {
-                    try {
-                        std::mt19937 random(seed + static_cast<std::uint32_t>(w));
-                        Options options;
-                        options.write_mode = mode;
-                        options.batch_size = 150;
-                        options.batch_write_timeout = 0ms;
-                        options.max_retry_times = 0;  // a deadlock would surface as an error
-                        Writer writer(pool, "wr_parallel", {}, options);
-                        for (int i = 0; i < 3000; ++i) {
-                            const int id = static_cast<int>(random() % 400);
-                            written[static_cast<std::size_t>(w)][id] = i;
-                            writer.write({id, i, w});
-                        }
-                        writer.close();
-                        retries[static_cast<std::size_t>(w)] = writer.metrics().retries;
-                    } catch (const std::exception& error) {
-                        failures[static_cast<std::size_t>(w)] = error.what();
-                    }
-                });
-            }
-            for (auto& thread : threads) {
-                thread.join();
-            }
-            for (int w = 0; w < 4; ++w) {
-                BOOST_TEST(failures[static_cast<std::size_t>(w)].empty(),
-                           "writer " << w << ": " << failures[static_cast<std::size_t>(w)]);
-                BOOST_TEST(retries[static_cast<std::size_t>(w)] == 0u);
-            }
-            std::set<int> all;
-            for (const auto& keys : written) {
-                for (const auto& [id, last] : keys) {
-                    all.insert(id);
-                }
-            }
-            const auto rows = c.execute("SELECT id, v, who FROM wr_parallel ORDER BY id");
-            BOOST_TEST(rows.rows() == all.size());
-            for (std::size_t r = 0; r < rows.rows(); ++r) {
-                const int id = std::stoi(*rows.get(r, 0));
-                const int who = std::stoi(*rows.get(r, 2));
-                BOOST_REQUIRE(who >= 0 && who < 4);
-                const auto& mine = written[static_cast<std::size_t>(who)];
-                const auto last = mine.find(id);
-                BOOST_TEST_REQUIRE((last != mine.end()), "key " << id << " attributed to writer "
-                                                                << who << " that never wrote it");
-                BOOST_TEST(std::stoi(*rows.get(r, 1)) == last->second,
-                           "key " << id << " holds write " << *rows.get(r, 1) << " of writer "
-                                  << who << ", whose last write of it was " << last->second);
-            }
+            run_four_writers(mode, 0, 0);
+        }
+    }
+}
+
+// erase() and write() in one batch: the deletes and the writes are two statements. The batch
+// locks its keys' rows first (Writer::Impl::lock_keys), which leaves only rare deadlocks (a row
+// that appears after the lock): they are retried here, and the end state must match the model.
+// Measured with this test: 6-17 retries per mode with the lock, 65-118 without.
+BOOST_AUTO_TEST_CASE(four_writers_mixing_erase_and_write_never_deadlock_and_match_the_model) {
+    for (const WriteMode mode : {WriteMode::copy, WriteMode::upsert}) {
+        BOOST_TEST_CONTEXT("writemode " << to_string(mode)) {
+            const std::uint64_t retried = run_four_writers(mode, 5, 50);
+            BOOST_TEST_MESSAGE("retries " << retried);
         }
     }
 }
