@@ -40,11 +40,12 @@ const char* const k_usage =
     "committed earlier stay), 3 --async stopped waiting (--timeout, Ctrl-C) while its jobs go on\n"
     "loading (they are named; see pg_ingest wait / cancel). Ctrl-C or SIGTERM starts no further\n"
     "batch: the ones in flight commit or roll back, then the load stops (exit 1); a second one\n"
-    "ends it at once. In text format a \\. inside a line is refused (exit 1): a backslash in\n"
-    "data is written \\\\. The reject file is CSV: source,line,record,sqlstate,message,raw_row;\n"
-    "it holds the rejects of every committed batch; a run that fails before committing anything\n"
-    "leaves an earlier file as it was. Progress goes to stderr (a bar on a terminal, a line every\n"
-    "PG_INGEST_PROGRESS_INTERVAL seconds (10) otherwise).\n";
+    "ends it at once. In text format a \\. inside a line, or a lone backslash ending a file, is\n"
+    "refused (exit 1): a backslash in data is written \\\\. The reject file is CSV:\n"
+    "source,line,record,sqlstate,message,raw_row; it holds the rejects of every committed batch;\n"
+    "a run that fails before committing anything leaves an earlier file as it was. Progress goes\n"
+    "to stderr (a bar on a terminal, a line every PG_INGEST_PROGRESS_INTERVAL seconds (10)\n"
+    "otherwise).\n";
 
 const char* const k_examples =
     "  pg_ingest load --table sales.orders --header orders.csv\n"

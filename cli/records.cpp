@@ -16,6 +16,25 @@ namespace {
 
 constexpr std::size_t k_read_size = 1 << 20;
 
+// data[at] is escaped: in text format, preceded by an odd run of backslashes (CSV has none).
+bool escaped_at(std::string_view data, std::size_t at, InputFormat format) {
+    if (format != InputFormat::text) {
+        return false;
+    }
+    std::size_t backslashes = 0;
+    while (backslashes < at && data[at - 1 - backslashes] == '\\') {
+        ++backslashes;
+    }
+    return backslashes % 2 == 1;
+}
+
+// The record ends in a CRLF line end. A CR just before the LF that ends a CSV record is outside
+// quotes; in text format an escaped one is data ("\\\r\n" ends an LF line for the server).
+bool ends_in_crlf(std::string_view record, InputFormat format) {
+    return record.size() >= 2 && record.back() == '\n' && record[record.size() - 2] == '\r' &&
+           !escaped_at(record, record.size() - 2, format);
+}
+
 }  // namespace
 
 std::size_t RecordScanner::next_end(std::string_view data, std::size_t from) {
@@ -214,12 +233,48 @@ void InputReader::take(Batch& batch, std::size_t end, const RecordShape& shape) 
     }
     batch.data.append(m_buffer, m_pos, end - m_pos);
     if (batch.records == 0) {
-        batch.first_crlf = batch.data.size() >= 2 && batch.data[batch.data.size() - 2] == '\r';
+        batch.first_crlf = ends_in_crlf(batch.data, m_format);
+        if (!m_input_crlf) {
+            m_input_crlf = batch.first_crlf;
+        }
     }
     ++batch.records;
     ++m_next_record;
     m_next_line += 1 + shape.newlines;
     m_pos = end;
+}
+
+// A source's last record has no line end: it gets one, since more records (another source,
+// another batch) may follow it in the same COPY stream. The server takes the stream's line ends
+// from its first line and refuses a record ended otherwise (LF after CRLF or the reverse), so
+// the line end added is the stream's:
+//  - the one of the batch's first record (a batch never spans two COPY streams);
+//  - for a record that starts a batch, the one of the first record read: one COPY over the
+//    whole input starts there (a batch that is a COPY of its own takes either; sources with
+//    different line ends fail in one stream anyway);
+//  - for the first record read, the one of its source's header line, else LF.
+// A record ending in a bare CR lacks only the LF of its CRLF.
+void InputReader::complete_last_record(const Batch& batch) {
+    const std::string_view record = std::string_view(m_buffer).substr(m_pos);
+    // A backslash ending the data escapes nothing: the server drops it, and a line end added
+    // after it would be an escaped newline, data that joins this record to the next one. Not
+    // checked where the byte may end a multibyte character.
+    if (m_format == InputFormat::text && m_refuse_backslash_dot && m_scanner->in_escape()) {
+        const std::string& source = m_sources[m_current];
+        throw std::runtime_error(
+            (source == "-" ? "stdin" : source) + ", line " +
+            std::to_string(m_next_line + m_scanner->pending().newlines) +
+            ": a lone backslash ends the data: in text format it escapes the next character and "
+            "none follows (write a backslash in data as \\\\)");
+    }
+    if (record.back() == '\r' && !escaped_at(record, record.size() - 1, m_format)) {
+        m_buffer += '\n';
+    } else {
+        const bool crlf =
+            batch.records > 0 ? batch.first_crlf : m_input_crlf.value_or(m_header_crlf);
+        m_buffer += crlf ? "\r\n" : "\n";
+    }
+    m_completed = true;
 }
 
 bool InputReader::next(Batch& batch, std::uint64_t max_records, std::size_t max_bytes) {
@@ -232,6 +287,8 @@ bool InputReader::next(Batch& batch, std::uint64_t max_records, std::size_t max_
         if (!m_started) {
             m_started = true;
             m_eof = false;
+            m_completed = false;
+            m_header_crlf = false;
             m_buffer.clear();
             m_pos = 0;
             m_scan = 0;
@@ -241,6 +298,8 @@ bool InputReader::next(Batch& batch, std::uint64_t max_records, std::size_t max_
             if (m_header) {
                 const std::size_t end = find_end();
                 m_next_line += 1 + m_scanner->inner_newlines();
+                m_header_crlf = end != std::string_view::npos &&
+                                ends_in_crlf(std::string_view(m_buffer).substr(0, end), m_format);
                 m_pos = end == std::string_view::npos ? m_buffer.size() : end;
                 m_scan = m_pos;
             }
@@ -256,11 +315,11 @@ bool InputReader::next(Batch& batch, std::uint64_t max_records, std::size_t max_
                     m_pos = m_buffer.size();  // a final "\." without a newline: nothing follows
                     m_scan = m_pos;
                 } else if (m_pos < m_buffer.size()) {
-                    // The last record has no newline: complete it, since more records (another
-                    // source, another batch) may follow it in the same COPY stream.
+                    // The last record has no line end. Once completed it may still move to the
+                    // next batch (below), and is not completed again there.
                     const RecordShape shape = m_scanner->pending();
-                    if (m_buffer.back() != '\n') {
-                        m_buffer += '\n';
+                    if (!m_completed) {
+                        complete_last_record(batch);
                     }
                     m_scan = m_buffer.size();
                     if (batch.records > 0 &&

@@ -39,6 +39,8 @@ class RecordScanner {
     // The record just ended, and the one the data ended inside (after npos).
     const RecordShape& shape() const { return m_last; }
     const RecordShape& pending() const { return m_current; }
+    // Text format: the data scanned so far ends in an unescaped backslash.
+    bool in_escape() const { return m_escaped; }
 
   private:
     InputFormat m_format;
@@ -65,7 +67,8 @@ struct Batch {
     std::uint64_t records = 0;
     // (index in this batch, shape) for records with line breaks inside.
     std::vector<std::pair<std::uint64_t, RecordShape>> multiline;
-    // The first record ends in "\r\n": a COPY stream starting with it has CRLF line ends.
+    // The first record ends in "\r\n" (a CR neither quoted nor escaped): a COPY stream starting
+    // with it has CRLF line ends.
     bool first_crlf = false;
 
     // The origin of record `index` (0-based within the batch).
@@ -76,7 +79,8 @@ struct Batch {
 class InputReader {
   public:
     // Opens every source now, so that a missing file fails before anything is loaded; throws
-    // std::runtime_error naming the file. `refuse_backslash_dot`: text format only, see next().
+    // std::runtime_error naming the file. `refuse_backslash_dot`: text format only, see next();
+    // false where a backslash byte may end a multibyte character (SJIS and the like).
     InputReader(std::vector<std::string> sources, InputFormat format, char quote, bool header,
                 bool refuse_backslash_dot = true);
     ~InputReader();
@@ -85,8 +89,10 @@ class InputReader {
 
     // Fills `batch` with the next records of the current source: at most `max_records`, and no
     // more than `max_bytes` unless a single record is bigger. Returns false at the end of input.
-    // Throws std::runtime_error on a read error, and in text format on a record holding an
-    // unescaped "\." (unless refused off): the server would end the data there (or fail).
+    // A last record without a line end gets the one of the COPY stream it may go into (see
+    // complete_last_record()). Throws std::runtime_error on a read error, and in text format
+    // (unless refused off) on a record holding an unescaped "\." (the server would end the
+    // data there, or fail) and on a source ending in an unescaped backslash.
     bool next(Batch& batch, std::uint64_t max_records, std::size_t max_bytes);
 
     // Total input size when every source is a regular file (for an ETA), else nullopt.
@@ -108,6 +114,9 @@ class InputReader {
     // source (an unterminated last record is then m_buffer[m_pos..]).
     std::size_t find_end();
     void end_source_at_marker(std::uint64_t marker_line);
+    // Appends a line end to the current source's unterminated last record m_buffer[m_pos..],
+    // which goes into `batch` (or starts the next one).
+    void complete_last_record(const Batch& batch);
     // Adds record m_buffer[m_pos, end) with `shape` to `batch`.
     void take(Batch& batch, std::size_t end, const RecordShape& shape);
 
@@ -122,8 +131,13 @@ class InputReader {
     std::uint64_t m_bytes_read = 0;
 
     std::size_t m_current = 0;
-    bool m_started = false;  // the current source's header has been handled
-    bool m_eof = false;      // the current source has no more bytes
+    bool m_started = false;      // the current source's header has been handled
+    bool m_eof = false;          // the current source has no more bytes
+    bool m_completed = false;    // the current source's last record has been given a line end
+    bool m_header_crlf = false;  // the current source's header line ends in "\r\n"
+    // The line end of the first record read: where one COPY stream spans batches and sources,
+    // the server decides the stream's line ends from it. Unset until a record is read.
+    std::optional<bool> m_input_crlf;
     std::string m_buffer;
     std::size_t m_pos = 0;   // start of the first unconsumed record in m_buffer
     std::size_t m_scan = 0;  // where scanning continues (bytes before it are inside a record)

@@ -522,6 +522,72 @@ sql "DELETE FROM kv WHERE id > 9000"
 printf '9001\ta\\\\.b\t1\n' >"$WORK/bslash.txt"
 run load --table kv --format text "$WORK/bslash.txt"
 expect_eq "an escaped backslash before a dot is data" "$rc:$(sql "SELECT v FROM kv WHERE id = 9001")" '0:a\.b'
+# A last record without a line end gets the one of the COPY stream it goes into: the server takes
+# the stream's line ends from its first line and refuses a record ended otherwise. One COPY may
+# span files: a one-record file after a CRLF one gets CRLF, as does a header's one record.
+kv_rows() {
+    sql "SELECT string_agg(id || ':' || replace(replace(v, E'\r', '<CR>'), E'\n', '<LF>') || ':' || n, ' ' ORDER BY id) FROM kv WHERE id > 9000"
+}
+printf '9101,a,1\r\n9102,"x\r\ny",2\r\n9103,c,3\r\n9104,d,4' >"$WORK/crlf-open.csv"
+printf '9105,e,5' >"$WORK/one-open.csv"
+printf 'id,v,n\r\n9106,f,6' >"$WORK/hdr-open.csv"
+printf 'id,v,n\r\n9107,g,7\r\n' >"$WORK/hdr-crlf.csv"
+printf '9108\th\t8\r\n9109\ti\t9' >"$WORK/crlf-open.txt"
+for mode in copy insert upsert async; do
+    # Batches of 2: the last record shares its batch (its own COPY) with a CRLF one.
+    for batch in 0 2; do
+        args=(load --table kv)
+        if [ "$mode" = async ]; then args+=(--async); else args+=(--mode $mode); fi
+        [ "$batch" = 2 ] && args+=(--batch-size 2)
+        sql "DELETE FROM kv WHERE id > 9000"
+        run "${args[@]}" "$WORK/crlf-open.csv" "$WORK/one-open.csv"
+        expect_eq "$mode batch $batch, CRLF CSV without a final line end, then a one-record file: exit 0, every row" \
+            "$rc:$(kv_rows)" "0:9101:a:1 9102:x<CR><LF>y:2 9103:c:3 9104:d:4 9105:e:5"
+        sql "DELETE FROM kv WHERE id > 9000"
+        run "${args[@]}" --header "$WORK/hdr-open.csv" "$WORK/hdr-crlf.csv"
+        expect_eq "$mode batch $batch, CRLF header and one record without a line end, then a CRLF file: exit 0, both rows" \
+            "$rc:$(kv_rows)" "0:9106:f:6 9107:g:7"
+        sql "DELETE FROM kv WHERE id > 9000"
+        run "${args[@]}" --format text "$WORK/crlf-open.txt"
+        expect_eq "$mode batch $batch, CRLF text without a final line end: exit 0, both rows" \
+            "$rc:$(kv_rows)" "0:9108:h:8 9109:i:9"
+    done
+done
+sql "DELETE FROM kv WHERE id > 9000"
+run load --table kv "$WORK/one-open.csv"
+expect_eq "a file of one record without a line end: exit 0, the row" "$rc:$(kv_rows)" "0:9105:e:5"
+# In text format a backslash ending the data escapes nothing (the server drops it, and a line end
+# added after it would make the next line part of this record): refused in every mode, naming the
+# line, nothing of its unit loaded. An escaped backslash there is data, and a backslash-newline
+# at the end still gets its record a line end.
+printf '9101\t1\ta\n9102\t2\tb\\' >"$WORK/bs-open.txt"
+printf '9103\t3\tc\n' >"$WORK/bs-next.txt"
+printf '9104\t4\td\r\n9105\t5\te\\\\' >"$WORK/bs-escaped-crlf.txt"
+printf '9106\t6\tf\\\\' >"$WORK/bs-escaped.txt"
+printf '9107\t7\tg\\\n' >"$WORK/bsnl-open.txt"
+for mode in copy insert upsert async; do
+    for batch in 0 1; do
+        args=(load --table kv --format text --columns id,n,v)
+        if [ "$mode" = async ]; then args+=(--async); else args+=(--mode $mode); fi
+        [ "$batch" = 1 ] && args+=(--batch-size 1)
+        sql "DELETE FROM kv WHERE id > 9000"
+        run "${args[@]}" "$WORK/bs-open.txt" "$WORK/bs-next.txt"
+        # Batch 1: the batch of line 1 may commit before the failure.
+        expect_eq "$mode batch $batch, text ending in a lone backslash: exit 1, nothing of its unit on loaded" \
+            "$rc:$(sql "SELECT count(*) FROM kv WHERE id > $([ "$batch" = 1 ] && echo 9101 || echo 9000)")" "1:0"
+        expect_err "$mode batch $batch, text ending in a lone backslash: the error names file and line" \
+            "bs-open.txt, line 2: a lone backslash ends the data: in text format it escapes the next character"
+    done
+    args=(load --table kv --format text --columns id,n,v)
+    if [ "$mode" = async ]; then args+=(--async); else args+=(--mode $mode); fi
+    sql "DELETE FROM kv WHERE id > 9000"
+    run "${args[@]}" "$WORK/bs-escaped-crlf.txt"
+    expect_eq "$mode, CRLF text ending in an escaped backslash: exit 0, the backslash is data" \
+        "$rc:$(kv_rows)" '0:9104:d:4 9105:e\:5'
+    run "${args[@]}" "$WORK/bs-escaped.txt" "$WORK/bsnl-open.txt" "$WORK/bs-next.txt"
+    expect_eq "$mode, text ending in an escaped backslash or a backslash-newline, then another file: exit 0, every row" \
+        "$rc:$(kv_rows)" '0:9103:c:3 9104:d:4 9105:e\:5 9106:f\:6 9107:g<LF>:7'
+done
 # Where the reader does not look for it (SJIS input, whose characters may end in a backslash
 # byte), COPY ON CONFLICT's counts catch rows the server never read: nothing commits.
 sql "DELETE FROM kv WHERE id > 9000"

@@ -131,4 +131,97 @@ BOOST_AUTO_TEST_CASE(header_only_and_empty_files_yield_no_records) {
     BOOST_TEST(!reader.next(batch, 10, 1 << 20));
 }
 
+// The line end given to a last record without one: the one of the COPY stream it goes into (the
+// server takes it from the stream's first line and refuses a record ended otherwise).
+BOOST_AUTO_TEST_CASE(last_record_without_line_end_gets_the_streams_line_end) {
+    TempFile crlf("1,a\r\n2,b\r\n3,c");
+    TempFile lf("1,a\n2,b");
+    TempFile single("9,z");
+    TempFile quoted("1,\"x\r\ny\"\r\n2,\"p\r\nq\"");
+    TempFile quoted_lf("1,\"x\r\ny\"\n2,\"p\r\nq\"");
+    TempFile bare_cr("1,a\n2,b\r");
+    const auto data_of = [](const std::vector<std::string>& sources, std::uint64_t records,
+                            bool header = false) {
+        InputReader reader(sources, InputFormat::csv, '"', header);
+        std::string data;
+        for (const Batch& batch : all_batches(reader, records, 1 << 20)) {
+            data += batch.data + "|";
+        }
+        return data;
+    };
+    BOOST_TEST(data_of({crlf.path}, 100) == "1,a\r\n2,b\r\n3,c\r\n|");
+    // Alone in its batch: it takes the first record's line end (one COPY may span batches).
+    BOOST_TEST(data_of({crlf.path}, 2) == "1,a\r\n2,b\r\n|3,c\r\n|");
+    BOOST_TEST(data_of({lf.path}, 100) == "1,a\n2,b\n|");
+    // A single record: LF; after a CRLF source, in the same COPY stream, CRLF.
+    BOOST_TEST(data_of({single.path}, 100) == "9,z\n|");
+    BOOST_TEST(data_of({crlf.path, single.path}, 100) == "1,a\r\n2,b\r\n3,c\r\n|9,z\r\n|");
+    BOOST_TEST(data_of({lf.path, single.path}, 100) == "1,a\n2,b\n|9,z\n|");
+    // A quoted CRLF is data: only the line ends outside quotes count.
+    BOOST_TEST(data_of({quoted.path}, 100) == "1,\"x\r\ny\"\r\n2,\"p\r\nq\"\r\n|");
+    BOOST_TEST(data_of({quoted_lf.path}, 100) == "1,\"x\r\ny\"\n2,\"p\r\nq\"\n|");
+    // A record ending in a bare CR lacks only the LF of its CRLF.
+    BOOST_TEST(data_of({bare_cr.path}, 100) == "1,a\n2,b\r\n|");
+    // With a header and one record: the header's line end.
+    TempFile header_crlf("id,v\r\n1,a");
+    BOOST_TEST(data_of({header_crlf.path}, 100, true) == "1,a\r\n|");
+    // Moved to the next batch by the byte budget: completed once.
+    InputReader reader({crlf.path}, InputFormat::csv, '"', false);
+    const auto batches = all_batches(reader, 100, 11);
+    BOOST_TEST_REQUIRE(batches.size() == 2u);
+    BOOST_TEST(batches[0].data == "1,a\r\n2,b\r\n");
+    BOOST_TEST(batches[1].data == "3,c\r\n");
+    BOOST_TEST(batches[1].first_crlf);
+}
+
+BOOST_AUTO_TEST_CASE(text_line_ends_follow_backslash_escapes) {
+    const auto data_of = [](const std::vector<std::string>& sources) {
+        InputReader reader(sources, InputFormat::text, '"', false);
+        std::string data;
+        for (const Batch& batch : all_batches(reader, 100, 1 << 20)) {
+            data += batch.data + "|";
+        }
+        return data;
+    };
+    // An escaped CR before the LF is data: the server's stream has LF line ends then.
+    TempFile escaped_cr("1\ta\\\r\n2\tb");
+    BOOST_TEST(data_of({escaped_cr.path}) == "1\ta\\\r\n2\tb\n|");
+    TempFile crlf("1\ta\\\\\r\n2\tb");
+    BOOST_TEST(data_of({crlf.path}) == "1\ta\\\\\r\n2\tb\r\n|");
+    // An escaped backslash at the end is data; so is an escaped CR, which gets a whole line end.
+    TempFile escaped_backslash("1\ta\r\n2\tb\\\\");
+    BOOST_TEST(data_of({escaped_backslash.path}) == "1\ta\r\n2\tb\\\\\r\n|");
+    TempFile ends_escaped_cr("1\ta\r\n2\tb\\\r");
+    BOOST_TEST(data_of({ends_escaped_cr.path}) == "1\ta\r\n2\tb\\\r\r\n|");
+    // A backslash-newline at the end is data too: the record still needs its line end, or the
+    // next source's first record would join it.
+    TempFile escaped_newline("1\ta\\\n");
+    TempFile next("2\tb\n");
+    BOOST_TEST(data_of({escaped_newline.path, next.path}) == "1\ta\\\n\n|2\tb\n|");
+}
+
+BOOST_AUTO_TEST_CASE(text_source_ending_in_a_lone_backslash_is_refused) {
+    TempFile lone("1\ta\n2\tb\\\nc\\");
+    InputReader reader({lone.path}, InputFormat::text, '"', false);
+    Batch batch;
+    try {
+        reader.next(batch, 100, 1 << 20);
+        BOOST_FAIL("accepted");
+    } catch (const std::runtime_error& error) {
+        // Named at the line holding the backslash (the record starts on line 2).
+        BOOST_TEST(std::string(error.what()) ==
+                   lone.path +
+                       ", line 3: a lone backslash ends the data: in text format it escapes the "
+                       "next character and none follows (write a backslash in data as \\\\)");
+    }
+    // Where a backslash byte may end a multibyte character, the reader cannot tell.
+    InputReader trail_bytes({lone.path}, InputFormat::text, '"', false, false);
+    BOOST_TEST_REQUIRE(trail_bytes.next(batch, 100, 1 << 20));
+    BOOST_TEST(batch.data == "1\ta\n2\tb\\\nc\\\n");
+    // In CSV a backslash is data.
+    InputReader csv({lone.path}, InputFormat::csv, '"', false);
+    BOOST_TEST_REQUIRE(csv.next(batch, 100, 1 << 20));
+    BOOST_TEST(batch.data == "1\ta\n2\tb\\\nc\\\n");
+}
+
 BOOST_AUTO_TEST_SUITE_END()
