@@ -16,9 +16,10 @@ namespace {
 
 constexpr std::size_t k_read_size = 1 << 20;
 
-// data[at] is escaped: in text format, preceded by an odd run of backslashes (CSV has none).
-bool escaped_at(std::string_view data, std::size_t at, InputFormat format) {
-    if (format != InputFormat::text) {
+// data[at] is escaped: preceded by an odd run of backslashes, where backslashes escape (text
+// format in an encoding whose characters never end in a backslash byte; CSV has no escapes).
+bool escaped_at(std::string_view data, std::size_t at, bool backslashes_escape) {
+    if (!backslashes_escape) {
         return false;
     }
     std::size_t backslashes = 0;
@@ -30,9 +31,9 @@ bool escaped_at(std::string_view data, std::size_t at, InputFormat format) {
 
 // The record ends in a CRLF line end. A CR just before the LF that ends a CSV record is outside
 // quotes; in text format an escaped one is data ("\\\r\n" ends an LF line for the server).
-bool ends_in_crlf(std::string_view record, InputFormat format) {
+bool ends_in_crlf(std::string_view record, bool backslashes_escape) {
     return record.size() >= 2 && record.back() == '\n' && record[record.size() - 2] == '\r' &&
-           !escaped_at(record, record.size() - 2, format);
+           !escaped_at(record, record.size() - 2, backslashes_escape);
 }
 
 }  // namespace
@@ -233,7 +234,7 @@ void InputReader::take(Batch& batch, std::size_t end, const RecordShape& shape) 
     }
     batch.data.append(m_buffer, m_pos, end - m_pos);
     if (batch.records == 0) {
-        batch.first_crlf = ends_in_crlf(batch.data, m_format);
+        batch.first_crlf = ends_in_crlf(batch.data, backslashes_escape());
         if (!m_input_crlf) {
             m_input_crlf = batch.first_crlf;
         }
@@ -267,7 +268,7 @@ void InputReader::complete_last_record(const Batch& batch) {
             ": a lone backslash ends the data: in text format it escapes the next character and "
             "none follows (write a backslash in data as \\\\)");
     }
-    if (record.back() == '\r' && !escaped_at(record, record.size() - 1, m_format)) {
+    if (record.back() == '\r' && !escaped_at(record, record.size() - 1, backslashes_escape())) {
         m_buffer += '\n';
     } else {
         const bool crlf =
@@ -298,8 +299,9 @@ bool InputReader::next(Batch& batch, std::uint64_t max_records, std::size_t max_
             if (m_header) {
                 const std::size_t end = find_end();
                 m_next_line += 1 + m_scanner->inner_newlines();
-                m_header_crlf = end != std::string_view::npos &&
-                                ends_in_crlf(std::string_view(m_buffer).substr(0, end), m_format);
+                m_header_crlf =
+                    end != std::string_view::npos &&
+                    ends_in_crlf(std::string_view(m_buffer).substr(0, end), backslashes_escape());
                 m_pos = end == std::string_view::npos ? m_buffer.size() : end;
                 m_scan = m_pos;
             }

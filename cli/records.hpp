@@ -117,6 +117,11 @@ class InputReader {
     // Appends a line end to the current source's unterminated last record m_buffer[m_pos..],
     // which goes into `batch` (or starts the next one).
     void complete_last_record(const Batch& batch);
+    // A backslash escapes the next byte: text format, unless a backslash byte may end a
+    // multibyte character (refuse_backslash_dot off).
+    bool backslashes_escape() const {
+        return m_format == InputFormat::text && m_refuse_backslash_dot;
+    }
     // Adds record m_buffer[m_pos, end) with `shape` to `batch`.
     void take(Batch& batch, std::size_t end, const RecordShape& shape);
 

@@ -5,6 +5,7 @@
 #include <condition_variable>
 #include <deque>
 #include <exception>
+#include <iterator>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -288,8 +289,8 @@ struct Writer::Impl {
     std::string update_prefix;
     std::string update_suffix;
     std::string delete_prefix;
-    // SELECT ... FOR UPDATE of a batch's keys in the server's key order, around a VALUES list
-    // (see lock_keys).
+    // SELECT ... FOR NO KEY UPDATE of a batch's keys joined to a VALUES list of (key, position)
+    // (see lock_keys); empty when the batches' writes never update.
     std::string lock_prefix, lock_suffix;
     std::string key_tuple;
 
@@ -704,8 +705,25 @@ void Writer::Impl::build_sql(const Connection& c) {
         update_suffix = ") AS v(" + column_list + ") WHERE " + join(join_v, " AND ");
     }
     delete_prefix = "DELETE FROM " + qualified + " WHERE (" + key_list + ") IN (";
-    lock_prefix = "SELECT 1 FROM " + qualified + " WHERE (" + key_list + ") IN (VALUES ";
-    lock_suffix = ") ORDER BY " + key_list + " FOR UPDATE";
+    // The lock takes rows in the order this writer's statements take them when no delete comes
+    // first: the server's key order where the server sorts (COPY ON CONFLICT, the staged
+    // INSERT ... SELECT), the batch's own order for INSERT ... ON CONFLICT ... VALUES.
+    const bool updates = !update.empty() && (options.conflict_mode == ConflictMode::upsert ||
+                                             options.conflict_mode == ConflictMode::update);
+    const bool sorted_by_server =
+        statement == WriteStatement::copy_extension || statement == WriteStatement::copy_stage;
+    if (updates && (sorted_by_server || statement == WriteStatement::insert_conflict)) {
+        std::vector<std::string> v_keys;
+        std::vector<std::string> join_lock;
+        for (std::size_t k = 0; k < quoted_keys.size(); ++k) {
+            v_keys.push_back("v" + std::to_string(k));
+            join_lock.push_back("t." + quoted_keys[k] + " = v.v" + std::to_string(k));
+        }
+        lock_prefix = "SELECT 1 FROM " + qualified + " t JOIN (VALUES ";
+        lock_suffix = ") AS v(" + join(v_keys, ", ") + ", pos) ON " + join(join_lock, " AND ") +
+                      " ORDER BY " + (sorted_by_server ? join(t_keys, ", ") : "v.pos") +
+                      " FOR NO KEY UPDATE OF t";
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1361,7 +1379,6 @@ void Writer::Impl::run_attempt(Connection& connection, const std::vector<const S
         // Deferred constraints are checked per statement here: a violation found only at COMMIT
         // cannot be pinned on a row, and would fail every attempt again.
         detail::exec_until(connection, "SET CONSTRAINTS ALL IMMEDIATE", nullptr, deadline);
-        lock_keys(connection, deletes, writes, deadline);
         isolate(connection, deletes, true, 0, deletes.size(), deadline, stop_at_first,
                 conflict_fallback, rejects);
         written = isolate(connection, writes, false, 0, writes.size(), deadline, stop_at_first,
@@ -1490,40 +1507,51 @@ void Writer::Impl::apply_deletes(Connection& connection, const std::vector<const
 // A batch's deletes and its writes are two statements, each in key order: alone, a writer could
 // delete key 5, then wait in its writes for key 3, which another writer deleted before waiting
 // for key 5 in its own writes (a deadlock, seen often with four writers mixing erase() and
-// write()). So a batch with both first locks the existing rows of all its keys in one order, the
-// server's (ORDER BY with FOR UPDATE locks rows as they come out of the sort); its statements
-// then wait mostly for new keys, which every writer inserts in the same order. A row that
-// appears (another transaction inserts it and commits) after the lock can still close a cycle;
-// the 40P01 is retried. One statement per 65535 parameters: a batch of more keys is locked in
-// pieces. Only where the writes update (upsert, update): FOR UPDATE needs the UPDATE privilege.
+// write()). So a batch with both first locks the existing rows of all its keys (FOR NO KEY
+// UPDATE, as its updates would; a DELETE then upgrades its own lock) in the order its writes
+// would take them without deletes (see build_sql): every writer of one mode then takes row locks
+// in one order, and waits after that mostly for new keys, which every writer inserts in the same
+// order too. A row that another transaction inserts and commits after the lock can still close a
+// cycle (retried as any 40P01). One statement per 65535 parameters: a batch of more keys is
+// locked in pieces, in the batch's order. Not when isolating rows (exceptionmode=ignore): a row
+// error there must come from the statement that isolates it.
 void Writer::Impl::lock_keys(Connection& connection, const std::vector<const Slot*>& deletes,
                              const std::vector<const Slot*>& writes, Clock::time_point deadline) {
-    if (deletes.empty() || writes.empty() || !keyed ||
-        (options.conflict_mode != ConflictMode::upsert &&
-         options.conflict_mode != ConflictMode::update)) {
+    if (deletes.empty() || writes.empty() || !keyed || lock_prefix.empty()) {
         return;
     }
-    std::vector<std::string> keys;
-    keys.reserve(deletes.size() + writes.size());
-    for (const Slot* slot : deletes) {
-        keys.push_back(slot->key_fields);
-    }
-    for (const Slot* slot : writes) {
-        if (!slot->deleted) {  // a key deleted and then written is there already
-            keys.push_back(key_fields_of(slot->fields()));
-        }
-    }
+    // Both lists are in the batch's key order; a key deleted and then written is in both.
+    std::vector<const Slot*> slots;
+    slots.reserve(deletes.size() + writes.size());
+    std::merge(deletes.begin(), deletes.end(), writes.begin(), writes.end(),
+               std::back_inserter(slots),
+               [](const Slot* a, const Slot* b) { return a->key < b->key; });
+    slots.erase(std::unique(slots.begin(), slots.end()), slots.end());
     const std::size_t per_statement =
         std::max<std::size_t>(1, 65535 / std::max<std::size_t>(1, key_oids.size()));
-    for (std::size_t at = 0; at < keys.size(); at += per_statement) {
-        const std::size_t count = std::min(per_statement, keys.size() - at);
+    for (std::size_t at = 0; at < slots.size(); at += per_statement) {
+        const std::size_t count = std::min(per_statement, slots.size() - at);
+        // The parameters point into these until the statement has run.
+        std::vector<std::string> extracted;
+        extracted.reserve(count);
         BinaryParams params;
+        std::string values;
+        std::size_t n = 1;
         for (std::size_t i = at; i < at + count; ++i) {
-            add_params(params, keys[i], key_oids);
+            const Slot* slot = slots[i];
+            if (slot->deleted) {
+                add_params(params, slot->key_fields, key_oids);
+            } else {
+                extracted.push_back(key_fields_of(slot->fields()));
+                add_params(params, extracted.back(), key_oids);
+            }
+            values += i == at ? "(" : ", (";
+            for (std::size_t c = 0; c < key_oids.size(); ++c) {
+                values += "$" + std::to_string(n++) + ", ";
+            }
+            values += std::to_string(i) + ")";
         }
-        detail::exec_until(connection,
-                           lock_prefix + placeholders(count, key_oids.size()) + lock_suffix,
-                           &params, deadline);
+        detail::exec_until(connection, lock_prefix + values + lock_suffix, &params, deadline);
     }
 }
 

@@ -52,8 +52,9 @@ class DirectApply {
     DirectApply& operator=(const DirectApply&) = delete;
 
     // Applies every row of `chunk`, in its order, as one command. Errors carry the context line
-    // "<what> into <table>, applying rows with ON_CONFLICT '<mode>'" as the statement's do, with
-    // ", line <n>" after the table when a row failed (the input line of the key's winning row).
+    // "<context> into <table>, applying rows with ON_CONFLICT '<mode>'" as the statement's do,
+    // with ", <position> <n>" after the table when a row failed and the spec numbers rows (the
+    // input line of the key's winning row; see MergeSpec::position).
     // Run it in a subtransaction: it holds nothing (no buffer pin) from one call to the next.
     DirectResult apply(Tuplestorestate* chunk);
     // Releases what the subtransactions of apply() did not (open indexes, memory); also after

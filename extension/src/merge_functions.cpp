@@ -123,7 +123,10 @@ PGI_FUNCTION(ingest_merge) {
                 aclcheck_error(usage, OBJECT_SCHEMA, get_namespace_name(nsp));
         });
     Relation rel = pg_call([&] { return table_open(target, RowExclusiveLock); });
-    spec.context = format("ingest.merge() from %s", pg_call([&] { return get_rel_name(source); }));
+    // Not locked yet: a source dropped meanwhile has no name (the merge then fails opening it).
+    const char* source_name = pg_call([&] { return get_rel_name(source); });
+    spec.context = source_name ? format("ingest.merge() from %s", source_name)
+                               : format("ingest.merge() from relation %u", source);
     const char kind = rel->rd_rel->relkind;
     if (kind != RELKIND_RELATION && kind != RELKIND_PARTITIONED_TABLE)
         raise(ERRCODE_WRONG_OBJECT_TYPE,

@@ -103,6 +103,7 @@ SupersededCheck::SupersededCheck(const MergeSpec& spec, const std::vector<AttrNu
     // check would find NULL: with such a trigger on the target or a partition, nothing is checked.
     if (any_in_tree(spec.target, has_before_insert_row_trigger))
         return;
+    const std::string into = context_into(spec);  // C++ allocations stay outside pg_call
     m_state = pg_call([&]() -> State* {
         MemoryContext cxt =
             AllocSetContextCreate(parent, "pg_ingest superseded", ALLOCSET_DEFAULT_SIZES);
@@ -112,7 +113,7 @@ SupersededCheck::SupersededCheck(const MergeSpec& spec, const std::vector<AttrNu
         s->rel = spec.target;
         s->natts = rd->natts;
         s->ncheck = rd->constr->num_check;
-        s->context_into = pstrdup(context_into(spec).c_str());
+        s->context_into = pstrdup(into.c_str());
         s->position = spec.position.empty() ? nullptr : pstrdup(spec.position.c_str());
         s->source_of = static_cast<int*>(palloc(sizeof(int) * s->natts));
         s->must_not_null = static_cast<bool*>(palloc0(sizeof(bool) * s->natts));

@@ -88,9 +88,10 @@ struct PG_INGEST_API WriterHooks {
 //   upsert multi-row INSERT ... ON CONFLICT DO UPDATE / DO NOTHING; UPDATE ... FROM (VALUES)
 //          for update; plain INSERT for strict.
 // Deletes (erase) are sent first, as DELETE ... WHERE (key) IN (...), in the same transaction;
-// in upsert/update conflict modes a batch with deletes and writes first locks the existing rows
-// of all its keys in key order (SELECT ... FOR UPDATE), which keeps writers that mix erase() and
-// write() from deadlocking on each other's deletes.
+// where its writes update (conflictmode upsert/update, through COPY ON CONFLICT, the staged
+// fallback or INSERT ... ON CONFLICT), a batch with deletes and writes first locks the existing
+// rows of all its keys (SELECT ... FOR NO KEY UPDATE) in the order its writes take them, which
+// keeps writers that mix erase() and write() from deadlocking on each other's deletes.
 //
 // Flushes happen when batchsize operations or batchbytes encoded bytes are buffered,
 // batchwritetimeoutms after the batch's first row (also when no new rows arrive), on flush() and

@@ -49,6 +49,33 @@ sub poll_until
 my $idle = q{SELECT pgi_test_worker_slots_in_use() = 0
 	AND NOT EXISTS (SELECT FROM pg_stat_activity WHERE backend_type = 'pg_ingest worker')};
 
+# Idle, and still idle a moment later: a launcher that just started frees or reserves slots for
+# its start-up pass (one worker per database) in between two polls.
+sub idle_settled
+{
+	my ($seconds) = @_;
+	my $deadline = time + $seconds;
+	while (time < $deadline)
+	{
+		return 1 if poll_until($idle, $deadline - time) && (sleep(1.5), poll_until($idle, 0.2));
+	}
+	return 0;
+}
+
+# Reserves a slot as the launcher does; the launcher's start-up pass may take it first, so
+# retry while that worker comes and goes.
+sub reserve_slot
+{
+	my $deadline = time + 30;
+	while (time < $deadline)
+	{
+		my $r = sql('SELECT pgi_test_reserve_worker_slot()');
+		return split /:/, $r if $r ne '';
+		sleep 0.2;
+	}
+	return;
+}
+
 sub launcher_pid
 {
 	return sql(q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_ingest launcher'});
@@ -78,12 +105,12 @@ sub submit_job
 }
 
 sql('CREATE TABLE t (k bigint, v text)');
-ok(poll_until($idle, 30), 'the workers started with the server have exited');
+ok(idle_settled(30), 'the workers started with the server have exited');
 
 # --- a slot reserved by a launcher that died before its worker attached ------------------------
 my ($slot, $generation);
 {
-	($slot, $generation) = split /:/, sql('SELECT pgi_test_reserve_worker_slot()');
+	($slot, $generation) = reserve_slot();
 	like($generation, qr/^\d+$/, 'a slot is reserved, no worker started');
 	is(sql('SELECT pgi_test_worker_slots_in_use()'), '1', 'the one slot is in use');
 	my $id = submit_job('t', 10, 'first');
@@ -101,10 +128,10 @@ my ($slot, $generation);
 
 # --- a worker that the dead launcher started attaches after the slot was given to another ------
 {
-	my ($slot1, $gen1) = split /:/, sql('SELECT pgi_test_reserve_worker_slot()');
+	my ($slot1, $gen1) = reserve_slot();
 	like($gen1, qr/^\d+$/, 'late attach: a slot is reserved');
 	restart_launcher('late attach');
-	ok(poll_until($idle, 20), 'late attach: the restarted launcher frees the reservation');
+	ok(idle_settled(20), 'late attach: the restarted launcher frees the reservation');
 	# A worker for the old reservation, while the slot is free: it must not take it.
 	is(sql("SELECT pgi_test_start_worker($slot1, $gen1)"), 't',
 		'late attach: a worker of the old reservation starts and exits');
