@@ -1005,7 +1005,7 @@ BOOST_AUTO_TEST_CASE(writers_deleting_each_others_written_keys_do_not_deadlock) 
 
 // erase() and write() in one batch under load: the lock first leaves only rare deadlocks (a row
 // that another writer inserts after the lock), which are retried here; the end state must match
-// the model. Measured with this test: 6-17 retries per mode with the lock, 65-118 without.
+// the model. Measured with this test: 10-13 retries per mode with the lock, 32-143 without.
 BOOST_AUTO_TEST_CASE(four_writers_mixing_erase_and_write_match_the_model) {
     for (const WriteMode mode : {WriteMode::copy, WriteMode::upsert}) {
         BOOST_TEST_CONTEXT("writemode " << to_string(mode)) {
