@@ -499,6 +499,12 @@ for mode in copy insert upsert; do
             "marker.csv, line 3: end-of-data marker \\. ends the input there; the 2 line(s) after it were not loaded"
     done
 done
+# Appends to args the options of load mode $1 (copy, insert, upsert, async) and, unless $2 is 0
+# or missing, --batch-size $2.
+mode_args() {
+    if [ "$1" = async ]; then args+=(--async); else args+=(--mode "$1"); fi
+    [ "${2:-0}" = 0 ] || args+=(--batch-size "$2")
+}
 # In text format "\." inside a record is no data: the server would end the input there and drop
 # the rest (or fail). Refused in every mode, naming the line; nothing after it is loaded.
 printf '9001\ta\t1\n9002\tb\\.\t2\n9003\tc\t3\n' >"$WORK/bdot.txt"
@@ -508,8 +514,7 @@ for mode in copy insert upsert async; do
         for file in bdot.txt bdot-eol.txt; do
             sql "DELETE FROM kv WHERE id > 9000"
             args=(load --table kv --format text)
-            if [ "$mode" = async ]; then args+=(--async); else args+=(--mode $mode); fi
-            [ "$batch" = 1 ] && args+=(--batch-size 1)
+            mode_args "$mode" "$batch"
             run "${args[@]}" "$WORK/$file"
             expect_eq "$mode batch $batch, \\. inside a record of $file: exit 1, nothing from it on loaded" \
                 "$rc:$(sql "SELECT count(*) FROM kv WHERE id > 9001")" "1:0"
@@ -537,8 +542,7 @@ for mode in copy insert upsert async; do
     # Batches of 2: the last record shares its batch (its own COPY) with a CRLF one.
     for batch in 0 2; do
         args=(load --table kv)
-        if [ "$mode" = async ]; then args+=(--async); else args+=(--mode $mode); fi
-        [ "$batch" = 2 ] && args+=(--batch-size 2)
+        mode_args "$mode" "$batch"
         sql "DELETE FROM kv WHERE id > 9000"
         run "${args[@]}" "$WORK/crlf-open.csv" "$WORK/one-open.csv"
         expect_eq "$mode batch $batch, CRLF CSV without a final line end, then a one-record file: exit 0, every row" \
@@ -568,8 +572,7 @@ printf '9107\t7\tg\\\n' >"$WORK/bsnl-open.txt"
 for mode in copy insert upsert async; do
     for batch in 0 1; do
         args=(load --table kv --format text --columns id,n,v)
-        if [ "$mode" = async ]; then args+=(--async); else args+=(--mode $mode); fi
-        [ "$batch" = 1 ] && args+=(--batch-size 1)
+        mode_args "$mode" "$batch"
         sql "DELETE FROM kv WHERE id > 9000"
         run "${args[@]}" "$WORK/bs-open.txt" "$WORK/bs-next.txt"
         # Batch 1: the batch of line 1 may commit before the failure.
@@ -579,7 +582,7 @@ for mode in copy insert upsert async; do
             "bs-open.txt, line 2: a lone backslash ends the data: in text format it escapes the next character"
     done
     args=(load --table kv --format text --columns id,n,v)
-    if [ "$mode" = async ]; then args+=(--async); else args+=(--mode $mode); fi
+    mode_args "$mode"
     sql "DELETE FROM kv WHERE id > 9000"
     run "${args[@]}" "$WORK/bs-escaped-crlf.txt"
     expect_eq "$mode, CRLF text ending in an escaped backslash: exit 0, the backslash is data" \
