@@ -1527,6 +1527,16 @@ void Writer::Impl::lock_keys(Connection& connection, const std::vector<const Slo
                std::back_inserter(slots),
                [](const Slot* a, const Slot* b) { return a->key < b->key; });
     slots.erase(std::unique(slots.begin(), slots.end()), slots.end());
+    // One index probe per key: for a few thousand keys the planner would rather hash the list
+    // and scan the whole table (150 ms for 5000 keys of a 1M-row table, against 23 ms), a cost
+    // that grows with the table. Only for the lock: the batch's own statements plan as before.
+    static const std::string k_probe =
+        "SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off; "
+        "SET LOCAL enable_seqscan = off";
+    static const std::string k_unprobe =
+        "SET LOCAL enable_hashjoin TO DEFAULT; SET LOCAL enable_mergejoin TO DEFAULT; "
+        "SET LOCAL enable_seqscan TO DEFAULT";
+    detail::exec_until(connection, k_probe, nullptr, deadline);
     const std::size_t per_statement =
         std::max<std::size_t>(1, 65535 / std::max<std::size_t>(1, key_oids.size()));
     for (std::size_t at = 0; at < slots.size(); at += per_statement) {
@@ -1553,6 +1563,7 @@ void Writer::Impl::lock_keys(Connection& connection, const std::vector<const Slo
         }
         detail::exec_until(connection, lock_prefix + values + lock_suffix, &params, deadline);
     }
+    detail::exec_until(connection, k_unprobe, nullptr, deadline);
 }
 
 std::string Writer::Impl::key_fields_of(std::string_view fields) const {
