@@ -33,6 +33,8 @@ extern "C" {
 #include "utils/tuplesort.h"
 #include "utils/tuplestore.h"
 #include "utils/typcache.h"
+#include "utils/rel.h"
+#include "commands/trigger.h"
 #include "storage/proc.h"
 #include "catalog/pg_namespace.h"
 }
@@ -222,7 +224,12 @@ class MergeRun {
     UpsertCounting m_counting = UpsertCounting::conflicts;
     bool m_try_direct = false;  // direct_apply_refusal() said yes
     int64_t m_loaded_rows = 0;
-    int64_t m_chunk_limit = 0;              // groups per chunk
+    int64_t m_chunk_limit = 0;  // groups per chunk
+    // The target has statement-level triggers or transition tables: INSERT ... ON CONFLICT
+    // fires them once per statement, so (unless ON_ERROR 'ignore') every row goes through one
+    // statement, and a merge with no rows still runs it once, as COPY and INSERT do.
+    bool m_statement_triggers = false;
+    int64_t m_statements_run = 0;
     std::unique_ptr<DirectApply> m_direct;  // set while chunks bypass the statement
     // The row error a direct chunk failed with (its line, SQLSTATE, message and detail): the
     // statement that redoes the chunk names that line when it fails with the same error, as
@@ -489,8 +496,24 @@ void MergeRun::apply_all() {
 // So direct chunks grow with the input to stay below that, with room for the caller's own.
 constexpr int64_t kMaxDirectChunks = 48;
 
+// Triggers that see a statement rather than a row: statement-level ones, and row or statement
+// ones with transition tables (filled per statement). INSERT ... ON CONFLICT fires the INSERT
+// and UPDATE ones of the target it names, not of its partitions.
+bool has_statement_triggers(Relation rel) {
+    const TriggerDesc* t = rel->trigdesc;
+    return t && (t->trig_insert_before_statement || t->trig_insert_after_statement ||
+                 t->trig_update_before_statement || t->trig_update_after_statement ||
+                 t->trig_insert_new_table || t->trig_update_old_table || t->trig_update_new_table);
+}
+
 void MergeRun::begin_apply() {
     m_chunk_limit = guc::merge_chunk_rows;
+    m_statement_triggers = has_statement_triggers(m_spec.target);
+    // One statement for all rows: its chunk is a tuplestore that spills past work_mem like any
+    // other. Under ON_ERROR 'ignore' a failed chunk is redone row by row, so chunks stay small
+    // there (statement triggers then fire per chunk and per redone row; README).
+    if (m_statement_triggers && !m_spec.ignore_errors)
+        m_chunk_limit = INT64_MAX;
     // Without rows the statement is prepared and never run: nothing of the direct path's set-up
     // (which checks what only writing needs, e.g. a replica identity) may fail an empty merge.
     if (m_try_direct && m_loaded_rows > 0) {
@@ -715,6 +738,7 @@ MergeRun::ChunkResult MergeRun::execute_chunk(int64_t groups) {
         m_chunk = nullptr;
         return r;
     }
+    m_statements_run++;
     try {
         pg_call([&] {
             int rc = SPI_execute_plan(m_plan, NULL, NULL, false, 0);
@@ -815,6 +839,12 @@ bool MergeRun::rejectable(const PgError& e) const {
 }
 
 void MergeRun::flush_chunk() {
+    if (m_chunk_groups == 0 && m_statement_triggers && m_statements_run == 0 && !m_direct &&
+        m_chunk) {
+        // No rows at all: the statement still runs once for its statement triggers.
+        count(execute_chunk(0), 0, 0);
+        return;
+    }
     if (m_chunk_groups == 0) {
         if (m_chunk)
             pg_call([&] { tuplestore_end(m_chunk); });
