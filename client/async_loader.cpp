@@ -44,8 +44,8 @@ Error removed_unseen(std::int64_t id) {
     return Error("AsyncLoader: async load job " + std::to_string(id) +
                      " was removed by the server before this loader saw it end",
                  "42704",
-                 "The server removes ended jobs after ingest.job_retention; whether this one "
-                 "finished or failed is not known.",
+                 "The server removes ended jobs after ingest.job_retention (or an "
+                 "administrator deleted it); whether this one finished or failed is not known.",
                  "Check the target table for the job's rows, and keep ingest.job_retention "
                  "longer than a loader runs.",
                  true);
@@ -500,6 +500,20 @@ struct AsyncLoader::Impl {
         }
     }
 
+    // A job found ended at begin() (an earlier run's): read how it ended now, so that wait()
+    // reports it even if ingest.job_retention removes it before then. One already removed is
+    // left to wait(), which says its outcome is unknown.
+    void remember_ended(std::int64_t id, Clock::time_point deadline) {
+        try {
+            ended[id] = bounded(deadline, "while reading an ended job",
+                                [&] { return get_async_load_job(ctl(), id); });
+        } catch (const Error& error) {
+            if (error.sqlstate() != "42704") {
+                throw;
+            }
+        }
+    }
+
     void open_job(Clock::time_point deadline) {
         close_job();
         reset_retries();
@@ -542,6 +556,8 @@ struct AsyncLoader::Impl {
                 job_ids.push_back(job.id);
                 if (!is_ended(job.state)) {
                     pending.push_back(job.id);
+                } else if (ended.count(job.id) == 0) {
+                    remember_ended(job.id, deadline);
                 }
             }
             return;

@@ -71,8 +71,9 @@ struct AsyncLoaderOptions {
 // (empty string) jobs have no key and nothing protects against loading twice. Keys protect as
 // long as the server keeps the jobs: ended jobs are removed after ingest.job_retention (7 days
 // by default), after which the same key names a new job. wait() reads a job it has seen ended
-// only once, so a removed job does not fail it; a job removed before the loader saw it end
-// fails wait() with Error 42704 (its outcome is unknown), at every call.
+// only once, so a removed job does not fail it (a job a restarted loader finds ended at begin()
+// is read then); a job removed before the loader saw it end (by retention, or by an
+// administrator) fails wait() with Error 42704 (its outcome is unknown), at every call.
 //
 // Retries: a transient failure (a connection lost or terminated, a serialization failure or
 // deadlock, too many connections, ...; see is_transient_sqlstate()) on a staging connection or

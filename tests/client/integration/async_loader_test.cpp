@@ -438,6 +438,33 @@ BOOST_AUTO_TEST_CASE(wait_reports_a_job_removed_before_it_saw_it_end) {
     }
 }
 
+// A restarted loader that finds its key's job already ended at begin() reads how it ended then:
+// when retention removes the job before wait(), wait() still reports it, with its counts.
+BOOST_AUTO_TEST_CASE(wait_reports_a_job_found_ended_at_begin_after_it_is_removed) {
+    Connection connection = connect_async();
+    reset_table(connection, "al_removed");
+    std::int64_t id = 0;
+    {
+        AsyncLoader first(async_db(), loader_options("al_removed"));
+        first.begin("found-ended-cp1");
+        first.stage(csv_rows(1, 100), 100);
+        const auto jobs = first.wait(std::chrono::steady_clock::now() + 120s);
+        BOOST_TEST_REQUIRE(jobs.size() == 1u);
+        BOOST_REQUIRE(jobs[0].state == JobState::finish);
+        id = jobs[0].id;
+    }
+    AsyncLoader restarted(async_db(), loader_options("al_removed"));
+    restarted.begin("found-ended-cp1");
+    BOOST_TEST(restarted.stage(csv_rows(1, 100), 100) == false);  // skipped: loaded already
+    connection.execute("DELETE FROM ingest.async_load_job WHERE id = " + std::to_string(id));
+    const auto jobs = restarted.wait(std::chrono::steady_clock::now() + 60s);
+    BOOST_TEST_REQUIRE(jobs.size() == 1u);
+    BOOST_TEST(jobs[0].id == id);
+    BOOST_CHECK(jobs[0].state == JobState::finish);
+    BOOST_TEST(jobs[0].rows_inserted == 100);
+    BOOST_TEST(table_summary(connection, "al_removed") == "100/100/true");
+}
+
 // A submitted job that ends and is removed before the loader read it again: back-pressure
 // counts it as ended (only ended jobs are removed) instead of failing the loader with 42704.
 BOOST_AUTO_TEST_CASE(back_pressure_counts_a_removed_queued_job_as_ended) {
