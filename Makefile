@@ -6,7 +6,7 @@ BUILD_DIR  ?= build
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 PG_CONFIG  ?= pg_config
 
-.PHONY: all deps extension client install check demo bench clean format
+.PHONY: all deps extension client install install-test check demo bench clean format
 
 all: extension client
 
@@ -26,8 +26,13 @@ install: all
 	@command -v ldconfig >/dev/null && [ "$$(id -u)" = 0 ] && ldconfig || true
 	@echo "installed: extension into $$($(PG_CONFIG) --pkglibdir), client into $(PREFIX)"
 
+# The test-only functions (pg_ingest_test), for the tests alone: `make install` leaves them out.
+install-test:
+	@$(MAKE) --no-print-directory -s -f extension/test/Makefile PG_CONFIG=$(PG_CONFIG) install >/dev/null
+
 check: deps
 	@$(MAKE) --no-print-directory install
+	@$(MAKE) --no-print-directory install-test
 	@PREFIX=$(PREFIX) BUILD_DIR=$(abspath $(BUILD_DIR)) scripts/check
 
 demo: deps
@@ -43,4 +48,5 @@ format:
 
 clean:
 	@$(MAKE) --no-print-directory -s -f extension/Makefile clean
+	@$(MAKE) --no-print-directory -s -f extension/test/Makefile clean
 	@rm -rf $(BUILD_DIR)

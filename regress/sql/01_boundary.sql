@@ -2,13 +2,13 @@
 -- they are declared here from the library.
 CREATE SCHEMA ingest_test;
 CREATE FUNCTION ingest_test.throw(kind text) RETURNS void
-    LANGUAGE c STRICT AS 'pg_ingest', 'pgi_test_throw';
+    LANGUAGE c STRICT AS 'pg_ingest_test', 'pgi_test_throw';
 CREATE FUNCTION ingest_test.destroyed() RETURNS bigint
-    LANGUAGE c STRICT AS 'pg_ingest', 'pgi_test_destroyed';
+    LANGUAGE c STRICT AS 'pg_ingest_test', 'pgi_test_destroyed';
 CREATE FUNCTION ingest_test.run_sql(sql text) RETURNS void
-    LANGUAGE c STRICT AS 'pg_ingest', 'pgi_test_run_sql';
+    LANGUAGE c STRICT AS 'pg_ingest_test', 'pgi_test_run_sql';
 CREATE FUNCTION ingest_test.recover(sql text) RETURNS text
-    LANGUAGE c STRICT AS 'pg_ingest', 'pgi_test_recover';
+    LANGUAGE c STRICT AS 'pg_ingest_test', 'pgi_test_recover';
 
 -- Runs a statement and shows what reached the client: SQLSTATE, message, detail and hint.
 CREATE FUNCTION ingest_test.err(sql text) RETURNS text LANGUAGE plpgsql AS $f$

@@ -14,11 +14,11 @@ $node->start;
 $node->safe_psql('postgres', q{
     CREATE EXTENSION pg_ingest;
     CREATE FUNCTION throw_cpp(kind text) RETURNS void LANGUAGE c STRICT
-        AS 'pg_ingest', 'pgi_test_throw';
+        AS 'pg_ingest_test', 'pgi_test_throw';
     CREATE FUNCTION run_sql(sql text) RETURNS void LANGUAGE c STRICT
-        AS 'pg_ingest', 'pgi_test_run_sql';
+        AS 'pg_ingest_test', 'pgi_test_run_sql';
     CREATE FUNCTION recover(sql text) RETURNS text LANGUAGE c STRICT
-        AS 'pg_ingest', 'pgi_test_recover';
+        AS 'pg_ingest_test', 'pgi_test_recover';
     CREATE TABLE t (k int PRIMARY KEY);
 });
 

@@ -24,11 +24,11 @@ sub sql { return $node->safe_psql('postgres', $_[0]); }
 
 sql(q{
 	CREATE FUNCTION pgi_test_reserve_worker_slot() RETURNS text
-		LANGUAGE c AS 'pg_ingest', 'pgi_test_reserve_worker_slot';
+		LANGUAGE c AS 'pg_ingest_test', 'pgi_test_reserve_worker_slot';
 	CREATE FUNCTION pgi_test_worker_slots_in_use() RETURNS int
-		LANGUAGE c AS 'pg_ingest', 'pgi_test_worker_slots_in_use';
+		LANGUAGE c AS 'pg_ingest_test', 'pgi_test_worker_slots_in_use';
 	CREATE FUNCTION pgi_test_start_worker(slot int, generation bigint) RETURNS boolean
-		LANGUAGE c STRICT AS 'pg_ingest', 'pgi_test_start_worker';
+		LANGUAGE c STRICT AS 'pg_ingest_test', 'pgi_test_start_worker';
 });
 
 # Bounded polls: a lost slot must fail the test, not hang it for poll_query_until's 180 s.

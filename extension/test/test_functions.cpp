@@ -1,7 +1,8 @@
-// Test-only functions for the error boundary and the async load worker slots. They are not
-// part of the user API: the extension script does not create them; the tests that use them
-// (regress/sql/01_boundary.sql, regress/t/019_launcher_slots.pl) declare them with
-// CREATE FUNCTION ... AS 'pg_ingest', 'pgi_test_...'.
+// Test-only functions for the error boundary and the async load worker slots, in their own
+// library (pg_ingest_test, extension/test/Makefile) that `make install` leaves out. The tests
+// that use them (regress/sql/01_boundary.sql, regress/t/001_boundary.pl and
+// 019_launcher_slots.pl) declare them with CREATE FUNCTION ... AS 'pg_ingest_test',
+// 'pgi_test_...'. They call into the preloaded pg_ingest library, so they test its boundary.
 #include "boundary.hpp"
 #include "guc.hpp"
 #include "job_shmem.hpp"
@@ -10,6 +11,8 @@ extern "C" {
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+
+PG_MODULE_MAGIC;
 }
 
 #include <atomic>
