@@ -44,7 +44,7 @@ bench: deps
 	@BUILD_DIR=$(abspath $(BUILD_DIR)) bench/run
 
 format:
-	@clang-format -i extension/src/*.cpp extension/src/*.hpp $$(find include client tests bench -name '*.hpp' -o -name '*.cpp' 2>/dev/null)
+	@clang-format -i extension/src/*.cpp extension/src/*.hpp extension/test/*.cpp $$(find include client cli tests bench -name '*.hpp' -o -name '*.cpp' 2>/dev/null)
 
 clean:
 	@$(MAKE) --no-print-directory -s -f extension/Makefile clean
