@@ -1,6 +1,7 @@
 #include <pg_ingest/exporter.hpp>
 
 #include <algorithm>
+#include <cctype>
 #include <atomic>
 #include <cstdlib>
 #include <exception>
@@ -26,6 +27,10 @@ using Clock = Connection::Clock;
 constexpr std::uint64_t k_progress_rows = 4096;
 // run(std::ostream&) hands rows to the stream in blocks of about this size.
 constexpr std::size_t k_block_bytes = 256 * 1024;
+// More connections than any server takes (max_connections) would only fail later, retryably.
+constexpr std::size_t k_max_parallelism = 1024;
+// How long the read-only COMMITs that end an export may take (see finish()).
+constexpr std::chrono::seconds k_commit_grace{2};
 
 Error invalid(const std::string& message) {
     return Error(message, "22023", "", "", true);
@@ -49,6 +54,138 @@ std::string csv_field(const std::string& text) {
         }
     }
     return quoted + "\"";
+}
+
+// A column name as a field of COPY's text format: backslash, tab, CR and LF escaped.
+std::string text_field(const std::string& text) {
+    std::string escaped;
+    for (const char c : text) {
+        switch (c) {
+            case '\\':
+                escaped += "\\\\";
+                break;
+            case '\t':
+                escaped += "\\t";
+                break;
+            case '\n':
+                escaped += "\\n";
+                break;
+            case '\r':
+                escaped += "\\r";
+                break;
+            default:
+                escaped += c;
+        }
+    }
+    return escaped;
+}
+
+// The filter is spliced into statements as "(where)", next to the range predicates. One that
+// closes that parenthesis itself ("a = 1) OR (b = 2") would still parse, with the ranges
+// ANDed to its first half only, and every range would export the second half again. So its
+// parentheses must balance outside quoted text and comments, and no ';' may end the statement.
+void check_filter(const std::string& where) {
+    const auto refuse = [&](const std::string& why) {
+        throw Error("export: the WHERE filter " + why, "42601", "",
+                    "Give one boolean expression, such as: a = 1 OR b = 2.", true);
+    };
+    int depth = 0;
+    std::size_t i = 0;
+    const std::size_t n = where.size();
+    const auto word_char = [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_' ||
+               static_cast<unsigned char>(c) >= 0x80;
+    };
+    while (i < n) {
+        const char c = where[i];
+        if (c == '\'') {
+            // E'...' strings escape with backslashes; others only double the quote.
+            const bool escapes = i > 0 && (where[i - 1] == 'E' || where[i - 1] == 'e') &&
+                                 (i < 2 || !word_char(where[i - 2]));
+            ++i;
+            while (true) {
+                if (i >= n) {
+                    refuse("has an unterminated quoted string");
+                }
+                if (escapes && where[i] == '\\') {
+                    i += 2;
+                    continue;
+                }
+                if (where[i] == '\'') {
+                    if (i + 1 < n && where[i + 1] == '\'') {
+                        i += 2;
+                        continue;
+                    }
+                    ++i;
+                    break;
+                }
+                ++i;
+            }
+            continue;
+        }
+        if (c == '"') {
+            const std::size_t end = where.find('"', i + 1);
+            if (end == std::string::npos) {
+                refuse("has an unterminated quoted identifier");
+            }
+            i = end + 1;  // a doubled "" inside reads as two quoted parts: same balance
+            continue;
+        }
+        if (c == '-' && i + 1 < n && where[i + 1] == '-') {
+            const std::size_t end = where.find('\n', i);
+            i = end == std::string::npos ? n : end + 1;
+            continue;
+        }
+        if (c == '/' && i + 1 < n && where[i + 1] == '*') {
+            int nesting = 1;  // PostgreSQL's block comments nest
+            i += 2;
+            while (nesting > 0) {
+                if (i + 1 >= n) {
+                    refuse("has an unterminated comment");
+                }
+                if (where[i] == '/' && where[i + 1] == '*') {
+                    ++nesting;
+                    i += 2;
+                } else if (where[i] == '*' && where[i + 1] == '/') {
+                    --nesting;
+                    i += 2;
+                } else {
+                    ++i;
+                }
+            }
+            continue;
+        }
+        if (c == '$' && (i == 0 || !word_char(where[i - 1]))) {
+            // A dollar-quoted string: $tag$ ... $tag$ (a tag is an identifier, or empty).
+            std::size_t t = i + 1;
+            while (t < n && word_char(where[t]) &&
+                   !(t == i + 1 && std::isdigit(static_cast<unsigned char>(where[t])) != 0)) {
+                ++t;
+            }
+            if (t < n && where[t] == '$') {
+                const std::string tag = where.substr(i, t - i + 1);
+                const std::size_t end = where.find(tag, t + 1);
+                if (end == std::string::npos) {
+                    refuse("has an unterminated dollar-quoted string");
+                }
+                i = end + tag.size();
+                continue;
+            }
+        }
+        if (c == '(') {
+            ++depth;
+        } else if (c == ')') {
+            if (--depth < 0) {
+                refuse("closes a parenthesis it did not open");
+            }
+        } else if (c == ';') {
+            refuse("holds a ';' (one expression, not statements)");
+        }
+        ++i;
+    }
+    if (depth != 0) {
+        refuse("leaves a parenthesis open");
+    }
 }
 
 std::string range_predicate(const std::string& key, const KeyRange& range) {
@@ -200,8 +337,10 @@ Exporter::Exporter(ConnectionOptions connection, ExportOptions options)
     if (m_options.table.name.empty()) {
         throw invalid("export: no table given");
     }
-    if (m_options.parallelism < 1) {
-        throw invalid("export: parallelism must be at least 1");
+    if (m_options.parallelism < 1 || m_options.parallelism > k_max_parallelism) {
+        throw invalid("export: parallelism must be between 1 and " +
+                      std::to_string(k_max_parallelism) + ", not " +
+                      std::to_string(m_options.parallelism));
     }
     if (m_options.format != "csv" && m_options.format != "text") {
         throw invalid("export: format must be csv or text, not '" + m_options.format + "'");
@@ -214,6 +353,7 @@ Exporter::Exporter(ConnectionOptions connection, ExportOptions options)
             throw invalid("export: empty column name");
         }
     }
+    check_filter(m_options.where);
 }
 
 ExportResult Exporter::run(const RowCallback& on_row) {
@@ -232,7 +372,8 @@ ExportResult Exporter::run_impl(
     if (select_list.empty()) {
         select_list = "*";
     }
-    const std::string filter = o.where.empty() ? "" : "(" + o.where + ")";
+    // The line end lets a filter end in a "--" comment.
+    const std::string filter = o.where.empty() ? "" : "(" + o.where + "\n)";
 
     // Every statement and every connect ends by the export's deadline, not only the COPYs.
     const auto connect = [&] {
@@ -243,10 +384,26 @@ ExportResult Exporter::run_impl(
     const auto exec = [&](Connection& connection, const std::string& sql) {
         return detail::exec_until(connection, sql, nullptr, o.deadline);
     };
+    // The rows are complete once a COPY has ended: the COMMIT of its read-only transaction
+    // changes nothing, so a failure there (the server ended the session meanwhile, the
+    // deadline passed after the last row) does not fail the export; the session is closed.
+    const auto finish = [](Connection& connection) noexcept {
+        try {
+            detail::exec_until(connection, "COMMIT", nullptr,
+                               Connection::Clock::now() + k_commit_grace);
+        } catch (...) {
+            connection.close();
+        }
+    };
+    // The sessions wait in their transactions while others work (the coordinator for the
+    // whole export, a worker while its consumer drains the last rows): a server-side
+    // idle_in_transaction_session_timeout must not end them, and the snapshot, half-way.
+    const std::string no_idle_timeout = "SET LOCAL idle_in_transaction_session_timeout = 0";
 
     // The coordinator holds the exported snapshot open until every worker has finished.
     Connection coordinator = connect();
     exec(coordinator, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    exec(coordinator, no_idle_timeout);
     const std::string snapshot = *exec(coordinator, "SELECT pg_export_snapshot()").get(0, 0);
 
     ExportResult result;
@@ -327,6 +484,7 @@ ExportResult Exporter::run_impl(
             try {
                 exec(connection, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
                 exec(connection, "SET TRANSACTION SNAPSHOT " + snapshot_literal);
+                exec(connection, no_idle_timeout);
                 CopyOut copy(connection,
                              "COPY (" + query + ") TO STDOUT WITH (FORMAT " + o.format + ")",
                              o.deadline);
@@ -349,7 +507,7 @@ ExportResult Exporter::run_impl(
                     o.on_progress(pending_rows, pending_bytes);
                 }
                 if (!copy.active()) {
-                    exec(connection, "COMMIT");
+                    finish(connection);
                 }
                 // else: another worker failed; destroying the stream closes the connection.
             } catch (...) {
@@ -375,7 +533,7 @@ ExportResult Exporter::run_impl(
     if (state.first_error) {
         std::rethrow_exception(state.first_error);
     }
-    exec(coordinator, "COMMIT");
+    finish(coordinator);
     for (std::size_t i = 0; i < result.ranges.size(); ++i) {
         result.rows += result.ranges[i].rows;
         result.bytes += bytes[i];
@@ -404,7 +562,7 @@ ExportResult Exporter::run(std::ostream& out, bool header) {
         std::string line;
         for (std::size_t c = 0; c < names.size(); ++c) {
             line += c == 0 ? "" : (csv ? "," : "\t");
-            line += csv ? csv_field(names[c]) : names[c];
+            line += csv ? csv_field(names[c]) : text_field(names[c]);
         }
         write(line + "\n");  // before any worker starts
     };

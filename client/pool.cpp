@@ -88,6 +88,10 @@ ConnectionPool::ConnectionPool(ConnectionOptions options, Settings settings)
     if (settings.max_active == 0) {
         throw std::invalid_argument("pg_ingest::ConnectionPool: max_active must be at least 1");
     }
+    // A check with no time would fail every idle session: each acquire would connect anew.
+    if (settings.ping_timeout <= std::chrono::milliseconds::zero()) {
+        throw std::invalid_argument("pg_ingest::ConnectionPool: ping_timeout must be positive");
+    }
     m_shared->options = std::move(options);
     m_shared->settings = settings;
 }
@@ -102,6 +106,18 @@ ConnectionPool::~ConnectionPool() {
 ConnectionPool::Lease ConnectionPool::acquire(Clock::time_point deadline) {
     Lease::Shared& shared = *m_shared;
     std::unique_lock<std::mutex> lock(shared.mutex);
+    // put_back() wakes one waiter: one that gives up (its deadline passed) with a session
+    // idle or a slot free must wake the next, or that one waits for nothing.
+    const auto give_up = [&](const std::string& why) {
+        if (!shared.idle.empty() || shared.total < shared.settings.max_active) {
+            shared.returned.notify_one();
+        }
+        lock.unlock();
+        throw Error("timed out waiting for a pooled connection (" +
+                        std::to_string(shared.settings.max_active) +
+                        " connections at most; connectionmaxactive): " + why,
+                    "08001", "", "", false);
+    };
     while (true) {
         if (!shared.idle.empty()) {
             std::unique_ptr<Connection> connection = std::move(shared.idle.front());
@@ -115,7 +131,7 @@ ConnectionPool::Lease ConnectionPool::acquire(Clock::time_point deadline) {
                 lock.lock();
                 --shared.leased;
                 shared.idle.push_front(std::move(connection));
-                break;
+                give_up("the deadline passed before an idle connection could be checked");
             }
             const auto ping_timeout = std::min(remaining, shared.settings.ping_timeout);
             // The next lessee gets the session as it was at connect, whatever the last one SET
@@ -129,7 +145,7 @@ ConnectionPool::Lease ConnectionPool::acquire(Clock::time_point deadline) {
             --shared.leased;
             --shared.total;
             if (Clock::now() >= deadline) {
-                break;
+                give_up("an idle connection was dead, and the deadline passed");
             }
             continue;
         }
@@ -152,13 +168,9 @@ ConnectionPool::Lease ConnectionPool::acquire(Clock::time_point deadline) {
         }
         if (shared.returned.wait_until(lock, deadline) == std::cv_status::timeout &&
             shared.idle.empty() && shared.total >= shared.settings.max_active) {
-            break;
+            give_up("all in use");
         }
     }
-    throw Error("timed out waiting for a pooled connection (" +
-                    std::to_string(shared.settings.max_active) +
-                    " connections at most, all in use; connectionmaxactive)",
-                "08001", "", "", false);
 }
 
 std::size_t ConnectionPool::leased() const {

@@ -52,7 +52,8 @@ class PG_INGEST_API ConnectionPool {
         std::unique_ptr<Connection> m_connection;
     };
 
-    // No I/O: sessions are opened on demand. Throws std::invalid_argument if max_active is 0.
+    // No I/O: sessions are opened on demand. Throws std::invalid_argument if max_active is 0 or
+    // ping_timeout is not positive.
     ConnectionPool(ConnectionOptions options, Settings settings);
     explicit ConnectionPool(ConnectionOptions options);
     ConnectionPool(const ConnectionPool&) = delete;

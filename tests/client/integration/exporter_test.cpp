@@ -260,6 +260,122 @@ BOOST_AUTO_TEST_CASE(bad_inputs_are_typed_errors) {
 
     ExportOptions zero = options_for("exp_bad", 0);
     BOOST_CHECK_THROW(Exporter(test::options(), zero), pg_ingest::Error);
+    ExportOptions huge = options_for("exp_bad", std::size_t(1) << 40);
+    BOOST_TEST(test::error_of([&] { Exporter(test::options(), huge); }).sqlstate() == "22023");
+}
+
+// The export reads one snapshot: rows deleted, changed or added while it runs (here while the
+// coordinator computes the key ranges, before any worker has started its COPY) are exported as
+// they were when it began, each exactly once.
+BOOST_AUTO_TEST_CASE(rows_changed_while_the_export_runs_are_exported_as_they_were) {
+    auto connection = test::connect();
+    connection.execute(
+        "DROP TABLE IF EXISTS exp_snap; CREATE TABLE exp_snap (id int PRIMARY KEY, v text); "
+        "INSERT INTO exp_snap SELECT g, 'v' || g FROM generate_series(1, 4000) g");
+    const auto expected = expected_rows(connection, "SELECT concat(id, ',', v) FROM exp_snap");
+    ExportOptions options = options_for("exp_snap", 4);
+    // Evaluated once per statement (an InitPlan): the range query takes a second, and so does
+    // each worker's COPY.
+    options.where = "(SELECT pg_catalog.pg_sleep(1)) IS NOT NULL";
+    Collector collector;
+    std::exception_ptr failure;
+    std::thread exporter([&] {
+        try {
+            Exporter(test::options(), options).run(collector.callback());
+        } catch (...) {
+            failure = std::current_exception();
+        }
+    });
+    // Once the coordinator computes the ranges (its snapshot is taken), change every range.
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    bool seen = false;
+    while (!seen && std::chrono::steady_clock::now() < until) {
+        seen = *connection
+                    .execute(
+                        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE "
+                        "'SELECT min(%exp_snap%' AND state = 'active'")
+                    .get(0, 0) != "0";
+        if (!seen) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
+    }
+    connection.execute(
+        "DELETE FROM exp_snap WHERE id % 3 = 0; UPDATE exp_snap SET v = 'changed' WHERE id % 3 = "
+        "1; INSERT INTO exp_snap SELECT g, 'new' FROM generate_series(4001, 5000) g");
+    exporter.join();
+    if (failure) {
+        std::rethrow_exception(failure);
+    }
+    BOOST_TEST(seen);
+    BOOST_TEST(sorted(collector.rows) == expected, boost::test_tools::per_element());
+}
+
+// A server-side idle_in_transaction_session_timeout would end the coordinator (idle in its
+// transaction for the whole export) and a worker whose consumer is still draining rows the
+// server has sent: the export must finish, with every row, not fail at its last COMMIT.
+BOOST_AUTO_TEST_CASE(an_idle_in_transaction_timeout_does_not_end_the_export) {
+    auto connection = test::connect();
+    connection.execute(
+        "DROP TABLE IF EXISTS exp_idle; CREATE TABLE exp_idle (id int PRIMARY KEY, v text); "
+        "INSERT INTO exp_idle SELECT g, 'v' || g FROM generate_series(1, 3000) g");
+    const auto expected = expected_rows(connection, "SELECT concat(id, ',', v) FROM exp_idle");
+    pg_ingest::ConnectionOptions strict = test::options();
+    strict.set("options", "-c idle_in_transaction_session_timeout=200");
+    Collector collector;
+    const auto slow = [&](std::size_t range, std::string_view row) {
+        collector.callback()(range, row);
+        std::this_thread::sleep_for(std::chrono::microseconds(500));  // 3000 rows: ~1.5 s
+    };
+    const auto result = Exporter(strict, options_for("exp_idle", 2)).run(slow);
+    BOOST_TEST(result.rows == 3000u);
+    BOOST_TEST(sorted(collector.rows) == expected, boost::test_tools::per_element());
+}
+
+// The filter goes into the statements as "(where)" next to the range predicates: a top-level
+// OR stays inside it, and a filter that closes that parenthesis itself, which would export
+// rows of every range again, is refused before anything runs.
+BOOST_AUTO_TEST_CASE(a_filter_is_one_expression_inside_the_ranges) {
+    auto connection = test::connect();
+    connection.execute(
+        "DROP TABLE IF EXISTS exp_or; CREATE TABLE exp_or (id int PRIMARY KEY, v text); "
+        "INSERT INTO exp_or SELECT g, CASE WHEN g % 5 = 0 THEN ')' ELSE 'v' END "
+        "FROM generate_series(1, 2000) g");
+    for (const std::string where :
+         {"id % 7 = 0 OR id % 11 = 0", "v = ')' OR id < 10", "v = E'\\')' OR id = 1",
+          "/* ( */ id = 3 OR v = $x$($x$ -- )", "\"v\" = ')'"}) {
+        BOOST_TEST_CONTEXT("where " << where) {
+            ExportOptions options = options_for("exp_or", 4);
+            options.where = where;
+            Collector collector;
+            Exporter(test::options(), options).run(collector.callback());
+            const auto expected = expected_rows(
+                connection, "SELECT concat(id, ',', v) FROM exp_or WHERE " + where + "\n");
+            BOOST_TEST(!expected.empty());
+            BOOST_TEST(sorted(collector.rows) == expected, boost::test_tools::per_element());
+        }
+    }
+    for (const std::string where : {"id = 1) OR (id = 2", "(id = 1", "id = 1; SELECT 1",
+                                    "v = 'unterminated", "id = 1 /* open"}) {
+        BOOST_TEST_CONTEXT("where " << where) {
+            ExportOptions options = options_for("exp_or", 4);
+            options.where = where;
+            const auto error = test::error_of([&] { Exporter(test::options(), options); });
+            BOOST_TEST(error.sqlstate() == "42601");
+        }
+    }
+}
+
+// In text format a header field escapes what COPY's text format escapes.
+BOOST_AUTO_TEST_CASE(a_text_header_escapes_tabs_and_backslashes) {
+    auto connection = test::connect();
+    connection.execute(
+        "DROP TABLE IF EXISTS exp_text; CREATE TABLE exp_text (id int, \"a\tb\" text, "
+        "\"c\\d\" text); INSERT INTO exp_text VALUES (1, 'x', 'y')");
+    ExportOptions options = options_for("exp_text", 1);
+    options.format = "text";
+    std::ostringstream out;
+    Exporter(test::options(), options).run(out, true);
+    BOOST_TEST(out.str() == "id\ta\\tb\tc\\\\d\n1\tx\ty\n");
 }
 
 BOOST_AUTO_TEST_CASE(a_throwing_callback_stops_the_export_and_propagates) {

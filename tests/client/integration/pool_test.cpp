@@ -200,6 +200,64 @@ BOOST_AUTO_TEST_CASE(unreachable_server_fails_acquire_within_the_deadline) {
     BOOST_TEST(pool.leased() == 0u);
 }
 
+// A server that accepts and then says nothing: the deadline holds while connecting.
+BOOST_AUTO_TEST_CASE(a_silent_server_fails_acquire_at_the_deadline) {
+    const test::SilentListener listener(test::SilentListener::Mode::completes_handshake);
+    ConnectionOptions silent;
+    silent.set("host", "127.0.0.1");
+    silent.set("port", std::to_string(listener.port()));
+    ConnectionPool pool(silent, {2, 5s});
+    const auto start = std::chrono::steady_clock::now();
+    const Error error = test::error_of([&] { pool.acquire(in(700ms)); });
+    const auto waited = test::elapsed_ms(start);
+    BOOST_TEST(error.sqlstate() == "08001", error.what());
+    BOOST_TEST(waited >= 650);
+    BOOST_TEST(waited < 2500);
+    BOOST_TEST(pool.leased() == 0u);
+}
+
+// put_back() wakes one waiter. When that one's deadline has just passed, it must hand the
+// wake-up on: a second waiter with time left gets the returned session, instead of waiting
+// for nothing until its own deadline while the session sits idle. The return is timed just
+// before the first waiter's deadline, repeatedly, to land in that window.
+BOOST_AUTO_TEST_CASE(a_waiter_that_gives_up_hands_the_returned_session_on) {
+    ConnectionPool pool(test::options(), {1, 5s});
+    int late = 0;
+    for (int round = 0; round < 20; ++round) {
+        BOOST_TEST_CONTEXT("round " << round) {
+            auto held = std::make_unique<ConnectionPool::Lease>(pool.acquire(in(5s)));
+            const auto first_deadline = in(200ms);
+            std::thread first([&] {
+                try {
+                    auto lease = pool.acquire(first_deadline);  // returned at once
+                } catch (const Error&) {
+                }
+            });
+            std::atomic<long long> second_waited{-1};
+            std::thread second([&] {
+                const auto start = std::chrono::steady_clock::now();
+                try {
+                    auto lease = pool.acquire(in(3s));
+                    second_waited = test::elapsed_ms(start);
+                } catch (const Error&) {
+                }
+            });
+            std::this_thread::sleep_until(first_deadline - std::chrono::microseconds(300));
+            held.reset();
+            first.join();
+            second.join();
+            BOOST_TEST(second_waited.load() >= 0);  // it got the session
+            late += second_waited.load() > 1500 ? 1 : 0;
+        }
+    }
+    BOOST_TEST(late == 0);
+}
+
+BOOST_AUTO_TEST_CASE(a_pool_without_time_to_check_sessions_is_refused) {
+    BOOST_CHECK_THROW(ConnectionPool(test::options(), {1, 0ms}), std::invalid_argument);
+    BOOST_CHECK_THROW(ConnectionPool(test::options(), {1, -5ms}), std::invalid_argument);
+}
+
 BOOST_AUTO_TEST_CASE(schema_reads_columns_types_and_keys) {
     Connection c = test::connect();
     c.execute("DROP TABLE IF EXISTS pool_schema");
