@@ -8,16 +8,19 @@ namespace pg_ingest::cli {
 
 namespace {
 
-std::string_view without_line_end(std::string_view record) {
-    if (!record.empty() && record.back() == '\n') {
-        record.remove_suffix(1);
-        if (!record.empty() && record.back() == '\r') {
-            record.remove_suffix(1);
-        }
-    } else if (!record.empty() && record.back() == '\r') {
-        record.remove_suffix(1);
+// The record ends in a CR that is not escaped: an odd run of backslashes before it escapes it in
+// text format (CSV has no escapes outside quotes).
+bool ends_in_line_end_cr(std::string_view record, InputFormat format) {
+    if (record.empty() || record.back() != '\r') {
+        return false;
     }
-    return record;
+    std::size_t backslashes = 0;
+    if (format == InputFormat::text) {
+        while (backslashes + 1 < record.size() && record[record.size() - 2 - backslashes] == '\\') {
+            ++backslashes;
+        }
+    }
+    return backslashes % 2 == 0;
 }
 
 int octal(char c) {
@@ -150,9 +153,19 @@ FieldSyntax FieldSyntax::defaults(InputFormat format) {
     return syntax;
 }
 
+std::string_view without_line_end(std::string_view record, InputFormat format) {
+    if (!record.empty() && record.back() == '\n') {
+        record.remove_suffix(1);
+    }
+    if (ends_in_line_end_cr(record, format)) {
+        record.remove_suffix(1);
+    }
+    return record;
+}
+
 void split_record(std::string_view record, const FieldSyntax& syntax, std::vector<Field>& fields) {
     fields.clear();
-    const std::string_view line = without_line_end(record);
+    const std::string_view line = without_line_end(record, syntax.format);
     if (syntax.format == InputFormat::csv) {
         split_csv(line, syntax, fields);
     } else {
@@ -160,8 +173,28 @@ void split_record(std::string_view record, const FieldSyntax& syntax, std::vecto
     }
 }
 
+void refuse_stray_line_ends(const Batch& batch, const std::vector<std::string>& sources,
+                            InputFormat format) {
+    for (const auto& [index, shape] : batch.multiline) {
+        if (shape.stray == 0) {
+            continue;
+        }
+        const bool csv = format == InputFormat::csv;
+        const std::string what = shape.stray == '\r' ? "carriage return" : "newline";
+        const std::string hint = csv ? "Use quoted CSV field to represent " + what + "."
+                                     : std::string("Use \"") +
+                                           (shape.stray == '\r' ? "\\r" : "\\n") +
+                                           "\" to represent " + what + ".";
+        const RecordOrigin origin = batch.origin(sources, index);
+        throw Error((csv ? "unquoted " : "literal ") + what + " found in data (" +
+                        (origin.source == "-" ? "stdin" : origin.source) + ", line " +
+                        std::to_string(origin.line) + ")",
+                    "22P04", "", hint, true);
+    }
+}
+
 bool is_end_marker(std::string_view record) {
-    return without_line_end(record) == "\\.";
+    return without_line_end(record, InputFormat::csv) == "\\.";
 }
 
 }  // namespace pg_ingest::cli

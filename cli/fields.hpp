@@ -32,6 +32,19 @@ using Field = std::optional<std::string>;
 // unterminated quoted CSV field.
 void split_record(std::string_view record, const FieldSyntax& syntax, std::vector<Field>& fields);
 
+// `record` without its line end (LF, CRLF or CR). In text format a CR that a backslash escapes is
+// data: "a\\\r\n" is the field "a\r" and an LF line end, as the server reads it.
+std::string_view without_line_end(std::string_view record, InputFormat format);
+
+// Throws what the server's COPY raises (pg_ingest::Error 22P04, "literal newline found in data"
+// and the like, with its hint, and " (file, line N)") for the first record of `batch` holding a
+// line end of another kind than its source's (RecordShape::stray): one COPY over the source fails
+// there, whatever ON_ERROR says. Where a batch is a COPY of its own (--batch-size) or no COPY at
+// all (insert, upsert), the client refuses it: a batch starting with it would take its kind for
+// the stream's.
+void refuse_stray_line_ends(const Batch& batch, const std::vector<std::string>& sources,
+                            InputFormat format);
+
 // True for the end-of-data marker line "\." that COPY stops at.
 bool is_end_marker(std::string_view record);
 

@@ -14,6 +14,7 @@
 
 #include "batch_queue.hpp"
 #include "common.hpp"
+#include "fields.hpp"
 #include "load.hpp"
 
 namespace pg_ingest::cli {
@@ -70,16 +71,16 @@ struct Unit {
 
 // Maps the line numbers the server reports (CONTEXT "line N", ingest.last_copy_rejects()) to
 // input records. PostgreSQL (CopyReadLineText) counts a line per record plus, in CSV only, the
-// line breaks inside quotes of one kind: '\n' in a stream with LF line ends, '\r' with CRLF
-// ones and inside the first record (the line end is not known yet). It reports a record at its
-// last line. Lookups must come in non-decreasing line order.
+// line breaks inside quotes of one kind: '\n' in a stream with LF line ends, '\r' with CRLF or
+// CR ones and inside the first record (the line end is not known yet). It reports a record at
+// its last line. Lookups must come in non-decreasing line order.
 class LineLocator {
   public:
     LineLocator(const Unit& unit, const std::vector<std::string>& sources, bool csv)
         : m_unit(&unit), m_sources(&sources), m_csv(csv) {
         for (const Batch& batch : unit.batches) {
             if (batch.records > 0) {
-                m_crlf = batch.first_crlf;
+                m_eol = batch.first_eol;
                 break;
             }
         }
@@ -120,13 +121,13 @@ class LineLocator {
             return 0;
         }
         const RecordShape& shape = batch.multiline[m_multiline].second;
-        return m_first || m_crlf ? shape.quoted_cr : shape.newlines;
+        return m_first || m_eol != LineEnd::lf ? shape.inner_cr : shape.inner_lf;
     }
 
     const Unit* m_unit;
     const std::vector<std::string>* m_sources;
     bool m_csv;
-    bool m_crlf = false;  // the stream's line ends, from its first record
+    LineEnd m_eol = LineEnd::lf;  // the stream's line ends, from its first record
     std::size_t m_batch = 0;
     std::uint64_t m_record = 0;
     std::size_t m_multiline = 0;
@@ -303,6 +304,9 @@ void load_with_copy(const LoadSettings& s, const ConnectionOptions& options, Inp
                     queue.close(true);  // not started: dropped (feed_and_join reports it)
                     break;
                 }
+                // A COPY of its own: a batch starting with a stray line end would take its kind
+                // for the stream's (one COPY over the input fails on it).
+                refuse_stray_line_ends(batch, sources, s.input_format);
                 for (int attempt = 0;; ++attempt) {
                     Unit unit;
                     LoadTotals unit_totals;

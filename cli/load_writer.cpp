@@ -195,6 +195,8 @@ class WriterWorker {
         m_batch_rejects.clear();
         std::size_t at = 0;
         Row row;
+        // A line end the server's COPY would fail on fails the load, before any row is written.
+        refuse_stray_line_ends(batch, m_sources, m_syntax.format);
         for (std::uint64_t index = 0; index < batch.records; ++index) {
             const std::size_t end = record_end(batch, at, index);
             const std::string_view record(batch.data.data() + at, end - at);
@@ -269,17 +271,18 @@ class WriterWorker {
         std::size_t length;
     };
 
-    // The end of record `index` (which starts at `at`): records are cut at the newlines the
-    // reader found, so count them again, stepping over those inside multi-line records. Called
-    // for index 0, 1, 2, ... in order.
+    // The end of record `index` (which starts at `at`): records are cut at the line ends the
+    // reader found (all CRs in a batch from a CR source, else all LFs), so count them again,
+    // stepping over those inside multi-line records. Called for index 0, 1, 2, ... in order.
     std::size_t record_end(const Batch& batch, std::size_t at, std::uint64_t index) {
         std::uint64_t inner = 0;
         if (m_multiline < batch.multiline.size() && batch.multiline[m_multiline].first == index) {
             inner = batch.multiline[m_multiline++].second.newlines;
         }
+        const char eol = batch.first_eol == LineEnd::cr ? '\r' : '\n';
         std::size_t end = at;
         for (std::uint64_t newlines = 0; newlines <= inner; ++newlines) {
-            const std::size_t found = batch.data.find('\n', end);
+            const std::size_t found = batch.data.find(eol, end);
             end = found == std::string::npos ? batch.data.size() : found + 1;
         }
         return end;
@@ -309,14 +312,8 @@ class WriterWorker {
         }
     }
 
-    static std::string_view without_line_end(std::string_view record) {
-        if (!record.empty() && record.back() == '\n') {
-            record.remove_suffix(1);
-        }
-        if (!record.empty() && record.back() == '\r') {
-            record.remove_suffix(1);
-        }
-        return record;
+    std::string_view without_line_end(std::string_view record) const {
+        return pg_ingest::cli::without_line_end(record, m_syntax.format);
     }
 
     void bad_record(std::uint64_t index, std::string_view record, const Error& error) {
@@ -370,10 +367,12 @@ class WriterWorker {
                      std::string_view(m_batch->data.data() + pending.offset, pending.length)))});
             return;
         }
-        m_batch_rejects.push_back({{m_sources.size() == 1 ? m_sources.front() : "", 0, 0},
-                                   row.sqlstate,
-                                   row.message,
-                                   ""});
+        // Built apart: GCC 12 at -O3 takes the braced temporary's string for uninitialized.
+        PendingReject reject;
+        reject.origin = {m_sources.size() == 1 ? m_sources.front() : "", 0, 0};
+        reject.sqlstate = row.sqlstate;
+        reject.message = row.message;
+        m_batch_rejects.push_back(std::move(reject));
     }
 
     const LoadSettings& m_settings;

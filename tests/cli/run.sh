@@ -591,6 +591,171 @@ for mode in copy insert upsert async; do
     expect_eq "$mode, text ending in an escaped backslash or a backslash-newline, then another file: exit 0, every row" \
         "$rc:$(kv_rows)" '0:9103:c:3 9104:d:4 9105:e\:5 9106:f\:6 9107:g<LF>:7'
 done
+# The server's line end rules (CopyReadLineText): the first line end of a COPY stream decides its
+# kind ("\r\n" CRLF, a "\r" not followed by "\n" CR, "\n" LF) and another kind after it is an
+# error; line ends inside CSV quotes, and any byte after a backslash in text format, are data.
+# Every mode loads what psql's own \copy of the same files loads, or fails where it fails.
+sql "CREATE TABLE kv_ref (LIKE kv INCLUDING ALL)"
+# ref_rows COLUMNS OPTIONS FILE...: psql's \copy of each FILE into kv_ref, rendered as kv_rows
+# renders kv, or "ERROR: message" from the first that fails.
+ref_rows() {
+    local columns=$1 options=$2 file
+    shift 2
+    sql "TRUNCATE kv_ref"
+    for file in "$@"; do
+        if ! psql -XAtq -v ON_ERROR_STOP=1 -c "\\copy kv_ref $columns FROM '$file' $options" 2>"$WORK/ref-err"; then
+            echo "ERROR: $(sed -n 's/^ERROR: *//p' "$WORK/ref-err" | head -1)"
+            return
+        fi
+    done
+    sql "SELECT string_agg(id || ':' || replace(replace(v, E'\r', '<CR>'), E'\n', '<LF>') || ':' || n, ' ' ORDER BY id) FROM kv_ref"
+}
+# run_stdin FILE ARGS...: as run, with FILE piped to stdin.
+run_stdin() { local file=$1; shift; cat "$file" | "$BIN" "$@" >"$WORK/out" 2>"$WORK/err"; rc=$?; }
+# A CSV source ending inside quotes: the line end added, and the next source's lines, would be
+# quoted data for the server (here the next file's first line would close the quote and be
+# loaded as part of line 2). Refused in every mode, naming the file and the line where the record
+# starts, nothing of its unit loaded, as for a text file ending in a lone backslash.
+printf '9301,a,1\n9302,"open,2\n' >"$WORK/q-open.csv"
+printf 'x",3\n9303,c,3' >"$WORK/q-next.csv"
+expect_eq "psql's \\copy of a CSV file ending inside quotes fails" \
+    "$(ref_rows "" "WITH (FORMAT csv)" "$WORK/q-open.csv")" "ERROR: unterminated CSV quoted field"
+for mode in copy insert upsert async; do
+    for batch in 0 1; do
+        args=(load --table kv)
+        mode_args "$mode" "$batch"
+        sql "DELETE FROM kv WHERE id > 9000"
+        run "${args[@]}" "$WORK/q-open.csv" "$WORK/q-next.csv"
+        # Batch 1: the batch of line 1 may commit before the failure.
+        expect_eq "$mode batch $batch, CSV ending inside quotes, then another file: exit 1, nothing of its unit on loaded" \
+            "$rc:$(sql "SELECT count(*) FROM kv WHERE id > $([ "$batch" = 1 ] && echo 9301 || echo 9000)")" "1:0"
+        expect_err "$mode batch $batch, CSV ending inside quotes: the error names file and line" \
+            "q-open.csv, line 2: unterminated CSV quoted field: the data ends inside a quoted field of the record that starts here"
+    done
+done
+sql "DELETE FROM kv WHERE id > 9000"
+run_stdin "$WORK/q-open.csv" load --table kv - "$WORK/q-next.csv"
+expect_eq "CSV from stdin ending inside quotes: exit 1, nothing loaded" "$rc:$(kv_rows)" "1:"
+expect_err "CSV from stdin ending inside quotes: named stdin" "stdin, line 2: unterminated CSV quoted field"
+run load --table kv --mode insert --reject-file "$WORK/q-rej.csv" "$WORK/q-open.csv"
+expect_eq "--mode insert --reject-file, CSV ending inside quotes: refused all the same (exit 1), nothing loaded" \
+    "$rc:$(kv_rows)" "1:"
+
+# Bare CR line ends (old Mac files) are record ends like any other, in every mode; the last
+# record gets a CR; quoted CRs (CSV) and escaped ones (text) are data, and quoted LFs too.
+printf '9401,a,1\r9402,"x\ry",2\r9403,"p\nq",3\r9404,d,4' >"$WORK/cr-open.csv"
+printf '9405,e,5\r9406,"f\r\rg",6\r' >"$WORK/cr2.csv"
+printf 'id,v,n\r9407,h,7\r' >"$WORK/cr-hdr.csv"
+printf '9411\t1\ta\\\rb\r9412\t2\tc\\\\\r9413\t3\td' >"$WORK/cr.txt"
+cr_csv=$(ref_rows "" "WITH (FORMAT csv)" "$WORK/cr-open.csv" "$WORK/cr2.csv")
+cr_hdr=$(ref_rows "" "WITH (FORMAT csv, HEADER)" "$WORK/cr-hdr.csv")
+cr_txt=$(ref_rows "(id, n, v)" "" "$WORK/cr.txt")
+expect_eq "psql's \\copy of the CR files" "$cr_csv|$cr_hdr|$cr_txt" \
+    "9401:a:1 9402:x<CR>y:2 9403:p<LF>q:3 9404:d:4 9405:e:5 9406:f<CR><CR>g:6|9407:h:7|9411:a<CR>b:1 9412:c\\:2 9413:d:3"
+for mode in copy insert upsert async; do
+    for batch in 0 2; do
+        args=(load --table kv)
+        mode_args "$mode" "$batch"
+        sql "DELETE FROM kv WHERE id > 9000"
+        run "${args[@]}" "$WORK/cr-open.csv" "$WORK/cr2.csv"
+        expect_eq "$mode batch $batch, CSV files with CR line ends: exit 0, what psql's \\copy loads" "$rc:$(kv_rows)" "0:$cr_csv"
+        sql "DELETE FROM kv WHERE id > 9000"
+        run "${args[@]}" --header "$WORK/cr-hdr.csv"
+        expect_eq "$mode batch $batch, CSV with a header and CR line ends: exit 0, what psql's \\copy loads" "$rc:$(kv_rows)" "0:$cr_hdr"
+        sql "DELETE FROM kv WHERE id > 9000"
+        run "${args[@]}" --format text --columns id,n,v "$WORK/cr.txt"
+        expect_eq "$mode batch $batch, text with CR line ends: exit 0, what psql's \\copy loads" "$rc:$(kv_rows)" "0:$cr_txt"
+    done
+done
+# Lines are counted in CRs: a bad value on line 4 (after a record with a quoted CR) is named
+# there, as the server names it, in errors and in the reject file.
+printf '9421,a,1\r9422,"x\ry",2\r9423,z,bad\r9424,w,4\r' >"$WORK/cr-bad.csv"
+expect_eq "psql's \\copy of a CR file with a bad value on line 4" \
+    "$(ref_rows "" "WITH (FORMAT csv)" "$WORK/cr-bad.csv"):$(grep -c 'line 4, column n' "$WORK/ref-err")" \
+    'ERROR: invalid input syntax for type integer: "bad":1'
+for mode in copy insert upsert; do
+    for batch in 0 2; do
+        args=(load --table kv)
+        mode_args "$mode" "$batch"
+        sql "DELETE FROM kv WHERE id > 9000"
+        run "${args[@]}" "$WORK/cr-bad.csv"
+        expect_eq "$mode batch $batch, CR file with a bad value: exit 1, the line named as the server names it" \
+            "$rc:$(grep -c 'cr-bad.csv, line 4)' "$WORK/err")" "1:1"
+        sql "DELETE FROM kv WHERE id > 9000"
+        run "${args[@]}" --reject-file "$WORK/cr-rej.csv" "$WORK/cr-bad.csv"
+        expect_eq "$mode batch $batch, CR file with a bad value: exit 2, rejected at line 4 (record 3), the others loaded" \
+            "$rc:$(tail -n +2 "$WORK/cr-rej.csv" | cut -d, -f2,3):$(kv_rows)" "2:4,3:9421:a:1 9422:x<CR>y:2 9424:w:4"
+    done
+done
+# A line end of another kind than the first is refused by the server (not a rejectable row): so
+# it is in every mode, naming the line.
+printf '9431,a,1\n9432,b\rc,2\n9433,d,3\n' >"$WORK/lf-cr.csv"
+expect_eq "psql's \\copy of an LF file with a bare CR" "$(ref_rows "" "WITH (FORMAT csv)" "$WORK/lf-cr.csv")" \
+    "ERROR: unquoted carriage return found in data"
+for mode in copy insert upsert async; do
+    args=(load --table kv)
+    mode_args "$mode"
+    [ "$mode" = async ] || args+=(--reject-file "$WORK/lf-cr-rej.csv")
+    sql "DELETE FROM kv WHERE id > 9000"
+    run "${args[@]}" "$WORK/lf-cr.csv"
+    expect_eq "$mode, LF file with a bare CR: exit 1, nothing loaded" "$rc:$(kv_rows)" "1:"
+    expect_err "$mode, LF file with a bare CR: the server's error" "unquoted carriage return found in data"
+    [ "$mode" = async ] || expect_err "$mode, LF file with a bare CR: the line is named" "lf-cr.csv, line 2)"
+done
+
+# Text format: "\\\r\n" is an escaped CR (data) and a line end. In an LF stream the field ends in
+# a CR; in a CRLF stream that line end is an LF without its CR, which the server refuses.
+printf '9201\t1\ta\\\r\n9202\t2\tb\n' >"$WORK/bscr-lf.txt"
+printf '9203\t3\tc\r\n9204\t4\td\\\r\n9205\t5\te\r\n' >"$WORK/bscr-crlf.txt"
+bscr_lf=$(ref_rows "(id, n, v)" "" "$WORK/bscr-lf.txt")
+expect_eq "psql's \\copy of the backslash-CR-LF files" \
+    "$bscr_lf|$(ref_rows "(id, n, v)" "" "$WORK/bscr-crlf.txt")" \
+    "9201:a<CR>:1 9202:b:2|ERROR: literal newline found in data"
+for mode in copy insert upsert async; do
+    for batch in 0 1; do
+        args=(load --table kv --format text --columns id,n,v)
+        mode_args "$mode" "$batch"
+        sql "DELETE FROM kv WHERE id > 9000"
+        run "${args[@]}" "$WORK/bscr-lf.txt"
+        expect_eq "$mode batch $batch, backslash-CR-LF in an LF stream: exit 0, the field ends in a CR" \
+            "$rc:$(kv_rows)" "0:$bscr_lf"
+        sql "DELETE FROM kv WHERE id > 9000"
+        run "${args[@]}" "$WORK/bscr-crlf.txt"
+        # Batch 1: the batch of line 1 may commit before the failure.
+        expect_eq "$mode batch $batch, backslash-CR-LF in a CRLF stream: exit 1, nothing of its unit on loaded" \
+            "$rc:$(sql "SELECT count(*) FROM kv WHERE id > $([ "$batch" = 1 ] && echo 9203 || echo 9000)")" "1:0"
+        expect_err "$mode batch $batch, backslash-CR-LF in a CRLF stream: the server's error" \
+            "literal newline found in data"
+        [ "$mode" = async ] || expect_err "$mode batch $batch, backslash-CR-LF in a CRLF stream: the line is named" \
+            "bscr-crlf.txt, line 2)"
+    done
+done
+
+# A first source whose only record has no line end takes the line end of the sources after it
+# (the first that has one; stdin too), which the server then finds throughout the stream.
+printf '9501,a,1' >"$WORK/open1.csv"
+printf '9502,"b\r\nb",2' >"$WORK/open2.csv"
+printf '9503,c,3\r\n9504,"d\r\nd",4\r\n' >"$WORK/crlf-after.csv"
+printf '9505,e,5\r9506,"f\rf",6\r' >"$WORK/cr-after.csv"
+for mode in copy insert upsert async; do
+    for batch in 0 1; do
+        args=(load --table kv)
+        mode_args "$mode" "$batch"
+        for files in "open1.csv crlf-after.csv" "open1.csv open2.csv crlf-after.csv" "open1.csv cr-after.csv" \
+            "open2.csv open1.csv"; do
+            read -ra names <<<"$files"
+            paths=("${names[@]/#/$WORK/}")
+            expected=$(ref_rows "" "WITH (FORMAT csv)" "${paths[@]}")
+            sql "DELETE FROM kv WHERE id > 9000"
+            run "${args[@]}" "${paths[@]}"
+            expect_eq "$mode batch $batch, $files: exit 0, what psql's \\copy of each loads" "$rc:$(kv_rows)" "0:$expected"
+        done
+        sql "DELETE FROM kv WHERE id > 9000"
+        run_stdin "$WORK/crlf-after.csv" "${args[@]}" "$WORK/open1.csv" -
+        expect_eq "$mode batch $batch, open1.csv then CRLF stdin: exit 0, every row" "$rc:$(kv_rows)" \
+            "0:9501:a:1 9503:c:3 9504:d<CR><LF>d:4"
+    done
+done
 # Where the reader does not look for it (SJIS input, whose characters may end in a backslash
 # byte), COPY ON CONFLICT's counts catch rows the server never read: nothing commits.
 sql "DELETE FROM kv WHERE id > 9000"

@@ -91,9 +91,22 @@ BOOST_AUTO_TEST_CASE(text_crlf_line_ending_is_not_data) {
     BOOST_TEST(split("1\tx", k_text) == "1|x");  // last record without a newline
 }
 
+BOOST_AUTO_TEST_CASE(cr_line_ends_are_not_data_but_escaped_crs_are) {
+    BOOST_TEST(split("1\tx\r", k_text) == "1|x");
+    BOOST_TEST(split("1,\"a\rb\"\r", k_csv) == "1|a\rb");
+    // "\\\r\n" in an LF stream: a field ending in an escaped CR, then the line end.
+    BOOST_TEST(split("1\ta\\\r\n", k_text) == "1|a\r");
+    BOOST_TEST(split("1\ta\\\\\r\n", k_text) == "1|a\\");  // an escaped backslash, then CRLF
+    BOOST_TEST(without_line_end("a\\\r\n", InputFormat::text) == "a\\\r");
+    BOOST_TEST(without_line_end("a\\\\\r", InputFormat::text) == "a\\\\");
+    BOOST_TEST(without_line_end("a\\\r", InputFormat::csv) == "a\\");  // no escapes in CSV
+    BOOST_TEST(without_line_end("a\r\n", InputFormat::csv) == "a");
+}
+
 BOOST_AUTO_TEST_CASE(end_of_data_marker_is_recognised) {
     BOOST_TEST(is_end_marker("\\.\n"));
     BOOST_TEST(is_end_marker("\\.\r\n"));
+    BOOST_TEST(is_end_marker("\\.\r"));
     BOOST_TEST(!is_end_marker("\\.x\n"));
     BOOST_TEST(!is_end_marker("1,2\n"));
 }
