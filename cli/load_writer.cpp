@@ -439,7 +439,10 @@ void load_with_writer(const LoadSettings& s, const ConnectionOptions& connection
     // One flush (one transaction) per input batch, sent by load() itself: the writer's own row
     // and byte limits and its timer stay out of the way (encoded rows may be larger than their
     // text, which the reader already bounds by batchbytes).
-    options.batch_size = static_cast<std::size_t>(batch_rows) + 1;
+    // (Saturated: batchsize may be given as the largest size_t, and + 1 would wrap to 0.)
+    options.batch_size = batch_rows >= std::numeric_limits<std::size_t>::max()
+                             ? std::numeric_limits<std::size_t>::max()
+                             : static_cast<std::size_t>(batch_rows) + 1;
     options.batch_bytes = std::numeric_limits<std::size_t>::max();
     options.batch_write_timeout = std::chrono::milliseconds(0);
     options.connection_max_active = 1;

@@ -841,6 +841,10 @@ for mode in insert upsert; do
 done
 run load --table rt --header --mode insert --option writemode=upsert --option exceptionmode=ignore --option batchsize=2 --quiet "$WORK/rt.csv"
 expect_eq "--option writemode/exceptionmode/batchsize with --mode: exit 2" "$rc" "2"
+# The largest batchsize is one batch (the writer's own limit above it must not wrap to 0).
+sql "TRUNCATE rt"
+run load --table rt --header --mode insert --option exceptionmode=ignore --option batchsize=18446744073709551615 --quiet "$WORK/rt.csv"
+expect_eq "--option batchsize=SIZE_MAX: loads, exit 2 (rejects)" "$rc" "2"
 # Batches committed before a strict failure stay, and the message says so.
 sql "TRUNCATE rt"
 run load --table rt --header --mode upsert --batch-size 1 "$WORK/rt.csv"
