@@ -336,6 +336,26 @@ bool identity_always(Relation rel, AttrNumber a) {
 
 }  // namespace
 
+void check_schema_usage(Oid relid) {
+    pg_call([&] {
+        const Oid nsp = get_rel_namespace(relid);
+        const AclResult usage = pg_namespace_aclcheck(nsp, GetUserId(), ACL_USAGE);
+        if (usage != ACLCHECK_OK)
+            aclcheck_error(usage, OBJECT_SCHEMA, get_namespace_name(nsp));
+    });
+}
+
+void check_access_before_lock(Oid relid, AclMode mode) {
+    pg_call([&] {
+        const Oid user = GetUserId();
+        if (pg_class_aclcheck(relid, user, mode) != ACLCHECK_OK &&
+            pg_attribute_aclcheck_all(relid, user, mode, ACLMASK_ANY) != ACLCHECK_OK)
+            aclcheck_error(ACLCHECK_NO_PRIV, get_relkind_objtype(get_rel_relkind(relid)),
+                           get_rel_name(relid));
+    });
+    check_schema_usage(relid);
+}
+
 std::vector<std::string> split_identifiers(const std::string& value, const char* option) {
     std::vector<std::string> out;
     bool ok = false;
@@ -358,6 +378,9 @@ std::vector<std::string> split_identifiers(const std::string& value, const char*
 ResolvedMerge resolve_merge(const MergeSpec& spec) {
     Relation rel = spec.target;
     ResolvedMerge r;
+    // Every entry point opens the target by OID (a COPY's name was looked up already): the
+    // schema's USAGE is checked here, as the user who writes (a job's owner in its worker).
+    check_schema_usage(RelationGetRelid(rel));
     // The rows are applied by INSERT statements reading ingest._merge_rows() once: a rule
     // would rewrite them (INSERT ... ON CONFLICT refuses rules, and a DO ALSO rule reads the
     // rows a second time).

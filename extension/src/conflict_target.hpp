@@ -33,6 +33,15 @@ struct ResolvedMerge {
 // Throws ServerError with a precise SQLSTATE on any problem (see the .cpp for each case).
 ResolvedMerge resolve_merge(const MergeSpec& spec);
 
+// Before any lock: the current user has `mode` on the relation (the table or any column) and
+// USAGE on its schema. A name would be looked up with that USAGE check; an OID is not, and the
+// direct path writes without parsing a name (INSERT INTO hidden.t would say 42501). So no role
+// takes, or queues for, a lock on a table it has no right to through our functions.
+void check_access_before_lock(Oid relid, AclMode mode);
+
+// USAGE on the relation's schema for the current user (42501), as a name lookup checks it.
+void check_schema_usage(Oid relid);
+
 // Splits an option value such as 'a, "B"' like SQL identifiers (unquoted names fold to
 // lower case). Throws 22023 naming the option when it is malformed or empty.
 std::vector<std::string> split_identifiers(const std::string& value, const char* option);

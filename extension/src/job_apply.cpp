@@ -1,6 +1,7 @@
 // Applying one async load job. The apply runs as the job's owner (privileges, row-level
 // security and triggers as if the owner ran it) in one transaction that also records FINISH
 // and the counts, so a job is FINISH if and only if its rows are in the target.
+#include "conflict_target.hpp"
 #include "cursor_source.hpp"
 #include "job_catalog.hpp"
 #include "job_shmem.hpp"
@@ -72,6 +73,12 @@ void apply(const Job& job, int slot, MergeCounts& counts, const RejectSink& on_r
     const char* reset_path = pg_call([] { return GetConfigOptionResetString("search_path"); });
     const std::string owner_path = reset_path ? reset_path : "";
     GucScope owner_settings(owner_path.c_str());
+    // The owner's rights now, before any lock (a role's rights may have been revoked since the
+    // job began; resolve_merge() checks the rest once locked).
+    if (job.overwrite == "partition")
+        check_schema_usage(job.target);  // the partition's rights below, once it is known
+    else
+        check_access_before_lock(job.target, ACL_INSERT);
     Relation target = pg_call([&] { return table_open(job.target, RowExclusiveLock); });
     Oid dest_oid = job.target;
     if (job.overwrite == "partition") {
@@ -85,6 +92,8 @@ void apply(const Job& job, int slot, MergeCounts& counts, const RejectSink& on_r
                   "the overwrite partition of this job is no longer a partition of its target");
         dest_oid = job.overwrite_partition;
     }
+    if (dest_oid != job.target)
+        check_access_before_lock(dest_oid, ACL_INSERT);
     Relation dest = dest_oid == job.target
                         ? target
                         : pg_call([&] { return table_open(dest_oid, RowExclusiveLock); });

@@ -25,6 +25,7 @@ extern "C" {
 #include "utils/fmgrprotos.h"
 #include "utils/acl.h"
 #include "utils/array.h"
+#include "utils/guc.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
@@ -290,7 +291,14 @@ PGI_FUNCTION(ingest_begin_async_load) {
         if (std::optional<Datum> r = existing())
             return *r;
 
-    // Validate as the caller, before anything is created.
+    // Validate as the caller, before anything is created; some right first, then locks (the
+    // job writes into the partition itself when one is given, as INSERT INTO it would).
+    if (OidIsValid(partition)) {
+        check_schema_usage(target);
+        check_access_before_lock(partition, ACL_INSERT);
+    } else {
+        check_access_before_lock(target, ACL_INSERT);
+    }
     Relation rel = pg_call([&] { return table_open(target, AccessShareLock); });
     const char kind = rel->rd_rel->relkind;
     if (kind != RELKIND_RELATION && kind != RELKIND_PARTITIONED_TABLE)
@@ -388,7 +396,17 @@ PGI_FUNCTION(ingest_begin_async_load) {
     }
     const int64_t id = spi::get_int64(0, 1);
     const std::string staging = staging_name(id);
-    spi::exec("CREATE TABLE " + staging + " (" + columns + ")");
+    {
+        // Created as the extension's owner: the caller's default_tablespace would put it (and
+        // the rows the caller stages) in a tablespace the caller may not create in. The
+        // database's default instead.
+        GucScope database_default(nullptr);
+        pg_call([] {
+            (void)set_config_option("default_tablespace", "", PGC_USERSET, PGC_S_SESSION,
+                                    GUC_ACTION_SAVE, true, 0, false);
+        });
+        spi::exec("CREATE TABLE " + staging + " (" + columns + ")");
+    }
     const Oid staging_oid = pg_call([&] {
         return get_relname_relid(psprintf("job_%lld", (long long)id),
                                  get_namespace_oid("ingest_staging", false));
@@ -574,14 +592,18 @@ PGI_FUNCTION(ingest_wait_async_load) {
             UserScope as_service(svc);
             job = visible_job(id, caller);
             if (job.state == "INIT" || job.state == "READY") {
-                spi::exec("SELECT xmin FROM ingest.async_load_job WHERE id = $1",
-                          {spi::int8_arg(id)});
-                const bool own = pg_call([] {
-                    bool isnull;
-                    Datum x =
-                        SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-                    return !isnull && TransactionIdIsCurrentTransactionId(DatumGetTransactionId(x));
-                });
+                // A new snapshot: the job may be gone since visible_job() read it (removed
+                // by retention or an administrator); then the next poll says so.
+                const bool found = spi::exec("SELECT xmin FROM ingest.async_load_job WHERE id = $1",
+                                             {spi::int8_arg(id)}) == 1;
+                const bool own =
+                    found && pg_call([] {
+                        bool isnull;
+                        Datum x =
+                            SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+                        return !isnull &&
+                               TransactionIdIsCurrentTransactionId(DatumGetTransactionId(x));
+                    });
                 if (own)
                     raise(ERRCODE_INVALID_TRANSACTION_STATE,
                           format("async load job %lld was changed by this transaction, which has "

@@ -100,10 +100,13 @@ void recover_orphans() {
         for (int64_t id : running_job_ids())
             running += (running.size() > 1 ? "," : "") + std::to_string(id);
         running += "}";
+        // A row locked by a user's open transaction is skipped (recovered at a later pass),
+        // not waited for under the claim lock.
         const uint64 n = spi::exec(
             "UPDATE ingest.async_load_job j SET state = 'READY', worker_pid = NULL "
-            "WHERE j.state = 'LOADING' AND j.id <> ALL($1::bigint[]) AND " +
-                of_this_installation("j") + " RETURNING j.id",
+            "WHERE j.id IN (SELECT o.id FROM ingest.async_load_job o WHERE o.state = 'LOADING' "
+            "AND o.id <> ALL($1::bigint[]) AND " +
+                of_this_installation("o") + " FOR UPDATE SKIP LOCKED) RETURNING j.id",
             {spi::text_arg(running)});
         std::vector<int64_t> ids;
         for (uint64 i = 0; i < n; i++)
@@ -125,10 +128,13 @@ void recover_orphans() {
 void apply_retention() {
     check_failure(try_transaction([&] {
         spi::Connection c;
+        // Rows locked by a user's open transaction (a retry of an old failed job) are skipped,
+        // left for a later pass, not waited for: every new worker runs this.
         const uint64 n = spi::exec(
-            "DELETE FROM ingest.async_load_job j WHERE j.state IN ('FINISH', 'FAIL', 'CANCEL') "
-            "AND j.finished_at < pg_catalog.now() - $1 * interval '1 second' AND " +
-                of_this_installation("j") + " RETURNING j.id",
+            "DELETE FROM ingest.async_load_job j WHERE j.id IN (SELECT o.id FROM "
+            "ingest.async_load_job o WHERE o.state IN ('FINISH', 'FAIL', 'CANCEL') "
+            "AND o.finished_at < pg_catalog.now() - $1 * interval '1 second' AND " +
+                of_this_installation("o") + " FOR UPDATE SKIP LOCKED) RETURNING j.id",
             {spi::int8_arg(guc::job_retention)});
         std::vector<int64_t> ids;
         for (uint64 i = 0; i < n; i++)
@@ -189,7 +195,10 @@ std::optional<int64_t> claim(int slot) {
     const std::optional<Failure> f = try_transaction([&] {
         spi::Connection c;
         lock_claims();
-        if (spi::exec(eligible_sql() + " LIMIT 1 FOR UPDATE OF j") == 0)
+        // SKIP LOCKED: a job row that a user's open transaction locked (a cancel, a retry)
+        // must not stall the claim, which holds the claim lock every worker of the cluster
+        // waits for; it still holds back the jobs after it on its target (NOT EXISTS above).
+        if (spi::exec(eligible_sql() + " LIMIT 1 FOR UPDATE OF j SKIP LOCKED") == 0)
             return;
         const int64_t id = spi::get_int64(0, 1);
         // Before commit: recovery in another worker must see that this job has a runner.

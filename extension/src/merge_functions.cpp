@@ -1,6 +1,7 @@
 // SQL functions of the merge engine: ingest.merge(), ingest.last_copy_stats(),
 // ingest.last_copy_rejects(), and the internal ingest._merge_rows() /
 // ingest._merge_note_conflict() that the merge statements call.
+#include "conflict_target.hpp"
 #include "cursor_source.hpp"
 #include "merge.hpp"
 #include "guc.hpp"
@@ -107,21 +108,8 @@ PGI_FUNCTION(ingest_merge) {
 
     // Some privilege first, then locks: a role with no right on a table must not take (or
     // queue for) a lock on it through this function. The full checks follow once locked.
-    for (const auto& [rel_oid, mode] :
-         {std::pair{target, ACL_INSERT}, std::pair{source, ACL_SELECT}})
-        pg_call([&] {
-            const Oid user = GetUserId();
-            if (pg_class_aclcheck(rel_oid, user, mode) != ACLCHECK_OK &&
-                pg_attribute_aclcheck_all(rel_oid, user, mode, ACLMASK_ANY) != ACLCHECK_OK)
-                aclcheck_error(ACLCHECK_NO_PRIV, get_relkind_objtype(get_rel_relkind(rel_oid)),
-                               get_rel_name(rel_oid));
-            // A name would be looked up with a USAGE check on its schema; an OID is not, and the
-            // direct path writes without parsing one (INSERT INTO hidden.t would say 42501).
-            const Oid nsp = get_rel_namespace(rel_oid);
-            const AclResult usage = pg_namespace_aclcheck(nsp, user, ACL_USAGE);
-            if (usage != ACLCHECK_OK)
-                aclcheck_error(usage, OBJECT_SCHEMA, get_namespace_name(nsp));
-        });
+    check_access_before_lock(target, ACL_INSERT);
+    check_access_before_lock(source, ACL_SELECT);
     Relation rel = pg_call([&] { return table_open(target, RowExclusiveLock); });
     // Not locked yet: a source dropped meanwhile has no name (the merge then fails opening it).
     const char* source_name = pg_call([&] { return get_rel_name(source); });

@@ -220,6 +220,47 @@ SELECT id, v FROM sec_t WHERE id = 20;
 ALTER DEFAULT PRIVILEGES REVOKE ALL ON TABLES FROM pgi_bob, PUBLIC;
 ALTER DEFAULT PRIVILEGES REVOKE ALL ON SEQUENCES FROM pgi_bob;
 
+-- a table in a schema alice has no USAGE on is out of her reach, also named by OID: begin
+-- refuses it (42501, checked before the table is locked), and a job begun while she had
+-- USAGE fails when applied after USAGE was revoked, on the direct path (a plain table) as on
+-- the statement path; the table keeps its rows
+CREATE SCHEMA pgi_hidden;
+CREATE TABLE pgi_hidden.t (id int PRIMARY KEY, v text);
+INSERT INTO pgi_hidden.t VALUES (1, 'orig');
+GRANT SELECT, INSERT, UPDATE ON pgi_hidden.t TO pgi_alice;
+SELECT 'pgi_hidden.t'::regclass::oid AS hidden_oid \gset
+SET ROLE pgi_alice;
+\set VERBOSITY sqlstate
+SELECT * FROM ingest.begin_async_load(:hidden_oid::oid::regclass, 'upsert');
+\set VERBOSITY default
+RESET ROLE;
+GRANT USAGE ON SCHEMA pgi_hidden TO pgi_alice;
+SET ROLE pgi_alice;
+SELECT id AS h1, staging AS hs1 FROM ingest.begin_async_load(:hidden_oid::oid::regclass, 'upsert') \gset
+INSERT INTO :hs1 VALUES (1, 'overwritten'), (3, 'new');
+SELECT id AS h2, staging AS hs2 FROM ingest.begin_async_load(:hidden_oid::oid::regclass, 'update') \gset
+INSERT INTO :hs2 VALUES (1, 'updated');
+RESET ROLE;
+REVOKE USAGE ON SCHEMA pgi_hidden FROM pgi_alice;
+SET ROLE pgi_alice;
+SELECT ingest.submit_async_load(:h1), ingest.submit_async_load(:h2);
+SELECT ingest.wait_async_load(:h1, '60 s'), ingest.wait_async_load(:h2, '60 s');
+SELECT id = :h1 AS upsert_job, state, error_sqlstate, error_message
+  FROM ingest.get_async_load_job() WHERE id IN (:h1, :h2) ORDER BY id;
+RESET ROLE;
+SELECT * FROM pgi_hidden.t ORDER BY id;
+DROP SCHEMA pgi_hidden CASCADE;
+
+-- a staging table goes into the database's default tablespace, whatever the caller's
+-- default_tablespace says (it is created by the extension's owner, for the caller to fill)
+SET ROLE pgi_alice;
+SET default_tablespace = pg_global;
+SELECT id AS t1, staging AS ts1 FROM ingest.begin_async_load('sec_t', 'ignore') \gset
+RESET default_tablespace;
+RESET ROLE;
+SELECT reltablespace = 0 AS database_default FROM pg_class WHERE oid = :'ts1'::regclass;
+SELECT ingest.cancel_async_load(:t1);
+
 -- a role whose jobs exist can still be dropped once its privileges are gone
 DROP OWNED BY pgi_alice, pgi_bob, pgi_boss;
 DROP ROLE pgi_alice, pgi_bob, pgi_boss;
