@@ -230,6 +230,11 @@ class MergeRun {
     // statement, and a merge with no rows still runs it once, as COPY and INSERT do.
     bool m_statement_triggers = false;
     int64_t m_statements_run = 0;
+    // Set while the merge's own statement runs and has not taken its chunk: serve() hands the
+    // chunk out only then, once. ingest._merge_rows() is callable by everyone (the statement
+    // runs as the user), and a user's function (a default, a CHECK, a trigger) could call it at
+    // any other time and free the chunk under the direct path or the chunk being filled.
+    bool m_serve_armed = false;
     std::unique_ptr<DirectApply> m_direct;  // set while chunks bypass the statement
     // The row error a direct chunk failed with (its line, SQLSTATE, message and detail): the
     // statement that redoes the chunk names that line when it fails with the same error, as
@@ -740,8 +745,10 @@ MergeRun::ChunkResult MergeRun::execute_chunk(int64_t groups) {
     }
     m_statements_run++;
     try {
+        m_serve_armed = true;
         pg_call([&] {
             int rc = SPI_execute_plan(m_plan, NULL, NULL, false, 0);
+            m_serve_armed = false;
             m_served = nullptr;  // the statement ended: so did its scan, which freed the chunk
             if (rc < 0)
                 elog(ERROR, "pg_ingest: merge statement failed: %s", SPI_result_code_string(rc));
@@ -760,6 +767,7 @@ MergeRun::ChunkResult MergeRun::execute_chunk(int64_t groups) {
             }
         });
     } catch (const PgError& e) {
+        m_serve_armed = false;
         rewrite_context(e);
         pg_call([&] { end_served(); });
         throw;
@@ -1126,7 +1134,7 @@ bool MergeRun::apply_one(MinimalTuple tuple, int64_t group_rows, int64_t seq,
 
 void MergeRun::serve(FunctionCallInfo fcinfo) {
     ReturnSetInfo* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
-    if (!m_chunk) {
+    if (!m_chunk || !m_serve_armed) {
         // A second call in one statement (a rule added a statement that reads the rows too):
         // the first one's store may be freed already.
         m_served = nullptr;
@@ -1147,6 +1155,7 @@ void MergeRun::serve(FunctionCallInfo fcinfo) {
     rsinfo->setDesc = desc;
     m_served = m_chunk;
     m_chunk = nullptr;
+    m_serve_armed = false;
     // The executor state is freed after the scan freed the store (not on an error): from then
     // on the store is not ours to close.
     pg_call([&] {

@@ -272,13 +272,19 @@ DirectApply::DirectApply(const MergeSpec& spec, const ResolvedMerge& res, TupleD
 
         // Slots on a copy of the descriptor: one that is not reference-counted. Each slot on the
         // relation's own descriptor would hold a reference in the resource owner, where a
-        // thousand equal entries make every other reference (one per index probe) slow.
-        TupleDesc desc = CreateTupleDescCopy(rd);
+        // thousand equal entries make every other reference (one per index probe) slow. With
+        // its constraints: they hold the values of columns added with a default after a row
+        // was written (attmissingval), which reading such an old row must fill in, or an update
+        // would write NULL there (keys included).
+        TupleDesc desc = CreateTupleDescCopyConstr(rd);
         const TupleTableSlotOps* ops = table_slot_callbacks(s->rel);
         s->src = MakeSingleTupleTableSlot(chunk_desc, &TTSOpsMinimalTuple);
         s->ins = MakeSingleTupleTableSlot(desc, &TTSOpsVirtual);
         s->upd = MakeSingleTupleTableSlot(desc, &TTSOpsVirtual);
         s->old = MakeSingleTupleTableSlot(desc, ops);
+        // A CHECK may read tableoid, as the executor's slots give it.
+        s->ins->tts_tableOid = RelationGetRelid(s->rel);
+        s->upd->tts_tableOid = RelationGetRelid(s->rel);
         for (int i = 0; i < kMaxPending; i++)
             s->pending[i] = MakeSingleTupleTableSlot(desc, ops);
         MemoryContextSwitchTo(old);

@@ -164,6 +164,8 @@ SupersededCheck::SupersededCheck(const MergeSpec& spec, const std::vector<AttrNu
             MemoryContextSwitchTo(q);
         }
         s->proposed = MakeSingleTupleTableSlot(CreateTupleDescCopy(rd), &TTSOpsVirtual);
+        // A CHECK may read tableoid, as INSERT's slot gives it.
+        s->proposed->tts_tableOid = RelationGetRelid(s->rel);
         MemoryContextSwitchTo(old);
         return s;
     });
