@@ -34,6 +34,7 @@ extern "C" {
 #include "utils/tuplestore.h"
 #include "utils/typcache.h"
 #include "utils/rel.h"
+#include "catalog/pg_trigger.h"
 #include "commands/trigger.h"
 #include "storage/proc.h"
 #include "catalog/pg_namespace.h"
@@ -504,11 +505,25 @@ constexpr int64_t kMaxDirectChunks = 48;
 // Triggers that see a statement rather than a row: statement-level ones, and row or statement
 // ones with transition tables (filled per statement). INSERT ... ON CONFLICT fires the INSERT
 // and UPDATE ones of the target it names, not of its partitions.
+// Only triggers that will fire: not disabled, and not suppressed by session_replication_role
+// (as the executor decides in trigger.c).
 bool has_statement_triggers(Relation rel) {
     const TriggerDesc* t = rel->trigdesc;
-    return t && (t->trig_insert_before_statement || t->trig_insert_after_statement ||
-                 t->trig_update_before_statement || t->trig_update_after_statement ||
-                 t->trig_insert_new_table || t->trig_update_old_table || t->trig_update_new_table);
+    if (!t)
+        return false;
+    const bool replica = SessionReplicationRole == SESSION_REPLICATION_ROLE_REPLICA;
+    for (int i = 0; i < t->numtriggers; i++) {
+        const Trigger& trig = t->triggers[i];
+        const bool fires = trig.tgenabled == TRIGGER_FIRES_ALWAYS ||
+                           (replica ? trig.tgenabled == TRIGGER_FIRES_ON_REPLICA
+                                    : trig.tgenabled == TRIGGER_FIRES_ON_ORIGIN);
+        if (!fires)
+            continue;
+        const bool on_write = TRIGGER_FOR_INSERT(trig.tgtype) || TRIGGER_FOR_UPDATE(trig.tgtype);
+        if (on_write && (!TRIGGER_FOR_ROW(trig.tgtype) || trig.tgoldtable || trig.tgnewtable))
+            return true;
+    }
+    return false;
 }
 
 void MergeRun::begin_apply() {

@@ -153,6 +153,38 @@ COPY st FROM STDIN WITH (FORMAT csv, ON_CONFLICT 'upsert');
 \.
 SELECT count(*) FROM st;
 
+-- Only triggers that fire count: a disabled statement trigger leaves the chunks as they are.
+-- Seen from an AFTER ROW trigger, whose events fire at the end of each statement: the row count
+-- it sees grows chunk by chunk, or is the whole load at once.
+CREATE TABLE sd (k int PRIMARY KEY, v text);
+CREATE TABLE sd_seen (n bigint);
+CREATE FUNCTION sd_count() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO sd_seen SELECT count(*) FROM sd;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER r AFTER INSERT ON sd FOR EACH ROW EXECUTE FUNCTION sd_count();
+CREATE TRIGGER s AFTER INSERT ON sd FOR EACH STATEMENT EXECUTE FUNCTION st_note('sd');
+ALTER TABLE sd DISABLE TRIGGER s;
+COPY sd FROM STDIN WITH (FORMAT csv, ON_CONFLICT 'upsert');
+1,a
+2,b
+3,c
+4,d
+\.
+SELECT array_agg(n ORDER BY n) AS disabled FROM sd_seen;
+TRUNCATE sd, sd_seen;
+ALTER TABLE sd ENABLE TRIGGER s;
+COPY sd FROM STDIN WITH (FORMAT csv, ON_CONFLICT 'upsert');
+1,a
+2,b
+3,c
+4,d
+\.
+SELECT array_agg(n ORDER BY n) AS enabled FROM sd_seen;
+DROP TABLE sd, sd_seen;
+DROP FUNCTION sd_count();
+
 RESET ingest.merge_chunk_rows;
 DROP TABLE st, st_oracle, st_src, stp, stp_oracle, st_log CASCADE;
 DROP FUNCTION st_note(), st_note_inserted(), st_note_updated(), st_triggers(regclass, text),
