@@ -73,6 +73,15 @@ std::string text_field(const std::string& text) {
             case '\r':
                 escaped += "\\r";
                 break;
+            case '\b':
+                escaped += "\\b";
+                break;
+            case '\f':
+                escaped += "\\f";
+                break;
+            case '\v':
+                escaped += "\\v";
+                break;
             default:
                 escaped += c;
         }
@@ -132,7 +141,8 @@ void check_filter(const std::string& where) {
             continue;
         }
         if (c == '-' && i + 1 < n && where[i + 1] == '-') {
-            const std::size_t end = where.find('\n', i);
+            // The server's scanner ends it at a CR as well as at an LF.
+            const std::size_t end = where.find_first_of("\r\n", i);
             i = end == std::string::npos ? n : end + 1;
             continue;
         }
@@ -387,10 +397,16 @@ ExportResult Exporter::run_impl(
     // The rows are complete once a COPY has ended: the COMMIT of its read-only transaction
     // changes nothing, so a failure there (the server ended the session meanwhile, the
     // deadline passed after the last row) does not fail the export; the session is closed.
-    const auto finish = [](Connection& connection) noexcept {
+    // Never past the export's deadline: a read-only transaction needs no COMMIT, so a session
+    // left without time is closed.
+    const auto finish = [&](Connection& connection) noexcept {
         try {
-            detail::exec_until(connection, "COMMIT", nullptr,
-                               Connection::Clock::now() + k_commit_grace);
+            const auto by = std::min(o.deadline, Connection::Clock::now() + k_commit_grace);
+            if (by <= Connection::Clock::now()) {
+                connection.close();
+                return;
+            }
+            detail::exec_until(connection, "COMMIT", nullptr, by);
         } catch (...) {
             connection.close();
         }
@@ -402,8 +418,8 @@ ExportResult Exporter::run_impl(
 
     // The coordinator holds the exported snapshot open until every worker has finished.
     Connection coordinator = connect();
-    exec(coordinator, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-    exec(coordinator, no_idle_timeout);
+    // One round trip: a session idle between the two could meet the timeout already.
+    exec(coordinator, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; " + no_idle_timeout);
     const std::string snapshot = *exec(coordinator, "SELECT pg_export_snapshot()").get(0, 0);
 
     ExportResult result;
@@ -482,9 +498,10 @@ ExportResult Exporter::run_impl(
             const Registered registered(state, connection);
             // Failing while registered breaks off this worker's own COPY too.
             try {
-                exec(connection, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-                exec(connection, "SET TRANSACTION SNAPSHOT " + snapshot_literal);
-                exec(connection, no_idle_timeout);
+                exec(connection,
+                     "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET "
+                     "TRANSACTION SNAPSHOT " +
+                         snapshot_literal + "; " + no_idle_timeout);
                 CopyOut copy(connection,
                              "COPY (" + query + ") TO STDOUT WITH (FORMAT " + o.format + ")",
                              o.deadline);

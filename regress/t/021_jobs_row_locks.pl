@@ -11,8 +11,9 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use IngestTest qw(ingest_node);
 
+# Retention is long until a test wants it: an aged job is not removed before it is locked.
 my $node = ingest_node('jobs_row_locks', 'ingest.max_workers = 2',
-	'ingest.launcher_naptime = 1');
+	'ingest.launcher_naptime = 1', 'ingest.job_retention = 365d');
 sub sql { return $node->safe_psql('postgres', $_[0]); }
 
 sql(q{
@@ -49,12 +50,17 @@ sub state_of
 # With no worker allowed, her job is submitted first (so every claim looks at it first), her
 # session locks its row with a cancel it does not commit, and bob submits his; then workers may
 # run.
-sub set_max_workers
+sub set_conf
 {
-	$node->append_conf('postgresql.conf', "ingest.max_workers = $_[0]");
+	$node->append_conf('postgresql.conf', $_[0]);
 	$node->reload;
 }
+sub set_max_workers { set_conf("ingest.max_workers = $_[0]"); }
 set_max_workers(0);
+# A worker started before the reload took effect may still be about: none may claim below.
+ok($node->poll_query_until('postgres',
+		"SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'pg_ingest worker'"),
+	'no worker is running');
 my $a1 = submitted_job('alice', 'ta', 1);
 my $holder = $node->background_psql('postgres');
 $holder->query_safe('SET ROLE alice');
@@ -77,6 +83,10 @@ sql(qq{UPDATE ingest.async_load_job SET state = 'FAIL', finished_at = now() - in
 	WHERE id = $a2});
 $holder->query_safe('SET ROLE alice');
 $holder->query_safe("BEGIN; SELECT ingest.retry_async_load($a2)");
+# Now retention would remove it (every worker runs a retention pass when it starts).
+set_conf('ingest.job_retention = 1d');
+ok($node->poll_query_until('postgres', "SELECT current_setting('ingest.job_retention') = '1d'"),
+	'the shorter retention is in effect');
 my $b2 = submitted_job('bob', 'tb', 2);
 is(as('bob', "SELECT ingest.wait_async_load($b2, '30 s')"), 'FINISH',
 	"bob's job runs while alice's session holds an old job's row that retention would remove");

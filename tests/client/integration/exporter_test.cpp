@@ -342,7 +342,7 @@ BOOST_AUTO_TEST_CASE(a_filter_is_one_expression_inside_the_ranges) {
         "FROM generate_series(1, 2000) g");
     for (const std::string where :
          {"id % 7 = 0 OR id % 11 = 0", "v = ')' OR id < 10", "v = E'\\')' OR id = 1",
-          "/* ( */ id = 3 OR v = $x$($x$ -- )", "\"v\" = ')'"}) {
+          "/* ( */ id = 3 OR v = $x$($x$ -- )", "\"v\" = ')'", "(id = 3 --c\r) OR id = 4"}) {
         BOOST_TEST_CONTEXT("where " << where) {
             ExportOptions options = options_for("exp_or", 4);
             options.where = where;
@@ -354,8 +354,9 @@ BOOST_AUTO_TEST_CASE(a_filter_is_one_expression_inside_the_ranges) {
             BOOST_TEST(sorted(collector.rows) == expected, boost::test_tools::per_element());
         }
     }
-    for (const std::string where : {"id = 1) OR (id = 2", "(id = 1", "id = 1; SELECT 1",
-                                    "v = 'unterminated", "id = 1 /* open"}) {
+    for (const std::string where :
+         {"id = 1) OR (id = 2", "(id = 1", "id = 1; SELECT 1", "id = 1 --x\r) OR (id = 2",
+          "v = 'unterminated", "id = 1 /* open"}) {
         BOOST_TEST_CONTEXT("where " << where) {
             ExportOptions options = options_for("exp_or", 4);
             options.where = where;
