@@ -164,6 +164,40 @@ SELECT ingest.submit_async_load(:u1);
 SELECT ingest.wait_async_load(:u1, '60 s');
 SELECT * FROM upg_t;
 DROP TABLE upg_t;
+
+-- The update from 0.3.0 replaces begin_async_load() (one more parameter, ordered): its
+-- privileges carry over with their grantors too, so a REVOKE ... CASCADE from a grantor still
+-- reaches the grants it made.
+DROP EXTENSION pg_ingest CASCADE;
+CREATE EXTENSION pg_ingest VERSION '0.3.0';
+REVOKE EXECUTE ON FUNCTION ingest.begin_async_load(regclass, text, text[], text[], text, text,
+    regclass, text, bigint, boolean, text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION ingest.begin_async_load(regclass, text, text[], text[], text, text,
+    regclass, text, bigint, boolean, text[]) TO regress_upg_loader WITH GRANT OPTION;
+SET ROLE regress_upg_loader;
+GRANT EXECUTE ON FUNCTION ingest.begin_async_load(regclass, text, text[], text[], text, text,
+    regclass, text, bigint, boolean, text[]) TO regress_upg_reader;
+RESET ROLE;
+CREATE TEMP VIEW begin_grants AS
+    SELECT CASE WHEN a.grantor = p.proowner THEN 'owner' ELSE a.grantor::regrole::text END AS grantor,
+           CASE WHEN a.grantee = p.proowner THEN 'owner' WHEN a.grantee = 0 THEN 'PUBLIC'
+                ELSE a.grantee::regrole::text END AS grantee,
+           a.is_grantable
+      FROM pg_proc p, aclexplode(p.proacl) a
+     WHERE p.proname = 'begin_async_load'
+       AND p.pronamespace = (SELECT oid FROM pg_namespace WHERE nspname = 'ingest');
+CREATE TEMP TABLE begin_grants_before AS SELECT * FROM begin_grants;
+ALTER EXTENSION pg_ingest UPDATE TO '0.4.0';
+SELECT * FROM begin_grants ORDER BY grantor, grantee;
+(SELECT 'lost' AS diff, * FROM begin_grants_before EXCEPT SELECT 'lost', * FROM begin_grants)
+UNION ALL
+(SELECT 'new', * FROM begin_grants EXCEPT SELECT 'new', * FROM begin_grants_before)
+ORDER BY diff, grantor, grantee;
+REVOKE EXECUTE ON FUNCTION ingest.begin_async_load(regclass, text, text[], text[], text, text,
+    regclass, text, bigint, boolean, text[], boolean) FROM regress_upg_loader CASCADE;
+SELECT has_function_privilege('regress_upg_reader', 'ingest.begin_async_load(regclass, text,
+    text[], text[], text, text, regclass, text, bigint, boolean, text[], boolean)', 'EXECUTE')
+    AS reader_still_may;
 DROP EXTENSION pg_ingest CASCADE;
 DROP ROLE regress_upg_loader, regress_upg_reader;
 CREATE EXTENSION pg_ingest;
