@@ -243,12 +243,13 @@ AsyncJob get_async_load_job(Connection& connection, std::int64_t id) {
 std::vector<AsyncJob> list_async_load_jobs(Connection& connection,
                                            const std::optional<QualifiedName>& target) {
     const std::string select =
-        "SELECT " + std::string(k_job_columns) + " FROM ingest.get_async_load_job()";
+        "SELECT " + std::string(k_job_columns) + " FROM ingest.get_async_load_job() g";
+    // g.id, the bigint: a bare "id" would be the text column selected above (10 before 9).
     if (target) {
         return jobs_from(connection.execute_params(
-            select + " WHERE target = $1::regclass ORDER BY id DESC", {target->quoted()}));
+            select + " WHERE g.target = $1::regclass ORDER BY g.id DESC", {target->quoted()}));
     }
-    return jobs_from(connection.execute(select + " ORDER BY id DESC"));
+    return jobs_from(connection.execute(select + " ORDER BY g.id DESC"));
 }
 
 std::vector<AsyncJob> wait_async_load_jobs(Connection& connection,

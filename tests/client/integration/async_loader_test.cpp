@@ -113,6 +113,27 @@ std::string table_summary(Connection& connection, const std::string& table) {
 
 BOOST_AUTO_TEST_SUITE(async_jobs)
 
+// Newest first by number: job 10 before job 9 (the ids are read as text, and once sorted so).
+BOOST_AUTO_TEST_CASE(jobs_are_listed_newest_first_by_number) {
+    Connection connection = connect_async();
+    reset_table(connection, "aj_order");
+    pg_ingest::AsyncJobSpec spec;
+    spec.target = QualifiedName::parse("aj_order");
+    std::vector<std::int64_t> begun;
+    for (int i = 0; i < 12; ++i) {  // ids below and above a power of ten, whatever came before
+        begun.push_back(pg_ingest::begin_async_load(connection, spec).id);
+    }
+    const auto listed = pg_ingest::list_async_load_jobs(connection, std::nullopt);
+    BOOST_TEST_REQUIRE(listed.size() >= 12u);
+    for (std::size_t i = 1; i < listed.size(); ++i) {
+        BOOST_TEST(listed[i - 1].id > listed[i].id, "position " << i);
+    }
+    BOOST_TEST(listed.front().id == begun.back());
+    for (const std::int64_t id : begun) {
+        pg_ingest::cancel_async_load(connection, id);
+    }
+}
+
 BOOST_AUTO_TEST_CASE(job_lifecycle_wait_and_state_errors) {
     Connection connection = connect_async();
     reset_table(connection, "aj_life");
