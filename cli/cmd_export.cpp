@@ -1,5 +1,9 @@
 // pg_ingest export: a table to CSV (or text), in parallel over key ranges of one snapshot.
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <climits>
+#include <cstdlib>
 
 #include <cstdio>
 #include <fstream>
@@ -14,6 +18,25 @@
 namespace pg_ingest::cli {
 
 namespace {
+
+// `path` does not exist, or is a regular file (also through symbolic links).
+bool is_regular_or_new(const std::string& path) {
+    struct stat info {};
+    if (::stat(path.c_str(), &info) != 0) {
+        return true;
+    }
+    return S_ISREG(info.st_mode);
+}
+
+// The file a symbolic link names (the path itself when it is none, or names nothing yet).
+std::string resolved(const std::string& path) {
+    struct stat info {};
+    if (::lstat(path.c_str(), &info) != 0 || !S_ISLNK(info.st_mode)) {
+        return path;
+    }
+    char buffer[PATH_MAX];
+    return ::realpath(path.c_str(), buffer) != nullptr ? std::string(buffer) : path;
+}
 
 const char* const k_usage =
     "Usage: pg_ingest export --table TABLE [--split-key COLUMN --parallel N] [--where SQL]\n"
@@ -84,7 +107,7 @@ int run_export(const std::vector<std::string>& argv) {
             throw UsageError("--connect-timeout must be positive");
         }
         options.connect_timeout = std::chrono::milliseconds(static_cast<long long>(timeout * 1000));
-        const std::string output = args.get_or("output", "-");
+        std::string output = args.get_or("output", "-");
         const bool quiet = args.has("quiet");
         if (output == "-" && ::isatty(STDOUT_FILENO) == 1 && !quiet) {
             std::fprintf(stderr, "pg_ingest export: writing to the terminal (use --output FILE)\n");
@@ -99,7 +122,21 @@ int run_export(const std::vector<std::string>& argv) {
         ExportResult result;
         if (output == "-") {
             result = exporter.run(std::cout, args.has("header"));
+        } else if (!is_regular_or_new(output)) {
+            // A device, a FIFO, a socket: written in place (renaming a file over it would
+            // replace the node, and its reader would get nothing).
+            std::ofstream file(output, std::ios::binary | std::ios::trunc);
+            if (!file) {
+                throw std::runtime_error("cannot open '" + output + "' for writing");
+            }
+            result = exporter.run(file, args.has("header"));
+            file.close();
+            if (!file) {
+                throw std::runtime_error("cannot write '" + output + "'");
+            }
         } else {
+            // Through a symbolic link: the file it names is replaced, not the link.
+            output = resolved(output);
             const std::string partial = output + ".partial-" + std::to_string(::getpid());
             try {
                 std::ofstream file(partial, std::ios::binary | std::ios::trunc);

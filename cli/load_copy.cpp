@@ -152,9 +152,13 @@ void copy_unit(Connection& connection, const std::string& sql, const LoadSetting
                const std::vector<std::string>& sources, const std::function<bool(Batch&)>& next,
                bool keep_data, Unit& unit, RejectSink& rejects, LoadTotals& totals) {
     const bool csv = s.input_format == InputFormat::csv;
+    // With a reject file every rejected line goes into it: the server must keep them all (in
+    // the session, until read below). Without one they are only counted: it keeps none, or a
+    // wrong --format would have it hold every line of the input in memory.
+    const bool fetch_rejects = s.ignore_errors && !s.reject_file.empty();
     if (s.ignore_errors) {
-        // Every rejected line goes to the reject file: the server must keep them all.
-        connection.execute("SET ingest.copy_rejects_kept = 2147483647");
+        connection.execute(fetch_rejects ? "SET ingest.copy_rejects_kept = 2147483647"
+                                         : "SET ingest.copy_rejects_kept = 0");
     }
     connection.execute("BEGIN");
     CopyIn copy(connection, sql);
@@ -209,7 +213,7 @@ void copy_unit(Connection& connection, const std::string& sql, const LoadSetting
         unit_totals.inserted = result.affected_rows();
     }
     std::optional<Result> rejected;
-    if (s.ignore_errors && unit_totals.rejected > 0) {
+    if (fetch_rejects && unit_totals.rejected > 0) {
         rejected = connection.execute(
             "SELECT line_number, raw_line, sqlstate, message FROM ingest.last_copy_rejects() "
             "ORDER BY line_number");

@@ -144,6 +144,28 @@ fi
 expect_eq "round trip: tables equal" \
     "$(sql "SELECT count(*) FROM (SELECT * FROM src EXCEPT SELECT * FROM dst) d")/$(sql "SELECT count(*) FROM dst")" "0/5000"
 ls "$WORK"/dst.csv.partial-* >/dev/null 2>&1 && not_ok "export leaves no partial file" || ok "export leaves no partial file"
+# --output that is not a regular file is written in place: a FIFO stays a FIFO and its reader
+# gets the rows; through a symbolic link the file it names gets them and the link stays.
+mkfifo "$WORK/exp.fifo"
+timeout 30 cat "$WORK/exp.fifo" >"$WORK/exp-fifo.csv" &
+fifo_reader=$!
+run export --table dst --split-key id --parallel 2 --output "$WORK/exp.fifo"
+wait "$fifo_reader"
+expect_rc "export into a FIFO: exit 0" 0
+# (The rows hold line breaks: compared as sorted lines with the export above, header removed.)
+if [ -p "$WORK/exp.fifo" ] && cmp -s <(sort "$WORK/exp-fifo.csv") <(tail -n +2 "$WORK/dst.csv" | sort); then
+    ok "export into a FIFO: it stays a FIFO and its reader gets the rows"
+else
+    not_ok "export into a FIFO: it stays a FIFO and its reader gets the rows" "$(ls -l "$WORK/exp.fifo"; wc -c <"$WORK/exp-fifo.csv")"
+fi
+echo old >"$WORK/exp-real.csv"
+ln -s "$WORK/exp-real.csv" "$WORK/exp-link.csv"
+run export --table dst --split-key id --output "$WORK/exp-link.csv"
+if [ -L "$WORK/exp-link.csv" ] && cmp -s <(sort "$WORK/exp-real.csv") <(tail -n +2 "$WORK/dst.csv" | sort); then
+    ok "export through a symbolic link: the link stays and the file it names gets the rows"
+else
+    not_ok "export through a symbolic link: the link stays and the file it names gets the rows" "$(ls -l "$WORK"/exp-*)"
+fi
 
 # Export to stdout, columns and filter.
 run export --table dst --columns id,name --where "id BETWEEN 1 AND 3" --split-key id --parallel 2
