@@ -119,6 +119,9 @@ struct AsyncLoader::Impl {
     std::uint64_t rows = 0;
     std::uint64_t bytes = 0;
     std::uint64_t skipped = 0;
+    // Rows of the chunks skipped for the open job (one an earlier run submitted): checked
+    // against what that run staged when the job is left (check_skipped()).
+    std::uint64_t skipped_rows = 0;
     std::exception_ptr failure;
     bool resumable = false;  // the error being thrown is a passed deadline: state kept
     // The last bounded() statement was cancelled by the statement_timeout it set: it had no
@@ -460,6 +463,7 @@ struct AsyncLoader::Impl {
     // Forgets the open job's retry state (a new job, or the old one submitted).
     void close_job() {
         open.reset();
+        skipped_rows = 0;
         spool.clear();
         replay_due = truncate_due = staging_done = submit_sent = false;
         submit_pid = 0;
@@ -618,6 +622,7 @@ struct AsyncLoader::Impl {
         if (!open) {
             return;
         }
+        check_skipped(deadline);
         if (!skipping) {
             const auto landed = [&]() -> std::optional<JobState> {
                 // The backend that ran the lost submit may still be running it (a silent
@@ -708,7 +713,45 @@ struct AsyncLoader::Impl {
     }
 
     // The open job reached max_temp_file_size: submit it and open the unit's next one.
+    // Exactly once holds for the same data in the same chunks. A run whose chunks for a job an
+    // earlier run submitted hold another number of rows (another batch size, other files, other
+    // data) would skip the wrong rows and stage the rest again: checked when it leaves such a
+    // job, before anything more is staged. Only where rows were counted (stage() got them) and
+    // the job was submitted (a job cancelled in INIT staged nothing that counts).
+    void check_skipped(Clock::time_point deadline) {
+        if (!open || !skipping || skipped_rows == 0) {
+            return;
+        }
+        AsyncJob job;
+        try {
+            job = bounded(deadline, "while reading a skipped job",
+                          [&] { return get_async_load_job(ctl(), open->id); });
+        } catch (const Error& error) {
+            if (error.sqlstate() != "42704") {
+                throw;
+            }
+            skipped_rows = 0;  // ended and removed since (retention): nothing left to compare
+            return;
+        }
+        if (job.submitted_at.empty() ||
+            static_cast<std::uint64_t>(job.rows_staged) == skipped_rows) {
+            skipped_rows = 0;
+            return;
+        }
+        throw Error("AsyncLoader: job " + std::to_string(job.id) + " (key '" + job.job_key +
+                        "') was staged by an earlier run with " + std::to_string(job.rows_staged) +
+                        " rows, but this run's chunks for it hold " + std::to_string(skipped_rows),
+                    "55000",
+                    "Keys resume a unit only for the same data in the same chunks; the data or "
+                    "its chunking (batch size, files, their order) differs from that run's, so "
+                    "rows would be skipped or loaded twice. Nothing more was staged.",
+                    "Run again with the same data and chunking as the run that used this key, or "
+                    "use a new key.",
+                    true);
+    }
+
     void roll_over(Clock::time_point deadline) {
+        check_skipped(deadline);
         submit_open(deadline);
         if (!roll_due) {
             return;
@@ -843,6 +886,7 @@ bool AsyncLoader::stage(std::string data, std::uint64_t rows,
             impl.bytes += size;
         } else {
             ++impl.skipped;
+            impl.skipped_rows += rows;
         }
         // Skipped chunks count too, so a restarted run rolls over at the same chunks.
         impl.open_bytes += size;

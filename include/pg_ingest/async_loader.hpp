@@ -73,7 +73,10 @@ struct AsyncLoaderOptions {
 // by default), after which the same key names a new job. wait() reads a job it has seen ended
 // only once, so a removed job does not fail it (a job a restarted loader finds ended at begin()
 // is read then); a job removed before the loader saw it end (by retention, or by an
-// administrator) fails wait() with Error 42704 (its outcome is unknown), at every call.
+// administrator) fails wait() with Error 42704 (its outcome is unknown), at every call. A
+// restarted run whose chunks for a job it skips hold another number of rows than that job was
+// staged with (other data, another chunking) is refused with Error 55000 when it leaves that
+// job, before it stages anything more (checked where stage() is given row counts).
 //
 // Retries: a transient failure (a connection lost or terminated, a serialization failure or
 // deadlock, too many connections, ...; see is_transient_sqlstate()) on a staging connection or

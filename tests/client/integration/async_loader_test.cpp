@@ -278,6 +278,43 @@ BOOST_AUTO_TEST_CASE(queue_two_parallel_two_loads_every_row_exactly_once) {
     BOOST_TEST(table_summary(connection, "al_basic") == "6000/6000/true");
 }
 
+// Keys resume a unit only for the same data in the same chunks. A run that cuts the same rows
+// into other chunks would leave the earlier run's job at another row than it ended, skipping
+// or loading rows twice: it fails when it leaves that job (55000), before staging anything.
+BOOST_AUTO_TEST_CASE(a_resumed_unit_cut_into_other_chunks_is_refused) {
+    Connection connection = connect_async();
+    reset_table(connection, "al_chunks");
+    {
+        AsyncLoader first(async_db(), loader_options("al_chunks"));
+        first.begin("chunks-cp");
+        for (int row = 1; row <= 600; row += 100) {
+            first.stage(csv_rows(row, 100), 100);
+        }
+        const auto jobs = first.wait(std::chrono::steady_clock::now() + 120s);
+        BOOST_TEST_REQUIRE(jobs.size() >= 2u);  // rolled over: the first job holds some chunks
+    }
+    const auto job_count = [&] {
+        return connection
+            .execute("SELECT count(*) FROM ingest.async_load_job WHERE job_key LIKE 'chunks-cp%'")
+            .get(0, 0)
+            .value_or("");
+    };
+    const std::string before = job_count();
+    AsyncLoader second(async_db(), loader_options("al_chunks"));
+    second.begin("chunks-cp");
+    const pg_ingest::Error error = test::error_of([&] {
+        for (int row = 1; row <= 600; row += 30) {
+            second.stage(csv_rows(row, 30), 30);
+        }
+        second.wait(std::chrono::steady_clock::now() + 60s);
+    });
+    BOOST_TEST(error.sqlstate() == "55000");
+    BOOST_TEST(std::string(error.what()).find("chunks-cp") != std::string::npos);
+    BOOST_TEST(second.rows_staged() == 0u);
+    BOOST_TEST(job_count() == before);
+    BOOST_TEST(table_summary(connection, "al_chunks") == "600/600/true");
+}
+
 BOOST_AUTO_TEST_CASE(holds_back_while_queue_size_jobs_are_queued) {
     Connection connection = connect_async();
     reset_table(connection, "al_queue");
