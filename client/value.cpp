@@ -694,7 +694,13 @@ float float4_of(const Value& value, const ColumnType& type, std::string_view wha
     if (std::isfinite(f) && std::fabs(f) > static_cast<double>(std::numeric_limits<float>::max())) {
         value_error(what, "value out of range for type real", k_out_of_range);
     }
-    return static_cast<float>(f);
+    // As the server's float8 -> float4 cast: a value that would round to zero is an underflow
+    // (22003), not a silent 0 (subnormal results are kept).
+    const float narrowed = static_cast<float>(f);
+    if (narrowed == 0.0f && f != 0.0) {
+        value_error(what, "value out of range for type real: underflow", k_out_of_range);
+    }
+    return narrowed;
 }
 
 // The value bytes (without the length word) for a non-NULL value.

@@ -1408,7 +1408,16 @@ CommitOutcome Writer::Impl::resolve_commit(std::uint64_t xid, std::string& why) 
         if (attempt > 0) {
             const auto wait = back_off_wait(
                 std::max(options.retry_wait_time, std::chrono::milliseconds(10)), attempt - 1);
-            std::this_thread::sleep_for(wait);
+            // The destructor stops the writer's thread: it gives up asking then (the batch is
+            // kept with its question, as when no answer comes), as back_off() does.
+            std::unique_lock<std::mutex> lock(batch_mutex);
+            if (std::this_thread::get_id() != flusher_id) {
+                lock.unlock();
+                std::this_thread::sleep_for(wait);
+            } else if (flusher_wakeup.wait_for(lock, wait, [&] { return stopping; })) {
+                why = "the writer was stopped while it asked";
+                return CommitOutcome::unreachable;
+            }
         }
         const auto deadline = Clock::now() + options.flush_timeout;
         try {

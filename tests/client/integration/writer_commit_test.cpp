@@ -151,6 +151,37 @@ BOOST_AUTO_TEST_CASE(
     BOOST_TEST(writer.metrics().rows_out == 1000u);
 }
 
+// The writer's own thread asks about a lost COMMIT with back-off between the questions; the
+// destructor stops it, and it gives up asking then (as it gives up a retry's back-off) instead
+// of making the destructor wait out every question (89.8 s with these settings before).
+BOOST_AUTO_TEST_CASE(the_destructor_does_not_wait_out_the_questions_about_a_lost_commit) {
+    test::FaultProxy proxy;
+    reset("wc_dtor", false);
+    Options options;
+    options.write_mode = WriteMode::copy;
+    options.max_retry_times = 6;
+    options.retry_wait_time = 2s;
+    options.batch_write_timeout = 50ms;  // the writer's thread flushes, and asks
+    auto pool = std::make_shared<ConnectionPool>(
+        proxy.options(), ConnectionPool::Settings{1, std::chrono::seconds(5)});
+    auto writer =
+        std::make_unique<Writer>(pool, "wc_dtor", std::vector<std::string>{"id", "v"}, options);
+    proxy.arm(test::FaultProxy::Cut::after_commit_then_refuse);
+    for (int id = 0; id < 100; ++id) {
+        writer->write({id, "v" + std::to_string(id)});
+    }
+    // Until the thread has committed (the proxy cut it) and started asking.
+    const auto until = std::chrono::steady_clock::now() + 20s;
+    while (count_of("wc_dtor") != "100/100" && std::chrono::steady_clock::now() < until) {
+        std::this_thread::sleep_for(20ms);
+    }
+    BOOST_TEST_REQUIRE(count_of("wc_dtor") == "100/100");
+    std::this_thread::sleep_for(500ms);
+    const auto start = std::chrono::steady_clock::now();
+    writer.reset();
+    BOOST_TEST(test::elapsed_ms(start) < 8000);
+}
+
 // The question itself can fail with a server error on a working connection (here 42501: the
 // writer's role may not call txid_status(); a statement_timeout would give 57014). That is no
 // answer: the batch is kept with its question, never sent again blindly (it committed).

@@ -123,6 +123,9 @@ BOOST_AUTO_TEST_CASE(floats_are_ieee_big_endian_with_special_values) {
                "00000004ff800000");
     BOOST_TEST(field(Value(std::nan("")), k_float8).substr(8, 4) == "7ff8");
     BOOST_TEST(encode_error(Value(1e300), k_float4) == "22003");
+    BOOST_TEST(encode_error(Value(1e-50), k_float4) == "22003");      // would be 0: an underflow
+    BOOST_TEST(field(Value(1e-40), k_float4) != "0000000400000000");  // subnormal: kept
+    BOOST_TEST(field(Value(-0.0), k_float4) == "0000000480000000");
     BOOST_TEST(field(Value(2), k_float8) == "000000084000000000000000");  // integers widen
 }
 
