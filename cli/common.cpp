@@ -1,5 +1,10 @@
 #include "common.hpp"
 
+#include <strings.h>
+
+#include <cctype>
+#include <cstring>
+
 #include <signal.h>
 
 #include <csignal>
@@ -19,6 +24,68 @@ extern "C" void on_interrupt(int) {
 }
 
 }  // namespace
+
+void scrub_password(char* text) {
+    const std::size_t n = std::strlen(text);
+    const auto blank = [&](std::size_t from, std::size_t to) {
+        for (std::size_t i = from; i < to && i < n; ++i) {
+            text[i] = 'x';
+        }
+    };
+    // A URI's user:password@host.
+    if (const char* scheme = std::strstr(text, "://")) {
+        const std::size_t start = static_cast<std::size_t>(scheme - text) + 3;
+        std::size_t end = start;
+        while (end < n && text[end] != '/' && text[end] != '?') {
+            ++end;
+        }
+        std::size_t at = std::string::npos;
+        for (std::size_t i = start; i < end; ++i) {
+            at = text[i] == '@' ? i : at;
+        }
+        if (at != std::string::npos) {
+            for (std::size_t i = start; i < at; ++i) {
+                if (text[i] == ':') {
+                    blank(i + 1, at);
+                    break;
+                }
+            }
+        }
+    }
+    // password=value, in key=value form (value plain or single-quoted) or a URI's query.
+    for (std::size_t i = 0; i + 8 <= n; ++i) {
+        if (strncasecmp(text + i, "password", 8) != 0 ||
+            (i > 0 &&
+             (std::isalnum(static_cast<unsigned char>(text[i - 1])) != 0 || text[i - 1] == '_'))) {
+            continue;
+        }
+        std::size_t j = i + 8;
+        while (j < n && text[j] == ' ') {
+            ++j;
+        }
+        if (j >= n || text[j] != '=') {
+            continue;
+        }
+        ++j;
+        while (j < n && text[j] == ' ') {
+            ++j;
+        }
+        std::size_t end = j;
+        if (j < n && text[j] == '\'') {
+            end = j + 1;
+            while (end < n && text[end] != '\'') {
+                end += text[end] == '\\' ? 2 : 1;
+            }
+            blank(j + 1, end);
+        } else {
+            while (end < n && text[end] != ' ' && text[end] != '&') {
+                ++end;
+            }
+            blank(j, end);
+        }
+        i = end;
+    }
+}
 
 std::vector<OptionSpec> with_common_options(std::vector<OptionSpec> specs) {
     specs.push_back({"dsn", "DSN",

@@ -27,6 +27,11 @@ inline int worse(int a, int b) {
     return a == k_exit_rejected || b == k_exit_rejected ? k_exit_rejected : k_exit_ok;
 }
 
+// Overwrites, in place with 'x', the passwords in a connection string (password=... of a
+// key=value string or a URI's query, and a URI's user:password@): the process's own argument
+// strings, which ps and /proc/PID/cmdline show to every user of the machine. The length stays.
+void scrub_password(char* text);
+
 // --dsn, --connect-timeout, --quiet, --help: added to every subcommand's own options.
 std::vector<OptionSpec> with_common_options(std::vector<OptionSpec> specs);
 

@@ -69,5 +69,15 @@ int main(int argc, char** argv) {
         std::fputs(k_usage, stderr);
         return pg_ingest::cli::k_exit_failure;
     }
-    return dispatch(argv[1], std::vector<std::string>(argv + 2, argv + argc));
+    std::vector<std::string> args(argv + 2, argv + argc);
+    // A password given in --dsn stays in the copy above; the process's own argument strings,
+    // which every user of the machine can read (ps), lose it.
+    for (int i = 2; i < argc; ++i) {
+        if (std::strcmp(argv[i], "--dsn") == 0 && i + 1 < argc) {
+            pg_ingest::cli::scrub_password(argv[i + 1]);
+        } else if (std::strncmp(argv[i], "--dsn=", 6) == 0) {
+            pg_ingest::cli::scrub_password(argv[i] + 6);
+        }
+    }
+    return dispatch(argv[1], args);
 }

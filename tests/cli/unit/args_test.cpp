@@ -1,7 +1,12 @@
 // Argument parsing of the pg_ingest subcommands.
+#include <string>
+#include <utility>
+#include <vector>
+
 #include <boost/test/unit_test.hpp>
 
 #include "args.hpp"
+#include "common.hpp"
 
 using namespace pg_ingest::cli;
 
@@ -64,6 +69,31 @@ BOOST_AUTO_TEST_CASE(lists_and_byte_sizes) {
     BOOST_TEST(parse_bytes("1.5k", "x") == 1536u);
     BOOST_CHECK_THROW(parse_bytes("12 parsecs", "x"), UsageError);
     BOOST_CHECK_THROW(parse_bytes("0", "x"), UsageError);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(password_scrubbing)
+
+// The CLI's own argument strings lose a --dsn password (ps shows them to every user).
+BOOST_AUTO_TEST_CASE(passwords_in_connection_strings_are_overwritten_in_place) {
+    const std::vector<std::pair<std::string, std::string>> cases = {
+        {"host=db password=s3cret user=me", "host=db password=xxxxxx user=me"},
+        {"host=db password = 's3 \\'x' user=me", "host=db password = 'xxxxxx' user=me"},
+        {"postgresql://me:s3cret@db:5432/app", "postgresql://me:xxxxxx@db:5432/app"},
+        {"postgresql://me@db/app?sslmode=require&password=s3cret&x=1",
+         "postgresql://me@db/app?sslmode=require&password=xxxxxx&x=1"},
+        {"jdbc:postgresql://db/app?user=me&password=s3cret",
+         "jdbc:postgresql://db/app?user=me&password=xxxxxx"},
+        {"host=db user=me", "host=db user=me"},
+        {"host=db oldpassword_hint=keep passwordx=keep",
+         "host=db oldpassword_hint=keep passwordx=keep"},
+    };
+    for (const auto& [given, expected] : cases) {
+        std::string text = given;
+        pg_ingest::cli::scrub_password(text.data());
+        BOOST_TEST(text == expected);
+    }
 }
 
 BOOST_AUTO_TEST_SUITE_END()
