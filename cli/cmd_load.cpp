@@ -1,5 +1,7 @@
 // pg_ingest load: CSV, TSV or text into a table.
 #include <cstdio>
+#include <stdexcept>
+#include <string>
 
 #include <pg_ingest/error.hpp>
 
@@ -145,11 +147,28 @@ int run_load(const std::vector<std::string>& argv) {
                              "failure stay loaded\n",
                              static_cast<unsigned long long>(totals.rows_read),
                              static_cast<unsigned long long>(totals.committed_batches));
+                if (settings.parallel > 1) {
+                    // Batches go out over several connections: some after the failing one may
+                    // have committed already, so "before" is not "every batch before its line".
+                    std::fprintf(stderr,
+                                 "pg_ingest load: with --parallel %zu those may include batches "
+                                 "after the failing line: check the table before loading the rest "
+                                 "again (an upsert or ignore load can simply be run again)\n",
+                                 settings.parallel);
+                }
             }
             throw;
         }
         progress.stop();
-        rejects.close();
+        try {
+            rejects.close();
+        } catch (const std::exception& error) {
+            // The load has committed: say so, or a re-run would load it twice.
+            print_summary(settings, totals, progress.elapsed_seconds());
+            throw std::runtime_error(std::string(error.what()) +
+                                     " (the rows above are loaded and committed; only the reject "
+                                     "file is incomplete)");
+        }
         // Input left unread is reported even under --quiet, and the exit status says so.
         for (const auto& warning : reader.warnings()) {
             std::fprintf(stderr, "pg_ingest load: warning: %s\n", warning.c_str());

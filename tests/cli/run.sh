@@ -867,6 +867,13 @@ expect_eq "--option writemode/exceptionmode/batchsize with --mode: exit 2" "$rc"
 sql "TRUNCATE rt"
 run load --table rt --header --mode insert --option exceptionmode=ignore --option batchsize=18446744073709551615 --quiet "$WORK/rt.csv"
 expect_eq "--option batchsize=SIZE_MAX: loads, exit 2 (rejects)" "$rc" "2"
+# A reject file that cannot be written once the load has committed: exit 1, but the message says
+# the rows are loaded (a re-run of an append would load them twice).
+sql "TRUNCATE rt"
+run load --table rt --header --reject-file /dev/full "$WORK/rt.csv"
+expect_rc "reject file unwritable after the commit: exit 1" 1
+expect_err "reject file unwritable after the commit: the rows are said to be loaded" "only the reject file is incomplete"
+expect_eq "reject file unwritable after the commit: the good rows are in" "$(sql "SELECT count(*) > 0 FROM rt")" "t"
 # Batches committed before a strict failure stay, and the message says so.
 sql "TRUNCATE rt"
 run load --table rt --header --mode upsert --batch-size 1 "$WORK/rt.csv"
