@@ -146,7 +146,17 @@ void load_async(const LoadSettings& s, const ConnectionOptions& connection, Inpu
         rejects.flush();
     }
     if (!problems.empty()) {
-        throw std::runtime_error("async load did not finish: " + problems);
+        // Jobs still loading go on (and may commit): they are named, or the failure would read
+        // as "nothing more is loaded".
+        std::string running;
+        for (const auto id : totals.still_running) {
+            running += (running.empty() ? "" : " ") + std::to_string(id);
+        }
+        throw std::runtime_error(
+            "async load did not finish: " + problems +
+            (running.empty() ? ""
+                             : "; job(s) " + running +
+                                   " still loading (they go on: pg_ingest wait or cancel them)"));
     }
 }
 

@@ -918,6 +918,18 @@ run wait 987654
 expect_rc "wait on an unknown job: exit 1" 1
 expect_err "wait on an unknown job: message" "does not exist"
 
+# A failed job while others still load (a slow trigger, waiting cut short by --timeout): exit 1,
+# and the jobs still loading are named, since they go on and may commit.
+sql "CREATE TABLE aslow (id int PRIMARY KEY, v int CHECK (v >= 0))"
+sql "CREATE FUNCTION aslow_nap() RETURNS trigger LANGUAGE plpgsql AS \$\$
+     BEGIN IF NEW.id > 200 THEN PERFORM pg_sleep(0.05); END IF; RETURN NEW; END \$\$"
+sql "CREATE TRIGGER nap BEFORE INSERT ON aslow FOR EACH ROW EXECUTE FUNCTION aslow_nap()"
+seq 1 300 | sed 's/.*/&,&/; 5s/.*/5,-5/' >"$WORK/aslow.csv"
+run load --table aslow --async --batch-size 100 --option max_temp_file_size=500 --timeout 3 "$WORK/aslow.csv"
+expect_rc "async, a job failed and one still loading: exit 1" 1
+expect_err "async, a job failed and one still loading: the failure" "is FAIL"
+expect_err "async, a job failed and one still loading: the loading job is named" "still loading (they go on"
+
 # Async with a failing job, a cancel and a retry.
 sql "CREATE TABLE af (id int PRIMARY KEY, qty int CHECK (qty >= 0))"
 printf '1,1\n2,-1\n' >"$WORK/af.csv"
