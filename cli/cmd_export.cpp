@@ -3,9 +3,10 @@
 #include <unistd.h>
 
 #include <climits>
-#include <cstdlib>
-
+#include <csignal>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 
@@ -18,6 +19,18 @@
 namespace pg_ingest::cli {
 
 namespace {
+
+// The partial output file being written, for the signal handler: Ctrl-C or SIGTERM must not
+// leave it behind (it may be gigabytes). Set before the file is created, cleared once renamed.
+char g_partial[PATH_MAX + 64] = "";
+
+extern "C" void remove_partial_and_die(int signo) {
+    if (g_partial[0] != '\0') {
+        ::unlink(g_partial);  // async-signal-safe
+    }
+    ::signal(signo, SIG_DFL);
+    ::raise(signo);
+}
 
 // `path` does not exist, or is a regular file (also through symbolic links).
 bool is_regular_or_new(const std::string& path) {
@@ -138,6 +151,14 @@ int run_export(const std::vector<std::string>& argv) {
             // Through a symbolic link: the file it names is replaced, not the link.
             output = resolved(output);
             const std::string partial = output + ".partial-" + std::to_string(::getpid());
+            if (partial.size() < sizeof(g_partial)) {
+                std::memcpy(g_partial, partial.c_str(), partial.size() + 1);
+                struct sigaction action {};
+                action.sa_handler = remove_partial_and_die;
+                sigemptyset(&action.sa_mask);
+                ::sigaction(SIGINT, &action, nullptr);
+                ::sigaction(SIGTERM, &action, nullptr);
+            }
             try {
                 std::ofstream file(partial, std::ios::binary | std::ios::trunc);
                 if (!file) {
@@ -148,8 +169,10 @@ int run_export(const std::vector<std::string>& argv) {
                 if (!file || std::rename(partial.c_str(), output.c_str()) != 0) {
                     throw std::runtime_error("cannot write '" + output + "'");
                 }
+                g_partial[0] = '\0';
             } catch (...) {
                 std::remove(partial.c_str());
+                g_partial[0] = '\0';
                 throw;
             }
         }

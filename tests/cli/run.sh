@@ -166,6 +166,16 @@ if [ -L "$WORK/exp-link.csv" ] && cmp -s <(sort "$WORK/exp-real.csv") <(tail -n 
 else
     not_ok "export through a symbolic link: the link stays and the file it names gets the rows" "$(ls -l "$WORK"/exp-*)"
 fi
+# Stopped by a signal while it writes: the partial file goes with it.
+"$BIN" export --quiet --table dst --split-key id --parallel 2 \
+    --where "pg_sleep(0.002) IS NOT NULL" --output "$WORK/exp-int.csv" 2>/dev/null &
+export_pid=$!
+sleep 1
+kill -TERM "$export_pid"
+wait "$export_pid"
+export_rc=$?
+expect_eq "export stopped by SIGTERM: exit 143 and no partial file left" \
+    "$export_rc:$(ls "$WORK"/exp-int.csv.partial-* 2>/dev/null | wc -l)" "143:0"
 
 # Export to stdout, columns and filter.
 run export --table dst --columns id,name --where "id BETWEEN 1 AND 3" --split-key id --parallel 2
