@@ -136,6 +136,7 @@ class JsonValidator {
         if (peek() == '-') {
             ++m_pos;
         }
+        const std::size_t int_start = m_pos;
         if (peek() == '0') {
             ++m_pos;
         } else if (is_digit(peek())) {
@@ -145,29 +146,77 @@ class JsonValidator {
         } else {
             bad("Token \"" + token_at(start) + "\" is invalid.");
         }
+        const std::string_view int_digits = m_s.substr(int_start, m_pos - int_start);
+        std::string_view frac_digits;
         if (peek() == '.') {
             ++m_pos;
             if (!is_digit(peek())) {
                 bad("Token \"" + token_at(start) + "\" is invalid.");
             }
+            const std::size_t frac_start = m_pos;
             while (is_digit(peek())) {
                 ++m_pos;
             }
+            frac_digits = m_s.substr(frac_start, m_pos - frac_start);
         }
+        long long exponent = 0;
+        bool huge_exponent = false;
         if (peek() == 'e' || peek() == 'E') {
             ++m_pos;
+            bool negative = false;
             if (peek() == '+' || peek() == '-') {
+                negative = peek() == '-';
                 ++m_pos;
             }
             if (!is_digit(peek())) {
                 bad("Token \"" + token_at(start) + "\" is invalid.");
             }
             while (is_digit(peek())) {
+                if (exponent < 1000000000LL) {
+                    exponent = exponent * 10 + (peek() - '0');
+                } else {
+                    huge_exponent = true;
+                }
                 ++m_pos;
             }
+            exponent = negative ? -exponent : exponent;
         }
         if (is_alpha(peek()) || is_digit(peek())) {
             bad("Token \"" + token_at(start) + "\" is invalid.");
+        }
+        if (m_jsonb) {
+            check_numeric_range(int_digits, frac_digits, exponent, huge_exponent);
+        }
+    }
+
+    // jsonb stores numbers as numeric, whose input refuses what its format cannot hold (22003,
+    // "value overflows numeric format"): more than 16383 digits after the point, or a first
+    // significant digit at 10^131072 or beyond (numeric_in's exponent bound too).
+    void check_numeric_range(std::string_view int_digits, std::string_view frac_digits,
+                             long long exponent, bool huge_exponent) const {
+        constexpr long long k_max_dscale = 16383;
+        constexpr long long k_max_position = 131071;  // weight 32767 in base-10000 digits
+        constexpr long long k_max_exponent = 2147483647LL / 2;
+        bool overflow = huge_exponent || exponent >= k_max_exponent || exponent <= -k_max_exponent;
+        if (!overflow) {
+            const long long dscale =
+                std::max(0LL, static_cast<long long>(frac_digits.size()) - exponent);
+            overflow = dscale > k_max_dscale;
+            const std::size_t int_sig = int_digits.find_first_not_of('0');
+            long long first = 0;  // decimal position of the first significant digit
+            bool nonzero = true;
+            if (int_sig != std::string_view::npos) {
+                first = static_cast<long long>(int_digits.size() - int_sig) - 1 + exponent;
+            } else if (const std::size_t frac_sig = frac_digits.find_first_not_of('0');
+                       frac_sig != std::string_view::npos) {
+                first = exponent - static_cast<long long>(frac_sig) - 1;
+            } else {
+                nonzero = false;
+            }
+            overflow = overflow || (nonzero && first > k_max_position);
+        }
+        if (overflow) {
+            m_cx.fail("value overflows numeric format", "22003");
         }
     }
 

@@ -262,6 +262,18 @@ BOOST_AUTO_TEST_CASE(bool_bytea_uuid_and_json_encodings) {
     // and the \u0000 escape that jsonb (not json) refuses.
     BOOST_TEST(encode_error(Value(Json{"{\"a\": }"}), k_json) == "22P02");
     BOOST_TEST(encode_error(Value("[1,"), k_jsonb) == "22P02");
+    // jsonb numbers are numerics: beyond numeric's format they fail as numeric_in fails (22003),
+    // at write(); within it they pass; json keeps any number as text.
+    for (const char* out_of_range : {"{\"a\":1e200000}", "{\"a\":1e-200000}", "1e131072",
+                                     "-1e-16384", "0.00e-16382", "1e99999999999999999999"}) {
+        BOOST_TEST(encode_error(Value(Json{out_of_range}), k_jsonb) == "22003", out_of_range);
+    }
+    for (const char* in_range : {"1e131071", "-1e-16383", "12345.678e-3", "0", "-0.0e5"}) {
+        std::string out;
+        BOOST_CHECK_NO_THROW(encode_field(Value(Json{in_range}), k_jsonb, out, "c"));
+    }
+    std::string as_json;
+    BOOST_CHECK_NO_THROW(encode_field(Value(Json{"1e200000"}), k_json, as_json, "c"));
     BOOST_TEST(encode_error(Value(Json{"\"\\u0000\""}), k_jsonb) != "");
     BOOST_TEST(field(Value(Json{"\"\\u0000\""}), k_json) == "00000008" + hex("\"\\u0000\""));
     // Deeper than the client checks (the server's limit is its stack, ~20000 by default): sent
