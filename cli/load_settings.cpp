@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <optional>
 #include <set>
+#include <string>
+#include <string_view>
 
 #include <pg_ingest/error.hpp>
 
@@ -112,6 +114,35 @@ static void refuse_unsplittable_encoding(const LoadSettings& s) {
                      "--parallel or --async), or convert it to UTF-8 first");
 }
 
+// COPY's own checks of the format options (ProcessCopyOptions), with its messages: --mode
+// insert|upsert parse on the client and send no COPY, and must refuse what copy mode's server
+// refuses rather than load it another way.
+static void check_copy_format(const LoadSettings& s) {
+    const bool csv = s.input_format == InputFormat::csv;
+    const char delimiter = s.format.delimiter ? (*s.format.delimiter)[0] : (csv ? ',' : '\t');
+    const std::string null_string = s.format.null_string.value_or(csv ? "" : "\\N");
+    const char quote = s.format.quote ? (*s.format.quote)[0] : '"';
+    if (delimiter == '\n' || delimiter == '\r') {
+        throw UsageError("COPY delimiter cannot be newline or carriage return");
+    }
+    if (null_string.find_first_of("\r\n") != std::string::npos) {
+        throw UsageError("COPY null representation cannot use newline or carriage return");
+    }
+    if (!csv && std::string_view("\\.abcdefghijklmnopqrstuvwxyz0123456789").find(delimiter) !=
+                    std::string_view::npos) {
+        throw UsageError(std::string("COPY delimiter cannot be \"") + delimiter + "\"");
+    }
+    if (csv && delimiter == quote) {
+        throw UsageError("COPY delimiter and quote must be different");
+    }
+    if (null_string.find(delimiter) != std::string::npos) {
+        throw UsageError("COPY delimiter must not appear in the NULL specification");
+    }
+    if (csv && null_string.find(quote) != std::string::npos) {
+        throw UsageError("CSV quote character must not appear in the NULL specification");
+    }
+}
+
 LoadSettings load_settings(const ParsedArgs& args) {
     LoadSettings s;
     s.sources = args.positionals();
@@ -178,6 +209,7 @@ LoadSettings load_settings(const ParsedArgs& args) {
     if (const auto encoding = args.get("encoding")) {
         s.format.encoding = *encoding;
     }
+    check_copy_format(s);
 
     const std::vector<std::string> conflicts = {"none", "upsert", "update", "ignore", "strict"};
     if (const auto conflict = args.get("conflict")) {

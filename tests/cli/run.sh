@@ -217,6 +217,23 @@ run load --table tsv --format tsv --header --columns a,id --null - "$WORK/t.tsv"
 expect_rc "tsv with --columns and --null: exit 0" 0
 expect_eq "tsv result" "$(sql "SELECT string_agg(id || ':' || coalesce(a, 'NULL') || ':' || b, ' ' ORDER BY id) FROM tsv")" "1:x:dflt 2:NULL:dflt"
 
+# Format options COPY refuses are refused in every mode, with COPY's message, before anything is
+# loaded (insert/upsert parse on the client and send no COPY: they used to load such input).
+printf '1x\\x41\n' >"$WORK/fmt.txt"
+for mode in copy insert upsert; do
+    for bad in "--format text --delimiter x|COPY delimiter cannot be \"x\"" \
+        "--format text --delimiter .|COPY delimiter cannot be \".\"" \
+        "--null ,|COPY delimiter must not appear in the NULL specification" \
+        "--delimiter \"|COPY delimiter and quote must be different" \
+        "--null a\"b|CSV quote character must not appear in the NULL specification"; do
+        read -r -a opts <<<"${bad%%|*}"
+        run load --table tsv --mode "$mode" --conflict upsert "${opts[@]}" "$WORK/fmt.txt"
+        expect_rc "--mode $mode ${bad%%|*}: exit 1" 1
+        expect_err "--mode $mode ${bad%%|*}: COPY's message" "${bad#*|}"
+    done
+done
+expect_eq "refused format options: nothing loaded" "$(sql "SELECT count(*) FROM tsv")" "2"
+
 # ---------------------------------------------------------------------------------------------
 # Exit codes and the reject file.
 sql "CREATE TABLE r (id int PRIMARY KEY, qty int CHECK (qty >= 0), note text)"
