@@ -48,7 +48,20 @@ std::string resolved(const std::string& path) {
         return path;
     }
     char buffer[PATH_MAX];
-    return ::realpath(path.c_str(), buffer) != nullptr ? std::string(buffer) : path;
+    if (::realpath(path.c_str(), buffer) != nullptr) {
+        return std::string(buffer);
+    }
+    // A link to a file not there yet: the file it names, relative to the link's directory.
+    const ssize_t length = ::readlink(path.c_str(), buffer, sizeof(buffer) - 1);
+    if (length <= 0) {
+        return path;
+    }
+    const std::string target(buffer, static_cast<std::size_t>(length));
+    const std::size_t slash = path.rfind('/');
+    if (target[0] == '/' || slash == std::string::npos) {
+        return target;
+    }
+    return path.substr(0, slash + 1) + target;
 }
 
 const char* const k_usage =
@@ -156,8 +169,14 @@ int run_export(const std::vector<std::string>& argv) {
                 struct sigaction action {};
                 action.sa_handler = remove_partial_and_die;
                 sigemptyset(&action.sa_mask);
-                ::sigaction(SIGINT, &action, nullptr);
-                ::sigaction(SIGTERM, &action, nullptr);
+                for (const int signo : {SIGINT, SIGTERM}) {
+                    // A signal the shell had us ignore (a background job) stays ignored.
+                    struct sigaction inherited {};
+                    if (::sigaction(signo, nullptr, &inherited) == 0 &&
+                        inherited.sa_handler != SIG_IGN) {
+                        ::sigaction(signo, &action, nullptr);
+                    }
+                }
             }
             try {
                 std::ofstream file(partial, std::ios::binary | std::ios::trunc);

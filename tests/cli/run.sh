@@ -166,11 +166,22 @@ if [ -L "$WORK/exp-link.csv" ] && cmp -s <(sort "$WORK/exp-real.csv") <(tail -n 
 else
     not_ok "export through a symbolic link: the link stays and the file it names gets the rows" "$(ls -l "$WORK"/exp-*)"
 fi
+ln -s exp-new.csv "$WORK/exp-dangling.csv"  # relative, to a file not there yet
+run export --table dst --split-key id --output "$WORK/exp-dangling.csv"
+if [ -L "$WORK/exp-dangling.csv" ] && cmp -s <(sort "$WORK/exp-new.csv") <(tail -n +2 "$WORK/dst.csv" | sort); then
+    ok "export through a link to a file not there yet: the link stays and the file is made"
+else
+    not_ok "export through a link to a file not there yet: the link stays and the file is made" "$(ls -l "$WORK"/exp-*)"
+fi
 # Stopped by a signal while it writes: the partial file goes with it.
 "$BIN" export --quiet --table dst --split-key id --parallel 2 \
     --where "pg_sleep(0.002) IS NOT NULL" --output "$WORK/exp-int.csv" 2>/dev/null &
 export_pid=$!
-sleep 1
+# Once it writes its partial file (its handler is installed by then).
+for _ in $(seq 1 100); do
+    ls "$WORK"/exp-int.csv.partial-* >/dev/null 2>&1 && break
+    sleep 0.1
+done
 kill -TERM "$export_pid"
 wait "$export_pid"
 export_rc=$?
@@ -949,10 +960,10 @@ expect_err "wait on an unknown job: message" "does not exist"
 # and the jobs still loading are named, since they go on and may commit.
 sql "CREATE TABLE aslow (id int PRIMARY KEY, v int CHECK (v >= 0))"
 sql "CREATE FUNCTION aslow_nap() RETURNS trigger LANGUAGE plpgsql AS \$\$
-     BEGIN IF NEW.id > 200 THEN PERFORM pg_sleep(0.05); END IF; RETURN NEW; END \$\$"
+     BEGIN IF NEW.id > 200 THEN PERFORM pg_sleep(0.1); END IF; RETURN NEW; END \$\$"
 sql "CREATE TRIGGER nap BEFORE INSERT ON aslow FOR EACH ROW EXECUTE FUNCTION aslow_nap()"
 seq 1 300 | sed 's/.*/&,&/; 5s/.*/5,-5/' >"$WORK/aslow.csv"
-run load --table aslow --async --batch-size 100 --option max_temp_file_size=500 --timeout 3 "$WORK/aslow.csv"
+run load --table aslow --async --batch-size 100 --option max_temp_file_size=500 --timeout 8 "$WORK/aslow.csv"
 expect_rc "async, a job failed and one still loading: exit 1" 1
 expect_err "async, a job failed and one still loading: the failure" "is FAIL"
 expect_err "async, a job failed and one still loading: the loading job is named" "still loading (they go on"
