@@ -20,6 +20,7 @@ struct DateTime {
     std::int64_t days = 0;     // since 2000-01-01
     std::int64_t time_us = 0;  // since midnight, may be 24:00:00 (or more after rounding)
     std::optional<std::int64_t> offset_seconds;  // east of Greenwich
+    bool iso_t = false;  // the time follows a date and a 'T' ("2024-01-01T10:00")
 };
 
 // HH:MM[:SS[.fraction]] -> microseconds; fractions beyond microseconds are rounded (rint), as
@@ -119,7 +120,7 @@ DateTime parse_datetime(const Context& cx, const char* type_name, bool want_date
     DateTime dt;
     const std::string_view s = trimmed(cx.text);
     const std::string l = lowered(s);
-    if (l == "infinity" || l == "+infinity") {
+    if (l == "infinity") {  // "+infinity" is refused by the server's date/time input
         dt.special = DateTime::Special::pos_infinity;
         return dt;
     }
@@ -164,6 +165,7 @@ DateTime parse_datetime(const Context& cx, const char* type_name, bool want_date
                 cx.syntax(type_name, k_invalid_datetime);
             }
             iso_t = true;
+            dt.iso_t = true;
         }
     } else if (want_date) {
         cx.syntax(type_name, k_invalid_datetime);
@@ -270,7 +272,8 @@ Value parse_date(const Context& cx) {
 
 Value parse_time(const Context& cx) {
     const DateTime dt = parse_datetime(cx, "time without time zone", false);
-    if (dt.special != DateTime::Special::none || !dt.has_time) {
+    // The server's time input takes a date before the time only with a blank between them.
+    if (dt.special != DateTime::Special::none || !dt.has_time || dt.iso_t) {
         cx.syntax("time without time zone", k_invalid_datetime);
     }
     return Value(Time{dt.time_us});

@@ -1,30 +1,343 @@
-// parse_text_value for interval: the server's output styles postgres, postgres_verbose,
-// iso_8601 and sql_standard, with fractional units distributed as interval_in does. Fields are
-// read right to left as DecodeInterval reads them: a bare number takes its unit from the field
-// to its right, and a unit given twice is an error.
-#include <algorithm>
+// parse_text_value for interval: a reading of the text step by step as PostgreSQL 15's
+// interval_in reads it, so that what a COPY would store, the typed writer stores, to the
+// microsecond. The steps are the server's:
+//  - the text is split into fields as ParseDateTime splits it (blanks and other punctuation
+//    delimit, "1h30m" is four fields, a sign soaks up the blanks after it, at most 25 fields in a
+//    256-byte work buffer);
+//  - the fields are read right to left as DecodeInterval reads them: a number takes the unit to
+//    its right (or, rightmost, the column's smallest field), a clock field, years-months;
+//  - each unit adds into separate year, month, day (int32) and microsecond (int64) counters,
+//    checked for overflow at every step, fractions spilled to the next smaller field with the
+//    server's double arithmetic (truncate, then round the rest);
+//  - should that fail as a bad format, the text is read as ISO 8601 (P...), whose numbers are
+//    doubles as strtod reads them, as DecodeISO8601Interval reads it.
+// A difference is a value stored other than COPY stores it; the differential test
+// (tests/client/integration/text_value_differential_test.cpp) compares the two on random text.
+#include <cerrno>
+#include <climits>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <optional>
 #include <string>
-#include <utility>
 #include <vector>
 
+#include "interval_counters.hpp"
 #include "text_value_internal.hpp"
 
 namespace pg_ingest::detail::text_input {
 
 namespace {
 
+using namespace interval_input;
+
 constexpr const char* k_interval_field_overflow = "22015";
 
-struct IntervalSum {
-    std::int64_t months = 0;
-    std::int64_t days = 0;
-    std::int64_t micros = 0;
+// C's <ctype.h> classes for the server's C/UTF-8 locales (bytes above 0x7F are in none).
+bool c_space(char c) {
+    return c == ' ' || (c >= '\t' && c <= '\r');
+}
+bool c_alnum(char c) {
+    return is_digit(c) || is_alpha(c);
+}
+bool c_punct(char c) {
+    return c > ' ' && c < 0x7F && !c_alnum(c);
+}
+
+// strtol in base 10 over a NUL-free field: value, where it stopped, and whether it overflowed
+// (ERANGE; the value is then clamped as strtol clamps it).
+struct Parsed {
+    std::int64_t value = 0;
+    std::size_t end = 0;
+    bool range_error = false;
 };
 
-// The fields DecodeInterval tracks (its fmask): each may be given once.
+Parsed parse_long(const std::string& s, std::size_t at) {
+    Parsed p;
+    std::size_t i = at;
+    while (i < s.size() && c_space(s[i])) {
+        ++i;
+    }
+    bool negative = false;
+    if (i < s.size() && (s[i] == '+' || s[i] == '-')) {
+        negative = s[i] == '-';
+        ++i;
+    }
+    const std::size_t digits_start = i;
+    // Accumulated negatively so that INT64_MIN itself fits.
+    std::int64_t v = 0;
+    while (i < s.size() && is_digit(s[i])) {
+        const int d = s[i] - '0';
+        if (!p.range_error &&
+            (__builtin_mul_overflow(v, 10, &v) || __builtin_sub_overflow(v, d, &v))) {
+            p.range_error = true;
+        }
+        ++i;
+    }
+    if (i == digits_start) {
+        p.end = at;  // no number: strtol leaves endptr at the start
+        return p;
+    }
+    p.end = i;
+    if (p.range_error) {
+        p.value = negative ? INT64_MIN : INT64_MAX;
+    } else if (negative) {
+        p.value = v;
+    } else if (v == INT64_MIN) {
+        p.range_error = true;
+        p.value = INT64_MAX;
+    } else {
+        p.value = -v;
+    }
+    return p;
+}
+
+// strtoint: strtol with an int range.
+Parsed parse_int(const std::string& s, std::size_t at) {
+    Parsed p = parse_long(s, at);
+    if (p.value < INT32_MIN || p.value > INT32_MAX) {
+        p.range_error = true;
+    }
+    return p;
+}
+
+// ParseDateTime's field kinds.
+enum class FieldType { number, string, date, time, tz, special };
+
+struct DateField {
+    std::string text;
+    FieldType type;
+};
+
+// Words of the server's datetktbl: after such a word a digit or '+' starts a new field ("1h30m"),
+// after any other word it continues a date field ("1day2h", refused).
+bool in_datetime_table(const std::string& word) {
+    static const char* const k_words[] = {
+        "ad",       "allballs", "am",      "apr",       "april",    "at",       "aug",
+        "august",   "bc",       "d",       "dec",       "december", "dow",      "doy",
+        "dst",      "epoch",    "feb",     "february",  "fri",      "friday",   "h",
+        "infinity", "isodow",   "isoyear", "j",         "jan",      "january",  "jd",
+        "jul",      "julian",   "july",    "jun",       "june",     "m",        "mar",
+        "march",    "may",      "mm",      "mon",       "monday",   "nov",      "november",
+        "now",      "oct",      "october", "on",        "pm",       "s",        "sat",
+        "saturday", "sep",      "sept",    "september", "sun",      "sunday",   "t",
+        "thu",      "thur",     "thurs",   "thursday",  "today",    "tomorrow", "tue",
+        "tues",     "tuesday",  "wed",     "wednesday", "weds",     "y",        "yesterday"};
+    const std::string key = word.substr(0, 10);
+    for (const char* w : k_words) {
+        if (key == w) {
+            return true;
+        }
+    }
+    return false;
+}
+
+// ParseDateTime: the fields of `text`, or bad_format.
+Status split_fields(std::string_view text, std::vector<DateField>& fields) {
+    constexpr std::size_t k_max_fields = 25;    // MAXDATEFIELDS
+    constexpr std::size_t k_work_buffer = 256;  // interval_in's workbuf, one NUL per field
+    std::size_t used = 0;
+    std::size_t i = 0;
+    const auto at = [&](std::size_t k) { return k < text.size() ? text[k] : '\0'; };
+    while (i < text.size()) {
+        const char c = text[i];
+        if (c_space(c)) {
+            ++i;
+            continue;
+        }
+        if (!is_digit(c) && c != '.' && !is_alpha(c) && c != '+' && c != '-') {
+            if (c_punct(c)) {
+                ++i;  // other punctuation only delimits
+                continue;
+            }
+            return Status::bad_format;
+        }
+        if (fields.size() >= k_max_fields) {
+            return Status::bad_format;
+        }
+        DateField f{"", FieldType::number};
+        std::string& out = f.text;
+        if (is_digit(c)) {
+            out += text[i++];
+            while (is_digit(at(i))) {
+                out += text[i++];
+            }
+            if (at(i) == ':') {
+                f.type = FieldType::time;
+                out += text[i++];
+                while (is_digit(at(i)) || at(i) == ':' || at(i) == '.') {
+                    out += text[i++];
+                }
+            } else if (at(i) == '-' || at(i) == '/' || at(i) == '.') {
+                const char delim = text[i];
+                out += text[i++];
+                if (is_digit(at(i))) {
+                    f.type = delim == '.' ? FieldType::number : FieldType::date;
+                    while (is_digit(at(i))) {
+                        out += text[i++];
+                    }
+                    if (at(i) == delim) {
+                        f.type = FieldType::date;
+                        out += text[i++];
+                        while (is_digit(at(i)) || at(i) == delim) {
+                            out += text[i++];
+                        }
+                    }
+                } else {
+                    f.type = FieldType::date;
+                    while (c_alnum(at(i)) || at(i) == delim) {
+                        out += lower(text[i++]);
+                    }
+                }
+            }
+        } else if (c == '.') {
+            out += text[i++];
+            while (is_digit(at(i))) {
+                out += text[i++];
+            }
+        } else if (is_alpha(c)) {
+            f.type = FieldType::string;
+            while (is_alpha(at(i))) {
+                out += lower(text[i++]);
+            }
+            bool is_date = at(i) == '-' || at(i) == '/' || at(i) == '.';
+            if (!is_date && (at(i) == '+' || is_digit(at(i)))) {
+                is_date = !in_datetime_table(out);
+            }
+            if (is_date) {
+                f.type = FieldType::date;
+                do {
+                    out += lower(text[i++]);
+                } while (at(i) == '+' || at(i) == '-' || at(i) == '/' || at(i) == '_' ||
+                         at(i) == '.' || at(i) == ':' || c_alnum(at(i)));
+            }
+        } else {  // '+' or '-'
+            out += text[i++];
+            while (c_space(at(i))) {
+                ++i;
+            }
+            if (is_digit(at(i))) {
+                f.type = FieldType::tz;
+                out += text[i++];
+                while (is_digit(at(i)) || at(i) == ':' || at(i) == '.' || at(i) == '-') {
+                    out += text[i++];
+                }
+            } else if (is_alpha(at(i))) {
+                f.type = FieldType::special;
+                while (is_alpha(at(i))) {
+                    out += lower(text[i++]);
+                }
+            } else {
+                return Status::bad_format;
+            }
+        }
+        // The server appends character by character while one byte stays free, then a NUL.
+        if (used + out.size() + 1 > k_work_buffer) {
+            return Status::bad_format;
+        }
+        used += out.size() + 1;
+        fields.push_back(std::move(f));
+    }
+    return Status::ok;
+}
+
+// DecodeUnits over the server's deltatktbl: the DTK_* unit of a word.
+enum class UnitKind {
+    none,  // not a unit word
+    ago,
+    microsecond,
+    millisecond,
+    second,
+    minute,
+    hour,
+    day,
+    week,
+    month,
+    year,
+    decade,
+    century,
+    millennium,
+    other  // quarter, timezone...: a unit interval input cannot apply to a number
+};
+
+UnitKind unit_of(const std::string& word) {
+    struct Entry {
+        const char* token;
+        UnitKind kind;
+    };
+    static const Entry k_units[] = {
+        {"ago", UnitKind::ago},
+        {"c", UnitKind::century},
+        {"cent", UnitKind::century},
+        {"centuries", UnitKind::century},
+        {"century", UnitKind::century},
+        {"d", UnitKind::day},
+        {"day", UnitKind::day},
+        {"days", UnitKind::day},
+        {"dec", UnitKind::decade},
+        {"decade", UnitKind::decade},
+        {"decades", UnitKind::decade},
+        {"decs", UnitKind::decade},
+        {"h", UnitKind::hour},
+        {"hour", UnitKind::hour},
+        {"hours", UnitKind::hour},
+        {"hr", UnitKind::hour},
+        {"hrs", UnitKind::hour},
+        {"m", UnitKind::minute},
+        {"microsecon", UnitKind::microsecond},
+        {"mil", UnitKind::millennium},
+        {"millennia", UnitKind::millennium},
+        {"millennium", UnitKind::millennium},
+        {"millisecon", UnitKind::millisecond},
+        {"mils", UnitKind::millennium},
+        {"min", UnitKind::minute},
+        {"mins", UnitKind::minute},
+        {"minute", UnitKind::minute},
+        {"minutes", UnitKind::minute},
+        {"mon", UnitKind::month},
+        {"mons", UnitKind::month},
+        {"month", UnitKind::month},
+        {"months", UnitKind::month},
+        {"ms", UnitKind::millisecond},
+        {"msec", UnitKind::millisecond},
+        {"msecond", UnitKind::millisecond},
+        {"mseconds", UnitKind::millisecond},
+        {"msecs", UnitKind::millisecond},
+        {"qtr", UnitKind::other},
+        {"quarter", UnitKind::other},
+        {"s", UnitKind::second},
+        {"sec", UnitKind::second},
+        {"second", UnitKind::second},
+        {"seconds", UnitKind::second},
+        {"secs", UnitKind::second},
+        {"timezone", UnitKind::other},
+        {"timezone_h", UnitKind::other},
+        {"timezone_m", UnitKind::other},
+        {"us", UnitKind::microsecond},
+        {"usec", UnitKind::microsecond},
+        {"usecond", UnitKind::microsecond},
+        {"useconds", UnitKind::microsecond},
+        {"usecs", UnitKind::microsecond},
+        {"w", UnitKind::week},
+        {"week", UnitKind::week},
+        {"weeks", UnitKind::week},
+        {"y", UnitKind::year},
+        {"year", UnitKind::year},
+        {"years", UnitKind::year},
+        {"yr", UnitKind::year},
+        {"yrs", UnitKind::year},
+    };
+    // The server compares the first 10 characters (TOKMAXLEN): "microseconds" is "microsecon".
+    const std::string key = word.substr(0, 10);
+    for (const Entry& e : k_units) {
+        if (key == e.token) {
+            return e.kind;
+        }
+    }
+    return UnitKind::none;
+}
+
+// DecodeInterval's fmask bits.
 constexpr unsigned k_bit_microsecond = 1U << 0;
 constexpr unsigned k_bit_millisecond = 1U << 1;
 constexpr unsigned k_bit_second = 1U << 2;
@@ -37,348 +350,8 @@ constexpr unsigned k_bit_year = 1U << 8;
 constexpr unsigned k_bit_decade = 1U << 9;
 constexpr unsigned k_bit_century = 1U << 10;
 constexpr unsigned k_bit_millennium = 1U << 11;
-// Seconds with a fraction count as milli- and microseconds too; a clock field as all of these.
 constexpr unsigned k_bits_all_seconds = k_bit_second | k_bit_millisecond | k_bit_microsecond;
 constexpr unsigned k_bits_clock = k_bit_hour | k_bit_minute | k_bits_all_seconds;
-
-// How a number of one unit adds up, as interval_in adds it: the whole part into one field, the
-// fraction spilled into the same or a smaller one.
-struct Unit {
-    enum class Field { months, days, micros };
-    Field field;
-    std::int64_t per;  // `field` units in one
-    Field spill;
-    double spill_per;  // `spill` units in one
-    unsigned bit;      // the field it fills, of those that may be given once
-};
-
-using F = Unit::Field;
-constexpr Unit k_microsecond{F::micros, 1, F::micros, 1, k_bit_microsecond};
-constexpr Unit k_millisecond{F::micros, 1000, F::micros, 1000, k_bit_millisecond};
-constexpr Unit k_second{F::micros, k_usecs_per_second, F::micros, k_usecs_per_second, k_bit_second};
-constexpr Unit k_minute{F::micros, 60 * k_usecs_per_second, F::micros, 60.0 * k_usecs_per_second,
-                        k_bit_minute};
-constexpr Unit k_hour{F::micros, 3600 * k_usecs_per_second, F::micros, 3600.0 * k_usecs_per_second,
-                      k_bit_hour};
-constexpr Unit k_day{F::days, 1, F::micros, static_cast<double>(k_usecs_per_day), k_bit_day};
-constexpr Unit k_week{F::days, 7, F::days, 7, k_bit_week};
-constexpr Unit k_month{F::months, 1, F::days, 30, k_bit_month};
-constexpr Unit k_year{F::months, 12, F::months, 12, k_bit_year};
-constexpr Unit k_decade{F::months, 120, F::months, 120, k_bit_decade};
-constexpr Unit k_century{F::months, 1200, F::months, 1200, k_bit_century};
-constexpr Unit k_millennium{F::months, 12000, F::months, 12000, k_bit_millennium};
-
-std::optional<Unit> unit_of(const std::string& word) {
-    static const std::pair<const char*, Unit> k_units[] = {
-        {"microsecond", k_microsecond},
-        {"microseconds", k_microsecond},
-        {"microsecon", k_microsecond},
-        {"us", k_microsecond},
-        {"usec", k_microsecond},
-        {"usecs", k_microsecond},
-        {"useconds", k_microsecond},
-        {"millisecond", k_millisecond},
-        {"milliseconds", k_millisecond},
-        {"millisecon", k_millisecond},
-        {"ms", k_millisecond},
-        {"msec", k_millisecond},
-        {"msecs", k_millisecond},
-        {"mseconds", k_millisecond},
-        {"second", k_second},
-        {"seconds", k_second},
-        {"sec", k_second},
-        {"secs", k_second},
-        {"s", k_second},
-        {"minute", k_minute},
-        {"minutes", k_minute},
-        {"min", k_minute},
-        {"mins", k_minute},
-        {"m", k_minute},
-        {"hour", k_hour},
-        {"hours", k_hour},
-        {"hr", k_hour},
-        {"hrs", k_hour},
-        {"h", k_hour},
-        {"day", k_day},
-        {"days", k_day},
-        {"d", k_day},
-        {"week", k_week},
-        {"weeks", k_week},
-        {"w", k_week},
-        {"month", k_month},
-        {"months", k_month},
-        {"mon", k_month},
-        {"mons", k_month},
-        {"year", k_year},
-        {"years", k_year},
-        {"yr", k_year},
-        {"yrs", k_year},
-        {"y", k_year},
-        {"decade", k_decade},
-        {"decades", k_decade},
-        {"dec", k_decade},
-        {"decs", k_decade},
-        {"century", k_century},
-        {"centuries", k_century},
-        {"cent", k_century},
-        {"c", k_century},
-        {"millennium", k_millennium},
-        {"millennia", k_millennium},
-        {"mil", k_millennium},
-        {"mils", k_millennium},
-    };
-    for (const auto& [name, unit] : k_units) {
-        if (word == name) {
-            return unit;
-        }
-    }
-    return std::nullopt;
-}
-
-// An optional '+' or '-', consumed; true for '-'.
-bool scan_sign(Scanner& sc) {
-    const char c = sc.peek();
-    if (c != '+' && c != '-') {
-        return false;
-    }
-    ++sc.pos;
-    return c == '-';
-}
-
-// A signed decimal number split as the server splits it: integer part and signed fraction.
-struct Number {
-    std::int64_t whole = 0;
-    double fraction = 0;
-};
-
-bool scan_number(Scanner& sc, Number& out, bool& overflow) {
-    const std::size_t start = sc.pos;
-    const bool negative = scan_sign(sc);
-    std::int64_t whole = 0;
-    std::size_t digits = 0;
-    while (is_digit(sc.peek())) {
-        if (__builtin_mul_overflow(whole, 10, &whole) ||
-            __builtin_add_overflow(whole, sc.peek() - '0', &whole)) {
-            overflow = true;
-        }
-        ++sc.pos;
-        ++digits;
-    }
-    const std::size_t dot = sc.pos;
-    const double fraction = sc.fraction();
-    if (sc.pos > dot) {
-        digits += sc.pos - dot - 1;  // the digits after the '.'
-    }
-    if (digits == 0) {
-        sc.pos = start;
-        return false;
-    }
-    out.whole = negative ? -whole : whole;
-    out.fraction = negative ? -fraction : fraction;
-    return true;
-}
-
-// The number a field must start with (see scan_number); syntax or overflow errors otherwise.
-Number number_at(const Context& cx, Scanner& sc) {
-    Number n;
-    bool overflow = false;
-    if (!scan_number(sc, n, overflow)) {
-        cx.syntax("interval", k_invalid_datetime);
-    }
-    if (overflow) {
-        cx.fail_value("interval field value out of range", k_interval_field_overflow);
-    }
-    return n;
-}
-
-class IntervalBuilder {
-  public:
-    explicit IntervalBuilder(const Context& cx) : m_cx(cx) {}
-
-    void add_months(std::int64_t months) { add(m_sum.months, months); }
-    void add_days(std::int64_t days) { add(m_sum.days, days); }
-    void add_micros(std::int64_t micros) { add(m_sum.micros, micros); }
-    void set_micros(std::int64_t micros) { m_sum.micros = micros; }
-
-    // fraction * scale microseconds, rounded
-    void add_fraction_micros(double fraction, double scale) {
-        const double micros = std::rint(fraction * scale);
-        if (!(std::fabs(micros) < 9.2e18)) {
-            overflow();
-        }
-        add_micros(static_cast<std::int64_t>(micros));
-    }
-    // fraction * scale days: whole days, the rest as microseconds
-    void add_fraction_days(double fraction, double scale) {
-        const double days = fraction * scale;
-        const double whole = std::trunc(days);
-        if (!(std::fabs(whole) < 2.0e9)) {
-            overflow();
-        }
-        add_days(static_cast<std::int64_t>(whole));
-        add_fraction_micros(days - whole, static_cast<double>(k_usecs_per_day));
-    }
-
-    // n of `unit`: months from a fraction are rounded, days split into days and microseconds.
-    void apply(const Number& n, const Unit& unit) {
-        add(field(unit.field), times(n.whole, unit.per));
-        switch (unit.spill) {
-            case F::micros:
-                add_fraction_micros(n.fraction, unit.spill_per);
-                return;
-            case F::days:
-                add_fraction_days(n.fraction, unit.spill_per);
-                return;
-            case F::months:
-                add_months(static_cast<std::int64_t>(std::rint(n.fraction * unit.spill_per)));
-                return;
-        }
-    }
-
-    void negate() {
-        m_sum.months = -m_sum.months;
-        m_sum.days = -m_sum.days;
-        if (m_sum.micros == INT64_MIN) {
-            overflow();
-        }
-        m_sum.micros = -m_sum.micros;
-    }
-
-    Interval result() const {
-        if (m_sum.months < INT32_MIN || m_sum.months > INT32_MAX || m_sum.days < INT32_MIN ||
-            m_sum.days > INT32_MAX) {
-            overflow();
-        }
-        return Interval{m_sum.micros, static_cast<std::int32_t>(m_sum.days),
-                        static_cast<std::int32_t>(m_sum.months)};
-    }
-
-    [[noreturn]] void overflow() const {
-        m_cx.fail_value("interval out of range", k_datetime_overflow);
-    }
-
-  private:
-    std::int64_t& field(F f) {
-        return f == F::months ? m_sum.months : f == F::days ? m_sum.days : m_sum.micros;
-    }
-    std::int64_t times(std::int64_t a, std::int64_t b) const {
-        std::int64_t out = 0;
-        if (__builtin_mul_overflow(a, b, &out)) {
-            overflow();
-        }
-        return out;
-    }
-    void add(std::int64_t& into, std::int64_t amount) const {
-        if (__builtin_add_overflow(into, amount, &into)) {
-            overflow();
-        }
-    }
-
-    const Context& m_cx;
-    IntervalSum m_sum;
-};
-
-// The unit of an ISO 8601 designator: Y, M, W, D before the T, H, M, S after it (upper case
-// only, as the server takes them).
-std::optional<Unit> iso_unit(char designator, bool in_time) {
-    struct Designator {
-        bool in_time;
-        char letter;
-        Unit unit;
-    };
-    static constexpr Designator k_designators[] = {
-        {false, 'Y', k_year}, {false, 'M', k_month}, {false, 'W', k_week},  {false, 'D', k_day},
-        {true, 'H', k_hour},  {true, 'M', k_minute}, {true, 'S', k_second},
-    };
-    for (const Designator& d : k_designators) {
-        if (d.in_time == in_time && d.letter == designator) {
-            return d.unit;
-        }
-    }
-    return std::nullopt;
-}
-
-// P[nY][nM][nW][nD][T[nH][nM][nS]], exactly as given: the server reads this form only from an
-// upper-case P at the very start, without blanks, and its numbers never with a '+'.
-Interval parse_iso_interval(const Context& cx) {
-    IntervalBuilder b(cx);
-    Scanner sc{cx.text};
-    sc.pos = 1;  // 'P'
-    if (sc.done()) {
-        cx.syntax("interval", k_invalid_datetime);
-    }
-    bool in_time = false;
-    while (!sc.done()) {
-        if (sc.peek() == 'T' && !in_time) {
-            in_time = true;
-            ++sc.pos;
-            continue;
-        }
-        if (sc.peek() == '+') {
-            cx.syntax("interval", k_invalid_datetime);
-        }
-        const Number n = number_at(cx, sc);
-        const char designator = sc.peek();
-        ++sc.pos;
-        const auto unit = iso_unit(designator, in_time);
-        if (!unit) {
-            cx.syntax("interval", k_invalid_datetime);
-        }
-        b.apply(n, *unit);
-    }
-    return b.result();
-}
-
-// [+-]H+:MM[:SS[.frac]] inside an interval (hours unbounded), signed microseconds; nullopt when
-// the token has another form. Two fields are MM:SS when a fraction follows (as the server
-// reads them) or the column is interval minute to second, else HH:MM.
-std::optional<std::int64_t> clock_micros(const Context& cx, const std::string& token,
-                                         bool minutes_seconds) {
-    Scanner sc{token};
-    const bool negative = scan_sign(sc);
-    auto clock = sc.clock(18, 1);
-    if (!clock) {
-        return std::nullopt;
-    }
-    const bool has_fraction = sc.peek() == '.';
-    const double fraction = sc.fraction();
-    if (!sc.done()) {
-        return std::nullopt;
-    }
-    if (!clock->with_seconds && (has_fraction || minutes_seconds)) {
-        clock->seconds = clock->minutes;
-        clock->minutes = clock->hours;
-        clock->hours = 0;
-    }
-    if (clock->minutes > 59 || clock->seconds > 59) {
-        cx.fail_value("interval field value out of range", k_interval_field_overflow);
-    }
-    IntervalBuilder part(cx);
-    part.apply(Number{clock->hours, 0}, k_hour);
-    part.apply(Number{clock->minutes, 0}, k_minute);
-    part.apply(Number{clock->seconds, fraction}, k_second);
-    const std::int64_t micros = part.result().microseconds;
-    return negative ? -micros : micros;
-}
-
-// sql_standard year-month field: [+-]Y-M, in months; nullopt when the token has another form.
-// More than 11 months: `out_of_range`.
-std::optional<std::int64_t> year_month(const std::string& token, bool& out_of_range) {
-    Scanner sc{token};
-    const bool negative = scan_sign(sc);
-    std::int64_t years = 0;
-    std::int64_t months = 0;
-    if (!sc.digits(1, 9, years) || sc.peek() != '-') {
-        return std::nullopt;
-    }
-    ++sc.pos;
-    if (!sc.digits(1, 18, months) || !sc.done()) {
-        return std::nullopt;
-    }
-    out_of_range = months > 11;
-    const std::int64_t total = years * 12 + months;
-    return negative ? -total : total;
-}
 
 // interval(typmod) fields, as the server's INTERVAL_MASK bits of INTERVAL_RANGE(typmod).
 constexpr unsigned k_range_month = 1U << 1;
@@ -394,190 +367,358 @@ unsigned range_of(std::int32_t typmod) {
 
 // The unit of the rightmost number when no unit follows it: the column's smallest field
 // ('5' is 5 years in an interval year column), seconds for a plain interval.
-Unit bare_number_unit(unsigned range) {
+UnitKind bare_number_unit(unsigned range) {
     switch (range) {
         case k_range_year:
-            return k_year;
+            return UnitKind::year;
         case k_range_month:
         case k_range_year | k_range_month:
-            return k_month;
+            return UnitKind::month;
         case k_range_day:
-            return k_day;
+            return UnitKind::day;
         case k_range_hour:
         case k_range_day | k_range_hour:
-            return k_hour;
+            return UnitKind::hour;
         case k_range_minute:
         case k_range_hour | k_range_minute:
         case k_range_day | k_range_hour | k_range_minute:
-            return k_minute;
+            return UnitKind::minute;
         default:
-            return k_second;
+            return UnitKind::second;
     }
 }
 
-// One field of postgres-style input, as the server's ParseDateTime splits it ("2h" is two).
-struct Field {
-    enum class Kind { number, year_month, clock, unit, ago };
-    Kind kind = Kind::number;
-    bool out_of_range = false;  // number or year_month: 22015 once read (right to left)
-    bool signed_field = false;  // starts with '+' or '-'
-    bool negative = false;      // starts with '-'
-    Number number;              // number; year_month: the months in `whole`
-    Unit unit{};                // unit
-    std::string text;           // clock
-};
+// DecodeTimeForInterval: "H:M", "H:M:S[.f]", "M:S.f" (and "M:S" for minute to second) as
+// microseconds, assigned to itm.usec; the fields it fills in `mask`.
+Status decode_clock(const std::string& s, unsigned range, unsigned& mask, ItmIn& itm) {
+    mask = k_bits_clock;
+    const Parsed hour = parse_long(s, 0);
+    if (hour.range_error) {
+        return Status::field_overflow;
+    }
+    if (hour.end >= s.size() || s[hour.end] != ':') {
+        return Status::bad_format;
+    }
+    std::int64_t hours = hour.value;
+    const Parsed minute = parse_int(s, hour.end + 1);
+    if (minute.range_error) {
+        return Status::field_overflow;
+    }
+    std::int64_t minutes = minute.value;
+    std::int64_t seconds = 0;
+    double fsec = 0;
+    std::size_t at = minute.end;
+    // ParseFractionalSecond: the whole rest a fraction, rounded to microseconds (half to even).
+    const auto fraction = [&](std::size_t from) {
+        const ParsedDouble f = parse_double(s, from);
+        if (f.end != s.size() || f.range_error) {
+            return false;
+        }
+        fsec = std::rint(f.value * 1000000);
+        return true;
+    };
+    const auto minutes_seconds = [&] {
+        if (hours > INT32_MAX || hours < INT32_MIN) {
+            return false;
+        }
+        seconds = minutes;
+        minutes = hours;
+        hours = 0;
+        return true;
+    };
+    if (at >= s.size()) {
+        if (range == (k_range_minute | k_range_second) && !minutes_seconds()) {
+            return Status::field_overflow;
+        }
+    } else if (s[at] == '.') {
+        if (!fraction(at)) {
+            return Status::bad_format;
+        }
+        if (!minutes_seconds()) {
+            return Status::field_overflow;
+        }
+    } else if (s[at] == ':') {
+        const Parsed second = parse_int(s, at + 1);
+        if (second.range_error) {
+            return Status::field_overflow;
+        }
+        seconds = second.value;
+        at = second.end;
+        if (at < s.size() && s[at] == '.') {
+            if (!fraction(at)) {
+                return Status::bad_format;
+            }
+        } else if (at < s.size()) {
+            return Status::bad_format;
+        }
+    } else {
+        return Status::bad_format;
+    }
+    if (hours < 0 || minutes < 0 || minutes > 59 || seconds < 0 || seconds > 60 || fsec < 0 ||
+        fsec > 1000000) {
+        return Status::field_overflow;
+    }
+    itm.usec = static_cast<std::int64_t>(fsec);
+    if (!multiply_add(hours, k_usecs_per_hour, itm.usec) ||
+        !multiply_add(minutes, k_usecs_per_minute, itm.usec) ||
+        !multiply_add(seconds, k_usecs_per_second, itm.usec)) {
+        return Status::field_overflow;
+    }
+    return Status::ok;
+}
 
-std::vector<Field> fields_of(const Context& cx, const std::string& l) {
-    std::vector<std::string> tokens;
-    std::size_t i = l[0] == '@' ? 1 : 0;
-    while (i < l.size()) {
-        while (i < l.size() && is_blank(l[i])) {
-            ++i;
+// ParseFraction: a field's ".digits" as a double ("." alone is 0).
+bool parse_fraction(const std::string& s, std::size_t at, double& out) {
+    if (at + 1 >= s.size()) {
+        out = 0;
+        return true;
+    }
+    const ParsedDouble f = parse_double(s, at);
+    if (f.end != s.size() || f.range_error) {
+        return false;
+    }
+    out = f.value;
+    return true;
+}
+
+// n of `unit` (a number field's DTK_* switch): the fields it fills in `mask`.
+Status apply_unit(UnitKind unit, std::int64_t value, double fraction, unsigned& mask, ItmIn& itm) {
+    bool ok = true;
+    switch (unit) {
+        case UnitKind::microsecond:
+            ok = adjust_microseconds(value, fraction, 1, itm);
+            mask = k_bit_microsecond;
+            break;
+        case UnitKind::millisecond:
+            ok = adjust_microseconds(value, fraction, 1000, itm);
+            mask = k_bit_millisecond;
+            break;
+        case UnitKind::second:
+            ok = adjust_microseconds(value, fraction, k_usecs_per_second, itm);
+            // Seconds with a fraction count as milli- and microseconds too.
+            mask = fraction == 0 ? k_bit_second : k_bits_all_seconds;
+            break;
+        case UnitKind::minute:
+            ok = adjust_microseconds(value, fraction, k_usecs_per_minute, itm);
+            mask = k_bit_minute;
+            break;
+        case UnitKind::hour:
+            ok = adjust_microseconds(value, fraction, k_usecs_per_hour, itm);
+            mask = k_bit_hour;
+            break;
+        case UnitKind::day:
+            ok = adjust_days(value, 1, itm) &&
+                 adjust_fract_microseconds(fraction, k_usecs_per_day, itm);
+            mask = k_bit_day;
+            break;
+        case UnitKind::week:
+            ok = adjust_days(value, 7, itm) && adjust_fract_days(fraction, 7, itm);
+            mask = k_bit_week;
+            break;
+        case UnitKind::month:
+            ok = adjust_months(value, itm) && adjust_fract_days(fraction, k_days_per_month, itm);
+            mask = k_bit_month;
+            break;
+        case UnitKind::year:
+            ok = adjust_years(value, 1, itm) && adjust_fract_years(fraction, 1, itm);
+            mask = k_bit_year;
+            break;
+        case UnitKind::decade:
+            ok = adjust_years(value, 10, itm) && adjust_fract_years(fraction, 10, itm);
+            mask = k_bit_decade;
+            break;
+        case UnitKind::century:
+            ok = adjust_years(value, 100, itm) && adjust_fract_years(fraction, 100, itm);
+            mask = k_bit_century;
+            break;
+        case UnitKind::millennium:
+            ok = adjust_years(value, 1000, itm) && adjust_fract_years(fraction, 1000, itm);
+            mask = k_bit_millennium;
+            break;
+        default:
+            return Status::bad_format;
+    }
+    return ok ? Status::ok : Status::field_overflow;
+}
+
+// A number (or years-months) field read in `unit`; see DecodeInterval's DTK_NUMBER case.
+Status decode_number(const DateField& f, UnitKind& unit, bool force_negative, unsigned& mask,
+                     ItmIn& itm) {
+    const std::string& s = f.text;
+    const Parsed whole = parse_long(s, 0);
+    if (whole.range_error) {
+        return Status::field_overflow;
+    }
+    std::int64_t value = whole.value;
+    double fraction = 0;
+    const std::size_t at = whole.end;
+    if (at < s.size() && s[at] == '-') {
+        // SQL "years-months"
+        const Parsed months = parse_int(s, at + 1);
+        if (months.range_error || months.value < 0 || months.value >= k_months_per_year) {
+            return Status::field_overflow;
         }
-        const std::size_t start = i;
-        while (i < l.size() && !is_blank(l[i])) {
-            ++i;
+        if (months.end != s.size()) {
+            return Status::bad_format;
         }
-        if (i > start) {
-            tokens.push_back(l.substr(start, i - start));
+        unit = UnitKind::month;
+        const std::int64_t m = s[0] == '-' ? -months.value : months.value;
+        if (__builtin_mul_overflow(value, k_months_per_year, &value) ||
+            __builtin_add_overflow(value, m, &value)) {
+            return Status::field_overflow;
+        }
+    } else if (at < s.size() && s[at] == '.') {
+        if (!parse_fraction(s, at, fraction)) {
+            return Status::bad_format;
+        }
+        if (s[0] == '-') {
+            fraction = -fraction;
+        }
+    } else if (at < s.size()) {
+        return Status::bad_format;
+    }
+    if (force_negative) {
+        if (value > 0) {
+            value = -value;
+        }
+        if (fraction > 0) {
+            fraction = -fraction;
         }
     }
-    std::vector<Field> fields;
-    for (const std::string& token : tokens) {
-        Field f;
-        f.signed_field = token[0] == '+' || token[0] == '-';
-        f.negative = token[0] == '-';
-        if (token == "ago") {
-            f.kind = Field::Kind::ago;
-        } else if (token.find(':') != std::string::npos) {
-            f.kind = Field::Kind::clock;
-            f.text = token;
-        } else if (const auto months = year_month(token, f.out_of_range)) {
-            f.kind = Field::Kind::year_month;
-            f.number.whole = *months;
-        } else if (is_alpha(token[0])) {
-            const auto unit = unit_of(token);
-            if (!unit) {
-                cx.syntax("interval", k_invalid_datetime);
+    const Status status = apply_unit(unit, value, fraction, mask, itm);
+    if (status == Status::ok && unit == UnitKind::hour) {
+        unit = UnitKind::day;  // "1 2 hours" is 1 day 2 hours
+    }
+    return status;
+}
+
+// DecodeInterval over ParseDateTime's fields.
+Status decode_interval(const std::vector<DateField>& fields, unsigned range, IntervalStyle style,
+                       ItmIn& itm) {
+    // sql_standard: "-1 2:00:00" is -(1 day 2 hours) when no field but the first has a sign.
+    bool force_negative = false;
+    if (style == IntervalStyle::sql_standard && !fields.empty() && fields[0].text[0] == '-') {
+        force_negative = true;
+        for (std::size_t i = 1; i < fields.size(); ++i) {
+            if (fields[i].text[0] == '-' || fields[i].text[0] == '+') {
+                force_negative = false;
+                break;
             }
-            f.kind = Field::Kind::unit;
-            f.unit = *unit;
-        } else {
-            Scanner sc{token};
-            if (!scan_number(sc, f.number, f.out_of_range)) {
-                cx.syntax("interval", k_invalid_datetime);
+        }
+    }
+    // No unit yet: the rightmost number takes the column's smallest field. "ago" leaves no
+    // unit for the number to its left ("5 ago" is refused).
+    std::optional<UnitKind> unit;
+    bool is_before = false;
+    unsigned seen = 0;
+    for (std::size_t i = fields.size(); i-- > 0;) {
+        const DateField& f = fields[i];
+        unsigned mask = 0;
+        Status status = Status::ok;
+        switch (f.type) {
+            case FieldType::time:
+                status = decode_clock(f.text, range, mask, itm);
+                if (status != Status::ok) {
+                    return status;
+                }
+                if (force_negative && itm.usec > 0) {
+                    itm.usec = -itm.usec;
+                }
+                unit = UnitKind::day;
+                break;
+            case FieldType::tz:
+                // A signed clock, read like one; anything else a signed number.
+                if (f.text.find(':', 1) != std::string::npos) {
+                    ItmIn tried = itm;
+                    if (decode_clock(f.text.substr(1), range, mask, tried) == Status::ok) {
+                        itm = tried;
+                        if (f.text[0] == '-') {
+                            if (itm.usec == INT64_MIN) {
+                                return Status::field_overflow;
+                            }
+                            itm.usec = -itm.usec;
+                        }
+                        if (force_negative && itm.usec > 0) {
+                            itm.usec = -itm.usec;
+                        }
+                        unit = UnitKind::day;
+                        break;
+                    }
+                    mask = 0;
+                }
+                [[fallthrough]];
+            case FieldType::date:
+            case FieldType::number: {
+                UnitKind u = unit.value_or(bare_number_unit(range));
+                status = decode_number(f, u, force_negative, mask, itm);
+                if (status != Status::ok) {
+                    return status;
+                }
+                unit = u;
+                break;
             }
-            fields.push_back(f);
-            if (sc.done()) {
+            case FieldType::string:
+            case FieldType::special: {
+                const UnitKind u = unit_of(f.text);
+                if (u == UnitKind::none) {
+                    return Status::bad_format;
+                }
+                if (u == UnitKind::ago) {
+                    is_before = true;
+                }
+                unit = u;  // after "ago": no unit a number can take
                 continue;
             }
-            const auto unit = unit_of(token.substr(sc.pos));  // "2h", "1.5days"
-            if (!unit) {
-                cx.syntax("interval", k_invalid_datetime);
-            }
-            f = Field{};
-            f.kind = Field::Kind::unit;
-            f.unit = *unit;
         }
-        fields.push_back(f);
+        if ((mask & seen) != 0) {
+            return Status::bad_format;
+        }
+        seen |= mask;
     }
-    return fields;
+    if (seen == 0) {
+        return Status::bad_format;
+    }
+    if (is_before) {
+        if (itm.usec == INT64_MIN || itm.mday == INT32_MIN || itm.mon == INT32_MIN ||
+            itm.year == INT32_MIN) {
+            return Status::field_overflow;
+        }
+        itm.usec = -itm.usec;
+        itm.mday = -itm.mday;
+        itm.mon = -itm.mon;
+        itm.year = -itm.year;
+    }
+    return Status::ok;
 }
 
 }  // namespace
 
 Value parse_interval(const Context& cx, std::int32_t typmod, IntervalStyle style) {
-    if (!cx.text.empty() && cx.text[0] == 'P') {
-        return Value(parse_iso_interval(cx));
+    ItmIn itm;
+    std::vector<DateField> fields;
+    Status status = split_fields(cx.text, fields);
+    if (status == Status::ok) {
+        status = decode_interval(fields, range_of(typmod), style, itm);
     }
-    const std::string l = lowered(trimmed(cx.text));
-    if (l.empty()) {
-        cx.syntax("interval", k_invalid_datetime);
+    if (status == Status::bad_format) {
+        // ISO 8601, read from the text as given: only when the other reading is a bad format.
+        itm = ItmIn{};
+        status = decode_iso_interval(std::string(cx.text), itm);
     }
-    const std::vector<Field> fields = fields_of(cx, l);
-    auto bad = [&] { cx.syntax("interval", k_invalid_datetime); };
-    // sql_standard: "-1 2:00:00" is -(1 day 2 hours) when no field but the first has a sign.
-    const bool force_negative = style == IntervalStyle::sql_standard && !fields.empty() &&
-                                fields[0].negative &&
-                                std::none_of(fields.begin() + 1, fields.end(),
-                                             [](const Field& f) { return f.signed_field; });
-    const unsigned range = range_of(typmod);
-    IntervalBuilder b(cx);
-    unsigned seen = 0;
-    std::optional<Unit> unit_to_the_right;
-    bool ago = false;
-    for (std::size_t i = fields.size(); i-- > 0;) {
-        const Field& f = fields[i];
-        if (f.out_of_range) {
+    switch (status) {
+        case Status::ok:
+            break;
+        case Status::bad_format:
+            cx.syntax("interval", k_invalid_datetime);
+        case Status::field_overflow:
             cx.fail_value("interval field value out of range", k_interval_field_overflow);
-        }
-        unsigned bits = 0;
-        switch (f.kind) {
-            case Field::Kind::ago:
-                if (i + 1 != fields.size()) {
-                    bad();
-                }
-                ago = true;
-                continue;
-            case Field::Kind::unit:
-                // Stricter than the server, which lets a unit without a number stand (or be
-                // skipped): here a unit always follows its number.
-                if (i == 0 || fields[i - 1].kind != Field::Kind::number) {
-                    bad();
-                }
-                unit_to_the_right = f.unit;
-                continue;
-            case Field::Kind::clock: {
-                auto micros = clock_micros(cx, f.text, range == (k_range_minute | k_range_second));
-                if (!micros) {
-                    bad();
-                }
-                if (force_negative && *micros > 0) {
-                    *micros = -*micros;
-                }
-                // Replaces, not adds to, what the fields to its right put in the time part (the
-                // spill of "1.5 days"): the server assigns it so ("4:05 1.5 days" is 1 day 04:05).
-                b.set_micros(*micros);
-                bits = k_bits_clock;
-                unit_to_the_right = k_day;  // "3 4:05:06": the number before a clock is days
-                break;
-            }
-            case Field::Kind::year_month: {
-                const std::int64_t months = f.number.whole;
-                b.add_months(force_negative && months > 0 ? -months : months);
-                bits = k_bit_month;
-                unit_to_the_right = k_month;
-                break;
-            }
-            case Field::Kind::number: {
-                if (i + 1 < fields.size() && fields[i + 1].kind == Field::Kind::ago) {
-                    bad();  // "5 ago": no unit
-                }
-                const Unit unit = unit_to_the_right.value_or(bare_number_unit(range));
-                Number n = f.number;
-                if (force_negative) {
-                    n.whole = n.whole > 0 ? -n.whole : n.whole;
-                    n.fraction = n.fraction > 0 ? -n.fraction : n.fraction;
-                }
-                b.apply(n, unit);
-                bits = unit.bit == k_bit_second && n.fraction != 0 ? k_bits_all_seconds : unit.bit;
-                // "1 2 hours" is 1 day 2 hours; after any other unit a second number repeats it.
-                unit_to_the_right = unit.bit == k_bit_hour ? k_day : unit;
-                break;
-            }
-        }
-        if ((bits & seen) != 0) {
-            bad();
-        }
-        seen |= bits;
     }
-    if (seen == 0) {
-        bad();
+    // itmin2interval: years and months together must fit the interval's int32 months.
+    const std::int64_t months = static_cast<std::int64_t>(itm.year) * k_months_per_year + itm.mon;
+    if (months < INT32_MIN || months > INT32_MAX) {
+        cx.fail_value("interval out of range", k_datetime_overflow);
     }
-    if (ago) {
-        b.negate();
-    }
-    return Value(b.result());
+    return Value(Interval{itm.usec, itm.mday, static_cast<std::int32_t>(months)});
 }
 
 }  // namespace pg_ingest::detail::text_input

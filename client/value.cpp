@@ -190,17 +190,20 @@ bool iequals(std::string_view a, std::string_view b) {
 
 bool parse_decimal(std::string_view text, Decimal& out) {
     out = Decimal();
-    while (!text.empty() && text.front() == ' ') {
+    // numeric_in skips what isspace() takes, before and after.
+    const auto space = [](char c) { return c == ' ' || (c >= '\t' && c <= '\r'); };
+    while (!text.empty() && space(text.front())) {
         text.remove_prefix(1);
     }
-    while (!text.empty() && text.back() == ' ') {
+    while (!text.empty() && space(text.back())) {
         text.remove_suffix(1);
     }
     if (iequals(text, "nan")) {
         out.special = Decimal::Special::nan;
         return true;
     }
-    if (iequals(text, "infinity") || iequals(text, "+infinity") || iequals(text, "inf")) {
+    if (iequals(text, "infinity") || iequals(text, "+infinity") || iequals(text, "inf") ||
+        iequals(text, "+inf")) {
         out.special = Decimal::Special::pos_inf;
         return true;
     }
@@ -238,6 +241,10 @@ bool parse_decimal(std::string_view text, Decimal& out) {
             return false;
         }
         ++i;
+        // The exponent is read with strtol, which skips blanks before it ("1e 5").
+        while (i < text.size() && space(text[i])) {
+            ++i;
+        }
         bool negative_exponent = false;
         if (i < text.size() && (text[i] == '+' || text[i] == '-')) {
             negative_exponent = text[i] == '-';

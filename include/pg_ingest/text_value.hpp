@@ -44,17 +44,19 @@ struct PG_INGEST_API TextValueOptions {
 //                            +HHMM, +H[H]:M[M][:S[S]] (hours to 15, else 22009); fractions
 //                            rounded to microseconds; timestamp ignores an offset, as the
 //                            server does; timestamptz without one uses options.local_to_utc
-//   interval                 the server's output styles postgres ("1 year 2 mons -3 days
-//                            +04:05:06.5"), postgres_verbose ("@ 1 hour 2 mins ago"),
-//                            iso_8601 ("P1Y2M3DT4H5M6.5S", upper case, no blanks) and
-//                            sql_standard ("1-2 3 4:05:06"), read as interval_in reads them
-//                            in a session with options.interval_style: fractional units
-//                            distributed as the server does, a unit given twice refused, a
-//                            bare number in the unit after it ("1 2 hours"), or the smallest
-//                            field of an interval(fields) column ('5' is 5 years for interval
-//                            year); a leading '-' applies to every field only under
-//                            sql_standard: its output "-1 4:05:06" (-1 day -04:05:06) reads
-//                            as -1 day +04:05:06 under the other styles, as the server reads it
+//   interval                 everything PostgreSQL 15's interval_in reads, read as it reads
+//                            it in a session with options.interval_style: its output styles
+//                            postgres ("1 year 2 mons -3 days +04:05:06.5"), postgres_verbose
+//                            ("@ 1 hour 2 mins ago"), iso_8601 ("P1Y2M3DT4H5M6.5S" and the
+//                            alternative formats P0001-02-03T04:05:06, P00010203T040506) and
+//                            sql_standard ("1-2 3 4:05:06"), and its other spellings ("1h30m",
+//                            "1 day, 2 hours"); fractions spilled and rounded, overflow checked
+//                            field by field, as the server does (ISO numbers are doubles:
+//                            P1.2M is 1 mon 5 days 24:00:00); a bare number in the unit after
+//                            it ("1 2 hours"), or the smallest field of an interval(fields)
+//                            column ('5' is 5 years for interval year); a leading '-' applies
+//                            to every field only under sql_standard ("-1 4:05:06" is -1 day
+//                            -04:05:06 there, -1 day +04:05:06 under the other styles)
 //   json/jsonb               validated JSON text (RFC 8259; jsonb also refuses \u0000 and
 //                            unpaired surrogate escapes, which json keeps as the server does)
 //   uuid                     32 hex digits, hyphens between groups of 4, optional braces

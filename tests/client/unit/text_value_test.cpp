@@ -531,7 +531,10 @@ BOOST_AUTO_TEST_CASE(bad_intervals) {
     BOOST_TEST(error_of("", k_interval) == "22007");
     BOOST_TEST(error_of("1 2 3", k_interval) == "22007");
     BOOST_TEST(error_of("00:60:00", k_interval) == "22015");
-    BOOST_TEST(error_of("2147483648 days", k_interval) == "22008");
+    // Days count in an int32 as they are read (22015); years and months together only at the
+    // end (22008), as in the server.
+    BOOST_TEST(error_of("2147483648 days", k_interval) == "22015");
+    BOOST_TEST(error_of("2147483647 days 1 day", k_interval) == "22015");
     BOOST_TEST(error_of("178956971 years", k_interval) == "22008");
     BOOST_TEST(error_of("P1X", k_interval) == "22007");
 }
@@ -560,7 +563,40 @@ BOOST_AUTO_TEST_CASE(a_bare_number_takes_its_unit_from_the_field_to_its_right) {
     BOOST_TEST(parse("1 hour 2", k_interval) == Value(Interval{k_hour + 2 * k_second, 0, 0}));
     BOOST_TEST(parse("1-2 5", k_interval) == Value(Interval{5 * k_second, 0, 14}));
     BOOST_TEST(error_of("5 ago", k_interval) == "22007");
-    BOOST_TEST(error_of("day 1", k_interval) == "22007");  // a unit follows its number
+    // A unit with no number to its left is passed over, as the server passes it over
+    // (SELECT 'day 1'::interval is 00:00:01).
+    BOOST_TEST(parse("day 1", k_interval) == Value(Interval{k_second, 0, 0}));
+    BOOST_TEST(parse("1 day hour", k_interval) == Value(Interval{0, 1, 0}));
+}
+
+BOOST_AUTO_TEST_CASE(interval_fractions_are_rounded_as_the_server_rounds_them) {
+    // Each value below was read with SELECT '...'::interval on PostgreSQL 15.
+    // A unit's fraction: the whole microseconds truncated, the rest rounded half to even.
+    BOOST_TEST(parse("5.3563235", k_interval) == Value(Interval{5356323, 0, 0}));
+    BOOST_TEST(parse("89.9756495", k_interval) == Value(Interval{89975649, 0, 0}));
+    // ISO 8601 numbers are doubles: 1.2 months is 1 month 5 days 24:00:00, not 1 month 6 days.
+    BOOST_TEST(parse("P1.2M", k_interval) == Value(Interval{24 * k_hour, 5, 1}));
+    BOOST_TEST(parse("P1.5Y", k_interval) == Value(Interval{0, 0, 18}));
+    BOOST_TEST(parse("P1e1D", k_interval) == Value(Interval{0, 10, 0}));
+    // The alternative formats, and the basic time format's fraction taken as microseconds.
+    BOOST_TEST(parse("P0001-02-03T04:05:06", k_interval) ==
+               Value(Interval{4 * k_hour + 5 * k_minute + 6 * k_second, 3, 14}));
+    BOOST_TEST(parse("P00010203.5", k_interval) == Value(Interval{12 * k_hour, 3, 14}));
+    BOOST_TEST(parse("PT040506.5", k_interval) ==
+               Value(Interval{4 * k_hour + 5 * k_minute + 6 * k_second, 0, 0}));
+    // A clock's seconds may be 60; its fraction is rounded half to even directly.
+    BOOST_TEST(parse("15:09:60.65", k_interval) ==
+               Value(Interval{15 * k_hour + 10 * k_minute + 650000, 0, 0}));
+    // Fields as ParseDateTime splits them.
+    BOOST_TEST(parse("1h30m", k_interval) == Value(Interval{k_hour + 30 * k_minute, 0, 0}));
+    BOOST_TEST(parse("1 day, 2 hours", k_interval) == Value(Interval{2 * k_hour, 1, 0}));
+    BOOST_TEST(parse("+ 5 days", k_interval) == Value(Interval{0, 5, 0}));
+    BOOST_TEST(parse("ago 5 days", k_interval) == Value(Interval{0, -5, 0}));
+    BOOST_TEST(parse("2 usecond", k_interval) == Value(Interval{2, 0, 0}));
+    BOOST_TEST(parse("3 microsecondzzz", k_interval) == Value(Interval{3, 0, 0}));
+    BOOST_TEST(error_of("1day2h", k_interval) == "22007");
+    BOOST_TEST(error_of("+1:60", k_interval) == "22007");
+    BOOST_TEST(error_of("1:60", k_interval) == "22015");
 }
 
 BOOST_AUTO_TEST_CASE(a_clock_field_replaces_the_time_that_fields_to_its_right_spilled) {
