@@ -238,12 +238,58 @@ struct CommitUnknown {
 // statement_timeout), which asking again at once would not change.
 enum class CommitOutcome { committed, aborted, unreachable, refused, unknown };
 
-// Thrown internally when isolation in strict mode found the first bad row.
+// A row (or delete) that failed on its own in isolation; thrown internally in strict mode to name
+// the batch's bad row.
 struct FoundBadRow {
     const Slot* slot;
     bool is_delete;
     Error error;
 };
+
+std::uint64_t operation_number(const Slot& slot, bool is_delete) {
+    return is_delete ? slot.delete_row_number : slot.row_number;
+}
+
+// Part of a batch sent as statements of its own: deletes or writes.
+struct Step {
+    bool deletes = false;
+    std::vector<const Slot*> slots;
+};
+using Plan = std::vector<Step>;
+
+// The batch's operations in the order they were issued (each key's delete and write that survived
+// deduplication, at their own row numbers: a key's delete always comes before its write), runs of
+// one kind as one step, each step in key order as the batch's statements are.
+Plan issue_order_plan(const std::vector<const Slot*>& deletes,
+                      const std::vector<const Slot*>& writes) {
+    struct Operation {
+        std::uint64_t number;
+        const Slot* slot;
+        bool is_delete;
+    };
+    std::vector<Operation> operations;
+    operations.reserve(deletes.size() + writes.size());
+    for (const Slot* slot : deletes) {
+        operations.push_back({slot->delete_row_number, slot, true});
+    }
+    for (const Slot* slot : writes) {
+        operations.push_back({slot->row_number, slot, false});
+    }
+    std::sort(operations.begin(), operations.end(),
+              [](const Operation& a, const Operation& b) { return a.number < b.number; });
+    Plan plan;
+    for (const Operation& operation : operations) {
+        if (plan.empty() || plan.back().deletes != operation.is_delete) {
+            plan.push_back(Step{operation.is_delete, {}});
+        }
+        plan.back().slots.push_back(operation.slot);
+    }
+    for (Step& step : plan) {
+        std::sort(step.slots.begin(), step.slots.end(),
+                  [](const Slot* a, const Slot* b) { return a->key < b->key; });
+    }
+    return plan;
+}
 
 }  // namespace
 
@@ -377,11 +423,13 @@ struct Writer::Impl {
     void send(Batch& batch, bool& drop);
     // `why`: what kept the question open (for the error's detail).
     CommitOutcome resolve_commit(std::uint64_t xid, std::string& why);
+    // Applies `plan` (the batch's `deletes` and `writes`, in steps) in one transaction.
     // `written`: rows of `writes` the server inserted or updated (the statements' counts).
     void run_attempt(Connection& connection, const std::vector<const Slot*>& deletes,
-                     const std::vector<const Slot*>& writes, Clock::time_point deadline,
-                     bool isolate, bool stop_at_first, bool conflict_fallback,
-                     std::vector<RejectedRow>& rejects, std::uint64_t& written);
+                     const std::vector<const Slot*>& writes, const Plan& plan,
+                     Clock::time_point deadline, bool isolate, bool stop_at_first,
+                     bool conflict_fallback, std::vector<RejectedRow>& rejects,
+                     std::uint64_t& written);
     void apply_deletes(Connection& connection, const std::vector<const Slot*>& slots,
                        std::size_t begin, std::size_t end, Clock::time_point deadline);
     // Locks the existing rows of every key of the batch, in the server's key order, before its
@@ -394,11 +442,16 @@ struct Writer::Impl {
     std::uint64_t apply_writes(Connection& connection, const std::vector<const Slot*>& slots,
                                std::size_t begin, std::size_t end, Clock::time_point deadline,
                                bool conflict_fallback);
-    // Returns the rows inserted or updated by the ranges that were kept.
+    // Applies `plan` row by row where it fails; `failed`: the rows that still fail in the end.
+    // Returns the rows inserted or updated.
+    std::uint64_t isolate_plan(Connection& connection, const Plan& plan, Clock::time_point deadline,
+                               bool conflict_fallback, std::vector<FoundBadRow>& failed);
+    // Returns the rows inserted or updated by the ranges that were kept; appends the rows that
+    // failed alone to `failed`.
     std::uint64_t isolate(Connection& connection, const std::vector<const Slot*>& slots,
                           bool deletes, std::size_t begin, std::size_t end,
-                          Clock::time_point deadline, bool stop_at_first, bool conflict_fallback,
-                          std::vector<RejectedRow>& rejects);
+                          Clock::time_point deadline, bool conflict_fallback,
+                          std::vector<FoundBadRow>& failed);
 
     void flusher_loop();
     void stop_flusher() noexcept;
@@ -1090,6 +1143,18 @@ void Writer::Impl::send(Batch& sending, bool& drop) {
         }
     }
 
+    // Deletes first, then writes (see lock_keys). When that fails with a row error in a batch of
+    // both, the batch is sent in the order its operations were issued (see below).
+    Plan by_kind;
+    if (!deletes.empty()) {
+        by_kind.push_back(Step{true, deletes});
+    }
+    if (!writes.empty()) {
+        by_kind.push_back(Step{false, writes});
+    }
+    Plan in_issue_order;
+    const Plan* plan = &by_kind;
+
     const auto started = Clock::now();
     bool isolate = false;
     bool conflict_fallback = false;
@@ -1218,8 +1283,8 @@ void Writer::Impl::send(Batch& sending, bool& drop) {
             rejects.clear();
             ConnectionPool::Lease lease = pool->acquire(connect_deadline(deadline));
             try {
-                run_attempt(*lease, deletes, writes, deadline, isolate, false, conflict_fallback,
-                            rejects, written);
+                run_attempt(*lease, deletes, writes, *plan, deadline, isolate, false,
+                            conflict_fallback, rejects, written);
             } catch (...) {
                 if (lease->is_open() && detail::in_transaction(*lease)) {
                     try {
@@ -1247,6 +1312,19 @@ void Writer::Impl::send(Batch& sending, bool& drop) {
                 conflict_fallback = true;
                 continue;
             }
+            // Deletes before writes is not the order issued: a write that re-points a row away
+            // from a parent erased after it fails that order (23503 under a foreign key that is
+            // not deferred) although the batch is valid. So a batch of both that fails with a row
+            // error is sent once more in the order issued before rows are isolated or named, and
+            // stays in that order from then on.
+            if (row_error(error) && plan == &by_kind && !deletes.empty() && !writes.empty()) {
+                log(LogLevel::info, "data error [" + error.sqlstate() +
+                                        "] in a batch of deletes and writes on " + table_label() +
+                                        "; re-sending it in the order the operations were issued");
+                in_issue_order = issue_order_plan(deletes, writes);
+                plan = &in_issue_order;
+                continue;
+            }
             if (row_error(error) && options.exception_mode == ExceptionMode::ignore && !isolate) {
                 log(LogLevel::info, "data error [" + error.sqlstate() + "] in a batch on " +
                                         table_label() + "; isolating bad rows");
@@ -1257,14 +1335,14 @@ void Writer::Impl::send(Batch& sending, bool& drop) {
                 continue;
             }
             if (row_error(error) && options.exception_mode == ExceptionMode::strict) {
-                // Find the first bad row in a transaction that is rolled back, then fail.
+                // Find the bad row in a transaction that is rolled back, then fail.
                 std::optional<FoundBadRow> found;
                 try {
                     ConnectionPool::Lease lease = pool->acquire(connect_deadline(deadline));
                     std::vector<RejectedRow> ignored;
                     std::uint64_t ignored_written = 0;
                     try {
-                        run_attempt(*lease, deletes, writes, deadline, true, true,
+                        run_attempt(*lease, deletes, writes, *plan, deadline, true, true,
                                     conflict_fallback, ignored, ignored_written);
                     } catch (const FoundBadRow& bad) {
                         found = bad;
@@ -1363,9 +1441,10 @@ void Writer::Impl::send(Batch& sending, bool& drop) {
 }
 
 void Writer::Impl::run_attempt(Connection& connection, const std::vector<const Slot*>& deletes,
-                               const std::vector<const Slot*>& writes, Clock::time_point deadline,
-                               bool isolating, bool stop_at_first, bool conflict_fallback,
-                               std::vector<RejectedRow>& rejects, std::uint64_t& written) {
+                               const std::vector<const Slot*>& writes, const Plan& plan,
+                               Clock::time_point deadline, bool isolating, bool stop_at_first,
+                               bool conflict_fallback, std::vector<RejectedRow>& rejects,
+                               std::uint64_t& written) {
     written = 0;
     // The transaction id up front, so that a COMMIT whose reply is lost can be settled with
     // txid_status() on another connection instead of being re-sent blindly.
@@ -1379,14 +1458,36 @@ void Writer::Impl::run_attempt(Connection& connection, const std::vector<const S
         // Deferred constraints are checked per statement here: a violation found only at COMMIT
         // cannot be pinned on a row, and would fail every attempt again.
         detail::exec_until(connection, "SET CONSTRAINTS ALL IMMEDIATE", nullptr, deadline);
-        isolate(connection, deletes, true, 0, deletes.size(), deadline, stop_at_first,
-                conflict_fallback, rejects);
-        written = isolate(connection, writes, false, 0, writes.size(), deadline, stop_at_first,
-                          conflict_fallback, rejects);
+        std::vector<FoundBadRow> failed;
+        written = isolate_plan(connection, plan, deadline, conflict_fallback, failed);
+        if (stop_at_first && !failed.empty()) {
+            // Each of these failed alone with every row that goes in applied: name the first one
+            // issued.
+            throw *std::min_element(failed.begin(), failed.end(),
+                                    [](const FoundBadRow& a, const FoundBadRow& b) {
+                                        return operation_number(*a.slot, a.is_delete) <
+                                               operation_number(*b.slot, b.is_delete);
+                                    });
+        }
+        for (const FoundBadRow& row : failed) {
+            std::string message = row.error.what();
+            if (!row.error.detail().empty()) {
+                message += " (" + row.error.detail() + ")";
+            }
+            rejects.push_back(RejectedRow{operation_number(*row.slot, row.is_delete), row.is_delete,
+                                          row.error.sqlstate(), message,
+                                          row.is_delete ? row.slot->key_values : row.slot->values});
+        }
     } else {
         lock_keys(connection, deletes, writes, deadline);
-        apply_deletes(connection, deletes, 0, deletes.size(), deadline);
-        written = apply_writes(connection, writes, 0, writes.size(), deadline, conflict_fallback);
+        for (const Step& step : plan) {
+            if (step.deletes) {
+                apply_deletes(connection, step.slots, 0, step.slots.size(), deadline);
+            } else {
+                written += apply_writes(connection, step.slots, 0, step.slots.size(), deadline,
+                                        conflict_fallback);
+            }
+        }
     }
     if (!stop_at_first) {
         try {
@@ -1451,10 +1552,46 @@ CommitOutcome Writer::Impl::resolve_commit(std::uint64_t xid, std::string& why) 
     return CommitOutcome::unreachable;
 }
 
+// Bisection applies the first half of a failed range before the second, so a row that only a
+// later row makes valid (a child before its parent under a foreign key that is not deferred, which
+// one statement of both accepts) fails in its half. So the rows that failed are tried again, in
+// their order, while that leaves fewer of them failing: a row failing whatever else is applied
+// costs one more try. A row applied in a later pass is applied (and counted) once.
+std::uint64_t Writer::Impl::isolate_plan(Connection& connection, const Plan& plan,
+                                         Clock::time_point deadline, bool conflict_fallback,
+                                         std::vector<FoundBadRow>& failed) {
+    failed.clear();
+    std::uint64_t written = 0;
+    for (const Step& step : plan) {
+        written += isolate(connection, step.slots, step.deletes, 0, step.slots.size(), deadline,
+                           conflict_fallback, failed);
+    }
+    while (!failed.empty()) {
+        Plan again;
+        for (const FoundBadRow& row : failed) {
+            if (again.empty() || again.back().deletes != row.is_delete) {
+                again.push_back(Step{row.is_delete, {}});
+            }
+            again.back().slots.push_back(row.slot);
+        }
+        std::vector<FoundBadRow> still;
+        for (const Step& step : again) {
+            written += isolate(connection, step.slots, step.deletes, 0, step.slots.size(), deadline,
+                               conflict_fallback, still);
+        }
+        const bool fewer = still.size() < failed.size();
+        failed = std::move(still);
+        if (!fewer) {
+            break;
+        }
+    }
+    return written;
+}
+
 std::uint64_t Writer::Impl::isolate(Connection& connection, const std::vector<const Slot*>& slots,
                                     bool deletes, std::size_t begin, std::size_t end,
-                                    Clock::time_point deadline, bool stop_at_first,
-                                    bool conflict_fallback, std::vector<RejectedRow>& rejects) {
+                                    Clock::time_point deadline, bool conflict_fallback,
+                                    std::vector<FoundBadRow>& failed) {
     if (begin >= end) {
         return 0;
     }
@@ -1477,25 +1614,15 @@ std::uint64_t Writer::Impl::isolate(Connection& connection, const std::vector<co
                            "RELEASE SAVEPOINT pg_ingest_isolate",
                            nullptr, deadline);
         if (end - begin == 1) {
-            const Slot& slot = *slots[begin];
-            if (stop_at_first) {
-                throw FoundBadRow{&slot, deletes, error};
-            }
-            std::string message = error.what();
-            if (!error.detail().empty()) {
-                message += " (" + error.detail() + ")";
-            }
-            rejects.push_back(RejectedRow{deletes ? slot.delete_row_number : slot.row_number,
-                                          deletes, error.sqlstate(), message,
-                                          deletes ? slot.key_values : slot.values});
+            failed.push_back(FoundBadRow{slots[begin], deletes, error});
             return 0;
         }
     }
     const std::size_t middle = begin + (end - begin) / 2;
-    const std::uint64_t first = isolate(connection, slots, deletes, begin, middle, deadline,
-                                        stop_at_first, conflict_fallback, rejects);
-    return first + isolate(connection, slots, deletes, middle, end, deadline, stop_at_first,
-                           conflict_fallback, rejects);
+    const std::uint64_t first =
+        isolate(connection, slots, deletes, begin, middle, deadline, conflict_fallback, failed);
+    return first +
+           isolate(connection, slots, deletes, middle, end, deadline, conflict_fallback, failed);
 }
 
 void Writer::Impl::apply_deletes(Connection& connection, const std::vector<const Slot*>& slots,
@@ -1520,10 +1647,14 @@ void Writer::Impl::apply_deletes(Connection& connection, const std::vector<const
 // UPDATE, as its updates would; a DELETE then upgrades its own lock) in the order its writes
 // would take them without deletes (see build_sql): every writer of one mode then takes row locks
 // in one order, and waits after that mostly for new keys, which every writer inserts in the same
-// order too. A row that another transaction inserts and commits after the lock can still close a
-// cycle (retried as any 40P01). One statement per 65535 parameters: a batch of more keys is
-// locked in pieces, in the batch's order. Not when isolating rows (exceptionmode=ignore): a row
-// error there must come from the statement that isolates it.
+// order too. A batch sent again in the order its operations were issued (its deletes-first order
+// failed with a row error, see send) is more statements, each in key order; it takes the same
+// lock first, so its existing rows are locked in that one order too, but its new keys go in
+// statement by statement, not in one order with other writers'. A row that another transaction
+// inserts and commits after the lock, or such a new key, can still close a cycle (retried as any
+// 40P01). One statement per 65535 parameters: a batch of more keys is locked in pieces, in the
+// batch's order. Not when isolating rows (exceptionmode=ignore, or strict finding its bad row):
+// a row error there must come from the statement that isolates it.
 void Writer::Impl::lock_keys(Connection& connection, const std::vector<const Slot*>& deletes,
                              const std::vector<const Slot*>& writes, Clock::time_point deadline) {
     if (deletes.empty() || writes.empty() || !keyed || lock_prefix.empty()) {
