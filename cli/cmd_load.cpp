@@ -147,13 +147,18 @@ int run_load(const std::vector<std::string>& argv) {
                              "failure stay loaded\n",
                              static_cast<unsigned long long>(totals.rows_read),
                              static_cast<unsigned long long>(totals.committed_batches));
+                // Which input lines those are, so that only the others are loaded again.
+                for (const auto& range : describe_committed(totals.committed, reader.sources())) {
+                    std::fprintf(stderr, "pg_ingest load: committed: %s\n", range.c_str());
+                }
                 if (settings.parallel > 1) {
                     // Batches go out over several connections: some after the failing one may
                     // have committed already, so "before" is not "every batch before its line".
                     std::fprintf(stderr,
                                  "pg_ingest load: with --parallel %zu those may include batches "
-                                 "after the failing line: check the table before loading the rest "
-                                 "again (an upsert or ignore load can simply be run again)\n",
+                                 "after the failing line (see the committed lines above): load "
+                                 "only the other lines again (an upsert or ignore load can simply "
+                                 "be run again)\n",
                                  settings.parallel);
                 }
             }

@@ -9,6 +9,7 @@
 
 #include <pg_ingest/connection_options.hpp>
 
+#include "committed.hpp"
 #include "load_settings.hpp"
 #include "progress.hpp"
 #include "records.hpp"
@@ -23,6 +24,7 @@ struct LoadTotals {
     std::uint64_t skipped = 0;
     std::uint64_t rejected = 0;
     std::uint64_t committed_batches = 0;
+    std::vector<CommittedRange> committed;  // the batches committed, for a failure's report
     // --mode insert|upsert: the writer knows rows sent, not how the server applied each one.
     bool typed = false;
     std::uint64_t written = 0;       // rows committed and inserted or updated (skipped apart)

@@ -258,6 +258,9 @@ void copy_unit(Connection& connection, const std::string& sql, const LoadSetting
     totals.skipped += unit_totals.skipped;
     totals.rejected += unit_totals.rejected;
     ++totals.committed_batches;
+    for (const Batch& batch : unit.batches) {
+        totals.committed.push_back(committed_range(batch));
+    }
 }
 
 }  // namespace
@@ -353,6 +356,8 @@ void load_with_copy(const LoadSettings& s, const ConnectionOptions& options, Inp
                     totals.skipped += unit_totals.skipped;
                     totals.rejected += unit_totals.rejected;
                     totals.committed_batches += unit_totals.committed_batches;
+                    totals.committed.insert(totals.committed.end(), unit_totals.committed.begin(),
+                                            unit_totals.committed.end());
                     break;
                 }
             }

@@ -456,9 +456,10 @@ void load_with_writer(const LoadSettings& s, const ConnectionOptions& connection
                                                          text_options, sources, rejects));
     }
     std::mutex totals_mutex;
-    auto account = [&](const BatchResult& result, std::uint64_t bytes) {
-        progress.add(result.records, bytes);
+    auto account = [&](const BatchResult& result, const Batch& batch) {
+        progress.add(result.records, batch.data.size());
         std::lock_guard<std::mutex> lock(totals_mutex);
+        totals.committed.push_back(committed_range(batch));
         totals.rows_read += result.records;
         totals.written += result.written;
         totals.deduplicated += result.deduplicated;
@@ -475,7 +476,7 @@ void load_with_writer(const LoadSettings& s, const ConnectionOptions& connection
                     "interrupted by a signal: no further batch was started; the batches before "
                     "committed");
             }
-            account(workers.front()->load(batch), batch.data.size());
+            account(workers.front()->load(batch), batch);
         }
         workers.front()->close();
         return;
@@ -499,7 +500,7 @@ void load_with_writer(const LoadSettings& s, const ConnectionOptions& connection
                         queue.close(true);  // not started: dropped (feed_and_join reports it)
                         return;
                     }
-                    account(w->load(batch), batch.data.size());
+                    account(w->load(batch), batch);
                 }
                 w->close();
             } catch (...) {

@@ -1049,6 +1049,49 @@ else
     not_ok "--quiet on a terminal: no bar, no output" "exit $rc" "$(head -c 300 "$WORK/pty" | cat -v)"
 fi
 
+# A failed batched load names the input lines that committed, so that only the others are
+# loaded again. Line N holds id N (a quoted line break at lines 5-6: that record is id 5); the
+# bad value is at line 19. The lines listed must be exactly the rows in the table, in every
+# mode, also when --parallel lets batches after the failing one commit.
+{
+    for i in $(seq 1 40); do
+        if [ "$i" = 5 ]; then
+            printf '5,"two\nlines"\n'
+        elif [ "$i" = 6 ]; then
+            :
+        elif [ "$i" = 19 ]; then
+            printf 'x19,bad\n'
+        else
+            printf '%s,v\n' "$i"
+        fi
+    done
+} >"$WORK/cm.csv"
+sql "CREATE TABLE cm (id int PRIMARY KEY, v text)"
+# The ids on the lines a "committed:" report lists (a record starts on the first line of a range
+# or right after the previous record's last line; line 6 is the inside of record 5).
+listed_ids() {
+    sed -n 's/^pg_ingest load: committed: [^ ]* lines //p' "$WORK/err" | tr ',' '\n' |
+        while read -r range; do
+            [ -n "$range" ] || continue
+            first=${range%-*}
+            last=${range#*-}
+            seq "$first" "$last"
+        done | grep -vx 6 | sort -n | paste -sd, -
+}
+for mode in "copy" "insert" "upsert"; do
+    for par in 1 3; do
+        sql "TRUNCATE cm"
+        run load --table cm --mode "$mode" --batch-size 3 --parallel "$par" "$WORK/cm.csv"
+        in_table=$(sql "SELECT string_agg(id::text, ',' ORDER BY id) FROM cm")
+        if [ "$rc" -eq 1 ] && grep -q "committed: .*cm.csv lines 1-" "$WORK/err" &&
+            [ "$(listed_ids)" = "$in_table" ]; then
+            ok "--mode $mode --parallel $par failure: the committed lines listed are the rows loaded"
+        else
+            not_ok "--mode $mode --parallel $par failure: committed lines" "exit $rc; table: $in_table; listed: $(listed_ids)" "$(cat "$WORK/err")"
+        fi
+    done
+done
+
 # jobs --watch: refreshes --count times and shows a job's state change (INIT -> CANCEL).
 sql "CREATE TABLE wj (id int)"
 wjob=$(sql "SELECT id FROM ingest.begin_async_load('wj', 'none')")
