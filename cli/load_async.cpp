@@ -8,6 +8,7 @@
 #include <pg_ingest/error.hpp>
 
 #include "common.hpp"
+#include "fields.hpp"
 #include "load.hpp"
 
 namespace pg_ingest::cli {
@@ -16,6 +17,63 @@ namespace {
 
 constexpr std::uint64_t k_chunk_records = 50000;
 constexpr std::size_t k_chunk_bytes = 8u << 20;
+
+// The batches given to the loader (records only, their data dropped), to find the input line of
+// a row a staging error names: the loader counts rows over its stage() calls.
+class StagedRows {
+  public:
+    void add(const Batch& batch) {
+        Batch kept;
+        kept.source_index = batch.source_index;
+        kept.first_record = batch.first_record;
+        kept.first_line = batch.first_line;
+        kept.records = batch.records;
+        kept.multiline = batch.multiline;
+        m_first_rows.push_back(m_rows + 1);
+        m_rows += batch.records;
+        m_batches.push_back(std::move(kept));
+    }
+
+    // The origin of staged row `row` (1-based); empty source when not known.
+    RecordOrigin origin(std::uint64_t row, const std::vector<std::string>& sources) const {
+        auto after = std::upper_bound(m_first_rows.begin(), m_first_rows.end(), row);
+        if (row == 0 || row > m_rows || after == m_first_rows.begin()) {
+            return {"", 0, 0};
+        }
+        const std::size_t at = static_cast<std::size_t>(after - m_first_rows.begin()) - 1;
+        return m_batches[at].origin(sources, row - m_first_rows[at]);
+    }
+
+  private:
+    std::vector<Batch> m_batches;
+    std::vector<std::uint64_t> m_first_rows;
+    std::uint64_t m_rows = 0;
+};
+
+// A loader call, with the input file and line added to an error the server raised on one row.
+template <typename Call>
+auto located(const StagedRows& staged, const std::vector<std::string>& sources, Call&& call)
+    -> decltype(call()) {
+    try {
+        return call();
+    } catch (const Error& error) {
+        const RecordOrigin origin = staged.origin(error.row_number(), sources);
+        if (origin.source.empty()) {
+            throw;
+        }
+        // The input's file and line say it better than the loader's row count.
+        std::string message = error.what();
+        const std::string counted = " (staged row " + std::to_string(error.row_number()) + ")";
+        if (message.size() >= counted.size() &&
+            message.compare(message.size() - counted.size(), counted.size(), counted) == 0) {
+            message.resize(message.size() - counted.size());
+        }
+        Error out(message + " (" + where(origin) + ")", error.sqlstate(), error.detail(),
+                  error.hint(), error.connection_usable());
+        out.set_row_number(error.row_number());
+        throw out;
+    }
+}
 
 }  // namespace
 
@@ -35,6 +93,8 @@ void load_async(const LoadSettings& s, const ConnectionOptions& connection, Inpu
     AsyncLoader loader(connection, options);
     progress.set_status("staging");
     loader.begin(s.job_key);
+    const auto& sources = reader.sources();
+    StagedRows staged;
     Batch batch;
     const std::uint64_t chunk_records = s.batch_size > 0 ? s.batch_size : k_chunk_records;
     while (reader.next(batch, chunk_records, k_chunk_bytes)) {
@@ -46,14 +106,18 @@ void load_async(const LoadSettings& s, const ConnectionOptions& connection, Inpu
                                 ? ""
                                 : " (jobs submitted before it continue; see pg_ingest jobs)"));
         }
+        // Each chunk is a COPY of its own: a chunk starting with a stray line end would take
+        // its kind for the stream's (one COPY over the input fails on it).
+        refuse_stray_line_ends(batch, sources, s.input_format);
         const std::uint64_t records = batch.records;
         const std::size_t bytes = batch.data.size();
-        loader.stage(std::move(batch.data), records);
+        staged.add(batch);
+        located(staged, sources, [&] { return loader.stage(std::move(batch.data), records); });
         progress.add(records, bytes);
         totals.rows_read += records;
         batch = Batch();
     }
-    loader.submit();
+    located(staged, sources, [&] { loader.submit(); });
     std::string ids;
     for (const auto id : loader.job_ids()) {
         ids += (ids.empty() ? "" : ", ") + std::to_string(id);
@@ -68,8 +132,10 @@ void load_async(const LoadSettings& s, const ConnectionOptions& connection, Inpu
     std::vector<AsyncJob> jobs;
     while (true) {
         try {
-            jobs =
-                loader.wait(std::min(deadline, Connection::Clock::now() + std::chrono::seconds(1)));
+            jobs = located(staged, sources, [&] {
+                return loader.wait(
+                    std::min(deadline, Connection::Clock::now() + std::chrono::seconds(1)));
+            });
         } catch (const Error& error) {
             // A slice that ended while the loader was reconnecting after a transient failure:
             // the repeated call carries on (the loader keeps its jobs).

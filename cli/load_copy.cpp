@@ -135,14 +135,6 @@ class LineLocator {
     bool m_first = true;
 };
 
-std::string where(const RecordOrigin& origin) {
-    std::string text = origin.source == "-" ? "stdin" : origin.source;
-    if (origin.line > 0) {
-        text += ", line " + std::to_string(origin.line);
-    }
-    return text;
-}
-
 // Runs one COPY in a transaction of its own, with the reads of its counts and rejects, so that
 // a failure anywhere before the COMMIT leaves nothing loaded (and the unit may be sent again):
 // `next` supplies the batches. Throws Error (with the input position added when the server

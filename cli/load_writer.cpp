@@ -30,14 +30,6 @@ namespace {
 constexpr std::int64_t k_usecs_per_second = 1000000;
 constexpr std::int64_t k_pg_epoch_unix_seconds = 946684800;  // 2000-01-01 00:00:00 UTC
 
-std::string where(const RecordOrigin& origin) {
-    std::string text = origin.source == "-" ? "stdin" : origin.source;
-    if (origin.line > 0) {
-        text += ", line " + std::to_string(origin.line);
-    }
-    return text;
-}
-
 Error located(const Error& error, const RecordOrigin& origin) {
     return Error(std::string(error.what()) + " (" + where(origin) + ")", error.sqlstate(),
                  error.detail(), error.hint(), error.connection_usable());

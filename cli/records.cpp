@@ -155,6 +155,14 @@ bool RecordScanner::finish() {
     return true;
 }
 
+std::string where(const RecordOrigin& origin) {
+    std::string text = origin.source == "-" ? "stdin" : origin.source;
+    if (origin.line > 0) {
+        text += ", line " + std::to_string(origin.line);
+    }
+    return text;
+}
+
 RecordOrigin Batch::origin(const std::vector<std::string>& sources, std::uint64_t index) const {
     std::uint64_t extra = 0;
     for (const auto& [at, lines] : multiline) {

@@ -96,6 +96,9 @@ struct RecordOrigin {
     std::uint64_t line;    // 1-based line number where the record starts
 };
 
+// "data.csv, line 7" ("stdin" for "-"; no line when it is 0), for messages.
+std::string where(const RecordOrigin& origin);
+
 // A run of complete records from one source, each ending in its line end: all in '\r' (CR) or all
 // in '\n' (LF, CRLF).
 struct Batch {

@@ -119,6 +119,9 @@ struct AsyncLoader::Impl {
     std::uint64_t rows = 0;
     std::uint64_t bytes = 0;
     std::uint64_t skipped = 0;
+    // Rows given to stage() so far, skipped chunks included: a staging error names its row by
+    // this count (Error::row_number()).
+    std::uint64_t rows_given = 0;
     // Rows of the chunks skipped for the open job (one an earlier run submitted): checked
     // against what that run staged when the job is left (check_skipped()).
     std::uint64_t skipped_rows = 0;
@@ -451,6 +454,8 @@ struct AsyncLoader::Impl {
             task.copy_sql = copy_sql;
             task.data = std::move(chunk.data);
             task.chunk = chunk.number;
+            task.first_row = chunk.first_row;
+            describe_lines(task);
             if (!push_next(task, deadline, deadline)) {
                 timed_out("while staging job " + std::to_string(open->id) +
                           " again after a transient failure");
@@ -458,6 +463,14 @@ struct AsyncLoader::Impl {
             ++replay_next;
         }
         replay_due = false;
+    }
+
+    // How the server counts the lines of a chunk in the loader's format (see Task::csv).
+    void describe_lines(StagingWorker::Task& task) const {
+        task.csv = options.format.format == "csv";
+        task.quote = options.format.quote && !options.format.quote->empty()
+                         ? (*options.format.quote)[0]
+                         : '"';
     }
 
     // Forgets the open job's retry state (a new job, or the old one submitted).
@@ -858,9 +871,12 @@ bool AsyncLoader::stage(std::string data, std::uint64_t rows,
             task.job = impl.open->id;
             task.copy_sql = impl.copy_sql;
             task.chunk = impl.open_ordered ? impl.open_chunks + 1 : 0;
+            task.first_row = rows > 0 ? impl.rows_given + 1 : 0;  // 0 rows: not counted
+            impl.describe_lines(task);
             const bool spooled = impl.options.max_retry_times > 0;
             if (spooled) {
-                impl.spool.append(data, task.chunk);  // from here on the chunk is taken
+                // From here on the chunk is taken.
+                impl.spool.append(data, task.chunk, task.first_row);
             }
             impl.open_chunks += impl.open_ordered ? 1 : 0;
             impl.staging_done = false;  // this chunk is in no committed staging yet
@@ -883,10 +899,12 @@ bool AsyncLoader::stage(std::string data, std::uint64_t rows,
                 impl.resumable = false;
             }
             impl.rows += rows;
+            impl.rows_given += rows;
             impl.bytes += size;
         } else {
             ++impl.skipped;
             impl.skipped_rows += rows;
+            impl.rows_given += rows;
         }
         // Skipped chunks count too, so a restarted run rolls over at the same chunks.
         impl.open_bytes += size;

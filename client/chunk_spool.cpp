@@ -57,7 +57,7 @@ ChunkSpool::~ChunkSpool() {
     }
 }
 
-void ChunkSpool::append(const std::string& data, std::int64_t number) {
+void ChunkSpool::append(const std::string& data, std::int64_t number, std::uint64_t first_row) {
     if (m_fd < 0) {
         m_directory = spool_directory();
         std::string path = m_directory + "/pg_ingest-spool-XXXXXX";
@@ -85,7 +85,7 @@ void ChunkSpool::append(const std::string& data, std::int64_t number) {
         }
         written += static_cast<std::uint64_t>(n);
     }
-    m_entries.push_back(Entry{m_end, data.size(), number});
+    m_entries.push_back(Entry{m_end, data.size(), number, first_row});
     m_end += data.size();
 }
 
@@ -93,6 +93,7 @@ ChunkSpool::Chunk ChunkSpool::read(std::size_t index) const {
     const Entry& entry = m_entries.at(index);
     Chunk chunk;
     chunk.number = entry.number;
+    chunk.first_row = entry.first_row;
     chunk.data.resize(entry.size);
     std::uint64_t done = 0;
     while (done < entry.size) {

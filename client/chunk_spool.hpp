@@ -17,7 +17,8 @@ class ChunkSpool {
   public:
     struct Chunk {
         std::string data;
-        std::int64_t number = 0;  // the caller's chunk number (ordered staging), else 0
+        std::int64_t number = 0;      // the caller's chunk number (ordered staging), else 0
+        std::uint64_t first_row = 0;  // see StagingWorker::Task::first_row
     };
 
     ChunkSpool() = default;
@@ -27,7 +28,7 @@ class ChunkSpool {
     ChunkSpool& operator=(const ChunkSpool&) = delete;
     ~ChunkSpool();
 
-    void append(const std::string& data, std::int64_t number);
+    void append(const std::string& data, std::int64_t number, std::uint64_t first_row);
     std::size_t size() const noexcept { return m_entries.size(); }
     std::uint64_t bytes() const noexcept { return m_end; }
     Chunk read(std::size_t index) const;
@@ -39,6 +40,7 @@ class ChunkSpool {
         std::uint64_t offset = 0;
         std::uint64_t size = 0;
         std::int64_t number = 0;
+        std::uint64_t first_row = 0;
     };
     int m_fd = -1;
     std::string m_directory;

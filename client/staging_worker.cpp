@@ -14,6 +14,79 @@ namespace {
 // Bound on sending one chunk or finishing one staging COPY.
 constexpr std::chrono::minutes k_stage_timeout{5};
 
+// The 0-based index of the record of `data` (complete records) that holds line `line` as the
+// server counts a COPY's lines (CopyReadLineText): one per record, plus in CSV the line breaks
+// inside quotes of one kind, '\n' where the line ends are LF, '\r' where they are CR or CRLF and
+// inside the first record (where the kind is not known yet); a record is named at its last
+// line. std::string::npos past the last record.
+std::size_t record_at_line(const std::string& data, std::uint64_t line, bool csv, char quote) {
+    if (line == 0) {
+        return std::string::npos;
+    }
+    if (!csv) {
+        // Text: a line per record (a backslash escapes the byte after it, line breaks too).
+        std::uint64_t records = 0;
+        for (std::size_t i = 0; i < data.size(); ++i) {
+            if (data[i] == '\\') {
+                ++i;
+            } else if (data[i] == '\n' || data[i] == '\r') {
+                if (data[i] == '\r' && i + 1 < data.size() && data[i + 1] == '\n') {
+                    ++i;
+                }
+                if (++records == line) {
+                    return static_cast<std::size_t>(line - 1);
+                }
+            }
+        }
+        return std::string::npos;
+    }
+    enum class Eol { unknown, lf, cr };
+    Eol eol = Eol::unknown;
+    bool in_quote = false;
+    std::uint64_t counted = 1;  // the first record's line
+    std::size_t record = 0;
+    for (std::size_t i = 0; i < data.size(); ++i) {
+        const char c = data[i];
+        if (c == quote) {
+            in_quote = !in_quote;  // the loader's format has no ESCAPE apart from QUOTE
+        } else if (in_quote) {
+            if (c == (eol == Eol::lf ? '\n' : '\r')) {
+                ++counted;
+            }
+        } else if (c == '\n' || c == '\r') {
+            if (eol == Eol::unknown) {
+                eol = c == '\n' ? Eol::lf : Eol::cr;
+            }
+            if (c == '\r' && i + 1 < data.size() && data[i + 1] == '\n') {
+                ++i;
+            }
+            if (counted >= line) {
+                return record;
+            }
+            ++record;
+            ++counted;
+        }
+    }
+    return std::string::npos;
+}
+
+// `error`, raised by the COPY of `task`'s chunk on the chunk's line `line`, with the row named.
+Error located(const Error& error, std::optional<std::uint64_t> line,
+              const StagingWorker::Task& task) {
+    if (!line || task.first_row == 0) {
+        return error;
+    }
+    const std::size_t index = record_at_line(task.data, *line, task.csv, task.quote);
+    if (index == std::string::npos) {
+        return error;
+    }
+    const std::uint64_t row = task.first_row + index;
+    Error out(std::string(error.what()) + " (staged row " + std::to_string(row) + ")",
+              error.sqlstate(), error.detail(), error.hint(), error.connection_usable());
+    out.set_row_number(row);
+    return out;
+}
+
 // A failure the loader cannot retry, with its SQLSTATE.
 Error staging_error(const std::string& message, const char* sqlstate) {
     return Error("AsyncLoader: " + message, sqlstate, "", "", true);
@@ -134,21 +207,13 @@ void StagingWorker::run() {
     }
     lock.unlock();
     forget_socket();
-    m_stream.reset();      // CopyIn's destructor aborts an unfinished COPY (rolled back)
     m_connection.reset();  // an open staging transaction is rolled back with it
 }
 
-// Unordered, a job's chunks on this connection are one COPY stream (one transaction). Ordered,
-// each chunk is its own COPY after setting ingest.stage_chunk, inside one transaction per job:
-// the staging stays all or nothing either way.
+// Each chunk is its own COPY (ordered: after setting ingest.stage_chunk), inside one
+// transaction per job on this connection: the staging stays all or nothing.
 void StagingWorker::execute(Task& task) {
     if (task.finish) {
-        if (m_stream && m_stream_job == task.job) {
-            m_stream->set_deadline(Clock::now() + k_stage_timeout);
-            m_stream->finish();
-            m_stream.reset();
-            set_open(m_in_transaction);
-        }
         if (m_in_transaction && m_stream_job == task.job) {
             m_in_transaction = false;
             const Result done =
@@ -163,7 +228,7 @@ void StagingWorker::execute(Task& task) {
         }
         return;
     }
-    if ((m_stream || m_in_transaction) && m_stream_job != task.job) {
+    if (m_in_transaction && m_stream_job != task.job) {
         throw staging_error("internal: staging stream of job " + std::to_string(m_stream_job) +
                                 " was not finished before job " + std::to_string(task.job),
                             "XX000");
@@ -208,29 +273,25 @@ void StagingWorker::execute(Task& task) {
                                 setup.get(0, 2).value_or("")};
         }
     }
+    if (!m_in_transaction) {
+        set_open(true);
+        exec_until(*m_connection, "BEGIN", nullptr, Clock::now() + k_stage_timeout);
+        m_in_transaction = true;
+        m_stream_job = task.job;
+    }
     if (task.chunk > 0) {
-        if (!m_in_transaction) {
-            set_open(true);
-            exec_until(*m_connection, "BEGIN", nullptr, Clock::now() + k_stage_timeout);
-            m_in_transaction = true;
-            m_stream_job = task.job;
-        }
         exec_until(*m_connection,
                    "SELECT pg_catalog.set_config('ingest.stage_chunk', '" +
                        std::to_string(task.chunk) + "', true)",
                    nullptr, Clock::now() + k_stage_timeout);
-        CopyIn stream(*m_connection, task.copy_sql, Clock::now() + k_stage_timeout);
+    }
+    CopyIn stream(*m_connection, task.copy_sql, Clock::now() + k_stage_timeout);
+    try {
         stream.write(task.data);
         stream.finish();
-        return;
+    } catch (const Error& error) {
+        throw located(error, stream.failed_line(), task);
     }
-    if (!m_stream) {
-        set_open(true);
-        m_stream.emplace(*m_connection, task.copy_sql, Clock::now() + k_stage_timeout);
-        m_stream_job = task.job;
-    }
-    m_stream->set_deadline(Clock::now() + k_stage_timeout);
-    m_stream->write(task.data);
 }
 
 }  // namespace pg_ingest::detail

@@ -19,10 +19,12 @@
 
 namespace pg_ingest::detail {
 
-// Tasks run in order: chunks of a job go into one COPY stream on this connection, or with
-// ordered staging into one COPY each inside one transaction; a finish task ends (commits) that
-// stream or transaction. The first error stops the worker: it is rethrown by every later
-// push() and drain(), and the connection is closed (its staging rolled back).
+// Tasks run in order: chunks of a job go into one COPY each inside one transaction on this
+// connection (with ordered staging after setting the chunk's number); a finish task commits that
+// transaction. One COPY per chunk, so that the line the server names in a COPY error is a line
+// of the chunk at hand, which is still here to find the row in. The first error stops the
+// worker: it is rethrown by every later push() and drain(), and the connection is closed (its
+// staging rolled back).
 class StagingWorker {
   public:
     using Clock = Connection::Clock;
@@ -34,6 +36,13 @@ class StagingWorker {
         bool finish = false;
         // Ordered staging: the chunk's number (ingest.stage_chunk), >= 1; 0: unordered.
         std::int64_t chunk = 0;
+        // The 1-based number of the chunk's first row among the rows given to the loader's
+        // stage() (0: not counted), and how the server counts the chunk's lines (CSV: the line
+        // breaks inside quotes too): a COPY error on a line of the chunk is thrown with
+        // Error::row_number() set to its row.
+        std::uint64_t first_row = 0;
+        bool csv = false;
+        char quote = '"';
         // A connection this task opens is given up by then (or after connect_timeout, if that
         // comes first): the deadline of the call that gave the task, plus its grace.
         Clock::time_point connect_by = Clock::time_point::max();
@@ -93,8 +102,7 @@ class StagingWorker {
     const ConnectionOptions& m_options;
     std::chrono::milliseconds m_connect_timeout;
     std::optional<Connection> m_connection;
-    std::optional<CopyIn> m_stream;
-    bool m_in_transaction = false;  // ordered staging of job m_stream_job in progress
+    bool m_in_transaction = false;  // the staging transaction of job m_stream_job is open
     std::int64_t m_stream_job = 0;
 
     mutable std::mutex m_mutex;
@@ -106,7 +114,7 @@ class StagingWorker {
     std::condition_variable m_changed;
     std::deque<Task> m_tasks;
     bool m_running = false;
-    bool m_open = false;  // a COPY stream or a staging transaction is open (set by the worker)
+    bool m_open = false;  // a staging transaction is open (set by the worker)
     bool m_stopping = false;
     std::exception_ptr m_error;
     std::thread m_thread;  // last: starts after every other member is ready

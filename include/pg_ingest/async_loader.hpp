@@ -56,8 +56,8 @@ struct AsyncLoaderOptions {
 // so a key repeated within a unit resolves as one connection would resolve it (last wins for
 // upsert/update, first wins for ignore; rejects are numbered in that order). With more than
 // one staging connection the loader begins jobs with ordered staging (ingest.stage_chunk
-// numbers each chunk, which is its own COPY in the staging transaction); a strict append, which
-// order cannot change, streams unordered. A server older than pg_ingest 0.4.0 has no ordered
+// numbers each chunk); a strict append, which order cannot change, is staged unordered. Either
+// way each chunk is its own COPY in its connection's staging transaction (one per job). A server older than pg_ingest 0.4.0 has no ordered
 // staging: the loader then stages a job that needs order over one connection; so does a run
 // that resumes a job begun unordered.
 //
@@ -94,7 +94,9 @@ struct AsyncLoaderOptions {
 //
 // Errors: pg_ingest::Error from the server (SQLSTATE kept) or the connections; an error on a
 // staging connection is rethrown by the next stage()/submit()/wait() call once it cannot be
-// retried, after which the loader is failed (every call throws) and the unit's open job stays
+// retried (a row the server refused is named by Error::row_number(), counted over the rows
+// given to stage(), and in the message as "staged row N": each chunk is its own COPY, so the
+// line the server names is found in the chunk), after which the loader is failed (every call throws) and the unit's open job stays
 // INIT (never half-submitted), unless a submit whose answer was lost had landed (then the job
 // is READY or beyond, with every chunk). A spool that cannot be written (a full disk) throws Error
 // 58030 and fails the loader. Construction throws Error 42883 when the database has no async load
@@ -109,7 +111,7 @@ class PG_INGEST_API AsyncLoader {
     AsyncLoader& operator=(AsyncLoader&&) = delete;
     AsyncLoader(const AsyncLoader&) = delete;
     AsyncLoader& operator=(const AsyncLoader&) = delete;
-    // Stops staging (open COPY streams are aborted), closes the connections. Does not submit:
+    // Stops staging (a COPY in progress is aborted), closes the connections. Does not submit:
     // the open job stays INIT (unless a submit whose answer was lost had landed), so a restart
     // with the same key stages it again; an open job without a key cannot be resumed and is
     // cancelled unless a submit of it may have landed (its staging table dropped; this may

@@ -74,7 +74,10 @@ class PG_INGEST_API Error : public std::runtime_error {
     // session survived; the current transaction, if any, is aborted and needs a ROLLBACK).
     bool connection_usable() const noexcept { return m_connection_usable; }
     // For an error a Writer pins on one row (exceptionmode=strict): that row's 1-based number
-    // among the writer's write()/erase() calls, as in RejectedRow::row_number; 0 otherwise.
+    // among the writer's write()/erase() calls, as in RejectedRow::row_number. For an error an
+    // AsyncLoader's staging COPY raised on one row: that row's 1-based number among the rows
+    // given to the loader's stage() calls (their `rows` arguments, skipped chunks included).
+    // 0 otherwise.
     std::uint64_t row_number() const noexcept { return m_row_number; }
     void set_row_number(std::uint64_t row_number) noexcept { m_row_number = row_number; }
 

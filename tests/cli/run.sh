@@ -760,7 +760,7 @@ for mode in copy insert upsert async; do
     run "${args[@]}" "$WORK/lf-cr.csv"
     expect_eq "$mode, LF file with a bare CR: exit 1, nothing loaded" "$rc:$(kv_rows)" "1:"
     expect_err "$mode, LF file with a bare CR: the server's error" "unquoted carriage return found in data"
-    [ "$mode" = async ] || expect_err "$mode, LF file with a bare CR: the line is named" "lf-cr.csv, line 2)"
+    expect_err "$mode, LF file with a bare CR: the line is named" "lf-cr.csv, line 2)"
 done
 
 # Text format: "\\\r\n" is an escaped CR (data) and a line end. In an LF stream the field ends in
@@ -786,7 +786,7 @@ for mode in copy insert upsert async; do
             "$rc:$(sql "SELECT count(*) FROM kv WHERE id > $([ "$batch" = 1 ] && echo 9203 || echo 9000)")" "1:0"
         expect_err "$mode batch $batch, backslash-CR-LF in a CRLF stream: the server's error" \
             "literal newline found in data"
-        [ "$mode" = async ] || expect_err "$mode batch $batch, backslash-CR-LF in a CRLF stream: the line is named" \
+        expect_err "$mode batch $batch, backslash-CR-LF in a CRLF stream: the line is named" \
             "bscr-crlf.txt, line 2)"
     done
 done
@@ -994,6 +994,24 @@ if grep -qE '^job [0-9]+,,2,23514,' "$WORK/arej.csv" && grep -qF '"(2,-1)"' "$WO
 else
     not_ok "async reject file lists the row" "$(cat "$WORK/arej.csv")"
 fi
+
+# A malformed value under --async names its file and line (staging is one COPY per chunk; the
+# loader names the row, the tool its line), with quoted line breaks before it, over one and two
+# connections, in a second file.
+printf 'id,v\n1,"a\nb"\n2,b\n' >"$WORK/am1.csv"
+{
+    printf 'id,v\n'
+    for i in $(seq 3 400); do
+        if [ "$i" = 300 ]; then printf 'x300,"bad\nrow"\n'; else printf '%s,"two\nlines"\n' "$i"; fi
+    done
+} >"$WORK/am2.csv"
+sql "CREATE TABLE am (id int PRIMARY KEY, v text)"
+for par in 1 2; do
+    run load --table am --header --async --parallel "$par" --batch-size 50 "$WORK/am1.csv" "$WORK/am2.csv"
+    expect_rc "--async --parallel $par, a malformed value: exit 1" 1
+    expect_err "--async --parallel $par, a malformed value: its file and line are named" \
+        "invalid input syntax for type integer: \"x300\" ($WORK/am2.csv, line 596)"
+done
 
 # --async --timeout stops waiting, not the jobs: exit 3, the jobs named with how to follow them.
 sql "CREATE TABLE at (id int PRIMARY KEY, v text)"

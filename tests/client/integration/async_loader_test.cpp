@@ -775,6 +775,60 @@ BOOST_AUTO_TEST_CASE(bad_staged_data_is_a_typed_error_and_nothing_is_submitted) 
     BOOST_CHECK_THROW(loader.stage("2,row 2\n", 1), pg_ingest::Error);
 }
 
+// A row the server refuses while staging is named by its number among the rows given to stage()
+// (Error::row_number() and "staged row N"), whichever chunk and connection it is in, with line
+// breaks inside CSV quotes (counted by the server as lines) and escaped in text before it.
+BOOST_AUTO_TEST_CASE(a_row_refused_while_staging_is_named_by_its_number_among_the_rows_staged) {
+    Connection connection = connect_async();
+    struct Form {
+        std::string name;
+        std::string format;
+        std::string eol;
+        std::string good;  // a row, with "{}" for its id
+    };
+    const std::vector<Form> forms{
+        {"csv, LF", "csv", "\n", "{},\"two\nlines\"\n"},
+        {"csv, CRLF", "csv", "\r\n", "{},\"cr\r\nlf and lf\nand cr\rhere\"\r\n"},
+        {"text", "text", "\n", "{}\tescaped\\\nline break\n"},
+    };
+    for (const Form& form : forms) {
+        for (const std::size_t parallelism : {1u, 3u}) {
+            BOOST_TEST_CONTEXT(form.name << ", parallelism " << parallelism) {
+                reset_table(connection, "al_row");
+                AsyncLoaderOptions options = loader_options("al_row");
+                options.parallelism = parallelism;
+                options.max_temp_file_size = 1u << 30;  // one job
+                options.format.format = form.format;
+                AsyncLoader loader(async_db(), options);
+                loader.begin("");
+                // Five chunks of 20 rows; row 67 (chunk 4, its 7th) is bad.
+                int id = 0;
+                std::optional<pg_ingest::Error> error;
+                try {
+                    for (int chunk = 0; chunk < 5; ++chunk) {
+                        std::string data;
+                        for (int r = 0; r < 20; ++r) {
+                            ++id;
+                            std::string row = form.good;
+                            row.replace(row.find("{}"), 2, id == 67 ? "x67" : std::to_string(id));
+                            data += row;
+                        }
+                        loader.stage(data, 20);
+                    }
+                    loader.wait(std::chrono::steady_clock::now() + 60s);
+                } catch (const pg_ingest::Error& e) {
+                    error = e;
+                }
+                BOOST_TEST_REQUIRE(error.has_value());
+                BOOST_TEST(error->sqlstate() == "22P02");
+                BOOST_TEST(error->row_number() == 67u);
+                BOOST_TEST(std::string(error->what()).find("(staged row 67)") != std::string::npos,
+                           error->what());
+            }
+        }
+    }
+}
+
 // Without a key nothing can resume an abandoned job: the loader cancels it, so that its staging
 // table does not stay behind.
 BOOST_AUTO_TEST_CASE(a_keyless_job_left_open_is_cancelled_and_its_staging_dropped) {
