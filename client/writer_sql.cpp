@@ -122,6 +122,14 @@ void Writer::Impl::open(std::string_view table, std::vector<std::string> request
         not_null.push_back(info.not_null);
         identity_always.push_back(info.identity_always);
     }
+    // Rows of no value cannot be written: COPY and INSERT would have no column list, and the
+    // statements' parameters are counted per column.
+    if (column_names.empty()) {
+        throw usage_error("table " + table_label() +
+                              " has no column the writer can write (every column is generated "
+                              "or an identity GENERATED ALWAYS)",
+                          "0A000");
+    }
 
     // The key.
     std::vector<std::string> key;

@@ -1372,6 +1372,29 @@ BOOST_AUTO_TEST_CASE(a_key_the_client_cannot_deduplicate_is_refused_when_the_wri
                "0A000");
 }
 
+// A table whose every column is generated (or GENERATED ALWAYS AS IDENTITY) leaves a writer
+// nothing to write: refused when it opens. It used to open, then divide by its zero columns at
+// the first insert flush (SIGFPE) or re-send a COPY with an empty column list forever.
+BOOST_AUTO_TEST_CASE(a_table_with_no_writable_column_is_refused_when_the_writer_opens) {
+    Connection c = test::connect();
+    c.execute("DROP TABLE IF EXISTS wr_nothing");
+    c.execute(
+        "CREATE TABLE wr_nothing (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
+        "twice int GENERATED ALWAYS AS (id * 2) STORED)");
+    for (const WriteMode mode : {WriteMode::copy, WriteMode::insert, WriteMode::upsert}) {
+        BOOST_TEST_CONTEXT("write mode " << to_string(mode)) {
+            Options options;
+            options.write_mode = mode;
+            std::string message;
+            BOOST_TEST(error_state([&] { Writer(make_pool(), "wr_nothing", {}, options); },
+                                   &message) == "0A000");
+            BOOST_TEST(message.find("has no column the writer can write") != std::string::npos,
+                       message);
+        }
+    }
+    c.execute("DROP TABLE wr_nothing");
+}
+
 BOOST_AUTO_TEST_CASE(identity_columns_named_by_the_caller_are_written_as_copy_does_and_kept) {
     Connection admin = test::connect();
     if (scalar(admin, "SELECT count(*) FROM pg_database WHERE datname = 'wr_noext'") == "0") {
