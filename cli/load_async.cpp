@@ -203,9 +203,17 @@ void load_async(const LoadSettings& s, const ConnectionOptions& connection, Inpu
             "WHERE job_id = ANY($1::bigint[]) ORDER BY job_id, row_number",
             {list});
         for (std::size_t r = 0; r < rows.rows(); ++r) {
-            // The job numbers its rows as staged (records); their input lines are not known.
-            RecordOrigin origin{"job " + rows.get(r, 0).value_or(""),
-                                std::stoull(rows.get(r, 1).value_or("0")), 0};
+            // The job numbers its rows in stage order from its first row, which the loader
+            // knows: that row's input line. Else (not known) the job and its row number.
+            const std::int64_t job_id = std::stoll(rows.get(r, 0).value_or("0"));
+            const std::uint64_t row_number = std::stoull(rows.get(r, 1).value_or("0"));
+            RecordOrigin origin{"job " + rows.get(r, 0).value_or(""), row_number, 0};
+            if (const auto first = loader.first_row(job_id); first && row_number > 0) {
+                const RecordOrigin input = staged.origin(*first + row_number - 1, sources);
+                if (!input.source.empty()) {
+                    origin = input;
+                }
+            }
             rejects.add(origin, rows.get(r, 3).value_or(""), rows.get(r, 4).value_or(""),
                         rows.get(r, 2).value_or(""));
         }

@@ -122,6 +122,8 @@ struct AsyncLoader::Impl {
     // Rows given to stage() so far, skipped chunks included: a staging error names its row by
     // this count (Error::row_number()).
     std::uint64_t rows_given = 0;
+    // Per job this loader opened: the number, in that count, of the job's first row.
+    std::map<std::int64_t, std::uint64_t> first_rows;
     // Rows of the chunks skipped for the open job (one an earlier run submitted): checked
     // against what that run staged when the job is left (check_skipped()).
     std::uint64_t skipped_rows = 0;
@@ -566,6 +568,8 @@ struct AsyncLoader::Impl {
         const BegunJob job = *begun;
         open_bytes = 0;
         skipping = job.state != JobState::init;
+        // Its rows are the next ones given to stage(), staged or (an earlier run's) skipped.
+        first_rows[job.id] = rows_given + 1;
         if (skipping) {
             open = job;
             // Staged and submitted by an earlier run: never stage it again; report it.
@@ -985,6 +989,17 @@ const std::vector<std::int64_t>& AsyncLoader::job_ids() const {
         throw loader_error("moved-from loader");
     }
     return m_impl->job_ids;
+}
+
+std::optional<std::uint64_t> AsyncLoader::first_row(std::int64_t job_id) const {
+    if (!m_impl) {
+        return std::nullopt;
+    }
+    const auto found = m_impl->first_rows.find(job_id);
+    if (found == m_impl->first_rows.end()) {
+        return std::nullopt;
+    }
+    return found->second;
 }
 
 std::uint64_t AsyncLoader::rows_staged() const {

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -57,9 +58,9 @@ struct AsyncLoaderOptions {
 // upsert/update, first wins for ignore; rejects are numbered in that order). With more than
 // one staging connection the loader begins jobs with ordered staging (ingest.stage_chunk
 // numbers each chunk); a strict append, which order cannot change, is staged unordered. Either
-// way each chunk is its own COPY in its connection's staging transaction (one per job). A server older than pg_ingest 0.4.0 has no ordered
-// staging: the loader then stages a job that needs order over one connection; so does a run
-// that resumes a job begun unordered.
+// way each chunk is its own COPY in its connection's staging transaction (one per job). A server
+// older than pg_ingest 0.4.0 has no ordered staging: the loader then stages a job that needs order
+// over one connection; so does a run that resumes a job begun unordered.
 //
 // Keys and exactly-once: begin(key) names a unit of data (e.g. a stream checkpoint); its jobs
 // are keyed `key`, `key#2`, `key#3`, ... as the unit rolls over max_temp_file_size (so a key
@@ -96,11 +97,11 @@ struct AsyncLoaderOptions {
 // staging connection is rethrown by the next stage()/submit()/wait() call once it cannot be
 // retried (a row the server refused is named by Error::row_number(), counted over the rows
 // given to stage(), and in the message as "staged row N": each chunk is its own COPY, so the
-// line the server names is found in the chunk), after which the loader is failed (every call throws) and the unit's open job stays
-// INIT (never half-submitted), unless a submit whose answer was lost had landed (then the job
-// is READY or beyond, with every chunk). A spool that cannot be written (a full disk) throws Error
-// 58030 and fails the loader. Construction throws Error 42883 when the database has no async load
-// support.
+// line the server names is found in the chunk), after which the loader is failed (every call
+// throws) and the unit's open job stays INIT (never half-submitted), unless a submit whose answer
+// was lost had landed (then the job is READY or beyond, with every chunk). A spool that cannot be
+// written (a full disk) throws Error 58030 and fails the loader. Construction throws Error 42883
+// when the database has no async load support.
 class PG_INGEST_API AsyncLoader {
   public:
     // Connects the control connection and checks the extension, each bounded by
@@ -159,6 +160,11 @@ class PG_INGEST_API AsyncLoader {
 
     // Ids of this loader's jobs so far (submitted or found ended), in order.
     const std::vector<std::int64_t>& job_ids() const;
+    // For a job this loader opened (staged, or found submitted and skipped): the number of its
+    // first row among the rows given to stage() (1-based, as Error::row_number() counts), so that
+    // its row n (async_load_reject.row_number; stage order) is row first_row + n - 1 of the
+    // input. nullopt for another job. Never throws.
+    std::optional<std::uint64_t> first_row(std::int64_t job_id) const;
     // Rows and bytes staged by this run (skipped chunks not counted).
     std::uint64_t rows_staged() const;
     std::uint64_t bytes_staged() const;

@@ -989,11 +989,35 @@ expect_rc "wait on a cancelled job: exit 1" 1
 # Async with ignore: rejected rows reported in the reject file, exit 2.
 run load --table af --async --conflict upsert --reject-file "$WORK/arej.csv" "$WORK/af.csv"
 expect_rc "async load with rejects: exit 2" 2
-if grep -qE '^job [0-9]+,,2,23514,' "$WORK/arej.csv" && grep -qF '"(2,-1)"' "$WORK/arej.csv"; then
+if grep -qF "$WORK/af.csv,2,2,23514," "$WORK/arej.csv" && grep -qF '"(2,-1)"' "$WORK/arej.csv"; then
     ok "async reject file lists the row"
 else
     not_ok "async reject file lists the row" "$(cat "$WORK/arej.csv")"
 fi
+
+# Async rejects are named by input file and line (the job numbers its rows in stage order from
+# its first row), over two files, many jobs (roll-over) and two staging connections; a record
+# with a quoted line break moves the lines after it.
+for f in 1 2; do
+    {
+        for i in $(seq 1 300); do
+            id=$((f * 1000 + i))
+            case "$i" in
+                7 | 150 | 299) printf '%s,-1\n' "$id" ;;
+                100) printf '%s,"4\n"\n' "$id" ;;
+                *) printf '%s,%s\n' "$id" "$i" ;;
+            esac
+        done
+    } >"$WORK/ar$f.csv"
+done
+sql "CREATE TABLE ar (id int PRIMARY KEY, v text CHECK (v::int >= 0))"
+run load --table ar --async --conflict upsert --exception-mode ignore --parallel 2 --batch-size 40 \
+    --option max_temp_file_size=2000 --reject-file "$WORK/arrej.csv" "$WORK/ar1.csv" "$WORK/ar2.csv"
+expect_rc "async rejects over many jobs: exit 2" 2
+expect_eq "async rejects over many jobs: each named by file and line" \
+    "$(cut -d, -f1-2 "$WORK/arrej.csv" | grep -v '^source' | sed "s|$WORK/||" | sort | paste -sd' ' -)" \
+    "ar1.csv,151 ar1.csv,300 ar1.csv,7 ar2.csv,151 ar2.csv,300 ar2.csv,7"
+expect_eq "async rejects over many jobs: the rest loaded" "$(sql "SELECT count(*) FROM ar")" "594"
 
 # A malformed value under --async names its file and line (staging is one COPY per chunk; the
 # loader names the row, the tool its line), with quoted line breaks before it, over one and two
