@@ -305,13 +305,14 @@ struct Writer::Impl {
     void send(Batch& batch, bool& drop);
     // `why`: what kept the question open (for the error's detail).
     CommitOutcome resolve_commit(std::uint64_t xid, std::string& why);
-    // Applies `plan` (the batch's `deletes` and `writes`, in steps) in one transaction.
+    // Applies `plan` (the batch's `deletes` and `writes`, in steps) in one transaction and
+    // commits it. `isolate`: row by row where statements fail (isolate_plan); the rows that
+    // still fail are `rejects`, or with `strict` thrown as FoundBadRow (nothing committed).
     // `written`: rows of `writes` the server inserted or updated (the statements' counts).
     void run_attempt(Connection& connection, const std::vector<const Slot*>& deletes,
                      const std::vector<const Slot*>& writes, const Plan& plan,
-                     Clock::time_point deadline, bool isolate, bool stop_at_first,
-                     bool conflict_fallback, std::vector<RejectedRow>& rejects,
-                     std::uint64_t& written);
+                     Clock::time_point deadline, bool isolate, bool strict, bool conflict_fallback,
+                     std::vector<RejectedRow>& rejects, std::uint64_t& written);
     void apply_deletes(Connection& connection, const std::vector<const Slot*>& slots,
                        std::size_t begin, std::size_t end, Clock::time_point deadline);
     // Locks the existing rows of every key of the batch, in the server's key order, before its

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -252,8 +253,9 @@ void Writer::Impl::send(Batch& sending, bool& drop) {
             rejects.clear();
             ConnectionPool::Lease lease = pool->acquire(connect_deadline(deadline));
             try {
-                run_attempt(*lease, deletes, writes, *plan, deadline, isolate, false,
-                            conflict_fallback, rejects, written);
+                run_attempt(*lease, deletes, writes, *plan, deadline, isolate,
+                            options.exception_mode == ExceptionMode::strict, conflict_fallback,
+                            rejects, written);
             } catch (...) {
                 if (lease->is_open() && detail::in_transaction(*lease)) {
                     try {
@@ -271,6 +273,27 @@ void Writer::Impl::send(Batch& sending, bool& drop) {
             }
             back_off(lost.error);  // it rolled back: an ordinary transient failure
             continue;
+        } catch (const FoundBadRow& found) {
+            // exceptionmode strict: the row that fails however the rest is applied; the
+            // attempt was rolled back.
+            drop = true;
+            {
+                std::lock_guard<std::mutex> lock(metrics_mutex);
+                ++metrics.flush_failures;
+                metrics.rows_discarded += sending.operations;
+            }
+            const std::uint64_t number = operation_number(*found.slot, found.is_delete);
+            log(LogLevel::error, "batch of " + std::to_string(sending.operations) +
+                                     " operations on " + table_label() +
+                                     " dropped (exceptionmode strict): row " +
+                                     std::to_string(number) + (found.is_delete ? " (delete)" : "") +
+                                     " failed with SQLSTATE " + found.error.sqlstate() +
+                                     "; nothing of the batch was committed");
+            Error named("row " + std::to_string(number) + (found.is_delete ? " (delete)" : "") +
+                            " of table " + table_label() + ": " + found.error.what(),
+                        found.error.sqlstate(), found.error.detail(), found.error.hint(), true);
+            named.set_row_number(number);
+            throw named;
         } catch (const Error& error) {
             if (error.retryable()) {
                 back_off(error);
@@ -303,53 +326,14 @@ void Writer::Impl::send(Batch& sending, bool& drop) {
                 conflict_fallback = conflict_fallback || insert_may_use_on_conflict;
                 continue;
             }
-            if (row_error(error) && options.exception_mode == ExceptionMode::strict) {
-                // Find the bad row in a transaction that is rolled back, then fail.
-                std::optional<FoundBadRow> found;
-                try {
-                    ConnectionPool::Lease lease = pool->acquire(connect_deadline(deadline));
-                    std::vector<RejectedRow> ignored;
-                    std::uint64_t ignored_written = 0;
-                    try {
-                        run_attempt(*lease, deletes, writes, *plan, deadline, true, true,
-                                    conflict_fallback, ignored, ignored_written);
-                    } catch (const FoundBadRow& bad) {
-                        found = bad;
-                    }
-                    if (lease->is_open() && detail::in_transaction(*lease)) {
-                        detail::exec_until(*lease, "ROLLBACK", nullptr, deadline);
-                    }
-                } catch (const Error&) {
-                    found.reset();  // could not pin it down; report the batch error below
-                }
-                drop = true;
-                {
-                    std::lock_guard<std::mutex> lock(metrics_mutex);
-                    ++metrics.flush_failures;
-                    metrics.rows_discarded += sending.operations;
-                }
-                const std::string dropped = "batch of " + std::to_string(sending.operations) +
-                                            " operations on " + table_label() +
-                                            " dropped (exceptionmode strict): ";
-                if (found) {
-                    const std::uint64_t number =
-                        found->is_delete ? found->slot->delete_row_number : found->slot->row_number;
-                    log(LogLevel::error, dropped + "row " + std::to_string(number) +
-                                             (found->is_delete ? " (delete)" : "") +
-                                             " failed with SQLSTATE " + found->error.sqlstate() +
-                                             "; nothing of the batch was committed");
-                    Error named(
-                        "row " + std::to_string(number) + (found->is_delete ? " (delete)" : "") +
-                            " of table " + table_label() + ": " + found->error.what(),
-                        found->error.sqlstate(), found->error.detail(), found->error.hint(), true);
-                    named.set_row_number(number);
-                    throw named;
-                }
-                log(LogLevel::error, dropped + "it failed with SQLSTATE " + error.sqlstate() +
-                                         " (the row could not be found); nothing of the batch "
-                                         "was committed");
-                throw Error("batch on " + table_label() + " failed: " + error.what(),
-                            error.sqlstate(), error.detail(), error.hint(), true);
+            if (row_error(error) && options.exception_mode == ExceptionMode::strict && !isolate) {
+                // The row to name is searched for in the next attempt, row by row: it fails with
+                // that row (FoundBadRow, below), or commits the batch should no row fail on its
+                // own (the batch failed only in the order its statements took).
+                log(LogLevel::info, "data error [" + error.sqlstate() + "] in a batch on " +
+                                        table_label() + "; searching for the row");
+                isolate = true;
+                continue;
             }
             {
                 std::lock_guard<std::mutex> lock(metrics_mutex);
@@ -411,7 +395,7 @@ void Writer::Impl::send(Batch& sending, bool& drop) {
 
 void Writer::Impl::run_attempt(Connection& connection, const std::vector<const Slot*>& deletes,
                                const std::vector<const Slot*>& writes, const Plan& plan,
-                               Clock::time_point deadline, bool isolating, bool stop_at_first,
+                               Clock::time_point deadline, bool isolating, bool strict,
                                bool conflict_fallback, std::vector<RejectedRow>& rejects,
                                std::uint64_t& written) {
     written = 0;
@@ -429,7 +413,7 @@ void Writer::Impl::run_attempt(Connection& connection, const std::vector<const S
         detail::exec_until(connection, "SET CONSTRAINTS ALL IMMEDIATE", nullptr, deadline);
         std::vector<FoundBadRow> failed;
         written = isolate_plan(connection, plan, deadline, conflict_fallback, failed);
-        if (stop_at_first && !failed.empty()) {
+        if (strict && !failed.empty()) {
             // Each of these failed alone with every row that goes in applied: name the first one
             // issued.
             throw *std::min_element(failed.begin(), failed.end(),
@@ -458,15 +442,13 @@ void Writer::Impl::run_attempt(Connection& connection, const std::vector<const S
             }
         }
     }
-    if (!stop_at_first) {
-        try {
-            detail::exec_until(connection, "COMMIT", nullptr, deadline);
-        } catch (const Error& error) {
-            if (error.connection_usable() || xid == 0) {
-                throw;  // the server answered: the transaction did not commit
-            }
-            throw CommitUnknown{xid, error};
+    try {
+        detail::exec_until(connection, "COMMIT", nullptr, deadline);
+    } catch (const Error& error) {
+        if (error.connection_usable() || xid == 0) {
+            throw;  // the server answered: the transaction did not commit
         }
+        throw CommitUnknown{xid, error};
     }
 }
 
@@ -521,34 +503,75 @@ CommitOutcome Writer::Impl::resolve_commit(std::uint64_t xid, std::string& why) 
     return CommitOutcome::unreachable;
 }
 
+namespace {
+
+// Row errors that another row of the batch can clear, so worth one more try once the others are
+// in: a foreign key a later row satisfies, a unique or exclusion constraint a later row moves out
+// of the way, what a trigger checks (P0xxx). Others (bad data, NOT NULL, CHECK) are the row's
+// own: it fails the same way whatever else is applied.
+bool may_depend_on_other_rows(const std::string& sqlstate) {
+    return sqlstate == "23503" || sqlstate == "23505" || sqlstate == "23P01" ||
+           sqlstate.rfind("P0", 0) == 0;
+}
+
+// At most this many passes after the first: each retries what is still failing, so a structure
+// that frees one row per pass (a chain of references ending in a bad row) stays bounded.
+constexpr int k_isolation_passes = 4;
+
+}  // namespace
+
 // Bisection applies the first half of a failed range before the second, so a row that only a
 // later row makes valid (a child before its parent under a foreign key that is not deferred, which
-// one statement of both accepts) fails in its half. So the rows that failed are tried again, in
-// their order, while that leaves fewer of them failing: a row failing whatever else is applied
-// costs one more try. A row applied in a later pass is applied (and counted) once.
+// one statement of both accepts) fails in its half. So the rows that failed with an error another
+// row can clear are tried again, in their order (first all at once, as isolate() starts with the
+// whole range), while that leaves fewer of them failing, at most k_isolation_passes times. A row
+// applied in a later pass is applied (and counted) once. A delete is not tried again once its
+// key's write went in: applied after it, it would undo the write that follows it in the batch.
 std::uint64_t Writer::Impl::isolate_plan(Connection& connection, const Plan& plan,
                                          Clock::time_point deadline, bool conflict_fallback,
                                          std::vector<FoundBadRow>& failed) {
     failed.clear();
     std::uint64_t written = 0;
+    std::unordered_set<const Slot*> written_slots;
     for (const Step& step : plan) {
         written += isolate(connection, step.slots, step.deletes, 0, step.slots.size(), deadline,
                            conflict_fallback, failed);
+        if (!step.deletes) {
+            written_slots.insert(step.slots.begin(), step.slots.end());
+        }
     }
-    while (!failed.empty()) {
-        Plan again;
+    for (int pass = 0; pass < k_isolation_passes && !failed.empty(); ++pass) {
+        std::unordered_set<const Slot*> failed_writes;
         for (const FoundBadRow& row : failed) {
+            if (!row.is_delete) {
+                failed_writes.insert(row.slot);
+            }
+        }
+        std::vector<FoundBadRow> still;  // the rows not tried again stay failed as they are
+        Plan again;
+        std::size_t tried = 0;
+        for (const FoundBadRow& row : failed) {
+            const bool write_applied = row.is_delete && written_slots.count(row.slot) != 0 &&
+                                       failed_writes.count(row.slot) == 0;
+            if (!may_depend_on_other_rows(row.error.sqlstate()) || write_applied) {
+                still.push_back(row);
+                continue;
+            }
             if (again.empty() || again.back().deletes != row.is_delete) {
                 again.push_back(Step{row.is_delete, {}});
             }
             again.back().slots.push_back(row.slot);
+            ++tried;
         }
-        std::vector<FoundBadRow> still;
+        if (tried == 0) {
+            break;
+        }
+        const std::size_t kept = still.size();
         for (const Step& step : again) {
             written += isolate(connection, step.slots, step.deletes, 0, step.slots.size(), deadline,
                                conflict_fallback, still);
         }
-        const bool fewer = still.size() < failed.size();
+        const bool fewer = still.size() - kept < tried;
         failed = std::move(still);
         if (!fewer) {
             break;

@@ -95,7 +95,9 @@ struct PG_INGEST_API WriterHooks {
 // a batch fails with a row error (e.g. 23503: a write that re-points a row away from a parent
 // erased after it, under a foreign key that is not deferred), it is sent again with its
 // operations in the order they were issued (each run of deletes or of writes its own statements,
-// a key's delete before its write), and its rows are isolated or named in that order.
+// a key's delete before its write), and its rows are isolated or named in that order. That
+// attempt inserts its new keys statement by statement, not in one order with other writers':
+// two such batches can deadlock on new keys (40P01, retried as any transient failure).
 //
 // Flushes happen when batchsize operations or batchbytes encoded bytes are buffered,
 // batchwritetimeoutms after the batch's first row (also when no new rows arrive), on flush() and
@@ -115,16 +117,22 @@ struct PG_INGEST_API WriterHooks {
 // doubling (at least 100 ms, at most max(retrywaittime, 30 s)) while they keep failing, so a
 // batch kept through an outage goes out once the server is back, also when no call comes.
 // Row-level data errors (classes 21, 22, 23, 44, P0, and 54000) are not retried:
-//   exceptionmode=strict   the batch is rolled back, the bad row is found by bisection
-//                          and an Error with the server's SQLSTATE naming the row number is
-//                          thrown; the batch is dropped (counted in rows_discarded, and logged
-//                          at error level with the SQLSTATE and row number, never values).
+//   exceptionmode=strict   the bad row is searched for by bisection in a new attempt, and
+//                          an Error with the server's SQLSTATE naming the row number is
+//                          thrown; the batch is rolled back and dropped (counted in
+//                          rows_discarded, and logged at error level with the SQLSTATE and
+//                          row number, never values). Should no row fail on its own (the
+//                          batch failed only in the order its statements took), that attempt
+//                          commits the batch.
 //   exceptionmode=ignore   bad rows are isolated by bisection (savepoints), every good row is
 //                          committed and each bad row is reported once through on_reject.
-// Bisection applies a failed range's first half before its second, so rows that fail there are
-// tried again, in their order, while that leaves fewer failing: a row valid only with a later row
-// of its batch (a child before its parent) is not blamed. Strict names the first row, by row
-// number, that still fails.
+// Bisection applies a failed range's first half before its second, so rows that fail there with
+// an error another row can clear (23503, 23505, 23P01, a trigger's P0xxx) are tried again, in
+// their order and first all at once, while that leaves fewer failing (at most 4 more passes): a
+// row valid only with a later row of its batch (a child before its parent, a chain of them) is
+// not blamed. A row's own errors (bad data, NOT NULL, CHECK) are not tried again, nor an erase
+// once its key's later write went in (it would undo that write). Strict names the first row, by
+// row number, that still fails.
 // Other server errors (permissions, missing table, ...) are thrown as they are, batch kept.
 // A connection lost while COMMIT is in flight leaves the outcome open: the writer asks the
 // server (txid_status of the batch's transaction, on another connection) and re-sends only a
