@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <climits>
 #include <cmath>
+#include <optional>
 #include <cstdlib>
 #include <string>
 
@@ -219,12 +220,22 @@ Value parse_by_kind(const Context& cx, const ColumnType& type, const TextValueOp
             return parse_floating(cx, true);
         case TypeKind::float8:
             return parse_floating(cx, false);
-        case TypeKind::numeric:
+        case TypeKind::numeric: {
+            std::optional<Numeric> number;
             try {
-                return Value(Numeric(cx.text));
+                number.emplace(cx.text);
             } catch (const Error&) {
                 cx.syntax("numeric");
             }
+            // numeric_in refuses a scale past 16383 before it rounds to the column's: here
+            // numeric(5,2) would round 1e-16384 to 0.00.
+            const std::string& text = number->text();
+            const auto point = text.find('.');
+            if (point != std::string::npos && text.size() - point - 1 > 16383) {
+                cx.fail_value("value overflows numeric format", k_out_of_range);
+            }
+            return Value(*number);
+        }
         case TypeKind::boolean:
             return parse_boolean(cx);
         case TypeKind::text:

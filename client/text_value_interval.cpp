@@ -145,14 +145,16 @@ Status split_fields(std::string_view text, std::vector<DateField>& fields) {
             ++i;
             continue;
         }
+        // Checked before punctuation is skipped, as the server checks it: 25 fields and then a
+        // ',' are refused.
+        if (fields.size() >= k_max_fields) {
+            return Status::bad_format;
+        }
         if (!is_digit(c) && c != '.' && !is_alpha(c) && c != '+' && c != '-') {
             if (c_punct(c)) {
                 ++i;  // other punctuation only delimits
                 continue;
             }
-            return Status::bad_format;
-        }
-        if (fields.size() >= k_max_fields) {
             return Status::bad_format;
         }
         DateField f{"", FieldType::number};
@@ -408,8 +410,13 @@ Status decode_clock(const std::string& s, unsigned range, unsigned& mask, ItmIn&
     std::int64_t seconds = 0;
     double fsec = 0;
     std::size_t at = minute.end;
-    // ParseFractionalSecond: the whole rest a fraction, rounded to microseconds (half to even).
+    // ParseFractionalSecond (through ParseFraction in 15.x: "." alone is 0): the whole rest a
+    // fraction, rounded to microseconds (half to even).
     const auto fraction = [&](std::size_t from) {
+        if (from + 1 == s.size()) {
+            fsec = 0;
+            return true;
+        }
         const ParsedDouble f = parse_double(s, from);
         if (f.end != s.size() || f.range_error) {
             return false;

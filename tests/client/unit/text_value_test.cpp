@@ -314,6 +314,11 @@ BOOST_AUTO_TEST_CASE(real_is_rounded_once_to_single_precision) {
 
 BOOST_AUTO_TEST_CASE(numeric_keeps_exact_digits_and_checks_the_typmod) {
     BOOST_TEST(std::get<Numeric>(parse("12.50", k_numeric).storage()).text() == "12.50");
+    // A scale past numeric's 16383 is refused before the column's scale would round it away.
+    const ColumnType numeric_5_2 = column(1700, ((5 << 16) | 2) + 4, 0, "numeric(5,2)");
+    BOOST_TEST(error_of("1e-16384", numeric_5_2) == "22003");
+    BOOST_TEST(error_of("0.5e-16383", k_numeric) == "22003");
+    BOOST_CHECK_NO_THROW(parse("1e-16383", numeric_5_2));  // the encoder rounds it to 0.00
     BOOST_TEST(std::get<Numeric>(parse(" -0.000 ", k_numeric).storage()).text() == "0.000");
     BOOST_TEST(std::get<Numeric>(parse("NaN", k_numeric).storage()).text() == "NaN");
     BOOST_TEST(std::get<Numeric>(parse("-Infinity", k_numeric).storage()).text() == "-Infinity");
@@ -595,6 +600,17 @@ BOOST_AUTO_TEST_CASE(interval_fractions_are_rounded_as_the_server_rounds_them) {
     BOOST_TEST(parse("2 usecond", k_interval) == Value(Interval{2, 0, 0}));
     BOOST_TEST(parse("3 microsecondzzz", k_interval) == Value(Interval{3, 0, 0}));
     BOOST_TEST(error_of("1day2h", k_interval) == "22007");
+    // A clock's fraction may be a bare '.' (ParseFraction reads it as 0).
+    BOOST_TEST(parse("1:2:3.", k_interval) ==
+               Value(Interval{k_hour + 2 * k_minute + 3 * k_second, 0, 0}));
+    BOOST_TEST(parse("12:30.", k_interval) == Value(Interval{12 * k_minute + 30 * k_second, 0, 0}));
+    // 25 fields, then punctuation: the server counts fields before it skips punctuation.
+    const std::string fields =
+        "1 millennium 1 century 1 decade 1 year 1 month 1 week 1 day 1 hour 1 minute 1 second "
+        "1 millisecond 1 microsecond ago";
+    BOOST_TEST(parse(fields, k_interval) ==
+               Value(Interval{-(k_hour + k_minute + k_second + 1001), -8, -(1111 * 12 + 1)}));
+    BOOST_TEST(error_of(fields + ",", k_interval, fields + ",") == "22007");
     BOOST_TEST(error_of("+1:60", k_interval) == "22007");
     BOOST_TEST(error_of("1:60", k_interval) == "22015");
 }
