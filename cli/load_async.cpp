@@ -18,20 +18,29 @@ namespace {
 constexpr std::uint64_t k_chunk_records = 50000;
 constexpr std::size_t k_chunk_bytes = 8u << 20;
 
-// The batches given to the loader (records only, their data dropped), to find the input line of
-// a row a staging error names: the loader counts rows over its stage() calls.
+// Where the rows given to the loader came from, to find the input line of a row a staging error
+// or a job's reject names (the loader counts rows over its stage() calls). Per batch its place;
+// per record with line breaks inside, 8 bytes (its index and its line breaks), up to
+// k_max_breaks of them in all: past that, rows are named by record number without a line.
 class StagedRows {
   public:
     void add(const Batch& batch) {
-        Batch kept;
-        kept.source_index = batch.source_index;
-        kept.first_record = batch.first_record;
-        kept.first_line = batch.first_line;
-        kept.records = batch.records;
-        kept.multiline = batch.multiline;
+        Placed placed;
+        placed.source_index = batch.source_index;
+        placed.first_record = batch.first_record;
+        placed.first_line = batch.first_line;
+        placed.first_break = m_breaks.size();
+        placed.lines_known = m_breaks.size() + batch.multiline.size() <= k_max_breaks;
+        if (placed.lines_known) {
+            for (const auto& [index, shape] : batch.multiline) {
+                m_breaks.push_back(Break{static_cast<std::uint32_t>(index),
+                                         static_cast<std::uint32_t>(shape.newlines)});
+            }
+        }
+        placed.end_break = m_breaks.size();
         m_first_rows.push_back(m_rows + 1);
         m_rows += batch.records;
-        m_batches.push_back(std::move(kept));
+        m_batches.push_back(placed);
     }
 
     // The origin of staged row `row` (1-based); empty source when not known.
@@ -41,11 +50,40 @@ class StagedRows {
             return {"", 0, 0};
         }
         const std::size_t at = static_cast<std::size_t>(after - m_first_rows.begin()) - 1;
-        return m_batches[at].origin(sources, row - m_first_rows[at]);
+        const Placed& placed = m_batches[at];
+        const std::uint64_t index = row - m_first_rows[at];
+        RecordOrigin origin{
+            placed.source_index < sources.size() ? sources[placed.source_index] : "?",
+            placed.first_record + index, 0};
+        if (placed.lines_known) {
+            std::uint64_t extra = 0;
+            for (std::size_t b = placed.first_break; b < placed.end_break; ++b) {
+                if (m_breaks[b].index >= index) {
+                    break;
+                }
+                extra += m_breaks[b].newlines;
+            }
+            origin.line = placed.first_line + index + extra;
+        }
+        return origin;
     }
 
   private:
-    std::vector<Batch> m_batches;
+    static constexpr std::size_t k_max_breaks = std::size_t{1} << 23;  // 64 MiB
+    struct Break {
+        std::uint32_t index;     // in its batch (a chunk holds at most 8 MiB)
+        std::uint32_t newlines;  // line breaks inside the record
+    };
+    struct Placed {
+        std::size_t source_index = 0;
+        std::uint64_t first_record = 0;
+        std::uint64_t first_line = 0;
+        std::size_t first_break = 0;
+        std::size_t end_break = 0;
+        bool lines_known = true;
+    };
+    std::vector<Placed> m_batches;
+    std::vector<Break> m_breaks;
     std::vector<std::uint64_t> m_first_rows;
     std::uint64_t m_rows = 0;
 };

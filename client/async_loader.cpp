@@ -859,8 +859,7 @@ bool AsyncLoader::stage(std::string data, std::uint64_t rows,
                     impl.replay(deadline);
                     return impl.room_for_next(deadline);
                 })) {
-                impl.timed_out("while the staging connection for the chunk still had " +
-                               std::to_string(StagingWorker::k_chunks) + " chunks in hand");
+                impl.timed_out("while the staging connection for the chunk still held chunks");
             }
             if (impl.open_ordered && impl.open_chunks >= std::numeric_limits<int>::max()) {
                 throw Error("AsyncLoader: job " + std::to_string(impl.open->id) + " has " +

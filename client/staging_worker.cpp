@@ -14,77 +14,87 @@ namespace {
 // Bound on sending one chunk or finishing one staging COPY.
 constexpr std::chrono::minutes k_stage_timeout{5};
 
-// The 0-based index of the record of `data` (complete records) that holds line `line` as the
-// server counts a COPY's lines (CopyReadLineText): one per record, plus in CSV the line breaks
-// inside quotes of one kind, '\n' where the line ends are LF, '\r' where they are CR or CRLF and
-// inside the first record (where the kind is not known yet); a record is named at its last
-// line. std::string::npos past the last record.
-std::size_t record_at_line(const std::string& data, std::uint64_t line, bool csv, char quote) {
-    if (line == 0) {
-        return std::string::npos;
-    }
-    if (!csv) {
-        // Text: a line per record (a backslash escapes the byte after it, line breaks too).
-        std::uint64_t records = 0;
+// Counts a COPY's lines as the server counts them (CopyReadLineText), chunk after chunk of one
+// COPY: one per record, plus in CSV the line breaks inside quotes of one kind, '\n' where the
+// line ends are LF, '\r' where they are CR or CRLF and inside the COPY's first record (where the
+// kind is not known yet); a record is named at its last line.
+class LineCounter {
+  public:
+    LineCounter(bool csv, char quote) : m_csv(csv), m_quote(quote) {}
+
+    // The 0-based index of the record of `data` (the COPY's next chunk, complete records) on line
+    // `line`, or std::string::npos when the chunk ends before it.
+    std::size_t find(const std::string& data, std::uint64_t line) {
+        std::size_t record = 0;
+        std::uint64_t current = m_counted + 1;  // the line the current record has reached
+        bool in_quote = false;
         for (std::size_t i = 0; i < data.size(); ++i) {
-            if (data[i] == '\\') {
-                ++i;
-            } else if (data[i] == '\n' || data[i] == '\r') {
-                if (data[i] == '\r' && i + 1 < data.size() && data[i + 1] == '\n') {
-                    ++i;
-                }
-                if (++records == line) {
-                    return static_cast<std::size_t>(line - 1);
-                }
+            const char c = data[i];
+            if (!m_csv && c == '\\') {
+                ++i;  // text: a backslash escapes the byte after it, line breaks too
+                continue;
             }
-        }
-        return std::string::npos;
-    }
-    enum class Eol { unknown, lf, cr };
-    Eol eol = Eol::unknown;
-    bool in_quote = false;
-    std::uint64_t counted = 1;  // the first record's line
-    std::size_t record = 0;
-    for (std::size_t i = 0; i < data.size(); ++i) {
-        const char c = data[i];
-        if (c == quote) {
-            in_quote = !in_quote;  // the loader's format has no ESCAPE apart from QUOTE
-        } else if (in_quote) {
-            if (c == (eol == Eol::lf ? '\n' : '\r')) {
-                ++counted;
+            if (m_csv && c == m_quote) {
+                in_quote = !in_quote;  // the loader's format has no ESCAPE apart from QUOTE
+                continue;
             }
-        } else if (c == '\n' || c == '\r') {
-            if (eol == Eol::unknown) {
-                eol = c == '\n' ? Eol::lf : Eol::cr;
+            if (in_quote) {
+                if (c == (m_eol == Eol::lf ? '\n' : '\r')) {
+                    ++current;
+                }
+                continue;
+            }
+            if (c != '\n' && c != '\r') {
+                continue;
+            }
+            if (m_eol == Eol::unknown) {
+                m_eol = c == '\n' ? Eol::lf : Eol::cr;
             }
             if (c == '\r' && i + 1 < data.size() && data[i + 1] == '\n') {
                 ++i;
             }
-            if (counted >= line) {
+            m_counted = current;
+            if (current >= line) {
                 return record;
             }
             ++record;
-            ++counted;
+            current = m_counted + 1;
         }
+        return std::string::npos;
     }
-    return std::string::npos;
-}
 
-// `error`, raised by the COPY of `task`'s chunk on the chunk's line `line`, with the row named.
+  private:
+    enum class Eol { unknown, lf, cr };
+    bool m_csv;
+    char m_quote;
+    Eol m_eol = Eol::unknown;
+    std::uint64_t m_counted = 0;  // lines of the records before the next one
+};
+
+// `error`, raised by the COPY of `group`'s chunks on the COPY's line `line`, with the row named:
+// for data errors only (classes 22 and 23), others (a timeout, a deadlock) are no row's fault.
 Error located(const Error& error, std::optional<std::uint64_t> line,
-              const StagingWorker::Task& task) {
-    if (!line || task.first_row == 0) {
+              const std::vector<StagingWorker::Task>& group) {
+    const std::string& state = error.sqlstate();
+    if (!line || *line == 0 || (state.rfind("22", 0) != 0 && state.rfind("23", 0) != 0)) {
         return error;
     }
-    const std::size_t index = record_at_line(task.data, *line, task.csv, task.quote);
-    if (index == std::string::npos) {
-        return error;
+    LineCounter counter(group.front().csv, group.front().quote);
+    for (const StagingWorker::Task& task : group) {
+        const std::size_t index = counter.find(task.data, *line);
+        if (index == std::string::npos) {
+            continue;
+        }
+        if (task.first_row == 0) {
+            return error;
+        }
+        const std::uint64_t row = task.first_row + index;
+        Error out(std::string(error.what()) + " (staged row " + std::to_string(row) + ")",
+                  error.sqlstate(), error.detail(), error.hint(), error.connection_usable());
+        out.set_row_number(row);
+        return out;
     }
-    const std::uint64_t row = task.first_row + index;
-    Error out(std::string(error.what()) + " (staged row " + std::to_string(row) + ")",
-              error.sqlstate(), error.detail(), error.hint(), error.connection_usable());
-    out.set_row_number(row);
-    return out;
+    return error;
 }
 
 // A failure the loader cannot retry, with its SQLSTATE.
@@ -159,9 +169,10 @@ bool StagingWorker::wait_ready(std::unique_lock<std::mutex>& lock, Clock::time_p
 
 bool StagingWorker::push(Task& task, Clock::time_point deadline) {
     std::unique_lock<std::mutex> lock(m_mutex);
-    if (!wait_ready(lock, deadline, [this] { return m_tasks.size() < k_chunks; })) {
+    if (!wait_ready(lock, deadline, [this] { return has_room(); })) {
         return false;
     }
+    m_held_bytes += task.data.size();
     m_tasks.push_back(std::move(task));
     m_changed.notify_all();
     return true;
@@ -169,7 +180,7 @@ bool StagingWorker::push(Task& task, Clock::time_point deadline) {
 
 bool StagingWorker::wait_room(Clock::time_point deadline) {
     std::unique_lock<std::mutex> lock(m_mutex);
-    return wait_ready(lock, deadline, [this] { return m_tasks.size() < k_chunks; });
+    return wait_ready(lock, deadline, [this] { return has_room(); });
 }
 
 bool StagingWorker::drain(Clock::time_point deadline) {
@@ -184,13 +195,24 @@ void StagingWorker::run() {
         if (m_stopping) {
             break;  // pending tasks are dropped; an open stream is aborted below
         }
-        Task task = std::move(m_tasks.front());
-        m_tasks.pop_front();
+        // Unordered chunks of one job waiting together go in one COPY (up to k_held_bytes): a COPY
+        // per small chunk would wait for the server's answer after each.
+        std::vector<Task> group;
+        std::size_t group_bytes = 0;
+        do {
+            group_bytes += m_tasks.front().data.size();
+            m_held_bytes -= m_tasks.front().data.size();
+            group.push_back(std::move(m_tasks.front()));
+            m_tasks.pop_front();
+        } while (!m_tasks.empty() && !group.front().finish && group.front().chunk == 0 &&
+                 !m_tasks.front().finish && m_tasks.front().chunk == 0 &&
+                 m_tasks.front().job == group.front().job &&
+                 group_bytes + m_tasks.front().data.size() <= k_held_bytes);
         m_running = true;
         lock.unlock();
         std::exception_ptr error;
         try {
-            execute(task);
+            execute(group);
         } catch (...) {
             error = std::current_exception();
         }
@@ -199,6 +221,7 @@ void StagingWorker::run() {
         if (error) {
             m_error = error;
             m_tasks.clear();
+            m_held_bytes = 0;
         }
         m_changed.notify_all();
         if (m_error) {
@@ -210,9 +233,11 @@ void StagingWorker::run() {
     m_connection.reset();  // an open staging transaction is rolled back with it
 }
 
-// Each chunk is its own COPY (ordered: after setting ingest.stage_chunk), inside one
-// transaction per job on this connection: the staging stays all or nothing.
-void StagingWorker::execute(Task& task) {
+// Each chunk, or group of unordered chunks, is its own COPY (ordered: after setting
+// ingest.stage_chunk), inside one transaction per job on this connection: the staging stays all
+// or nothing.
+void StagingWorker::execute(std::vector<Task>& group) {
+    Task& task = group.front();
     if (task.finish) {
         if (m_in_transaction && m_stream_job == task.job) {
             m_in_transaction = false;
@@ -287,10 +312,12 @@ void StagingWorker::execute(Task& task) {
     }
     CopyIn stream(*m_connection, task.copy_sql, Clock::now() + k_stage_timeout);
     try {
-        stream.write(task.data);
+        for (const Task& chunk : group) {
+            stream.write(chunk.data);
+        }
         stream.finish();
     } catch (const Error& error) {
-        throw located(error, stream.failed_line(), task);
+        throw located(error, stream.failed_line(), group);
     }
 }
 

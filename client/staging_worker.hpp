@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <pg_ingest/connection.hpp>
 #include <pg_ingest/connection_options.hpp>
@@ -20,11 +21,11 @@
 namespace pg_ingest::detail {
 
 // Tasks run in order: chunks of a job go into one COPY each inside one transaction on this
-// connection (with ordered staging after setting the chunk's number); a finish task commits that
-// transaction. One COPY per chunk, so that the line the server names in a COPY error is a line
-// of the chunk at hand, which is still here to find the row in. The first error stops the
-// worker: it is rethrown by every later push() and drain(), and the connection is closed (its
-// staging rolled back).
+// connection (with ordered staging after setting the chunk's number; unordered chunks waiting
+// together share one COPY); a finish task commits that transaction. A COPY per chunk or group,
+// so that the line the server names in a COPY error is in chunks still here to find the row in. The
+// first error stops the worker: it is rethrown by every later push() and drain(), and the
+// connection is closed (its staging rolled back).
 class StagingWorker {
   public:
     using Clock = Connection::Clock;
@@ -48,8 +49,11 @@ class StagingWorker {
         Clock::time_point connect_by = Clock::time_point::max();
     };
 
-    // Chunks a worker may hold (one being sent, one waiting): bounds memory.
+    // Chunks a worker may hold (one being sent, one waiting), or more unordered ones while their
+    // bytes stay under k_held_bytes (small chunks, sent together): bounds memory.
     static constexpr std::size_t k_chunks = 2;
+    static constexpr std::size_t k_held_bytes = 8u << 20;
+    static constexpr std::size_t k_max_held = 1024;
 
     // `options` must outlive the worker. Connects when the first task runs.
     StagingWorker(const ConnectionOptions& options, std::chrono::milliseconds connect_timeout);
@@ -58,11 +62,11 @@ class StagingWorker {
     StagingWorker(const StagingWorker&) = delete;
     StagingWorker& operator=(const StagingWorker&) = delete;
 
-    // Blocks while the worker holds k_chunks tasks, at most until `deadline` (false: the task
-    // was not taken); rethrows the worker's error.
+    // Blocks while the worker holds no room for a task (see has_room()), at most until
+    // `deadline` (false: the task was not taken); rethrows the worker's error.
     bool push(Task& task, Clock::time_point deadline = Clock::time_point::max());
 
-    // Blocks while the worker holds k_chunks tasks, at most until `deadline` (false); rethrows
+    // Blocks while the worker holds no room for a task, at most until `deadline` (false); rethrows
     // the worker's error. True: the next push() takes its task without waiting (only the
     // caller's thread pushes).
     bool wait_room(Clock::time_point deadline);
@@ -91,7 +95,14 @@ class StagingWorker {
 
   private:
     void run();
-    void execute(Task& task);
+    void execute(std::vector<Task>& group);
+    // m_mutex held: a push would not wait. More than k_chunks only for unordered chunks (they
+    // go out together); ordered ones are a COPY each anyway.
+    bool has_room() const {
+        return m_tasks.size() < k_chunks ||
+               (m_tasks.back().chunk == 0 && !m_tasks.back().finish &&
+                m_held_bytes < k_held_bytes && m_tasks.size() < k_max_held);
+    }
     void forget_socket() noexcept;
     void set_open(bool open);
     // Waits (m_mutex held by `lock`) until `ready()` or the worker's error, at most until
@@ -113,6 +124,7 @@ class StagingWorker {
     std::optional<SocketBreaker> m_socket;
     std::condition_variable m_changed;
     std::deque<Task> m_tasks;
+    std::size_t m_held_bytes = 0;  // the data of m_tasks
     bool m_running = false;
     bool m_open = false;  // a staging transaction is open (set by the worker)
     bool m_stopping = false;

@@ -122,15 +122,15 @@ class PG_INGEST_API AsyncLoader {
     // Starts unit `key`, submitting the previous unit's open job first (as submit() does).
     // Blocks while queue_size of this loader's jobs are submitted and not ended.
     //
-    // Deadlines (begin, stage, submit, wait): waiting for the queue, for the staging streams to
+    // Deadlines (begin, stage, submit, wait): waiting for the queue, for the staging COPYs to
     // finish and for the control statements (through statement_timeout: a server that answers
     // slowly or a lock wait) ends at `deadline` with Error 57014, after which the loader is
     // still usable and the same call, repeated, carries on; so do a retry's back-off and its
     // re-staging. A control statement still unanswered 2 s after the deadline (a silent
     // network) is given up the same way, and its connection closed; the repeated call opens a
     // new one and finds out what the statement did (a submit that landed is not sent again). Each
-    // statement of a staging connection (a chunk's COPY, and with ordered staging its set_config
-    // and the job's BEGIN and COMMIT) is bounded by 5 minutes whatever the deadline: a staging
+    // statement of a staging connection (a chunk's COPY, with ordered staging its set_config,
+    // the job's BEGIN and COMMIT) is bounded by 5 minutes whatever the deadline: a staging
     // connection that goes silent is found out by then, or sooner by a failure elsewhere that
     // starts a retry (which breaks off the statements in progress).
     void begin(const std::string& key,
@@ -140,7 +140,8 @@ class PG_INGEST_API AsyncLoader {
     // the next staging connection (round robin; a job that needs order but was begun unordered
     // uses the first connection only). Returns false when the data was skipped
     // because an earlier run already submitted this job. Blocks while the chosen connection
-    // still has a chunk in hand (at most two chunks per connection are held in memory). After
+    // still holds chunks (two per connection, or small ones up to 8 MiB, are held in memory;
+    // unordered small chunks are sent together, one COPY for what waits). After
     // the chunk, a job past max_temp_file_size is submitted and the next one begun; if the
     // deadline passes there, the chunk is staged all the same and the next call finishes the
     // roll-over first. A 57014 thrown by stage() itself comes before the chunk is taken: stage

@@ -67,10 +67,11 @@ Connection connect_async() {
 }
 
 // `rows` CSV records "id,payload" starting at `first`.
-std::string csv_rows(int first, int rows) {
+std::string csv_rows(int first, int rows, std::size_t padding = 0) {
     std::string data;
     for (int id = first; id < first + rows; ++id) {
-        data += std::to_string(id) + ",row " + std::to_string(id) + "\n";
+        data +=
+            std::to_string(id) + ",row " + std::to_string(id) + std::string(padding, 'x') + "\n";
     }
     return data;
 }
@@ -1245,6 +1246,17 @@ BOOST_AUTO_TEST_CASE(every_loader_connection_terminated_before_the_submit_is_ret
             for (int chunk = 0; chunk < 10; ++chunk) {
                 loader.stage(csv_rows(chunk * 500 + 1, 500), 500);
             }
+            // Every staging connection has connected by the time its chunk is staged: the loader
+            // holds small chunks without waiting for them.
+            for (const auto until = std::chrono::steady_clock::now() + 10s;
+                 std::chrono::steady_clock::now() < until &&
+                 *connection
+                         .execute_params("SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE "
+                                         "application_name = $1",
+                                         {"al_retry_all"})
+                         .get(0, 0) != "3";) {
+                std::this_thread::sleep_for(20ms);
+            }
             BOOST_TEST_REQUIRE(
                 terminate_loader_backends(connection, "al_retry_all", Backends::all).size() >= 2u);
             const auto jobs = loader.wait(std::chrono::steady_clock::now() + 120s);
@@ -1579,9 +1591,9 @@ BOOST_AUTO_TEST_CASE(a_silent_staging_connection_is_broken_off_and_its_backend_e
 }
 
 // stage() with a staging connection that cannot take its chunk (its COPY waits for a lock, and
-// it holds two more) ends at its deadline with 57014 before taking the chunk, with or without
-// the retry spool; staged again, every row loads once (an append into a keyed table: a chunk
-// staged twice would fail the job with 23505).
+// it holds two more, of 4.5 MB each: small ones it holds up to 8 MB) ends at its deadline with
+// 57014 before taking the chunk, with or without the retry spool; staged again, every row loads
+// once (an append into a keyed table: a chunk staged twice would fail the job with 23505).
 BOOST_AUTO_TEST_CASE(
     stage_behind_a_stalled_staging_connection_ends_at_its_deadline_and_keeps_the_chunk) {
     using Clock = std::chrono::steady_clock;
@@ -1615,7 +1627,7 @@ BOOST_AUTO_TEST_CASE(
                 auto call =
                     std::async(std::launch::async, [&]() -> std::optional<pg_ingest::Error> {
                         try {
-                            loader.stage(csv_rows(first, 100), 100, start + 500ms);
+                            loader.stage(csv_rows(first, 100, 45000), 100, start + 500ms);
                         } catch (const pg_ingest::Error& error) {
                             return error;
                         }
@@ -1643,7 +1655,10 @@ BOOST_AUTO_TEST_CASE(
             BOOST_TEST_REQUIRE(jobs.size() == 1u);
             BOOST_CHECK(jobs[0].state == JobState::finish);
             BOOST_TEST(loader.rows_staged() == 1000u);
-            BOOST_TEST(table_summary(connection, "al_stalled") == "1000/1000/true");
+            BOOST_TEST(*connection
+                            .execute("SELECT count(*) || '/' || count(DISTINCT id) || '/' || "
+                                     "bool_and(payload LIKE 'row ' || id || 'x%') FROM al_stalled")
+                            .get(0, 0) == "1000/1000/true");
         }
     }
 }
