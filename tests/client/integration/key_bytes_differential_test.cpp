@@ -31,13 +31,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::uint32_t seed_of_run() {
-    if (const char* fixed = std::getenv("PG_INGEST_TEST_SEED")) {
-        return static_cast<std::uint32_t>(std::strtoul(fixed, nullptr, 10));
-    }
-    return static_cast<std::uint32_t>(std::random_device{}());
-}
-
 using Random = std::mt19937;
 
 int uniform(Random& r, int low, int high) {
@@ -215,25 +208,12 @@ struct KeyCase {
     int count = 150;
 };
 
-void put32(std::string& out, std::uint32_t v) {
-    for (int shift = 24; shift >= 0; shift -= 8) {
-        out += static_cast<char>((v >> shift) & 0xFF);
-    }
-}
-
 // The pairs (i < j) the two readings call equal, and what differs.
 std::string compare_case(Connection& c, const KeyCase& k, std::uint32_t seed) {
     Random r(seed);
     c.execute("DROP TABLE IF EXISTS key_diff");
     c.execute("CREATE TABLE key_diff (id int, v " + k.type_sql + ")");
-    const Result type = c.execute(
-        "SELECT a.atttypid, a.atttypmod, t.typelem, pg_catalog.format_type(a.atttypid, "
-        "a.atttypmod) FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = "
-        "a.atttypid WHERE a.attrelid = 'key_diff'::regclass AND a.attname = 'v'");
-    ColumnType column;
-    BOOST_REQUIRE(ColumnType::from_oid(
-        static_cast<std::uint32_t>(std::stoul(*type.get(0, 0))), std::stoi(*type.get(0, 1)),
-        static_cast<std::uint32_t>(std::stoul(*type.get(0, 2))), *type.get(0, 3), column));
+    const ColumnType column = test::column_type(c, "key_diff", "v");
     BOOST_REQUIRE(key_bytes_supported(column));
     std::vector<std::string> texts;
     std::vector<std::string> keys;
@@ -249,10 +229,7 @@ std::string compare_case(Connection& c, const KeyCase& k, std::uint32_t seed) {
         } catch (const Error&) {
             continue;  // the differential text test covers what is refused
         }
-        data += std::string("\0\x02", 2);
-        put32(data, 4);
-        put32(data, static_cast<std::uint32_t>(texts.size()));
-        data += field;
+        test::append_binary_row(data, static_cast<std::uint32_t>(texts.size()), field);
         texts.push_back(text);
         keys.push_back(key);
     }
@@ -293,7 +270,7 @@ std::string compare_case(Connection& c, const KeyCase& k, std::uint32_t seed) {
 BOOST_AUTO_TEST_SUITE(key_bytes_differential)
 
 BOOST_AUTO_TEST_CASE(keys_are_equal_by_bytes_exactly_when_the_server_calls_them_equal) {
-    const std::uint32_t seed = seed_of_run();
+    const std::uint32_t seed = test::seed();
     BOOST_TEST_MESSAGE("key bytes differential seed " << seed
                                                       << " (PG_INGEST_TEST_SEED to repeat)");
     const std::vector<KeyCase> cases{

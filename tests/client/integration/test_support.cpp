@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <random>
 #include <stdexcept>
 
 #include <boost/test/unit_test.hpp>
@@ -171,6 +172,40 @@ long long elapsed_ms(std::chrono::steady_clock::time_point start) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
                                                                  start)
         .count();
+}
+
+std::uint32_t seed() {
+    if (const char* fixed = std::getenv("PG_INGEST_TEST_SEED")) {
+        return static_cast<std::uint32_t>(std::strtoul(fixed, nullptr, 10));
+    }
+    return static_cast<std::uint32_t>(std::random_device{}());
+}
+
+pg_ingest::ColumnType column_type(pg_ingest::Connection& connection, const std::string& table,
+                                  const std::string& column) {
+    const pg_ingest::Result type = connection.execute_params(
+        "SELECT a.atttypid, a.atttypmod, t.typelem, pg_catalog.format_type(a.atttypid, "
+        "a.atttypmod) FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = "
+        "a.atttypid WHERE a.attrelid = $1::regclass AND a.attname = $2",
+        {table, column});
+    BOOST_REQUIRE(type.rows() == 1u);
+    pg_ingest::ColumnType out;
+    BOOST_REQUIRE(pg_ingest::ColumnType::from_oid(
+        static_cast<std::uint32_t>(std::stoul(*type.get(0, 0))), std::stoi(*type.get(0, 1)),
+        static_cast<std::uint32_t>(std::stoul(*type.get(0, 2))), *type.get(0, 3), out));
+    return out;
+}
+
+void append_binary_row(std::string& data, std::uint32_t id, const std::string& field) {
+    const auto put32 = [&](std::uint32_t v) {
+        for (int shift = 24; shift >= 0; shift -= 8) {
+            data += static_cast<char>((v >> shift) & 0xFF);
+        }
+    };
+    data += std::string("\0\x02", 2);
+    put32(4);
+    put32(id);
+    data += field;
 }
 
 }  // namespace test

@@ -2,11 +2,13 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
 
 #include <pg_ingest/connection.hpp>
+#include <pg_ingest/value.hpp>
 
 namespace test {
 
@@ -52,5 +54,17 @@ long long elapsed_ms(std::chrono::steady_clock::time_point start);
 
 // The pg_ingest::Error that `body` throws; fails the calling test when it throws none.
 pg_ingest::Error error_of(const std::function<void()>& body);
+
+// A randomised test's seed: PG_INGEST_TEST_SEED when set, else a random one (print it).
+std::uint32_t seed();
+
+// The ColumnType of `table`.`column` as the catalog describes it; fails the calling test when
+// the client does not support the type.
+pg_ingest::ColumnType column_type(pg_ingest::Connection& connection, const std::string& table,
+                                  const std::string& column);
+
+// Appends a binary COPY row of two fields: int4 `id` and the encoded field `field` (as
+// encode_field() writes it: length, then bytes).
+void append_binary_row(std::string& data, std::uint32_t id, const std::string& field);
 
 }  // namespace test

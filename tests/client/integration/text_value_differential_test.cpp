@@ -34,13 +34,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::uint32_t test_seed() {
-    if (const char* fixed = std::getenv("PG_INGEST_TEST_SEED")) {
-        return static_cast<std::uint32_t>(std::strtoul(fixed, nullptr, 10));
-    }
-    return static_cast<std::uint32_t>(std::random_device{}());
-}
-
 // One generated input: its text, and whether it is in a form the parser documents (not mangled).
 struct Input {
     std::string text;
@@ -856,12 +849,6 @@ std::string copy_escaped(const std::string& s) {
     return out;
 }
 
-void put32(std::string& out, std::uint32_t v) {
-    for (int shift = 24; shift >= 0; shift -= 8) {
-        out += static_cast<char>((v >> shift) & 0xFF);
-    }
-}
-
 struct Outcome {
     std::string silent;    // both accept, different values
     std::string accepted;  // the client accepts what the server refuses
@@ -907,14 +894,7 @@ Outcome run_case(Connection& c, const Case& k, std::uint32_t seed) {
         END $$)");
     c.execute("RESET IntervalStyle");
     // The client's reading, loaded by binary COPY.
-    const Result type = c.execute(
-        "SELECT a.atttypid, a.atttypmod, t.typelem, pg_catalog.format_type(a.atttypid, "
-        "a.atttypmod) FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = "
-        "a.atttypid WHERE a.attrelid = 'diff_cli'::regclass AND a.attname = 'v'");
-    ColumnType column;
-    BOOST_REQUIRE(ColumnType::from_oid(
-        static_cast<std::uint32_t>(std::stoul(*type.get(0, 0))), std::stoi(*type.get(0, 1)),
-        static_cast<std::uint32_t>(std::stoul(*type.get(0, 2))), *type.get(0, 3), column));
+    const ColumnType column = test::column_type(c, "diff_cli", "v");
     TextValueOptions options;
     options.interval_style = k.style;
     std::vector<std::string> client_error(inputs.size());
@@ -928,10 +908,7 @@ Outcome run_case(Connection& c, const Case& k, std::uint32_t seed) {
             client_error[i] = "[" + error.sqlstate() + "] " + error.what();
             continue;
         }
-        data += std::string("\0\x02", 2);
-        put32(data, 4);
-        put32(data, static_cast<std::uint32_t>(i));
-        data += field;
+        test::append_binary_row(data, static_cast<std::uint32_t>(i), field);
     }
     data += binary_copy_trailer();
     {
@@ -991,7 +968,7 @@ Outcome run_case(Connection& c, const Case& k, std::uint32_t seed) {
 BOOST_AUTO_TEST_SUITE(text_value_differential)
 
 BOOST_AUTO_TEST_CASE(random_text_is_read_as_the_server_reads_it) {
-    const std::uint32_t seed = test_seed();
+    const std::uint32_t seed = test::seed();
     BOOST_TEST_MESSAGE("text value differential seed " << seed
                                                        << " (PG_INGEST_TEST_SEED to repeat)");
     const std::vector<Case> cases{

@@ -27,13 +27,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::uint32_t test_seed() {
-    if (const char* fixed = std::getenv("PG_INGEST_TEST_SEED")) {
-        return static_cast<std::uint32_t>(std::strtoul(fixed, nullptr, 10));
-    }
-    return static_cast<std::uint32_t>(std::random_device{}());
-}
-
 std::shared_ptr<ConnectionPool> make_pool(std::size_t size = 2,
                                           const ConnectionOptions& options = test::options()) {
     return std::make_shared<ConnectionPool>(
@@ -199,7 +192,7 @@ void check_against_oracle(const ConnectionOptions& where, WriteMode write_mode,
 BOOST_AUTO_TEST_SUITE(writer)
 
 BOOST_AUTO_TEST_CASE(every_write_mode_and_conflict_mode_matches_the_row_at_a_time_oracle) {
-    const std::uint32_t seed = test_seed();
+    const std::uint32_t seed = test::seed();
     BOOST_TEST_MESSAGE("writer oracle seed " << seed << " (PG_INGEST_TEST_SEED to repeat)");
     for (const WriteMode write_mode : {WriteMode::copy, WriteMode::insert, WriteMode::upsert}) {
         for (const ConflictMode conflict_mode : {ConflictMode::upsert, ConflictMode::update,
@@ -231,7 +224,7 @@ BOOST_AUTO_TEST_CASE(copy_mode_without_the_extension_uses_the_staging_fallback_w
         Writer writer(make_pool(1, noext), "probe", {}, options);
         BOOST_TEST(!writer.uses_extension());
     }
-    const std::uint32_t seed = test_seed();
+    const std::uint32_t seed = test::seed();
     BOOST_TEST_MESSAGE("fallback oracle seed " << seed);
     for (const ConflictMode conflict_mode :
          {ConflictMode::upsert, ConflictMode::update, ConflictMode::ignore, ConflictMode::strict}) {
@@ -854,7 +847,7 @@ static std::uint64_t run_four_writers(WriteMode mode, int erase_one_in, int max_
     Connection c = test::connect();
     c.execute("DROP TABLE IF EXISTS wr_parallel");
     c.execute("CREATE TABLE wr_parallel (id int PRIMARY KEY, v int, who int)");
-    const std::uint32_t seed = test_seed();
+    const std::uint32_t seed = test::seed();
     BOOST_TEST_MESSAGE("parallel seed " << seed);
     auto pool = make_pool(4);
     // Per writer: key -> the sequence number of its last operation on the key (v of a write), or
