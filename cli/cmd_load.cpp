@@ -139,28 +139,37 @@ int run_load(const std::vector<std::string>& argv) {
                 rejects.close(totals.committed_batches > 0);
             } catch (const std::exception&) {  // the load error is the one to report
             }
-            if (!settings.quiet && !settings.async &&
-                (settings.batch_size > 0 || settings.mode != "copy") &&
-                totals.committed_batches > 0) {
+            // What committed, even under --quiet: a script that re-runs the load needs it.
+            if (!settings.async && totals.committed_batches > 0) {
                 std::fprintf(stderr,
                              "pg_ingest load: %llu rows in %llu batch(es) committed before the "
                              "failure stay loaded\n",
                              static_cast<unsigned long long>(totals.rows_read),
                              static_cast<unsigned long long>(totals.committed_batches));
+                if (totals.rejected > 0) {
+                    std::fprintf(stderr,
+                                 "pg_ingest load: %llu of those rows were rejected, not loaded%s\n",
+                                 static_cast<unsigned long long>(totals.rejected),
+                                 settings.reject_file.empty() ? "" : " (see the reject file)");
+                }
                 // Which input lines those are, so that only the others are loaded again.
                 for (const auto& range : describe_committed(totals.committed, reader.sources())) {
                     std::fprintf(stderr, "pg_ingest load: committed: %s\n", range.c_str());
                 }
                 if (settings.parallel > 1) {
-                    // Batches go out over several connections: some after the failing one may
-                    // have committed already, so "before" is not "every batch before its line".
+                    // Batches go out over several connections: some read after the one that
+                    // failed may have committed already, so they need not be the first ones.
                     std::fprintf(stderr,
-                                 "pg_ingest load: with --parallel %zu those may include batches "
-                                 "after the failing line (see the committed lines above): load "
-                                 "only the other lines again (an upsert or ignore load can simply "
-                                 "be run again)\n",
+                                 "pg_ingest load: with --parallel %zu the committed batches need "
+                                 "not be the first ones (see the lines above): load only the "
+                                 "other lines again (an upsert or ignore load can simply be run "
+                                 "again)\n",
                                  settings.parallel);
                 }
+            }
+            // Input left unread after an end-of-data marker is no part of "the other lines".
+            for (const auto& warning : reader.warnings()) {
+                std::fprintf(stderr, "pg_ingest load: warning: %s\n", warning.c_str());
             }
             throw;
         }

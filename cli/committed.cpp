@@ -53,31 +53,40 @@ std::vector<std::string> describe_committed(std::vector<CommittedRange> ranges,
     }
     std::vector<std::string> out;
     std::size_t shown = 0;
+    std::size_t left = 0;
+    std::size_t left_sources = 0;
     for (std::size_t i = 0; i < merged.size();) {
         const std::size_t source = merged[i].source_index;
-        std::string text = (source < sources.size() ? sources[source] : "?") + " lines ";
+        const std::string name = source >= sources.size() ? "?"
+                                 : sources[source] == "-" ? "stdin"
+                                                          : sources[source];
+        std::string ranges;
         std::size_t listed = 0;
-        std::size_t left = 0;
+        std::size_t not_listed = 0;
         for (; i < merged.size() && merged[i].source_index == source; ++i) {
             if (shown >= max_ranges) {
-                ++left;
+                ++not_listed;
                 continue;
             }
             const CommittedRange& r = merged[i];
-            text += (listed == 0 ? "" : ", ") + std::to_string(r.first_line) +
-                    (r.last_line == r.first_line ? "" : "-" + std::to_string(r.last_line));
+            ranges += (listed == 0 ? "" : ", ") + std::to_string(r.first_line) +
+                      (r.last_line == r.first_line ? "" : "-" + std::to_string(r.last_line));
             ++listed;
             ++shown;
         }
-        if (listed == 0) {
-            out.push_back((source < sources.size() ? sources[source] : "?") + ": " +
-                          std::to_string(left) + " more range(s)");
-            continue;
+        if (listed > 0) {
+            const bool one_line = listed == 1 && ranges.find_first_of(",-") == std::string::npos;
+            out.push_back(
+                name + (one_line ? " line " : " lines ") + ranges +
+                (not_listed > 0 ? " and " + std::to_string(not_listed) + " more range(s)" : ""));
+        } else {
+            left += not_listed;
+            ++left_sources;
         }
-        if (left > 0) {
-            text += " and " + std::to_string(left) + " more range(s)";
-        }
-        out.push_back(text);
+    }
+    if (left > 0) {
+        out.push_back(std::to_string(left) + " more range(s) in " + std::to_string(left_sources) +
+                      " more file(s)");
     }
     return out;
 }

@@ -235,15 +235,8 @@ void copy_unit(Connection& connection, const std::string& sql, const LoadSetting
             "CONFLICT upsert or ignore can be run again safely.",
             false);
     }
-    if (rejected) {
-        LineLocator locator(unit, sources, csv);
-        for (std::size_t r = 0; r < rejected->rows(); ++r) {
-            const RecordOrigin origin = locator.at(std::stoull(rejected->get(r, 0).value_or("0")));
-            rejects.add(origin, rejected->get(r, 2).value_or(""), rejected->get(r, 3).value_or(""),
-                        rejected->get(r, 1).value_or(""));
-        }
-    }
-    rejects.flush();  // committed: its rejects must survive whatever happens next
+    // Committed: counted before its rejects are written, so that a reject file that fails then
+    // does not hide the commit.
     totals.rows_read += unit_totals.rows_read;
     totals.inserted += unit_totals.inserted;
     totals.updated += unit_totals.updated;
@@ -253,6 +246,15 @@ void copy_unit(Connection& connection, const std::string& sql, const LoadSetting
     for (const Batch& batch : unit.batches) {
         totals.committed.push_back(committed_range(batch));
     }
+    if (rejected) {
+        LineLocator locator(unit, sources, csv);
+        for (std::size_t r = 0; r < rejected->rows(); ++r) {
+            const RecordOrigin origin = locator.at(std::stoull(rejected->get(r, 0).value_or("0")));
+            rejects.add(origin, rejected->get(r, 2).value_or(""), rejected->get(r, 3).value_or(""),
+                        rejected->get(r, 1).value_or(""));
+        }
+    }
+    rejects.flush();  // committed: its rejects must survive whatever happens next
 }
 
 }  // namespace
@@ -294,6 +296,17 @@ void load_with_copy(const LoadSettings& s, const ConnectionOptions& options, Inp
             failure = error;
         }
     };
+    auto merge = [&](const LoadTotals& unit_totals) {
+        std::lock_guard<std::mutex> lock(totals_mutex);
+        totals.rows_read += unit_totals.rows_read;
+        totals.inserted += unit_totals.inserted;
+        totals.updated += unit_totals.updated;
+        totals.skipped += unit_totals.skipped;
+        totals.rejected += unit_totals.rejected;
+        totals.committed_batches += unit_totals.committed_batches;
+        totals.committed.insert(totals.committed.end(), unit_totals.committed.begin(),
+                                unit_totals.committed.end());
+    };
     auto worker = [&] {
         std::optional<Connection> connection;
         Batch batch;
@@ -314,22 +327,30 @@ void load_with_copy(const LoadSettings& s, const ConnectionOptions& options, Inp
                             connection.emplace(Connection::connect(options, s.connect_timeout));
                         }
                         bool sent = false;
-                        copy_unit(
-                            *connection, sql, s, sources,
-                            [&](Batch& out) {
-                                if (sent) {
-                                    return false;
-                                }
-                                out = batch;  // kept for a retry
-                                sent = true;
-                                return true;
-                            },
-                            false, unit, rejects, unit_totals);
+                        try {
+                            copy_unit(
+                                *connection, sql, s, sources,
+                                [&](Batch& out) {
+                                    if (sent) {
+                                        return false;
+                                    }
+                                    out = batch;  // kept for a retry
+                                    sent = true;
+                                    return true;
+                                },
+                                false, unit, rejects, unit_totals);
+                        } catch (...) {
+                            // Committed, then its rejects could not be written: it counts.
+                            if (unit_totals.committed_batches > 0) {
+                                merge(unit_totals);
+                            }
+                            throw;
+                        }
                     } catch (const Error& error) {
                         // Safe to send again: nothing of it committed (a lost COMMIT is 08007,
                         // not retryable).
-                        if (!error.retryable() || attempt >= s.options.max_retry_times ||
-                            interrupted()) {
+                        if (unit_totals.committed_batches > 0 || !error.retryable() ||
+                            attempt >= s.options.max_retry_times || interrupted()) {
                             throw;
                         }
                         connection.reset();
@@ -341,15 +362,7 @@ void load_with_copy(const LoadSettings& s, const ConnectionOptions& options, Inp
                         continue;
                     }
                     progress.add(batch.records, batch.data.size());
-                    std::lock_guard<std::mutex> lock(totals_mutex);
-                    totals.rows_read += unit_totals.rows_read;
-                    totals.inserted += unit_totals.inserted;
-                    totals.updated += unit_totals.updated;
-                    totals.skipped += unit_totals.skipped;
-                    totals.rejected += unit_totals.rejected;
-                    totals.committed_batches += unit_totals.committed_batches;
-                    totals.committed.insert(totals.committed.end(), unit_totals.committed.begin(),
-                                            unit_totals.committed.end());
+                    merge(unit_totals);
                     break;
                 }
             }

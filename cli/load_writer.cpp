@@ -5,6 +5,7 @@
 #include <ctime>
 #include <exception>
 #include <fstream>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <mutex>
@@ -177,7 +178,9 @@ class WriterWorker {
     }
 
     // Parses and writes every record of `batch`, then commits it (one flush).
-    BatchResult load(const Batch& batch) {
+    // Loads `batch` as one transaction; `committed` is called once it has committed, before its
+    // rejects are written (a reject file that fails then does not hide the commit).
+    void load(const Batch& batch, const std::function<void(const BatchResult&)>& committed) {
         m_batch = &batch;
         m_pending.clear();
         m_first_number = m_accepted + 1;
@@ -219,12 +222,6 @@ class WriterWorker {
         } catch (const Error& error) {
             throw locate(error, std::nullopt);
         }
-        // Committed: only now do its rejects belong in the reject file.
-        for (const auto& reject : m_batch_rejects) {
-            m_rejects.add(reject.origin, reject.sqlstate, reject.message, reject.raw_row);
-        }
-        m_rejects.flush();
-        m_batch_rejects.clear();
         const WriterMetrics metrics = m_writer->metrics();
         BatchResult result;
         result.records = batch.records;
@@ -237,7 +234,13 @@ class WriterWorker {
         result.rejected = m_rejected;
         m_last = metrics;
         m_batch = nullptr;
-        return result;
+        committed(result);
+        // Committed: only now do its rejects belong in the reject file.
+        for (const auto& reject : m_batch_rejects) {
+            m_rejects.add(reject.origin, reject.sqlstate, reject.message, reject.raw_row);
+        }
+        m_batch_rejects.clear();
+        m_rejects.flush();
     }
 
     ~WriterWorker() {
@@ -437,6 +440,9 @@ void load_with_writer(const LoadSettings& s, const ConnectionOptions& connection
                              : static_cast<std::size_t>(batch_rows) + 1;
     options.batch_bytes = std::numeric_limits<std::size_t>::max();
     options.batch_write_timeout = std::chrono::milliseconds(0);
+    // No writer thread: a batch the writer keeps after its retries would be sent again by it
+    // on its own, and could commit after the load failed and reported what had committed.
+    options.background_flush = false;
     options.connection_max_active = 1;
     options.connect_timeout = s.connect_timeout;
 
@@ -468,7 +474,8 @@ void load_with_writer(const LoadSettings& s, const ConnectionOptions& connection
                     "interrupted by a signal: no further batch was started; the batches before "
                     "committed");
             }
-            account(workers.front()->load(batch), batch);
+            workers.front()->load(batch,
+                                  [&](const BatchResult& result) { account(result, batch); });
         }
         workers.front()->close();
         return;
@@ -492,7 +499,7 @@ void load_with_writer(const LoadSettings& s, const ConnectionOptions& connection
                         queue.close(true);  // not started: dropped (feed_and_join reports it)
                         return;
                     }
-                    account(w->load(batch), batch);
+                    w->load(batch, [&](const BatchResult& result) { account(result, batch); });
                 }
                 w->close();
             } catch (...) {

@@ -71,6 +71,28 @@ class LineCounter {
     std::uint64_t m_counted = 0;  // lines of the records before the next one
 };
 
+// The kind of a chunk's first line end (its first record's): a COPY takes the kind of its first
+// line end for all of them, so chunks of another kind cannot share its COPY.
+enum class LineEndKind { none, lf, crlf, cr };
+
+LineEndKind first_line_end(const StagingWorker::Task& task) {
+    const std::string& data = task.data;
+    bool in_quote = false;
+    for (std::size_t i = 0; i < data.size(); ++i) {
+        const char c = data[i];
+        if (!task.csv && c == '\\') {
+            ++i;
+        } else if (task.csv && c == task.quote) {
+            in_quote = !in_quote;
+        } else if (!in_quote && c == '\n') {
+            return LineEndKind::lf;
+        } else if (!in_quote && c == '\r') {
+            return i + 1 < data.size() && data[i + 1] == '\n' ? LineEndKind::crlf : LineEndKind::cr;
+        }
+    }
+    return LineEndKind::none;
+}
+
 // `error`, raised by the COPY of `group`'s chunks on the COPY's line `line`, with the row named:
 // for data errors only (classes 22 and 23), others (a timeout, a deadlock) are no row's fault.
 Error located(const Error& error, std::optional<std::uint64_t> line,
@@ -197,17 +219,24 @@ void StagingWorker::run() {
         }
         // Unordered chunks of one job waiting together go in one COPY (up to k_held_bytes): a COPY
         // per small chunk would wait for the server's answer after each.
+        // Only chunks whose line ends are of one kind: a COPY refuses a line end of another kind
+        // than its first.
         std::vector<Task> group;
         std::size_t group_bytes = 0;
+        LineEndKind kind = LineEndKind::none;
         do {
             group_bytes += m_tasks.front().data.size();
             m_held_bytes -= m_tasks.front().data.size();
             group.push_back(std::move(m_tasks.front()));
             m_tasks.pop_front();
+            if (group.size() == 1 && !group.front().finish && group.front().chunk == 0) {
+                kind = first_line_end(group.front());
+            }
         } while (!m_tasks.empty() && !group.front().finish && group.front().chunk == 0 &&
                  !m_tasks.front().finish && m_tasks.front().chunk == 0 &&
                  m_tasks.front().job == group.front().job &&
-                 group_bytes + m_tasks.front().data.size() <= k_held_bytes);
+                 group_bytes + m_tasks.front().data.size() <= k_held_bytes &&
+                 kind != LineEndKind::none && first_line_end(m_tasks.front()) == kind);
         m_running = true;
         lock.unlock();
         std::exception_ptr error;

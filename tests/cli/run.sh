@@ -1019,6 +1019,18 @@ expect_eq "async rejects over many jobs: each named by file and line" \
     "ar1.csv,151 ar1.csv,300 ar1.csv,7 ar2.csv,151 ar2.csv,300 ar2.csv,7"
 expect_eq "async rejects over many jobs: the rest loaded" "$(sql "SELECT count(*) FROM ar")" "594"
 
+# Files with other line ends in one --async load: chunks waiting together share a COPY only when
+# their line ends are of one kind (the server refuses another kind in one COPY).
+printf '9601,a\r\n9602,b\r\n' >"$WORK/ak-crlf.csv"
+printf '9603,c\n9604,d\n' >"$WORK/ak-lf.csv"
+sql "CREATE TABLE ak (id int, v text)"
+for par in 1 2; do
+    sql "TRUNCATE ak"
+    run load --table ak --async --parallel "$par" "$WORK/ak-crlf.csv" "$WORK/ak-lf.csv"
+    expect_eq "--async --parallel $par, a CRLF file then an LF file: exit 0, every row" \
+        "$rc:$(sql "SELECT string_agg(id || v, ',' ORDER BY id) FROM ak")" "0:9601a,9602b,9603c,9604d"
+done
+
 # A malformed value under --async names its file and line (staging is one COPY per chunk; the
 # loader names the row, the tool its line), with quoted line breaks before it, over one and two
 # connections, in a second file.
@@ -1133,6 +1145,37 @@ for mode in "copy" "insert" "upsert"; do
         fi
     done
 done
+
+# The committed lines are reported under --quiet too (a script re-running the load needs them).
+sql "TRUNCATE cm"
+run load --table cm --quiet --batch-size 3 --parallel 2 "$WORK/cm.csv"
+expect_eq "--quiet failure: exit 1, the committed lines still listed" \
+    "$rc:$(grep -c 'committed: .*cm.csv lines 1-' "$WORK/err")" "1:1"
+
+# --mode insert --parallel: a batch the writer keeps after its retries (a serialization failure
+# on every try) is not sent again behind the load's back once the load has failed and listed
+# what committed. Row 100 fails twice, row 200 keeps the other connection busy meanwhile.
+sql "CREATE SEQUENCE kw_tries"
+sql "CREATE TABLE kw (id int PRIMARY KEY, v text)"
+sql "CREATE FUNCTION kw_flaky() RETURNS trigger LANGUAGE plpgsql AS \$\$BEGIN
+  IF NEW.id = 100 AND nextval('kw_tries') <= 2 THEN
+    RAISE EXCEPTION 'simulated serialization failure' USING ERRCODE = '40001';
+  END IF;
+  IF NEW.id = 200 THEN PERFORM pg_sleep(3); END IF;
+  RETURN NEW; END\$\$"
+sql "CREATE TRIGGER kw_flaky BEFORE INSERT ON kw FOR EACH ROW EXECUTE FUNCTION kw_flaky()"
+printf '200,slow\n100,flaky\n' >"$WORK/kw.csv"
+run load --table kw --mode insert --batch-size 1 --parallel 2 --option maxretrytimes=1 \
+    --option retrywaittime=10 "$WORK/kw.csv"
+sleep 2  # time for a writer thread to send a kept batch again, were there one
+in_table=$(sql "SELECT string_agg(id::text, ',' ORDER BY id) FROM kw")
+listed=$(sed -n 's/^pg_ingest load: committed: [^ ]* lines\{0,1\} //p' "$WORK/err" | tr -d ' ')
+if [ "$rc" -eq 1 ] && [ "$in_table" = "200" ] && [ "$listed" = "1" ]; then
+    ok "--mode insert --parallel: a kept batch is not committed after the failure"
+else
+    not_ok "--mode insert --parallel: a kept batch is not committed after the failure" \
+        "exit $rc; table: $in_table; listed: $listed" "$(cat "$WORK/err")"
+fi
 
 # jobs --watch: refreshes --count times and shows a job's state change (INIT -> CANCEL).
 sql "CREATE TABLE wj (id int)"

@@ -57,4 +57,18 @@ BOOST_AUTO_TEST_CASE(past_the_limit_ranges_are_counted_and_empty_batches_ignored
                boost::test_tools::per_element());
 }
 
+BOOST_AUTO_TEST_CASE(stdin_a_single_line_and_files_past_the_limit_read_plainly) {
+    const std::vector<std::string> sources{"-", "b.csv", "c.csv"};
+    const std::vector<CommittedRange> ranges{
+        committed_range(batch_of(0, 1, 2, 1)), committed_range(batch_of(0, 5, 6, 2)),
+        committed_range(batch_of(1, 1, 1, 2)), committed_range(batch_of(2, 1, 1, 2))};
+    BOOST_TEST(
+        describe_committed(ranges, sources, 2) ==
+            (std::vector<std::string>{"stdin lines 2, 6-7", "2 more range(s) in 2 more file(s)"}),
+        boost::test_tools::per_element());
+    BOOST_TEST(describe_committed({committed_range(batch_of(1, 3, 4, 1))}, sources) ==
+                   std::vector<std::string>{"b.csv line 4"},
+               boost::test_tools::per_element());
+}
+
 BOOST_AUTO_TEST_SUITE_END()
