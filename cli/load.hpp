@@ -32,6 +32,17 @@ struct LoadTotals {
     std::vector<std::string> notes;  // printed after the summary (unless --quiet)
     // --async: jobs still running when waiting stopped (--timeout, or a signal).
     std::vector<std::int64_t> still_running;
+
+    // Adds the counts and committed batches of a part of the load (a batch, a worker's).
+    void add(const LoadTotals& part) {
+        rows_read += part.rows_read;
+        inserted += part.inserted;
+        updated += part.updated;
+        skipped += part.skipped;
+        rejected += part.rejected;
+        committed_batches += part.committed_batches;
+        committed.insert(committed.end(), part.committed.begin(), part.committed.end());
+    }
 };
 
 // Mode copy: the input text streams through COPY ... FROM STDIN (with ON_CONFLICT / ON_ERROR

@@ -237,15 +237,11 @@ void copy_unit(Connection& connection, const std::string& sql, const LoadSetting
     }
     // Committed: counted before its rejects are written, so that a reject file that fails then
     // does not hide the commit.
-    totals.rows_read += unit_totals.rows_read;
-    totals.inserted += unit_totals.inserted;
-    totals.updated += unit_totals.updated;
-    totals.skipped += unit_totals.skipped;
-    totals.rejected += unit_totals.rejected;
-    ++totals.committed_batches;
+    unit_totals.committed_batches = 1;
     for (const Batch& batch : unit.batches) {
-        totals.committed.push_back(committed_range(batch));
+        unit_totals.committed.push_back(committed_range(batch));
     }
+    totals.add(unit_totals);
     if (rejected) {
         LineLocator locator(unit, sources, csv);
         for (std::size_t r = 0; r < rejected->rows(); ++r) {
@@ -298,14 +294,7 @@ void load_with_copy(const LoadSettings& s, const ConnectionOptions& options, Inp
     };
     auto merge = [&](const LoadTotals& unit_totals) {
         std::lock_guard<std::mutex> lock(totals_mutex);
-        totals.rows_read += unit_totals.rows_read;
-        totals.inserted += unit_totals.inserted;
-        totals.updated += unit_totals.updated;
-        totals.skipped += unit_totals.skipped;
-        totals.rejected += unit_totals.rejected;
-        totals.committed_batches += unit_totals.committed_batches;
-        totals.committed.insert(totals.committed.end(), unit_totals.committed.begin(),
-                                unit_totals.committed.end());
+        totals.add(unit_totals);
     };
     auto worker = [&] {
         std::optional<Connection> connection;
