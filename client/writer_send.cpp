@@ -335,6 +335,26 @@ void Writer::Impl::send(Batch& sending, bool& drop) {
                 isolate = true;
                 continue;
             }
+            if (row_error(error) && options.exception_mode == ExceptionMode::strict) {
+                // A row error the search could not pin on a row (raised outside its statements):
+                // sending the batch again would fail the same way, so strict drops it, as it
+                // drops a batch whose row it named.
+                drop = true;
+                {
+                    std::lock_guard<std::mutex> lock(metrics_mutex);
+                    ++metrics.flush_failures;
+                    metrics.rows_discarded += sending.operations;
+                }
+                log(LogLevel::error, "batch of " + std::to_string(sending.operations) +
+                                         " operations on " + table_label() +
+                                         " dropped (exceptionmode strict): it failed with "
+                                         "SQLSTATE " +
+                                         error.sqlstate() +
+                                         " (the row could not be found); nothing of the batch "
+                                         "was committed");
+                throw Error("batch on " + table_label() + " failed: " + error.what(),
+                            error.sqlstate(), error.detail(), error.hint(), true);
+            }
             {
                 std::lock_guard<std::mutex> lock(metrics_mutex);
                 ++metrics.flush_failures;
