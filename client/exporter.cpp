@@ -414,12 +414,18 @@ ExportResult Exporter::run_impl(
     // The sessions wait in their transactions while others work (the coordinator for the
     // whole export, a worker while its consumer drains the last rows): a server-side
     // idle_in_transaction_session_timeout must not end them, and the snapshot, half-way.
-    const std::string no_idle_timeout = "SET LOCAL idle_in_transaction_session_timeout = 0";
+    // The filter is read as check_filter() reads it, with backslashes plain in '...' strings,
+    // whatever standard_conforming_strings the server or role sets: with it off, 'a\' b'
+    // would be one string to the server and a string then text to the check, which could let
+    // a parenthesis through.
+    const std::string session_settings =
+        "SET LOCAL idle_in_transaction_session_timeout = 0; "
+        "SET LOCAL standard_conforming_strings = on";
 
     // The coordinator holds the exported snapshot open until every worker has finished.
     Connection coordinator = connect();
     // One round trip: a session idle between the two could meet the timeout already.
-    exec(coordinator, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; " + no_idle_timeout);
+    exec(coordinator, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; " + session_settings);
     const std::string snapshot = *exec(coordinator, "SELECT pg_export_snapshot()").get(0, 0);
 
     ExportResult result;
@@ -501,7 +507,7 @@ ExportResult Exporter::run_impl(
                 exec(connection,
                      "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET "
                      "TRANSACTION SNAPSHOT " +
-                         snapshot_literal + "; " + no_idle_timeout);
+                         snapshot_literal + "; " + session_settings);
                 CopyOut copy(connection,
                              "COPY (" + query + ") TO STDOUT WITH (FORMAT " + o.format + ")",
                              o.deadline);

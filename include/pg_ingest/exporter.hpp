@@ -26,7 +26,10 @@ struct ExportOptions {
     // connection. Rows whose key is NULL are exported with the first range.
     std::string split_key;
     // A boolean SQL expression added as `AND (where)`. Spliced verbatim into the statement:
-    // pass only text you would run yourself (it runs with the connection's privileges).
+    // pass only text you would run yourself (it runs with the connection's privileges). It is
+    // read with standard_conforming_strings on: a backslash escapes only in E'...' strings.
+    // Refused (42601) unless its parentheses balance outside strings and comments and it
+    // holds no ';'.
     std::string where;
     // Connections (and key ranges); fewer when the key spans fewer values. >= 1.
     std::size_t parallelism = 4;

@@ -366,6 +366,29 @@ BOOST_AUTO_TEST_CASE(a_filter_is_one_expression_inside_the_ranges) {
     }
 }
 
+// With standard_conforming_strings off a backslash escapes a quote in '...', so the server
+// would read the filter "v = '\' OR v = ') OR (true -- '" as v = '...' ) OR (true and a
+// comment: every range would export every row. The check reads it as two strings, and so
+// does the export's session, whatever the connection sets.
+BOOST_AUTO_TEST_CASE(a_filter_is_read_with_standard_conforming_strings_whatever_the_session_sets) {
+    auto connection = test::connect();
+    connection.execute(
+        "DROP TABLE IF EXISTS exp_scs; CREATE TABLE exp_scs (id int PRIMARY KEY, v text); "
+        "INSERT INTO exp_scs SELECT g, 'v' FROM generate_series(1, 1000) g; "
+        "INSERT INTO exp_scs VALUES (2000, '\\')");
+    pg_ingest::ConnectionOptions off = test::options();
+    off.set("options", "-c standard_conforming_strings=off -c escape_string_warning=off");
+    ExportOptions options = options_for("exp_scs", 4);
+    options.where = "v = '\\' OR v = ') OR (true -- '";
+    Collector collector;
+    const auto result = Exporter(off, options).run(collector.callback());
+    BOOST_TEST(result.rows == 1u);
+    BOOST_TEST(
+        collector.rows ==
+            expected_rows(connection, "SELECT concat(id, ',', v) FROM exp_scs WHERE id = 2000"),
+        boost::test_tools::per_element());
+}
+
 // In text format a header field escapes what COPY's text format escapes.
 BOOST_AUTO_TEST_CASE(a_text_header_escapes_tabs_and_backslashes) {
     auto connection = test::connect();
