@@ -175,7 +175,9 @@ using detail::writer_internal::Step;
 using detail::writer_internal::usage_error;
 using detail::writer_internal::WriteStatement;
 
-struct Writer::Impl {
+// Hidden: as a member of the exported Writer it would otherwise be exported with it, and its
+// methods are no part of the library's ABI.
+struct __attribute__((visibility("hidden"))) Writer::Impl {
     // Waiting for (or opening) a pooled connection is bounded by connecttimeoutms too, not only
     // by the flush attempt's deadline.
     Clock::time_point connect_deadline(Clock::time_point deadline) const {

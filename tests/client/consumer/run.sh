@@ -32,7 +32,14 @@ check_output() {  # $1 = program output
     esac
 }
 
-echo "== CMake package: find_package(pg_ingest CONFIG REQUIRED)"
+echo "== exported symbols"
+# Only the documented API: no implementation class (an Impl nested in an exported class is
+# exported with it unless hidden) and nothing of the detail namespace.
+leaked=$(nm -DC --defined-only "$prefix/lib/libpg_ingest.so" |
+    grep -E 'pg_ingest::([A-Za-z_]+::)*(Impl::|detail::)' || true)
+[ -z "$leaked" ] || fail "internal symbols exported: $leaked"
+echo "no internal symbols exported"
+
 cmake -S "$here" -B "$work/build" -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$work/build" >/dev/null
 for program in consumer consumer_static; do
