@@ -121,11 +121,17 @@ TableSchema TableSchema::load(Connection& connection, std::string_view table,
         "SELECT a.attnum, a.attname, "
         "  CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE a.atttypid END::oid::text, "
         "  CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END, "
-        "  format_type(a.atttypid, a.atttypmod), a.attnotnull, a.atthasdef, "
+        "  format_type(a.atttypid, a.atttypmod), "
+        // A domain's NOT NULL refuses a NULL as the column's own does.
+        "  a.attnotnull OR (t.typtype = 'd' AND t.typnotnull), a.atthasdef, "
         "  a.attgenerated <> '', a.attidentity = 'a', "
         "  (SELECT bt.typelem FROM pg_catalog.pg_type bt WHERE bt.oid = "
         "     CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE a.atttypid END "
-        "     AND bt.typcategory = 'A')::oid::text, "
+        // Arrays only: int2vector and oidvector are of category A too, but their binary input
+        // is not an array's (lower bound 0, no NULLs), so they are types the client cannot
+        // write.
+        "     AND bt.typcategory = 'A' "
+        "     AND bt.typreceive = 'pg_catalog.array_recv'::pg_catalog.regproc)::oid::text, "
         "  coalesce((SELECT c.collisdeterministic FROM pg_catalog.pg_collation c "
         "     WHERE c.oid = a.attcollation), true) "
         // ... and in every unique index that can be an arbiter and has it as a key column (ON

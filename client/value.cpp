@@ -1,8 +1,9 @@
 #include <pg_ingest/value.hpp>
 
 #include <algorithm>
-#include <charconv>
 #include <cmath>
+#include <cfloat>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 
@@ -87,13 +88,18 @@ std::string ymd_text(int year, int month, int day) {
     return std::to_string(year) + "-" + two(month) + "-" + two(day);
 }
 
+// As the server's time_overflows(): each field in range, second 60 allowed (a leap second,
+// read as the next minute's 0), and the whole no later than 24:00:00.
 std::int64_t time_usecs(int hour, int minute, int second, int microsecond) {
-    if (hour < 0 || minute < 0 || minute > 59 || second < 0 || second > 59 || microsecond < 0 ||
-        microsecond > 999999 || hour > 24 ||
-        (hour == 24 && (minute != 0 || second != 0 || microsecond != 0))) {
-        value_error("", "invalid time of day", k_datetime_overflow);
+    if (hour < 0 || minute < 0 || minute > 59 || second < 0 || second > 60 || microsecond < 0 ||
+        microsecond > 999999 || hour > 24) {
+        value_error("", "time of day out of range", k_datetime_overflow);
     }
-    return ((hour * 60LL + minute) * 60LL + second) * 1000000LL + microsecond;
+    const std::int64_t us = ((hour * 60LL + minute) * 60LL + second) * 1000000LL + microsecond;
+    if (us > k_usecs_per_day) {
+        value_error("", "time of day out of range", k_datetime_overflow);
+    }
+    return us;
 }
 
 // A tiny cursor for the ISO date/time parsers.
@@ -139,6 +145,11 @@ std::int64_t parse_date_part(Cursor& c, std::string_view kind) {
     if (!c.number(4, 7, year) || !c.accept('-') || !c.number(2, 2, month) || !c.accept('-') ||
         !c.number(2, 2, day)) {
         bad_datetime(kind, c.text);
+    }
+    if (year == 0) {
+        // The server has no year 0 in text ('0000-01-01' is an error there, not 1 BC).
+        value_error("", "date/time field value out of range: \"" + std::string(c.text) + "\"",
+                    k_datetime_overflow);
     }
     return pg_days(static_cast<int>(year), static_cast<int>(month), static_cast<int>(day));
 }
@@ -419,8 +430,9 @@ void encode_decimal(const Decimal& d, std::string& out, std::string_view what) {
         sign = 0;
     }
     const std::size_t ndigits = last - first;
-    // numeric_recv accepts at most NUMERIC_MAX_PRECISION + NUMERIC_MAX_RESULT_SCALE digits.
-    if (ndigits > 3000 || weight > 0x7FFF || weight < -0x8000) {
+    // The binary form counts digits in 16 bits and weighs them in a signed 16-bit word (the
+    // server's own range, 131072 digits before the point and 16383 after, fits both).
+    if (ndigits > 0xFFFF || weight > 0x7FFF || weight < -0x8000) {
         value_error(what, "numeric value has too many significant digits for binary transfer",
                     k_out_of_range);
     }
@@ -593,10 +605,12 @@ Decimal numeric_of(const Value& value, const ColumnType& type, std::string_view 
             } else if (std::isinf(f)) {
                 d.special = f > 0 ? Decimal::Special::pos_inf : Decimal::Special::neg_inf;
             } else {
+                // As the server's float8 -> numeric cast (what INSERT does with a double
+                // parameter): 15 significant digits (DBL_DIG), so 0.1 + 0.2 is 0.3, not
+                // 0.30000000000000004.
                 char buffer[64];
-                const auto result = std::to_chars(buffer, buffer + sizeof(buffer), f);
-                parse_decimal(
-                    std::string_view(buffer, static_cast<std::size_t>(result.ptr - buffer)), d);
+                const int length = std::snprintf(buffer, sizeof(buffer), "%.*g", DBL_DIG, f);
+                parse_decimal(std::string_view(buffer, static_cast<std::size_t>(length)), d);
             }
             break;
         }
@@ -675,6 +689,14 @@ std::int64_t checked_timestamp(std::int64_t micros, std::string_view what) {
     return micros;
 }
 
+// The server checks a timestamp's range before it rounds it to the column's precision, so a
+// value just below the end may round past it and is stored. Sent rounded it would fail the
+// server's check on the value received: such a value is sent as it is, for the server to round.
+std::int64_t rounded_timestamp(std::int64_t micros, std::int32_t precision) {
+    const std::int64_t rounded = rounded_micros(micros, precision);
+    return rounded >= k_end_timestamp && micros != INT64_MAX ? micros : rounded;
+}
+
 std::uint32_t float_bits(float f) {
     std::uint32_t bits = 0;
     std::memcpy(&bits, &f, sizeof(bits));
@@ -697,8 +719,17 @@ double floating_of(const Value& value, const ColumnType& type, std::string_view 
 }
 
 float float4_of(const Value& value, const ColumnType& type, std::string_view what) {
+    if (value.kind() == Value::Kind::integer) {
+        // As the server's int8 -> float4 cast: rounded once, not through a double.
+        return static_cast<float>(std::get<std::int64_t>(value.storage()));
+    }
     const double f = floating_of(value, type, what);
-    if (std::isfinite(f) && std::fabs(f) > static_cast<double>(std::numeric_limits<float>::max())) {
+    // As the server's float8 -> float4 cast, an overflow is a finite value that rounds to
+    // infinity: from FLT_MAX + half its unit in the last place (2^103) on. Below that it
+    // rounds to FLT_MAX, which is stored.
+    constexpr double k_float4_overflow =
+        static_cast<double>(std::numeric_limits<float>::max()) + 0x1p103;
+    if (std::isfinite(f) && std::fabs(f) >= k_float4_overflow) {
         value_error(what, "value out of range for type real", k_out_of_range);
     }
     // As the server's float8 -> float4 cast: a value that would round to zero is an underflow
@@ -815,17 +846,17 @@ void encode_payload(const Value& value, const ColumnType& type, std::string& out
             if (value.kind() != Value::Kind::timestamp) {
                 mismatch(value, type, what);
             }
-            put64(out, static_cast<std::uint64_t>(checked_timestamp(
-                           rounded_micros(std::get<Timestamp>(storage).microseconds, type.typmod),
-                           what)));
+            put64(out, static_cast<std::uint64_t>(rounded_timestamp(
+                           checked_timestamp(std::get<Timestamp>(storage).microseconds, what),
+                           type.typmod)));
             return;
         case TypeKind::timestamptz:
             if (value.kind() != Value::Kind::timestamptz) {
                 mismatch(value, type, what);
             }
-            put64(out, static_cast<std::uint64_t>(checked_timestamp(
-                           rounded_micros(std::get<TimestampTz>(storage).microseconds, type.typmod),
-                           what)));
+            put64(out, static_cast<std::uint64_t>(rounded_timestamp(
+                           checked_timestamp(std::get<TimestampTz>(storage).microseconds, what),
+                           type.typmod)));
             return;
         case TypeKind::interval: {
             if (value.kind() != Value::Kind::interval) {
@@ -863,7 +894,11 @@ void encode_payload(const Value& value, const ColumnType& type, std::string& out
             element.kind = type.element_kind;
             element.oid = type.element_oid;
             element.typmod = type.typmod;  // array columns carry the element typmod
-            element.name = kind_name(type.element_kind);
+            // "character varying(2)" from "character varying(2)[]": errors name the typmod.
+            element.name =
+                type.name.size() > 2 && type.name.compare(type.name.size() - 2, 2, "[]") == 0
+                    ? type.name.substr(0, type.name.size() - 2)
+                    : kind_name(type.element_kind);
             const bool has_null = std::any_of(elements.begin(), elements.end(),
                                               [](const Value& v) { return v.is_null(); });
             if (elements.size() > static_cast<std::size_t>(INT32_MAX)) {
@@ -881,8 +916,8 @@ void encode_payload(const Value& value, const ColumnType& type, std::string& out
                     value_error(what, "only one-dimensional arrays are supported",
                                 k_datatype_mismatch);
                 }
-                const std::string element_what =
-                    std::string(what) + ", element " + std::to_string(i + 1);
+                const std::string element_what = std::string(what) + (what.empty() ? "" : ", ") +
+                                                 "element " + std::to_string(i + 1);
                 encode_field(elements[i], element, out, element_what);
             }
             return;
@@ -917,6 +952,12 @@ Numeric Numeric::from_digits(std::string_view unscaled_digits, int scale) {
         !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
         throw Error("invalid numeric digits: \"" + std::string(unscaled_digits) + "\"",
                     k_invalid_text, "", "", true);
+    }
+    // Past these no value is in numeric's range (131072 digits before the point, 16383 after),
+    // and the exponent text below would not be read.
+    if (scale > 1000000 || scale < -1000000) {
+        throw Error("numeric scale " + std::to_string(scale) + " is out of range", k_out_of_range,
+                    "", "", true);
     }
     return Numeric(sign + std::string(digits) + "e" + std::to_string(-scale));
 }

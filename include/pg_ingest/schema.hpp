@@ -20,7 +20,7 @@ struct PG_INGEST_API ColumnInfo {
     std::uint32_t type_oid = 0;
     std::string type_name;  // format_type(), e.g. "character varying(20)"
     std::int32_t typmod = -1;
-    bool not_null = false;
+    bool not_null = false;  // the column's NOT NULL, or its domain's
     bool has_default = false;
     bool generated = false;  // GENERATED ALWAYS AS (...) STORED: cannot be written
     bool identity_always = false;

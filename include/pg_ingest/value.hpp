@@ -37,15 +37,17 @@ struct PG_INGEST_API Date {
     // Proleptic Gregorian; year 0 is 1 BC. Throws Error 22008 for an invalid day or a date
     // outside the server's range, 4714-11-24 BC (-4713-11-24) .. 5874897-12-31.
     static Date from_ymd(int year, int month, int day);
-    // "YYYY-MM-DD" (4 to 7 digit years); throws Error 22007 when malformed, 22008 when out of
-    // range.
+    // "YYYY-MM-DD" (4 to 7 digit years, AD); throws Error 22007 when malformed, 22008 when out
+    // of range or the year is 0000 (an error on the server too).
     static Date parse(std::string_view text);
     static Date infinity() { return Date{INT32_MAX}; }
     static Date minus_infinity() { return Date{INT32_MIN}; }
     bool operator==(const Date& other) const { return days == other.days; }
 };
 
-// Time of day in microseconds since midnight, 0 .. 24:00:00 inclusive.
+// Time of day in microseconds since midnight, 0 .. 24:00:00 inclusive. As on the server, second
+// 60 is allowed (read as the next minute's 0: 23:59:60 is 24:00:00 here, the next day's
+// 00:00:00 in a Timestamp); past 24:00:00 is Error 22008.
 struct PG_INGEST_API Time {
     std::int64_t microseconds = 0;
     static Time from_hms(int hour, int minute, int second, int microsecond = 0);
@@ -126,7 +128,10 @@ struct PG_INGEST_API Array {
 };
 
 // One typed value, or SQL NULL (the default). Integers of any width are kept as int64 and
-// floats as double; the target column decides the wire width, with range checks.
+// floats as double; the target column decides the wire width, with range checks. Into another
+// numeric type a value converts as the server's cast does: a double into numeric keeps 15
+// significant digits (float8 -> numeric; a float is a double here), an integer into real is
+// rounded once (int8 -> float4).
 class PG_INGEST_API Value {
   public:
     enum class Kind {

@@ -1303,6 +1303,67 @@ BOOST_AUTO_TEST_CASE(bad_input_gets_a_clear_typed_error) {
     BOOST_TEST(error_state([&] { writer.write({2, "no"}); }) == "55000");
 }
 
+// A typed value of another kind is stored as INSERT stores it given a parameter of its own
+// type: the server's cast (int8 -> float4 rounded once, float8 -> numeric with 15 digits,
+// float8 -> float4 up to FLT_MAX); ISO text as the server reads it (second 60); a numeric of
+// any length the server takes; a timestamp the server rounds past the end of its range.
+BOOST_AUTO_TEST_CASE(typed_values_are_stored_as_the_servers_casts_store_them) {
+    Connection c = test::connect();
+    c.execute("DROP TABLE IF EXISTS wr_casts");
+    c.execute(
+        "CREATE TABLE wr_casts (id int PRIMARY KEY, f4 real, num numeric, num2 numeric(20,4), "
+        "ts timestamp, ts0 timestamp(0), tm time)");
+    Options options;
+    options.batch_write_timeout = 0ms;
+    Writer writer(make_pool(), "wr_casts", {}, options);
+    const std::string long_numeric(12001, '7');
+    writer.write({1, INT64_C(4611686293305294849), 0.1 + 0.2, 123456789.12345678,
+                  Timestamp::parse("2024-01-01 23:59:60"), Timestamp{INT64_C(9223371331199999999)},
+                  Time::parse("23:59:60")});
+    writer.write({2, 3.4028235e38, Numeric(long_numeric), 1e-5, Value(), Value(), Value()});
+    writer.close();
+    const std::string sql =
+        "SELECT 1, 4611686293305294849::int8::real, (0.1::float8 + 0.2::float8)::numeric, "
+        "123456789.12345678::float8::numeric(20,4), '2024-01-01 23:59:60'::timestamp, "
+        "'294276-12-31 23:59:59.999999'::timestamp(0), '23:59:60'::time "
+        "UNION ALL SELECT 2, 3.4028235e38::float8::real, '" +
+        long_numeric + "'::numeric, 1e-5::float8::numeric(20,4), NULL, NULL, NULL";
+    const auto text = [&](const std::string& query) {
+        return scalar(c,
+                      "SELECT string_agg(concat_ws('|', id, f4, num, num2, ts, ts0, tm), "
+                      "';' ORDER BY id) FROM (" +
+                          query + ") AS r(id, f4, num, num2, ts, ts0, tm)");
+    };
+    const std::string expected = text(sql);
+    BOOST_TEST(text("TABLE wr_casts") == expected);
+    BOOST_TEST(expected.find("294277-01-01 00:00:00") != std::string::npos, expected);
+}
+
+// Types the client cannot write are refused when the writer opens, and a NULL a domain
+// refuses when the row is written, not at the flush.
+BOOST_AUTO_TEST_CASE(array_like_types_and_domain_not_null_are_refused_up_front) {
+    Connection c = test::connect();
+    c.execute("DROP TABLE IF EXISTS wr_vec; DROP DOMAIN IF EXISTS wr_nn");
+    c.execute("CREATE DOMAIN wr_nn AS int NOT NULL");
+    c.execute("CREATE TABLE wr_vec (id int PRIMARY KEY, v int2vector, n wr_nn)");
+    Options options;
+    options.batch_write_timeout = 0ms;
+    auto pool = make_pool();
+    std::string message;
+    BOOST_TEST(error_state(
+                   [&] {
+                       Writer(pool, "wr_vec", {"id", "v"}, options);
+                   },
+                   &message) == "0A000");
+    BOOST_TEST(message.find("int2vector") != std::string::npos, message);
+    Writer writer(pool, "wr_vec", {"id", "n"}, options);
+    BOOST_TEST(error_state([&] { writer.write({1, Value()}); }, &message) == "23502");
+    BOOST_TEST(message.find("column \"n\", row 1") != std::string::npos, message);
+    writer.write({2, 5});
+    writer.close();
+    BOOST_TEST(scalar(c, "SELECT string_agg(id || ':' || n, ',') FROM wr_vec") == "2:5");
+}
+
 BOOST_AUTO_TEST_CASE(unreachable_server_fails_within_the_connect_deadline) {
     ConnectionOptions nowhere;
     nowhere.set("host", "127.0.0.1");

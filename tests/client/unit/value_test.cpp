@@ -1,4 +1,5 @@
 // Binary COPY encoding of typed values, checked byte by byte against the server's wire formats.
+#include <climits>
 #include <cmath>
 #include <limits>
 #include <string>
@@ -422,6 +423,103 @@ BOOST_AUTO_TEST_CASE(one_dimensional_arrays_with_nulls) {
     BOOST_TEST(encode_error(Value(Array{{Value(std::int64_t{1} << 40)}}), int4_array) == "22003");
     const ColumnType varchar_array = column(1015, 2 + 4, 1043);
     BOOST_TEST(encode_error(Value(Array{{Value("abc")}}), varchar_array) == "22001");
+}
+
+// A value of another numeric kind converts as the server's cast would: what INSERT stores when
+// it is given the value as a parameter of its own type.
+BOOST_AUTO_TEST_CASE(numbers_of_another_kind_convert_as_the_servers_casts_do) {
+    // int8 -> float4 rounds once: through a double, 2^62 + 2^38 + 1 would round twice (down to
+    // 2^62, 5e800000) where the server rounds it up (5e800001).
+    BOOST_TEST(field(Value(std::int64_t{4611686293305294849}), k_float4) == "000000045e800001");
+    // float8 -> float4: a value that rounds to FLT_MAX is stored, one that rounds to
+    // infinity is an overflow.
+    BOOST_TEST(field(Value(3.4028235e38), k_float4) == "000000047f7fffff");
+    BOOST_TEST(field(Value(-3.40282356e38), k_float4) == "00000004ff7fffff");
+    BOOST_TEST(encode_error(Value(3.4028236e38), k_float4) == "22003");
+    // float8 -> numeric keeps DBL_DIG (15) significant digits.
+    const auto numeric_field = [](const std::string& text) {
+        return field(Value(Numeric(text)), k_numeric);
+    };
+    BOOST_TEST(field(Value(0.1 + 0.2), k_numeric) == numeric_field("0.3"));
+    BOOST_TEST(field(Value(123456789.12345678), k_numeric) == numeric_field("123456789.123457"));
+    BOOST_TEST(field(Value(1e300), k_numeric) == numeric_field("1e300"));
+    BOOST_TEST(field(Value(-2.5e-300), k_numeric) == numeric_field("-2.5e-300"));
+}
+
+// numeric has no digit limit of its own on the wire: a value the server stores is sent.
+BOOST_AUTO_TEST_CASE(numerics_with_thousands_of_digits_are_encoded) {
+    const std::string digits(12001, '7');
+    std::string out;
+    encode_field(Value(Numeric(digits)), k_numeric, out, "");
+    // ndigits: 12001 decimal digits are 3001 base-10000 digits; weight 3000.
+    BOOST_TEST(hex(out.substr(4, 4)) == "0bb90bb8");
+    BOOST_TEST(out.size() == 4 + 8 + 2 * 3001u);
+}
+
+// Numeric::from_digits with any int scale: no overflow of -scale.
+BOOST_AUTO_TEST_CASE(numeric_from_digits_takes_every_int_scale) {
+    for (const int scale : {INT_MIN, INT_MAX}) {
+        std::string state = "<none>";
+        try {
+            Numeric::from_digits("1", scale);
+        } catch (const Error& error) {
+            state = error.sqlstate();
+            BOOST_TEST_MESSAGE(error.what());
+        }
+        BOOST_TEST(state == "22003");
+    }
+    BOOST_TEST(Numeric::from_digits("15", 1).text() == "1.5");
+}
+
+// ISO text as the server reads it: no year 0 (an error there, not 1 BC), and second 60 is the
+// next minute's 0 (as far as 24:00:00 for a time).
+BOOST_AUTO_TEST_CASE(iso_text_has_no_year_zero_and_reads_second_sixty_as_the_server_does) {
+    BOOST_TEST(build_error([] { Date::parse("0000-01-01"); }) == "22008");
+    BOOST_TEST(build_error([] { Timestamp::parse("0000-12-31 00:00:00"); }) == "22008");
+    BOOST_TEST(Date::parse("0001-01-01").days == Date::from_ymd(1, 1, 1).days);
+    BOOST_TEST(Date::from_ymd(0, 1, 1).days == Date::from_ymd(1, 1, 1).days - 366);  // 1 BC
+    BOOST_TEST(Timestamp::parse("2024-01-01 23:59:60").microseconds ==
+               Timestamp::from_parts(2024, 1, 2).microseconds);
+    BOOST_TEST(Timestamp::parse("2024-02-28 12:30:60.5").microseconds ==
+               Timestamp::from_parts(2024, 2, 28, 12, 31, 0, 500000).microseconds);
+    BOOST_TEST(TimestampTz::parse("2016-12-31 23:59:60Z").microseconds ==
+               TimestampTz::from_parts(2017, 1, 1, 0, 0, 0, 0, 0).microseconds);
+    BOOST_TEST(Time::parse("23:59:60").microseconds == 86400000000LL);
+    BOOST_TEST(Time::from_hms(10, 59, 60).microseconds == Time::from_hms(11, 0, 0).microseconds);
+    BOOST_TEST(build_error([] { Time::parse("23:59:60.5"); }) == "22008");
+    BOOST_TEST(build_error([] { Time::parse("12:00:61"); }) == "22008");
+    BOOST_TEST(build_error([] { Time::from_hms(24, 0, 0, 1); }) == "22008");
+}
+
+// The server checks a timestamp's range before rounding it to the column's precision: a value
+// just before the end that rounds past it is stored (sent unrounded for the server to round).
+BOOST_AUTO_TEST_CASE(a_timestamp_that_rounds_past_the_end_is_sent_for_the_server_to_round) {
+    const std::int64_t last = 9223371331199999999LL;  // 294276-12-31 23:59:59.999999
+    BOOST_TEST(field(Value(Timestamp{last}), column(1114, 0)) == "000000087fffff5bb3b29fff");
+    BOOST_TEST(field(Value(TimestampTz{last - 600000}), column(1184, 0)) ==
+               field(Value(TimestampTz{last - 999999}), k_timestamptz));  // rounds down: rounded
+}
+
+// An array element's error names the element after the column and row, and its type with the
+// column's typmod.
+BOOST_AUTO_TEST_CASE(array_element_errors_name_the_element_and_its_type) {
+    const ColumnType varchar_array = column(1015, 2 + 4, 1043, "character varying(2)[]");
+    std::string out;
+    try {
+        encode_field(Value(Array{{Value("ab"), Value("abc")}}), varchar_array, out,
+                     "column \"c\", row 3");
+        BOOST_FAIL("accepted");
+    } catch (const Error& error) {
+        BOOST_TEST(std::string(error.what()) ==
+                   "column \"c\", row 3, element 2: value too long for type character "
+                   "varying(2) (3 characters)");
+    }
+    try {
+        encode_field(Value(Array{{Value(1), Value("x")}}), column(1007, -1, 23), out, "");
+        BOOST_FAIL("accepted");
+    } catch (const Error& error) {
+        BOOST_TEST(std::string(error.what()).rfind("element 2: ", 0) == 0, error.what());
+    }
 }
 
 BOOST_AUTO_TEST_CASE(unsupported_types_are_refused_by_from_oid) {
