@@ -12,8 +12,13 @@ namespace pg_ingest::detail {
 
 namespace {
 
-// Back to blocking mode on every exit; a closed connection has no handle any more.
+// Back to blocking mode on every exit; a closed connection has no handle any more. Not
+// copyable or movable: built in place, so that no temporary's destructor restores blocking
+// mode before the statement is sent (which made PQsend* block with no deadline).
 struct Restore {
+    explicit Restore(Connection* c) : connection(c) {}
+    Restore(const Restore&) = delete;
+    Restore& operator=(const Restore&) = delete;
     Connection* connection;
     ~Restore() {
         if (auto* conn = static_cast<PGconn*>(connection->native_handle())) {
@@ -42,7 +47,7 @@ Result exec_sent(Connection& connection, Connection::Clock::time_point deadline,
         connection.close();  // as if it had been sent: the caller sees one behaviour
         throw deadline_error("before a statement was sent");
     }
-    std::optional<Restore> restore(Restore{&connection});
+    std::optional<Restore> restore(std::in_place, &connection);
     if (send(conn) == 0) {
         if (PQstatus(conn) != CONNECTION_OK) {
             lost(connection, conn);

@@ -1,7 +1,10 @@
 // Connection::set_deadline against a live server, directly and through a proxy that goes silent.
+#include <csignal>
 #include <chrono>
 #include <string>
 #include <thread>
+
+#include <signal.h>
 
 #include <boost/test/unit_test.hpp>
 
@@ -99,6 +102,29 @@ BOOST_AUTO_TEST_CASE(a_silent_network_ends_at_the_connection_deadline) {
         BOOST_TEST(took < 10000);
     }
     BOOST_TEST(proxy.cuts() == 2);
+}
+
+// A statement larger than the socket buffers to a server that reads nothing (its backend
+// stopped): the deadline ends the send. Sending used to happen in blocking mode, where libpq
+// waits with no bound. Needs the right to signal the server's processes (the tests run as root
+// in CI, the server as postgres).
+BOOST_AUTO_TEST_CASE(the_deadline_holds_while_a_large_statement_is_being_sent) {
+    Connection connection = test::connect();
+    const int pid = std::stoi(*connection.execute("SELECT pg_backend_pid()").get(0, 0));
+    BOOST_REQUIRE_MESSAGE(
+        ::kill(pid, SIGSTOP) == 0,
+        "cannot stop the backend (run the tests as root or as the server's user)");
+    const std::string big(64 * 1024 * 1024, 'x');
+    const auto start = Clock::now();
+    connection.set_deadline(start + 1s);
+    const auto error =
+        test::error_of([&] { connection.execute_params("SELECT length($1)", {big}); });
+    const auto took = test::elapsed_ms(start);
+    ::kill(pid, SIGCONT);
+    check_given_up(error, connection);
+    BOOST_TEST(std::string(error.what()).find("while sending") != std::string::npos, error.what());
+    BOOST_TEST(took >= 1000);
+    BOOST_TEST(took < 10000);
 }
 
 BOOST_AUTO_TEST_CASE(a_deadline_already_passed_sends_nothing) {
