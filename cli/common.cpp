@@ -32,42 +32,48 @@ void scrub_password(char* text) {
             text[i] = 'x';
         }
     };
-    // A URI's user:password@host.
-    if (const char* scheme = std::strstr(text, "://")) {
-        const std::size_t start = static_cast<std::size_t>(scheme - text) + 3;
-        std::size_t end = start;
-        while (end < n && text[end] != '/' && text[end] != '?') {
-            ++end;
+    const auto space = [](char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; };
+    // user:password@host: a URI's, or one whose scheme has a typo ("postgresql:/u:p@h", which
+    // no parser reads as a URI). The part after the first ':' of the '@''s word (from the last
+    // '/' or blank before it) is blanked.
+    for (std::size_t at = 0; at < n; ++at) {
+        if (text[at] != '@') {
+            continue;
         }
-        std::size_t at = std::string::npos;
-        for (std::size_t i = start; i < end; ++i) {
-            at = text[i] == '@' ? i : at;
+        std::size_t start = at;
+        while (start > 0 && text[start - 1] != '/' && !space(text[start - 1])) {
+            --start;
         }
-        if (at != std::string::npos) {
-            for (std::size_t i = start; i < at; ++i) {
-                if (text[i] == ':') {
-                    blank(i + 1, at);
-                    break;
-                }
+        for (std::size_t i = start; i < at; ++i) {
+            if (text[i] == ':') {
+                blank(i + 1, at);
+                break;
             }
         }
     }
-    // password=value, in key=value form (value plain or single-quoted) or a URI's query.
+    // password=value and sslpassword=value, in key=value form (value plain or single-quoted)
+    // or a URI's query.
     for (std::size_t i = 0; i + 8 <= n; ++i) {
-        if (strncasecmp(text + i, "password", 8) != 0 ||
-            (i > 0 &&
-             (std::isalnum(static_cast<unsigned char>(text[i - 1])) != 0 || text[i - 1] == '_'))) {
+        if (strncasecmp(text + i, "password", 8) != 0) {
+            continue;
+        }
+        std::size_t name = i;
+        if (name >= 3 && strncasecmp(text + name - 3, "ssl", 3) == 0) {
+            name -= 3;
+        }
+        if (name > 0 && (std::isalnum(static_cast<unsigned char>(text[name - 1])) != 0 ||
+                         text[name - 1] == '_')) {
             continue;
         }
         std::size_t j = i + 8;
-        while (j < n && text[j] == ' ') {
+        while (j < n && space(text[j])) {
             ++j;
         }
         if (j >= n || text[j] != '=') {
             continue;
         }
         ++j;
-        while (j < n && text[j] == ' ') {
+        while (j < n && space(text[j])) {
             ++j;
         }
         std::size_t end = j;
@@ -78,7 +84,7 @@ void scrub_password(char* text) {
             }
             blank(j + 1, end);
         } else {
-            while (end < n && text[end] != ' ' && text[end] != '&') {
+            while (end < n && !space(text[end]) && text[end] != '&') {
                 ++end;
             }
             blank(j, end);

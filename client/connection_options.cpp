@@ -67,6 +67,21 @@ std::string after(std::string_view previous_keyword) {
            "\" (quote values that contain spaces: key='a b')";
 }
 
+// A token where a keyword should be, quoted in a message only when it could be one (letters,
+// digits, '_'): anything else, like "postgresql:/user:secret@host/db" (a URI without its
+// "//"), may hold a password.
+std::string shown_token(const std::string& token) {
+    const bool name_like =
+        token.size() <= 64 && std::all_of(token.begin(), token.end(), [](char c) {
+            return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_';
+        });
+    if (name_like) {
+        return "\"" + token + "\"";
+    }
+    return "a token that is not an option name (not shown: it may hold a password; a URI starts "
+           "with postgresql:// or postgres://)";
+}
+
 }  // namespace
 
 ParsedConnectionString parse_keyword_value(std::string_view text) {
@@ -94,11 +109,11 @@ ParsedConnectionString parse_keyword_value(std::string_view text) {
         }
         if (i == text.size() || text[i] != '=') {
             fail(previous_secret ? "expected keyword=value" + after(previous)
-                                 : "missing \"=\" after \"" + keyword + "\"");
+                                 : "missing \"=\" after " + shown_token(keyword));
         }
         if (!is_known_keyword(keyword)) {
             fail(previous_secret ? "unknown connection option" + after(previous)
-                                 : "unknown connection option \"" + keyword + "\"");
+                                 : "unknown connection option " + shown_token(keyword));
         }
         ++i;  // '='
         while (i < text.size() && is_space(text[i])) {

@@ -88,6 +88,14 @@ BOOST_AUTO_TEST_CASE(passwords_in_connection_strings_are_overwritten_in_place) {
         {"host=db user=me", "host=db user=me"},
         {"host=db oldpassword_hint=keep passwordx=keep",
          "host=db oldpassword_hint=keep passwordx=keep"},
+        {"host=db sslpassword=KeyPass password=s3cret",
+         "host=db sslpassword=xxxxxxx password=xxxxxx"},
+        {"postgresql://u:pw@h/db?sslpassword=KeyPass",
+         "postgresql://u:xx@h/db?sslpassword=xxxxxxx"},
+        {"host=db password\t=s3cret\tuser=me", "host=db password\t=xxxxxx\tuser=me"},
+        {"postgresql:/loader:S3cret@db/dw", "postgresql:/loader:xxxxxx@db/dw"},
+        {"loader:S3cret@db:5432/dw", "loader:xxxxxx@db:5432/dw"},
+        {"host=db mysslpassword=keep", "host=db mysslpassword=keep"},
     };
     for (const auto& [given, expected] : cases) {
         std::string text = given;

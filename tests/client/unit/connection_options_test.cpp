@@ -80,6 +80,21 @@ BOOST_AUTO_TEST_CASE(missing_equals_is_an_error_naming_the_keyword) {
     BOOST_TEST(contains(message, "missing \"=\" after \"host\""), message);
 }
 
+// Text without "://" is read as key=value: a URI with a typo in its scheme is one token that
+// holds the password, so the message must not quote it.
+BOOST_AUTO_TEST_CASE(a_malformed_uri_is_refused_without_echoing_its_password) {
+    for (const char* text :
+         {"postgresql:/loader:S3cret@db/dw", "postgresql//loader:S3cret@db/dw",
+          "loader:S3cret@db:5432/dw", "postgresql:loader:S3cret@db/dw?sslmode=require",
+          "postgresql:/loader:S3cret@db/dw?sslmode=require host=x"}) {
+        BOOST_TEST_CONTEXT(text) {
+            const std::string message = parse_error(text);
+            BOOST_TEST(!contains(message, "S3cret"), message);
+            BOOST_TEST(contains(message, "postgresql://"), message);
+        }
+    }
+}
+
 BOOST_AUTO_TEST_CASE(missing_keyword_before_equals_is_an_error) {
     BOOST_TEST(contains(parse_error("=db"), "missing keyword"));
 }
