@@ -4,6 +4,7 @@
 #include <cctype>
 #include <new>
 #include <set>
+#include <vector>
 
 #include <libpq-fe.h>
 
@@ -191,11 +192,36 @@ void validate_value(std::string_view keyword, std::string_view value) {
         if (!all_digits(value) || value.size() > 9) {
             fail("connect_timeout must be a whole number of seconds");
         }
-    } else if (keyword == "sslmode") {
-        static const std::set<std::string_view> modes = {"disable", "allow",     "prefer",
-                                                         "require", "verify-ca", "verify-full"};
-        if (modes.count(value) == 0) {
-            fail("sslmode must be one of disable, allow, prefer, require, verify-ca, verify-full");
+    } else if (keyword == "keepalives" || keyword == "keepalives_idle" ||
+               keyword == "keepalives_interval" || keyword == "keepalives_count" ||
+               keyword == "tcp_user_timeout") {
+        if (!all_digits(value) || value.empty() || value.size() > 9) {
+            fail(std::string(keyword) + " must be a whole number");
+        }
+    } else {
+        // Values libpq checks only when it connects, where a bad one would be a connection
+        // failure (08001, retryable): retrying cannot mend a setting.
+        static const std::vector<std::pair<std::string_view, std::vector<std::string_view>>>
+            choices = {
+                {"sslmode", {"disable", "allow", "prefer", "require", "verify-ca", "verify-full"}},
+                {"target_session_attrs",
+                 {"any", "read-write", "read-only", "primary", "standby", "prefer-standby"}},
+                {"gssencmode", {"disable", "prefer", "require"}},
+                {"channel_binding", {"disable", "prefer", "require"}},
+                {"ssl_min_protocol_version", {"TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"}},
+                {"ssl_max_protocol_version", {"TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"}},
+            };
+        for (const auto& [name, allowed] : choices) {
+            if (keyword != name) {
+                continue;
+            }
+            if (std::find(allowed.begin(), allowed.end(), value) == allowed.end()) {
+                std::string list;
+                for (const auto& a : allowed) {
+                    list += (list.empty() ? "" : ", ") + std::string(a);
+                }
+                fail(std::string(name) + " must be one of " + list);
+            }
         }
     }
 }

@@ -130,6 +130,31 @@ BOOST_AUTO_TEST_CASE(invalid_sslmode_and_connect_timeout_are_errors) {
     BOOST_TEST(contains(parse_error("connect_timeout=soon"), "connect_timeout"));
 }
 
+// Values libpq checks only when it connects would fail there as a retryable connection error:
+// they are refused when parsed, naming the option.
+BOOST_AUTO_TEST_CASE(settings_libpq_checks_at_connect_are_refused_when_parsed) {
+    for (const char* text :
+         {"target_session_attrs=bogus", "gssencmode=bogus", "channel_binding=bogus",
+          "keepalives=abc", "keepalives_idle=-1", "tcp_user_timeout=1.5",
+          "ssl_min_protocol_version=TLSv9", "postgresql://h/db?target_session_attrs=writable"}) {
+        BOOST_TEST_CONTEXT(text) {
+            const std::string message = parse_error(text);
+            const std::string option =
+                std::string(text).substr(std::string(text).find_last_of("?/ ") == std::string::npos
+                                             ? 0
+                                             : std::string(text).find_last_of("?/") + 1);
+            BOOST_TEST(contains(message, option.substr(0, option.find('='))), message);
+        }
+    }
+    for (const char* text : {"target_session_attrs=prefer-standby", "gssencmode=disable",
+                             "channel_binding=require", "keepalives=0", "keepalives_idle=30",
+                             "tcp_user_timeout=5000", "ssl_max_protocol_version=TLSv1.3"}) {
+        BOOST_TEST_CONTEXT(text) {
+            BOOST_CHECK_NO_THROW(ConnectionOptions{text});
+        }
+    }
+}
+
 BOOST_AUTO_TEST_CASE(nul_byte_in_a_value_is_an_error) {
     const std::string text("host=a\0b", 8);
     BOOST_TEST(contains(parse_error(text), "NUL"));
