@@ -307,7 +307,24 @@ List* transform_where(ParseState* pstate, Relation rel, Node* raw, const MergeSp
         pull_varattnos(w, 1, &attrs);
         return make_ands_implicit(reinterpret_cast<Expr*>(w));
     });
+    // First as plain COPY refuses them, with its SQLSTATE: generated columns, by name or
+    // through the whole row.
+    TupleDesc desc = RelationGetDescr(rel);
     int member = -1;
+    while ((member = bms_next_member(attrs, member)) >= 0) {
+        const AttrNumber attnum = member + FirstLowInvalidHeapAttributeNumber;
+        if (attnum < 0)
+            continue;
+        for (int i = 0; i < desc->natts; i++) {
+            Form_pg_attribute att = TupleDescAttr(desc, i);
+            if (att->attisdropped || !att->attgenerated || (attnum > 0 && att->attnum != attnum))
+                continue;
+            raise(ERRCODE_INVALID_COLUMN_REFERENCE,
+                  "generated columns are not supported in COPY FROM WHERE conditions",
+                  format("Column \"%s\" is a generated column.", NameStr(att->attname)), {});
+        }
+    }
+    member = -1;
     while ((member = bms_next_member(attrs, member)) >= 0) {
         const AttrNumber attnum = member + FirstLowInvalidHeapAttributeNumber;
         if (attnum <= 0)

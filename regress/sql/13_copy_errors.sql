@@ -475,3 +475,27 @@ SELECT count(*) AS error_contexts_left FROM pg_backend_memory_contexts
 WHERE name = 'pg_ingest error';
 COMMIT;
 DROP TABLE res_keep, res_src;
+
+-- WHERE on a generated column (by name or through the whole row) is refused as plain COPY
+-- refuses it (42P10), before the ON_CONFLICT rule that WHERE names only loaded columns
+CREATE TABLE gw (k int PRIMARY KEY, v int, g int GENERATED ALWAYS AS (v * 2) STORED);
+DO $$
+DECLARE
+    stmt text;
+    detail text;
+BEGIN
+    FOREACH stmt IN ARRAY ARRAY[
+        $q$COPY gw (k, v) FROM '/tmp/pg_ingest_regress_e.csv' WITH (FORMAT csv, ON_CONFLICT 'upsert') WHERE g > 0$q$,
+        $q$COPY gw (k, v) FROM '/tmp/pg_ingest_regress_e.csv' WITH (FORMAT csv) WHERE g > 0$q$,
+        $q$COPY gw (k, v) FROM '/tmp/pg_ingest_regress_e.csv' WITH (FORMAT csv, ON_CONFLICT 'upsert') WHERE gw IS NOT NULL$q$]
+    LOOP
+        BEGIN
+            EXECUTE stmt;
+            RAISE NOTICE 'no error: %', stmt;
+        EXCEPTION WHEN OTHERS THEN
+            GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL;
+            RAISE NOTICE '%: % (%)', SQLSTATE, SQLERRM, detail;
+        END;
+    END LOOP;
+END $$;
+DROP TABLE gw;
