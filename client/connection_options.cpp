@@ -170,8 +170,8 @@ void validate_ports(std::string_view list) {
     const auto ports = detail::split(list, ',');
     for (std::size_t n = 0; n < ports.size(); ++n) {
         const std::string_view port = ports[n];
-        if (port.empty() && ports.size() > 1) {
-            continue;  // libpq: an empty entry means the default port for that host
+        if (port.empty()) {
+            continue;  // libpq: an empty value or entry means the default port (for that host)
         }
         if (!all_digits(port) || port.size() > 5 || std::stoul(std::string(port)) == 0 ||
             std::stoul(std::string(port)) > 65535) {

@@ -76,8 +76,8 @@ std::vector<HostEntry> parse_host_list(std::string_view list, bool decode_hosts)
             port = item.substr(colon + 1);
             has_port = true;
         }
-        if (has_port && port.empty()) {
-            fail("empty port after \":\"" + where);
+        if (has_port && port.empty() && !decode_hosts) {
+            fail("empty port after \":\"" + where);  // pgjdbc refuses it; libpq reads the default
         }
         entries.push_back(
             {decode_hosts ? percent_decode(host, false, "host name") : std::string(host),

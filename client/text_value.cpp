@@ -224,7 +224,10 @@ Value parse_by_kind(const Context& cx, const ColumnType& type, const TextValueOp
             std::optional<Numeric> number;
             try {
                 number.emplace(cx.text);
-            } catch (const Error&) {
+            } catch (const Error& e) {
+                if (e.sqlstate() == k_out_of_range) {
+                    cx.fail_value("value overflows numeric format", k_out_of_range);
+                }
                 cx.syntax("numeric");
             }
             // numeric_in refuses a scale past 16383 before it rounds to the column's: here

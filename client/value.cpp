@@ -199,7 +199,10 @@ bool iequals(std::string_view a, std::string_view b) {
            });
 }
 
-bool parse_decimal(std::string_view text, Decimal& out) {
+enum class DecimalParse { ok, syntax, overflow };
+
+// numeric_in's reading of text: syntax errors are 22P02, values outside numeric's range 22003.
+DecimalParse parse_decimal(std::string_view text, Decimal& out) {
     out = Decimal();
     // numeric_in skips what isspace() takes, before and after.
     const auto space = [](char c) { return c == ' ' || (c >= '\t' && c <= '\r'); };
@@ -211,16 +214,16 @@ bool parse_decimal(std::string_view text, Decimal& out) {
     }
     if (iequals(text, "nan")) {
         out.special = Decimal::Special::nan;
-        return true;
+        return DecimalParse::ok;
     }
     if (iequals(text, "infinity") || iequals(text, "+infinity") || iequals(text, "inf") ||
         iequals(text, "+inf")) {
         out.special = Decimal::Special::pos_inf;
-        return true;
+        return DecimalParse::ok;
     }
     if (iequals(text, "-infinity") || iequals(text, "-inf")) {
         out.special = Decimal::Special::neg_inf;
-        return true;
+        return DecimalParse::ok;
     }
     std::size_t i = 0;
     if (i < text.size() && (text[i] == '+' || text[i] == '-')) {
@@ -242,14 +245,14 @@ bool parse_decimal(std::string_view text, Decimal& out) {
         }
     }
     if (!any) {
-        return false;
+        return DecimalParse::syntax;
     }
     if (point < 0) {
         point = static_cast<std::int64_t>(digits.size());
     }
     if (i < text.size()) {
         if (text[i] != 'e' && text[i] != 'E') {
-            return false;
+            return DecimalParse::syntax;
         }
         ++i;
         // The exponent is read with strtol, which skips blanks before it ("1e 5").
@@ -263,13 +266,25 @@ bool parse_decimal(std::string_view text, Decimal& out) {
         }
         std::int64_t exponent = 0;
         if (i >= text.size()) {
-            return false;
+            return DecimalParse::syntax;
         }
         for (; i < text.size(); ++i) {
-            if (text[i] < '0' || text[i] > '9' || exponent > 1000000) {
-                return false;
+            if (text[i] < '0' || text[i] > '9') {
+                return DecimalParse::syntax;
             }
-            exponent = exponent * 10 + (text[i] - '0');
+            exponent = std::min<std::int64_t>(exponent * 10 + (text[i] - '0'), INT32_MAX);
+        }
+        // The server refuses an exponent of INT_MAX/2 or more either way. Below that, a value
+        // past 10^131072 or with more than 16383 digits after the point is out of range too,
+        // except that zero times any smaller power of ten is zero. Past 10^6 only that zero can
+        // fit, and the digits are not expanded.
+        if (exponent > 1000000) {
+            const bool zero = digits.find_first_not_of('0') == std::string::npos;
+            if (exponent >= INT32_MAX / 2 || negative_exponent || !zero) {
+                return DecimalParse::overflow;
+            }
+            out.negative = false;
+            return DecimalParse::ok;
         }
         point += negative_exponent ? -exponent : exponent;
     }
@@ -287,7 +302,7 @@ bool parse_decimal(std::string_view text, Decimal& out) {
     if (out.integer.empty() && out.fraction.find_first_not_of('0') == std::string::npos) {
         out.negative = false;  // -0 is 0
     }
-    return true;
+    return DecimalParse::ok;
 }
 
 std::string decimal_text(const Decimal& d) {
@@ -615,11 +630,16 @@ Decimal numeric_of(const Value& value, const ColumnType& type, std::string_view 
             break;
         }
         case Value::Kind::text:
-            if (!parse_decimal(std::get<std::string>(value.storage()), d)) {
-                value_error(what,
-                            "invalid input syntax for type numeric: \"" +
-                                std::get<std::string>(value.storage()) + "\"",
-                            k_invalid_text);
+            switch (parse_decimal(std::get<std::string>(value.storage()), d)) {
+                case DecimalParse::ok:
+                    break;
+                case DecimalParse::syntax:
+                    value_error(what,
+                                "invalid input syntax for type numeric: \"" +
+                                    std::get<std::string>(value.storage()) + "\"",
+                                k_invalid_text);
+                case DecimalParse::overflow:
+                    value_error(what, "value overflows numeric format", k_out_of_range);
             }
             break;
         default:
@@ -934,9 +954,14 @@ constexpr char k_header[] = "PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0";
 
 Numeric::Numeric(std::string_view text) {
     Decimal d;
-    if (!parse_decimal(text, d)) {
-        throw Error("invalid input syntax for type numeric: \"" + std::string(text) + "\"",
-                    k_invalid_text, "", "", true);
+    switch (parse_decimal(text, d)) {
+        case DecimalParse::ok:
+            break;
+        case DecimalParse::syntax:
+            throw Error("invalid input syntax for type numeric: \"" + std::string(text) + "\"",
+                        k_invalid_text, "", "", true);
+        case DecimalParse::overflow:
+            throw Error("value overflows numeric format", k_out_of_range, "", "", true);
     }
     m_text = decimal_text(d);
 }

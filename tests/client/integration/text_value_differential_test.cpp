@@ -564,7 +564,11 @@ Input numeric_input(Gen& g) {
                                                 " -NaN",
                                                 "Infinity1",
                                                 "infinit",
-                                                "1e400000"};
+                                                "1e400000",
+                                                "0e2000000",
+                                                "-0.0e+1073741822",
+                                                "0e1073741823",
+                                                "1e-2000000"};
     Input in{g.chance(0.08) ? g.random_case(g.pick(k_special)) : decimal(g, 25)};
     if (g.chance(0.05)) {
         in.text = g.pick(k_odd);

@@ -106,13 +106,22 @@ BOOST_AUTO_TEST_CASE(unterminated_quote_is_an_error_naming_the_keyword) {
 
 BOOST_AUTO_TEST_CASE(non_numeric_port_is_an_error_about_the_port) {
     for (const char* text :
-         {"port=abc", "port=0", "port=65536", "port=-1", "port=123456", "port="}) {
+         {"port=abc", "port=0", "port=65536", "port=-1", "port=123456", "port=' '"}) {
         BOOST_TEST_CONTEXT(text) {
             const std::string message = parse_error(text);
             BOOST_TEST(contains(message, "invalid port"), message);
             BOOST_TEST(contains(message, "1 to 65535"), message);
         }
     }
+}
+
+BOOST_AUTO_TEST_CASE(an_empty_port_means_the_default_port_as_in_libpq) {
+    BOOST_TEST(value_of(ConnectionOptions("host=db port='' dbname=dw"), "port") == "");
+    BOOST_TEST(contains(parse_error("jdbc:postgresql://db:/dw"), "empty port"));
+    const ConnectionOptions url("postgresql://db:/dw");
+    BOOST_TEST(value_of(url, "host") == "db");
+    BOOST_TEST(!url.get("port").has_value());
+    BOOST_TEST(value_of(ConnectionOptions("postgresql://a:,b:5433/dw"), "port") == ",5433");
 }
 
 BOOST_AUTO_TEST_CASE(bad_entry_in_a_port_list_is_named_by_position) {

@@ -113,8 +113,8 @@ BOOST_AUTO_TEST_CASE(query_parameter_without_equals_is_an_error) {
 }
 
 BOOST_AUTO_TEST_CASE(bad_port_is_an_error_about_the_port) {
-    for (const char* text : {"postgresql://h:abc/db", "postgresql://h:70000/db",
-                             "postgresql://h:/db", "postgresql://[::1]:x/db"}) {
+    for (const char* text :
+         {"postgresql://h:abc/db", "postgresql://h:70000/db", "postgresql://[::1]:x/db"}) {
         BOOST_TEST_CONTEXT(text) {
             const std::string message = parse_error(text);
             BOOST_TEST(contains(message, "port"), message);

@@ -319,6 +319,14 @@ BOOST_AUTO_TEST_CASE(numeric_keeps_exact_digits_and_checks_the_typmod) {
     BOOST_TEST(error_of("1e-16384", numeric_5_2) == "22003");
     BOOST_TEST(error_of("0.5e-16383", k_numeric) == "22003");
     BOOST_CHECK_NO_THROW(parse("1e-16383", numeric_5_2));  // the encoder rounds it to 0.00
+    // Exponents past 10^6: out of range as numeric_in says (22003), not a syntax error, except
+    // that zero times a power of ten below INT_MAX/2 is zero.
+    for (const char* huge :
+         {"1e2000000", "1e-2000000", "0e-2000000", "0e1073741823", "5e99999999999999999999"}) {
+        BOOST_TEST(error_of(huge, k_numeric) == "22003", huge);
+    }
+    BOOST_TEST(std::get<Numeric>(parse(" -0.00e2000000", k_numeric).storage()).text() == "0");
+    BOOST_TEST(error_of("1e2000000x", k_numeric) == "22P02");
     BOOST_TEST(std::get<Numeric>(parse(" -0.000 ", k_numeric).storage()).text() == "0.000");
     BOOST_TEST(std::get<Numeric>(parse("NaN", k_numeric).storage()).text() == "NaN");
     BOOST_TEST(std::get<Numeric>(parse("-Infinity", k_numeric).storage()).text() == "-Infinity");

@@ -190,6 +190,21 @@ BOOST_AUTO_TEST_CASE(numeric_text_is_canonical_and_from_digits_is_exact) {
     BOOST_CHECK_THROW(Numeric("1.2.3"), Error);
     BOOST_CHECK_THROW(Numeric(""), Error);
     BOOST_CHECK_THROW(Numeric::from_digits("12a", 1), Error);
+    // Beyond numeric's range is 22003 as in numeric_in; a syntax error stays 22P02.
+    const auto sqlstate_of = [](const char* text) {
+        try {
+            Numeric{text};
+        } catch (const Error& e) {
+            return e.sqlstate();
+        }
+        return std::string("accepted");
+    };
+    BOOST_TEST(sqlstate_of("1e2000000") == "22003");
+    BOOST_TEST(sqlstate_of("-1e-2000000") == "22003");
+    BOOST_TEST(sqlstate_of("0e1073741823") == "22003");
+    BOOST_TEST(sqlstate_of("1e2000000.5") == "22P02");
+    BOOST_TEST(Numeric("0.000e2000000").text() == "0");
+    BOOST_CHECK_NO_THROW(field(Value(Numeric("0e2000000")), k_numeric));
     const std::string huge = "1" + std::string(999, '0') + "." + std::string(500, '7');
     BOOST_TEST(Numeric(huge).text() == huge);
     BOOST_CHECK_NO_THROW(field(Value(Numeric(huge)), k_numeric));
