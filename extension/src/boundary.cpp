@@ -74,12 +74,35 @@ void raise_pending(const Pending& p) {
     pg_unreachable();
 }
 
+ErrorData* take_caught_error(MemoryContext caller_cxt) {
+    ErrorData* volatile edata = nullptr;
+    PG_TRY();
+    {
+        // The copy must outlive whatever C++ unwinding deletes (memory contexts of the
+        // failed operation, subtransactions): keep it under the top transaction's context, in
+        // a context of its own that PgError::release() deletes whole.
+        MemoryContextSwitchTo(
+            AllocSetContextCreate(TopTransactionContext ? TopTransactionContext : TopMemoryContext,
+                                  "pg_ingest error", ALLOCSET_SMALL_SIZES));
+        edata = CopyErrorData();
+    }
+    PG_CATCH();
+    { edata = nullptr; }
+    PG_END_TRY();
+    FlushErrorState();
+    MemoryContextSwitchTo(caller_cxt);
+    if (!edata)
+        throw std::bad_alloc();
+    return edata;
+}
+
 SubxactState begin_subxact() {
-    SubxactState s{CurrentMemoryContext, CurrentResourceOwner};
+    SubxactState s{CurrentMemoryContext, CurrentResourceOwner, InvalidSubTransactionId};
     pg_call([&] {
         BeginInternalSubTransaction(nullptr);
         MemoryContextSwitchTo(s.cxt);
     });
+    s.id = GetCurrentSubTransactionId();
     return s;
 }
 
@@ -93,7 +116,10 @@ void commit_subxact(const SubxactState& s) {
 
 void rollback_subxact(const SubxactState& s) {
     pg_call([&] {
-        RollbackAndReleaseCurrentSubTransaction();
+        // Not ours when a failed commit got past the point of no return: then the abort of
+        // the enclosing transaction, which the error leads to, cleans up.
+        if (GetCurrentSubTransactionId() == s.id)
+            RollbackAndReleaseCurrentSubTransaction();
         MemoryContextSwitchTo(s.cxt);
         CurrentResourceOwner = s.owner;
     });

@@ -95,28 +95,36 @@ void capture(Pending& p, int sqlerrcode, const char* message, const char* detail
              const char* hint) noexcept;
 [[noreturn]] void raise_pending(const Pending& p);
 
+// Copies the error being handled (after a PG_CATCH that left it on the error stack), flushes
+// it and returns the copy; restores caller_cxt. Copying allocates: if that fails too, both
+// errors are flushed and std::bad_alloc is thrown, rather than the new error longjmping past
+// the caller's C++ frames (inside PG_CATCH the outer handler is already the active one).
+ErrorData* take_caught_error(MemoryContext caller_cxt);
+
 // Runs f under PG_TRY. On a PostgreSQL error, returns the copied ErrorData; else nullptr.
-// F must not throw and must not hold locals with non-trivial destructors.
+// F must not hold locals with non-trivial destructors (a longjmp would skip them). A C++
+// exception from f (a std::bad_alloc, say) is caught inside PG_TRY and rethrown after
+// PG_END_TRY has restored PostgreSQL's error handler: an exception unwinding out of PG_TRY
+// would leave PG_exception_stack pointing into a dead frame.
 template <typename F>
 ErrorData* try_pg(F& f) {
     MemoryContext volatile caller_cxt = CurrentMemoryContext;
-    ErrorData* volatile edata = nullptr;
+    volatile bool failed = false;
+    std::exception_ptr thrown;  // set only when no longjmp happened
     PG_TRY();
-    { f(); }
-    PG_CATCH();
     {
-        // The copy must outlive whatever C++ unwinding deletes (memory contexts of the
-        // failed operation, subtransactions): keep it under the top transaction's context, in
-        // a context of its own that PgError::release() deletes whole.
-        MemoryContextSwitchTo(
-            AllocSetContextCreate(TopTransactionContext ? TopTransactionContext : TopMemoryContext,
-                                  "pg_ingest error", ALLOCSET_SMALL_SIZES));
-        edata = CopyErrorData();
-        FlushErrorState();
-        MemoryContextSwitchTo(caller_cxt);
+        try {
+            f();
+        } catch (...) {
+            thrown = std::current_exception();
+        }
     }
+    PG_CATCH();
+    { failed = true; }
     PG_END_TRY();
-    return edata;
+    if (thrown)
+        std::rethrow_exception(thrown);
+    return failed ? take_caught_error(caller_cxt) : nullptr;
 }
 
 }  // namespace detail
@@ -175,6 +183,7 @@ namespace detail {
 struct SubxactState {
     MemoryContext cxt;
     ResourceOwner owner;
+    SubTransactionId id;  // ours: rollback_subxact() leaves any other level alone
 };
 SubxactState begin_subxact();
 void commit_subxact(const SubxactState& s);
@@ -186,11 +195,13 @@ void with_subtransaction(F&& f) {
     const detail::SubxactState s = detail::begin_subxact();
     try {
         f();
+        // A commit that fails (another extension's pre-commit callback) leaves the
+        // subtransaction open: it is rolled back as a failure of f would be, as PL/pgSQL does.
+        detail::commit_subxact(s);
     } catch (...) {
         detail::rollback_subxact(s);
         throw;
     }
-    detail::commit_subxact(s);
 }
 
 // Text helpers that cross the boundary safely.

@@ -102,7 +102,9 @@ struct Locked {
     ~Locked() { LWLockRelease(g_shared->lock); }
 };
 
-void worker_detach(int, Datum arg) {
+extern "C" {
+// A before_shmem_exit callback: plain C, no allocation.
+static void worker_detach(int, Datum arg) {
     const int slot = DatumGetInt32(arg);
     LWLockAcquire(g_shared->lock, LW_EXCLUSIVE);
     Slot& s = g_shared->slots[slot];
@@ -112,6 +114,7 @@ void worker_detach(int, Datum arg) {
     s.cancel_requested = false;
     wake_launcher_locked();
     LWLockRelease(g_shared->lock);
+}
 }
 
 }  // namespace
@@ -149,7 +152,9 @@ static void pgi_shmem_startup(void) {
 
 // Commit of a transaction that submitted or retried a job: now the workers can see it.
 static void pgi_xact_callback(XactEvent event, void*) {
-    if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT)
+    // PREPARE ends the session's part: the prepared transaction's COMMIT PREPARED (from any
+    // session) has no flag to wake the launcher with, so its jobs start at the next naptime.
+    if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT && event != XACT_EVENT_PREPARE)
         return;
     const bool wake = g_wake_at_commit && event == XACT_EVENT_COMMIT;
     g_wake_at_commit = false;

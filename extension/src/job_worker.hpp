@@ -30,6 +30,19 @@ struct Failure {
     std::string message;
 };
 
+// The failure to record; if even that cannot be allocated, "out of memory" (short enough not
+// to allocate), so that the caller still rolls back and records something.
+inline Failure failure_of(int sqlerrcode, const char* message, const char* detail) noexcept {
+    try {
+        Failure f{sqlerrcode, message};
+        if (detail)
+            f.message += std::string(" (") + detail + ")";
+        return f;
+    } catch (...) {
+        return Failure{ERRCODE_OUT_OF_MEMORY, "out of memory"};
+    }
+}
+
 // A unit of work in its own transaction (worker processes only). On an error, in the work or
 // in its COMMIT (a deferred constraint, a serialization failure), the transaction is rolled
 // back and the error returned (code and text copied out first: the rollback frees the error
@@ -50,15 +63,13 @@ std::optional<Failure> try_transaction(F&& f) {
         });
         return std::nullopt;
     } catch (const PgError& e) {
-        failure = Failure{e.sqlerrcode(), e.what()};
-        if (e.data()->detail)
-            failure->message += std::string(" (") + e.data()->detail + ")";
+        failure = failure_of(e.sqlerrcode(), e.what(), e.data()->detail);
     } catch (const ServerError& e) {
-        failure = Failure{e.sqlerrcode(), e.what()};
+        failure = failure_of(e.sqlerrcode(), e.what(), nullptr);
     } catch (const std::bad_alloc&) {
         failure = Failure{ERRCODE_OUT_OF_MEMORY, "out of memory"};
     } catch (const std::exception& e) {
-        failure = Failure{ERRCODE_INTERNAL_ERROR, e.what()};
+        failure = failure_of(ERRCODE_INTERNAL_ERROR, e.what(), nullptr);
     }
     pg_call([] { AbortCurrentTransaction(); });
     return failure;

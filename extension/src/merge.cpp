@@ -114,6 +114,14 @@ extern "C" {
 static void forget_served(Datum arg) {
     *reinterpret_cast<Tuplestorestate**>(DatumGetPointer(arg)) = nullptr;
 }
+
+// No merge outlives its statement, so none is running when a top-level transaction ends. A
+// MergeRun whose destructor an error skipped would otherwise stay in g_active, where
+// ingest._merge_rows() could reach it. clear() does not allocate or throw.
+static void merge_xact_callback(XactEvent event, void*) {
+    if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT || event == XACT_EVENT_PREPARE)
+        g_active.clear();
+}
 }
 
 class MergeRun {
@@ -134,7 +142,8 @@ class MergeRun {
         m_handle = static_cast<int>(g_active.size() - 1);
     }
     ~MergeRun() {
-        g_active.pop_back();
+        if (!g_active.empty() && g_active.back() == this)
+            g_active.pop_back();
         // The sort's temp files belong to the resource owner: on success run() closed them
         // with tuplesort_end(), on error the transaction abort does. Memory goes with m_cxt
         // (MemoryContextDelete does not ereport).
@@ -1179,6 +1188,10 @@ void MergeRun::serve(FunctionCallInfo fcinfo) {
 }
 
 }  // namespace
+
+void install_merge_xact_callback() {
+    pg_call([] { RegisterXactCallback(merge_xact_callback, nullptr); });
+}
 
 MergeCounts run_merge(const MergeSpec& spec, RowSource& source, const RejectSink& on_reject) {
     MergeRun run(spec, resolve_merge(spec), on_reject);

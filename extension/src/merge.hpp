@@ -111,6 +111,10 @@ MergeCounts run_merge(const MergeSpec& spec, RowSource& source, const RejectSink
 // Checks a spec without running it (used before any input is read).
 void validate_merge(const MergeSpec& spec);
 
+// From _PG_init: forgets the backend's running merges at the end of each top-level
+// transaction, where none can be running (defence against a frame skipped by an error).
+void install_merge_xact_callback();
+
 // ingest._merge_rows() support: the active merge in this backend hands its current chunk.
 namespace merge_internal {
 bool serve_rows(int handle, FunctionCallInfo fcinfo);

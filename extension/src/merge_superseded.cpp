@@ -42,13 +42,16 @@ struct SupersededCheck::State {
 
 namespace {
 
-void context_callback(void* arg) {
+extern "C" {
+// An error context callback: plain C.
+static void context_callback(void* arg) {
     const auto* s = static_cast<const SupersededCheck::State*>(arg);
     if (s->position && s->line > 0)
         errcontext("%s, %s %lld (a row superseded by another row of its key)", s->context_into,
                    s->position, static_cast<long long>(s->line));
     else
         errcontext("%s (a row superseded by another row of its key)", s->context_into);
+}
 }
 
 bool has_before_insert_row_trigger(Relation rel) {

@@ -4,6 +4,7 @@
 #include "guc.hpp"
 #include "job_shmem.hpp"
 #include "job_worker.hpp"
+#include "merge.hpp"
 
 extern "C" {
 #include "miscadmin.h"
@@ -25,6 +26,7 @@ void _PG_init(void) {
         pg_ingest::copy_hook::init();
         pg_ingest::jobs::install_shmem_hooks();
         pg_ingest::jobs::install_xact_callback();
+        pg_ingest::install_merge_xact_callback();
         pg_ingest::jobs::register_launcher();
     });
 }

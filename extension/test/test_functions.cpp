@@ -8,6 +8,7 @@
 #include "job_shmem.hpp"
 
 extern "C" {
+#include "access/xact.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
@@ -56,6 +57,8 @@ PGI_FUNCTION(pgi_test_throw) {
         throw std::runtime_error("test runtime error");
     if (kind == "unknown")
         throw 42;
+    if (kind == "bad_alloc_in_pg_call")  // a C++ exception inside pg_call's PG_TRY
+        pg_ingest::pg_call([] { throw std::bad_alloc(); });
     if (kind == "pg_error")
         pg_ingest::pg_call([] {
             ereport(ERROR, (errcode(ERRCODE_DIVISION_BY_ZERO), errmsg("test postgres error"),
@@ -91,6 +94,43 @@ PGI_FUNCTION(pgi_test_recover) {
     } catch (const pg_ingest::PgError& e) {
         outcome = std::string(unpack_sql_state(e.sqlerrcode())) + ": " + e.what();
     }
+    return PointerGetDatum(pg_ingest::string_to_text(outcome));
+}
+
+namespace {
+bool fail_subxact_commit = false;
+
+extern "C" {
+// What another extension's pre-commit step (postgres_fdw's remote RELEASE SAVEPOINT) may do.
+static void failing_subxact_callback(SubXactEvent event, SubTransactionId, SubTransactionId,
+                                     void*) {
+    if (event == SUBXACT_EVENT_PRE_COMMIT_SUB && fail_subxact_commit) {
+        fail_subxact_commit = false;
+        ereport(ERROR, (errcode(ERRCODE_CONNECTION_FAILURE),
+                        errmsg("test failure at subtransaction commit")));
+    }
+}
+}
+}  // namespace
+
+// As recover(), but the subtransaction's commit fails: its work must be rolled back.
+PGI_FUNCTION(pgi_test_recover_failed_commit) {
+    static bool registered = false;
+    if (!registered) {
+        pg_ingest::pg_call([] { RegisterSubXactCallback(failing_subxact_callback, nullptr); });
+        registered = true;
+    }
+    const std::string sql = arg_string(fcinfo, 0);
+    std::string outcome = "ok";
+    try {
+        pg_ingest::with_subtransaction([&] {
+            run_sql(sql);
+            fail_subxact_commit = true;
+        });
+    } catch (const pg_ingest::PgError& e) {
+        outcome = std::string(unpack_sql_state(e.sqlerrcode())) + ": " + e.what();
+    }
+    fail_subxact_commit = false;
     return PointerGetDatum(pg_ingest::string_to_text(outcome));
 }
 

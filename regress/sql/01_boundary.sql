@@ -9,6 +9,8 @@ CREATE FUNCTION ingest_test.run_sql(sql text) RETURNS void
     LANGUAGE c STRICT AS 'pg_ingest_test', 'pgi_test_run_sql';
 CREATE FUNCTION ingest_test.recover(sql text) RETURNS text
     LANGUAGE c STRICT AS 'pg_ingest_test', 'pgi_test_recover';
+CREATE FUNCTION ingest_test.recover_failed_commit(sql text) RETURNS text
+    LANGUAGE c STRICT AS 'pg_ingest_test', 'pgi_test_recover_failed_commit';
 
 -- Runs a statement and shows what reached the client: SQLSTATE, message, detail and hint.
 CREATE FUNCTION ingest_test.err(sql text) RETURNS text LANGUAGE plpgsql AS $f$
@@ -50,12 +52,28 @@ SELECT ingest_test.destroyed() - :before AS destroyed_during_errors;
 -- the backend keeps working: the next query in the same session succeeds
 SELECT 1 AS still_alive;
 
+-- a C++ exception thrown inside pg_call (under PG_TRY) is 53200, and PostgreSQL's error
+-- handler is restored: the errors that follow in this session are reported, not a crash
+SELECT ingest_test.err($$SELECT ingest_test.throw('bad_alloc_in_pg_call')$$);
+SELECT ingest_test.throw('bad_alloc_in_pg_call');
+SELECT 1/0;
+SELECT ingest_test.err('SELECT 1/0');
+SELECT 2 AS still_alive;
+
 -- recovering inside C++ (subtransaction) lets the caller's transaction go on
 BEGIN;
 INSERT INTO ingest_test.u VALUES (2);
 SELECT ingest_test.recover('INSERT INTO ingest_test.u VALUES (3), (2)');
 SELECT ingest_test.recover('SELECT 1');
 INSERT INTO ingest_test.u VALUES (4);
+COMMIT;
+SELECT k FROM ingest_test.u ORDER BY k;
+
+-- a subtransaction whose commit fails is rolled back (5 is not kept), and the caller's
+-- transaction goes on
+BEGIN;
+SELECT ingest_test.recover_failed_commit('INSERT INTO ingest_test.u VALUES (5)');
+INSERT INTO ingest_test.u VALUES (6);
 COMMIT;
 SELECT k FROM ingest_test.u ORDER BY k;
 
