@@ -3,7 +3,24 @@
 -- pg_ingest--0.4.0--0.5.0.sql; regress 22_upgrade checks that both give the same catalog).
 \echo Use "CREATE EXTENSION pg_ingest" to load this file. \quit
 
--- The schema "ingest" is created by CREATE EXTENSION (control file: schema = ingest).
+-- The schema "ingest" is created by CREATE EXTENSION (control file: schema = ingest), which
+-- reuses one that exists. The background workers write the job catalog in it as a superuser,
+-- so it must not be another role's: its owner could rename it and put a table of its own,
+-- with triggers, in the catalog's place. (The library refuses such a catalog too.)
+DO $$
+BEGIN
+    IF NOT (SELECT r.rolsuper FROM pg_catalog.pg_namespace n
+            JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) n.nspowner
+            WHERE n.nspname OPERATOR(pg_catalog.=) 'ingest') THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'insufficient_privilege',
+            MESSAGE = 'schema "ingest" exists and is owned by a role that is not a superuser',
+            DETAIL = 'pg_ingest''s background workers write their job catalog in it as a superuser.',
+            HINT = 'Drop the schema or, after checking its objects, make a superuser its owner; '
+                   'then run CREATE EXTENSION pg_ingest again.';
+    END IF;
+END
+$$;
 GRANT USAGE ON SCHEMA @extschema@ TO PUBLIC;
 
 CREATE FUNCTION @extschema@.version() RETURNS text

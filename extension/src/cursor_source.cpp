@@ -88,7 +88,7 @@ CursorSource::CursorSource(Oid source, const std::vector<std::string>& names, Re
                 std::string(pg_call([&] { return quote_identifier(n.c_str()); }));
     std::string sql = "SELECT " + cols;
     if (with_raw)
-        sql += ", ROW(" + cols + ")::text";
+        sql += ", ROW(" + cols + ")::pg_catalog.text";
     sql += " FROM " + std::string(pg_call([&] {
                return quote_qualified_identifier(get_namespace_name(get_rel_namespace(source)),
                                                  get_rel_name(source));

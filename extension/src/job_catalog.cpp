@@ -2,15 +2,23 @@
 
 extern "C" {
 #include "access/htup_details.h"
+#include "access/genam.h"
+#include "access/table.h"
+#include "catalog/dependency.h"
+#include "catalog/indexing.h"
+#include "catalog/pg_extension.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_namespace.h"
+#include "commands/extension.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
+#include "utils/fmgroids.h"
 #include "utils/syscache.h"
 }
 
@@ -62,6 +70,21 @@ std::optional<Job> load_job(int64_t id, bool for_update) {
     return j;
 }
 
+// pg_extension.extnamespace (PostgreSQL 15 does not export get_extension_schema()). Plain C
+// calls only: run under pg_call.
+static Oid extension_schema(Oid ext) {
+    Relation rel = table_open(ExtensionRelationId, AccessShareLock);
+    ScanKeyData key;
+    ScanKeyInit(&key, Anum_pg_extension_oid, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(ext));
+    SysScanDesc scan = systable_beginscan(rel, ExtensionOidIndexId, true, NULL, 1, &key);
+    HeapTuple tup = systable_getnext(scan);
+    const Oid nsp =
+        HeapTupleIsValid(tup) ? ((Form_pg_extension)GETSTRUCT(tup))->extnamespace : InvalidOid;
+    systable_endscan(scan);
+    table_close(rel, AccessShareLock);
+    return nsp;
+}
+
 Oid service_user() {
     return pg_call([] {
         Oid nsp = get_namespace_oid("ingest", false);
@@ -70,6 +93,35 @@ Oid service_user() {
             ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
                             errmsg("async load jobs need pg_ingest 0.2.0 or later"),
                             errhint("Run ALTER EXTENSION pg_ingest UPDATE.")));
+        // The workers write this catalog as a superuser, and the job functions as its owner:
+        // it must be the extension's own, in the extension's schema, and that schema must be
+        // a superuser's. A schema "ingest" that another role made before CREATE EXTENSION
+        // reused is that role's: it could rename it and put a table of its own, with
+        // triggers, in the catalog's place.
+        const Oid ext = get_extension_oid("pg_ingest", false);
+        HeapTuple nsp_tup = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(nsp));
+        if (!HeapTupleIsValid(nsp_tup))
+            elog(ERROR, "cache lookup failed for namespace %u", nsp);
+        const Oid nsp_owner = ((Form_pg_namespace)GETSTRUCT(nsp_tup))->nspowner;
+        ReleaseSysCache(nsp_tup);
+        if (extension_schema(ext) != nsp || getExtensionOfObject(RelationRelationId, rel) != ext)
+            ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+                            errmsg("ingest.async_load_job is not the job catalog of pg_ingest"),
+                            errdetail("Schema \"ingest\" is not the extension's schema, or the "
+                                      "table is not a member of the extension."),
+                            errhint("A superuser must restore the extension's schema and "
+                                    "objects; async load jobs are refused until then.")));
+        if (!superuser_arg(nsp_owner))
+            ereport(ERROR,
+                    (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+                     errmsg("schema \"ingest\" is owned by role \"%s\", which is not a "
+                            "superuser",
+                            GetUserNameFromId(nsp_owner, false)),
+                     errdetail("Its owner could replace the job catalog that the background "
+                               "workers write as a superuser."),
+                     errhint("As a superuser, check the schema's objects and run ALTER SCHEMA "
+                             "ingest OWNER TO a superuser; async load jobs are refused until "
+                             "then.")));
         HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(rel));
         if (!HeapTupleIsValid(tup))
             elog(ERROR, "cache lookup failed for relation %u", rel);
@@ -114,8 +166,30 @@ std::string staging_name(int64_t id) {
            }));
 }
 
-void drop_staging(int64_t id) {
-    spi::exec("DROP TABLE IF EXISTS " + staging_name(id));
+bool drop_staging(int64_t id) {
+    const std::string name = staging_name(id);
+    try {
+        with_subtransaction([&] { spi::exec("DROP TABLE IF EXISTS " + name); });
+        return true;
+    } catch (const PgError& e) {
+        if (e.sqlerrcode() != ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST)
+            throw;
+        // Another role's object built on it (a view): the job must still end, and the other
+        // role's object is not ours to drop. The table stays until someone drops that object.
+        const std::string detail = e.data()->detail ? e.data()->detail : "";
+        e.release();
+        pg_call([&] {
+            ereport(WARNING,
+                    (errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+                     errmsg("pg_ingest: staging table %s of async load job %lld is kept: other "
+                            "objects depend on it",
+                            name.c_str(), static_cast<long long>(id)),
+                     detail.empty() ? 0 : errdetail_internal("%s", detail.c_str()),
+                     errhint("Drop those objects; the table is then dropped when the job's "
+                             "retention ends.")));
+        });
+        return false;
+    }
 }
 
 void notify_state(int64_t id, const std::string& state) {

@@ -80,7 +80,9 @@ constexpr const char* k_order_row = "_pg_ingest_row";
 
 // "ingest_staging.job_<id>", quoted.
 std::string staging_name(int64_t id);
-void drop_staging(int64_t id);  // as the current user; no error when already gone
+// As the current user; no error when already gone. False when other objects (another
+// role's view) depend on the table: it is kept, with a WARNING, and the caller goes on.
+bool drop_staging(int64_t id);
 
 // NOTIFY ingest_async_load, '<id>:<state>' (delivered at commit).
 void notify_state(int64_t id, const std::string& state);

@@ -415,6 +415,9 @@ PGI_FUNCTION(ingest_begin_async_load) {
     // schema) may have granted the new table, and the identity sequence of ordered staging, to
     // other roles: only the job's owner may use them, with exactly the rights granted here.
     revoke_from_others(staging_oid, "TABLE", staging, "ALL");
+    // Nobody may build on the table's row type (a column or function of that type): the
+    // dependency would keep the table from being dropped when its job ends.
+    spi::exec("REVOKE USAGE ON TYPE " + staging + " FROM PUBLIC");
     List* sequences = pg_call([&] { return getOwnedSequences(staging_oid); });
     for (int i = 0; i < list_length(sequences); i++) {
         const Oid seq = list_nth_oid(sequences, i);

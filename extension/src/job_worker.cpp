@@ -86,7 +86,22 @@ bool extension_installed() {
             return OidIsValid(nsp) && OidIsValid(get_relname_relid("async_load_job", nsp));
         });
     }));
-    return installed;
+    if (!installed)
+        return false;
+    // A job catalog the workers cannot trust (see service_user()) is left alone: the job
+    // functions refuse to queue jobs there too.
+    if (const std::optional<Failure> f = try_transaction([] { (void)service_user(); })) {
+        check_failure(try_transaction([&] {  // for the database's name
+            pg_call([&] {
+                ereport(WARNING,
+                        (errcode(f->sqlerrcode),
+                         errmsg("pg_ingest: async load jobs of database \"%s\" are not run: %s",
+                                get_database_name(MyDatabaseId), f->message.c_str())));
+            });
+        }));
+        return false;
+    }
+    return true;
 }
 
 // Jobs of this installation in LOADING that no live worker runs (their worker died, or the
@@ -131,16 +146,18 @@ void apply_retention() {
         // Rows locked by a user's open transaction (a retry of an old failed job) are skipped,
         // left for a later pass, not waited for: every new worker runs this.
         const uint64 n = spi::exec(
-            "DELETE FROM ingest.async_load_job j WHERE j.id IN (SELECT o.id FROM "
-            "ingest.async_load_job o WHERE o.state IN ('FINISH', 'FAIL', 'CANCEL') "
-            "AND o.finished_at < pg_catalog.now() - $1 * interval '1 second' AND " +
-                of_this_installation("o") + " FOR UPDATE SKIP LOCKED) RETURNING j.id",
+            "SELECT o.id FROM ingest.async_load_job o WHERE o.state IN ('FINISH', 'FAIL', "
+            "'CANCEL') AND o.finished_at < pg_catalog.now() - $1 * interval '1 second' AND " +
+                of_this_installation("o") + " FOR UPDATE SKIP LOCKED",
             {spi::int8_arg(guc::job_retention)});
         std::vector<int64_t> ids;
         for (uint64 i = 0; i < n; i++)
             ids.push_back(spi::get_int64(i, 1));
+        // A staging table that cannot be dropped (another role's view depends on it) keeps its
+        // job, so that a later pass drops both; the other jobs go on.
         for (int64_t id : ids)
-            drop_staging(id);
+            if (drop_staging(id))
+                spi::exec("DELETE FROM ingest.async_load_job WHERE id = $1", {spi::int8_arg(id)});
     }));
 }
 

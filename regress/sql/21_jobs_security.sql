@@ -206,14 +206,17 @@ SELECT r AS role, has_table_privilege(r, :'as7', 'SELECT') AS sel,
        has_sequence_privilege(r, pg_get_serial_sequence(:'as7', '_pg_ingest_row'),
                               'USAGE, UPDATE') AS seq
   FROM unnest('{pgi_alice,pgi_bob,pgi_boss}'::text[]) r;
--- a grant made since begin goes at submit
+-- a grant made since begin goes at submit (checked before the submit commits: after that a
+-- worker may finish the job and drop the table at any moment)
 GRANT SELECT, INSERT ON :as7 TO pgi_bob;
-SET ROLE pgi_alice;
+BEGIN;
+SET LOCAL ROLE pgi_alice;
 SELECT ingest.submit_async_load(:a7);
 RESET ROLE;
 SELECT r AS role, has_table_privilege(r, :'as7', 'SELECT') AS sel,
        has_table_privilege(r, :'as7', 'INSERT') AS ins
   FROM unnest('{pgi_alice,pgi_bob}'::text[]) r;
+COMMIT;
 SELECT ingest.wait_async_load(:a7, '60 s');
 SELECT state, error_sqlstate, error_message FROM ingest.get_async_load_job(:a7);
 SELECT id, v FROM sec_t WHERE id = 20;
@@ -260,6 +263,48 @@ RESET default_tablespace;
 RESET ROLE;
 SELECT reltablespace = 0 AS database_default FROM pg_class WHERE oid = :'ts1'::regclass;
 SELECT ingest.cancel_async_load(:t1);
+
+-- nobody else may build on a staging table's row type (a column or an argument of that type
+-- would keep the table from being dropped when its job ends)
+CREATE TABLE sec_pin (id int PRIMARY KEY);
+GRANT SELECT, INSERT ON sec_pin TO pgi_alice;
+SET ROLE pgi_alice;
+SELECT id AS r1, staging AS rs1 FROM ingest.begin_async_load('sec_pin') \gset
+SET ROLE pgi_bob;
+CREATE TEMP TABLE pin (x :rs1);
+CREATE FUNCTION pg_temp.pin(x :rs1) RETURNS int LANGUAGE sql AS 'SELECT 1';
+-- a view on it (here the superuser's) does not keep the job from ending: the table is kept
+-- with a WARNING saying why
+RESET ROLE;
+CREATE VIEW sec_pin_view AS SELECT * FROM :rs1;
+SET client_min_messages = warning;
+SELECT ingest.cancel_async_load(:r1);
+SELECT state FROM ingest.get_async_load_job(:r1);
+SELECT to_regclass(:'rs1') IS NOT NULL AS staging_kept;
+DROP VIEW sec_pin_view;
+DROP TABLE :rs1, sec_pin;
+
+-- the job catalog must be the extension's, in a schema a superuser owns: the workers write it
+-- as a superuser, and the schema's owner could put a table of its own in its place
+ALTER SCHEMA ingest OWNER TO pgi_bob;
+SET ROLE pgi_alice;
+SELECT * FROM ingest.begin_async_load('sec_t');
+RESET ROLE;
+ALTER SCHEMA ingest OWNER TO CURRENT_USER;
+-- CREATE EXTENSION refuses a schema "ingest" that another role made beforehand
+SELECT current_database() AS regress_db \gset
+CREATE DATABASE pg_ingest_schema;
+\c pg_ingest_schema
+CREATE ROLE pgi_squatter;
+CREATE SCHEMA ingest AUTHORIZATION pgi_squatter;
+CREATE EXTENSION pg_ingest;
+SELECT count(*) FROM pg_extension WHERE extname = 'pg_ingest';
+DROP SCHEMA ingest;
+CREATE EXTENSION pg_ingest;
+SELECT extversion = ingest.version() AS installed FROM pg_extension WHERE extname = 'pg_ingest';
+\c :regress_db
+DROP DATABASE pg_ingest_schema;
+DROP ROLE pgi_squatter;
 
 -- a role whose jobs exist can still be dropped once its privileges are gone
 DROP OWNED BY pgi_alice, pgi_bob, pgi_boss;

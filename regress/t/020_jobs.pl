@@ -352,16 +352,34 @@ sub payloads
 
 # --- retention --------------------------------------------------------------------------------
 {
+	# A view on a staging table (another role's, say) does not keep its job from ending, nor
+	# the other jobs from going: the table is kept with its job, with a WARNING, until the view
+	# is dropped.
+	my ($pinned, $pinned_staging) = split /\|/, sql("SELECT id, staging FROM ingest.begin_async_load('t', 'upsert')");
+	sql("INSERT INTO $pinned_staging VALUES (900001, 'pinned')");
+	sql("CREATE VIEW pin_view AS SELECT * FROM $pinned_staging");
+	sql("SELECT ingest.submit_async_load($pinned)");
+	wait_state($pinned, 'FINISH', 'a job whose staging table a view depends on finishes');
+	is(sql("SELECT v FROM t WHERE k = 900001"), 'pinned', 'and its row is loaded');
+	is(sql("SELECT to_regclass('$pinned_staging') IS NOT NULL"), 't', 'its staging table is kept');
+
 	my $kept = sql('SELECT count(*) FROM ingest.async_load_job');
-	cmp_ok($kept, '>', 0, 'ended jobs are kept under the default retention');
+	cmp_ok($kept, '>', 1, 'ended jobs are kept under the default retention');
 	$node->append_conf('postgresql.conf', 'ingest.job_retention = 0');
 	$node->reload;
 	# Retention runs in the workers the launcher starts every naptime.
 	ok($node->poll_query_until('postgres',
-			"SELECT count(*) = 0 FROM ingest.async_load_job WHERE state IN ('FINISH', 'FAIL', 'CANCEL')"),
+			"SELECT count(*) = 0 FROM ingest.async_load_job WHERE state IN ('FINISH', 'FAIL', 'CANCEL') AND id <> $pinned"),
 		'with job_retention = 0 ended jobs are removed');
-	is(sql("SELECT count(*) FROM pg_class WHERE relnamespace = 'ingest_staging'::regnamespace"), '0',
+	is(sql("SELECT count(*) FROM pg_class WHERE relnamespace = 'ingest_staging'::regnamespace AND oid <> '$pinned_staging'::regclass"), '0',
 		'and their staging tables');
+	is(sql("SELECT state FROM ingest.get_async_load_job($pinned)"), 'FINISH',
+		'the job whose staging table cannot be dropped is kept');
+	sql('DROP VIEW pin_view');
+	ok($node->poll_query_until('postgres',
+			"SELECT count(*) = 0 FROM pg_class WHERE relnamespace = 'ingest_staging'::regnamespace"),
+		'once the view is gone, retention drops the table');
+	is(sql("SELECT count(*) FROM ingest.async_load_job WHERE id = $pinned"), '0', 'and its job');
 }
 
 # Only the kill -9 above may have crashed anything; no WARNING except the crash notices.
