@@ -15,6 +15,7 @@ bool direct_apply = true;
 int max_workers = 2;
 int job_retention = 7 * 24 * 3600;
 int launcher_naptime = 10;
+int job_timeout = 0;
 int copy_rejects_kept = 100000;
 int stage_chunk = 0;
 
@@ -53,6 +54,12 @@ void init() {
             "Submitted jobs wake the launcher at once; the periodic pass "
             "applies retention and catches anything missed.",
             &launcher_naptime, 10, 1, 3600, PGC_SIGHUP, GUC_UNIT_S, nullptr, nullptr, nullptr);
+        DefineCustomIntVariable(
+            "ingest.job_timeout", "Longest time a worker may spend applying one async load job.",
+            "A job still applying after it fails with 57014 (its work rolled back; "
+            "ingest.retry_async_load runs it again) and frees its worker. 0: no limit. "
+            "Takes effect on reload, for jobs that start after it.",
+            &job_timeout, 0, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr, nullptr);
         DefineCustomIntVariable(
             "ingest.copy_rejects_kept",
             "Rows rejected by a COPY ON CONFLICT that ingest.last_copy_rejects() keeps.",

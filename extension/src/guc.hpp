@@ -14,6 +14,9 @@ extern bool direct_apply;
 extern int max_workers;
 extern int job_retention;
 extern int launcher_naptime;
+// Milliseconds a worker may spend applying one job before the job fails with 57014 (0: no
+// limit). Background workers do not arm statement_timeout; this is its stand-in.
+extern int job_timeout;
 // Rejected rows of a COPY ON CONFLICT kept for ingest.last_copy_rejects() (the rest counted).
 extern int copy_rejects_kept;
 // The chunk number of rows staged into an ordered staging table (read by the staging

@@ -3,6 +3,7 @@
 // and the counts, so a job is FINISH if and only if its rows are in the target.
 #include "conflict_target.hpp"
 #include "cursor_source.hpp"
+#include "guc.hpp"
 #include "job_catalog.hpp"
 #include "job_shmem.hpp"
 #include "job_worker.hpp"
@@ -20,6 +21,8 @@ extern "C" {
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
+#include "utils/timeout.h"
+#include "utils/timestamp.h"
 }
 
 #include <algorithm>
@@ -195,12 +198,18 @@ void run_job(int slot, int64_t id) {
     std::vector<RejectedRow> first_rejects;
     int64_t rejected = 0;
     bool over_limit = false;
-    const std::optional<Failure> failure = try_transaction([&] {
+    // ingest.job_timeout bounds the apply only: recording the outcome is never cut short.
+    const int timeout_ms = guc::job_timeout;
+    TimestampTz apply_start = 0;
+    std::optional<Failure> failure = try_transaction([&] {
         spi::Connection c;
         const std::optional<Job> job = load_job(id);
         if (!job || job->state != "LOADING")
             return;          // removed or changed under us: nothing to do
         forget_rejects(id);  // an earlier attempt's
+        apply_start = pg_call([] { return GetCurrentTimestamp(); });
+        if (timeout_ms > 0)
+            pg_call([&] { enable_timeout_after(STATEMENT_TIMEOUT, timeout_ms); });
         apply(*job, slot, counts, [&](RejectedRow&& r) {
             ++rejected;
             if (job->reject_limit) {
@@ -222,6 +231,7 @@ void run_job(int slot, int64_t id) {
             GucScope service_path(k_service_search_path);
             insert_reject(id, r);
         });
+        pg_call([] { disable_timeout(STATEMENT_TIMEOUT, false); });
         spi::exec(
             "UPDATE ingest.async_load_job SET state = 'FINISH', finished_at = "
             "pg_catalog.clock_timestamp(), "
@@ -239,7 +249,18 @@ void run_job(int slot, int64_t id) {
         return;
     }
 
+    pg_call([] { disable_timeout(STATEMENT_TIMEOUT, false); });
     const bool canceled = cancel_requested(slot, id);
+    if (!canceled && timeout_ms > 0 && apply_start != 0 &&
+        failure->sqlerrcode == ERRCODE_QUERY_CANCELED && pg_call([&] {
+            return TimestampDifferenceExceeds(apply_start, GetCurrentTimestamp(), timeout_ms);
+        }))
+        failure = failure_of(ERRCODE_QUERY_CANCELED,
+                             format("async load job %lld was still applying after "
+                                    "ingest.job_timeout (%d ms); nothing was applied",
+                                    static_cast<long long>(id), timeout_ms)
+                                 .c_str(),
+                             nullptr);
     // The outcome is decided; a cancel signal, pending or still to come, must not abort
     // recording it (the job would stay LOADING and run again).
     QueryCancelPending = false;

@@ -350,6 +350,37 @@ sub payloads
 	sql('DROP TABLE tn');
 }
 
+# --- ingest.job_timeout ------------------------------------------------------------------------
+{
+	sql(q{CREATE TABLE slow (k bigint PRIMARY KEY, v text);
+	      CREATE FUNCTION slow_row() RETURNS trigger LANGUAGE plpgsql
+	        AS $$BEGIN PERFORM pg_sleep(60); RETURN NEW; END$$;
+	      CREATE TRIGGER slow BEFORE INSERT ON slow FOR EACH ROW EXECUTE FUNCTION slow_row()});
+	$node->append_conf('postgresql.conf', 'ingest.job_timeout = 1500');
+	$node->reload;
+	ok($node->poll_query_until('postgres', "SELECT current_setting('ingest.job_timeout') = '1500ms'"),
+		'job_timeout set');
+	my ($id, $staging) = split /\|/, sql("SELECT id, staging FROM ingest.begin_async_load('slow', 'none')");
+	sql("INSERT INTO $staging VALUES (1, 'x'), (2, 'y')");
+	my $t0 = time;
+	sql("SELECT ingest.submit_async_load($id)");
+	wait_state($id, 'FAIL', 'a job still applying after ingest.job_timeout fails');
+	cmp_ok(time - $t0, '<', 30, 'at the timeout, not when its apply would have ended');
+	is(job_field($id, 'error_sqlstate'), '57014', 'with 57014');
+	like(job_field($id, 'error_message'), qr/still applying after ingest\.job_timeout \(1500 ms\)/,
+		'naming the setting');
+	is(sql('SELECT count(*) FROM slow'), '0', 'and nothing applied');
+	sql('DROP TRIGGER slow ON slow');
+	sql("SELECT ingest.retry_async_load($id)");
+	wait_state($id, 'FINISH', 'retried once the apply is fast, it finishes');
+	is(sql('SELECT count(*) FROM slow'), '2', 'with its rows');
+	$node->append_conf('postgresql.conf', 'ingest.job_timeout = 0');
+	$node->reload;
+	ok($node->poll_query_until('postgres', "SELECT current_setting('ingest.job_timeout') = '0'"),
+		'job_timeout reset');
+	sql('DROP TABLE slow; DROP FUNCTION slow_row()');
+}
+
 # --- retention --------------------------------------------------------------------------------
 {
 	# A view on a staging table (another role's, say) does not keep its job from ending, nor
