@@ -37,7 +37,8 @@ def fmt_s(s):
 
 
 def fmt_ratio(r):
-    return "—" if r is None else f"{r:.2f}×"
+    # Three decimals: with two, 0.975 and 0.985 would both read 0.98 beside a 0.98 target.
+    return "—" if r is None else f"{r:.3f}×"
 
 
 def fmt_ms(s):
@@ -152,11 +153,15 @@ def main():
             r = ratio(sc, num, den)
             a, b = contenders.get((sc, num)), contenders.get((sc, den))
             bad = any(c and ("wrong" in c.statuses()) for c in (a, b))
+            # A median over fewer runs than the others is not the same measurement.
+            failed = any(c and ("failed" in c.statuses()) for c in (a, b))
             if r is None:
                 why = [c.label for c in (a, b) if c and c.rate is None]
                 verdict = "NOT MEASURED" + (f" ({', '.join(why)}: see below)" if why else "")
             elif bad:
                 verdict = "INVALID (a contender produced a wrong end state)"
+            elif failed and mn:
+                verdict = "INCOMPLETE (a run of a contender failed: see below)"
             elif not mn:
                 verdict = "(no target)"
             else:
@@ -243,7 +248,7 @@ def main():
     L.append("|---|---|---|---|---|")
     trows = target_rows()
     for sc, label, tgt, r, verdict in trows:
-        L.append(f"| {sc} | {label} | {tgt} | {fmt_ratio(r)} | **{verdict}** |" if verdict in ("SHORT",) or verdict.startswith(("INVALID", "NOT")) else
+        L.append(f"| {sc} | {label} | {tgt} | {fmt_ratio(r)} | **{verdict}** |" if verdict in ("SHORT",) or verdict.startswith(("INVALID", "NOT", "INCOMPLETE")) else
                  f"| {sc} | {label} | {tgt} | {fmt_ratio(r)} | {verdict} |")
     L.append("")
     short = [t for t in trows if t[4] == "SHORT"]
@@ -340,7 +345,8 @@ def main():
         "`VACUUM ANALYZE`) and a `CHECKPOINT` (in C on both clusters), so no checkpoint I/O is left over; "
         "the clusters are durable (fsync and synchronous_commit on). All contenders of a scenario use the "
         "same generated data (deterministic, from `generate_series` and md5 of the id) in the same row "
-        "order and commit once. Each round runs every contender once, rounds repeat "
+        "order; the psql contenders of A, B, C and F commit once (the client programs of E and the "
+        "async jobs of D commit as their scenario says). Each round runs every contender once, rounds repeat "
         "(BENCH_REPEAT, in C BENCH_REPEAT_C with the two clusters alternating), after one untimed warm-up "
         "load; the table reports the median, and rows/s = rows timed / median seconds. After every "
         "timed load the end state is checked, untimed: row count and an order-independent checksum "
@@ -348,7 +354,11 @@ def main():
         "base and load tables, which is the same for every upsert contender (1.5N rows); the per-row "
         "contender loads only the first BENCH_PERROW_ROWS rows of the load (per-row is slow; rows/s "
         "is comparable, the rows are a random sample of the shuffled load) and is checked against base "
-        "plus those rows; the plain COPY reference against base plus the N new rows (2N rows). A run with a wrong end state is excluded from the median and flagged.")
+        "plus those rows; the plain COPY reference against base plus the N new rows (2N rows). In A, B, "
+        "D and E the target's primary key index is checked against the table too (amcheck "
+        "`bt_index_check(index, heapallindexed => true)`), since the direct apply path maintains it "
+        "itself. A run with a wrong end state is excluded from the median and flagged; a target whose "
+        "contender had a failed run is INCOMPLETE, not PASS or SHORT.")
     L.append("")
     for sc, text in how_lines:
         L.append(f"- Scenario {sc}: {text}")

@@ -46,6 +46,7 @@ dataset_prepare() { # DS
     # COPY ... ON_CONFLICT needs the extension in the database it runs in; if this fails the
     # upsert contender fails and says why
     q "$db" "CREATE EXTENSION IF NOT EXISTS pg_ingest" >/dev/null 2>&1 || true
+    q "$db" "CREATE EXTENSION IF NOT EXISTS amcheck" >/dev/null || die "CREATE EXTENSION amcheck failed"
     h=$((n / 2))
     kshift=$((n - h))
     p=$((BENCH_PERROW_ROWS < n ? BENCH_PERROW_ROWS : n))
@@ -79,10 +80,16 @@ dataset_prepare() { # DS
     "${PSQL[@]}" -c "COPY (SELECT $cols FROM load_src l WHERE NOT EXISTS (SELECT 1 FROM base b WHERE b.$key = l.$key) ORDER BY rn) TO STDOUT (FORMAT csv)" >"$dir/new.csv"
     q "$db" "CREATE TABLE floor_existing AS SELECT $cols FROM load_src l WHERE EXISTS (SELECT 1 FROM base b WHERE b.$key = l.$key) ORDER BY rn" >/dev/null
     q "$db" "VACUUM ANALYZE floor_existing" >/dev/null
-    "${PSQL[@]}" -At -c "SELECT 'INSERT INTO target ($cols) VALUES '
-            || string_agg(format('($fmt)', $cols), ',' ORDER BY rn)
-            || ' ON CONFLICT ($key) DO UPDATE SET $setl;'
-        FROM load_src GROUP BY (rn - 1) / $BENCH_BATCH ORDER BY (rn - 1) / $BENCH_BATCH" >"$dir/multi.sql"
+    # One transaction, as every other contender: autocommitted statements would each wait for
+    # a WAL flush.
+    {
+        echo "BEGIN;"
+        "${PSQL[@]}" -At -c "SELECT 'INSERT INTO target ($cols) VALUES '
+                || string_agg(format('($fmt)', $cols), ',' ORDER BY rn)
+                || ' ON CONFLICT ($key) DO UPDATE SET $setl;'
+            FROM load_src GROUP BY (rn - 1) / $BENCH_BATCH ORDER BY (rn - 1) / $BENCH_BATCH"
+        echo "COMMIT;"
+    } >"$dir/multi.sql"
     {
         echo "PREPARE ins($types) AS INSERT INTO target ($cols) VALUES ($params) ON CONFLICT ($key) DO UPDATE SET $setl;"
         echo "BEGIN;"
@@ -110,7 +117,7 @@ SET temp_buffers = '$BENCH_TEMP_BUFFERS';
 BEGIN;
 CREATE TEMP TABLE stage (LIKE target INCLUDING DEFAULTS) ON COMMIT DROP;
 \\copy stage FROM '$dir/load.csv' WITH (FORMAT csv)
-INSERT INTO target ($cols) SELECT $cols FROM stage ON CONFLICT ($key) DO UPDATE SET $setl;
+INSERT INTO target ($cols) SELECT $cols FROM stage ORDER BY $key ON CONFLICT ($key) DO UPDATE SET $setl;
 COMMIT;
 EOF
     local sum="count(*) || ' ' || coalesce(sum(hashtextextended(t::text, 0)), 0)"
@@ -131,6 +138,15 @@ EOF
 
 table_checksum() { # DB
     q "$1" "SELECT count(*) || ' ' || coalesce(sum(hashtextextended(t::text, 0)), 0) FROM target t"
+}
+
+# The checksum reads the heap only; the direct apply path maintains the key's index itself, so
+# every timed run's primary key is checked too (amcheck: every heap row has its index entry,
+# and the btree is well formed), untimed.
+index_checked() { # DB
+    INDEX_ERR=$(q "$1" "SELECT bt_index_check(i.indexrelid, true) FROM pg_index i
+        WHERE i.indrelid = 'target'::regclass AND i.indisprimary" 2>&1 >/dev/null)
+    [ -z "$INDEX_ERR" ]
 }
 
 # A fresh copy of the pre-filled table, untimed, then CHECKPOINT so no checkpoint I/O is left over.
@@ -187,6 +203,9 @@ upsert_one() { # SC DS KEY REP
     if [ "$got" != "$expect" ]; then
         status=wrong
         note="end state (count checksum) '$got', expected '$expect'"
+    elif ! index_checked "$db"; then
+        status=wrong
+        note="the primary key index does not match the table: $INDEX_ERR"
     fi
     record "$sc" "$key" "$rep" "$rows" "$ELAPSED" "$status" "$note"
 }
@@ -203,9 +222,9 @@ run_upsert_scenario() { # SC DS
     contender "$sc" upsert_stmt "COPY ... ON_CONFLICT 'upsert', statement path" \
         "as above with SET ingest.direct_apply = off: one INSERT ... ON CONFLICT per merge chunk instead of the direct apply path (the default for this table)"
     contender "$sc" staged "temp table + INSERT ... ON CONFLICT" \
-        "one transaction: CREATE TEMP TABLE (temp_buffers=$BENCH_TEMP_BUFFERS), \\copy into it, INSERT INTO target SELECT ... ON CONFLICT DO UPDATE"
+        "one transaction: CREATE TEMP TABLE (temp_buffers=$BENCH_TEMP_BUFFERS), \\copy into it, INSERT INTO target SELECT ... ORDER BY key ON CONFLICT DO UPDATE (in key order, as COPY ON CONFLICT applies its rows)"
     contender "$sc" multi "multi-row INSERT ... ON CONFLICT" \
-        "$BENCH_BATCH-row INSERT ... VALUES ... ON CONFLICT DO UPDATE statements, psql -f, all in one transaction"
+        "$BENCH_BATCH-row INSERT ... VALUES ... ON CONFLICT DO UPDATE statements, psql -f, all in one transaction (BEGIN ... COMMIT)"
     contender "$sc" perrow "per-row prepared INSERT ... ON CONFLICT" \
         "psql: PREPARE once, then one EXECUTE per row (one round trip each), one transaction; first $p rows of the load$([ "$p" -lt "$n" ] && echo " (checked against base + those $p rows)")"
     target "$sc" "upsert vs plain COPY" upsert plain 0.8

@@ -99,6 +99,9 @@ async_check() { # DB ID EXPECT INSERTED UPDATED
         got=$(q "$db" "SELECT count(*) FROM target")
     fi
     [ "$got" = "$expect" ] || CHECK_NOTE="end state (count checksum) '$got', expected '$expect'"
+    if [ -z "$CHECK_NOTE" ] && ! index_checked "$db"; then
+        CHECK_NOTE="the primary key index does not match the table: $INDEX_ERR"
+    fi
     job=$(q "$db" "SELECT state || ' ' || rows_inserted || ' ' || rows_updated || ' ' || rows_skipped || ' '
                    || rows_rejected || ' ' || (staging IS NULL) FROM ingest.get_async_load_job($id)" 2>&1)
     want="FINISH $4 $5 0 0 true"

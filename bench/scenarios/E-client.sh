@@ -56,7 +56,11 @@ client_run() { # CONTENDER DB SOURCE
 e_check_record() { # KEY REP ROWS EXPECT
     local got status=ok note=""
     got=$(table_checksum ds_narrow)
-    [ "$got" = "$4" ] || { status=wrong note="end state (count checksum) '$got', expected '$4'"; }
+    if [ "$got" != "$4" ]; then
+        status=wrong note="end state (count checksum) '$got', expected '$4'"
+    elif ! index_checked ds_narrow; then
+        status=wrong note="the primary key index does not match the table: $INDEX_ERR"
+    fi
     record E "$1" "$2" "$3" "$ELAPSED" "$status" "$note"
 }
 
