@@ -949,9 +949,11 @@ run wait "$job" --timeout 30
 expect_rc "wait on a finished job: exit 0" 0
 run cancel "$job"
 expect_rc "cancel of a finished job: exit 1" 1
-expect_err "cancel of a finished job: message" "pg_ingest cancel:"
+expect_err "cancel of a finished job: message" \
+    "pg_ingest cancel: cannot cancel async load job $job: it has already ended (FINISH)"
 run retry "$job"
 expect_rc "retry of a finished job: exit 1" 1
+expect_err "retry of a finished job: message" "cannot retry async load job $job: it is FINISH"
 run wait 987654
 expect_rc "wait on an unknown job: exit 1" 1
 expect_err "wait on an unknown job: message" "does not exist"
@@ -1052,15 +1054,22 @@ done
 # --async --timeout stops waiting, not the jobs: exit 3, the jobs named with how to follow them.
 sql "CREATE TABLE at (id int PRIMARY KEY, v text)"
 printf '1,a\n2,b\n' >"$WORK/at.csv"
-psql -XAtq -c "BEGIN" -c "LOCK TABLE at IN SHARE MODE" -c "SELECT pg_sleep(4)" -c "COMMIT" >/dev/null &
+# The lock is held (checked in pg_locks, not assumed after a sleep) until the checks are done.
+PGAPPNAME=pgi_at_locker psql -XAtq -c "BEGIN" -c "LOCK TABLE at IN SHARE MODE" \
+    -c "SELECT pg_sleep(120)" -c "COMMIT" >/dev/null 2>&1 &
 locker=$!
-sleep 0.5
+for _ in $(seq 200); do
+    [ "$(sql "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+              WHERE a.application_name = 'pgi_at_locker' AND l.relation = 'at'::regclass AND l.granted")" = 1 ] && break
+    sleep 0.1
+done
 run load --table at --async --timeout 1 "$WORK/at.csv"
 tjob=$(sql "SELECT max(id) FROM ingest.get_async_load_job() WHERE target = 'at'::regclass")
 expect_rc "async --timeout with the job still running: exit 3" 3
 expect_err "async --timeout: the job continues and how to wait for it" \
     "stopped waiting (--timeout); job(s) $tjob continue on the server: 'pg_ingest wait $tjob' waits for them"
-wait "$locker"
+sql "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'pgi_at_locker'" >/dev/null
+wait "$locker" || true  # terminated: its transaction, and the lock, are gone
 run wait "$tjob" --timeout 60
 expect_eq "async --timeout: the job finishes all the same" "$rc:$(sql "SELECT count(*) FROM at")" "0:2"
 

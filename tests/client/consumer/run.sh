@@ -35,8 +35,11 @@ check_output() {  # $1 = program output
 echo "== exported symbols"
 # Only the documented API: no implementation class (an Impl nested in an exported class is
 # exported with it unless hidden) and nothing of the detail namespace.
-leaked=$(nm -DC --defined-only "$prefix/lib/libpg_ingest.so" |
-    grep -E 'pg_ingest::([A-Za-z_]+::)*(Impl::|detail::)' || true)
+library="$prefix/lib/libpg_ingest.so"
+[ -f "$library" ] || fail "no $library"
+symbols=$(nm -DC --defined-only "$library") || fail "nm could not read $library"
+echo "$symbols" | grep -q 'pg_ingest::Writer::write' || fail "nm listed no pg_ingest symbols"
+leaked=$(echo "$symbols" | grep -E 'pg_ingest::([A-Za-z_]+::)*(Impl::|detail::)' || true)
 [ -z "$leaked" ] || fail "internal symbols exported: $leaked"
 echo "no internal symbols exported"
 
