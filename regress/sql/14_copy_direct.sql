@@ -113,6 +113,14 @@ SELECT * FROM ingest.last_copy_stats();
 COPY dp_pub FROM STDIN WITH (FORMAT csv, ON_CONFLICT 'upsert');
 1,1
 \.
+SET ingest.direct_apply = off;
+COPY dp_pub FROM STDIN WITH (FORMAT csv, ON_CONFLICT 'upsert');
+1,1
+\.
+RESET ingest.direct_apply;
+-- as INSERT ... ON CONFLICT DO UPDATE is
+INSERT INTO dp_pub VALUES (1, 1) ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v;
+SELECT count(*) FROM dp_pub;
 DROP PUBLICATION dp_pub_p;
 DROP TABLE dp_pub;
 
