@@ -23,6 +23,7 @@
 #include "connection_string.hpp"
 #include "exec.hpp"
 #include "libpq_support.hpp"
+#include "notification.hpp"
 
 namespace pg_ingest {
 
@@ -434,7 +435,13 @@ bool Connection::ping(milliseconds timeout) noexcept {
 }
 
 bool Connection::reset_session(milliseconds timeout) noexcept {
-    return round_trip("DISCARD ALL", timeout);
+    if (!round_trip("DISCARD ALL", timeout)) {
+        return false;
+    }
+    // DISCARD ALL ends the LISTENs, but notifications libpq had already read (along with any
+    // earlier answer, or with this one) wait in the connection for whoever calls PQnotifies.
+    detail::drop_notifications(*this);
+    return true;
 }
 
 bool Connection::round_trip(const char* sql, milliseconds timeout) noexcept {

@@ -1,7 +1,6 @@
 #include <pg_ingest/exporter.hpp>
 
 #include <algorithm>
-#include <cctype>
 #include <atomic>
 #include <cstdlib>
 #include <exception>
@@ -42,8 +41,12 @@ Error output_error() {
     return Error("export: writing the output failed", "58030", "", "", true);
 }
 
-std::string csv_field(const std::string& text) {
-    if (text.find_first_of(",\"\r\n") == std::string::npos && !text.empty()) {
+// A column name as a field of COPY's CSV format, quoted where COPY TO quotes it
+// (CopyAttributeOutCSV): one holding a delimiter, quote or line end; an empty one (NULL's
+// spelling); and `\.` alone on its line, which COPY FROM would read as the end of the data.
+std::string csv_field(const std::string& text, bool alone) {
+    if (text.find_first_of(",\"\r\n") == std::string::npos && !text.empty() &&
+        !(alone && text == "\\.")) {
         return text;
     }
     std::string quoted = "\"";
@@ -89,64 +92,184 @@ std::string text_field(const std::string& text) {
     return escaped;
 }
 
+// Character classes of the server's SQL lexer (scan.l); bytes from 0x80 are letters to it.
+bool ident_start(char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return (u >= 'A' && u <= 'Z') || (u >= 'a' && u <= 'z') || u == '_' || u >= 0x80;
+}
+
+bool is_digit(char c) {
+    return c >= '0' && c <= '9';
+}
+
+bool is_hex_digit(char c) {
+    return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+bool is_octal_digit(char c) {
+    return c >= '0' && c <= '7';
+}
+
+bool is_binary_digit(char c) {
+    return c == '0' || c == '1';
+}
+
+// A name goes on with '$' (x$$$ is one name), a dollar-quote tag does not.
+bool ident_cont(char c) {
+    return ident_start(c) || is_digit(c) || c == '$';
+}
+
 // The filter is spliced into statements as "(where)", next to the range predicates. One that
 // closes that parenthesis itself ("a = 1) OR (b = 2") would still parse, with the ranges
 // ANDed to its first half only, and every range would export the second half again. So its
 // parentheses must balance outside quoted text and comments, and no ';' may end the statement.
+// It is read token by token as the server's lexer reads it (with standard_conforming_strings
+// on, as the export's sessions set it): a token that hid a parenthesis here but not there
+// would let one through. Where server versions part (a number run into a name or a '$': 0x1F$$
+// is a number and a dollar quote from PostgreSQL 16 on, 0 and the name x1F$$ before 15), the
+// filter is refused: from 15 on the server refuses a number run into a name itself, and a
+// number followed by a quote or a parameter is a syntax error.
 void check_filter(const std::string& where) {
     const auto refuse = [&](const std::string& why) {
         throw Error("export: the WHERE filter " + why, "42601", "",
                     "Give one boolean expression, such as: a = 1 OR b = 2.", true);
     };
+    const std::size_t n = where.size();
+    const auto at = [&](std::size_t k) { return k < n ? where[k] : '\0'; };
+    // Where a "--" comment starting at k ends (at its CR or LF, as the server ends it).
+    const auto comment_end = [&](std::size_t k) {
+        const std::size_t end = where.find_first_of("\r\n", k);
+        return end == std::string::npos ? n : end;
+    };
+    // A quote after whitespace that holds a newline (comments allowed) continues the string
+    // that ended at k, in its mode: E'a'<newline>'\'' is one escaped string.
+    const auto continued_at = [&](std::size_t k) {
+        bool newline = false;
+        while (k < n) {
+            const char c = where[k];
+            if (c == '\n' || c == '\r') {
+                newline = true;
+                ++k;
+            } else if (c == ' ' || c == '\t' || c == '\f' || c == '\v') {
+                ++k;
+            } else if (c == '-' && at(k + 1) == '-') {
+                k = comment_end(k);
+            } else {
+                break;
+            }
+        }
+        return newline && at(k) == '\'' ? k : std::string::npos;
+    };
+    // A '...' string from its opening quote at k (E'...' when `escapes`); returns its end.
+    const auto skip_string = [&](std::size_t k, bool escapes) {
+        while (true) {
+            ++k;
+            while (true) {
+                if (k >= n) {
+                    refuse("has an unterminated quoted string");
+                }
+                if (escapes && where[k] == '\\') {
+                    k += 2;
+                } else if (where[k] != '\'') {
+                    ++k;
+                } else if (at(k + 1) == '\'') {
+                    k += 2;
+                } else {
+                    ++k;
+                    break;
+                }
+            }
+            const std::size_t next = continued_at(k);
+            if (next == std::string::npos) {
+                return k;
+            }
+            k = next;
+        }
+    };
+    // Digits from k, with single '_' between them (PostgreSQL 16); returns their end.
+    const auto skip_digits = [&](std::size_t k, bool (*digit)(char)) {
+        while (digit(at(k)) || (at(k) == '_' && k > 0 && digit(where[k - 1]) && digit(at(k + 1)))) {
+            ++k;
+        }
+        return k;
+    };
+    // After a number or a parameter: a name or a '$' run into it is read differently by
+    // different server versions (see above).
+    const auto end_number = [&](std::size_t k) {
+        if (ident_cont(at(k))) {
+            refuse("runs a number into a name or a '$' (put a space between them)");
+        }
+        return k;
+    };
     int depth = 0;
     std::size_t i = 0;
-    const std::size_t n = where.size();
-    const auto word_char = [](char c) {
-        return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_' ||
-               static_cast<unsigned char>(c) >= 0x80;
-    };
     while (i < n) {
         const char c = where[i];
         if (c == '\'') {
-            // E'...' strings escape with backslashes; others only double the quote.
-            const bool escapes = i > 0 && (where[i - 1] == 'E' || where[i - 1] == 'e') &&
-                                 (i < 2 || !word_char(where[i - 2]));
+            i = skip_string(i, false);
+        } else if ((c == 'E' || c == 'e') && at(i + 1) == '\'') {
+            // Only at the start of a token: in "name'...'" the E ends a name.
+            i = skip_string(i + 1, true);
+        } else if (ident_start(c)) {
+            // A name or keyword, '$' included; B'..', X'..', N'..' and U&'..' strings read as
+            // a name and then a plain string, which quotes the same text.
             ++i;
-            while (true) {
-                if (i >= n) {
-                    refuse("has an unterminated quoted string");
-                }
-                if (escapes && where[i] == '\\') {
-                    i += 2;
-                    continue;
-                }
-                if (where[i] == '\'') {
-                    if (i + 1 < n && where[i + 1] == '\'') {
-                        i += 2;
-                        continue;
-                    }
-                    ++i;
-                    break;
-                }
+            while (ident_cont(at(i))) {
                 ++i;
             }
-            continue;
-        }
-        if (c == '"') {
+        } else if (c == '"') {
             const std::size_t end = where.find('"', i + 1);
             if (end == std::string::npos) {
                 refuse("has an unterminated quoted identifier");
             }
             i = end + 1;  // a doubled "" inside reads as two quoted parts: same balance
-            continue;
-        }
-        if (c == '-' && i + 1 < n && where[i + 1] == '-') {
-            // The server's scanner ends it at a CR as well as at an LF.
-            const std::size_t end = where.find_first_of("\r\n", i);
-            i = end == std::string::npos ? n : end + 1;
-            continue;
-        }
-        if (c == '/' && i + 1 < n && where[i + 1] == '*') {
+        } else if (is_digit(c) || (c == '.' && is_digit(at(i + 1)))) {
+            // A number: 42, 4.2, .42, 4e2, 4.2E-1; 0x2A, 0o52, 0b101010, 4_200 (16 and later).
+            const char radix = static_cast<char>(at(i + 1) | 0x20);
+            bool (*radix_digit)(char) = radix == 'x'   ? is_hex_digit
+                                        : radix == 'o' ? is_octal_digit
+                                        : radix == 'b' ? is_binary_digit
+                                                       : nullptr;
+            const std::size_t digits = at(i + 2) == '_' ? i + 3 : i + 2;
+            if (c == '0' && radix_digit != nullptr && radix_digit(at(digits))) {
+                i = end_number(skip_digits(digits, radix_digit));
+                continue;
+            }
+            i = skip_digits(i, is_digit);
+            if (at(i) == '.' && at(i + 1) != '.') {  // "1..2" is 1, then "..2"
+                i = skip_digits(i + 1, is_digit);
+            }
+            if (at(i) == 'e' || at(i) == 'E') {
+                const std::size_t sign = at(i + 1) == '+' || at(i + 1) == '-' ? i + 2 : i + 1;
+                if (is_digit(at(sign))) {
+                    i = skip_digits(sign, is_digit);
+                }
+            }
+            i = end_number(i);
+        } else if (c == '$') {
+            // At the start of a token: a dollar quote $tag$...$tag$ (the tag a name without
+            // '$', or empty), a parameter $1, or else a '$' alone.
+            std::size_t t = i + 1;
+            if (ident_start(at(t))) {
+                while (ident_start(at(t)) || is_digit(at(t))) {
+                    ++t;
+                }
+            }
+            if (at(t) == '$') {
+                const std::string tag = where.substr(i, t - i + 1);
+                const std::size_t end = where.find(tag, t + 1);
+                if (end == std::string::npos) {
+                    refuse("has an unterminated dollar-quoted string");
+                }
+                i = end + tag.size();
+            } else if (is_digit(at(i + 1))) {
+                i = end_number(skip_digits(i + 1, is_digit));
+            } else {
+                ++i;
+            }
+        } else if (c == '-' && at(i + 1) == '-') {
+            i = comment_end(i);
+        } else if (c == '/' && at(i + 1) == '*') {
             int nesting = 1;  // PostgreSQL's block comments nest
             i += 2;
             while (nesting > 0) {
@@ -163,35 +286,18 @@ void check_filter(const std::string& where) {
                     ++i;
                 }
             }
-            continue;
-        }
-        if (c == '$' && (i == 0 || !word_char(where[i - 1]))) {
-            // A dollar-quoted string: $tag$ ... $tag$ (a tag is an identifier, or empty).
-            std::size_t t = i + 1;
-            while (t < n && word_char(where[t]) &&
-                   !(t == i + 1 && std::isdigit(static_cast<unsigned char>(where[t])) != 0)) {
-                ++t;
-            }
-            if (t < n && where[t] == '$') {
-                const std::string tag = where.substr(i, t - i + 1);
-                const std::size_t end = where.find(tag, t + 1);
-                if (end == std::string::npos) {
-                    refuse("has an unterminated dollar-quoted string");
+        } else {
+            if (c == '(') {
+                ++depth;
+            } else if (c == ')') {
+                if (--depth < 0) {
+                    refuse("closes a parenthesis it did not open");
                 }
-                i = end + tag.size();
-                continue;
+            } else if (c == ';') {
+                refuse("holds a ';' (one expression, not statements)");
             }
+            ++i;
         }
-        if (c == '(') {
-            ++depth;
-        } else if (c == ')') {
-            if (--depth < 0) {
-                refuse("closes a parenthesis it did not open");
-            }
-        } else if (c == ';') {
-            refuse("holds a ';' (one expression, not statements)");
-        }
-        ++i;
     }
     if (depth != 0) {
         refuse("leaves a parenthesis open");
@@ -585,7 +691,7 @@ ExportResult Exporter::run(std::ostream& out, bool header) {
         std::string line;
         for (std::size_t c = 0; c < names.size(); ++c) {
             line += c == 0 ? "" : (csv ? "," : "\t");
-            line += csv ? csv_field(names[c]) : text_field(names[c]);
+            line += csv ? csv_field(names[c], names.size() == 1) : text_field(names[c]);
         }
         write(line + "\n");  // before any worker starts
     };

@@ -18,19 +18,27 @@ struct ConnectionPool::Lease::Shared {
     std::size_t total = 0;  // idle + leased + being opened
     std::size_t leased = 0;
 
-    // Gives back a slot (and a reusable session, if any).
+    // Gives back a slot, and the session if it is healthy and idle: reset first, so that an
+    // idle session holds nothing of its last lessee (advisory locks, LISTENs, temporary
+    // tables, a role) while it waits, perhaps for good. The reset is a round trip bounded by
+    // ping_timeout, outside the lock; a session that fails it, or does not answer in time, is
+    // dropped instead.
     void put_back(std::unique_ptr<Connection> connection) noexcept {
+        bool keep = connection && reusable(*connection);
+        if (keep) {
+            connection->set_deadline(Connection::Clock::time_point::max());  // the lessee's
+            try {
+                // The lessee's handler may refer to objects that die with its lease.
+                connection->set_notice_handler({});
+            } catch (...) {
+            }
+            keep = connection->reset_session(settings.ping_timeout);
+        }
         std::unique_ptr<Connection> dropped;
         {
             std::lock_guard<std::mutex> lock(mutex);
             --leased;
-            if (connection && reusable(*connection)) {
-                connection->set_deadline(Connection::Clock::time_point::max());  // the lessee's
-                try {
-                    // The lessee's handler may refer to objects that die with its lease.
-                    connection->set_notice_handler({});
-                } catch (...) {
-                }
+            if (keep) {
                 idle.push_back(std::move(connection));
             } else {
                 dropped = std::move(connection);
@@ -134,9 +142,9 @@ ConnectionPool::Lease ConnectionPool::acquire(Clock::time_point deadline) {
                 give_up("the deadline passed before an idle connection could be checked");
             }
             const auto ping_timeout = std::min(remaining, shared.settings.ping_timeout);
-            // The next lessee gets the session as it was at connect, whatever the last one SET
-            // (role, search_path, timeouts) or left behind (temporary tables, LISTENs).
-            if (connection->reset_session(ping_timeout)) {
+            // Only a check that it is alive: every idle session was reset when it came back
+            // (put_back), and waiting changes nothing a lessee would see.
+            if (connection->ping(ping_timeout)) {
                 return Lease(m_shared, std::move(connection));
             }
             // Dead (or the deadline is too close to check it): drop it and try again.

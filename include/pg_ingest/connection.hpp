@@ -79,9 +79,10 @@ class PG_INGEST_API Connection {
     bool ping(std::chrono::milliseconds timeout = std::chrono::seconds(5)) noexcept;
     // Health check that also returns the session to its state at connect: DISCARD ALL (settings,
     // role and session authorization, prepared statements, temporary tables, LISTENs, advisory
-    // locks), bounded by `timeout`. Returns false, like ping(), when the session is unusable or
-    // the statement fails (e.g. inside a transaction block). Used by ConnectionPool before a
-    // session is leased again. Never throws.
+    // locks), bounded by `timeout`; on success the notifications already received are dropped
+    // too. Returns false, like ping(), when the session is unusable or the statement fails
+    // (e.g. inside a transaction block). Used by ConnectionPool when a lease returns a session.
+    // Never throws.
     bool reset_session(std::chrono::milliseconds timeout = std::chrono::seconds(5)) noexcept;
 
     // True when a session exists and libpq reports it healthy (no I/O is done).

@@ -28,8 +28,10 @@ struct ExportOptions {
     // A boolean SQL expression added as `AND (where)`. Spliced verbatim into the statement:
     // pass only text you would run yourself (it runs with the connection's privileges). It is
     // read with standard_conforming_strings on: a backslash escapes only in E'...' strings.
-    // Refused (42601) unless its parentheses balance outside strings and comments and it
-    // holds no ';'.
+    // Refused (42601) unless its parentheses balance outside strings and comments, as the
+    // server's lexer reads them ('$' inside a name such as x$1 starts no dollar quote), and it
+    // holds no ';'; also refused: a number run straight into a name or a '$' (1e5$, 0x1F$$),
+    // which server versions read differently.
     std::string where;
     // Connections (and key ranges); fewer when the key spans fewer values. >= 1.
     std::size_t parallelism = 4;

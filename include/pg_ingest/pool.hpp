@@ -12,10 +12,14 @@
 namespace pg_ingest {
 
 // At most `max_active` sessions exist at once (leased + idle). Leases are RAII: returning one
-// puts a healthy, idle session back; a closed or still-in-transaction session is discarded.
-// An idle session is reset (Connection::reset_session: DISCARD ALL, which also checks its health)
-// when acquired, so every lease starts from the session state at connect; a session that fails
-// the reset is dropped and replaced. A lease's notice handler ends with the lease. Thread-safe. The
+// resets a healthy, idle session (Connection::reset_session: DISCARD ALL, and the notifications
+// libpq already holds are dropped) and puts it back; a closed or still-in-transaction session,
+// or one that fails the reset or does not answer it within ping_timeout, is discarded. So an
+// idle session holds nothing of its last lessee (advisory locks, LISTENs, temporary tables, a
+// role), and every lease starts from the session state at connect. Acquiring an idle session
+// pings it (an empty query) and replaces it if it is dead. Cost: a lease of a pooled session
+// takes two round trips, the ping when it is acquired and the reset when it returns (which the
+// returning thread waits for). A lease's notice handler ends with the lease. Thread-safe. The
 // pool's state is shared with its leases, so a Lease may outlive the ConnectionPool object.
 class PG_INGEST_API ConnectionPool {
   public:
@@ -23,18 +27,20 @@ class PG_INGEST_API ConnectionPool {
 
     struct Settings {
         std::size_t max_active = 5;                    // connectionmaxactive
-        std::chrono::milliseconds ping_timeout{5000};  // reset / health check of an idle session
+        std::chrono::milliseconds ping_timeout{5000};  // reset on return / ping on acquire
     };
 
     // Move-only ownership of one pooled Connection.
     class PG_INGEST_API Lease {
       public:
         Lease(Lease&& other) noexcept;
+        // Returns this lease's own connection first, as the destructor does.
         Lease& operator=(Lease&& other) noexcept;
         Lease(const Lease&) = delete;
         Lease& operator=(const Lease&) = delete;
         // Returns the connection to the pool (or discards it), without the deadline the lessee
-        // may have set on it (Connection::set_deadline); never throws.
+        // may have set on it (Connection::set_deadline); never throws. Blocks for the reset: one
+        // round trip, at most the pool's ping_timeout.
         ~Lease();
 
         Connection& operator*() const noexcept { return *m_connection; }

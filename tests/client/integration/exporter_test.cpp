@@ -13,6 +13,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <pg_ingest/connection.hpp>
+#include <pg_ingest/copy.hpp>
 #include <pg_ingest/exporter.hpp>
 
 #include "test_support.hpp"
@@ -366,6 +367,66 @@ BOOST_AUTO_TEST_CASE(a_filter_is_one_expression_inside_the_ranges) {
     }
 }
 
+// PostgreSQL allows '$' in a name after its first character: x$$$ is one name, not x and then
+// a dollar quote. Behind such names a filter that closes the statements' parenthesis is
+// refused, as it is behind the quoted "x$$$" (it would export rows of every range again: 26
+// of 14 here), and one that does not is exported once. The same for an E after such a name
+// ("v$e'\'" is a name and a plain string) and for dollar quotes and numbers next to names.
+BOOST_AUTO_TEST_CASE(a_dollar_inside_a_name_does_not_start_a_dollar_quote) {
+    auto connection = test::connect();
+    connection.execute(
+        "DROP TABLE IF EXISTS exp_dollar; "
+        "CREATE TABLE exp_dollar (id int PRIMARY KEY, x$$$ int, v$e text); "
+        "INSERT INTO exp_dollar SELECT g, g - 50, 'v' FROM generate_series(1, 100) g");
+    for (const std::string where :
+         {"x$$$ > 40) OR (x$$$ < -45", "\"x$$$\" > 40) OR (\"x$$$\" < -45",
+          "v$e = v$e'\\' ) OR ( id > 0 --'", "x$$$ > 1e1$$) OR ($$"}) {
+        BOOST_TEST_CONTEXT("where " << where) {
+            ExportOptions options = options_for("exp_dollar", 4);
+            options.where = where;
+            const auto error = test::error_of([&] { Exporter(test::options(), options); });
+            BOOST_TEST(error.sqlstate() == "42601");
+        }
+    }
+    for (const std::string where :
+         {"x$$$ > 40 OR x$$$ < -45", "x$$$ = $$1$$::int OR x$$$ = $q$-2$q$::int OR v$e = ')'",
+          "x$$$ > 1e1 OR x$$$ < -.45E+2 OR x$$$=0", "v$e <> E'\\' ) OR ( x$$$ > 0 --'"}) {
+        BOOST_TEST_CONTEXT("where " << where) {
+            ExportOptions options = options_for("exp_dollar", 4);
+            options.where = where;
+            Collector collector;
+            Exporter(test::options(), options).run(collector.callback());
+            const auto expected = expected_rows(
+                connection,
+                "SELECT concat(id, ',', x$$$, ',', v$e) FROM exp_dollar WHERE " + where + "\n");
+            BOOST_TEST(sorted(collector.rows) == expected, boost::test_tools::per_element());
+        }
+    }
+}
+
+// 'a'<newline>'b' is one string to the server, in the mode of its first part: a continued
+// E'...' keeps its backslash escapes. Read so, the first filter is v <> 'a'' ' ) OR ( id > 0,
+// which would export every row once per range: refused. The second, its parenthesis inside
+// the continued string, is exported once.
+BOOST_AUTO_TEST_CASE(a_string_continued_on_another_line_is_read_as_the_server_reads_it) {
+    auto connection = test::connect();
+    connection.execute(
+        "DROP TABLE IF EXISTS exp_cont; CREATE TABLE exp_cont (id int PRIMARY KEY, v text); "
+        "INSERT INTO exp_cont SELECT g, 'v' FROM generate_series(1, 100) g");
+    ExportOptions options = options_for("exp_cont", 4);
+    options.where = "v <> E'a'\n'\\' ' ) OR ( id > 0 --'";
+    const auto error = test::error_of([&] { Exporter(test::options(), options); });
+    BOOST_TEST(error.sqlstate() == "42601");
+    options.where = "v <> E'a'\n'\\' ) OR ( id > 0 --'";
+    Collector collector;
+    const auto result = Exporter(test::options(), options).run(collector.callback());
+    BOOST_TEST(result.rows == 100u);
+    BOOST_TEST(sorted(collector.rows) ==
+                   expected_rows(connection, "SELECT concat(id, ',', v) FROM exp_cont WHERE " +
+                                                 options.where + "\n"),
+               boost::test_tools::per_element());
+}
+
 // With standard_conforming_strings off a backslash escapes a quote in '...', so the server
 // would read the filter "v = '\' OR v = ') OR (true -- '" as v = '...' ) OR (true and a
 // comment: every range would export every row. The check reads it as two strings, and so
@@ -400,6 +461,36 @@ BOOST_AUTO_TEST_CASE(a_text_header_escapes_tabs_and_backslashes) {
     std::ostringstream out;
     Exporter(test::options(), options).run(out, true);
     BOOST_TEST(out.str() == "id\ta\\tb\tc\\\\d\n1\tx\ty\n");
+}
+
+// COPY FROM takes a line holding only \. for the end of the data, in CSV too: COPY TO quotes
+// a lone column named \. in its CSV header, and so must the export, or its file reloads empty.
+BOOST_AUTO_TEST_CASE(a_csv_header_of_one_column_named_backslash_dot_is_quoted_as_copy_quotes_it) {
+    auto connection = test::connect();
+    connection.execute(
+        "DROP TABLE IF EXISTS exp_eod, exp_eod_reloaded; CREATE TABLE exp_eod (\"\\.\" int); "
+        "INSERT INTO exp_eod SELECT generate_series(1, 100); "
+        "CREATE TABLE exp_eod_reloaded (LIKE exp_eod)");
+    std::ostringstream out;
+    Exporter(test::options(), options_for("exp_eod", 2, "\\.")).run(out, true);
+    const std::string text = out.str();
+    std::string server_header;
+    {
+        pg_ingest::CopyOut copy(connection, "COPY exp_eod TO STDOUT (FORMAT csv, HEADER)");
+        BOOST_REQUIRE(copy.read(server_header));
+        std::string row;
+        while (copy.read(row)) {
+        }
+    }
+    BOOST_TEST(server_header == "\"\\.\"\n");
+    BOOST_TEST(text.substr(0, text.find('\n') + 1) == server_header);
+    pg_ingest::CopyIn reload(connection, "COPY exp_eod_reloaded FROM STDIN (FORMAT csv, HEADER)");
+    reload.write(text);
+    BOOST_TEST(reload.finish().affected_rows() == 100u);
+    BOOST_TEST(*connection
+                    .execute("SELECT count(*) FROM (SELECT * FROM exp_eod EXCEPT ALL "
+                             "SELECT * FROM exp_eod_reloaded) missing")
+                    .get(0, 0) == "0");
 }
 
 BOOST_AUTO_TEST_CASE(a_throwing_callback_stops_the_export_and_propagates) {

@@ -8,9 +8,12 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include <libpq-fe.h>
+
 #include <pg_ingest/pool.hpp>
 #include <pg_ingest/schema.hpp>
 
+#include "fault_proxy.hpp"
 #include "test_support.hpp"
 
 using namespace pg_ingest;
@@ -65,6 +68,66 @@ BOOST_AUTO_TEST_CASE(a_reused_connection_comes_back_without_the_last_lessees_ses
     // The first lessee's notice handler went with its lease.
     lease->execute("DO $$ BEGIN RAISE NOTICE 'for the second lessee'; END $$");
     BOOST_TEST(notices->empty());
+}
+
+// A returned session is reset when it comes back, not when it is next leased: while it sits
+// idle it holds no advisory lock, LISTEN or temporary table of its last lessee, and the next
+// lessee gets none of the notifications meant for the last one, neither one libpq had already
+// read before the return nor one sent to the channel while the session was idle.
+BOOST_AUTO_TEST_CASE(an_idle_session_holds_nothing_of_its_last_lessee) {
+    ConnectionPool pool(test::options(), {1, 5s});
+    Connection other = test::connect();
+    int pid = 0;
+    {
+        auto lease = pool.acquire(in(5s));
+        pid = lease->backend_pid();
+        lease->execute(
+            "SELECT pg_advisory_lock(42); LISTEN pool_idle_channel; "
+            "CREATE TEMP TABLE pool_idle_temp (i int)");
+        other.execute("NOTIFY pool_idle_channel, 'before the return'");
+        // The lessee's libpq reads the notification with this answer at the latest.
+        lease->execute("SELECT pg_sleep(0.1)");
+    }
+    BOOST_TEST(pool.idle() == 1u);
+    BOOST_TEST(*other.execute("SELECT pg_try_advisory_lock(42)").get(0, 0) == "t");
+    other.execute("SELECT pg_advisory_unlock_all()");
+    BOOST_TEST(*other
+                    .execute("SELECT count(*) FROM pg_catalog.pg_class "
+                             "WHERE relname = 'pool_idle_temp'")
+                    .get(0, 0) == "0");
+    other.execute("NOTIFY pool_idle_channel, 'while idle'");
+    auto lease = pool.acquire(in(5s));
+    BOOST_TEST(lease->backend_pid() == pid);  // the same session
+    lease->execute("SELECT pg_sleep(0.1)");   // reads anything the server sent it meanwhile
+    std::vector<std::string> seen;
+    while (PGnotify* notify = PQnotifies(static_cast<PGconn*>(lease->native_handle()))) {
+        seen.emplace_back(notify->extra);
+        PQfreemem(notify);
+    }
+    BOOST_TEST(seen.empty(), "the next lessee got: " << (seen.empty() ? "" : seen.front()));
+    BOOST_TEST(
+        *lease->execute("SELECT count(*) FROM pg_catalog.pg_listening_channels()").get(0, 0) ==
+        "0");
+}
+
+// The reset on return is bounded by ping_timeout: a session whose DISCARD ALL goes unanswered
+// (a silent network) is dropped, not pooled, and the lease's destructor returns meanwhile.
+BOOST_AUTO_TEST_CASE(a_session_whose_reset_goes_unanswered_is_dropped_at_the_ping_timeout) {
+    test::FaultProxy proxy;
+    ConnectionPool pool(proxy.options(), {1, 300ms});
+    auto lease = std::make_unique<ConnectionPool::Lease>(pool.acquire(in(5s)));
+    const int pid = (*lease)->backend_pid();
+    proxy.arm_silence("DISCARD ALL");
+    const auto start = std::chrono::steady_clock::now();
+    lease.reset();
+    const auto took = test::elapsed_ms(start);
+    BOOST_TEST(proxy.cuts() == 1);
+    BOOST_TEST(took >= 290);
+    BOOST_TEST(took < 2000);
+    BOOST_TEST(pool.idle() == 0u);
+    BOOST_TEST(pool.leased() == 0u);
+    auto next = pool.acquire(in(5s));
+    BOOST_TEST(next->backend_pid() != pid);
 }
 
 BOOST_AUTO_TEST_CASE(a_returned_connection_comes_back_without_the_lessees_deadline) {
