@@ -258,11 +258,14 @@ BOOST_AUTO_TEST_CASE(copy_in_deadline_also_cancels_the_statement_on_the_server) 
     }
     BOOST_TEST(test::elapsed_ms(start) < 3000);
     BOOST_TEST(!connection.is_open());
-    // The lock is still held: only the cancel can have ended the wait.
+    // The lock is still held: only the cancel can have ended the wait. Watched from a session
+    // of its own: inside holder's transaction pg_stat_activity is read once and kept until the
+    // transaction ends, so a backend seen at the first look would be seen for ever.
+    Connection observer = test::connect();
     std::string waiting;
     for (int attempt = 0; attempt < 100; ++attempt) {
         waiting =
-            *holder
+            *observer
                  .execute_params("SELECT count(*) FROM pg_stat_activity WHERE pid = $1::int", {pid})
                  .get(0, 0);
         if (waiting == "0") {
