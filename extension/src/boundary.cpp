@@ -116,8 +116,11 @@ void commit_subxact(const SubxactState& s) {
 
 void rollback_subxact(const SubxactState& s) {
     pg_call([&] {
-        // Not ours when a failed commit got past the point of no return: then the abort of
-        // the enclosing transaction, which the error leads to, cleans up.
+        // Levels that f left open (ids only grow) go first, then ours. None is ours when a
+        // failed commit got past the point of no return: the enclosing transaction's abort,
+        // which the error then leads to, cleans up.
+        while (GetCurrentSubTransactionId() > s.id && IsSubTransaction())
+            RollbackAndReleaseCurrentSubTransaction();
         if (GetCurrentSubTransactionId() == s.id)
             RollbackAndReleaseCurrentSubTransaction();
         MemoryContextSwitchTo(s.cxt);

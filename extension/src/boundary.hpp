@@ -23,6 +23,7 @@
 extern "C" {
 #include "postgres.h"
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 }
@@ -109,6 +110,10 @@ ErrorData* take_caught_error(MemoryContext caller_cxt);
 template <typename F>
 ErrorData* try_pg(F& f) {
     MemoryContext volatile caller_cxt = CurrentMemoryContext;
+    // errfinish zeroes the holdoff counts before it longjmps: a caller that goes on after the
+    // error (or unwinds to code that resumes interrupts) expects its own counts back.
+    const uint32 interrupt_holdoff = InterruptHoldoffCount;
+    const uint32 cancel_holdoff = QueryCancelHoldoffCount;
     volatile bool failed = false;
     std::exception_ptr thrown;  // set only when no longjmp happened
     PG_TRY();
@@ -122,9 +127,15 @@ ErrorData* try_pg(F& f) {
     PG_CATCH();
     { failed = true; }
     PG_END_TRY();
-    if (thrown)
+    if (thrown) {
+        MemoryContextSwitchTo(caller_cxt);
         std::rethrow_exception(thrown);
-    return failed ? take_caught_error(caller_cxt) : nullptr;
+    }
+    if (!failed)
+        return nullptr;
+    InterruptHoldoffCount = interrupt_holdoff;
+    QueryCancelHoldoffCount = cancel_holdoff;
+    return take_caught_error(caller_cxt);
 }
 
 }  // namespace detail

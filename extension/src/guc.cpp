@@ -56,9 +56,10 @@ void init() {
             &launcher_naptime, 10, 1, 3600, PGC_SIGHUP, GUC_UNIT_S, nullptr, nullptr, nullptr);
         DefineCustomIntVariable(
             "ingest.job_timeout", "Longest time a worker may spend applying one async load job.",
-            "A job still applying after it fails with 57014 (its work rolled back; "
-            "ingest.retry_async_load runs it again) and frees its worker. 0: no limit. "
-            "Takes effect on reload, for jobs that start after it.",
+            "A job still applying after it is cancelled and fails with 57014 (its work rolled "
+            "back; ingest.retry_async_load runs it again); one whose own code catches the "
+            "cancel is ended at twice the timeout. 0: no limit. Takes effect on reload, for "
+            "jobs that start after it.",
             &job_timeout, 0, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr, nullptr);
         DefineCustomIntVariable(
             "ingest.copy_rejects_kept",

@@ -21,11 +21,13 @@ extern "C" {
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
+#include "storage/latch.h"
 #include "utils/timeout.h"
 #include "utils/timestamp.h"
 }
 
 #include <algorithm>
+#include <csignal>
 
 namespace pg_ingest::jobs {
 
@@ -184,6 +186,66 @@ void insert_reject(int64_t id, const RejectedRow& r) {
          spi::text_arg(r.sqlstate), spi::text_arg(r.message)});
 }
 
+// ingest.job_timeout. At the timeout the apply is cancelled (57014, which ends it unless the
+// job's own code catches it: a PL/pgSQL EXCEPTION WHEN query_canceled); at twice the timeout
+// the worker is ended (FATAL, which nothing catches), and its exit records the job for the
+// next worker in the database to fail (recover_orphans). Handlers run in signal context.
+int g_timeout_slot = -1;
+volatile sig_atomic_t g_timeout_fired = 0;
+TimeoutId g_cancel_timeout = MAX_TIMEOUTS;
+TimeoutId g_end_timeout = MAX_TIMEOUTS;
+
+extern "C" {
+static void job_timeout_cancel(void) {
+    g_timeout_fired = 1;
+    kill(MyProcPid, SIGINT);  // as StatementTimeoutHandler does: a query cancel
+}
+
+static void job_timeout_end(void) {
+    if (g_timeout_slot >= 0)
+        mark_slot_timed_out(g_timeout_slot);
+    // As die() does: a FATAL at the next CHECK_FOR_INTERRUPTS.
+    ProcDiePending = true;
+    InterruptPending = true;
+    SetLatch(MyLatch);
+}
+}
+
+void arm_job_timeout(int slot, int ms) {
+    g_timeout_fired = 0;
+    if (ms <= 0)
+        return;
+    g_timeout_slot = slot;
+    pg_call([&] {
+        if (g_cancel_timeout == MAX_TIMEOUTS) {
+            g_cancel_timeout = RegisterTimeout(USER_TIMEOUT, job_timeout_cancel);
+            g_end_timeout = RegisterTimeout(USER_TIMEOUT, job_timeout_end);
+        }
+        EnableTimeoutParams t[2];
+        t[0].id = g_cancel_timeout;
+        t[0].type = TMPARAM_AFTER;
+        t[0].delay_ms = ms;
+        t[0].fin_time = 0;
+        t[1] = t[0];
+        t[1].id = g_end_timeout;
+        t[1].delay_ms = ms > INT_MAX / 2 ? INT_MAX : 2 * ms;
+        enable_timeouts(t, 2);
+    });
+}
+
+void disarm_job_timeout() {
+    if (g_cancel_timeout == MAX_TIMEOUTS)
+        return;
+    pg_call([] {
+        DisableTimeoutParams t[2];
+        t[0].id = g_cancel_timeout;
+        t[0].keep_indicator = false;
+        t[1].id = g_end_timeout;
+        t[1].keep_indicator = false;
+        disable_timeouts(t, 2);
+    });
+}
+
 // Rejects kept in memory for a job with a reject_limit, to be recorded with its failure when
 // it goes past the limit (the job's transaction, which recorded them as they came, rolls back).
 constexpr size_t k_rejects_kept_over_limit = 10000;
@@ -200,16 +262,13 @@ void run_job(int slot, int64_t id) {
     bool over_limit = false;
     // ingest.job_timeout bounds the apply only: recording the outcome is never cut short.
     const int timeout_ms = guc::job_timeout;
-    TimestampTz apply_start = 0;
     std::optional<Failure> failure = try_transaction([&] {
         spi::Connection c;
         const std::optional<Job> job = load_job(id);
         if (!job || job->state != "LOADING")
             return;          // removed or changed under us: nothing to do
         forget_rejects(id);  // an earlier attempt's
-        apply_start = pg_call([] { return GetCurrentTimestamp(); });
-        if (timeout_ms > 0)
-            pg_call([&] { enable_timeout_after(STATEMENT_TIMEOUT, timeout_ms); });
+        arm_job_timeout(slot, timeout_ms);
         apply(*job, slot, counts, [&](RejectedRow&& r) {
             ++rejected;
             if (job->reject_limit) {
@@ -231,7 +290,7 @@ void run_job(int slot, int64_t id) {
             GucScope service_path(k_service_search_path);
             insert_reject(id, r);
         });
-        pg_call([] { disable_timeout(STATEMENT_TIMEOUT, false); });
+        disarm_job_timeout();
         spi::exec(
             "UPDATE ingest.async_load_job SET state = 'FINISH', finished_at = "
             "pg_catalog.clock_timestamp(), "
@@ -249,12 +308,9 @@ void run_job(int slot, int64_t id) {
         return;
     }
 
-    pg_call([] { disable_timeout(STATEMENT_TIMEOUT, false); });
+    disarm_job_timeout();
     const bool canceled = cancel_requested(slot, id);
-    if (!canceled && timeout_ms > 0 && apply_start != 0 &&
-        failure->sqlerrcode == ERRCODE_QUERY_CANCELED && pg_call([&] {
-            return TimestampDifferenceExceeds(apply_start, GetCurrentTimestamp(), timeout_ms);
-        }))
+    if (!canceled && g_timeout_fired && failure->sqlerrcode == ERRCODE_QUERY_CANCELED)
         failure = failure_of(ERRCODE_QUERY_CANCELED,
                              format("async load job %lld was still applying after "
                                     "ingest.job_timeout (%d ms); nothing was applied",

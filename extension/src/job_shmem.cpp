@@ -39,6 +39,18 @@ struct Slot {
     int64_t job_id;
     pg_atomic_uint64 rows_applied;
     bool cancel_requested;
+    // Set (from a timeout handler) when the worker is ended for running past twice
+    // ingest.job_timeout: its exit records the job in timed_out_jobs.
+    volatile sig_atomic_t timed_out;
+};
+
+// Jobs whose worker was ended at twice ingest.job_timeout: the next worker in their database
+// records them FAIL instead of queuing them again as orphans.
+constexpr int max_timed_out = 64;
+
+struct TimedOutJob {
+    Oid dboid;
+    int64_t job_id;  // 0: free
 };
 
 constexpr int max_waiters = 128;
@@ -56,6 +68,7 @@ struct Shared {
     Waiter waiters[max_waiters];
     DbEntry dbs[max_databases];
     bool db_table_full;  // an entry could not be made since the launcher last looked
+    TimedOutJob timed_out_jobs[max_timed_out];
     Slot slots[guc::max_worker_slots];
 };
 
@@ -108,10 +121,21 @@ static void worker_detach(int, Datum arg) {
     const int slot = DatumGetInt32(arg);
     LWLockAcquire(g_shared->lock, LW_EXCLUSIVE);
     Slot& s = g_shared->slots[slot];
+    if (s.timed_out && s.job_id != 0) {
+        for (TimedOutJob& t : g_shared->timed_out_jobs)
+            if (t.job_id == 0) {
+                t.dboid = s.dboid;
+                t.job_id = s.job_id;
+                break;
+            }
+        if (DbEntry* e = find_db(s.dboid, false))
+            e->wanted = true;  // a worker there records the job's failure
+    }
     s.in_use = false;
     s.pid = 0;
     s.job_id = 0;
     s.cancel_requested = false;
+    s.timed_out = false;
     wake_launcher_locked();
     LWLockRelease(g_shared->lock);
 }
@@ -290,6 +314,7 @@ std::optional<SlotTicket> reserve_slot(Oid dboid) {
         s.dboid = dboid;
         s.job_id = 0;
         s.cancel_requested = false;
+        s.timed_out = false;
         pg_atomic_write_u64(&s.rows_applied, 0);
         if (DbEntry* e = find_db(dboid, false))
             e->wanted = false;
@@ -347,7 +372,26 @@ void set_slot_job(int slot, int64_t job_id) {
     Slot& s = shared().slots[slot];
     s.job_id = job_id;
     s.cancel_requested = false;
+    s.timed_out = false;
     pg_atomic_write_u64(&s.rows_applied, 0);
+}
+
+void mark_slot_timed_out(int slot) {
+    // From a timeout handler: one store, no lock (the slot is this worker's own).
+    if (g_shared)
+        g_shared->slots[slot].timed_out = 1;
+}
+
+std::vector<int64_t> take_timed_out_jobs(Oid dboid) {
+    std::vector<int64_t> ids;
+    ids.reserve(max_timed_out);  // no allocation under the lock
+    Locked l(LW_EXCLUSIVE);
+    for (TimedOutJob& t : shared().timed_out_jobs)
+        if (t.job_id != 0 && t.dboid == dboid) {
+            ids.push_back(t.job_id);
+            t.job_id = 0;
+        }
+    return ids;
 }
 
 void set_slot_progress(int slot, int64_t rows_applied) {

@@ -60,6 +60,10 @@ Oid slot_database(int slot);
 // reservation is no longer the slot's, and the worker must exit.
 bool worker_attach(const SlotTicket& ticket);
 void set_slot_job(int slot, int64_t job_id);
+// The worker is being ended for running past twice ingest.job_timeout (async-signal-safe).
+void mark_slot_timed_out(int slot);
+// Jobs of dboid whose worker was so ended (each returned once).
+std::vector<int64_t> take_timed_out_jobs(Oid dboid);
 void set_slot_progress(int slot, int64_t rows_applied);
 bool cancel_requested(int slot, int64_t job_id);
 // Records `signature` (of the database's jobs restored from a dump; 0: none) and says whether

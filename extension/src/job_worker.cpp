@@ -108,9 +108,33 @@ bool extension_installed() {
 // server crashed) go back to READY in their old queue position; their partial work was rolled
 // back. A LOADING job restored from a dump waits for ingest.resume_restored_jobs().
 void recover_orphans() {
+    // Jobs whose worker was ended at twice ingest.job_timeout (job_apply.cpp) are not orphans
+    // to run again: they failed. Taken from shared memory once; lost if this pass fails (then
+    // queued again, as after a crash).
+    const std::vector<int64_t> timed_out = take_timed_out_jobs(MyDatabaseId);
+    std::vector<int64_t> failed;
     check_failure(try_transaction([&] {
         spi::Connection c;
         lock_claims();
+        if (!timed_out.empty()) {
+            std::string list = "{";
+            for (int64_t id : timed_out)
+                list += (list.size() > 1 ? "," : "") + std::to_string(id);
+            list += "}";
+            const uint64 n = spi::exec(
+                "UPDATE ingest.async_load_job SET state = 'FAIL', finished_at = "
+                "pg_catalog.clock_timestamp(), worker_pid = NULL, error_sqlstate = '57014', "
+                "error_message = pg_catalog.format('async load job %s was still applying at "
+                "twice ingest.job_timeout (%s ms): its own code caught the cancel at the "
+                "timeout, so its worker was ended; nothing was applied', id, $2), "
+                "rows_inserted = 0, rows_updated = 0, rows_skipped = 0, rows_rejected = 0 "
+                "WHERE id = ANY($1::bigint[]) AND state = 'LOADING' RETURNING id",
+                {spi::text_arg(list), spi::text_arg(std::to_string(guc::job_timeout))});
+            for (uint64 i = 0; i < n; i++)
+                failed.push_back(spi::get_int64(i, 1));
+            for (int64_t id : failed)
+                notify_state(id, "FAIL");
+        }
         std::string running = "{";
         for (int64_t id : running_job_ids())
             running += (running.size() > 1 ? "," : "") + std::to_string(id);
@@ -136,6 +160,8 @@ void recover_orphans() {
             });
         }
     }));
+    for (int64_t id : failed)
+        wake_waiters(id);
 }
 
 // Ended jobs past ingest.job_retention go, with their rejects and staging tables: this

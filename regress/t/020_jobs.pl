@@ -13,7 +13,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use IngestTest qw(ingest_node add_stall_trigger wait_stalled);
 
-my $node = ingest_node('jobs', 'ingest.launcher_naptime = 1', 'ingest.merge_chunk_rows = 1000', "log_min_messages = 'log'",
+my $node = ingest_node('jobs', 'ingest.launcher_naptime = 1', 'ingest.merge_chunk_rows = 1000', "log_min_messages = 'warning'",
 	'restart_after_crash = on');
 
 sub sql { return $node->safe_psql('postgres', $_[0]); }
@@ -370,6 +370,29 @@ sub payloads
 	like(job_field($id, 'error_message'), qr/still applying after ingest\.job_timeout \(1500 ms\)/,
 		'naming the setting');
 	is(sql('SELECT count(*) FROM slow'), '0', 'and nothing applied');
+
+	# A job whose own code catches the cancel (EXCEPTION WHEN query_canceled) is ended at twice
+	# the timeout: its worker exits (FATAL) and the next worker records the job FAIL.
+	sql(q{CREATE FUNCTION stubborn_row() RETURNS trigger LANGUAGE plpgsql AS $$
+	      BEGIN
+	        LOOP
+	          BEGIN PERFORM pg_sleep(60); EXCEPTION WHEN query_canceled THEN NULL; END;
+	        END LOOP;
+	      END$$;
+	      CREATE TABLE stubborn (k bigint PRIMARY KEY, v text);
+	      CREATE TRIGGER stubborn BEFORE INSERT ON stubborn FOR EACH ROW EXECUTE FUNCTION stubborn_row()});
+	my ($sid, $sstaging) = split /\|/, sql("SELECT id, staging FROM ingest.begin_async_load('stubborn', 'none')");
+	sql("INSERT INTO $sstaging VALUES (1, 'x')");
+	$t0 = time;
+	sql("SELECT ingest.submit_async_load($sid)");
+	wait_state($sid, 'FAIL', 'a job that catches the cancel fails all the same');
+	cmp_ok(time - $t0, '<', 30, 'soon after twice the timeout');
+	is(job_field($sid, 'error_sqlstate'), '57014', 'with 57014');
+	like(job_field($sid, 'error_message'), qr/still applying at twice ingest\.job_timeout \(1500 ms\)/,
+		'saying why');
+	is(sql('SELECT count(*) FROM stubborn'), '0', 'nothing of it applied');
+	sql('DROP TABLE stubborn; DROP FUNCTION stubborn_row()');
+
 	sql('DROP TRIGGER slow ON slow');
 	sql("SELECT ingest.retry_async_load($id)");
 	wait_state($id, 'FINISH', 'retried once the apply is fast, it finishes');
@@ -416,8 +439,16 @@ sub payloads
 # Only the kill -9 above may have crashed anything; no WARNING except the crash notices.
 my $log = slurp_file($node->logfile);
 unlike($log, qr/terminated by signal (?!9)\d+|TRAP:|PANIC/, 'no backend crashed on its own');
-my @warnings = grep { /WARNING/ && !/terminating connection because of crash of another server process/ }
+# (log_min_messages = warning: WARNINGs reach the log.) Expected: the crash notices, and the
+# pinned staging table of the retention test, kept with a WARNING at its end and every pass.
+my @kept = grep { /WARNING:.*staging table .* of async load job \d+ is kept: other objects depend on it/ }
   split /\n/, $log;
+cmp_ok(scalar(@kept), '>=', 2, 'the kept staging table was reported with a WARNING');
+my @warnings = grep {
+	/WARNING/
+	  && !/terminating connection because of crash of another server process/
+	  && !/is kept: other objects depend on it/
+} split /\n/, $log;
 is(scalar(@warnings), 0, 'no unexpected WARNING in the server log') or diag(join("\n", @warnings));
 $node->stop;
 done_testing();
