@@ -23,7 +23,6 @@ extern "C" {
 #include "utils/syscache.h"
 #include "storage/latch.h"
 #include "utils/timeout.h"
-#include "utils/timestamp.h"
 }
 
 #include <algorithm>
