@@ -66,7 +66,8 @@ my $holder = $node->background_psql('postgres');
 $holder->query_safe('SET ROLE alice');
 $holder->query_safe("BEGIN; SELECT ingest.cancel_async_load($a1)");
 my $b1 = submitted_job('bob', 'tb', 1);
-is(state_of($b1), 'READY', 'no worker ran yet');
+# Waited for, not just read at once: two launcher passes (naptime 1 s) start no worker.
+is(as('bob', "SELECT ingest.wait_async_load($b1, '2 s')"), 'READY', 'no worker runs it while max_workers = 0');
 set_max_workers(2);
 is(as('bob', "SELECT ingest.wait_async_load($b1, '30 s')"), 'FINISH',
 	"bob's job runs while alice's session holds her older job's row");
