@@ -193,6 +193,8 @@ DROP SCHEMA pgi_evil CASCADE;
 -- and after submit only to read it
 ALTER DEFAULT PRIVILEGES GRANT SELECT, INSERT, UPDATE ON TABLES TO pgi_bob, PUBLIC;
 ALTER DEFAULT PRIVILEGES GRANT USAGE, UPDATE ON SEQUENCES TO pgi_bob;
+-- (a table's row type takes no default privileges ON TYPES: checked below as row_type)
+ALTER DEFAULT PRIVILEGES GRANT USAGE ON TYPES TO pgi_bob;
 SET ROLE pgi_alice;
 SELECT id AS a7, staging AS as7 FROM ingest.begin_async_load('sec_t', 'ignore', ordered => true) \gset
 INSERT INTO :as7 (id, v, _pg_ingest_chunk) VALUES (20, 'alice', 1);
@@ -204,7 +206,9 @@ SELECT r AS role, has_table_privilege(r, :'as7', 'SELECT') AS sel,
        has_table_privilege(r, :'as7', 'INSERT') AS ins,
        has_table_privilege(r, :'as7', 'UPDATE') AS upd,
        has_sequence_privilege(r, pg_get_serial_sequence(:'as7', '_pg_ingest_row'),
-                              'USAGE, UPDATE') AS seq
+                              'USAGE, UPDATE') AS seq,
+       has_type_privilege(r, (SELECT reltype FROM pg_class WHERE oid = :'as7'::regclass),
+                          'USAGE') AS row_type
   FROM unnest('{pgi_alice,pgi_bob,pgi_boss}'::text[]) r;
 -- a grant made since begin goes at submit (checked before the submit commits: after that a
 -- worker may finish the job and drop the table at any moment)
@@ -222,6 +226,7 @@ SELECT state, error_sqlstate, error_message FROM ingest.get_async_load_job(:a7);
 SELECT id, v FROM sec_t WHERE id = 20;
 ALTER DEFAULT PRIVILEGES REVOKE ALL ON TABLES FROM pgi_bob, PUBLIC;
 ALTER DEFAULT PRIVILEGES REVOKE ALL ON SEQUENCES FROM pgi_bob;
+ALTER DEFAULT PRIVILEGES REVOKE ALL ON TYPES FROM pgi_bob;
 
 -- a table in a schema alice has no USAGE on is out of her reach, also named by OID: begin
 -- refuses it (42501, checked before the table is locked), and a job begun while she had
