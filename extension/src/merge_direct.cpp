@@ -123,8 +123,10 @@ const char* direct_apply_refusal(const MergeSpec& spec) {
         return "conflict mode";
     if (spec.ignore_errors)
         return "ON_ERROR 'ignore'";
-    if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relispartition)
-        return "partitioned table or partition";
+    // A partition loaded directly is a table like another, whose rows must also satisfy its
+    // partition constraint (checked as INSERT and UPDATE do); a partitioned table routes rows.
+    if (rel->rd_rel->relkind != RELKIND_RELATION)
+        return "partitioned table";
     if (rel->rd_rel->relam != HEAP_TABLE_AM_OID)
         return "table access method";
     if (rel->trigdesc)
@@ -451,9 +453,12 @@ void apply_row(DirectApply::State* s, DirectResult* r) {
         }
     }
     ExecStoreVirtualTuple(s->ins);
-    // INSERT checks the proposed row before it looks for a conflict.
+    // INSERT checks the proposed row before it looks for a conflict: its constraints, then the
+    // partition constraint of a partition loaded directly.
     if (rd->constr)
         ExecConstraints(s->rri, s->ins, estate);
+    if (rel->rd_rel->relispartition)
+        ExecPartitionCheck(s->rri, s->ins, estate, true);
 
     // The first look is the ordered probe's where it applies; a look again after a concurrent
     // change, or where the batch cannot tell, is a per-row probe (it sees the index as it is now).
@@ -498,6 +503,13 @@ void apply_row(DirectApply::State* s, DirectResult* r) {
             s->upd->tts_isnull[i] = from->tts_isnull[i];
         }
         ExecStoreVirtualTuple(s->upd);
+        // The partition constraint first, as INSERT ... ON CONFLICT DO UPDATE checks it, and
+        // with its error: it moves no row to another partition.
+        if (rel->rd_rel->relispartition && !ExecPartitionCheck(s->rri, s->upd, estate, false))
+            ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                            errmsg("invalid ON UPDATE specification"),
+                            errdetail("The result tuple would appear in a different partition "
+                                      "than the original tuple.")));
         if (rd->constr)
             ExecConstraints(s->rri, s->upd, estate);
         TM_FailureData tmfd;

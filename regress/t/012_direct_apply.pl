@@ -14,8 +14,9 @@
 #      and updates the newest version.
 # Every time the COPY succeeds, the counts are those of INSERT ... ON CONFLICT, and the table
 # holds exactly the COPY's rows (key 50 updated when the other row was committed). The path
-# taken is read from the merge's DEBUG1 line. Also: with ingest.direct_apply off, and for a
-# table the direct path must not touch (a trigger), the statement path is taken.
+# taken is read from the merge's DEBUG1 line. Also: with ingest.direct_apply off, for a
+# table the direct path must not touch (a trigger) and for a partitioned table, the statement
+# path is taken; a partition loaded directly is applied directly.
 use strict;
 use warnings;
 use FindBin;
@@ -49,6 +50,8 @@ $node->safe_psql('postgres', qq{
 	CREATE TABLE rt (k bigint PRIMARY KEY, v text);
 	CREATE FUNCTION noop() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END';
 	CREATE TRIGGER noop BEFORE INSERT ON rt FOR EACH ROW EXECUTE FUNCTION noop();
+	CREATE TABLE pp (k bigint PRIMARY KEY, v text) PARTITION BY RANGE (k);
+	CREATE TABLE pp1 PARTITION OF pp FOR VALUES FROM (1) TO (1000);
 });
 
 my $file = "$dir/load.csv";
@@ -182,6 +185,14 @@ check_copy('ingest.direct_apply off', start_copy('r', 'SET ingest.direct_apply =
 reset_table('rt');
 check_copy('a table with a trigger', start_copy('rt', ''), 'rt', '60|40|0|0',
 	qr/\(statement: triggers \(foreign keys and deferrable constraints included\)\)$/);
+# A partitioned table routes its rows through the statement; a partition loaded directly is
+# applied directly (regress 14 checks its partition constraint).
+reset_table('pp');
+check_copy('a partitioned table', start_copy('pp', ''), 'pp', '60|40|0|0',
+	qr/\(statement: partitioned table\)$/);
+reset_table('pp1');
+check_copy('a partition loaded directly', start_copy('pp1', ''), 'pp1', '60|40|0|0',
+	$direct_ordered);
 
 # An error is the statement's, in the statement's order. Row 45 violates another unique index
 # (found when the direct path flushes its buffered new rows, after row 46's CHECK violation):
