@@ -194,12 +194,14 @@ probe_upsert() { # NAME
 # ---- server settings ------------------------------------------------------------------------
 BENCH_SETTINGS=(server_version shared_buffers work_mem maintenance_work_mem temp_buffers
     max_wal_size checkpoint_timeout fsync synchronous_commit full_page_writes wal_level
-    wal_compression autovacuum shared_preload_libraries max_connections)
+    wal_compression wal_buffers autovacuum shared_preload_libraries max_connections
+    ingest.direct_apply ingest.merge_chunk_rows ingest.max_workers)
 
 record_settings() { # NAME  -> meta rows "setting:NAME:guc value"
     local name=$1 s v
     for s in "${BENCH_SETTINGS[@]}"; do
-        v=$(q "$name" "SHOW $s" 2>/dev/null || echo '?')
+        # ingest.* do not exist on the cluster without pg_ingest
+        v=$(q "$name" "SHOW $s" 2>/dev/null || echo 'not defined')
         meta "setting:$name:$s" "$v"
     done
 }
