@@ -14,9 +14,10 @@
 // The caller runs each chunk in a subtransaction and, if it fails (a concurrent insert of one
 // of its keys between probe and index entry, or any other error), redoes it through the
 // statement, so races and errors are always the statement's (merge.cpp). It is used only where
-// that statement is INSERT ... ON CONFLICT on a plain heap table with no triggers, rules,
-// row-level security or stored generated columns, under READ COMMITTED, without
-// ON_ERROR 'ignore': upsert and ignore. Everything else, and every merge when
+// that statement is INSERT ... ON CONFLICT on a heap table, a partition of one or a
+// partitioned table (rows routed by the executor's tuple routing, each partition written as a
+// table) with no triggers, rules or stored generated columns (on any partition), no row-level
+// security, under READ COMMITTED, without ON_ERROR 'ignore': upsert and ignore. Everything else, and every merge when
 // ingest.direct_apply is off, goes through the statement (merge_sql.hpp).
 #pragma once
 

@@ -126,8 +126,9 @@ DROP TABLE dp_pub;
 
 -- A row that fails with ON_ERROR 'stop': the error names its input line, as plain COPY's do
 -- (the line of the key's winning row; rows are applied in key order). The direct path finds
--- the line, and the statement that redoes the chunk names it when it fails the same way; a
--- target only the statement applies (here a partitioned one) names no line.
+-- the line, and the statement that redoes the chunk names it when it fails the same way,
+-- also for a partitioned table (the row routed to its partition); the statement path alone
+-- (direct_apply off) names no line.
 \set VERBOSITY default
 CREATE TABLE dp_line (k int PRIMARY KEY, v int CHECK (v > 0), u int UNIQUE);
 INSERT INTO dp_line VALUES (1, 1, 1);

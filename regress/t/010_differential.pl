@@ -739,8 +739,9 @@ sub run_round
 		# psql does not set ERROR/SQLSTATE for a failed \copy: the SQLSTATE is taken from the
 		# error message between the markers on stderr.
 		$copy_script .= "SET ingest.merge_chunk_rows = $f->{chunk_rows};\nSET work_mem = '$f->{work_mem}';\n"
-		  . "SET ingest.direct_apply = $f->{direct_apply};\n"
+		  . "SET ingest.direct_apply = $f->{direct_apply};\nSET client_min_messages = debug1;\n"
 		  . "\\warn BEGIN_MODE $m\n$cmd\n\\warn END_MODE $m\n\\echo RESULT $m :ROW_COUNT\n"
+		  . "RESET client_min_messages;\n"
 		  . "SELECT 'STATS', '$m', inserted, updated, skipped, rejected FROM ingest.last_copy_stats();\n"
 		  . "SELECT 'REJ', '$m', line_number, sqlstate, encode(convert_to(raw_line, 'UTF8'), 'hex')"
 		  . " FROM ingest.last_copy_rejects();\n";
@@ -875,6 +876,9 @@ sub run_round
 		my $ok = ok(!@problems, "$name: table equals the oracle's");
 		$coverage{"$m, format $fmt{$m}{format}"}++;
 		$coverage{"$m, ingest.direct_apply $fmt{$m}{direct_apply}"}++;
+		# The merge's DEBUG1 line says which path it took (the direct one may hand over).
+		$coverage{"$m, applied directly into a partitioned table"}++
+		  if $s->{part} && $cr->{stderr} =~ /pg_ingest merge into .*\(direct/;
 		$coverage{"$m, COPY failed $cr->{sqlstate}"}++ if $cr->{sqlstate} ne '00000';
 		$coverage{"$m, rows failing conversion, ON_ERROR $bad{$m}"}++ if $bad{$m};
 
@@ -988,6 +992,7 @@ if (!$one && $rounds >= 100)
 	{
 		push @must, map { "$m, format $_" } qw(text csv binary);
 	}
+	push @must, map { "$_, applied directly into a partitioned table" } qw(upsert ignore);
 	my @missed = grep { !$coverage{$_} } @must;
 	ok(!@missed, 'every key type, table kind, mode and format was compared')
 	  or diag('never covered: ' . join('; ', @missed));
