@@ -309,7 +309,7 @@ class MergeRun {
     void retry_rows_one_by_one();
     // Checks a row that loses to another row of its key (SupersededCheck): throws with
     // ON_ERROR 'stop'; with 'ignore' marks its group for a one-row-at-a-time replay.
-    void check_superseded(TupleTableSlot* row);
+    void check_superseded(TupleTableSlot* row, bool applied_mix = false);
     void rewrite_context(const PgError& e) const;
     bool rejectable(const PgError& e) const;
     bool is_arbiter_violation(const PgError& e) const;
@@ -488,8 +488,16 @@ void MergeRun::apply_all() {
                 continue;
             }
         }
-        if (have_leader)
-            add_to_chunk(leader, group_rows > 1 && last_wins() ? first : nullptr, group_rows);
+        if (have_leader) {
+            const bool mixed = group_rows > 1 && last_wins();
+            // A row applied with update columns only is the first row's other columns with the
+            // last row's update columns: the last row itself, which INSERT would check before
+            // its DO UPDATE, is then checked as the superseded rows are.
+            if (mixed && m_first_positions.size() > m_res.key_positions.size() &&
+                m_superseded->active())
+                check_superseded(leader, true);
+            add_to_chunk(leader, mixed ? first : nullptr, group_rows);
+        }
         if (!more)
             break;
         pg_call([&] { ExecCopySlot(leader, cur); });
@@ -963,20 +971,20 @@ void MergeRun::flush_direct_chunk() {
 // A chunk failed on a bad row: apply its rows one by one, each in a subtransaction, and
 // report the ones that fail. A key group whose combined row fails is applied row by row in
 // input order, so its good rows load as they would one at a time.
-void MergeRun::check_superseded(TupleTableSlot* row) {
+void MergeRun::check_superseded(TupleTableSlot* row, bool applied_mix) {
     const int64_t line = pg_call([&] {
         bool isnull;
         return DatumGetInt64(slot_getattr(row, static_cast<AttrNumber>(m_ncols + 1), &isnull));
     });
     if (!m_spec.ignore_errors) {
-        m_superseded->check(row, line);
+        m_superseded->check(row, line, applied_mix);
         return;
     }
     if (m_group_replay)
         return;  // the replay checks every row of the group anyway
     try {
         // No write in it, so no subtransaction id is used up.
-        with_subtransaction([&] { m_superseded->check(row, line); });
+        with_subtransaction([&] { m_superseded->check(row, line, applied_mix); });
     } catch (const PgError& e) {
         if (!rejectable(e))
             throw;

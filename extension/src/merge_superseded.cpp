@@ -38,6 +38,7 @@ struct SupersededCheck::State {
     const char* context_into;  // for the context line: see MergeSpec::context
     const char* position;      // MergeSpec::position, or null when rows are not numbered
     int64_t line;              // of the row being checked
+    bool applied_mix;          // it is the last row of a key applied with update columns only
 };
 
 namespace {
@@ -46,11 +47,13 @@ extern "C" {
 // An error context callback: plain C.
 static void context_callback(void* arg) {
     const auto* s = static_cast<const SupersededCheck::State*>(arg);
+    const char* what = s->applied_mix ? "the last row of its key, whose update columns are applied"
+                                      : "a row superseded by another row of its key";
     if (s->position && s->line > 0)
-        errcontext("%s, %s %lld (a row superseded by another row of its key)", s->context_into,
-                   s->position, static_cast<long long>(s->line));
+        errcontext("%s, %s %lld (%s)", s->context_into, s->position,
+                   static_cast<long long>(s->line), what);
     else
-        errcontext("%s (a row superseded by another row of its key)", s->context_into);
+        errcontext("%s (%s)", s->context_into, what);
 }
 }
 
@@ -99,7 +102,9 @@ SupersededCheck::SupersededCheck(const MergeSpec& spec, const std::vector<AttrNu
         return TupleDescAttr(rd, a - 1)->attnotnull &&
                std::find(keys.begin(), keys.end(), a) == keys.end();
     };
-    if (rd->constr->num_check == 0 &&
+    // Stored generated columns are computed as INSERT computes them (an expression may fail,
+    // a NOT NULL on the column may not hold).
+    if (rd->constr->num_check == 0 && !rd->constr->has_generated_stored &&
         std::none_of(spec.columns.begin(), spec.columns.end(), must_not_null))
         return;
     // INSERT runs BEFORE ROW INSERT triggers before its checks, and they may fill a column the
@@ -147,7 +152,7 @@ SupersededCheck::SupersededCheck(const MergeSpec& spec, const std::vector<AttrNu
         // Defaults only of the columns a CHECK (or a generated column it may read) refers to:
         // evaluating others would draw from sequences (identity, serial) for rows that never
         // reach the table, and shift the values the applied rows get.
-        if (s->ncheck > 0) {
+        if (s->ncheck > 0 || rd->constr->has_generated_stored) {
             Bitmapset* refs = NULL;
             for (int c = 0; c < s->ncheck; c++)
                 pull_varattnos(static_cast<Node*>(stringToNode(rd->constr->check[c].ccbin)), 1,
@@ -174,7 +179,7 @@ SupersededCheck::SupersededCheck(const MergeSpec& spec, const std::vector<AttrNu
     });
 }
 
-void SupersededCheck::check(TupleTableSlot* row, int64_t line) {
+void SupersededCheck::check(TupleTableSlot* row, int64_t line, bool applied_mix) {
     State* s = m_state;
     if (!s)
         return;
@@ -184,6 +189,7 @@ void SupersededCheck::check(TupleTableSlot* row, int64_t line) {
             ResetPerTupleExprContext(s->estate);
             ErrorContextCallback cb;
             s->line = line;
+            s->applied_mix = applied_mix;
             cb.callback = context_callback;
             cb.arg = s;
             cb.previous = error_context_stack;
@@ -196,8 +202,16 @@ void SupersededCheck::check(TupleTableSlot* row, int64_t line) {
                 const int src = s->source_of[i];
                 ok = !(s->must_not_null[i] && row->tts_isnull[src]);
             }
-            if (ok && s->ncheck > 0) {
+            TupleDesc rd = RelationGetDescr(s->rel);
+            const bool generated = rd->constr->has_generated_stored;
+            if (ok && (s->ncheck > 0 || generated)) {
                 fill(s, row, s->needed);
+                for (int i = 0; ok && generated && i < s->natts; i++) {
+                    Form_pg_attribute att = TupleDescAttr(rd, i);
+                    ok = !(att->attgenerated && att->attnotnull && s->proposed->tts_isnull[i]);
+                }
+            }
+            if (ok && s->ncheck > 0) {
                 if (!s->checks) {
                     // All or none: an error while preparing one leaves nothing half built.
                     MemoryContext q = MemoryContextSwitchTo(s->estate->es_query_cxt);

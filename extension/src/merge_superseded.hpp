@@ -3,8 +3,10 @@
 // CONFLICT would, every other row would still have been checked before its conflict was looked
 // for: a row that breaks NOT NULL or a CHECK constraint fails the statement even when its key
 // exists. So each superseded row gets those checks too (with the defaults and stored generated
-// columns INSERT would compute), and a bad one is not lost without a word: with ON_ERROR 'stop'
-// it fails the merge, with 'ignore' its key is applied one row at a time and the row rejected.
+// columns INSERT would compute, and their NOT NULL), and so does the last row of a key applied
+// with update columns only (its other columns are the first row's), and a bad one is not lost
+// without a word: with ON_ERROR 'stop' it fails the merge, with 'ignore' its key is applied one row
+// at a time and the row rejected.
 //
 // Not checked, because a superseded row never reaches the table: foreign keys, triggers,
 // row-level security policies, a partition's own CHECK constraints, and the row an UPDATE
@@ -40,8 +42,10 @@ class SupersededCheck {
     // False when there is nothing to check (or the mode checks nothing).
     bool active() const { return m_state != nullptr; }
     // Checks the row in `row` (source values first), input line `line`; throws PgError 23502 /
-    // 23514 (or whatever a default or CHECK expression raises) as INSERT would.
-    void check(TupleTableSlot* row, int64_t line);
+    // 23514 (or whatever a default, generated column or CHECK expression raises) as INSERT
+    // would. `applied_mix`: the row is the last of its key, applied with its update columns
+    // over the first row's others (only the context line says so).
+    void check(TupleTableSlot* row, int64_t line, bool applied_mix = false);
 
     struct State;
 
