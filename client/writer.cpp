@@ -67,6 +67,57 @@ void Writer::Impl::wait_for_space(std::unique_lock<std::mutex>& lock) {
     }
 }
 
+namespace {
+// The [offset, end) of each field of an encoded tuple (int16 count, then per field an int32
+// length, -1 for NULL, and that many bytes), starting at `at`.
+std::vector<std::pair<std::size_t, std::size_t>> field_spans(const std::string& data,
+                                                             std::size_t at, std::size_t count) {
+    std::vector<std::pair<std::size_t, std::size_t>> spans;
+    spans.reserve(count);
+    std::size_t pos = at + 2;
+    for (std::size_t i = 0; i < count; ++i) {
+        std::uint32_t len = 0;
+        for (int b = 0; b < 4; ++b) {
+            len = (len << 8) | static_cast<unsigned char>(data[pos + static_cast<std::size_t>(b)]);
+        }
+        const std::size_t end = pos + 4 + (len == 0xFFFFFFFFu ? 0 : static_cast<std::size_t>(len));
+        spans.emplace_back(pos, end);
+        pos = end;
+    }
+    return spans;
+}
+}  // namespace
+
+// conflictmode upsert with updatecolumns, a key written again: the slot's write becomes the
+// earlier write with the new write's update columns (a new encoding at the end of the buffer;
+// the new write's own bytes are dropped by the caller). Its row number is the new write's.
+void Writer::Impl::merge_update_columns(Slot& existing, Slot& fresh, std::uint64_t number,
+                                        std::size_t& bytes) {
+    const std::size_t n = column_names.size();
+    const auto old_spans = field_spans(batch.data, existing.fields_at, n);
+    const auto new_spans = field_spans(batch.data, fresh.fields_at, n);
+    std::string merged;
+    merged.reserve(existing.fields_size + fresh.fields_size);
+    merged.append(batch.data, existing.fields_at, 2);
+    for (std::size_t i = 0; i < n; ++i) {
+        const auto& span = partial_update[i] ? new_spans[i] : old_spans[i];
+        merged.append(batch.data, span.first, span.second - span.first);
+    }
+    if (keep_values) {
+        for (std::size_t i = 0; i < n; ++i) {
+            if (partial_update[i]) {
+                existing.values[i] = std::move(fresh.values[i]);
+            }
+        }
+    }
+    batch.data.resize(fresh.fields_at);  // the new write's bytes, at the end
+    existing.fields_at = batch.data.size();
+    existing.fields_size = merged.size();
+    batch.data += merged;
+    existing.row_number = number;
+    bytes = merged.size() - 2;
+}
+
 void Writer::Impl::add_write(Row row) {
     std::unique_lock<std::mutex> lock(batch_mutex);
     wait_for_space(lock);
@@ -139,6 +190,11 @@ void Writer::Impl::add_write(Row row) {
         switch (options.conflict_mode) {
             case ConflictMode::upsert:
                 deduplicated = existing.has_write ? 1 : 0;
+                if (existing.has_write && !partial_update.empty()) {
+                    merge_update_columns(existing, slot, number, bytes);
+                    taken = true;  // the merged bytes, now where the new write's were
+                    break;
+                }
                 replace();
                 existing.has_write = true;
                 break;

@@ -192,7 +192,11 @@ struct __attribute__((visibility("hidden"))) Writer::Impl {
     std::vector<ColumnType> types;
     std::vector<std::uint32_t> type_oids;
     std::vector<bool> not_null;
-    std::vector<bool> identity_always;       // GENERATED ALWAYS identity: written, never updated
+    std::vector<bool> identity_always;  // GENERATED ALWAYS identity: written, never updated
+    // conflictmode upsert with updatecolumns: per column, whether it is one of them. A key
+    // written again in a batch then keeps its first write's other columns, as applying the
+    // writes one at a time would (the first inserts the row, the later ones update only these).
+    std::vector<bool> partial_update;
     std::vector<std::size_t> key_positions;  // into the writer's columns
     std::vector<std::string> key_names;
     std::vector<std::uint32_t> key_oids;
@@ -272,6 +276,8 @@ struct __attribute__((visibility("hidden"))) Writer::Impl {
 
     // -- buffering
     void add_write(Row row);
+    void merge_update_columns(Slot& existing, Slot& fresh, std::uint64_t number,
+                              std::size_t& bytes);
     void add_erase(Row key);
     void rethrow_pending();
     // Throws pending_error when it dropped rows (batch_mutex held). A kept batch's error is left

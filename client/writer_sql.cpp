@@ -199,6 +199,9 @@ void Writer::Impl::open(std::string_view table, std::vector<std::string> request
                               " has no primary or unique key (set conflictcolumns)",
                           "42P10");
     }
+    if (!options.update_columns.empty() && options.conflict_mode == ConflictMode::upsert) {
+        partial_update.assign(column_names.size(), false);
+    }
     for (const auto& name : options.update_columns) {
         const auto found = schema.find_column(name, options.case_sensitive);
         if (!found || std::find(column_names.begin(), column_names.end(),
@@ -215,6 +218,11 @@ void Writer::Impl::open(std::string_view table, std::vector<std::string> request
                                   "\" is an identity column GENERATED ALWAYS, which an existing "
                                   "row keeps",
                               "428C9");
+        }
+        if (!partial_update.empty()) {
+            const auto at =
+                std::find(column_names.begin(), column_names.end(), table_columns[*found].name);
+            partial_update[static_cast<std::size_t>(at - column_names.begin())] = true;
         }
     }
 

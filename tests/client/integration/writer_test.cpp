@@ -522,6 +522,46 @@ BOOST_AUTO_TEST_CASE(keys_dedupe_on_typed_bytes_and_microseconds_stay_distinct) 
                                          "(\"2024-01-01 00:00:00.000002+00\",4)"}));
 }
 
+// conflictmode upsert with updatecolumns: a key written several times in one batch ends as
+// writing the rows one at a time ends (INSERT ... ON CONFLICT DO UPDATE SET the update
+// columns): the first write's other columns, the last write's update columns; an erase in
+// between starts the key afresh; an existing key gets only the update columns. In every write
+// mode, with exceptionmode strict and ignore (which keeps the rows' values for reports).
+BOOST_AUTO_TEST_CASE(repeated_keys_with_update_columns_keep_the_first_writes_other_columns) {
+    Connection c = test::connect();
+    for (const WriteMode mode : {WriteMode::copy, WriteMode::insert, WriteMode::upsert}) {
+        for (const ExceptionMode exceptions : {ExceptionMode::strict, ExceptionMode::ignore}) {
+            BOOST_TEST_CONTEXT("writemode " << to_string(mode) << ", exceptionmode "
+                                            << (exceptions == ExceptionMode::strict ? "strict"
+                                                                                    : "ignore")) {
+                c.execute("DROP TABLE IF EXISTS wr_partial");
+                c.execute("CREATE TABLE wr_partial (id int PRIMARY KEY, a int, b text, n int)");
+                c.execute("INSERT INTO wr_partial VALUES (4, 0, 'existing', 0)");
+                Options options;
+                options.write_mode = mode;
+                options.conflict_mode = ConflictMode::upsert;
+                options.exception_mode = exceptions;
+                options.update_columns = {"a", "n"};
+                options.batch_write_timeout = 0ms;
+                Writer writer(make_pool(), "wr_partial", {}, options);
+                writer.write({1, 10, std::string("first"), 1});
+                writer.write({1, 20, std::string("second"), 2});
+                writer.write({1, 30, Value(), Value()});
+                writer.write({2, 1, std::string("gone"), 1});
+                writer.erase({2});
+                writer.write({2, 2, std::string("again"), 2});
+                writer.write({2, 3, std::string("later"), 3});
+                writer.write({4, 5, std::string("new b"), 5});
+                writer.write({4, 6, std::string("newer b"), 6});
+                writer.close();
+                BOOST_TEST(dump(c, "wr_partial") ==
+                           (std::vector<std::string>{"(1,30,first,)", "(2,3,again,3)",
+                                                     "(4,6,existing,6)"}));
+            }
+        }
+    }
+}
+
 // timestamp(0) and time(2) keys: the server rounds 10:00:00.4 and 10:00:00.3 to one key, so the
 // batch holds one row for it and the later write wins, in every write mode with keys.
 BOOST_AUTO_TEST_CASE(keys_rounded_by_their_column_precision_dedupe_as_on_the_server) {
