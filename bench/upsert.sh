@@ -106,6 +106,10 @@ EOF
 SET ingest.direct_apply = off;
 \\copy target FROM '$dir/load.csv' WITH (FORMAT csv, ON_CONFLICT 'upsert')
 EOF
+    # The same three into a hash-partitioned target (fresh_target with partitions)
+    cp "$dir/plain.sql" "$dir/p_plain.sql"
+    cp "$dir/upsert.sql" "$dir/p_upsert.sql"
+    cp "$dir/upsert_stmt.sql" "$dir/p_upsert_stmt.sql"
     cat >"$dir/floor.sql" <<EOF
 BEGIN;
 \\copy target FROM '$dir/new.csv' WITH (FORMAT csv)
@@ -144,13 +148,34 @@ table_checksum() { # DB
 # every timed run's primary key is checked too (amcheck: every heap row has its index entry,
 # and the btree is well formed), untimed.
 index_checked() { # DB
+    # a partitioned target: its partitions' indexes (a plain table is its own only leaf)
     INDEX_ERR=$(q "$1" "SELECT bt_index_check(i.indexrelid, true) FROM pg_index i
-        WHERE i.indrelid = 'target'::regclass AND i.indisprimary" 2>&1 >/dev/null)
+        WHERE i.indrelid IN (SELECT relid FROM pg_partition_tree('target') WHERE isleaf)
+          AND i.indisprimary" 2>&1 >/dev/null)
     [ -z "$INDEX_ERR" ]
 }
 
 # A fresh copy of the pre-filled table, untimed, then CHECKPOINT so no checkpoint I/O is left over.
-fresh_target() { # DB
+# With PARTS > 0: partitioned by hash of the key into PARTS partitions.
+BENCH_PARTITIONS=${BENCH_PARTITIONS:-8}
+fresh_target() { # DB [PARTS]
+    local parts=${2:-0} key i
+    if [ "$parts" -gt 0 ]; then
+        key=$(q "$1" "SELECT quote_ident(a.attname) FROM pg_index i JOIN pg_attribute a
+                      ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+                      WHERE i.indrelid = 'base'::regclass AND i.indisprimary")
+        {
+            echo "DROP TABLE IF EXISTS target;"
+            echo "CREATE TABLE target (LIKE base INCLUDING ALL) PARTITION BY HASH ($key);"
+            for ((i = 0; i < parts; i++)); do
+                echo "CREATE TABLE target_$i PARTITION OF target FOR VALUES WITH (MODULUS $parts, REMAINDER $i) WITH (autovacuum_enabled = off);"
+            done
+            echo "INSERT INTO target SELECT * FROM base;"
+            echo "VACUUM ANALYZE target;"
+            echo "CHECKPOINT;"
+        } | qf "$1" >/dev/null
+        return
+    fi
     qf "$1" >/dev/null <<'EOF'
 DROP TABLE IF EXISTS target;
 CREATE TABLE target (LIKE base INCLUDING ALL);
@@ -190,10 +215,10 @@ upsert_one() { # SC DS KEY REP
     rows=${DS_N[$ds]}
     expect=${DS_EXP_UPSERT[$ds]}
     case "$key" in
-        plain) expect=${DS_EXP_PLAIN[$ds]} ;;
+        plain | p_plain) expect=${DS_EXP_PLAIN[$ds]} ;;
         perrow) rows=${DS_P[$ds]} expect=${DS_EXP_PERROW[$ds]} ;;
     esac
-    fresh_target "$db"
+    if [[ $key == p_* ]]; then fresh_target "$db" "$BENCH_PARTITIONS"; else fresh_target "$db"; fi
     if ! timed_psql "$db" "$dir/$key.sql"; then
         record "$sc" "$key" "$rep" "$rows" "$ELAPSED" failed "$TIMED_ERR"
         wait_ready "$db" || die "cluster does not answer after $key failed"
@@ -235,12 +260,22 @@ run_upsert_scenario() { # SC DS
     target "$sc" "upsert vs per-row prepared INSERT ON CONFLICT" upsert perrow ""
     target "$sc" "upsert (direct apply) vs the same through the statement path" upsert upsert_stmt ""
     target "$sc" "floor (new-half COPY + existing-half UPDATE) vs plain COPY: the best ratio an upsert built from these statements could reach" floor plain ""
+    contender "$sc" p_plain "partitioned: plain COPY" \
+        "as plain COPY, into a copy of the pre-filled table partitioned by hash of the key into $BENCH_PARTITIONS partitions (BENCH_PARTITIONS)"
+    contender "$sc" p_upsert "partitioned: COPY ... ON_CONFLICT 'upsert'" \
+        "as COPY ... ON_CONFLICT 'upsert', into the partitioned table (direct apply path, rows routed to their partitions)"
+    contender "$sc" p_upsert_stmt "partitioned: COPY ... ON_CONFLICT 'upsert', statement path" \
+        "as above with SET ingest.direct_apply = off"
+    target "$sc" "partitioned: upsert vs plain COPY into the same partitioned table" p_upsert p_plain ""
+    target "$sc" "partitioned: upsert (direct apply) vs the same through the statement path" p_upsert p_upsert_stmt ""
 
-    local keys=(plain upsert upsert_stmt staged multi perrow floor)
+    local keys=(plain upsert upsert_stmt staged multi perrow floor p_plain p_upsert p_upsert_stmt)
     if ! upsert_available; then
         record "$sc" upsert - "$n" "" "n/a" "not available: $UPSERT_MSG"
         record "$sc" upsert_stmt - "$n" "" "n/a" "not available: $UPSERT_MSG"
-        keys=(plain staged multi perrow floor)
+        record "$sc" p_upsert - "$n" "" "n/a" "not available: $UPSERT_MSG"
+        record "$sc" p_upsert_stmt - "$n" "" "n/a" "not available: $UPSERT_MSG"
+        keys=(plain staged multi perrow floor p_plain)
     fi
     # warm-up (untimed): WAL segments get created, caches filled, before the first measurement
     log "$sc: warm-up (plain COPY, untimed)"
