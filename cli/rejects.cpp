@@ -1,5 +1,6 @@
 #include "rejects.hpp"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -37,15 +38,28 @@ RejectSink::RejectSink(const std::string& path, const InputReader& inputs) : m_p
                                      "': name another file for the rejects");
         }
     }
-    // Writable: the file itself, or the directory it is to be created in.
-    std::string probe = path;
-    if (!exists) {
-        const auto slash = path.rfind('/');
-        probe = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+    // Writable, tried before anything is loaded (the file itself is written only once rows are
+    // committed, so that a run that commits nothing leaves an earlier file as it was): an
+    // existing file opened for appending (its contents untouched), else created and removed.
+    const auto refuse = [&](const std::string& why) {
+        throw std::runtime_error("cannot write reject file '" + path + "': " + why);
+    };
+    if (exists && S_ISDIR(info.st_mode)) {
+        refuse("it is a directory");
     }
-    if (::access(probe.c_str(), W_OK) != 0) {
-        throw std::runtime_error("cannot write reject file '" + path +
-                                 "': " + std::strerror(errno));
+    if (exists && !S_ISFIFO(info.st_mode)) {  // opening a FIFO would wait for its reader
+        const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+        if (fd < 0) {
+            refuse(std::strerror(errno));
+        }
+        ::close(fd);
+    } else if (!exists) {
+        const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (fd < 0) {
+            refuse(std::strerror(errno));
+        }
+        ::close(fd);
+        ::unlink(path.c_str());
     }
     m_pending = "source,line,record,sqlstate,message,raw_row\n";
 }

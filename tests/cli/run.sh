@@ -320,6 +320,27 @@ expect_rc "--reject-file naming an input file: exit 1" 1
 expect_err "--reject-file naming an input file: message" "is the input file"
 expect_eq "--reject-file naming an input file: the input is intact, nothing loaded" \
     "$(cmp -s "$WORK/r.csv" "$WORK/r-copy.csv" && echo same):$(sql "SELECT count(*) FROM r")" "same:0"
+# A reject file that cannot be written is refused before anything is loaded: a directory, a
+# file in a directory that does not exist, a file without write permission (as a user other
+# than root, who may write anyway); a refused path is not left behind.
+sql "TRUNCATE r"
+mkdir -p "$WORK/rejdir"
+for bad in "$WORK/rejdir" "$WORK/nodir/r.csv"; do
+    run load --table r --header --batch-size 1 --reject-file "$bad" "$WORK/r.csv"
+    expect_eq "--reject-file '${bad#"$WORK"/}' that cannot be written: exit 1, nothing loaded" \
+        "$rc:$(sql "SELECT count(*) FROM r")" "1:0"
+    expect_err "--reject-file '${bad#"$WORK"/}': named before loading" "cannot write reject file"
+done
+if [ "$(id -u)" != 0 ]; then
+    : >"$WORK/readonly.csv"
+    chmod 400 "$WORK/readonly.csv"
+    run load --table r --header --batch-size 1 --reject-file "$WORK/readonly.csv" "$WORK/r.csv"
+    expect_eq "--reject-file without write permission: exit 1, nothing loaded" \
+        "$rc:$(sql "SELECT count(*) FROM r")" "1:0"
+fi
+run load --table nosuchtable --reject-file "$WORK/created-then-removed.csv" "$WORK/r.csv"
+expect_eq "a failed run leaves no reject file it was to create" \
+    "$rc:$([ -e "$WORK/created-then-removed.csv" ] && echo left || echo none)" "1:none"
 cp "$WORK/rejects.csv" "$WORK/rejects-kept.csv"
 run load --table nosuchtable --reject-file "$WORK/rejects.csv" "$WORK/r.csv"
 expect_eq "failed run: exit 1, the previous reject file kept" \
