@@ -169,6 +169,10 @@ LoadSettings load_settings(const ParsedArgs& args) {
         given.insert(option_key(key));
     }
     const bool case_sensitive = s.options.case_sensitive;
+    // --option connecttimeoutms, unless --connect-timeout says otherwise.
+    if (given.count("connecttimeoutms") != 0 && !args.get("connect-timeout")) {
+        s.connect_timeout = s.options.connect_timeout;
+    }
 
     const auto table = args.get("table");
     if (!table) {

@@ -123,6 +123,24 @@ else
     not_ok "connection failure: exit 1 and no password in the output" "exit $rc"
 fi
 
+# --option connecttimeoutms bounds connecting (unless --connect-timeout is given), against a
+# server that accepts the connection and never answers.
+perl -MIO::Socket::INET -e '$| = 1; my $s = IO::Socket::INET->new(LocalAddr => "127.0.0.1",
+    LocalPort => 0, Listen => 5) or die "listen: $!"; print $s->sockport, "\n"; sleep 120' \
+    >"$WORK/silent.port" &
+silent_pid=$!
+for _ in $(seq 50); do [ -s "$WORK/silent.port" ] && break; sleep 0.1; done
+silent_port=$(cat "$WORK/silent.port")
+t0=$(date +%s)
+run load --table t --dsn "host=127.0.0.1 port=$silent_port dbname=db user=u" \
+    --option connecttimeoutms=1500 /dev/null
+t1=$(date +%s)
+expect_eq "--option connecttimeoutms=1500 against a silent server: exit 1 within 10 s" \
+    "$rc:$((t1 - t0 < 10))" "1:1"
+expect_err "--option connecttimeoutms: the deadline named" "timed out after 15"
+kill "$silent_pid" 2>/dev/null
+wait "$silent_pid" 2>/dev/null
+
 # ---------------------------------------------------------------------------------------------
 # Round trip: canonical CSV from the server -> load -> export -> same rows.
 sql "CREATE TABLE src (id bigint PRIMARY KEY, name text, note text, amount numeric, seen timestamptz)"
