@@ -18,9 +18,16 @@ namespace pg_ingest::cli {
 namespace {
 
 volatile std::sig_atomic_t g_interrupted = 0;
+volatile std::sig_atomic_t g_connected = 0;
 
-extern "C" void on_interrupt(int) {
+extern "C" void on_interrupt(int signal_number) {
     g_interrupted = 1;
+    // Still connecting: nothing is in flight and nothing was sent, and a connection attempt
+    // cannot be interrupted; the default action (SA_RESETHAND restored it) ends the process
+    // as soon as the handler returns.
+    if (g_connected == 0) {
+        ::raise(signal_number);
+    }
 }
 
 }  // namespace
@@ -167,6 +174,10 @@ void print_help(const std::string& usage, const std::vector<OptionSpec>& specs,
 
 bool interrupted() noexcept {
     return g_interrupted != 0;
+}
+
+void mark_connected() noexcept {
+    g_connected = 1;
 }
 
 void install_interrupt_handler() {

@@ -72,5 +72,9 @@ void print_help(const std::string& usage, const std::vector<OptionSpec>& specs,
 // sets the flag; a second one has its default effect (ends the process at once).
 bool interrupted() noexcept;
 void install_interrupt_handler();
+// Called once the load's first connection is open: before it, a signal ends the process at
+// once (a connection attempt, which may wait for --connect-timeout, cannot be interrupted,
+// and nothing has been sent).
+void mark_connected() noexcept;
 
 }  // namespace pg_ingest::cli

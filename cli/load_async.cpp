@@ -129,6 +129,7 @@ void load_async(const LoadSettings& s, const ConnectionOptions& connection, Inpu
     options.poll_interval = std::chrono::milliseconds(500);
 
     AsyncLoader loader(connection, options);
+    mark_connected();
     progress.set_status("staging");
     loader.begin(s.job_key);
     const auto& sources = reader.sources();

@@ -263,6 +263,7 @@ void load_with_copy(const LoadSettings& s, const ConnectionOptions& options, Inp
     if (s.batch_size == 0) {
         // One COPY, one transaction, for the whole input.
         Connection connection = Connection::connect(options, s.connect_timeout);
+        mark_connected();
         Unit unit;
         copy_unit(
             connection, sql, s, sources,
@@ -314,6 +315,7 @@ void load_with_copy(const LoadSettings& s, const ConnectionOptions& options, Inp
                     try {
                         if (!connection || !connection->is_open()) {
                             connection.emplace(Connection::connect(options, s.connect_timeout));
+                            mark_connected();
                         }
                         bool sent = false;
                         try {

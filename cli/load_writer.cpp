@@ -165,6 +165,7 @@ class WriterWorker {
         // Quoted: the resolved name is exact and may contain a dot (TableSchema::load).
         m_writer = std::make_unique<Writer>(connection, pg_ingest::quote_identifier(target.table),
                                             s.columns, options, hooks);
+        mark_connected();
         m_relation = target.table;
         const TableSchema& schema = m_writer->schema();
         for (const auto& name : m_writer->columns()) {

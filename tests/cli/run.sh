@@ -138,6 +138,21 @@ t1=$(date +%s)
 expect_eq "--option connecttimeoutms=1500 against a silent server: exit 1 within 10 s" \
     "$rc:$((t1 - t0 < 10))" "1:1"
 expect_err "--option connecttimeoutms: the deadline named" "timed out after 15"
+# A signal while the load is still connecting ends it at once (nothing was sent), in every mode.
+for mode_args in "--mode copy" "--mode insert" "--async"; do
+    # shellcheck disable=SC2086
+    "$BIN" load --table t --dsn "host=127.0.0.1 port=$silent_port dbname=db user=u" $mode_args \
+        /dev/null >"$WORK/out" 2>"$WORK/err" &
+    loader=$!
+    sleep 1
+    t0=$(date +%s)
+    kill -TERM "$loader"
+    wait "$loader"
+    rc=$?
+    t1=$(date +%s)
+    expect_eq "SIGTERM while connecting ($mode_args): ended by the signal within 3 s" \
+        "$rc:$((t1 - t0 < 3))" "143:1"
+done
 kill "$silent_pid" 2>/dev/null
 wait "$silent_pid" 2>/dev/null
 
