@@ -135,24 +135,31 @@ class LineLocator {
     bool m_first = true;
 };
 
-// Runs one COPY in a transaction of its own, with the reads of its counts and rejects, so that
-// a failure anywhere before the COMMIT leaves nothing loaded (and the unit may be sent again):
-// `next` supplies the batches. Throws Error (with the input position added when the server
-// named a line); a COMMIT whose answer is lost with the connection throws Error 08007 (not
-// retryable: it may have committed). Rejects and totals are recorded only once committed.
-void copy_unit(Connection& connection, const std::string& sql, const LoadSettings& s,
-               const std::vector<std::string>& sources, const std::function<bool(Batch&)>& next,
-               bool keep_data, Unit& unit, RejectSink& rejects, LoadTotals& totals) {
-    const bool csv = s.input_format == InputFormat::csv;
-    // With a reject file every rejected line goes into it: the server must keep them all (in
-    // the session, until read below). Without one they are only counted: it keeps none, or a
-    // wrong --format would have it hold every line of the input in memory.
-    const bool fetch_rejects = s.ignore_errors && !s.reject_file.empty();
+// What one COPY did, read in its transaction: recorded once that commits.
+struct UnitOutcome {
+    LoadTotals totals;
+    std::optional<Result> rejected;  // its rejected rows, when they go to a reject file
+};
+
+// Before the transaction of COPYs: with a reject file every rejected line goes into it, so the
+// server must keep them all (in the session, until read). Without one they are only counted:
+// it keeps none, or a wrong --format would have it hold every line of the input in memory.
+void prepare_session(Connection& connection, const LoadSettings& s) {
     if (s.ignore_errors) {
-        connection.execute(fetch_rejects ? "SET ingest.copy_rejects_kept = 2147483647"
-                                         : "SET ingest.copy_rejects_kept = 0");
+        connection.execute(!s.reject_file.empty() ? "SET ingest.copy_rejects_kept = 2147483647"
+                                                  : "SET ingest.copy_rejects_kept = 0");
     }
-    connection.execute("BEGIN");
+}
+
+// Runs one COPY inside the caller's transaction, with the reads of its counts and rejects:
+// `next` supplies the batches. Throws Error (with the input position added when the server
+// named a line).
+UnitOutcome copy_in_transaction(Connection& connection, const std::string& sql,
+                                const LoadSettings& s, const std::vector<std::string>& sources,
+                                const std::function<bool(Batch&)>& next, bool keep_data,
+                                Unit& unit) {
+    const bool csv = s.input_format == InputFormat::csv;
+    const bool fetch_rejects = s.ignore_errors && !s.reject_file.empty();
     CopyIn copy(connection, sql);
     Result result;
     try {
@@ -215,6 +222,12 @@ void copy_unit(Connection& connection, const std::string& sql, const LoadSetting
                         " rejected rows; nothing of this COPY was committed");
         }
     }
+    return UnitOutcome{unit_totals, std::move(rejected)};
+}
+
+// Commits the transaction of COPYs. A COMMIT whose answer is lost with the connection throws
+// Error 08007 (not retryable: it may have committed).
+void commit_copies(Connection& connection) {
     try {
         const Result done = connection.execute("COMMIT");
         if (done.command_tag() != "COMMIT") {
@@ -235,21 +248,40 @@ void copy_unit(Connection& connection, const std::string& sql, const LoadSetting
             "CONFLICT upsert or ignore can be run again safely.",
             false);
     }
-    // Committed: counted before its rejects are written, so that a reject file that fails then
-    // does not hide the commit.
+}
+
+// A committed unit: counted before its rejects are written, so that a reject file that fails
+// then does not hide the commit.
+void record_unit(const Unit& unit, UnitOutcome& outcome, const LoadSettings& s,
+                 const std::vector<std::string>& sources, RejectSink& rejects, LoadTotals& totals) {
+    LoadTotals& unit_totals = outcome.totals;
     unit_totals.committed_batches = 1;
     for (const Batch& batch : unit.batches) {
         unit_totals.committed.push_back(committed_range(batch));
     }
     totals.add(unit_totals);
-    if (rejected) {
-        LineLocator locator(unit, sources, csv);
-        for (std::size_t r = 0; r < rejected->rows(); ++r) {
-            const RecordOrigin origin = locator.at(std::stoull(rejected->get(r, 0).value_or("0")));
-            rejects.add(origin, rejected->get(r, 2).value_or(""), rejected->get(r, 3).value_or(""),
-                        rejected->get(r, 1).value_or(""));
+    if (outcome.rejected) {
+        const Result& rejected = *outcome.rejected;
+        LineLocator locator(unit, sources, s.input_format == InputFormat::csv);
+        for (std::size_t r = 0; r < rejected.rows(); ++r) {
+            const RecordOrigin origin = locator.at(std::stoull(rejected.get(r, 0).value_or("0")));
+            rejects.add(origin, rejected.get(r, 2).value_or(""), rejected.get(r, 3).value_or(""),
+                        rejected.get(r, 1).value_or(""));
         }
     }
+}
+
+// Runs one COPY in a transaction of its own, so that a failure anywhere before the COMMIT
+// leaves nothing loaded (and the unit may be sent again). Rejects and totals are recorded only
+// once committed.
+void copy_unit(Connection& connection, const std::string& sql, const LoadSettings& s,
+               const std::vector<std::string>& sources, const std::function<bool(Batch&)>& next,
+               bool keep_data, Unit& unit, RejectSink& rejects, LoadTotals& totals) {
+    prepare_session(connection, s);
+    connection.execute("BEGIN");
+    UnitOutcome outcome = copy_in_transaction(connection, sql, s, sources, next, keep_data, unit);
+    commit_copies(connection);
+    record_unit(unit, outcome, s, sources, rejects, totals);
     rejects.flush();  // committed: its rejects must survive whatever happens next
 }
 
@@ -261,25 +293,46 @@ void load_with_copy(const LoadSettings& s, const ConnectionOptions& options, Inp
     const auto& sources = reader.sources();
 
     if (s.batch_size == 0) {
-        // One COPY, one transaction, for the whole input.
+        // One transaction for the whole input: one COPY per source, since each source keeps
+        // its own line ends (the server takes a COPY stream's from its first line).
+        reader.set_stream_per_source();
         Connection connection = Connection::connect(options, s.connect_timeout);
         mark_connected();
-        Unit unit;
-        copy_unit(
-            connection, sql, s, sources,
-            [&](Batch& batch) {
-                if (interrupted()) {
-                    // Thrown inside the COPY: it is aborted and its transaction rolled back.
-                    throw std::runtime_error(
-                        "interrupted by a signal: the COPY was rolled back, nothing was loaded");
-                }
-                if (!reader.next(batch, k_stream_records, k_stream_bytes)) {
-                    return false;
-                }
-                progress.add(batch.records, batch.data.size());
-                return true;
-            },
-            false, unit, rejects, totals);
+        prepare_session(connection, s);
+        connection.execute("BEGIN");
+        std::vector<Unit> units;
+        std::vector<UnitOutcome> outcomes;
+        units.reserve(sources.size());
+        Batch pending;
+        bool have_pending = reader.next(pending, k_stream_records, k_stream_bytes);
+        do {  // at least one COPY, also for no rows
+            const std::size_t source = have_pending ? pending.source_index : 0;
+            units.emplace_back();
+            outcomes.push_back(copy_in_transaction(
+                connection, sql, s, sources,
+                [&](Batch& batch) {
+                    if (interrupted()) {
+                        // Thrown inside the COPY: it is aborted and its transaction rolled back.
+                        throw std::runtime_error(
+                            "interrupted by a signal: the COPY was rolled back, nothing was "
+                            "loaded");
+                    }
+                    if (!have_pending || pending.source_index != source) {
+                        return false;
+                    }
+                    batch = std::move(pending);
+                    pending = Batch();
+                    progress.add(batch.records, batch.data.size());
+                    have_pending = reader.next(pending, k_stream_records, k_stream_bytes);
+                    return true;
+                },
+                false, units.back()));
+        } while (have_pending);
+        commit_copies(connection);
+        for (std::size_t i = 0; i < units.size(); ++i) {
+            record_unit(units[i], outcomes[i], s, sources, rejects, totals);
+        }
+        rejects.flush();
         return;
     }
 

@@ -423,7 +423,9 @@ void InputReader::complete_last_record(const Batch& batch) {
         } else if (m_header_eol) {
             m_completed_eol = *m_header_eol;
         } else {
-            m_completed_eol = look_ahead().value_or(LineEnd::lf);
+            // A stream of its own: a one-record stream takes any line end.
+            m_completed_eol =
+                m_stream_per_source ? LineEnd::lf : look_ahead().value_or(LineEnd::lf);
         }
         m_buffer += line_end_text(m_completed_eol);
     }
@@ -442,6 +444,9 @@ bool InputReader::next(Batch& batch, std::uint64_t max_records, std::size_t max_
             m_eof = false;
             m_completed = false;
             m_header_eol.reset();
+            if (m_stream_per_source) {
+                m_input_eol.reset();  // the stream starts with this source
+            }
             m_buffer.clear();
             m_pos = 0;
             m_scan = 0;

@@ -137,6 +137,9 @@ class InputReader {
     // format (unless refused off) on a record holding an unescaped "\." (the server would end
     // the data there, or fail) and on a source ending in an unescaped backslash.
     bool next(Batch& batch, std::uint64_t max_records, std::size_t max_bytes);
+    // Each source goes into COPY streams of its own (never one stream over several sources):
+    // a last record without a line end gets its own source's. Set before the first next().
+    void set_stream_per_source() { m_stream_per_source = true; }
 
     // Total input size when every source is a regular file (for an ETA), else nullopt.
     std::optional<std::uint64_t> total_bytes() const { return m_total_bytes; }
@@ -195,6 +198,7 @@ class InputReader {
     // The line end of the first record read: where one COPY stream spans batches and sources,
     // the server decides the stream's line ends from it. Unset until a record is read.
     std::optional<LineEnd> m_input_eol;
+    bool m_stream_per_source = false;
     // Per source: bytes read ahead by look_ahead() and not yet taken by fill(), and whether
     // that reached the source's end.
     std::vector<std::string> m_ahead;

@@ -674,6 +674,28 @@ done
 sql "DELETE FROM kv WHERE id > 9000"
 run load --table kv "$WORK/one-open.csv"
 expect_eq "a file of one record without a line end: exit 0, the row" "$rc:$(kv_rows)" "0:9105:e:5"
+# Files with different line ends in one load: each keeps its own (one COPY per file in the
+# unbatched load's one transaction), in every mode, the last record of each completed with its
+# own file's; and a later file's bad line is still named, with nothing loaded.
+printf '9201,a,1\n' >"$WORK/eol-lf.csv"
+printf '9202,b,2\r\n9203,"c\r\nd",3\r\n9204,e,4' >"$WORK/eol-crlf.csv"
+printf '9205,f,5\n9206,g,6' >"$WORK/eol-lf-open.csv"
+printf '9207,h,7\r\n9208,x,bad\r\n' >"$WORK/eol-crlf-bad.csv"
+for mode in copy insert upsert async; do
+    for batch in 0 2; do
+        args=(load --table kv)
+        mode_args "$mode" "$batch"
+        sql "DELETE FROM kv WHERE id > 9000"
+        run "${args[@]}" "$WORK/eol-lf.csv" "$WORK/eol-crlf.csv" "$WORK/eol-lf-open.csv"
+        expect_eq "$mode batch $batch, LF then CRLF then LF files: exit 0, every row" \
+            "$rc:$(kv_rows)" "0:9201:a:1 9202:b:2 9203:c<CR><LF>d:3 9204:e:4 9205:f:5 9206:g:6"
+    done
+done
+sql "DELETE FROM kv WHERE id > 9000"
+run load --table kv "$WORK/eol-lf.csv" "$WORK/eol-crlf-bad.csv"
+expect_eq "LF then CRLF file with a bad line, unbatched: exit 1, nothing loaded" \
+    "$rc:$(sql "SELECT count(*) FROM kv WHERE id > 9000")" "1:0"
+expect_err "LF then CRLF file with a bad line: file and line named" "eol-crlf-bad.csv, line 2"
 # In text format a backslash ending the data escapes nothing (the server drops it, and a line end
 # added after it would make the next line part of this record): refused in every mode, naming the
 # line, nothing of its unit loaded. An escaped backslash there is data, and a backslash-newline
