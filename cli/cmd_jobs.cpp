@@ -61,13 +61,16 @@ void print_table(const std::vector<AsyncJob>& jobs) {
                                            "SKIPPED", "REJECTED", "CREATED",  "ERROR"};
     std::vector<std::vector<std::string>> rows;
     for (const auto& job : jobs) {
-        rows.push_back({std::to_string(job.id), job.job_key, job.target,
-                        std::string(to_string(job.state)), std::to_string(job.rows_staged),
-                        std::to_string(job.rows_applied), std::to_string(job.rows_inserted),
-                        std::to_string(job.rows_updated), std::to_string(job.rows_skipped),
-                        std::to_string(job.rows_rejected), short_time(job.created_at),
-                        job.error_sqlstate.empty() ? job.error_message
-                                                   : job.error_sqlstate + " " + job.error_message});
+        // Keys, names and messages hold what users wrote: printed as text, never as control
+        // sequences for the terminal, and on one line.
+        rows.push_back(
+            {std::to_string(job.id), printable(job.job_key), printable(job.target),
+             std::string(to_string(job.state)), std::to_string(job.rows_staged),
+             std::to_string(job.rows_applied), std::to_string(job.rows_inserted),
+             std::to_string(job.rows_updated), std::to_string(job.rows_skipped),
+             std::to_string(job.rows_rejected), short_time(job.created_at),
+             printable(job.error_sqlstate.empty() ? job.error_message
+                                                  : job.error_sqlstate + " " + job.error_message)});
     }
     std::vector<std::size_t> width(head.size());
     for (std::size_t c = 0; c < head.size(); ++c) {
@@ -111,7 +114,7 @@ int report_job(const AsyncJob& job, bool quiet) {
     if (job.state == JobState::fail) {
         std::fprintf(stderr, "pg_ingest wait: job %lld failed: %s%s%s\n",
                      static_cast<long long>(job.id), job.error_sqlstate.c_str(),
-                     job.error_sqlstate.empty() ? "" : " ", job.error_message.c_str());
+                     job.error_sqlstate.empty() ? "" : " ", printable(job.error_message).c_str());
         return k_exit_failure;
     }
     if (job.state == JobState::cancel) {

@@ -176,6 +176,38 @@ bool interrupted() noexcept {
     return g_interrupted != 0;
 }
 
+std::string printable(const std::string& text) {
+    std::string out;
+    out.reserve(text.size());
+    for (const char c : text) {
+        const auto u = static_cast<unsigned char>(c);
+        switch (c) {
+            case '\\':
+                out += "\\\\";
+                break;
+            case '\n':
+                out += "\\n";
+                break;
+            case '\r':
+                out += "\\r";
+                break;
+            case '\t':
+                out += "\\t";
+                break;
+            default:
+                if (u < 0x20 || u == 0x7f) {
+                    static const char digits[] = "0123456789abcdef";
+                    out += "\\x";
+                    out += digits[u >> 4];
+                    out += digits[u & 15];
+                } else {
+                    out += c;
+                }
+        }
+    }
+    return out;
+}
+
 void mark_connected() noexcept {
     g_connected = 1;
 }

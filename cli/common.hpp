@@ -71,6 +71,9 @@ void print_help(const std::string& usage, const std::vector<OptionSpec>& specs,
 // True once SIGINT/SIGTERM arrived (after install_interrupt_handler()). The first signal only
 // sets the flag; a second one has its default effect (ends the process at once).
 bool interrupted() noexcept;
+// `text` safe to print on one line of a terminal: control characters (ESC of an ANSI sequence,
+// CR, LF, TAB, ...) and backslashes as C escapes (\x1b, \r, \n, \t, \\).
+std::string printable(const std::string& text);
 void install_interrupt_handler();
 // Called once the load's first connection is open: before it, a signal ends the process at
 // once (a connection attempt, which may wait for --connect-timeout, cannot be interrupted,

@@ -1021,6 +1021,15 @@ if [ "$rc" -eq 0 ] && grep -q "^ID .*STATE" "$WORK/out" && grep -qE "^$job +ck-1
 else
     not_ok "jobs lists the job" "$(cat "$WORK/out")"
 fi
+# A job key with a line break and an ANSI escape prints as text on one line.
+sql "SELECT ingest.begin_async_load('a', 'none', job_key => E'line\\nbreak\\x1b[31mred')" >/dev/null
+run jobs --table a
+if [ "$rc" -eq 0 ] && grep -qF 'line\nbreak\x1b[31mred' "$WORK/out" && ! grep -q $'\x1b' "$WORK/out"; then
+    ok "jobs prints a key's control characters escaped"
+else
+    not_ok "jobs prints a key's control characters escaped" "$(cat -v "$WORK/out")"
+fi
+sql "SELECT ingest.cancel_async_load(id) FROM ingest.get_async_load_job() WHERE job_key LIKE 'line%'" >/dev/null
 run wait "$job" --timeout 30
 expect_rc "wait on a finished job: exit 0" 0
 run cancel "$job"

@@ -104,4 +104,14 @@ BOOST_AUTO_TEST_CASE(passwords_in_connection_strings_are_overwritten_in_place) {
     }
 }
 
+BOOST_AUTO_TEST_CASE(user_text_prints_as_one_line_without_terminal_control_sequences) {
+    using pg_ingest::cli::printable;
+    BOOST_TEST(printable("checkpoint-42") == "checkpoint-42");
+    BOOST_TEST(printable("a\nb\tc\rd") == "a\\nb\\tc\\rd");
+    BOOST_TEST(printable("\x1b[2Jred") == "\\x1b[2Jred");
+    BOOST_TEST(printable(std::string("nul\0del\x7f", 8)) == "nul\\x00del\\x7f");
+    BOOST_TEST(printable("back\\slash") == "back\\\\slash");
+    BOOST_TEST(printable("ünïcødé") == "ünïcødé");  // UTF-8 bytes are kept
+}
+
 BOOST_AUTO_TEST_SUITE_END()
