@@ -80,8 +80,8 @@ Expr* assignment_cast(Form_pg_attribute from, Form_pg_attribute to, int column) 
 
 CursorSource::CursorSource(Oid source, const std::vector<std::string>& names, Relation target,
                            const std::vector<AttrNumber>& attnums, bool with_raw,
-                           const std::string& order_by)
-    : m_with_raw(with_raw) {
+                           const std::string& order_by, const RejectSink* on_bad_row)
+    : m_with_raw(with_raw), m_on_bad_row(on_bad_row) {
     std::string cols;
     for (const std::string& n : names)
         cols += (cols.empty() ? "" : ", ") +
@@ -127,6 +127,15 @@ CursorSource::CursorSource(Oid source, const std::vector<std::string>& names, Re
 }
 
 bool CursorSource::next(SourceRow& row) {
+    for (;;) {
+        if (!fetch())
+            return false;
+        if (convert(row))
+            return true;
+    }
+}
+
+bool CursorSource::fetch() {
     if (m_pos >= m_count) {
         if (m_done)
             return false;
@@ -146,24 +155,57 @@ bool CursorSource::next(SourceRow& row) {
             return false;
         }
     }
+    return true;
+}
+
+// The row at m_pos into `row`, converted; false when it was handed to m_on_bad_row instead.
+bool CursorSource::convert(SourceRow& row) {
     const char* raw = nullptr;
+    HeapTuple tup = m_table->vals[m_pos];
     pg_call([&] {
-        HeapTuple tup = m_table->vals[m_pos];
         for (int i = 0; i < m_ncols; i++)
             m_values[i] = SPI_getbinval(tup, m_table->tupdesc, i + 1, &m_nulls[i]);
         if (m_with_raw)
             raw = SPI_getvalue(tup, m_table->tupdesc, m_ncols + 1);
-        if (m_estate) {
-            // The previous row's converted values are no longer needed: the merge copied them.
-            ExprContext* econtext = GetPerTupleExprContext(m_estate);
-            ResetExprContext(econtext);
-            ExecStoreHeapTuple(tup, m_slot, false);
-            econtext->ecxt_scantuple = m_slot;
-            for (int i = 0; i < m_ncols; i++)
-                if (m_casts[i])
-                    m_values[i] = ExecEvalExprSwitchContext(m_casts[i], econtext, &m_nulls[i]);
-        }
     });
+    if (m_estate) {
+        const auto cast = [&] {
+            pg_call([&] {
+                // The previous row's converted values are no longer needed: the merge copied
+                // them.
+                ExprContext* econtext = GetPerTupleExprContext(m_estate);
+                ResetExprContext(econtext);
+                ExecStoreHeapTuple(tup, m_slot, false);
+                econtext->ecxt_scantuple = m_slot;
+                for (int i = 0; i < m_ncols; i++)
+                    if (m_casts[i])
+                        m_values[i] = ExecEvalExprSwitchContext(m_casts[i], econtext, &m_nulls[i]);
+            });
+        };
+        if (!m_on_bad_row) {
+            cast();
+        } else {
+            try {
+                with_subtransaction(cast);
+            } catch (const PgError& e) {
+                const int category = ERRCODE_TO_CATEGORY(e.sqlerrcode());
+                if (category != ERRCODE_TO_CATEGORY(ERRCODE_DATA_EXCEPTION) &&
+                    category != ERRCODE_TO_CATEGORY(ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION))
+                    throw;
+                RejectedRow r;
+                r.line_number = ++m_line;
+                if (raw)
+                    r.raw_line.assign(raw);
+                r.sqlstate = unpack_sql_state(e.sqlerrcode());
+                r.message = e.what();
+                e.release();
+                m_pos++;
+                m_rejected++;
+                (*m_on_bad_row)(std::move(r));
+                return false;
+            }
+        }
+    }
     m_pos++;
     row.values = m_values.data();
     row.nulls = m_nulls.get();

@@ -32,14 +32,23 @@ std::vector<AttrNumber> match_columns(const std::vector<std::string>& names, Rel
 // merge numbers them in the order read.
 class CursorSource : public RowSource {
   public:
+    // `on_bad_row`, when given (exception mode 'ignore'): a row whose conversion fails with a
+    // data error (class 22) or a domain's CHECK / NOT NULL (class 23) is handed to it, with its
+    // number and text, and skipped, instead of failing the read (each conversion then runs in
+    // a subtransaction). It must outlive the source.
     CursorSource(Oid source, const std::vector<std::string>& names, Relation target,
                  const std::vector<AttrNumber>& attnums, bool with_raw = false,
-                 const std::string& order_by = "");
+                 const std::string& order_by = "", const RejectSink* on_bad_row = nullptr);
     bool next(SourceRow& row) override;
+    // Rows handed to on_bad_row so far.
+    int64_t rejected() const { return m_rejected; }
     // Closes the cursor and the SPI connection; call once after the last next().
     void close();
 
   private:
+    bool fetch();
+    bool convert(SourceRow& row);
+
     int m_ncols = 0;
     bool m_with_raw = false;
     std::vector<Datum> m_values;
@@ -54,6 +63,8 @@ class CursorSource : public RowSource {
     TupleTableSlot* m_slot = nullptr;  // the fetched row, for the conversions' Vars
     int64_t m_line = 0;
     bool m_done = false;
+    const RejectSink* m_on_bad_row = nullptr;
+    int64_t m_rejected = 0;
 };
 
 }  // namespace pg_ingest

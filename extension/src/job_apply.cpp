@@ -160,8 +160,12 @@ void apply(const Job& job, int slot, MergeCounts& counts, const RejectSink& on_r
                 order = format(" ORDER BY %s, %s", quote_identifier(k_order_chunk),
                                quote_identifier(k_order_row));
             });
-        CursorSource src(job.staging, names, dest, spec.columns, spec.ignore_errors, order);
+        // With exception mode 'ignore' a staged value its column's type refuses (a domain's
+        // CHECK: staging has the base type) is a rejected row too.
+        CursorSource src(job.staging, names, dest, spec.columns, spec.ignore_errors, order,
+                         spec.ignore_errors ? &on_reject : nullptr);
         counts = run_merge(spec, src, on_reject);
+        counts.rejected += src.rejected();
         src.close();
     }
     pg_call([&] {

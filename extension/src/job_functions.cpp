@@ -108,8 +108,13 @@ std::string staging_columns(Relation rel, const std::vector<AttrNumber>& attnums
     for (AttrNumber a : attnums) {
         Form_pg_attribute att = TupleDescAttr(d, a - 1);
         const char* name = pg_call([&] { return quote_identifier(NameStr(att->attname)); });
-        const char* type =
-            pg_call([&] { return format_type_with_typemod(att->atttypid, att->atttypmod); });
+        // A domain's base type: its constraints are checked when the rows are applied, where
+        // exception mode 'ignore' makes a violation a rejected row, as for the table's own.
+        const char* type = pg_call([&] {
+            int32 typmod = att->atttypmod;
+            const Oid base = getBaseTypeAndTypmod(att->atttypid, &typmod);
+            return format_type_with_typemod(base, typmod);
+        });
         std::string def = std::string(name) + " " + type;
         if (OidIsValid(att->attcollation) && att->attcollation != DEFAULT_COLLATION_OID)
             def += std::string(" COLLATE ") +
@@ -454,10 +459,14 @@ PGI_FUNCTION(ingest_submit_async_load) {
               format("async load job %lld has no staging table", (long long)id));
     const std::string staging = staging_name(id);
     // Waits for transactions still writing to staging, then closes it to the owner: rows
-    // added after submit could never be applied.
+    // added after submit could never be applied. A superuser owner passes every privilege
+    // check, so a constraint no row passes closes it to every writer (NOT VALID: the staged
+    // rows are not checked).
     spi::exec("LOCK TABLE " + staging + " IN SHARE MODE");
     spi::exec("REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON " + staging + " FROM " +
               quoted_role(job.owner));
+    spi::exec("ALTER TABLE " + staging +
+              " ADD CONSTRAINT no_rows_after_submit CHECK (false) NOT VALID");
     // Nobody else may write or read it either: a grant made since begin, or one that default
     // privileges made on a staging table created before begin removed them.
     revoke_from_others(job.staging, "TABLE", staging, "ALL", job.owner);

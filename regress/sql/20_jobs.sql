@@ -25,6 +25,26 @@ SELECT to_regclass(:'s1') IS NULL AS staging_dropped;
 SELECT id = :j1 AS same_job, state FROM ingest.begin_async_load('orders', job_key => 'ckpt-1');
 -- filtering by target works as with Relyt
 SELECT count(*) FROM ingest.get_async_load_job() WHERE target::regclass = 'orders'::regclass;
+-- submit closes staging to every writer, a superuser (as here) included: rows added after it
+-- could never be applied (here in submit's own transaction, which is then rolled back)
+SELECT id AS jc, staging AS sc FROM ingest.begin_async_load('orders') \gset
+INSERT INTO :sc VALUES (9, 9, 'staged');
+SELECT set_config('test.sc', :'sc', false) IS NOT NULL AS noted;
+BEGIN;
+SELECT ingest.submit_async_load(:jc);
+DO $$
+DECLARE c text;
+BEGIN
+    EXECUTE format('INSERT INTO %s VALUES (10, 10, %L)', current_setting('test.sc'), 'late');
+    RAISE WARNING 'a row was added after submit';
+EXCEPTION WHEN check_violation THEN
+    GET STACKED DIAGNOSTICS c = CONSTRAINT_NAME;
+    RAISE WARNING 'refused after submit: % (%)', SQLSTATE, c;
+END $$;
+ROLLBACK;
+SELECT state, (SELECT count(*) FROM pg_constraint WHERE conrelid = :'sc'::regclass) AS constraints
+  FROM ingest.get_async_load_job(:jc);
+SELECT ingest.cancel_async_load(:jc);
 
 -- plain append (conflict mode none) needs no unique key
 CREATE TABLE events (at int, what text);

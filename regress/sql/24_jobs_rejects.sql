@@ -58,3 +58,36 @@ SELECT ingest.wait_async_load(:d1, '60 s');
 SELECT state, error_sqlstate, attempts FROM ingest.get_async_load_job(:d1);
 SELECT * FROM rj_child;
 DROP TABLE rj_child, rj_parent;
+
+-- A column of a domain type is staged as the domain's base type (staging has no constraints):
+-- with exception mode 'ignore' a value the domain refuses (its CHECK, its NOT NULL) is a rejected
+-- row, numbered and shown as staged, and counts toward reject_limit; with 'strict' it fails
+-- the job with the domain's error. As COPY ... ON_ERROR 'ignore' into the table would skip it.
+CREATE DOMAIN rj_pos AS int CHECK (VALUE > 0);
+CREATE DOMAIN rj_nn AS text NOT NULL;
+CREATE TABLE rj_dom (k int PRIMARY KEY, v rj_pos, w rj_nn);
+SELECT id AS m1, staging AS ms1
+  FROM ingest.begin_async_load('rj_dom', exception_mode => 'ignore') \gset
+SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute
+ WHERE attrelid = :'ms1'::regclass AND attnum > 0 ORDER BY attnum;
+INSERT INTO :ms1 VALUES (1, 5, 'a'), (2, -1, 'b'), (3, 7, NULL), (4, 8, 'd');
+SELECT ingest.submit_async_load(:m1);
+SELECT ingest.wait_async_load(:m1, '60 s');
+SELECT state, rows_staged, rows_inserted, rows_rejected FROM ingest.get_async_load_job(:m1);
+SELECT row_number, raw_row, sqlstate, message FROM ingest.async_load_reject
+ WHERE job_id = :m1 ORDER BY row_number;
+SELECT * FROM rj_dom ORDER BY k;
+SELECT id AS m2, staging AS ms2
+  FROM ingest.begin_async_load('rj_dom', exception_mode => 'ignore', reject_limit => 1) \gset
+INSERT INTO :ms2 VALUES (6, -6, 'x'), (7, -7, 'y'), (8, 8, 'z');
+SELECT ingest.submit_async_load(:m2);
+SELECT ingest.wait_async_load(:m2, '60 s');
+SELECT state, error_sqlstate FROM ingest.get_async_load_job(:m2);
+SELECT id AS m3, staging AS ms3 FROM ingest.begin_async_load('rj_dom') \gset
+INSERT INTO :ms3 VALUES (9, -9, 'q');
+SELECT ingest.submit_async_load(:m3);
+SELECT ingest.wait_async_load(:m3, '60 s');
+SELECT state, error_sqlstate, error_message FROM ingest.get_async_load_job(:m3);
+SELECT count(*) AS rows_in_rj_dom FROM rj_dom;
+DROP TABLE rj_dom;
+DROP DOMAIN rj_pos, rj_nn;
