@@ -22,6 +22,7 @@ extern "C" {
 #include "utils/timestamp.h"
 }
 
+#include <algorithm>
 #include <cstring>
 #include <utility>
 #include <vector>
@@ -145,8 +146,12 @@ void run_launcher() {
                                        "worker there is started by a later submit or restart."),
                              errhint("Drop databases that are no longer used.")));
                 });
+            // Only databases that accept connections now (ALTER DATABASE ... ALLOW_CONNECTIONS
+            // false since): a worker started for another would fail at once, every pass.
+            const std::vector<Oid> connectable = list_databases();
             for (Oid db : databases_with_extension())
-                want_database(db, true);
+                if (std::find(connectable.begin(), connectable.end(), db) != connectable.end())
+                    want_database(db, true);
             last_pass = GetCurrentTimestamp();
         }
     }

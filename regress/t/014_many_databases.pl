@@ -45,5 +45,15 @@ $node->safe_psql('later', "SELECT ingest.submit_async_load($id)");
 is($node->safe_psql('later', "SELECT ingest.wait_async_load($id, '60 s')"),
 	'FINISH', 'a job in a database created after the drops is applied');
 
+# A database with pg_ingest that stops accepting connections gets no worker: one started for it
+# would fail at once, at every launcher pass (1 s here). Over 4 passes the log stays quiet.
+$node->safe_psql('postgres', 'ALTER DATABASE later ALLOW_CONNECTIONS false');
+my $log_from = -s $node->logfile;
+sleep 4;
+my $log = PostgreSQL::Test::Utils::slurp_file($node->logfile, $log_from);
+my $refused = () = $log =~ /database "later" is not currently accepting connections/g;
+is($refused, 0, 'no worker is started for a database that accepts no connections');
+$node->safe_psql('postgres', 'ALTER DATABASE later ALLOW_CONNECTIONS true');
+
 $node->stop;
 done_testing();
