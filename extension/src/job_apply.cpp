@@ -253,6 +253,10 @@ void disarm_job_timeout() {
 // it goes past the limit (the job's transaction, which recorded them as they came, rolls back).
 constexpr size_t k_rejects_kept_over_limit = 10000;
 
+// Attempts of a job whose transaction a deadlock or serialization failure rolled back, before
+// it fails with that error.
+constexpr int k_rollback_attempts = 5;
+
 }  // namespace
 
 void run_job(int slot, int64_t id) {
@@ -332,6 +336,29 @@ void run_job(int slot, int64_t id) {
         const std::optional<Job> job = load_job(id, true);
         if (!job || job->state != "LOADING")
             return;
+        // A deadlock or serialization failure chose this job's transaction as its victim
+        // (appends with exception mode 'ignore' running side by side wait on each other's new
+        // keys, say): it rolled back whole and is queued again, in its place, up to
+        // k_rollback_attempts attempts; the job it met has gone on meanwhile.
+        if (!canceled && !over_limit &&
+            (failure->sqlerrcode == ERRCODE_T_R_DEADLOCK_DETECTED ||
+             failure->sqlerrcode == ERRCODE_T_R_SERIALIZATION_FAILURE) &&
+            job->attempts < k_rollback_attempts) {
+            spi::exec(
+                "UPDATE ingest.async_load_job SET state = 'READY', worker_pid = NULL WHERE id = "
+                "$1",
+                {spi::int8_arg(id)});
+            const std::string why = failure->message;
+            pg_call([&] {
+                ereport(LOG, (errmsg("pg_ingest: attempt %d of async load job %lld was rolled "
+                                     "back (SQLSTATE %s: %s); the job is queued again",
+                                     job->attempts, static_cast<long long>(id),
+                                     unpack_sql_state(failure->sqlerrcode), why.c_str())));
+            });
+            notify_state(id, "READY");
+            wake_launcher_at_commit();
+            return;
+        }
         const char* state = canceled ? "CANCEL" : "FAIL";
         if (over_limit) {
             forget_rejects(id);

@@ -36,7 +36,8 @@ namespace {
 constexpr int32 claim_lock_subid = 0x7067;
 
 // READY jobs of this installation whose turn it is: jobs on one target apply in queue order,
-// except that plain appends (no conflict mode, no overwrite) may run beside each other. Jobs
+// except that plain appends (no conflict mode, no overwrite; exception mode 'strict', or a
+// target without a unique index) may run beside each other. Jobs
 // restored from a dump are never claimed, but keep their place in their target's queue: a
 // later job on the target waits for them to be resumed (or canceled).
 // "One target" is one partition tree branch: a job writes its overwrite partition, else its
@@ -60,7 +61,13 @@ std::string eligible_sql() {
            " AND p.id <> j.id AND p.state IN ('READY', 'LOADING')"
            " AND (p.state = 'LOADING' OR p.queue_position < j.queue_position)"
            " AND (p.conflict_mode <> 'none' OR j.conflict_mode <> 'none' OR p.overwrite <> 'none'"
-           "      OR j.overwrite <> 'none'))"
+           "      OR j.overwrite <> 'none'"
+           // Appends with exception mode 'ignore' into a table with a unique index: side by side
+           // they would wait on each other's new keys, in no common order, and deadlock.
+           "      OR ((p.exception_mode = 'ignore' OR j.exception_mode = 'ignore') AND EXISTS ("
+           "          SELECT FROM pg_catalog.pg_index x WHERE x.indisunique AND x.indrelid IN (" +
+           j_rel + ", " + p_rel +
+           ")))))"
            " ORDER BY j.queue_position";
 }
 
