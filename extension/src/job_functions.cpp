@@ -566,10 +566,16 @@ PGI_FUNCTION(ingest_wait_async_load) {
     std::optional<int64_t> timeout_us;
     if (!PG_ARGISNULL(1)) {
         const Interval* iv = PG_GETARG_INTERVAL_P(1);
-        const int64_t us =
-            iv->time + (iv->day + iv->month * int64_t(DAYS_PER_MONTH)) * USECS_PER_DAY;
-        if (us < 0)
+        // In long double: '300000 years' overflows int64 microseconds (and turned negative);
+        // anything past a century is as good as no bound.
+        const long double whole = static_cast<long double>(iv->time) +
+                                  (static_cast<long double>(iv->day) +
+                                   static_cast<long double>(iv->month) * DAYS_PER_MONTH) *
+                                      USECS_PER_DAY;
+        if (whole < 0)
             raise(ERRCODE_INVALID_PARAMETER_VALUE, "timeout must not be negative");
+        constexpr int64_t k_century_us = int64_t(100) * 366 * USECS_PER_DAY;
+        const int64_t us = whole > k_century_us ? k_century_us : static_cast<int64_t>(whole);
         timeout_us = us;
     }
     if (IsolationUsesXactSnapshot())

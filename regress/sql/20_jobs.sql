@@ -16,6 +16,9 @@ INSERT INTO :s1 VALUES (3, 30, 'newer'), (4, 4, 'new');
 COMMIT;
 SELECT ingest.submit_async_load(:j1);
 SELECT ingest.wait_async_load(:j1, '60 s');
+-- a timeout too long to count in microseconds is no bound, a negative one an error
+SELECT ingest.wait_async_load(:j1, '300000 years') AS huge_timeout;
+SELECT ingest.wait_async_load(:j1, '-1 s');
 SELECT state, rows_staged, rows_inserted, rows_updated, rows_skipped, rows_rejected, attempts,
        staging, error_sqlstate, rows_applied
   FROM ingest.get_async_load_job(:j1);
