@@ -324,6 +324,15 @@ DirectTarget* partition_target(DirectApply::State* s, ResultRelInfo* rri) {
         hash_search(s->partitions, &rri, HASH_ENTER, &found));
     if (!found) {
         entry->second = nullptr;
+        // Checked again now that the partition is open and locked (ROW EXCLUSIVE): the check
+        // before the merge locked partitions for reading only, which lets a trigger or a
+        // foreign key be added to one, or a table with triggers be attached, meanwhile. A
+        // partition the direct path cannot write sends this chunk and the rest to the
+        // statement (55000 is redone by statement; see MergeRun::flush_direct_chunk).
+        if (const char* why = relation_refusal(rri->ri_RelationDesc))
+            ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                            errmsg("pg_ingest: partition \"%s\" cannot be applied directly: %s",
+                                   RelationGetRelationName(rri->ri_RelationDesc), why)));
         Oid arbiter = InvalidOid;
         for (int i = 0; i < rri->ri_NumIndices && !OidIsValid(arbiter); i++) {
             Relation idx = rri->ri_IndexRelationDescs[i];
@@ -340,8 +349,10 @@ DirectTarget* partition_target(DirectApply::State* s, ResultRelInfo* rri) {
             list_free(ancestors);
         }
         if (!OidIsValid(arbiter))
-            elog(ERROR, "pg_ingest: partition \"%s\" has no index of the conflict target",
-                 RelationGetRelationName(rri->ri_RelationDesc));
+            ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                            errmsg("pg_ingest: partition \"%s\" has no index of the conflict "
+                                   "target",
+                                   RelationGetRelationName(rri->ri_RelationDesc))));
         // As for the target: an update needs a replica identity where updates are published.
         if (s->updates)
             CheckCmdReplicaIdentity(rri->ri_RelationDesc, CMD_UPDATE);

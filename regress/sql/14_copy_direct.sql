@@ -243,3 +243,29 @@ SELECT * FROM dp_leaf2;
 SELECT count(*) AS rows, count(*) FILTER (WHERE v = 'in range') AS loaded FROM dp_leaf;
 \set VERBOSITY terse
 DROP TABLE dp_leaf, dp_leaf_1, dp_leaf2;
+
+-- A partition that gets a trigger after the merge began (here from the source view, in the
+-- merge's own transaction; another session could, as the check before the merge only locks
+-- partitions for reading) is not written directly when rows first reach it: that chunk and the
+-- rest go through the statement, which fires the trigger for every row.
+CREATE TABLE dp_late (k int PRIMARY KEY, v int) PARTITION BY RANGE (k);
+CREATE TABLE dp_late_1 PARTITION OF dp_late FOR VALUES FROM (0) TO (100);
+CREATE TABLE dp_late_log (k int);
+CREATE FUNCTION dp_late_log() RETURNS trigger LANGUAGE plpgsql AS
+$$BEGIN INSERT INTO dp_late_log VALUES (NEW.k); RETURN NEW; END$$;
+CREATE FUNCTION dp_late_add() RETURNS int LANGUAGE plpgsql AS $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_trigger WHERE tgname = 'dp_late_trg') THEN
+        CREATE TRIGGER dp_late_trg BEFORE INSERT ON dp_late_1
+            FOR EACH ROW EXECUTE FUNCTION dp_late_log();
+    END IF;
+    RETURN 0;
+END $$;
+CREATE TABLE dp_late_src (k int, v int);
+INSERT INTO dp_late_src VALUES (1, 1), (2, 2), (3, 3);
+CREATE VIEW dp_late_view AS SELECT k, v + dp_late_add() AS v FROM dp_late_src;
+SELECT * FROM ingest.merge('dp_late_view', 'dp_late', 'upsert');
+SELECT (SELECT count(*) FROM dp_late) AS rows, (SELECT count(*) FROM dp_late_log) AS trigger_fired;
+DROP VIEW dp_late_view;
+DROP TABLE dp_late, dp_late_log, dp_late_src;
+DROP FUNCTION dp_late_add(), dp_late_log();
