@@ -148,10 +148,15 @@ table_checksum() { # DB
 # every timed run's primary key is checked too (amcheck: every heap row has its index entry,
 # and the btree is well formed), untimed.
 index_checked() { # DB
-    # a partitioned target: its partitions' indexes (a plain table is its own only leaf)
-    INDEX_ERR=$(q "$1" "SELECT bt_index_check(i.indexrelid, true) FROM pg_index i
-        WHERE i.indrelid IN (SELECT relid FROM pg_partition_tree('target') WHERE isleaf)
-          AND i.indisprimary" 2>&1 >/dev/null)
+    # the table's, or a partitioned table's partitions' (pg_partition_tree() lists nothing for a
+    # table that is neither partitioned nor a partition); none found is an error, not a pass
+    local checked
+    checked=$(q "$1" "SELECT count(bt_index_check(i.indexrelid, true)) FROM pg_index i
+        WHERE (i.indrelid = 'target'::regclass
+               OR i.indrelid IN (SELECT relid FROM pg_partition_tree('target') WHERE isleaf))
+          AND i.indisprimary AND i.indrelid <> ALL (SELECT relid FROM pg_partition_tree('target') WHERE NOT isleaf)" 2>&1)
+    INDEX_ERR=""
+    [[ $checked =~ ^[1-9][0-9]*$ ]] || INDEX_ERR=${checked:-no primary key index found to check}
     [ -z "$INDEX_ERR" ]
 }
 

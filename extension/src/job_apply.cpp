@@ -21,6 +21,7 @@ extern "C" {
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
+#include "pgstat.h"
 #include "storage/latch.h"
 #include "utils/timeout.h"
 }
@@ -267,6 +268,7 @@ void run_job(int slot, int64_t id) {
     std::vector<RejectedRow> first_rejects;
     int64_t rejected = 0;
     bool over_limit = false;
+    int requeued_after = 0;  // the attempt a deadlock rolled back, when the job was queued again
     // ingest.job_timeout bounds the apply only: recording the outcome is never cut short.
     const int timeout_ms = guc::job_timeout;
     std::optional<Failure> failure = try_transaction([&] {
@@ -356,7 +358,7 @@ void run_job(int slot, int64_t id) {
                                      unpack_sql_state(failure->sqlerrcode), why.c_str())));
             });
             notify_state(id, "READY");
-            wake_launcher_at_commit();
+            requeued_after = job->attempts;
             return;
         }
         const char* state = canceled ? "CANCEL" : "FAIL";
@@ -386,6 +388,16 @@ void run_job(int slot, int64_t id) {
     QueryCancelHoldoffCount = cancel_holdoff;
     if (f2)
         raise(f2->sqlerrcode, f2->message);
+    // Queued again after a deadlock: this worker claims it again, but only after a pause, so
+    // that the transaction it met (now unblocked) takes its locks first; claimed at once, the
+    // job could take them back first and deadlock again.
+    if (requeued_after > 0)
+        pg_call([&] {
+            (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+                            200L * requeued_after, PG_WAIT_EXTENSION);
+            ResetLatch(MyLatch);
+            CHECK_FOR_INTERRUPTS();
+        });
     wake_waiters(id);
 }
 

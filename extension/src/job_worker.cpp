@@ -62,12 +62,17 @@ std::string eligible_sql() {
            " AND (p.state = 'LOADING' OR p.queue_position < j.queue_position)"
            " AND (p.conflict_mode <> 'none' OR j.conflict_mode <> 'none' OR p.overwrite <> 'none'"
            "      OR j.overwrite <> 'none'"
-           // Appends with exception mode 'ignore' into a table with a unique index: side by side
-           // they would wait on each other's new keys, in no common order, and deadlock.
+           // Appends with exception mode 'ignore' into a table with a unique index or an
+           // exclusion constraint (on it or a partition): side by side they would wait on each
+           // other's new keys, in no common order, and deadlock.
            "      OR ((p.exception_mode = 'ignore' OR j.exception_mode = 'ignore') AND EXISTS ("
-           "          SELECT FROM pg_catalog.pg_index x WHERE x.indisunique AND x.indrelid IN (" +
+           "          SELECT FROM pg_catalog.pg_index x WHERE (x.indisunique OR x.indisexclusion)"
+           // (pg_partition_tree() lists nothing for a table that is not in a partition tree)
+           "          AND (x.indrelid IN (" +
            j_rel + ", " + p_rel +
-           ")))))"
+           ") OR x.indrelid IN (SELECT relid FROM pg_catalog.pg_partition_tree(" + j_rel +
+           ") UNION ALL SELECT relid FROM pg_catalog.pg_partition_tree(" + p_rel +
+           ")))))))"
            " ORDER BY j.queue_position";
 }
 
