@@ -17,8 +17,8 @@
 // that statement is INSERT ... ON CONFLICT on a heap table, a partition of one or a
 // partitioned table (rows routed by the executor's tuple routing, each partition written as a
 // table) with no triggers, rules or stored generated columns (on any partition), no row-level
-// security, under READ COMMITTED, without ON_ERROR 'ignore': upsert and ignore. Everything else, and every merge when
-// ingest.direct_apply is off, goes through the statement (merge_sql.hpp).
+// security, under READ COMMITTED, without ON_ERROR 'ignore': upsert and ignore. Everything else,
+// and every merge when ingest.direct_apply is off, goes through the statement (merge_sql.hpp).
 #pragma once
 
 #include "conflict_target.hpp"

@@ -531,9 +531,9 @@ BOOST_AUTO_TEST_CASE(repeated_keys_with_update_columns_keep_the_first_writes_oth
     Connection c = test::connect();
     for (const WriteMode mode : {WriteMode::copy, WriteMode::insert, WriteMode::upsert}) {
         for (const ExceptionMode exceptions : {ExceptionMode::strict, ExceptionMode::ignore}) {
-            BOOST_TEST_CONTEXT("writemode " << to_string(mode) << ", exceptionmode "
-                                            << (exceptions == ExceptionMode::strict ? "strict"
-                                                                                    : "ignore")) {
+            BOOST_TEST_CONTEXT("writemode "
+                               << to_string(mode) << ", exceptionmode "
+                               << (exceptions == ExceptionMode::strict ? "strict" : "ignore")) {
                 c.execute("DROP TABLE IF EXISTS wr_partial");
                 c.execute("CREATE TABLE wr_partial (id int PRIMARY KEY, a int, b text, n int)");
                 c.execute("INSERT INTO wr_partial VALUES (4, 0, 'existing', 0)");
