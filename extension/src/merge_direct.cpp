@@ -58,6 +58,10 @@ struct DirectTarget {
     AttrMap* map;   // the target's columns as this partition's (NULL: they line up)
     bool* updated;  // per attribute: in the update columns
     List* arbiters;
+    // The index entries of an updated row (see insert_update_entries): the arbiter's, at this
+    // position in rri's index arrays, and those of `others`, rri's other indexes.
+    int arbiter_pos;
+    ResultRelInfo* others;
     TupleTableSlot* ins;  // the proposed row (EXCLUDED)
     TupleTableSlot* old;  // the existing row
     TupleTableSlot* upd;  // its new version
@@ -294,6 +298,26 @@ DirectTarget* make_target(DirectApply::State* s, ResultRelInfo* rri, Oid arbiter
             key_att = static_cast<AttrNumber>(i + 1);
     }
     t->arbiters = list_make1_oid(arbiter);
+    // The same ResultRelInfo without the arbiter, for ExecInsertIndexTuples on updated rows.
+    t->arbiter_pos = -1;
+    t->others = makeNode(ResultRelInfo);
+    *t->others = *rri;
+    t->others->ri_NumIndices = 0;
+    if (rri->ri_NumIndices > 0) {
+        t->others->ri_IndexRelationDescs =
+            static_cast<RelationPtr>(palloc(sizeof(Relation) * rri->ri_NumIndices));
+        t->others->ri_IndexRelationInfo =
+            static_cast<IndexInfo**>(palloc(sizeof(IndexInfo*) * rri->ri_NumIndices));
+    }
+    for (int i = 0; i < rri->ri_NumIndices; i++) {
+        if (t->arbiter_pos < 0 && RelationGetRelid(rri->ri_IndexRelationDescs[i]) == arbiter) {
+            t->arbiter_pos = i;
+            continue;
+        }
+        const int n = t->others->ri_NumIndices++;
+        t->others->ri_IndexRelationDescs[n] = rri->ri_IndexRelationDescs[i];
+        t->others->ri_IndexRelationInfo[n] = rri->ri_IndexRelationInfo[i];
+    }
     init_ordered_probe(t, *s->conflict, arbiter, key_att, s->cxt);
     // Slots on a copy of the descriptor: one that is not reference-counted. Each slot on the
     // relation's own descriptor would hold a reference in the resource owner, where a
@@ -673,6 +697,31 @@ Probe probe_ordered(DirectTarget* t, ItemPointer tid) {
     }
 }
 
+// The index entries of t->upd, the new version of an existing row that apply_row updated
+// (not a HOT update). Its arbiter entry is inserted without a uniqueness check: it holds the key
+// of the row version just replaced, which no update changes (key columns are never updated,
+// and the direct path runs no triggers). That version stays live to everyone else until this
+// transaction ends, so any other inserter of the key finds it and waits for us, and no other
+// row with the key can exist. The check would only find that version again and fetch its row.
+// No "unchanged" hint either (update=false), for any index: it asks nbtree for a bottom-up
+// deletion pass before a full leaf page is split, which looks for versions dead to everyone,
+// but the versions this merge replaces are its own, alive until it commits, so the pass costs
+// heap reads and finds nothing; the page is deduplicated instead (or split), as for an insert.
+// VACUUM removes the old versions' entries later, as after any update.
+void insert_update_entries(DirectTarget* t, EState* estate) {
+    if (t->arbiter_pos >= 0) {
+        Relation index = t->rri->ri_IndexRelationDescs[t->arbiter_pos];
+        IndexInfo* info = t->rri->ri_IndexRelationInfo[t->arbiter_pos];
+        Datum values[INDEX_MAX_KEYS];
+        bool isnull[INDEX_MAX_KEYS];
+        GetPerTupleExprContext(estate)->ecxt_scantuple = t->upd;
+        FormIndexDatum(info, t->upd, estate, values, isnull);
+        index_insert(index, values, isnull, &t->upd->tts_tid, t->rel, UNIQUE_CHECK_NO, false, info);
+    }
+    if (t->others->ri_NumIndices > 0)
+        list_free(ExecInsertIndexTuples(t->others, t->upd, estate, false, false, NULL, NIL));
+}
+
 // One chunk row. Runs inside pg_call: C only, errors longjmp to its PG_TRY.
 void apply_row(DirectApply::State* s, DirectResult* r) {
     EState* estate = s->estate;
@@ -789,8 +838,8 @@ void apply_row(DirectApply::State* s, DirectResult* r) {
         }
         if (res != TM_Ok)
             elog(ERROR, "pg_ingest: unexpected result %d updating a merged row", (int)res);
-        if (update_indexes && t->rri->ri_NumIndices > 0)
-            list_free(ExecInsertIndexTuples(t->rri, t->upd, estate, true, false, NULL, NIL));
+        if (update_indexes)
+            insert_update_entries(t, estate);
         r->updated++;
         break;
     }

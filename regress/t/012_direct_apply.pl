@@ -175,6 +175,53 @@ $holder->query_safe("SELECT pg_advisory_unlock($lock_id)");
 wait_for('the COPY to wait for the updating transaction', $on_xact);
 $other->query_safe('COMMIT');
 check_copy('an update in progress past the gate', $run, 'r', '59|41|0|0', $direct_ordered);
+
+# 6. Another session inserts a key the merge has already updated (30) while the merge is
+#    stopped at the gate. The merge made the new version's index entry without a uniqueness
+#    check (merge_direct.cpp, insert_update_entries): the other insert must still wait for the
+#    merge, on the version it replaced, and then fail with 23505. An upsert of another such key
+#    (20) waits too, and updates the merge's row after it commits. An index on v makes the
+#    updates non-HOT, so that every updated row gets new index entries.
+reset_table('r');
+$node->safe_psql('postgres', 'CREATE INDEX r_v ON r (v)');
+$holder->query_safe("SELECT pg_advisory_lock($lock_id)");
+$run = start_copy('r', '');
+wait_for('the COPY to reach key 51', $at_gate);
+my %ins = (out => '', err => '');
+$ins{h} = IPC::Run::start(
+	[ $psql, '-X', '-A', '-t', '-q', '-v', 'ON_ERROR_STOP=1', '-d', $node->connstr('postgres'),
+		'-c', "INSERT INTO r VALUES (30, 'other')" ],
+	'>', \$ins{out}, '2>', \$ins{err},
+	IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
+wait_for('the INSERT of key 30 to wait for the merge', $on_xact);
+my %ups = (out => '', err => '');
+$ups{h} = IPC::Run::start(
+	[ $psql, '-X', '-A', '-t', '-q', '-v', 'ON_ERROR_STOP=1', '-d', $node->connstr('postgres'),
+		'-c', "INSERT INTO r VALUES (20, 'other') ON CONFLICT (k) DO UPDATE SET v = r.v || '+'" ],
+	'>', \$ups{out}, '2>', \$ups{err},
+	IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
+wait_for('the upsert of key 20 to wait for the merge',
+	"SELECT count(*) = 2 FROM pg_locks WHERE locktype = 'transactionid' AND NOT granted");
+$holder->query_safe("SELECT pg_advisory_unlock($lock_id)");
+ok($run->{h}->finish, 'insert of an updated key: the COPY succeeded') or diag($run->{err});
+like($run->{out}, qr/^STATS\|60\|40\|0\|0$/m, 'insert of an updated key: counts 60|40|0|0')
+  or diag($run->{out});
+like($run->{err}, qr/pg_ingest merge into r: .*$direct_ordered/,
+	'insert of an updated key: applied directly');
+ok(!$ins{h}->finish, 'insert of an updated key: the other INSERT failed');
+like($ins{err}, qr/duplicate key value violates unique constraint "r_pkey"/,
+	'insert of an updated key: with the unique violation');
+ok($ups{h}->finish, 'upsert of an updated key: succeeded after the merge') or diag($ups{err});
+is( $node->safe_psql('postgres',
+		"SELECT count(*), count(DISTINCT k), count(*) FILTER (WHERE v = 'a' || k), "
+		  . "max(v) FILTER (WHERE k = 20) FROM r"),
+	'100|100|99|a20+', 'insert of an updated key: one row per key, the upsert applied last');
+$node->safe_psql('postgres', 'CREATE EXTENSION IF NOT EXISTS amcheck');
+is($node->safe_psql('postgres', "SELECT bt_index_check('r_pkey', true)"),
+	'', 'insert of an updated key: the primary key indexes every row version (amcheck)');
+is($node->safe_psql('postgres', "SELECT bt_index_check('r_v', true)"),
+	'', 'insert of an updated key: so does the index on v (amcheck)');
+$node->safe_psql('postgres', 'DROP INDEX r_v');
 $other->quit;
 $holder->quit;
 
