@@ -260,6 +260,15 @@ PGI_FUNCTION(ingest_begin_async_load) {
     if ((overwrite == "partition") != OidIsValid(partition))
         raise(ERRCODE_INVALID_PARAMETER_VALUE,
               "overwrite_partition must be given exactly when overwrite is 'partition'");
+    // The apply deletes the old rows before it merges: an update would find none of them.
+    if (overwrite != "none" && mode == ConflictMode::update)
+        raise(ERRCODE_INVALID_PARAMETER_VALUE,
+              format("conflict mode 'update' cannot be used with overwrite '%s'",
+                     overwrite.c_str()),
+              "The overwrite deletes every existing row before the job's rows are applied, so "
+              "an update would find no row to update and leave the target empty.",
+              "Use conflict mode 'upsert' or 'none' to replace the contents, or overwrite "
+              "'none' to update rows in place.");
     if (exception_mode != "strict" && exception_mode != "ignore")
         raise(ERRCODE_INVALID_PARAMETER_VALUE,
               format("unknown exception_mode \"%s\"", exception_mode.c_str()), {},

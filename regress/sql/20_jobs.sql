@@ -184,6 +184,10 @@ SELECT * FROM ingest.begin_async_load('orders', overwrite => 'everything');
 SELECT * FROM ingest.begin_async_load('orders', overwrite => 'partition');
 SELECT * FROM ingest.begin_async_load('sales', 'none', overwrite => 'partition',
                                       overwrite_partition => 'orders');
+-- an overwrite deletes the old rows first: 'update' would find none and empty the table
+SELECT * FROM ingest.begin_async_load('orders', 'update', overwrite => 'table');
+SELECT * FROM ingest.begin_async_load('sales', 'update', overwrite => 'partition',
+                                      overwrite_partition => 'sales_jan');
 SELECT * FROM ingest.begin_async_load('orders', exception_mode => 'lenient');
 SELECT * FROM ingest.begin_async_load('orders', reject_limit => 3);
 SELECT * FROM ingest.begin_async_load('orders', exception_mode => 'ignore', reject_limit => -1);
