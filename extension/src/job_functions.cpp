@@ -506,11 +506,12 @@ PGI_FUNCTION(ingest_retry_async_load) {
     if (job.state != "FAIL")
         wrong_state(job, "retry", "Only a job in FAIL can be retried.");
     // Queued again behind the jobs submitted since it failed (a job restored from a dump
-    // becomes this installation's).
+    // becomes this installation's). Its runs are counted afresh (attempts), so that a job
+    // that failed after its last requeue for a deadlock gets them all again.
     spi::exec(
         "UPDATE ingest.async_load_job SET state = 'READY', error_sqlstate = NULL, "
         "error_message = NULL, finished_at = NULL, worker_pid = NULL, rows_inserted = 0, "
-        "rows_updated = 0, rows_skipped = 0, rows_rejected = 0, "
+        "rows_updated = 0, rows_skipped = 0, rows_rejected = 0, attempts = 0, "
         "queue_position = pg_catalog.nextval('ingest.async_load_queue_seq')" +
             adopt_clause() + " WHERE id = $1",
         {spi::int8_arg(id)});
