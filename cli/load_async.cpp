@@ -127,6 +127,13 @@ void load_async(const LoadSettings& s, const ConnectionOptions& connection, Inpu
     options.parallelism = s.parallel;
     options.connect_timeout = s.connect_timeout;
     options.poll_interval = std::chrono::milliseconds(500);
+    // Info lines (jobs begun, submitted, ended) come only with --option verbose, which asked for
+    // them also under --quiet; warnings (a retry) not under --quiet.
+    options.on_log = [&progress, quiet = s.quiet](LogLevel level, const std::string& message) {
+        if (!(quiet && (level == LogLevel::warning || level == LogLevel::error))) {
+            progress.log_line("pg_ingest load: " + message);
+        }
+    };
 
     AsyncLoader loader(connection, options);
     mark_connected();

@@ -253,8 +253,17 @@ void commit_copies(Connection& connection) {
 // A committed unit: counted before its rejects are written, so that a reject file that fails
 // then does not hide the commit.
 void record_unit(const Unit& unit, UnitOutcome& outcome, const LoadSettings& s,
-                 const std::vector<std::string>& sources, RejectSink& rejects, LoadTotals& totals) {
+                 const std::vector<std::string>& sources, RejectSink& rejects, LoadTotals& totals,
+                 Progress& progress) {
     LoadTotals& unit_totals = outcome.totals;
+    if (s.options.verbose) {  // --option verbose: a line per committed COPY, also under --quiet
+        progress.log_line("pg_ingest load: committed a COPY of " + std::to_string(unit.records) +
+                          (unit.records == 1 ? " record: " : " records: ") +
+                          std::to_string(unit_totals.inserted) + " inserted, " +
+                          std::to_string(unit_totals.updated) + " updated, " +
+                          std::to_string(unit_totals.skipped) + " skipped, " +
+                          std::to_string(unit_totals.rejected) + " rejected");
+    }
     unit_totals.committed_batches = 1;
     for (const Batch& batch : unit.batches) {
         unit_totals.committed.push_back(committed_range(batch));
@@ -276,12 +285,13 @@ void record_unit(const Unit& unit, UnitOutcome& outcome, const LoadSettings& s,
 // once committed.
 void copy_unit(Connection& connection, const std::string& sql, const LoadSettings& s,
                const std::vector<std::string>& sources, const std::function<bool(Batch&)>& next,
-               bool keep_data, Unit& unit, RejectSink& rejects, LoadTotals& totals) {
+               bool keep_data, Unit& unit, RejectSink& rejects, LoadTotals& totals,
+               Progress& progress) {
     prepare_session(connection, s);
     connection.execute("BEGIN");
     UnitOutcome outcome = copy_in_transaction(connection, sql, s, sources, next, keep_data, unit);
     commit_copies(connection);
-    record_unit(unit, outcome, s, sources, rejects, totals);
+    record_unit(unit, outcome, s, sources, rejects, totals, progress);
     rejects.flush();  // committed: its rejects must survive whatever happens next
 }
 
@@ -330,7 +340,7 @@ void load_with_copy(const LoadSettings& s, const ConnectionOptions& options, Inp
         } while (have_pending);
         commit_copies(connection);
         for (std::size_t i = 0; i < units.size(); ++i) {
-            record_unit(units[i], outcomes[i], s, sources, rejects, totals);
+            record_unit(units[i], outcomes[i], s, sources, rejects, totals, progress);
         }
         rejects.flush();
         return;
@@ -382,7 +392,7 @@ void load_with_copy(const LoadSettings& s, const ConnectionOptions& options, Inp
                                     sent = true;
                                     return true;
                                 },
-                                false, unit, rejects, unit_totals);
+                                false, unit, rejects, unit_totals, progress);
                         } catch (...) {
                             // Committed, then its rejects could not be written: it counts.
                             if (unit_totals.committed_batches > 0) {

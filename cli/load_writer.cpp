@@ -142,7 +142,7 @@ class WriterWorker {
   public:
     WriterWorker(const LoadSettings& s, const ConnectionOptions& connection, const Target& target,
                  const Options& options, const TextValueOptions& text_options,
-                 const std::vector<std::string>& sources, RejectSink& rejects)
+                 const std::vector<std::string>& sources, RejectSink& rejects, Progress& progress)
         : m_settings(s), m_text_options(text_options), m_sources(sources), m_rejects(rejects) {
         m_syntax = FieldSyntax::defaults(s.input_format);
         if (s.format.delimiter) {
@@ -156,10 +156,11 @@ class WriterWorker {
         hooks.on_reject = [this](const RejectedRow& row) { rejected_by_writer(row); };
         // After a failure the writer is destroyed with rows it never sent and says so; the
         // load's own error already tells what happened, so that warning is left out.
-        hooks.on_log = [this](LogLevel level, const std::string& message) {
-            if (!m_settings.quiet && !m_discarding &&
-                (level == LogLevel::warning || level == LogLevel::error)) {
-                std::fprintf(stderr, "pg_ingest load: %s\n", message.c_str());
+        // Info lines come only with --option verbose, which asked for them also under --quiet.
+        hooks.on_log = [this, &progress](LogLevel level, const std::string& message) {
+            const bool problem = level == LogLevel::warning || level == LogLevel::error;
+            if (!m_discarding && !(problem && m_settings.quiet)) {
+                progress.log_line("pg_ingest load: " + message);
             }
         };
         // Quoted: the resolved name is exact and may contain a dot (TableSchema::load).
@@ -452,7 +453,7 @@ void load_with_writer(const LoadSettings& s, const ConnectionOptions& connection
     std::vector<std::unique_ptr<WriterWorker>> workers;
     for (std::size_t i = 0; i < s.parallel; ++i) {
         workers.push_back(std::make_unique<WriterWorker>(s, connection, target, options,
-                                                         text_options, sources, rejects));
+                                                         text_options, sources, rejects, progress));
     }
     std::mutex totals_mutex;
     auto account = [&](const BatchResult& result, const Batch& batch) {

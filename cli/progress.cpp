@@ -92,10 +92,22 @@ void Progress::stop() noexcept {
     if (m_thread.joinable()) {
         m_thread.join();
     }
+    std::lock_guard<std::mutex> print(m_print_mutex);
     if (m_drawn) {
         std::fputs("\r\033[K", stderr);  // clear the bar line
         std::fflush(stderr);
+        m_drawn = false;
     }
+}
+
+void Progress::log_line(const std::string& line) noexcept {
+    std::lock_guard<std::mutex> print(m_print_mutex);
+    if (m_drawn) {
+        std::fputs("\r\033[K", stderr);
+        m_drawn = false;
+    }
+    std::fprintf(stderr, "%s\n", line.c_str());
+    std::fflush(stderr);
 }
 
 std::string Progress::render(bool for_terminal) {
@@ -140,13 +152,16 @@ void Progress::run() {
     while (!m_wake.wait_for(lock, m_period, [this] { return m_stopping; })) {
         lock.unlock();
         const std::string line = render(terminal);
-        if (terminal) {
-            std::fprintf(stderr, "\r%s\033[K", line.c_str());
-            m_drawn = true;
-        } else {
-            std::fprintf(stderr, "%s\n", line.c_str());
+        {
+            std::lock_guard<std::mutex> print(m_print_mutex);
+            if (terminal) {
+                std::fprintf(stderr, "\r%s\033[K", line.c_str());
+                m_drawn = true;
+            } else {
+                std::fprintf(stderr, "%s\n", line.c_str());
+            }
+            std::fflush(stderr);
         }
-        std::fflush(stderr);
         lock.lock();
     }
 }

@@ -38,6 +38,9 @@ class Progress {
     void add(std::uint64_t rows, std::uint64_t bytes) noexcept;
     // What is happening now when it is not row traffic ("waiting for job 12"); thread-safe.
     void set_status(std::string status);
+    // Prints `line` on stderr, also without progress reporting (Style::none): a bar on screen is
+    // cleared first and drawn again at the next redraw. Thread-safe; never throws.
+    void log_line(const std::string& line) noexcept;
     // Stops reporting and clears the bar, so that a final summary line can follow.
     void stop() noexcept;
 
@@ -60,7 +63,8 @@ class Progress {
     std::mutex m_mutex;
     std::condition_variable m_wake;
     bool m_stopping = false;
-    bool m_drawn = false;  // a bar is on screen
+    std::mutex m_print_mutex;  // one writer of stderr at a time: the bar and log lines
+    bool m_drawn = false;      // a bar is on screen (under m_print_mutex while the thread runs)
     std::string m_status;
     std::thread m_thread;
 };

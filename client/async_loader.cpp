@@ -86,6 +86,7 @@ AsyncLoaderOptions AsyncLoaderOptions::from(const Options& options, QualifiedNam
     loader.connect_timeout = options.connect_timeout;
     loader.max_retry_times = options.max_retry_times;
     loader.retry_wait_time = options.retry_wait_time;
+    loader.verbose = options.verbose;
     return loader;
 }
 
@@ -306,6 +307,25 @@ struct AsyncLoader::Impl {
         return control;
     }
 
+    void log(LogLevel level, const std::string& message) const noexcept {
+        if (!options.on_log ||
+            ((level == LogLevel::info || level == LogLevel::debug) && !options.verbose)) {
+            return;
+        }
+        try {
+            options.on_log(level, message);
+        } catch (...) {  // documented as must-not-throw; a logger failure must not fail a load
+        }
+    }
+
+    std::string job_label(std::int64_t id) const {
+        std::string label = "async load job " + std::to_string(id);
+        if (!unit_key.empty()) {
+            label += " (key '" + job_key_for(unit_key, part) + "')";
+        }
+        return label;
+    }
+
     void reset_retries() {
         retries_left = options.max_retry_times;
         retry_wait = std::min(options.retry_wait_time, k_max_retry_wait);
@@ -323,6 +343,10 @@ struct AsyncLoader::Impl {
                 if (resumable || !error.retryable() || retries_left <= 0) {
                     throw;
                 }
+                log(LogLevel::warning,
+                    "transient error [" + error.sqlstate() + "]: " + error.what() + "; retrying (" +
+                        std::to_string(options.max_retry_times - retries_left + 1) + " of " +
+                        std::to_string(options.max_retry_times) + ")");
                 recover(deadline);
             }
         }
@@ -571,6 +595,8 @@ struct AsyncLoader::Impl {
         // Its rows are the next ones given to stage(), staged or (an earlier run's) skipped.
         first_rows[job.id] = rows_given + 1;
         if (skipping) {
+            log(LogLevel::info, job_label(job.id) + " was submitted by an earlier run (" +
+                                    std::string(to_string(job.state)) + "): its data is skipped");
             open = job;
             // Staged and submitted by an earlier run: never stage it again; report it.
             if (std::find(job_ids.begin(), job_ids.end(), job.id) == job_ids.end()) {
@@ -631,6 +657,12 @@ struct AsyncLoader::Impl {
         copy_sql = "COPY " + job.staging + columns + " FROM STDIN WITH (" +
                    options.format.sql_options() + ")";
         open = job;  // last: a failed step above leaves no half-opened job
+        log(LogLevel::info,
+            job_label(job.id) + " begun into " + options.job.target.quoted() + ", staging " +
+                job.staging +
+                (open_workers > 1 ? " over " + std::to_string(open_workers) + " connections" +
+                                        (ordered ? ", ordered" : "")
+                                  : ""));
     }
 
     // Submits the open job. Repeatable after a passed deadline: finishing a stream that is
@@ -725,6 +757,8 @@ struct AsyncLoader::Impl {
             if (!is_ended(state)) {
                 pending.push_back(open->id);
             }
+            log(LogLevel::info, job_label(open->id) + " submitted (" + std::to_string(open_bytes) +
+                                    " bytes staged): " + std::string(to_string(state)));
         }
         close_job();
     }
@@ -963,6 +997,16 @@ std::vector<AsyncJob> AsyncLoader::wait(Connection::Clock::time_point deadline) 
             });
             for (auto job : read) {
                 if (is_ended(job.state)) {
+                    impl.log(LogLevel::info,
+                             "async load job " + std::to_string(job.id) + " ended " +
+                                 std::string(to_string(job.state)) + ": " +
+                                 std::to_string(job.rows_inserted) + " inserted, " +
+                                 std::to_string(job.rows_updated) + " updated, " +
+                                 std::to_string(job.rows_skipped) + " skipped, " +
+                                 std::to_string(job.rows_rejected) + " rejected" +
+                                 (job.error_sqlstate.empty()
+                                      ? std::string()
+                                      : " [" + job.error_sqlstate + "] " + job.error_message));
                     impl.ended[job.id] = job;
                 }
                 fresh[job.id] = std::move(job);

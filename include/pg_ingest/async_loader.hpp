@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -42,11 +43,17 @@ struct AsyncLoaderOptions {
     // the loader.
     int max_retry_times = 3;
     std::chrono::milliseconds retry_wait_time{100};
+    // Log lines: a job begun, skipped (an earlier run submitted it), submitted or seen ended
+    // (info, only when verbose), a transient failure retried (warning, always). Called on the
+    // thread that called the loader, with no password in them; must not throw (an exception
+    // is ignored). Empty: no logging.
+    bool verbose = false;
+    std::function<void(LogLevel, const std::string&)> on_log;
 
     // The connector vocabulary: async_load_parallelism, async_load_queue_size,
     // max_temp_file_size, clean_temp_data (keep_staging = !clean_temp_data), conflictmode,
     // conflictcolumns, updatecolumns, exceptionmode, connecttimeoutms, maxretrytimes,
-    // retrywaittime. `target` is set by the
+    // retrywaittime, verbose. `target` is set by the
     // caller; without a schema it gets targetschema.
     static AsyncLoaderOptions from(const Options& options, QualifiedName target);
 };

@@ -62,6 +62,10 @@ PG_INGEST_API const char* to_string(ExceptionMode mode) noexcept;
 //   usecopy                accepted for compatibility: 1 means writemode=copy, 0 changes nothing
 // An unknown key or a bad value throws pg_ingest::Error (SQLSTATE 22023) naming the key and the
 // value; the object is then unchanged.
+// Levels of the log lines given to a logging hook (WriterHooks::on_log,
+// AsyncLoaderOptions::on_log): debug and info only with `verbose`, warning and error always.
+enum class LogLevel { debug, info, warning, error };
+
 struct PG_INGEST_API Options {
     std::size_t batch_size = 50000;
     std::size_t batch_bytes = 64u * 1024u * 1024u;

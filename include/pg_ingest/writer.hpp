@@ -52,8 +52,6 @@ struct PG_INGEST_API WriterMetrics {
     std::uint64_t rows_skipped = 0;
 };
 
-enum class LogLevel { debug, info, warning, error };
-
 // The writer's classification of a flush error: true for errors that belong to rows and fail
 // the same way when re-sent (SQLSTATE classes 21, 22, 23, 44, P0 and 54000 on a usable connection)
 // — these are isolated (exceptionmode=ignore) or named (strict), never retried. Transient errors

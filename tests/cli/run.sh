@@ -1284,5 +1284,34 @@ expect_eq "jobs --watch --count 10: exit 0 and 10 tables" "$rc:$(grep -c '^ID  *
 expect_eq "jobs --watch shows the job going from INIT to CANCEL" \
     "$(grep -E "^$wjob " "$WORK/watch" | awk '{print $3}' | uniq | tr '\n' ' ')" "INIT CANCEL "
 
+# --option verbose: info lines on stderr in every mode, also under --quiet (asked for); none
+# without it; never the connection's password.
+sql "CREATE TABLE vb (id int PRIMARY KEY, v text)"
+printf '1,a\n2,b\n3,c\n' >"$WORK/vb.csv"
+vdsn="host=$PGHOST port=$PGPORT dbname=$PGDATABASE user=$PGUSER password=sekrit-verbose"
+for case in "copy|--mode copy|committed a COPY of 3 records: 3 inserted, 0 updated" \
+    "copy batched|--mode copy --batch-size 2|committed a COPY of 1 record: 1 inserted" \
+    "insert|--mode insert|flushed 3 rows" \
+    "async|--async|ended FINISH: 3 inserted, 0 updated, 0 skipped, 0 rejected"; do
+    IFS='|' read -r label margs want <<<"$case"
+    sql "TRUNCATE vb"
+    # shellcheck disable=SC2086
+    run load --table vb $margs --quiet --dsn "$vdsn" --option verbose=1 "$WORK/vb.csv"
+    expect_rc "--option verbose, $label: exit 0" 0
+    expect_err "--option verbose, $label: info line" "$want"
+    if grep -q sekrit "$WORK/err" "$WORK/out"; then
+        not_ok "--option verbose, $label: no password" "$(cat "$WORK/err")"
+    else
+        ok "--option verbose, $label: no password"
+    fi
+    sql "TRUNCATE vb"
+    # shellcheck disable=SC2086
+    run load --table vb $margs --quiet --dsn "$vdsn" "$WORK/vb.csv"
+    expect_eq "without --option verbose, $label: nothing on stderr" "$rc:$(wc -c <"$WORK/err")" "0:0"
+done
+run load --table vb --async --conflict upsert --dsn "$vdsn" --option verbose=1 "$WORK/vb.csv"
+expect_err "--option verbose, async: the job begun" "begun into \"public\".\"vb\", staging"
+expect_err "--option verbose, async: the job submitted" "bytes staged): READY"
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

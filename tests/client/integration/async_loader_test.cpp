@@ -1151,6 +1151,46 @@ ConnectionOptions named_async_db(const std::string& name) {
     return options;
 }
 
+// The logging hook (verbose): a line when each job is begun, submitted and seen ended, naming
+// the job and its key; without verbose, nothing for a run without failures (a retry's warning
+// is checked below).
+BOOST_AUTO_TEST_CASE(the_logging_hook_tells_of_each_job_only_when_verbose) {
+    Connection connection = connect_async();
+    reset_table(connection, "al_log");
+    for (const bool verbose : {true, false}) {
+        BOOST_TEST_CONTEXT("verbose " << verbose) {
+            AsyncLoaderOptions options = loader_options("al_log");
+            options.max_temp_file_size = 1u << 30;  // one job
+            options.verbose = verbose;
+            std::vector<std::string> lines;
+            options.on_log = [&](pg_ingest::LogLevel level, const std::string& line) {
+                BOOST_CHECK(level == pg_ingest::LogLevel::info);
+                lines.push_back(line);
+            };
+            AsyncLoader loader(async_db(), options);
+            const std::string key = verbose ? "log-verbose" : "log-quiet";
+            loader.begin(key);
+            loader.stage(csv_rows(verbose ? 1 : 11, 10), 10);
+            const auto jobs = loader.wait(std::chrono::steady_clock::now() + 60s);
+            BOOST_TEST_REQUIRE(jobs.size() == 1u);
+            BOOST_CHECK(jobs[0].state == JobState::finish);
+            if (!verbose) {
+                BOOST_TEST(lines.empty());
+                continue;
+            }
+            BOOST_TEST_REQUIRE(lines.size() == 3u);
+            const std::string job = "async load job " + std::to_string(jobs[0].id);
+            BOOST_TEST(lines[0].rfind(job + " (key '" + key + "') begun into \"al_log\", staging ",
+                                      0) == 0u,
+                       lines[0]);
+            BOOST_TEST(lines[1].rfind(job + " (key '" + key + "') submitted (", 0) == 0u, lines[1]);
+            BOOST_TEST(lines[2] ==
+                       job + " ended FINISH: 10 inserted, 0 updated, 0 skipped, 0 rejected");
+        }
+    }
+    BOOST_TEST(table_summary(connection, "al_log") == "20/20/true");
+}
+
 // A staging connection terminated mid-job (pg_terminate_backend): the loader closes the staging
 // connections, empties the job's staging table and stages the spooled chunks again with their
 // numbers; the job loads every row once and keys still resolve in stage order.
@@ -1198,6 +1238,11 @@ BOOST_AUTO_TEST_CASE(a_staging_connection_lost_after_another_committed_stages_no
     options.max_temp_file_size = 1u << 30;
     options.retry_wait_time = 10ms;
     options.job.keep_staging = true;
+    std::vector<std::string> warnings;  // not verbose: the retry's warning only
+    options.on_log = [&](pg_ingest::LogLevel level, const std::string& line) {
+        BOOST_CHECK(level == pg_ingest::LogLevel::warning);
+        warnings.push_back(line);
+    };
     AsyncLoader loader(named_async_db("al_retry_half"), options);
     loader.begin("");
     const int keys = 100, chunks = 10;
@@ -1214,6 +1259,9 @@ BOOST_AUTO_TEST_CASE(a_staging_connection_lost_after_another_committed_stages_no
         1u);
     const auto jobs = loader.wait(std::chrono::steady_clock::now() + 120s);
     BOOST_TEST(loader.retries() == 1u);
+    BOOST_TEST_REQUIRE(warnings.size() == 1u);
+    BOOST_TEST(warnings[0].rfind("transient error [", 0) == 0u, warnings[0]);
+    BOOST_TEST(warnings[0].find("; retrying (1 of 3)") != std::string::npos, warnings[0]);
     BOOST_TEST_REQUIRE(jobs.size() == 1u);
     BOOST_CHECK(jobs[0].state == JobState::finish);
     BOOST_TEST(jobs[0].rows_staged == keys * chunks);
