@@ -212,6 +212,47 @@ void mark_connected() noexcept {
     g_connected = 1;
 }
 
+InterruptCanceller::InterruptCanceller() : m_thread([this] { run(); }) {}
+
+InterruptCanceller::~InterruptCanceller() {
+    {
+        std::lock_guard<std::mutex> lock(m_mutex);
+        m_stopping = true;
+    }
+    m_wake.notify_all();
+    m_thread.join();
+}
+
+int InterruptCanceller::add(CancelToken token) {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    const int key = m_next++;
+    if (m_fired) {
+        token.cancel();  // registered after the signal: cancelled at once
+    }
+    m_tokens.emplace(key, std::move(token));
+    return key;
+}
+
+void InterruptCanceller::remove(int key) noexcept {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    m_tokens.erase(key);
+}
+
+void InterruptCanceller::run() {
+    std::unique_lock<std::mutex> lock(m_mutex);
+    // The signal handler only sets a flag: it is polled (a tenth of a second is soon enough).
+    while (!m_wake.wait_for(lock, std::chrono::milliseconds(100),
+                            [this] { return m_stopping || interrupted(); })) {
+    }
+    if (m_stopping) {
+        return;
+    }
+    m_fired = true;
+    for (const auto& [key, token] : m_tokens) {
+        token.cancel();
+    }
+}
+
 void install_interrupt_handler() {
     // SA_RESETHAND: a second Ctrl-C still stops a run stuck in a long statement. SA_RESTART:
     // reads and waits carry on rather than fail with EINTR; the flag is checked between units.

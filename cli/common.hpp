@@ -2,8 +2,12 @@
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
 #include <exception>
+#include <map>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <pg_ingest/connection.hpp>
@@ -79,5 +83,30 @@ void install_interrupt_handler();
 // once (a connection attempt, which may wait for --connect-timeout, cannot be interrupted,
 // and nothing has been sent).
 void mark_connected() noexcept;
+
+// While it lives, sends every registered session a cancel request once a signal has arrived
+// (interrupted()), from a thread of its own: a statement that waits on a lock or runs long
+// (a COPY ON CONFLICT applying its rows at the end of input) is ended then, rather than when it
+// would have finished; the thread it blocked gets the server's Error 57014. Thread-safe.
+class InterruptCanceller {
+  public:
+    InterruptCanceller();
+    ~InterruptCanceller();
+    InterruptCanceller(const InterruptCanceller&) = delete;
+    InterruptCanceller& operator=(const InterruptCanceller&) = delete;
+    // Registers a session (an empty token is ignored); returns the key for remove().
+    int add(CancelToken token);
+    void remove(int key) noexcept;
+
+  private:
+    void run();
+    std::mutex m_mutex;
+    std::condition_variable m_wake;
+    std::map<int, CancelToken> m_tokens;
+    int m_next = 0;
+    bool m_stopping = false;
+    bool m_fired = false;
+    std::thread m_thread;
+};
 
 }  // namespace pg_ingest::cli

@@ -308,6 +308,10 @@ void load_with_copy(const LoadSettings& s, const ConnectionOptions& options, Inp
         reader.set_stream_per_source();
         Connection connection = Connection::connect(options, s.connect_timeout);
         mark_connected();
+        // A signal cancels the COPY in flight, also while it waits on a lock or applies its
+        // rows at the end of input; the check below catches it between batches.
+        InterruptCanceller canceller;
+        canceller.add(connection.cancel_token());
         prepare_session(connection, s);
         connection.execute("BEGIN");
         std::vector<Unit> units;
@@ -315,30 +319,40 @@ void load_with_copy(const LoadSettings& s, const ConnectionOptions& options, Inp
         units.reserve(sources.size());
         Batch pending;
         bool have_pending = reader.next(pending, k_stream_records, k_stream_bytes);
-        do {  // at least one COPY, also for no rows
-            const std::size_t source = have_pending ? pending.source_index : 0;
-            units.emplace_back();
-            outcomes.push_back(copy_in_transaction(
-                connection, sql, s, sources,
-                [&](Batch& batch) {
-                    if (interrupted()) {
-                        // Thrown inside the COPY: it is aborted and its transaction rolled back.
-                        throw std::runtime_error(
-                            "interrupted by a signal: the COPY was rolled back, nothing was "
-                            "loaded");
-                    }
-                    if (!have_pending || pending.source_index != source) {
-                        return false;
-                    }
-                    batch = std::move(pending);
-                    pending = Batch();
-                    progress.add(batch.records, batch.data.size());
-                    have_pending = reader.next(pending, k_stream_records, k_stream_bytes);
-                    return true;
-                },
-                false, units.back()));
-        } while (have_pending);
-        commit_copies(connection);
+        try {
+            do {  // at least one COPY, also for no rows
+                const std::size_t source = have_pending ? pending.source_index : 0;
+                units.emplace_back();
+                outcomes.push_back(copy_in_transaction(
+                    connection, sql, s, sources,
+                    [&](Batch& batch) {
+                        if (interrupted()) {
+                            // Thrown inside the COPY: it is aborted and its transaction rolled
+                            // back.
+                            throw std::runtime_error(
+                                "interrupted by a signal: the COPY was rolled back, nothing was "
+                                "loaded");
+                        }
+                        if (!have_pending || pending.source_index != source) {
+                            return false;
+                        }
+                        batch = std::move(pending);
+                        pending = Batch();
+                        progress.add(batch.records, batch.data.size());
+                        have_pending = reader.next(pending, k_stream_records, k_stream_bytes);
+                        return true;
+                    },
+                    false, units.back()));
+            } while (have_pending);
+            commit_copies(connection);
+        } catch (const Error& error) {
+            if (interrupted() && error.sqlstate() == "57014") {
+                throw std::runtime_error(
+                    "interrupted by a signal: the COPY was cancelled and rolled back, nothing "
+                    "was loaded");
+            }
+            throw;
+        }
         for (std::size_t i = 0; i < units.size(); ++i) {
             record_unit(units[i], outcomes[i], s, sources, rejects, totals, progress);
         }
@@ -360,8 +374,11 @@ void load_with_copy(const LoadSettings& s, const ConnectionOptions& options, Inp
         std::lock_guard<std::mutex> lock(totals_mutex);
         totals.add(unit_totals);
     };
+    // A signal cancels the batches in flight (a COPY waiting on a lock, say): they roll back.
+    InterruptCanceller canceller;
     auto worker = [&] {
         std::optional<Connection> connection;
+        std::optional<int> registered;
         Batch batch;
         try {
             while (queue.pop(batch)) {
@@ -377,8 +394,12 @@ void load_with_copy(const LoadSettings& s, const ConnectionOptions& options, Inp
                     LoadTotals unit_totals;
                     try {
                         if (!connection || !connection->is_open()) {
+                            if (registered) {
+                                canceller.remove(*registered);
+                            }
                             connection.emplace(Connection::connect(options, s.connect_timeout));
                             mark_connected();
+                            registered = canceller.add(connection->cancel_token());
                         }
                         bool sent = false;
                         try {
@@ -420,6 +441,12 @@ void load_with_copy(const LoadSettings& s, const ConnectionOptions& options, Inp
                     break;
                 }
             }
+        } catch (const Error& error) {
+            // Cancelled by the signal: the batch rolled back, as feed_and_join() then reports.
+            if (!(interrupted() && error.sqlstate() == "57014")) {
+                fail(std::current_exception());
+            }
+            queue.close(true);
         } catch (...) {
             fail(std::current_exception());
             queue.close(true);

@@ -493,58 +493,83 @@ void Connection::close() noexcept {
     }
 }
 
+namespace {
+
+// Sends `cancel` (a PGcancel) and waits at most `bound` for it to be delivered; true when it
+// was. PQcancel blocks (it connects and waits for the server's reply) with no timeout of its
+// own in libpq 15: a thread bounds the wait, and holds `cancel` until it is done.
+bool send_cancel(const std::shared_ptr<void>& cancel, milliseconds bound) noexcept {
+    // Against a host that does not answer, each cancel thread waits for the OS to give up on
+    // it; a few in flight at once are enough, so later ones are skipped meanwhile.
+    static std::atomic<int> in_flight{0};
+    if (!cancel || bound <= milliseconds::zero() || in_flight.load() >= 4) {
+        return false;
+    }
+    try {
+        auto delivered = std::make_shared<std::promise<bool>>();
+        std::future<bool> done = delivered->get_future();
+        ++in_flight;
+        try {
+            std::thread([cancel, delivered] {
+                auto* request = static_cast<PGcancel*>(cancel.get());
+                char message[256];
+                const int sent = PQcancel(request, message, sizeof message);
+                --in_flight;  // the bound is on cancels waiting for a host, not the retry
+                delivered->set_value(sent != 0);
+                // A cancel that reaches the backend before it starts the statement (still
+                // reading it, on a busy server) is ignored, and the statement then runs on:
+                // blocked on a lock, it would wait (and queue others) until the lock is
+                // free. A second cancel a moment later stops it; one to a backend that has
+                // ended since is ignored by the server (the key names that backend only).
+                if (sent) {
+                    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+                    PQcancel(request, message, sizeof message);
+                }
+            }).detach();
+        } catch (...) {
+            --in_flight;
+            throw;
+        }
+        return done.wait_for(bound) == std::future_status::ready && done.get();
+    } catch (...) {  // no thread: nothing sent
+        return false;
+    }
+}
+
+std::shared_ptr<void> make_cancel(PGconn* conn) {
+    PGcancel* cancel = PQgetCancel(conn);
+    if (cancel == nullptr) {
+        return nullptr;
+    }
+    return std::shared_ptr<void>(cancel, [](void* p) { PQfreeCancel(static_cast<PGcancel*>(p)); });
+}
+
+}  // namespace
+
+bool CancelToken::cancel(milliseconds bound) const noexcept {
+    return send_cancel(m_cancel, bound);
+}
+
+CancelToken Connection::cancel_token() const {
+    Impl& impl = checked_impl();
+    if (!impl.conn || PQstatus(impl.conn.get()) != CONNECTION_OK) {
+        throw connection_error(detail::k_connection_does_not_exist, "connection is closed");
+    }
+    CancelToken token;
+    token.m_cancel = make_cancel(impl.conn.get());
+    return token;
+}
+
 void Connection::cancel_and_close(milliseconds bound) noexcept {
     if (!m_impl || !m_impl->conn) {
         return;
     }
     PGconn* conn = m_impl->conn.get();
-    PGcancel* cancel = nullptr;
     if (bound > milliseconds::zero() && PQstatus(conn) == CONNECTION_OK &&
         PQtransactionStatus(conn) == PQTRANS_ACTIVE) {
-        cancel = PQgetCancel(conn);
-    }
-    // Against a host that does not answer, each cancel thread waits for the OS to give up on
-    // it; a few in flight at once are enough, so later ones are skipped meanwhile.
-    static std::atomic<int> in_flight{0};
-    if (cancel != nullptr && in_flight.load() >= 4) {
-        PQfreeCancel(cancel);
-        cancel = nullptr;
-    }
-    if (cancel != nullptr) {
-        // PQcancel blocks (it connects and waits for the server's reply) with no timeout of its
-        // own in libpq 15; a thread bounds the wait. The thread owns `cancel` once started.
-        bool started = false;
         try {
-            auto delivered = std::make_shared<std::promise<void>>();
-            std::future<void> done = delivered->get_future();
-            ++in_flight;
-            try {
-                std::thread([cancel, delivered] {
-                    char message[256];
-                    const int sent = PQcancel(cancel, message, sizeof message);
-                    --in_flight;  // the bound is on cancels waiting for a host, not the retry
-                    delivered->set_value();
-                    // A cancel that reaches the backend before it starts the statement (still
-                    // reading it, on a busy server) is ignored, and the statement then runs on:
-                    // blocked on a lock, it would wait (and queue others) until the lock is
-                    // free. A second cancel a moment later stops it; one to a backend that has
-                    // ended since is ignored by the server (the key names that backend only).
-                    if (sent) {
-                        std::this_thread::sleep_for(std::chrono::milliseconds(300));
-                        PQcancel(cancel, message, sizeof message);
-                    }
-                    PQfreeCancel(cancel);
-                }).detach();
-            } catch (...) {
-                --in_flight;
-                throw;
-            }
-            started = true;
-            done.wait_for(bound);
-        } catch (...) {  // no thread: close without the cancel (the server notices later)
-            if (!started) {
-                PQfreeCancel(cancel);
-            }
+            (void)send_cancel(make_cancel(conn), bound);
+        } catch (...) {  // no memory for the token: close without the cancel
         }
     }
     close();

@@ -16,6 +16,25 @@
 
 namespace pg_ingest {
 
+// Asks the server to cancel the statement a session is running, from any thread: the session
+// may be blocked in a call on another thread meanwhile (the request goes over a connection of
+// its own, as libpq's PQcancel sends it). Copyable; stays valid after its Connection closed (the
+// server ignores a cancel for a session that has ended, and for an idle one). Never throws.
+class PG_INGEST_API CancelToken {
+  public:
+    CancelToken() = default;  // cancels nothing
+    // Sends the request, and again 300 ms later (a request that arrives before the statement
+    // starts is ignored); waits at most `bound` for the first to be delivered (a thread carries
+    // on beyond that). False when the token is empty or the request was not delivered within
+    // `bound`.
+    bool cancel(std::chrono::milliseconds bound = std::chrono::milliseconds(500)) const noexcept;
+    explicit operator bool() const noexcept { return m_cancel != nullptr; }
+
+  private:
+    friend class Connection;
+    std::shared_ptr<void> m_cancel;  // a PGcancel
+};
+
 // Owns one server session (a PGconn). Move-only; the destructor closes the session without
 // waiting for the server. Not thread-safe: use one Connection from one thread at a time.
 // A moved-from Connection is closed: is_open() is false, ping() returns false, and statements
@@ -98,6 +117,9 @@ class PG_INGEST_API Connection {
     // throws; idempotent.
     void cancel_and_close(
         std::chrono::milliseconds bound = std::chrono::milliseconds(500)) noexcept;
+    // A token that cancels this session's statements from another thread (see CancelToken).
+    // Throws Error 08003 when the session is not open.
+    CancelToken cancel_token() const;
 
     // Server version as an integer, e.g. 150004; 0 when not open.
     int server_version() const noexcept;

@@ -1284,6 +1284,45 @@ expect_eq "jobs --watch --count 10: exit 0 and 10 tables" "$rc:$(grep -c '^ID  *
 expect_eq "jobs --watch shows the job going from INIT to CANCEL" \
     "$(grep -E "^$wjob " "$WORK/watch" | awk '{print $3}' | uniq | tr '\n' ' ')" "INIT CANCEL "
 
+# SIGINT while the COPY waits on a lock: the COPY is cancelled at once (not when the lock comes
+# free), nothing is loaded, and no statement of the loader is left running. Unbatched (one
+# transaction) and batched.
+sql "CREATE TABLE lk (id int PRIMARY KEY, v text)"
+printf '1,a\n2,b\n' >"$WORK/lk.csv"
+for margs in "" "--batch-size 1"; do
+    psql -XAtq -c "BEGIN; LOCK TABLE lk; SELECT pg_sleep(60); COMMIT" >/dev/null 2>&1 &
+    holder=$!
+    for _ in $(seq 100); do
+        [ "$(sql "SELECT count(*) FROM pg_locks WHERE relation = 'lk'::regclass AND granted AND mode = 'AccessExclusiveLock'")" = 1 ] && break
+        sleep 0.1
+    done
+    # shellcheck disable=SC2086
+    "$BIN" load --table lk --conflict upsert $margs "$WORK/lk.csv" >"$WORK/out" 2>"$WORK/err" &
+    loader=$!
+    for _ in $(seq 100); do
+        [ "$(sql "SELECT count(*) FROM pg_locks WHERE relation = 'lk'::regclass AND NOT granted")" = 1 ] && break
+        sleep 0.1
+    done
+    started=$(date +%s%N)
+    kill -INT "$loader"
+    wait "$loader"
+    rc=$?
+    took=$((($(date +%s%N) - started) / 1000000))
+    waiting=$(sql "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY%lk%' AND state = 'active'")
+    kill "$holder" 2>/dev/null
+    sql "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE 'BEGIN; LOCK TABLE lk%'" >/dev/null
+    wait "$holder" 2>/dev/null
+    label="SIGINT while the COPY waits on a lock${margs:+ ($margs)}"
+    expect_eq "$label: exit 1 within 5 s, no COPY left waiting" \
+        "$rc:$([ "$took" -lt 5000 ] && echo prompt || echo "slow ${took}ms"):$waiting" "1:prompt:0"
+    if [ -z "$margs" ]; then
+        expect_err "$label: says so" "interrupted by a signal: the COPY was cancelled and rolled back, nothing was loaded"
+    else
+        expect_err "$label: says so" "interrupted by a signal: no further batch was started; the batches in flight committed or were rolled back"
+    fi
+    expect_eq "$label: nothing loaded" "$(sql "SELECT count(*) FROM lk")" "0"
+done
+
 # --option verbose: info lines on stderr in every mode, also under --quiet (asked for); none
 # without it; never the connection's password.
 sql "CREATE TABLE vb (id int PRIMARY KEY, v text)"

@@ -79,6 +79,35 @@ BOOST_AUTO_TEST_CASE(commands_report_affected_rows_and_multi_statement_returns_t
     BOOST_TEST(*connection.execute("SELECT count(*) FROM t WHERE v = 'z'").get(0, 0) == "2");
 }
 
+// A CancelToken, used from another thread while the session is blocked in a statement, ends
+// that statement with 57014; the session stays usable, and the token stays harmless after it.
+BOOST_AUTO_TEST_CASE(cancel_token_cancels_a_running_statement_from_another_thread) {
+    Connection connection = test::connect();
+    const pg_ingest::CancelToken token = connection.cancel_token();
+    BOOST_TEST(static_cast<bool>(token));
+    BOOST_TEST(!static_cast<bool>(pg_ingest::CancelToken()));
+    BOOST_TEST(!pg_ingest::CancelToken().cancel());
+    const auto started = std::chrono::steady_clock::now();
+    std::thread canceller([&token] {
+        std::this_thread::sleep_for(500ms);
+        BOOST_TEST(token.cancel());
+    });
+    try {
+        connection.execute("SELECT pg_sleep(30)");
+        BOOST_FAIL("pg_sleep(30) was not cancelled");
+    } catch (const pg_ingest::Error& error) {
+        BOOST_TEST(error.sqlstate() == "57014");
+        BOOST_TEST(error.connection_usable());
+    }
+    canceller.join();
+    BOOST_CHECK(std::chrono::steady_clock::now() - started < 10s);
+    std::this_thread::sleep_for(500ms);  // the token's second request (300 ms later) is over
+    BOOST_TEST(*connection.execute("SELECT 2").get(0, 0) == "2");
+    Connection closed = test::connect();
+    closed.close();
+    BOOST_CHECK_THROW(closed.cancel_token(), pg_ingest::Error);
+}
+
 BOOST_AUTO_TEST_CASE(server_error_keeps_sqlstate_detail_hint_and_connection_stays_usable) {
     Connection connection = test::connect();
     try {
