@@ -226,6 +226,25 @@ void Writer::Impl::open(std::string_view table, std::vector<std::string> request
         }
     }
 
+    // An update needs something to update: refused here, as COPY ON CONFLICT refuses it
+    // (42P10), whatever the write mode, rather than a batch that changes nothing (or fails on
+    // the server at the first flush).
+    if (keyed && options.conflict_mode == ConflictMode::update && options.update_columns.empty()) {
+        bool updatable = false;
+        for (std::size_t i = 0; i < column_names.size(); ++i) {
+            updatable = updatable || (std::find(key_names.begin(), key_names.end(),
+                                                column_names[i]) == key_names.end() &&
+                                      !identity_always[i]);
+        }
+        if (!updatable) {
+            throw usage_error(
+                "conflictmode update needs a written column besides the key "
+                "columns (" +
+                    join(key_names, ", ") + ") to update",
+                "42P10");
+        }
+    }
+
     switch (options.write_mode) {
         case WriteMode::copy:
             // Strict is an append: a key that exists fails with the unique violation, which

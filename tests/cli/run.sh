@@ -1284,6 +1284,19 @@ expect_eq "jobs --watch --count 10: exit 0 and 10 tables" "$rc:$(grep -c '^ID  *
 expect_eq "jobs --watch shows the job going from INIT to CANCEL" \
     "$(grep -E "^$wjob " "$WORK/watch" | awk '{print $3}' | uniq | tr '\n' ' ')" "INIT CANCEL "
 
+# --conflict update with only key columns: nothing to update, refused the same way in every
+# mode before anything is loaded.
+sql "CREATE TABLE ko (id int PRIMARY KEY, v text)"
+sql "INSERT INTO ko VALUES (1, 'x')"
+printf '1\n2\n' >"$WORK/ko.csv"
+for margs in "--mode copy" "--mode copy --batch-size 1" "--mode insert" "--mode upsert" "--async"; do
+    # shellcheck disable=SC2086
+    run load --table ko --columns id --conflict update $margs "$WORK/ko.csv"
+    expect_eq "--conflict update, key columns only, $margs: exit 1, table unchanged" \
+        "$rc:$(sql "SELECT string_agg(id || ':' || v, ',') FROM ko")" "1:1:x"
+    expect_err "--conflict update, key columns only, $margs: says why" "besides the"
+done
+
 # SIGINT while the COPY waits on a lock: the COPY is cancelled at once (not when the lock comes
 # free), nothing is loaded, and no statement of the loader is left running. Unbatched (one
 # transaction) and batched.

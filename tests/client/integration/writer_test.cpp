@@ -1326,6 +1326,20 @@ BOOST_AUTO_TEST_CASE(bad_input_gets_a_clear_typed_error) {
     BOOST_TEST(message.find("point") != std::string::npos, message);
     BOOST_TEST(error_state([&] { Writer(pool, "wr_bad", {"id", "g"}, options); }) == "0A000");
     BOOST_TEST(error_state([&] { Writer(pool, "wr_bad", {"v"}, options); }) == "42P10");
+    // conflictmode update with only the key written: nothing to update, in every write mode
+    // (as COPY ON CONFLICT refuses it), when the writer opens.
+    for (const WriteMode mode : {WriteMode::copy, WriteMode::insert, WriteMode::upsert}) {
+        Options update_only_key = options;
+        update_only_key.conflict_mode = ConflictMode::update;
+        update_only_key.write_mode = mode;
+        BOOST_TEST(error_state([&] { Writer(pool, "wr_bad", {"id"}, update_only_key); },
+                               &message) == "42P10");
+        BOOST_TEST(message.find("needs a written column besides the key columns (id)") !=
+                       std::string::npos,
+                   message);
+        update_only_key.conflict_mode = ConflictMode::upsert;  // inserts new keys: allowed
+        BOOST_CHECK_NO_THROW(Writer(pool, "wr_bad", {"id"}, update_only_key));
+    }
 
     Writer writer(pool, "wr_bad", {"id", "v"}, options);
     BOOST_TEST(error_state([&] { writer.write({1, 2}); }, &message) == "42804");
