@@ -88,6 +88,18 @@ void print_summary(const LoadSettings& s, const LoadTotals& totals, double secon
             std::fprintf(stderr, "%llu rows changed nothing: %s\n",
                          static_cast<unsigned long long>(totals.skipped), why);
         }
+    } else if (!totals.still_running.empty()) {
+        // Waiting stopped with jobs still loading: their rows are staged, not (yet) loaded,
+        // and the counts are those of the jobs that ended.
+        std::fprintf(stderr,
+                     "staged %llu rows for %s in async load jobs, %zu of them still loading; the "
+                     "jobs that ended: %llu inserted, %llu updated, %llu skipped, %llu rejected "
+                     "in %.1f s\n",
+                     static_cast<unsigned long long>(totals.rows_read), s.table.quoted().c_str(),
+                     totals.still_running.size(), static_cast<unsigned long long>(totals.inserted),
+                     static_cast<unsigned long long>(totals.updated),
+                     static_cast<unsigned long long>(totals.skipped),
+                     static_cast<unsigned long long>(totals.rejected), seconds);
     } else {
         std::fprintf(stderr,
                      "loaded %llu rows into %s: %llu inserted, %llu updated, %llu skipped, %llu "

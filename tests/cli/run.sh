@@ -1153,6 +1153,13 @@ tjob=$(sql "SELECT max(id) FROM ingest.get_async_load_job() WHERE target = 'at':
 expect_rc "async --timeout with the job still running: exit 3" 3
 expect_err "async --timeout: the job continues and how to wait for it" \
     "stopped waiting (--timeout); job(s) $tjob continue on the server: 'pg_ingest wait $tjob' waits for them"
+expect_err "async --timeout: the summary says the rows are staged, not loaded" \
+    "staged 2 rows for \"at\" in async load jobs, 1 of them still loading; the jobs that ended: 0 inserted"
+if grep -q "^loaded " "$WORK/err"; then
+    not_ok "async --timeout: no 'loaded' summary" "$(cat "$WORK/err")"
+else
+    ok "async --timeout: no 'loaded' summary"
+fi
 sql "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'pgi_at_locker'" >/dev/null
 wait "$locker" || true  # terminated: its transaction, and the lock, are gone
 run wait "$tjob" --timeout 60
