@@ -20,16 +20,18 @@ struct DateTime {
     std::int64_t days = 0;     // since 2000-01-01
     std::int64_t time_us = 0;  // since midnight, may be 24:00:00 (or more after rounding)
     std::optional<std::int64_t> offset_seconds;  // east of Greenwich
-    bool iso_t = false;  // the time follows a date and a 'T' ("2024-01-01T10:00")
+    bool iso_t = false;            // the time follows a date and a 'T' ("2024-01-01T10:00")
+    std::int64_t clock_hours = 0;  // the time's hour field as written (before AM/PM)
 };
 
 // HH:MM[:SS[.fraction]] -> microseconds; fractions beyond microseconds are rounded (rint), as
 // the server rounds them. Checks the field ranges (seconds may be 60, a leap second).
-bool scan_time(Scanner& sc, std::int64_t& micros, bool& field_overflow) {
+bool scan_time(Scanner& sc, std::int64_t& micros, bool& field_overflow, std::int64_t& hours) {
     const auto clock = sc.clock(2, 2);
     if (!clock) {
         return false;
     }
+    hours = clock->hours;
     std::int64_t fraction_us = 0;
     if (clock->with_seconds) {  // a fraction only after seconds
         fraction_us = static_cast<std::int64_t>(std::rint(sc.fraction() * k_usecs_per_second));
@@ -172,6 +174,7 @@ DateTime parse_datetime(const Context& cx, const char* type_name, bool want_date
     }
     bool bc = false;
     bool era_given = false;
+    enum class Meridiem { none, am, pm } meridiem = Meridiem::none;
     while (true) {
         const std::size_t before = sc.pos;
         sc.skip_blanks();
@@ -183,7 +186,7 @@ DateTime parse_datetime(const Context& cx, const char* type_name, bool want_date
             if (dt.has_date && sc.pos == before && !iso_t) {
                 cx.syntax(type_name, k_invalid_datetime);  // "2024-01-0110:00"
             }
-            if (!scan_time(sc, dt.time_us, field_overflow)) {
+            if (!scan_time(sc, dt.time_us, field_overflow, dt.clock_hours)) {
                 cx.syntax(type_name, k_invalid_datetime);
             }
             dt.has_time = true;
@@ -210,6 +213,8 @@ DateTime parse_datetime(const Context& cx, const char* type_name, bool want_date
             if ((word == "bc" || word == "ad") && !era_given) {
                 era_given = true;
                 bc = word == "bc";
+            } else if ((word == "am" || word == "pm") && meridiem == Meridiem::none) {
+                meridiem = word == "am" ? Meridiem::am : Meridiem::pm;
             } else if ((word == "z" || word == "utc" || word == "gmt" || word == "zulu") &&
                        !dt.offset_seconds) {
                 dt.offset_seconds = 0;
@@ -228,6 +233,22 @@ DateTime parse_datetime(const Context& cx, const char* type_name, bool want_date
     }
     if (!dt.has_date && !dt.has_time) {
         cx.syntax(type_name, k_invalid_datetime);
+    }
+    // AM/PM, as the server applies it to the hour field as written (a fraction rounded up to the
+    // next second does not count): above 12 is out of range, 12 AM is 0, PM adds 12 but to 12.
+    // Only with a time (the server also takes it alone, for the hour 0: not accepted here).
+    if (meridiem != Meridiem::none) {
+        if (!dt.has_time) {
+            cx.syntax(type_name, k_invalid_datetime);
+        }
+        constexpr std::int64_t k_half_day = 12 * 3600 * k_usecs_per_second;
+        if (dt.clock_hours > 12) {
+            field_overflow = true;
+        } else if (meridiem == Meridiem::am && dt.clock_hours == 12) {
+            dt.time_us -= k_half_day;
+        } else if (meridiem == Meridiem::pm && dt.clock_hours != 12) {
+            dt.time_us += k_half_day;
+        }
     }
     if (dt.has_date) {
         if (bc) {

@@ -401,6 +401,16 @@ BOOST_AUTO_TEST_CASE(times_round_fractions_and_allow_midnight_at_the_end) {
     BOOST_TEST(parse("12:00:00.1234567", k_time) == Value(Time::from_hms(12, 0, 0, 123457)));
     BOOST_TEST(parse("9:05", k_time) == Value(Time::from_hms(9, 5, 0)));
     BOOST_TEST(parse("10:00:00+05", k_time) == Value(Time::from_hms(10, 0, 0)));  // ignored
+    // AM/PM as the server reads it: on the hour as written, 12 AM is midnight, 12 PM noon.
+    BOOST_TEST(parse("04:05 PM", k_time) == Value(Time::from_hms(16, 5, 0)));
+    BOOST_TEST(parse("04:05 am", k_time) == Value(Time::from_hms(4, 5, 0)));
+    BOOST_TEST(parse("12:30 AM", k_time) == Value(Time::from_hms(0, 30, 0)));
+    BOOST_TEST(parse("12:30 PM", k_time) == Value(Time::from_hms(12, 30, 0)));
+    BOOST_TEST(parse("11:59:59.9999995 PM", k_time) == Value(Time::from_hms(24, 0, 0)));
+    BOOST_TEST(parse("2024-01-01 04:05:06 pm", k_timestamp) ==
+               Value(Timestamp::from_parts(2024, 1, 1, 16, 5, 6, 0)));
+    BOOST_TEST(error_of("13:00 PM", k_time) == "22008");
+    BOOST_TEST(error_of("04:05 PM PM", k_time) == "22007");
     BOOST_TEST(error_of("24:00:01", k_time) == "22008");
     BOOST_TEST(error_of("25:00", k_time) == "22008");
     BOOST_TEST(error_of("12:60", k_time) == "22008");
