@@ -146,8 +146,21 @@ std::string format_options(const std::vector<OptionSpec>& specs) {
 std::vector<std::string> split_list(const std::string& text, const std::string& what) {
     std::vector<std::string> items;
     std::size_t start = 0;
+    // The next comma outside double quotes: a quoted identifier may hold commas (a doubled
+    // quote inside one toggles twice, so it stays inside).
+    const auto next_comma = [&text](std::size_t from) {
+        bool quoted = false;
+        for (std::size_t i = from; i < text.size(); ++i) {
+            if (text[i] == '"') {
+                quoted = !quoted;
+            } else if (text[i] == ',' && !quoted) {
+                return i;
+            }
+        }
+        return std::string::npos;
+    };
     while (true) {
-        const auto comma = text.find(',', start);
+        const auto comma = next_comma(start);
         const std::string item = trim(
             text.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
         if (item.empty()) {

@@ -2,6 +2,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <climits>
 #include <csignal>
 #include <cstdio>
@@ -153,9 +154,19 @@ int run_export(const std::vector<std::string>& argv) {
             // replace the node, and its reader would get nothing).
             std::ofstream file(output, std::ios::binary | std::ios::trunc);
             if (!file) {
-                throw std::runtime_error("cannot open '" + output + "' for writing");
+                const int error = errno;
+                throw std::runtime_error("cannot open '" + output +
+                                         "' for writing: " + std::strerror(error));
             }
-            result = exporter.run(file, args.has("header"));
+            try {
+                result = exporter.run(file, args.has("header"));
+            } catch (const Error& error) {
+                if (error.sqlstate() == "58030") {  // the device or pipe refused the bytes
+                    throw Error("cannot write '" + output + "': " + error.what(), error.sqlstate(),
+                                error.detail(), error.hint(), false);
+                }
+                throw;
+            }
             file.close();
             if (!file) {
                 throw std::runtime_error("cannot write '" + output + "'");
@@ -181,12 +192,39 @@ int run_export(const std::vector<std::string>& argv) {
             try {
                 std::ofstream file(partial, std::ios::binary | std::ios::trunc);
                 if (!file) {
-                    throw std::runtime_error("cannot create '" + partial + "'");
+                    const int error = errno;
+                    throw std::runtime_error("cannot create '" + output +
+                                             "' (its temporary file '" + partial +
+                                             "'): " + std::strerror(error));
                 }
-                result = exporter.run(file, args.has("header"));
+                // A file replaced keeps its mode (and owner, where we may set it), as writing
+                // it in place would: the new one must not be readable by more people.
+                struct stat old {};
+                if (::stat(output.c_str(), &old) == 0 && S_ISREG(old.st_mode)) {
+                    if (::chmod(partial.c_str(), old.st_mode & 07777) != 0) {
+                        const int error = errno;
+                        throw std::runtime_error("cannot give '" + partial + "' the mode of '" +
+                                                 output + "': " + std::strerror(error));
+                    }
+                    (void)::chown(partial.c_str(), old.st_uid, old.st_gid);  // root only
+                }
+                try {
+                    result = exporter.run(file, args.has("header"));
+                } catch (const Error& error) {
+                    if (error.sqlstate() == "58030") {  // the file refused the bytes
+                        throw Error("cannot write '" + output + "' (a full disk?): " + error.what(),
+                                    error.sqlstate(), error.detail(), error.hint(), false);
+                    }
+                    throw;
+                }
                 file.close();
-                if (!file || std::rename(partial.c_str(), output.c_str()) != 0) {
-                    throw std::runtime_error("cannot write '" + output + "'");
+                if (!file) {
+                    throw std::runtime_error("cannot write '" + output + "' (a full disk?)");
+                }
+                if (std::rename(partial.c_str(), output.c_str()) != 0) {
+                    const int error = errno;
+                    throw std::runtime_error("cannot rename '" + partial + "' to '" + output +
+                                             "': " + std::strerror(error));
                 }
                 g_partial[0] = '\0';
             } catch (...) {

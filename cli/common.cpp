@@ -129,7 +129,12 @@ Connection connect(const ParsedArgs& args) {
 }
 
 void print_error(const std::string& command, const std::exception& error) {
-    std::fprintf(stderr, "pg_ingest %s: %s\n", command.c_str(), error.what());
+    // The library's messages may start with the command's own name ("export: ..."): once.
+    std::string message = error.what();
+    if (message.rfind(command + ": ", 0) == 0) {
+        message.erase(0, command.size() + 2);
+    }
+    std::fprintf(stderr, "pg_ingest %s: %s\n", command.c_str(), message.c_str());
     if (const auto* pg = dynamic_cast<const Error*>(&error)) {
         if (!pg->detail().empty()) {
             std::fprintf(stderr, "DETAIL: %s\n", pg->detail().c_str());

@@ -489,7 +489,9 @@ ExportResult Exporter::run_impl(
         select_list = "*";
     }
     // The line end lets a filter end in a "--" comment.
-    const std::string filter = o.where.empty() ? "" : "(" + o.where + "\n)";
+    // A filter of blanks only filters nothing, as an empty one.
+    const bool filtered = o.where.find_first_not_of(" \t\r\n\f\v") != std::string::npos;
+    const std::string filter = filtered ? "(" + o.where + "\n)" : "";
 
     // Every statement and every connect ends by the export's deadline, not only the COPYs.
     const auto connect = [&] {

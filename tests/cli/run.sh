@@ -231,6 +231,33 @@ run export --table dst --split-key name --parallel 2 --header
 expect_err "export with a text split key" "it must be smallint, integer or bigint"
 expect_eq "export with a text split key: nothing written, not even the header" "$(wc -c <"$WORK/out")" 0
 
+# An --output file replaced keeps its mode (not the umask's); a blank --where filters nothing;
+# a quoted column name may hold a comma (export and load); errors name the user's path and why,
+# once prefixed.
+echo old >"$WORK/exp-mode.csv"
+chmod 600 "$WORK/exp-mode.csv"
+run export --table dst --columns id --where "id = 1" --output "$WORK/exp-mode.csv"
+expect_eq "export over a 0600 file: exit 0, the mode kept, the rows in it" \
+    "$rc:$(stat -c %a "$WORK/exp-mode.csv"):$(cat "$WORK/exp-mode.csv")" "0:600:1"
+run export --table dst --columns id --where "  "
+expect_eq "export --where of blanks: every row" "$rc:$(wc -l <"$WORK/out")" "0:5000"
+sql 'CREATE TABLE "co,ma" (id int PRIMARY KEY, "a,b" text, "x""y" text)'
+printf '1,p,q\n' >"$WORK/coma.csv"
+run load --table '"co,ma"' --columns 'id,"a,b","x""y"' "$WORK/coma.csv"
+expect_eq "load --columns with a comma inside a quoted name" "$rc:$(sql 'SELECT "a,b" || "x""y" FROM "co,ma"')" "0:pq"
+run export --table '"co,ma"' --columns '"a,b", "x""y"'
+expect_eq "export --columns with a comma inside a quoted name" "$rc:$(cat "$WORK/out")" "0:p,q"
+run export --table dst --output "$WORK/no-such-dir/x.csv"
+expect_rc "export into a missing directory: exit 1" 1
+expect_err "export into a missing directory: the path and why" \
+    "cannot create '$WORK/no-such-dir/x.csv' (its temporary file"
+expect_err "export into a missing directory: the reason" "No such file or directory"
+run export --table dst --columns id --output /dev/full
+expect_eq "export into /dev/full: exit 1, the device named" \
+    "$rc:$(grep -c "cannot write '/dev/full': export: writing the output failed" "$WORK/err")" "1:1"
+run export --table dst --where "id > 0) OR (id > 0"
+expect_err "a library error is prefixed once" "pg_ingest export: the WHERE filter"
+
 # stdin, one transaction, --quiet prints nothing.
 sql "CREATE TABLE q (id int PRIMARY KEY, v text)"
 printf '1,a\n2,b\n' | "$BIN" load --table q --quiet >"$WORK/out" 2>"$WORK/err"
