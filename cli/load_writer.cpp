@@ -325,8 +325,21 @@ class WriterWorker {
 
     // The writer names rows by its own count (Error::row_number(), and "row 17 of table ..."
     // in the text): name the input line instead.
+    // The writer runs --conflict none as conflictmode strict: its messages say what the user
+    // chose.
+    std::string in_cli_terms(std::string message) const {
+        const std::string library = "conflictmode strict";
+        if (m_settings.conflict == "none") {
+            for (auto at = message.find(library); at != std::string::npos;
+                 at = message.find(library, at)) {
+                message.replace(at, library.size(), "--conflict none");
+            }
+        }
+        return message;
+    }
+
     Error locate(const Error& error, std::optional<std::uint64_t> fallback_index) {
-        const std::string message = error.what();
+        const std::string message = in_cli_terms(error.what());
         const std::uint64_t number = error.row_number();
         if (number != 0 && number >= m_first_number && number - m_first_number < m_pending.size()) {
             // "row N of table T: message" -> "table T: message (file, line L)";
@@ -347,9 +360,12 @@ class WriterWorker {
                            m_batch->origin(m_sources, m_pending[number - m_first_number].index));
         }
         if (fallback_index) {
-            return located(error, m_batch->origin(m_sources, *fallback_index));
+            return located(Error(message, error.sqlstate(), error.detail(), error.hint(),
+                                 error.connection_usable()),
+                           m_batch->origin(m_sources, *fallback_index));
         }
-        return error;
+        return Error(message, error.sqlstate(), error.detail(), error.hint(),
+                     error.connection_usable());
     }
 
     void rejected_by_writer(const RejectedRow& row) {
@@ -359,7 +375,7 @@ class WriterWorker {
             row.row_number - m_first_number < m_pending.size()) {
             const Pending& pending = m_pending[row.row_number - m_first_number];
             m_batch_rejects.push_back(
-                {m_batch->origin(m_sources, pending.index), row.sqlstate, row.message,
+                {m_batch->origin(m_sources, pending.index), row.sqlstate, in_cli_terms(row.message),
                  std::string(without_line_end(
                      std::string_view(m_batch->data.data() + pending.offset, pending.length)))});
             return;
@@ -368,7 +384,7 @@ class WriterWorker {
         PendingReject reject;
         reject.origin = {m_sources.size() == 1 ? m_sources.front() : "", 0, 0};
         reject.sqlstate = row.sqlstate;
-        reject.message = row.message;
+        reject.message = in_cli_terms(row.message);
         m_batch_rejects.push_back(std::move(reject));
     }
 

@@ -1331,6 +1331,20 @@ for margs in "--mode copy" "--mode copy --batch-size 1" "--mode insert" "--mode 
     expect_err "--conflict update, key columns only, $margs: says why" "besides the"
 done
 
+# --conflict none in the writer modes: a key repeated in a batch is refused in the user's terms.
+printf '3,a\n3,b\n' >"$WORK/ko-rep.csv"
+for margs in "--mode insert" "--mode upsert"; do
+    # shellcheck disable=SC2086
+    run load --table ko --conflict none $margs "$WORK/ko-rep.csv"
+    expect_err "--conflict none, a repeated key, $margs: named as --conflict none" \
+        "the key was already written in this batch (--conflict none) ($WORK/ko-rep.csv, line 2)"
+    # shellcheck disable=SC2086
+    run load --table ko --conflict none $margs --reject-file "$WORK/ko-rej.csv" "$WORK/ko-rep.csv"
+    expect_eq "--conflict none, a repeated key, $margs: the reject says --conflict none" \
+        "$rc:$(grep -c -- '--conflict none' "$WORK/ko-rej.csv")" "2:1"
+    sql "DELETE FROM ko WHERE id = 3"
+done
+
 # SIGINT while the COPY waits on a lock: the COPY is cancelled at once (not when the lock comes
 # free), nothing is loaded, and no statement of the loader is left running. Unbatched (one
 # transaction) and batched.
