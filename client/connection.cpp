@@ -222,6 +222,20 @@ Error connect_failure(PGconn* conn) {
     if (PQconnectionNeedsPassword(conn)) {
         sqlstate = "28P01";
     }
+    // The client's own SSL policy refused every server it reached (sslmode require or
+    // verify-*: no SSL there, or a certificate that does not verify). Final, as a wrong
+    // password is: 28000 (not retryable), unless some host was not reached at all and may be
+    // the one that would do.
+    const auto has = [&message](const char* text) {
+        return message.find(text) != std::string::npos;
+    };
+    if (sqlstate == detail::k_sqlclient_unable_to_establish &&
+        (has("SSL was required") || has("certificate verify failed") ||
+         has("does not match host name") || has("root certificate file")) &&
+        !has("Connection refused") && !has("could not connect") && !has("timeout expired") &&
+        !has("could not translate host name") && !has("No route to host")) {
+        sqlstate = "28000";
+    }
     return connection_error(sqlstate, trim_message(message.c_str()));
 }
 

@@ -108,6 +108,24 @@ BOOST_AUTO_TEST_CASE(cancel_token_cancels_a_running_statement_from_another_threa
     BOOST_CHECK_THROW(closed.cancel_token(), pg_ingest::Error);
 }
 
+// sslmode=require against a server without SSL (the test clusters, over TCP): the client's own
+// policy refuses it, which no retry changes: 28000, not retryable.
+BOOST_AUTO_TEST_CASE(ssl_required_of_a_server_without_ssl_is_final_not_retryable) {
+    ConnectionOptions options = test::options();
+    options.set("host", "127.0.0.1");  // over TCP: a Unix socket never uses SSL
+    options.set("hostaddr", "");
+    options.set("sslmode", "require");
+    try {
+        Connection::connect(options, 10s);
+        BOOST_FAIL("sslmode=require connected to a server without SSL");
+    } catch (const pg_ingest::Error& error) {
+        BOOST_TEST(error.sqlstate() == "28000", error.what());
+        BOOST_TEST(!error.retryable());
+        BOOST_TEST(std::string(error.what()).find("SSL was required") != std::string::npos,
+                   error.what());
+    }
+}
+
 BOOST_AUTO_TEST_CASE(server_error_keeps_sqlstate_detail_hint_and_connection_stays_usable) {
     Connection connection = test::connect();
     try {
