@@ -132,6 +132,7 @@ ParsedConnectionString parse_jdbc_url(std::string_view text) {
 
     std::optional<std::string> sslmode;
     std::optional<bool> ssl;
+    bool non_validating = false;  // sslfactory=org.postgresql.ssl.NonValidatingFactory
     std::optional<unsigned long> timeout;
     std::string options;       // derived from other properties
     std::string user_options;  // the "options" property: given twice, the last one wins (pgjdbc)
@@ -155,6 +156,10 @@ ParsedConnectionString parse_jdbc_url(std::string_view text) {
             parsed.parameters.emplace_back(found->second, value);
         } else if (key == "sslmode") {
             sslmode = lower(value);
+        } else if (key == "sslfactory" && value.size() >= 20 &&
+                   value.compare(value.size() - 20, 20, "NonValidatingFactory") == 0) {
+            // pgjdbc's SSL without certificate checks (also its older ssl.jdbc4 one)
+            non_validating = true;
         } else if (key == "ssl") {
             ssl = value.empty() || parse_bool(name, value);  // pgjdbc: bare "ssl" means true
         } else if (key == "connecttimeout" || key == "logintimeout") {
@@ -193,11 +198,16 @@ ParsedConnectionString parse_jdbc_url(std::string_view text) {
         }
         previous = renamed.count(key) != 0 ? renamed.at(key) : key;
     }
+    if (!sslmode && ssl) {
+        // pgjdbc: ssl=true verifies the certificate and host name; ssl=false is its default.
+        sslmode = *ssl ? "verify-full" : "prefer";
+    }
+    if (sslmode && non_validating && (*sslmode == "verify-ca" || *sslmode == "verify-full")) {
+        // NonValidatingFactory encrypts without checking the certificate: libpq's require.
+        sslmode = "require";
+    }
     if (sslmode) {
         parsed.parameters.emplace_back("sslmode", *sslmode);
-    } else if (ssl) {
-        // pgjdbc: ssl=true verifies the certificate and host name; ssl=false is its default.
-        parsed.parameters.emplace_back("sslmode", *ssl ? "verify-full" : "prefer");
     }
     if (timeout) {
         parsed.parameters.emplace_back("connect_timeout", std::to_string(*timeout));

@@ -85,6 +85,19 @@ BOOST_AUTO_TEST_CASE(ssl_follows_pgjdbc_semantics) {
     BOOST_TEST(value_of(ConnectionOptions("jdbc:postgresql://h/db?ssl=true&sslmode=REQUIRE"),
                         "sslmode") == "require");
     BOOST_TEST(!ConnectionOptions("jdbc:postgresql://h/db").get("sslmode"));
+    // NonValidatingFactory: encrypted, the certificate not checked (libpq's require).
+    BOOST_TEST(value_of(ConnectionOptions("jdbc:postgresql://h/db?ssl=true&sslfactory=org."
+                                          "postgresql.ssl.NonValidatingFactory"),
+                        "sslmode") == "require");
+    BOOST_TEST(value_of(ConnectionOptions("jdbc:postgresql://h/db?sslfactory=org.postgresql.ssl."
+                                          "jdbc4.NonValidatingFactory&sslmode=verify-ca"),
+                        "sslmode") == "require");
+    BOOST_TEST(value_of(ConnectionOptions("jdbc:postgresql://h/db?ssl=false&sslfactory=org."
+                                          "postgresql.ssl.NonValidatingFactory"),
+                        "sslmode") == "prefer");
+    BOOST_TEST(value_of(ConnectionOptions("jdbc:postgresql://h/db?ssl=true&sslfactory=com.acme."
+                                          "MyFactory"),
+                        "sslmode") == "verify-full");
     BOOST_TEST(contains(parse_error("jdbc:postgresql://h/db?ssl=yes"), "true or false"));
     BOOST_TEST(contains(parse_error("jdbc:postgresql://h/db?sslmode=on"), "sslmode must be"));
 }
