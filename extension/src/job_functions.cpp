@@ -110,9 +110,20 @@ std::string staging_columns(Relation rel, const std::vector<AttrNumber>& attnums
         const char* name = pg_call([&] { return quote_identifier(NameStr(att->attname)); });
         // A domain's base type: its constraints are checked when the rows are applied, where
         // exception mode 'ignore' makes a violation a rejected row, as for the table's own.
+        // So for an array of a domain: an array of the domain's base type. (A composite type
+        // with a domain field keeps it: its values are checked while staging.)
         const char* type = pg_call([&] {
             int32 typmod = att->atttypmod;
-            const Oid base = getBaseTypeAndTypmod(att->atttypid, &typmod);
+            Oid base = getBaseTypeAndTypmod(att->atttypid, &typmod);
+            const Oid element = get_element_type(base);
+            if (OidIsValid(element) && get_typtype(element) == TYPTYPE_DOMAIN) {
+                int32 element_typmod = typmod;
+                const Oid array = get_array_type(getBaseTypeAndTypmod(element, &element_typmod));
+                if (OidIsValid(array)) {
+                    base = array;
+                    typmod = element_typmod;
+                }
+            }
             return format_type_with_typemod(base, typmod);
         });
         std::string def = std::string(name) + " " + type;
@@ -262,13 +273,13 @@ PGI_FUNCTION(ingest_begin_async_load) {
               "overwrite_partition must be given exactly when overwrite is 'partition'");
     // The apply deletes the old rows before it merges: an update would find none of them.
     if (overwrite != "none" && mode == ConflictMode::update)
-        raise(ERRCODE_INVALID_PARAMETER_VALUE,
-              format("conflict mode 'update' cannot be used with overwrite '%s'",
-                     overwrite.c_str()),
-              "The overwrite deletes every existing row before the job's rows are applied, so "
-              "an update would find no row to update and leave the target empty.",
-              "Use conflict mode 'upsert' or 'none' to replace the contents, or overwrite "
-              "'none' to update rows in place.");
+        raise(
+            ERRCODE_INVALID_PARAMETER_VALUE,
+            format("conflict mode 'update' cannot be used with overwrite '%s'", overwrite.c_str()),
+            "The overwrite deletes every existing row before the job's rows are applied, so "
+            "an update would find no row to update and leave the target empty.",
+            "Use conflict mode 'upsert' or 'none' to replace the contents, or overwrite "
+            "'none' to update rows in place.");
     if (exception_mode != "strict" && exception_mode != "ignore")
         raise(ERRCODE_INVALID_PARAMETER_VALUE,
               format("unknown exception_mode \"%s\"", exception_mode.c_str()), {},

@@ -90,4 +90,18 @@ SELECT ingest.wait_async_load(:m3, '60 s');
 SELECT state, error_sqlstate, error_message FROM ingest.get_async_load_job(:m3);
 SELECT count(*) AS rows_in_rj_dom FROM rj_dom;
 DROP TABLE rj_dom;
+-- An array of a domain is staged as an array of its base type, and checked the same way.
+CREATE TABLE rj_arr (k int PRIMARY KEY, v rj_pos[]);
+SELECT id AS m4, staging AS ms4
+  FROM ingest.begin_async_load('rj_arr', exception_mode => 'ignore') \gset
+SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute
+ WHERE attrelid = :'ms4'::regclass AND attnum > 0 ORDER BY attnum;
+INSERT INTO :ms4 VALUES (1, '{1,2}'), (2, '{3,-1}'), (3, NULL);
+SELECT ingest.submit_async_load(:m4);
+SELECT ingest.wait_async_load(:m4, '60 s');
+SELECT state, rows_inserted, rows_rejected FROM ingest.get_async_load_job(:m4);
+SELECT row_number, raw_row, sqlstate, message FROM ingest.async_load_reject
+ WHERE job_id = :m4 ORDER BY row_number;
+SELECT * FROM rj_arr ORDER BY k;
+DROP TABLE rj_arr;
 DROP DOMAIN rj_pos, rj_nn;
