@@ -136,17 +136,29 @@ void end_use(DirectApply::State* s) {
 }
 
 // The index entries of t->upd, the new version of an existing row that apply_row updated
-// (not a HOT update). Its arbiter entry is inserted without a uniqueness check: it holds the key
-// of the row version just replaced, which no update changes (key columns are never updated,
-// and the direct path runs no triggers). That version stays live to everyone else until this
-// transaction ends, so any other inserter of the key finds it and waits for us, and no other
-// row with the key can exist. The check would only find that version again and fetch its row.
-// No "unchanged" hint either (update=false), for any index: it asks nbtree for a bottom-up
-// deletion pass before a full leaf page is split, which looks for versions dead to everyone,
-// but the versions this merge replaces are its own, alive until it commits, so the pass costs
-// heap reads and finds nothing; the page is deduplicated instead (or split), as for an insert.
-// VACUUM removes the old versions' entries later, as after any update.
-void insert_update_entries(DirectTarget* t, EState* estate) {
+// (not a HOT update). Where the probe found the key's only index entry to be the live row's
+// (`single`: rows loaded or last written once, as a first upsert over a bulk load finds them),
+// two things UPDATE does would be wasted work, and are skipped:
+//  - The arbiter entry's uniqueness check. The entry holds the key of the version just
+//    replaced, which no update changes (key columns are never updated, and the direct path
+//    runs no triggers). That version stays live to everyone else until this transaction ends,
+//    so any other inserter of the key finds it and waits for us, and no other row with the key
+//    can exist; the check would only fetch that version's row again.
+//  - The "unchanged" hint (ExecInsertIndexTuples' update argument), on every index. It asks
+//    btree, before it splits a full leaf page, for a bottom-up deletion pass that removes
+//    entries of versions dead to everyone; the only other version is the one this merge
+//    replaced, alive until it commits, so the pass would read heap pages for nothing. The page
+//    is deduplicated (or split) instead.
+// Otherwise (other entries of the key, versions earlier updates left, or a per-row probe that
+// cannot tell) the entries are made as UPDATE makes them: the check marks dead entries it
+// meets and the pass removes them, so repeated upserts keep the index as compact as the
+// statement path keeps it.
+void insert_update_entries(DirectTarget* t, EState* estate, bool single) {
+    if (!single) {
+        if (t->rri->ri_NumIndices > 0)
+            list_free(ExecInsertIndexTuples(t->rri, t->upd, estate, true, false, NULL, NIL));
+        return;
+    }
     if (t->arbiter_pos >= 0) {
         Relation index = t->rri->ri_IndexRelationDescs[t->arbiter_pos];
         IndexInfo* info = t->rri->ri_IndexRelationInfo[t->arbiter_pos];
@@ -277,7 +289,7 @@ void apply_row(DirectApply::State* s, DirectResult* r) {
         if (res != TM_Ok)
             elog(ERROR, "pg_ingest: unexpected result %d updating a merged row", (int)res);
         if (update_indexes)
-            insert_update_entries(t, estate);
+            insert_update_entries(t, estate, ordered && !t->other_versions);
         r->updated++;
         break;
     }

@@ -82,8 +82,11 @@ struct DirectTarget {
     int batch_pos;   // first entry not below the current row's key
     bool batch_valid;
     bool batch_to_end;  // the batch reaches the end of the index
-    int64 batches;      // for the DEBUG1 line: batches read,
-    int64 per_row;      // and per-row probes all the same (many dead entries, a look again)
+    // The last probe met other index entries of its key than the live row's (versions left by
+    // earlier updates or deletes, or dead ones): btree's bottom-up deletion may remove them.
+    bool other_versions;
+    int64 batches;  // for the DEBUG1 line: batches read,
+    int64 per_row;  // and per-row probes all the same (many dead entries, a look again)
 };
 
 struct DirectApply::State {

@@ -114,12 +114,19 @@ Probe probe_batch(DirectTarget* t, Datum key) {
         for (int i = t->batch_pos; i < t->batch_len && cmp(i) == 0; i++) {
             bool call_again = false, all_dead = false;
             if (!table_index_fetch_tuple(t->heap, &t->batch_tids[i], &t->dirty, t->old, &call_again,
-                                         &all_dead))
+                                         &all_dead)) {
+                t->other_versions = true;
                 continue;  // no version visible behind this entry; a later entry may have one
+            }
             bool isnull;
             const Datum held = slot_getattr(t->old, t->key_att, &isnull);
-            if (!isnull && ApplySortComparator(held, false, key, false, &t->key_order) == 0)
+            if (!isnull && ApplySortComparator(held, false, key, false, &t->key_order) == 0) {
+                // Entries of the key after this one are other versions too (read no further);
+                // at the batch's end that is not known, and other versions are assumed.
+                t->other_versions = t->other_versions ||
+                                    (i + 1 < t->batch_len ? cmp(i + 1) == 0 : !t->batch_to_end);
                 return Probe::found;
+            }
             ExecClearTuple(t->old);  // the TID was reused by another row since
         }
         // The entries with this key may go on past the batch: read from the key on, once.
@@ -142,6 +149,7 @@ Probe probe_batch(DirectTarget* t, Datum key) {
 Probe probe_ordered(DirectTarget* t, ItemPointer tid) {
     bool isnull;
     const Datum key = slot_getattr(t->ins, t->key_att, &isnull);
+    t->other_versions = false;
     if (isnull)
         return Probe::none;  // a NULL key never conflicts
     for (;;) {

@@ -357,6 +357,40 @@ for my $case (sort keys %probe_case)
 $old_snapshot->query_safe('COMMIT');
 $old_snapshot->quit;
 
+# Repeated upserts of the same keys, no VACUUM between: the direct path makes an updated row's
+# index entries without the uniqueness check and the bottom-up deletion hint only where the key
+# had one entry (insert_update_entries), so later loads clean up old versions as the statement
+# path does and the primary key grows about as much (at 1M rows: the same size; without the
+# hint on later loads it was 37% larger at this size).
+{
+	my $n = 50000;
+	my $load = "$dir/repeat.csv";
+	$node->safe_psql('postgres',
+		"COPY (SELECT g, md5(g::text) FROM generate_series(1, $n) g ORDER BY md5(g::text)) "
+		  . "TO '$load' WITH (FORMAT csv)");
+	my %pages;
+	for my $da ('on', 'off')
+	{
+		my $t = "repeat_$da";
+		$node->safe_psql('postgres',
+			"CREATE TABLE $t (k bigint PRIMARY KEY, v text) WITH (autovacuum_enabled = off); "
+			  . "INSERT INTO $t SELECT g, 'base' FROM generate_series(1, $n) g; VACUUM ANALYZE $t");
+		for my $round (1 .. 3)
+		{
+			my ($ret, $out, $err) = $node->psql('postgres',
+				"SET ingest.direct_apply = $da; SET client_min_messages = debug1;\n"
+				  . "\\copy $t from '$load' with (format csv, on_conflict 'upsert')");
+			is($ret, 0, "repeated upsert $round, direct_apply $da: the COPY succeeded") or diag($err);
+			my ($line) = $err =~ /(pg_ingest merge into $t: .*)/;
+			like($line // '(no DEBUG1 line)', $da eq 'on' ? $direct_ordered : qr/\(statement\)$/,
+				"repeated upsert $round, direct_apply $da: the path");
+		}
+		$pages{$da} = $node->safe_psql('postgres', "SELECT pg_relation_size('${t}_pkey') / 8192");
+	}
+	ok($pages{on} <= $pages{off} * 1.15,
+		"repeated upserts: the primary key has $pages{on} pages, the statement path's $pages{off}");
+}
+
 server_log_is_clean($node);
 
 $node->stop;
