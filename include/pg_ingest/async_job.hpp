@@ -76,7 +76,7 @@ struct AsyncJob {
     std::int64_t rows_skipped = 0;
     std::int64_t rows_rejected = 0;
     std::int64_t rows_applied = 0;  // live progress while LOADING
-    std::int64_t attempts = 0;
+    std::int64_t attempts = 0;      // runs since submit or the last retry
     std::string error_sqlstate;
     std::string error_message;
     std::string created_at;

@@ -251,7 +251,7 @@ BOOST_AUTO_TEST_CASE(failed_job_reports_the_error_and_retry_requeues_it) {
     jobs = pg_ingest::wait_async_load_jobs(connection, {job.id},
                                            std::chrono::steady_clock::now() + 60s, 200ms);
     BOOST_CHECK(jobs.at(0).state == JobState::fail);
-    BOOST_TEST(jobs.at(0).attempts >= 2);
+    BOOST_TEST(jobs.at(0).attempts == 1);  // runs since the retry (the retry starts them afresh)
 }
 
 BOOST_AUTO_TEST_SUITE_END()
