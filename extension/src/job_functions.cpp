@@ -669,6 +669,36 @@ PGI_FUNCTION(ingest_wait_async_load) {
                       "Commit or roll back the transaction (which read the job's staging table "
                       "or wrote its target) before waiting for the job.");
         }
+        // A READY job queued behind a LOADING job on its target cannot start before that one
+        // ends: if that job's worker waits for this backend, the wait cannot end either.
+        if (job.state == "READY" && now - last_check >= USECS_PER_SEC) {
+            last_check = now;
+            std::vector<int64_t> ahead;
+            {
+                spi::Connection spi_conn;
+                UserScope as_service(svc);
+                const uint64 n = spi::exec(
+                    "SELECT a.id FROM ingest.async_load_job a JOIN ingest.async_load_job j ON "
+                    "a.target = j.target AND a.queue_position < j.queue_position WHERE j.id = $1 "
+                    "AND a.state = 'LOADING'",
+                    {spi::int8_arg(id)});
+                for (uint64 i = 0; i < n; i++)
+                    ahead.push_back(spi::get_int64(i, 1));
+            }
+            for (const int64_t other : ahead) {
+                const int worker = job_worker_pid(other);
+                if (worker != 0 && blocked_by_this_backend(worker, check_cxt))
+                    raise(ERRCODE_T_R_DEADLOCK_DETECTED,
+                          format("async load job %lld cannot start while this session waits for "
+                                 "it",
+                                 (long long)id),
+                          format("It is queued behind async load job %lld on the same target, "
+                                 "whose worker waits for a lock that this session holds.",
+                                 (long long)other),
+                          "Release the lock (commit or roll back the transaction that holds it, "
+                          "or unlock an advisory lock) before waiting for the job.");
+            }
+        }
         const int64_t waited = now - start;
         if (timeout_us && waited >= *timeout_us)
             return return_state(fcinfo, job.state);

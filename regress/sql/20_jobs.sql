@@ -289,6 +289,21 @@ SELECT ingest.wait_async_load(:h2, '30 s');
 ROLLBACK;
 SELECT ingest.wait_async_load(:h1, '60 s'), ingest.wait_async_load(:h2, '60 s');
 SELECT * FROM held ORDER BY id;
+-- nor can a wait for a job queued behind one whose worker waits for this session (here for its
+-- advisory lock): a deadlock error at once, not the end of the timeout
+SELECT pg_advisory_lock(7067001);
+SELECT id AS q1, staging AS qs1 FROM ingest.begin_async_load('held') \gset
+INSERT INTO :qs1 VALUES (3, 'hold');
+SELECT id AS q2, staging AS qs2 FROM ingest.begin_async_load('held') \gset
+INSERT INTO :qs2 VALUES (4, 'after');
+SELECT ingest.submit_async_load(:q1), ingest.submit_async_load(:q2);
+SELECT clock_timestamp() AS q_start \gset
+SELECT ingest.wait_async_load(:q2, '120 s');
+SELECT clock_timestamp() - :'q_start' < interval '60 s' AS failed_before_the_timeout;
+SELECT state FROM ingest.get_async_load_job(:q2);
+SELECT pg_advisory_unlock(7067001);
+SELECT ingest.wait_async_load(:q1, '60 s'), ingest.wait_async_load(:q2, '60 s');
+SELECT * FROM held WHERE id > 2 ORDER BY id;
 
 -- jobs on one partition tree apply in queue order: an overwrite of partition pt1 (through its
 -- parent) waits for an earlier upsert aimed at pt1 itself
