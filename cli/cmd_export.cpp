@@ -1,4 +1,5 @@
 // pg_ingest export: a table to CSV (or text), in parallel over key ranges of one snapshot.
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -10,6 +11,8 @@
 #include <cstring>
 #include <fstream>
 #include <iostream>
+#include <streambuf>
+#include <vector>
 
 #include <pg_ingest/exporter.hpp>
 
@@ -41,6 +44,76 @@ bool is_regular_or_new(const std::string& path) {
     }
     return S_ISREG(info.st_mode);
 }
+
+// The process's umask (read by setting it, and set back at once).
+mode_t current_umask() {
+    const mode_t mask = ::umask(022);
+    ::umask(mask);
+    return mask;
+}
+
+// An output stream buffer over a file descriptor it owns: the temporary file, written through
+// the descriptor it was made with. error() says why a write or the close failed.
+class FdOutput : public std::streambuf {
+  public:
+    explicit FdOutput(int fd) : m_fd(fd), m_buffer(64 * 1024) {
+        setp(m_buffer.data(), m_buffer.data() + m_buffer.size());
+    }
+    ~FdOutput() override { (void)close(); }
+    FdOutput(const FdOutput&) = delete;
+    FdOutput& operator=(const FdOutput&) = delete;
+
+    // Writes what is buffered and closes the descriptor; false (see error()) when either failed.
+    bool close() {
+        if (m_fd < 0) {
+            return m_errno == 0;
+        }
+        const bool flushed = drain();
+        if (::close(m_fd) != 0 && m_errno == 0) {
+            m_errno = errno;
+        }
+        m_fd = -1;
+        return flushed && m_errno == 0;
+    }
+    std::string error() const {
+        return m_errno != 0 ? std::strerror(m_errno) : "the output was not written";
+    }
+
+  protected:
+    int_type overflow(int_type c) override {
+        if (!drain()) {
+            return traits_type::eof();
+        }
+        if (!traits_type::eq_int_type(c, traits_type::eof())) {
+            *pptr() = traits_type::to_char_type(c);
+            pbump(1);
+        }
+        return traits_type::not_eof(c);
+    }
+    int sync() override { return drain() ? 0 : -1; }
+
+  private:
+    bool drain() {
+        const char* at = pbase();
+        while (at < pptr()) {
+            const ssize_t n = ::write(m_fd, at, static_cast<std::size_t>(pptr() - at));
+            if (n < 0) {
+                if (errno == EINTR) {
+                    continue;
+                }
+                m_errno = errno;
+                return false;
+            }
+            at += n;
+        }
+        setp(m_buffer.data(), m_buffer.data() + m_buffer.size());
+        return m_fd >= 0;
+    }
+
+    int m_fd;
+    int m_errno = 0;
+    std::vector<char> m_buffer;
+};
 
 // The file a symbolic link names (the path itself when it is none, or names nothing yet).
 std::string resolved(const std::string& path) {
@@ -175,6 +248,15 @@ int run_export(const std::vector<std::string>& argv) {
             // Through a symbolic link: the file it names is replaced, not the link.
             output = resolved(output);
             const std::string partial = output + ".partial-" + std::to_string(::getpid());
+            // Made here and only here (O_EXCL): a name someone else made first, a symbolic link
+            // planted at it say, is refused rather than followed. Private (0600) until complete.
+            const int fd =
+                ::open(partial.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+            if (fd < 0) {
+                const int error = errno;
+                throw std::runtime_error("cannot create '" + output + "' (its temporary file '" +
+                                         partial + "'): " + std::strerror(error));
+            }
             if (partial.size() < sizeof(g_partial)) {
                 std::memcpy(g_partial, partial.c_str(), partial.size() + 1);
                 struct sigaction action {};
@@ -189,37 +271,36 @@ int run_export(const std::vector<std::string>& argv) {
                     }
                 }
             }
+            FdOutput file(fd);
             try {
-                std::ofstream file(partial, std::ios::binary | std::ios::trunc);
-                if (!file) {
-                    const int error = errno;
-                    throw std::runtime_error("cannot create '" + output +
-                                             "' (its temporary file '" + partial +
-                                             "'): " + std::strerror(error));
-                }
                 // A file replaced keeps its mode (and owner, where we may set it), as writing
-                // it in place would: the new one must not be readable by more people.
+                // it in place would: the new one must not be readable by more people. Set on
+                // the open file, never through a name.
                 struct stat old {};
-                if (::stat(output.c_str(), &old) == 0 && S_ISREG(old.st_mode)) {
-                    if (::chmod(partial.c_str(), old.st_mode & 07777) != 0) {
-                        const int error = errno;
-                        throw std::runtime_error("cannot give '" + partial + "' the mode of '" +
-                                                 output + "': " + std::strerror(error));
-                    }
-                    (void)::chown(partial.c_str(), old.st_uid, old.st_gid);  // root only
+                const mode_t mode = ::stat(output.c_str(), &old) == 0 && S_ISREG(old.st_mode)
+                                        ? old.st_mode & 07777
+                                        : 0666 & ~current_umask();
+                if (::fchmod(fd, mode) != 0) {
+                    const int error = errno;
+                    throw std::runtime_error("cannot set the mode of '" + partial +
+                                             "': " + std::strerror(error));
                 }
+                if (S_ISREG(old.st_mode)) {
+                    (void)::fchown(fd, old.st_uid, old.st_gid);  // root only
+                    (void)::fchmod(fd, mode);                    // chown drops set-id bits
+                }
+                std::ostream stream(&file);
                 try {
-                    result = exporter.run(file, args.has("header"));
+                    result = exporter.run(stream, args.has("header"));
                 } catch (const Error& error) {
                     if (error.sqlstate() == "58030") {  // the file refused the bytes
-                        throw Error("cannot write '" + output + "' (a full disk?): " + error.what(),
+                        throw Error("cannot write '" + output + "': " + file.error(),
                                     error.sqlstate(), error.detail(), error.hint(), false);
                     }
                     throw;
                 }
-                file.close();
-                if (!file) {
-                    throw std::runtime_error("cannot write '" + output + "' (a full disk?)");
+                if (!stream.flush() || !file.close()) {
+                    throw std::runtime_error("cannot write '" + output + "': " + file.error());
                 }
                 if (std::rename(partial.c_str(), output.c_str()) != 0) {
                     const int error = errno;
@@ -228,7 +309,8 @@ int run_export(const std::vector<std::string>& argv) {
                 }
                 g_partial[0] = '\0';
             } catch (...) {
-                std::remove(partial.c_str());
+                (void)file.close();
+                ::unlink(partial.c_str());
                 g_partial[0] = '\0';
                 throw;
             }

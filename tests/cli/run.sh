@@ -239,6 +239,16 @@ chmod 600 "$WORK/exp-mode.csv"
 run export --table dst --columns id --where "id = 1" --output "$WORK/exp-mode.csv"
 expect_eq "export over a 0600 file: exit 0, the mode kept, the rows in it" \
     "$rc:$(stat -c %a "$WORK/exp-mode.csv"):$(cat "$WORK/exp-mode.csv")" "0:600:1"
+# A symbolic link planted at the temporary file's name is refused, not followed.
+echo secret >"$WORK/victim.txt"
+echo old >"$WORK/exp-sym.csv"
+bash -c 'ln -s "$1/victim.txt" "$1/exp-sym.csv.partial-$$"; exec "$2" export --table dst --columns id --where "id = 1" --output "$1/exp-sym.csv"' \
+    _ "$WORK" "$BIN" >"$WORK/out" 2>"$WORK/err"
+rc=$?
+expect_eq "export with a link planted at its temporary name: exit 1, nothing written through it" \
+    "$rc:$(cat "$WORK/victim.txt"):$(cat "$WORK/exp-sym.csv")" "1:secret:old"
+expect_err "export with a link planted at its temporary name: says why" "File exists"
+rm -f "$WORK"/exp-sym.csv.partial-*
 run export --table dst --columns id --where "  "
 expect_eq "export --where of blanks: every row" "$rc:$(wc -l <"$WORK/out")" "0:5000"
 sql 'CREATE TABLE "co,ma" (id int PRIMARY KEY, "a,b" text, "x""y" text)'
