@@ -210,6 +210,15 @@ DateTime parse_datetime(const Context& cx, const char* type_name, bool want_date
                 ++end;
             }
             const std::string word = lowered(s.substr(sc.pos, end - sc.pos));
+            // A word run into a sign ("PM-08", "UTC+3") is one POSIX time zone to the server,
+            // whose offset counts west and which drops a meridiem: refused, not guessed at.
+            if (end < s.size() && (s[end] == '+' || s[end] == '-')) {
+                cx.fail_value(std::string("invalid input syntax for type ") + type_name +
+                                  " (a word followed at once by a sign is a POSIX time zone, "
+                                  "which the client does not resolve: put a blank before the "
+                                  "UTC offset)",
+                              k_invalid_datetime);
+            }
             if ((word == "bc" || word == "ad") && !era_given) {
                 era_given = true;
                 bc = word == "bc";
