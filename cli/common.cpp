@@ -3,9 +3,13 @@
 #include <strings.h>
 
 #include <cctype>
+#include <cerrno>
 #include <cstring>
 
+#include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <csignal>
 #include <cstdio>
@@ -19,9 +23,17 @@ namespace {
 
 volatile std::sig_atomic_t g_interrupted = 0;
 volatile std::sig_atomic_t g_connected = 0;
+// Written to by the signal handler (write() is async-signal-safe): wakes InterruptCanceller's
+// thread at once, so that its cancel requests go out before a second signal ends the process.
+int g_wake_pipe[2] = {-1, -1};
 
 extern "C" void on_interrupt(int signal_number) {
     g_interrupted = 1;
+    if (g_wake_pipe[1] >= 0) {
+        const int saved = errno;
+        (void)!::write(g_wake_pipe[1], "!", 1);
+        errno = saved;
+    }
     // Still connecting: nothing is in flight and nothing was sent, and a connection attempt
     // cannot be interrupted; the default action (SA_RESETHAND restored it) ends the process
     // as soon as the handler returns.
@@ -224,7 +236,6 @@ InterruptCanceller::~InterruptCanceller() {
         std::lock_guard<std::mutex> lock(m_mutex);
         m_stopping = true;
     }
-    m_wake.notify_all();
     m_thread.join();
 }
 
@@ -244,14 +255,26 @@ void InterruptCanceller::remove(int key) noexcept {
 }
 
 void InterruptCanceller::run() {
-    std::unique_lock<std::mutex> lock(m_mutex);
-    // The signal handler only sets a flag: it is polled (a tenth of a second is soon enough).
-    while (!m_wake.wait_for(lock, std::chrono::milliseconds(100),
-                            [this] { return m_stopping || interrupted(); })) {
+    // Woken by the signal handler's byte in the pipe (left there: the flag is what counts), or
+    // every tenth of a second to see whether it should stop.
+    while (true) {
+        if (interrupted()) {
+            break;
+        }
+        {
+            std::lock_guard<std::mutex> lock(m_mutex);
+            if (m_stopping) {
+                return;
+            }
+        }
+        if (g_wake_pipe[0] >= 0) {
+            pollfd wake{g_wake_pipe[0], POLLIN, 0};
+            (void)::poll(&wake, 1, 100);
+        } else {
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
     }
-    if (m_stopping) {
-        return;
-    }
+    std::lock_guard<std::mutex> lock(m_mutex);
     m_fired = true;
     for (const auto& [key, token] : m_tokens) {
         token.cancel();
@@ -259,6 +282,9 @@ void InterruptCanceller::run() {
 }
 
 void install_interrupt_handler() {
+    if (g_wake_pipe[0] < 0 && ::pipe2(g_wake_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
+        g_wake_pipe[0] = g_wake_pipe[1] = -1;  // without it the canceller polls
+    }
     // SA_RESETHAND: a second Ctrl-C still stops a run stuck in a long statement. SA_RESTART:
     // reads and waits carry on rather than fail with EINTR; the flag is checked between units.
     struct sigaction action {};

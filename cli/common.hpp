@@ -2,7 +2,6 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <exception>
 #include <map>
 #include <mutex>
@@ -101,7 +100,6 @@ class InterruptCanceller {
   private:
     void run();
     std::mutex m_mutex;
-    std::condition_variable m_wake;
     std::map<int, CancelToken> m_tokens;
     int m_next = 0;
     bool m_stopping = false;
