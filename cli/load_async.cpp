@@ -138,7 +138,27 @@ void load_async(const LoadSettings& s, const ConnectionOptions& connection, Inpu
     AsyncLoader loader(connection, options);
     mark_connected();
     progress.set_status("staging");
-    loader.begin(s.job_key);
+    // In slices of a second, so that a signal ends a call that waits on a lock (the target
+    // locked by another session) soon: a slice that runs out repeats the call, which then
+    // carries on (AsyncLoader's deadlines).
+    const auto in_slices = [](const char* what, const auto& call) {
+        while (true) {
+            const auto slice = Connection::Clock::now() + std::chrono::seconds(1);
+            try {
+                call(slice);
+                return;
+            } catch (const Error& error) {
+                if (error.sqlstate() != "57014" || Connection::Clock::now() < slice) {
+                    throw;
+                }
+            }
+            if (interrupted()) {
+                throw std::runtime_error(std::string("interrupted by a signal ") + what);
+            }
+        }
+    };
+    in_slices("while beginning the first job: nothing was staged",
+              [&](Connection::Clock::time_point slice) { loader.begin(s.job_key, slice); });
     const auto& sources = reader.sources();
     StagedRows staged;
     Batch batch;
@@ -163,7 +183,12 @@ void load_async(const LoadSettings& s, const ConnectionOptions& connection, Inpu
         totals.rows_read += records;
         batch = Batch();
     }
-    located(staged, sources, [&] { loader.submit(); });
+    located(staged, sources, [&] {
+        in_slices(
+            "while submitting the last job: it was not submitted (a re-run with --job-key "
+            "stages it again)",
+            [&](Connection::Clock::time_point slice) { loader.submit(slice); });
+    });
     std::string ids;
     for (const auto id : loader.job_ids()) {
         ids += (ids.empty() ? "" : ", ") + std::to_string(id);

@@ -1394,6 +1394,33 @@ for margs in "" "--batch-size 1"; do
     expect_eq "$label: nothing loaded" "$(sql "SELECT count(*) FROM lk")" "0"
 done
 
+# --async: SIGINT while beginning the job waits on the locked table ends the load soon, and no
+# job is left behind.
+psql -XAtq -c "BEGIN; LOCK TABLE lk; SELECT pg_sleep(60); COMMIT" >/dev/null 2>&1 &
+holder=$!
+for _ in $(seq 100); do
+    [ "$(sql "SELECT count(*) FROM pg_locks WHERE relation = 'lk'::regclass AND granted AND mode = 'AccessExclusiveLock'")" = 1 ] && break
+    sleep 0.1
+done
+"$BIN" load --table lk --async "$WORK/lk.csv" >"$WORK/out" 2>"$WORK/err" &
+loader=$!
+for _ in $(seq 100); do
+    [ "$(sql "SELECT count(*) FROM pg_locks WHERE relation = 'lk'::regclass AND NOT granted")" -ge 1 ] && break
+    sleep 0.1
+done
+started=$(date +%s%N)
+kill -INT "$loader"
+wait "$loader"
+rc=$?
+took=$((($(date +%s%N) - started) / 1000000))
+kill "$holder" 2>/dev/null
+sql "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE 'BEGIN; LOCK TABLE lk%'" >/dev/null
+wait "$holder" 2>/dev/null
+expect_eq "--async, SIGINT while beginning on a locked table: exit 1 within 5 s, no job" \
+    "$rc:$([ "$took" -lt 5000 ] && echo prompt || echo "slow ${took}ms"):$(sql "SELECT count(*) FROM ingest.get_async_load_job() WHERE target = 'lk'::regclass")" "1:prompt:0"
+expect_err "--async, SIGINT while beginning on a locked table: says so" \
+    "interrupted by a signal while beginning the first job: nothing was staged"
+
 # --option verbose: info lines on stderr in every mode, also under --quiet (asked for); none
 # without it; never the connection's password.
 sql "CREATE TABLE vb (id int PRIMARY KEY, v text)"
