@@ -47,7 +47,8 @@ struct PG_INGEST_API WriterMetrics {
     std::chrono::microseconds total_flush_latency{0};
     // Rows of committed batches the server left as they were: their key was there already
     // (conflictmode ignore, or upsert with nothing to update), or was not (update); or a
-    // BEFORE trigger dropped them. rows_out - rows_skipped - rejected writes were inserted or updated.
+    // BEFORE trigger dropped them. rows_out - rows_skipped - rejected writes were inserted or
+    // updated.
     std::uint64_t rows_skipped = 0;
 };
 

@@ -1360,29 +1360,41 @@ done
 # transaction) and batched.
 sql "CREATE TABLE lk (id int PRIMARY KEY, v text)"
 printf '1,a\n2,b\n' >"$WORK/lk.csv"
-for margs in "" "--batch-size 1"; do
-    psql -XAtq -c "BEGIN; LOCK TABLE lk; SELECT pg_sleep(60); COMMIT" >/dev/null 2>&1 &
+# lock_table T: another session holds an ACCESS EXCLUSIVE lock on T, until unlock_table T.
+lock_table() {
+    psql -XAtq -c "BEGIN; LOCK TABLE $1; SELECT pg_sleep(60); COMMIT" >/dev/null 2>&1 &
     holder=$!
     for _ in $(seq 100); do
-        [ "$(sql "SELECT count(*) FROM pg_locks WHERE relation = 'lk'::regclass AND granted AND mode = 'AccessExclusiveLock'")" = 1 ] && break
+        [ "$(sql "SELECT count(*) FROM pg_locks WHERE relation = '$1'::regclass AND granted AND mode = 'AccessExclusiveLock'")" = 1 ] && break
         sleep 0.1
     done
-    # shellcheck disable=SC2086
-    "$BIN" load --table lk --conflict upsert $margs "$WORK/lk.csv" >"$WORK/out" 2>"$WORK/err" &
-    loader=$!
+}
+unlock_table() {
+    kill "$holder" 2>/dev/null
+    sql "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE 'BEGIN; LOCK TABLE $1;%'" >/dev/null
+    wait "$holder" 2>/dev/null
+}
+# interrupt_when_blocked PID T: SIGINT to PID once a session waits for a lock on T, then waits
+# for PID; sets rc and took (milliseconds from the signal to the exit).
+interrupt_when_blocked() {
     for _ in $(seq 100); do
-        [ "$(sql "SELECT count(*) FROM pg_locks WHERE relation = 'lk'::regclass AND NOT granted")" = 1 ] && break
+        [ "$(sql "SELECT count(*) FROM pg_locks WHERE relation = '$2'::regclass AND NOT granted")" -ge 1 ] && break
         sleep 0.1
     done
+    local started
     started=$(date +%s%N)
-    kill -INT "$loader"
-    wait "$loader"
+    kill -INT "$1"
+    wait "$1"
     rc=$?
     took=$((($(date +%s%N) - started) / 1000000))
+}
+for margs in "" "--batch-size 1"; do
+    lock_table lk
+    # shellcheck disable=SC2086
+    "$BIN" load --table lk --conflict upsert $margs "$WORK/lk.csv" >"$WORK/out" 2>"$WORK/err" &
+    interrupt_when_blocked $! lk
     waiting=$(sql "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY%lk%' AND state = 'active'")
-    kill "$holder" 2>/dev/null
-    sql "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE 'BEGIN; LOCK TABLE lk%'" >/dev/null
-    wait "$holder" 2>/dev/null
+    unlock_table lk
     label="SIGINT while the COPY waits on a lock${margs:+ ($margs)}"
     expect_eq "$label: exit 1 within 5 s, no COPY left waiting" \
         "$rc:$([ "$took" -lt 5000 ] && echo prompt || echo "slow ${took}ms"):$waiting" "1:prompt:0"
@@ -1396,26 +1408,10 @@ done
 
 # --async: SIGINT while beginning the job waits on the locked table ends the load soon, and no
 # job is left behind.
-psql -XAtq -c "BEGIN; LOCK TABLE lk; SELECT pg_sleep(60); COMMIT" >/dev/null 2>&1 &
-holder=$!
-for _ in $(seq 100); do
-    [ "$(sql "SELECT count(*) FROM pg_locks WHERE relation = 'lk'::regclass AND granted AND mode = 'AccessExclusiveLock'")" = 1 ] && break
-    sleep 0.1
-done
+lock_table lk
 "$BIN" load --table lk --async "$WORK/lk.csv" >"$WORK/out" 2>"$WORK/err" &
-loader=$!
-for _ in $(seq 100); do
-    [ "$(sql "SELECT count(*) FROM pg_locks WHERE relation = 'lk'::regclass AND NOT granted")" -ge 1 ] && break
-    sleep 0.1
-done
-started=$(date +%s%N)
-kill -INT "$loader"
-wait "$loader"
-rc=$?
-took=$((($(date +%s%N) - started) / 1000000))
-kill "$holder" 2>/dev/null
-sql "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE 'BEGIN; LOCK TABLE lk%'" >/dev/null
-wait "$holder" 2>/dev/null
+interrupt_when_blocked $! lk
+unlock_table lk
 expect_eq "--async, SIGINT while beginning on a locked table: exit 1 within 5 s, no job" \
     "$rc:$([ "$took" -lt 5000 ] && echo prompt || echo "slow ${took}ms"):$(sql "SELECT count(*) FROM ingest.get_async_load_job() WHERE target = 'lk'::regclass")" "1:prompt:0"
 expect_err "--async, SIGINT while beginning on a locked table: says so" \
