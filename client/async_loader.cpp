@@ -10,6 +10,7 @@
 #include "async_job_wait.hpp"
 #include "chunk_spool.hpp"
 #include "exec.hpp"
+#include "log_hook.hpp"
 #include "staging_worker.hpp"
 
 namespace pg_ingest {
@@ -308,14 +309,7 @@ struct AsyncLoader::Impl {
     }
 
     void log(LogLevel level, const std::string& message) const noexcept {
-        if (!options.on_log ||
-            ((level == LogLevel::info || level == LogLevel::debug) && !options.verbose)) {
-            return;
-        }
-        try {
-            options.on_log(level, message);
-        } catch (...) {  // documented as must-not-throw; a logger failure must not fail a load
-        }
+        detail::log_to(options.on_log, options.verbose, level, message);
     }
 
     std::string job_label(std::int64_t id) const {

@@ -7,6 +7,8 @@
 
 #include <pg_ingest/writer.hpp>
 
+#include "log_hook.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
@@ -259,14 +261,7 @@ struct __attribute__((visibility("hidden"))) Writer::Impl {
     int kept_rounds = 0;  // failed flushes since kept batches were last all sent
 
     void log(LogLevel level, const std::string& message) const noexcept {
-        if (!hooks.on_log ||
-            ((level == LogLevel::info || level == LogLevel::debug) && !options.verbose)) {
-            return;
-        }
-        try {
-            hooks.on_log(level, message);
-        } catch (...) {  // documented as must-not-throw; a logger failure must not fail a load
-        }
+        detail::log_to(hooks.on_log, options.verbose, level, message);
     }
 
     std::string table_label() const { return schema.schema_name() + "." + schema.table_name(); }

@@ -571,9 +571,6 @@ std::uint64_t Writer::Impl::apply_writes(Connection& connection,
             if (!stage_lock_sql.empty()) {
                 detail::exec_until(connection, stage_lock_sql, nullptr, deadline);
             }
-            if (options.conflict_mode == ConflictMode::update && update_prefix.empty()) {
-                return 0;  // "SELECT 1": only key columns written, nothing to update
-            }
             return detail::exec_until(connection, stage_apply_sql, nullptr, deadline)
                 .affected_rows();
         default:
@@ -582,9 +579,6 @@ std::uint64_t Writer::Impl::apply_writes(Connection& connection,
     WriteStatement kind = statement;
     if (kind == WriteStatement::insert_plain && conflict_fallback) {
         kind = WriteStatement::insert_conflict;
-    }
-    if (kind == WriteStatement::update_values && update_prefix.empty()) {
-        return 0;  // only key columns written: an update changes nothing
     }
     std::uint64_t written = 0;
     const std::size_t columns = column_names.size();
