@@ -106,6 +106,10 @@ EOF
 SET ingest.direct_apply = off;
 \\copy target FROM '$dir/load.csv' WITH (FORMAT csv, ON_CONFLICT 'upsert')
 EOF
+    cat >"$dir/upsert_serial.sql" <<EOF
+SET ingest.copy_parse_workers = 0;
+\\copy target FROM '$dir/load.csv' WITH (FORMAT csv, ON_CONFLICT 'upsert')
+EOF
     # The same three into a hash-partitioned target (fresh_target with partitions)
     cp "$dir/plain.sql" "$dir/p_plain.sql"
     cp "$dir/upsert.sql" "$dir/p_upsert.sql"
@@ -251,6 +255,8 @@ run_upsert_scenario() { # SC DS
         "\\copy target FROM load.csv WITH (FORMAT csv, ON_CONFLICT 'upsert')"
     contender "$sc" upsert_stmt "COPY ... ON_CONFLICT 'upsert', statement path" \
         "as above with SET ingest.direct_apply = off: one INSERT ... ON CONFLICT per merge chunk instead of the direct apply path (the default for this table)"
+    contender "$sc" upsert_serial "COPY ... ON_CONFLICT 'upsert', no parse workers" \
+        "as COPY ... ON_CONFLICT 'upsert' with SET ingest.copy_parse_workers = 0: the session converts every field itself instead of with a parallel worker (the default: 1 worker, from the 10000th row on)"
     contender "$sc" staged "temp table + INSERT ... ON CONFLICT" \
         "one transaction: CREATE TEMP TABLE (temp_buffers=$BENCH_TEMP_BUFFERS), \\copy into it, INSERT INTO target SELECT ... ORDER BY key ON CONFLICT DO UPDATE (in key order, as COPY ON CONFLICT applies its rows)"
     contender "$sc" multi "multi-row INSERT ... ON CONFLICT" \
@@ -264,6 +270,7 @@ run_upsert_scenario() { # SC DS
         "a lower bound, not a loader: one transaction of \\copy target FROM new.csv (the load's $((n - ${DS_SHIFT[$ds]})) new-key rows) and UPDATE target SET (every non-key column) FROM floor_existing WHERE keys match (the ${DS_SHIFT[$ds]} existing-key rows, already in a table: not parsed, not sent). What applying this load costs the server with the cheapest statement for each half, without input parsing or concurrency safety"
     target "$sc" "upsert vs per-row prepared INSERT ON CONFLICT" upsert perrow ""
     target "$sc" "upsert (direct apply) vs the same through the statement path" upsert upsert_stmt ""
+    target "$sc" "upsert (1 parse worker) vs the same with the session converting every field" upsert upsert_serial ""
     target "$sc" "floor (new-half COPY + existing-half UPDATE) vs plain COPY: the best ratio an upsert built from these statements could reach" floor plain ""
     contender "$sc" p_plain "partitioned: plain COPY" \
         "as plain COPY, into a copy of the pre-filled table partitioned by hash of the key into $BENCH_PARTITIONS partitions (BENCH_PARTITIONS)"
@@ -274,10 +281,11 @@ run_upsert_scenario() { # SC DS
     target "$sc" "partitioned: upsert vs plain COPY into the same partitioned table" p_upsert p_plain ""
     target "$sc" "partitioned: upsert (direct apply) vs the same through the statement path" p_upsert p_upsert_stmt ""
 
-    local keys=(plain upsert upsert_stmt staged multi perrow floor p_plain p_upsert p_upsert_stmt)
+    local keys=(plain upsert upsert_stmt upsert_serial staged multi perrow floor p_plain p_upsert p_upsert_stmt)
     if ! upsert_available; then
         record "$sc" upsert - "$n" "" "n/a" "not available: $UPSERT_MSG"
         record "$sc" upsert_stmt - "$n" "" "n/a" "not available: $UPSERT_MSG"
+        record "$sc" upsert_serial - "$n" "" "n/a" "not available: $UPSERT_MSG"
         record "$sc" p_upsert - "$n" "" "n/a" "not available: $UPSERT_MSG"
         record "$sc" p_upsert_stmt - "$n" "" "n/a" "not available: $UPSERT_MSG"
         keys=(plain staged multi perrow floor p_plain)

@@ -7,6 +7,7 @@
 #include "conflict_target.hpp"
 #include "guc.hpp"
 #include "merge.hpp"
+#include "parallel_parse.hpp"
 #include "session_stats.hpp"
 
 extern "C" {
@@ -109,10 +110,14 @@ Options split_options(ParseState* pstate, CopyStmt* stmt) {
 class CopySource : public RowSource {
   public:
     // `where`: COPY's WHERE condition as an implicit-AND list (NIL: none).
+    // `parallel`: convert through parallel_parse::Reader (parallel_parse::eligible() said
+    // yes).
     CopySource(CopyFromState cstate, Relation rel, const std::vector<AttrNumber>& cols, List* where,
-               bool ignore_errors, MergeCounts& counts)
+               bool ignore_errors, bool parallel, MergeCounts& counts)
         : m_cstate(cstate), m_cols(cols), m_ignore(ignore_errors), m_counts(counts) {
         const int natts = RelationGetDescr(rel)->natts;
+        if (parallel)
+            m_parallel = std::make_unique<parallel_parse::Reader>(cstate, rel, cols);
         if (where != NIL) {
             pg_call([&] {
                 m_estate = CreateExecutorState();
@@ -138,10 +143,10 @@ class CopySource : public RowSource {
         for (;;) {
             bool got = false;
             if (!m_ignore) {
-                got = read_row();
+                got = read_row(row.accepts_formed);
             } else {
                 try {
-                    with_subtransaction([&] { got = read_row(); });
+                    with_subtransaction([&] { got = read_row(row.accepts_formed); });
                 } catch (const PgError& e) {
                     // Bad data (22), or a domain's CHECK / NOT NULL (23) raised by its input
                     // function; the conflict index cannot fire while parsing.
@@ -178,12 +183,27 @@ class CopySource : public RowSource {
             }
             if (!got)
                 return false;
+            row.formed = nullptr;
+            if (m_formed) {
+                row.formed = m_formed;
+                row.line_number = m_line;
+                row.raw = nullptr;
+                row.raw_len = 0;
+                return true;
+            }
             for (size_t i = 0; i < m_cols.size(); i++) {
                 m_values[i] = m_all_values[m_cols[i] - 1];
                 m_nulls[i] = m_all_nulls[m_cols[i] - 1];
             }
             row.values = m_values.data();
             row.nulls = m_nulls.get();
+            if (m_parallel) {
+                // The reader is ahead of this row; its line is not in line_buf.
+                row.line_number = m_line;
+                row.raw = nullptr;
+                row.raw_len = 0;
+                return true;
+            }
             row.line_number = static_cast<int64_t>(m_cstate->cur_lineno);
             row.raw = m_cstate->opts.binary ? nullptr : m_cstate->line_buf.data;
             row.raw_len = m_cstate->opts.binary ? 0 : m_cstate->line_buf.len;
@@ -209,7 +229,9 @@ class CopySource : public RowSource {
     // WHERE fails (say, a division by zero) is a bad row like one that fails conversion.
     int64 m_processed = 0;  // rows read, and filtered out by WHERE, for pg_stat_progress_copy
     int64 m_excluded = 0;
-    bool read_row() {
+    bool read_row(bool accepts_formed) {
+        if (m_parallel)
+            return read_row_parallel(accepts_formed);
         return pg_call([&] {
             MemoryContextReset(m_parse_cxt);
             MemoryContext old = MemoryContextSwitchTo(m_parse_cxt);
@@ -236,6 +258,22 @@ class CopySource : public RowSource {
             MemoryContextSwitchTo(old);
             return ok;
         });
+    }
+
+    // No WHERE here (parallel_parse::eligible()).
+    bool read_row_parallel(bool accepts_formed) {
+        pg_call([&] { MemoryContextReset(m_parse_cxt); });
+        int64_t line = 0;
+        m_formed = nullptr;
+        if (!m_parallel->next(m_all_values.data(), m_all_nulls.get(), &line,
+                              accepts_formed ? &m_formed : nullptr))
+            return false;
+        m_line = line;
+        pg_call([&] {
+            pgstat_progress_update_param(PROGRESS_COPY_TUPLES_PROCESSED, ++m_processed);
+            CHECK_FOR_INTERRUPTS();
+        });
+        return true;
     }
 
     // Inside pg_call. Columns outside the column list are NULL here (their defaults come
@@ -266,6 +304,9 @@ class CopySource : public RowSource {
     std::unique_ptr<bool[]> m_all_nulls;
     std::vector<Datum> m_values;
     std::unique_ptr<bool[]> m_nulls;
+    std::unique_ptr<parallel_parse::Reader> m_parallel;
+    int64_t m_line = 0;               // the parallel reader's row's line
+    MinimalTuple m_formed = nullptr;  // or the row as the merge sorts it
 };
 
 void check_file_access(const CopyStmt* stmt) {
@@ -429,7 +470,9 @@ uint64 run_copy_on_conflict(PlannedStmt* pstmt, const char* query, bool read_onl
         return BeginCopyFrom(pstate, rel, NULL, stmt->filename, stmt->is_program, NULL,
                              stmt->attlist, opts.copy_options);
     });
-    CopySource source(cstate, rel, spec.columns, where, spec.ignore_errors, parse_counts);
+    const bool parallel =
+        parallel_parse::eligible(rel, spec.columns, where != NIL, opts.binary, spec.ignore_errors);
+    CopySource source(cstate, rel, spec.columns, where, spec.ignore_errors, parallel, parse_counts);
     MergeCounts counts =
         run_merge(spec, source, [](RejectedRow&& r) { session::add_reject(std::move(r)); });
     source.close();

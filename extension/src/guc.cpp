@@ -18,6 +18,8 @@ int launcher_naptime = 10;
 int job_timeout = 0;
 int copy_rejects_kept = 100000;
 int stage_chunk = 0;
+int copy_parse_workers = 1;
+int copy_parse_min_rows = 10000;
 
 void init() {
     pg_call([] {
@@ -75,6 +77,21 @@ void init() {
             "job applies its rows in chunk order, then in the order each session staged them, "
             "whichever connection staged which chunk.",
             &stage_chunk, 0, 0, INT_MAX, PGC_USERSET, GUC_NOT_IN_SAMPLE, nullptr, nullptr, nullptr);
+        DefineCustomIntVariable(
+            "ingest.copy_parse_workers",
+            "Parallel workers that convert the input of a COPY ... ON_CONFLICT.",
+            "The session reads and splits the lines; the workers run the columns' input "
+            "functions. Used for text and csv input under ON_ERROR 'stop' when every loaded "
+            "column has a base or enum type (or an array of one) with a parallel-safe input "
+            "function. Workers come from max_parallel_workers; when none is free the session "
+            "converts everything itself. 0: never.",
+            &copy_parse_workers, 1, 0, 32, PGC_USERSET, 0, nullptr, nullptr, nullptr);
+        DefineCustomIntVariable(
+            "ingest.copy_parse_min_rows",
+            "Rows a COPY ... ON_CONFLICT reads before it starts its parse workers.",
+            "Smaller COPYs convert their input in the session, without the cost of starting a "
+            "worker.",
+            &copy_parse_min_rows, 10000, 0, INT_MAX, PGC_USERSET, 0, nullptr, nullptr, nullptr);
         // Nobody else may define ingest.* settings; typos in ingest.* are reported.
         MarkGUCPrefixReserved("ingest");
     });

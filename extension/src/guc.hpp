@@ -23,6 +23,11 @@ extern int copy_rejects_kept;
 // table's column default, not by our code).
 extern int stage_chunk;
 
+// COPY ... ON_CONFLICT: parallel workers converting the input's fields (parallel_parse.hpp),
+// and the rows read before they are started.
+extern int copy_parse_workers;
+extern int copy_parse_min_rows;
+
 // Upper bound of max_workers: the worker slots in shared memory.
 constexpr int max_worker_slots = 64;
 

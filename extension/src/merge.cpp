@@ -154,18 +154,23 @@ void MergeRun::load(RowSource& source) {
     std::unique_ptr<bool[]> nf(new bool[nkeys]());
 
     TupleTableSlot* slot = nullptr;
+    TupleTableSlot* formed_slot = nullptr;
     pg_call([&] {
         MemoryContext old = MemoryContextSwitchTo(m_cxt);
         m_sort = tuplesort_begin_heap(m_sort_desc, nkeys, attnums.data(), ops.data(), colls.data(),
                                       nf.get(), work_mem, NULL, TUPLESORT_NONE);
         slot = MakeSingleTupleTableSlot(m_sort_desc, &TTSOpsVirtual);
+        formed_slot = MakeSingleTupleTableSlot(m_sort_desc, &TTSOpsMinimalTuple);
         MemoryContextSwitchTo(old);
     });
 
     Datum* values = slot->tts_values;
     bool* isnull = slot->tts_isnull;
     SourceRow row;
+    // Rows formed by the source match the sort's layout only without the raw-line column.
+    row.accepts_formed = !keeps_raw();
     for (;;) {
+        row.formed = nullptr;
         MemoryContext old = MemoryContextSwitchTo(m_row_cxt);
         bool more;
         try {
@@ -177,6 +182,18 @@ void MergeRun::load(RowSource& source) {
         MemoryContextSwitchTo(old);
         if (!more)
             break;
+        if (row.formed) {
+            pg_call([&] {
+                MemoryContext o = MemoryContextSwitchTo(m_row_cxt);
+                ExecStoreMinimalTuple(row.formed, formed_slot, false);
+                tuplesort_puttupleslot(m_sort, formed_slot);  // copies the tuple
+                m_loaded_rows++;
+                MemoryContextSwitchTo(o);
+                MemoryContextReset(m_row_cxt);
+                CHECK_FOR_INTERRUPTS();
+            });
+            continue;
+        }
         pg_call([&] {
             MemoryContext o = MemoryContextSwitchTo(m_row_cxt);
             ExecClearTuple(slot);
@@ -202,6 +219,7 @@ void MergeRun::load(RowSource& source) {
     }
     pg_call([&] {
         ExecDropSingleTupleTableSlot(slot);
+        ExecDropSingleTupleTableSlot(formed_slot);
         tuplesort_performsort(m_sort);
     });
 }

@@ -84,6 +84,11 @@ struct SourceRow {
     int64_t line_number = 0;    // position in the input, 1-based
     const char* raw = nullptr;  // raw input line when known (text/csv), for reject reports
     int raw_len = 0;
+    // Set by the consumer: a source may then give `formed` instead of values/nulls: the row as
+    // a minimal tuple of the columns followed by line_number (int8), the merge's sort layout
+    // when it keeps no raw lines. It lives until the next call.
+    bool accepts_formed = false;
+    MinimalTuple formed = nullptr;
 };
 
 // Produces rows. next() returns false at the end. May throw PgError. When

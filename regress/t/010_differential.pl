@@ -607,6 +607,8 @@ sub run_round
 		# Both apply paths of the merge engine: direct where the table allows it, and the
 		# INSERT ... ON CONFLICT / UPDATE statements.
 		$f{direct_apply} = rand() < 0.5 ? 'on' : 'off';
+		# 0: a parallel worker converts the input from the first row on (parallel_parse.hpp).
+		$f{parse_min_rows} = pick(0, 10000);
 		if ($f{format} eq 'csv')
 		{
 			$f{delim}  = rand() < 0.25 ? ';' : ',';
@@ -740,6 +742,7 @@ sub run_round
 		# error message between the markers on stderr.
 		$copy_script .= "SET ingest.merge_chunk_rows = $f->{chunk_rows};\nSET work_mem = '$f->{work_mem}';\n"
 		  . "SET ingest.direct_apply = $f->{direct_apply};\nSET client_min_messages = debug1;\n"
+		  . "SET ingest.copy_parse_min_rows = $f->{parse_min_rows};\n"
 		  . "\\warn BEGIN_MODE $m\n$cmd\n\\warn END_MODE $m\n\\echo RESULT $m :ROW_COUNT\n"
 		  . "RESET client_min_messages;\n"
 		  . "SELECT 'STATS', '$m', inserted, updated, skipped, rejected FROM ingest.last_copy_stats();\n"
@@ -880,6 +883,8 @@ sub run_round
 		$coverage{"$m, applied directly into a partitioned table"}++
 		  if $s->{part} && $cr->{stderr} =~ /pg_ingest merge into .*\(direct/;
 		$coverage{"$m, COPY failed $cr->{sqlstate}"}++ if $cr->{sqlstate} ne '00000';
+		$coverage{"$m, input converted by a parallel worker"}++
+		  if $cr->{stderr} =~ /[1-9]\d* rows converted by workers/;
 		$coverage{"$m, rows failing conversion, ON_ERROR $bad{$m}"}++ if $bad{$m};
 
 
@@ -993,6 +998,7 @@ if (!$one && $rounds >= 100)
 		push @must, map { "$m, format $_" } qw(text csv binary);
 	}
 	push @must, map { "$_, applied directly into a partitioned table" } qw(upsert ignore);
+	push @must, map { "$_, input converted by a parallel worker" } @MODES;
 	my @missed = grep { !$coverage{$_} } @must;
 	ok(!@missed, 'every key type, table kind, mode and format was compared')
 	  or diag('never covered: ' . join('; ', @missed));

@@ -1,0 +1,628 @@
+// Parallel field conversion for COPY ... ON_CONFLICT: see parallel_parse.hpp.
+//
+// Messages, leader to worker (a batch of field strings):
+//   uint32 rows, uint32 unused, then per row: int64 line, and per loaded column an int32
+//   length (-1: NULL) followed by that many bytes and a NUL.
+// Worker to leader (the batch converted):
+//   uint32 rows, uint32 unused, then per row: int64 line, uint32 tuple length, uint32 unused,
+//   the minimal tuple, padded to MAXALIGN.
+// The leader keeps at most in_flight_per_worker batches at each worker and sizes the worker's
+// input queue to hold them, so its sends do not wait; when one would, it keeps taking results
+// while it waits, so neither side can wait on the other forever.
+#include "parallel_parse.hpp"
+
+#include "guc.hpp"
+
+extern "C" {
+#include "access/htup_details.h"
+#include "access/parallel.h"
+#include "access/table.h"
+#include "access/tupdesc.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_type.h"
+#include "commands/copy.h"
+#include "executor/tuptable.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "storage/shm_mq.h"
+#include "storage/shm_toc.h"
+#include "utils/backend_status.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/wait_event.h"
+}
+
+#include <algorithm>
+#include <cstring>
+
+namespace pg_ingest::parallel_parse {
+
+namespace {
+
+constexpr uint32_t batch_rows = 1000;
+constexpr size_t batch_bytes = 256 * 1024;
+// A batch grows past batch_bytes by its last row; one that is much larger (a huge field) is
+// converted by the leader rather than sent.
+constexpr size_t max_sent_batch = 2 * batch_bytes;
+constexpr int in_flight_per_worker = 4;
+constexpr Size in_queue_size = in_flight_per_worker * (max_sent_batch + 64) + 8192;
+constexpr Size out_queue_size = 4 * 1024 * 1024;
+
+constexpr uint64 key_shared = 1;
+constexpr uint64 key_in = 100;   // + worker number
+constexpr uint64 key_out = 300;  // + worker number
+
+struct Shared {
+    Oid relid;
+    int ncols;
+    AttrNumber cols[MaxTupleAttributeNumber];
+};
+
+// Fails the COPY with the worker's own error if it sent one (it is raised by the interrupt
+// processing here), else with ours.
+[[noreturn]] void raise_worker_gone() {
+    raise(ERRCODE_INTERNAL_ERROR,
+          "a parallel worker converting the input of COPY ... ON_CONFLICT stopped before it "
+          "finished",
+          "Nothing was loaded.",
+          "Retry the COPY; SET ingest.copy_parse_workers = 0 converts the input without "
+          "workers.");
+}
+
+bool type_ok(Oid type, int depth) {
+    const char typtype = get_typtype(type);
+    if (typtype != TYPTYPE_BASE && typtype != TYPTYPE_ENUM)
+        return false;
+    Oid input, ioparam;
+    getTypeInputInfo(type, &input, &ioparam);
+    if (func_parallel(input) != PROPARALLEL_SAFE)
+        return false;
+    const Oid elem = get_element_type(type);  // array_in calls the element's input function
+    return !OidIsValid(elem) || (depth < 2 && type_ok(elem, depth + 1));
+}
+
+void append(std::vector<char>& b, const void* p, size_t n) {
+    const char* c = static_cast<const char*>(p);
+    b.insert(b.end(), c, c + n);
+}
+
+void pad_to_maxalign(std::vector<char>& b) {
+    b.resize(MAXALIGN(b.size()), 0);
+}
+
+}  // namespace
+
+// Converts field strings with the columns' input functions, as NextCopyFrom does; errors get
+// COPY's own context line (CopyFromErrorCallback over a state holding just what it reads).
+class Converter {
+  public:
+    Converter(Relation rel, const std::vector<AttrNumber>& cols) : m_ncols(cols.size()) {
+        m_err.cur_relname = RelationGetRelationName(rel);
+        m_err.opts.binary = false;
+        pg_call([&] {
+            TupleDesc rd = RelationGetDescr(rel);
+            m_fn = static_cast<FmgrInfo*>(palloc0(sizeof(FmgrInfo) * m_ncols));
+            m_ioparam = static_cast<Oid*>(palloc(sizeof(Oid) * m_ncols));
+            m_typmod = static_cast<int32*>(palloc(sizeof(int32) * m_ncols));
+            m_names = static_cast<const char**>(palloc(sizeof(char*) * m_ncols));
+            // The columns, then the line number: the merge sorts rows in this layout.
+            m_desc = CreateTemplateTupleDesc(m_ncols + 1);
+            for (int i = 0; i < m_ncols; i++) {
+                Form_pg_attribute att = TupleDescAttr(rd, cols[i] - 1);
+                Oid input;
+                getTypeInputInfo(att->atttypid, &input, &m_ioparam[i]);
+                fmgr_info(input, &m_fn[i]);
+                m_typmod[i] = att->atttypmod;
+                m_names[i] = NameStr(att->attname);
+                TupleDescInitEntry(m_desc, i + 1, NameStr(att->attname), att->atttypid,
+                                   att->atttypmod, att->attndims);
+            }
+            TupleDescInitEntry(m_desc, m_ncols + 1, "seq", INT8OID, -1, 0);
+        });
+    }
+
+    int ncols() const { return m_ncols; }
+    TupleDesc desc() const { return m_desc; }
+
+    // Decodes the row at p, converts its fields into values/nulls (ncols() entries) and
+    // returns the position after it. Call inside pg_call, in the memory context the values
+    // should live in.
+    const char* convert(const char* p, Datum* values, bool* nulls, int64_t* line) {
+        int64_t l;
+        memcpy(&l, p, sizeof l);
+        p += sizeof l;
+        *line = l;
+        ErrorContextCallback cb;
+        cb.callback = CopyFromErrorCallback;
+        cb.arg = &m_err;
+        cb.previous = error_context_stack;
+        error_context_stack = &cb;
+        m_err.cur_lineno = static_cast<uint64>(l);
+        for (int i = 0; i < m_ncols; i++) {
+            int32_t len;
+            memcpy(&len, p, sizeof len);
+            p += sizeof len;
+            char* s = nullptr;
+            if (len >= 0) {
+                s = const_cast<char*>(p);
+                p += len + 1;
+            }
+            m_err.cur_attname = m_names[i];
+            m_err.cur_attval = s;
+            values[i] = InputFunctionCall(&m_fn[i], s, m_ioparam[i], m_typmod[i]);
+            nulls[i] = s == nullptr;
+        }
+        m_err.cur_attname = nullptr;
+        m_err.cur_attval = nullptr;
+        error_context_stack = cb.previous;
+        return p;
+    }
+
+  private:
+    int m_ncols;
+    FmgrInfo* m_fn = nullptr;
+    Oid* m_ioparam = nullptr;
+    int32* m_typmod = nullptr;
+    const char** m_names = nullptr;
+    TupleDesc m_desc = nullptr;
+    CopyFromStateData m_err{};
+};
+
+struct Workers {
+    ParallelContext* pcxt = nullptr;
+    std::vector<shm_mq_handle*> in, out;
+    std::vector<int> in_flight;
+    int total_in_flight = 0;
+    int next = 0;  // where receive() looks first, round robin
+    TupleTableSlot* slot = nullptr;
+};
+
+bool eligible(Relation rel, const std::vector<AttrNumber>& cols, bool has_where, bool binary,
+              bool ignore_errors) {
+    // A WHERE error names the row's line with its text, which only the serial path still has
+    // when the condition runs.
+    if (binary || ignore_errors || has_where || guc::copy_parse_workers <= 0 || cols.empty())
+        return false;
+    return pg_call([&] {
+        if (IsInParallelMode() || !IsUnderPostmaster)
+            return false;
+        TupleDesc rd = RelationGetDescr(rel);
+        for (AttrNumber a : cols)
+            if (!type_ok(TupleDescAttr(rd, a - 1)->atttypid, 0))
+                return false;
+        return true;
+    });
+}
+
+Reader::Reader(CopyFromState cstate, Relation rel, const std::vector<AttrNumber>& cols)
+    : m_cstate(cstate), m_rel(rel), m_cols(cols) {
+    m_conv = std::make_unique<Converter>(rel, cols);
+    // The caller reads rows in a per-row memory context: what lives longer is allocated in
+    // the context current now.
+    m_cxt = CurrentMemoryContext;
+    m_local_cxt = pg_call([] {
+        return AllocSetContextCreate(CurrentMemoryContext, "pg_ingest parse row",
+                                     ALLOCSET_DEFAULT_SIZES);
+    });
+    m_vals.resize(cols.size());
+    m_nulls.reset(new bool[cols.size()]);
+}
+
+// The workers are stopped by the transaction's abort (or have been by finish()).
+Reader::~Reader() = default;
+
+bool Reader::read_batch(Batch& b) {
+    b.bytes.assign(8, 0);
+    b.rows = 0;
+    const int attr_count = static_cast<int>(m_cols.size());
+    const CopyFormatOptions& o = m_cstate->opts;
+    while (b.rows < batch_rows && b.bytes.size() < batch_bytes) {
+        char** fields = nullptr;
+        int nfields = 0;
+        const bool ok = pg_call([&] {
+            ErrorContextCallback cb;
+            cb.callback = CopyFromErrorCallback;
+            cb.arg = m_cstate;
+            cb.previous = error_context_stack;
+            error_context_stack = &cb;
+            const bool got = NextCopyFromRawFields(m_cstate, &fields, &nfields);
+            // NextCopyFrom's checks, with its messages (it makes the second one after
+            // converting the fields before the missing one).
+            if (got && nfields > attr_count)
+                ereport(ERROR, (errcode(ERRCODE_BAD_COPY_FILE_FORMAT),
+                                errmsg("extra data after last expected column")));
+            if (got && nfields < attr_count)
+                ereport(ERROR,
+                        (errcode(ERRCODE_BAD_COPY_FILE_FORMAT),
+                         errmsg("missing data for column \"%s\"",
+                                NameStr(TupleDescAttr(RelationGetDescr(m_rel), m_cols[nfields] - 1)
+                                            ->attname))));
+            error_context_stack = cb.previous;
+            return got;
+        });
+        if (!ok) {
+            m_eof = true;
+            break;
+        }
+        const int64_t line = static_cast<int64_t>(m_cstate->cur_lineno);
+        append(b.bytes, &line, sizeof line);
+        for (int i = 0; i < attr_count; i++) {
+            const int m = m_cols[i] - 1;
+            const char* s = fields[i];
+            if (o.csv_mode) {
+                if (s == nullptr && o.force_notnull_flags[m])
+                    s = o.null_print;
+                else if (s != nullptr && o.force_null_flags[m] && strcmp(s, o.null_print) == 0)
+                    s = nullptr;
+            }
+            const int32_t len = s == nullptr ? -1 : static_cast<int32_t>(strlen(s));
+            append(b.bytes, &len, sizeof len);
+            if (s != nullptr)
+                append(b.bytes, s, static_cast<size_t>(len) + 1);
+        }
+        b.rows++;
+    }
+    memcpy(b.bytes.data(), &b.rows, sizeof b.rows);
+    m_rows_read += b.rows;
+    return b.rows > 0;
+}
+
+void Reader::maybe_start() {
+    if (!m_started && m_rows_read >= guc::copy_parse_min_rows)
+        start();
+}
+
+void Reader::start() {
+    m_started = true;
+    const int n = guc::copy_parse_workers;
+    if (n <= 0)
+        return;
+    m_workers = std::make_unique<Workers>();
+    Workers& ws = *m_workers;
+    std::vector<shm_mq*> in_q(n), out_q(n);
+    pg_call([&] {
+        MemoryContext old = MemoryContextSwitchTo(m_cxt);
+        EnterParallelMode();
+        ParallelContext* pcxt =
+            CreateParallelContext("pg_ingest", "pg_ingest_parse_worker_main", n);
+        ws.pcxt = pcxt;
+        shm_toc_estimate_chunk(&pcxt->estimator, sizeof(Shared));
+        for (int i = 0; i < n; i++) {
+            shm_toc_estimate_chunk(&pcxt->estimator, in_queue_size);
+            shm_toc_estimate_chunk(&pcxt->estimator, out_queue_size);
+        }
+        shm_toc_estimate_keys(&pcxt->estimator, 1 + 2 * n);
+        InitializeParallelDSM(pcxt);
+        if (pcxt->seg == nullptr) {  // no shared memory segment to be had: no workers
+            MemoryContextSwitchTo(old);
+            return;
+        }
+        Shared* sh = static_cast<Shared*>(shm_toc_allocate(pcxt->toc, sizeof(Shared)));
+        sh->relid = RelationGetRelid(m_rel);
+        sh->ncols = static_cast<int>(m_cols.size());
+        std::copy(m_cols.begin(), m_cols.end(), sh->cols);
+        shm_toc_insert(pcxt->toc, key_shared, sh);
+        for (int i = 0; i < n; i++) {
+            in_q[i] = shm_mq_create(shm_toc_allocate(pcxt->toc, in_queue_size), in_queue_size);
+            shm_mq_set_sender(in_q[i], MyProc);
+            shm_toc_insert(pcxt->toc, key_in + i, in_q[i]);
+            out_q[i] = shm_mq_create(shm_toc_allocate(pcxt->toc, out_queue_size), out_queue_size);
+            shm_mq_set_receiver(out_q[i], MyProc);
+            shm_toc_insert(pcxt->toc, key_out + i, out_q[i]);
+        }
+        LaunchParallelWorkers(pcxt);
+        MemoryContextSwitchTo(old);
+    });
+    ParallelContext* pcxt = ws.pcxt;
+    const int launched = pcxt->seg == nullptr ? 0 : pcxt->nworkers_launched;
+    if (launched == 0) {
+        pg_call([&] {
+            DestroyParallelContext(pcxt);
+            ExitParallelMode();
+        });
+        m_workers.reset();
+        return;
+    }
+    ws.in.resize(launched);
+    ws.out.resize(launched);
+    ws.in_flight.assign(launched, 0);
+    pg_call([&] {
+        MemoryContext old = MemoryContextSwitchTo(m_cxt);
+        for (int i = 0; i < launched; i++) {
+            ws.in[i] = shm_mq_attach(in_q[i], pcxt->seg, pcxt->worker[i].bgwhandle);
+            ws.out[i] = shm_mq_attach(out_q[i], pcxt->seg, pcxt->worker[i].bgwhandle);
+        }
+        ws.slot = MakeSingleTupleTableSlot(m_conv->desc(), &TTSOpsMinimalTuple);
+        MemoryContextSwitchTo(old);
+    });
+    m_launched = launched;
+}
+
+int Reader::worker_with_room() const {
+    for (int w = 0; w < m_launched; w++)
+        if (m_workers->in_flight[w] < in_flight_per_worker)
+            return w;
+    return -1;
+}
+
+void Reader::send(int w, const Batch& b) {
+    Workers& ws = *m_workers;
+    shm_mq_result r;
+    for (;;) {
+        pg_call([&] { r = shm_mq_send(ws.in[w], b.bytes.size(), b.bytes.data(), true, true); });
+        if (r != SHM_MQ_WOULD_BLOCK)
+            break;
+        // Not expected (the queue holds every batch in flight), but never wait for a worker
+        // without taking its results: it may be waiting for us to.
+        if (!receive(false))
+            pg_call([] {
+                (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_EXIT_ON_PM_DEATH, -1L,
+                                PG_WAIT_EXTENSION);
+                ResetLatch(MyLatch);
+                CHECK_FOR_INTERRUPTS();
+            });
+    }
+    if (r != SHM_MQ_SUCCESS)
+        worker_lost();
+    ws.in_flight[w]++;
+    ws.total_in_flight++;
+}
+
+bool Reader::receive(bool wait) {
+    Workers& ws = *m_workers;
+    for (;;) {
+        for (int k = 0; k < m_launched; k++) {
+            const int w = (ws.next + k) % m_launched;
+            if (ws.in_flight[w] == 0)
+                continue;
+            Size len = 0;
+            void* data = nullptr;
+            shm_mq_result r;
+            pg_call([&] { r = shm_mq_receive(ws.out[w], &len, &data, true); });
+            if (r == SHM_MQ_WOULD_BLOCK)
+                continue;
+            if (r != SHM_MQ_SUCCESS)
+                worker_lost();
+            // Copied into 8-byte aligned memory: the minimal tuples are read in place.
+            std::vector<uint64_t> copy((len + 7) / 8);
+            memcpy(copy.data(), data, len);
+            m_results.push_back(std::move(copy));
+            ws.in_flight[w]--;
+            ws.total_in_flight--;
+            ws.next = (w + 1) % m_launched;
+            return true;
+        }
+        if (!wait)
+            return false;
+        pg_call([] {
+            (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_EXIT_ON_PM_DEATH, -1L, PG_WAIT_EXTENSION);
+            ResetLatch(MyLatch);
+            CHECK_FOR_INTERRUPTS();  // a worker's error is raised here
+        });
+    }
+}
+
+void Reader::drain_in_flight() {
+    while (m_workers && m_launched > 0 && m_workers->total_in_flight > 0)
+        receive(true);
+}
+
+// A queue's other end went away before the end of the input: a worker died. Its error, if it
+// sent one, is what the COPY fails with (WaitForParallelWorkersToFinish raises it).
+void Reader::worker_lost() {
+    Workers& ws = *m_workers;
+    pg_call([&] {
+        for (size_t i = 0; i < ws.in.size(); i++) {
+            shm_mq_detach(ws.in[i]);
+            shm_mq_detach(ws.out[i]);
+        }
+        ws.in.clear();
+        ws.out.clear();
+        WaitForParallelWorkersToFinish(ws.pcxt);
+    });
+    raise_worker_gone();
+}
+
+void Reader::finish() {
+    m_done = true;
+    if (m_launched > 0) {
+        Workers& ws = *m_workers;
+        pg_call([&] {
+            for (shm_mq_handle* h : ws.in)
+                shm_mq_detach(h);  // the workers' end of input
+            ws.in.clear();
+            WaitForParallelWorkersToFinish(ws.pcxt);
+            for (shm_mq_handle* h : ws.out)
+                shm_mq_detach(h);
+            ws.out.clear();
+            ExecDropSingleTupleTableSlot(ws.slot);
+            DestroyParallelContext(ws.pcxt);
+            ExitParallelMode();
+        });
+        m_workers.reset();
+    }
+    pg_call([&] {
+        ereport(DEBUG1,
+                (errmsg_internal("pg_ingest COPY into %s: %d of %d parse workers, %lld rows "
+                                 "converted by workers and %lld by the leader",
+                                 RelationGetRelationName(m_rel), m_launched,
+                                 m_started ? guc::copy_parse_workers : 0,
+                                 (long long)m_rows_by_workers, (long long)m_rows_by_leader)));
+    });
+}
+
+bool Reader::next(Datum* values, bool* nulls, int64_t* line, MinimalTuple* formed) {
+    const int natts = RelationGetDescr(m_rel)->natts;
+    const int ncols = static_cast<int>(m_cols.size());
+    for (;;) {
+        if (m_current_left > 0) {
+            const char* p = reinterpret_cast<const char*>(m_current.data()) + m_current_pos;
+            int64_t l;
+            uint32_t len;
+            memcpy(&l, p, sizeof l);
+            memcpy(&len, p + 8, sizeof len);
+            MinimalTuple mt = reinterpret_cast<MinimalTuple>(const_cast<char*>(p + 16));
+            m_current_pos += 16 + MAXALIGN(len);
+            m_current_left--;
+            m_rows_by_workers++;
+            *line = l;
+            if (formed) {
+                *formed = mt;
+                return true;
+            }
+            TupleTableSlot* slot = m_workers ? m_workers->slot : nullptr;
+            pg_call([&] {
+                ExecStoreMinimalTuple(mt, slot, false);
+                slot_getallattrs(slot);
+            });
+            std::fill_n(nulls, natts, true);
+            for (int i = 0; i < ncols; i++) {
+                values[m_cols[i] - 1] = slot->tts_values[i];
+                nulls[m_cols[i] - 1] = slot->tts_isnull[i];
+            }
+            return true;
+        }
+        if (!m_results.empty()) {
+            m_current = std::move(m_results.front());
+            m_results.pop_front();
+            memcpy(&m_current_left, m_current.data(), sizeof m_current_left);
+            m_current_pos = 8;
+            continue;
+        }
+        if (m_local_left > 0) {
+            int64_t l = 0;
+            try {
+                pg_call([&] {
+                    MemoryContextReset(m_local_cxt);
+                    MemoryContext old = MemoryContextSwitchTo(m_local_cxt);
+                    const char* p = m_local.bytes.data() + m_local_pos;
+                    const char* end = m_conv->convert(p, m_vals.data(), m_nulls.get(), &l);
+                    m_local_pos += static_cast<size_t>(end - p);
+                    MemoryContextSwitchTo(old);
+                });
+            } catch (const PgError&) {
+                // A bad value. Rows sent to the workers before this one come first in the
+                // input: if one of them is bad too, its error is the one raised (here).
+                drain_in_flight();
+                throw;
+            }
+            std::fill_n(nulls, natts, true);
+            for (int i = 0; i < ncols; i++) {
+                values[m_cols[i] - 1] = m_vals[i];
+                nulls[m_cols[i] - 1] = m_nulls[i];
+            }
+            m_local_left--;
+            m_rows_by_leader++;
+            *line = l;
+            return true;
+        }
+        if (m_launched > 0 && m_workers->total_in_flight > 0 && receive(false))
+            continue;
+        if (!m_eof) {
+            if (!read_batch(m_read))
+                continue;  // the end of the input
+            maybe_start();
+            const int w = m_read.bytes.size() <= max_sent_batch ? worker_with_room() : -1;
+            if (w >= 0) {
+                send(w, m_read);
+                continue;
+            }
+            std::swap(m_local, m_read);
+            m_local_pos = 8;
+            m_local_left = m_local.rows;
+            continue;
+        }
+        if (m_launched > 0 && m_workers->total_in_flight > 0) {
+            receive(true);
+            continue;
+        }
+        if (!m_done)
+            finish();
+        return false;
+    }
+}
+
+namespace {
+
+void worker_main(dsm_segment* seg, shm_toc* toc) {
+    const Shared* sh = nullptr;
+    shm_mq_handle* in = nullptr;
+    shm_mq_handle* out = nullptr;
+    Relation rel = nullptr;
+    MemoryContext cxt = nullptr;
+    pg_call([&] {
+        sh = static_cast<const Shared*>(shm_toc_lookup(toc, key_shared, false));
+        shm_mq* qi =
+            static_cast<shm_mq*>(shm_toc_lookup(toc, key_in + ParallelWorkerNumber, false));
+        shm_mq_set_receiver(qi, MyProc);
+        in = shm_mq_attach(qi, seg, NULL);
+        shm_mq* qo =
+            static_cast<shm_mq*>(shm_toc_lookup(toc, key_out + ParallelWorkerNumber, false));
+        shm_mq_set_sender(qo, MyProc);
+        out = shm_mq_attach(qo, seg, NULL);
+        rel = table_open(sh->relid, AccessShareLock);
+        // What pg_stat_activity shows for this worker (its leader_pid names the session).
+        pgstat_report_activity(
+            STATE_RUNNING,
+            psprintf("pg_ingest: converting the input of COPY %s ... ON_CONFLICT",
+                     quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+                                                RelationGetRelationName(rel))));
+        cxt = AllocSetContextCreate(CurrentMemoryContext, "pg_ingest parse worker row",
+                                    ALLOCSET_DEFAULT_SIZES);
+    });
+    const std::vector<AttrNumber> cols(sh->cols, sh->cols + sh->ncols);
+    Converter conv(rel, cols);
+    std::vector<Datum> values(cols.size() + 1);
+    std::unique_ptr<bool[]> nulls(new bool[cols.size() + 1]);
+    nulls[cols.size()] = false;
+    std::vector<char> reply;
+    for (;;) {
+        Size len = 0;
+        void* data = nullptr;
+        shm_mq_result r;
+        pg_call([&] { r = shm_mq_receive(in, &len, &data, false); });
+        if (r != SHM_MQ_SUCCESS)
+            break;  // detached: the leader has no more input for us (or is gone)
+        uint32_t rows;
+        memcpy(&rows, data, sizeof rows);
+        const char* p = static_cast<const char*>(data) + 8;
+        reply.assign(8, 0);
+        memcpy(reply.data(), &rows, sizeof rows);
+        for (uint32_t i = 0; i < rows; i++) {
+            int64_t line = 0;
+            MinimalTuple mt = nullptr;
+            pg_call([&] {
+                MemoryContextReset(cxt);
+                MemoryContext old = MemoryContextSwitchTo(cxt);
+                p = conv.convert(p, values.data(), nulls.get(), &line);
+                values[conv.ncols()] = Int64GetDatum(line);
+                mt = heap_form_minimal_tuple(conv.desc(), values.data(), nulls.get());
+                MemoryContextSwitchTo(old);
+                CHECK_FOR_INTERRUPTS();
+            });
+            const uint32_t tlen = mt->t_len;
+            const uint32_t unused = 0;
+            append(reply, &line, sizeof line);
+            append(reply, &tlen, sizeof tlen);
+            append(reply, &unused, sizeof unused);
+            append(reply, mt, tlen);
+            pad_to_maxalign(reply);
+        }
+        pg_call([&] { r = shm_mq_send(out, reply.size(), reply.data(), false, true); });
+        if (r != SHM_MQ_SUCCESS)
+            break;
+    }
+    pg_call([&] {
+        MemoryContextDelete(cxt);
+        table_close(rel, AccessShareLock);
+    });
+}
+
+}  // namespace
+
+}  // namespace pg_ingest::parallel_parse
+
+extern "C" void pg_ingest_parse_worker_main(dsm_segment* seg, shm_toc* toc) {
+    pg_ingest::guard([&] { pg_ingest::parallel_parse::worker_main(seg, toc); });
+}

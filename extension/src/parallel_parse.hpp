@@ -1,0 +1,119 @@
+// Parallel field conversion for COPY ... ON_CONFLICT (text and csv input).
+//
+// Most of a wide COPY's time goes to the columns' input functions (numeric_in, timestamptz_in,
+// jsonb_in ...), not to reading lines. The leader still reads every line and splits it into
+// fields with COPY's own parser (NextCopyFromRawFields: encodings, quoting, HEADER, escapes all
+// as plain COPY); batches of field strings then go to parallel workers through shared memory
+// queues, and the workers send back the converted rows as minimal tuples. The leader converts a
+// batch itself whenever the workers are busy, so it never waits while there is input to read.
+//
+// Row order does not matter to the merge (rows are sorted on key and line number), so rows come
+// back in whatever order the work finishes. Errors do: a bad value fails the COPY with the
+// message and context plain COPY gives ("COPY t, line N, column c: ..."), raised by the worker
+// or the leader that converted it. With one worker (the default) the first bad line is the one
+// named; with several, one of the bad lines.
+//
+// Only used where it cannot change the result: ON_ERROR 'stop', text or csv, and every loaded
+// column of a base or enum type (or an array of one) whose input function is parallel safe.
+// Domains, composite and range types, binary input, ON_ERROR 'ignore' and COPY ... WHERE use
+// the serial path in copy_hook.cpp.
+#pragma once
+
+#include "boundary.hpp"
+
+extern "C" {
+#include "commands/copyfrom_internal.h"
+#include "nodes/pg_list.h"
+#include "storage/dsm.h"
+#include "storage/shm_toc.h"
+#include "utils/rel.h"
+}
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <vector>
+
+namespace pg_ingest::parallel_parse {
+
+// Whether a COPY into `rel` of the columns `cols` (attnums, in the input's order) may convert
+// in parallel.
+bool eligible(Relation rel, const std::vector<AttrNumber>& cols, bool has_where, bool binary,
+              bool ignore_errors);
+
+class Converter;
+struct Workers;
+
+// Reads the rows of one COPY. Starts ingest.copy_parse_workers workers once
+// ingest.copy_parse_min_rows rows are read (small COPYs never pay for a worker); if none can be
+// started (max_parallel_workers, max_worker_processes) the leader converts everything.
+// Not copyable. Errors are PgError / ServerError. If the COPY fails, the transaction's abort
+// stops the workers; the destructor does nothing that can fail.
+class Reader {
+  public:
+    Reader(CopyFromState cstate, Relation rel, const std::vector<AttrNumber>& cols);
+    ~Reader();
+    Reader(const Reader&) = delete;
+    Reader& operator=(const Reader&) = delete;
+
+    // The next row: values/nulls are indexed by attnum - 1 over the whole relation (columns
+    // not loaded are NULL); by-reference values live until the next call. A row a worker
+    // converted is given as *formed instead when `formed` is not null: a minimal tuple of the
+    // loaded columns followed by the line number as int8 (SourceRow::formed), living until
+    // the next call; *formed is left alone otherwise. False at the end of input, when the
+    // workers have stopped.
+    bool next(Datum* values, bool* nulls, int64_t* line, MinimalTuple* formed);
+
+    int workers_launched() const { return m_launched; }
+    int64_t rows_by_workers() const { return m_rows_by_workers; }
+    int64_t rows_by_leader() const { return m_rows_by_leader; }
+
+  private:
+    struct Batch {
+        std::vector<char> bytes;  // uint32 rows, then per row: int64 line, per column a field
+        uint32_t rows = 0;
+    };
+    bool read_batch(Batch& b);
+    void maybe_start();
+    void start();
+    int worker_with_room() const;
+    void send(int w, const Batch& b);
+    bool receive(bool wait);
+    void drain_in_flight();
+    void finish();
+    [[noreturn]] void worker_lost();
+
+    CopyFromState m_cstate;
+    Relation m_rel;
+    std::vector<AttrNumber> m_cols;
+    std::unique_ptr<Converter> m_conv;
+    std::unique_ptr<Workers> m_workers;
+    int m_launched = 0;
+    bool m_started = false;  // start() ran (whether or not workers came up)
+    bool m_eof = false;
+    bool m_done = false;
+    int64_t m_rows_read = 0;
+    int64_t m_rows_by_workers = 0;
+    int64_t m_rows_by_leader = 0;
+
+    Batch m_read;   // being filled from the input
+    Batch m_local;  // being converted here
+    size_t m_local_pos = 0;
+    uint32_t m_local_left = 0;
+    MemoryContext m_cxt = nullptr;        // the queues' handles, the slot
+    MemoryContext m_local_cxt = nullptr;  // the leader's conversions of one row
+    std::vector<Datum> m_vals;            // one row converted here, loaded columns only
+    std::unique_ptr<bool[]> m_nulls;
+
+    // Converted batches from the workers, oldest first, and the one being handed out.
+    std::deque<std::vector<uint64_t>> m_results;
+    std::vector<uint64_t> m_current;
+    size_t m_current_pos = 0;
+    uint32_t m_current_left = 0;
+};
+
+}  // namespace pg_ingest::parallel_parse
+
+// The parallel workers' entry point (access/parallel.h looks it up by name).
+extern "C" __attribute__((visibility("default"))) void pg_ingest_parse_worker_main(dsm_segment* seg,
+                                                                                   shm_toc* toc);
