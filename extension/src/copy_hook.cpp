@@ -110,14 +110,15 @@ Options split_options(ParseState* pstate, CopyStmt* stmt) {
 class CopySource : public RowSource {
   public:
     // `where`: COPY's WHERE condition as an implicit-AND list (NIL: none).
-    // `parallel`: convert through parallel_parse::Reader (parallel_parse::eligible() said
-    // yes).
+    // `parallel`: from the ingest.copy_parse_min_rows-th row on, convert through a
+    // parallel_parse::Reader (parallel_parse::eligible() said yes).
     CopySource(CopyFromState cstate, Relation rel, const std::vector<AttrNumber>& cols, List* where,
                bool ignore_errors, bool parallel, MergeCounts& counts)
         : m_cstate(cstate), m_cols(cols), m_ignore(ignore_errors), m_counts(counts) {
         const int natts = RelationGetDescr(rel)->natts;
-        if (parallel)
-            m_parallel = std::make_unique<parallel_parse::Reader>(cstate, rel, cols);
+        m_rel = rel;
+        m_parallel_ok = parallel;
+        m_cxt = CurrentMemoryContext;
         if (where != NIL) {
             pg_call([&] {
                 m_estate = CreateExecutorState();
@@ -230,6 +231,8 @@ class CopySource : public RowSource {
     int64 m_processed = 0;  // rows read, and filtered out by WHERE, for pg_stat_progress_copy
     int64 m_excluded = 0;
     bool read_row(bool accepts_formed) {
+        if (m_parallel_ok && m_processed >= guc::copy_parse_min_rows)
+            start_parallel();
         if (m_parallel)
             return read_row_parallel(accepts_formed);
         return pg_call([&] {
@@ -258,6 +261,24 @@ class CopySource : public RowSource {
             MemoryContextSwitchTo(old);
             return ok;
         });
+    }
+
+    // The rest of the input through a parallel_parse::Reader, if a worker can be had; the
+    // rows so far were read here, one at a time, exactly as without.
+    void start_parallel() {
+        m_parallel_ok = false;
+        // The caller reads in a per-row memory context; the reader lives for the COPY.
+        MemoryContext old = MemoryContextSwitchTo(m_cxt);
+        std::unique_ptr<parallel_parse::Reader> r;
+        try {
+            r = std::make_unique<parallel_parse::Reader>(m_cstate, m_rel, m_cols);
+        } catch (...) {
+            MemoryContextSwitchTo(old);
+            throw;
+        }
+        MemoryContextSwitchTo(old);
+        if (r->start())
+            m_parallel = std::move(r);
     }
 
     // No WHERE here (parallel_parse::eligible()).
@@ -304,6 +325,9 @@ class CopySource : public RowSource {
     std::unique_ptr<bool[]> m_all_nulls;
     std::vector<Datum> m_values;
     std::unique_ptr<bool[]> m_nulls;
+    Relation m_rel = nullptr;
+    MemoryContext m_cxt = nullptr;  // lives for the COPY
+    bool m_parallel_ok = false;     // may still start a parallel reader
     std::unique_ptr<parallel_parse::Reader> m_parallel;
     int64_t m_line = 0;               // the parallel reader's row's line
     MinimalTuple m_formed = nullptr;  // or the row as the merge sorts it
@@ -460,7 +484,8 @@ uint64 run_copy_on_conflict(PlannedStmt* pstmt, const char* query, bool read_onl
         spec.columns.push_back(static_cast<AttrNumber>(lfirst_int(lc)));
     spec.target = rel;
     spec.what = "COPY";
-    validate_merge(spec);  // conflict target, columns and privileges before reading input
+    // The conflict target, columns and privileges, before reading input.
+    const ResolvedMerge resolved = resolve_merge(spec);
 
     List* where = stmt->whereClause ? transform_where(pstate, rel, stmt->whereClause, spec) : NIL;
 
@@ -470,8 +495,8 @@ uint64 run_copy_on_conflict(PlannedStmt* pstmt, const char* query, bool read_onl
         return BeginCopyFrom(pstate, rel, NULL, stmt->filename, stmt->is_program, NULL,
                              stmt->attlist, opts.copy_options);
     });
-    const bool parallel =
-        parallel_parse::eligible(rel, spec.columns, where != NIL, opts.binary, spec.ignore_errors);
+    const bool parallel = parallel_parse::eligible(rel, spec.columns, resolved.target.lt_operators,
+                                                   where != NIL, opts.binary, spec.ignore_errors);
     CopySource source(cstate, rel, spec.columns, where, spec.ignore_errors, parallel, parse_counts);
     MergeCounts counts =
         run_merge(spec, source, [](RejectedRow&& r) { session::add_reject(std::move(r)); });

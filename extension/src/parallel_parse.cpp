@@ -1,8 +1,10 @@
 // Parallel field conversion for COPY ... ON_CONFLICT: see parallel_parse.hpp.
 //
 // Messages, leader to worker (a batch of field strings):
-//   uint32 rows, uint32 unused, then per row: int64 line, and per loaded column an int32
-//   length (-1: NULL) followed by that many bytes and a NUL.
+//   uint32 rows, uint32 unused, then per row: int64 line, int32 fields on the line; when that
+//   is not the number of loaded columns, the line itself (int32 length, bytes, NUL) for the
+//   error; then per field (at most one per loaded column) an int32 length (-1: NULL) followed
+//   by that many bytes and a NUL.
 // Worker to leader (the batch converted):
 //   uint32 rows, uint32 unused, then per row: int64 line, uint32 tuple length, uint32 unused,
 //   the minimal tuple, padded to MAXALIGN.
@@ -41,13 +43,14 @@ namespace pg_ingest::parallel_parse {
 namespace {
 
 constexpr uint32_t batch_rows = 1000;
-constexpr size_t batch_bytes = 256 * 1024;
+constexpr size_t batch_bytes = 64 * 1024;
 // A batch grows past batch_bytes by its last row; one that is much larger (a huge field) is
 // converted by the leader rather than sent.
 constexpr size_t max_sent_batch = 2 * batch_bytes;
 constexpr int in_flight_per_worker = 4;
 constexpr Size in_queue_size = in_flight_per_worker * (max_sent_batch + 64) + 8192;
-constexpr Size out_queue_size = 4 * 1024 * 1024;
+// Replies larger than the ring are streamed through it.
+constexpr Size out_queue_size = 1024 * 1024;
 
 constexpr uint64 key_shared = 1;
 constexpr uint64 key_in = 100;   // + worker number
@@ -130,16 +133,32 @@ class Converter {
     // should live in.
     const char* convert(const char* p, Datum* values, bool* nulls, int64_t* line) {
         int64_t l;
+        int32_t nfields;
         memcpy(&l, p, sizeof l);
         p += sizeof l;
+        memcpy(&nfields, p, sizeof nfields);
+        p += sizeof nfields;
         *line = l;
+        const char* text = nullptr;
+        if (nfields != m_ncols) {
+            int32_t len;
+            memcpy(&len, p, sizeof len);
+            text = p + sizeof len;
+            p = text + len + 1;
+        }
         ErrorContextCallback cb;
         cb.callback = CopyFromErrorCallback;
         cb.arg = &m_err;
         cb.previous = error_context_stack;
         error_context_stack = &cb;
         m_err.cur_lineno = static_cast<uint64>(l);
-        for (int i = 0; i < m_ncols; i++) {
+        m_err.line_buf_valid = false;
+        // NextCopyFrom's checks, in its order: too many fields before any is converted, a
+        // missing one when its turn comes. The context shows the line, as COPY's does.
+        if (nfields > m_ncols)
+            row_error(text, "extra data after last expected column");
+        const int present = nfields < m_ncols ? nfields : m_ncols;
+        for (int i = 0; i < present; i++) {
             int32_t len;
             memcpy(&len, p, sizeof len);
             p += sizeof len;
@@ -155,11 +174,22 @@ class Converter {
         }
         m_err.cur_attname = nullptr;
         m_err.cur_attval = nullptr;
+        if (present < m_ncols)
+            row_error(text, psprintf("missing data for column \"%s\"", m_names[present]));
+        m_err.cur_attval = nullptr;
         error_context_stack = cb.previous;
         return p;
     }
 
   private:
+    [[noreturn]] void row_error(const char* text, const char* message) {
+        m_err.line_buf.data = const_cast<char*>(text);
+        m_err.line_buf.len = static_cast<int>(strlen(text));
+        m_err.line_buf_valid = true;
+        ereport(ERROR, (errcode(ERRCODE_BAD_COPY_FILE_FORMAT), errmsg_internal("%s", message)));
+        pg_unreachable();
+    }
+
     int m_ncols;
     FmgrInfo* m_fn = nullptr;
     Oid* m_ioparam = nullptr;
@@ -178,7 +208,8 @@ struct Workers {
     TupleTableSlot* slot = nullptr;
 };
 
-bool eligible(Relation rel, const std::vector<AttrNumber>& cols, bool has_where, bool binary,
+bool eligible(Relation rel, const std::vector<AttrNumber>& cols,
+              const std::vector<Oid>& sort_operators, bool has_where, bool binary,
               bool ignore_errors) {
     // A WHERE error names the row's line with its text, which only the serial path still has
     // when the condition runs.
@@ -190,6 +221,10 @@ bool eligible(Relation rel, const std::vector<AttrNumber>& cols, bool has_where,
         TupleDesc rd = RelationGetDescr(rel);
         for (AttrNumber a : cols)
             if (!type_ok(TupleDescAttr(rd, a - 1)->atttypid, 0))
+                return false;
+        // The session sorts the rows while in parallel mode.
+        for (Oid op : sort_operators)
+            if (func_parallel(get_opcode(op)) == PROPARALLEL_UNSAFE)
                 return false;
         return true;
     });
@@ -220,34 +255,41 @@ bool Reader::read_batch(Batch& b) {
     while (b.rows < batch_rows && b.bytes.size() < batch_bytes) {
         char** fields = nullptr;
         int nfields = 0;
-        const bool ok = pg_call([&] {
-            ErrorContextCallback cb;
-            cb.callback = CopyFromErrorCallback;
-            cb.arg = m_cstate;
-            cb.previous = error_context_stack;
-            error_context_stack = &cb;
-            const bool got = NextCopyFromRawFields(m_cstate, &fields, &nfields);
-            // NextCopyFrom's checks, with its messages (it makes the second one after
-            // converting the fields before the missing one).
-            if (got && nfields > attr_count)
-                ereport(ERROR, (errcode(ERRCODE_BAD_COPY_FILE_FORMAT),
-                                errmsg("extra data after last expected column")));
-            if (got && nfields < attr_count)
-                ereport(ERROR,
-                        (errcode(ERRCODE_BAD_COPY_FILE_FORMAT),
-                         errmsg("missing data for column \"%s\"",
-                                NameStr(TupleDescAttr(RelationGetDescr(m_rel), m_cols[nfields] - 1)
-                                            ->attname))));
-            error_context_stack = cb.previous;
-            return got;
-        });
+        bool ok = false;
+        try {
+            ok = pg_call([&] {
+                ErrorContextCallback cb;
+                cb.callback = CopyFromErrorCallback;
+                cb.arg = m_cstate;
+                cb.previous = error_context_stack;
+                error_context_stack = &cb;
+                const bool got = NextCopyFromRawFields(m_cstate, &fields, &nfields);
+                error_context_stack = cb.previous;
+                return got;
+            });
+        } catch (const PgError&) {
+            // The input cannot be read on (an invalid byte sequence, an unterminated quoted
+            // field ...). Rows before it may hold a bad value, which plain COPY would have
+            // reported first: they are converted, then this error is raised (next()). The
+            // COPY fails either way; nothing here touches the input again.
+            m_read_error = std::current_exception();
+            m_eof = true;
+            break;
+        }
         if (!ok) {
             m_eof = true;
             break;
         }
         const int64_t line = static_cast<int64_t>(m_cstate->cur_lineno);
+        const int32_t nf = nfields;
         append(b.bytes, &line, sizeof line);
-        for (int i = 0; i < attr_count; i++) {
+        append(b.bytes, &nf, sizeof nf);
+        if (nf != attr_count) {
+            const int32_t len = m_cstate->line_buf.len;
+            append(b.bytes, &len, sizeof len);
+            append(b.bytes, m_cstate->line_buf.data, static_cast<size_t>(len) + 1);
+        }
+        for (int i = 0; i < attr_count && i < nf; i++) {
             const int m = m_cols[i] - 1;
             const char* s = fields[i];
             if (o.csv_mode) {
@@ -264,20 +306,13 @@ bool Reader::read_batch(Batch& b) {
         b.rows++;
     }
     memcpy(b.bytes.data(), &b.rows, sizeof b.rows);
-    m_rows_read += b.rows;
     return b.rows > 0;
 }
 
-void Reader::maybe_start() {
-    if (!m_started && m_rows_read >= guc::copy_parse_min_rows)
-        start();
-}
-
-void Reader::start() {
-    m_started = true;
+bool Reader::start() {
     const int n = guc::copy_parse_workers;
     if (n <= 0)
-        return;
+        return false;
     m_workers = std::make_unique<Workers>();
     Workers& ws = *m_workers;
     std::vector<shm_mq*> in_q(n), out_q(n);
@@ -320,9 +355,12 @@ void Reader::start() {
         pg_call([&] {
             DestroyParallelContext(pcxt);
             ExitParallelMode();
+            ereport(DEBUG1,
+                    (errmsg_internal("pg_ingest COPY into %s: no parse worker could be started",
+                                     RelationGetRelationName(m_rel))));
         });
         m_workers.reset();
-        return;
+        return false;
     }
     ws.in.resize(launched);
     ws.out.resize(launched);
@@ -337,6 +375,7 @@ void Reader::start() {
         MemoryContextSwitchTo(old);
     });
     m_launched = launched;
+    return true;
 }
 
 int Reader::worker_with_room() const {
@@ -426,6 +465,7 @@ void Reader::worker_lost() {
 
 void Reader::finish() {
     m_done = true;
+    const int launched = m_launched;
     if (m_launched > 0) {
         Workers& ws = *m_workers;
         pg_call([&] {
@@ -441,13 +481,13 @@ void Reader::finish() {
             ExitParallelMode();
         });
         m_workers.reset();
+        m_launched = 0;
     }
     pg_call([&] {
         ereport(DEBUG1,
-                (errmsg_internal("pg_ingest COPY into %s: %d of %d parse workers, %lld rows "
+                (errmsg_internal("pg_ingest COPY into %s: %d parse workers, %lld rows "
                                  "converted by workers and %lld by the leader",
-                                 RelationGetRelationName(m_rel), m_launched,
-                                 m_started ? guc::copy_parse_workers : 0,
+                                 RelationGetRelationName(m_rel), launched,
                                  (long long)m_rows_by_workers, (long long)m_rows_by_leader)));
     });
 }
@@ -496,15 +536,23 @@ bool Reader::next(Datum* values, bool* nulls, int64_t* line, MinimalTuple* forme
                 pg_call([&] {
                     MemoryContextReset(m_local_cxt);
                     MemoryContext old = MemoryContextSwitchTo(m_local_cxt);
+                    // No interrupt processing inside the input functions: a worker's error
+                    // raised there would pass for this row's.
+                    HOLD_INTERRUPTS();
                     const char* p = m_local.bytes.data() + m_local_pos;
                     const char* end = m_conv->convert(p, m_vals.data(), m_nulls.get(), &l);
                     m_local_pos += static_cast<size_t>(end - p);
+                    RESUME_INTERRUPTS();
                     MemoryContextSwitchTo(old);
                 });
-            } catch (const PgError&) {
-                // A bad value. Rows sent to the workers before this one come first in the
-                // input: if one of them is bad too, its error is the one raised (here).
-                drain_in_flight();
+            } catch (const PgError& e) {
+                // A bad row. Rows sent to the workers before it come first in the input: if
+                // one of them is bad too, its error is the one raised (in the drain). Not for
+                // other errors (a cancel, out of memory): they are raised at once.
+                const int category = ERRCODE_TO_CATEGORY(e.sqlerrcode());
+                if (category == ERRCODE_TO_CATEGORY(ERRCODE_DATA_EXCEPTION) ||
+                    category == ERRCODE_TO_CATEGORY(ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION))
+                    drain_in_flight();
                 throw;
             }
             std::fill_n(nulls, natts, true);
@@ -522,7 +570,6 @@ bool Reader::next(Datum* values, bool* nulls, int64_t* line, MinimalTuple* forme
         if (!m_eof) {
             if (!read_batch(m_read))
                 continue;  // the end of the input
-            maybe_start();
             const int w = m_read.bytes.size() <= max_sent_batch ? worker_with_room() : -1;
             if (w >= 0) {
                 send(w, m_read);
@@ -536,6 +583,11 @@ bool Reader::next(Datum* values, bool* nulls, int64_t* line, MinimalTuple* forme
         if (m_launched > 0 && m_workers->total_in_flight > 0) {
             receive(true);
             continue;
+        }
+        if (m_read_error) {
+            std::exception_ptr e = m_read_error;
+            m_read_error = nullptr;
+            std::rethrow_exception(e);
         }
         if (!m_done)
             finish();

@@ -31,22 +31,25 @@ extern "C" {
 
 #include <cstdint>
 #include <deque>
+#include <exception>
 #include <memory>
 #include <vector>
 
 namespace pg_ingest::parallel_parse {
 
-// Whether a COPY into `rel` of the columns `cols` (attnums, in the input's order) may convert
-// in parallel.
-bool eligible(Relation rel, const std::vector<AttrNumber>& cols, bool has_where, bool binary,
+// Whether a COPY into `rel` of the columns `cols` (attnums, in the input's order), whose rows
+// the merge sorts with `sort_operators`, may convert in parallel.
+bool eligible(Relation rel, const std::vector<AttrNumber>& cols,
+              const std::vector<Oid>& sort_operators, bool has_where, bool binary,
               bool ignore_errors);
 
 class Converter;
 struct Workers;
 
-// Reads the rows of one COPY. Starts ingest.copy_parse_workers workers once
-// ingest.copy_parse_min_rows rows are read (small COPYs never pay for a worker); if none can be
-// started (max_parallel_workers, max_worker_processes) the leader converts everything.
+// Reads the rest of one COPY's rows, from where `cstate` is, with ingest.copy_parse_workers
+// workers (the caller reads the first ingest.copy_parse_min_rows rows itself, so that small
+// COPYs never pay for a worker, and goes on itself if start() finds none: max_parallel_workers,
+// max_worker_processes). Construct it in a memory context that lives as long as the COPY.
 // Not copyable. Errors are PgError / ServerError. If the COPY fails, the transaction's abort
 // stops the workers; the destructor does nothing that can fail.
 class Reader {
@@ -55,6 +58,10 @@ class Reader {
     ~Reader();
     Reader(const Reader&) = delete;
     Reader& operator=(const Reader&) = delete;
+
+    // Enters parallel mode and starts the workers; false (and out of parallel mode again)
+    // when none could be started.
+    bool start();
 
     // The next row: values/nulls are indexed by attnum - 1 over the whole relation (columns
     // not loaded are NULL); by-reference values live until the next call. A row a worker
@@ -74,8 +81,6 @@ class Reader {
         uint32_t rows = 0;
     };
     bool read_batch(Batch& b);
-    void maybe_start();
-    void start();
     int worker_with_room() const;
     void send(int w, const Batch& b);
     bool receive(bool wait);
@@ -89,10 +94,9 @@ class Reader {
     std::unique_ptr<Converter> m_conv;
     std::unique_ptr<Workers> m_workers;
     int m_launched = 0;
-    bool m_started = false;  // start() ran (whether or not workers came up)
     bool m_eof = false;
     bool m_done = false;
-    int64_t m_rows_read = 0;
+    std::exception_ptr m_read_error;  // the input could not be read on (read_batch())
     int64_t m_rows_by_workers = 0;
     int64_t m_rows_by_leader = 0;
 

@@ -3,12 +3,16 @@
 #      repeated keys and NULLs: the table equals the one loaded without workers, and the
 #      DEBUG1 line shows a worker converted rows;
 #   2. ordinary options (HEADER, FORCE_NULL, FORCE_NOT_NULL, a column subset with a default);
-#   3. bad values: the COPY fails with the error and context plain COPY gives, naming the first
-#      bad line, also when it was a worker that converted it; nothing is loaded;
-#   4. no worker to be had (max_parallel_workers = 0): the session converts everything itself;
-#   5. inside a transaction that has written, and inside a savepoint rolled back;
+#   3. bad values, fields too many or too few, unreadable input: the COPY fails with the error
+#      and context the serial path gives (plus "parallel worker" when a worker raised it),
+#      naming the first bad line; nothing is loaded;
+#   4. no worker to be had (max_parallel_workers = 0): the session reads on by itself;
+#   5. inside a transaction that has written, inside a savepoint rolled back (also after a
+#      failed COPY), into a temporary table, and into a table and enum created in the same
+#      transaction;
 #   6. types the workers are not used for (a domain) and COPY ... WHERE take the serial path;
 #   7. a worker terminated in the middle: the COPY fails, nothing is loaded, the server goes on.
+# The first ingest.copy_parse_min_rows rows (10000) are always read by the session alone.
 use strict;
 use warnings;
 use FindBin;
@@ -87,7 +91,8 @@ my $prefill = "INSERT INTO %s SELECT i, i, i, 'old', '2000-01-01', '{}', "
 sub run_debug
 {
 	my ($sql) = @_;
-	my ($ret, $out, $err) = $node->psql('postgres', "SET client_min_messages = debug1;\n$sql");
+	my ($ret, $out, $err) =
+	  $node->psql('postgres', "SET client_min_messages = debug1;\n$sql", on_error_stop => 0);
 	return ($ret, $out, $err);
 }
 
@@ -145,15 +150,15 @@ for my $format (qw(csv text))
 		is($r2, 0, "$name: COPY without workers succeeds") or diag($e2);
 		my ($w, $l) = converted_by_workers($e1);
 		ok(defined $w && $w > 0, "$name: a worker converted rows") or diag($e1);
-		is($w + $l, $mode eq 'strict' ? 20000 : 30000, "$name: workers and leader converted every row");
+		is($w + $l, ($mode eq 'strict' ? 20000 : 30000) - 10000,
+			"$name: workers and leader converted every row after the first 10000");
 		ok(!defined((converted_by_workers($e2))[0]), "$name: ingest.copy_parse_workers = 0 reads serially");
 		is($o1, $o2, "$name: same counts as without workers");
 		ok(same_tables('par', 'ser'), "$name: same table as without workers");
 	}
 }
 
-# 2. ordinary COPY options, and the leader converting everything (ingest.copy_parse_min_rows
-# large) against a worker from the first row
+# 2. ordinary COPY options, with a worker from the first row, against the serial path
 {
 	my $hdr = "$dir/header.csv";
 	write_file($hdr, "id,t,n\n" . join('', map { "$_,\"\",\n" } 1 .. 3000)
@@ -165,10 +170,12 @@ for my $format (qw(csv text))
 		CREATE TABLE o2 (LIKE o1 INCLUDING ALL);
 	});
 	my ($r1, $o1, $e1) = run_debug("SET ingest.copy_parse_min_rows = 0; COPY o1 (id, t, n) FROM '$hdr' WITH ($opts);");
-	my ($r2, $o2, $e2) = run_debug("SET ingest.copy_parse_min_rows = 100000; COPY o2 (id, t, n) FROM '$hdr' WITH ($opts);");
+	my ($r2, $o2, $e2) = run_debug("SET ingest.copy_parse_workers = 0; COPY o2 (id, t, n) FROM '$hdr' WITH ($opts);");
 	is($r1 + $r2, 0, 'options: both COPYs succeed') or diag("$e1\n$e2");
-	ok(((converted_by_workers($e1))[0] // 0) > 0, 'options: min_rows 0 starts a worker at once');
-	is((converted_by_workers($e2))[0], 0, 'options: below min_rows no worker converts');
+	my ($w, $l) = converted_by_workers($e1);
+	ok(defined $w && $w > 0 && $w + $l == 6000, 'options: min_rows 0 starts a worker at once')
+	  or diag($e1);
+	unlike($e2, qr/parse worker/, 'options: the reference is read serially');
 	ok(same_tables('o1', 'o2'), 'options: the same table either way');
 	is($node->safe_psql('postgres',
 		"SELECT count(*) FILTER (WHERE t IS NULL), count(*) FILTER (WHERE n = ''), "
@@ -176,50 +183,84 @@ for my $format (qw(csv text))
 		'3000|3000|6000|6000', 'options: FORCE_NULL, FORCE_NOT_NULL, HEADER and the default applied');
 }
 
-# 3. bad values, converted by the worker or by the leader
+# 3. bad rows and unreadable input, converted by a worker or by the leader: the COPY fails as
+# the serial path fails (message, SQLSTATE, first context line), nothing loaded
 {
 	my @lines = map { $_->[0] } @$rows[ 0 .. 24999 ];
 	# COPY numbers physical lines: a quoted newline starts one.
 	my @first_line = (1);
 	push @first_line, $first_line[-1] + 1 + ($lines[ $_ - 1 ] =~ tr/\n//) for 1 .. $#lines;
-	my $bad1  = 20001;
-	my $bad2  = 24000;
-	my @b     = @lines;
-	$b[ $bad1 - 1 ] =~ s/^(\d+),[^,]*,/$1,12x.5,/ or die;
-	$b[ $bad2 - 1 ] =~ s/^(\d+),[^,]*,/$1,zz,/ or die;
-	my $badf = "$dir/bad.csv";
-	write_file($badf, join('', map { "$_\n" } @b));
+	my $cols = join(', ', @cols);
+
+	# Runs $file with a worker (from row $min on) and serially; returns the first's stderr.
+	my $compare = sub {
+		my ($name, $file, $min) = @_;
+		my @res;
+		for my $set ("SET ingest.copy_parse_min_rows = $min;", 'SET ingest.copy_parse_workers = 0;')
+		{
+			$node->safe_psql('postgres',
+				"DROP TABLE IF EXISTS bad; CREATE TABLE bad (LIKE base INCLUDING ALL); " . sprintf($prefill, 'bad'));
+			my ($ret, $out, $err) = $node->psql('postgres',
+				"$set\nCOPY bad ($cols) FROM '$file' WITH (FORMAT csv, ON_CONFLICT 'upsert');\n"
+				  . "\\echo SQLSTATE :LAST_ERROR_SQLSTATE");
+			my ($first) = $err =~ /(ERROR:  [^\n]*\n(?:DETAIL:  [^\n]*\n)?CONTEXT:  [^\n]*)/;
+			push @res, { ret => $ret, out => $out, err => $err, first => $first // "(none in: $err)",
+				loaded => $node->safe_psql('postgres',
+					"SELECT count(*), count(*) FILTER (WHERE t <> 'old') FROM bad") };
+		}
+		isnt($res[0]{ret}, 0, "$name (min_rows $min): the COPY fails");
+		is($res[0]{first}, $res[1]{first}, "$name (min_rows $min): the serial path's error and context");
+		is($res[0]{out}, $res[1]{out}, "$name (min_rows $min): the serial path's SQLSTATE ($res[1]{out})");
+		is($res[0]{loaded}, '10000|0', "$name (min_rows $min): nothing loaded");
+		return $res[0]{err};
+	};
+	my $with = sub {
+		my ($edit) = @_;
+		my @c = @lines;
+		$edit->(\@c);
+		my $f = "$dir/bad.csv";
+		write_file($f, join('', map { "$_\n" } @c));
+		return $f;
+	};
+	my $bad_value = sub { my ($c, $i, $v) = @_; $c->[ $i - 1 ] =~ s/^(\d+),[^,]*,/$1,$v,/ or die; };
+
+	# Two bad values; the first is named.
+	my $f = $with->(sub { $bad_value->($_[0], 20001, '12x.5'); $bad_value->($_[0], 24000, 'zz'); });
 	for my $min (0, 10000)
 	{
-		$node->safe_psql('postgres',
-			"DROP TABLE IF EXISTS bad; CREATE TABLE bad (LIKE base INCLUDING ALL); " . sprintf($prefill, 'bad'));
-		my ($ret, $out, $err) = $node->psql('postgres',
-			"\\set VERBOSITY verbose\nSET ingest.copy_parse_min_rows = $min;\n"
-			  . "COPY bad (" . join(', ', @cols) . ") FROM '$badf' WITH (FORMAT csv, ON_CONFLICT 'upsert');");
-		isnt($ret, 0, "bad value (min_rows $min): the COPY fails");
-		like($err, qr/ERROR:  22P02: invalid input syntax for type numeric: "12x\.5"/,
-			"bad value (min_rows $min): the first bad value's error and SQLSTATE");
-		my $at = $first_line[ $bad1 - 1 ];
-		like($err, qr/CONTEXT:  COPY bad, line $at, column n: "12x\.5"/,
-			"bad value (min_rows $min): plain COPY's context, naming the first bad line");
-		is($node->safe_psql('postgres', "SELECT count(*), count(*) FILTER (WHERE t <> 'old') FROM bad"),
-			'10000|0', "bad value (min_rows $min): nothing loaded");
+		my $err = $compare->('two bad values', $f, $min);
+		my $at = $first_line[20000];
+		like($err, qr/ERROR:  invalid input syntax for type numeric: "12x\.5"\nCONTEXT:  COPY bad, line $at, column n: "12x\.5"/,
+			"two bad values (min_rows $min): the first is named");
 	}
-	# A row with a field too many or too few, as plain COPY reports them.
-	for my $case ([ 'extra data after last expected column', ',extra' ],
-		[ 'missing data for column "dt"', undef ])
+	# In the first batch, which goes to the worker: its error, with "parallel worker" added.
+	$f = $with->(sub { $bad_value->($_[0], 3, '12x.5') });
+	my $err = $compare->('bad value converted by the worker', $f, 0);
+	like($err, qr/CONTEXT:  COPY bad, line 3, column n: "12x\.5"\nparallel worker/,
+		'bad value converted by the worker: raised by the worker');
+	# Fields too many or too few, alone and after a bad value in the same or an earlier batch.
+	for my $case ([ 'extra field', sub { $_[0][20099] .= ',extra' } ],
+		[ 'missing field', sub { $_[0][20099] =~ s/,[^,]*$// or die } ])
 	{
-		my ($msg, $add) = @$case;
-		my @c = @lines;
-		if (defined $add) { $c[20099] .= $add; }
-		else { $c[20099] =~ s/,[^,]*$// or die; }
-		write_file("$dir/count.csv", join('', map { "$_\n" } @c));
-		my ($ret, $out, $err) = $node->psql('postgres',
-			"COPY bad (" . join(', ', @cols) . ") FROM '$dir/count.csv' WITH (FORMAT csv, ON_CONFLICT 'upsert');");
+		my ($what, $edit) = @$case;
+		$f = $with->($edit);
+		$err = $compare->($what, $f, 0);
 		my $at = $first_line[20099];
-		like($err, qr/ERROR:  \Q$msg\E\nCONTEXT:  COPY bad, line $at: "/,
-			"field count: '$msg' names the line and shows it");
+		like($err, qr/CONTEXT:  COPY bad, line $at: "/, "$what: names the line and shows it");
+		for my $before (20090, 19000)
+		{
+			$f = $with->(sub { $edit->($_[0]); $bad_value->($_[0], $before, '12x.5') });
+			$err = $compare->("$what after a bad value at row $before", $f, 0);
+			like($err, qr/invalid input syntax for type numeric/, "$what after a bad value at row $before: the bad value is named");
+		}
 	}
+	# Input that cannot be read on (an unterminated quoted field at the end) after a bad value.
+	$f = $with->(sub { $bad_value->($_[0], 24990, '12x.5'); $_[0][24999] .= ',"open' });
+	$err = $compare->('unreadable input after a bad value', $f, 0);
+	like($err, qr/invalid input syntax for type numeric/, 'unreadable input after a bad value: the bad value is named');
+	$f = $with->(sub { $_[0][24999] .= ',"open' });
+	$err = $compare->('unreadable input', $f, 0);
+	like($err, qr/unterminated CSV quoted field/, 'unreadable input: COPY\'s own error');
 }
 
 # 4. no worker to be had
@@ -228,8 +269,9 @@ for my $format (qw(csv text))
 	my ($ret, $out, $err) = run_debug(
 		"SET max_parallel_workers = 0; COPY nw (" . join(', ', @cols) . ") FROM '$csv' WITH (FORMAT csv, ON_CONFLICT 'upsert');");
 	is($ret, 0, 'no worker: the COPY succeeds') or diag($err);
-	like($err, qr/0 of 1 parse workers, 0 rows converted by workers and 30000 by the leader/,
-		'no worker: the session converts every row');
+	like($err, qr/pg_ingest COPY into nw: no parse worker could be started/,
+		'no worker: none started');
+	unlike($err, qr/rows converted by workers/, 'no worker: the session reads on by itself');
 	is($node->safe_psql('postgres', 'SELECT count(*) FROM nw'), '20000', 'no worker: every key loaded');
 }
 
@@ -253,6 +295,39 @@ for my $format (qw(csv text))
 	like($out, qr/end\|20001/, 'transaction: the second COPY and the earlier INSERT committed');
 	my @w = $err =~ /(\d+) rows converted by workers/g;
 	ok(@w == 2 && $w[0] > 0 && $w[1] > 0, 'transaction: both COPYs used a worker') or diag($err);
+}
+
+# 5b. a COPY that fails while its worker runs, inside a savepoint; then another COPY; a
+# temporary table; a table and an enum created in the same transaction
+{
+	my @c = map { $_->[0] } @$rows;
+	$c[25999] =~ s/^(\d+),[^,]*,/$1,12x.5,/ or die;
+	write_file("$dir/late_bad.csv", join('', map { "$_\n" } @c));
+	my $cols = join(', ', @cols);
+	my ($ret, $out, $err) = run_debug(qq{
+		BEGIN;
+		CREATE TYPE mood2 AS ENUM ('sad', 'ok', 'happy');
+		CREATE TABLE fresh (id bigint PRIMARY KEY, n numeric(12,2), d double precision, t text,
+			ts timestamptz, j jsonb, u uuid, a int[], m mood2, b boolean, dt date);
+		CREATE TEMP TABLE tmp (LIKE base INCLUDING ALL);
+		SAVEPOINT s;
+		COPY fresh ($cols) FROM '$dir/late_bad.csv' WITH (FORMAT csv, ON_CONFLICT 'upsert');
+		ROLLBACK TO SAVEPOINT s;
+		SELECT 'after failed', count(*) FROM fresh;
+		COPY fresh ($cols) FROM '$csv' WITH (FORMAT csv, ON_CONFLICT 'upsert');
+		COPY tmp ($cols) FROM '$csv' WITH (FORMAT csv, ON_CONFLICT 'upsert');
+		SELECT 'tmp', count(*), count(DISTINCT m) FROM tmp;
+		COMMIT;
+		SELECT 'fresh', count(*), count(DISTINCT m) FROM fresh;
+	});
+	like($err, qr/invalid input syntax for type numeric: "12x\.5"/, 'savepoint: the first COPY failed on its bad value');
+	like($out, qr/after failed\|0/, 'savepoint: the failed COPY left nothing');
+	like($out, qr/^tmp\|20000\|3$/m, 'temporary table: loaded with a worker') or diag("$out\n$err");
+	like($out, qr/^fresh\|20000\|3$/m, 'table and enum created in the transaction: loaded') or diag("$out\n$err");
+	my @w = $err =~ /(\d+) rows converted by workers/g;
+	ok(@w == 2 && $w[0] > 0 && $w[1] > 0, 'temporary and new tables: a worker converted rows') or diag($err);
+	is($node->safe_psql('postgres', "SELECT count(*) FROM (SELECT id, n::text, t, m::text FROM fresh "
+		  . "EXCEPT SELECT id, n::text, t, m::text FROM nw) x"), '0', 'new table: the same rows as a plain table');
 }
 
 # 6. the serial path for a domain column and for COPY ... WHERE
