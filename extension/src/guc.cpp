@@ -84,7 +84,8 @@ void init() {
             "functions. Used for text and csv input under ON_ERROR 'stop' when every loaded "
             "column has a base or enum type (or an array of one) with a parallel-safe input "
             "function. Workers come from max_parallel_workers; when none is free the session "
-            "converts everything itself. 0: never.",
+            "converts everything itself. With more than one, an input with several bad lines "
+            "may fail on a later one than the first. 0: never.",
             &copy_parse_workers, 1, 0, 32, PGC_USERSET, 0, nullptr, nullptr, nullptr);
         DefineCustomIntVariable(
             "ingest.copy_parse_min_rows",

@@ -1,17 +1,9 @@
 // Parallel field conversion for COPY ... ON_CONFLICT: see parallel_parse.hpp.
 //
-// Messages, leader to worker (a batch of field strings):
-//   uint32 rows, uint32 unused, then per row: int64 line, int32 fields on the line; when that
-//   is not the number of loaded columns, the line itself (int32 length, bytes, NUL) for the
-//   error; then per field (at most one per loaded column) an int32 length (-1: NULL) followed
-//   by that many bytes and a NUL.
-// Worker to leader (the batch converted):
-//   uint32 rows, uint32 unused, then per row: int64 line, uint32 tuple length, uint32 unused,
-//   the minimal tuple, padded to MAXALIGN.
-// The leader keeps at most in_flight_per_worker batches at each worker and sizes the worker's
-// input queue to hold them, so its sends do not wait; when one would, it keeps taking results
-// while it waits, so neither side can wait on the other forever.
+// The session side: eligibility and the Reader. The message formats are in
+// parallel_parse_shared.hpp, the workers in parallel_parse_worker.cpp.
 #include "parallel_parse.hpp"
+#include "parallel_parse_shared.hpp"
 
 #include "guc.hpp"
 
@@ -40,27 +32,9 @@ extern "C" {
 
 namespace pg_ingest::parallel_parse {
 
+using namespace detail;
+
 namespace {
-
-constexpr uint32_t batch_rows = 1000;
-constexpr size_t batch_bytes = 64 * 1024;
-// A batch grows past batch_bytes by its last row; one that is much larger (a huge field) is
-// converted by the leader rather than sent.
-constexpr size_t max_sent_batch = 2 * batch_bytes;
-constexpr int in_flight_per_worker = 4;
-constexpr Size in_queue_size = in_flight_per_worker * (max_sent_batch + 64) + 8192;
-// Replies larger than the ring are streamed through it.
-constexpr Size out_queue_size = 1024 * 1024;
-
-constexpr uint64 key_shared = 1;
-constexpr uint64 key_in = 100;   // + worker number
-constexpr uint64 key_out = 300;  // + worker number
-
-struct Shared {
-    Oid relid;
-    int ncols;
-    AttrNumber cols[MaxTupleAttributeNumber];
-};
 
 // Fails the COPY with the worker's own error if it sent one (it is raised by the interrupt
 // processing here), else with ours.
@@ -85,119 +59,7 @@ bool type_ok(Oid type, int depth) {
     return !OidIsValid(elem) || (depth < 2 && type_ok(elem, depth + 1));
 }
 
-void append(std::vector<char>& b, const void* p, size_t n) {
-    const char* c = static_cast<const char*>(p);
-    b.insert(b.end(), c, c + n);
-}
-
-void pad_to_maxalign(std::vector<char>& b) {
-    b.resize(MAXALIGN(b.size()), 0);
-}
-
 }  // namespace
-
-// Converts field strings with the columns' input functions, as NextCopyFrom does; errors get
-// COPY's own context line (CopyFromErrorCallback over a state holding just what it reads).
-class Converter {
-  public:
-    Converter(Relation rel, const std::vector<AttrNumber>& cols) : m_ncols(cols.size()) {
-        m_err.cur_relname = RelationGetRelationName(rel);
-        m_err.opts.binary = false;
-        pg_call([&] {
-            TupleDesc rd = RelationGetDescr(rel);
-            m_fn = static_cast<FmgrInfo*>(palloc0(sizeof(FmgrInfo) * m_ncols));
-            m_ioparam = static_cast<Oid*>(palloc(sizeof(Oid) * m_ncols));
-            m_typmod = static_cast<int32*>(palloc(sizeof(int32) * m_ncols));
-            m_names = static_cast<const char**>(palloc(sizeof(char*) * m_ncols));
-            // The columns, then the line number: the merge sorts rows in this layout.
-            m_desc = CreateTemplateTupleDesc(m_ncols + 1);
-            for (int i = 0; i < m_ncols; i++) {
-                Form_pg_attribute att = TupleDescAttr(rd, cols[i] - 1);
-                Oid input;
-                getTypeInputInfo(att->atttypid, &input, &m_ioparam[i]);
-                fmgr_info(input, &m_fn[i]);
-                m_typmod[i] = att->atttypmod;
-                m_names[i] = NameStr(att->attname);
-                TupleDescInitEntry(m_desc, i + 1, NameStr(att->attname), att->atttypid,
-                                   att->atttypmod, att->attndims);
-            }
-            TupleDescInitEntry(m_desc, m_ncols + 1, "seq", INT8OID, -1, 0);
-        });
-    }
-
-    int ncols() const { return m_ncols; }
-    TupleDesc desc() const { return m_desc; }
-
-    // Decodes the row at p, converts its fields into values/nulls (ncols() entries) and
-    // returns the position after it. Call inside pg_call, in the memory context the values
-    // should live in.
-    const char* convert(const char* p, Datum* values, bool* nulls, int64_t* line) {
-        int64_t l;
-        int32_t nfields;
-        memcpy(&l, p, sizeof l);
-        p += sizeof l;
-        memcpy(&nfields, p, sizeof nfields);
-        p += sizeof nfields;
-        *line = l;
-        const char* text = nullptr;
-        if (nfields != m_ncols) {
-            int32_t len;
-            memcpy(&len, p, sizeof len);
-            text = p + sizeof len;
-            p = text + len + 1;
-        }
-        ErrorContextCallback cb;
-        cb.callback = CopyFromErrorCallback;
-        cb.arg = &m_err;
-        cb.previous = error_context_stack;
-        error_context_stack = &cb;
-        m_err.cur_lineno = static_cast<uint64>(l);
-        m_err.line_buf_valid = false;
-        // NextCopyFrom's checks, in its order: too many fields before any is converted, a
-        // missing one when its turn comes. The context shows the line, as COPY's does.
-        if (nfields > m_ncols)
-            row_error(text, "extra data after last expected column");
-        const int present = nfields < m_ncols ? nfields : m_ncols;
-        for (int i = 0; i < present; i++) {
-            int32_t len;
-            memcpy(&len, p, sizeof len);
-            p += sizeof len;
-            char* s = nullptr;
-            if (len >= 0) {
-                s = const_cast<char*>(p);
-                p += len + 1;
-            }
-            m_err.cur_attname = m_names[i];
-            m_err.cur_attval = s;
-            values[i] = InputFunctionCall(&m_fn[i], s, m_ioparam[i], m_typmod[i]);
-            nulls[i] = s == nullptr;
-        }
-        m_err.cur_attname = nullptr;
-        m_err.cur_attval = nullptr;
-        if (present < m_ncols)
-            row_error(text, psprintf("missing data for column \"%s\"", m_names[present]));
-        m_err.cur_attval = nullptr;
-        error_context_stack = cb.previous;
-        return p;
-    }
-
-  private:
-    [[noreturn]] void row_error(const char* text, const char* message) {
-        m_err.line_buf.data = const_cast<char*>(text);
-        m_err.line_buf.len = static_cast<int>(strlen(text));
-        m_err.line_buf_valid = true;
-        ereport(ERROR, (errcode(ERRCODE_BAD_COPY_FILE_FORMAT), errmsg_internal("%s", message)));
-        pg_unreachable();
-    }
-
-    int m_ncols;
-    FmgrInfo* m_fn = nullptr;
-    Oid* m_ioparam = nullptr;
-    int32* m_typmod = nullptr;
-    const char** m_names = nullptr;
-    TupleDesc m_desc = nullptr;
-    CopyFromStateData m_err{};
-};
 
 struct Workers {
     ParallelContext* pcxt = nullptr;
@@ -595,86 +457,4 @@ bool Reader::next(Datum* values, bool* nulls, int64_t* line, MinimalTuple* forme
     }
 }
 
-namespace {
-
-void worker_main(dsm_segment* seg, shm_toc* toc) {
-    const Shared* sh = nullptr;
-    shm_mq_handle* in = nullptr;
-    shm_mq_handle* out = nullptr;
-    Relation rel = nullptr;
-    MemoryContext cxt = nullptr;
-    pg_call([&] {
-        sh = static_cast<const Shared*>(shm_toc_lookup(toc, key_shared, false));
-        shm_mq* qi =
-            static_cast<shm_mq*>(shm_toc_lookup(toc, key_in + ParallelWorkerNumber, false));
-        shm_mq_set_receiver(qi, MyProc);
-        in = shm_mq_attach(qi, seg, NULL);
-        shm_mq* qo =
-            static_cast<shm_mq*>(shm_toc_lookup(toc, key_out + ParallelWorkerNumber, false));
-        shm_mq_set_sender(qo, MyProc);
-        out = shm_mq_attach(qo, seg, NULL);
-        rel = table_open(sh->relid, AccessShareLock);
-        // What pg_stat_activity shows for this worker (its leader_pid names the session).
-        pgstat_report_activity(
-            STATE_RUNNING,
-            psprintf("pg_ingest: converting the input of COPY %s ... ON_CONFLICT",
-                     quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
-                                                RelationGetRelationName(rel))));
-        cxt = AllocSetContextCreate(CurrentMemoryContext, "pg_ingest parse worker row",
-                                    ALLOCSET_DEFAULT_SIZES);
-    });
-    const std::vector<AttrNumber> cols(sh->cols, sh->cols + sh->ncols);
-    Converter conv(rel, cols);
-    std::vector<Datum> values(cols.size() + 1);
-    std::unique_ptr<bool[]> nulls(new bool[cols.size() + 1]);
-    nulls[cols.size()] = false;
-    std::vector<char> reply;
-    for (;;) {
-        Size len = 0;
-        void* data = nullptr;
-        shm_mq_result r;
-        pg_call([&] { r = shm_mq_receive(in, &len, &data, false); });
-        if (r != SHM_MQ_SUCCESS)
-            break;  // detached: the leader has no more input for us (or is gone)
-        uint32_t rows;
-        memcpy(&rows, data, sizeof rows);
-        const char* p = static_cast<const char*>(data) + 8;
-        reply.assign(8, 0);
-        memcpy(reply.data(), &rows, sizeof rows);
-        for (uint32_t i = 0; i < rows; i++) {
-            int64_t line = 0;
-            MinimalTuple mt = nullptr;
-            pg_call([&] {
-                MemoryContextReset(cxt);
-                MemoryContext old = MemoryContextSwitchTo(cxt);
-                p = conv.convert(p, values.data(), nulls.get(), &line);
-                values[conv.ncols()] = Int64GetDatum(line);
-                mt = heap_form_minimal_tuple(conv.desc(), values.data(), nulls.get());
-                MemoryContextSwitchTo(old);
-                CHECK_FOR_INTERRUPTS();
-            });
-            const uint32_t tlen = mt->t_len;
-            const uint32_t unused = 0;
-            append(reply, &line, sizeof line);
-            append(reply, &tlen, sizeof tlen);
-            append(reply, &unused, sizeof unused);
-            append(reply, mt, tlen);
-            pad_to_maxalign(reply);
-        }
-        pg_call([&] { r = shm_mq_send(out, reply.size(), reply.data(), false, true); });
-        if (r != SHM_MQ_SUCCESS)
-            break;
-    }
-    pg_call([&] {
-        MemoryContextDelete(cxt);
-        table_close(rel, AccessShareLock);
-    });
-}
-
-}  // namespace
-
 }  // namespace pg_ingest::parallel_parse
-
-extern "C" void pg_ingest_parse_worker_main(dsm_segment* seg, shm_toc* toc) {
-    pg_ingest::guard([&] { pg_ingest::parallel_parse::worker_main(seg, toc); });
-}

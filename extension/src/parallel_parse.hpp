@@ -8,10 +8,11 @@
 // batch itself whenever the workers are busy, so it never waits while there is input to read.
 //
 // Row order does not matter to the merge (rows are sorted on key and line number), so rows come
-// back in whatever order the work finishes. Errors do: a bad value fails the COPY with the
-// message and context plain COPY gives ("COPY t, line N, column c: ..."), raised by the worker
-// or the leader that converted it. With one worker (the default) the first bad line is the one
-// named; with several, one of the bad lines.
+// back in whatever order the work finishes. Errors do: a bad row fails the COPY with the
+// message and context the serial path gives ("COPY t, line N, column c: ..."), plus the
+// "parallel worker" context line PostgreSQL adds when a worker raised it. With one worker (the
+// default) the first bad line is the one named. With several, each worker raises the first
+// error of its own batches and the first to arrive wins, so a later bad line may be named.
 //
 // Only used where it cannot change the result: ON_ERROR 'stop', text or csv, and every loaded
 // column of a base or enum type (or an array of one) whose input function is parallel safe.
@@ -43,7 +44,9 @@ bool eligible(Relation rel, const std::vector<AttrNumber>& cols,
               const std::vector<Oid>& sort_operators, bool has_where, bool binary,
               bool ignore_errors);
 
-class Converter;
+namespace detail {
+class Converter;  // parallel_parse_shared.hpp
+}
 struct Workers;
 
 // Reads the rest of one COPY's rows, from where `cstate` is, with ingest.copy_parse_workers
@@ -91,7 +94,7 @@ class Reader {
     CopyFromState m_cstate;
     Relation m_rel;
     std::vector<AttrNumber> m_cols;
-    std::unique_ptr<Converter> m_conv;
+    std::unique_ptr<detail::Converter> m_conv;
     std::unique_ptr<Workers> m_workers;
     int m_launched = 0;
     bool m_eof = false;

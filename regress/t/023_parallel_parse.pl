@@ -275,6 +275,17 @@ for my $format (qw(csv text))
 	is($node->safe_psql('postgres', 'SELECT count(*) FROM nw'), '20000', 'no worker: every key loaded');
 }
 
+# 4b. three workers: the same table as one session alone
+{
+	$node->safe_psql('postgres', 'DROP TABLE IF EXISTS w3; CREATE TABLE w3 (LIKE base INCLUDING ALL)');
+	my ($ret, $out, $err) = run_debug("SET ingest.copy_parse_workers = 3; SET ingest.copy_parse_min_rows = 0; "
+		  . "COPY w3 (" . join(', ', @cols) . ") FROM '$csv' WITH (FORMAT csv, ON_CONFLICT 'upsert');");
+	is($ret, 0, 'three workers: the COPY succeeds') or diag($err);
+	like($err, qr/COPY into w3: 3 parse workers, [1-9]\d* rows converted by workers and \d+ by the leader/,
+		'three workers: all three started and converted rows');
+	ok(same_tables('w3', 'nw'), 'three workers: the same table as the session alone');
+}
+
 # 5. in a transaction that has written, and a savepoint rolled back
 {
 	$node->safe_psql('postgres', 'DROP TABLE IF EXISTS tx; CREATE TABLE tx (LIKE base INCLUDING ALL)');
