@@ -184,20 +184,15 @@ class CopySource : public RowSource {
             }
             if (!got)
                 return false;
-            row.formed = nullptr;
-            if (m_formed) {
-                row.formed = m_formed;
-                row.line_number = m_line;
-                row.raw = nullptr;
-                row.raw_len = 0;
-                return true;
+            row.formed = m_formed;  // a row a parse worker converted, already formed
+            if (!m_formed) {
+                for (size_t i = 0; i < m_cols.size(); i++) {
+                    m_values[i] = m_all_values[m_cols[i] - 1];
+                    m_nulls[i] = m_all_nulls[m_cols[i] - 1];
+                }
+                row.values = m_values.data();
+                row.nulls = m_nulls.get();
             }
-            for (size_t i = 0; i < m_cols.size(); i++) {
-                m_values[i] = m_all_values[m_cols[i] - 1];
-                m_nulls[i] = m_all_nulls[m_cols[i] - 1];
-            }
-            row.values = m_values.data();
-            row.nulls = m_nulls.get();
             if (m_parallel) {
                 // The reader is ahead of this row; its line is not in line_buf.
                 row.line_number = m_line;
