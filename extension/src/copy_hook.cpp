@@ -226,10 +226,11 @@ class CopySource : public RowSource {
     int64 m_processed = 0;  // rows read, and filtered out by WHERE, for pg_stat_progress_copy
     int64 m_excluded = 0;
     bool read_row(bool accepts_formed) {
-        if (m_parallel_ok && m_processed >= guc::copy_parse_min_rows)
+        // The workers' rows come formed for the merge's sort (SourceRow::formed).
+        if (m_parallel_ok && accepts_formed && m_processed >= guc::copy_parse_min_rows)
             start_parallel();
         if (m_parallel)
-            return read_row_parallel(accepts_formed);
+            return read_row_parallel();
         return pg_call([&] {
             MemoryContextReset(m_parse_cxt);
             MemoryContext old = MemoryContextSwitchTo(m_parse_cxt);
@@ -277,12 +278,11 @@ class CopySource : public RowSource {
     }
 
     // No WHERE here (parallel_parse::eligible()).
-    bool read_row_parallel(bool accepts_formed) {
+    bool read_row_parallel() {
         pg_call([&] { MemoryContextReset(m_parse_cxt); });
         int64_t line = 0;
         m_formed = nullptr;
-        if (!m_parallel->next(m_all_values.data(), m_all_nulls.get(), &line,
-                              accepts_formed ? &m_formed : nullptr))
+        if (!m_parallel->next(m_all_values.data(), m_all_nulls.get(), &line, &m_formed))
             return false;
         m_line = line;
         pg_call([&] {

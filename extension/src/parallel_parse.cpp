@@ -67,7 +67,6 @@ struct Workers {
     std::vector<int> in_flight;
     int total_in_flight = 0;
     int next = 0;  // where receive() looks first, round robin
-    TupleTableSlot* slot = nullptr;
 };
 
 bool eligible(Relation rel, const std::vector<AttrNumber>& cols,
@@ -233,7 +232,6 @@ bool Reader::start() {
             ws.in[i] = shm_mq_attach(in_q[i], pcxt->seg, pcxt->worker[i].bgwhandle);
             ws.out[i] = shm_mq_attach(out_q[i], pcxt->seg, pcxt->worker[i].bgwhandle);
         }
-        ws.slot = MakeSingleTupleTableSlot(m_conv->desc(), &TTSOpsMinimalTuple);
         MemoryContextSwitchTo(old);
     });
     m_launched = launched;
@@ -338,7 +336,6 @@ void Reader::finish() {
             for (shm_mq_handle* h : ws.out)
                 shm_mq_detach(h);
             ws.out.clear();
-            ExecDropSingleTupleTableSlot(ws.slot);
             DestroyParallelContext(ws.pcxt);
             ExitParallelMode();
         });
@@ -369,20 +366,7 @@ bool Reader::next(Datum* values, bool* nulls, int64_t* line, MinimalTuple* forme
             m_current_left--;
             m_rows_by_workers++;
             *line = l;
-            if (formed) {
-                *formed = mt;
-                return true;
-            }
-            TupleTableSlot* slot = m_workers ? m_workers->slot : nullptr;
-            pg_call([&] {
-                ExecStoreMinimalTuple(mt, slot, false);
-                slot_getallattrs(slot);
-            });
-            std::fill_n(nulls, natts, true);
-            for (int i = 0; i < ncols; i++) {
-                values[m_cols[i] - 1] = slot->tts_values[i];
-                nulls[m_cols[i] - 1] = slot->tts_isnull[i];
-            }
+            *formed = mt;
             return true;
         }
         if (!m_results.empty()) {

@@ -68,9 +68,9 @@ class Reader {
 
     // The next row: values/nulls are indexed by attnum - 1 over the whole relation (columns
     // not loaded are NULL); by-reference values live until the next call. A row a worker
-    // converted is given as *formed instead when `formed` is not null: a minimal tuple of the
-    // loaded columns followed by the line number as int8 (SourceRow::formed), living until
-    // the next call; *formed is left alone otherwise. False at the end of input, when the
+    // converted is given as *formed instead: a minimal tuple of the loaded columns followed
+    // by the line number as int8 (SourceRow::formed), living until the next call; *formed is
+    // left alone otherwise. False at the end of input, when the
     // workers have stopped.
     bool next(Datum* values, bool* nulls, int64_t* line, MinimalTuple* formed);
 
