@@ -10,6 +10,7 @@
 #include <pg_ingest/error.hpp>
 
 #include "name_parts.hpp"
+#include "server_charset.hpp"
 
 namespace pg_ingest {
 
@@ -145,6 +146,7 @@ TableSchema TableSchema::load(Connection& connection, std::string_view table,
         "FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid "
         "WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
         {oid});
+    const auto charset = detail::server_charset(connection);
     for (std::size_t r = 0; r < columns.rows(); ++r) {
         ColumnInfo info;
         info.number = std::atoi(columns.get(r, 0)->c_str());
@@ -165,6 +167,7 @@ TableSchema TableSchema::load(Connection& connection, std::string_view table,
                         : 0,
                 info.type_name, type)) {
             type.deterministic_collation = *columns.get(r, 10) == "t";
+            type.charset = charset;
             info.type = std::move(type);
         }
         result.m_columns.push_back(std::move(info));

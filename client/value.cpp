@@ -10,6 +10,7 @@
 #include <pg_ingest/error.hpp>
 
 #include "calendar.hpp"
+#include "server_charset.hpp"
 #include "text_value_internal.hpp"
 
 namespace pg_ingest {
@@ -22,6 +23,7 @@ constexpr const char* k_out_of_range = "22003";
 constexpr const char* k_datetime_overflow = "22008";
 constexpr const char* k_string_too_long = "22001";
 constexpr const char* k_bad_character = "22021";
+constexpr const char* k_untranslatable = "22P05";
 constexpr const char* k_invalid_text = "22P02";
 constexpr const char* k_invalid_datetime = "22007";
 
@@ -527,6 +529,24 @@ std::string_view checked_text(std::string_view text, const ColumnType& type,
         value_error(what, "invalid UTF-8 byte sequence at offset " + std::to_string(bad_at),
                     k_bad_character);
     }
+    if (type.charset) {
+        std::size_t bytes = 0;
+        const std::size_t at = type.charset->first_unheld(text, bytes);
+        if (at != std::string_view::npos) {
+            static const char* const hex = "0123456789abcdef";
+            std::string sequence;
+            for (std::size_t k = 0; k < bytes; ++k) {
+                const auto c = static_cast<unsigned char>(text[at + k]);
+                sequence += std::string(k ? " 0x" : "0x") + hex[c >> 4] + hex[c & 15];
+            }
+            value_error(what,
+                        "character with byte sequence " + sequence +
+                            " in encoding \"UTF8\" has no equivalent in encoding \"" +
+                            type.charset->name() + "\" (the database's encoding), at offset " +
+                            std::to_string(at),
+                        k_untranslatable);
+        }
+    }
     if ((type.kind == TypeKind::varchar || type.kind == TypeKind::bpchar) && type.typmod >= 4) {
         const std::size_t limit = static_cast<std::size_t>(type.typmod - 4);
         if (length > limit) {
@@ -914,6 +934,7 @@ void encode_payload(const Value& value, const ColumnType& type, std::string& out
             element.kind = type.element_kind;
             element.oid = type.element_oid;
             element.typmod = type.typmod;  // array columns carry the element typmod
+            element.charset = type.charset;
             // "character varying(2)" from "character varying(2)[]": errors name the typmod.
             element.name =
                 type.name.size() > 2 && type.name.compare(type.name.size() - 2, 2, "[]") == 0

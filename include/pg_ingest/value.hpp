@@ -4,6 +4,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -222,6 +223,9 @@ enum class TypeKind {
     array
 };
 
+// The characters a database whose encoding is not UTF-8 can hold (opaque; see ColumnType).
+class ServerCharset;
+
 // A target column's type as the encoder needs it.
 struct PG_INGEST_API ColumnType {
     TypeKind kind = TypeKind::text;
@@ -235,6 +239,12 @@ struct PG_INGEST_API ColumnType {
     // False when the column's collation is nondeterministic (e.g. case-insensitive ICU): its
     // equality is not the bytes'.
     bool deterministic_collation = true;
+    // The database's character set when its encoding is a single-byte one (LATIN1, WIN1252 ...;
+    // set by TableSchema::load): text, json and arrays of them holding a character the encoding
+    // lacks are refused by the encoder with 22P05, as the server would refuse the whole batch.
+    // Null: nothing to check (UTF8, SQL_ASCII) or not checked (EUC_*, MULE_INTERNAL: the server
+    // refuses such a character when the batch is sent). Shared, immutable.
+    std::shared_ptr<const ServerCharset> charset;
 
     // The ColumnType for a built-in type oid (element_oid for arrays); false when unsupported.
     static bool from_oid(std::uint32_t oid, std::int32_t typmod, std::uint32_t element_oid,

@@ -2,12 +2,16 @@
 #include <climits>
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include <boost/test/unit_test.hpp>
 
 #include <pg_ingest/error.hpp>
 #include <pg_ingest/value.hpp>
+
+#include "server_charset.hpp"
 
 using namespace pg_ingest;
 
@@ -628,6 +632,44 @@ BOOST_AUTO_TEST_CASE(copy_header_and_trailer_are_the_documented_bytes) {
                "00000000"
                "00000000");
     BOOST_TEST(hex(std::string(binary_copy_trailer())) == "ffff");
+}
+
+// A single-byte database encoding holds ASCII and the characters its table lists; the encoder
+// refuses any other character (22P05) and names the first one by its UTF-8 bytes and offset.
+BOOST_AUTO_TEST_CASE(text_with_a_character_the_database_encoding_lacks_is_refused_with_22p05) {
+    const auto charset =
+        std::make_shared<const ServerCharset>("TEST", std::vector<std::uint32_t>{0x20AC, 0xE9});
+    BOOST_TEST(charset->holds('a'));
+    BOOST_TEST(charset->holds(0xE9));
+    BOOST_TEST(!charset->holds(0xE8));
+    std::size_t length = 0;
+    BOOST_TEST(charset->first_unheld("plain \xc3\xa9\xe2\x82\xac", length) == std::string::npos);
+    BOOST_TEST(charset->first_unheld("\xc3\xa9 \xf0\x9f\x98\x80!", length) == 3u);
+    BOOST_TEST(length == 4u);
+
+    ColumnType text = k_text;
+    text.charset = charset;
+    BOOST_TEST(field(Value("caf\xc3\xa9 \xe2\x82\xac"), text) == "00000009636166c3a920e282ac");
+    BOOST_TEST(encode_error(Value("caf\xc3\xa8"), text) == "22P05");
+    std::string out;
+    try {
+        encode_field(Value("ab\xc3\xa8"), text, out, "column \"c\", row 1");
+        BOOST_FAIL("accepted");
+    } catch (const Error& error) {
+        BOOST_TEST(std::string(error.what()) ==
+                   "column \"c\", row 1: character with byte sequence 0xc3 0xa8 in encoding "
+                   "\"UTF8\" has no equivalent in encoding \"TEST\" (the database's encoding), at "
+                   "offset 2");
+    }
+    ColumnType json = k_jsonb;
+    json.charset = charset;
+    BOOST_TEST(encode_error(Value(Json{"{\"\xc3\xa8\": 1}"}), json) == "22P05");
+    ColumnType array = column(1009, -1, 25, "text[]");  // text[]
+    array.charset = charset;
+    BOOST_TEST(encode_error(Value(Array{{Value("\xc3\xa9"), Value("\xc3\xa8")}}), array) ==
+               "22P05");
+    // Without a character set (a UTF8 database) everything valid is sent.
+    BOOST_TEST(field(Value("\xc3\xa8"), k_text).substr(8) == "c3a8");
 }
 
 BOOST_AUTO_TEST_SUITE_END()
