@@ -147,6 +147,27 @@ def main():
             return None
         return a.rate / b.rate
 
+    def paired(sc, num, den):
+        """Rate ratios of the two contenders' runs in the same round (rep), min and max: how
+        much of the ratio of medians is the machine drifting between rounds."""
+        a, b = contenders.get((sc, num)), contenders.get((sc, den))
+        if not a or not b:
+            return None
+
+        def by_rep(c):
+            return {rep: int(rows) / sec for (rep, rows, sec, st, _) in c.runs
+                    if st == "ok" and sec and rows}
+        ra, rb = by_rep(a), by_rep(b)
+        rs = [ra[k] / rb[k] for k in ra if k in rb and rb[k]]
+        return (min(rs), max(rs), len(rs)) if rs else None
+
+    def fmt_paired(sc, num, den):
+        p = paired(sc, num, den)
+        if p is None:
+            return "—"
+        lo, hi, n = p
+        return f"{lo:.3f} – {hi:.3f} ({n})"
+
     def target_rows():
         out = []
         for sc, label, num, den, mn in targets:
@@ -166,7 +187,7 @@ def main():
                 verdict = "(no target)"
             else:
                 verdict = "PASS" if r >= float(mn) else "SHORT"
-            out.append((sc, label, f"≥ {mn}×" if mn else "—", r, verdict))
+            out.append((sc, label, f"≥ {mn}×" if mn else "—", r, verdict, fmt_paired(sc, num, den)))
         # upper bounds on a ratio of two measured values (e.g. peak memory at two sizes)
         for sc, label, num, den, mx in bounds:
             a, b = measures.get((sc, num)), measures.get((sc, den))
@@ -178,7 +199,7 @@ def main():
                 verdict = "INVALID (a run produced a wrong end state)"
             else:
                 verdict = "PASS" if r <= float(mx) else "SHORT"
-            out.append((sc, label, f"≤ {mx}×", r, verdict))
+            out.append((sc, label, f"≤ {mx}×", r, verdict, "—"))
         order = {sc: i for i, sc in enumerate(scenarios)}
         return sorted(out, key=lambda t: order.get(t[0], len(order)))  # stable: declared order
 
@@ -244,17 +265,21 @@ def main():
 
     L.append("## Targets")
     L.append("")
-    L.append("| scenario | ratio of medians (rows/s ÷ rows/s; for ≤ targets the measured values) | target | measured | result |")
-    L.append("|---|---|---|---|---|")
+    L.append("| scenario | ratio of medians (rows/s ÷ rows/s; for ≤ targets the measured values) | target | measured | result | same-round ratios, min – max (rounds) |")
+    L.append("|---|---|---|---|---|---|")
     trows = target_rows()
-    for sc, label, tgt, r, verdict in trows:
-        L.append(f"| {sc} | {label} | {tgt} | {fmt_ratio(r)} | **{verdict}** |" if verdict in ("SHORT",) or verdict.startswith(("INVALID", "NOT", "INCOMPLETE")) else
-                 f"| {sc} | {label} | {tgt} | {fmt_ratio(r)} | {verdict} |")
+    for sc, label, tgt, r, verdict, pr in trows:
+        L.append(f"| {sc} | {label} | {tgt} | {fmt_ratio(r)} | **{verdict}** | {pr} |" if verdict in ("SHORT",) or verdict.startswith(("INVALID", "NOT", "INCOMPLETE")) else
+                 f"| {sc} | {label} | {tgt} | {fmt_ratio(r)} | {verdict} | {pr} |")
+    L.append("")
+    L.append("Same-round ratios pair each run of one contender with the other's run in the same "
+             "round (in scenarios A and B each round starts at a different contender), so drift "
+             "of the machine between rounds shows as their spread.")
     L.append("")
     short = [t for t in trows if t[4] == "SHORT"]
     unmeasured = [t for t in trows if t[4].startswith(("NOT", "INVALID"))]
     if short:
-        L.append("Fell short: " + "; ".join(f"{sc} {label} ({fmt_ratio(r)}, target {tgt})" for sc, label, tgt, r, _ in short) + ".")
+        L.append("Fell short: " + "; ".join(f"{sc} {label} ({fmt_ratio(r)}, target {tgt})" for sc, label, tgt, r, _, _ in short) + ".")
         L.append("")
     if unmeasured:
         reasons = OrderedDict()

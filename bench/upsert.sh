@@ -294,8 +294,13 @@ run_upsert_scenario() { # SC DS
     log "$sc: warm-up (plain COPY, untimed)"
     fresh_target "ds_$ds"
     timed_psql "ds_$ds" "$BENCH_WORK/data/$ds/plain.sql" || die "$sc warm-up failed: $TIMED_ERR"
+    # Each round starts one contender further on (round 1 at the first, round 2 at the second,
+    # ...): a contender is not always measured right after the same one, and a slow drift of
+    # the machine does not always fall on the same contenders.
+    local nkeys=${#keys[@]} i
     for ((rep = 1; rep <= BENCH_REPEAT; rep++)); do
-        for key in "${keys[@]}"; do
+        for ((i = 0; i < nkeys; i++)); do
+            key=${keys[$(((i + rep - 1) % nkeys))]}
             if [ "$key" = perrow ] && [ "$rep" -gt "$BENCH_PERROW_REPEAT" ]; then continue; fi
             upsert_one "$sc" "$ds" "$key" "$rep"
         done
