@@ -297,6 +297,10 @@ void Writer::Impl::add_erase(Row key) {
     } else {
         slot = &batch.slots[found];
         deduplicated = (slot->has_write ? 1 : 0) + (slot->deleted ? 1 : 0);
+        if (options.conflict_mode == ConflictMode::strict && slot->has_write && !slot->deleted) {
+            slot->superseded_row_number = slot->row_number;
+            slot->superseded_values = std::move(slot->values);
+        }
     }
     slot->deleted = true;
     slot->has_write = false;

@@ -60,6 +60,11 @@ struct Slot {
     std::uint64_t delete_row_number = 0;
     Row values;  // kept only when a reject reports its row (exceptionmode=ignore)
     Row key_values;
+    // conflictmode strict: the key's first operation in the batch was a write that a later
+    // erase() superseded. One operation at a time, that write fails if the key was in the table
+    // before the batch (23505), so it is checked when the batch is sent (see check_superseded).
+    std::uint64_t superseded_row_number = 0;
+    Row superseded_values;  // as `values`
 };
 
 // Key bytes -> position in a batch's slots, open addressing over the slots' own keys: no
@@ -151,6 +156,7 @@ struct FoundBadRow {
     const Slot* slot;
     bool is_delete;
     Error error;
+    std::uint64_t row_number = 0;  // when not the slot's own: its superseded write's
 };
 
 // Part of a batch sent as statements of its own: deletes or writes.
@@ -228,6 +234,8 @@ struct __attribute__((visibility("hidden"))) Writer::Impl {
     // SELECT ... FOR NO KEY UPDATE of a batch's keys joined to a VALUES list of (key, position)
     // (see lock_keys); empty when the batches' writes never update.
     std::string lock_prefix, lock_suffix;
+    // SELECT of the positions in a VALUES list of (key, position) whose key is in the table.
+    std::string exists_prefix, exists_suffix;
     std::string key_tuple;
 
     std::mutex batch_mutex;
@@ -322,6 +330,13 @@ struct __attribute__((visibility("hidden"))) Writer::Impl {
     // deletes and writes (see run_attempt).
     void lock_keys(Connection& connection, const std::vector<const Slot*>& deletes,
                    const std::vector<const Slot*>& writes, Clock::time_point deadline);
+    // conflictmode strict: the superseded writes (Slot::superseded_row_number) among `deletes`
+    // whose key is in the table fail with 23505: thrown as FoundBadRow when `strict`
+    // (exceptionmode), else added to `rejects`. First in the transaction: it sees the table as
+    // it was before the batch.
+    void check_superseded(Connection& connection, const std::vector<const Slot*>& deletes,
+                          Clock::time_point deadline, bool strict,
+                          std::vector<RejectedRow>& rejects);
     // The encoded key fields (key order) of a write's tuple, as Slot::key_fields has them.
     std::string key_fields_of(std::string_view fields) const;
     // Returns the rows inserted or updated.

@@ -282,7 +282,9 @@ void Writer::Impl::send(Batch& sending, bool& drop) {
                 ++metrics.flush_failures;
                 metrics.rows_discarded += sending.operations;
             }
-            const std::uint64_t number = operation_number(*found.slot, found.is_delete);
+            const std::uint64_t number = found.row_number != 0
+                                             ? found.row_number
+                                             : operation_number(*found.slot, found.is_delete);
             log(LogLevel::error, "batch of " + std::to_string(sending.operations) +
                                      " operations on " + table_label() +
                                      " dropped (exceptionmode strict): row " +
@@ -381,8 +383,17 @@ void Writer::Impl::send(Batch& sending, bool& drop) {
         metrics.rows_rejected += rejects.size();
         // What the server left as it was: a key present (ignore, or upsert with nothing to
         // update), a key absent (update), or a row a BEFORE trigger dropped.
-        const std::uint64_t rejected_writes = static_cast<std::uint64_t>(std::count_if(
-            rejects.begin(), rejects.end(), [](const RejectedRow& r) { return !r.is_delete; }));
+        // A superseded write (check_superseded) is not one of `writes`.
+        std::unordered_set<std::uint64_t> superseded;
+        for (const Slot* slot : deletes) {
+            if (slot->superseded_row_number != 0) {
+                superseded.insert(slot->superseded_row_number);
+            }
+        }
+        const std::uint64_t rejected_writes = static_cast<std::uint64_t>(
+            std::count_if(rejects.begin(), rejects.end(), [&](const RejectedRow& r) {
+                return !r.is_delete && superseded.count(r.row_number) == 0;
+            }));
         const std::uint64_t applied = written + rejected_writes;
         metrics.rows_skipped += writes.size() > applied ? writes.size() - applied : 0;
         metrics.last_flush_latency = latency;
@@ -424,6 +435,7 @@ void Writer::Impl::run_attempt(Connection& connection, const std::vector<const S
     const Result begun = detail::exec_until(connection, "BEGIN; SELECT pg_catalog.txid_current()",
                                             nullptr, deadline);
     const std::uint64_t xid = std::stoull(begun.get(0, 0).value_or("0"));
+    check_superseded(connection, deletes, deadline, strict, rejects);
     if (statement == WriteStatement::copy_stage && !writes.empty()) {
         detail::exec_until(connection, stage_create_sql, nullptr, deadline);
     }

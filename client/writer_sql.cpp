@@ -404,6 +404,17 @@ void Writer::Impl::build_sql(const Connection& c) {
         update_suffix = ") AS v(" + column_list + ") WHERE " + join(join_v, " AND ");
     }
     delete_prefix = "DELETE FROM " + qualified + " WHERE (" + key_list + ") IN (";
+    if (!quoted_keys.empty()) {
+        std::vector<std::string> v_keys;
+        std::vector<std::string> match;
+        for (std::size_t k = 0; k < quoted_keys.size(); ++k) {
+            v_keys.push_back("v" + std::to_string(k));
+            match.push_back("t." + quoted_keys[k] + " = v.v" + std::to_string(k));
+        }
+        exists_prefix = "SELECT v.pos FROM (VALUES ";
+        exists_suffix = ") AS v(" + join(v_keys, ", ") + ", pos) WHERE EXISTS (SELECT 1 FROM " +
+                        qualified + " t WHERE " + join(match, " AND ") + ")";
+    }
     // The lock takes rows in the order this writer's statements take them when no delete comes
     // first: the server's key order where the server sorts (COPY ON CONFLICT, the staged
     // INSERT ... SELECT), the batch's own order for INSERT ... ON CONFLICT ... VALUES.
@@ -507,6 +518,56 @@ void Writer::Impl::lock_keys(Connection& connection, const std::vector<const Slo
         detail::exec_until(connection, lock_prefix + values + lock_suffix, &params, deadline);
     }
     detail::exec_until(connection, k_unprobe, nullptr, deadline);
+}
+
+void Writer::Impl::check_superseded(Connection& connection, const std::vector<const Slot*>& deletes,
+                                    Clock::time_point deadline, bool strict,
+                                    std::vector<RejectedRow>& rejects) {
+    std::vector<const Slot*> slots;
+    for (const Slot* slot : deletes) {
+        if (slot->superseded_row_number != 0) {
+            slots.push_back(slot);
+        }
+    }
+    if (slots.empty() || exists_prefix.empty()) {
+        return;
+    }
+    std::vector<const Slot*> found;
+    const std::size_t per_statement =
+        std::max<std::size_t>(1, 65535 / std::max<std::size_t>(1, key_oids.size()));
+    for (std::size_t at = 0; at < slots.size(); at += per_statement) {
+        const std::size_t count = std::min(per_statement, slots.size() - at);
+        BinaryParams params;
+        std::string values;
+        std::size_t n = 1;
+        for (std::size_t i = at; i < at + count; ++i) {
+            add_params(params, slots[i]->key_fields, key_oids);
+            values += i == at ? "(" : ", (";
+            for (std::size_t c = 0; c < key_oids.size(); ++c) {
+                values += "$" + std::to_string(n++) + ", ";
+            }
+            values += std::to_string(i) + ")";
+        }
+        const Result result = detail::exec_until(connection, exists_prefix + values + exists_suffix,
+                                                 &params, deadline);
+        for (std::size_t r = 0; r < result.rows(); ++r) {
+            found.push_back(slots[std::stoull(result.get(r, 0).value_or("0"))]);
+        }
+    }
+    std::sort(found.begin(), found.end(), [](const Slot* a, const Slot* b) {
+        return a->superseded_row_number < b->superseded_row_number;
+    });
+    for (const Slot* slot : found) {
+        Error error("duplicate key value: the key was already in table " + table_label() +
+                        " (conflictmode strict; the erase() of the key that came after this "
+                        "write does not undo it)",
+                    "23505", "", "", true);
+        if (strict) {
+            throw FoundBadRow{slot, false, error, slot->superseded_row_number};
+        }
+        rejects.push_back(RejectedRow{slot->superseded_row_number, false, "23505", error.what(),
+                                      slot->superseded_values});
+    }
 }
 
 std::string Writer::Impl::key_fields_of(std::string_view fields) const {

@@ -189,7 +189,9 @@ class PG_INGEST_API Writer {
     // Adds one row (values in the writer's column order). Checks arity (22P04), types and ranges
     // (see encode_field), NOT NULL columns and NULL keys (23502) now: a bad row throws here and
     // is not added. Under conflictmode=strict a key repeated inside the batch is refused with
-    // 23505 (thrown in exceptionmode=strict, reported through on_reject otherwise).
+    // 23505 (thrown in exceptionmode=strict, reported through on_reject otherwise). A write
+    // that an erase() of its key later in the batch supersedes still fails, when the batch is
+    // sent, if the key was in the table before the batch (23505, as one operation at a time).
     void write(Row row);
     // Deletes by key (values of the key columns, in key order). A tombstone: later writes of the
     // key in the batch come after it. Throws Error 0A000 when the table has no key.

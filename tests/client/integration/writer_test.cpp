@@ -70,9 +70,10 @@ struct Op {
 };
 
 // Applies `ops` one at a time, as the conflict mode defines, on the oracle table; rows the
-// server refuses are skipped (savepoint), like exceptionmode=ignore.
-void apply_oracle(Connection& c, const std::string& table, const std::vector<Op>& ops,
-                  ConflictMode mode) {
+// server refuses are skipped (savepoint), like exceptionmode=ignore. Returns how many it refused.
+std::uint64_t apply_oracle(Connection& c, const std::string& table, const std::vector<Op>& ops,
+                           ConflictMode mode) {
+    std::uint64_t refused = 0;
     c.execute("BEGIN");
     for (const Op& op : ops) {
         const std::string id = std::to_string(op.id);
@@ -105,9 +106,11 @@ void apply_oracle(Connection& c, const std::string& table, const std::vector<Op>
             c.execute("RELEASE SAVEPOINT s");
         } catch (const Error&) {
             c.execute("ROLLBACK TO SAVEPOINT s");
+            ++refused;
         }
     }
     c.execute("COMMIT");
+    return refused;
 }
 
 // Random operations on keys 0..59: writes and deletes. No CHECK violations here: a refused row
@@ -151,7 +154,7 @@ void check_against_oracle(const ConnectionOptions& where, WriteMode write_mode,
     create_pair(c, target, oracle);
     std::mt19937 random(seed);
     const auto ops = random_ops(random, 400);
-    apply_oracle(c, oracle, ops, conflict_mode);
+    const std::uint64_t oracle_refused = apply_oracle(c, oracle, ops, conflict_mode);
 
     Options options;
     options.write_mode = write_mode;
@@ -183,6 +186,10 @@ void check_against_oracle(const ConnectionOptions& where, WriteMode write_mode,
                                                            << to_string(conflict_mode) << " seed "
                                                            << seed);
     BOOST_TEST(writer.metrics().rows_rejected == rejected);
+    // Each write the oracle's statements refused (strict: a key in the table or written before;
+    // also when an erase() of the key follows in the same batch) is reported once, and no other.
+    BOOST_TEST(rejected == oracle_refused, "mode " << to_string(write_mode) << "/"
+                                                   << to_string(conflict_mode) << " seed " << seed);
     BOOST_TEST(without_sqlstate == 0u);
     BOOST_TEST(writer.metrics().flushes >= 10u);
 }
@@ -614,6 +621,75 @@ BOOST_AUTO_TEST_CASE(keys_rounded_by_their_column_precision_dedupe_as_on_the_ser
             BOOST_TEST(updater.metrics().rows_skipped == 0u);
             BOOST_TEST(dump(c, "wr_rounded") ==
                        (std::vector<std::string>{"(\"2024-01-01 10:00:00\",00:00:00,7)"}));
+        }
+    }
+}
+
+// conflictmode strict, as one operation at a time: a write of a key that is in the table fails
+// (23505) also when an erase() of the key follows it in the same batch (the batch keeps only the
+// erase and what follows); a key that is not in the table is written, erased and written again
+// without an error.
+BOOST_AUTO_TEST_CASE(strict_a_write_superseded_by_an_erase_still_fails_on_an_existing_key) {
+    for (const WriteMode mode : {WriteMode::copy, WriteMode::insert}) {
+        BOOST_TEST_CONTEXT("writemode " << to_string(mode)) {
+            Connection c = test::connect();
+            const auto reset = [&] {
+                c.execute(
+                    "DROP TABLE IF EXISTS wr_superseded; "
+                    "CREATE TABLE wr_superseded (id int PRIMARY KEY, v text); "
+                    "INSERT INTO wr_superseded VALUES (1, 'old 1'), (2, 'old 2')");
+            };
+            reset();
+            Options options;
+            options.write_mode = mode;
+            options.conflict_mode = ConflictMode::strict;
+            options.exception_mode = ExceptionMode::ignore;
+            options.batch_write_timeout = 0ms;
+            std::vector<RejectedRow> rejects;
+            WriterHooks hooks;
+            hooks.on_reject = [&](const RejectedRow& row) { rejects.push_back(row); };
+            {
+                Writer writer(make_pool(), "wr_superseded", {}, options, hooks);
+                writer.write({1, "a"});  // row 1: key 1 is in the table
+                writer.erase({1});       // row 2
+                writer.write({1, "b"});  // row 3
+                writer.write({3, "c"});  // row 4: a new key
+                writer.erase({3});       // row 5
+                writer.write({3, "d"});  // row 6
+                writer.write({2, "e"});  // row 7: key 2 is in the table
+                writer.erase({2});       // row 8
+                writer.close();
+                BOOST_TEST(writer.metrics().rows_rejected == 2u);
+                BOOST_TEST(writer.metrics().rows_skipped == 0u);
+            }
+            BOOST_TEST(dump(c, "wr_superseded") == (std::vector<std::string>{"(1,b)", "(3,d)"}));
+            BOOST_TEST_REQUIRE(rejects.size() == 2u);
+            BOOST_TEST(rejects[0].row_number == 1u);
+            BOOST_TEST(rejects[1].row_number == 7u);
+            for (const auto& reject : rejects) {
+                BOOST_TEST(reject.sqlstate == "23505");
+                BOOST_TEST(!reject.is_delete);
+                BOOST_TEST(reject.message.find("already in table") != std::string::npos,
+                           reject.message);
+                BOOST_TEST(reject.values.size() == 2u);
+            }
+            BOOST_TEST((rejects[0].values[1] == Value("a")));
+
+            // exceptionmode strict: the batch fails naming the first such write, and nothing of
+            // it is committed.
+            reset();
+            options.exception_mode = ExceptionMode::strict;
+            Writer writer(make_pool(), "wr_superseded", {}, options);
+            writer.write({4, "new"});
+            writer.write({2, "x"});  // row 2: key 2 is in the table
+            writer.erase({2});
+            writer.write({2, "y"});
+            std::string message;
+            BOOST_TEST(error_state([&] { writer.flush(); }, &message) == "23505");
+            BOOST_TEST(message.find("row 2 ") == 0u, message);
+            BOOST_TEST(dump(c, "wr_superseded") ==
+                       (std::vector<std::string>{"(1,\"old 1\")", "(2,\"old 2\")"}));
+            BOOST_TEST(writer.metrics().rows_discarded == 4u);
         }
     }
 }
