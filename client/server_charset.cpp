@@ -48,13 +48,14 @@ namespace detail {
 
 namespace {
 
-// The code point of one UTF-8 character written as bytea hex output ("\xc3a9").
+// The code point of one UTF-8 character written in hex ("c3a9").
 std::optional<std::uint32_t> code_point_of_hex(const std::string& hex) {
-    if (hex.size() < 4 || hex.compare(0, 2, "\\x") != 0) {
+    if (hex.empty() || hex.size() % 2 != 0 || hex.size() > 8 ||
+        hex.find_first_not_of("0123456789abcdef") != std::string::npos) {
         return std::nullopt;
     }
     std::string bytes;
-    for (std::size_t i = 2; i + 1 < hex.size(); i += 2) {
+    for (std::size_t i = 0; i < hex.size(); i += 2) {
         bytes += static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16));
     }
     const auto c = static_cast<unsigned char>(bytes[0]);
@@ -69,39 +70,48 @@ std::optional<std::uint32_t> code_point_of_hex(const std::string& hex) {
     return cp;
 }
 
+// encode(..., 'hex'), not bytea output: bytea_output = 'escape' would print octal.
 constexpr const char* k_probe_all =
-    "SELECT pg_catalog.convert(pg_catalog.decode(pg_catalog.lpad(pg_catalog.to_hex(b), 2, '0'), "
-    "'hex'), $1, 'UTF8') FROM pg_catalog.generate_series(128, 255) b";
+    "SELECT pg_catalog.encode(pg_catalog.convert(pg_catalog.decode(pg_catalog.lpad("
+    "pg_catalog.to_hex(b), 2, '0'), 'hex'), $1, 'UTF8'), 'hex') "
+    "FROM pg_catalog.generate_series(128, 255) b";
 constexpr const char* k_probe_one =
-    "SELECT pg_catalog.convert(pg_catalog.decode(pg_catalog.lpad(pg_catalog.to_hex($2::int), 2, "
-    "'0'), 'hex'), $1, 'UTF8')";
+    "SELECT pg_catalog.encode(pg_catalog.convert(pg_catalog.decode(pg_catalog.lpad("
+    "pg_catalog.to_hex($2::int), 2, '0'), 'hex'), $1, 'UTF8'), 'hex')";
 
-// Runs `probe` and returns its result; a server error (a byte the encoding leaves undefined)
-// gives nullopt and leaves an enclosing transaction as it was.
-std::optional<Result> try_probe(Connection& connection, bool in_transaction,
-                                const std::function<Result()>& probe) {
+enum class Probe { answered, undefined, failed };
+
+// Runs `probe` into `result`. `undefined`: the server says a byte has no character (22P05, or
+// 22021); `failed`: any other error on a working session (no privilege on convert(), a
+// statement_timeout, ...). An enclosing transaction is left as it was. A lost session throws.
+Probe try_probe(Connection& connection, bool in_transaction, const std::function<Result()>& probe,
+                std::optional<Result>& result) {
     if (in_transaction) {
         connection.execute("SAVEPOINT pg_ingest_charset_probe");
     }
     try {
-        Result result = probe();
+        result = probe();
         if (in_transaction) {
             connection.execute("RELEASE SAVEPOINT pg_ingest_charset_probe");
         }
-        return result;
+        return Probe::answered;
     } catch (const Error& error) {
         if (!error.connection_usable()) {
             throw;
         }
         if (in_transaction) {
-            connection.execute("ROLLBACK TO SAVEPOINT pg_ingest_charset_probe");
-            connection.execute("RELEASE SAVEPOINT pg_ingest_charset_probe");
+            connection.execute(
+                "ROLLBACK TO SAVEPOINT pg_ingest_charset_probe; "
+                "RELEASE SAVEPOINT pg_ingest_charset_probe");
         }
-        return std::nullopt;
+        return error.sqlstate() == "22P05" || error.sqlstate() == "22021" ? Probe::undefined
+                                                                          : Probe::failed;
     }
 }
 
-std::vector<std::uint32_t> read_code_points(Connection& connection, const std::string& encoding) {
+// The non-ASCII code points of single-byte `encoding`; nullopt when the server would not say.
+std::optional<std::vector<std::uint32_t>> read_code_points(Connection& connection,
+                                                           const std::string& encoding) {
     auto* conn = static_cast<PGconn*>(connection.native_handle());
     const bool in_transaction = conn && PQtransactionStatus(conn) == PQTRANS_INTRANS;
     std::vector<std::uint32_t> out;
@@ -114,19 +124,30 @@ std::vector<std::uint32_t> read_code_points(Connection& connection, const std::s
             }
         }
     };
-    const auto all = try_probe(connection, in_transaction,
-                               [&] { return connection.execute_params(k_probe_all, {encoding}); });
-    if (all) {
-        take(*all);
+    std::optional<Result> result;
+    const Probe all = try_probe(
+        connection, in_transaction,
+        [&] { return connection.execute_params(k_probe_all, {encoding}); }, result);
+    if (all == Probe::failed) {
+        return std::nullopt;
+    }
+    if (all == Probe::answered) {
+        take(*result);
         return out;
     }
     // Some byte has no character (WIN1252's 0x81, ISO-8859-3's 0xA5, ...): one at a time.
     for (int b = 128; b < 256; ++b) {
-        const auto one = try_probe(connection, in_transaction, [&] {
-            return connection.execute_params(k_probe_one, {encoding, std::to_string(b)});
-        });
-        if (one) {
-            take(*one);
+        const Probe one = try_probe(
+            connection, in_transaction,
+            [&] {
+                return connection.execute_params(k_probe_one, {encoding, std::to_string(b)});
+            },
+            result);
+        if (one == Probe::failed) {
+            return std::nullopt;
+        }
+        if (one == Probe::answered) {
+            take(*result);
         }
     }
     return out;
@@ -149,19 +170,30 @@ std::shared_ptr<const ServerCharset> server_charset(Connection& connection) {
             return nullptr;
         }
     }
+    // Per database: the conversion is the database's default one (CREATE DEFAULT CONVERSION can
+    // change it), and its tables come with the server's version.
+    const char* database = PQdb(conn);
+    const std::string key =
+        encoding + '/' + std::to_string(PQserverVersion(conn)) + '/' + (database ? database : "");
     static std::mutex mutex;
     static std::map<std::string, std::shared_ptr<const ServerCharset>> cache;
     {
         std::lock_guard<std::mutex> lock(mutex);
-        if (const auto found = cache.find(encoding); found != cache.end()) {
+        if (const auto found = cache.find(key); found != cache.end()) {
             return found->second;
         }
     }
     // Read outside the lock (it blocks on the server); two threads may both read it once.
-    auto charset =
-        std::make_shared<const ServerCharset>(encoding, read_code_points(connection, encoding));
+    auto code_points = read_code_points(connection, encoding);
+    if (!code_points || code_points->empty()) {
+        // The server did not say (or said nothing plausible: every single-byte encoding has
+        // characters above ASCII): nothing is checked, the server refuses such a character when
+        // the batch is sent, and the next schema load asks again.
+        return nullptr;
+    }
+    auto charset = std::make_shared<const ServerCharset>(encoding, std::move(*code_points));
     std::lock_guard<std::mutex> lock(mutex);
-    return cache.emplace(encoding, std::move(charset)).first->second;
+    return cache.emplace(key, std::move(charset)).first->second;
 }
 
 }  // namespace detail

@@ -33,12 +33,13 @@ class ServerCharset {
 
 namespace detail {
 
-// The character set of `connection`'s database, read from the server once per encoding and
-// process (blocking, bounded by the connection's deadline). Null when there is nothing to
-// check: UTF8, SQL_ASCII (any byte is taken), and the multibyte encodings (EUC_*,
+// The character set of `connection`'s database, read from the server once per database,
+// server version and process (blocking, bounded by the connection's deadline). Null when there
+// is nothing to check: UTF8, SQL_ASCII (any byte is taken), and the multibyte encodings (EUC_*,
 // MULE_INTERNAL), whose tables are too large to read; for those a character the encoding lacks
-// is still refused by the server, when the batch is sent. Inside a transaction block its probe
-// queries run in a savepoint. Throws Error for a failed connection.
+// is still refused by the server, when the batch is sent. Also null (not cached) when the
+// server will not say (convert() not allowed, a statement_timeout, ...). Inside a transaction
+// block its probe queries run in a savepoint. Throws Error for a lost connection.
 std::shared_ptr<const ServerCharset> server_charset(Connection& connection);
 
 }  // namespace detail

@@ -331,12 +331,12 @@ struct __attribute__((visibility("hidden"))) Writer::Impl {
     void lock_keys(Connection& connection, const std::vector<const Slot*>& deletes,
                    const std::vector<const Slot*>& writes, Clock::time_point deadline);
     // conflictmode strict: the superseded writes (Slot::superseded_row_number) among `deletes`
-    // whose key is in the table fail with 23505: thrown as FoundBadRow when `strict`
-    // (exceptionmode), else added to `rejects`. First in the transaction: it sees the table as
-    // it was before the batch.
-    void check_superseded(Connection& connection, const std::vector<const Slot*>& deletes,
-                          Clock::time_point deadline, bool strict,
-                          std::vector<RejectedRow>& rejects);
+    // whose key is in the table, each as the 23505 it would have failed with (in row order).
+    // First in the transaction: it sees the table as it was before the batch. Only where the key
+    // is a unique index's (without one, the write would not have failed).
+    std::vector<FoundBadRow> check_superseded(Connection& connection,
+                                              const std::vector<const Slot*>& deletes,
+                                              Clock::time_point deadline);
     // The encoded key fields (key order) of a write's tuple, as Slot::key_fields has them.
     std::string key_fields_of(std::string_view fields) const;
     // Returns the rows inserted or updated.

@@ -48,6 +48,11 @@ std::uint64_t operation_number(const Slot& slot, bool is_delete) {
     return is_delete ? slot.delete_row_number : slot.row_number;
 }
 
+// The row a failure names: its own, or the superseded write's (check_superseded).
+std::uint64_t row_of(const FoundBadRow& row) {
+    return row.row_number != 0 ? row.row_number : operation_number(*row.slot, row.is_delete);
+}
+
 // The batch's operations in the order they were issued (each key's delete and write that survived
 // deduplication, at their own row numbers: a key's delete always comes before its write), runs of
 // one kind as one step, each step in key order as the batch's statements are.
@@ -282,9 +287,7 @@ void Writer::Impl::send(Batch& sending, bool& drop) {
                 ++metrics.flush_failures;
                 metrics.rows_discarded += sending.operations;
             }
-            const std::uint64_t number = found.row_number != 0
-                                             ? found.row_number
-                                             : operation_number(*found.slot, found.is_delete);
+            const std::uint64_t number = row_of(found);
             log(LogLevel::error, "batch of " + std::to_string(sending.operations) +
                                      " operations on " + table_label() +
                                      " dropped (exceptionmode strict): row " +
@@ -383,17 +386,24 @@ void Writer::Impl::send(Batch& sending, bool& drop) {
         metrics.rows_rejected += rejects.size();
         // What the server left as it was: a key present (ignore, or upsert with nothing to
         // update), a key absent (update), or a row a BEFORE trigger dropped.
-        // A superseded write (check_superseded) is not one of `writes`.
+        // A superseded write (check_superseded) is not one of `writes`; erase() counted it as
+        // deduplicated, and rejected it is not.
         std::unordered_set<std::uint64_t> superseded;
         for (const Slot* slot : deletes) {
             if (slot->superseded_row_number != 0) {
                 superseded.insert(slot->superseded_row_number);
             }
         }
-        const std::uint64_t rejected_writes = static_cast<std::uint64_t>(
+        const std::uint64_t rejected_superseded = static_cast<std::uint64_t>(
             std::count_if(rejects.begin(), rejects.end(), [&](const RejectedRow& r) {
-                return !r.is_delete && superseded.count(r.row_number) == 0;
+                return !r.is_delete && superseded.count(r.row_number) != 0;
             }));
+        metrics.rows_deduplicated -= std::min(metrics.rows_deduplicated, rejected_superseded);
+        const std::uint64_t rejected_writes =
+            static_cast<std::uint64_t>(
+                std::count_if(rejects.begin(), rejects.end(),
+                              [](const RejectedRow& r) { return !r.is_delete; })) -
+            rejected_superseded;
         const std::uint64_t applied = written + rejected_writes;
         metrics.rows_skipped += writes.size() > applied ? writes.size() - applied : 0;
         metrics.last_flush_latency = latency;
@@ -407,6 +417,10 @@ void Writer::Impl::send(Batch& sending, bool& drop) {
                             std::to_string(attempt) + " retries)");
     // Reported once, after the commit: a retried attempt never reports twice. A throwing
     // callback still hears of every row; its first exception is thrown after the last one.
+    // In row order (superseded writes are found before the rest).
+    std::stable_sort(
+        rejects.begin(), rejects.end(),
+        [](const RejectedRow& a, const RejectedRow& b) { return a.row_number < b.row_number; });
     if (hooks.on_reject) {
         std::exception_ptr first;
         for (const auto& reject : rejects) {
@@ -435,7 +449,13 @@ void Writer::Impl::run_attempt(Connection& connection, const std::vector<const S
     const Result begun = detail::exec_until(connection, "BEGIN; SELECT pg_catalog.txid_current()",
                                             nullptr, deadline);
     const std::uint64_t xid = std::stoull(begun.get(0, 0).value_or("0"));
-    check_superseded(connection, deletes, deadline, strict, rejects);
+    // Writes an erase() superseded that would have failed on a key already in the table.
+    const std::vector<FoundBadRow> superseded = check_superseded(connection, deletes, deadline);
+    if (strict && !isolating && !superseded.empty()) {
+        // Not named yet: a row of the batch issued before it may fail on its own, and one
+        // operation at a time that one would fail first. The search (send) names the first.
+        throw superseded.front().error;
+    }
     if (statement == WriteStatement::copy_stage && !writes.empty()) {
         detail::exec_until(connection, stage_create_sql, nullptr, deadline);
     }
@@ -445,25 +465,29 @@ void Writer::Impl::run_attempt(Connection& connection, const std::vector<const S
         detail::exec_until(connection, "SET CONSTRAINTS ALL IMMEDIATE", nullptr, deadline);
         std::vector<FoundBadRow> failed;
         written = isolate_plan(connection, plan, deadline, conflict_fallback, failed);
+        failed.insert(failed.end(), superseded.begin(), superseded.end());
         if (strict && !failed.empty()) {
             // Each of these failed alone with every row that goes in applied: name the first one
             // issued.
-            throw *std::min_element(failed.begin(), failed.end(),
-                                    [](const FoundBadRow& a, const FoundBadRow& b) {
-                                        return operation_number(*a.slot, a.is_delete) <
-                                               operation_number(*b.slot, b.is_delete);
-                                    });
+            throw *std::min_element(
+                failed.begin(), failed.end(),
+                [](const FoundBadRow& a, const FoundBadRow& b) { return row_of(a) < row_of(b); });
         }
         for (const FoundBadRow& row : failed) {
             std::string message = row.error.what();
             if (!row.error.detail().empty()) {
                 message += " (" + row.error.detail() + ")";
             }
-            rejects.push_back(RejectedRow{operation_number(*row.slot, row.is_delete), row.is_delete,
-                                          row.error.sqlstate(), message,
-                                          row.is_delete ? row.slot->key_values : row.slot->values});
+            rejects.push_back(RejectedRow{row_of(row), row.is_delete, row.error.sqlstate(), message,
+                                          row.row_number != 0 ? row.slot->superseded_values
+                                          : row.is_delete     ? row.slot->key_values
+                                                              : row.slot->values});
         }
     } else {
+        for (const FoundBadRow& row : superseded) {
+            rejects.push_back(RejectedRow{row.row_number, false, row.error.sqlstate(),
+                                          row.error.what(), row.slot->superseded_values});
+        }
         lock_keys(connection, deletes, writes, deadline);
         for (const Step& step : plan) {
             if (step.deletes) {

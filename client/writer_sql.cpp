@@ -520,17 +520,18 @@ void Writer::Impl::lock_keys(Connection& connection, const std::vector<const Slo
     detail::exec_until(connection, k_unprobe, nullptr, deadline);
 }
 
-void Writer::Impl::check_superseded(Connection& connection, const std::vector<const Slot*>& deletes,
-                                    Clock::time_point deadline, bool strict,
-                                    std::vector<RejectedRow>& rejects) {
+std::vector<FoundBadRow> Writer::Impl::check_superseded(Connection& connection,
+                                                        const std::vector<const Slot*>& deletes,
+                                                        Clock::time_point deadline) {
+    std::vector<FoundBadRow> out;
     std::vector<const Slot*> slots;
     for (const Slot* slot : deletes) {
         if (slot->superseded_row_number != 0) {
             slots.push_back(slot);
         }
     }
-    if (slots.empty() || exists_prefix.empty()) {
-        return;
+    if (slots.empty() || exists_prefix.empty() || !key_is_arbiter) {
+        return out;
     }
     std::vector<const Slot*> found;
     const std::size_t per_statement =
@@ -558,16 +559,15 @@ void Writer::Impl::check_superseded(Connection& connection, const std::vector<co
         return a->superseded_row_number < b->superseded_row_number;
     });
     for (const Slot* slot : found) {
-        Error error("duplicate key value: the key was already in table " + table_label() +
-                        " (conflictmode strict; the erase() of the key that came after this "
-                        "write does not undo it)",
-                    "23505", "", "", true);
-        if (strict) {
-            throw FoundBadRow{slot, false, error, slot->superseded_row_number};
-        }
-        rejects.push_back(RejectedRow{slot->superseded_row_number, false, "23505", error.what(),
-                                      slot->superseded_values});
+        out.push_back(FoundBadRow{
+            slot, false,
+            Error("duplicate key value: the key was already in table " + table_label() +
+                      " (conflictmode strict; the erase() of the key that came after this write "
+                      "does not undo it)",
+                  "23505", "", "", true),
+            slot->superseded_row_number});
     }
+    return out;
 }
 
 std::string Writer::Impl::key_fields_of(std::string_view fields) const {

@@ -44,6 +44,12 @@ class EncodedDatabase {
         }
     }
     Connection connect() const { return Connection::connect(m_options, 10s); }
+    Connection connect_as(const std::string& user) const {
+        ConnectionOptions options = m_options;
+        options.set("user", user);
+        return Connection::connect(options, 10s);
+    }
+    const std::string& name() const { return m_name; }
     std::shared_ptr<ConnectionPool> pool() const {
         return std::make_shared<ConnectionPool>(
             m_options, ConnectionPool::Settings{1, std::chrono::seconds(5)});
@@ -137,8 +143,8 @@ BOOST_AUTO_TEST_CASE(win1252_database_holds_the_euro_sign_and_refuses_what_it_la
 
 // The encoding's table is read on the connection the schema is loaded with. Inside the caller's
 // transaction block its probes (which fail for undefined bytes) run in a savepoint: the
-// transaction goes on, and what it did stays. ISO_8859_7 is read by no other test, so the
-// probes run here.
+// transaction goes on, and what it did stays (the character set is read per database, so
+// this one is read here).
 BOOST_AUTO_TEST_CASE(reading_the_encoding_inside_a_transaction_leaves_the_transaction_usable) {
     EncodedDatabase db("ISO_8859_7");
     Connection c = db.connect();
@@ -170,4 +176,60 @@ BOOST_AUTO_TEST_CASE(utf8_and_multibyte_databases_carry_no_character_set) {
     Connection e = db.connect();
     e.execute("CREATE TABLE enc (id int PRIMARY KEY, t text)");
     BOOST_TEST(TableSchema::load(e, "enc").columns()[1].type->charset == nullptr);
+}
+
+// The probe reads convert()'s result as hex whatever bytea_output says.
+BOOST_AUTO_TEST_CASE(the_probe_reads_the_encoding_whatever_bytea_output_says) {
+    EncodedDatabase db("LATIN2");
+    test::connect().execute("ALTER DATABASE " + db.name() + " SET bytea_output = 'escape'");
+    Connection c = db.connect();
+    BOOST_TEST(scalar(c, "SHOW bytea_output") == "escape");
+    c.execute("CREATE TABLE enc (id int PRIMARY KEY, t text)");
+    const ColumnType type = *TableSchema::load(c, "enc").columns()[1].type;
+    BOOST_TEST_REQUIRE(type.charset != nullptr);
+    std::string out;
+    encode_field(Value("\xc5\x91" + k_e_acute), type, out, "latin2");  // U+0151 is LATIN2 0xF5
+    BOOST_TEST(test::error_of([&] {
+                   encode_field(Value(k_euro), type, out, "latin2");
+               }).sqlstate() == "22P05");
+}
+
+// A probe the server refuses for another reason than an undefined byte (here: no privilege on
+// convert()) leaves the columns unchecked, as before this check existed, rather than refusing
+// every character; the refusal is not kept, so a load that may probe asks again. Inside the
+// caller's transaction, which goes on.
+BOOST_AUTO_TEST_CASE(a_refused_probe_checks_nothing_and_is_asked_again) {
+    struct Role {
+        Role() {
+            test::connect().execute(
+                "DROP ROLE IF EXISTS enc_probe_user; CREATE ROLE enc_probe_user LOGIN");
+        }
+        ~Role() {
+            try {
+                test::connect().execute("DROP ROLE IF EXISTS enc_probe_user");
+            } catch (...) {
+            }
+        }
+    } role;
+    EncodedDatabase db("WIN1250");
+    Connection c = db.connect();
+    c.execute("CREATE TABLE enc (id int PRIMARY KEY, t text)");
+    c.execute("GRANT SELECT, INSERT ON enc TO enc_probe_user");
+    c.execute("REVOKE EXECUTE ON FUNCTION pg_catalog.convert(bytea, name, name) FROM PUBLIC");
+    {
+        Connection user = db.connect_as("enc_probe_user");
+        user.execute("BEGIN");
+        user.execute("INSERT INTO enc VALUES (1, 'in the transaction')");
+        const ColumnType type = *TableSchema::load(user, "enc").columns()[1].type;
+        BOOST_TEST(type.charset == nullptr);
+        user.execute("COMMIT");
+        BOOST_TEST(scalar(c, "SELECT count(*) FROM enc") == "1");
+    }
+    // The superuser may probe: the same database now has its character set.
+    const ColumnType type = *TableSchema::load(c, "enc").columns()[1].type;
+    BOOST_TEST_REQUIRE(type.charset != nullptr);
+    std::string out;
+    BOOST_TEST(test::error_of([&] {
+                   encode_field(Value(k_c1_control), type, out, "w");
+               }).sqlstate() == "22P05");
 }

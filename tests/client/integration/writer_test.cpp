@@ -630,13 +630,13 @@ BOOST_AUTO_TEST_CASE(keys_rounded_by_their_column_precision_dedupe_as_on_the_ser
 // erase and what follows); a key that is not in the table is written, erased and written again
 // without an error.
 BOOST_AUTO_TEST_CASE(strict_a_write_superseded_by_an_erase_still_fails_on_an_existing_key) {
-    for (const WriteMode mode : {WriteMode::copy, WriteMode::insert}) {
+    for (const WriteMode mode : {WriteMode::copy, WriteMode::insert, WriteMode::upsert}) {
         BOOST_TEST_CONTEXT("writemode " << to_string(mode)) {
             Connection c = test::connect();
             const auto reset = [&] {
                 c.execute(
                     "DROP TABLE IF EXISTS wr_superseded; "
-                    "CREATE TABLE wr_superseded (id int PRIMARY KEY, v text); "
+                    "CREATE TABLE wr_superseded (id int PRIMARY KEY, v text CHECK (v <> 'bad')); "
                     "INSERT INTO wr_superseded VALUES (1, 'old 1'), (2, 'old 2')");
             };
             reset();
@@ -661,6 +661,9 @@ BOOST_AUTO_TEST_CASE(strict_a_write_superseded_by_an_erase_still_fails_on_an_exi
                 writer.close();
                 BOOST_TEST(writer.metrics().rows_rejected == 2u);
                 BOOST_TEST(writer.metrics().rows_skipped == 0u);
+                // Row 4 was superseded by row 5 (its key was not in the table); rows 1 and 7
+                // were rejected, not deduplicated.
+                BOOST_TEST(writer.metrics().rows_deduplicated == 1u);
             }
             BOOST_TEST(dump(c, "wr_superseded") == (std::vector<std::string>{"(1,b)", "(3,d)"}));
             BOOST_TEST_REQUIRE(rejects.size() == 2u);
@@ -690,8 +693,51 @@ BOOST_AUTO_TEST_CASE(strict_a_write_superseded_by_an_erase_still_fails_on_an_exi
             BOOST_TEST(dump(c, "wr_superseded") ==
                        (std::vector<std::string>{"(1,\"old 1\")", "(2,\"old 2\")"}));
             BOOST_TEST(writer.metrics().rows_discarded == 4u);
+
+            // One operation at a time, a row that fails on its own before the superseded write
+            // fails first: that one is named.
+            reset();
+            Writer first_bad(make_pool(), "wr_superseded", {}, options);
+            first_bad.write({5, "bad"});  // row 1: its own CHECK
+            first_bad.write({2, "x"});    // row 2: key 2 is in the table
+            first_bad.erase({2});
+            message.clear();
+            BOOST_TEST(error_state([&] { first_bad.flush(); }, &message) == "23514");
+            BOOST_TEST(message.find("row 1 ") == 0u, message);
+            Writer superseded_first(make_pool(), "wr_superseded", {}, options);
+            superseded_first.write({2, "x"});  // row 1: key 2 is in the table
+            superseded_first.erase({2});
+            superseded_first.write({5, "bad"});  // row 3: its own CHECK
+            message.clear();
+            BOOST_TEST(error_state([&] { superseded_first.flush(); }, &message) == "23505");
+            BOOST_TEST(message.find("row 1 ") == 0u, message);
+            BOOST_TEST(dump(c, "wr_superseded") ==
+                       (std::vector<std::string>{"(1,\"old 1\")", "(2,\"old 2\")"}));
         }
     }
+}
+
+// Without a unique index on the key (conflictcolumns naming plain columns, insert mode) a write
+// of a key the table holds does not fail one operation at a time, so neither does one that an
+// erase() supersedes.
+BOOST_AUTO_TEST_CASE(strict_a_superseded_write_on_a_key_without_unique_index_is_not_refused) {
+    Connection c = test::connect();
+    c.execute(
+        "DROP TABLE IF EXISTS wr_nounique; CREATE TABLE wr_nounique (id int, v text); "
+        "INSERT INTO wr_nounique VALUES (1, 'old')");
+    Options options;
+    options.write_mode = WriteMode::insert;
+    options.conflict_mode = ConflictMode::strict;
+    options.exception_mode = ExceptionMode::strict;
+    options.conflict_columns = {"id"};
+    options.batch_write_timeout = 0ms;
+    Writer writer(make_pool(), "wr_nounique", {}, options);
+    writer.write({1, "a"});
+    writer.erase({1});
+    writer.write({2, "b"});
+    writer.close();
+    BOOST_TEST(dump(c, "wr_nounique") == (std::vector<std::string>{"(2,b)"}));
+    BOOST_TEST(writer.metrics().rows_rejected == 0u);
 }
 
 BOOST_AUTO_TEST_CASE(ignore_mode_loads_every_good_row_and_reports_each_bad_row_once) {
