@@ -153,6 +153,16 @@ std::vector<std::string> text_array_to_strings(Datum array, const char* what) {
     return out;
 }
 
+std::vector<std::string> column_names_arg(FunctionCallInfo fcinfo, int n, const char* name) {
+    if (PG_ARGISNULL(n))
+        return {};
+    std::vector<std::string> names = text_array_to_strings(PG_GETARG_DATUM(n), "column names");
+    if (names.empty())
+        raise(ERRCODE_INVALID_PARAMETER_VALUE, format("%s is an empty array", name), {},
+              "Pass NULL (the default) instead, or name at least one column.");
+    return names;
+}
+
 text* string_to_text(const std::string& s) {
     return pg_call([&] { return cstring_to_text_with_len(s.data(), static_cast<int>(s.size())); });
 }

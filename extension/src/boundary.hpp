@@ -220,6 +220,9 @@ std::string text_to_string(const text* t);
 text* string_to_text(const std::string& s);
 // The elements of a text[] datum; a NULL element is 22004 naming `what` ("column names ...").
 std::vector<std::string> text_array_to_strings(Datum array, const char* what);
+// Argument `n`, a text[] of column names called `name`: NULL (the default) is no list; an empty
+// array names nothing and is refused (22023), as COPY refuses CONFLICT_COLUMNS ''.
+std::vector<std::string> column_names_arg(FunctionCallInfo fcinfo, int n, const char* name);
 
 }  // namespace pg_ingest
 

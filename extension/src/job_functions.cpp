@@ -48,12 +48,6 @@ std::string text_arg(FunctionCallInfo fcinfo, int n, const char* what) {
     return text_to_string(pg_call([&] { return PG_GETARG_TEXT_PP(n); }));
 }
 
-std::vector<std::string> text_array(FunctionCallInfo fcinfo, int n) {
-    if (PG_ARGISNULL(n))
-        return {};
-    return text_array_to_strings(PG_GETARG_DATUM(n), "column names");
-}
-
 spi::Arg text_array_arg(const std::vector<std::string>& v) {
     if (v.empty())
         return spi::Arg{TEXTARRAYOID, Datum(0), true};
@@ -249,8 +243,8 @@ PGI_FUNCTION(ingest_begin_async_load) {
     const Oid target = PG_GETARG_OID(0);
     const std::string mode_name = text_arg(fcinfo, 1, "conflict_mode");
     const ConflictMode mode = parse_conflict_mode(mode_name, true);
-    const std::vector<std::string> conflict_cols = text_array(fcinfo, 2);
-    const std::vector<std::string> update_cols = text_array(fcinfo, 3);
+    const std::vector<std::string> conflict_cols = column_names_arg(fcinfo, 2, "conflict_columns");
+    const std::vector<std::string> update_cols = column_names_arg(fcinfo, 3, "update_columns");
     std::optional<std::string> job_key;
     if (!PG_ARGISNULL(4))
         job_key = text_arg(fcinfo, 4, "job_key");
@@ -261,7 +255,7 @@ PGI_FUNCTION(ingest_begin_async_load) {
     if (!PG_ARGISNULL(8))
         reject_limit = PG_GETARG_INT64(8);
     const bool keep_staging = !PG_ARGISNULL(9) && PG_GETARG_BOOL(9);
-    const std::vector<std::string> only_columns = text_array(fcinfo, 10);
+    const std::vector<std::string> only_columns = column_names_arg(fcinfo, 10, "columns");
     const bool ordered = PG_NARGS() > 11 && !PG_ARGISNULL(11) && PG_GETARG_BOOL(11);
 
     if (overwrite != "none" && overwrite != "table" && overwrite != "partition")

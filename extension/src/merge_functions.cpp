@@ -23,6 +23,7 @@ extern "C" {
 #include "utils/rel.h"
 }
 
+#include <algorithm>
 #include <utility>
 
 namespace pg_ingest {
@@ -45,11 +46,23 @@ void begin_copy(Oid owner) {
 void forget() {
     begin_copy(InvalidOid);
 }
+// Rejects arrive in key order; the ones kept are those of the first lines (a heap on the line,
+// the last kept line on top), so a capped list shows the first bad lines of the input.
+bool earlier_line(const RejectedRow& a, const RejectedRow& b) {
+    return a.line_number < b.line_number;
+}
 void add_reject(RejectedRow&& r) {
-    if (g_rejects.size() < static_cast<size_t>(guc::copy_rejects_kept))
+    if (g_rejects.size() < static_cast<size_t>(guc::copy_rejects_kept)) {
         g_rejects.push_back(std::move(r));
-    else
-        g_not_kept++;
+        std::push_heap(g_rejects.begin(), g_rejects.end(), earlier_line);
+        return;
+    }
+    g_not_kept++;
+    if (!g_rejects.empty() && r.line_number < g_rejects.front().line_number) {
+        std::pop_heap(g_rejects.begin(), g_rejects.end(), earlier_line);
+        g_rejects.back() = std::move(r);
+        std::push_heap(g_rejects.begin(), g_rejects.end(), earlier_line);
+    }
 }
 uint64_t rejects_not_kept() {
     return g_not_kept;
@@ -66,12 +79,6 @@ const std::vector<RejectedRow>& last_rejects(Oid reader) {
 }  // namespace session
 
 namespace {
-
-std::vector<std::string> text_array(FunctionCallInfo fcinfo, int n) {
-    if (PG_ARGISNULL(n))
-        return {};
-    return text_array_to_strings(PG_GETARG_DATUM(n), "column names");
-}
 
 Datum counts_tuple(FunctionCallInfo fcinfo, const MergeCounts& c) {
     return pg_call([&] {
@@ -103,8 +110,8 @@ PGI_FUNCTION(ingest_merge) {
     // The source is read in no set order: a row's number there would identify nothing.
     spec.position.clear();
     spec.mode = parse_conflict_mode(text_to_string(pg_call([&] { return PG_GETARG_TEXT_PP(2); })));
-    spec.conflict_names = text_array(fcinfo, 3);
-    spec.update_names = text_array(fcinfo, 4);
+    spec.conflict_names = column_names_arg(fcinfo, 3, "conflict_columns");
+    spec.update_names = column_names_arg(fcinfo, 4, "update_columns");
 
     // Some privilege first, then locks: a role with no right on a table must not take (or
     // queue for) a lock on it through this function. The full checks follow once locked.
@@ -146,11 +153,20 @@ PGI_FUNCTION(ingest_last_copy_stats) {
 }
 
 PGI_FUNCTION(ingest_last_copy_rejects) {
-    const auto& rejects = session::last_rejects(GetUserId());
+    const auto& kept = session::last_rejects(GetUserId());
+    // In input order (they are kept in key order, as the merge meets them).
+    std::vector<const RejectedRow*> rejects;
+    rejects.reserve(kept.size());
+    for (const RejectedRow& r : kept)
+        rejects.push_back(&r);
+    std::stable_sort(rejects.begin(), rejects.end(), [](const RejectedRow* a, const RejectedRow* b) {
+        return a->line_number < b->line_number;
+    });
     pg_call([&] {
         InitMaterializedSRF(fcinfo, 0);
         ReturnSetInfo* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
-        for (const RejectedRow& r : rejects) {
+        for (const RejectedRow* row : rejects) {
+            const RejectedRow& r = *row;
             Datum v[4];
             bool n[4] = {false, false, false, false};
             v[0] = Int64GetDatum(r.line_number);

@@ -136,6 +136,17 @@ COPY ek FROM STDIN WITH (FORMAT csv, ON_CONFLICT 'upsert', ON_ERROR 'ignore');
 5,x
 \.
 SELECT count(*) FROM ingest.last_copy_rejects();
+-- rows are rejected in key order; the list keeps those of the first bad lines, and returns them
+-- in input order (no ORDER BY here on purpose)
+SET ingest.copy_rejects_kept = 2;
+COPY ek FROM STDIN WITH (FORMAT csv, ON_CONFLICT 'upsert', ON_ERROR 'ignore');
+19,x
+18,8
+17,y
+16,z
+15,w
+\.
+SELECT line_number, raw_line FROM ingest.last_copy_rejects();
 RESET ingest.copy_rejects_kept;
 SELECT * FROM ek ORDER BY k;
 DROP TABLE ek;
@@ -214,6 +225,9 @@ SELECT try($$SELECT ingest.merge('src', 'ev', 'upsert')$$);
 SELECT try($$SELECT ingest.merge('src', 'e', 'upsert', '{v}')$$);
 SELECT try($$SELECT ingest.merge('src', 'e', 'ignore', NULL, '{v}')$$);
 SELECT try($$SELECT ingest.merge('no_such_table', 'e', 'upsert')$$);
+-- an empty list names nothing, as CONFLICT_COLUMNS '' and UPDATE_COLUMNS '' (NULL: the default)
+SELECT try($$SELECT ingest.merge('src', 'e', 'upsert', '{}')$$);
+SELECT try($$SELECT ingest.merge('src', 'e', 'upsert', update_columns => '{}')$$);
 
 DROP TABLE e, nokey, twokeys, partkey, partonly, src, src_bad CASCADE;
 DROP FOREIGN TABLE ft;

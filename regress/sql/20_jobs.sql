@@ -176,6 +176,8 @@ SELECT * FROM ingest.begin_async_load('orders_v');
 SELECT * FROM ingest.begin_async_load('orders', 'merge');
 SELECT * FROM ingest.begin_async_load('orders', conflict_columns => '{nope}');
 SELECT * FROM ingest.begin_async_load('orders', conflict_columns => '{note}');
+-- an empty list names nothing (NULL is the default)
+SELECT * FROM ingest.begin_async_load('orders', update_columns => '{}');
 SELECT * FROM ingest.begin_async_load('orders', update_columns => '{id}');
 SELECT * FROM ingest.begin_async_load('orders', update_columns => '{nope}');
 SELECT * FROM ingest.begin_async_load('orders', 'ignore', update_columns => '{note}');
