@@ -134,6 +134,12 @@ void Writer::Impl::add_write(Row row) {
     const auto where = [&](std::size_t i) {
         return "column \"" + column_names[i] + "\", row " + std::to_string(number);
     };
+    // A NULL key is the caller's error in every mode (thrown, the row not taken).
+    for (const std::size_t k : key_positions) {
+        if (row[k].is_null()) {
+            throw usage_error(where(k) + ": NULL in a key column", "23502");
+        }
+    }
     // Encoded straight into the batch's buffer; a refused row leaves nothing there.
     const std::size_t start = batch.data.size();
     try {
@@ -152,11 +158,32 @@ void Writer::Impl::add_write(Row row) {
         // Only the key's comparison bytes: its encoded fields are needed for deletes, which
         // erase() encodes itself.
         for (const std::size_t k : key_positions) {
-            if (row[k].is_null()) {
-                throw usage_error(where(k) + ": NULL in a key column", "23502");
-            }
             append_key_bytes(row[k], types[k], slot.key);
         }
+    } catch (const Error& error) {
+        batch.data.resize(start);
+        // exceptionmode=ignore: a value that does not fit its column (class 22) or a NULL in a
+        // NOT NULL column is the row's own error, reported and counted as the server's refusals
+        // are; the row takes its number. A wrong kind of value (42804) stays the caller's.
+        const std::string& state = error.sqlstate();
+        if (options.exception_mode != ExceptionMode::ignore ||
+            (state.rfind("22", 0) != 0 && state != "23502")) {
+            throw;
+        }
+        ++row_counter;
+        {
+            std::lock_guard<std::mutex> metrics_lock(metrics_mutex);
+            ++metrics.rows_in;
+            ++metrics.rows_rejected;
+        }
+        lock.unlock();
+        // Its SQLSTATE only: the message may quote the value.
+        log(LogLevel::info, "row " + std::to_string(number) + " of " + table_label() +
+                                " rejected when written [" + state + "]");
+        if (hooks.on_reject) {
+            hooks.on_reject(RejectedRow{number, false, state, error.what(), std::move(row)});
+        }
+        return;
     } catch (...) {
         batch.data.resize(start);
         throw;

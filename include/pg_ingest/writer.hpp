@@ -30,7 +30,7 @@ struct PG_INGEST_API RejectedRow {
 };
 
 struct PG_INGEST_API WriterMetrics {
-    std::uint64_t rows_in = 0;            // write() calls accepted
+    std::uint64_t rows_in = 0;            // write() calls that took a row (numbered)
     std::uint64_t deletes_in = 0;         // erase() calls accepted
     std::uint64_t rows_deduplicated = 0;  // superseded by a later operation on the same key
     std::uint64_t rows_out = 0;           // rows sent in committed batches
@@ -187,8 +187,12 @@ class PG_INGEST_API Writer {
     ~Writer();
 
     // Adds one row (values in the writer's column order). Checks arity (22P04), types and ranges
-    // (see encode_field), NOT NULL columns and NULL keys (23502) now: a bad row throws here and
-    // is not added. Under conflictmode=strict a key repeated inside the batch is refused with
+    // (see encode_field), NOT NULL columns and NULL keys (23502) now: a bad row is not added.
+    // A wrong arity, a wrong kind of value (42804) or a NULL key throws. A value that does not
+    // fit its column (class 22) or a NULL in a NOT NULL column throws under exceptionmode=strict;
+    // under ignore it is reported through on_reject (on this thread, before write() returns) and
+    // counted in rows_in and rows_rejected, and the row takes its number, as a row the server
+    // refuses does. Under conflictmode=strict a key repeated inside the batch is refused with
     // 23505 (thrown in exceptionmode=strict, reported through on_reject otherwise). A write
     // that an erase() of its key later in the batch supersedes still fails, when the batch is
     // sent, if the key was in the table before the batch (23505, as one operation at a time).

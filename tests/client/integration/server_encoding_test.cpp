@@ -81,6 +81,7 @@ BOOST_AUTO_TEST_CASE(latin1_database_write_refuses_a_character_latin1_lacks_and_
             c.execute("TRUNCATE enc");
             Options options;
             options.write_mode = mode;
+            options.exception_mode = ExceptionMode::strict;  // thrown by write() (ignore: below)
             options.batch_write_timeout = 0ms;
             Writer writer(db.pool(), "enc", {}, options);
             writer.write({1, k_e_acute + "t", k_e_acute + "v" + k_c1_control,
@@ -116,6 +117,22 @@ BOOST_AUTO_TEST_CASE(latin1_database_write_refuses_a_character_latin1_lacks_and_
             BOOST_TEST(writer.metrics().rows_rejected == 0u);
         }
     }
+    // exceptionmode=ignore: the row is reported, not thrown, and the others load.
+    c.execute("TRUNCATE enc");
+    std::vector<RejectedRow> rejects;
+    WriterHooks hooks;
+    hooks.on_reject = [&](const RejectedRow& row) { rejects.push_back(row); };
+    Options options;
+    options.exception_mode = ExceptionMode::ignore;
+    Writer writer(db.pool(), "enc", {}, options, hooks);
+    writer.write({1, "a", "b", Value::null(), Value::null()});
+    writer.write({2, "price " + k_euro, "v", Value::null(), Value::null()});
+    writer.write({3, "c", "d", Value::null(), Value::null()});
+    writer.close();
+    BOOST_TEST(scalar(c, "SELECT string_agg(id::text, ',' ORDER BY id) FROM enc") == "1,3");
+    BOOST_TEST_REQUIRE(rejects.size() == 1u);
+    BOOST_TEST(rejects[0].row_number == 2u);
+    BOOST_TEST(rejects[0].sqlstate == "22P05");
 }
 
 // WIN1252 leaves some bytes without a character (0x81, 0x8D, ...): its table is read byte by
@@ -124,7 +141,9 @@ BOOST_AUTO_TEST_CASE(win1252_database_holds_the_euro_sign_and_refuses_what_it_la
     EncodedDatabase db("WIN1252");
     Connection c = db.connect();
     c.execute("CREATE TABLE enc (id int PRIMARY KEY, t text)");
-    Writer writer(db.pool(), "enc", {}, Options{});
+    Options options;
+    options.exception_mode = ExceptionMode::strict;
+    Writer writer(db.pool(), "enc", {}, options);
     writer.write({1, k_euro + " " + k_e_acute});
     for (const std::string& lacking : {k_c1_control, k_o_double, std::string("\xf0\x9f\x98\x80")}) {
         const Error error = test::error_of([&] { writer.write({2, "x" + lacking}); });

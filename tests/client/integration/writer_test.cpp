@@ -1463,6 +1463,7 @@ BOOST_AUTO_TEST_CASE(bad_input_gets_a_clear_typed_error) {
         BOOST_CHECK_NO_THROW(Writer(pool, "wr_bad", {"id"}, update_only_key));
     }
 
+    options.exception_mode = ExceptionMode::strict;  // ignore reports values (test below)
     Writer writer(pool, "wr_bad", {"id", "v"}, options);
     BOOST_TEST(error_state([&] { writer.write({1, 2}); }, &message) == "42804");
     BOOST_TEST(message.find("column \"v\", row 1") != std::string::npos, message);
@@ -1517,6 +1518,58 @@ BOOST_AUTO_TEST_CASE(typed_values_are_stored_as_the_servers_casts_store_them) {
 
 // Types the client cannot write are refused when the writer opens, and a NULL a domain
 // refuses when the row is written, not at the flush.
+// exceptionmode=ignore: a value that does not fit its column, or a NULL in a NOT NULL column,
+// is the row's own error, found by write(): reported once through on_reject (before write()
+// returns) and counted, the row numbered as every write; the rest load. The caller's errors (a
+// wrong kind of value, a wrong arity, a NULL key) are still thrown.
+BOOST_AUTO_TEST_CASE(ignore_mode_reports_a_value_that_does_not_fit_when_it_is_written) {
+    Connection c = test::connect();
+    c.execute(
+        "DROP TABLE IF EXISTS wr_fit; CREATE TABLE wr_fit (id int PRIMARY KEY, v varchar(3), "
+        "n int NOT NULL CHECK (n >= 0))");
+    for (const WriteMode mode : {WriteMode::copy, WriteMode::insert, WriteMode::upsert}) {
+        BOOST_TEST_CONTEXT("writemode " << to_string(mode)) {
+            c.execute("TRUNCATE wr_fit");
+            Options options;
+            options.write_mode = mode;
+            options.exception_mode = ExceptionMode::ignore;
+            options.batch_write_timeout = 0ms;
+            std::vector<RejectedRow> rejects;
+            WriterHooks hooks;
+            hooks.on_reject = [&](const RejectedRow& row) { rejects.push_back(row); };
+            Writer writer(make_pool(), "wr_fit", {}, options, hooks);
+            writer.write({1, "ok", 1});
+            writer.write({2, "toolong", 1});            // row 2: 22001, at write()
+            BOOST_TEST(rejects.size() == 1u);           // already reported
+            writer.write({3, "ok", INT64_C(1) << 40});  // row 3: 22003
+            writer.write({4, "ok", -1});                // row 4: CHECK, by the server
+            writer.write({5, "ok", Value()});           // row 5: 23502
+            BOOST_TEST(error_state([&] { writer.write({6, 7, 1}); }) == "42804");
+            BOOST_TEST(error_state([&] { writer.write({6}); }) == "22P04");
+            BOOST_TEST(error_state([&] { writer.write({Value(), "a", 1}); }) == "23502");
+            writer.write({6, "ok", 6});  // row 6: the thrown calls took no number
+            writer.close();
+            BOOST_TEST(scalar(c, "SELECT string_agg(id::text, ',' ORDER BY id) FROM wr_fit") ==
+                       "1,6");
+            BOOST_TEST_REQUIRE(rejects.size() == 4u);
+            const std::vector<std::pair<std::uint64_t, std::string>> expected = {
+                {2, "22001"}, {3, "22003"}, {5, "23502"}, {4, "23514"}};
+            for (std::size_t i = 0; i < expected.size(); ++i) {
+                BOOST_TEST(rejects[i].row_number == expected[i].first);
+                BOOST_TEST(rejects[i].sqlstate == expected[i].second, rejects[i].message);
+                BOOST_TEST(!rejects[i].is_delete);
+                BOOST_TEST(rejects[i].values.size() == 3u);
+            }
+            BOOST_TEST(rejects[0].message.find("column \"v\", row 2") == 0u, rejects[0].message);
+            BOOST_TEST((rejects[0].values[1] == Value("toolong")));
+            const WriterMetrics metrics = writer.metrics();
+            BOOST_TEST(metrics.rows_in == 6u);
+            BOOST_TEST(metrics.rows_rejected == 4u);
+            BOOST_TEST(metrics.rows_out == 3u);  // rows 1, 4 and 6 were sent
+        }
+    }
+}
+
 BOOST_AUTO_TEST_CASE(array_like_types_and_domain_not_null_are_refused_up_front) {
     Connection c = test::connect();
     c.execute("DROP TABLE IF EXISTS wr_vec; DROP DOMAIN IF EXISTS wr_nn");
@@ -1532,6 +1585,7 @@ BOOST_AUTO_TEST_CASE(array_like_types_and_domain_not_null_are_refused_up_front) 
                    },
                    &message) == "0A000");
     BOOST_TEST(message.find("int2vector") != std::string::npos, message);
+    options.exception_mode = ExceptionMode::strict;
     Writer writer(pool, "wr_vec", {"id", "n"}, options);
     BOOST_TEST(error_state([&] { writer.write({1, Value()}); }, &message) == "23502");
     BOOST_TEST(message.find("column \"n\", row 1") != std::string::npos, message);
