@@ -179,6 +179,19 @@ Options Options::from_map(const std::map<std::string, std::string>& settings) {
                 "option " + name + " is given twice, as '" + at->second + "' and '" + key + "'",
                 k_invalid_parameter_value, "", "Give each option once.", true);
         }
+    }
+    // writemode, when given, decides whatever usecopy says (a map has no order to go by).
+    const bool has_writemode = seen.count("writemode") != 0;
+    for (const auto& [key, value] : settings) {
+        std::string name = lower(trim(key));
+        if (name.rfind("sink.", 0) == 0) {
+            name.erase(0, 5);
+        }
+        if (name == "usecopy" && has_writemode) {
+            Options checked;
+            checked.set(key, value);  // still a valid value, or the error naming it
+            continue;
+        }
         options.set(key, value);
     }
     return options;

@@ -545,8 +545,12 @@ Writer::Writer(std::shared_ptr<ConnectionPool> pool, std::string_view table,
 Writer::Writer(const ConnectionOptions& connection, std::string_view table,
                std::vector<std::string> columns, Options options, WriterHooks hooks)
     : Writer(std::make_shared<ConnectionPool>(
-                 connection, ConnectionPool::Settings{options.connection_max_active,
-                                                      std::chrono::milliseconds(5000)}),
+                 connection,
+                 ConnectionPool::Settings{
+                     // Checked before the pool is built: a bad connectionmaxactive is the
+                     // Error (22023) naming it that every other bad option gives.
+                     (options.validate(), options.connection_max_active),
+                     std::chrono::milliseconds(5000)}),
              table, std::move(columns), options, std::move(hooks)) {}
 
 Writer::~Writer() {

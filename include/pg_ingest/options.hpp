@@ -60,6 +60,7 @@ PG_INGEST_API const char* to_string(ExceptionMode mode) noexcept;
 //   max_temp_file_size     staged bytes before an async loader rolls over        [96 MiB]
 //   clean_temp_data        0|1|true|false: drop staging when a job ends          [true]
 //   usecopy                accepted for compatibility: 1 means writemode=copy, 0 changes nothing
+//                          (from_map(): a writemode in the same map decides)
 // An unknown key or a bad value throws pg_ingest::Error (SQLSTATE 22023) naming the key and the
 // value; the object is then unchanged.
 // Levels of the log lines given to a logging hook (WriterHooks::on_log,

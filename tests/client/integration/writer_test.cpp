@@ -1473,6 +1473,12 @@ BOOST_AUTO_TEST_CASE(bad_input_gets_a_clear_typed_error) {
     BOOST_TEST(error_state([&] { writer.write({INT64_C(1) << 40, "a"}); }) == "22003");
     BOOST_TEST(error_state([&] { writer.erase({Value()}); }) == "23502");
     BOOST_TEST(error_state([&] { Options().set("writemode", "7"); }) == "22023");
+    // A pool size of 0 set from code: the Error naming the option, before any pool is built.
+    Options no_connections = options;
+    no_connections.connection_max_active = 0;
+    BOOST_TEST(error_state([&] { Writer(test::options(), "wr_bad", {}, no_connections); },
+                           &message) == "22023");
+    BOOST_TEST(message.find("connectionmaxactive") != std::string::npos, message);
     writer.write({1, "ok"});
     writer.close();
     BOOST_TEST(writer.metrics().rows_in == 1u);
@@ -1566,8 +1572,66 @@ BOOST_AUTO_TEST_CASE(ignore_mode_reports_a_value_that_does_not_fit_when_it_is_wr
             BOOST_TEST(metrics.rows_in == 6u);
             BOOST_TEST(metrics.rows_rejected == 4u);
             BOOST_TEST(metrics.rows_out == 3u);  // rows 1, 4 and 6 were sent
+            // Bytes and latency of the committed batch: the fields of rows 1 and 6 (row 4 is
+            // rejected by the server, after the batch was sent once).
+            BOOST_TEST(metrics.flushes == 1u);
+            BOOST_TEST(metrics.bytes_out > 0u);
+            BOOST_TEST(metrics.last_flush_latency.count() > 0);
+            BOOST_TEST(metrics.max_flush_latency.count() == metrics.last_flush_latency.count());
+            BOOST_TEST(metrics.total_flush_latency.count() == metrics.last_flush_latency.count());
         }
     }
+}
+
+// verbose: every log line the writer gives its hook (connecting, flushing, retrying after a
+// killed backend, failing to connect) and every error it throws leave the password out.
+BOOST_AUTO_TEST_CASE(verbose_logs_and_errors_never_carry_the_password) {
+    const std::string secret = "pw-s3cret-9f1c";
+    Connection c = test::connect();
+    c.execute("DROP TABLE IF EXISTS wr_secret; CREATE TABLE wr_secret (id int PRIMARY KEY)");
+    std::mutex mutex;
+    std::vector<std::string> lines;
+    WriterHooks hooks;
+    hooks.on_log = [&](LogLevel, const std::string& line) {
+        std::lock_guard<std::mutex> lock(mutex);
+        lines.push_back(line);
+    };
+    Options options;
+    options.verbose = true;
+    options.batch_write_timeout = 0ms;
+    options.retry_wait_time = 10ms;
+    ConnectionOptions with_password = test::options();
+    with_password.set("password", secret);  // sent only if the server asks (trust: it does not)
+    {
+        Writer writer(with_password, "wr_secret", {}, options, hooks);
+        writer.write({1});
+        writer.flush();
+        // The pooled session is killed: the next flush is retried on a new one.
+        c.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = "
+            "current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'");
+        writer.write({2});
+        writer.close();
+    }
+    BOOST_TEST(scalar(c, "SELECT count(*) FROM wr_secret") == "2");
+    // A server that is not there: the connection error and its log lines.
+    ConnectionOptions nowhere = with_password;
+    nowhere.set("host", "127.0.0.1");
+    nowhere.set("port", std::to_string(test::unused_tcp_port()));
+    Options quick = options;
+    quick.connect_timeout = 500ms;
+    std::string message;
+    BOOST_TEST(error_state([&] { Writer(nowhere, "wr_secret", {}, quick, hooks); }, &message) !=
+               "<no error>");
+    BOOST_TEST(message.find(secret) == std::string::npos, message);
+    std::lock_guard<std::mutex> lock(mutex);
+    BOOST_TEST(!lines.empty());
+    bool info_seen = false;
+    for (const auto& line : lines) {
+        BOOST_TEST(line.find(secret) == std::string::npos, line);
+        info_seen = info_seen || line.find("flushed") != std::string::npos;
+    }
+    BOOST_TEST(info_seen);  // verbose: the info lines came too
 }
 
 BOOST_AUTO_TEST_CASE(array_like_types_and_domain_not_null_are_refused_up_front) {

@@ -82,6 +82,96 @@ BOOST_AUTO_TEST_CASE(from_map_reads_the_seed_example_with_case_insensitive_keys)
     BOOST_TEST(!options.clean_temp_data);
 }
 
+// Every key of the seed vocabulary (and ours) lands in its own field: each is given a value
+// other than its default.
+BOOST_AUTO_TEST_CASE(every_option_key_sets_its_own_field) {
+    const auto options = Options::from_map({{"batchsize", "7"},
+                                            {"batchbytes", "4096"},
+                                            {"batchwritetimeoutms", "123"},
+                                            {"maxretrytimes", "9"},
+                                            {"retrywaittime", "11"},
+                                            {"connectionmaxactive", "3"},
+                                            {"conflictmode", "strict"},
+                                            {"writemode", "2"},
+                                            {"exceptionmode", "strict"},
+                                            {"targetschema", "Sales"},
+                                            {"casesensitive", "1"},
+                                            {"verbose", "1"},
+                                            {"backgroundflush", "0"},
+                                            {"conflictcolumns", "a,b"},
+                                            {"updatecolumns", "c"},
+                                            {"flushtimeoutms", "4000"},
+                                            {"connecttimeoutms", "2500"},
+                                            {"async_load_parallelism", "6"},
+                                            {"async_load_queue_size", "8"},
+                                            {"max_temp_file_size", "1048576"},
+                                            {"clean_temp_data", "0"}});
+    BOOST_TEST(options.batch_size == 7u);
+    BOOST_TEST(options.batch_bytes == 4096u);
+    BOOST_TEST(options.batch_write_timeout.count() == 123);
+    BOOST_TEST(options.max_retry_times == 9);
+    BOOST_TEST(options.retry_wait_time.count() == 11);
+    BOOST_TEST(options.connection_max_active == 3u);
+    BOOST_TEST((options.conflict_mode == ConflictMode::strict));
+    BOOST_TEST((options.write_mode == WriteMode::upsert));
+    BOOST_TEST((options.exception_mode == ExceptionMode::strict));
+    BOOST_TEST(options.target_schema == "Sales");
+    BOOST_TEST(options.case_sensitive);
+    BOOST_TEST(options.verbose);
+    BOOST_TEST(!options.background_flush);
+    BOOST_TEST(options.conflict_columns == (std::vector<std::string>{"a", "b"}));
+    BOOST_TEST(options.update_columns == (std::vector<std::string>{"c"}));
+    BOOST_TEST(options.flush_timeout.count() == 4000);
+    BOOST_TEST(options.connect_timeout.count() == 2500);
+    BOOST_TEST(options.async_load_parallelism == 6u);
+    BOOST_TEST(options.async_load_queue_size == 8u);
+    BOOST_TEST(options.max_temp_file_size == 1048576u);
+    BOOST_TEST(!options.clean_temp_data);
+}
+
+// usecopy only says copy; a writemode given in the same map decides, in whatever order.
+BOOST_AUTO_TEST_CASE(a_writemode_in_the_map_decides_over_usecopy) {
+    BOOST_TEST((Options::from_map({{"usecopy", "1"}, {"writemode", "0"}}).write_mode ==
+                WriteMode::insert));
+    BOOST_TEST((Options::from_map({{"UseCopy", "1"}, {"sink.writemode", "2"}}).write_mode ==
+                WriteMode::upsert));
+    BOOST_TEST((Options::from_map({{"usecopy", "1"}}).write_mode == WriteMode::copy));
+    Options insert;
+    insert.set("writemode", "0");
+    insert.set("usecopy", "1");  // set() applies what it is given, in order
+    BOOST_TEST((insert.write_mode == WriteMode::copy));
+    BOOST_CHECK_THROW(Options::from_map({{"usecopy", "maybe"}, {"writemode", "0"}}),
+                      pg_ingest::Error);
+}
+
+// A bad value of every numeric, boolean and duration key is an Error (22023) naming the key.
+BOOST_AUTO_TEST_CASE(a_bad_value_of_any_key_names_the_key) {
+    for (const auto& [key, value] :
+         std::vector<std::pair<std::string, std::string>>{{"batchwritetimeoutms", "-1"},
+                                                          {"batchwritetimeoutms", "soon"},
+                                                          {"maxretrytimes", "-2"},
+                                                          {"verbose", "loud"},
+                                                          {"backgroundflush", "2"},
+                                                          {"async_load_parallelism", "0"},
+                                                          {"async_load_queue_size", "0"},
+                                                          {"max_temp_file_size", "0"},
+                                                          {"max_temp_file_size", "big"},
+                                                          {"clean_temp_data", "perhaps"},
+                                                          {"flushtimeoutms", "x"},
+                                                          {"connecttimeoutms", "-5"},
+                                                          {"batchbytes", "0"}}) {
+        BOOST_TEST_CONTEXT(key << "=" << value) {
+            try {
+                Options().set(key, value);
+                BOOST_FAIL("accepted");
+            } catch (const pg_ingest::Error& error) {
+                BOOST_TEST(error.sqlstate() == "22023");
+                BOOST_TEST(std::string(error.what()).find(key) != std::string::npos, error.what());
+            }
+        }
+    }
+}
+
 BOOST_AUTO_TEST_CASE(writemode_numbers_follow_the_seed_and_names_are_accepted) {
     Options options;
     options.set("writemode", "0");
