@@ -46,7 +46,7 @@ struct AsyncLoaderOptions {
     // Log lines: a job begun, skipped (an earlier run submitted it), submitted or seen ended
     // (info, only when verbose), a transient failure retried (warning, always). Called on the
     // thread that called the loader, with no password in them; must not throw (an exception
-    // is ignored). Empty: no logging.
+    // is ignored). Empty: the lines go to standard error ("pg_ingest warning: ...").
     bool verbose = false;
     std::function<void(LogLevel, const std::string&)> on_log;
 

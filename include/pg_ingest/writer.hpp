@@ -66,7 +66,8 @@ struct PG_INGEST_API WriterHooks {
     // (from the timer thread: out of the next write()/flush()/close()); the batch stays committed.
     std::function<void(const RejectedRow&)> on_reject;
     // Log lines. info and debug only when verbose; warnings and errors always. Messages name
-    // tables, counts and SQLSTATEs, never connection secrets. Must not throw.
+    // tables, counts and SQLSTATEs, never connection secrets. Must not throw. Without a hook
+    // the lines go to standard error ("pg_ingest warning: ...").
     std::function<void(LogLevel, const std::string&)> on_log;
 };
 
