@@ -20,7 +20,7 @@
 
 namespace pg_ingest {
 
-struct AsyncLoaderOptions {
+struct PG_INGEST_API AsyncLoaderOptions {
     // What every job is begun with (job_key is ignored: keys come from begin()).
     AsyncJobSpec job;
     // Columns present in the staged data, in order (quoted as given); empty: every staging

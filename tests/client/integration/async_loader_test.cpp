@@ -27,6 +27,7 @@
 
 #include <pg_ingest/async_job.hpp>
 #include <pg_ingest/async_loader.hpp>
+#include <pg_ingest/options.hpp>
 #include <pg_ingest/connection.hpp>
 
 #include "fault_proxy.hpp"
@@ -38,6 +39,7 @@ using pg_ingest::AsyncLoaderOptions;
 using pg_ingest::Connection;
 using pg_ingest::ConnectionOptions;
 using pg_ingest::JobState;
+using pg_ingest::Options;
 using pg_ingest::QualifiedName;
 using namespace std::chrono_literals;
 
@@ -215,6 +217,31 @@ BOOST_AUTO_TEST_CASE(wait_is_woken_by_the_jobs_notification_not_by_its_poll_inte
                "0");
 }
 
+// The other half: a state change that sends no notification (here an administrator's UPDATE
+// of the job table) is still seen, by the re-read every poll interval.
+BOOST_AUTO_TEST_CASE(wait_sees_a_change_without_notification_at_its_poll_interval) {
+    Connection connection = connect_async();
+    const auto job = begin_fresh_job(connection, "aj_poll");
+    auto waiting = std::async(std::launch::async, [&] {
+        return pg_ingest::wait_async_load_jobs(connection, {job.id},
+                                               std::chrono::steady_clock::now() + 30s, 300ms);
+    });
+    BOOST_TEST_REQUIRE((waiting.wait_for(1s) == std::future_status::timeout),
+                       "wait() returned while the job was open");
+    Connection admin = connect_async();
+    admin.execute("UPDATE ingest.async_load_job SET state = 'CANCEL' WHERE id = " +
+                  std::to_string(job.id));
+    const auto changed = std::chrono::steady_clock::now();
+    BOOST_TEST_REQUIRE((waiting.wait_for(10s) == std::future_status::ready),
+                       "wait() did not see the change within 10 s (poll interval 300 ms)");
+    const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - changed);
+    BOOST_TEST_MESSAGE("wait() returned " << took.count() << " ms after the change");
+    const auto jobs = waiting.get();
+    BOOST_TEST_REQUIRE(jobs.size() == 1u);
+    BOOST_CHECK(jobs[0].state == JobState::cancel);
+}
+
 BOOST_AUTO_TEST_CASE(wait_returns_at_the_deadline_with_the_current_state) {
     Connection connection = connect_async();
     const auto job = begin_fresh_job(connection, "aj_deadline");
@@ -257,6 +284,55 @@ BOOST_AUTO_TEST_CASE(failed_job_reports_the_error_and_retry_requeues_it) {
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(async_loader)
+
+// The connector vocabulary reaches the loader through AsyncLoaderOptions::from():
+// clean_temp_data=false keeps each job's staging table after the job, true (the default) drops
+// it; async_load_parallelism, async_load_queue_size and max_temp_file_size are the loader's.
+BOOST_AUTO_TEST_CASE(options_from_the_connector_vocabulary_and_clean_temp_data) {
+    for (const bool clean : {true, false}) {
+        BOOST_TEST_CONTEXT("clean_temp_data " << clean) {
+            Connection connection = connect_async();
+            reset_table(connection, "al_clean");
+            const Options options =
+                Options::from_map({{"sink.async_load_parallelism", "2"},
+                                   {"sink.async_load_queue_size", "3"},
+                                   {"sink.max_temp_file_size", "3000"},
+                                   {"sink.clean_temp_data", clean ? "true" : "false"},
+                                   {"conflictmode", "ignore"}});
+            AsyncLoaderOptions loader_options =
+                AsyncLoaderOptions::from(options, QualifiedName::parse("al_clean"));
+            BOOST_TEST(loader_options.parallelism == 2u);
+            BOOST_TEST(loader_options.queue_size == 3u);
+            BOOST_TEST(loader_options.max_temp_file_size == 3000u);
+            BOOST_TEST(loader_options.job.keep_staging == !clean);
+            BOOST_TEST(loader_options.job.conflict_mode == "ignore");
+            BOOST_TEST(loader_options.job.target.schema == "public");
+            loader_options.poll_interval = 200ms;
+            AsyncLoader loader(async_db(), loader_options);
+            loader.begin(std::string("clean-") + (clean ? "on" : "off"));
+            for (int first = 1; first <= 300; first += 100) {
+                BOOST_TEST(loader.stage(csv_rows(first, 100), 100));
+            }
+            const auto jobs = loader.wait(std::chrono::steady_clock::now() + 60s);
+            BOOST_TEST(jobs.size() >= 2u);  // 3000 bytes per job: it rolled over
+            std::string ids;
+            for (const auto& job : jobs) {
+                BOOST_CHECK(job.state == JobState::finish);
+                ids += (ids.empty() ? "" : ",") + std::to_string(job.id);
+            }
+            BOOST_TEST(table_summary(connection, "al_clean") == "300/300/true");
+            // The staging tables of the jobs that still exist in the catalog.
+            const std::string left = *connection
+                                          .execute(
+                                              "SELECT count(*) FROM ingest.async_load_job j "
+                                              "JOIN pg_catalog.pg_class c ON c.oid = "
+                                              "j.staging WHERE j.id IN (" +
+                                              ids + ")")
+                                          .get(0, 0);
+            BOOST_TEST(left == (clean ? "0" : std::to_string(jobs.size())));
+        }
+    }
+}
 
 BOOST_AUTO_TEST_CASE(queue_two_parallel_two_loads_every_row_exactly_once) {
     Connection connection = connect_async();
