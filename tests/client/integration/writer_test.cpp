@@ -1098,7 +1098,8 @@ static std::uint64_t run_four_writers(WriteMode mode, int erase_one_in, int max_
 }
 
 BOOST_AUTO_TEST_CASE(four_writers_upserting_overlapping_keys_never_deadlock_and_match_the_model) {
-    for (const WriteMode mode : {WriteMode::copy, WriteMode::upsert}) {
+    // insert: multi-row INSERT, a batch that meets existing keys sent again with ON CONFLICT.
+    for (const WriteMode mode : {WriteMode::copy, WriteMode::upsert, WriteMode::insert}) {
         BOOST_TEST_CONTEXT("writemode " << to_string(mode)) {
             run_four_writers(mode, 0, 0);
         }
