@@ -4,6 +4,7 @@ extern "C" {
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/stratnum.h"
+#include "catalog/catalog.h"
 #include "catalog/index.h"
 #include "catalog/objectaddress.h"
 #include "catalog/pg_class.h"
@@ -381,6 +382,11 @@ ResolvedMerge resolve_merge(const MergeSpec& spec) {
     // Every entry point opens the target by OID (a COPY's name was looked up already): the
     // schema's USAGE is checked here, as the user who writes (a job's owner in its worker).
     check_schema_usage(RelationGetRelid(rel));
+    // As INSERT refuses it (the catalog's ACL gives nobody INSERT): before any input is read.
+    if (pg_call([&] { return IsSystemRelation(rel); }) && !allowSystemTableMods)
+        raise(ERRCODE_INSUFFICIENT_PRIVILEGE,
+              format("permission denied for table %s", RelationGetRelationName(rel)),
+              "It is a system catalog.");
     // The rows are applied by INSERT statements reading ingest._merge_rows() once: a rule
     // would rewrite them (INSERT ... ON CONFLICT refuses rules, and a DO ALSO rule reads the
     // rows a second time).

@@ -225,6 +225,8 @@ SELECT try($$SELECT ingest.merge('src', 'ev', 'upsert')$$);
 SELECT try($$SELECT ingest.merge('src', 'e', 'upsert', '{v}')$$);
 SELECT try($$SELECT ingest.merge('src', 'e', 'ignore', NULL, '{v}')$$);
 SELECT try($$SELECT ingest.merge('no_such_table', 'e', 'upsert')$$);
+-- a system catalog is refused as INSERT refuses it, before any input is read
+SELECT try($$COPY pg_catalog.pg_class FROM '/dev/null' WITH (ON_CONFLICT 'upsert')$$);
 -- an empty list names nothing, as CONFLICT_COLUMNS '' and UPDATE_COLUMNS '' (NULL: the default)
 SELECT try($$SELECT ingest.merge('src', 'e', 'upsert', '{}')$$);
 SELECT try($$SELECT ingest.merge('src', 'e', 'upsert', update_columns => '{}')$$);
