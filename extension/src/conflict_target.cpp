@@ -297,7 +297,14 @@ ConflictTarget find_conflict_target(const MergeSpec& spec) {
               {},
               "Name the conflict columns of a non-deferrable unique index with "
               "CONFLICT_COLUMNS, or make the primary key NOT DEFERRABLE.");
-    if (candidates.size() == 1)
+    // Several unique indexes that all say the same (same columns, equality and collations, as
+    // a duplicate index does) are one conflict target.
+    const auto same_as_first = [&](const ConflictTarget& t) {
+        const ConflictTarget& f = candidates.front();
+        return t.keys == f.keys && t.eq_operators == f.eq_operators &&
+               t.collations == f.collations && t.nulls_not_distinct == f.nulls_not_distinct;
+    };
+    if (!candidates.empty() && std::all_of(candidates.begin(), candidates.end(), same_as_first))
         return candidates.front();
     if (candidates.empty()) {
         raise(ERRCODE_INVALID_COLUMN_REFERENCE,

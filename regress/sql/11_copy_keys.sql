@@ -100,5 +100,18 @@ b,30
 \.
 SELECT * FROM ci ORDER BY k;
 
+-- No primary key and two unique indexes on the same column (a duplicate index): one conflict
+-- target, as INSERT ... ON CONFLICT (k) infers both. Indexes on different columns stay
+-- ambiguous (13_copy_errors).
+CREATE TABLE twin (k int NOT NULL, v text);
+CREATE UNIQUE INDEX twin_a ON twin (k);
+CREATE UNIQUE INDEX twin_b ON twin (k);
+INSERT INTO twin VALUES (1, 'old');
+COPY twin FROM STDIN WITH (FORMAT csv, ON_CONFLICT 'upsert');
+1,new
+2,two
+\.
+SELECT * FROM twin ORDER BY k;
+
 DROP SCHEMA "Load Zone" CASCADE;
-DROP TABLE users, accounts, nk, nnd, nums, ts, ci;
+DROP TABLE users, accounts, nk, nnd, nums, ts, ci, twin;
