@@ -416,8 +416,8 @@ def main():
                 for (_, _, s, st, _) in c.runs)
             H.append(f"| {c.sc} | {c.label} | {c.rows or '—'} | {runs or '—'} | {fmt_s(c.median)} | {fmt_rate(c.rate)} |")
         H.append("")
-        for sc, label, tgt, r, verdict in trows:
-            H.append(f"- {sc} {label}: {fmt_ratio(r)} (target {tgt}) {verdict}")
+        for sc, label, tgt, r, verdict, pr in trows:
+            H.append(f"- {sc} {label}: {fmt_ratio(r)} (target {tgt}) {verdict}; same-round {pr}")
         for c in measures.values():
             vals = ", ".join((f"{v:,.1f}" if v is not None else "—") + ("" if st == "ok" else f" ({st})")
                              for (_, _, v, st, _) in c.runs)

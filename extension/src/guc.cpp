@@ -67,7 +67,8 @@ void init() {
             "ingest.copy_rejects_kept",
             "Rows rejected by a COPY ON CONFLICT that ingest.last_copy_rejects() keeps.",
             "Those of the first lines are kept, in the session's memory until its next COPY ON "
-            "CONFLICT. Rows past the limit are still counted by ingest.last_copy_stats(), and a NOTICE says how many "
+            "CONFLICT. Rows past the limit are still counted by ingest.last_copy_stats(), and a "
+            "NOTICE says how many "
             "were not kept.",
             &copy_rejects_kept, 100000, 0, INT_MAX, PGC_USERSET, 0, nullptr, nullptr, nullptr);
         DefineCustomIntVariable(

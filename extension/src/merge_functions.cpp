@@ -154,14 +154,14 @@ PGI_FUNCTION(ingest_last_copy_stats) {
 
 PGI_FUNCTION(ingest_last_copy_rejects) {
     const auto& kept = session::last_rejects(GetUserId());
-    // In input order (they are kept in key order, as the merge meets them).
+    // In input order (they are kept as a heap on the line).
     std::vector<const RejectedRow*> rejects;
     rejects.reserve(kept.size());
     for (const RejectedRow& r : kept)
         rejects.push_back(&r);
-    std::stable_sort(rejects.begin(), rejects.end(), [](const RejectedRow* a, const RejectedRow* b) {
-        return a->line_number < b->line_number;
-    });
+    std::stable_sort(
+        rejects.begin(), rejects.end(),
+        [](const RejectedRow* a, const RejectedRow* b) { return a->line_number < b->line_number; });
     pg_call([&] {
         InitMaterializedSRF(fcinfo, 0);
         ReturnSetInfo* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);

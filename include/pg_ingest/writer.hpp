@@ -64,6 +64,9 @@ struct PG_INGEST_API WriterHooks {
     // the writer's timer thread), after the batch committed. If it throws, the batch's other
     // rejected rows are still reported, then its first exception propagates out of that flush
     // (from the timer thread: out of the next write()/flush()/close()); the batch stays committed.
+    // A row write() itself refuses (a value that does not fit, a NULL in a NOT NULL column, a
+    // key repeated under conflictmode strict) is reported from the thread calling write(),
+    // before it returns; an exception the hook throws then comes out of that write().
     std::function<void(const RejectedRow&)> on_reject;
     // Log lines. info and debug only when verbose; warnings and errors always. Messages name
     // tables, counts and SQLSTATEs, never connection secrets. Must not throw. Without a hook
