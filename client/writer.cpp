@@ -178,9 +178,10 @@ void Writer::Impl::add_write(Row row) {
         }
         lock.unlock();
         // Its SQLSTATE only: the message may quote the value.
-        log(LogLevel::info, "row " + std::to_string(number) + " of " + table_label() +
-                                " rejected when written [" + state + "]");
+        log(LogLevel::debug, "row " + std::to_string(number) + " of " + table_label() +
+                                 " rejected when written [" + state + "]");
         if (hooks.on_reject) {
+            std::lock_guard<std::mutex> hook_lock(reject_hook_mutex);
             hooks.on_reject(RejectedRow{number, false, state, error.what(), std::move(row)});
         }
         return;
@@ -280,6 +281,7 @@ void Writer::Impl::add_write(Row row) {
             throw named;
         }
         if (hooks.on_reject) {
+            std::lock_guard<std::mutex> hook_lock(reject_hook_mutex);
             hooks.on_reject(*duplicate);
         }
     }

@@ -239,6 +239,10 @@ struct __attribute__((visibility("hidden"))) Writer::Impl {
     std::string key_tuple;
 
     std::mutex batch_mutex;
+    // Held around every call of hooks.on_reject: write() reports the rows it refuses on the
+    // caller's thread while the writer's thread reports a batch's, and the hook is called by
+    // one thread at a time.
+    std::mutex reject_hook_mutex;
     Batch batch;
     std::uint64_t row_counter = 0;
     bool closed = false;

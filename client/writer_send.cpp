@@ -422,6 +422,7 @@ void Writer::Impl::send(Batch& sending, bool& drop) {
         rejects.begin(), rejects.end(),
         [](const RejectedRow& a, const RejectedRow& b) { return a.row_number < b.row_number; });
     if (hooks.on_reject) {
+        std::lock_guard<std::mutex> hook_lock(reject_hook_mutex);
         std::exception_ptr first;
         for (const auto& reject : rejects) {
             try {

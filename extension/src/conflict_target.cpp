@@ -304,8 +304,11 @@ ConflictTarget find_conflict_target(const MergeSpec& spec) {
         return t.keys == f.keys && t.eq_operators == f.eq_operators &&
                t.collations == f.collations && t.nulls_not_distinct == f.nulls_not_distinct;
     };
-    if (!candidates.empty() && std::all_of(candidates.begin(), candidates.end(), same_as_first))
+    if (!candidates.empty() && std::all_of(candidates.begin(), candidates.end(), same_as_first)) {
+        for (size_t i = 1; i < candidates.size(); i++)
+            candidates.front().equivalents.push_back(candidates[i].index);
         return candidates.front();
+    }
     if (candidates.empty()) {
         raise(ERRCODE_INVALID_COLUMN_REFERENCE,
               format("table \"%s\" has no primary key or unique index to detect conflicts on",

@@ -22,6 +22,9 @@ struct ConflictTarget {
     std::vector<Oid> eq_operators;  // btree "=" of the index opfamily, per key
     std::vector<Oid> collations;    // index collations, per key
     bool nulls_not_distinct = false;
+    // Other unique indexes that say the same (a duplicate index, with no primary key): a
+    // violation of one of them is a conflict on the key too.
+    std::vector<Oid> equivalents;
 };
 
 struct ResolvedMerge {

@@ -283,19 +283,24 @@ void MergeRun::count(const ChunkResult& r, int64_t groups, int64_t rows) {
         m_spec.on_progress(m_counts);
 }
 
-// A unique violation of the conflict index itself (or, on a partitioned target, of a
-// partition's index attached to it).
+// A unique violation of the conflict index itself, or of an index that says the same (or, on
+// a partitioned target, of a partition's index attached to one of them).
 bool MergeRun::is_arbiter_violation(const PgError& e) const {
     const ErrorData* ed = e.data();
     if (e.sqlerrcode() != ERRCODE_UNIQUE_VIOLATION || !ed->constraint_name || !ed->schema_name)
         return false;
-    const Oid arbiter = m_res.target.index;
+    std::vector<Oid> arbiters = m_res.target.equivalents;
+    arbiters.push_back(m_res.target.index);
     return pg_call([&] {
         Oid nsp = get_namespace_oid(ed->schema_name, true);
         Oid idx = OidIsValid(nsp) ? get_relname_relid(ed->constraint_name, nsp) : InvalidOid;
         if (!OidIsValid(idx))
             return false;
-        return idx == arbiter || list_member_oid(get_partition_ancestors(idx), arbiter);
+        List* ancestors = get_partition_ancestors(idx);
+        for (Oid arbiter : arbiters)
+            if (idx == arbiter || list_member_oid(ancestors, arbiter))
+                return true;
+        return false;
     });
 }
 

@@ -58,7 +58,7 @@ struct PG_INGEST_API WriterMetrics {
 // (is_transient_sqlstate) are retried; anything else is thrown as it is. Never throws.
 PG_INGEST_API bool is_row_error(const Error& error) noexcept;
 
-// Hooks run while the writer holds its flush lock: they must not call back into the writer.
+// Hooks may run while the writer holds its flush lock: they must not call back into the writer.
 struct PG_INGEST_API WriterHooks {
     // Called once per rejected row (exceptionmode=ignore), from the thread that flushed (possibly
     // the writer's timer thread), after the batch committed. If it throws, the batch's other
@@ -66,7 +66,8 @@ struct PG_INGEST_API WriterHooks {
     // (from the timer thread: out of the next write()/flush()/close()); the batch stays committed.
     // A row write() itself refuses (a value that does not fit, a NULL in a NOT NULL column, a
     // key repeated under conflictmode strict) is reported from the thread calling write(),
-    // before it returns; an exception the hook throws then comes out of that write().
+    // before it returns (without the flush lock); an exception the hook throws then comes out
+    // of that write(). The writer never calls it from two threads at once.
     std::function<void(const RejectedRow&)> on_reject;
     // Log lines. info and debug only when verbose; warnings and errors always. Messages name
     // tables, counts and SQLSTATEs, never connection secrets. Must not throw. Without a hook
@@ -202,7 +203,8 @@ class PG_INGEST_API Writer {
     // sent, if the key was in the table before the batch (23505, as one operation at a time).
     void write(Row row);
     // Deletes by key (values of the key columns, in key order). A tombstone: later writes of the
-    // key in the batch come after it. Throws Error 0A000 when the table has no key.
+    // key in the batch come after it. Throws Error 0A000 when the table has no key; a key value
+    // that does not fit its column, or NULL, throws in both exception modes (as write()'s key).
     void erase(Row key);
     // Sends everything buffered now and waits for it (see the error rules above).
     void flush();

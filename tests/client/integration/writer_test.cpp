@@ -1635,6 +1635,53 @@ BOOST_AUTO_TEST_CASE(verbose_logs_and_errors_never_carry_the_password) {
     BOOST_TEST(info_seen);  // verbose: the info lines came too
 }
 
+// on_reject is called by one thread at a time: write() reports the values it refuses on the
+// caller's thread while the writer's thread reports the rows the server refused in a batch it
+// sent (background flush), and the hook below is not thread-safe by itself.
+BOOST_AUTO_TEST_CASE(the_reject_hook_is_never_called_from_two_threads_at_once) {
+    Connection c = test::connect();
+    c.execute(
+        "DROP TABLE IF EXISTS wr_hook; CREATE TABLE wr_hook (id int PRIMARY KEY, v varchar(3), "
+        "n int CHECK (n >= 0))");
+    Options options;
+    options.exception_mode = ExceptionMode::ignore;
+    options.batch_size = 20;
+    options.batch_write_timeout = 0ms;
+    options.background_flush = true;
+    std::atomic<int> inside{0};
+    std::atomic<int> overlaps{0};
+    std::uint64_t reported = 0;  // guarded by the writer's one-at-a-time promise
+    WriterHooks hooks;
+    hooks.on_reject = [&](const RejectedRow&) {
+        if (inside.fetch_add(1) != 0) {
+            overlaps.fetch_add(1);
+        }
+        std::this_thread::sleep_for(2ms);
+        ++reported;
+        inside.fetch_sub(1);
+    };
+    std::uint64_t bad = 0;
+    {
+        Writer writer(make_pool(2), "wr_hook", {}, options, hooks);
+        for (int i = 1; i <= 400; ++i) {
+            if (i % 3 == 0) {
+                writer.write({i, "toolong", 1});  // refused by write()
+                ++bad;
+            } else if (i % 3 == 1) {
+                writer.write({i, "ok", -1});  // refused by the server, reported by a flush
+                ++bad;
+            } else {
+                writer.write({i, "ok", i});
+            }
+        }
+        writer.close();
+        BOOST_TEST(writer.metrics().rows_rejected == bad);
+    }
+    BOOST_TEST(overlaps.load() == 0);
+    BOOST_TEST(reported == bad);
+    BOOST_TEST(scalar(c, "SELECT count(*) FROM wr_hook") == std::to_string(400 - bad));
+}
+
 BOOST_AUTO_TEST_CASE(array_like_types_and_domain_not_null_are_refused_up_front) {
     Connection c = test::connect();
     c.execute("DROP TABLE IF EXISTS wr_vec; DROP DOMAIN IF EXISTS wr_nn");
