@@ -163,16 +163,26 @@ const char* to_string(ExceptionMode mode) noexcept {
     return mode == ExceptionMode::ignore ? "ignore" : "strict";
 }
 
+namespace {
+
+// An option's name as set() matches it: case-insensitive, a leading "sink." ignored.
+std::string option_name(std::string_view key) {
+    std::string name = lower(trim(key));
+    if (name.rfind("sink.", 0) == 0) {
+        name.erase(0, 5);
+    }
+    return name;
+}
+
+}  // namespace
+
 Options Options::from_map(const std::map<std::string, std::string>& settings) {
     Options options;
     // Keys differing only in case or in a "sink." prefix are one option: given twice, which
     // value wins would depend on the map's order, so neither does.
     std::map<std::string, std::string> seen;
     for (const auto& [key, value] : settings) {
-        std::string name = lower(trim(key));
-        if (name.rfind("sink.", 0) == 0) {
-            name.erase(0, 5);
-        }
+        const std::string name = option_name(key);
         const auto [at, fresh] = seen.emplace(name, key);
         if (!fresh) {
             throw Error(
@@ -183,11 +193,7 @@ Options Options::from_map(const std::map<std::string, std::string>& settings) {
     // writemode, when given, decides whatever usecopy says (a map has no order to go by).
     const bool has_writemode = seen.count("writemode") != 0;
     for (const auto& [key, value] : settings) {
-        std::string name = lower(trim(key));
-        if (name.rfind("sink.", 0) == 0) {
-            name.erase(0, 5);
-        }
-        if (name == "usecopy" && has_writemode) {
+        if (has_writemode && option_name(key) == "usecopy") {
             Options checked;
             checked.set(key, value);  // still a valid value, or the error naming it
             continue;
@@ -198,10 +204,7 @@ Options Options::from_map(const std::map<std::string, std::string>& settings) {
 }
 
 void Options::set(std::string_view raw_key, std::string_view value) {
-    std::string key = lower(trim(raw_key));
-    if (key.rfind("sink.", 0) == 0) {
-        key.erase(0, 5);
-    }
+    const std::string key = option_name(raw_key);
     constexpr auto max_size = std::numeric_limits<std::size_t>::max();
     if (key == "batchsize") {
         batch_size = parse_unsigned(key, value, 1, max_size, "a positive integer");
